@@ -1,0 +1,72 @@
+# luahost: a Lua 5.4 + libuv network host.
+#   make          build build/luahost (installs Debian deps first if needed)
+#   make run      build and start the main example server
+#   make test     run the busted suite inside luahost (private netns if able)
+#   make asan     build with ASan+UBSan into build/asan and run the suite
+#   make bench    measure against a plain C libuv server (bench/README.md)
+#   make lint     binding coverage and static checks
+#   make clean    remove build/
+
+CC      ?= cc
+OPT     ?= -O2 -g
+WARN    := -Wall -Wextra -Wshadow -Wmissing-declarations -Wwrite-strings
+LUA_INC := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+LIBDIR  := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)
+CFLAGS  += -std=c99 $(OPT) $(WARN) -D_GNU_SOURCE $(LUA_INC) -Ihost -Ibindings
+# Lua and libuv are linked statically; the whole Lua API is kept and exported
+# (-E) so that Lua C modules installed by Debian load with require.
+LIBS    := -Wl,-E -Wl,--whole-archive $(LIBDIR)/liblua5.4.a \
+           -Wl,--no-whole-archive $(LIBDIR)/libuv_a.a -lm -ldl -lpthread
+
+BUILD   ?= build
+SRCS    := $(wildcard host/*.c) $(wildcard bindings/*.c)
+LUASRC  := $(shell find lib -name '*.lua' | sort)
+OBJS    := $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/embed.o
+DEPS_OK := build/.deps-ok
+HEADERS := $(wildcard host/*.h) $(wildcard bindings/*.h)
+
+.PHONY: all deps run test asan bench lint clean
+
+all: $(BUILD)/luahost
+
+deps: $(DEPS_OK)
+
+$(DEPS_OK): vendor/packages.txt vendor/install.sh
+	@mkdir -p build
+	sh vendor/install.sh
+	@touch $@
+
+$(BUILD)/%.o: %.c $(HEADERS) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/embed.c: $(LUASRC) host/embed.sh | $(DEPS_OK)
+	@mkdir -p $(BUILD)
+	sh host/embed.sh $@ $(LUASRC)
+
+$(BUILD)/embed.o: $(BUILD)/embed.c host/runtime.h
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/luahost: $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+
+run: all
+	$(BUILD)/luahost scripts/http_server.lua 127.0.0.1 8080 scripts
+
+test: all
+	sh spec/run.sh $(BUILD)/luahost
+
+asan:
+	$(MAKE) BUILD=build/asan \
+	  OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" build/asan/luahost
+	LUAHOST_ASAN=1 sh spec/run.sh build/asan/luahost
+
+bench: all
+	$(MAKE) -C bench LUAHOST=$(CURDIR)/$(BUILD)/luahost
+
+lint: all
+	$(BUILD)/luahost spec/bindcov.lua
+
+clean:
+	rm -rf build

@@ -1,0 +1,244 @@
+/*
+** common.h: the one shared helper of the uv bindings.
+** See Copyright Notice in README.md
+**
+** Everything a binding needs lives here, in sections:
+**   context   - the per-state lh_ctx (loop, main thread, policy), reached
+**               through lua_getextraspace, never through a C global;
+**   results   - lh_fail / lh_result / lh_push_status: luv's error convention;
+**   checks    - argument checks that raise naming the argument;
+**   handles   - userdata <-> libuv handle, anchoring, callback slots;
+**   requests  - libuv requests that carry a callback and anchored data;
+**   dispatch  - lh_call, the single entry point for every call into Lua;
+**   tasks     - lh_resume, resuming a task coroutine from C.
+*/
+#ifndef LH_COMMON_H
+#define LH_COMMON_H
+
+#include <stddef.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <uv.h>
+
+/* {====================================================== context */
+
+typedef struct lh_ctx {
+  uv_loop_t *loop;
+  lua_State *L;          /* main thread: every callback runs on it */
+  int task_finish_ref;   /* task.lua's finish(co, ok, ...) or LUA_NOREF */
+  int exit_code;         /* process exit status once the loop stops */
+  int fatal;             /* an uncaught error asked the host to stop */
+  int exit_requested;    /* os.exit(code, true) asked for an orderly stop */
+  int shutting_down;     /* host is closing everything: no new Lua calls */
+  int callback_errors_fatal; /* policy: 1 = report and exit 1 (default) */
+  int in_run;            /* uv_run is on the C stack: do not re-enter */
+  int script_ran_loop;   /* the script called uv.run itself (luv style) */
+  int main_done;         /* the main task has finished */
+} lh_ctx;
+
+/* The context pointer is stored in the state's extra space, which every
+** coroutine inherits from the main thread at creation. */
+#define lh_getctx(L) (*(lh_ctx **)lua_getextraspace(L))
+#define lh_setctx(L, c) (*(lh_ctx **)lua_getextraspace(L) = (c))
+
+/* }====================================================== */
+
+/* {====================================================== results */
+
+/* Push nil, "ENAME: message", "ENAME"; returns 3. */
+int lh_fail(lua_State *L, int status);
+/* status < 0: lh_fail; otherwise push the integer status; returns count. */
+int lh_result(lua_State *L, int status);
+/* For callbacks: push the error name, or nil when status >= 0. */
+void lh_push_status(lua_State *L, int status);
+
+/* }====================================================== */
+
+/* {====================================================== checks */
+
+/* A function, or a table/userdata with __call; raises otherwise. */
+void lh_check_callable(lua_State *L, int idx);
+/* Optional callable: returns 0 when absent (none or nil). */
+int lh_opt_callable(lua_State *L, int idx);
+/* An integer in [lo, hi]; raises naming the argument otherwise. */
+lua_Integer lh_check_range(lua_State *L, int idx, lua_Integer lo,
+                           lua_Integer hi);
+lua_Integer lh_opt_range(lua_State *L, int idx, lua_Integer def,
+                         lua_Integer lo, lua_Integer hi);
+/* Field of a table argument as boolean (absent -> 0); raises on bad type. */
+int lh_opt_boolfield(lua_State *L, int idx, const char *name);
+/* A signal given as a number or as a name ("sigint", "SIGINT", "int"). */
+int lh_check_signal(lua_State *L, int idx);
+/* Parse ip+port into a sockaddr; raises on a malformed address. */
+void lh_check_addr(lua_State *L, int ipidx, int portidx,
+                   struct sockaddr_storage *ss);
+/* Push {ip=, port=, family=} for a sockaddr; nil for an unknown family. */
+void lh_push_addr(lua_State *L, const struct sockaddr *sa);
+/* Family name as luv spells it ("inet", "inet6", "unix"...). */
+const char *lh_family_name(int family);
+/* "inet"/"inet6"/"unix"/"unspec" or a number -> AF_*; raises if unknown. */
+int lh_check_family(lua_State *L, int idx);
+
+/* }====================================================== */
+
+/* {====================================================== handles */
+
+enum { LH_CB_CLOSE, LH_CB_EVENT, LH_CB_AUX, LH_NCB };
+
+/*
+** Every Lua-visible libuv handle is one malloc'd block: this header, then
+** the libuv handle (sized by uv_handle_size). The userdata (the "box") only
+** holds a pointer to it, because libuv needs the memory until close_cb,
+** which may run after Lua has collected the box. While open, the handle
+** anchors its box with a registry ref, so it is never collected early;
+** close_cb drops the anchor, sets *box = NULL and frees the block.
+*/
+typedef struct lh_handle {
+  lh_ctx *ctx;            /* first: never equal to &lh_internal_tag */
+  struct lh_handle **box; /* the userdata, valid while anchored */
+  int ref;                /* registry ref anchoring the box */
+  int cb[LH_NCB];         /* callback refs, LUA_NOREF when unset */
+  void *extra;            /* per-type state (freed by free_extra) */
+  void (*free_extra)(struct lh_handle *h);
+  uv_handle_t *uv;        /* points just past this header */
+} lh_handle;
+
+#define LH_STREAM_MASK ((1 << UV_TCP) | (1 << UV_NAMED_PIPE) | (1 << UV_TTY))
+#define LH_SOCKET_MASK ((1 << UV_TCP) | (1 << UV_NAMED_PIPE) | (1 << UV_UDP))
+#define LH_ANY_MASK (~0)
+
+/* Allocate an lh_handle for a uv handle of `type`, push its box (metatable
+** set, anchored). The uv handle is NOT initialized: the caller calls
+** uv_<type>_init and, if that fails, lh_handle_abort. */
+lh_handle *lh_handle_new(lua_State *L, uv_handle_type type);
+/* Undo lh_handle_new when uv_*_init failed: frees, box marked closed. */
+void lh_handle_abort(lua_State *L, lh_handle *h);
+/* Check arg idx is an open handle whose type is in mask; raises
+** "attempt to use a closed handle" for a closing or closed one. */
+lh_handle *lh_check_handle(lua_State *L, int idx, int mask);
+/* Same but accepts closing/closed handles: returns NULL when closed. */
+lh_handle *lh_check_handle_any(lua_State *L, int idx, int mask);
+/* Start closing h (idempotent); the close callback slot is already set. */
+void lh_handle_close(lh_handle *h);
+/* Set callback slot from arg idx (must be callable); replaces the old. */
+void lh_set_cb(lua_State *L, lh_handle *h, int slot, int idx);
+void lh_unset_cb(lua_State *L, lh_handle *h, int slot);
+/* Push the callback of slot on ctx->L; returns 0 (pushes nothing) if unset. */
+int lh_push_cb(lh_handle *h, int slot);
+/* Push the handle's box (its userdata) on L. */
+void lh_push_handle(lua_State *L, lh_handle *h);
+/* Register the metatable "uv_<name>" for a handle type: __index gets the
+** generic handle methods, stream methods when stream is set, then own. */
+void lh_new_metatable(lua_State *L, const char *tname, const luaL_Reg *own,
+                      int stream);
+/* Typed view of the uv handle. */
+#define lh_uv(h, T) ((T *)(h)->uv)
+
+/*
+** Host-internal handles (the REPL's stdin, the SIGINT watcher) point their
+** data at an lh_internal: uv.walk skips them and shutdown closes them with
+** their own close_cb. Every other handle's data is an lh_handle.
+*/
+typedef struct lh_internal {
+  const char *tag;       /* == &lh_internal_tag */
+  uv_close_cb close_cb;
+} lh_internal;
+extern const char lh_internal_tag;
+#define lh_is_internal(uvh) \
+  ((uvh)->data == NULL || *(const char **)(uvh)->data == &lh_internal_tag)
+
+/* Methods every handle has (handle.c) and every stream has (stream.c). */
+extern const luaL_Reg lh_handle_methods[];
+extern const luaL_Reg lh_stream_methods[];
+
+/* }====================================================== */
+
+/* {====================================================== requests */
+
+/*
+** A request (connect, write, shutdown, send, getaddrinfo...) is malloc'd
+** with this header in front. cb_ref holds the Lua callback (or LUA_NOREF),
+** data_ref anchors what must live until completion (strings being written,
+** the handle). lh_req_free releases both and frees. Rule: if the uv_* call
+** fails synchronously, free the request there and never call back.
+*/
+typedef struct lh_req {
+  lh_ctx *ctx;
+  int cb_ref;
+  int data_ref;
+  int handle_ref;
+  void *extra;
+} lh_req;
+
+/* Allocate a request of `size` bytes for the libuv request struct; the
+** callable at cbidx (0 = none) is referenced. */
+lh_req *lh_req_new(lua_State *L, size_t size, int cbidx);
+#define lh_req_uv(r, T) ((T *)((r) + 1))
+#define lh_req_of(uvreq) (((lh_req *)(uvreq)) - 1)
+void lh_req_free(lh_req *r);
+/* Push the request's callback; 0 if none. */
+int lh_req_push_cb(lh_req *r);
+
+/* }====================================================== */
+
+/* {====================================================== dispatch */
+
+/*
+** lh_call: the function and nargs arguments are on ctx->L. Calls it in
+** protected mode with a traceback handler; on error reports it through
+** lh_report and applies the callback-error policy (default: stop the loop,
+** exit status 1). Always leaves the stack as it was below the function.
+** Returns the lua_pcall status.
+*/
+int lh_call(lh_ctx *ctx, int nargs);
+/* The message handler (error -> string with traceback). */
+int lh_msghandler(lua_State *L);
+/* Print "luahost: msg" to stderr. */
+void lh_report(const char *msg);
+/* Ask the host to stop: exit code, loop stopped. */
+void lh_fatal(lh_ctx *ctx, int code);
+
+/* }====================================================== */
+
+/* {====================================================== tasks */
+
+/*
+** Resume coroutine co with nargs values already pushed on co. A yield is
+** the normal case: its values are dropped. When co finishes or fails,
+** task.lua's finish hook runs as finish(co, ok, results... | err), where err
+** carries co's traceback. Resuming a coroutine that is not suspended is a
+** no-op (a cancelled task that an event still refers to).
+*/
+void lh_resume(lh_ctx *ctx, lua_State *co, int nargs);
+/* Start a fresh coroutine (function + nargs args on co), same outcome
+** handling as lh_resume. */
+void lh_start(lh_ctx *ctx, lua_State *co, int nargs);
+/* The error value os.exit(code, true) raises to unwind to the host. */
+void *lh_exit_marker(void);
+/* close method shared by every handle (also __close). */
+int lh_handle_close_method(lua_State *L);
+
+/* }====================================================== */
+
+/* Openers, one per binding file; each adds to the uv table on top. */
+void lh_loop_open(lua_State *L);
+void lh_handle_open(lua_State *L);
+void lh_timer_open(lua_State *L);
+void lh_stream_open(lua_State *L);
+void lh_tcp_open(lua_State *L);
+void lh_udp_open(lua_State *L);
+void lh_pipe_open(lua_State *L);
+void lh_tty_open(lua_State *L);
+void lh_process_open(lua_State *L);
+void lh_signal_open(lua_State *L);
+void lh_poll_open(lua_State *L);
+void lh_watchers_open(lua_State *L);
+void lh_dns_open(lua_State *L);
+void lh_netdb_open(lua_State *L);
+void lh_sockopt_open(lua_State *L);
+void lh_misc_open(lua_State *L);
+
+int luaopen_uv(lua_State *L);
+
+#endif

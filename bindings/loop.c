@@ -1,0 +1,109 @@
+/*
+** loop.c: the event loop (run, stop, now, update_time, loop_alive, walk,
+** hrtime, backend_fd, backend_timeout).
+** See Copyright Notice in README.md
+*/
+#include "common.h"
+
+/* uv.run([mode]): "default" | "once" | "nowait". Running the loop from
+** inside a callback would re-enter libuv, which it forbids: raise. */
+static int loop_run(lua_State *L) {
+  static const char *const modes[] = {"default", "once", "nowait", NULL};
+  static const uv_run_mode values[] = {UV_RUN_DEFAULT, UV_RUN_ONCE,
+                                       UV_RUN_NOWAIT};
+  lh_ctx *ctx = lh_getctx(L);
+  int mode = luaL_checkoption(L, 1, "default", modes);
+  int ret;
+  if (ctx->in_run)
+    return luaL_error(L, "uv.run: the loop is already running");
+  if (ctx->fatal || ctx->exit_requested) { /* host is stopping */
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  ctx->in_run = 1;
+  ctx->script_ran_loop = 1;
+  ret = uv_run(ctx->loop, values[mode]);
+  ctx->in_run = 0;
+  if (ctx->fatal || ctx->exit_requested) /* an error stopped it: unwind */
+    return luaL_error(L, "uv.run: stopped by an uncaught error");
+  if (ret < 0) return lh_fail(L, ret);
+  lua_pushboolean(L, ret != 0);
+  return 1;
+}
+
+static int loop_stop(lua_State *L) {
+  uv_stop(lh_getctx(L)->loop);
+  return 0;
+}
+
+static int loop_alive(lua_State *L) {
+  lua_pushboolean(L, uv_loop_alive(lh_getctx(L)->loop));
+  return 1;
+}
+
+static int loop_now(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)uv_now(lh_getctx(L)->loop));
+  return 1;
+}
+
+static int loop_update_time(lua_State *L) {
+  uv_update_time(lh_getctx(L)->loop);
+  return 0;
+}
+
+static int loop_hrtime(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)uv_hrtime());
+  return 1;
+}
+
+static int loop_backend_fd(lua_State *L) {
+  lua_pushinteger(L, uv_backend_fd(lh_getctx(L)->loop));
+  return 1;
+}
+
+static int loop_backend_timeout(lua_State *L) {
+  lua_pushinteger(L, uv_backend_timeout(lh_getctx(L)->loop));
+  return 1;
+}
+
+/* Collect first, call after: a callback may close handles, and libuv's
+** walk must not see its queue change under it. Host-internal handles
+** are not shown. */
+static void collect_cb(uv_handle_t *uvh, void *arg) {
+  lua_State *L = (lua_State *)arg;
+  lh_handle *h = (lh_handle *)uvh->data;
+  if (lh_is_internal(uvh) || h->ref == LUA_NOREF) return;
+  lh_push_handle(L, h);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+}
+
+static int loop_walk(lua_State *L) {
+  lua_Integer i, n;
+  lh_check_callable(L, 1);
+  lua_newtable(L);
+  uv_walk(lh_getctx(L)->loop, collect_cb, L);
+  n = (lua_Integer)lua_rawlen(L, 2);
+  for (i = 1; i <= n; i++) {
+    lua_pushvalue(L, 1);
+    lua_rawgeti(L, 2, i);
+    lua_call(L, 1, 0);
+  }
+  return 0;
+}
+
+static const luaL_Reg loop_functions[] = {
+  {"backend_fd", loop_backend_fd},
+  {"backend_timeout", loop_backend_timeout},
+  {"hrtime", loop_hrtime},
+  {"loop_alive", loop_alive},
+  {"now", loop_now},
+  {"run", loop_run},
+  {"stop", loop_stop},
+  {"update_time", loop_update_time},
+  {"walk", loop_walk},
+  {NULL, NULL}
+};
+
+void lh_loop_open(lua_State *L) {
+  luaL_setfuncs(L, loop_functions, 0);
+}

@@ -1,0 +1,9 @@
+/*
+** poll.c: (not yet written) see DESIGN.md.
+** See Copyright Notice in README.md
+*/
+#include "common.h"
+
+void lh_poll_open(lua_State *L) {
+  (void)L;
+}

@@ -1,0 +1,9 @@
+/*
+** signal.c: (not yet written) see DESIGN.md.
+** See Copyright Notice in README.md
+*/
+#include "common.h"
+
+void lh_signal_open(lua_State *L) {
+  (void)L;
+}

@@ -1,0 +1,9 @@
+/*
+** tcp.c: (not yet written) see DESIGN.md.
+** See Copyright Notice in README.md
+*/
+#include "common.h"
+
+void lh_tcp_open(lua_State *L) {
+  (void)L;
+}

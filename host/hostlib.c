@@ -1,0 +1,70 @@
+/*
+** hostlib.c: the "luahost" module, what the Lua side (task.lua, net.lua)
+** needs from the host: resuming tasks through the one C path, reporting,
+** stopping, and facts about this process.
+** See Copyright Notice in README.md
+*/
+#include "runtime.h"
+
+/* luahost.resume(co, ...): wake a suspended task (stale wake-ups of a
+** finished or cancelled task are ignored), the same path C events use. */
+static int hostlib_resume(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  int n = lua_gettop(L) - 1;
+  luaL_argexpected(L, co != NULL, 1, "thread");
+  if (co == L) return luaL_argerror(L, 1, "cannot resume itself");
+  luaL_checkstack(co, n, "too many arguments to resume");
+  lua_xmove(L, co, n);
+  lh_resume(lh_getctx(L), co, n);
+  return 0;
+}
+
+/* luahost.start(co, ...): run a fresh coroutine (from coroutine.create)
+** until its first wait, with the same outcome handling as a resume. */
+static int hostlib_start(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  int n = lua_gettop(L) - 1;
+  luaL_argexpected(L, co != NULL, 1, "thread");
+  luaL_argcheck(L, lua_status(co) == LUA_OK && lua_gettop(co) == 1 &&
+                lua_type(co, 1) == LUA_TFUNCTION, 1,
+                "coroutine already started");
+  luaL_checkstack(co, n, "too many arguments to start");
+  lua_xmove(L, co, n);
+  lh_start(lh_getctx(L), co, n);
+  return 0;
+}
+
+/* luahost.report(msg): print "luahost: msg" on stderr. */
+static int hostlib_report(lua_State *L) {
+  lh_report(luaL_checkstring(L, 1));
+  return 0;
+}
+
+/* luahost.fatal(code): stop the loop; the process exits with code. */
+static int hostlib_fatal(lua_State *L) {
+  lh_fatal(lh_getctx(L), (int)luaL_optinteger(L, 1, 1));
+  return 0;
+}
+
+/* luahost.main_done(): the main task finished (task.lua tells us). */
+static int hostlib_main_done(lua_State *L) {
+  lh_getctx(L)->main_done = 1;
+  return 0;
+}
+
+static const luaL_Reg hostlib_functions[] = {
+  {"fatal", hostlib_fatal},
+  {"main_done", hostlib_main_done},
+  {"report", hostlib_report},
+  {"resume", hostlib_resume},
+  {"start", hostlib_start},
+  {NULL, NULL}
+};
+
+int luaopen_luahost(lua_State *L);
+int luaopen_luahost(lua_State *L) {
+  luaL_newlib(L, hostlib_functions);
+  lua_pushliteral(L, HOST_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

@@ -1,0 +1,202 @@
+/*
+** runtime.c: the state, the embedded modules, the main task, the loop
+** driver and the orderly shutdown (STYLE practice 10).
+** See Copyright Notice in README.md
+*/
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lualib.h>
+
+#include "runtime.h"
+
+int luaopen_luahost(lua_State *L);
+
+/* {====================================================== state */
+
+/* Loader for an embedded module: upvalue 1 is its index in host_modules. */
+static int load_embedded(lua_State *L) {
+  const host_module *m = &host_modules[lua_tointeger(L,
+                                                     lua_upvalueindex(1))];
+  if (luaL_loadbuffer(L, m->source, m->size, m->chunkname) != LUA_OK)
+    return lua_error(L);
+  lua_pushstring(L, m->name);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* require "luv" is require "uv": one module, one table. */
+static int load_luv(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "uv");
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/*
+** os.exit(code [, close]). Without close it exits at once, as Lua's does.
+** With close it must not lua_close from inside a callback (luv #599): it
+** records the code and raises a marker that unwinds to the host, which
+** then stops the loop and shuts down in order.
+*/
+static int host_os_exit(lua_State *L) {
+  lh_ctx *ctx = lh_getctx(L);
+  int status;
+  if (lua_isboolean(L, 1))
+    status = lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
+  else
+    status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
+  if (!lua_toboolean(L, 2)) {
+    fflush(NULL);
+    exit(status);
+  }
+  ctx->exit_code = status;
+  ctx->exit_requested = 1;
+  uv_stop(ctx->loop);
+  lua_pushlightuserdata(L, lh_exit_marker());
+  return lua_error(L);
+}
+
+lua_State *host_newstate(lh_ctx *ctx) {
+  lua_State *L = luaL_newstate();
+  int i;
+  if (L == NULL) return NULL;
+  lh_setctx(L, ctx);
+  ctx->L = L;
+  luaL_openlibs(L);
+  lua_getglobal(L, "os");
+  lua_pushcfunction(L, host_os_exit);
+  lua_setfield(L, -2, "exit");
+  lua_pop(L, 1);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_uv);
+  lua_setfield(L, -2, "uv");
+  lua_pushcfunction(L, load_luv);
+  lua_setfield(L, -2, "luv");
+  lua_pushcfunction(L, luaopen_luahost);
+  lua_setfield(L, -2, "luahost");
+  for (i = 0; host_modules[i].name != NULL; i++) {
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, load_embedded, 1);
+    lua_setfield(L, -2, host_modules[i].name);
+  }
+  lua_pop(L, 1);
+  return L;
+}
+
+/* }====================================================== */
+
+/* {====================================================== calls */
+
+int host_report(lua_State *L, int status) {
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    if (msg == NULL) msg = "(error object is not a string)";
+    lh_report(msg);
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+int host_docall(lua_State *L, int narg, int nres) {
+  int base = lua_gettop(L) - narg; /* function index */
+  int status;
+  lua_pushcfunction(L, lh_msghandler);
+  lua_insert(L, base); /* put it under function and args */
+  status = lua_pcall(L, narg, nres, base);
+  lua_remove(L, base); /* remove message handler from the stack */
+  return status;
+}
+
+/* }====================================================== */
+
+/* {====================================================== main task */
+
+/* Runs the steps the command line asked for (-e, -l, the script, the
+** REPL) in order, inside one coroutine: any of them may block. */
+static const char main_runner[] =
+  "local steps = ...\n"
+  "for i = 1, #steps do\n"
+  "  local s = steps[i]\n"
+  "  s[1](table.unpack(s, 2, s.n))\n"
+  "end\n";
+
+void host_start_main(lh_ctx *ctx, lua_State *L) {
+  lua_State *co;
+  int steps = lua_gettop(L);
+  /* task.lua owns task bookkeeping; it hands us its finish hook. */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "task");
+  if (host_docall(L, 1, 1) != LUA_OK) {
+    host_report(L, LUA_ERRRUN);
+    lh_fatal(ctx, 1);
+    lua_settop(L, steps - 1);
+    return;
+  }
+  lua_getfield(L, -1, "_finish");
+  ctx->task_finish_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  co = lua_newthread(L);
+  lua_getfield(L, -2, "_adopt"); /* task._adopt(co, true) */
+  lua_pushvalue(L, -2);
+  lua_pushboolean(L, 1);
+  lua_call(L, 2, 0);
+  if (luaL_loadbuffer(co, main_runner, sizeof(main_runner) - 1,
+                      "=[main]") != LUA_OK) {
+    lh_report(lua_tostring(co, -1));
+    lh_fatal(ctx, 1);
+    lua_settop(L, steps - 1);
+    return;
+  }
+  lua_pushvalue(L, steps);
+  lua_xmove(L, co, 1);
+  lua_settop(L, steps - 1); /* drop steps, task table; co is anchored by
+                               task._adopt */
+  lh_start(ctx, co, 1);
+}
+
+/* }====================================================== */
+
+/* {====================================================== loop */
+
+void host_run_loop(lh_ctx *ctx) {
+  /* A luv-style script that ran the loop itself is done when its main
+  ** chunk is; otherwise run until nothing referenced is alive. */
+  if (ctx->fatal || ctx->exit_requested) return;
+  if (ctx->script_ran_loop && ctx->main_done) return;
+  ctx->in_run = 1;
+  uv_run(ctx->loop, UV_RUN_DEFAULT);
+  ctx->in_run = 0;
+}
+
+static void close_walk_cb(uv_handle_t *uvh, void *arg) {
+  (void)arg;
+  if (uv_is_closing(uvh)) return;
+  if (uvh->data == NULL)
+    uv_close(uvh, NULL);
+  else if (lh_is_internal(uvh))
+    uv_close(uvh, ((lh_internal *)uvh->data)->close_cb);
+  else
+    lh_handle_close((lh_handle *)uvh->data);
+}
+
+int host_shutdown(lh_ctx *ctx, lua_State *L) {
+  int i;
+  /* Close everything, then run so the close callbacks reach a live Lua
+  ** state; callbacks may open new handles, so repeat, bounded. */
+  ctx->shutting_down = 1;
+  for (i = 0; i < 16 && uv_loop_alive(ctx->loop); i++) {
+    uv_walk(ctx->loop, close_walk_cb, NULL);
+    uv_run(ctx->loop, UV_RUN_DEFAULT);
+  }
+  ctx->shutting_down = 2;
+  uv_walk(ctx->loop, close_walk_cb, NULL);
+  uv_run(ctx->loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(ctx->loop) != 0)
+    lh_report("warning: the loop still had live handles at exit");
+  lua_close(L);
+  return ctx->exit_code;
+}
+
+/* }====================================================== */

@@ -1,0 +1,41 @@
+#!/bin/sh
+# spec/run.sh LUAHOST [busted args...]
+# Runs the busted suite inside LUAHOST (so every spec exercises the real
+# embedded runtime), in a private network namespace when the machine allows
+# it (unshare -n, then lo up): no packet can leave the machine. Ends with
+# the plain line "N passed, M failed, K skipped".
+set -u
+luahost=$1
+shift
+case "$luahost" in /*) ;; *) luahost="$(pwd)/$luahost" ;; esac
+export LUAHOST="$luahost"
+
+if [ "${LUAHOST_NETNS:-}" != 1 ]; then
+  if unshare -n sh -c 'ip link set lo up' 2>/dev/null; then
+    echo "spec/run.sh: running inside a private network namespace"
+    exec unshare -n sh -c 'ip link set lo up && LUAHOST_NETNS=1 exec sh "$0" "$@"' \
+      "$0" "$luahost" "$@"
+  fi
+  echo "spec/run.sh: cannot make a private network namespace" \
+       "(unshare -n needs root or user namespaces): network specs that" \
+       "need isolation will be pending"
+  export LUAHOST_NETNS=0
+fi
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+"$luahost" /usr/bin/busted --output=utfTerminal "$@" 2>&1 | tee "$out"
+status=$(tail -n 1 "$out" >/dev/null; echo 0)
+# Summary line of busted: "N successes / N failures / N errors / N pending"
+summary=$(sed -e 's/\x1b\[[0-9;]*m//g' "$out" | grep -E '[0-9]+ success' | tail -n 1)
+if [ -z "$summary" ]; then
+  echo "spec/run.sh: busted printed no summary (crashed?)"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+n() { echo "$summary" | grep -oE "[0-9]+ $1" | grep -oE '^[0-9]+' || echo 0; }
+passed=$(n success); failures=$(n failure); errors=$(n error); pending=$(n pending)
+failed=$((failures + errors))
+echo "$passed passed, $failed failed, $pending skipped"
+[ "$failed" = 0 ] || exit 1
+exit "$status"
