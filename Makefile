@@ -12,18 +12,18 @@ OPT     ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wmissing-declarations -Wwrite-strings
 LUA_INC := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LIBDIR  := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)
-CFLAGS  += -std=c99 $(OPT) $(WARN) -D_GNU_SOURCE $(LUA_INC) -Ihost -Ibindings
+CFLAGS  += -std=c99 $(OPT) $(WARN) -D_GNU_SOURCE $(LUA_INC) -Ihost -Ibindings -Ilib
 # Lua and libuv are linked statically; the whole Lua API is kept and exported
 # (-E) so that Lua C modules installed by Debian load with require.
 LIBS    := -Wl,-E -Wl,--whole-archive $(LIBDIR)/liblua5.4.a \
            -Wl,--no-whole-archive $(LIBDIR)/libuv_a.a -lm -ldl -lpthread
 
 BUILD   ?= build
-SRCS    := $(wildcard host/*.c) $(wildcard bindings/*.c)
+SRCS    := $(wildcard host/*.c) $(wildcard bindings/*.c) $(wildcard lib/*.c)
 LUASRC  := $(shell find lib -name '*.lua' | sort)
 OBJS    := $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/embed.o
 DEPS_OK := build/.deps-ok
-HEADERS := $(wildcard host/*.h) $(wildcard bindings/*.h)
+HEADERS := $(wildcard host/*.h) $(wildcard bindings/*.h) $(wildcard lib/*.h)
 
 .PHONY: all deps run test asan bench lint clean
 

@@ -336,13 +336,14 @@ static int handle_tostring(lua_State *L) {
 int lh_handle_close_method(lua_State *L) { return handle_close(L); }
 
 void lh_new_metatable(lua_State *L, const char *tname, const luaL_Reg *own,
-                      int stream) {
+                      int flags) {
   luaL_newmetatable(L, tname);
   lua_pushboolean(L, 1);
   lua_rawsetp(L, -2, &handle_mt_key);
   lua_newtable(L); /* __index */
   luaL_setfuncs(L, lh_handle_methods, 0);
-  if (stream) luaL_setfuncs(L, lh_stream_methods, 0);
+  if (flags & LH_MT_STREAM) luaL_setfuncs(L, lh_stream_methods, 0);
+  if (flags & LH_MT_SOCKET) luaL_setfuncs(L, lh_sockopt_methods, 0);
   if (own) luaL_setfuncs(L, own, 0);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, handle_gc);

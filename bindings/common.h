@@ -129,9 +129,12 @@ int lh_push_cb(lh_handle *h, int slot);
 /* Push the handle's box (its userdata) on L. */
 void lh_push_handle(lua_State *L, lh_handle *h);
 /* Register the metatable "uv_<name>" for a handle type: __index gets the
-** generic handle methods, stream methods when stream is set, then own. */
+** generic handle methods, the stream methods (LH_MT_STREAM), the socket
+** option methods setopt/getopt (LH_MT_SOCKET), then own. */
+#define LH_MT_STREAM 1
+#define LH_MT_SOCKET 2
 void lh_new_metatable(lua_State *L, const char *tname, const luaL_Reg *own,
-                      int stream);
+                      int flags);
 /* Typed view of the uv handle. */
 #define lh_uv(h, T) ((T *)(h)->uv)
 
@@ -148,9 +151,17 @@ extern const char lh_internal_tag;
 #define lh_is_internal(uvh) \
   ((uvh)->data == NULL || *(const char **)(uvh)->data == &lh_internal_tag)
 
-/* Methods every handle has (handle.c) and every stream has (stream.c). */
+/* Methods every handle has (handle.c), every stream has (stream.c), and
+** every socket handle has (sockopt.c: setopt, getopt). */
 extern const luaL_Reg lh_handle_methods[];
 extern const luaL_Reg lh_stream_methods[];
+extern const luaL_Reg lh_sockopt_methods[];
+
+/* Socket options by name on a raw fd (sockopt.c), for net and the uv
+** methods alike: set takes the name at nameidx and the value at validx and
+** returns lh_result-style counts; get pushes the typed value (or fail). */
+int lh_sockopt_set(lua_State *L, uv_os_fd_t fd, int nameidx, int validx);
+int lh_sockopt_get(lua_State *L, uv_os_fd_t fd, int nameidx);
 
 /* }====================================================== */
 

@@ -59,6 +59,14 @@ static int host_os_exit(lua_State *L) {
   return lua_error(L);
 }
 
+/* The C modules built into the binary, preloaded by name. */
+static const luaL_Reg c_modules[] = {
+  {"luahost", luaopen_luahost},
+  {"luv", load_luv},
+  {"uv", luaopen_uv},
+  {NULL, NULL}
+};
+
 lua_State *host_newstate(lh_ctx *ctx) {
   lua_State *L = luaL_newstate();
   int i;
@@ -71,12 +79,10 @@ lua_State *host_newstate(lh_ctx *ctx) {
   lua_setfield(L, -2, "exit");
   lua_pop(L, 1);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  lua_pushcfunction(L, luaopen_uv);
-  lua_setfield(L, -2, "uv");
-  lua_pushcfunction(L, load_luv);
-  lua_setfield(L, -2, "luv");
-  lua_pushcfunction(L, luaopen_luahost);
-  lua_setfield(L, -2, "luahost");
+  for (i = 0; c_modules[i].name != NULL; i++) {
+    lua_pushcfunction(L, c_modules[i].func);
+    lua_setfield(L, -2, c_modules[i].name);
+  }
   for (i = 0; host_modules[i].name != NULL; i++) {
     lua_pushinteger(L, i);
     lua_pushcclosure(L, load_embedded, 1);
