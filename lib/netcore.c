@@ -653,24 +653,34 @@ static int conn_fd(lua_State *L, uv_os_fd_t *fd) {
   return uv_fileno((*ud)->h->uv, fd);
 }
 
-static int conn_setopt(lua_State *L) {
-  uv_os_fd_t fd;
-  int r = conn_fd(L, &fd);
-  if (r < 0) return fail_str(L, r == UV_EBADF ? "closed" : errname(r));
-  luaL_checkany(L, 3);
-  r = lh_sockopt_set(L, fd, 2, 3);
-  if (r == 1 && lua_isinteger(L, -1)) { /* success: chain */
+/* lh_sockopt_* answer luv-style (nil, "ENAME: msg", "ENAME"): keep the
+** short name; set returns the socket so calls chain. */
+static int sockopt_result(lua_State *L, int r, int chain) {
+  if (r >= 3 && lua_isnil(L, -r)) {
+    const char *name = lua_tostring(L, -1);
+    return fail_str(L, name ? name : "EINVAL");
+  }
+  if (chain) {
     lua_settop(L, 1);
     return 1;
   }
   return r;
 }
 
+static int conn_setopt(lua_State *L) {
+  uv_os_fd_t fd;
+  int r = conn_fd(L, &fd);
+  if (r < 0) return fail_str(L, r == UV_EBADF ? "closed" : errname(r));
+  luaL_checkany(L, 3);
+  r = lh_sockopt_set(L, fd, 2, 3);
+  return sockopt_result(L, r, 1);
+}
+
 static int conn_getopt(lua_State *L) {
   uv_os_fd_t fd;
   int r = conn_fd(L, &fd);
   if (r < 0) return fail_str(L, r == UV_EBADF ? "closed" : errname(r));
-  return lh_sockopt_get(L, fd, 2);
+  return sockopt_result(L, lh_sockopt_get(L, fd, 2), 0);
 }
 
 static int conn_getfd(lua_State *L) {
