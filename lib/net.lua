@@ -23,7 +23,7 @@ net.defaults = {
   write_hwm = 64 * 1024,    -- write blocks while more is queued (bytes)
 }
 
-local own, spawn = task._own, task.spawn
+local own, spawn_light = task._own, task._spawn_light
 local wait = task._wait
 local resume = require("luahost").resume
 
@@ -298,7 +298,7 @@ function Server:serve(handler)
     local conn, err = accept(self)
     if conn then
       st.active = st.active + 1
-      spawn(run_handler, st, handler, conn)
+      spawn_light(run_handler, st, handler, conn)
     elseif err == "closed" then
       return true
     elseif err ~= "timeout" then
