@@ -447,6 +447,19 @@ int lh_call(lh_ctx *ctx, int nargs) {
 
 /* {====================================================== tasks */
 
+/* Push on L the message of the error value on top of co, lua.c style. */
+static const char *error_text(lua_State *L, lua_State *co) {
+  const char *msg = lua_tostring(co, -1);
+  if (msg != NULL) return lua_pushstring(L, msg);
+  if (luaL_callmeta(co, -1, "__tostring") && lua_isstring(co, -1)) {
+    msg = lua_pushstring(L, lua_tostring(co, -1));
+    lua_pop(co, 1);
+    return msg;
+  }
+  return lua_pushfstring(L, "(error object is a %s value)",
+                         luaL_typename(co, -1));
+}
+
 static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
   lua_State *L = ctx->L;
   int nres, status = lua_resume(co, L, nargs, &nres);
@@ -461,9 +474,9 @@ static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
   }
   if (ctx->task_finish_ref == LUA_NOREF) { /* no task module: be plain */
     if (status != LUA_OK) {
-      luaL_traceback(L, co, luaL_tolstring(co, -1, NULL), 0);
+      luaL_traceback(L, co, error_text(L, co), 0);
       lh_report(lua_tostring(L, -1));
-      lua_pop(L, 1);
+      lua_pop(L, 2);
       lh_fatal(ctx, 1);
     }
     lua_settop(co, 0);
@@ -481,8 +494,8 @@ static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
   } else {
     /* The message with the coroutine's own traceback, taken now, before
     ** the hook closes the coroutine; then the original error value. */
-    luaL_traceback(L, co, luaL_tolstring(co, -1, NULL), 0);
-    lua_pop(co, 1);   /* the string made by luaL_tolstring */
+    luaL_traceback(L, co, error_text(L, co), 0);
+    lua_remove(L, -2);   /* the bare message */
     lua_xmove(co, L, 1); /* the error value */
     lua_settop(co, 0);
     lh_call(ctx, 4); /* finish(co, false, traceback, errvalue) */
