@@ -273,6 +273,8 @@ static void handle_close_cb(uv_handle_t *uvh) {
   free(h);
 }
 
+void lh_handle_close_cb(uv_handle_t *uvh) { handle_close_cb(uvh); }
+
 void lh_handle_close(lh_handle *h) {
   if (!uv_is_closing(h->uv)) uv_close(h->uv, handle_close_cb);
 }

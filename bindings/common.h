@@ -35,6 +35,8 @@ typedef struct lh_ctx {
   int in_run;            /* uv_run is on the C stack: do not re-enter */
   int script_ran_loop;   /* the script called uv.run itself (luv style) */
   int main_done;         /* the main task has finished */
+  char *readbuf;         /* stream.c's shared read buffer (lazy, malloc'd;
+                            the host frees it at shutdown) */
 } lh_ctx;
 
 /* The context pointer is stored in the state's extra space, which every
@@ -121,6 +123,9 @@ lh_handle *lh_check_handle(lua_State *L, int idx, int mask);
 lh_handle *lh_check_handle_any(lua_State *L, int idx, int mask);
 /* Start closing h (idempotent); the close callback slot is already set. */
 void lh_handle_close(lh_handle *h);
+/* The close_cb lh_handle_close passes to uv_close, for the calls that close
+** a handle themselves (uv_tcp_close_reset). */
+void lh_handle_close_cb(uv_handle_t *uvh);
 /* Set callback slot from arg idx (must be callable); replaces the old. */
 void lh_set_cb(lua_State *L, lh_handle *h, int slot, int idx);
 void lh_unset_cb(lua_State *L, lh_handle *h, int slot);
