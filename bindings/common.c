@@ -88,17 +88,19 @@ int lh_opt_boolfield(lua_State *L, int idx, const char *name) {
   return v;
 }
 
-/* Signal names libuv users spell: "sigint", "SIGINT", "int". */
+/* Signal names libuv users spell: "sigint", "SIGINT", "int". The table
+** holds luv's spelling, which lh_signal_name returns. */
 static const struct { const char *name; int num; } signals[] = {
-  {"hup", SIGHUP}, {"int", SIGINT}, {"quit", SIGQUIT}, {"ill", SIGILL},
-  {"trap", SIGTRAP}, {"abrt", SIGABRT}, {"bus", SIGBUS}, {"fpe", SIGFPE},
-  {"kill", SIGKILL}, {"usr1", SIGUSR1}, {"segv", SIGSEGV},
-  {"usr2", SIGUSR2}, {"pipe", SIGPIPE}, {"alrm", SIGALRM},
-  {"term", SIGTERM}, {"chld", SIGCHLD}, {"cont", SIGCONT},
-  {"stop", SIGSTOP}, {"tstp", SIGTSTP}, {"ttin", SIGTTIN},
-  {"ttou", SIGTTOU}, {"urg", SIGURG}, {"xcpu", SIGXCPU},
-  {"xfsz", SIGXFSZ}, {"vtalrm", SIGVTALRM}, {"prof", SIGPROF},
-  {"winch", SIGWINCH}, {"io", SIGIO}, {"sys", SIGSYS}, {NULL, 0}
+  {"sighup", SIGHUP}, {"sigint", SIGINT}, {"sigquit", SIGQUIT},
+  {"sigill", SIGILL}, {"sigtrap", SIGTRAP}, {"sigabrt", SIGABRT},
+  {"sigbus", SIGBUS}, {"sigfpe", SIGFPE}, {"sigkill", SIGKILL},
+  {"sigusr1", SIGUSR1}, {"sigsegv", SIGSEGV}, {"sigusr2", SIGUSR2},
+  {"sigpipe", SIGPIPE}, {"sigalrm", SIGALRM}, {"sigterm", SIGTERM},
+  {"sigchld", SIGCHLD}, {"sigcont", SIGCONT}, {"sigstop", SIGSTOP},
+  {"sigtstp", SIGTSTP}, {"sigttin", SIGTTIN}, {"sigttou", SIGTTOU},
+  {"sigurg", SIGURG}, {"sigxcpu", SIGXCPU}, {"sigxfsz", SIGXFSZ},
+  {"sigvtalrm", SIGVTALRM}, {"sigprof", SIGPROF}, {"sigwinch", SIGWINCH},
+  {"sigio", SIGIO}, {"sigsys", SIGSYS}, {NULL, 0}
 };
 
 int lh_check_signal(lua_State *L, int idx) {
@@ -113,10 +115,17 @@ int lh_check_signal(lua_State *L, int idx) {
   s = buf;
   if (strncmp(s, "sig", 3) == 0) s += 3;
   for (i = 0; signals[i].name; i++)
-    if (strcmp(s, signals[i].name) == 0) return signals[i].num;
+    if (strcmp(s, signals[i].name + 3) == 0) return signals[i].num;
 bad:
   return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal '%s'",
                                                lua_tostring(L, idx)));
+}
+
+const char *lh_signal_name(int signum) {
+  size_t i;
+  for (i = 0; signals[i].name; i++)
+    if (signals[i].num == signum) return signals[i].name;
+  return NULL;
 }
 
 void lh_check_addr(lua_State *L, int ipidx, int portidx,

@@ -72,6 +72,8 @@ lua_Integer lh_opt_range(lua_State *L, int idx, lua_Integer def,
 int lh_opt_boolfield(lua_State *L, int idx, const char *name);
 /* A signal given as a number or as a name ("sigint", "SIGINT", "int"). */
 int lh_check_signal(lua_State *L, int idx);
+/* luv's name of a signal ("sigint"), or NULL for an unknown number. */
+const char *lh_signal_name(int signum);
 /* Parse ip+port into a sockaddr; raises on a malformed address. */
 void lh_check_addr(lua_State *L, int ipidx, int portidx,
                    struct sockaddr_storage *ss);
