@@ -300,8 +300,12 @@ void lh_unset_cb(lua_State *L, lh_handle *h, int slot) {
   h->cb[slot] = LUA_NOREF;
 }
 
+/* Callbacks push onto the main thread while it may be suspended deep in a
+** C function (pmain resuming the main task, a task running uv.run): only
+** the slots its frame was given are there, so make room first. */
 int lh_push_cb(lh_handle *h, int slot) {
   if (h->cb[slot] == LUA_NOREF || h->ctx->shutting_down > 1) return 0;
+  lua_checkstack(h->ctx->L, LUA_MINSTACK);
   lua_rawgeti(h->ctx->L, LUA_REGISTRYINDEX, h->cb[slot]);
   return 1;
 }
@@ -393,6 +397,7 @@ void lh_req_free(lh_req *r) {
 
 int lh_req_push_cb(lh_req *r) {
   if (r->cb_ref == LUA_NOREF || r->ctx->shutting_down > 1) return 0;
+  lua_checkstack(r->ctx->L, LUA_MINSTACK); /* see lh_push_cb */
   lua_rawgeti(r->ctx->L, LUA_REGISTRYINDEX, r->cb_ref);
   return 1;
 }
@@ -471,7 +476,7 @@ static const char *error_text(lua_State *L, lua_State *co) {
                          luaL_typename(co, -1));
 }
 
-static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
+static void resume_anchored(lh_ctx *ctx, lua_State *co, int nargs) {
   lua_State *L = ctx->L;
   int nres, status = lua_resume(co, L, nargs, &nres);
   if (status == LUA_YIELD) {
@@ -494,7 +499,10 @@ static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
     return;
   }
   /* Finished or failed: hand the outcome to task.lua's finish hook. */
-  luaL_checkstack(L, nres + 4, "too many results");
+  if (!lua_checkstack(L, nres + 4)) { /* cannot carry them: drop them */
+    lua_settop(co, 0);
+    nres = 0;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->task_finish_ref);
   lua_pushthread(co);
   lua_xmove(co, L, 1);
@@ -511,6 +519,16 @@ static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
     lua_settop(co, 0);
     lh_call(ctx, 4); /* finish(co, false, traceback, errvalue) */
   }
+}
+
+/* A running coroutine must be anchored by its resumer: keep it on L. */
+static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
+  lua_State *L = ctx->L;
+  lua_checkstack(L, LUA_MINSTACK); /* see lh_push_cb */
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+  resume_anchored(ctx, co, nargs);
+  lua_pop(L, 1);
 }
 
 void lh_resume(lh_ctx *ctx, lua_State *co, int nargs) {

@@ -131,7 +131,9 @@ void lh_handle_close_cb(uv_handle_t *uvh);
 /* Set callback slot from arg idx (must be callable); replaces the old. */
 void lh_set_cb(lua_State *L, lh_handle *h, int slot, int idx);
 void lh_unset_cb(lua_State *L, lh_handle *h, int slot);
-/* Push the callback of slot on ctx->L; returns 0 (pushes nothing) if unset. */
+/* Push the callback of slot on ctx->L; returns 0 (pushes nothing) if unset.
+** It also makes room for LUA_MINSTACK values on ctx->L: code that pushes on
+** ctx->L or on a suspended coroutine without it must lua_checkstack first. */
 int lh_push_cb(lh_handle *h, int slot);
 /* Push the handle's box (its userdata) on L. */
 void lh_push_handle(lua_State *L, lh_handle *h);

@@ -135,7 +135,9 @@ static void start_statement(repl *r) {
 ** values) and start it; returns 1 when it is incomplete. */
 static int run_statement(repl *r, const char *code, size_t len) {
   lua_State *L = r->ctx->L;
-  int base = lua_gettop(L), status;
+  int base, status;
+  lua_checkstack(L, LUA_MINSTACK); /* L may be suspended in a C frame */
+  base = lua_gettop(L);
   if (len > 0 && code[0] == '=') { code++; len--; }
   lua_pushliteral(L, "return ");
   lua_pushlstring(L, code, len);
