@@ -229,6 +229,10 @@ void lh_fatal(lh_ctx *ctx, int code);
 ** task.lua's finish hook runs as finish(co, ok, results... | err), where err
 ** carries co's traceback. Resuming a coroutine that is not suspended is a
 ** no-op (a cancelled task that an event still refers to).
+** Contracts: while a task waits on a C event, the C side must hold a strong
+** reference to its coroutine (a registry ref or a user value) — task.lua
+** keeps tasks only weakly; lh_resume anchors co while it runs. Before
+** pushing the resume values on co, call lua_checkstack(co, n).
 */
 void lh_resume(lh_ctx *ctx, lua_State *co, int nargs);
 /* Start a fresh coroutine (function + nargs args on co), same outcome
