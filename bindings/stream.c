@@ -279,9 +279,11 @@ static int stream_read_stop(lua_State *L) {
 
 /* {====================================================== listening */
 
+/* The connection callback has its own slot (read_start uses LH_CB_EVENT),
+** so a read_start on a listening stream cannot swap the two. */
 static void connection_cb(uv_stream_t *s, int status) {
   lh_handle *h = (lh_handle *)s->data;
-  if (lh_push_cb(h, LH_CB_EVENT)) {
+  if (lh_push_cb(h, LH_CB_AUX)) {
     lh_push_status(h->ctx->L, status);
     lh_call(h->ctx, 1);
   }
@@ -294,7 +296,7 @@ static int stream_listen(lua_State *L) {
   lh_check_callable(L, 3);
   st = uv_listen(s, backlog, connection_cb);
   if (st < 0) return lh_fail(L, st);
-  lh_set_cb(L, h, LH_CB_EVENT, 3);
+  lh_set_cb(L, h, LH_CB_AUX, 3);
   lua_pushinteger(L, 0);
   return 1;
 }
