@@ -335,6 +335,96 @@ describe("uv tcp", function()
   end)
 end)
 
+local function raises(f, ...)
+  local ok, err = pcall(f, ...)
+  assert.is_false(ok, "call did not raise")
+  err = tostring(err)
+  assert.is_truthy(err:find("bad argument", 1, true) or
+                   err:find("bad self", 1, true), err)
+  return err
+end
+
+describe("uv tcp arguments", function()
+  after_each(assert_clean)
+
+  it("raise on wrong arguments to every tcp function", function()
+    local timer = uv.new_timer()
+    local tcp = uv.new_tcp()
+    local pipe = uv.new_pipe()
+    local closed = uv.new_tcp()
+    closed:close()
+    local fn = function() end
+    local names = {"tcp_open", "tcp_nodelay", "tcp_keepalive",
+                   "tcp_simultaneous_accepts", "tcp_bind", "tcp_getsockname",
+                   "tcp_getpeername", "tcp_connect", "tcp_close_reset"}
+    for _, name in ipairs(names) do
+      local f = uv[name]
+      assert.is_function(f, name)
+      raises(f)
+      raises(f, nil)
+      raises(f, 7)
+      raises(f, "tcp")
+      raises(f, timer)
+      raises(f, pipe)
+      assert.matches("closed", raises(f, closed, true, 1, fn))
+    end
+    for _, fam in ipairs({"bogus", 2 ^ 40, -1, 99, true, {family = "x"},
+                          {family = 2 ^ 33 + 2}}) do
+      raises(uv.new_tcp, fam)
+    end
+    raises(uv.tcp_open, tcp)
+    raises(uv.tcp_open, tcp, -1)
+    raises(uv.tcp_open, tcp, 2 ^ 40)
+    raises(uv.tcp_open, tcp, 1.5)
+    raises(uv.tcp_nodelay, tcp)
+    raises(uv.tcp_nodelay, tcp, 1)
+    raises(uv.tcp_keepalive, tcp)
+    raises(uv.tcp_keepalive, tcp, "on")
+    raises(uv.tcp_keepalive, tcp, true, -1)
+    raises(uv.tcp_keepalive, tcp, true, 2 ^ 40)
+    raises(uv.tcp_keepalive, tcp, true, "ten")
+    raises(uv.tcp_simultaneous_accepts, tcp, nil)
+    raises(uv.tcp_bind, tcp)
+    raises(uv.tcp_bind, tcp, nil, 0)
+    raises(uv.tcp_bind, tcp, "not an ip", 0)
+    raises(uv.tcp_bind, tcp, "localhost", 0) -- names need getaddrinfo
+    raises(uv.tcp_bind, tcp, "127.0.0.1")
+    raises(uv.tcp_bind, tcp, "127.0.0.1", -1)
+    raises(uv.tcp_bind, tcp, "127.0.0.1", 65536)
+    raises(uv.tcp_bind, tcp, "127.0.0.1", 2 ^ 53)
+    raises(uv.tcp_bind, tcp, "127.0.0.1", 0, 5)
+    raises(uv.tcp_bind, tcp, "127.0.0.1", 0, {ipv6only = 1})
+    raises(uv.tcp_connect, tcp, "127.0.0.1", 1)
+    raises(uv.tcp_connect, tcp, "127.0.0.1", 1, 5)
+    raises(uv.tcp_connect, tcp, "999.0.0.1", 1, fn)
+    raises(uv.tcp_connect, tcp, "127.0.0.1", 70000, fn)
+    raises(uv.tcp_connect, tcp, "127.0.0.1", nil, fn)
+    raises(uv.tcp_close_reset, tcp, 5)
+    raises(uv.socketpair, "bogus")
+    raises(uv.socketpair, 2 ^ 40)
+    raises(uv.socketpair, -1)
+    raises(uv.socketpair, nil, "no such protocol")
+    raises(uv.socketpair, nil, -1)
+    raises(uv.socketpair, nil, {})
+    raises(uv.socketpair, nil, nil, 5)
+    raises(uv.socketpair, nil, nil, nil, "x")
+    raises(uv.socketpair, nil, nil, {nonblock = "yes"})
+    assert.matches("bad argument #2 to 'bind'",
+                   raises(function() return tcp:bind("127.0.0.1", -2) end))
+    assert.matches("bad self",
+                   raises(function() return closed:getsockname() end))
+    -- OS failures are results, not errors
+    assert.equal("EBADF", select(3, tcp:open(0x7ffffff0)))
+    assert.equal("EBADF", select(3, tcp:getsockname()))
+    assert.equal("EPROTONOSUPPORT",
+                 select(3, uv.socketpair("stream", "udp")))
+    local fired = false
+    timer:start(1, 0, function() fired = true end)
+    run_loop(function() return fired end)
+    timer:close(); tcp:close(); pipe:close()
+  end)
+end)
+
 describe("uv tcp lifetime", function()
   after_each(assert_clean)
 
