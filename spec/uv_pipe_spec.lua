@@ -173,6 +173,28 @@ describe("uv pipe", function()
     a:close(); b:close(); listener:close(); received:close()
   end)
 
+  it("fails a queued write2 whose handle was closed with EBADF", function()
+    local a, b = pipe_pair(true)
+    local t = uv.new_tcp()
+    assert(t:bind("127.0.0.1", 0))
+    -- fill the pipe so that the write2 has to wait in the queue
+    local big, sent = ("z"):rep(8 * 1024 * 1024), 0
+    a:write(big, function() sent = sent + 1 end)
+    assert.is_true(a:get_write_queue_size() > 0)
+    local result
+    assert.equal(0, a:write2("h", t, function(err) result = err or "ok" end))
+    local t_closed = false
+    t:close(function() t_closed = true end)
+    run_loop(function() return t_closed end) -- its memory is released now
+    collectgarbage()
+    local got = 0
+    b:read_start(function(_, data) got = got + #(data or "") end)
+    run_loop(function() return result end)
+    assert.equal("EBADF", result)
+    assert.equal(1, sent)
+    a:close(); b:close()
+  end)
+
   it("accepts pending_instances and counts nothing pending", function()
     local p = uv.new_pipe(true)
     assert.equal(0, select("#", p:pending_instances(4)))
