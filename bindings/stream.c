@@ -158,7 +158,7 @@ static int do_write(lua_State *L, int sendidx, int cbidx) {
   hascb = lh_opt_callable(L, cbidx);
   if (send == NULL) {
     st = uv_try_write(s, bs.bufs, bs.n);
-    if (st > 0) skip_bytes(&bs, (size_t)st);
+    if (st >= 0) skip_bytes(&bs, (size_t)st); /* also drops empty strings */
     if (bs.n == 0) {
       if (!hascb) {
         lua_pushinteger(L, 0);

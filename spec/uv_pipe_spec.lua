@@ -162,7 +162,9 @@ describe("uv pipe", function()
       assert(b:accept(received))
     end)
     local sent
-    assert.equal(0, a:write2("h", listener, function(err) sent = err or true end))
+    assert.equal(0, a:write2("h", listener, function(err)
+      sent = err or true
+    end))
     run_loop(function() return received and sent end)
     assert.is_true(sent)
     assert.same({data = "h", count = 1, type = "tcp"}, info)
