@@ -213,6 +213,8 @@ describe("uv tcp", function()
       assert.is_true(sizes[i] > sizes[i - 1])
     end
     assert.equal(sizes[8], uv.stream_get_write_queue_size(client))
+    assert.equal(sizes[8], uv.tcp_write_queue_size(client)) -- luv's old name
+    assert.equal(sizes[8], client:write_queue_size())
     conn:read_start(function(_, data) drained = drained + #data end)
     run_loop(function() return done == writes end, 30)
     assert.equal(0, client:get_write_queue_size())
@@ -365,7 +367,8 @@ describe("uv tcp arguments", function()
     local fn = function() end
     local names = {"tcp_open", "tcp_nodelay", "tcp_keepalive",
                    "tcp_simultaneous_accepts", "tcp_bind", "tcp_getsockname",
-                   "tcp_getpeername", "tcp_connect", "tcp_close_reset"}
+                   "tcp_getpeername", "tcp_connect", "tcp_close_reset",
+                   "tcp_write_queue_size"}
     for _, name in ipairs(names) do
       local f = uv[name]
       assert.is_function(f, name)
