@@ -309,7 +309,8 @@ static int handle_fd(lua_State *L, lh_handle *h, uv_os_fd_t *fd) {
 }
 
 /* h:setopt(name, value) -> 0 or fail (nil, "ENAME: msg", "ENAME").
-** Arguments are checked before the socket, so a mistake raises even on a handle with no socket yet. */
+** Arguments are checked before the socket, so a mistake raises even on a
+** handle with no socket yet. */
 static int sockopt_setopt(lua_State *L) {
   lh_handle *h = lh_check_handle(L, 1, LH_SOCKET_MASK);
   const sockopt *o = check_name(L, 2);
