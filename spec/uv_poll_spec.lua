@@ -44,6 +44,32 @@ describe("uv poll", function()
     assert.equal("nil w false", out)
   end)
 
+  it("polls one end of a socketpair written through the other", function()
+    if not (uv.socketpair and uv.new_pipe) then
+      pending("uv.socketpair / uv.new_pipe are not merged yet")
+      return
+    end
+    local fds = assert(uv.socketpair())
+    local p = assert(uv.new_socket_poll(fds[1]))
+    local writer = uv.new_pipe(false)
+    assert.equal(0, writer:open(fds[2]))
+    local got
+    assert.equal(0, p:start("r", expect(function(err, events)
+      got = {err, events}
+      p:stop()
+    end)))
+    assert.is_true(p:is_active())
+    writer:write("x")
+    run_loop(function() return got ~= nil end)
+    assert.same({nil, "r"}, got)
+    p:close()
+    -- The poll handle does not own the fd: close it through a pipe.
+    local reader = uv.new_pipe(false)
+    assert.equal(0, reader:open(fds[1]))
+    reader:close()
+    writer:close()
+  end)
+
   it("fails on a regular file (EPERM) and on a closed fd", function()
     local out = run_host({"-e", [[
       local uv = require "uv"
