@@ -91,6 +91,30 @@ describe("uv process", function()
     assert.equal("/dev/null", child_fd2({nil, nil, nil}))
   end)
 
+  it("detached makes the child a session leader", function()
+    local script = "test $(ps -o sid= -p $$) -eq $$"
+    assert.equal(0, run("/bin/sh", {args = {"-c", script}, detached = true}))
+    assert.equal(1, run("/bin/sh", {args = {"-c", script}}))
+  end)
+
+  it("runs the child as another user with uid and gid", function()
+    if uv.os_get_passwd().uid ~= 0 then
+      pending("needs root to change the child's uid")
+      return
+    end
+    local out = tmpname()
+    local f = assert(io.open(out, "w"))
+    f:close()
+    os.execute("chmod 666 " .. out)
+    assert.equal(0, run("/bin/sh", {
+      args = {"-c", "echo $(id -u):$(id -g) > " .. out},
+      uid = 65534, gid = 65534,
+    }))
+    f = assert(io.open(out))
+    assert.equal("65534:65534\n", f:read("a"))
+    f:close()
+  end)
+
   it("returns fail for a program that does not exist; no callback",
     function()
       local p, msg, name = uv.spawn("/nonexistent/program", {},
