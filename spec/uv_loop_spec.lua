@@ -213,6 +213,30 @@ describe("uv handle methods", function()
     t:close()
   end)
 
+  it("send_buffer_size / recv_buffer_size read and set socket buffers",
+    function()
+      if not uv.new_tcp then
+        pending("uv.new_tcp is not merged yet")
+        return
+      end
+      local t = uv.new_tcp("inet") -- the socket exists at once
+      for _, f in ipairs{uv.send_buffer_size, uv.recv_buffer_size} do
+        local size = f(t)
+        assert.equal(math.type(1), math.type(size))
+        assert.truthy(size > 0)
+        assert.equal(0, f(t, 32768))
+        -- Linux doubles what it is given (bookkeeping overhead).
+        assert.truthy(f(t) >= 32768, f(t))
+        assert.matches("bad argument #2", select(2, pcall(f, t, -1)))
+      end
+      assert.equal(t:send_buffer_size(), uv.send_buffer_size(t))
+      local timer = uv.new_timer()
+      assert.matches("bad argument #1",
+        select(2, pcall(uv.send_buffer_size, timer)))
+      timer:close()
+      t:close()
+    end)
+
   it("<close> closes a handle at the end of its scope", function()
     local h
     do
