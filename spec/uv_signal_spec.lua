@@ -108,6 +108,19 @@ describe("uv signal", function()
     assert.equal(0, code)
   end)
 
+  it("a oneshot SIGINT handle also keeps the host from stopping", function()
+    -- libuv dispatches to plain handles before oneshot ones, so the host's
+    -- watcher still sees the script's handle active.
+    local out, err, code = run_host({"-e", [[
+      local uv = require "uv"
+      local s = uv.new_signal()
+      s:start_oneshot("int", function(name) print("caught " .. name) end)
+      uv.kill(uv.os_getpid(), "SIGINT")]]})
+    assert.equal("caught sigint\n", out)
+    assert.equal("", err)
+    assert.equal(0, code)
+  end)
+
   it("the host stops a script on SIGINT it does not watch", function()
     local out, err, code = run_host({"-e", [[
       local uv = require "uv"
