@@ -133,6 +133,7 @@ describe("uv process", function()
       {function() uv.spawn("/bin/true", {args = "x"}) end, "'args'"},
       {function() uv.spawn("/bin/true", {args = {{}}}) end, "'args'"},
       {function() uv.spawn("/bin/true", {env = {true}}) end, "'env'"},
+      {function() uv.spawn("/bin/true", {env = {A = "b"}}) end, "'env'"},
       {function() uv.spawn("/bin/true", {cwd = 5}) end, "'cwd'"},
       {function() uv.spawn("/bin/true", {uid = -1}) end, "'uid'"},
       {function() uv.spawn("/bin/true", {gid = "x"}) end, "'gid'"},
