@@ -25,7 +25,9 @@ describe("uv poll", function()
       local uv = require "uv"
       local p = assert(uv.new_poll(0))
       assert(uv.poll_start(p, "r", function(err, events)
-        io.write(tostring(err), " ", events, " ", io.read("a"))
+        -- new_poll made fd 0 non-blocking: read only what is there (the
+        -- writer may not have closed its end yet; "a" would get EAGAIN)
+        io.write(tostring(err), " ", events, " ", io.read(4))
         p:close()
       end))]], "data")
     assert.equal("nil r data", out)
