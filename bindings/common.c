@@ -345,8 +345,9 @@ static int handle_gc(lua_State *L) {
 /* __close and close(): closing twice is harmless. */
 static int handle_close(lua_State *L) {
   lh_handle *h = lh_check_handle_any(L, 1, LH_ANY_MASK);
+  int has_cb = lh_opt_callable(L, 2); /* checked even when already closed */
   if (h == NULL || uv_is_closing(h->uv)) return 0;
-  if (lh_opt_callable(L, 2)) lh_set_cb(L, h, LH_CB_CLOSE, 2);
+  if (has_cb) lh_set_cb(L, h, LH_CB_CLOSE, 2);
   lh_handle_close(h);
   return 0;
 }
