@@ -51,7 +51,8 @@ for name in ([[get_type handle_get_type is_active is_closing has_ref ref
     idle_stop prepare_stop check_stop signal_stop poll_stop
     process_get_pid read_stop is_readable is_writable pipe_pending_type
     pipe_pending_count tcp_write_queue_size stream_get_write_queue_size
-    get_write_queue_size]]):gmatch("%S+") do
+    get_write_queue_size udp_recv_stop udp_get_send_queue_size
+    udp_get_send_queue_count]]):gmatch("%S+") do
   nparams[name] = 1
 end
 nparams.new_pipe = 1  -- new_pipe([ipc])
@@ -78,6 +79,7 @@ local legit = {
   tcp_nodelay = {[2] = {boolean = true}},
   tcp_keepalive = {[2] = {boolean = true}}, -- keepalive(enable[, delay])
   tcp_simultaneous_accepts = {[2] = {boolean = true}},
+  udp_recv_start = {[2] = {["function"] = true}},
 }
 -- async_send carries any plain values
 local plain = {number = true, string = true, boolean = true}
