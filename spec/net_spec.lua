@@ -377,6 +377,7 @@ describe("net", function()
       function()
       run_task(function()
         local s, port = echo_server(function(c)
+          c:read(10) -- the client is connected and sending
           c:write(string.rep("x", 1000))
           assert(c:setopt("linger", {on = true, seconds = 0})) -- close = RST
           local fd = c:getfd()
