@@ -124,18 +124,6 @@ end
 
 -- {{{ connections
 
---- lines([fmt...]): iterate read(fmt...) until it fails (end of input,
---- timeout, reset...). Use read in a loop to know why it stopped.
-local read = Conn.read
-function Conn:lines(...)
-  local n = select("#", ...)
-  if n == 0 then
-    return function() return (read(self, "l")) end
-  end
-  local fmts = table.pack(...)
-  return function() return read(self, table.unpack(fmts, 1, n)) end
-end
-
 Conn.receive = Conn.read
 
 local CONNECT_OPTS = {timeout = true, bind = true, nodelay = true,

@@ -73,6 +73,8 @@ typedef struct core {
   int tasks_ref;        /* task.lua's coroutine -> task table */
   int borrowing;        /* rbuf is lent to a conn being resumed */
   int armed;            /* the timer is started, for armed_due */
+  int nsleep;           /* sleeping tasks: only they need the timer ref'd
+                           (other waits keep their own handle ref'd) */
   uint64_t armed_due;
   sleeper *free_sleepers;
   size_t maxline, hwm;  /* defaults, set by net.lua */
@@ -257,6 +259,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext kc) {
     if (s->co == L) { /* still queued: give the node back */
       tmo_del(K, &s->t);
       s->co = NULL;
+      if (--K->nsleep == 0) uv_unref((uv_handle_t *)&K->timer);
       unanchor(L, s->ref);
       s->next = K->free_sleepers;
       K->free_sleepers = s;
@@ -288,6 +291,7 @@ static int core_sleep(lua_State *L) {
     return luaL_error(L, "not enough memory");
   }
   s->co = L;
+  if (K->nsleep++ == 0) uv_ref((uv_handle_t *)&K->timer);
   anchor(L, &s->ref);
   lua_settop(L, 0);
   return lua_yieldk(L, 0, (lua_KContext)s, sleep_k);
@@ -297,6 +301,7 @@ static void wake_sleeper(core *K, sleeper *s) {
   lua_State *L = K->ctx->L, *co = s->co;
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref); /* keep co alive meanwhile */
   s->co = NULL;
+  if (--K->nsleep == 0) uv_unref((uv_handle_t *)&K->timer);
   unanchor(L, s->ref);
   s->next = K->free_sleepers;
   K->free_sleepers = s;
@@ -394,6 +399,10 @@ static int conn_init_done(lua_State *L, conn *c, int r) {
     lh_handle_abort(L, c->h);
     *c->ud = NULL;
     free(c);
+  } else {
+    /* A socket keeps the host alive only while a task waits on it (or
+    ** output is queued: write requests count by themselves). */
+    uv_unref(c->h->uv);
   }
   return r;
 }
@@ -411,6 +420,7 @@ static void wake_reader(lua_State *L, conn *c) {
   lua_State *co = c->rco;
   if (co == NULL) return;
   c->rco = NULL;
+  uv_unref(c->h->uv);
   tmo_del(c->K, &c->rt);
   /* The slot keeps co alive during the resume; cleared after unless the
   ** task parked here again. conn memory outlives this: it is only freed
@@ -504,6 +514,7 @@ static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
     return luaL_error(L, "not enough memory");
   c->rco = L;
   c->rtimed = 0;
+  uv_ref(c->h->uv); /* a task waits on it: keep the host alive */
   anchor(L, &c->rref);
   return lua_yieldk(L, 0, kc, k);
 }
@@ -529,6 +540,7 @@ static void drop_waits(lua_State *L, conn *c) {
   if (c == NULL) return;
   if (c->rco == L) {
     c->rco = NULL;
+    uv_unref(c->h->uv);
     tmo_del(c->K, &c->rt);
     unanchor(L, c->rref);
   }
@@ -975,6 +987,38 @@ static int conn_read(lua_State *L) {
   }
   (void)c;
   return read_k(L, LUA_OK, KC(2, n - 1));
+}
+
+/* The iterator of lines(): upvalues are the conn and the formats. */
+static int lines_iter(lua_State *L) {
+  int nf = (int)lua_tointeger(L, lua_upvalueindex(1)), i;
+  lua_settop(L, 0);
+  luaL_checkstack(L, nf + LUA_MINSTACK, "too many formats");
+  for (i = 0; i <= nf; i++) lua_pushvalue(L, lua_upvalueindex(i + 2));
+  return read_k(L, LUA_OK, KC(2, nf));
+}
+
+/* lines(fmt...): for line in conn:lines() do ... end; ends on any
+** failure (end of input, timeout, ...). */
+static int conn_lines(lua_State *L) {
+  int n = lua_gettop(L), i;
+  to_conn(L, 1, K_STREAM);
+  if (n == 1) {
+    lua_pushliteral(L, "l");
+    n = 2;
+  }
+  luaL_argcheck(L, n - 1 <= MAX_FORMATS, MAX_FORMATS, "too many formats");
+  for (i = 2; i <= n; i++) {
+    if (lua_type(L, i) == LUA_TNUMBER)
+      luaL_argcheck(L, lua_isinteger(L, i) && lua_tointeger(L, i) >= 0, i,
+                    "invalid format");
+    else
+      luaL_checkoption(L, i, NULL, formats);
+  }
+  lua_pushinteger(L, n - 1);
+  lua_insert(L, 1); /* nf, conn, formats */
+  lua_pushcclosure(L, lines_iter, n + 1);
+  return 1;
 }
 
 static int recv_k(lua_State *L, int status, lua_KContext kc) {
@@ -2030,6 +2074,7 @@ static const luaL_Reg conn_methods[] = {
   {"getopt", conn_getopt},
   {"gettimeout", conn_gettimeout},
   {"is_closed", is_closed_m},
+  {"lines", conn_lines},
   {"peername", conn_peername},
   {"read", conn_read},
   {"recv", conn_recv},
@@ -2116,6 +2161,7 @@ int luaopen_net_core(lua_State *L) {
   K->maxline = 65536;
   K->hwm = 65536;
   uv_timer_init(ctx->loop, &K->timer);
+  uv_unref((uv_handle_t *)&K->timer);
   K->timer.data = K;
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, core_gc);

@@ -527,6 +527,23 @@ describe("net", function()
   end)
 
   describe("serve", function()
+    it("open sockets nobody waits on do not keep the host alive",
+      function()
+      local t0 = os.time()
+      local out, err, code = run_host({"-e", [[
+        local net = require "net"
+        local s = assert(net.listen{})
+        local _, port = s:sockname()
+        local c = assert(net.connect("127.0.0.1", port))
+        local a = assert(s:accept())
+        a:write("hi\n")
+        print(c:read())]]})
+      assert.equal("hi\n", out)
+      assert.equal("", err)
+      assert.equal(0, code)
+      assert.is_true(os.time() - t0 < 10)
+    end)
+
     it("the host exits as soon as the last connection is done", function()
       local t0 = os.time()
       local out, err, code = run_host({"-e", [[
