@@ -132,7 +132,21 @@ static void arm(core *K) {
   }
 }
 
+static int tmo_add_at(core *K, tmo *t, int kind, uint64_t due);
+
+static uint64_t fresh_now(core *K) {
+  /* The loop's clock is as old as this loop iteration (or the start of
+  ** the host, for a main chunk that has not waited yet): a deadline must
+  ** not come early by that much. (A cheap coarse clock read.) */
+  uv_update_time(K->ctx->loop);
+  return uv_now(K->ctx->loop);
+}
+
 static int tmo_add(core *K, tmo *t, int kind, uint64_t ms) {
+  return tmo_add_at(K, t, kind, fresh_now(K) + ms);
+}
+
+static int tmo_add_at(core *K, tmo *t, int kind, uint64_t due) {
   if (K->n == K->cap) {
     int ncap = K->cap ? 2 * K->cap : 64;
     tmo **nh = (tmo **)realloc(K->heap, ncap * sizeof(tmo *));
@@ -140,11 +154,7 @@ static int tmo_add(core *K, tmo *t, int kind, uint64_t ms) {
     K->heap = nh;
     K->cap = ncap;
   }
-  /* The loop's clock is as old as this loop iteration (or the start of
-  ** the host, for a main chunk that has not waited yet): a deadline must
-  ** not come early by that much. (A cheap coarse clock read.) */
-  uv_update_time(K->ctx->loop);
-  t->due = uv_now(K->ctx->loop) + ms;
+  t->due = due;
   t->seq = K->seq++;
   t->kind = kind;
   heap_put(K, K->n++, t);
@@ -339,6 +349,7 @@ typedef struct conn {
   lua_State *task;       /* last thread known to be a task (need_task) */
   int rref, wref;        /* registry slots anchoring them */
   tmo rt, wt;
+  uint64_t rdue;         /* deadline of the parked reader, 0 = none */
   int timeout;           /* ms for every later wait, -1 = none */
   int idle;              /* server: timeout given to accepted conns */
   int rerr, werr;        /* sticky: UV_EOF or an error */
@@ -424,8 +435,8 @@ static void wake_reader(lua_State *L, conn *c) {
   lua_State *co = c->rco;
   if (co == NULL) return;
   c->rco = NULL;
+  c->rdue = 0; /* its deadline entry, if any, is now stale (see fire) */
   uv_unref(c->h->uv);
-  tmo_del(c->K, &c->rt);
   /* The slot keeps co alive during the resume; cleared after unless the
   ** task parked here again. conn memory outlives this: it is only freed
   ** by the close callback, which never runs inside a resume. */
@@ -484,8 +495,13 @@ static void fire(core *K, tmo *t) {
     case TMO_SLEEP:
       wake_sleeper(K, container_of(t, sleeper, t));
       break;
-    case TMO_RD:
+    case TMO_RD: /* lazy: the entry may be older than the wait */
       c = container_of(t, conn, rt);
+      if (c->rco == NULL || c->rdue == 0) break; /* stale */
+      if (c->rdue > uv_now(K->ctx->loop)) { /* early: queue it again */
+        tmo_add_at(K, &c->rt, TMO_RD, c->rdue);
+        break;
+      }
       c->rtimed = 1;
       wake_reader(L, c);
       break;
@@ -514,8 +530,16 @@ static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
   if (c->rco != NULL && lua_status(c->rco) == LUA_YIELD)
     return luaL_error(L, "%s: another task is already waiting on this "
                       "socket", what);
-  if (ms >= 0 && tmo_add(c->K, &c->rt, TMO_RD, (uint64_t)ms) < 0)
-    return luaL_error(L, "not enough memory");
+  if (ms >= 0) {
+    /* Deadlines of reads are lazy: most reads end before it, and an entry
+    ** already queued for an earlier time is kept (it fires early and is
+    ** queued again): no heap operation per message. */
+    uint64_t due = fresh_now(c->K) + (uint64_t)ms;
+    c->rdue = due;
+    if (c->rt.idx >= 0 && c->rt.due > due) tmo_del(c->K, &c->rt);
+    if (c->rt.idx < 0 && tmo_add_at(c->K, &c->rt, TMO_RD, due) < 0)
+      return luaL_error(L, "not enough memory");
+  }
   c->rco = L;
   c->rtimed = 0;
   uv_ref(c->h->uv); /* a task waits on it: keep the host alive */
@@ -544,8 +568,8 @@ static void drop_waits(lua_State *L, conn *c) {
   if (c == NULL) return;
   if (c->rco == L) {
     c->rco = NULL;
+    c->rdue = 0;
     uv_unref(c->h->uv);
-    tmo_del(c->K, &c->rt);
     unanchor(L, c->rref);
   }
   if (c->wco == L) {
