@@ -344,6 +344,38 @@ describe("net", function()
       end)
     end)
 
+    it("a timeout counts from the start of each read", function()
+      run_task(function()
+        local s, port = echo_server(function(c)
+          for i = 1, 4 do
+            task.sleep(0.06)
+            c:write(i, "\n")
+          end
+          c:read()
+          task.sleep(0.02)
+          c:write("5\n")
+          c:read()
+        end)
+        local c = assert(net.connect("127.0.0.1", port))
+        c:settimeout(0.1) -- longer than each gap, shorter than the sum
+        for i = 1, 4 do assert.equal(tostring(i), c:read()) end
+        local t0 = task.now()
+        assert.same({nil, "timeout"}, {c:read()})
+        local dt = task.now() - t0
+        assert.is_true(dt >= 0.09 and dt < 2, "took " .. dt)
+        c:settimeout(1) -- a long wait that ends early...
+        c:write("go\n")
+        assert.equal("5", c:read())
+        c:settimeout(0.02) -- ...then a short one: must not wait 1 s
+        t0 = task.now()
+        assert.same({nil, "timeout"}, {c:read()})
+        dt = task.now() - t0
+        assert.is_true(dt >= 0.015 and dt < 0.25, "took " .. dt)
+        c:close()
+        stop(s)
+      end)
+    end)
+
     it("lines iterates and honours formats", function()
       run_task(function()
         local s, port = echo_server(function(c)
