@@ -168,7 +168,9 @@ function net.connect(host, port, opts)
     if type(bind_ip) ~= "string" or not is_ip(bind_ip) then
       argerror(3, "connect", "bind: IP address expected")
     end
-    if bind_port ~= nil then check_port(bind_port, 3, "connect", "bind port") end
+    if bind_port ~= nil then
+      check_port(bind_port, 3, "connect", "bind port")
+    end
   end
   local nodelay = opts.nodelay
   if nodelay == nil then nodelay = true end
