@@ -1077,3 +1077,80 @@ describe("scripts/portcheck.lua", function()
     assert.is_true(os.time() - t0 < 20)
   end)
 end)
+
+describe("scripts/lookup.lua", function()
+  local function getent(args)
+    return (sh("getent " .. args))
+  end
+  local function lookup(args)
+    local out, err, code = run_script("scripts/lookup.lua", args)
+    assert.equal(0, code, err)
+    return out
+  end
+
+  -- The addresses getent and lookup.lua give for `name` (sorted lists).
+  local function both(db, args)
+    local want, got = {}, {}
+    for addr in getent(db .. " localhost"):gmatch("(%S+)%s+STREAM") do
+      want[#want + 1] = addr
+    end
+    local out = run_script("scripts/lookup.lua", args)
+    for addr in out:gmatch("localhost has %a* ?address (%S+)") do
+      got[#got + 1] = addr
+    end
+    table.sort(want)
+    table.sort(got)
+    return want, got
+  end
+
+  it("forward look-ups match getent ahosts", function()
+    local want, got = both("ahosts", {"localhost"})
+    assert.is_true(#want > 0, "getent found nothing for localhost")
+    assert.same(want, got)
+    -- IPv4 only: getent and lookup.lua both ask with AI_ADDRCONFIG, so in a
+    -- namespace with only loopback both may find nothing; they must agree
+    want, got = both("ahostsv4", {"-4", "localhost"})
+    assert.same(want, got)
+    local _, err, code = run_script("scripts/lookup.lua",
+      {"no-such-host.invalid"})
+    assert.equal(1, code)
+    assert.matches("no%-such%-host%.invalid: ENOTFOUND", err)
+  end)
+
+  it("reverse look-ups match getent hosts", function()
+    local name = getent("hosts 127.0.0.1"):match("^%S+%s+(%S+)")
+    assert.truthy(name)
+    assert.equal("127.0.0.1 is " .. name .. "\n", lookup({"127.0.0.1"}))
+  end)
+
+  it("services and protocols match getent", function()
+    if not (net.service and net.protocol) then
+      pending("net.service / net.protocol are not in this build yet")
+      return
+    end
+    local name, port, proto = getent("services http"):match(
+      "^(%S+)%s+(%d+)/(%a+)")
+    assert.equal(("%s %s/%s\n"):format(name, port, proto),
+      lookup({"-s", "http"}))
+    assert.equal(("%s %s/%s\n"):format(name, port, proto),
+      lookup({"-s", port, "tcp"}))
+    name, port = getent("services 53/udp"):match("^(%S+)%s+(%d+)/udp")
+    assert.equal(("%s %s/udp\n"):format(name, port),
+      lookup({"-s", "53", "udp"}))
+    local pname, num = getent("protocols tcp"):match("^(%S+)%s+(%d+)")
+    assert.equal(("%s %s\n"):format(pname, num), lookup({"-p", "tcp"}))
+    assert.equal(("%s %s\n"):format(pname, num), lookup({"-p", num}))
+    local _, err, code = run_script("scripts/lookup.lua", {"-s", "nosuchsvc"})
+    assert.equal(1, code)
+    assert.matches("nosuchsvc", err)
+  end)
+
+  it("prints the hostname and the interfaces", function()
+    if not (net.hostname and net.interfaces) then
+      pending("net.hostname / net.interfaces are not in this build yet")
+      return
+    end
+    assert.equal(sh("hostname"), lookup({"-H"}))
+    assert.matches("lo%s+127%.0%.0%.1%s+inet\n", lookup({"-i"}))
+  end)
+end)
