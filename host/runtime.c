@@ -11,6 +11,7 @@
 #include <lualib.h>
 
 #include "runtime.h"
+#include "netcore.h"
 
 int luaopen_luahost(lua_State *L);
 
@@ -63,6 +64,7 @@ static int host_os_exit(lua_State *L) {
 static const luaL_Reg c_modules[] = {
   {"luahost", luaopen_luahost},
   {"luv", load_luv},
+  {"net.core", luaopen_net_core},
   {"uv", luaopen_uv},
   {NULL, NULL}
 };
