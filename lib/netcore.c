@@ -653,24 +653,34 @@ static int conn_fd(lua_State *L, uv_os_fd_t *fd) {
   return uv_fileno((*ud)->h->uv, fd);
 }
 
-static int conn_setopt(lua_State *L) {
-  uv_os_fd_t fd;
-  int r = conn_fd(L, &fd);
-  if (r < 0) return fail_str(L, r == UV_EBADF ? "closed" : errname(r));
-  luaL_checkany(L, 3);
-  r = lh_sockopt_set(L, fd, 2, 3);
-  if (r == 1 && lua_isinteger(L, -1)) { /* success: chain */
+/* lh_sockopt_* answer luv-style (nil, "ENAME: msg", "ENAME"): keep the
+** short name; set returns the socket so calls chain. */
+static int sockopt_result(lua_State *L, int r, int chain) {
+  if (r >= 3 && lua_isnil(L, -r)) {
+    const char *name = lua_tostring(L, -1);
+    return fail_str(L, name ? name : "EINVAL");
+  }
+  if (chain) {
     lua_settop(L, 1);
     return 1;
   }
   return r;
 }
 
+static int conn_setopt(lua_State *L) {
+  uv_os_fd_t fd;
+  int r = conn_fd(L, &fd);
+  if (r < 0) return fail_str(L, r == UV_EBADF ? "closed" : errname(r));
+  luaL_checkany(L, 3);
+  r = lh_sockopt_set(L, fd, 2, 3);
+  return sockopt_result(L, r, 1);
+}
+
 static int conn_getopt(lua_State *L) {
   uv_os_fd_t fd;
   int r = conn_fd(L, &fd);
   if (r < 0) return fail_str(L, r == UV_EBADF ? "closed" : errname(r));
-  return lh_sockopt_get(L, fd, 2);
+  return sockopt_result(L, lh_sockopt_get(L, fd, 2), 0);
 }
 
 static int conn_getfd(lua_State *L) {
@@ -727,8 +737,13 @@ static int append(conn *c, const char *p, size_t n) {
 }
 
 static void consume(conn *c, size_t n) {
+  if (n == 0) return;
   c->rp += n;
   c->rlen -= n;
+}
+
+static const char *find_nl(const conn *c) {
+  return c->rlen ? (const char *)memchr(c->rp, '\n', c->rlen) : NULL;
 }
 
 static void rstop(conn *c) {
@@ -842,7 +857,7 @@ static int read_one(lua_State *L, conn *c, int fidx) {
                  == 'L';
       const char *nl;
       while (c->skipline) { /* the rest of an over-long line */
-        nl = (const char *)memchr(c->rp, '\n', c->rlen);
+        nl = find_nl(c);
         if (nl == NULL) {
           consume(c, c->rlen);
           if (!c->rerr) return 0;
@@ -851,7 +866,7 @@ static int read_one(lua_State *L, conn *c, int fidx) {
         consume(c, (size_t)(nl - c->rp) + 1);
         c->skipline = 0;
       }
-      nl = (const char *)memchr(c->rp, '\n', c->rlen);
+      nl = find_nl(c);
       if (nl != NULL) {
         size_t n = (size_t)(nl - c->rp);
         if (n > c->maxline) {
