@@ -35,6 +35,7 @@ local MAX_LINE = 8192        -- request line and each header line
 local MAX_HEADERS = 100      -- header lines per request
 local MAX_BODY = 1024 * 1024 -- request body (413 above)
 local IDLE = 30              -- seconds a connection may stay silent
+local CHUNK = 64 * 1024      -- bytes per write when sending a file
 
 local REASON = {
   [100] = "Continue", [200] = "OK", [301] = "Moved Permanently",
@@ -164,17 +165,17 @@ end
 -- Requests and responses
 -- =================================================================
 
--- A response: status, headers (a list of {name, value}), body. `close`
--- asks for the connection to end after it.
-local function respond(conn, req, status, headers, body, close)
+-- The status line and headers of a response: headers is a list of
+-- {name, value}; length the body's size; `close` (or req.close) ends the
+-- connection after this response.
+local function head(req, status, headers, length, close)
   local lines = {("HTTP/1.1 %d %s\r\n"):format(status, REASON[status]),
                  "Date: ", http_date(), "\r\n", "Server: luahost\r\n"}
   for _, h in ipairs(headers or {}) do
     lines[#lines + 1] = h[1] .. ": " .. h[2] .. "\r\n"
   end
-  body = body or ""
   if status ~= 304 then
-    lines[#lines + 1] = "Content-Length: " .. #body .. "\r\n"
+    lines[#lines + 1] = "Content-Length: " .. length .. "\r\n"
   end
   if close or req.close then
     lines[#lines + 1] = "Connection: close\r\n"
@@ -182,8 +183,15 @@ local function respond(conn, req, status, headers, body, close)
     lines[#lines + 1] = "Connection: keep-alive\r\n"
   end
   lines[#lines + 1] = "\r\n"
-  if req.method == "HEAD" or status == 304 then body = "" end
-  return conn:write(table.concat(lines), body)
+  return table.concat(lines)
+end
+
+-- A whole response in one write (HEAD and 304 get no body).
+local function respond(conn, req, status, headers, body, close)
+  body = body or ""
+  local h = head(req, status, headers, #body, close)
+  if req.method == "HEAD" or status == 304 then return conn:write(h) end
+  return conn:write(h, body)
 end
 
 local function error_page(conn, req, status, close, extra)
@@ -202,7 +210,9 @@ local function read_headers(conn)
     if not line then return nil, err == "line too long" and 431 or err end
     line = line:gsub("\r$", "")
     if line == "" then return headers end
-    local name, value = line:match("^([!#$%%&'*+%-.^_`|~%w]+):[ \t]*(.-)[ \t]*$")
+    -- a token (RFC 9110), a colon, the value without surrounding blanks
+    local name, value =
+      line:match("^([!#$%%&'*+%-.^_`|~%w]+):[ \t]*(.-)[ \t]*$")
     if not name then return nil, 400 end
     name = name:lower()
     headers[name] = headers[name] and headers[name] .. ", " .. value or value
@@ -298,103 +308,92 @@ local function static(conn, req)
   end
   local f = io.open(real, "rb")
   if not f then return error_page(conn, req, 403) end
-  local data = f:read("a")
-  f:close()
   local ext = real:match("%.([^./]+)$")
   headers[#headers + 1] = {"Content-Type",
     TYPES[ext and ext:lower()] or "application/octet-stream"}
-  return respond(conn, req, 200, headers, data)
+  -- The file goes out in chunks: each write waits while the client is
+  -- slow, so a big file never sits whole in memory.
+  local ok = conn:write(head(req, 200, headers, attr.size))
+  if ok and req.method ~= "HEAD" then
+    for chunk in f:lines(CHUNK) do
+      if not conn:write(chunk) then break end
+    end
+  end
+  f:close()
 end
 
--- Handle one request; returns true to keep the connection.
+-- Answer one parsed request.
 local function handle(conn, req)
   local path = req.target:match("^[^?]*")
   if path == "/echo" then
     if req.method ~= "POST" then
-      error_page(conn, req, 405, false, {{"Allow", "POST"}})
-      return true
+      return error_page(conn, req, 405, false, {{"Allow", "POST"}})
     end
-    respond(conn, req, 200, {{"Content-Type",
+    return respond(conn, req, 200, {{"Content-Type",
       req.headers["content-type"] or "application/octet-stream"}}, req.body)
-    return true
   end
   if req.method ~= "GET" and req.method ~= "HEAD" then
-    error_page(conn, req, 405, false, {{"Allow", "GET, HEAD"}})
-    return true
+    return error_page(conn, req, 405, false, {{"Allow", "GET, HEAD"}})
   end
   if path == "/hello" then
-    respond(conn, req, 200, {{"Content-Type", "text/plain"}},
+    return respond(conn, req, 200, {{"Content-Type", "text/plain"}},
       "hello world\n")
-    return true
   end
-  static(conn, req)
-  return true
+  return static(conn, req)
+end
+
+-- Read the next request: a table {method, target, version, headers, body,
+-- close}; or nil, status (answer it, then close), or nil when the client
+-- is gone (closed, idle timeout, reset).
+local function read_request(conn)
+  local line, err
+  repeat -- RFC 9112: ignore empty lines before a request
+    line, err = conn:read("l")
+    if err == "line too long" then return nil, 414 end
+    if not line then return nil end
+    line = line:gsub("\r$", "")
+  until line ~= ""
+  local method, target, version = line:match("^(%u+) (%S+) (HTTP/%d%.%d)$")
+  if not method then return nil, 400 end
+  if version ~= "HTTP/1.1" and version ~= "HTTP/1.0" then return nil, 505 end
+  local req = {method = method, target = target, version = version}
+  local headers, status = read_headers(conn)
+  if not headers then return nil, tonumber(status) end
+  req.headers = headers
+  local connection = (headers.connection or ""):lower()
+  if version == "HTTP/1.1" then
+    if not headers.host then return nil, 400, req end
+    req.close = connection:find("close", 1, true) ~= nil
+  else -- HTTP/1.0 keeps the connection only when asked to
+    req.close = not connection:find("keep-alive", 1, true)
+  end
+  local cl = tonumber(headers["content-length"])
+  if cl and cl > MAX_BODY then return nil, 413, req end
+  if (headers.expect or ""):lower() == "100-continue" then
+    conn:write("HTTP/1.1 100 Continue\r\n\r\n") -- go on, send the body
+  end
+  req.body, status = read_body(conn, req)
+  if not req.body then return nil, status, req end
+  return req
 end
 
 -- One connection: requests one after the other (pipelined ones simply
 -- wait in the read buffer) until the client closes or asks to.
 local function serve(conn)
   while true do
-    local line, err = conn:read("l")
-    if err == "line too long" then
-      error_page(conn, {version = "HTTP/1.1"}, 414, true)
+    local req, status, partial = read_request(conn)
+    if not req then
+      if status then -- a bad request: say why, then close (the stream
+        -- can no longer be trusted)
+        error_page(conn, partial or {version = "HTTP/1.1", method = "GET"},
+          status, true)
+      end
       break
     end
-    if not line then break end -- closed, idle timeout, reset
-    line = line:gsub("\r$", "")
-    if line ~= "" then -- RFC 9112: ignore empty lines before a request
-      local req = {version = "HTTP/1.1", method = "GET"}
-      local method, target, version =
-        line:match("^(%u+) (%S+) (HTTP/%d%.%d)$")
-      if not method then
-        error_page(conn, req, 400, true)
-        break
-      end
-      req.method, req.target, req.version = method, target, version
-      if version ~= "HTTP/1.1" and version ~= "HTTP/1.0" then
-        req.version = "HTTP/1.1"
-        error_page(conn, req, 505, true)
-        break
-      end
-      local headers, status = read_headers(conn)
-      if not headers then
-        if type(status) == "number" then error_page(conn, req, status, true) end
-        break
-      end
-      req.headers = headers
-      local connection = (headers.connection or ""):lower()
-      local keep
-      if version == "HTTP/1.1" then
-        keep = not connection:find("close", 1, true)
-        if not headers.host then
-          error_page(conn, req, 400, true)
-          break
-        end
-      else
-        keep = connection:find("keep-alive", 1, true) ~= nil
-      end
-      local cl = tonumber(headers["content-length"])
-      if cl and cl > MAX_BODY then
-        error_page(conn, req, 413, true)
-        break
-      end
-      if (headers.expect or ""):lower() == "100-continue" then
-        conn:write("HTTP/1.1 100 Continue\r\n\r\n")
-      end
-      local body
-      body, status = read_body(conn, req)
-      if not body then
-        error_page(conn, req, status, true)
-        break
-      end
-      req.body = body
-      req.close = not keep
-      handle(conn, req)
-      if req.close then break end
-    end
+    handle(conn, req)
+    if req.close then break end
   end
-  conn:close()
-end
+end -- serve closes conn when this returns
 
 local server = assert(net.listen{host = host, port = port,
   max_line = MAX_LINE, idle_timeout = IDLE})

@@ -158,7 +158,11 @@ do
   local i = 1
   while arg[i] do
     if (arg[i] == "-h" or arg[i] == "-p") and arg[i + 1] and #words == 0 then
-      if arg[i] == "-h" then host = arg[i + 1] else port = tonumber(arg[i + 1]) end
+      if arg[i] == "-h" then
+        host = arg[i + 1]
+      else
+        port = tonumber(arg[i + 1])
+      end
       i = i + 2
     else
       words[#words + 1] = arg[i]

@@ -375,7 +375,8 @@ describe("scripts/http_server.lua", function()
     local big = tmpname()
     sh(("head -c 200000 /dev/urandom > %s"):format(q(big)))
     local got = tmpname()
-    out = curl(("-v -H 'Expect: 100-continue' --data-binary @%s %s -o %s"):format(q(big), u, q(got)))
+    out = curl(("-v -H 'Expect: 100-continue' --data-binary @%s %s -o %s")
+      :format(q(big), u, q(got)))
     assert.matches("100 Continue", out)
     assert.is_true(slurp(big) == slurp(got), "echoed body differs")
     -- a chunked body with extensions and a trailer, by hand
@@ -418,6 +419,20 @@ describe("scripts/http_server.lua", function()
       :format(u)))
   end)
 
+  it("streams a big file intact, to a fast and to a slow client",
+     function()
+    local file = root .. "/big.bin"
+    sh(("head -c 3000000 /dev/urandom > %s"):format(q(file)))
+    local got = tmpname()
+    local u = ("http://127.0.0.1:%d/big.bin"):format(port)
+    assert.equal("", curl(("-o %s %s"):format(q(got), u)))
+    assert.is_true(slurp(got) == slurp(file), "big.bin differs")
+    -- 3 MB at 3 MB/s: the server's writes wait for the client
+    assert.equal("", curl(("--limit-rate 3M -o %s %s"):format(q(got), u)))
+    assert.is_true(slurp(got) == slurp(file), "big.bin differs (slow)")
+    assert_quiet(p)
+  end)
+
   it("answers If-Modified-Since with 304", function()
     local u = ("http://127.0.0.1:%d/a.txt"):format(port)
     local head = curl("-I " .. u)
@@ -454,7 +469,8 @@ describe("scripts/http_server.lua", function()
     end
     assert.equal("400", first("NONSENSE\r\n\r\n"))
     assert.equal("400", first("GET / HTTP/1.1\r\n\r\n")) -- no Host
-    assert.equal("400", first("GET / HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n"))
+    assert.equal("400", first("GET / HTTP/1.1\r\nHost: x\r\n" ..
+      "bad header\r\n\r\n"))
     assert.equal("400", first("POST /echo HTTP/1.1\r\nHost: x\r\n" ..
       "Content-Length: nope\r\n\r\n"))
     assert.equal("400", first("POST /echo HTTP/1.1\r\nHost: x\r\n" ..
