@@ -221,6 +221,59 @@ function Task:cancel()
   return true
 end
 
+--- on_signal(name, fn): run fn(name) as a new task each time the signal
+--- arrives; returns a function that stops it. The watcher does not keep
+--- the host alive by itself.
+function task.on_signal(name, fn)
+  fn = check_callable(fn, "on_signal")
+  if type(name) ~= "string" and math.type(name) ~= "integer" then
+    error("bad argument #1 to 'on_signal' (signal name expected, got " ..
+      type(name) .. ")", 2)
+  end
+  local h = assert(core.signal(name, function(n) task.spawn(fn, n) end))
+  return function()
+    if not h:is_closing() then h:close() end
+  end
+end
+
+--- wait_signal(name...): block the task until one of the signals arrives;
+--- returns its name as given.
+function task.wait_signal(...)
+  local _, co = current("task.wait_signal")
+  local n = select("#", ...)
+  if n == 0 then error("bad argument #1 to 'wait_signal' (signal name " ..
+    "expected, got no value)", 2) end
+  local got
+  local handles = {}
+  local function stop()
+    for i = 1, #handles do
+      if not handles[i]:is_closing() then handles[i]:close() end
+    end
+  end
+  local function on(name)
+    if got == nil then
+      got = name
+      stop()
+      resume(co, name)
+    end
+  end
+  for i = 1, n do
+    local name = select(i, ...)
+    local ok, h = pcall(core.signal, name, on, true)
+    if not ok then
+      stop()
+      error(h:gsub("#1 to 'signal'", "#" .. i .. " to 'wait_signal'"), 2)
+    end
+    handles[i] = h
+  end
+  local ok, err = pcall(wait)
+  if not ok then
+    stop()
+    error(err, 0)
+  end
+  return got
+end
+
 function Task:__tostring()
   return "task (" .. self.status .. ")"
 end
