@@ -40,14 +40,30 @@ elseif opt == "-i" then
   end
 
 elseif opt == "-s" and a1 then
-  local s, err = net.service(tonumber(a1) or a1, a2)
-  if not s then fail(a1, err) end
-  print(("%s %d/%s"):format(s.name, s.port, s.proto))
+  -- net.service maps a name to its port and a port to its (canonical)
+  -- name; going name -> port -> name prints what getent prints for an
+  -- alias too ("www" -> "http 80/tcp").
+  local proto = a2 or "tcp"
+  local port, err = tonumber(a1), nil
+  if not port then
+    port, err = net.service(a1, proto)
+    if not port then fail(a1 .. "/" .. proto, err) end
+  end
+  local name
+  name, err = net.service(math.tointeger(port), proto)
+  if not name then fail(a1 .. "/" .. proto, err) end
+  print(("%s %d/%s"):format(name, port, proto))
 
 elseif opt == "-p" and a1 then
-  local p, err = net.protocol(tonumber(a1) or a1)
-  if not p then fail(a1, err) end
-  print(("%s %d"):format(p.name, p.number))
+  local number, err = tonumber(a1), nil
+  if not number then
+    number, err = net.protocol(a1)
+    if not number then fail(a1, err) end
+  end
+  local name
+  name, err = net.protocol(math.tointeger(number))
+  if not name then fail(a1, err) end
+  print(("%s %d"):format(name, number))
 
 elseif net.is_ip(opt) then
   local name, err = net.reverse(opt)

@@ -255,13 +255,13 @@ describe("scripts/udp_echo.lua", function()
     local p, port = start_script("scripts/udp_echo.lua", {"127.0.0.1", "0"})
     with(p)
     assert.matches("^listening on 127%.0%.0%.1:%d+$", p.first)
-    local out = sh(("printf 'ping' | socat -t 2 - UDP:127.0.0.1:%d")
+    local out = sh(("printf 'ping' | socat -t 0.5 - UDP:127.0.0.1:%d")
       :format(port))
     assert.equal("ping", out)
     out = sh(("printf 'pong' | nc -u -w 1 127.0.0.1 %d"):format(port))
     assert.equal("pong", out)
     local dir = parallel(100, ("printf 'datagram %%s' $i | " ..
-      "socat -t 2 - UDP:127.0.0.1:%d"):format(port))
+      "socat -t 1 - UDP:127.0.0.1:%d"):format(port))
     local got = 0
     for i = 1, 100 do
       if slurp(dir .. "/out." .. i) == ("datagram %d"):format(i) then
@@ -1047,7 +1047,7 @@ describe("scripts/daytime.lua and scripts/time.lua", function()
     local out = sh(("nc 127.0.0.1 %d < /dev/null"):format(port))
     assert.matches(pat, out)
     assert.equal(os.date("!%d %b %Y"), out:match("(%d%d %a%a%a %d%d%d%d)"))
-    out = sh(("printf '\\n' | socat -t 2 - UDP:127.0.0.1:%d"):format(port))
+    out = sh(("printf '\\n' | socat -t 0.5 - UDP:127.0.0.1:%d"):format(port))
     assert.matches(pat, out)
     assert_quiet(p)
   end)
@@ -1061,7 +1061,7 @@ describe("scripts/daytime.lua and scripts/time.lua", function()
     assert.equal(4, #out)
     local t = string.unpack(">I4", out) - 2208988800
     assert.is_true(math.abs(t - os.time()) <= 5, "time off: " .. t)
-    out = sh(("printf x | socat -t 2 - UDP:127.0.0.1:%d"):format(port))
+    out = sh(("printf x | socat -t 0.5 - UDP:127.0.0.1:%d"):format(port))
     assert.equal(4, #out)
     t = string.unpack(">I4", out) - 2208988800
     assert.is_true(math.abs(t - os.time()) <= 5, "time off: " .. t)
@@ -1134,10 +1134,14 @@ describe("scripts/lookup.lua", function()
     local want, got = both("ahosts", {"localhost"})
     assert.is_true(#want > 0, "getent found nothing for localhost")
     assert.same(want, got)
-    -- IPv4 only: getent and lookup.lua both ask with AI_ADDRCONFIG, so in a
-    -- namespace with only loopback both may find nothing; they must agree
-    want, got = both("ahostsv4", {"-4", "localhost"})
-    assert.same(want, got)
+    -- IPv4 only: the IPv4 part of the same list (getent ahostsv4 asks with
+    -- AI_ADDRCONFIG and finds nothing in a loopback-only namespace)
+    local v4 = {}
+    for _, a in ipairs(want) do
+      if not a:find(":", 1, true) then v4[#v4 + 1] = a end
+    end
+    _, got = both("ahostsv4", {"-4", "localhost"})
+    assert.same(v4, got)
     local _, err, code = run_script("scripts/lookup.lua",
       {"no-such-host.invalid"})
     assert.equal(1, code)
