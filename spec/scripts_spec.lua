@@ -62,6 +62,11 @@ local function slurp(name)
   return s
 end
 
+-- Wall-clock seconds (float), for bounds on how long something took.
+local function task_now()
+  return require("uv").hrtime() / 1e9
+end
+
 local function write_file(name, text)
   local f = assert(io.open(name, "wb"))
   f:write(text)
@@ -1090,6 +1095,34 @@ describe("scripts/portcheck.lua", function()
     _, err, code = run_script("scripts/portcheck.lua", {"127.0.0.1", "99999"})
     assert.equal(2, code)
     assert.matches("bad port", err)
+  end)
+
+  it("reports a port whose backlog is full as a timeout", function()
+    -- a listener that never accepts, its backlog filled by its own
+    -- connects: the kernel drops further SYNs, so connects time out
+    local with = servers()
+    local full = write_file(tmpname(), [[
+      local net = require "net"
+      local s = assert(net.listen{host = "127.0.0.1", port = 0, backlog = 1})
+      local _, port = s:sockname()
+      local held = {}
+      for _ = 1, 8 do
+        local c = net.connect("127.0.0.1", port, {timeout = 0.3})
+        if not c then break end
+        held[#held + 1] = c
+      end
+      print("listening on 127.0.0.1:" .. port)
+      io.stdout:flush()
+      require("task").sleep(60)
+    ]])
+    local _, port = with(start_script(full))
+    local t0 = task_now()
+    local out, err, code = run_script("scripts/portcheck.lua", {"-t", "0.5",
+      "127.0.0.1", port})
+    assert.equal(1, code, err)
+    assert.equal(("%d timeout\n0 of 1 open\n"):format(port), out)
+    local took = task_now() - t0
+    assert.is_true(took >= 0.4 and took < 5, "took " .. took .. " s")
   end)
 
   it("checks a range of 200 ports in about one timeout", function()
