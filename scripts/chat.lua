@@ -61,6 +61,14 @@ local function send(c, line)
   end
 end
 
+-- The nicknames in the room, sorted, as one string.
+local function who()
+  local names = {}
+  for n in pairs(clients) do names[#names + 1] = n end
+  table.sort(names)
+  return table.concat(names, ", ")
+end
+
 local function broadcast(from, line)
   for _, c in pairs(clients) do
     if c ~= from then send(c, line) end
@@ -87,14 +95,11 @@ end
 
 local function session(conn)
   local nick = ask_nick(conn)
-  if not nick then conn:close() return end
+  if not nick then return end -- serve closes conn
   local c = {conn = conn, nick = nick, queue = {}, first = 1, last = 0,
              pending = 0}
   clients[nick] = c
-  local names = {}
-  for n in pairs(clients) do names[#names + 1] = n end
-  table.sort(names)
-  send(c, ("welcome %s; here: %s"):format(nick, table.concat(names, ", ")))
+  send(c, ("welcome %s; here: %s"):format(nick, who()))
   broadcast(c, "* " .. nick .. " has joined")
   while true do
     local line = conn:read("l") -- nil at the end: closed, timeout, dropped
@@ -102,10 +107,7 @@ local function session(conn)
     line = line:gsub("\r$", "")
     if line == "/quit" then break end
     if line == "/who" then
-      names = {}
-      for n in pairs(clients) do names[#names + 1] = n end
-      table.sort(names)
-      send(c, "here: " .. table.concat(names, ", "))
+      send(c, "here: " .. who())
     elseif line ~= "" then
       broadcast(c, nick .. ": " .. line)
     end
