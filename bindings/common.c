@@ -88,17 +88,19 @@ int lh_opt_boolfield(lua_State *L, int idx, const char *name) {
   return v;
 }
 
-/* Signal names libuv users spell: "sigint", "SIGINT", "int". */
+/* Signal names libuv users spell: "sigint", "SIGINT", "int". The table
+** holds luv's spelling, which lh_signal_name returns. */
 static const struct { const char *name; int num; } signals[] = {
-  {"hup", SIGHUP}, {"int", SIGINT}, {"quit", SIGQUIT}, {"ill", SIGILL},
-  {"trap", SIGTRAP}, {"abrt", SIGABRT}, {"bus", SIGBUS}, {"fpe", SIGFPE},
-  {"kill", SIGKILL}, {"usr1", SIGUSR1}, {"segv", SIGSEGV},
-  {"usr2", SIGUSR2}, {"pipe", SIGPIPE}, {"alrm", SIGALRM},
-  {"term", SIGTERM}, {"chld", SIGCHLD}, {"cont", SIGCONT},
-  {"stop", SIGSTOP}, {"tstp", SIGTSTP}, {"ttin", SIGTTIN},
-  {"ttou", SIGTTOU}, {"urg", SIGURG}, {"xcpu", SIGXCPU},
-  {"xfsz", SIGXFSZ}, {"vtalrm", SIGVTALRM}, {"prof", SIGPROF},
-  {"winch", SIGWINCH}, {"io", SIGIO}, {"sys", SIGSYS}, {NULL, 0}
+  {"sighup", SIGHUP}, {"sigint", SIGINT}, {"sigquit", SIGQUIT},
+  {"sigill", SIGILL}, {"sigtrap", SIGTRAP}, {"sigabrt", SIGABRT},
+  {"sigbus", SIGBUS}, {"sigfpe", SIGFPE}, {"sigkill", SIGKILL},
+  {"sigusr1", SIGUSR1}, {"sigsegv", SIGSEGV}, {"sigusr2", SIGUSR2},
+  {"sigpipe", SIGPIPE}, {"sigalrm", SIGALRM}, {"sigterm", SIGTERM},
+  {"sigchld", SIGCHLD}, {"sigcont", SIGCONT}, {"sigstop", SIGSTOP},
+  {"sigtstp", SIGTSTP}, {"sigttin", SIGTTIN}, {"sigttou", SIGTTOU},
+  {"sigurg", SIGURG}, {"sigxcpu", SIGXCPU}, {"sigxfsz", SIGXFSZ},
+  {"sigvtalrm", SIGVTALRM}, {"sigprof", SIGPROF}, {"sigwinch", SIGWINCH},
+  {"sigio", SIGIO}, {"sigsys", SIGSYS}, {NULL, 0}
 };
 
 int lh_check_signal(lua_State *L, int idx) {
@@ -113,10 +115,17 @@ int lh_check_signal(lua_State *L, int idx) {
   s = buf;
   if (strncmp(s, "sig", 3) == 0) s += 3;
   for (i = 0; signals[i].name; i++)
-    if (strcmp(s, signals[i].name) == 0) return signals[i].num;
+    if (strcmp(s, signals[i].name + 3) == 0) return signals[i].num;
 bad:
   return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal '%s'",
                                                lua_tostring(L, idx)));
+}
+
+const char *lh_signal_name(int signum) {
+  size_t i;
+  for (i = 0; signals[i].name; i++)
+    if (signals[i].num == signum) return signals[i].name;
+  return NULL;
 }
 
 void lh_check_addr(lua_State *L, int ipidx, int portidx,
@@ -244,6 +253,11 @@ lh_handle *lh_check_handle_any(lua_State *L, int idx, int mask) {
     const char *want = mask == LH_STREAM_MASK ? "uv_stream"
                      : mask == LH_SOCKET_MASK ? "uv socket handle"
                      : "uv handle of another type";
+    int t;
+    for (t = 1; t < UV_HANDLE_TYPE_MAX; t++) /* one type: name it */
+      if (mask == (1 << t))
+        want = lua_pushfstring(L, "uv_%s",
+                               uv_handle_type_name((uv_handle_type)t));
     luaL_typeerror(L, idx, want);
   }
   return h;
@@ -270,8 +284,19 @@ static void handle_close_cb(uv_handle_t *uvh) {
     luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
   }
   unref_all(L, h);
-  free(h);
+  if (h->pins > 0)
+    h->closed = 1; /* a request still points here: lh_handle_unpin frees */
+  else
+    free(h);
 }
+
+void lh_handle_pin(lh_handle *h) { h->pins++; }
+
+void lh_handle_unpin(lh_handle *h) {
+  if (--h->pins == 0 && h->closed) free(h);
+}
+
+void lh_handle_close_cb(uv_handle_t *uvh) { handle_close_cb(uvh); }
 
 void lh_handle_close(lh_handle *h) {
   if (!uv_is_closing(h->uv)) uv_close(h->uv, handle_close_cb);
@@ -289,8 +314,12 @@ void lh_unset_cb(lua_State *L, lh_handle *h, int slot) {
   h->cb[slot] = LUA_NOREF;
 }
 
+/* Callbacks push onto the main thread while it may be suspended deep in a
+** C function (pmain resuming the main task, a task running uv.run): only
+** the slots its frame was given are there, so make room first. */
 int lh_push_cb(lh_handle *h, int slot) {
   if (h->cb[slot] == LUA_NOREF || h->ctx->shutting_down > 1) return 0;
+  lua_checkstack(h->ctx->L, LUA_MINSTACK);
   lua_rawgeti(h->ctx->L, LUA_REGISTRYINDEX, h->cb[slot]);
   return 1;
 }
@@ -316,8 +345,9 @@ static int handle_gc(lua_State *L) {
 /* __close and close(): closing twice is harmless. */
 static int handle_close(lua_State *L) {
   lh_handle *h = lh_check_handle_any(L, 1, LH_ANY_MASK);
+  int has_cb = lh_opt_callable(L, 2); /* checked even when already closed */
   if (h == NULL || uv_is_closing(h->uv)) return 0;
-  if (lh_opt_callable(L, 2)) lh_set_cb(L, h, LH_CB_CLOSE, 2);
+  if (has_cb) lh_set_cb(L, h, LH_CB_CLOSE, 2);
   lh_handle_close(h);
   return 0;
 }
@@ -334,6 +364,31 @@ static int handle_tostring(lua_State *L) {
 }
 
 int lh_handle_close_method(lua_State *L) { return handle_close(L); }
+
+/* Registry key of the list of receive buffers (see lh_readbuf). */
+static const char readbufs_key = 'r';
+
+char *lh_readbuf(lua_State *L, size_t size) {
+  lh_ctx *ctx = lh_getctx(L);
+  size_t n;
+  if (ctx->readbuf_size >= size) return ctx->readbuf;
+  n = ctx->readbuf_size * 2;
+  if (n < size) n = size;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &readbufs_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &readbufs_key);
+  }
+  /* Older, smaller buffers stay anchored: a read callback running now may
+  ** still be handing out chunks of one (recvmmsg). Sizes at least double,
+  ** so they cost less than the newest one. */
+  ctx->readbuf = (char *)lua_newuserdatauv(L, n, 0);
+  ctx->readbuf_size = n;
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  lua_pop(L, 1); /* the list */
+  return ctx->readbuf;
+}
 
 void lh_new_metatable(lua_State *L, const char *tname, const luaL_Reg *own,
                       int flags) {
@@ -382,6 +437,7 @@ void lh_req_free(lh_req *r) {
 
 int lh_req_push_cb(lh_req *r) {
   if (r->cb_ref == LUA_NOREF || r->ctx->shutting_down > 1) return 0;
+  lua_checkstack(r->ctx->L, LUA_MINSTACK); /* see lh_push_cb */
   lua_rawgeti(r->ctx->L, LUA_REGISTRYINDEX, r->cb_ref);
   return 1;
 }
@@ -460,7 +516,7 @@ static const char *error_text(lua_State *L, lua_State *co) {
                          luaL_typename(co, -1));
 }
 
-static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
+static void resume_anchored(lh_ctx *ctx, lua_State *co, int nargs) {
   lua_State *L = ctx->L;
   int nres, status = lua_resume(co, L, nargs, &nres);
   if (status == LUA_YIELD) {
@@ -483,7 +539,10 @@ static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
     return;
   }
   /* Finished or failed: hand the outcome to task.lua's finish hook. */
-  luaL_checkstack(L, nres + 4, "too many results");
+  if (!lua_checkstack(L, nres + 4)) { /* cannot carry them: drop them */
+    lua_settop(co, 0);
+    nres = 0;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->task_finish_ref);
   lua_pushthread(co);
   lua_xmove(co, L, 1);
@@ -500,6 +559,16 @@ static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
     lua_settop(co, 0);
     lh_call(ctx, 4); /* finish(co, false, traceback, errvalue) */
   }
+}
+
+/* A running coroutine must be anchored by its resumer: keep it on L. */
+static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
+  lua_State *L = ctx->L;
+  lua_checkstack(L, LUA_MINSTACK); /* see lh_push_cb */
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+  resume_anchored(ctx, co, nargs);
+  lua_pop(L, 1);
 }
 
 void lh_resume(lh_ctx *ctx, lua_State *co, int nargs) {

@@ -170,8 +170,10 @@ void host_start_main(lh_ctx *ctx, lua_State *L) {
   lua_pushcfunction(co, run_steps);
   lua_pushvalue(L, steps);
   lua_xmove(L, co, 1);
-  lua_settop(L, steps - 1); /* drop steps, task table and co */
+  /* co stays on L's stack while it runs: a running coroutine must be
+  ** anchored by its resumer. Later, task.lua holds the main task. */
   lh_start(ctx, co, 1);
+  lua_settop(L, steps - 1); /* drop steps, task table and co */
 }
 
 /* }====================================================== */

@@ -304,6 +304,23 @@ describe("luahost REPL", function()
     assert.matches("stdin:1: oops", err)
   end)
 
+  it("runs each statement as a task: blocking calls work, in order",
+     function()
+    local out, err, code = run_host({"-i"}, table.concat({
+      "task = require 'task'",
+      "task.sleep(0.05) print('slept')",
+      "print('next')",
+      "os.exit(5, true)",
+      "print('never')",
+    }, "\n") .. "\n")
+    assert.equal("", err)
+    assert.equal(5, code)
+    local slept = out:find("slept\n", 1, true)
+    local nxt = out:find("next\n", 1, true)
+    assert.truthy(slept and nxt and slept < nxt, out)
+    assert.falsy(out:find("never", 1, true))
+  end)
+
   it("reads through the loop: a timer fires while it waits for input",
      function()
     -- stdin is a pipe that stays open until the timer has fired: the
