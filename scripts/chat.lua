@@ -124,6 +124,7 @@ end
 local server = assert(net.listen{host = host, port = port,
   idle_timeout = IDLE})
 local ip, bound = server:sockname()
+if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end -- IPv6
 print(("listening on %s:%d"):format(ip, bound))
 io.stdout:flush()
 server:serve(session)

@@ -18,6 +18,7 @@ local port = tonumber(arg[2] or 7000)
 -- write waits at most that long).
 local server = assert(net.listen{host = host, port = port, idle_timeout = 60})
 local ip, bound = server:sockname()
+if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end -- IPv6
 print(("listening on %s:%d"):format(ip, bound))
 io.stdout:flush()
 

@@ -70,6 +70,8 @@ end
 
 local server = assert(net.listen{host = host, port = port})
 local ip, bound = server:sockname()
-print(("listening on %s:%d -> %s:%d"):format(ip, bound, up_host, up_port))
+if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end -- IPv6
+print(("listening on %s:%d -> %s:%d"):format(ip, bound, up_host,
+  up_port))
 io.stdout:flush()
 server:serve(forward)

@@ -27,6 +27,7 @@ end
 local server = assert(net.listen{host = host, port = port})
 local ip, bound = server:sockname()
 local udp = assert(net.udp{host = ip, port = bound})
+if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end -- IPv6
 print(("listening on %s:%d (tcp and udp)"):format(ip, bound))
 io.stdout:flush()
 

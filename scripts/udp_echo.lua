@@ -15,6 +15,7 @@ local port = tonumber(arg[2] or 7000)
 
 local sock = assert(net.udp{host = host, port = port})
 local ip, bound = sock:sockname()
+if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end -- IPv6
 print(("listening on %s:%d"):format(ip, bound))
 io.stdout:flush()
 

@@ -1252,3 +1252,37 @@ describe("scripts/lookup.lua", function()
     assert.matches("lo%s+127%.0%.0%.1%s+inet\n", lookup({"-i"}))
   end)
 end)
+
+describe("scripts over IPv6", function()
+  local function no_ipv6()
+    if not sh("ip -6 addr show dev lo 2>/dev/null"):find("::1", 1, true)
+    then
+      pending("no ::1 on the loopback interface here")
+      return true
+    end
+  end
+
+  it("echo.lua, udp_echo.lua and http_server.lua serve [::1]", function()
+    if no_ipv6() then return end
+    local with = servers()
+    local p, port = with(start_script("scripts/echo.lua", {"::1", "0"}))
+    assert.matches("^listening on %[::1%]:%d+$", p.first)
+    assert.equal("six\n", (sh(("printf 'six\\n' | socat -t 5 - " ..
+      "TCP6:[::1]:%d"):format(port))))
+    assert_quiet(p)
+    if not no_udp() then
+      local u, uport = with(start_script("scripts/udp_echo.lua",
+        {"::1", "0"}))
+      assert.matches("^listening on %[::1%]:%d+$", u.first)
+      assert.equal("dgram6", (sh(("printf dgram6 | socat -t 0.5 - " ..
+        "UDP6:[::1]:%d"):format(uport))))
+      assert_quiet(u)
+    end
+    local h, hport = with(start_script("scripts/http_server.lua",
+      {"::1", "0", "scripts"}))
+    assert.matches("on http://%[::1%]:%d+/$", h.first)
+    assert.equal("hello world\n", curl(("-g http://[::1]:%d/hello")
+      :format(hport)))
+    assert_quiet(h)
+  end)
+end)
