@@ -1290,3 +1290,25 @@ describe("scripts over IPv6", function()
     assert_quiet(h)
   end)
 end)
+
+describe("script arguments", function()
+  it("bad arguments give a usage line and status 2 (or 1), no traceback",
+     function()
+    local cases = {
+      {"scripts/proxy.lua", {}, 2, "usage: proxy.lua"},
+      {"scripts/http_get.lua", {}, 2, "usage: http_get.lua"},
+      {"scripts/http_get.lua", {"-t", "x", "http://a/"}, 2, "usage"},
+      {"scripts/portcheck.lua", {"127.0.0.1"}, 2, "usage: portcheck.lua"},
+      {"scripts/redis_client.lua", {}, 2, "usage: redis_client.lua"},
+      {"scripts/lookup.lua", {}, 2, "usage: lookup.lua"},
+      {"scripts/http_server.lua", {"127.0.0.1", "0", "/no/such/dir"}, 1,
+       "not a directory"},
+    }
+    for _, c in ipairs(cases) do
+      local _, err, code = run_script(c[1], c[2])
+      assert.equal(c[3], code, c[1] .. ": " .. err)
+      assert.matches(c[4], err, 1, true)
+      assert.is_nil(err:find("traceback", 1, true), err)
+    end
+  end)
+end)
