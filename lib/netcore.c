@@ -48,7 +48,7 @@ static const char cancel_mark = 'c';
 
 /* {====================================================== core */
 
-enum { TMO_SLEEP, TMO_RD, TMO_WR, TMO_LINGER };
+enum { TMO_SLEEP, TMO_RD, TMO_WR, TMO_LINGER, TMO_DNS };
 
 typedef struct tmo {    /* one deadline in the heap */
   uint64_t due, seq;
@@ -72,6 +72,10 @@ typedef struct core {
   uint64_t seq;
   int tasks_ref;        /* task.lua's coroutine -> task table */
   int borrowing;        /* rbuf is lent to a conn being resumed */
+  int armed;            /* the timer is started, for armed_due */
+  int nsleep;           /* sleeping tasks: only they need the timer ref'd
+                           (other waits keep their own handle ref'd) */
+  uint64_t armed_due;
   sleeper *free_sleepers;
   size_t maxline, hwm;  /* defaults, set by net.lua */
   char rbuf[RBUF_SIZE];
@@ -112,13 +116,19 @@ static void sift_down(core *K, int i) {
 
 static void fire_cb(uv_timer_t *timer);
 
-/* Point the one uv timer at the earliest deadline. */
+/* Point the one uv timer at the earliest deadline. Removing a deadline
+** does not re-arm (most waits end before their deadline: re-arming each
+** time would cost a libuv timer operation per message); the timer may
+** then fire early, find nothing due and re-arm. */
 static void arm(core *K) {
   if (K->n == 0) {
     uv_timer_stop(&K->timer);
+    K->armed = 0;
   } else {
     uint64_t now = uv_now(K->ctx->loop), due = K->heap[0]->due;
     uv_timer_start(&K->timer, fire_cb, due > now ? due - now : 0, 0);
+    K->armed = 1;
+    K->armed_due = due;
   }
 }
 
@@ -135,7 +145,7 @@ static int tmo_add(core *K, tmo *t, int kind, uint64_t ms) {
   t->kind = kind;
   heap_put(K, K->n++, t);
   sift_up(K, t->idx);
-  if (t->idx == 0) arm(K);
+  if (t->idx == 0 && (!K->armed || t->due < K->armed_due)) arm(K);
   return 0;
 }
 
@@ -151,9 +161,8 @@ static void tmo_del_noarm(core *K, tmo *t) {
 }
 
 static void tmo_del(core *K, tmo *t) {
-  int top = t->idx == 0;
   tmo_del_noarm(K, t);
-  if (top) arm(K);
+  if (K->n == 0 && K->armed) arm(K); /* nothing left: let the loop end */
 }
 
 static void fire(core *K, tmo *t);
@@ -161,6 +170,7 @@ static void fire(core *K, tmo *t);
 static void fire_cb(uv_timer_t *timer) {
   core *K = container_of(timer, core, timer);
   uint64_t now = uv_now(K->ctx->loop), limit = K->seq;
+  K->armed = 0;
   /* Only deadlines queued before this round: a task that yields in a loop
   ** must not keep the loop from polling. */
   while (K->n > 0 && K->heap[0]->due <= now && K->heap[0]->seq < limit) {
@@ -249,6 +259,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext kc) {
     if (s->co == L) { /* still queued: give the node back */
       tmo_del(K, &s->t);
       s->co = NULL;
+      if (--K->nsleep == 0) uv_unref((uv_handle_t *)&K->timer);
       unanchor(L, s->ref);
       s->next = K->free_sleepers;
       K->free_sleepers = s;
@@ -280,6 +291,7 @@ static int core_sleep(lua_State *L) {
     return luaL_error(L, "not enough memory");
   }
   s->co = L;
+  if (K->nsleep++ == 0) uv_ref((uv_handle_t *)&K->timer);
   anchor(L, &s->ref);
   lua_settop(L, 0);
   return lua_yieldk(L, 0, (lua_KContext)s, sleep_k);
@@ -289,6 +301,7 @@ static void wake_sleeper(core *K, sleeper *s) {
   lua_State *L = K->ctx->L, *co = s->co;
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref); /* keep co alive meanwhile */
   s->co = NULL;
+  if (--K->nsleep == 0) uv_unref((uv_handle_t *)&K->timer);
   unanchor(L, s->ref);
   s->next = K->free_sleepers;
   K->free_sleepers = s;
@@ -319,6 +332,7 @@ typedef struct conn {
   const char *rp;        /* unread input: rp[0 .. rlen) */
   size_t rlen;
   lua_State *rco, *wco;  /* parked reader (or acceptor) and writer */
+  lua_State *task;       /* last thread known to be a task (need_task) */
   int rref, wref;        /* registry slots anchoring them */
   tmo rt, wt;
   int timeout;           /* ms for every later wait, -1 = none */
@@ -385,6 +399,10 @@ static int conn_init_done(lua_State *L, conn *c, int r) {
     lh_handle_abort(L, c->h);
     *c->ud = NULL;
     free(c);
+  } else {
+    /* A socket keeps the host alive only while a task waits on it (or
+    ** output is queued: write requests count by themselves). */
+    uv_unref(c->h->uv);
   }
   return r;
 }
@@ -402,6 +420,7 @@ static void wake_reader(lua_State *L, conn *c) {
   lua_State *co = c->rco;
   if (co == NULL) return;
   c->rco = NULL;
+  uv_unref(c->h->uv);
   tmo_del(c->K, &c->rt);
   /* The slot keeps co alive during the resume; cleared after unless the
   ** task parked here again. conn memory outlives this: it is only freed
@@ -452,6 +471,8 @@ static void conn_close(lua_State *L, conn *c) {
   lh_handle_close(c->h);
 }
 
+static void dns_fire(tmo *t);
+
 static void fire(core *K, tmo *t) {
   lua_State *L = K->ctx->L;
   conn *c;
@@ -473,13 +494,19 @@ static void fire(core *K, tmo *t) {
       c = container_of(t, conn, wt);
       lh_handle_close(c->h);
       break;
+    case TMO_DNS:
+      dns_fire(t);
+      break;
   }
 }
 
 /* Park the running task in c's reader slot; k continues it. */
 static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
                        lua_KFunction k, const char *what) {
-  need_task(L, c->K, what);
+  if (L != c->task) { /* checked once per task and connection */
+    need_task(L, c->K, what);
+    c->task = L;
+  }
   if (c->rco != NULL && lua_status(c->rco) == LUA_YIELD)
     return luaL_error(L, "%s: another task is already waiting on this "
                       "socket", what);
@@ -487,6 +514,7 @@ static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
     return luaL_error(L, "not enough memory");
   c->rco = L;
   c->rtimed = 0;
+  uv_ref(c->h->uv); /* a task waits on it: keep the host alive */
   anchor(L, &c->rref);
   return lua_yieldk(L, 0, kc, k);
 }
@@ -512,6 +540,7 @@ static void drop_waits(lua_State *L, conn *c) {
   if (c == NULL) return;
   if (c->rco == L) {
     c->rco = NULL;
+    uv_unref(c->h->uv);
     tmo_del(c->K, &c->rt);
     unanchor(L, c->rref);
   }
@@ -960,6 +989,38 @@ static int conn_read(lua_State *L) {
   return read_k(L, LUA_OK, KC(2, n - 1));
 }
 
+/* The iterator of lines(): upvalues are the conn and the formats. */
+static int lines_iter(lua_State *L) {
+  int nf = (int)lua_tointeger(L, lua_upvalueindex(1)), i;
+  lua_settop(L, 0);
+  luaL_checkstack(L, nf + LUA_MINSTACK, "too many formats");
+  for (i = 0; i <= nf; i++) lua_pushvalue(L, lua_upvalueindex(i + 2));
+  return read_k(L, LUA_OK, KC(2, nf));
+}
+
+/* lines(fmt...): for line in conn:lines() do ... end; ends on any
+** failure (end of input, timeout, ...). */
+static int conn_lines(lua_State *L) {
+  int n = lua_gettop(L), i;
+  to_conn(L, 1, K_STREAM);
+  if (n == 1) {
+    lua_pushliteral(L, "l");
+    n = 2;
+  }
+  luaL_argcheck(L, n - 1 <= MAX_FORMATS, MAX_FORMATS, "too many formats");
+  for (i = 2; i <= n; i++) {
+    if (lua_type(L, i) == LUA_TNUMBER)
+      luaL_argcheck(L, lua_isinteger(L, i) && lua_tointeger(L, i) >= 0, i,
+                    "invalid format");
+    else
+      luaL_checkoption(L, i, NULL, formats);
+  }
+  lua_pushinteger(L, n - 1);
+  lua_insert(L, 1); /* nf, conn, formats */
+  lua_pushcclosure(L, lines_iter, n + 1);
+  return 1;
+}
+
 static int recv_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
   size_t max = (size_t)kc;
@@ -1205,6 +1266,31 @@ static int core_listen(lua_State *L) {
   return 1;
 }
 
+/* listen_fd(fd, backlog): a server on an inherited listening socket (a
+** supervisor's, or systemd's LISTEN_FDS). */
+static int core_listen_fd(lua_State *L) {
+  core *K = getcore(L);
+  int fd = (int)lh_check_range(L, 1, 0, 1 << 30);
+  int backlog = (int)lh_opt_range(L, 2, 511, 1, 65535);
+  uv_handle_type t = uv_guess_handle(fd);
+  conn *c;
+  int r;
+  if (t != UV_TCP && t != UV_NAMED_PIPE)
+    return luaL_argerror(L, 1, "not a stream socket");
+  c = conn_new(L, K, t, K_SERVER);
+  r = t == UV_TCP ? uv_tcp_init(K->ctx->loop, (uv_tcp_t *)c->h->uv)
+                  : uv_pipe_init(K->ctx->loop, (uv_pipe_t *)c->h->uv, 0);
+  if (conn_init_done(L, c, r) < 0) return fail_st(L, r);
+  r = t == UV_TCP ? uv_tcp_open((uv_tcp_t *)c->h->uv, fd)
+                  : uv_pipe_open((uv_pipe_t *)c->h->uv, fd);
+  if (r == 0) r = uv_listen(STREAM(c), backlog, connection_cb);
+  if (r < 0) {
+    conn_close(L, c);
+    return fail_st(L, r);
+  }
+  return 1;
+}
+
 /* configure(sock, maxline, hwm, idle_ms): limits (nil keeps a value). */
 static int core_configure(lua_State *L) {
   conn **ud = (conn **)lua_touserdata(L, 1);
@@ -1376,11 +1462,12 @@ typedef struct dnsreq {
   core *K;
   lua_State *co;        /* NULL once the waiting task gave up */
   int ref;
-  int family;
+  tmo t;                /* the caller's deadline, if any */
 } dnsreq;
 
 static void dns_done(dnsreq *d, int nres) {
   lua_State *L = d->K->ctx->L, *co = d->co;
+  tmo_del(d->K, &d->t);
   lh_resume(d->K->ctx, co, nres);
   luaL_unref(L, LUA_REGISTRYINDEX, d->ref);
   free(d);
@@ -1393,6 +1480,7 @@ static void getaddrinfo_cb(uv_getaddrinfo_t *req, int status,
   struct addrinfo *ai;
   int n = 0;
   if (co == NULL || lua_status(co) != LUA_YIELD) {
+    tmo_del(d->K, &d->t);
     uv_freeaddrinfo(res);
     luaL_unref(d->K->ctx->L, LUA_REGISTRYINDEX, d->ref);
     free(d);
@@ -1439,17 +1527,35 @@ static int dns_k(lua_State *L, int status, lua_KContext kc) {
   (void)status;
   if (lua_touserdata(L, -1) == CANCEL) {
     d->co = NULL; /* the callback frees it */
+    tmo_del(d->K, &d->t);
     uv_cancel((uv_req_t *)&d->u);
     return raise_cancel(L);
   }
   return lua_gettop(L); /* {ip...} or nil, err, pushed by the callback */
 }
 
-/* getaddrinfo(name, family) -> {ip...} | nil, err */
+/* The deadline of a look-up passed: answer "timeout" now; the callback
+** will only free the request. */
+static void dns_timeout(dnsreq *d) {
+  lua_State *co = d->co;
+  if (co == NULL || lua_status(co) != LUA_YIELD) return;
+  d->co = NULL;
+  uv_cancel((uv_req_t *)&d->u);
+  lua_pushnil(co);
+  lua_pushliteral(co, "timeout");
+  lh_resume(d->K->ctx, co, 2); /* co stays anchored by d->ref */
+}
+
+static void dns_fire(tmo *t) {
+  dns_timeout(container_of(t, dnsreq, t));
+}
+
+/* getaddrinfo(name, family, timeout_ms) -> {ip...} | nil, err */
 static int core_getaddrinfo(lua_State *L) {
   core *K = getcore(L);
   const char *name = luaL_checkstring(L, 1);
   const char *fam = luaL_optstring(L, 2, NULL);
+  int ms = (int)lh_opt_range(L, 3, -1, -1, (lua_Integer)1 << 30);
   struct addrinfo hints;
   dnsreq *d;
   int r;
@@ -1462,12 +1568,14 @@ static int core_getaddrinfo(lua_State *L) {
   if (d == NULL) return luaL_error(L, "not enough memory");
   d->K = K;
   d->co = L;
+  d->t.idx = -1;
   r = uv_getaddrinfo(K->ctx->loop, &d->u.ai, getaddrinfo_cb, name, NULL,
                      &hints);
   if (r < 0) {
     free(d);
     return fail_st(L, r);
   }
+  if (ms >= 0) tmo_add(K, &d->t, TMO_DNS, (uint64_t)ms);
   lua_pushthread(L);
   d->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, 0);
@@ -1480,6 +1588,7 @@ static void getnameinfo_cb(uv_getnameinfo_t *req, int status,
   lua_State *co = d->co;
   (void)service;
   if (co == NULL || lua_status(co) != LUA_YIELD) {
+    tmo_del(d->K, &d->t);
     luaL_unref(d->K->ctx->L, LUA_REGISTRYINDEX, d->ref);
     free(d);
     return;
@@ -1508,6 +1617,7 @@ static int core_getnameinfo(lua_State *L) {
   if (d == NULL) return luaL_error(L, "not enough memory");
   d->K = K;
   d->co = L;
+  d->t.idx = -1;
   r = uv_getnameinfo(K->ctx->loop, &d->u.ni, getnameinfo_cb,
                      (struct sockaddr *)&ss, NI_NAMEREQD);
   if (r < 0) {
@@ -1947,6 +2057,7 @@ static const luaL_Reg core_functions[] = {
   {"init", core_init},
   {"interfaces", core_interfaces},
   {"listen", core_listen},
+  {"listen_fd", core_listen_fd},
   {"protocol", core_protocol},
   {"service", core_service},
   {"signal", core_signal},
@@ -1963,6 +2074,7 @@ static const luaL_Reg conn_methods[] = {
   {"getopt", conn_getopt},
   {"gettimeout", conn_gettimeout},
   {"is_closed", is_closed_m},
+  {"lines", conn_lines},
   {"peername", conn_peername},
   {"read", conn_read},
   {"recv", conn_recv},
@@ -2049,6 +2161,7 @@ int luaopen_net_core(lua_State *L) {
   K->maxline = 65536;
   K->hwm = 65536;
   uv_timer_init(ctx->loop, &K->timer);
+  uv_unref((uv_handle_t *)&K->timer);
   K->timer.data = K;
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, core_gc);

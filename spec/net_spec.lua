@@ -91,6 +91,31 @@ describe("net", function()
       end)
     end)
 
+    it("adopts an inherited listening socket (fd =)", function()
+      run_task(function()
+        local t = uv.new_tcp()
+        assert(t:bind("127.0.0.1", 0))
+        local s = assert(net.listen{fd = t:fileno()})
+        local ip, port = s:sockname()
+        assert.equal("127.0.0.1", ip)
+        local k = task.spawn(function()
+          local c = assert(net.connect("127.0.0.1", port))
+          c:write("via fd\n")
+          c:close()
+        end)
+        local c = assert(s:accept(5))
+        local line = c:read()
+        c:close()
+        k:join()
+        -- both handles own the fd: close them back to back (the second
+        -- close of the number is harmless when nothing reused it)
+        s:close()
+        t:close()
+        assert.equal("via fd", line)
+        assert.has_error(function() net.listen{fd = -1} end)
+      end)
+    end)
+
     it("rejects bad options", function()
       assert.has_error(function() net.listen("x") end,
         "bad argument #1 to 'listen' (table expected, got string)")
@@ -333,6 +358,31 @@ describe("net", function()
       end)
     end)
 
+    it("a blocking call from a raw uv callback raises", function()
+      local s, c, a
+      run_task(function()
+        s = assert(net.listen{})
+        local _, port = s:sockname()
+        c = assert(net.connect("127.0.0.1", port))
+        a = assert(s:accept()) -- none pending afterwards
+      end)
+      local errs = {}
+      local timer = uv.new_timer()
+      timer:start(0, 0, function()
+        timer:close()
+        errs[1] = select(2, pcall(c.read, c))
+        errs[2] = select(2, pcall(s.accept, s))
+        errs[3] = select(2, pcall(net.connect, "127.0.0.1", 1))
+      end)
+      run_loop(function() return #errs == 3 end)
+      assert.matches("read must be called from a task", errs[1])
+      assert.matches("accept must be called from a task", errs[2])
+      assert.matches("net.connect must be called from a task", errs[3])
+      c:close()
+      a:close()
+      s:close()
+    end)
+
     it("<close> closes on scope exit and on error", function()
       run_task(function()
         local s, port = echo_server()
@@ -377,8 +427,9 @@ describe("net", function()
       function()
       run_task(function()
         local s, port = echo_server(function(c)
+          c:read(10) -- the client is connected and sending
           c:write(string.rep("x", 1000))
-          c:setopt("linger", 0) -- may be ENOSYS before sockopt lands
+          assert(c:setopt("linger", {on = true, seconds = 0})) -- close = RST
           local fd = c:getfd()
           assert.is_true(fd >= 0)
           -- reset: unread input at close makes the kernel send RST
@@ -476,6 +527,42 @@ describe("net", function()
   end)
 
   describe("serve", function()
+    it("open sockets nobody waits on do not keep the host alive",
+      function()
+      local t0 = os.time()
+      local out, err, code = run_host({"-e", [[
+        local net = require "net"
+        local s = assert(net.listen{})
+        local _, port = s:sockname()
+        local c = assert(net.connect("127.0.0.1", port))
+        local a = assert(s:accept())
+        a:write("hi\n")
+        print(c:read())]]})
+      assert.equal("hi\n", out)
+      assert.equal("", err)
+      assert.equal(0, code)
+      assert.is_true(os.time() - t0 < 10)
+    end)
+
+    it("the host exits as soon as the last connection is done", function()
+      local t0 = os.time()
+      local out, err, code = run_host({"-e", [[
+        local net, task = require "net", require "task"
+        local s = assert(net.listen{idle_timeout = 60})
+        local _, port = s:sockname()
+        task.spawn(s.serve, s, function(c) c:write(c:read(), "\n") end)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 60}))
+        c:write("bye\n")
+        print(c:read())
+        c:close()
+        s:close()]]})
+      assert.equal("bye\n", out)
+      assert.equal("", err)
+      assert.equal(0, code)
+      assert.is_true(os.time() - t0 < 10) -- not the 60 s deadlines
+    end)
+
+
     it("a handler error is reported and does not disturb other clients",
       function()
       local out, err, code = run_host({"-e", [[
@@ -639,6 +726,21 @@ describe("net", function()
         assert.has_error(function() net.lookup(1) end,
           "bad argument #1 to 'lookup' (string expected, got number)")
         assert.has_error(function() net.lookup("x", {family = "ipx"}) end)
+      end)
+    end)
+
+    it("a look-up with a deadline answers in time and leaks nothing",
+      function()
+      run_task(function()
+        local r, err = net.lookup("localhost", {timeout = 0})
+        assert.is_true(type(r) == "table" or err == "timeout")
+        r = assert(net.lookup("localhost", {timeout = 5}))
+        assert.is_true(#r >= 1)
+        for _ = 1, 100 do
+          if require("net.core").stats().deadlines == 0 then break end
+          task.sleep(0.01)
+        end
+        assert.equal(0, require("net.core").stats().deadlines)
       end)
     end)
 
