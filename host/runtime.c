@@ -192,6 +192,9 @@ int host_shutdown(lh_ctx *ctx, lua_State *L) {
   /* Close everything, then run so the close callbacks reach a live Lua
   ** state; callbacks may open new handles, so repeat, bounded. */
   ctx->shutting_down = 1;
+  /* A uv_stop still pending (lh_fatal before the loop ran) would make
+  ** the first uv_run below return at once, leaving handles unclosed. */
+  ctx->loop->stop_flag = 0;
   for (i = 0; i < 16 && uv_loop_alive(ctx->loop); i++) {
     uv_walk(ctx->loop, close_walk_cb, NULL);
     uv_run(ctx->loop, UV_RUN_DEFAULT);
