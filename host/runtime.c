@@ -13,6 +13,7 @@
 #include "runtime.h"
 
 int luaopen_luahost(lua_State *L);
+int luaopen_luahost_thread(lua_State *L);
 
 /* {====================================================== state */
 
@@ -62,6 +63,7 @@ static int host_os_exit(lua_State *L) {
 /* The C modules built into the binary, preloaded by name. */
 static const luaL_Reg c_modules[] = {
   {"luahost", luaopen_luahost},
+  {"luahost.thread", luaopen_luahost_thread},
   {"luv", load_luv},
   {"uv", luaopen_uv},
   {NULL, NULL}
