@@ -199,3 +199,217 @@ describe("luahost --workers", function()
     assert.equal(0, p:wait_exit())
   end)
 end)
+
+-- {===== sockets shared by the workers (--listen: bound once by the
+-- supervisor, inherited by every worker of every generation) =====
+
+local uv = require "uv"
+
+-- A line server on the inherited socket: "slow" is answered after
+-- 0.5 s, anything else at once, with "<tag> <worker id>".
+local function server_script(tag)
+  return ([[
+local uv = require "uv"
+local task = require "task"
+local id = task.worker()
+local l = require("luahost").listen_fds()[1]
+local server = uv.new_tcp()
+assert(server:open(l.fd))
+assert(server:listen(511, function(err)
+  assert(not err, err)
+  local c = uv.new_tcp()
+  assert(server:accept(c))
+  c:read_start(function(rerr, data)
+    if rerr or not data then
+      if not c:is_closing() then c:close() end
+      return
+    end
+    local reply = %q .. " " .. id .. "\n"
+    if data:match("slow") then
+      print("slow request " .. id)
+      io.stdout:flush()
+      local t = uv.new_timer()
+      t:start(500, 0, function()
+        t:close()
+        c:write("slow done " .. reply)
+      end)
+    else
+      c:write(reply)
+    end
+  end)
+end))
+print("ready " .. id .. " " .. l.port .. " " ..
+  io.open("/proc/self/stat"):read("n"))
+io.stdout:flush()
+]]):format(tag)
+end
+
+-- One request: connect, send line, read one reply line; cb(err, reply).
+local function request(port, line, cb)
+  local c = uv.new_tcp()
+  local buf, finished = "", false
+  local function finish(err, reply)
+    if finished then return end
+    finished = true
+    if not c:is_closing() then c:close() end
+    cb(err, reply)
+  end
+  local ok, e = c:connect("127.0.0.1", port, function(err)
+    if err then return finish(err) end
+    c:write(line .. "\n")
+    c:read_start(function(rerr, data)
+      if rerr then return finish(rerr) end
+      if not data then return finish("EOF before a reply") end
+      buf = buf .. data
+      local reply = buf:match("^(.-)\n")
+      if reply then finish(nil, reply) end
+    end)
+  end)
+  if not ok then finish(e) end
+end
+
+-- n requests at once; returns replies by tag and id, and the errors.
+local function burst(port, n)
+  local done, errors, ids = 0, {}, {}
+  for _ = 1, n do
+    request(port, "hi", function(err, reply)
+      done = done + 1
+      if err then errors[#errors + 1] = err
+      else ids[reply] = (ids[reply] or 0) + 1 end
+    end)
+  end
+  proc.wait(function() return done == n end, nil, n .. " replies")
+  return ids, errors
+end
+
+local function start_group(script, n)
+  local p = proc.start({"--workers", tostring(n), "--listen", "127.0.0.1:0",
+    "--drain", "5", script})
+  local port
+  proc.wait(function()
+    local seen = 0
+    for _, pt in p:out():gmatch("ready (%d+) (%d+)") do
+      seen, port = seen + 1, tonumber(pt)
+    end
+    return seen >= n
+  end, nil, n .. " workers ready")
+  return p, port
+end
+
+describe("luahost --workers with --listen", function()
+  after_each(function() assert_clean() end)
+
+  it("spreads 200 concurrent clients over 2 workers", function()
+    local p, port = start_group(script_file(server_script("one")), 2)
+    finally(function() p:stop() end)
+    local ids, errors = burst(port, 200)
+    assert.same({}, errors)
+    assert.is_true((ids["one 1"] or 0) > 0 and (ids["one 2"] or 0) > 0,
+      "replies by worker: " .. tostring(ids["one 1"]) .. ", " ..
+      tostring(ids["one 2"]))
+    assert.equal(200, (ids["one 1"] or 0) + (ids["one 2"] or 0))
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+  end)
+
+  it("keeps serving while a SIGKILLed worker is replaced", function()
+    local p, port = start_group(script_file(worker_script("K") .. "\n" ..
+      server_script("two")), 2)
+    finally(function() p:stop() end)
+    local victim = worker_pids(p:out(), "K")[1]
+    proc.kill(victim, "KILL")
+    local ids, errors = burst(port, 50) -- while worker 1 is gone
+    assert.same({}, errors)
+    assert.equal(50, ids["two 2"])
+    p:wait_for("restarting worker 1", nil, "err")
+    proc.wait(function()
+      local pid = worker_pids(p:out(), "K")[1]
+      return pid ~= victim
+    end, nil, "worker 1 to be replaced")
+    ids, errors = burst(port, 50)
+    assert.same({}, errors)
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+  end)
+
+  it("lets an in-flight slow request finish on SIGTERM, then exits 0",
+     function()
+    local p, port = start_group(script_file(server_script("three")), 1)
+    finally(function() p:stop() end)
+    local err, reply
+    request(port, "slow", function(e, r) err, reply = e or false, r end)
+    p:wait_for("slow request 1")
+    p:signal("TERM")
+    proc.wait(function() return err ~= nil end, nil, "the slow reply")
+    assert.is_false(err)
+    assert.equal("slow done three 1", reply)
+    assert.equal(0, p:wait_exit())
+  end)
+
+  it("reloads on SIGHUP without a refused or reset connection", function()
+    local script = script_file(server_script("v1"))
+    local p, port = start_group(script, 2)
+    finally(function() p:stop() end)
+    -- four clients in a loop, one request after another, throughout
+    local stats, errors, running = {}, {}, true
+    local active = 0
+    local function client()
+      active = active + 1
+      local function again()
+        if not running then
+          active = active - 1
+          return
+        end
+        request(port, "hi", function(e, r)
+          if e then errors[#errors + 1] = e
+          else
+            local tag = r:match("^(%S+)")
+            stats[tag] = (stats[tag] or 0) + 1
+          end
+          again()
+        end)
+      end
+      again()
+    end
+    for _ = 1, 4 do client() end
+    proc.wait(function() return (stats.v1 or 0) >= 20 end, nil, "v1 replies")
+    local old = {}
+    for pid in p:out():gmatch("ready %d+ %d+ (%d+)") do old[#old + 1] = pid end
+    proc.write(script, server_script("v2"))
+    p:signal("HUP")
+    p:wait_for("reloaded: generation 2 serving", nil, "err")
+    proc.wait(function() return select(2, p:out():gsub("ready", "")) >= 4 end)
+    -- until the old generation is gone, and a little more
+    local v2_at_exit
+    proc.wait(function()
+      if proc.alive(old[1]) or proc.alive(old[2]) then return false end
+      v2_at_exit = v2_at_exit or (stats.v2 or 0)
+      return (stats.v2 or 0) >= v2_at_exit + 50
+    end, nil, "v2 replies after the old generation exited")
+    if os.getenv("SPEC_VERBOSE") then
+      print(("\nreload: %d v1 and %d v2 replies, %d errors"):format(
+        stats.v1, stats.v2, #errors))
+    end
+    running = false
+    proc.wait(function() return active == 0 end)
+    assert.same({}, errors)
+    assert.is_true(stats.v1 >= 20 and stats.v2 >= 50)
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+  end)
+
+  it("keeps the old workers serving when the new script is broken",
+     function()
+    local script = script_file(server_script("old"))
+    local p, port = start_group(script, 2)
+    finally(function() p:stop() end)
+    proc.write(script, "local broken = \n")
+    p:signal("HUP")
+    p:wait_for("keeping the old workers", nil, "err")
+    local ids, errors = burst(port, 20)
+    assert.same({}, errors)
+    assert.equal(20, (ids["old 1"] or 0) + (ids["old 2"] or 0))
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+  end)
+end)
