@@ -540,6 +540,8 @@ int host_is_worker(void) { return self.id > 0; }
 void host_worker_started(void) {
   char r = 'R';
   if (self.notify_fd < 0) return;
+  /* Changing credentials (--user) cleared the parent-death signal. */
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (write(self.notify_fd, &r, 1) < 0) { /* supervisor gone */ }
   close(self.notify_fd);
   self.notify_fd = -1;

@@ -12,7 +12,7 @@ while a spec talks to them or signals them (workers, daemon specs).
   p:stop()              for finally(): SIGKILL if still running
   proc.wait(cond[, secs, what])  drive the loop until cond() (bounded)
   proc.write(path, text)
-  proc.alive(pid)       kill -0
+  proc.alive(pid)       running (not a zombie)
 ]]
 local uv = require "uv"
 
@@ -46,8 +46,15 @@ function M.wait(cond, secs, what)
   end
 end
 
+-- Running (a zombie, dead but not yet reaped by whoever adopted it, is
+-- not alive).
 function M.alive(pid)
-  return os.execute(("kill -0 %d 2>/dev/null"):format(pid)) == true
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local stat = f:read("a")
+  f:close()
+  local state = stat:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
 function M.kill(pid, sig)
