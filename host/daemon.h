@@ -29,7 +29,8 @@ int host_drop_privileges(const char *spec);
 
 /* Listening sockets: collect the ones this process inherited (systemd's
 ** LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES, or a supervisor's), then bind
-** the --listen ones (none when ho is NULL). Returns 0, or prints why and returns -1. */
+** the --listen ones (none when ho is NULL). Returns 0, or prints why
+** and returns -1. */
 int host_listen_init(const host_options *ho, int trust_pid);
 /* How many listening sockets, and the fd / name of the i-th (0-based). */
 int host_listen_count(void);

@@ -339,6 +339,8 @@ static char **worker_env(supervisor *sup, int id, int gen, int fd) {
   return env;
 }
 
+static void free_data(uv_handle_t *h) { free(h->data); }
+
 /* Start worker id of generation gen. 0, or -1 (logged). */
 static int spawn_worker(supervisor *sup, int id, int gen) {
   uv_process_options_t opts;
@@ -376,7 +378,10 @@ static int spawn_worker(supervisor *sup, int id, int gen) {
   if (st != 0) {
     sup_log("cannot start worker %d: %s", id, uv_strerror(st));
     close(fds[0]);
-    free(w);
+    if (env) /* uv_spawn registered the handle before failing */
+      uv_close((uv_handle_t *)&w->proc, free_data);
+    else
+      free(w);
     return -1;
   }
   w->sup = sup;

@@ -151,7 +151,8 @@ describe("listening sockets handed over", function()
     local out, err, code = run_host({"--listen", "127.0.0.1:0",
       "--listen", "[::1]:0", "-e", list})
     assert.equal(0, code, err)
-    local fd1, port1 = out:match("^(%d+)\t127%.0%.0%.1:0\tinet\t127%.0%.0%.1\t(%d+)\n")
+    local fd1, port1 = out:match(
+      "^(%d+)\t127%.0%.0%.1:0\tinet\t127%.0%.0%.1\t(%d+)\n")
     assert.is_not_nil(fd1, out)
     assert.is_true(tonumber(port1) > 0)
     assert.matches("\t%[::1%]:0\tinet6\t::1\t%d+\n", out)

@@ -36,7 +36,8 @@ describe("task.thread", function()
     assert.equal(_VERSION, ver)
   end)
 
-  it_task("keeps integers, floats, booleans and binary strings exact", function()
+  it_task("keeps integers, floats, booleans and binary strings exact",
+          function()
     local s = "\0\1\255zero"
     local i, f, t, fl, str = task.thread(function(...) return ... end,
       math.maxinteger, 0.1, true, false, s)

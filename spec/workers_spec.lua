@@ -220,8 +220,8 @@ describe("luahost --workers", function()
     local old = worker_pids(p:out(), "ok")
     proc.write(script, "this is not Lua\n")
     p:signal("HUP")
-    p:wait_for("reload: .-:1: syntax error near .-; keeping the old workers", nil,
-      "err")
+    p:wait_for("reload: .-:1: syntax error near .-; keeping the old " ..
+      "workers", nil, "err")
     proc.write(script, "error('fails at start')\n")
     p:signal("HUP")
     p:wait_for("reload failed: new worker %d %(pid %d+%) exited with " ..
