@@ -36,6 +36,7 @@ extern char **environ;
 #define BACKOFF_MAX_MS 5000      /* doubling, capped here */
 #define STABLE_MS 2000           /* lived this long: back-off resets */
 #define KILL_GRACE_MS 3000       /* after the drain: SIGKILL what is left */
+#define RELOAD_READY_MS 30000    /* a new generation must be ready by then */
 
 /* {====================================================== supervisor */
 
@@ -63,6 +64,7 @@ struct supervisor {
   uv_loop_t loop;
   uv_signal_t sigterm, sigint, sighup;
   uv_timer_t kill_timer;
+  uv_timer_t reload_timer;  /* the pending generation's deadline */
   slot *slots;
   worker *list;
   int count;            /* workers per generation */
@@ -132,6 +134,7 @@ static void sup_finish(supervisor *sup) {
   close_if_open((uv_handle_t *)&sup->sigint);
   close_if_open((uv_handle_t *)&sup->sighup);
   close_if_open((uv_handle_t *)&sup->kill_timer);
+  close_if_open((uv_handle_t *)&sup->reload_timer);
   for (i = 0; i < sup->count; i++)
     close_if_open((uv_handle_t *)&sup->slots[i].timer);
 }
@@ -155,6 +158,7 @@ static void sup_stop(supervisor *sup, int code) {
   }
   sup->stopping = 1;
   sup->pending = 0;
+  uv_timer_stop(&sup->reload_timer);
   for (i = 0; i < sup->count; i++) uv_timer_stop(&sup->slots[i].timer);
   signal_gen(sup, 0, SIGTERM);
   if (alive_count(sup) == 0) {
@@ -197,11 +201,27 @@ static void notify_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread < 0) close_worker_handle((uv_handle_t *)s);
 }
 
+/* The pending generation failed: stop it, keep the serving one. */
+static void abandon_reload(supervisor *sup, int sig) {
+  uv_timer_stop(&sup->reload_timer);
+  signal_gen(sup, sup->pending, sig);
+  sup->pending = 0;
+}
+
+static void reload_timer_cb(uv_timer_t *t) {
+  supervisor *sup = (supervisor *)t->data;
+  if (!sup->pending) return;
+  sup_log("reload failed: the new workers were not ready after %ds; "
+          "keeping the old workers", RELOAD_READY_MS / 1000);
+  abandon_reload(sup, SIGKILL); /* may be stuck before its first wait */
+}
+
 /* All workers of the pending generation are ready: it takes over, and the
 ** generation it replaces drains. */
 static void commit_reload(supervisor *sup) {
   int i, old = sup->gen;
   for (i = 0; i < sup->count; i++) uv_timer_stop(&sup->slots[i].timer);
+  uv_timer_stop(&sup->reload_timer);
   sup->gen = sup->pending;
   sup->pending = 0;
   signal_gen(sup, old, SIGTERM);
@@ -275,8 +295,7 @@ static void exit_cb(uv_process_t *p, int64_t status, int sig) {
     /* The new generation failed: keep the old one serving. */
     sup_log("reload failed: new worker %d (pid %d) %s; keeping the old "
             "workers", w->id, p->pid, how);
-    signal_gen(sup, sup->pending, SIGTERM);
-    sup->pending = 0;
+    abandon_reload(sup, SIGTERM);
     return;
   }
   if (w->draining || w->gen != sup->gen) {
@@ -425,11 +444,11 @@ static void reload(supervisor *sup) {
   for (i = 1; i <= sup->count; i++) {
     if (spawn_worker(sup, i, sup->pending) != 0) {
       sup_log("reload failed; keeping the old workers");
-      signal_gen(sup, sup->pending, SIGTERM);
-      sup->pending = 0;
+      abandon_reload(sup, SIGTERM);
       return;
     }
   }
+  uv_timer_start(&sup->reload_timer, reload_timer_cb, RELOAD_READY_MS, 0);
 }
 
 static void signal_cb(uv_signal_t *h, int signum) {
@@ -479,6 +498,8 @@ int host_supervise(const host_options *ho, int argc, char **argv,
   }
   uv_timer_init(&sup.loop, &sup.kill_timer);
   sup.kill_timer.data = &sup;
+  uv_timer_init(&sup.loop, &sup.reload_timer);
+  sup.reload_timer.data = &sup;
   uv_signal_init(&sup.loop, &sup.sigterm);
   uv_signal_init(&sup.loop, &sup.sigint);
   uv_signal_init(&sup.loop, &sup.sighup);
