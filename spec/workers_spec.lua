@@ -240,8 +240,9 @@ end)
 local uv = require "uv"
 
 -- A line server on the inherited socket: "slow" is answered after
--- 0.5 s, anything else at once, with "<tag> <worker id>".
-local function server_script(tag)
+-- 0.5 s, anything else at once, with "<tag> <worker id>" (or the value
+-- of the Lua expression `reply`).
+local function server_script(tag, reply)
   return ([[
 local uv = require "uv"
 local task = require "task"
@@ -258,7 +259,7 @@ assert(server:listen(511, function(err)
       if not c:is_closing() then c:close() end
       return
     end
-    local reply = %q .. " " .. id .. "\n"
+    local reply = %s .. "\n"
     if data:match("slow") then
       print("slow request " .. id)
       io.stdout:flush()
@@ -275,7 +276,7 @@ end))
 print("ready " .. id .. " " .. l.port .. " " ..
   io.open("/proc/self/stat"):read("n"))
 io.stdout:flush()
-]]):format(tag)
+]]):format(reply or ("%q .. ' ' .. id"):format(tag))
 end
 
 -- One request: connect, send line, read one reply line; cb(err, reply).
@@ -443,6 +444,36 @@ describe("luahost --workers with --listen", function()
     local ids, errors = burst(port, 20)
     assert.same({}, errors)
     assert.equal(20, (ids["old 1"] or 0) + (ids["old 2"] or 0))
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+  end)
+  it("serves a privileged port as nobody: bound by the root supervisor",
+     function()
+    if io.popen("id -u"):read("n") ~= 0 then
+      pending("needs root: binding port 80 and dropping privileges")
+      return
+    end
+    if not PRIVATE_NET then
+      pending("needs the private network namespace: port 80 may be taken")
+      return
+    end
+    -- the reply names the worker's uid when it answers (after the drop)
+    local script = script_file([[
+      local function uid()
+        for line in io.lines("/proc/self/status") do
+          local u = line:match("^Uid:%s+(%d+)")
+          if u then return u end
+        end
+      end
+      ]] .. server_script(nil, '"uid " .. uid()'))
+    local p = proc.start({"--workers", "1", "--listen", "127.0.0.1:80",
+      "--user", "nobody", script})
+    finally(function() p:stop() end)
+    p:wait_for("ready 1 80 ")
+    local ids, errors = burst(80, 1)
+    assert.same({}, errors)
+    local nobody = io.popen("id -u nobody"):read("a"):match("%d+")
+    assert.equal(1, ids["uid " .. nobody])
     p:signal("TERM")
     assert.equal(0, p:wait_exit())
   end)
