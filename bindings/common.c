@@ -253,6 +253,11 @@ lh_handle *lh_check_handle_any(lua_State *L, int idx, int mask) {
     const char *want = mask == LH_STREAM_MASK ? "uv_stream"
                      : mask == LH_SOCKET_MASK ? "uv socket handle"
                      : "uv handle of another type";
+    int t;
+    for (t = 1; t < UV_HANDLE_TYPE_MAX; t++) /* one type: name it */
+      if (mask == (1 << t))
+        want = lua_pushfstring(L, "uv_%s",
+                               uv_handle_type_name((uv_handle_type)t));
     luaL_typeerror(L, idx, want);
   }
   return h;
@@ -279,7 +284,16 @@ static void handle_close_cb(uv_handle_t *uvh) {
     luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
   }
   unref_all(L, h);
-  free(h);
+  if (h->pins > 0)
+    h->closed = 1; /* a request still points here: lh_handle_unpin frees */
+  else
+    free(h);
+}
+
+void lh_handle_pin(lh_handle *h) { h->pins++; }
+
+void lh_handle_unpin(lh_handle *h) {
+  if (--h->pins == 0 && h->closed) free(h);
 }
 
 void lh_handle_close_cb(uv_handle_t *uvh) { handle_close_cb(uvh); }
