@@ -404,9 +404,8 @@ static int thread_run(lua_State *L) {
   int t = lua_type(L, 1);
   luaL_argexpected(L, t == LUA_TFUNCTION || t == LUA_TSTRING, 1,
                    "function or string");
-  if (!lua_isyieldable(L) || lua_pushthread(L))
+  if (!lua_isyieldable(L)) /* task.thread checked it is a task */
     return luaL_error(L, "thread.run must be called from a task");
-  lua_pop(L, 1);
   if (t == LUA_TFUNCTION && lua_iscfunction(L, 1))
     return luaL_argerror(L, 1, "a C function cannot run in a thread");
   p = get_pool(L, ctx);
