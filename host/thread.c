@@ -213,12 +213,17 @@ typedef struct job {
 struct pool {
   uv_check_t handle;     /* first: found from the handle by a cast */
   lh_internal internal;
+  lh_ctx *ctx;
   job *jobs;
 };
+
+static const char pool_key = 'p';
 
 static void pool_closed(uv_handle_t *h) {
   pool *p = (pool *)h;
   job *j;
+  lua_pushnil(p->ctx->L); /* forget it: a later run makes a new one */
+  lua_rawsetp(p->ctx->L, LUA_REGISTRYINDEX, &pool_key);
   for (j = p->jobs; j; j = j->next) {
     __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
     j->pool = NULL;
@@ -226,18 +231,17 @@ static void pool_closed(uv_handle_t *h) {
   free(p);
 }
 
-static const char pool_key = 'p';
-
 static pool *get_pool(lua_State *L, lh_ctx *ctx) {
   pool *p;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
   p = (pool *)lua_touserdata(L, -1);
   lua_pop(L, 1);
-  if (p != NULL && !uv_is_closing((uv_handle_t *)p)) return p;
+  if (p != NULL) return p;
   p = (pool *)calloc(1, sizeof(pool));
   if (p == NULL) luaL_error(L, "not enough memory");
   p->internal.tag = &lh_internal_tag;
   p->internal.close_cb = pool_closed;
+  p->ctx = ctx;
   uv_check_init(ctx->loop, &p->handle);
   p->handle.data = &p->internal;
   uv_unref((uv_handle_t *)&p->handle);
