@@ -531,7 +531,9 @@ int host_supervise(const host_options *ho, int argc, char **argv,
     free(w);
   }
   free(sup.slots);
-  host_daemon_ready(sup.exit_code == 0 && sup.started_ok);
+  /* Only reached before readiness when all workers finished (or failed)
+  ** early: the exit status says which. */
+  host_daemon_ready(sup.exit_code == 0);
   return sup.exit_code;
 }
 
