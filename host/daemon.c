@@ -144,6 +144,7 @@ int host_drop_privileges(const char *spec) {
 /* {====================================================== daemon */
 
 static int ready_fd = -1; /* write end: the starter waits on it */
+static const char *log_path; /* --log, reopened by host_log_reopen */
 
 int host_daemon_check(const host_options *ho) {
   if (ho->pidfile) {
@@ -213,8 +214,18 @@ int host_daemonize(const host_options *ho) {
     _exit(EXIT_FAILURE);
   }
   dup2(STDOUT_FILENO, STDERR_FILENO);
+  log_path = ho->log;
   /* No chdir("/"): the script and the pid file may be relative paths. */
   ready_fd = fds[1];
+  return 0;
+}
+
+int host_log_reopen(void) {
+  if (log_path == NULL) return 0;
+  fflush(NULL);
+  if (redirect(STDOUT_FILENO, log_path, O_WRONLY | O_CREAT | O_APPEND) != 0)
+    return -1; /* the old file stays in use; the reason went to it */
+  dup2(STDOUT_FILENO, STDERR_FILENO);
   return 0;
 }
 

@@ -18,6 +18,9 @@ int host_daemon_check(const host_options *ho);
 ** the daemon calls host_daemon_ready and exits with its verdict. -1 on
 ** failure (printed). */
 int host_daemonize(const host_options *ho);
+/* --daemon --log: open the log file again (SIGHUP, after logrotate moved
+** it) as stdout and stderr. 0, or -1 (the old file stays). */
+int host_log_reopen(void);
 /* Tell the waiting starter (if any) that start-up succeeded (ok) or not. */
 void host_daemon_ready(int ok);
 /* Write the pid file atomically (temp file, then rename) and remove it at

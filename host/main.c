@@ -387,7 +387,8 @@ int main(int argc, char **argv) {
     return EXIT_FAILURE;
   }
   if (host_is_worker() || ho.daemon || ho.pidfile)
-    host_drain_init(&ctx, ho.drain); /* SIGTERM drains, then exit 0 */
+    host_drain_init(&ctx, ho.drain, /* SIGTERM drains, then exit 0 */
+                    !host_is_worker() && ho.log != NULL);
   if (!host_is_worker()) host_signals_init(&ctx);
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);

@@ -424,11 +424,13 @@ static int spawn_worker(supervisor *sup, int id, int gen) {
   return 0;
 }
 
-/* SIGHUP: read the script again; if it compiles, start a new generation
-** and, once it is ready, drain the old one. */
+/* SIGHUP: reopen the log; read the script again; if it compiles, start a
+** new generation and, once it is ready, drain the old one. */
 static void reload(supervisor *sup) {
   lua_State *T;
   int i, st;
+  host_log_reopen(); /* --log moved by logrotate: the new workers use the
+                        new file (the supervisor too) */
   if (sup->stopping) return;
   if (sup->pending) {
     sup_log("reload already in progress; SIGHUP ignored");
@@ -592,6 +594,7 @@ void host_worker_started(void) {
 */
 typedef struct drain {
   uv_signal_t sigterm;
+  uv_signal_t sighup;   /* --daemon --log: reopen the log (logrotate) */
   uv_timer_t deadline;
   lh_internal internal;
   lh_ctx *ctx;
@@ -599,11 +602,20 @@ typedef struct drain {
   int open;           /* handles not yet closed */
 } drain;
 
+/* Every handle's data is &d->internal: that finds d. */
+static drain *drain_of(uv_handle_t *h) {
+  return (drain *)(void *)((char *)h->data - offsetof(drain, internal));
+}
+
 static void drain_closed(uv_handle_t *h) {
-  drain *d = h->type == UV_SIGNAL
-    ? (drain *)(void *)((char *)h - offsetof(drain, sigterm))
-    : (drain *)(void *)((char *)h - offsetof(drain, deadline));
+  drain *d = drain_of(h);
   if (--d->open == 0) free(d);
+}
+
+static void sighup_cb(uv_signal_t *h, int signum) {
+  (void)h;
+  (void)signum;
+  host_log_reopen();
 }
 
 static void stop_now(lh_ctx *ctx) {
@@ -612,7 +624,7 @@ static void stop_now(lh_ctx *ctx) {
 }
 
 static void deadline_cb(uv_timer_t *t) {
-  drain *d = (drain *)(void *)((char *)t - offsetof(drain, deadline));
+  drain *d = drain_of((uv_handle_t *)t);
   lh_report("drain time is over; closing what is left");
   stop_now(d->ctx);
 }
@@ -631,7 +643,7 @@ static void close_listener(uv_handle_t *h, void *arg) {
 }
 
 static void sigterm_cb(uv_signal_t *h, int signum) {
-  drain *d = (drain *)(void *)h;
+  drain *d = drain_of((uv_handle_t *)h);
   (void)signum;
   if (self.exiting) {
     /* A worker may get SIGTERM twice for one stop (from the supervisor,
@@ -647,21 +659,29 @@ static void sigterm_cb(uv_signal_t *h, int signum) {
                  (uint64_t)(d->seconds * 1000 + 0.5), 0);
 }
 
-void host_drain_init(lh_ctx *ctx, double seconds) {
+void host_drain_init(lh_ctx *ctx, double seconds, int reopen_log) {
   drain *d = (drain *)calloc(1, sizeof(drain));
   if (d == NULL) return;
   d->ctx = ctx;
   d->seconds = seconds;
   d->internal.tag = &lh_internal_tag;
   d->internal.close_cb = drain_closed;
-  d->open = 2;
+  d->open = 3;
   uv_signal_init(ctx->loop, &d->sigterm);
+  uv_signal_init(ctx->loop, &d->sighup);
   uv_timer_init(ctx->loop, &d->deadline);
-  d->sigterm.data = d->deadline.data = &d->internal;
+  d->sigterm.data = d->sighup.data = d->deadline.data = &d->internal;
   uv_signal_start(&d->sigterm, sigterm_cb, SIGTERM);
+  if (reopen_log) uv_signal_start(&d->sighup, sighup_cb, SIGHUP);
   uv_unref((uv_handle_t *)&d->sigterm);
+  uv_unref((uv_handle_t *)&d->sighup);
   uv_unref((uv_handle_t *)&d->deadline);
-  if (host_is_worker()) signal(SIGINT, SIG_IGN); /* the supervisor's */
+  if (host_is_worker()) {
+    /* Ctrl-C or a hang-up reaches the whole group: the supervisor
+    ** decides (stop, reload), not each worker. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+  }
 }
 
 /* luahost.worker() -> id, count (nil outside a worker group). */

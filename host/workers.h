@@ -21,8 +21,9 @@ int host_worker_init(void);
 int host_is_worker(void);
 /* Watch SIGTERM: stop accepting, let connections finish for `drain`
 ** seconds, then exit 0 (a second SIGTERM stops at once). Workers also
-** leave SIGINT to the supervisor. */
-void host_drain_init(lh_ctx *ctx, double drain);
+** leave SIGINT and SIGHUP to the supervisor. With reopen_log, SIGHUP
+** reopens the --log file (after logrotate moved it). */
+void host_drain_init(lh_ctx *ctx, double drain, int reopen_log);
 /* The main chunk ran to its first wait: tell the supervisor (workers). */
 void host_worker_started(void);
 /* Adds worker() and exiting() to the luahost table on top of L. */

@@ -202,3 +202,48 @@ describe("listening sockets handed over", function()
     assert.equal("", out)
   end)
 end)
+
+describe("luahost --daemon --log and SIGHUP", function()
+  -- logrotate moves the log away, then sends SIGHUP
+  local function rotate_and_check(args, pidfile, log)
+    local _, err, code = run_host(args)
+    local pid = tonumber(proc.slurp(pidfile):match("%d+"))
+    finally(function() if pid then proc.kill(pid, "KILL") end end)
+    assert.equal(0, code, err)
+    proc.wait(function() return proc.slurp(log):match("tick") end, nil,
+      "a tick in the log")
+    assert(os.rename(log, log .. ".1"))
+    finally(function() os.remove(log .. ".1") end)
+    proc.kill(pid, "HUP")
+    proc.wait(function() return proc.slurp(log):match("tick") end, nil,
+      "a tick in the new log")
+    assert.is_true(proc.alive(pid))
+    proc.kill(pid, "TERM")
+    proc.wait(function() return not proc.alive(pid) end)
+  end
+
+  local ticker = [[
+    local uv = require "uv"
+    local t = uv.new_timer()
+    t:start(0, 50, function()
+      if require("task").exiting() then t:close() return end
+      print("tick")
+      io.stdout:flush()
+    end)]]
+
+  it("reopens the log of a single process", function()
+    local pidfile, log = tmpname(), tmpname()
+    os.remove(pidfile)
+    rotate_and_check({"--daemon", "--pidfile", pidfile, "--log", log, "-e",
+      ticker}, pidfile, log)
+  end)
+
+  it("reopens the log for the next generation of workers", function()
+    local pidfile, log = tmpname(), tmpname()
+    os.remove(pidfile)
+    local script = script_file(ticker)
+    rotate_and_check({"--daemon", "--pidfile", pidfile, "--log", log,
+      "--workers", "1", script}, pidfile, log)
+    assert.matches("reload: starting generation 2", proc.slurp(log))
+  end)
+end)
