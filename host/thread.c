@@ -202,6 +202,8 @@ typedef struct job {
   int is_dump;           /* code is string.dump output, not source */
   buf code, args, out;
   int ok;                /* out holds results (1) or an error message */
+  int done;              /* after_work is resuming the task with them */
+  int detached;          /* the task went on without it (cancelled) */
   int cancel;            /* set by the loop thread, read by the pool's */
 } job;
 
@@ -350,8 +352,8 @@ static void after_work_cb(uv_work_t *w, int status) {
     else j->pool->jobs = j->next;
     if (j->next) j->next->prev = j->prev;
   }
-  if (status != 0 || ctx->shutting_down > 1) {
-    luaL_unref(L, LUA_REGISTRYINDEX, j->co_ref);
+  if (j->detached || status != 0 || ctx->shutting_down > 1) {
+    if (!j->detached) luaL_unref(L, LUA_REGISTRYINDEX, j->co_ref);
     job_free(j);
     return;
   }
@@ -366,14 +368,33 @@ static void after_work_cb(uv_work_t *w, int status) {
   co = j->co;
   ref = j->co_ref;
   lua_xmove(L, co, n);
-  job_free(j);
+  j->done = 1; /* read by thread_wake, which runs inside lh_resume */
   lh_resume(ctx, co, n);
   luaL_unref(L, LUA_REGISTRYINDEX, ref); /* anchored until resumed */
+  job_free(j);
 }
 
 /* }====================================================== */
 
 /* {====================================================== module */
+
+/*
+** The continuation of thread.run: the task was resumed, with the results
+** (after_work set done) or by something else, such as a cancel (task.lua
+** resumes it with its marker, which the caller raises). In the second
+** case the job is detached: the computation is asked to stop, and its
+** after_work will neither resume nor touch the task.
+*/
+static int thread_wake(lua_State *L, int status, lua_KContext k) {
+  job *j = (job *)k;
+  (void)status;
+  if (!j->done) {
+    j->detached = 1;
+    __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
+    luaL_unref(L, LUA_REGISTRYINDEX, j->co_ref);
+  }
+  return lua_gettop(L); /* whatever the resume passed */
+}
 
 /* Protected: copy the code (1 = job, 2 = fn or source) and the args. */
 static int thread_copy_in(lua_State *L) {
@@ -439,7 +460,7 @@ static int thread_run(lua_State *L) {
   j->next = p->jobs;
   if (p->jobs) p->jobs->prev = j;
   p->jobs = j;
-  return lua_yield(L, 0);
+  return lua_yieldk(L, 0, (lua_KContext)j, thread_wake);
 }
 
 static const luaL_Reg thread_functions[] = {
