@@ -11,6 +11,7 @@
 #include <lualib.h>
 
 #include "runtime.h"
+#include "netcore.h"
 
 int luaopen_luahost(lua_State *L);
 int luaopen_luahost_thread(lua_State *L);
@@ -65,6 +66,7 @@ static const luaL_Reg c_modules[] = {
   {"luahost", luaopen_luahost},
   {"luahost.thread", luaopen_luahost_thread},
   {"luv", load_luv},
+  {"net.core", luaopen_net_core},
   {"uv", luaopen_uv},
   {NULL, NULL}
 };

@@ -122,3 +122,22 @@ end
 setmetatable(tmpfiles, {__gc = function(t)
   for _, name in ipairs(t) do os.remove(name) end
 end})
+
+--[[
+  run_task(fn[, secs])    run fn as a task (net and task calls block it) and
+                          run the loop until it finished; re-raises its error
+                          with its traceback; returns fn's results
+]]
+function run_task(fn, seconds)
+  local task = require "task"
+  local done, res = false, nil
+  task.spawn(function()
+    res = table.pack(xpcall(fn, debug.traceback))
+    done = true
+    -- run_loop's uv.run("once") may be about to poll: make it return now
+    require("uv").stop()
+  end)
+  run_loop(function() return done end, seconds)
+  if not res[1] then error(res[2], 2) end
+  return table.unpack(res, 2, res.n)
+end

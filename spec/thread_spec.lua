@@ -135,6 +135,26 @@ describe("task.thread", function()
     for i = 1, 4 do assert.equal(i, results[i]) end
   end)
 
+  it("cancels: the task unwinds at once, the computation stops", function()
+    local t0 = uv.hrtime()
+    local out, err, code = run_host({"-e", [[
+      local task = require "task"
+      local t = task.spawn(function()
+        task.thread("local t = os.clock() while os.clock() - t < 20 do end")
+        print("not reached")
+      end)
+      task.sleep(0.1)
+      t:cancel()
+      print(t:join())
+      print(task.thread(function() return "pool still works" end))]]},
+      -- one pool thread: the second job runs only once the first stopped
+      nil, "UV_THREADPOOL_SIZE=1")
+    assert.equal("", err)
+    assert.equal("nil\tcancelled\npool still works\n", out)
+    assert.equal(0, code)
+    assert.is_true((uv.hrtime() - t0) / 1e9 < 5)
+  end)
+
   it("stops a long computation when the host exits", function()
     local t0 = uv.hrtime()
     local out, err, code = run_host({"-e", [[
