@@ -642,6 +642,25 @@ static void close_listener(uv_handle_t *h, void *arg) {
     lh_handle_close((lh_handle *)h->data);
 }
 
+/* The registry key of the list of functions luahost.on_drain added. */
+static const char drain_hooks_key = 'd';
+
+/* Call every drain hook (in order, each protected by lh_call). */
+static void run_drain_hooks(lh_ctx *ctx) {
+  lua_State *L = ctx->L;
+  lua_Integer i, n;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &drain_hooks_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  n = (lua_Integer)lua_rawlen(L, -1);
+  for (i = 1; i <= n && !ctx->fatal; i++) {
+    lua_rawgeti(L, -1, i);
+    lh_call(ctx, 0);
+  }
+  lua_pop(L, 1);
+}
+
 static void sigterm_cb(uv_signal_t *h, int signum) {
   drain *d = drain_of((uv_handle_t *)h);
   (void)signum;
@@ -654,6 +673,9 @@ static void sigterm_cb(uv_signal_t *h, int signum) {
     return;
   }
   self.exiting = 1;
+  /* First the Lua side closes what it owns the proper way (net closes its
+  ** servers, waking the tasks in accept); then whatever still listens. */
+  run_drain_hooks(d->ctx);
   uv_walk(h->loop, close_listener, NULL);
   uv_timer_start(&d->deadline, deadline_cb,
                  (uint64_t)(d->seconds * 1000 + 0.5), 0);
@@ -699,9 +721,31 @@ static int workers_exiting(lua_State *L) {
   return 1;
 }
 
+/*
+** luahost.on_drain(fn): call fn() when a drain starts (SIGTERM under
+** --workers, --daemon or --pidfile), before the host closes the listening
+** sockets that are left. For modules that own servers (net): closing them
+** themselves lets the tasks waiting in accept return.
+*/
+static int workers_on_drain(lua_State *L) {
+  lh_check_callable(L, 1);
+  lua_settop(L, 1);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &drain_hooks_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &drain_hooks_key);
+  }
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
 void host_workers_lib(lua_State *L) {
   lua_pushcfunction(L, workers_exiting);
   lua_setfield(L, -2, "exiting");
+  lua_pushcfunction(L, workers_on_drain);
+  lua_setfield(L, -2, "on_drain");
   lua_pushcfunction(L, workers_worker);
   lua_setfield(L, -2, "worker");
 }

@@ -317,9 +317,13 @@ local function burst(port, n)
   return ids, errors
 end
 
-local function start_group(script, n)
-  local p = proc.start({"--workers", tostring(n), "--listen", "127.0.0.1:0",
-    "--drain", "5", script})
+local function start_group(script, n, own_sockets)
+  local args = {"--workers", tostring(n), "--drain", "5", script}
+  if not own_sockets then -- the supervisor binds, the workers inherit
+    table.insert(args, 1, "--listen")
+    table.insert(args, 2, "127.0.0.1:0")
+  end
+  local p = proc.start(args)
   local port
   proc.wait(function()
     local seen = 0
@@ -447,6 +451,49 @@ describe("luahost --workers with --listen", function()
     p:signal("TERM")
     assert.equal(0, p:wait_exit())
   end)
+  it("drains net servers too: each worker's own SO_REUSEPORT socket, " ..
+     "serve() returns, the slow request finishes", function()
+    -- a free port for every worker to bind with SO_REUSEPORT
+    local probe = uv.new_tcp()
+    assert(probe:bind("127.0.0.1", 0))
+    local port = probe:getsockname().port
+    probe:close()
+    local script = script_file([[
+      local net = require "net"
+      local task = require "task"
+      local id = task.worker()
+      local server = assert(net.listen{host = "127.0.0.1", port = ]] ..
+        port .. [[, reuseport = true})
+      require("luahost").on_drain(function() server:close() end)
+      print("ready " .. id .. " ]] .. port .. [[ 0")
+      io.stdout:flush()
+      print("served " .. id, server:serve(function(conn)
+        for line in conn:lines() do
+          if line == "slow" then
+            print("slow request " .. id)
+            io.stdout:flush()
+            task.sleep(0.5)
+          end
+          conn:write("net " .. id .. " " .. line .. "\n")
+        end
+      end))]])
+    local p = start_group(script, 2, true)
+    finally(function() p:stop() end)
+    local ids, errors = burst(port, 20)
+    assert.same({}, errors)
+    assert.equal(20, (ids["net 1 hi"] or 0) + (ids["net 2 hi"] or 0))
+    local err, reply
+    request(port, "slow", function(e, r) err, reply = e or false, r end)
+    p:wait_for("slow request %d")
+    p:signal("TERM")
+    proc.wait(function() return err ~= nil end, nil, "the slow reply")
+    assert.is_false(err)
+    assert.matches("^net %d slow$", reply)
+    assert.equal(0, p:wait_exit())
+    assert.matches("served 1\ttrue", p:out())
+    assert.matches("served 2\ttrue", p:out())
+  end)
+
   it("serves a privileged port as nobody: bound by the root supervisor",
      function()
     if io.popen("id -u"):read("n") ~= 0 then
