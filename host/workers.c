@@ -426,9 +426,24 @@ static int spawn_worker(supervisor *sup, int id, int gen) {
 
 /* SIGHUP: reopen the log; read the script again; if it compiles, start a
 ** new generation and, once it is ready, drain the old one. */
+/* Does the script compile? Compiled in a throwaway state, never run. 1
+** yes; 0 no, with the reason in why. */
+static int script_compiles(const char *script, char *why, size_t sz) {
+  lua_State *T = luaL_newstate();
+  int ok;
+  if (T == NULL) {
+    snprintf(why, sz, "not enough memory");
+    return 0;
+  }
+  ok = luaL_loadfile(T, script) == LUA_OK;
+  if (!ok) snprintf(why, sz, "%s", lua_tostring(T, -1));
+  lua_close(T);
+  return ok;
+}
+
 static void reload(supervisor *sup) {
-  lua_State *T;
-  int i, st;
+  char why[1024];
+  int i;
   host_log_reopen(); /* --log moved by logrotate: the new workers use the
                         new file (the supervisor too) */
   if (sup->stopping) return;
@@ -436,18 +451,10 @@ static void reload(supervisor *sup) {
     sup_log("reload already in progress; SIGHUP ignored");
     return;
   }
-  T = luaL_newstate();
-  if (T == NULL) {
-    sup_log("reload: not enough memory; keeping the old workers");
+  if (!script_compiles(sup->script, why, sizeof(why))) {
+    sup_log("reload: %s; keeping the old workers", why);
     return;
   }
-  st = luaL_loadfile(T, sup->script);
-  if (st != LUA_OK) {
-    sup_log("reload: %s; keeping the old workers", lua_tostring(T, -1));
-    lua_close(T);
-    return;
-  }
-  lua_close(T);
   sup->pending = ++sup->lastgen;
   sup_log("reload: starting generation %d", sup->pending);
   for (i = 1; i <= sup->count; i++) {
@@ -480,7 +487,15 @@ int host_supervise(const host_options *ho, int argc, char **argv,
   supervisor sup;
   size_t len = sizeof(sup.exe);
   int i, n = ho->workers;
+  char why[1024];
   (void)argc;
+  /* A script that does not compile would only make every worker die at
+  ** start-up: say so at once. */
+  if (!script_compiles(argv[script], why, sizeof(why))) {
+    fprintf(stderr, "luahost: %s\n", why);
+    host_daemon_ready(0);
+    return EXIT_FAILURE;
+  }
   memset(&sup, 0, sizeof(sup));
   if (n < 0) n = (int)uv_available_parallelism();
   if (n < 1) n = 1;
