@@ -223,8 +223,6 @@ int host_shutdown(lh_ctx *ctx, lua_State *L) {
   if (uv_loop_close(ctx->loop) != 0)
     lh_report("warning: the loop still had live handles at exit");
   lua_close(L);
-  free(ctx->readbuf); /* stream.c's read buffer, allocated on first read */
-  ctx->readbuf = NULL;
   return ctx->exit_code;
 }
 

@@ -737,8 +737,13 @@ static int append(conn *c, const char *p, size_t n) {
 }
 
 static void consume(conn *c, size_t n) {
+  if (n == 0) return;
   c->rp += n;
   c->rlen -= n;
+}
+
+static const char *find_nl(const conn *c) {
+  return c->rlen ? (const char *)memchr(c->rp, '\n', c->rlen) : NULL;
 }
 
 static void rstop(conn *c) {
@@ -852,7 +857,7 @@ static int read_one(lua_State *L, conn *c, int fidx) {
                  == 'L';
       const char *nl;
       while (c->skipline) { /* the rest of an over-long line */
-        nl = (const char *)memchr(c->rp, '\n', c->rlen);
+        nl = find_nl(c);
         if (nl == NULL) {
           consume(c, c->rlen);
           if (!c->rerr) return 0;
@@ -861,7 +866,7 @@ static int read_one(lua_State *L, conn *c, int fidx) {
         consume(c, (size_t)(nl - c->rp) + 1);
         c->skipline = 0;
       }
-      nl = (const char *)memchr(c->rp, '\n', c->rlen);
+      nl = find_nl(c);
       if (nl != NULL) {
         size_t n = (size_t)(nl - c->rp);
         if (n > c->maxline) {
