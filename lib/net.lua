@@ -23,7 +23,7 @@ net.defaults = {
   write_hwm = 64 * 1024,    -- write blocks while more is queued (bytes)
 }
 
-local own, spawn = task._own, task.spawn
+local own, spawn_light = task._own, task._spawn_light
 local wait = task._wait
 local resume = require("luahost").resume
 
@@ -298,7 +298,7 @@ function Server:serve(handler)
     local conn, err = accept(self)
     if conn then
       st.active = st.active + 1
-      spawn(run_handler, st, handler, conn)
+      spawn_light(run_handler, st, handler, conn)
     elseif err == "closed" then
       return true
     elseif err ~= "timeout" then
@@ -317,6 +317,85 @@ function Server:accept(timeout)
   local c, err = core_accept(self, timeout)
   if c then return own(c) end
   return nil, err
+end
+
+-- }}}
+
+-- {{{ udp
+
+local UDP_OPTS = {host = true, port = true, family = true, reuseaddr = true,
+  broadcast = true, ttl = true, multicast_ttl = true, multicast_loop = true,
+  multicast_interface = true, join = true, timeout = true}
+
+--- udp{host=, port=, family=, reuseaddr=, broadcast=, ttl=, join=,
+---   multicast_ttl=, multicast_loop=, multicast_interface=, timeout=}
+--- -> udp socket (bound when host or port is given) | nil, err
+function net.udp(opts)
+  opts = opts or {}
+  check_type(opts, "table", 1, "udp")
+  check_options(opts, UDP_OPTS, "udp")
+  local host, port = opts.host, opts.port
+  if port ~= nil then check_port(port, 1, "udp") end
+  if host ~= nil then check_type(host, "string", 1, "udp") end
+  local family = opts.family and FAMILIES[opts.family]
+  if opts.family ~= nil and not family then
+    argerror(1, "udp", "unknown family '" .. tostring(opts.family) .. "'")
+  end
+  if host == nil and port ~= nil then
+    host = family == "inet6" and "::1" or "127.0.0.1"
+  end
+  if host ~= nil then
+    host = ANY[host] or host
+    if not is_ip(host) then
+      local addrs, err = net.lookup(host, {family = family})
+      if not addrs then return nil, err end
+      host = addrs[1]
+    end
+  end
+  local u, err = core.udp(host, port or 0, opts.reuseaddr, family)
+  if not u then return nil, err end
+  for _, name in ipairs({"broadcast", "ttl", "multicast_ttl",
+    "multicast_loop", "multicast_interface", "join"}) do
+    if opts[name] ~= nil then
+      local ok, e = u:setopt(name, opts[name])
+      if not ok then
+        u:close()
+        return nil, e
+      end
+    end
+  end
+  if opts.timeout ~= nil then
+    u:settimeout(check_seconds(opts.timeout, 1, "udp", "timeout"))
+  end
+  return own(u)
+end
+
+-- }}}
+
+-- {{{ host facts (none of these waits on the network)
+
+--- hostname() -> name
+function net.hostname() return core.hostname() end
+
+--- interfaces() -> {{name=, address=, family=, netmask=, internal=,
+--- mac=}...}
+function net.interfaces() return core.interfaces() end
+
+--- service(name | port [, proto = "tcp"]) -> port | name | nil, err
+function net.service(what, proto)
+  if type(what) ~= "string" and math.type(what) ~= "integer" then
+    argerror(1, "service", "string or integer expected, got " .. type(what))
+  end
+  check_type(proto, "string", 2, "service", true)
+  return core.service(what, proto)
+end
+
+--- protocol(name | number) -> number | name | nil, err
+function net.protocol(what)
+  if type(what) ~= "string" and math.type(what) ~= "integer" then
+    argerror(1, "protocol", "string or integer expected, got " .. type(what))
+  end
+  return core.protocol(what)
 end
 
 -- }}}
