@@ -174,6 +174,28 @@ describe("luahost --workers", function()
     assert.matches("draining 2 ", out)
   end)
 
+  it("calls task.on_signal('sigterm', fn) watchers when a drain starts",
+     function()
+    local p = proc.start({"--workers", "2", script_file([[
+      local task = require "task"
+      local id = task.worker()
+      local stop
+      stop = task.on_signal("sigterm", function()
+        print("on_signal " .. id)
+        io.stdout:flush()
+        stop()
+      end)
+      print("up " .. id)
+      io.stdout:flush()]])})
+    finally(function() p:stop() end)
+    p:wait_for("up 1")
+    p:wait_for("up 2")
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+    assert.matches("on_signal 1\n", p:out())
+    assert.matches("on_signal 2\n", p:out())
+  end)
+
   it("stops at the drain deadline, and at once on a second signal",
      function()
     -- this script never finishes by itself
