@@ -87,6 +87,12 @@ describe("luahost --daemon", function()
     assert.is_nil(io.open(pidfile))
   end)
 
+  it("refuses --log without --daemon", function()
+    local _, err, code = run_host({"--log", tmpname(), "-e", "print(1)"})
+    assert.equal(1, code)
+    assert.matches("%-%-log needs %-%-daemon", err)
+  end)
+
   it("fails (exit 1) when the daemon cannot start", function()
     local pidfile = tmpname()
     proc.write(pidfile, tostring(io.open("/proc/self/stat"):read("n")))
