@@ -34,19 +34,25 @@ typedef struct buf {
   size_t n, cap;
 } buf;
 
-/* Append len bytes; raises in L when memory runs out. */
-static void put(lua_State *L, buf *b, const void *s, size_t len) {
+/* Append len bytes; 0, or -1 when memory runs out. */
+static int put_try(buf *b, const void *s, size_t len) {
   if (b->cap - b->n < len) {
     size_t cap = b->cap ? b->cap : 64;
     char *p;
     while (cap - b->n < len) cap *= 2;
     p = (char *)realloc(b->p, cap);
-    if (p == NULL) luaL_error(L, "not enough memory");
+    if (p == NULL) return -1;
     b->p = p;
     b->cap = cap;
   }
   memcpy(b->p + b->n, s, len);
   b->n += len;
+  return 0;
+}
+
+/* Append len bytes; raises in L when memory runs out. */
+static void put(lua_State *L, buf *b, const void *s, size_t len) {
+  if (put_try(b, s, len) != 0) luaL_error(L, "not enough memory");
 }
 
 static void put_tag(lua_State *L, buf *b, char tag) { put(L, b, &tag, 1); }
@@ -266,9 +272,10 @@ static void cancel_hook(lua_State *T, lua_Debug *ar) {
     luaL_error(T, "cancelled: the host is exiting");
 }
 
+/* lua_dump's writer: must not raise, it reports (non-zero) instead. */
 static int writer(lua_State *L, const void *p, size_t sz, void *ud) {
-  put(L, (buf *)ud, p, sz);
-  return 0;
+  (void)L;
+  return put_try((buf *)ud, p, sz);
 }
 
 /* Inside the job's own state, protected: load the code, give upvalues
