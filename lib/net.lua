@@ -94,13 +94,15 @@ end
 local FAMILIES = {inet = "inet", inet6 = "inet6", ipv4 = "inet",
   ipv6 = "inet6", [4] = "inet", [6] = "inet6"}
 
---- lookup(name [, {family = "inet" | "inet6"}]) -> {address...} | nil, err
+--- lookup(name [, {family = "inet" | "inet6", timeout = seconds}])
+--- -> {address...} | nil, err
 function net.lookup(name, opts)
   check_type(name, "string", 1, "lookup")
   check_type(opts, "table", 2, "lookup", true)
-  local family
+  local family, timeout
   if opts then
-    check_options(opts, {family = true}, "lookup", 2)
+    check_options(opts, {family = true, timeout = true}, "lookup", 2)
+    timeout = check_seconds(opts.timeout, 2, "lookup", "timeout")
     if opts.family ~= nil then
       family = FAMILIES[opts.family]
       if not family then argerror(2, "lookup", "unknown family '" ..
@@ -108,7 +110,7 @@ function net.lookup(name, opts)
     end
   end
   if is_ip(name) then return {name} end
-  return core.getaddrinfo(name, family)
+  return core.getaddrinfo(name, family, ms(timeout))
 end
 
 --- reverse(address) -> name | nil, err
@@ -187,7 +189,7 @@ function net.connect(host, port, opts)
   if is_ip(host) then
     addrs = {host}
   else
-    addrs, err = net.lookup(host, {family = opts.family})
+    addrs, err = net.lookup(host, {family = opts.family, timeout = timeout})
     if not addrs then return nil, err end
   end
   for i = 1, #addrs do

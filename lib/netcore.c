@@ -48,7 +48,7 @@ static const char cancel_mark = 'c';
 
 /* {====================================================== core */
 
-enum { TMO_SLEEP, TMO_RD, TMO_WR, TMO_LINGER };
+enum { TMO_SLEEP, TMO_RD, TMO_WR, TMO_LINGER, TMO_DNS };
 
 typedef struct tmo {    /* one deadline in the heap */
   uint64_t due, seq;
@@ -72,6 +72,8 @@ typedef struct core {
   uint64_t seq;
   int tasks_ref;        /* task.lua's coroutine -> task table */
   int borrowing;        /* rbuf is lent to a conn being resumed */
+  int armed;            /* the timer is started, for armed_due */
+  uint64_t armed_due;
   sleeper *free_sleepers;
   size_t maxline, hwm;  /* defaults, set by net.lua */
   char rbuf[RBUF_SIZE];
@@ -112,13 +114,19 @@ static void sift_down(core *K, int i) {
 
 static void fire_cb(uv_timer_t *timer);
 
-/* Point the one uv timer at the earliest deadline. */
+/* Point the one uv timer at the earliest deadline. Removing a deadline
+** does not re-arm (most waits end before their deadline: re-arming each
+** time would cost a libuv timer operation per message); the timer may
+** then fire early, find nothing due and re-arm. */
 static void arm(core *K) {
   if (K->n == 0) {
     uv_timer_stop(&K->timer);
+    K->armed = 0;
   } else {
     uint64_t now = uv_now(K->ctx->loop), due = K->heap[0]->due;
     uv_timer_start(&K->timer, fire_cb, due > now ? due - now : 0, 0);
+    K->armed = 1;
+    K->armed_due = due;
   }
 }
 
@@ -135,7 +143,7 @@ static int tmo_add(core *K, tmo *t, int kind, uint64_t ms) {
   t->kind = kind;
   heap_put(K, K->n++, t);
   sift_up(K, t->idx);
-  if (t->idx == 0) arm(K);
+  if (t->idx == 0 && (!K->armed || t->due < K->armed_due)) arm(K);
   return 0;
 }
 
@@ -151,9 +159,8 @@ static void tmo_del_noarm(core *K, tmo *t) {
 }
 
 static void tmo_del(core *K, tmo *t) {
-  int top = t->idx == 0;
   tmo_del_noarm(K, t);
-  if (top) arm(K);
+  if (K->n == 0 && K->armed) arm(K); /* nothing left: let the loop end */
 }
 
 static void fire(core *K, tmo *t);
@@ -161,6 +168,7 @@ static void fire(core *K, tmo *t);
 static void fire_cb(uv_timer_t *timer) {
   core *K = container_of(timer, core, timer);
   uint64_t now = uv_now(K->ctx->loop), limit = K->seq;
+  K->armed = 0;
   /* Only deadlines queued before this round: a task that yields in a loop
   ** must not keep the loop from polling. */
   while (K->n > 0 && K->heap[0]->due <= now && K->heap[0]->seq < limit) {
@@ -319,6 +327,7 @@ typedef struct conn {
   const char *rp;        /* unread input: rp[0 .. rlen) */
   size_t rlen;
   lua_State *rco, *wco;  /* parked reader (or acceptor) and writer */
+  lua_State *task;       /* last thread known to be a task (need_task) */
   int rref, wref;        /* registry slots anchoring them */
   tmo rt, wt;
   int timeout;           /* ms for every later wait, -1 = none */
@@ -452,6 +461,8 @@ static void conn_close(lua_State *L, conn *c) {
   lh_handle_close(c->h);
 }
 
+static void dns_fire(tmo *t);
+
 static void fire(core *K, tmo *t) {
   lua_State *L = K->ctx->L;
   conn *c;
@@ -473,13 +484,19 @@ static void fire(core *K, tmo *t) {
       c = container_of(t, conn, wt);
       lh_handle_close(c->h);
       break;
+    case TMO_DNS:
+      dns_fire(t);
+      break;
   }
 }
 
 /* Park the running task in c's reader slot; k continues it. */
 static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
                        lua_KFunction k, const char *what) {
-  need_task(L, c->K, what);
+  if (L != c->task) { /* checked once per task and connection */
+    need_task(L, c->K, what);
+    c->task = L;
+  }
   if (c->rco != NULL && lua_status(c->rco) == LUA_YIELD)
     return luaL_error(L, "%s: another task is already waiting on this "
                       "socket", what);
@@ -1376,11 +1393,12 @@ typedef struct dnsreq {
   core *K;
   lua_State *co;        /* NULL once the waiting task gave up */
   int ref;
-  int family;
+  tmo t;                /* the caller's deadline, if any */
 } dnsreq;
 
 static void dns_done(dnsreq *d, int nres) {
   lua_State *L = d->K->ctx->L, *co = d->co;
+  tmo_del(d->K, &d->t);
   lh_resume(d->K->ctx, co, nres);
   luaL_unref(L, LUA_REGISTRYINDEX, d->ref);
   free(d);
@@ -1393,6 +1411,7 @@ static void getaddrinfo_cb(uv_getaddrinfo_t *req, int status,
   struct addrinfo *ai;
   int n = 0;
   if (co == NULL || lua_status(co) != LUA_YIELD) {
+    tmo_del(d->K, &d->t);
     uv_freeaddrinfo(res);
     luaL_unref(d->K->ctx->L, LUA_REGISTRYINDEX, d->ref);
     free(d);
@@ -1439,17 +1458,35 @@ static int dns_k(lua_State *L, int status, lua_KContext kc) {
   (void)status;
   if (lua_touserdata(L, -1) == CANCEL) {
     d->co = NULL; /* the callback frees it */
+    tmo_del(d->K, &d->t);
     uv_cancel((uv_req_t *)&d->u);
     return raise_cancel(L);
   }
   return lua_gettop(L); /* {ip...} or nil, err, pushed by the callback */
 }
 
-/* getaddrinfo(name, family) -> {ip...} | nil, err */
+/* The deadline of a look-up passed: answer "timeout" now; the callback
+** will only free the request. */
+static void dns_timeout(dnsreq *d) {
+  lua_State *co = d->co;
+  if (co == NULL || lua_status(co) != LUA_YIELD) return;
+  d->co = NULL;
+  uv_cancel((uv_req_t *)&d->u);
+  lua_pushnil(co);
+  lua_pushliteral(co, "timeout");
+  lh_resume(d->K->ctx, co, 2); /* co stays anchored by d->ref */
+}
+
+static void dns_fire(tmo *t) {
+  dns_timeout(container_of(t, dnsreq, t));
+}
+
+/* getaddrinfo(name, family, timeout_ms) -> {ip...} | nil, err */
 static int core_getaddrinfo(lua_State *L) {
   core *K = getcore(L);
   const char *name = luaL_checkstring(L, 1);
   const char *fam = luaL_optstring(L, 2, NULL);
+  int ms = (int)lh_opt_range(L, 3, -1, -1, (lua_Integer)1 << 30);
   struct addrinfo hints;
   dnsreq *d;
   int r;
@@ -1462,12 +1499,14 @@ static int core_getaddrinfo(lua_State *L) {
   if (d == NULL) return luaL_error(L, "not enough memory");
   d->K = K;
   d->co = L;
+  d->t.idx = -1;
   r = uv_getaddrinfo(K->ctx->loop, &d->u.ai, getaddrinfo_cb, name, NULL,
                      &hints);
   if (r < 0) {
     free(d);
     return fail_st(L, r);
   }
+  if (ms >= 0) tmo_add(K, &d->t, TMO_DNS, (uint64_t)ms);
   lua_pushthread(L);
   d->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, 0);
@@ -1480,6 +1519,7 @@ static void getnameinfo_cb(uv_getnameinfo_t *req, int status,
   lua_State *co = d->co;
   (void)service;
   if (co == NULL || lua_status(co) != LUA_YIELD) {
+    tmo_del(d->K, &d->t);
     luaL_unref(d->K->ctx->L, LUA_REGISTRYINDEX, d->ref);
     free(d);
     return;
@@ -1508,6 +1548,7 @@ static int core_getnameinfo(lua_State *L) {
   if (d == NULL) return luaL_error(L, "not enough memory");
   d->K = K;
   d->co = L;
+  d->t.idx = -1;
   r = uv_getnameinfo(K->ctx->loop, &d->u.ni, getnameinfo_cb,
                      (struct sockaddr *)&ss, NI_NAMEREQD);
   if (r < 0) {

@@ -377,8 +377,9 @@ describe("net", function()
       function()
       run_task(function()
         local s, port = echo_server(function(c)
+          c:read(10) -- the client is connected and sending
           c:write(string.rep("x", 1000))
-          c:setopt("linger", 0) -- may be ENOSYS before sockopt lands
+          assert(c:setopt("linger", {on = true, seconds = 0})) -- close = RST
           local fd = c:getfd()
           assert.is_true(fd >= 0)
           -- reset: unread input at close makes the kernel send RST
@@ -476,6 +477,25 @@ describe("net", function()
   end)
 
   describe("serve", function()
+    it("the host exits as soon as the last connection is done", function()
+      local t0 = os.time()
+      local out, err, code = run_host({"-e", [[
+        local net, task = require "net", require "task"
+        local s = assert(net.listen{idle_timeout = 60})
+        local _, port = s:sockname()
+        task.spawn(s.serve, s, function(c) c:write(c:read(), "\n") end)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 60}))
+        c:write("bye\n")
+        print(c:read())
+        c:close()
+        s:close()]]})
+      assert.equal("bye\n", out)
+      assert.equal("", err)
+      assert.equal(0, code)
+      assert.is_true(os.time() - t0 < 10) -- not the 60 s deadlines
+    end)
+
+
     it("a handler error is reported and does not disturb other clients",
       function()
       local out, err, code = run_host({"-e", [[
@@ -639,6 +659,21 @@ describe("net", function()
         assert.has_error(function() net.lookup(1) end,
           "bad argument #1 to 'lookup' (string expected, got number)")
         assert.has_error(function() net.lookup("x", {family = "ipx"}) end)
+      end)
+    end)
+
+    it("a look-up with a deadline answers in time and leaks nothing",
+      function()
+      run_task(function()
+        local r, err = net.lookup("localhost", {timeout = 0})
+        assert.is_true(type(r) == "table" or err == "timeout")
+        r = assert(net.lookup("localhost", {timeout = 5}))
+        assert.is_true(#r >= 1)
+        for _ = 1, 100 do
+          if require("net.core").stats().deadlines == 0 then break end
+          task.sleep(0.01)
+        end
+        assert.equal(0, require("net.core").stats().deadlines)
       end)
     end)
 
