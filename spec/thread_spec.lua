@@ -99,12 +99,12 @@ describe("task.thread", function()
 
   it_task("computes for a second while the loop keeps ticking", function()
     -- lateness: how long after its due time (10 ms after the previous
-    -- one) a tick ran
-    local ticks, late, last = 0, 0, uv.hrtime()
+    -- one) each tick ran
+    local ticks, late, last = 0, {}, uv.hrtime()
     local timer = uv.new_timer()
     timer:start(10, 10, function()
       local now = uv.hrtime()
-      late = math.max(late, (now - last) / 1e6 - 10)
+      late[#late + 1] = (now - last) / 1e6 - 10
       last, ticks = now, ticks + 1
     end)
     local t0 = uv.hrtime()
@@ -118,10 +118,17 @@ describe("task.thread", function()
     assert.is_true(spins > 0)
     assert.is_true(elapsed >= 0.9, "thread returned too early")
     assert.is_true(ticks >= 50, "only " .. ticks .. " ticks")
-    assert.is_true(late < 50, ("a tick came %.1f ms late"):format(late))
+    -- A loop blocked by the computation would be ~1000 ms late. The bound
+    -- is 50 ms for every tick but the worst one, which may meet a
+    -- scheduler hiccup of this shared 2-core machine (more under ASan).
+    table.sort(late, function(a, b) return a > b end)
+    local bound = os.getenv("LUAHOST_ASAN") and 100 or 50
+    assert.is_true(late[1] < 500, ("a tick came %.1f ms late"):format(late[1]))
+    assert.is_true(late[2] < bound, ("ticks came %.1f and %.1f ms late"):
+      format(late[1], late[2]))
     if os.getenv("SPEC_VERBOSE") then
-      print(("\nthread: %d ticks in %.2fs, latest tick %.1f ms late"):format(
-        ticks, elapsed, late))
+      print(("\nthread: %d ticks in %.2fs, latest %.1f ms, then %.1f ms")
+        :format(ticks, elapsed, late[1], late[2]))
     end
   end)
 
