@@ -358,6 +358,20 @@ static int parse_addr(const char *spec, struct sockaddr_storage *ss,
   return -1;
 }
 
+/* A unix socket file nobody accepts on (left by a process that died) is
+** removed, so that bind can make it again; a live one is left alone and
+** bind reports EADDRINUSE. */
+static void remove_stale_socket(const struct sockaddr_un *un) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct stat st;
+  if (fd < 0) return;
+  if (stat(un->sun_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+      connect(fd, (const struct sockaddr *)un, sizeof(*un)) != 0 &&
+      errno == ECONNREFUSED)
+    unlink(un->sun_path);
+  close(fd);
+}
+
 static int bind_listen(const char *spec) {
   struct sockaddr_storage ss;
   socklen_t len;
@@ -373,6 +387,8 @@ static int bind_listen(const char *spec) {
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
   if (ss.ss_family == AF_INET6)
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+  if (ss.ss_family == AF_UNIX)
+    remove_stale_socket((struct sockaddr_un *)&ss);
   if (bind(fd, (struct sockaddr *)&ss, len) != 0 ||
       listen(fd, SOMAXCONN) != 0)
     goto fail;

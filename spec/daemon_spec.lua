@@ -164,6 +164,23 @@ describe("listening sockets handed over", function()
     assert.matches("\t%[::1%]:0\tinet6\t::1\t%d+\n", out)
   end)
 
+  it("binds a unix socket path, replacing a stale socket file", function()
+    local path = tmpname()
+    os.remove(path)
+    finally(function() os.remove(path) end)
+    local code = [[
+      local l = require("luahost").listen_fds()[1]
+      print(l.family, l.path == ]] .. ("%q"):format(path) .. [[)]]
+    local out, err, status = run_host({"--listen", path, "-e", code})
+    assert.equal(0, status, err)
+    assert.equal("unix\ttrue\n", out)
+    -- the file outlived that process: nobody accepts on it, it is replaced
+    assert.is_true(os.execute("test -S " .. shell_quote(path)))
+    out, err, status = run_host({"--listen", path, "-e", code})
+    assert.equal(0, status, err)
+    assert.equal("unix\ttrue\n", out)
+  end)
+
   it("refuses a bad --listen address", function()
     local _, err, code = run_host({"--listen", "nowhere", "-e", "1"})
     assert.equal(1, code)
