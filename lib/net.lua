@@ -219,7 +219,8 @@ end
 
 -- {{{ servers
 
-local LISTEN_OPTS = {host = true, port = true, path = true, backlog = true,
+local LISTEN_OPTS = {host = true, port = true, path = true, fd = true,
+  backlog = true,
   reuseport = true, v6only = true, max_connections = true, max_line = true,
   idle_timeout = true, write_hwm = true}
 
@@ -228,7 +229,7 @@ local ANY = {["*"] = "0.0.0.0", ["0.0.0.0"] = "0.0.0.0", ["::"] = "::"}
 -- per server: {max =, active =, waiter =, release = <close> object}
 local servers = setmetatable({}, {__mode = "k"})
 
---- listen{host=, port= | path=, backlog=, reuseport=, v6only=,
+--- listen{host=, port= | path= | fd=, backlog=, reuseport=, v6only=,
 ---   max_connections=, max_line=, idle_timeout=, write_hwm=} -> server
 function net.listen(opts)
   check_type(opts, "table", 1, "listen")
@@ -243,7 +244,12 @@ function net.listen(opts)
   local idle = check_seconds(opts.idle_timeout, 1, "listen", "idle_timeout")
   if opts.idle_timeout == nil then idle = d.idle_timeout end
   local server, err
-  if opts.path ~= nil then
+  if opts.fd ~= nil then
+    if math.type(opts.fd) ~= "integer" or opts.fd < 0 then
+      argerror(1, "listen", "fd: non-negative integer expected")
+    end
+    server, err = core.listen_fd(opts.fd, backlog)
+  elseif opts.path ~= nil then
     check_type(opts.path, "string", 1, "listen")
     server, err = core.listen(opts.path, nil, backlog)
   else

@@ -1222,6 +1222,31 @@ static int core_listen(lua_State *L) {
   return 1;
 }
 
+/* listen_fd(fd, backlog): a server on an inherited listening socket (a
+** supervisor's, or systemd's LISTEN_FDS). */
+static int core_listen_fd(lua_State *L) {
+  core *K = getcore(L);
+  int fd = (int)lh_check_range(L, 1, 0, 1 << 30);
+  int backlog = (int)lh_opt_range(L, 2, 511, 1, 65535);
+  uv_handle_type t = uv_guess_handle(fd);
+  conn *c;
+  int r;
+  if (t != UV_TCP && t != UV_NAMED_PIPE)
+    return luaL_argerror(L, 1, "not a stream socket");
+  c = conn_new(L, K, t, K_SERVER);
+  r = t == UV_TCP ? uv_tcp_init(K->ctx->loop, (uv_tcp_t *)c->h->uv)
+                  : uv_pipe_init(K->ctx->loop, (uv_pipe_t *)c->h->uv, 0);
+  if (conn_init_done(L, c, r) < 0) return fail_st(L, r);
+  r = t == UV_TCP ? uv_tcp_open((uv_tcp_t *)c->h->uv, fd)
+                  : uv_pipe_open((uv_pipe_t *)c->h->uv, fd);
+  if (r == 0) r = uv_listen(STREAM(c), backlog, connection_cb);
+  if (r < 0) {
+    conn_close(L, c);
+    return fail_st(L, r);
+  }
+  return 1;
+}
+
 /* configure(sock, maxline, hwm, idle_ms): limits (nil keeps a value). */
 static int core_configure(lua_State *L) {
   conn **ud = (conn **)lua_touserdata(L, 1);
@@ -1988,6 +2013,7 @@ static const luaL_Reg core_functions[] = {
   {"init", core_init},
   {"interfaces", core_interfaces},
   {"listen", core_listen},
+  {"listen_fd", core_listen_fd},
   {"protocol", core_protocol},
   {"service", core_service},
   {"signal", core_signal},
