@@ -279,8 +279,9 @@ end)
 
 -- A line server on the inherited socket: "slow" is answered after
 -- 0.5 s, anything else at once, with "<tag> <worker id>" (or the value
--- of the Lua expression `reply`).
-local function server_script(tag, reply)
+-- of the Lua expression `reply`). Written with raw uv (the machinery
+-- alone) and with net (what scripts use).
+local function uv_server_script(tag, reply)
   return ([[
 local uv = require "uv"
 local task = require "task"
@@ -314,6 +315,33 @@ end))
 print("ready " .. id .. " " .. l.port .. " " ..
   io.open("/proc/self/stat"):read("n"))
 io.stdout:flush()
+]]):format(reply or ("%q .. ' ' .. id"):format(tag))
+end
+
+local function net_server_script(tag, reply)
+  return ([[
+local net = require "net"
+local task = require "task"
+local id = task.worker()
+local l = require("luahost").listen_fds()[1]
+local server = assert(net.listen{fd = l.fd})
+require("luahost").on_drain(function() server:close() end)
+print("ready " .. id .. " " .. l.port .. " " ..
+  io.open("/proc/self/stat"):read("n"))
+io.stdout:flush()
+server:serve(function(conn)
+  for line in conn:lines() do
+    local reply = %s
+    if line:match("slow") then
+      print("slow request " .. id)
+      io.stdout:flush()
+      task.sleep(0.5)
+      conn:write("slow done " .. reply .. "\n")
+    else
+      conn:write(reply .. "\n")
+    end
+  end
+end)
 ]]):format(reply or ("%q .. ' ' .. id"):format(tag))
 end
 
@@ -373,7 +401,12 @@ local function start_group(script, n, own_sockets)
   return p, port
 end
 
-describe("luahost --workers with --listen", function()
+local function shared_socket_specs(flavour)
+local server_script = flavour == "net" and net_server_script or
+  uv_server_script
+
+describe("luahost --workers with --listen, " .. flavour .. " server",
+         function()
   after_each(function() assert_clean() end)
 
   it("spreads 200 concurrent clients over 2 workers", function()
@@ -489,6 +522,7 @@ describe("luahost --workers with --listen", function()
     p:signal("TERM")
     assert.equal(0, p:wait_exit())
   end)
+  if flavour == "net" then
   it("drains net servers too: each worker's own SO_REUSEPORT socket, " ..
      "serve() returns, the slow request finishes", function()
     -- a free port for every worker to bind with SO_REUSEPORT
@@ -531,6 +565,7 @@ describe("luahost --workers with --listen", function()
     assert.matches("served 1\ttrue", p:out())
     assert.matches("served 2\ttrue", p:out())
   end)
+  end
 
   it("serves a privileged port as nobody: bound by the root supervisor",
      function()
@@ -563,3 +598,7 @@ describe("luahost --workers with --listen", function()
     assert.equal(0, p:wait_exit())
   end)
 end)
+end
+
+shared_socket_specs("uv")
+shared_socket_specs("net")
