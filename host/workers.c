@@ -2,8 +2,8 @@
 ** workers.c: the --workers supervisor and the worker's side of it.
 ** See Copyright Notice in README.md
 **
-** The supervisor creates no Lua state and never runs the script: it only
-** checks that the script compiles (on SIGHUP). It spawns each worker as a
+** The supervisor never runs the script: it only compiles it in a
+** throwaway state (at start and on SIGHUP). It spawns each worker as a
 ** fresh exec of this program with the same command line, so every worker
 ** (and every generation after a reload) reads the script again. A worker
 ** learns who it is from LUAHOST_WORKER="id:count:gen:fd:ppid" and reports
