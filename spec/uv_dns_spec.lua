@@ -21,6 +21,8 @@ describe("uv.getaddrinfo", function()
   it("resolves numeric hosts synchronously", function()
     local r = assert(uv.getaddrinfo("127.0.0.1", "80", {socktype = "stream"}))
     assert.equal(1, #r)
+    assert.same(r, assert(uv.getaddrinfo("127.0.0.1", 80,
+                                         {socktype = "stream"})))
     assert.same({addr = "127.0.0.1", port = 80, family = "inet",
                  socktype = "stream", protocol = "tcp"}, r[1])
     r = assert(uv.getaddrinfo("::1", nil, {family = "inet6",
@@ -125,8 +127,14 @@ describe("uv.getaddrinfo", function()
   it("raises on wrong arguments", function()
     raises("bad argument #1 .*host or service", uv.getaddrinfo)
     raises("bad argument #1 .*host or service", uv.getaddrinfo, nil, nil)
-    raises("bad argument #1 .*string expected", uv.getaddrinfo, {})
-    raises("bad argument #2 .*string expected", uv.getaddrinfo, "x", {})
+    raises("bad argument #1 .*string or nil expected", uv.getaddrinfo, {})
+    raises("bad argument #1 .*string or nil expected", uv.getaddrinfo, 0.5)
+    raises("bad argument #2 .*string, port number or nil expected",
+           uv.getaddrinfo, "x", {})
+    raises("bad argument #2 .*out of range", uv.getaddrinfo, "x",
+           math.mininteger)
+    raises("bad argument #2 .*integer", uv.getaddrinfo, "x", 0.5)
+    raises("bad argument #2 .*empty", uv.getaddrinfo, "x", "")
     raises("bad argument #3 .*table expected", uv.getaddrinfo, "x", nil, 1)
     raises("bad argument #3 .*family", uv.getaddrinfo, "x", nil,
            {family = "bogus"})
