@@ -173,15 +173,6 @@ static void getaddrinfo_cb(uv_getaddrinfo_t *req, int status,
   lh_req_free(r);
 }
 
-/* The host: nil or a string (a number would resolve as an address:
-** 0.5 is 0.0.0.5). */
-static const char *check_host(lua_State *L, int idx) {
-  if (lua_isnoneornil(L, idx)) return NULL;
-  if (lua_type(L, idx) != LUA_TSTRING)
-    luaL_typeerror(L, idx, "string or nil");
-  return lua_tostring(L, idx);
-}
-
 /* The service: nil, a non-empty name or number string, or a port number
 ** (written into buf). */
 static const char *check_service(lua_State *L, int idx, char *buf,
@@ -206,7 +197,7 @@ static const char *check_service(lua_State *L, int idx, char *buf,
 static int dns_getaddrinfo(lua_State *L) {
   lh_ctx *ctx = lh_getctx(L);
   char port[8];
-  const char *node = check_host(L, 1);
+  const char *node = luaL_optstring(L, 1, NULL); /* luv: numbers too */
   const char *service = check_service(L, 2, port, sizeof(port));
   struct addrinfo hints_s, *hints = check_hints(L, 3, &hints_s);
   int hascb = lh_opt_callable(L, 4), st;
