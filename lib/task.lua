@@ -107,6 +107,27 @@ local function close_owned(t)
   end
 end
 
+
+-- Joiners are woken through one trampoline: a joiner that finishes in turn
+-- queues its own joiners instead of resuming them from inside this call,
+-- so a long chain of joins never deepens the C stack.
+local ready, ready_head, ready_tail, draining = {}, 1, 0, false
+local function wake_joiners(list)
+  for i = 1, #list do
+    ready_tail = ready_tail + 1
+    ready[ready_tail] = list[i]
+  end
+  if draining then return end
+  draining = true
+  while ready_head <= ready_tail do
+    local co = ready[ready_head]
+    ready[ready_head] = nil
+    ready_head = ready_head + 1
+    resume(co)
+  end
+  ready_head, ready_tail, draining = 1, 0, false
+end
+
 -- The finish hook the host calls when a task returns or fails.
 function task._finish(co, ok, ...)
   local t = tasks[co]
@@ -138,7 +159,7 @@ function task._finish(co, ok, ...)
   local joiners = t.joiners
   if joiners then
     t.joiners = nil
-    for i = 1, #joiners do resume(joiners[i]) end
+    wake_joiners(joiners)
   end
 end
 
