@@ -27,8 +27,7 @@ local own, spawn_light = task._own, task._spawn_light
 local wait = task._wait
 local resume = require("luahost").resume
 
-local Conn, Server, Udp = core.conn_methods, core.server_methods,
-  core.udp_methods
+local Conn, Server = core.conn_methods, core.server_methods
 
 local function argerror(n, fname, msg, level)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg),
@@ -275,8 +274,8 @@ end
 local core_accept = Server.accept
 
 local function run_handler(st, handler, conn)
-  local slot <close> = st.release
-  local c <close> = conn
+  local _slot <close> = st.release
+  local _conn <close> = conn
   handler(conn)
 end
 

@@ -520,7 +520,7 @@ describe("net", function()
     it("write timeout while the peer does not read", function()
       run_task(function()
         local release = false
-        local s, port = echo_server(function(c)
+        local s, port = echo_server(function()
           while not release do task.sleep(0.01) end
         end)
         local c = assert(net.connect("127.0.0.1", port))

@@ -100,7 +100,7 @@ describe("task", function()
     run_task(function()
       local closed, after = false, false
       local t = task.spawn(function()
-        local x <close> = setmetatable({}, {__close = function()
+        local _x <close> = setmetatable({}, {__close = function()
           closed = true
         end})
         task.sleep(3600)
