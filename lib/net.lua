@@ -274,8 +274,8 @@ end
 local core_accept = Server.accept
 
 local function run_handler(st, handler, conn)
-  local _slot <close> = st.release
-  local _conn <close> = conn
+  local _slot <close> = st.release -- luacheck: ignore 211
+  local _conn <close> = conn -- luacheck: ignore 211
   handler(conn)
 end
 

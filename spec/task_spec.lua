@@ -100,9 +100,8 @@ describe("task", function()
     run_task(function()
       local closed, after = false, false
       local t = task.spawn(function()
-        local _x <close> = setmetatable({}, {__close = function()
-          closed = true
-        end})
+        local mt = {__close = function() closed = true end}
+        local _x <close> = setmetatable({}, mt) -- luacheck: ignore 211
         task.sleep(3600)
         after = true
       end)
