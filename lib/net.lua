@@ -288,7 +288,7 @@ function Server:serve(handler)
   if st == nil then argerror(1, "serve", "net.server expected") end
   local accept = core_accept
   while true do
-    while st.active >= st.max do
+    while st.active >= st.max and not self:is_closed() do
       st.waiter = coroutine.running()
       wait()
     end
@@ -302,6 +302,20 @@ function Server:serve(handler)
       task.sleep(0.05) -- e.g. EMFILE: back off, the backlog holds them
     end
   end
+end
+
+--- close(): stop accepting; serve returns (also when it was waiting for a
+--- free connection slot). Connections being served go on.
+local core_close = Server.close
+function Server:close()
+  local r = core_close(self)
+  local st = servers[self]
+  local w = st and st.waiter
+  if w then
+    st.waiter = nil
+    resume(w)
+  end
+  return r
 end
 
 --- The number of connections being served.

@@ -253,16 +253,19 @@ static int was_cancelled(lua_State *L, int base) {
 /* {====================================================== tasks */
 
 static void need_task(lua_State *L, core *K, const char *what) {
-  int ok = lua_isyieldable(L);
-  if (ok && K->tasks_ref != LUA_NOREF) {
+  int task = 0;
+  if (K->tasks_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, K->tasks_ref);
     lua_pushthread(L);
-    ok = lua_rawget(L, -2) != LUA_TNIL;
+    task = lua_rawget(L, -2) != LUA_TNIL;
     lua_pop(L, 2);
   }
-  if (!ok)
+  if (!task)
     luaL_error(L, "%s must be called from a task (the main chunk, a "
                "handler or task.spawn), not from a callback", what);
+  if (!lua_isyieldable(L))
+    luaL_error(L, "%s cannot wait here: the task is inside a C function "
+               "(a metamethod, table.sort, string.gsub...)", what);
 }
 
 static int sleep_k(lua_State *L, int status, lua_KContext kc) {

@@ -668,6 +668,24 @@ describe("net", function()
       end)
     end)
 
+    it("close returns serve even while it waits for a free slot",
+      function()
+      run_task(function()
+        local release = false
+        local s, port, t = echo_server(function(c)
+          c:write("in\n")
+          while not release do task.sleep(0.01) end
+        end, {max_connections = 1})
+        local a = assert(net.connect("127.0.0.1", port))
+        assert.equal("in", a:read())
+        s:close()
+        assert.is_true(t:join())
+        release = true
+        a:close()
+        stop(s)
+      end)
+    end)
+
     it("idle_timeout closes a silent served connection", function()
       run_task(function()
         local why

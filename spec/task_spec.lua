@@ -172,6 +172,18 @@ describe("task", function()
     assert.matches("task.sleep must be called from a task", err)
   end)
 
+  it("a wait inside a C function (sort, metamethod) raises clearly",
+    function()
+    run_task(function()
+      local ok, err = pcall(table.sort, {3, 2, 1}, function(a, b)
+        task.sleep(0)
+        return a < b
+      end)
+      assert.is_false(ok)
+      assert.matches("task.sleep cannot wait here", err)
+    end)
+  end)
+
   it("an error in a spawned task is reported and contained", function()
     local out, err, code = run_host({"-e", [[
       local task = require "task"
