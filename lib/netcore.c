@@ -60,12 +60,15 @@ typedef struct sleeper {
   tmo t;
   lua_State *co;
   int ref;              /* registry slot anchoring co while it sleeps */
-  struct sleeper *next; /* free list */
+  int ready;            /* in the ready queue (yield), not in the heap */
+  struct sleeper *next; /* free list or ready queue */
 } sleeper;
 
 typedef struct core {
-  lh_internal in;       /* first: the timer's data; uv.walk skips it */
+  lh_internal in;       /* first: the handles' data; uv.walk skips them */
   uv_timer_t timer;
+  uv_idle_t idle;       /* runs the ready queue, once per loop iteration */
+  sleeper *rhead, *rtail; /* tasks that yielded, in order */
   lh_ctx *ctx;
   tmo **heap;
   int n, cap;
@@ -193,6 +196,10 @@ static void fire_cb(uv_timer_t *timer) {
     fire(K, t);
   }
   arm(K);
+  /* A deadline already due (a zero timeout set during this round) waits
+  ** for the next iteration: a timer restarted with 0 inside its own
+  ** callback would run again before the loop polls for I/O. */
+  if (K->armed && K->armed_due <= now) uv_timer_start(timer, fire_cb, 1, 0);
 }
 
 /* Anchor the running coroutine L in registry slot *ref (made once). */
@@ -268,12 +275,17 @@ static void need_task(lua_State *L, core *K, const char *what) {
                "(a metamethod, table.sort, string.gsub...)", what);
 }
 
+static void idle_cb(uv_idle_t *idle);
+
 static int sleep_k(lua_State *L, int status, lua_KContext kc) {
   sleeper *s = (sleeper *)kc;
   core *K = getcore(L);
   (void)status;
   if (was_cancelled(L, 0)) {
-    if (s->co == L) { /* still queued: give the node back */
+    if (s->co == L && s->ready) { /* the idle callback recycles it */
+      s->co = NULL;
+      unanchor(L, s->ref);
+    } else if (s->co == L) { /* still queued: give the node back */
       tmo_del(K, &s->t);
       s->co = NULL;
       if (--K->nsleep == 0) uv_unref((uv_handle_t *)&K->timer);
@@ -302,6 +314,18 @@ static int core_sleep(lua_State *L) {
     s->ref = LUA_NOREF;
     s->t.idx = -1;
   }
+  s->ready = 0;
+  if (ms == 0) { /* yield: the ready queue, run after the next poll */
+    s->next = NULL;
+    s->ready = 1;
+    if (K->rtail) K->rtail->next = s; else K->rhead = s;
+    K->rtail = s;
+    uv_idle_start(&K->idle, idle_cb);
+    s->co = L;
+    anchor(L, &s->ref);
+    lua_settop(L, 0);
+    return lua_yieldk(L, 0, (lua_KContext)s, sleep_k);
+  }
   if (tmo_add(K, &s->t, TMO_SLEEP, ms) < 0) {
     s->next = K->free_sleepers;
     K->free_sleepers = s;
@@ -312,6 +336,31 @@ static int core_sleep(lua_State *L) {
   anchor(L, &s->ref);
   lua_settop(L, 0);
   return lua_yieldk(L, 0, (lua_KContext)s, sleep_k);
+}
+
+/* Resume the tasks that yielded before this iteration, in order; those
+** that yield again run in the next one, after the loop polled for I/O. */
+static void idle_cb(uv_idle_t *idle) {
+  core *K = container_of(idle, core, idle);
+  lua_State *L = K->ctx->L;
+  sleeper *s = K->rhead;
+  K->rhead = K->rtail = NULL;
+  while (s != NULL) {
+    sleeper *next = s->next;
+    lua_State *co = s->co;
+    s->ready = 0;
+    s->co = NULL;
+    if (co != NULL) lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref); /* anchor */
+    unanchor(L, s->ref);
+    s->next = K->free_sleepers;
+    K->free_sleepers = s;
+    if (co != NULL) {
+      lh_resume(K->ctx, co, 0);
+      lua_pop(L, 1);
+    }
+    s = next;
+  }
+  if (K->rhead == NULL) uv_idle_stop(idle);
 }
 
 static void wake_sleeper(core *K, sleeper *s) {
@@ -2041,6 +2090,21 @@ static int core_protocol(lua_State *L) {
 
 static int core_gc(lua_State *L) {
   core *K = (core *)lua_touserdata(L, 1);
+  int i;
+  /* Tasks still asleep when the state closes: their nodes. */
+  for (i = 0; i < K->n; i++) {
+    if (K->heap[i]->kind == TMO_SLEEP) {
+      sleeper *s = container_of(K->heap[i], sleeper, t);
+      s->next = K->free_sleepers;
+      K->free_sleepers = s;
+    }
+  }
+  while (K->rhead) {
+    sleeper *s = K->rhead;
+    K->rhead = s->next;
+    s->next = K->free_sleepers;
+    K->free_sleepers = s;
+  }
   while (K->free_sleepers) {
     sleeper *s = K->free_sleepers;
     K->free_sleepers = s->next;
@@ -2194,6 +2258,8 @@ int luaopen_net_core(lua_State *L) {
   uv_timer_init(ctx->loop, &K->timer);
   uv_unref((uv_handle_t *)&K->timer);
   K->timer.data = K;
+  uv_idle_init(ctx->loop, &K->idle); /* ref'd: a yielding task is alive */
+  K->idle.data = K;
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, core_gc);
   lua_setfield(L, -2, "__gc");

@@ -77,6 +77,28 @@ describe("task", function()
     end)
   end)
 
+  it("a task that yields in a loop does not starve I/O", function()
+    run_task(function()
+      local net = require "net"
+      local stop, n = false, 0
+      local s = assert(net.listen{})
+      local _, port = s:sockname()
+      local t = task.spawn(s.serve, s, function(c) c:write("hello\n") end)
+      local spinner = task.spawn(function()
+        while not stop do n = n + 1; task.yield() end
+      end)
+      local c = assert(net.connect("127.0.0.1", port))
+      c:settimeout(5)
+      assert.equal("hello", c:read())
+      stop = true
+      spinner:join()
+      assert.is_true(n > 0)
+      c:close()
+      s:close()
+      t:join()
+    end)
+  end)
+
   it("current names the running task, nil outside", function()
     local uv = require "uv"
     local outside = "unset"
