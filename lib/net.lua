@@ -330,6 +330,19 @@ function Server:accept(timeout)
   return nil, err
 end
 
+-- A drain (SIGTERM under --workers, --daemon, --pidfile) closes every
+-- server: the tasks in serve and accept return, connections go on.
+do
+  local host = require "luahost"
+  if host.on_drain then
+    host.on_drain(function()
+      for server in pairs(servers) do
+        if not server:is_closed() then server:close() end
+      end
+    end)
+  end
+end
+
 -- }}}
 
 -- {{{ udp

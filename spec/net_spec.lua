@@ -668,6 +668,26 @@ describe("net", function()
       end)
     end)
 
+    it("a drain (SIGTERM with --pidfile) closes servers: serve returns",
+      function()
+      local pidfile = tmpname()
+      local out, err, code = run_host({"--pidfile", pidfile, "-e", [[
+        local net, task = require "net", require "task"
+        local pid = io.open("/proc/self/stat"):read("n")
+        local s = assert(net.listen{})
+        local _, port = s:sockname()
+        task.spawn(function()
+          local c = assert(net.connect("127.0.0.1", port))
+          c:write("x\n")
+          print("echo", c:read())
+          io.popen("kill -TERM " .. pid):close()
+        end)
+        print("serve", s:serve(function(c) c:write(c:read(), "\n") end))]]})
+      assert.equal("echo\tx\nserve\ttrue\n", out)
+      assert.equal("", err)
+      assert.equal(0, code)
+    end)
+
     it("close returns serve even while it waits for a free slot",
       function()
       run_task(function()
