@@ -189,4 +189,62 @@ describe("net limits", function()
       assert_rss(peak, 16 * 1024)
     end, 60)
   end)
+
+  it("cancelling tasks at every kind of wait leaves nothing behind",
+    function()
+    run_task(function()
+      local s = assert(net.listen{})
+      local _, port = s:sockname()
+      local serve = task.spawn(s.serve, s, function(c)
+        for l in c:lines() do
+          task.sleep(0.001)
+          c:write(l, "\n")
+        end
+      end)
+      local waits = {
+        function() task.sleep(1) end,
+        function() task.yield(); task.sleep(1) end,
+        function()
+          local c <close> = assert(net.connect("127.0.0.1", port))
+          while c:write("x\n") and c:read() do end
+        end,
+        function()
+          local c <close> = assert(net.connect("localhost", port))
+          c:read(1000000)
+        end,
+        function()
+          local c <close> = assert(net.connect("127.0.0.1", port))
+          local big = string.rep("b", 65536)
+          while c:write(big) do end -- blocks, then fails
+        end,
+        function()
+          local u <close> = assert(net.udp{port = 0})
+          u:recvfrom()
+        end,
+        function() net.lookup("localhost") end,
+        function() task.wait_signal("SIGUSR2") end,
+      }
+      local ts = {}
+      for round = 1, 20 do
+        for i, w in ipairs(waits) do
+          ts[#ts + 1] = task.spawn(w)
+          if (round + i) % 3 == 0 then task.yield() end
+        end
+        for _ = 1, round % 4 do task.yield() end
+        for _, t in ipairs(ts) do t:cancel() end
+        for _, t in ipairs(ts) do
+          assert.is_true(t.status == "cancelled" or t.status == "done",
+            t.status .. ": " .. tostring(t.err))
+        end
+        ts = {}
+      end
+      stop(s)
+      serve:join()
+      for _ = 1, 200 do
+        if require("net.core").stats().deadlines == 0 then break end
+        task.sleep(0.01)
+      end
+      assert.equal(0, require("net.core").stats().deadlines)
+    end, 60)
+  end)
 end)
