@@ -414,9 +414,19 @@ typedef struct conn {
   unsigned char skipline;
 } conn;
 
+static void wake_reader(lua_State *L, conn *c);
+static void wake_writer(lua_State *L, conn *c);
+
 static void conn_free(lh_handle *h) {
   conn *c = (conn *)h->extra;
   lua_State *L = h->ctx->L;
+  if (!h->ctx->shutting_down && (c->rco != NULL || c->wco != NULL)) {
+    /* Closed under a waiting task (uv.walk + close, a drain): tell it
+    ** "closed" rather than leave it parked for ever. */
+    c->closed = 1;
+    wake_reader(L, c);
+    wake_writer(L, c);
+  }
   h->extra = NULL;
   tmo_del(c->K, &c->rt);
   tmo_del(c->K, &c->wt);

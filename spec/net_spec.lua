@@ -415,6 +415,18 @@ describe("net", function()
       s:close()
     end)
 
+    it("closing the uv handle under a waiting task wakes it", function()
+      run_task(function()
+        local s = assert(net.listen{})
+        local t = task.spawn(function() return s:accept() end)
+        uv.walk(function(h)
+          if h:get_type() == "tcp" and not h:is_closing() then h:close() end
+        end)
+        assert.same({nil, "closed"}, {t:join()})
+        assert.is_true(s:is_closed())
+      end)
+    end)
+
     it("<close> closes on scope exit and on error", function()
       run_task(function()
         local s, port = echo_server()
