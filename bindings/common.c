@@ -88,17 +88,19 @@ int lh_opt_boolfield(lua_State *L, int idx, const char *name) {
   return v;
 }
 
-/* Signal names libuv users spell: "sigint", "SIGINT", "int". */
+/* Signal names libuv users spell: "sigint", "SIGINT", "int". The table
+** holds luv's spelling, which lh_signal_name returns. */
 static const struct { const char *name; int num; } signals[] = {
-  {"hup", SIGHUP}, {"int", SIGINT}, {"quit", SIGQUIT}, {"ill", SIGILL},
-  {"trap", SIGTRAP}, {"abrt", SIGABRT}, {"bus", SIGBUS}, {"fpe", SIGFPE},
-  {"kill", SIGKILL}, {"usr1", SIGUSR1}, {"segv", SIGSEGV},
-  {"usr2", SIGUSR2}, {"pipe", SIGPIPE}, {"alrm", SIGALRM},
-  {"term", SIGTERM}, {"chld", SIGCHLD}, {"cont", SIGCONT},
-  {"stop", SIGSTOP}, {"tstp", SIGTSTP}, {"ttin", SIGTTIN},
-  {"ttou", SIGTTOU}, {"urg", SIGURG}, {"xcpu", SIGXCPU},
-  {"xfsz", SIGXFSZ}, {"vtalrm", SIGVTALRM}, {"prof", SIGPROF},
-  {"winch", SIGWINCH}, {"io", SIGIO}, {"sys", SIGSYS}, {NULL, 0}
+  {"sighup", SIGHUP}, {"sigint", SIGINT}, {"sigquit", SIGQUIT},
+  {"sigill", SIGILL}, {"sigtrap", SIGTRAP}, {"sigabrt", SIGABRT},
+  {"sigbus", SIGBUS}, {"sigfpe", SIGFPE}, {"sigkill", SIGKILL},
+  {"sigusr1", SIGUSR1}, {"sigsegv", SIGSEGV}, {"sigusr2", SIGUSR2},
+  {"sigpipe", SIGPIPE}, {"sigalrm", SIGALRM}, {"sigterm", SIGTERM},
+  {"sigchld", SIGCHLD}, {"sigcont", SIGCONT}, {"sigstop", SIGSTOP},
+  {"sigtstp", SIGTSTP}, {"sigttin", SIGTTIN}, {"sigttou", SIGTTOU},
+  {"sigurg", SIGURG}, {"sigxcpu", SIGXCPU}, {"sigxfsz", SIGXFSZ},
+  {"sigvtalrm", SIGVTALRM}, {"sigprof", SIGPROF}, {"sigwinch", SIGWINCH},
+  {"sigio", SIGIO}, {"sigsys", SIGSYS}, {NULL, 0}
 };
 
 int lh_check_signal(lua_State *L, int idx) {
@@ -113,10 +115,17 @@ int lh_check_signal(lua_State *L, int idx) {
   s = buf;
   if (strncmp(s, "sig", 3) == 0) s += 3;
   for (i = 0; signals[i].name; i++)
-    if (strcmp(s, signals[i].name) == 0) return signals[i].num;
+    if (strcmp(s, signals[i].name + 3) == 0) return signals[i].num;
 bad:
   return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal '%s'",
                                                lua_tostring(L, idx)));
+}
+
+const char *lh_signal_name(int signum) {
+  size_t i;
+  for (i = 0; signals[i].name; i++)
+    if (signals[i].num == signum) return signals[i].name;
+  return NULL;
 }
 
 void lh_check_addr(lua_State *L, int ipidx, int portidx,
@@ -273,6 +282,8 @@ static void handle_close_cb(uv_handle_t *uvh) {
   free(h);
 }
 
+void lh_handle_close_cb(uv_handle_t *uvh) { handle_close_cb(uvh); }
+
 void lh_handle_close(lh_handle *h) {
   if (!uv_is_closing(h->uv)) uv_close(h->uv, handle_close_cb);
 }
@@ -289,8 +300,12 @@ void lh_unset_cb(lua_State *L, lh_handle *h, int slot) {
   h->cb[slot] = LUA_NOREF;
 }
 
+/* Callbacks push onto the main thread while it may be suspended deep in a
+** C function (pmain resuming the main task, a task running uv.run): only
+** the slots its frame was given are there, so make room first. */
 int lh_push_cb(lh_handle *h, int slot) {
   if (h->cb[slot] == LUA_NOREF || h->ctx->shutting_down > 1) return 0;
+  lua_checkstack(h->ctx->L, LUA_MINSTACK);
   lua_rawgeti(h->ctx->L, LUA_REGISTRYINDEX, h->cb[slot]);
   return 1;
 }
@@ -382,6 +397,7 @@ void lh_req_free(lh_req *r) {
 
 int lh_req_push_cb(lh_req *r) {
   if (r->cb_ref == LUA_NOREF || r->ctx->shutting_down > 1) return 0;
+  lua_checkstack(r->ctx->L, LUA_MINSTACK); /* see lh_push_cb */
   lua_rawgeti(r->ctx->L, LUA_REGISTRYINDEX, r->cb_ref);
   return 1;
 }
@@ -447,7 +463,20 @@ int lh_call(lh_ctx *ctx, int nargs) {
 
 /* {====================================================== tasks */
 
-static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
+/* Push on L the message of the error value on top of co, lua.c style. */
+static const char *error_text(lua_State *L, lua_State *co) {
+  const char *msg = lua_tostring(co, -1);
+  if (msg != NULL) return lua_pushstring(L, msg);
+  if (luaL_callmeta(co, -1, "__tostring") && lua_isstring(co, -1)) {
+    msg = lua_pushstring(L, lua_tostring(co, -1));
+    lua_pop(co, 1);
+    return msg;
+  }
+  return lua_pushfstring(L, "(error object is a %s value)",
+                         luaL_typename(co, -1));
+}
+
+static void resume_anchored(lh_ctx *ctx, lua_State *co, int nargs) {
   lua_State *L = ctx->L;
   int nres, status = lua_resume(co, L, nargs, &nres);
   if (status == LUA_YIELD) {
@@ -461,16 +490,19 @@ static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
   }
   if (ctx->task_finish_ref == LUA_NOREF) { /* no task module: be plain */
     if (status != LUA_OK) {
-      luaL_traceback(L, co, luaL_tolstring(co, -1, NULL), 0);
+      luaL_traceback(L, co, error_text(L, co), 0);
       lh_report(lua_tostring(L, -1));
-      lua_pop(L, 1);
+      lua_pop(L, 2);
       lh_fatal(ctx, 1);
     }
     lua_settop(co, 0);
     return;
   }
   /* Finished or failed: hand the outcome to task.lua's finish hook. */
-  luaL_checkstack(L, nres + 4, "too many results");
+  if (!lua_checkstack(L, nres + 4)) { /* cannot carry them: drop them */
+    lua_settop(co, 0);
+    nres = 0;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->task_finish_ref);
   lua_pushthread(co);
   lua_xmove(co, L, 1);
@@ -481,12 +513,22 @@ static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
   } else {
     /* The message with the coroutine's own traceback, taken now, before
     ** the hook closes the coroutine; then the original error value. */
-    luaL_traceback(L, co, luaL_tolstring(co, -1, NULL), 0);
-    lua_pop(co, 1);   /* the string made by luaL_tolstring */
+    luaL_traceback(L, co, error_text(L, co), 0);
+    lua_remove(L, -2);   /* the bare message */
     lua_xmove(co, L, 1); /* the error value */
     lua_settop(co, 0);
     lh_call(ctx, 4); /* finish(co, false, traceback, errvalue) */
   }
+}
+
+/* A running coroutine must be anchored by its resumer: keep it on L. */
+static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
+  lua_State *L = ctx->L;
+  lua_checkstack(L, LUA_MINSTACK); /* see lh_push_cb */
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+  resume_anchored(ctx, co, nargs);
+  lua_pop(L, 1);
 }
 
 void lh_resume(lh_ctx *ctx, lua_State *co, int nargs) {

@@ -35,6 +35,8 @@ typedef struct lh_ctx {
   int in_run;            /* uv_run is on the C stack: do not re-enter */
   int script_ran_loop;   /* the script called uv.run itself (luv style) */
   int main_done;         /* the main task has finished */
+  char *readbuf;         /* stream.c's shared read buffer (lazy, malloc'd;
+                            the host frees it at shutdown) */
 } lh_ctx;
 
 /* The context pointer is stored in the state's extra space, which every
@@ -70,6 +72,8 @@ lua_Integer lh_opt_range(lua_State *L, int idx, lua_Integer def,
 int lh_opt_boolfield(lua_State *L, int idx, const char *name);
 /* A signal given as a number or as a name ("sigint", "SIGINT", "int"). */
 int lh_check_signal(lua_State *L, int idx);
+/* luv's name of a signal ("sigint"), or NULL for an unknown number. */
+const char *lh_signal_name(int signum);
 /* Parse ip+port into a sockaddr; raises on a malformed address. */
 void lh_check_addr(lua_State *L, int ipidx, int portidx,
                    struct sockaddr_storage *ss);
@@ -121,10 +125,15 @@ lh_handle *lh_check_handle(lua_State *L, int idx, int mask);
 lh_handle *lh_check_handle_any(lua_State *L, int idx, int mask);
 /* Start closing h (idempotent); the close callback slot is already set. */
 void lh_handle_close(lh_handle *h);
+/* The close_cb lh_handle_close passes to uv_close, for the calls that close
+** a handle themselves (uv_tcp_close_reset). */
+void lh_handle_close_cb(uv_handle_t *uvh);
 /* Set callback slot from arg idx (must be callable); replaces the old. */
 void lh_set_cb(lua_State *L, lh_handle *h, int slot, int idx);
 void lh_unset_cb(lua_State *L, lh_handle *h, int slot);
-/* Push the callback of slot on ctx->L; returns 0 (pushes nothing) if unset. */
+/* Push the callback of slot on ctx->L; returns 0 (pushes nothing) if unset.
+** It also makes room for LUA_MINSTACK values on ctx->L: code that pushes on
+** ctx->L or on a suspended coroutine without it must lua_checkstack first. */
 int lh_push_cb(lh_handle *h, int slot);
 /* Push the handle's box (its userdata) on L. */
 void lh_push_handle(lua_State *L, lh_handle *h);
@@ -220,6 +229,10 @@ void lh_fatal(lh_ctx *ctx, int code);
 ** task.lua's finish hook runs as finish(co, ok, results... | err), where err
 ** carries co's traceback. Resuming a coroutine that is not suspended is a
 ** no-op (a cancelled task that an event still refers to).
+** Contracts: while a task waits on a C event, the C side must hold a strong
+** reference to its coroutine (a registry ref or a user value) — task.lua
+** keeps tasks only weakly; lh_resume anchors co while it runs. Before
+** pushing the resume values on co, call lua_checkstack(co, n).
 */
 void lh_resume(lh_ctx *ctx, lua_State *co, int nargs);
 /* Start a fresh coroutine (function + nargs args on co), same outcome

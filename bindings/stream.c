@@ -1,13 +1,367 @@
 /*
-** stream.c: (not yet written) see DESIGN.md.
+** stream.c: methods every uv stream (tcp, pipe, tty) has: listen, accept,
+** read_start, read_stop, write, write2, try_write, try_write2, shutdown,
+** is_readable, is_writable, get_write_queue_size, set_blocking; available
+** as uv.<name>(stream, ...) and stream:<name>(...), as in luv.
 ** See Copyright Notice in README.md
+**
+** Hot paths. Reading uses one read buffer per state (ctx->readbuf), never a
+** malloc per read: read_cb turns the bytes into a Lua string at once, so
+** the buffer is free again before the next alloc_cb. Writing tries
+** uv_try_write first; only what the kernel did not take is queued with
+** uv_write, and then the Lua strings are anchored (the request's data_ref),
+** never copied. A write that completes at once and has no callback
+** allocates nothing.
 */
+#include <stdlib.h>
+#include <string.h>
+
 #include "common.h"
 
+#define READBUF_SIZE (64 * 1024)
+#define SMALL_BUFS 16          /* writes of up to this many strings use the
+                                  C stack for their uv_buf_t array */
+#define MAX_BUFS (1 << 20)     /* a larger array is surely a mistake */
+
+static uv_stream_t *check_stream(lua_State *L, int idx, lh_handle **hp) {
+  lh_handle *h = lh_check_handle(L, idx, LH_STREAM_MASK);
+  if (hp) *hp = h;
+  return lh_uv(h, uv_stream_t);
+}
+
+/* {====================================================== requests */
+
+/* Shared completion of write and shutdown requests: cb(err), then free. */
+static void finish_req(lh_req *r, int status) {
+  if (lh_req_push_cb(r)) {
+    lh_push_status(r->ctx->L, status);
+    lh_call(r->ctx, 1);
+  }
+  lh_req_free(r);
+}
+
+static void write_cb(uv_write_t *w, int status) {
+  finish_req(lh_req_of(w), status);
+}
+
+static void shutdown_cb(uv_shutdown_t *sr, int status) {
+  finish_req(lh_req_of(sr), status);
+}
+
+/* }====================================================== */
+
+/* {====================================================== buffers */
+
+/*
+** The data argument: a string or an array of strings. bufs points either
+** at small (on the C stack of the caller) or at a temporary userdata pushed
+** on the Lua stack (collected normally, so a later error leaks nothing).
+** The strings stay alive while the argument is on the stack.
+*/
+typedef struct bufset {
+  uv_buf_t *bufs;
+  unsigned n;
+  uv_buf_t small[SMALL_BUFS];
+} bufset;
+
+static void check_bufs(lua_State *L, int idx, bufset *bs) {
+  size_t len, i, n;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    bs->small[0].base = (char *)lua_tolstring(L, idx, &len);
+    bs->small[0].len = len;
+    bs->bufs = bs->small;
+    bs->n = 1;
+    return;
+  }
+  if (lua_type(L, idx) != LUA_TTABLE)
+    luaL_typeerror(L, idx, "string or array of strings");
+  n = lua_rawlen(L, idx);
+  luaL_argcheck(L, n <= MAX_BUFS, idx, "too many strings");
+  for (i = 1; i <= n; i++) { /* all checked before anything is allocated */
+    if (lua_rawgeti(L, idx, (lua_Integer)i) != LUA_TSTRING)
+      luaL_argerror(L, idx, lua_pushfstring(L, "item %d is a %s, not a string",
+                                            (int)i, luaL_typename(L, -1)));
+    lua_pop(L, 1);
+  }
+  bs->bufs = n <= SMALL_BUFS ? bs->small
+           : (uv_buf_t *)lua_newuserdatauv(L, n * sizeof(uv_buf_t), 0);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, idx, (lua_Integer)i + 1);
+    bs->bufs[i].base = (char *)lua_tolstring(L, -1, &len);
+    bs->bufs[i].len = len;
+    lua_pop(L, 1); /* still referenced by the table on the stack */
+  }
+  if (n == 0) { /* libuv wants at least one buffer */
+    bs->small[0].base = (char *)"";
+    bs->small[0].len = 0;
+    bs->bufs = bs->small;
+    n = 1;
+  }
+  bs->n = (unsigned)n;
+}
+
+/* Drop the first `done` bytes from bs (after a partial uv_try_write). */
+static void skip_bytes(bufset *bs, size_t done) {
+  while (bs->n > 0 && done >= bs->bufs->len) {
+    done -= bs->bufs->len;
+    bs->bufs++;
+    bs->n--;
+  }
+  if (bs->n > 0) {
+    bs->bufs->base += done;
+    bs->bufs->len -= done;
+  }
+}
+
+/*
+** Anchor the data at idx for a queued write: a string is referenced
+** itself; an array is copied into a fresh table (of the same strings), so
+** changing the caller's table afterwards cannot free them.
+*/
+static int anchor_data(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
+    lua_createtable(L, (int)n, 0);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, idx, i);
+      lua_rawseti(L, -2, i);
+    }
+  } else {
+    lua_pushvalue(L, idx);
+  }
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* }====================================================== */
+
+/* {====================================================== writing */
+
+/*
+** write(stream, data [, cb]) and write2(stream, data, send_handle [, cb]).
+** Plain writes go through uv_try_write first. Whatever is left is queued;
+** a callback always runs from the loop, never from inside this call, so a
+** write that completed at once but has a callback queues an empty buffer,
+** which libuv completes on the next loop iteration.
+*/
+static int do_write(lua_State *L, int sendidx, int cbidx) {
+  uv_stream_t *s = check_stream(L, 1, NULL), *send = NULL;
+  bufset bs;
+  int hascb, st, data_ref = LUA_NOREF;
+  lh_req *r;
+  uv_write_t *w;
+  check_bufs(L, 2, &bs);
+  if (sendidx)
+    send = lh_uv(lh_check_handle(L, sendidx, LH_SOCKET_MASK), uv_stream_t);
+  hascb = lh_opt_callable(L, cbidx);
+  if (send == NULL) {
+    st = uv_try_write(s, bs.bufs, bs.n);
+    if (st > 0) skip_bytes(&bs, (size_t)st);
+    if (bs.n == 0) {
+      if (!hascb) {
+        lua_pushinteger(L, 0);
+        return 1;
+      }
+      bs.small[0].base = (char *)"";
+      bs.small[0].len = 0;
+      bs.bufs = bs.small;
+      bs.n = 1;
+    }
+  }
+  if (bs.bufs[0].len > 0 || bs.n > 1) data_ref = anchor_data(L, 2);
+  r = lh_req_new(L, sizeof(uv_write_t), hascb ? cbidx : 0);
+  r->data_ref = data_ref;
+  w = lh_req_uv(r, uv_write_t);
+  if (send != NULL) { /* keep the box of the handle being sent alive */
+    lua_pushvalue(L, sendidx);
+    r->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    st = uv_write2(w, s, bs.bufs, bs.n, send, write_cb);
+  } else {
+    st = uv_write(w, s, bs.bufs, bs.n, write_cb);
+  }
+  if (st < 0) {
+    lh_req_free(r);
+    return lh_fail(L, st);
+  }
+  lua_pushinteger(L, 0);
+  return 1;
+}
+
+static int stream_write(lua_State *L) {
+  return do_write(L, 0, 3);
+}
+
+/* The handle sent must stay open until the callback has run: libuv reads
+** its descriptor when the write reaches the head of the queue. */
+static int stream_write2(lua_State *L) {
+  return do_write(L, 3, 4);
+}
+
+static int stream_try_write(lua_State *L) {
+  uv_stream_t *s = check_stream(L, 1, NULL);
+  bufset bs;
+  check_bufs(L, 2, &bs);
+  return lh_result(L, uv_try_write(s, bs.bufs, bs.n));
+}
+
+static int stream_try_write2(lua_State *L) {
+  uv_stream_t *s = check_stream(L, 1, NULL);
+  lh_handle *sh;
+  bufset bs;
+  check_bufs(L, 2, &bs);
+  sh = lh_check_handle(L, 3, LH_SOCKET_MASK);
+  return lh_result(L, uv_try_write2(s, bs.bufs, bs.n,
+                                    lh_uv(sh, uv_stream_t)));
+}
+
+static int stream_shutdown(lua_State *L) {
+  uv_stream_t *s = check_stream(L, 1, NULL);
+  int hascb = lh_opt_callable(L, 2), st;
+  lh_req *r = lh_req_new(L, sizeof(uv_shutdown_t), hascb ? 2 : 0);
+  st = uv_shutdown(lh_req_uv(r, uv_shutdown_t), s, shutdown_cb);
+  if (st < 0) {
+    lh_req_free(r);
+    return lh_fail(L, st);
+  }
+  lua_pushinteger(L, 0);
+  return 1;
+}
+
+/* }====================================================== */
+
+/* {====================================================== reading */
+
+/* The shared buffer is allocated on the first read; if that fails libuv
+** reports UV_ENOBUFS to read_cb. */
+static void alloc_cb(uv_handle_t *uvh, size_t suggested, uv_buf_t *buf) {
+  lh_ctx *ctx = ((lh_handle *)uvh->data)->ctx;
+  (void)suggested;
+  if (ctx->readbuf == NULL) ctx->readbuf = (char *)malloc(READBUF_SIZE);
+  buf->base = ctx->readbuf;
+  buf->len = ctx->readbuf != NULL ? READBUF_SIZE : 0;
+}
+
+/* cb(nil, data); at EOF cb() with no arguments, on error cb(err), as luv. */
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  lh_handle *h = (lh_handle *)s->data;
+  lua_State *L = h->ctx->L;
+  if (nread == 0 || !lh_push_cb(h, LH_CB_EVENT)) return; /* 0: EAGAIN */
+  if (nread > 0) {
+    lua_pushnil(L);
+    lua_pushlstring(L, buf->base, (size_t)nread);
+    lh_call(h->ctx, 2);
+  } else if (nread == UV_EOF) {
+    lh_call(h->ctx, 0);
+  } else {
+    lh_push_status(L, (int)nread);
+    lh_call(h->ctx, 1);
+  }
+}
+
+/* The callback is stored only once libuv accepted the call, so a failed
+** read_start leaves a listening stream's callback alone. */
+static int stream_read_start(lua_State *L) {
+  lh_handle *h;
+  uv_stream_t *s = check_stream(L, 1, &h);
+  int st;
+  lh_check_callable(L, 2);
+  st = uv_read_start(s, alloc_cb, read_cb);
+  if (st < 0) return lh_fail(L, st);
+  lh_set_cb(L, h, LH_CB_EVENT, 2);
+  lua_pushinteger(L, 0);
+  return 1;
+}
+
+static int stream_read_stop(lua_State *L) {
+  return lh_result(L, uv_read_stop(check_stream(L, 1, NULL)));
+}
+
+/* }====================================================== */
+
+/* {====================================================== listening */
+
+static void connection_cb(uv_stream_t *s, int status) {
+  lh_handle *h = (lh_handle *)s->data;
+  if (lh_push_cb(h, LH_CB_EVENT)) {
+    lh_push_status(h->ctx->L, status);
+    lh_call(h->ctx, 1);
+  }
+}
+
+static int stream_listen(lua_State *L) {
+  lh_handle *h;
+  uv_stream_t *s = check_stream(L, 1, &h);
+  int backlog = (int)lh_check_range(L, 2, 0, 0x7fffffff), st;
+  lh_check_callable(L, 3);
+  st = uv_listen(s, backlog, connection_cb);
+  if (st < 0) return lh_fail(L, st);
+  lh_set_cb(L, h, LH_CB_EVENT, 3);
+  lua_pushinteger(L, 0);
+  return 1;
+}
+
+static int stream_accept(lua_State *L) {
+  uv_stream_t *server = check_stream(L, 1, NULL);
+  uv_stream_t *client = check_stream(L, 2, NULL);
+  return lh_result(L, uv_accept(server, client));
+}
+
+/* }====================================================== */
+
+/* {====================================================== state */
+
+static int stream_is_readable(lua_State *L) {
+  lua_pushboolean(L, uv_is_readable(check_stream(L, 1, NULL)));
+  return 1;
+}
+
+static int stream_is_writable(lua_State *L) {
+  lua_pushboolean(L, uv_is_writable(check_stream(L, 1, NULL)));
+  return 1;
+}
+
+static int stream_get_write_queue_size(lua_State *L) {
+  uv_stream_t *s = check_stream(L, 1, NULL);
+  lua_pushinteger(L, (lua_Integer)uv_stream_get_write_queue_size(s));
+  return 1;
+}
+
+static int stream_set_blocking(lua_State *L) {
+  uv_stream_t *s = check_stream(L, 1, NULL);
+  luaL_checktype(L, 2, LUA_TBOOLEAN);
+  return lh_result(L, uv_stream_set_blocking(s, lua_toboolean(L, 2)));
+}
+
+/* }====================================================== */
+
 const luaL_Reg lh_stream_methods[] = {
+  {"accept", stream_accept},
+  {"get_write_queue_size", stream_get_write_queue_size},
+  {"is_readable", stream_is_readable},
+  {"is_writable", stream_is_writable},
+  {"listen", stream_listen},
+  {"read_start", stream_read_start},
+  {"read_stop", stream_read_stop},
+  {"set_blocking", stream_set_blocking},
+  {"shutdown", stream_shutdown},
+  {"try_write", stream_try_write},
+  {"try_write2", stream_try_write2},
+  {"write", stream_write},
+  {"write2", stream_write2},
+  {NULL, NULL}
+};
+
+/* Module-level names are the method names, except two that luv prefixes. */
+static const luaL_Reg stream_functions[] = {
+  {"stream_get_write_queue_size", stream_get_write_queue_size},
+  {"stream_set_blocking", stream_set_blocking},
   {NULL, NULL}
 };
 
 void lh_stream_open(lua_State *L) {
-  (void)L;
+  luaL_setfuncs(L, lh_stream_methods, 0);
+  lua_pushnil(L);
+  lua_setfield(L, -2, "get_write_queue_size");
+  lua_pushnil(L);
+  lua_setfield(L, -2, "set_blocking");
+  luaL_setfuncs(L, stream_functions, 0);
 }

@@ -152,7 +152,7 @@ static void add_step(lua_State *L, int steps, int n) {
   lua_createtable(L, n, 1);
   lua_insert(L, -(n + 1));
   for (i = n; i >= 1; i--) lua_rawseti(L, -(i + 1), i);
-  lua_pushinteger(L, n - 1);
+  lua_pushinteger(L, n - 1); /* count of arguments after the function */
   lua_setfield(L, -2, "n");
   lua_rawseti(L, steps, (lua_Integer)lua_rawlen(L, steps) + 1);
 }

@@ -2,6 +2,10 @@
 ** repl.c: the interactive mode (-i, or no script on a terminal), lua(1)'s
 ** REPL read through libuv so the timers and servers the session started
 ** keep running while it waits for input.
+**
+** Each statement runs as a task, so it may block (net.connect, task.sleep):
+** while it runs, reading stops; when it finishes, its values are printed,
+** the prompt comes back and the lines already read are processed.
 ** See Copyright Notice in README.md
 */
 #include <stdio.h>
@@ -18,12 +22,49 @@ typedef struct repl {
   union { uv_tty_t tty; uv_pipe_t pipe; uv_handle_t handle; } in;
   lh_internal internal;
   lh_ctx *ctx;
-  char *line;       /* bytes read, not yet ending in a newline */
-  size_t linelen;
+  int has_handle;   /* stdin is polled through `in` (not a regular file) */
+  int busy;         /* a statement's task is running */
+  int starting;     /* inside start_statement: done() must not recurse */
+  int eof;          /* no more input will come */
+  int closed;       /* finished: handle closing or struct freed */
+  int runner_ref;   /* the Lua wrapper that runs one statement */
+  int done_ref;     /* done(): a closure over a box that points to us */
+  struct repl **box; /* NULLed when we are freed: done() may come later */
+  char *input;      /* bytes read, not yet processed */
+  size_t inlen, incap;
   char *stmt;       /* an incomplete statement waiting for more lines */
   size_t stmtlen;
   char readbuf[4096];
 } repl;
+
+/* Runs one compiled statement inside its own task, prints its values or
+** its error, then tells the REPL (done) to go on. The os.exit marker (a
+** light userdata) is passed through so the host can stop in order. */
+static const char runner_source[] =
+  "local fn, done = ...\n"
+  "local function report(ok, ...)\n"
+  "  if ok then\n"
+  "    if select('#', ...) > 0 then print(...) end\n"
+  "    return\n"
+  "  end\n"
+  "  local err = ...\n"
+  "  if type(err) == 'userdata' then done() error(err, 0) end\n"
+  "  if type(err) ~= 'string' and type(err) ~= 'number' then\n"
+  "    local mt = getmetatable(err)\n"
+  "    err = mt and mt.__tostring and tostring(err) or\n"
+  "      ('(error object is a %s value)'):format(type(err))\n"
+  "  end\n"
+  "  io.stderr:write('luahost: ', err, '\\n')\n"
+  "  io.stderr:flush()\n"
+  "end\n"
+  "local function traceback(e)\n"
+  "  if type(e) ~= 'string' then return e end\n"
+  "  return (debug.traceback(e, 2):gsub(\"\\n%s*%[C%]: in function 'xpcall'.*$\", ''))\n"
+  "end\n"
+  "report(xpcall(fn, traceback))\n"
+  "done()\n";
+
+static void process(repl *r);
 
 static const char *get_prompt(lua_State *L, int first) {
   const char *p;
@@ -52,25 +93,51 @@ static int incomplete(lua_State *L, int status) {
   return 0;
 }
 
-/* Print the values on the stack above base with the global print. */
-static void print_results(lua_State *L, int base) {
-  int n = lua_gettop(L) - base;
-  if (n > 0) {
-    luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
-    lua_getglobal(L, "print");
-    lua_insert(L, base + 1);
-    if (lua_pcall(L, n, 0, 0) != LUA_OK)
-      lh_report(lua_pushfstring(L, "error calling 'print' (%s)",
-                                lua_tostring(L, -1)));
-  }
-  lua_settop(L, base);
+/* done(): the statement's task finished; go on with the input. */
+static int statement_done(lua_State *L) {
+  repl *r = *(repl **)lua_touserdata(L, lua_upvalueindex(1));
+  if (r == NULL || !r->busy) return 0;
+  r->busy = 0;
+  if (r->starting) return 0; /* finished at once: feed_line goes on */
+  if (r->ctx->shutting_down || r->ctx->fatal || r->ctx->exit_requested)
+    return 0;
+  prompt(r, 1);
+  process(r);
+  return 0;
 }
 
-/* Compile and run one complete statement (or ask for more): returns 1 when
-** the statement is incomplete. "=expr" and bare expressions print. */
+/* Start the compiled chunk on top of L as a task through the runner. */
+static void start_statement(repl *r) {
+  lh_ctx *ctx = r->ctx;
+  lua_State *L = ctx->L, *co;
+  int chunk = lua_gettop(L);
+  co = lua_newthread(L);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "task");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "_adopt"); /* a task, so that it may block */
+  lua_pushvalue(L, -3);
+  lua_pushboolean(L, 0);
+  lua_call(L, 2, 0);
+  lua_pop(L, 1); /* task module */
+  lua_rawgeti(co, LUA_REGISTRYINDEX, r->runner_ref);
+  lua_pushvalue(L, chunk);
+  lua_xmove(L, co, 1);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, r->done_ref);
+  r->busy = 1;
+  r->starting = 1;
+  lh_start(ctx, co, 2);
+  r->starting = 0;
+  lua_settop(L, chunk - 1); /* the task is anchored by what it waits on */
+}
+
+/* Compile one statement ("=expr" and bare expressions return their
+** values) and start it; returns 1 when it is incomplete. */
 static int run_statement(repl *r, const char *code, size_t len) {
   lua_State *L = r->ctx->L;
-  int base = lua_gettop(L), status;
+  int base, status;
+  lua_checkstack(L, LUA_MINSTACK); /* L may be suspended in a C frame */
+  base = lua_gettop(L);
   if (len > 0 && code[0] == '=') { code++; len--; }
   lua_pushliteral(L, "return ");
   lua_pushlstring(L, code, len);
@@ -83,9 +150,8 @@ static int run_statement(repl *r, const char *code, size_t len) {
     status = luaL_loadbuffer(L, code, len, "=stdin");
     if (incomplete(L, status)) return 1;
   }
-  if (status == LUA_OK) status = host_docall(L, 0, LUA_MULTRET);
   if (status == LUA_OK)
-    print_results(L, base);
+    start_statement(r);
   else
     host_report(L, status);
   lua_settop(L, base);
@@ -121,7 +187,47 @@ static void feed_line(repl *r, const char *s, size_t len) {
     return;
   }
   free(stmt);
-  if (!r->ctx->fatal && !r->ctx->exit_requested) prompt(r, 1);
+  if (!r->busy && !r->ctx->fatal && !r->ctx->exit_requested) prompt(r, 1);
+}
+
+static void free_repl(repl *r) {
+  lua_State *L = r->ctx->L;
+  *r->box = NULL;
+  luaL_unref(L, LUA_REGISTRYINDEX, r->runner_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, r->done_ref);
+  free(r->input);
+  free(r->stmt);
+  free(r);
+}
+
+/* __gc of the box: a REPL on a regular file has no handle that shutdown
+** would close, so if the session ended early (os.exit, a fatal error) the
+** collector at lua_close frees it. Memory only: no Lua calls here. */
+static int box_gc(lua_State *L) {
+  repl *r = *(repl **)lua_touserdata(L, 1);
+  if (r != NULL && !r->has_handle) {
+    free(r->input);
+    free(r->stmt);
+    free(r);
+  }
+  return 0;
+}
+
+static void close_cb(uv_handle_t *h) {
+  free_repl((repl *)h);
+}
+
+/* End of input with no statement running: the session is over. */
+static void finish(repl *r) {
+  if (r->closed) return;
+  r->closed = 1;
+  fputc('\n', stdout);
+  fflush(stdout);
+  if (r->has_handle) {
+    if (!uv_is_closing(&r->in.handle)) uv_close(&r->in.handle, close_cb);
+  } else {
+    free_repl(r);
+  }
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -131,54 +237,69 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   buf->len = sizeof(r->readbuf);
 }
 
-static void close_cb(uv_handle_t *h) {
-  repl *r = (repl *)h;
-  free(r->line);
-  free(r->stmt);
-  free(r);
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Feed every complete line of the input while no statement is running;
+** pause reading while one is. */
+static void process(repl *r) {
+  size_t pos = 0;
+  lh_ctx *ctx = r->ctx;
+  while (!r->busy && !ctx->fatal && !ctx->exit_requested) {
+    char *nl = memchr(r->input + pos, '\n', r->inlen - pos);
+    size_t len;
+    if (nl == NULL) {
+      if (!r->eof || pos == r->inlen) break;
+      len = r->inlen - pos; /* a last line without newline */
+      feed_line(r, r->input + pos, len);
+      pos = r->inlen;
+      continue;
+    }
+    len = (size_t)(nl - (r->input + pos));
+    feed_line(r, r->input + pos, len);
+    pos += len + 1;
+  }
+  memmove(r->input, r->input + pos, r->inlen - pos);
+  r->inlen -= pos;
+  if (ctx->fatal || ctx->exit_requested) return;
+  if (!r->busy && r->eof) {
+    finish(r);
+    return;
+  }
+  if (r->has_handle && !uv_is_closing(&r->in.handle)) {
+    if (r->busy)
+      uv_read_stop((uv_stream_t *)&r->in.handle);
+    else
+      uv_read_start((uv_stream_t *)&r->in.handle, alloc_cb, read_cb);
+  }
+}
+
+static int append_input(repl *r, const char *s, size_t n) {
+  if (r->inlen + n > r->incap) {
+    size_t cap = r->incap ? r->incap * 2 : 8192;
+    char *grown;
+    while (cap < r->inlen + n) cap *= 2;
+    if (cap > 2 * REPL_MAX_LINE + sizeof(r->readbuf)) {
+      lh_report("input line too long; discarded");
+      r->inlen = 0;
+      return 0;
+    }
+    grown = (char *)realloc(r->input, cap);
+    if (grown == NULL) return 0;
+    r->input = grown;
+    r->incap = cap;
+  }
+  memcpy(r->input + r->inlen, s, n);
+  r->inlen += n;
+  return 1;
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   repl *r = (repl *)s;
-  size_t i, start = 0;
-  if (nread < 0) { /* EOF or error: the session is over */
-    fputc('\n', stdout);
-    fflush(stdout);
-    uv_close((uv_handle_t *)s, close_cb);
-    return;
-  }
-  for (i = 0; i < (size_t)nread; i++) {
-    if (buf->base[i] != '\n') continue;
-    if (r->linelen > 0) { /* complete the partial line kept earlier */
-      char *joined = (char *)realloc(r->line, r->linelen + i - start);
-      if (joined == NULL) return;
-      memcpy(joined + r->linelen, buf->base + start, i - start);
-      feed_line(r, joined, r->linelen + i - start);
-      free(joined);
-      r->line = NULL;
-      r->linelen = 0;
-    } else {
-      feed_line(r, buf->base + start, i - start);
-    }
-    start = i + 1;
-    if (r->ctx->fatal || r->ctx->exit_requested) return;
-  }
-  if (start < (size_t)nread) { /* keep the partial line */
-    size_t more = (size_t)nread - start;
-    char *grown;
-    if (r->linelen + more > REPL_MAX_LINE) {
-      lh_report("line too long; discarded");
-      free(r->line);
-      r->line = NULL;
-      r->linelen = 0;
-      return;
-    }
-    grown = (char *)realloc(r->line, r->linelen + more);
-    if (grown == NULL) return;
-    memcpy(grown + r->linelen, buf->base + start, more);
-    r->line = grown;
-    r->linelen += more;
-  }
+  if (nread < 0)
+    r->eof = 1; /* EOF or error: the session ends after what was read */
+  else if (nread > 0)
+    append_input(r, buf->base, (size_t)nread);
+  process(r);
 }
 
 void host_print_version(void) {
@@ -190,40 +311,57 @@ void host_print_version(void) {
 void host_repl_start(lh_ctx *ctx, lua_State *L) {
   repl *r = (repl *)calloc(1, sizeof(repl));
   uv_handle_type t = uv_guess_handle(0);
-  int st;
-  (void)L;
+  int st = 0;
   if (r == NULL) return;
   r->ctx = ctx;
-  if (t == UV_TTY)
-    st = uv_tty_init(ctx->loop, &r->in.tty, 0, 1);
-  else if (t == UV_NAMED_PIPE || t == UV_TCP) {
-    st = uv_pipe_init(ctx->loop, &r->in.pipe, 0);
-    if (st == 0) st = uv_pipe_open(&r->in.pipe, 0);
-  } else {
-    /* A regular file cannot be polled and never blocks: read it now. */
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    prompt(r, 1);
-    while (!ctx->fatal && !ctx->exit_requested &&
-           (len = getline(&buf, &cap, stdin)) >= 0) {
-      if (len > 0 && buf[len - 1] == '\n') len--;
-      feed_line(r, buf, (size_t)len);
-    }
-    fputc('\n', stdout);
-    free(buf);
-    free(r->stmt);
+  if (luaL_loadbuffer(L, runner_source, sizeof(runner_source) - 1,
+                      "=[repl]") != LUA_OK) {
+    lh_report(lua_tostring(L, -1));
+    lua_pop(L, 1);
     free(r);
     return;
+  }
+  r->runner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  r->box = (repl **)lua_newuserdatauv(L, sizeof(repl *), 0);
+  *r->box = r;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, box_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_pushcclosure(L, statement_done, 1);
+  r->done_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (t == UV_TTY) {
+    st = uv_tty_init(ctx->loop, &r->in.tty, 0, 1);
+    r->has_handle = 1;
+  } else if (t == UV_NAMED_PIPE || t == UV_TCP) {
+    st = uv_pipe_init(ctx->loop, &r->in.pipe, 0);
+    if (st == 0) st = uv_pipe_open(&r->in.pipe, 0);
+    r->has_handle = 1;
   }
   if (st != 0) {
     lh_report(uv_strerror(st));
-    free(r);
+    if (r->has_handle) {
+      r->closed = 1;
+      uv_close(&r->in.handle, close_cb);
+    } else {
+      free_repl(r);
+    }
     return;
   }
-  r->internal.tag = &lh_internal_tag;
-  r->internal.close_cb = close_cb;
-  r->in.handle.data = &r->internal;
   prompt(r, 1);
-  uv_read_start((uv_stream_t *)&r->in.handle, alloc_cb, read_cb);
+  if (r->has_handle) {
+    r->internal.tag = &lh_internal_tag;
+    r->internal.close_cb = close_cb;
+    r->in.handle.data = &r->internal;
+    uv_read_start((uv_stream_t *)&r->in.handle, alloc_cb, read_cb);
+  } else {
+    /* A regular file (or /dev/null) cannot be polled and never blocks:
+    ** take it all now; statements still run as tasks, in order. */
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0)
+      if (!append_input(r, buf, n)) break;
+    r->eof = 1;
+    process(r);
+  }
 }

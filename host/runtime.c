@@ -120,14 +120,31 @@ int host_docall(lua_State *L, int narg, int nres) {
 
 /* {====================================================== main task */
 
-/* Runs the steps the command line asked for (-e, -l, the script, the
-** REPL) in order, inside one coroutine: any of them may block. */
-static const char main_runner[] =
-  "local steps = ...\n"
-  "for i = 1, #steps do\n"
-  "  local s = steps[i]\n"
-  "  s[1](table.unpack(s, 2, s.n))\n"
-  "end\n";
+/*
+** The steps the command line asked for (-e, -l, the script, the REPL) run
+** in order inside one coroutine, so any of them may block. Each step is a
+** table {fn, args..., n = count of args}. Written in C with a continuation
+** so that tracebacks show a script as "in main chunk".
+*/
+static int run_steps_k(lua_State *L, int status, lua_KContext done) {
+  (void)status;
+  for (;;) {
+    int i, n;
+    lua_settop(L, 1); /* the steps table */
+    if (lua_rawgeti(L, 1, (lua_Integer)done + 1) != LUA_TTABLE) return 0;
+    lua_getfield(L, 2, "n");
+    n = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    luaL_checkstack(L, n + 1, "too many arguments");
+    for (i = 1; i <= n + 1; i++) lua_rawgeti(L, 2, i);
+    done++;
+    lua_callk(L, n, 0, done, run_steps_k);
+  }
+}
+
+static int run_steps(lua_State *L) {
+  return run_steps_k(L, LUA_OK, 0);
+}
 
 void host_start_main(lh_ctx *ctx, lua_State *L) {
   lua_State *co;
@@ -144,22 +161,17 @@ void host_start_main(lh_ctx *ctx, lua_State *L) {
   lua_getfield(L, -1, "_finish");
   ctx->task_finish_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   co = lua_newthread(L);
-  lua_getfield(L, -2, "_adopt"); /* task._adopt(co, true) */
+  lua_getfield(L, -2, "_adopt"); /* task._adopt(co, true) anchors co */
   lua_pushvalue(L, -2);
   lua_pushboolean(L, 1);
   lua_call(L, 2, 0);
-  if (luaL_loadbuffer(co, main_runner, sizeof(main_runner) - 1,
-                      "=[main]") != LUA_OK) {
-    lh_report(lua_tostring(co, -1));
-    lh_fatal(ctx, 1);
-    lua_settop(L, steps - 1);
-    return;
-  }
+  lua_pushcfunction(co, run_steps);
   lua_pushvalue(L, steps);
   lua_xmove(L, co, 1);
-  lua_settop(L, steps - 1); /* drop steps, task table; co is anchored by
-                               task._adopt */
+  /* co stays on L's stack while it runs: a running coroutine must be
+  ** anchored by its resumer. Later, task.lua holds the main task. */
   lh_start(ctx, co, 1);
+  lua_settop(L, steps - 1); /* drop steps, task table and co */
 }
 
 /* }====================================================== */
@@ -192,16 +204,23 @@ int host_shutdown(lh_ctx *ctx, lua_State *L) {
   /* Close everything, then run so the close callbacks reach a live Lua
   ** state; callbacks may open new handles, so repeat, bounded. */
   ctx->shutting_down = 1;
-  for (i = 0; i < 16 && uv_loop_alive(ctx->loop); i++) {
+  for (i = 0; i < 16; i++) { /* a pending uv_stop makes a run return at
+                                once: hence the repetition */
     uv_walk(ctx->loop, close_walk_cb, NULL);
-    uv_run(ctx->loop, UV_RUN_DEFAULT);
+    if (!uv_run(ctx->loop, UV_RUN_DEFAULT) && !uv_loop_alive(ctx->loop))
+      break;
   }
-  ctx->shutting_down = 2;
-  uv_walk(ctx->loop, close_walk_cb, NULL);
-  uv_run(ctx->loop, UV_RUN_DEFAULT);
+  ctx->shutting_down = 2; /* from here on, no Lua callback runs */
+  for (i = 0; i < 4; i++) {
+    uv_walk(ctx->loop, close_walk_cb, NULL);
+    if (!uv_run(ctx->loop, UV_RUN_DEFAULT) && !uv_loop_alive(ctx->loop))
+      break;
+  }
   if (uv_loop_close(ctx->loop) != 0)
     lh_report("warning: the loop still had live handles at exit");
   lua_close(L);
+  free(ctx->readbuf); /* stream.c's read buffer, allocated on first read */
+  ctx->readbuf = NULL;
   return ctx->exit_code;
 }
 

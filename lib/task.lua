@@ -29,8 +29,11 @@ local function new_record(co, main)
 end
 
 -- Called by the host for the main chunk's coroutine.
+-- The main task is held strongly (the others by whatever will wake them).
 function task._adopt(co, main)
-  return new_record(co, main)
+  local t = new_record(co, main)
+  if main then task._main = t end
+  return t
 end
 
 -- The running task's record, or raises: blocking calls need a task.

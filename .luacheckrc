@@ -1,0 +1,9 @@
+-- luacheck settings for lib/, scripts/ and spec/.
+std = "lua54"
+max_line_length = 80
+files["spec"] = {
+  std = "+busted",
+  globals = {"TEST_TIMEOUT", "LUAHOST", "PRIVATE_NET", "run_loop", "expect",
+             "assert_clean", "run_host", "tmpname", "shell_quote",
+             "run_task"},
+}
