@@ -301,7 +301,7 @@ run_http() {  # run_http SERVER RUN
       if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000
       if (v ~ /s$/) return v * 1e6; return v
     }
-    / requests in / { n = $1; secs = $5 + 0 }
+    / requests in / { n = $1; secs = $4 + 0 }
     /Requests\/sec/ { rps = $2 }
     /^ +50%/ { p50 = us($2) }
     /^ +99%/ { p99 = us($2) }
@@ -372,8 +372,8 @@ note_for() {  # the reason a server has no numbers
 }
 
 echo_table() {
-  echo "| case | server | msgs/s | vs C | MB/s | vs C | p50 µs | p99 µs | server CPU % | server CPU µs/msg | vs C | target |"
-  echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+  echo "| case | server | msgs/s | vs C | MB/s | vs C | p50 µs | p99 µs | client CPU % | server CPU % | server CPU µs/msg | vs C | target |"
+  echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
   for k in $cases; do
     eval "cl=\$cl_$k"
     cm=$(med "$k" c msgs_per_s); cb=$(med "$k" c mb_per_s)
@@ -381,7 +381,7 @@ echo_table() {
     for s in $echo_servers; do
       m=$(med "$k" "$s" msgs_per_s)
       if [ -z "$m" ]; then
-        echo "| $cl | $(label "$s") | n/a: $(note_for "$s") | | | | | | | | | |"
+        echo "| $cl | $(label "$s") | n/a: $(note_for "$s") | | | | | | | | | | |"
         continue
       fi
       b=$(med "$k" "$s" mb_per_s); c=$(med "$k" "$s" cpu_us_per_msg)
@@ -396,7 +396,7 @@ echo_table() {
         esac
         shift 2
       done
-      echo "| $cl | $(label "$s") | $(fmt "$m" %.0f) | $rm_ | $(fmt "$b" %.1f) | $rb | $(fmt "$(med "$k" "$s" p50_us)" %.1f) | $(fmt "$(med "$k" "$s" p99_us)" %.1f) | $(fmt "$(med "$k" "$s" srv_cpu_pct)" %.0f) | $(fmt "$c" %.3f) | $rc | ${t%; } |"
+      echo "| $cl | $(label "$s") | $(fmt "$m" %.0f) | $rm_ | $(fmt "$b" %.1f) | $rb | $(fmt "$(med "$k" "$s" p50_us)" %.1f) | $(fmt "$(med "$k" "$s" p99_us)" %.1f) | $(fmt "$(med "$k" "$s" cli_cpu_pct)" %.0f) | $(fmt "$(med "$k" "$s" srv_cpu_pct)" %.0f) | $(fmt "$c" %.3f) | $rc | ${t%; } |"
     done
   done
 }
