@@ -71,7 +71,7 @@ static int nconnected, nstarted, nidle_ready, nbusy;
 static uv_timer_t timer;
 static uint64_t hist[NBUCKETS];
 static uint64_t t0, t1, msgs0, msgs1, bytes0, bytes1, total_msgs, total_bytes;
-static double cpu0, cpu1, cli0, cli1;
+static double cpu0, cpu1, cli0, cli1, busy0, busy1;
 static long rss0;
 
 static void fail(const char *fmt, ...) {
@@ -149,6 +149,21 @@ static long proc_rss_kb(int pid) {
   fclose(f);
   if (kb < 0) fail("no VmRSS in %s", path);
   return kb;
+}
+
+/* busy time of the whole machine (all CPUs, steal included: time the
+** hypervisor gave to others), in seconds */
+static double machine_busy(void) {
+  unsigned long long v[8] = {0};
+  FILE *f = fopen("/proc/stat", "r");
+  if (f == NULL) return 0;
+  int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu",
+                 &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+  fclose(f);
+  if (n != 8) return 0;
+  /* user nice system idle iowait irq softirq steal: all but idle, iowait */
+  return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7])
+       / (double)sysconf(_SC_CLK_TCK);
 }
 
 static double self_cpu(void) {
@@ -292,6 +307,7 @@ static void phase_cb(uv_timer_t *t) {
     bytes0 = total_bytes;
     if (server_pid) cpu0 = proc_cpu(server_pid);
     cli0 = self_cpu();
+    busy0 = machine_busy();
     uv_timer_start(t, phase_cb, (uint64_t)(duration * 1000), 0);
   } else if (state == MEASURE) {
     t1 = uv_hrtime();
@@ -299,6 +315,7 @@ static void phase_cb(uv_timer_t *t) {
     bytes1 = total_bytes;
     if (server_pid) cpu1 = proc_cpu(server_pid);
     cli1 = self_cpu();
+    busy1 = machine_busy();
     state = DRAIN;                 /* stop sending, check what is in flight */
     nbusy = 0;
     for (int i = 0; i < nconns; i++)
@@ -329,9 +346,14 @@ static void finish(void) {
          (double)(bytes1 - bytes0) / secs / 1e6,
          percentile(0.50) / 1e3, percentile(0.99) / 1e3,
          (cli1 - cli0) / secs * 100);
-  if (server_pid)
-    printf(" srv_cpu_pct=%.0f cpu_us_per_msg=%.3f",
-           (cpu1 - cpu0) / secs * 100, (cpu1 - cpu0) * 1e6 / (double)msgs);
+  if (server_pid) {
+    /* what else ran on the machine meanwhile: if much, the numbers are
+    ** noisy */
+    double other = (busy1 - busy0) - (cli1 - cli0) - (cpu1 - cpu0);
+    printf(" srv_cpu_pct=%.0f cpu_us_per_msg=%.3f other_cpu_pct=%.0f",
+           (cpu1 - cpu0) / secs * 100, (cpu1 - cpu0) * 1e6 / (double)msgs,
+           other > 0 ? other / secs * 100 : 0.0);
+  }
   printf("\n");
   fflush(stdout);
   exit(0);

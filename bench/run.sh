@@ -372,8 +372,8 @@ note_for() {  # the reason a server has no numbers
 }
 
 echo_table() {
-  echo "| case | server | msgs/s | vs C | MB/s | vs C | p50 µs | p99 µs | client CPU % | server CPU % | server CPU µs/msg | vs C | target |"
-  echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+  echo "| case | server | msgs/s | vs C | MB/s | vs C | p50 µs | p99 µs | client CPU % | server CPU % | other load % | server CPU µs/msg | vs C | target |"
+  echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
   for k in $cases; do
     eval "cl=\$cl_$k"
     cm=$(med "$k" c msgs_per_s); cb=$(med "$k" c mb_per_s)
@@ -381,7 +381,7 @@ echo_table() {
     for s in $echo_servers; do
       m=$(med "$k" "$s" msgs_per_s)
       if [ -z "$m" ]; then
-        echo "| $cl | $(label "$s") | n/a: $(note_for "$s") | | | | | | | | | | |"
+        echo "| $cl | $(label "$s") | n/a: $(note_for "$s") | | | | | | | | | | | |"
         continue
       fi
       b=$(med "$k" "$s" mb_per_s); c=$(med "$k" "$s" cpu_us_per_msg)
@@ -396,7 +396,7 @@ echo_table() {
         esac
         shift 2
       done
-      echo "| $cl | $(label "$s") | $(fmt "$m" %.0f) | $rm_ | $(fmt "$b" %.1f) | $rb | $(fmt "$(med "$k" "$s" p50_us)" %.1f) | $(fmt "$(med "$k" "$s" p99_us)" %.1f) | $(fmt "$(med "$k" "$s" cli_cpu_pct)" %.0f) | $(fmt "$(med "$k" "$s" srv_cpu_pct)" %.0f) | $(fmt "$c" %.3f) | $rc | ${t%; } |"
+      echo "| $cl | $(label "$s") | $(fmt "$m" %.0f) | $rm_ | $(fmt "$b" %.1f) | $rb | $(fmt "$(med "$k" "$s" p50_us)" %.1f) | $(fmt "$(med "$k" "$s" p99_us)" %.1f) | $(fmt "$(med "$k" "$s" cli_cpu_pct)" %.0f) | $(fmt "$(med "$k" "$s" srv_cpu_pct)" %.0f) | $(fmt "$(med "$k" "$s" other_cpu_pct)" %.0f) | $(fmt "$c" %.3f) | $rc | ${t%; } |"
     done
   done
 }
@@ -501,6 +501,16 @@ report() {
        "libuv $(pkg-config --modversion libuv 2>/dev/null || echo '?')," \
        "$RUNS runs of ${DUR} s per case (after ${WARM} s warm-up), medians;" \
        "the run took $(( $(date +%s) - started )) s."
+  other=$(sed -n 's/.*other_cpu_pct=\([0-9]*\).*/\1/p' "$res" | sort -n |
+    awk '{ a[NR] = $1 } END { if (NR) printf "%d %d", a[int((NR + 1) / 2)], a[NR] }')
+  if [ -n "$other" ]; then
+    set -- $other
+    echo
+    echo "Other processes used a median $1% (at most $2%) of a core during the"
+    echo "measured windows (\"other load\": machine busy time, steal included, less"
+    echo "server and client)."
+    [ "$2" -gt 20 ] && echo "**The machine was not quiet: these numbers are noisy; rerun on an idle machine to trust small differences.**"
+  fi
   echo
   echo "### TCP echo (build/loadgen; ratios: msgs/s and MB/s higher is better, CPU lower is better)"
   echo
