@@ -279,7 +279,16 @@ static void handle_close_cb(uv_handle_t *uvh) {
     luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
   }
   unref_all(L, h);
-  free(h);
+  if (h->pins > 0)
+    h->closed = 1; /* a request still points here: lh_handle_unpin frees */
+  else
+    free(h);
+}
+
+void lh_handle_pin(lh_handle *h) { h->pins++; }
+
+void lh_handle_unpin(lh_handle *h) {
+  if (--h->pins == 0 && h->closed) free(h);
 }
 
 void lh_handle_close_cb(uv_handle_t *uvh) { handle_close_cb(uvh); }

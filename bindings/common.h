@@ -106,6 +106,8 @@ typedef struct lh_handle {
   void *extra;            /* per-type state (freed by free_extra) */
   void (*free_extra)(struct lh_handle *h);
   uv_handle_t *uv;        /* points just past this header */
+  int pins;               /* requests that still point at this handle */
+  int closed;             /* close_cb ran while pinned: the last unpin frees */
 } lh_handle;
 
 #define LH_STREAM_MASK ((1 << UV_TCP) | (1 << UV_NAMED_PIPE) | (1 << UV_TTY))
@@ -128,6 +130,11 @@ void lh_handle_close(lh_handle *h);
 /* The close_cb lh_handle_close passes to uv_close, for the calls that close
 ** a handle themselves (uv_tcp_close_reset). */
 void lh_handle_close_cb(uv_handle_t *uvh);
+/* A request that libuv keeps a pointer to another handle in (write2's
+** send_handle, read when the write reaches the head of the queue) pins
+** that handle: its memory then outlives close_cb until the last unpin. */
+void lh_handle_pin(lh_handle *h);
+void lh_handle_unpin(lh_handle *h);
 /* Set callback slot from arg idx (must be callable); replaces the old. */
 void lh_set_cb(lua_State *L, lh_handle *h, int slot, int idx);
 void lh_unset_cb(lua_State *L, lh_handle *h, int slot);

@@ -12,7 +12,7 @@
 #include "common.h"
 
 /* Longest socket path bind/connect accept: sun_path less its NUL. */
-#define MAX_PATH (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+#define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 static uv_pipe_t *check_pipe(lua_State *L, int idx, lh_handle **hp) {
   lh_handle *h = lh_check_handle(L, idx, 1 << UV_NAMED_PIPE);
@@ -28,7 +28,7 @@ static const char *check_path(lua_State *L, int idx) {
   const char *name = luaL_checklstring(L, idx, &len);
   luaL_argcheck(L, strlen(name) == len, idx, "path contains a NUL byte");
   luaL_argcheck(L, len > 0, idx, "empty path");
-  return len > MAX_PATH ? NULL : name;
+  return len > SUN_PATH_MAX ? NULL : name;
 }
 
 /* new_pipe([ipc]): ipc = true makes a pipe that can pass handles. */
@@ -86,7 +86,7 @@ static int pipe_connect(lua_State *L) {
 static int push_name(lua_State *L,
                      int (*fn)(const uv_pipe_t *, char *, size_t *)) {
   uv_pipe_t *p = check_pipe(L, 1, NULL);
-  char buf[MAX_PATH + 2];
+  char buf[SUN_PATH_MAX + 2];
   size_t len = sizeof(buf);
   int st = fn(p, buf, &len);
   if (st < 0) return lh_fail(L, st);

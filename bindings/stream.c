@@ -40,8 +40,11 @@ static void finish_req(lh_req *r, int status) {
   lh_req_free(r);
 }
 
+/* r->extra is write2's pinned send handle, or NULL. */
 static void write_cb(uv_write_t *w, int status) {
-  finish_req(lh_req_of(w), status);
+  lh_req *r = lh_req_of(w);
+  if (r->extra != NULL) lh_handle_unpin((lh_handle *)r->extra);
+  finish_req(r, status);
 }
 
 static void shutdown_cb(uv_shutdown_t *sr, int status) {
@@ -144,18 +147,18 @@ static int anchor_data(lua_State *L, int idx) {
 ** which libuv completes on the next loop iteration.
 */
 static int do_write(lua_State *L, int sendidx, int cbidx) {
-  uv_stream_t *s = check_stream(L, 1, NULL), *send = NULL;
+  uv_stream_t *s = check_stream(L, 1, NULL);
+  lh_handle *send = NULL;
   bufset bs;
   int hascb, st, data_ref = LUA_NOREF;
   lh_req *r;
   uv_write_t *w;
   check_bufs(L, 2, &bs);
-  if (sendidx)
-    send = lh_uv(lh_check_handle(L, sendidx, LH_SOCKET_MASK), uv_stream_t);
+  if (sendidx) send = lh_check_handle(L, sendidx, LH_SOCKET_MASK);
   hascb = lh_opt_callable(L, cbidx);
   if (send == NULL) {
     st = uv_try_write(s, bs.bufs, bs.n);
-    if (st > 0) skip_bytes(&bs, (size_t)st);
+    if (st >= 0) skip_bytes(&bs, (size_t)st); /* also drops empty strings */
     if (bs.n == 0) {
       if (!hascb) {
         lua_pushinteger(L, 0);
@@ -171,10 +174,14 @@ static int do_write(lua_State *L, int sendidx, int cbidx) {
   r = lh_req_new(L, sizeof(uv_write_t), hascb ? cbidx : 0);
   r->data_ref = data_ref;
   w = lh_req_uv(r, uv_write_t);
-  if (send != NULL) { /* keep the box of the handle being sent alive */
-    lua_pushvalue(L, sendidx);
-    r->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    st = uv_write2(w, s, bs.bufs, bs.n, send, write_cb);
+  if (send != NULL) {
+    /* libuv reads the send handle when the write reaches the head of the
+    ** queue, maybe after the handle was closed: pin its memory till then */
+    st = uv_write2(w, s, bs.bufs, bs.n, lh_uv(send, uv_stream_t), write_cb);
+    if (st == 0) {
+      r->extra = send;
+      lh_handle_pin(send);
+    }
   } else {
     st = uv_write(w, s, bs.bufs, bs.n, write_cb);
   }
@@ -190,8 +197,8 @@ static int stream_write(lua_State *L) {
   return do_write(L, 0, 3);
 }
 
-/* The handle sent must stay open until the callback has run: libuv reads
-** its descriptor when the write reaches the head of the queue. */
+/* Closing the sent handle before the callback ran makes the write fail
+** with EBADF (its descriptor is read when the write is done). */
 static int stream_write2(lua_State *L) {
   return do_write(L, 3, 4);
 }
@@ -279,9 +286,11 @@ static int stream_read_stop(lua_State *L) {
 
 /* {====================================================== listening */
 
+/* The connection callback has its own slot (read_start uses LH_CB_EVENT),
+** so a read_start on a listening stream cannot swap the two. */
 static void connection_cb(uv_stream_t *s, int status) {
   lh_handle *h = (lh_handle *)s->data;
-  if (lh_push_cb(h, LH_CB_EVENT)) {
+  if (lh_push_cb(h, LH_CB_AUX)) {
     lh_push_status(h->ctx->L, status);
     lh_call(h->ctx, 1);
   }
@@ -294,7 +303,7 @@ static int stream_listen(lua_State *L) {
   lh_check_callable(L, 3);
   st = uv_listen(s, backlog, connection_cb);
   if (st < 0) return lh_fail(L, st);
-  lh_set_cb(L, h, LH_CB_EVENT, 3);
+  lh_set_cb(L, h, LH_CB_AUX, 3);
   lua_pushinteger(L, 0);
   return 1;
 }

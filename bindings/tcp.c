@@ -1,7 +1,7 @@
 /*
 ** tcp.c: uv_tcp_t (new_tcp, tcp_open, tcp_nodelay, tcp_keepalive,
 ** tcp_simultaneous_accepts, tcp_bind, tcp_getsockname, tcp_getpeername,
-** tcp_connect, tcp_close_reset) and uv.socketpair, with luv's names and
+** tcp_connect, tcp_close_reset, tcp_write_queue_size) and uv.socketpair, with luv's names and
 ** results. The stream methods come from stream.c, setopt/getopt from
 ** sockopt.c, both through the metatable flags.
 ** See Copyright Notice in README.md
@@ -112,6 +112,15 @@ static int tcp_getpeername(lua_State *L) {
                    &ss);
 }
 
+/* luv's deprecated name for stream_get_write_queue_size, kept for code
+** written against older luv. */
+static int tcp_write_queue_size(lua_State *L) {
+  uv_tcp_t *t = check_tcp(L, 1, NULL);
+  lua_pushinteger(L, (lua_Integer)uv_stream_get_write_queue_size(
+                         (uv_stream_t *)t));
+  return 1;
+}
+
 static void connect_cb(uv_connect_t *c, int status) {
   lh_req *r = lh_req_of(c);
   if (lh_req_push_cb(r)) {
@@ -218,6 +227,7 @@ static const luaL_Reg tcp_functions[] = {
   {"tcp_nodelay", tcp_nodelay},
   {"tcp_open", tcp_open},
   {"tcp_simultaneous_accepts", tcp_simultaneous_accepts},
+  {"tcp_write_queue_size", tcp_write_queue_size},
   {NULL, NULL}
 };
 
@@ -231,6 +241,7 @@ static const luaL_Reg tcp_methods[] = {
   {"nodelay", tcp_nodelay},
   {"open", tcp_open},
   {"simultaneous_accepts", tcp_simultaneous_accepts},
+  {"write_queue_size", tcp_write_queue_size},
   {NULL, NULL}
 };
 
