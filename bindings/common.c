@@ -253,6 +253,11 @@ lh_handle *lh_check_handle_any(lua_State *L, int idx, int mask) {
     const char *want = mask == LH_STREAM_MASK ? "uv_stream"
                      : mask == LH_SOCKET_MASK ? "uv socket handle"
                      : "uv handle of another type";
+    int t;
+    for (t = 1; t < UV_HANDLE_TYPE_MAX; t++) /* one type: name it */
+      if (mask == (1 << t))
+        want = lua_pushfstring(L, "uv_%s",
+                               uv_handle_type_name((uv_handle_type)t));
     luaL_typeerror(L, idx, want);
   }
   return h;
@@ -340,8 +345,9 @@ static int handle_gc(lua_State *L) {
 /* __close and close(): closing twice is harmless. */
 static int handle_close(lua_State *L) {
   lh_handle *h = lh_check_handle_any(L, 1, LH_ANY_MASK);
+  int has_cb = lh_opt_callable(L, 2); /* checked even when already closed */
   if (h == NULL || uv_is_closing(h->uv)) return 0;
-  if (lh_opt_callable(L, 2)) lh_set_cb(L, h, LH_CB_CLOSE, 2);
+  if (has_cb) lh_set_cb(L, h, LH_CB_CLOSE, 2);
   lh_handle_close(h);
   return 0;
 }
@@ -358,6 +364,31 @@ static int handle_tostring(lua_State *L) {
 }
 
 int lh_handle_close_method(lua_State *L) { return handle_close(L); }
+
+/* Registry key of the list of receive buffers (see lh_readbuf). */
+static const char readbufs_key = 'r';
+
+char *lh_readbuf(lua_State *L, size_t size) {
+  lh_ctx *ctx = lh_getctx(L);
+  size_t n;
+  if (ctx->readbuf_size >= size) return ctx->readbuf;
+  n = ctx->readbuf_size * 2;
+  if (n < size) n = size;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &readbufs_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &readbufs_key);
+  }
+  /* Older, smaller buffers stay anchored: a read callback running now may
+  ** still be handing out chunks of one (recvmmsg). Sizes at least double,
+  ** so they cost less than the newest one. */
+  ctx->readbuf = (char *)lua_newuserdatauv(L, n, 0);
+  ctx->readbuf_size = n;
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  lua_pop(L, 1); /* the list */
+  return ctx->readbuf;
+}
 
 void lh_new_metatable(lua_State *L, const char *tname, const luaL_Reg *own,
                       int flags) {

@@ -35,8 +35,8 @@ typedef struct lh_ctx {
   int in_run;            /* uv_run is on the C stack: do not re-enter */
   int script_ran_loop;   /* the script called uv.run itself (luv style) */
   int main_done;         /* the main task has finished */
-  char *readbuf;         /* stream.c's shared read buffer (lazy, malloc'd;
-                            the host frees it at shutdown) */
+  char *readbuf;         /* shared receive buffer (lh_readbuf), or NULL */
+  size_t readbuf_size;
 } lh_ctx;
 
 /* The context pointer is stored in the state's extra space, which every
@@ -151,6 +151,13 @@ void lh_push_handle(lua_State *L, lh_handle *h);
 #define LH_MT_SOCKET 2
 void lh_new_metatable(lua_State *L, const char *tname, const luaL_Reg *own,
                       int flags);
+/* The receive buffer shared by every handle of the state, grown to at least
+** size bytes (raises on out of memory, so call it from Lua, e.g. in
+** read_start/recv_start, never from alloc_cb). libuv hands the buffer to
+** the read callback before the next alloc_cb, and callbacks cannot re-enter
+** the loop, so one buffer serves all handles with no malloc per read. The
+** memory is Lua userdata anchored in the registry: lua_close frees it. */
+char *lh_readbuf(lua_State *L, size_t size);
 /* Typed view of the uv handle. */
 #define lh_uv(h, T) ((T *)(h)->uv)
 

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -116,6 +117,27 @@ static int misc_os_getpriority(lua_State *L) {
   int rc = uv_os_getpriority(pid, &prio);
   if (rc < 0) return lh_fail(L, rc);
   lua_pushinteger(L, prio);
+  return 1;
+}
+
+/* os_setpriority(pid, priority): -20 (highest) .. 19 (lowest). */
+static int misc_os_setpriority(lua_State *L) {
+  int pid = (int)lh_check_range(L, 1, INT_MIN, INT_MAX);
+  int prio = (int)lh_check_range(L, 2, UV_PRIORITY_HIGHEST,
+                                 UV_PRIORITY_LOW);
+  int rc = uv_os_setpriority(pid, prio);
+  if (rc < 0) return lh_fail(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int misc_getuid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getuid());
+  return 1;
+}
+
+static int misc_getgid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getgid());
   return 1;
 }
 
@@ -411,8 +433,10 @@ static const luaL_Reg misc_functions[] = {
   {"get_constrained_memory", misc_get_constrained_memory},
   {"get_free_memory", misc_get_free_memory},
   {"get_total_memory", misc_get_total_memory},
+  {"getgid", misc_getgid},
   {"getrusage", misc_getrusage},
   {"gettimeofday", misc_gettimeofday},
+  {"getuid", misc_getuid},
   {"if_indextoiid", misc_if_indextoiid},
   {"if_indextoname", misc_if_indextoname},
   {"interface_addresses", misc_interface_addresses},
@@ -426,6 +450,7 @@ static const luaL_Reg misc_functions[] = {
   {"os_getpriority", misc_os_getpriority},
   {"os_homedir", misc_os_homedir},
   {"os_setenv", misc_os_setenv},
+  {"os_setpriority", misc_os_setpriority},
   {"os_tmpdir", misc_os_tmpdir},
   {"os_uname", misc_os_uname},
   {"os_unsetenv", misc_os_unsetenv},

@@ -34,6 +34,12 @@ static char **check_strlist(lua_State *L, int opts, const char *field,
     luaL_argerror(L, opts, lua_pushfstring(L, "field '%s' must be a table",
                                            field));
   n = (lua_Integer)lua_rawlen(L, -1);
+  if (n == 0) { /* a map such as {FOO = "bar"} would silently be empty */
+    lua_pushnil(L);
+    if (lua_next(L, -2))
+      luaL_argerror(L, opts, lua_pushfstring(L, "field '%s' must be a "
+                                             "list of strings", field));
+  }
   if (n > MAX_ARGS)
     luaL_argerror(L, opts, lua_pushfstring(L, "field '%s' is too long",
                                            field));

@@ -5,7 +5,7 @@
 ** as uv.<name>(stream, ...) and stream:<name>(...), as in luv.
 ** See Copyright Notice in README.md
 **
-** Hot paths. Reading uses one read buffer per state (ctx->readbuf), never a
+** Hot paths. Reading uses one read buffer per state (lh_readbuf), never a
 ** malloc per read: read_cb turns the bytes into a Lua string at once, so
 ** the buffer is free again before the next alloc_cb. Writing tries
 ** uv_try_write first; only what the kernel did not take is queued with
@@ -242,9 +242,8 @@ static int stream_shutdown(lua_State *L) {
 static void alloc_cb(uv_handle_t *uvh, size_t suggested, uv_buf_t *buf) {
   lh_ctx *ctx = ((lh_handle *)uvh->data)->ctx;
   (void)suggested;
-  if (ctx->readbuf == NULL) ctx->readbuf = (char *)malloc(READBUF_SIZE);
-  buf->base = ctx->readbuf;
-  buf->len = ctx->readbuf != NULL ? READBUF_SIZE : 0;
+  buf->base = ctx->readbuf; /* made by read_start through lh_readbuf */
+  buf->len = ctx->readbuf != NULL ? ctx->readbuf_size : 0;
 }
 
 /* cb(nil, data); at EOF cb() with no arguments, on error cb(err), as luv. */
@@ -271,6 +270,7 @@ static int stream_read_start(lua_State *L) {
   uv_stream_t *s = check_stream(L, 1, &h);
   int st;
   lh_check_callable(L, 2);
+  lh_readbuf(L, READBUF_SIZE); /* the shared buffer alloc_cb hands out */
   st = uv_read_start(s, alloc_cb, read_cb);
   if (st < 0) return lh_fail(L, st);
   lh_set_cb(L, h, LH_CB_EVENT, 2);

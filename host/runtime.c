@@ -11,6 +11,7 @@
 #include <lualib.h>
 
 #include "runtime.h"
+#include "netcore.h"
 
 int luaopen_luahost(lua_State *L);
 
@@ -63,6 +64,7 @@ static int host_os_exit(lua_State *L) {
 static const luaL_Reg c_modules[] = {
   {"luahost", luaopen_luahost},
   {"luv", load_luv},
+  {"net.core", luaopen_net_core},
   {"uv", luaopen_uv},
   {NULL, NULL}
 };
@@ -219,8 +221,6 @@ int host_shutdown(lh_ctx *ctx, lua_State *L) {
   if (uv_loop_close(ctx->loop) != 0)
     lh_report("warning: the loop still had live handles at exit");
   lua_close(L);
-  free(ctx->readbuf); /* stream.c's read buffer, allocated on first read */
-  ctx->readbuf = NULL;
   return ctx->exit_code;
 }
 

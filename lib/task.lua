@@ -4,14 +4,25 @@ task: the coroutine scheduler of luahost.
 The main chunk, every connection handler and every spawned function runs
 as a task: a coroutine that the loop resumes from libuv callbacks. A call
 that would wait yields the current task; the rest of the host keeps running.
-All wake-ups go through luahost.resume (C), so a finished or cancelled
-task is never resumed by a stale event.
+All wake-ups go through luahost.resume or lh_resume (C), so a finished or
+cancelled task is never resumed by a stale event.
+
+Waiting is done in C (net.core): sleep, yield and every socket wait park
+the task with lua_yieldk, and deadlines live in one heap on one uv timer.
+
+Cancellation: task:cancel() resumes the task with the marker core.CANCEL.
+The wait it was parked in drops its registration and raises the marker,
+so the task unwinds like an error that is not reported: its pending
+<close> variables are closed (coroutine.close), then every socket the task
+opened (net.listen, net.connect, accept, net.udp) that is still open is
+closed.
 ]]
-local uv = require "uv"
 local host = require "luahost"
+local core = require "net.core"
 
 local coroutine_running, coroutine_yield = coroutine.running, coroutine.yield
 local resume = host.resume
+local CANCEL = core.CANCEL
 
 local task = {}
 
@@ -21,6 +32,7 @@ Task.__name = "task"
 
 -- coroutine -> task record; weak keys: a task nobody can wake is garbage.
 local tasks = setmetatable({}, {__mode = "k"})
+core.init(tasks)
 
 local function new_record(co, main)
   local t = setmetatable({co = co, main = main, status = "running"}, Task)
@@ -29,12 +41,15 @@ local function new_record(co, main)
 end
 
 -- Called by the host for the main chunk's coroutine.
--- The main task is held strongly (the others by whatever will wake them).
+-- The main task is held strongly: the host keeps no reference to its
+-- coroutine, and a running coroutine is not a GC root by itself.
+local main_task
 function task._adopt(co, main)
   local t = new_record(co, main)
-  if main then task._main = t end
+  if main then main_task = t end
   return t
 end
+function task._main() return main_task end
 
 -- The running task's record, or raises: blocking calls need a task.
 local function current(fname)
@@ -48,6 +63,39 @@ local function current(fname)
 end
 task._current = current
 
+-- Yield the running task until something resumes it; a cancel raises.
+local function wait()
+  local a, b, c = coroutine_yield()
+  if a == CANCEL then error(CANCEL, 0) end
+  return a, b, c
+end
+task._wait = wait
+
+-- Remember a socket the running task opened (closed if it is cancelled
+-- or fails). Outside a task, nothing to do.
+function task._own(sock)
+  local t = tasks[coroutine_running()]
+  if t and not t.main then
+    local owned = t.owned
+    if not owned then
+      owned = setmetatable({}, {__mode = "k"})
+      t.owned = owned
+    end
+    owned[sock] = true
+  end
+  return sock
+end
+
+local function close_owned(t)
+  local owned = t.owned
+  if owned then
+    t.owned = nil
+    for sock in pairs(owned) do
+      if not sock:is_closed() then pcall(sock.close, sock) end
+    end
+  end
+end
+
 -- The finish hook the host calls when a task returns or fails.
 function task._finish(co, ok, ...)
   local t = tasks[co]
@@ -56,10 +104,12 @@ function task._finish(co, ok, ...)
     t.status, t.results = "done", table.pack(...)
   else
     local traceback, err = ...
-    t.status, t.err = "failed", err
+    local cancelled = err == CANCEL or t.cancelled
+    t.status, t.err = cancelled and "cancelled" or "failed", err
     -- Close the <close> variables the error left pending.
     coroutine.close(co)
-    if not t.cancelled then
+    close_owned(t)
+    if not cancelled then
       host.report(traceback)
       if t.main then host.fatal(1) end
     end
@@ -72,55 +122,54 @@ function task._finish(co, ok, ...)
   end
 end
 
---- Run fn(...) as a new task; returns the task.
+local function check_callable(fn, fname)
+  if type(fn) == "function" then return fn end
+  local mt = getmetatable(fn)
+  if not (mt and mt.__call) then
+    error("bad argument #1 to '" .. fname .. "' (function expected, got " ..
+      type(fn) .. ")", 3)
+  end
+  return function(...) return fn(...) end
+end
+task._check_callable = check_callable
+
+--- Run fn(...) as a new task; returns the task. fn runs at once until its
+--- first wait.
 function task.spawn(fn, ...)
-  if type(fn) ~= "function" then
-    local mt = getmetatable(fn)
-    if not (mt and mt.__call) then
-      error("bad argument #1 to 'spawn' (function expected, got " ..
-        type(fn) .. ")", 2)
-    end
-  end
-  if type(fn) ~= "function" then
-    local callable = fn
-    fn = function(...) return callable(...) end
-  end
+  fn = check_callable(fn, "spawn")
   local co = coroutine.create(fn)
   local t = new_record(co, false)
   host.start(co, ...)
   return t
 end
 
+local function check_seconds(s, fname)
+  if type(s) ~= "number" or s ~= s or s < 0 then
+    error("bad argument #1 to '" .. fname .. "' (non-negative number " ..
+      "expected, got " .. (type(s) == "number" and tostring(s) or type(s)) ..
+      ")", 3)
+  end
+end
+task._check_seconds = check_seconds
+
+local core_sleep = core.sleep
+
 --- Suspend the current task for `seconds` (a number >= 0).
 function task.sleep(seconds)
-  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
-    error("bad argument #1 to 'sleep' (non-negative number expected, got " ..
-      (type(seconds) == "number" and tostring(seconds) or type(seconds)) ..
-      ")", 2)
-  end
-  local _, co = current("task.sleep")
-  local timer = uv.new_timer()
-  timer:start(math.floor(seconds * 1000 + 0.5), 0, function()
-    timer:close()
-    resume(co)
-  end)
-  coroutine_yield()
+  check_seconds(seconds, "sleep")
+  return core_sleep(seconds)
 end
 
 --- Let other tasks and callbacks run, then continue.
 function task.yield()
-  local _, co = current("task.yield")
-  local idle = uv.new_timer()
-  idle:start(0, 0, function()
-    idle:close()
-    resume(co)
-  end)
-  coroutine_yield()
+  return core_sleep(0, true)
 end
 
---- Seconds since an arbitrary point, from the loop's clock (float).
+local hrtime = require("uv").hrtime
+
+--- Seconds since an arbitrary point, monotonic (float).
 function task.now()
-  return uv.hrtime() / 1e9
+  return hrtime() / 1e9
 end
 
 --- The running task, or nil outside a task.
@@ -128,7 +177,8 @@ function task.current()
   return tasks[coroutine_running()]
 end
 
---- Wait for the task to finish: its results, or nil, err.
+--- Wait for the task to finish: its results, or nil, err ("cancelled"
+--- for a cancelled task, the error value for a failed one).
 function Task:join()
   local me, co = current("join")
   if me == self then error("a task cannot join itself", 2) end
@@ -136,12 +186,39 @@ function Task:join()
     local j = self.joiners or {}
     self.joiners = j
     j[#j + 1] = co
-    coroutine_yield()
+    wait()
   end
   if self.status == "done" then
     return table.unpack(self.results, 1, self.results.n)
   end
-  return nil, self.cancelled and "cancelled" or self.err
+  if self.status == "cancelled" then return nil, "cancelled" end
+  return nil, self.err
+end
+
+--- Stop the task at its current wait. Returns true if it was running.
+--- Cancelling the running task itself unwinds it at once.
+function Task:cancel()
+  if self.status ~= "running" then return false end
+  local co = self.co
+  self.cancelled = true
+  if co == coroutine_running() then error(CANCEL, 0) end
+  local st = coroutine.status(co)
+  if st == "normal" then
+    error("cannot cancel a task that is resuming the current one", 2)
+  end
+  -- Each wait it is parked in raises the marker; a task that catches it
+  -- (pcall) and waits again gets it again, a few times, then is closed.
+  for _ = 1, 8 do
+    resume(co, CANCEL)
+    if self.status ~= "running" or coroutine.status(co) ~= "suspended" then
+      break
+    end
+  end
+  if self.status == "running" and coroutine.status(co) == "suspended" then
+    coroutine.close(co)
+    task._finish(co, false, "cancelled", CANCEL)
+  end
+  return true
 end
 
 function Task:__tostring()

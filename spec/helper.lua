@@ -37,9 +37,21 @@ function run_loop(cond, seconds)
   local timed_out = false
   local guard = uv.new_timer()
   guard:start(math.floor(seconds * 1000), 0, function() timed_out = true end)
+  -- run("once") still blocks in poll after a callback ran in the timers
+  -- phase; a prepare watcher (just before poll) stops the loop once cond
+  -- holds, so the wait ends there instead of at the next event.
+  local early = cond and uv.new_prepare and uv.new_prepare()
+  if early then
+    early:unref()
+    early:start(function()
+      local ok, met = pcall(cond)
+      if not ok or met then uv.stop() end
+    end)
+  end
   while not (cond and cond()) and not timed_out do
     if not uv.run("once") and not cond then break end
   end
+  if early then early:close() end
   if not guard:is_closing() then guard:close() end
   uv.run("nowait") -- let the guard's close complete
   if timed_out and not (cond and cond()) then
@@ -122,3 +134,22 @@ end
 setmetatable(tmpfiles, {__gc = function(t)
   for _, name in ipairs(t) do os.remove(name) end
 end})
+
+--[[
+  run_task(fn[, secs])    run fn as a task (net and task calls block it) and
+                          run the loop until it finished; re-raises its error
+                          with its traceback; returns fn's results
+]]
+function run_task(fn, seconds)
+  local task = require "task"
+  local done, res = false, nil
+  task.spawn(function()
+    res = table.pack(xpcall(fn, debug.traceback))
+    done = true
+    -- run_loop's uv.run("once") may be about to poll: make it return now
+    require("uv").stop()
+  end)
+  run_loop(function() return done end, seconds)
+  if not res[1] then error(res[2], 2) end
+  return table.unpack(res, 2, res.n)
+end

@@ -1,0 +1,324 @@
+--[[
+net: sockets as files, for straight-line Lua in tasks.
+
+The hot path (reading, writing, accepting, connecting, waiting) is C
+(net.core, lib/netcore.c); this file parses options, resolves names, tries
+addresses in order and runs servers (one task per connection).
+
+Failures a program must expect return nil, err with a short stable string
+(see README "## net"); programmer mistakes raise naming the argument.
+]]
+local core = require "net.core"
+local task = require "task"
+
+local net = {}
+
+--- Limits and defaults, in one place. listen/connect options override them
+--- per server or connection; changing a field here affects later sockets.
+net.defaults = {
+  backlog = 511,            -- listen queue of the kernel
+  max_connections = 10000,  -- per server; further clients wait in backlog
+  max_line = 64 * 1024,     -- longest line read("l"/"L") returns (bytes)
+  idle_timeout = 60,        -- seconds a served connection may wait idle
+  write_hwm = 64 * 1024,    -- write blocks while more is queued (bytes)
+}
+
+local own, spawn = task._own, task.spawn
+local wait = task._wait
+local resume = require("luahost").resume
+
+local Conn, Server, Udp = core.conn_methods, core.server_methods,
+  core.udp_methods
+
+local function argerror(n, fname, msg, level)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg),
+    (level or 2) + 1)
+end
+
+local function check_type(v, want, n, fname, optional)
+  if v == nil and optional then return v end
+  if type(v) ~= want then
+    argerror(n, fname, want .. " expected, got " .. type(v), 3)
+  end
+  return v
+end
+
+local function check_port(v, n, fname, what)
+  if math.type(v) ~= "integer" or v < 0 or v > 65535 then
+    error(("bad argument #%d to '%s' (%s: integer in 0..65535 expected, " ..
+      "got %s)"):format(n, fname, what or "port", tostring(v)), 3)
+  end
+  return v
+end
+
+local function check_seconds(v, n, fname, what)
+  if v == nil then return nil end
+  if type(v) ~= "number" or v ~= v or v < 0 then
+    error(("bad argument #%d to '%s' (%s: non-negative number expected, " ..
+      "got %s)"):format(n, fname, what, tostring(v)), 3)
+  end
+  return v
+end
+
+local function check_size(v, n, fname, what)
+  if v == nil then return nil end
+  if math.type(v) ~= "integer" or v < 1 then
+    error(("bad argument #%d to '%s' (%s: positive integer expected, " ..
+      "got %s)"):format(n, fname, what, tostring(v)), 3)
+  end
+  return v
+end
+
+-- Unknown option names raise: a typo must not silently mean a default.
+local function check_options(opts, known, fname, n)
+  for k in pairs(opts) do
+    if not known[k] then
+      error(("bad argument #%d to '%s' (unknown option '%s')"):format(
+        n or 1, fname, tostring(k)), 3)
+    end
+  end
+end
+
+local function is_ip(s)
+  return s:match("^%d+%.%d+%.%d+%.%d+$") ~= nil or s:find(":", 1, true) ~= nil
+end
+net.is_ip = is_ip
+
+local function ms(seconds)
+  if seconds == nil then return -1 end
+  return math.floor(seconds * 1000 + 0.5)
+end
+
+-- {{{ names
+
+local FAMILIES = {inet = "inet", inet6 = "inet6", ipv4 = "inet",
+  ipv6 = "inet6", [4] = "inet", [6] = "inet6"}
+
+--- lookup(name [, {family = "inet" | "inet6"}]) -> {address...} | nil, err
+function net.lookup(name, opts)
+  check_type(name, "string", 1, "lookup")
+  check_type(opts, "table", 2, "lookup", true)
+  local family
+  if opts then
+    check_options(opts, {family = true}, "lookup", 2)
+    if opts.family ~= nil then
+      family = FAMILIES[opts.family]
+      if not family then argerror(2, "lookup", "unknown family '" ..
+        tostring(opts.family) .. "'") end
+    end
+  end
+  if is_ip(name) then return {name} end
+  return core.getaddrinfo(name, family)
+end
+
+--- reverse(address) -> name | nil, err
+function net.reverse(addr)
+  check_type(addr, "string", 1, "reverse")
+  if not is_ip(addr) then argerror(1, "reverse", "IP address expected") end
+  return core.getnameinfo(addr)
+end
+
+-- }}}
+
+-- {{{ connections
+
+--- lines([fmt...]): iterate read(fmt...) until it fails (end of input,
+--- timeout, reset...). Use read in a loop to know why it stopped.
+local read = Conn.read
+function Conn:lines(...)
+  local n = select("#", ...)
+  if n == 0 then
+    return function() return (read(self, "l")) end
+  end
+  local fmts = table.pack(...)
+  return function() return read(self, table.unpack(fmts, 1, n)) end
+end
+
+Conn.receive = Conn.read
+
+local CONNECT_OPTS = {timeout = true, bind = true, nodelay = true,
+  family = true, path = true, host = true, port = true, max_line = true,
+  write_hwm = true}
+
+local function configure(sock, opts)
+  local d = net.defaults
+  core.configure(sock, opts.max_line or d.max_line,
+    opts.write_hwm or d.write_hwm)
+end
+
+--- connect(host, port [, opts]) or connect{host=, port= | path=, ...}
+--- -> conn | nil, err
+function net.connect(host, port, opts)
+  if type(host) == "table" then
+    opts = host
+    host, port = opts.host, opts.port
+  end
+  opts = opts or {}
+  check_type(opts, "table", 3, "connect")
+  check_options(opts, CONNECT_OPTS, "connect", 3)
+  local timeout = check_seconds(opts.timeout, 3, "connect", "timeout")
+  check_size(opts.max_line, 3, "connect", "max_line")
+  check_size(opts.write_hwm, 3, "connect", "write_hwm")
+  local path = opts.path
+  if path ~= nil then
+    check_type(path, "string", 1, "connect")
+    local c, err = core.connect(path, nil, ms(timeout))
+    if not c then return nil, err end
+    configure(c, opts)
+    if timeout then c:settimeout(timeout) end
+    return own(c)
+  end
+  check_type(host, "string", 1, "connect")
+  check_port(port, 2, "connect")
+  local bind_ip, bind_port = opts.bind, nil
+  if type(bind_ip) == "table" then
+    bind_ip, bind_port = bind_ip.host or bind_ip[1], bind_ip.port or bind_ip[2]
+  end
+  if bind_ip ~= nil then
+    if type(bind_ip) ~= "string" or not is_ip(bind_ip) then
+      argerror(3, "connect", "bind: IP address expected")
+    end
+    if bind_port ~= nil then check_port(bind_port, 3, "connect", "bind port") end
+  end
+  local nodelay = opts.nodelay
+  if nodelay == nil then nodelay = true end
+  local deadline = timeout and task.now() + timeout
+  local addrs, err
+  if is_ip(host) then
+    addrs = {host}
+  else
+    addrs, err = net.lookup(host, {family = opts.family})
+    if not addrs then return nil, err end
+  end
+  for i = 1, #addrs do
+    local left = -1
+    if deadline then
+      left = ms(deadline - task.now())
+      if left <= 0 then return nil, "timeout" end
+    end
+    local ip = addrs[i]
+    -- a bind address of the other family cannot work: skip that address
+    if bind_ip == nil or is_ip(ip) and
+      (ip:find(":", 1, true) ~= nil) == (bind_ip:find(":", 1, true) ~= nil)
+    then
+      local c
+      c, err = core.connect(ip, port, left, bind_ip, bind_port, nodelay)
+      if c then
+        configure(c, opts)
+        if timeout then c:settimeout(timeout) end
+        return own(c)
+      end
+    end
+  end
+  return nil, err or "EAFNOSUPPORT"
+end
+
+-- }}}
+
+-- {{{ servers
+
+local LISTEN_OPTS = {host = true, port = true, path = true, backlog = true,
+  reuseport = true, v6only = true, max_connections = true, max_line = true,
+  idle_timeout = true, write_hwm = true}
+
+local ANY = {["*"] = "0.0.0.0", ["0.0.0.0"] = "0.0.0.0", ["::"] = "::"}
+
+-- per server: {max =, active =, waiter =, release = <close> object}
+local servers = setmetatable({}, {__mode = "k"})
+
+--- listen{host=, port= | path=, backlog=, reuseport=, v6only=,
+---   max_connections=, max_line=, idle_timeout=, write_hwm=} -> server
+function net.listen(opts)
+  check_type(opts, "table", 1, "listen")
+  check_options(opts, LISTEN_OPTS, "listen")
+  local d = net.defaults
+  local backlog = check_size(opts.backlog, 1, "listen", "backlog")
+    or d.backlog
+  local maxc = check_size(opts.max_connections, 1, "listen",
+    "max_connections") or d.max_connections
+  check_size(opts.max_line, 1, "listen", "max_line")
+  check_size(opts.write_hwm, 1, "listen", "write_hwm")
+  local idle = check_seconds(opts.idle_timeout, 1, "listen", "idle_timeout")
+  if opts.idle_timeout == nil then idle = d.idle_timeout end
+  local server, err
+  if opts.path ~= nil then
+    check_type(opts.path, "string", 1, "listen")
+    server, err = core.listen(opts.path, nil, backlog)
+  else
+    local host = opts.host or "127.0.0.1"
+    check_type(host, "string", 1, "listen")
+    local port = check_port(opts.port or 0, 1, "listen")
+    host = ANY[host] or host
+    if not is_ip(host) then
+      local addrs
+      addrs, err = net.lookup(host)
+      if not addrs then return nil, err end
+      host = addrs[1]
+    end
+    server, err = core.listen(host, port, backlog, opts.v6only,
+      opts.reuseport)
+  end
+  if not server then return nil, err end
+  core.configure(server, opts.max_line or d.max_line,
+    opts.write_hwm or d.write_hwm, idle and ms(idle) or -1)
+  local st = {max = maxc, active = 0}
+  st.release = setmetatable({}, {__close = function()
+    st.active = st.active - 1
+    local w = st.waiter
+    if w then
+      st.waiter = nil
+      resume(w)
+    end
+  end})
+  servers[server] = st
+  return own(server)
+end
+
+local core_accept = Server.accept
+
+local function run_handler(st, handler, conn)
+  local slot <close> = st.release
+  local c <close> = conn
+  handler(conn)
+end
+
+--- serve(handler): accept connections until the server is closed, each
+--- handled by handler(conn) in its own task; conn is closed when the
+--- handler returns or fails. Returns true once the server is closed.
+function Server:serve(handler)
+  handler = task._check_callable(handler, "serve")
+  local st = servers[self]
+  if st == nil then argerror(1, "serve", "net.server expected") end
+  local accept = core_accept
+  while true do
+    while st.active >= st.max do
+      st.waiter = coroutine.running()
+      wait()
+    end
+    local conn, err = accept(self)
+    if conn then
+      st.active = st.active + 1
+      spawn(run_handler, st, handler, conn)
+    elseif err == "closed" then
+      return true
+    elseif err ~= "timeout" then
+      task.sleep(0.05) -- e.g. EMFILE: back off, the backlog holds them
+    end
+  end
+end
+
+--- The number of connections being served.
+function Server:active()
+  local st = servers[self]
+  return st and st.active or 0
+end
+
+function Server:accept(timeout)
+  local c, err = core_accept(self, timeout)
+  if c then return own(c) end
+  return nil, err
+end
+
+-- }}}
+
+return net

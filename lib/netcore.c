@@ -1,0 +1,1682 @@
+/*
+** netcore.c: the C core of net and task ("net.core"): the deadline heap
+** behind task.sleep and every net timeout, and the hot path of sockets.
+** See Copyright Notice in README.md
+**
+** A blocking call parks the running task with lua_yieldk and returns from
+** its continuation; the libuv callback that completes the wait resumes the
+** task directly (lh_resume) with no values: the continuation re-reads the
+** state it needs from the connection. A task is cancelled by resuming it
+** with the cancel marker (net.core.CANCEL): every continuation then drops
+** its wait (heap entry, parked slot, request) and raises the marker.
+**
+** Sections:
+**   core      - per-state data, the deadline heap on one uv_timer;
+**   tasks     - sleep, yield, the "inside a task" check;
+**   conn      - the socket object shared by streams, servers and udp;
+**   read      - buffered input, io.read formats, recv;
+**   write     - uv_try_write first, queue the rest, backpressure;
+**   server    - listen, accept;
+**   connect   - tcp and pipe connect;
+**   dns       - getaddrinfo / getnameinfo without blocking the loop;
+**   udp       - datagrams, a bounded receive queue;
+**   signals   - wait_signal and on_signal.
+*/
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "common.h"
+#include "netcore.h"
+
+#define RBUF_SIZE 65536        /* the shared read buffer */
+#define RHWM (256 * 1024)      /* stop reading when this much is unread */
+#define UDP_QMAX 64            /* datagrams queued while nobody reads */
+#define LINGER_MS 10000        /* close(): time left to send queued data */
+#define MAX_FORMATS 200
+
+static const char cancel_mark = 'c';
+#define CANCEL ((void *)&cancel_mark)
+
+#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
+
+/* {====================================================== core */
+
+enum { TMO_SLEEP, TMO_RD, TMO_WR, TMO_LINGER };
+
+typedef struct tmo {    /* one deadline in the heap */
+  uint64_t due, seq;
+  int idx;              /* heap position, -1 when not queued */
+  int kind;
+} tmo;
+
+typedef struct sleeper {
+  tmo t;
+  lua_State *co;
+  int ref;              /* registry slot anchoring co while it sleeps */
+  struct sleeper *next; /* free list */
+} sleeper;
+
+typedef struct core {
+  lh_internal in;       /* first: the timer's data; uv.walk skips it */
+  uv_timer_t timer;
+  lh_ctx *ctx;
+  tmo **heap;
+  int n, cap;
+  uint64_t seq;
+  int tasks_ref;        /* task.lua's coroutine -> task table */
+  int borrowing;        /* rbuf is lent to a conn being resumed */
+  sleeper *free_sleepers;
+  size_t maxline, hwm;  /* defaults, set by net.lua */
+  char rbuf[RBUF_SIZE];
+} core;
+
+static int tmo_less(const tmo *a, const tmo *b) {
+  return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static void heap_put(core *K, int i, tmo *t) {
+  K->heap[i] = t;
+  t->idx = i;
+}
+
+static void sift_up(core *K, int i) {
+  tmo *t = K->heap[i];
+  while (i > 0) {
+    int p = (i - 1) / 2;
+    if (!tmo_less(t, K->heap[p])) break;
+    heap_put(K, i, K->heap[p]);
+    i = p;
+  }
+  heap_put(K, i, t);
+}
+
+static void sift_down(core *K, int i) {
+  tmo *t = K->heap[i];
+  for (;;) {
+    int l = 2 * i + 1, m;
+    if (l >= K->n) break;
+    m = (l + 1 < K->n && tmo_less(K->heap[l + 1], K->heap[l])) ? l + 1 : l;
+    if (!tmo_less(K->heap[m], t)) break;
+    heap_put(K, i, K->heap[m]);
+    i = m;
+  }
+  heap_put(K, i, t);
+}
+
+static void fire_cb(uv_timer_t *timer);
+
+/* Point the one uv timer at the earliest deadline. */
+static void arm(core *K) {
+  if (K->n == 0) {
+    uv_timer_stop(&K->timer);
+  } else {
+    uint64_t now = uv_now(K->ctx->loop), due = K->heap[0]->due;
+    uv_timer_start(&K->timer, fire_cb, due > now ? due - now : 0, 0);
+  }
+}
+
+static int tmo_add(core *K, tmo *t, int kind, uint64_t ms) {
+  if (K->n == K->cap) {
+    int ncap = K->cap ? 2 * K->cap : 64;
+    tmo **nh = (tmo **)realloc(K->heap, ncap * sizeof(tmo *));
+    if (nh == NULL) return UV_ENOMEM;
+    K->heap = nh;
+    K->cap = ncap;
+  }
+  t->due = uv_now(K->ctx->loop) + ms;
+  t->seq = K->seq++;
+  t->kind = kind;
+  heap_put(K, K->n++, t);
+  sift_up(K, t->idx);
+  if (t->idx == 0) arm(K);
+  return 0;
+}
+
+static void tmo_del_noarm(core *K, tmo *t) {
+  int i = t->idx;
+  if (i < 0) return;
+  t->idx = -1;
+  if (i != --K->n) {
+    heap_put(K, i, K->heap[K->n]);
+    sift_down(K, i);
+    sift_up(K, K->heap[i]->idx);
+  }
+}
+
+static void tmo_del(core *K, tmo *t) {
+  int top = t->idx == 0;
+  tmo_del_noarm(K, t);
+  if (top) arm(K);
+}
+
+static void fire(core *K, tmo *t);
+
+static void fire_cb(uv_timer_t *timer) {
+  core *K = container_of(timer, core, timer);
+  uint64_t now = uv_now(K->ctx->loop), limit = K->seq;
+  /* Only deadlines queued before this round: a task that yields in a loop
+  ** must not keep the loop from polling. */
+  while (K->n > 0 && K->heap[0]->due <= now && K->heap[0]->seq < limit) {
+    tmo *t = K->heap[0];
+    tmo_del_noarm(K, t);
+    fire(K, t);
+  }
+  arm(K);
+}
+
+/* Anchor the running coroutine L in registry slot *ref (made once). */
+static void anchor(lua_State *L, int *ref) {
+  lua_pushthread(L);
+  if (*ref == LUA_NOREF || *ref == LUA_REFNIL)
+    *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  else
+    lua_rawseti(L, LUA_REGISTRYINDEX, *ref);
+}
+
+static void unanchor(lua_State *L, int ref) {
+  if (ref == LUA_NOREF) return;
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, LUA_REGISTRYINDEX, ref);
+}
+
+static core *getcore(lua_State *L) {
+  return (core *)lua_touserdata(L, lua_upvalueindex(1));
+}
+
+/* The error strings of the high-level API: short and stable. */
+static const char *errname(int status) {
+  switch (status) {
+    case UV_EOF: return "closed";
+    case UV_ETIMEDOUT: return "timeout";
+    case UV_EAI_NONAME: case UV_EAI_NODATA: case UV_EAI_AGAIN:
+    case UV_EAI_FAIL:
+      return "ENOTFOUND";
+    default: return uv_err_name(status);
+  }
+}
+
+static int fail_str(lua_State *L, const char *msg) {
+  lua_pushnil(L);
+  lua_pushstring(L, msg);
+  return 2;
+}
+
+static int fail_st(lua_State *L, int status) {
+  return fail_str(L, errname(status));
+}
+
+static int raise_cancel(lua_State *L) {
+  lua_pushlightuserdata(L, CANCEL);
+  return lua_error(L);
+}
+
+/* Resume values beyond base: the cancel marker, or nothing. */
+static int was_cancelled(lua_State *L, int base) {
+  int c = lua_gettop(L) > base && lua_touserdata(L, -1) == CANCEL;
+  lua_settop(L, base);
+  return c;
+}
+
+/* }====================================================== */
+
+/* {====================================================== tasks */
+
+static void need_task(lua_State *L, core *K, const char *what) {
+  int ok = lua_isyieldable(L);
+  if (ok && K->tasks_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, K->tasks_ref);
+    lua_pushthread(L);
+    ok = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 2);
+  }
+  if (!ok)
+    luaL_error(L, "%s must be called from a task (the main chunk, a "
+               "handler or task.spawn), not from a callback", what);
+}
+
+static int sleep_k(lua_State *L, int status, lua_KContext kc) {
+  sleeper *s = (sleeper *)kc;
+  core *K = getcore(L);
+  (void)status;
+  if (was_cancelled(L, 0)) {
+    if (s->co == L) { /* still queued: give the node back */
+      tmo_del(K, &s->t);
+      s->co = NULL;
+      unanchor(L, s->ref);
+      s->next = K->free_sleepers;
+      K->free_sleepers = s;
+    }
+    return raise_cancel(L);
+  }
+  return 0;
+}
+
+/* sleep(seconds): seconds checked by task.lua. */
+static int core_sleep(lua_State *L) {
+  core *K = getcore(L);
+  double secs = luaL_checknumber(L, 1);
+  uint64_t ms = secs <= 0 ? 0 : (uint64_t)(secs * 1000 + 0.5);
+  sleeper *s;
+  need_task(L, K, lua_toboolean(L, 2) ? "task.yield" : "task.sleep");
+  s = K->free_sleepers;
+  if (s != NULL) {
+    K->free_sleepers = s->next;
+  } else {
+    s = (sleeper *)malloc(sizeof(sleeper));
+    if (s == NULL) return luaL_error(L, "not enough memory");
+    s->ref = LUA_NOREF;
+    s->t.idx = -1;
+  }
+  if (tmo_add(K, &s->t, TMO_SLEEP, ms) < 0) {
+    s->next = K->free_sleepers;
+    K->free_sleepers = s;
+    return luaL_error(L, "not enough memory");
+  }
+  s->co = L;
+  anchor(L, &s->ref);
+  lua_settop(L, 0);
+  return lua_yieldk(L, 0, (lua_KContext)s, sleep_k);
+}
+
+static void wake_sleeper(core *K, sleeper *s) {
+  lua_State *L = K->ctx->L, *co = s->co;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref); /* keep co alive meanwhile */
+  s->co = NULL;
+  unanchor(L, s->ref);
+  s->next = K->free_sleepers;
+  K->free_sleepers = s;
+  lh_resume(K->ctx, co, 0);
+  lua_pop(L, 1);
+}
+
+/* }====================================================== */
+
+/* {====================================================== conn */
+
+enum { K_STREAM, K_SERVER, K_UDP };
+static const char *const tnames[] = {"net.conn", "net.server", "net.udp"};
+
+typedef struct dgram {
+  struct dgram *next;
+  struct sockaddr_storage from;
+  size_t len;
+  char data[1];
+} dgram;
+
+typedef struct conn {
+  lh_handle *h;          /* the uv handle; freed with this struct */
+  struct conn **ud;      /* the Lua userdata, NULL once collected */
+  core *K;
+  char *buf;             /* owned input storage */
+  size_t cap;
+  const char *rp;        /* unread input: rp[0 .. rlen) */
+  size_t rlen;
+  lua_State *rco, *wco;  /* parked reader (or acceptor) and writer */
+  int rref, wref;        /* registry slots anchoring them */
+  tmo rt, wt;
+  int timeout;           /* ms for every later wait, -1 = none */
+  int idle;              /* server: timeout given to accepted conns */
+  int rerr, werr;        /* sticky: UV_EOF or an error */
+  int cstatus;           /* connect: 1 in progress, else its status */
+  unsigned nwreq;        /* queued writes */
+  size_t maxline, hwm;
+  dgram *qhead, *qtail;  /* udp: received, not yet read */
+  int qlen;
+  unsigned char kind, reading, closed, rtimed, wtimed, wflush, pending;
+  unsigned char skipline;
+} conn;
+
+static void conn_free(lh_handle *h) {
+  conn *c = (conn *)h->extra;
+  lua_State *L = h->ctx->L;
+  h->extra = NULL;
+  tmo_del(c->K, &c->rt);
+  tmo_del(c->K, &c->wt);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->rref);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->wref);
+  free(c->buf);
+  while (c->qhead) {
+    dgram *d = c->qhead;
+    c->qhead = d->next;
+    free(d);
+  }
+  if (c->ud) *c->ud = NULL;
+  free(c);
+}
+
+/* Push a new conn userdata of kind with an lh_handle of type (not yet
+** initialized: call conn_init next). */
+static conn *conn_new(lua_State *L, core *K, uv_handle_type type, int kind) {
+  conn **ud = (conn **)lua_newuserdatauv(L, sizeof(conn *), 0);
+  conn *c;
+  lh_handle *h;
+  *ud = NULL;
+  luaL_setmetatable(L, tnames[kind]);
+  c = (conn *)calloc(1, sizeof(conn));
+  if (c == NULL) luaL_error(L, "not enough memory");
+  h = lh_handle_new(L, type); /* pushes the uv box, anchored */
+  lua_pop(L, 1);
+  c->h = h;
+  c->ud = ud;
+  c->K = K;
+  c->kind = (unsigned char)kind;
+  c->rref = c->wref = LUA_NOREF;
+  c->rt.idx = c->wt.idx = -1;
+  c->timeout = c->idle = -1;
+  c->maxline = K->maxline;
+  c->hwm = K->hwm;
+  h->extra = c;
+  h->free_extra = conn_free;
+  *ud = c;
+  return c;
+}
+
+/* After conn_new: r is the uv_*_init result; on failure undo all. */
+static int conn_init_done(lua_State *L, conn *c, int r) {
+  if (r < 0) {
+    c->h->extra = NULL;
+    lh_handle_abort(L, c->h);
+    *c->ud = NULL;
+    free(c);
+  }
+  return r;
+}
+
+static conn *to_conn(lua_State *L, int idx, int kind) {
+  conn **ud = (conn **)luaL_checkudata(L, idx, tnames[kind]);
+  return *ud;
+}
+
+#define STREAM(c) ((uv_stream_t *)(c)->h->uv)
+#define LIVE(c) ((c) != NULL && !(c)->closed)
+
+/* Resume the task parked in c's reader slot (reader, acceptor, connect). */
+static void wake_reader(lua_State *L, conn *c) {
+  lua_State *co = c->rco;
+  if (co == NULL) return;
+  c->rco = NULL;
+  tmo_del(c->K, &c->rt);
+  /* The slot keeps co alive during the resume; cleared after unless the
+  ** task parked here again. conn memory outlives this: it is only freed
+  ** by the close callback, which never runs inside a resume. */
+  lh_resume(c->K->ctx, co, 0);
+  if (c->rco == NULL) unanchor(L, c->rref);
+}
+
+static void wake_writer(lua_State *L, conn *c) {
+  lua_State *co = c->wco;
+  if (co == NULL) return;
+  c->wco = NULL;
+  tmo_del(c->K, &c->wt);
+  lh_resume(c->K->ctx, co, 0);
+  if (c->wco == NULL) unanchor(L, c->wref);
+}
+
+static void shutdown_close_cb(uv_shutdown_t *req, int status) {
+  conn *c = (conn *)req->data;
+  (void)status;
+  free(req);
+  if (c != NULL && c->h != NULL) lh_handle_close(c->h);
+}
+
+/* Close c for Lua now; queued output still goes out (bounded by
+** LINGER_MS), then the handle closes. Waiting tasks get "closed". */
+static void conn_close(lua_State *L, conn *c) {
+  if (c->closed) return;
+  c->closed = 1;
+  if (c->reading) {
+    if (c->kind == K_UDP)
+      uv_udp_recv_stop((uv_udp_t *)c->h->uv);
+    else
+      uv_read_stop(STREAM(c));
+    c->reading = 0;
+  }
+  wake_reader(L, c);
+  wake_writer(L, c);
+  if (c->nwreq > 0 && c->kind == K_STREAM && !uv_is_closing(c->h->uv)) {
+    uv_shutdown_t *req = (uv_shutdown_t *)malloc(sizeof(uv_shutdown_t));
+    if (req != NULL && uv_shutdown(req, STREAM(c), shutdown_close_cb) == 0) {
+      req->data = c;
+      tmo_add(c->K, &c->wt, TMO_LINGER, LINGER_MS);
+      return;
+    }
+    free(req);
+  }
+  lh_handle_close(c->h);
+}
+
+static void fire(core *K, tmo *t) {
+  lua_State *L = K->ctx->L;
+  conn *c;
+  switch (t->kind) {
+    case TMO_SLEEP:
+      wake_sleeper(K, container_of(t, sleeper, t));
+      break;
+    case TMO_RD:
+      c = container_of(t, conn, rt);
+      c->rtimed = 1;
+      wake_reader(L, c);
+      break;
+    case TMO_WR:
+      c = container_of(t, conn, wt);
+      c->wtimed = 1;
+      wake_writer(L, c);
+      break;
+    case TMO_LINGER:
+      c = container_of(t, conn, wt);
+      lh_handle_close(c->h);
+      break;
+  }
+}
+
+/* Park the running task in c's reader slot; k continues it. */
+static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
+                       lua_KFunction k, const char *what) {
+  need_task(L, c->K, what);
+  if (c->rco != NULL && lua_status(c->rco) == LUA_YIELD)
+    return luaL_error(L, "%s: another task is already waiting on this "
+                      "socket", what);
+  if (ms >= 0 && tmo_add(c->K, &c->rt, TMO_RD, (uint64_t)ms) < 0)
+    return luaL_error(L, "not enough memory");
+  c->rco = L;
+  c->rtimed = 0;
+  anchor(L, &c->rref);
+  return lua_yieldk(L, 0, kc, k);
+}
+
+static int park_writer(lua_State *L, conn *c, int flush, lua_KFunction k,
+                       const char *what) {
+  need_task(L, c->K, what);
+  if (c->wco != NULL && lua_status(c->wco) == LUA_YIELD)
+    return luaL_error(L, "%s: another task is already writing to this "
+                      "socket", what);
+  if (c->timeout >= 0 &&
+      tmo_add(c->K, &c->wt, TMO_WR, (uint64_t)c->timeout) < 0)
+    return luaL_error(L, "not enough memory");
+  c->wco = L;
+  c->wtimed = 0;
+  c->wflush = (unsigned char)flush;
+  anchor(L, &c->wref);
+  return lua_yieldk(L, 0, 0, k);
+}
+
+/* Cancel cleanup for either slot. */
+static void drop_waits(lua_State *L, conn *c) {
+  if (c == NULL) return;
+  if (c->rco == L) {
+    c->rco = NULL;
+    tmo_del(c->K, &c->rt);
+    unanchor(L, c->rref);
+  }
+  if (c->wco == L) {
+    c->wco = NULL;
+    tmo_del(c->K, &c->wt);
+    unanchor(L, c->wref);
+  }
+}
+
+static int conn_close_m(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  luaL_argexpected(L, ud != NULL && (luaL_testudata(L, 1, tnames[0]) ||
+                   luaL_testudata(L, 1, tnames[1]) ||
+                   luaL_testudata(L, 1, tnames[2])), 1, "socket");
+  if (*ud != NULL) conn_close(L, *ud);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int conn_gc(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  conn *c = *ud;
+  if (c != NULL) {
+    *ud = NULL;
+    c->ud = NULL;
+    if (!c->closed) conn_close(L, c);
+  }
+  return 0;
+}
+
+static int conn_tostring(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  const char *tname = "net socket";
+  int i;
+  for (i = 0; i < 3; i++)
+    if (luaL_testudata(L, 1, tnames[i])) tname = tnames[i];
+  if (!LIVE(*ud))
+    lua_pushfstring(L, "%s (closed)", tname);
+  else
+    lua_pushfstring(L, "%s (%s): %p", tname,
+                    uv_handle_type_name((*ud)->h->uv->type), (void *)*ud);
+  return 1;
+}
+
+static int is_closed_m(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  luaL_argexpected(L, ud != NULL, 1, "socket");
+  lua_pushboolean(L, !LIVE(*ud));
+  return 1;
+}
+
+/* settimeout(seconds | nil): nil or negative means none. */
+static int conn_settimeout(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  conn *c;
+  luaL_argexpected(L, ud != NULL, 1, "socket");
+  c = *ud;
+  if (lua_isnoneornil(L, 2)) {
+    if (c) c->timeout = -1;
+  } else {
+    double s = luaL_checknumber(L, 2);
+    luaL_argcheck(L, s == s && s < 1e9, 2, "invalid timeout");
+    if (c) c->timeout = s < 0 ? -1 : (int)(s * 1000 + 0.5);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int conn_gettimeout(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  luaL_argexpected(L, ud != NULL, 1, "socket");
+  if (*ud == NULL || (*ud)->timeout < 0)
+    lua_pushnil(L);
+  else
+    lua_pushnumber(L, (*ud)->timeout / 1000.0);
+  return 1;
+}
+
+static int push_sockaddr(lua_State *L, const struct sockaddr *sa) {
+  char ip[INET6_ADDRSTRLEN];
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+    uv_ip4_name(a, ip, sizeof(ip));
+    lua_pushstring(L, ip);
+    lua_pushinteger(L, ntohs(a->sin_port));
+    lua_pushliteral(L, "inet");
+    return 3;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+    uv_ip6_name(a, ip, sizeof(ip));
+    lua_pushstring(L, ip);
+    lua_pushinteger(L, ntohs(a->sin6_port));
+    lua_pushliteral(L, "inet6");
+    return 3;
+  }
+  return fail_str(L, "EAFNOSUPPORT");
+}
+
+static int get_name(lua_State *L, int peer) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  conn *c;
+  struct sockaddr_storage ss;
+  int len = sizeof(ss), r;
+  luaL_argexpected(L, ud != NULL, 1, "socket");
+  c = *ud;
+  if (!LIVE(c)) return fail_str(L, "closed");
+  if (c->h->uv->type == UV_NAMED_PIPE) {
+    char path[256];
+    size_t n = sizeof(path);
+    r = peer ? uv_pipe_getpeername((uv_pipe_t *)c->h->uv, path, &n)
+             : uv_pipe_getsockname((uv_pipe_t *)c->h->uv, path, &n);
+    if (r < 0) return fail_st(L, r);
+    lua_pushlstring(L, path, n);
+    return 1;
+  }
+  memset(&ss, 0, sizeof(ss));
+  if (c->h->uv->type == UV_UDP)
+    r = peer ? uv_udp_getpeername((uv_udp_t *)c->h->uv,
+                                  (struct sockaddr *)&ss, &len)
+             : uv_udp_getsockname((uv_udp_t *)c->h->uv,
+                                  (struct sockaddr *)&ss, &len);
+  else
+    r = peer ? uv_tcp_getpeername((uv_tcp_t *)c->h->uv,
+                                  (struct sockaddr *)&ss, &len)
+             : uv_tcp_getsockname((uv_tcp_t *)c->h->uv,
+                                  (struct sockaddr *)&ss, &len);
+  if (r < 0) return fail_st(L, r);
+  return push_sockaddr(L, (struct sockaddr *)&ss);
+}
+
+static int conn_peername(lua_State *L) { return get_name(L, 1); }
+static int conn_sockname(lua_State *L) { return get_name(L, 0); }
+
+static int conn_fd(lua_State *L, uv_os_fd_t *fd) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  luaL_argexpected(L, ud != NULL, 1, "socket");
+  luaL_checkstring(L, 2);
+  if (!LIVE(*ud)) return UV_EBADF;
+  return uv_fileno((*ud)->h->uv, fd);
+}
+
+/* lh_sockopt_* answer luv-style (nil, "ENAME: msg", "ENAME"): keep the
+** short name; set returns the socket so calls chain. */
+static int sockopt_result(lua_State *L, int r, int chain) {
+  if (r >= 3 && lua_isnil(L, -r)) {
+    const char *name = lua_tostring(L, -1);
+    return fail_str(L, name ? name : "EINVAL");
+  }
+  if (chain) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  return r;
+}
+
+static int conn_setopt(lua_State *L) {
+  uv_os_fd_t fd;
+  int r = conn_fd(L, &fd);
+  if (r < 0) return fail_str(L, r == UV_EBADF ? "closed" : errname(r));
+  luaL_checkany(L, 3);
+  r = lh_sockopt_set(L, fd, 2, 3);
+  return sockopt_result(L, r, 1);
+}
+
+static int conn_getopt(lua_State *L) {
+  uv_os_fd_t fd;
+  int r = conn_fd(L, &fd);
+  if (r < 0) return fail_str(L, r == UV_EBADF ? "closed" : errname(r));
+  return sockopt_result(L, lh_sockopt_get(L, fd, 2), 0);
+}
+
+static int conn_getfd(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  uv_os_fd_t fd;
+  luaL_argexpected(L, ud != NULL, 1, "socket");
+  if (!LIVE(*ud) || uv_fileno((*ud)->h->uv, &fd) < 0) return fail_str(L,
+                                                                "closed");
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* }====================================================== */
+
+/* {====================================================== read */
+
+static void alloc_cb(uv_handle_t *uvh, size_t hint, uv_buf_t *b) {
+  conn *c = (conn *)((lh_handle *)uvh->data)->extra;
+  core *K = c->K;
+  (void)hint;
+  if (!K->borrowing) {
+    b->base = K->rbuf;
+    b->len = RBUF_SIZE;
+  } else { /* the shared buffer is lent out (a nested loop run) */
+    b->base = (char *)malloc(RBUF_SIZE);
+    b->len = b->base ? RBUF_SIZE : 0;
+  }
+}
+
+/* Append n bytes to c's owned input. */
+static int append(conn *c, const char *p, size_t n) {
+  size_t used;
+  if (c->rlen == 0) c->rp = c->buf;
+  used = (size_t)(c->rp - c->buf);
+  if (used + c->rlen + n > c->cap) {
+    if (used > 0) {
+      memmove(c->buf, c->rp, c->rlen);
+      c->rp = c->buf;
+    }
+    if (c->rlen + n > c->cap) {
+      size_t ncap = c->cap ? c->cap : 1024;
+      char *nb;
+      while (ncap < c->rlen + n) ncap *= 2;
+      nb = (char *)realloc(c->buf, ncap);
+      if (nb == NULL) return UV_ENOMEM;
+      c->buf = nb;
+      c->rp = nb;
+      c->cap = ncap;
+    }
+  }
+  memcpy((char *)c->rp + c->rlen, p, n);
+  c->rlen += n;
+  return 0;
+}
+
+static void consume(conn *c, size_t n) {
+  if (n == 0) return;
+  c->rp += n;
+  c->rlen -= n;
+}
+
+static const char *find_nl(const conn *c) {
+  return c->rlen ? (const char *)memchr(c->rp, '\n', c->rlen) : NULL;
+}
+
+static void rstop(conn *c) {
+  if (c->reading) {
+    uv_read_stop(STREAM(c));
+    c->reading = 0;
+  }
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
+  conn *c = (conn *)((lh_handle *)s->data)->extra;
+  core *K = c->K;
+  lua_State *L = K->ctx->L;
+  if (nread > 0 && c->closed) {
+    /* nothing: a closed conn drops input */
+  } else if (nread > 0 && c->rco && c->rlen == 0 && b->base == K->rbuf) {
+    /* Fast path: the reader reads straight from the shared buffer; only
+    ** what it leaves is copied. */
+    c->rp = b->base;
+    c->rlen = (size_t)nread;
+    K->borrowing = 1;
+    wake_reader(L, c);
+    K->borrowing = 0;
+    if (c->rlen > 0) {
+      const char *p = c->rp;
+      size_t n = c->rlen;
+      c->rlen = 0;
+      if (!c->closed && append(c, p, n) < 0) c->rerr = UV_ENOMEM;
+    }
+  } else if (nread > 0) {
+    if (append(c, b->base, (size_t)nread) < 0) c->rerr = UV_ENOMEM;
+    wake_reader(L, c);
+  } else if (nread < 0) {
+    if (!c->rerr) c->rerr = (int)nread;
+    rstop(c);
+    wake_reader(L, c);
+  }
+  if (b->base != NULL && b->base != K->rbuf) free(b->base);
+  /* Nobody reads and enough is buffered: let TCP push back on the peer. */
+  if (c->reading && c->rco == NULL && c->rlen >= RHWM) rstop(c);
+}
+
+static void rstart(conn *c) {
+  if (!c->reading && !c->rerr && !c->closed) {
+    int r = uv_read_start(STREAM(c), alloc_cb, read_cb);
+    if (r < 0)
+      c->rerr = r;
+    else
+      c->reading = 1;
+  }
+}
+
+/* An empty owned buffer is freed before parking: idle connections then
+** hold no input memory at all. */
+static void shrink(conn *c) {
+  if (c->rlen == 0 && c->buf != NULL && c->rp != c->K->rbuf) {
+    free(c->buf);
+    c->buf = NULL;
+    c->rp = NULL;
+    c->cap = 0;
+  }
+}
+
+static int push_fail_input(lua_State *L, conn *c) {
+  lua_pushnil(L);
+  lua_pushstring(L, c == NULL || c->closed ? "closed" : errname(c->rerr));
+  return -1;
+}
+
+/* A number ("n"): the longest numeral prefix, as io.read does. */
+static int read_number(lua_State *L, conn *c) {
+  size_t i = 0, j;
+  char tmp[201];
+  while (i < c->rlen && strchr(" \t\r\n\f\v", c->rp[i]) && c->rp[i]) i++;
+  for (j = i; j < c->rlen && j - i < 200; j++)
+    if (!strchr("0123456789+-.xXaAbBcCdDeEfFpP", c->rp[j]) || !c->rp[j])
+      break;
+  if (j == c->rlen && j - i < 200 && !c->rerr) return 0; /* need more */
+  memcpy(tmp, c->rp + i, j - i);
+  tmp[j - i] = '\0';
+  consume(c, j);
+  if (j > i && lua_stringtonumber(L, tmp) != 0) return 1;
+  if (j == i && c->rerr && c->rlen == 0) return push_fail_input(L, c);
+  lua_pushnil(L);
+  lua_pushliteral(L, "not a number");
+  return -1;
+}
+
+/* Try to satisfy the format at fidx from buffered input: 1 = one value
+** pushed, 0 = need more input, -1 = nil, err pushed. */
+static int read_one(lua_State *L, conn *c, int fidx) {
+  if (c == NULL || c->closed) return push_fail_input(L, c);
+  if (lua_type(L, fidx) == LUA_TNUMBER) {
+    size_t n = (size_t)lua_tointeger(L, fidx);
+    if (c->rlen >= n && (n > 0 || c->rlen > 0 || !c->rerr)) {
+      lua_pushlstring(L, c->rp, n);
+      consume(c, n);
+      return 1;
+    }
+    if (!c->rerr) return 0;
+    if (c->rlen == 0) return push_fail_input(L, c);
+    lua_pushlstring(L, c->rp, c->rlen); /* the rest, as io.read */
+    consume(c, c->rlen);
+    return 1;
+  }
+  switch (lua_tostring(L, fidx)[0] == '*' ? lua_tostring(L, fidx)[1]
+                                          : lua_tostring(L, fidx)[0]) {
+    case 'l': case 'L': {
+      int keep = (lua_tostring(L, fidx)[0] == '*'
+                  ? lua_tostring(L, fidx)[1] : lua_tostring(L, fidx)[0])
+                 == 'L';
+      const char *nl;
+      while (c->skipline) { /* the rest of an over-long line */
+        nl = find_nl(c);
+        if (nl == NULL) {
+          consume(c, c->rlen);
+          if (!c->rerr) return 0;
+          break;
+        }
+        consume(c, (size_t)(nl - c->rp) + 1);
+        c->skipline = 0;
+      }
+      nl = find_nl(c);
+      if (nl != NULL) {
+        size_t n = (size_t)(nl - c->rp);
+        if (n > c->maxline) {
+          consume(c, n + 1);
+          lua_pushnil(L);
+          lua_pushliteral(L, "line too long");
+          return -1;
+        }
+        lua_pushlstring(L, c->rp, n + (size_t)keep);
+        consume(c, n + 1);
+        return 1;
+      }
+      if (c->rlen > c->maxline) { /* drop it: memory stays bounded */
+        consume(c, c->rlen);
+        c->skipline = 1;
+        lua_pushnil(L);
+        lua_pushliteral(L, "line too long");
+        return -1;
+      }
+      if (!c->rerr) return 0;
+      if (c->rlen == 0) return push_fail_input(L, c);
+      lua_pushlstring(L, c->rp, c->rlen); /* last line, no newline */
+      consume(c, c->rlen);
+      return 1;
+    }
+    case 'a':
+      if (!c->rerr) return 0;
+      lua_pushlstring(L, c->rp, c->rlen);
+      consume(c, c->rlen);
+      return 1;
+    default: /* 'n' */
+      return read_number(L, c);
+  }
+}
+
+#define KC(i, nf) ((lua_KContext)((i) | ((nf) << 16)))
+
+static int read_k(lua_State *L, int status, lua_KContext kc) {
+  int i = (int)(kc & 0xffff), nf = (int)(kc >> 16);
+  int base = 1 + nf + (i - 2); /* conn, formats, results so far */
+  conn *c = *(conn **)lua_touserdata(L, 1);
+  (void)status;
+  if (was_cancelled(L, base)) {
+    drop_waits(L, c);
+    return raise_cancel(L);
+  }
+  for (; i <= nf + 1; i++) {
+    int r = read_one(L, c, i);
+    if (r < 0) return lua_gettop(L) - (nf + 1);
+    if (r == 0) {
+      if (c->rtimed) {
+        c->rtimed = 0;
+        lua_pushnil(L);
+        lua_pushliteral(L, "timeout");
+        return lua_gettop(L) - (nf + 1);
+      }
+      rstart(c);
+      if (c->rerr) { i--; continue; } /* read_start failed: report it */
+      shrink(c);
+      return park_reader(L, c, c->timeout, KC(i, nf), read_k, "read");
+    }
+  }
+  /* all done; keep the socket reading only while input is wanted */
+  if (c->rlen >= RHWM) rstop(c);
+  return lua_gettop(L) - (nf + 1);
+}
+
+static const char *const formats[] = {"l", "L", "a", "n", "*l", "*L", "*a",
+                                      "*n", NULL};
+
+/* read(fmt...): io.read's formats; default "l". */
+static int conn_read(lua_State *L) {
+  int n = lua_gettop(L), i;
+  conn *c = to_conn(L, 1, K_STREAM);
+  if (n == 1) {
+    lua_pushliteral(L, "l");
+    n = 2;
+  }
+  luaL_argcheck(L, n - 1 <= MAX_FORMATS, MAX_FORMATS, "too many formats");
+  for (i = 2; i <= n; i++) {
+    if (lua_type(L, i) == LUA_TNUMBER) {
+      luaL_argcheck(L, lua_isinteger(L, i) && lua_tointeger(L, i) >= 0, i,
+                    "invalid format");
+    } else {
+      luaL_checkoption(L, i, NULL, formats);
+    }
+  }
+  (void)c;
+  return read_k(L, LUA_OK, KC(2, n - 1));
+}
+
+static int recv_k(lua_State *L, int status, lua_KContext kc) {
+  conn *c = *(conn **)lua_touserdata(L, 1);
+  size_t max = (size_t)kc;
+  (void)status;
+  if (was_cancelled(L, 2)) {
+    drop_waits(L, c);
+    return raise_cancel(L);
+  }
+  if (c == NULL || c->closed) return fail_str(L, "closed");
+  if (c->rlen > 0) {
+    size_t n = c->rlen < max ? c->rlen : max;
+    lua_pushlstring(L, c->rp, n);
+    consume(c, n);
+    return 1;
+  }
+  if (c->rerr) return fail_str(L, errname(c->rerr));
+  if (c->rtimed) {
+    c->rtimed = 0;
+    return fail_str(L, "timeout");
+  }
+  rstart(c);
+  if (c->rerr) return fail_str(L, errname(c->rerr));
+  shrink(c);
+  return park_reader(L, c, c->timeout, kc, recv_k, "recv");
+}
+
+/* recv([max]): the next chunk of input, whatever has arrived. */
+static int conn_recv(lua_State *L) {
+  lua_Integer max = luaL_optinteger(L, 2, RBUF_SIZE);
+  to_conn(L, 1, K_STREAM);
+  luaL_argcheck(L, max > 0, 2, "positive size expected");
+  lua_settop(L, 2);
+  return recv_k(L, LUA_OK, (lua_KContext)max);
+}
+
+/* }====================================================== */
+
+/* {====================================================== write */
+
+typedef struct wreq {
+  uv_write_t req;
+  conn *c;
+  char data[1];
+} wreq;
+
+static void write_cb(uv_write_t *req, int status) {
+  wreq *w = container_of(req, wreq, req);
+  conn *c = w->c;
+  free(w);
+  c->nwreq--;
+  if (status < 0 && status != UV_ECANCELED && !c->werr) c->werr = status;
+  if (c->wco != NULL) {
+    size_t q = c->closed ? 0 : uv_stream_get_write_queue_size(STREAM(c));
+    if (c->werr || c->closed ||
+        (c->wflush ? c->nwreq == 0 : q <= c->hwm / 2))
+      wake_writer(c->K->ctx->L, c);
+  }
+}
+
+static int write_k(lua_State *L, int status, lua_KContext kc) {
+  conn *c = *(conn **)lua_touserdata(L, 1);
+  (void)status; (void)kc;
+  if (was_cancelled(L, 1)) {
+    drop_waits(L, c);
+    return raise_cancel(L);
+  }
+  if (c == NULL || c->closed) return fail_str(L, "closed");
+  if (c->werr) return fail_str(L, errname(c->werr));
+  if (c->wtimed) {
+    c->wtimed = 0;
+    return fail_str(L, "timeout");
+  }
+  return 1; /* the conn: calls chain */
+}
+
+/* write(...): strings and numbers. Sends at once what the kernel takes
+** and queues the rest; blocks while more than hwm bytes are queued. */
+static int conn_write(lua_State *L) {
+  conn *c = to_conn(L, 1, K_STREAM);
+  int n = lua_gettop(L), i, nb = 0, r;
+  uv_buf_t bufs[16];
+  size_t total = 0, done = 0;
+  for (i = 2; i <= n; i++) luaL_checklstring(L, i, NULL);
+  if (!LIVE(c)) return fail_str(L, "closed");
+  if (c->werr) return fail_str(L, errname(c->werr));
+  if (n - 1 > 16) {
+    lua_concat(L, n - 1);
+    n = 2;
+  }
+  for (i = 2; i <= n; i++) {
+    size_t l;
+    const char *s = lua_tolstring(L, i, &l);
+    if (l == 0) continue;
+    bufs[nb].base = (char *)s;
+    bufs[nb].len = l;
+    nb++;
+    total += l;
+  }
+  if (total == 0) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  if (c->nwreq == 0) {
+    r = uv_try_write(STREAM(c), bufs, (unsigned)nb);
+    if (r >= 0) {
+      done = (size_t)r;
+    } else if (r != UV_EAGAIN && r != UV_ENOSYS) {
+      c->werr = r;
+      return fail_str(L, errname(r));
+    }
+  }
+  if (done < total) {
+    wreq *w = (wreq *)malloc(sizeof(wreq) + total - done);
+    char *p;
+    uv_buf_t b;
+    if (w == NULL) return luaL_error(L, "not enough memory");
+    p = w->data;
+    for (i = 0; i < nb; i++) { /* copy what try_write left */
+      size_t l = bufs[i].len;
+      if (done >= l) {
+        done -= l;
+        continue;
+      }
+      memcpy(p, bufs[i].base + done, l - done);
+      p += l - done;
+      done = 0;
+    }
+    w->c = c;
+    b = uv_buf_init(w->data, (unsigned)(p - w->data));
+    r = uv_write(&w->req, STREAM(c), &b, 1, write_cb);
+    if (r < 0) {
+      free(w);
+      c->werr = r;
+      return fail_str(L, errname(r));
+    }
+    c->nwreq++;
+    if (uv_stream_get_write_queue_size(STREAM(c)) > c->hwm) {
+      lua_settop(L, 1);
+      return park_writer(L, c, 0, write_k, "write");
+    }
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* flush(): wait until everything written so far has left. */
+static int conn_flush(lua_State *L) {
+  conn *c = to_conn(L, 1, K_STREAM);
+  lua_settop(L, 1);
+  if (!LIVE(c)) return fail_str(L, "closed");
+  if (c->werr) return fail_str(L, errname(c->werr));
+  if (c->nwreq == 0) return 1;
+  return park_writer(L, c, 1, write_k, "flush");
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status) {
+  conn *c = (conn *)req->data;
+  free(req);
+  if (status < 0 && status != UV_ECANCELED && !c->werr) c->werr = status;
+}
+
+/* shutdown(): no more output (after what is queued); input continues. */
+static int conn_shutdown(lua_State *L) {
+  conn *c = to_conn(L, 1, K_STREAM);
+  uv_shutdown_t *req;
+  int r;
+  if (!LIVE(c)) return fail_str(L, "closed");
+  req = (uv_shutdown_t *)malloc(sizeof(uv_shutdown_t));
+  if (req == NULL) return luaL_error(L, "not enough memory");
+  req->data = c;
+  r = uv_shutdown(req, STREAM(c), shutdown_cb);
+  if (r < 0) {
+    free(req);
+    return fail_str(L, errname(r));
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* }====================================================== */
+
+/* {====================================================== server */
+
+static void connection_cb(uv_stream_t *s, int status) {
+  conn *c = (conn *)((lh_handle *)s->data)->extra;
+  if (status < 0)
+    c->rerr = status;
+  else
+    c->pending = 1; /* libuv holds the fd and stops polling until accept */
+  wake_reader(c->K->ctx->L, c);
+}
+
+/* Parse ip + port; 0 on success. */
+static int parse_addr(const char *ip, int port, struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof(*ss));
+  if (uv_ip4_addr(ip, port, (struct sockaddr_in *)ss) == 0) return 0;
+  if (uv_ip6_addr(ip, port, (struct sockaddr_in6 *)ss) == 0) return 0;
+  return UV_EINVAL;
+}
+
+/* listen(ip, port, backlog, v6only, reuseport) / listen(path, nil,
+** backlog): a server, or nil, err. */
+static int core_listen(lua_State *L) {
+  core *K = getcore(L);
+  const char *where = luaL_checkstring(L, 1);
+  int pipe = lua_isnoneornil(L, 2);
+  int port = pipe ? 0 : (int)lh_check_range(L, 2, 0, 65535);
+  int backlog = (int)lh_opt_range(L, 3, 511, 1, 65535);
+  int v6only = lua_toboolean(L, 4), reuseport = lua_toboolean(L, 5);
+  struct sockaddr_storage ss;
+  conn *c;
+  int r;
+  if (!pipe && parse_addr(where, port, &ss) < 0)
+    return luaL_argerror(L, 1, "invalid IP address");
+  c = conn_new(L, K, pipe ? UV_NAMED_PIPE : UV_TCP, K_SERVER);
+  if (pipe)
+    r = uv_pipe_init(K->ctx->loop, (uv_pipe_t *)c->h->uv, 0);
+  else
+    r = uv_tcp_init_ex(K->ctx->loop, (uv_tcp_t *)c->h->uv, ss.ss_family);
+  if (conn_init_done(L, c, r) < 0) return fail_st(L, r);
+  if (pipe) {
+    r = uv_pipe_bind((uv_pipe_t *)c->h->uv, where);
+  } else {
+    if (reuseport) {
+      uv_os_fd_t fd;
+      int on = 1;
+      r = uv_fileno(c->h->uv, &fd);
+      if (r == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
+                               sizeof(on)) < 0)
+        r = uv_translate_sys_error(errno);
+    } else {
+      r = 0;
+    }
+    if (r == 0)
+      r = uv_tcp_bind((uv_tcp_t *)c->h->uv, (struct sockaddr *)&ss,
+                      v6only ? UV_TCP_IPV6ONLY : 0);
+  }
+  if (r == 0) r = uv_listen(STREAM(c), backlog, connection_cb);
+  if (r < 0) {
+    conn_close(L, c);
+    return fail_st(L, r);
+  }
+  return 1;
+}
+
+/* configure(sock, maxline, hwm, idle_ms): limits (nil keeps a value). */
+static int core_configure(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  conn *c;
+  luaL_argexpected(L, ud != NULL, 1, "socket");
+  c = *ud;
+  if (c == NULL) return 0;
+  if (!lua_isnoneornil(L, 2))
+    c->maxline = (size_t)lh_check_range(L, 2, 1, (lua_Integer)1 << 40);
+  if (!lua_isnoneornil(L, 3))
+    c->hwm = (size_t)lh_check_range(L, 3, 1, (lua_Integer)1 << 40);
+  if (!lua_isnoneornil(L, 4))
+    c->idle = (int)lh_check_range(L, 4, -1, (lua_Integer)1 << 30);
+  return 0;
+}
+
+static int accept_k(lua_State *L, int status, lua_KContext kc) {
+  conn *c = *(conn **)lua_touserdata(L, 1);
+  int ms = (int)kc;
+  (void)status;
+  if (was_cancelled(L, 2)) {
+    drop_waits(L, c);
+    return raise_cancel(L);
+  }
+  if (!LIVE(c)) return fail_str(L, "closed");
+  if (c->pending) {
+    uv_handle_type t = c->h->uv->type;
+    conn *nc = conn_new(L, c->K, t, K_STREAM);
+    int r = t == UV_TCP ? uv_tcp_init(c->K->ctx->loop, (uv_tcp_t *)nc->h->uv)
+                        : uv_pipe_init(c->K->ctx->loop,
+                                       (uv_pipe_t *)nc->h->uv, 0);
+    c->pending = 0;
+    if (conn_init_done(L, nc, r) < 0) return fail_st(L, r);
+    r = uv_accept(STREAM(c), STREAM(nc));
+    if (r < 0) {
+      conn_close(L, nc);
+      return fail_st(L, r);
+    }
+    if (t == UV_TCP) uv_tcp_nodelay((uv_tcp_t *)nc->h->uv, 1);
+    nc->maxline = c->maxline;
+    nc->hwm = c->hwm;
+    nc->timeout = c->idle;
+    return 1;
+  }
+  if (c->rerr) {
+    int e = c->rerr;
+    c->rerr = 0; /* e.g. EMFILE: report it, keep listening */
+    return fail_st(L, e);
+  }
+  if (c->rtimed) {
+    c->rtimed = 0;
+    return fail_str(L, "timeout");
+  }
+  return park_reader(L, c, ms, kc, accept_k, "accept");
+}
+
+/* accept([timeout]): the next connection. */
+static int server_accept(lua_State *L) {
+  conn *c = to_conn(L, 1, K_SERVER);
+  int ms;
+  if (lua_isnoneornil(L, 2)) {
+    ms = c ? c->timeout : -1;
+  } else {
+    double s = luaL_checknumber(L, 2);
+    luaL_argcheck(L, s == s && s < 1e9, 2, "invalid timeout");
+    ms = s < 0 ? -1 : (int)(s * 1000 + 0.5);
+  }
+  lua_settop(L, 2);
+  return accept_k(L, LUA_OK, (lua_KContext)ms);
+}
+
+/* }====================================================== */
+
+/* {====================================================== connect */
+
+static void connect_cb(uv_connect_t *req, int status) {
+  conn *c = (conn *)req->data;
+  free(req);
+  c->cstatus = status;
+  wake_reader(c->K->ctx->L, c);
+}
+
+static int connect_k(lua_State *L, int status, lua_KContext kc) {
+  conn *c = *(conn **)lua_touserdata(L, 1); /* stack: conn [marker] */
+  (void)status; (void)kc;
+  if (was_cancelled(L, 1)) {
+    drop_waits(L, c);
+    if (c) conn_close(L, c);
+    return raise_cancel(L);
+  }
+  if (c == NULL || c->closed) return fail_str(L, "closed");
+  if (c->cstatus == 1) {
+    if (c->rtimed) {
+      conn_close(L, c);
+      return fail_str(L, "timeout");
+    }
+    return park_reader(L, c, -1, 0, connect_k, "connect");
+  }
+  if (c->cstatus < 0) {
+    int e = c->cstatus;
+    conn_close(L, c);
+    return fail_st(L, e);
+  }
+  return 1; /* the conn */
+}
+
+/* connect(ip, port, timeout_ms, bind_ip, bind_port, nodelay) or
+** connect(path, nil, timeout_ms): a conn, or nil, err. */
+static int core_connect(lua_State *L) {
+  core *K = getcore(L);
+  const char *where = luaL_checkstring(L, 1);
+  int pipe = lua_isnoneornil(L, 2);
+  int port = pipe ? 0 : (int)lh_check_range(L, 2, 0, 65535);
+  int ms = (int)lh_opt_range(L, 3, -1, -1, (lua_Integer)1 << 30);
+  struct sockaddr_storage ss, bs;
+  uv_connect_t *req;
+  conn *c;
+  int r;
+  need_task(L, K, "net.connect");
+  if (!pipe && parse_addr(where, port, &ss) < 0)
+    return luaL_argerror(L, 1, "invalid IP address");
+  if (!lua_isnoneornil(L, 4) &&
+      parse_addr(luaL_checkstring(L, 4),
+                 (int)lh_opt_range(L, 5, 0, 0, 65535), &bs) < 0)
+    return luaL_argerror(L, 4, "invalid bind address");
+  req = (uv_connect_t *)malloc(sizeof(uv_connect_t));
+  if (req == NULL) return luaL_error(L, "not enough memory");
+  c = conn_new(L, K, pipe ? UV_NAMED_PIPE : UV_TCP, K_STREAM);
+  r = pipe ? uv_pipe_init(K->ctx->loop, (uv_pipe_t *)c->h->uv, 0)
+           : uv_tcp_init_ex(K->ctx->loop, (uv_tcp_t *)c->h->uv,
+                            ss.ss_family);
+  if (conn_init_done(L, c, r) < 0) {
+    free(req);
+    return fail_st(L, r);
+  }
+  r = 0;
+  if (!pipe && !lua_isnoneornil(L, 4))
+    r = uv_tcp_bind((uv_tcp_t *)c->h->uv, (struct sockaddr *)&bs, 0);
+  if (r == 0 && !pipe && lua_toboolean(L, 6))
+    r = uv_tcp_nodelay((uv_tcp_t *)c->h->uv, 1);
+  req->data = c;
+  if (r == 0) {
+    if (pipe)
+      uv_pipe_connect(req, (uv_pipe_t *)c->h->uv, where, connect_cb);
+    else
+      r = uv_tcp_connect(req, (uv_tcp_t *)c->h->uv, (struct sockaddr *)&ss,
+                         connect_cb);
+  }
+  if (r < 0) {
+    free(req);
+    conn_close(L, c);
+    return fail_st(L, r);
+  }
+  c->cstatus = 1;
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  return park_reader(L, c, ms, 0, connect_k, "net.connect");
+}
+
+/* }====================================================== */
+
+/* {====================================================== dns */
+
+typedef struct dnsreq {
+  union {
+    uv_getaddrinfo_t ai;
+    uv_getnameinfo_t ni;
+  } u;
+  core *K;
+  lua_State *co;        /* NULL once the waiting task gave up */
+  int ref;
+  int family;
+} dnsreq;
+
+static void dns_done(dnsreq *d, int nres) {
+  lua_State *L = d->K->ctx->L, *co = d->co;
+  lh_resume(d->K->ctx, co, nres);
+  luaL_unref(L, LUA_REGISTRYINDEX, d->ref);
+  free(d);
+}
+
+static void getaddrinfo_cb(uv_getaddrinfo_t *req, int status,
+                           struct addrinfo *res) {
+  dnsreq *d = (dnsreq *)req;
+  lua_State *co = d->co;
+  struct addrinfo *ai;
+  int n = 0;
+  if (co == NULL || lua_status(co) != LUA_YIELD) {
+    uv_freeaddrinfo(res);
+    luaL_unref(d->K->ctx->L, LUA_REGISTRYINDEX, d->ref);
+    free(d);
+    return;
+  }
+  if (status < 0) {
+    lua_pushnil(co);
+    lua_pushstring(co, errname(status));
+    dns_done(d, 2);
+    return;
+  }
+  lua_newtable(co);
+  for (ai = res; ai != NULL; ai = ai->ai_next) {
+    char ip[INET6_ADDRSTRLEN];
+    int i, dup = 0;
+    if (ai->ai_family == AF_INET)
+      uv_ip4_name((struct sockaddr_in *)ai->ai_addr, ip, sizeof(ip));
+    else if (ai->ai_family == AF_INET6)
+      uv_ip6_name((struct sockaddr_in6 *)ai->ai_addr, ip, sizeof(ip));
+    else
+      continue;
+    for (i = 1; i <= n && !dup; i++) { /* one entry per address */
+      lua_rawgeti(co, -1, i);
+      dup = strcmp(lua_tostring(co, -1), ip) == 0;
+      lua_pop(co, 1);
+    }
+    if (dup) continue;
+    lua_pushstring(co, ip);
+    lua_rawseti(co, -2, ++n);
+  }
+  uv_freeaddrinfo(res);
+  if (n == 0) {
+    lua_pop(co, 1);
+    lua_pushnil(co);
+    lua_pushliteral(co, "ENOTFOUND");
+    dns_done(d, 2);
+    return;
+  }
+  dns_done(d, 1);
+}
+
+static int dns_k(lua_State *L, int status, lua_KContext kc) {
+  dnsreq *d = (dnsreq *)kc;
+  (void)status;
+  if (lua_touserdata(L, -1) == CANCEL) {
+    d->co = NULL; /* the callback frees it */
+    uv_cancel((uv_req_t *)&d->u);
+    return raise_cancel(L);
+  }
+  return lua_gettop(L); /* {ip...} or nil, err, pushed by the callback */
+}
+
+/* getaddrinfo(name, family) -> {ip...} | nil, err */
+static int core_getaddrinfo(lua_State *L) {
+  core *K = getcore(L);
+  const char *name = luaL_checkstring(L, 1);
+  const char *fam = luaL_optstring(L, 2, NULL);
+  struct addrinfo hints;
+  dnsreq *d;
+  int r;
+  need_task(L, K, "net.lookup");
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = fam == NULL ? AF_UNSPEC : strcmp(fam, "inet6") == 0
+                    ? AF_INET6 : AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_ADDRCONFIG;
+  d = (dnsreq *)calloc(1, sizeof(dnsreq));
+  if (d == NULL) return luaL_error(L, "not enough memory");
+  d->K = K;
+  d->co = L;
+  r = uv_getaddrinfo(K->ctx->loop, &d->u.ai, getaddrinfo_cb, name, NULL,
+                     &hints);
+  if (r < 0) {
+    free(d);
+    return fail_st(L, r);
+  }
+  lua_pushthread(L);
+  d->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, 0);
+  return lua_yieldk(L, 0, (lua_KContext)d, dns_k);
+}
+
+static void getnameinfo_cb(uv_getnameinfo_t *req, int status,
+                           const char *host, const char *service) {
+  dnsreq *d = (dnsreq *)req;
+  lua_State *co = d->co;
+  (void)service;
+  if (co == NULL || lua_status(co) != LUA_YIELD) {
+    luaL_unref(d->K->ctx->L, LUA_REGISTRYINDEX, d->ref);
+    free(d);
+    return;
+  }
+  if (status < 0) {
+    lua_pushnil(co);
+    lua_pushstring(co, errname(status));
+    dns_done(d, 2);
+    return;
+  }
+  lua_pushstring(co, host);
+  dns_done(d, 1);
+}
+
+/* getnameinfo(ip) -> name | nil, err */
+static int core_getnameinfo(lua_State *L) {
+  core *K = getcore(L);
+  const char *ip = luaL_checkstring(L, 1);
+  struct sockaddr_storage ss;
+  dnsreq *d;
+  int r;
+  if (parse_addr(ip, 0, &ss) < 0)
+    return luaL_argerror(L, 1, "invalid IP address");
+  need_task(L, K, "net.reverse");
+  d = (dnsreq *)calloc(1, sizeof(dnsreq));
+  if (d == NULL) return luaL_error(L, "not enough memory");
+  d->K = K;
+  d->co = L;
+  r = uv_getnameinfo(K->ctx->loop, &d->u.ni, getnameinfo_cb,
+                     (struct sockaddr *)&ss, NI_NAMEREQD);
+  if (r < 0) {
+    free(d);
+    return fail_st(L, r);
+  }
+  lua_pushthread(L);
+  d->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, 0);
+  return lua_yieldk(L, 0, (lua_KContext)d, dns_k);
+}
+
+/* }====================================================== */
+
+/* {====================================================== module */
+
+static int core_gc(lua_State *L) {
+  core *K = (core *)lua_touserdata(L, 1);
+  while (K->free_sleepers) {
+    sleeper *s = K->free_sleepers;
+    K->free_sleepers = s->next;
+    free(s);
+  }
+  free(K->heap);
+  K->heap = NULL;
+  K->n = K->cap = 0;
+  return 0;
+}
+
+/* init(tasks, maxline, hwm): task.lua's table of tasks, net's defaults. */
+static int core_init(lua_State *L) {
+  core *K = getcore(L);
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushvalue(L, 1);
+    luaL_unref(L, LUA_REGISTRYINDEX, K->tasks_ref);
+    K->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  if (!lua_isnoneornil(L, 2))
+    K->maxline = (size_t)lh_check_range(L, 2, 1, (lua_Integer)1 << 40);
+  if (!lua_isnoneornil(L, 3))
+    K->hwm = (size_t)lh_check_range(L, 3, 1, (lua_Integer)1 << 40);
+  return 0;
+}
+
+/* Numbers about the core, for specs and benchmarks. */
+static int core_stats(lua_State *L) {
+  core *K = getcore(L);
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, K->n);
+  lua_setfield(L, -2, "deadlines");
+  lua_pushinteger(L, (lua_Integer)sizeof(conn));
+  lua_setfield(L, -2, "conn_size");
+  return 1;
+}
+
+static const luaL_Reg core_functions[] = {
+  {"configure", core_configure},
+  {"connect", core_connect},
+  {"getaddrinfo", core_getaddrinfo},
+  {"getnameinfo", core_getnameinfo},
+  {"init", core_init},
+  {"listen", core_listen},
+  {"sleep", core_sleep},
+  {"stats", core_stats},
+  {NULL, NULL}
+};
+
+static const luaL_Reg conn_methods[] = {
+  {"close", conn_close_m},
+  {"flush", conn_flush},
+  {"getfd", conn_getfd},
+  {"getopt", conn_getopt},
+  {"gettimeout", conn_gettimeout},
+  {"is_closed", is_closed_m},
+  {"peername", conn_peername},
+  {"read", conn_read},
+  {"recv", conn_recv},
+  {"setopt", conn_setopt},
+  {"settimeout", conn_settimeout},
+  {"shutdown", conn_shutdown},
+  {"sockname", conn_sockname},
+  {"write", conn_write},
+  {NULL, NULL}
+};
+
+static const luaL_Reg server_methods[] = {
+  {"accept", server_accept},
+  {"close", conn_close_m},
+  {"getfd", conn_getfd},
+  {"getopt", conn_getopt},
+  {"gettimeout", conn_gettimeout},
+  {"is_closed", is_closed_m},
+  {"setopt", conn_setopt},
+  {"settimeout", conn_settimeout},
+  {"sockname", conn_sockname},
+  {NULL, NULL}
+};
+
+static const luaL_Reg udp_methods[] = {
+  {"close", conn_close_m},
+  {"getfd", conn_getfd},
+  {"getopt", conn_getopt},
+  {"gettimeout", conn_gettimeout},
+  {"is_closed", is_closed_m},
+  {"peername", conn_peername},
+  {"setopt", conn_setopt},
+  {"settimeout", conn_settimeout},
+  {"sockname", conn_sockname},
+  {NULL, NULL}
+};
+
+/* The metatable of a socket kind; its methods table is returned in the
+** module (core.conn_methods...) so that net.lua adds the Lua ones. */
+static void new_kind(lua_State *L, int kind, const luaL_Reg *methods,
+                     const char *field) {
+  luaL_newmetatable(L, tnames[kind]);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, field); /* module.<field> = methods */
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, conn_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, conn_close_m);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, conn_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+}
+
+int luaopen_net_core(lua_State *L) {
+  lh_ctx *ctx = lh_getctx(L);
+  core *K;
+  static const char *const uvtypes[] = {"uv_tcp", "uv_pipe", "uv_udp",
+                                        "uv_signal", NULL};
+  int i;
+  /* The uv handles behind sockets must have their metatables even when
+  ** the uv bindings of those types are not built in. */
+  luaL_requiref(L, "uv", luaopen_uv, 0);
+  lua_pop(L, 1);
+  for (i = 0; uvtypes[i] != NULL; i++) {
+    if (luaL_getmetatable(L, uvtypes[i]) == LUA_TNIL)
+      lh_new_metatable(L, uvtypes[i], NULL, 0);
+    lua_pop(L, 1);
+  }
+  lua_newtable(L);
+  K = (core *)lua_newuserdatauv(L, sizeof(core), 0);
+  memset(K, 0, offsetof(core, rbuf));
+  K->in.tag = &lh_internal_tag;
+  K->in.close_cb = NULL;
+  K->ctx = ctx;
+  K->tasks_ref = LUA_NOREF;
+  K->maxline = 65536;
+  K->hwm = 65536;
+  uv_timer_init(ctx->loop, &K->timer);
+  K->timer.data = K;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, core_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "net.core"); /* anchor */
+  luaL_setfuncs(L, core_functions, 1);
+  new_kind(L, K_STREAM, conn_methods, "conn_methods");
+  new_kind(L, K_SERVER, server_methods, "server_methods");
+  new_kind(L, K_UDP, udp_methods, "udp_methods");
+  lua_pushlightuserdata(L, CANCEL);
+  lua_setfield(L, -2, "CANCEL");
+  return 1;
+}
+
+/* }====================================================== */

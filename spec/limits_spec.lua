@@ -1,0 +1,192 @@
+-- Limits and load: many clients, over-long lines, floods, slow readers.
+local net = require "net"
+local task = require "task"
+
+local function rss_kb()
+  local f = assert(io.open("/proc/self/status"))
+  local s = f:read("a")
+  f:close()
+  return tonumber(s:match("VmRSS:%s*(%d+)"))
+end
+
+-- ASan's quarantine keeps freed memory resident: RSS bounds are checked
+-- only in the plain build (the rest of each test still runs under ASan).
+local ASAN = os.getenv("LUAHOST_ASAN") == "1"
+local function assert_rss(grown, limit_kb)
+  if not ASAN then
+    assert.is_true(grown < limit_kb, "RSS grew by " .. grown .. " kB")
+  end
+end
+
+local function stop(s)
+  s:close()
+  for _ = 1, 400 do
+    if s:active() == 0 then break end
+    task.sleep(0.005)
+  end
+  assert.equal(0, s:active())
+  task.yield()
+end
+
+-- Clients x round trips for the load test (LUAHOST_LOAD="200x100" makes
+-- it smaller on a slow machine).
+local CLIENTS, ROUNDS = 1000, 100
+do
+  local c, r = (os.getenv("LUAHOST_LOAD") or ""):match("^(%d+)x(%d+)$")
+  if c then CLIENTS, ROUNDS = tonumber(c), tonumber(r) end
+end
+
+describe("net limits", function()
+  after_each(assert_clean)
+
+  it("has named defaults", function()
+    local d = net.defaults
+    assert.equal(64 * 1024, d.max_line)
+    assert.equal(60, d.idle_timeout)
+    assert.equal(64 * 1024, d.write_hwm)
+    assert.is_true(d.max_connections > 0)
+  end)
+
+  it(("serves %d concurrent clients x %d round trips, all correct")
+    :format(CLIENTS, ROUNDS), function()
+    run_task(function()
+      local s = assert(net.listen{backlog = 4096})
+      local _, port = s:sockname()
+      task.spawn(s.serve, s, function(c)
+        while true do
+          local l = c:read("l")
+          if not l then break end
+          c:write(l, ":", #l, "\n")
+        end
+      end)
+      local t0 = task.now()
+      local ok, bad = 0, 0
+      local clients = {}
+      for i = 1, CLIENTS do
+        clients[i] = task.spawn(function()
+          local c = assert(net.connect("127.0.0.1", port))
+          c:settimeout(30)
+          for j = 1, ROUNDS do
+            local msg = i .. "." .. j
+            c:write(msg, "\n")
+            if c:read("l") == msg .. ":" .. #msg then
+              ok = ok + 1
+            else
+              bad = bad + 1
+            end
+          end
+          c:close()
+        end)
+      end
+      for i = 1, CLIENTS do
+        local r, err = clients[i]:join()
+        assert(r ~= nil or err == nil, err)
+      end
+      local dt = task.now() - t0
+      assert.equal(0, bad)
+      assert.equal(CLIENTS * ROUNDS, ok)
+      io.stderr:write(("\n[load] %d clients x %d round trips: %.2f s\n")
+        :format(CLIENTS, ROUNDS, dt))
+      stop(s)
+    end, 120)
+  end)
+
+  it("refuses a 10 MB line with 'line too long', memory bounded",
+    function()
+    run_task(function()
+      local why, after
+      local s = assert(net.listen{max_line = 64 * 1024})
+      local _, port = s:sockname()
+      task.spawn(s.serve, s, function(c)
+        local l, err = c:read("l")
+        why = err
+        assert.is_nil(l)
+        after = c:read("l") -- the line after the long one
+        c:write("ok\n")
+      end)
+      local rss0 = rss_kb()
+      local c = assert(net.connect("127.0.0.1", port))
+      local chunk = string.rep("x", 1024 * 1024)
+      for _ = 1, 10 do assert(c:write(chunk)) end
+      c:write("\nnext\n")
+      assert.equal("ok", c:read())
+      assert.equal("line too long", why)
+      assert.equal("next", after)
+      local grown = rss_kb() - rss0
+      c:close()
+      stop(s)
+      -- the chunk itself is 1 MB; the server kept at most ~max_line
+      assert_rss(grown, 8 * 1024)
+    end)
+  end)
+
+  it("a flood with nobody reading stops reading (bounded buffer)",
+    function()
+    run_task(function()
+      local s = assert(net.listen{})
+      local _, port = s:sockname()
+      local got = 0
+      local go = false
+      task.spawn(s.serve, s, function(c)
+        c:read(1)
+        while not go do task.sleep(0.01) end
+        while true do
+          local d = c:recv()
+          if not d then break end
+          got = got + #d
+        end
+      end)
+      local rss0 = rss_kb()
+      local c = assert(net.connect("127.0.0.1", port))
+      c:settimeout(0.3)
+      local chunk = string.rep("f", 65536)
+      local sent, err = 0, nil
+      for _ = 1, 1000 do -- up to 64 MB
+        local ok
+        ok, err = c:write(chunk)
+        if not ok then break end
+        sent = sent + #chunk
+      end
+      local grown = rss_kb() - rss0
+      go = true
+      c:close()
+      stop(s)
+      assert.equal("timeout", err) -- the server stopped taking it
+      assert_rss(grown, 16 * 1024)
+      assert.is_true(sent < 64 * 1024 * 1024)
+      assert.is_true(got > 0)
+    end)
+  end)
+
+  it("a slow reader under a fast writer keeps the writer's memory bounded",
+    function()
+    run_task(function()
+      local s = assert(net.listen{write_hwm = 256 * 1024})
+      local _, port = s:sockname()
+      local written = 0
+      local total = 32 * 1024 * 1024
+      task.spawn(s.serve, s, function(c)
+        local chunk = string.rep("s", 65536)
+        while written < total do
+          assert(c:write(chunk))
+          written = written + #chunk
+        end
+      end)
+      local rss0 = rss_kb()
+      local c = assert(net.connect("127.0.0.1", port))
+      local n, peak = 0, 0
+      while n < total do
+        local d = assert(c:recv(16384))
+        n = n + #d
+        if n % (1024 * 1024) < 16384 then
+          task.sleep(0.001) -- slow
+          peak = math.max(peak, rss_kb() - rss0)
+        end
+      end
+      c:close()
+      stop(s)
+      assert.equal(total, n)
+      assert_rss(peak, 16 * 1024)
+    end, 60)
+  end)
+end)

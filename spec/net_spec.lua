@@ -1,0 +1,568 @@
+-- net: servers and clients as straight-line Lua (loopback, ephemeral ports).
+local net = require "net"
+local task = require "task"
+local uv = require "uv"
+
+-- A server on an ephemeral loopback port served by handler; returns the
+-- server, its port and the serving task.
+local function echo_server(handler, opts)
+  opts = opts or {}
+  opts.port = 0
+  local server = assert(net.listen(opts))
+  local _, port = server:sockname()
+  local t = task.spawn(server.serve, server, handler or function(c)
+    for line in c:lines() do c:write(line, "\n") end
+  end)
+  return server, port, t
+end
+
+-- Open handles; call it from a task once run_loop's guard timer exists
+-- (after the task's first wait).
+local function open_count()
+  local n = 0
+  uv.walk(function(h) if not h:is_closing() then n = n + 1 end end)
+  return n
+end
+
+-- Close a server and wait (bounded) until its handlers are done and their
+-- connections closed, so that assert_clean sees nothing left open.
+local function stop(s)
+  s:close()
+  for _ = 1, 200 do
+    if s:active() == 0 then break end
+    task.sleep(0.005)
+  end
+  assert.equal(0, s:active())
+  task.yield()
+end
+
+describe("net", function()
+  after_each(assert_clean)
+
+  describe("listen", function()
+    it("defaults to loopback, port 0 gives a port", function()
+      run_task(function()
+        local s = assert(net.listen{})
+        local ip, port, family = s:sockname()
+        assert.equal("127.0.0.1", ip)
+        assert.is_true(port > 0)
+        assert.equal("inet", family)
+        assert.matches("^net.server %(tcp%)", tostring(s))
+        s:close()
+        assert.equal("net.server (closed)", tostring(s))
+        assert.same({nil, "closed"}, {s:sockname()})
+      end)
+    end)
+
+    it("listens on IPv6 loopback", function()
+      run_task(function()
+        local s, err = net.listen{host = "::1"}
+        if not s then
+          pending("no IPv6 loopback here: " .. tostring(err))
+          return
+        end
+        local ip, port = s:sockname()
+        assert.equal("::1", ip)
+        local t = task.spawn(function()
+          local c = assert(s:accept(5))
+          c:write("six\n")
+          c:close()
+        end)
+        local c = assert(net.connect("::1", port))
+        assert.equal("six", c:read())
+        c:close()
+        t:join()
+        stop(s)
+      end)
+    end)
+
+    it("reports EADDRINUSE, and reuseport shares a port", function()
+      run_task(function()
+        local a = assert(net.listen{})
+        local _, port = a:sockname()
+        local b, err = net.listen{port = port}
+        assert.is_nil(b)
+        assert.equal("EADDRINUSE", err)
+        a:close()
+        local r1 = assert(net.listen{reuseport = true})
+        local _, p = r1:sockname()
+        local r2 = assert(net.listen{port = p, reuseport = true})
+        r1:close(); r2:close()
+      end)
+    end)
+
+    it("rejects bad options", function()
+      assert.has_error(function() net.listen("x") end,
+        "bad argument #1 to 'listen' (table expected, got string)")
+      assert.has_error(function() net.listen{prot = 80} end,
+        "bad argument #1 to 'listen' (unknown option 'prot')")
+      assert.has_error(function() net.listen{port = 70000} end,
+        "bad argument #1 to 'listen' (port: integer in 0..65535 " ..
+        "expected, got 70000)")
+      run_task(function()
+        assert.same({nil, "ENOTFOUND"}, {net.listen{host = "no.such.invalid"}})
+      end)
+    end)
+
+    it("accept honours its timeout and stays usable", function()
+      run_task(function()
+        local s = assert(net.listen{})
+        local t0 = task.now()
+        local c, err = s:accept(0.05)
+        assert.is_nil(c)
+        assert.equal("timeout", err)
+        local dt = task.now() - t0
+        assert.is_true(dt >= 0.04 and dt < 2, "took " .. dt)
+        local _, port = s:sockname()
+        local client = task.spawn(function()
+          local k = assert(net.connect("127.0.0.1", port))
+          k:close()
+        end)
+        c = assert(s:accept(5))
+        local ip, p = c:peername()
+        assert.equal("127.0.0.1", ip)
+        assert.is_true(p > 0)
+        c:close()
+        client:join()
+        stop(s)
+      end)
+    end)
+
+    it("close makes serve return and refuses new clients", function()
+      run_task(function()
+        local s, port, t = echo_server()
+        s:close()
+        assert.is_true(t:join())
+        local c, err = net.connect("127.0.0.1", port)
+        assert.is_nil(c)
+        assert.equal("ECONNREFUSED", err)
+      end)
+    end)
+  end)
+
+  describe("connect", function()
+    it("talks to a server: write chains, read formats", function()
+      run_task(function()
+        local s, port = echo_server(function(c)
+          local a, b = c:read("l", "L")
+          c:write(a, "|", b)
+          local n = c:read(5)
+          c:write(n):write("|")
+          local num, num2 = c:read("n", "n")
+          c:write(num + num2, "|")
+          local rest = c:read("a")
+          c:write("rest=", rest)
+        end)
+        local c = assert(net.connect("127.0.0.1", port))
+        assert.equal(c, c:write("one\n", "two\n"))
+        assert.equal(c, c:write("12345"))
+        c:write("  1.5 2\n")
+        assert.equal("one|two\n", c:read(8))
+        assert.equal("12345|", c:read(6))
+        assert.equal("3.5|", c:read(4))
+        assert.equal(c, c:shutdown())
+        assert.equal("rest=\n", c:read("a"))
+        assert.same({nil, "closed"}, {c:read("l")})
+        c:close()
+        stop(s)
+      end)
+    end)
+
+    it("resolves localhost without blocking and tries each address",
+      function()
+      run_task(function()
+        local s, port = echo_server()
+        local addrs = assert(net.lookup("localhost"))
+        assert.is_true(#addrs >= 1)
+        local c = assert(net.connect("localhost", port, {timeout = 5}))
+        c:write("hi\n")
+        assert.equal("hi", c:read())
+        c:close()
+        stop(s)
+      end)
+    end)
+
+    it("connect to a closed port returns ECONNREFUSED", function()
+      run_task(function()
+        local s = assert(net.listen{})
+        local _, port = s:sockname()
+        s:close()
+        local c, err = net.connect("127.0.0.1", port)
+        assert.is_nil(c)
+        assert.equal("ECONNREFUSED", err)
+      end)
+    end)
+
+    it("a name that does not exist fails fast with ENOTFOUND", function()
+      run_task(function()
+        local t0 = task.now()
+        local c, err = net.connect("nonexistent.invalid", 80)
+        assert.is_nil(c)
+        assert.equal("ENOTFOUND", err)
+        assert.is_true(task.now() - t0 < 5)
+        local r, err2 = net.lookup("nonexistent.invalid")
+        assert.is_nil(r)
+        assert.equal("ENOTFOUND", err2)
+      end)
+    end)
+
+    it("binds the local address and sets nodelay", function()
+      run_task(function()
+        local s, port = echo_server(function(c)
+          c:write(select(1, c:peername()), "\n")
+        end)
+        local c = assert(net.connect("127.0.0.1", port,
+          {bind = "127.0.0.2", nodelay = true}))
+        assert.equal("127.0.0.2", c:read())
+        assert.equal("127.0.0.2", (c:sockname()))
+        c:close()
+        stop(s)
+      end)
+    end)
+
+    it("unix domain sockets", function()
+      run_task(function()
+        local path = tmpname()
+        os.remove(path)
+        local s = assert(net.listen{path = path})
+        assert.equal(path, s:sockname())
+        local t = task.spawn(s.serve, s, function(c)
+          c:write(c:read(), "!\n")
+        end)
+        local c = assert(net.connect{path = path})
+        c:write("pipe\n")
+        assert.equal("pipe!", c:read())
+        c:close()
+        s:close()
+        t:join()
+        os.remove(path)
+      end)
+    end)
+
+    it("rejects bad arguments", function()
+      run_task(function()
+        assert.has_error(function() net.connect(1, 2) end,
+          "bad argument #1 to 'connect' (string expected, got number)")
+        assert.has_error(function() net.connect("127.0.0.1", "x") end,
+          "bad argument #2 to 'connect' (port: integer in 0..65535 " ..
+          "expected, got x)")
+        assert.has_error(function()
+          net.connect("127.0.0.1", 1, {timeout = -1})
+        end)
+        assert.has_error(function()
+          net.connect("127.0.0.1", 1, {bogus = 1})
+        end, "bad argument #3 to 'connect' (unknown option 'bogus')")
+      end)
+    end)
+  end)
+
+  describe("conn", function()
+    it("recv returns what arrives; read(0) and numbers", function()
+      run_task(function()
+        local s, port = echo_server(function(c)
+          c:write("abc")
+          task.sleep(0.02)
+          c:write(42, " ", 1.5)
+        end)
+        local c = assert(net.connect("127.0.0.1", port))
+        assert.equal("abc", c:recv())
+        assert.equal("42 1.5", c:read("a"))
+        assert.same({nil, "closed"}, {c:recv()})
+        c:close()
+        stop(s)
+      end)
+    end)
+
+    it("recv(max) splits a chunk", function()
+      run_task(function()
+        local s, port = echo_server(function(c) c:write("abcdef") end)
+        local c = assert(net.connect("127.0.0.1", port))
+        assert.equal("abcdef", c:read(6) and "abcdef")
+        c:close()
+        c = assert(net.connect("127.0.0.1", port))
+        local got = {}
+        for _ = 1, 10 do
+          local x = c:recv(2)
+          if not x then break end
+          got[#got + 1] = x
+          assert.is_true(#x <= 2)
+        end
+        assert.equal("abcdef", table.concat(got))
+        c:close()
+        stop(s)
+      end)
+    end)
+
+    it("read timeout fires and leaves the socket usable", function()
+      run_task(function()
+        local go = false
+        local s, port = echo_server(function(c)
+          while not go do task.sleep(0.01) end
+          c:write("late\n")
+          c:read()
+        end)
+        local c = assert(net.connect("127.0.0.1", port))
+        c:settimeout(0.05)
+        assert.equal(0.05, c:gettimeout())
+        local t0 = task.now()
+        assert.same({nil, "timeout"}, {c:read()})
+        local dt = task.now() - t0
+        assert.is_true(dt >= 0.04 and dt < 2, "took " .. dt)
+        assert.same({nil, "timeout"}, {c:recv()})
+        go = true
+        c:settimeout(5)
+        assert.equal("late", c:read())
+        c:settimeout(nil)
+        assert.is_nil(c:gettimeout())
+        c:close()
+        stop(s)
+      end)
+    end)
+
+    it("lines iterates and honours formats", function()
+      run_task(function()
+        local s, port = echo_server(function(c)
+          c:write("a\nb\nc\n")
+        end)
+        local c = assert(net.connect("127.0.0.1", port))
+        local got = {}
+        for l in c:lines("L") do got[#got + 1] = l end
+        assert.same({"a\n", "b\n", "c\n"}, got)
+        c:close()
+        stop(s)
+      end)
+    end)
+
+    it("<close> closes on scope exit and on error", function()
+      run_task(function()
+        local s, port = echo_server()
+        local kept
+        do
+          local c <close> = assert(net.connect("127.0.0.1", port))
+          kept = c
+          c:write("x\n")
+          assert.equal("x", c:read())
+        end
+        assert.is_true(kept:is_closed())
+        assert.same({nil, "closed"}, {kept:read()})
+        assert.same({nil, "closed"}, {kept:write("y")})
+        local ok = pcall(function()
+          local c <close> = assert(net.connect("127.0.0.1", port))
+          kept = c
+          error("oops")
+        end)
+        assert.is_false(ok)
+        assert.is_true(kept:is_closed())
+        stop(s)
+      end)
+    end)
+
+    it("an unreferenced conn is closed by the collector", function()
+      run_task(function()
+        local s, port = echo_server()
+        task.yield()
+        local before = open_count()
+        do net.connect("127.0.0.1", port) end
+        for _ = 1, 100 do
+          collectgarbage(); collectgarbage()
+          task.sleep(0.01)
+          if open_count() <= before then break end
+        end
+        assert.is_true(open_count() <= before)
+        stop(s)
+      end)
+    end)
+
+    it("a peer that resets mid-transfer gives ECONNRESET or closed",
+      function()
+      run_task(function()
+        local s, port = echo_server(function(c)
+          c:write(string.rep("x", 1000))
+          c:setopt("linger", 0) -- may be ENOSYS before sockopt lands
+          local fd = c:getfd()
+          assert.is_true(fd >= 0)
+          -- reset: unread input at close makes the kernel send RST
+        end)
+        local c = assert(net.connect("127.0.0.1", port))
+        c:write(string.rep("y", 100000))
+        task.sleep(0.05)
+        local data, err = c:read("a")
+        if data then -- everything was read before the reset
+          assert.equal(1000, #data)
+        else
+          assert.is_true(err == "ECONNRESET" or err == "closed", err)
+        end
+        -- the written side fails too, eventually, without raising
+        local w, werr
+        for _ = 1, 50 do
+          w, werr = c:write(string.rep("z", 65536))
+          if not w then break end
+          task.sleep(0.001)
+        end
+        assert.is_nil(w)
+        assert.is_string(werr)
+        c:close()
+        stop(s)
+      end)
+    end)
+
+    it("write blocks a fast writer on a slow reader (bounded memory)",
+      function()
+      run_task(function()
+        local s, port = echo_server(function(c)
+          task.sleep(0.2)
+          local n = 0
+          while true do
+            local d = c:recv()
+            if not d then break end
+            n = n + #d
+          end
+          c:write(n, "\n")
+        end)
+        local c = assert(net.connect("127.0.0.1", port))
+        local chunk = string.rep("w", 65536)
+        local total = 0
+        for _ = 1, 200 do -- 12.5 MB
+          assert(c:write(chunk))
+          total = total + #chunk
+        end
+        assert(c:flush())
+        c:shutdown()
+        assert.equal(tostring(total), c:read())
+        c:close()
+        stop(s)
+      end)
+    end)
+
+    it("write timeout while the peer does not read", function()
+      run_task(function()
+        local release = false
+        local s, port = echo_server(function(c)
+          while not release do task.sleep(0.01) end
+        end)
+        local c = assert(net.connect("127.0.0.1", port))
+        c:settimeout(0.1)
+        local chunk = string.rep("w", 65536)
+        local ok, err
+        for _ = 1, 2000 do
+          ok, err = c:write(chunk)
+          if not ok then break end
+        end
+        assert.equal("timeout", err)
+        release = true
+        c:close()
+        stop(s)
+      end)
+    end)
+
+    it("setopt and getopt reach the socket options", function()
+      run_task(function()
+        local s, port = echo_server()
+        local c = assert(net.connect("127.0.0.1", port))
+        local r, err = c:setopt("keepalive", true)
+        local ok, v = r, c:getopt("keepalive")
+        c:close()
+        s:close()
+        if err == "ENOSYS" then
+          pending("uv sockopt not merged yet")
+          return
+        end
+        assert.equal(c, ok)
+        assert.is_true(v)
+        assert.same({nil, "closed"}, {c:setopt("keepalive", true)})
+        assert.has_error(function() c:setopt() end)
+      end)
+    end)
+  end)
+
+  describe("serve", function()
+    it("a handler error is reported and does not disturb other clients",
+      function()
+      local out, err, code = run_host({"-e", [[
+        local net, task = require "net", require "task"
+        local s = assert(net.listen{})
+        local _, port = s:sockname()
+        task.spawn(s.serve, s, function(c)
+          local l = c:read()
+          if l == "die" then error("handler died") end
+          c:write(l, "\n")
+          c:write(c:read(), "\n")
+        end)
+        local a = assert(net.connect("127.0.0.1", port))
+        a:write("first\n")
+        assert(a:read() == "first")
+        local b = assert(net.connect("127.0.0.1", port))
+        b:write("die\n")
+        print("b:", b:read())
+        a:write("second\n")
+        print("a:", a:read())
+        s:close()]]})
+      assert.equal("b:\tnil\tclosed\na:\tsecond\n", out)
+      assert.matches("%(command line%):6: handler died", err)
+      assert.matches("stack traceback", err)
+      assert.equal(0, code)
+    end)
+
+    it("cancel of a task blocked in read leaks nothing", function()
+      run_task(function()
+        task.yield()
+        local before = open_count()
+        local s, port = echo_server(function(c) c:read() end)
+        local reader = task.spawn(function()
+          local c = assert(net.connect("127.0.0.1", port))
+          c:read()
+          error("not reached")
+        end)
+        task.sleep(0.02)
+        assert.is_true(reader:cancel())
+        assert.equal("cancelled", reader.status)
+        s:close()
+        for _ = 1, 100 do
+          if open_count() <= before and
+            require("net.core").stats().deadlines == 0 then break end
+          task.sleep(0.01)
+        end
+        assert.equal(before, open_count())
+        assert.equal(0, require("net.core").stats().deadlines)
+      end)
+    end)
+
+    it("max_connections: further clients wait in the backlog", function()
+      run_task(function()
+        local release = false
+        local s, port = echo_server(function(c)
+          c:write("in\n")
+          while not release do task.sleep(0.01) end
+        end, {max_connections = 2})
+        local cs = {}
+        for i = 1, 3 do cs[i] = assert(net.connect("127.0.0.1", port)) end
+        assert.equal("in", cs[1]:read())
+        assert.equal("in", cs[2]:read())
+        cs[3]:settimeout(0.1)
+        assert.same({nil, "timeout"}, {cs[3]:read()})
+        assert.equal(2, s:active())
+        release = true
+        cs[3]:settimeout(5)
+        assert.equal("in", cs[3]:read())
+        for i = 1, 3 do cs[i]:close() end
+        stop(s)
+      end)
+    end)
+
+    it("idle_timeout closes a silent served connection", function()
+      run_task(function()
+        local why
+        local s, port = echo_server(function(c)
+          local _, err = c:read()
+          why = err
+        end, {idle_timeout = 0.05})
+        local c = assert(net.connect("127.0.0.1", port))
+        c:settimeout(5)
+        assert.same({nil, "closed"}, {c:read()})
+        assert.equal("timeout", why)
+        c:close()
+        stop(s)
+      end)
+    end)
+  end)
+end)

@@ -1,0 +1,184 @@
+-- uv's system utilities (misc.c): shapes as luv returns them, values
+-- checked against what the system reports by other means where possible.
+local uv = require "uv"
+
+local function sh(cmd)
+  local f = assert(io.popen(cmd))
+  local s = f:read("a")
+  f:close()
+  return (s:gsub("%s+$", ""))
+end
+
+describe("uv misc", function()
+  after_each(assert_clean)
+
+  it("version matches version_string bit by bit", function()
+    local v, s = uv.version(), uv.version_string()
+    assert.equal("number", type(v))
+    local major, minor, patch = s:match("^(%d+)%.(%d+)%.(%d+)")
+    assert.truthy(major, s)
+    assert.equal(tonumber(major), v >> 16)
+    assert.equal(tonumber(minor), (v >> 8) & 0xff)
+    assert.equal(tonumber(patch), v & 0xff)
+    assert.truthy(v >= 0x012c00) -- at least 1.44, what packages.txt pins
+  end)
+
+  it("lists loopback among the interfaces", function()
+    local ifs = assert(uv.interface_addresses())
+    local lo4
+    for name, addrs in pairs(ifs) do
+      assert.equal("string", type(name))
+      for _, a in ipairs(addrs) do
+        assert.equal("string", type(a.ip))
+        assert.truthy(a.family == "inet" or a.family == "inet6")
+        assert.equal("string", type(a.netmask))
+        assert.equal("boolean", type(a.internal))
+        assert.equal(6, #a.mac)
+        if a.ip == "127.0.0.1" then lo4 = {name = name, a = a} end
+      end
+    end
+    assert.truthy(lo4, "no 127.0.0.1 interface")
+    assert.equal("lo", lo4.name)
+    assert.is_true(lo4.a.internal)
+    assert.equal("inet", lo4.a.family)
+    assert.equal("255.0.0.0", lo4.a.netmask)
+  end)
+
+  it("names interface indexes", function()
+    assert.equal("lo", uv.if_indextoname(1))
+    assert.equal("string", type(uv.if_indextoiid(1)))
+    local ok, _, name = uv.if_indextoname(99999)
+    assert.is_nil(ok)
+    assert.equal("ENXIO", name)
+  end)
+
+  it("knows the host: hostname, uname, uptime, memory, load, cpus", function()
+    local host = uv.os_gethostname()
+    assert.equal("string", type(host))
+    assert.truthy(#host > 0)
+    assert.equal(sh("uname -n"), host)
+    local u = assert(uv.os_uname())
+    assert.equal(sh("uname -s"), u.sysname)
+    assert.equal(sh("uname -r"), u.release)
+    assert.equal(sh("uname -m"), u.machine)
+    assert.equal("string", type(u.version))
+    assert.truthy(uv.uptime() > 0)
+    local total, free = uv.get_total_memory(), uv.get_free_memory()
+    assert.truthy(total > 0 and free > 0 and free <= total)
+    assert.equal("number", type(uv.get_constrained_memory()))
+    local a, b, c = uv.loadavg()
+    assert.truthy(a >= 0 and b >= 0 and c >= 0)
+    local cpus = assert(uv.cpu_info())
+    assert.truthy(#cpus >= 1)
+    assert.equal("string", type(cpus[1].model))
+    assert.equal("number", type(cpus[1].times.idle))
+    assert.truthy(uv.available_parallelism() >= 1)
+  end)
+
+  it("knows the process: pids, rusage, rss, passwd, exepath", function()
+    assert.equal(tonumber(sh("echo $PPID")), uv.os_getpid())
+    assert.equal(math.type(1), math.type(uv.os_getppid()))
+    assert.truthy(uv.os_getppid() > 0)
+    local ru = assert(uv.getrusage())
+    assert.equal("number", type(ru.utime.sec))
+    assert.equal("number", type(ru.stime.usec))
+    assert.truthy(ru.maxrss > 0)
+    assert.truthy(uv.resident_set_memory() > 0)
+    local pw = assert(uv.os_get_passwd())
+    assert.equal(tonumber(sh("id -u")), pw.uid)
+    assert.equal(sh("id -un"), pw.username)
+    assert.equal(LUAHOST, uv.exepath())
+    assert.equal(tonumber(sh("id -u")), uv.getuid())
+    assert.equal(tonumber(sh("id -g")), uv.getgid())
+  end)
+
+  it("reads and sets a process priority", function()
+    -- A child of our own, so the suite's priority is left alone.
+    local p, pid = uv.spawn("/bin/sleep", {args = {"30"}})
+    local prio = uv.os_getpriority(pid)
+    assert.equal(math.type(1), math.type(prio))
+    assert.is_true(uv.os_setpriority(pid, 10))
+    assert.equal(10, uv.os_getpriority(pid))
+    assert.equal(tonumber(sh("ps -o ni= -p " .. pid)), 10)
+    local ok, _, name = uv.os_getpriority(2^30)
+    assert.is_nil(ok)
+    assert.equal("ESRCH", name)
+    assert.matches("bad argument #2",
+      select(2, pcall(uv.os_setpriority, pid, 20)))
+    p:kill(9)
+    p:close()
+  end)
+
+  it("reads the directories", function()
+    assert.equal(sh("pwd"), uv.cwd())
+    assert.equal("string", type(uv.os_homedir()))
+    assert.equal("string", type(uv.os_tmpdir()))
+  end)
+
+  it("changes directory and back", function()
+    local here = uv.cwd()
+    assert.equal(0, uv.chdir("/"))
+    assert.equal("/", uv.cwd())
+    assert.equal(0, uv.chdir(here))
+    local ok, _, name = uv.chdir("/nonexistent/dir")
+    assert.is_nil(ok)
+    assert.equal("ENOENT", name)
+    assert.equal(here, uv.cwd())
+  end)
+
+  it("gets, sets and unsets environment variables", function()
+    local name = "LUAHOST_MISC_SPEC_VAR"
+    local ok, _, ename = uv.os_getenv(name)
+    assert.is_nil(ok)
+    assert.equal("ENOENT", ename)
+    assert.is_true(uv.os_setenv(name, "v1"))
+    assert.equal("v1", uv.os_getenv(name))
+    assert.equal("v1", os.getenv(name))
+    local long = ("x"):rep(10000) -- larger than the first buffer
+    assert.is_true(uv.os_setenv(name, long))
+    assert.equal(long, uv.os_getenv(name, 10))
+    assert.equal(long, uv.os_environ()[name])
+    assert.is_true(uv.os_unsetenv(name))
+    assert.is_nil(os.getenv(name))
+  end)
+
+  it("gettimeofday agrees with os.time, sleep blocks", function()
+    local sec, usec = uv.gettimeofday()
+    assert.truthy(math.abs(sec - os.time()) <= 1)
+    assert.truthy(usec >= 0 and usec < 1000000)
+    local t0 = uv.hrtime()
+    uv.sleep(20)
+    local dt = (uv.hrtime() - t0) / 1e6
+    assert.truthy(dt >= 19, dt)
+  end)
+
+  it("makes random bytes, synchronously and with a callback", function()
+    local a, b = uv.random(16), uv.random(16, 0)
+    assert.equal(16, #a)
+    assert.are_not.equal(a, b)
+    assert.equal("", uv.random(0))
+    local got
+    assert.equal(0, uv.random(32, {}, expect(function(err, bytes)
+      assert.is_nil(err)
+      got = bytes
+    end)))
+    run_loop(function() return got ~= nil end)
+    assert.equal(32, #got)
+  end)
+
+  it("raises on wrong arguments, naming them", function()
+    local cases = {
+      {uv.chdir}, {uv.chdir, {}}, {uv.os_getenv}, {uv.os_setenv, "x"},
+      {uv.os_unsetenv, false}, {uv.if_indextoname, -1},
+      {uv.if_indextoname, "lo"}, {uv.if_indextoiid, 2^40},
+      {uv.sleep, -1}, {uv.sleep, 0.5}, {uv.random, -1}, {uv.random, 2^40},
+      {uv.random, 1, 5}, {uv.random, 1, nil, 5},
+      {uv.os_getpriority, "x"},
+    }
+    for i, c in ipairs(cases) do
+      local ok, err = pcall(table.unpack(c))
+      assert.is_false(ok, "case " .. i)
+      assert.matches("bad argument", err, 1, true)
+    end
+  end)
+end)
