@@ -13,7 +13,9 @@
 # Knobs: BENCH_DURATION (seconds per measured run, default 3), BENCH_WARMUP
 # (default 0.5), BENCH_RUNS (default 3), BENCH_IDLE (connections of the
 # memory case, default 10000), BENCH_README (where to write, default
-# bench/README.md; "-" for nowhere).
+# bench/README.md; "-" for nowhere), BENCH_ONLY (a subset of servers and
+# cases, e.g. "lh_net pp100 idle"; the floors c and nginx always run; a
+# subset is not written to README.md unless BENCH_README is set).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -24,7 +26,16 @@ DUR=${BENCH_DURATION:-3}
 WARM=${BENCH_WARMUP:-0.5}
 RUNS=${BENCH_RUNS:-3}
 IDLE=${BENCH_IDLE:-10000}
-README=${BENCH_README:-$here/README.md}
+ONLY=${BENCH_ONLY:-}
+if [ -n "$ONLY" ]; then README=${BENCH_README:--}
+else README=${BENCH_README:-$here/README.md}; fi
+# only LIST: the words of LIST that BENCH_ONLY names (all when unset)
+only() {
+  for w in $1; do
+    case " $ONLY ${2:-} " in *" $w "*) printf '%s ' "$w" ;; esac
+    [ -z "$ONLY" ] && printf '%s ' "$w"
+  done
+}
 SRV_CPU=0
 CLI_CPU=1
 
@@ -124,7 +135,7 @@ free_port() { "$loadgen" -f; }
 lh_has() { [ -x "$LUAHOST" ] && "$LUAHOST" -e "$1" >/dev/null 2>&1; }
 
 # The echo servers, in table order; c is the floor.
-echo_servers="c lh_uv lh_net luv node"
+echo_servers=$(only "c lh_uv lh_net luv node" c)
 lb_c="C libuv (floor)"
 lb_lh_uv="luahost uv callbacks"
 lb_lh_net="luahost net"
@@ -172,7 +183,7 @@ start_echo() {
   esac
 }
 
-http_servers="nginx lh_http node_http"
+http_servers=$(only "nginx lh_http node_http" nginx)
 lb_nginx="nginx $(nginx -v 2>&1 | sed 's|.*nginx/||') (floor)"
 lb_lh_http="luahost scripts/http_server.lua"
 lb_node_http="node http"
@@ -243,7 +254,17 @@ stop() {
 # ==========================================================================
 
 # echo cases: name, label, loadgen arguments
-cases="pp1 pp100 pipe stream"
+cases=$(only "pp1 pp100 pipe stream")
+http_on=$(only http); idle_on=$(only idle)
+if [ -n "$ONLY" ] && [ -z "$cases$http_on$idle_on" ]; then
+  cases="pp1 pp100 pipe stream"; http_on=1; idle_on=1   # servers only
+fi
+if [ -n "$ONLY" ] && [ -z "$(only "lh_uv lh_net luv node lh_http node_http")" ]
+then                                                       # cases only
+  echo_servers="c lh_uv lh_net luv node"
+  http_servers="nginx lh_http node_http"
+fi
+[ -n "$http_on" ] || http_servers=""
 cl_pp1="ping-pong 1 conn x 64 B"
 ca_pp1="-c 1 -m 64 -w 1"
 cl_pp100="ping-pong 100 conns x 64 B"
@@ -485,7 +506,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE + 100)) ]; th
   idle_skip="open-file limit $(ulimit -n) < $IDLE"
   say "bench: skipping the idle case: $idle_skip"
 else
-  for s in $echo_servers; do
+  [ -n "$idle_on" ] && for s in $echo_servers; do
     say "bench: idle: $IDLE connections on $s"
     run_idle "$s"
   done
@@ -511,18 +532,25 @@ report() {
     echo "server and client)."
     [ "$2" -gt 20 ] && echo "**The machine was not quiet: these numbers are noisy; rerun on an idle machine to trust small differences.**"
   fi
-  echo
-  echo "### TCP echo (build/loadgen; ratios: msgs/s and MB/s higher is better, CPU lower is better)"
-  echo
-  echo_table
-  echo
-  echo "### HTTP hello (wrk -t1 -c50, keep-alive)"
-  echo
-  if command -v wrk >/dev/null; then http_table; else echo "wrk not installed: n/a"; fi
-  echo
-  echo "### Memory: $IDLE idle connections, each handler waiting in a read"
-  echo
-  idle_table
+  if [ -n "$cases" ]; then
+    echo
+    echo "### TCP echo (build/loadgen; ratios: msgs/s and MB/s higher is better, CPU lower is better)"
+    echo
+    echo_table
+  fi
+  if [ -n "$http_on" ]; then
+    echo
+    echo "### HTTP hello (wrk -t1 -c50, keep-alive)"
+    echo
+    if command -v wrk >/dev/null; then http_table
+    else echo "wrk not installed: n/a"; fi
+  fi
+  if [ -n "$idle_on" ]; then
+    echo
+    echo "### Memory: $IDLE idle connections, each handler waiting in a read"
+    echo
+    idle_table
+  fi
 }
 report >"$tmp/report.md"
 echo
