@@ -31,9 +31,9 @@ if [ -n "$ONLY" ]; then README=${BENCH_README:--}
 else README=${BENCH_README:-$here/README.md}; fi
 # only LIST: the words of LIST that BENCH_ONLY names (all when unset)
 only() {
+  if [ -z "$ONLY" ]; then printf '%s' "$1"; return; fi
   for w in $1; do
     case " $ONLY ${2:-} " in *" $w "*) printf '%s ' "$w" ;; esac
-    [ -z "$ONLY" ] && printf '%s ' "$w"
   done
 }
 SRV_CPU=0
