@@ -23,7 +23,7 @@ net.defaults = {
   write_hwm = 64 * 1024,    -- write blocks while more is queued (bytes)
 }
 
-local own, spawn = task._own, task.spawn
+local own, spawn_light = task._own, task._spawn_light
 local wait = task._wait
 local resume = require("luahost").resume
 
@@ -94,13 +94,15 @@ end
 local FAMILIES = {inet = "inet", inet6 = "inet6", ipv4 = "inet",
   ipv6 = "inet6", [4] = "inet", [6] = "inet6"}
 
---- lookup(name [, {family = "inet" | "inet6"}]) -> {address...} | nil, err
+--- lookup(name [, {family = "inet" | "inet6", timeout = seconds}])
+--- -> {address...} | nil, err
 function net.lookup(name, opts)
   check_type(name, "string", 1, "lookup")
   check_type(opts, "table", 2, "lookup", true)
-  local family
+  local family, timeout
   if opts then
-    check_options(opts, {family = true}, "lookup", 2)
+    check_options(opts, {family = true, timeout = true}, "lookup", 2)
+    timeout = check_seconds(opts.timeout, 2, "lookup", "timeout")
     if opts.family ~= nil then
       family = FAMILIES[opts.family]
       if not family then argerror(2, "lookup", "unknown family '" ..
@@ -108,7 +110,7 @@ function net.lookup(name, opts)
     end
   end
   if is_ip(name) then return {name} end
-  return core.getaddrinfo(name, family)
+  return core.getaddrinfo(name, family, ms(timeout))
 end
 
 --- reverse(address) -> name | nil, err
@@ -121,18 +123,6 @@ end
 -- }}}
 
 -- {{{ connections
-
---- lines([fmt...]): iterate read(fmt...) until it fails (end of input,
---- timeout, reset...). Use read in a loop to know why it stopped.
-local read = Conn.read
-function Conn:lines(...)
-  local n = select("#", ...)
-  if n == 0 then
-    return function() return (read(self, "l")) end
-  end
-  local fmts = table.pack(...)
-  return function() return read(self, table.unpack(fmts, 1, n)) end
-end
 
 Conn.receive = Conn.read
 
@@ -187,7 +177,7 @@ function net.connect(host, port, opts)
   if is_ip(host) then
     addrs = {host}
   else
-    addrs, err = net.lookup(host, {family = opts.family})
+    addrs, err = net.lookup(host, {family = opts.family, timeout = timeout})
     if not addrs then return nil, err end
   end
   for i = 1, #addrs do
@@ -217,7 +207,8 @@ end
 
 -- {{{ servers
 
-local LISTEN_OPTS = {host = true, port = true, path = true, backlog = true,
+local LISTEN_OPTS = {host = true, port = true, path = true, fd = true,
+  backlog = true,
   reuseport = true, v6only = true, max_connections = true, max_line = true,
   idle_timeout = true, write_hwm = true}
 
@@ -226,7 +217,7 @@ local ANY = {["*"] = "0.0.0.0", ["0.0.0.0"] = "0.0.0.0", ["::"] = "::"}
 -- per server: {max =, active =, waiter =, release = <close> object}
 local servers = setmetatable({}, {__mode = "k"})
 
---- listen{host=, port= | path=, backlog=, reuseport=, v6only=,
+--- listen{host=, port= | path= | fd=, backlog=, reuseport=, v6only=,
 ---   max_connections=, max_line=, idle_timeout=, write_hwm=} -> server
 function net.listen(opts)
   check_type(opts, "table", 1, "listen")
@@ -241,7 +232,12 @@ function net.listen(opts)
   local idle = check_seconds(opts.idle_timeout, 1, "listen", "idle_timeout")
   if opts.idle_timeout == nil then idle = d.idle_timeout end
   local server, err
-  if opts.path ~= nil then
+  if opts.fd ~= nil then
+    if math.type(opts.fd) ~= "integer" or opts.fd < 0 then
+      argerror(1, "listen", "fd: non-negative integer expected")
+    end
+    server, err = core.listen_fd(opts.fd, backlog)
+  elseif opts.path ~= nil then
     check_type(opts.path, "string", 1, "listen")
     server, err = core.listen(opts.path, nil, backlog)
   else
@@ -298,7 +294,7 @@ function Server:serve(handler)
     local conn, err = accept(self)
     if conn then
       st.active = st.active + 1
-      spawn(run_handler, st, handler, conn)
+      spawn_light(run_handler, st, handler, conn)
     elseif err == "closed" then
       return true
     elseif err ~= "timeout" then
@@ -317,6 +313,85 @@ function Server:accept(timeout)
   local c, err = core_accept(self, timeout)
   if c then return own(c) end
   return nil, err
+end
+
+-- }}}
+
+-- {{{ udp
+
+local UDP_OPTS = {host = true, port = true, family = true, reuseaddr = true,
+  broadcast = true, ttl = true, multicast_ttl = true, multicast_loop = true,
+  multicast_interface = true, join = true, timeout = true}
+
+--- udp{host=, port=, family=, reuseaddr=, broadcast=, ttl=, join=,
+---   multicast_ttl=, multicast_loop=, multicast_interface=, timeout=}
+--- -> udp socket (bound when host or port is given) | nil, err
+function net.udp(opts)
+  opts = opts or {}
+  check_type(opts, "table", 1, "udp")
+  check_options(opts, UDP_OPTS, "udp")
+  local host, port = opts.host, opts.port
+  if port ~= nil then check_port(port, 1, "udp") end
+  if host ~= nil then check_type(host, "string", 1, "udp") end
+  local family = opts.family and FAMILIES[opts.family]
+  if opts.family ~= nil and not family then
+    argerror(1, "udp", "unknown family '" .. tostring(opts.family) .. "'")
+  end
+  if host == nil and port ~= nil then
+    host = family == "inet6" and "::1" or "127.0.0.1"
+  end
+  if host ~= nil then
+    host = ANY[host] or host
+    if not is_ip(host) then
+      local addrs, err = net.lookup(host, {family = family})
+      if not addrs then return nil, err end
+      host = addrs[1]
+    end
+  end
+  local u, err = core.udp(host, port or 0, opts.reuseaddr, family)
+  if not u then return nil, err end
+  for _, name in ipairs({"broadcast", "ttl", "multicast_ttl",
+    "multicast_loop", "multicast_interface", "join"}) do
+    if opts[name] ~= nil then
+      local ok, e = u:setopt(name, opts[name])
+      if not ok then
+        u:close()
+        return nil, e
+      end
+    end
+  end
+  if opts.timeout ~= nil then
+    u:settimeout(check_seconds(opts.timeout, 1, "udp", "timeout"))
+  end
+  return own(u)
+end
+
+-- }}}
+
+-- {{{ host facts (none of these waits on the network)
+
+--- hostname() -> name
+function net.hostname() return core.hostname() end
+
+--- interfaces() -> {{name=, address=, family=, netmask=, internal=,
+--- mac=}...}
+function net.interfaces() return core.interfaces() end
+
+--- service(name | port [, proto = "tcp"]) -> port | name | nil, err
+function net.service(what, proto)
+  if type(what) ~= "string" and math.type(what) ~= "integer" then
+    argerror(1, "service", "string or integer expected, got " .. type(what))
+  end
+  check_type(proto, "string", 2, "service", true)
+  return core.service(what, proto)
+end
+
+--- protocol(name | number) -> number | name | nil, err
+function net.protocol(what)
+  if type(what) ~= "string" and math.type(what) ~= "integer" then
+    argerror(1, "protocol", "string or integer expected, got " .. type(what))
+  end
+  return core.protocol(what)
 end
 
 -- }}}

@@ -23,6 +23,8 @@
 **   signals   - wait_signal and on_signal.
 */
 #include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +48,7 @@ static const char cancel_mark = 'c';
 
 /* {====================================================== core */
 
-enum { TMO_SLEEP, TMO_RD, TMO_WR, TMO_LINGER };
+enum { TMO_SLEEP, TMO_RD, TMO_WR, TMO_LINGER, TMO_DNS };
 
 typedef struct tmo {    /* one deadline in the heap */
   uint64_t due, seq;
@@ -70,6 +72,10 @@ typedef struct core {
   uint64_t seq;
   int tasks_ref;        /* task.lua's coroutine -> task table */
   int borrowing;        /* rbuf is lent to a conn being resumed */
+  int armed;            /* the timer is started, for armed_due */
+  int nsleep;           /* sleeping tasks: only they need the timer ref'd
+                           (other waits keep their own handle ref'd) */
+  uint64_t armed_due;
   sleeper *free_sleepers;
   size_t maxline, hwm;  /* defaults, set by net.lua */
   char rbuf[RBUF_SIZE];
@@ -110,13 +116,19 @@ static void sift_down(core *K, int i) {
 
 static void fire_cb(uv_timer_t *timer);
 
-/* Point the one uv timer at the earliest deadline. */
+/* Point the one uv timer at the earliest deadline. Removing a deadline
+** does not re-arm (most waits end before their deadline: re-arming each
+** time would cost a libuv timer operation per message); the timer may
+** then fire early, find nothing due and re-arm. */
 static void arm(core *K) {
   if (K->n == 0) {
     uv_timer_stop(&K->timer);
+    K->armed = 0;
   } else {
     uint64_t now = uv_now(K->ctx->loop), due = K->heap[0]->due;
     uv_timer_start(&K->timer, fire_cb, due > now ? due - now : 0, 0);
+    K->armed = 1;
+    K->armed_due = due;
   }
 }
 
@@ -133,7 +145,7 @@ static int tmo_add(core *K, tmo *t, int kind, uint64_t ms) {
   t->kind = kind;
   heap_put(K, K->n++, t);
   sift_up(K, t->idx);
-  if (t->idx == 0) arm(K);
+  if (t->idx == 0 && (!K->armed || t->due < K->armed_due)) arm(K);
   return 0;
 }
 
@@ -149,9 +161,8 @@ static void tmo_del_noarm(core *K, tmo *t) {
 }
 
 static void tmo_del(core *K, tmo *t) {
-  int top = t->idx == 0;
   tmo_del_noarm(K, t);
-  if (top) arm(K);
+  if (K->n == 0 && K->armed) arm(K); /* nothing left: let the loop end */
 }
 
 static void fire(core *K, tmo *t);
@@ -159,6 +170,7 @@ static void fire(core *K, tmo *t);
 static void fire_cb(uv_timer_t *timer) {
   core *K = container_of(timer, core, timer);
   uint64_t now = uv_now(K->ctx->loop), limit = K->seq;
+  K->armed = 0;
   /* Only deadlines queued before this round: a task that yields in a loop
   ** must not keep the loop from polling. */
   while (K->n > 0 && K->heap[0]->due <= now && K->heap[0]->seq < limit) {
@@ -247,6 +259,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext kc) {
     if (s->co == L) { /* still queued: give the node back */
       tmo_del(K, &s->t);
       s->co = NULL;
+      if (--K->nsleep == 0) uv_unref((uv_handle_t *)&K->timer);
       unanchor(L, s->ref);
       s->next = K->free_sleepers;
       K->free_sleepers = s;
@@ -278,6 +291,7 @@ static int core_sleep(lua_State *L) {
     return luaL_error(L, "not enough memory");
   }
   s->co = L;
+  if (K->nsleep++ == 0) uv_ref((uv_handle_t *)&K->timer);
   anchor(L, &s->ref);
   lua_settop(L, 0);
   return lua_yieldk(L, 0, (lua_KContext)s, sleep_k);
@@ -287,6 +301,7 @@ static void wake_sleeper(core *K, sleeper *s) {
   lua_State *L = K->ctx->L, *co = s->co;
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref); /* keep co alive meanwhile */
   s->co = NULL;
+  if (--K->nsleep == 0) uv_unref((uv_handle_t *)&K->timer);
   unanchor(L, s->ref);
   s->next = K->free_sleepers;
   K->free_sleepers = s;
@@ -317,6 +332,7 @@ typedef struct conn {
   const char *rp;        /* unread input: rp[0 .. rlen) */
   size_t rlen;
   lua_State *rco, *wco;  /* parked reader (or acceptor) and writer */
+  lua_State *task;       /* last thread known to be a task (need_task) */
   int rref, wref;        /* registry slots anchoring them */
   tmo rt, wt;
   int timeout;           /* ms for every later wait, -1 = none */
@@ -383,6 +399,10 @@ static int conn_init_done(lua_State *L, conn *c, int r) {
     lh_handle_abort(L, c->h);
     *c->ud = NULL;
     free(c);
+  } else {
+    /* A socket keeps the host alive only while a task waits on it (or
+    ** output is queued: write requests count by themselves). */
+    uv_unref(c->h->uv);
   }
   return r;
 }
@@ -400,6 +420,7 @@ static void wake_reader(lua_State *L, conn *c) {
   lua_State *co = c->rco;
   if (co == NULL) return;
   c->rco = NULL;
+  uv_unref(c->h->uv);
   tmo_del(c->K, &c->rt);
   /* The slot keeps co alive during the resume; cleared after unless the
   ** task parked here again. conn memory outlives this: it is only freed
@@ -450,6 +471,8 @@ static void conn_close(lua_State *L, conn *c) {
   lh_handle_close(c->h);
 }
 
+static void dns_fire(tmo *t);
+
 static void fire(core *K, tmo *t) {
   lua_State *L = K->ctx->L;
   conn *c;
@@ -471,13 +494,19 @@ static void fire(core *K, tmo *t) {
       c = container_of(t, conn, wt);
       lh_handle_close(c->h);
       break;
+    case TMO_DNS:
+      dns_fire(t);
+      break;
   }
 }
 
 /* Park the running task in c's reader slot; k continues it. */
 static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
                        lua_KFunction k, const char *what) {
-  need_task(L, c->K, what);
+  if (L != c->task) { /* checked once per task and connection */
+    need_task(L, c->K, what);
+    c->task = L;
+  }
   if (c->rco != NULL && lua_status(c->rco) == LUA_YIELD)
     return luaL_error(L, "%s: another task is already waiting on this "
                       "socket", what);
@@ -485,6 +514,7 @@ static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
     return luaL_error(L, "not enough memory");
   c->rco = L;
   c->rtimed = 0;
+  uv_ref(c->h->uv); /* a task waits on it: keep the host alive */
   anchor(L, &c->rref);
   return lua_yieldk(L, 0, kc, k);
 }
@@ -510,6 +540,7 @@ static void drop_waits(lua_State *L, conn *c) {
   if (c == NULL) return;
   if (c->rco == L) {
     c->rco = NULL;
+    uv_unref(c->h->uv);
     tmo_del(c->K, &c->rt);
     unanchor(L, c->rref);
   }
@@ -958,6 +989,38 @@ static int conn_read(lua_State *L) {
   return read_k(L, LUA_OK, KC(2, n - 1));
 }
 
+/* The iterator of lines(): upvalues are the conn and the formats. */
+static int lines_iter(lua_State *L) {
+  int nf = (int)lua_tointeger(L, lua_upvalueindex(1)), i;
+  lua_settop(L, 0);
+  luaL_checkstack(L, nf + LUA_MINSTACK, "too many formats");
+  for (i = 0; i <= nf; i++) lua_pushvalue(L, lua_upvalueindex(i + 2));
+  return read_k(L, LUA_OK, KC(2, nf));
+}
+
+/* lines(fmt...): for line in conn:lines() do ... end; ends on any
+** failure (end of input, timeout, ...). */
+static int conn_lines(lua_State *L) {
+  int n = lua_gettop(L), i;
+  to_conn(L, 1, K_STREAM);
+  if (n == 1) {
+    lua_pushliteral(L, "l");
+    n = 2;
+  }
+  luaL_argcheck(L, n - 1 <= MAX_FORMATS, MAX_FORMATS, "too many formats");
+  for (i = 2; i <= n; i++) {
+    if (lua_type(L, i) == LUA_TNUMBER)
+      luaL_argcheck(L, lua_isinteger(L, i) && lua_tointeger(L, i) >= 0, i,
+                    "invalid format");
+    else
+      luaL_checkoption(L, i, NULL, formats);
+  }
+  lua_pushinteger(L, n - 1);
+  lua_insert(L, 1); /* nf, conn, formats */
+  lua_pushcclosure(L, lines_iter, n + 1);
+  return 1;
+}
+
 static int recv_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
   size_t max = (size_t)kc;
@@ -1203,6 +1266,31 @@ static int core_listen(lua_State *L) {
   return 1;
 }
 
+/* listen_fd(fd, backlog): a server on an inherited listening socket (a
+** supervisor's, or systemd's LISTEN_FDS). */
+static int core_listen_fd(lua_State *L) {
+  core *K = getcore(L);
+  int fd = (int)lh_check_range(L, 1, 0, 1 << 30);
+  int backlog = (int)lh_opt_range(L, 2, 511, 1, 65535);
+  uv_handle_type t = uv_guess_handle(fd);
+  conn *c;
+  int r;
+  if (t != UV_TCP && t != UV_NAMED_PIPE)
+    return luaL_argerror(L, 1, "not a stream socket");
+  c = conn_new(L, K, t, K_SERVER);
+  r = t == UV_TCP ? uv_tcp_init(K->ctx->loop, (uv_tcp_t *)c->h->uv)
+                  : uv_pipe_init(K->ctx->loop, (uv_pipe_t *)c->h->uv, 0);
+  if (conn_init_done(L, c, r) < 0) return fail_st(L, r);
+  r = t == UV_TCP ? uv_tcp_open((uv_tcp_t *)c->h->uv, fd)
+                  : uv_pipe_open((uv_pipe_t *)c->h->uv, fd);
+  if (r == 0) r = uv_listen(STREAM(c), backlog, connection_cb);
+  if (r < 0) {
+    conn_close(L, c);
+    return fail_st(L, r);
+  }
+  return 1;
+}
+
 /* configure(sock, maxline, hwm, idle_ms): limits (nil keeps a value). */
 static int core_configure(lua_State *L) {
   conn **ud = (conn **)lua_touserdata(L, 1);
@@ -1374,11 +1462,12 @@ typedef struct dnsreq {
   core *K;
   lua_State *co;        /* NULL once the waiting task gave up */
   int ref;
-  int family;
+  tmo t;                /* the caller's deadline, if any */
 } dnsreq;
 
 static void dns_done(dnsreq *d, int nres) {
   lua_State *L = d->K->ctx->L, *co = d->co;
+  tmo_del(d->K, &d->t);
   lh_resume(d->K->ctx, co, nres);
   luaL_unref(L, LUA_REGISTRYINDEX, d->ref);
   free(d);
@@ -1391,6 +1480,7 @@ static void getaddrinfo_cb(uv_getaddrinfo_t *req, int status,
   struct addrinfo *ai;
   int n = 0;
   if (co == NULL || lua_status(co) != LUA_YIELD) {
+    tmo_del(d->K, &d->t);
     uv_freeaddrinfo(res);
     luaL_unref(d->K->ctx->L, LUA_REGISTRYINDEX, d->ref);
     free(d);
@@ -1437,17 +1527,35 @@ static int dns_k(lua_State *L, int status, lua_KContext kc) {
   (void)status;
   if (lua_touserdata(L, -1) == CANCEL) {
     d->co = NULL; /* the callback frees it */
+    tmo_del(d->K, &d->t);
     uv_cancel((uv_req_t *)&d->u);
     return raise_cancel(L);
   }
   return lua_gettop(L); /* {ip...} or nil, err, pushed by the callback */
 }
 
-/* getaddrinfo(name, family) -> {ip...} | nil, err */
+/* The deadline of a look-up passed: answer "timeout" now; the callback
+** will only free the request. */
+static void dns_timeout(dnsreq *d) {
+  lua_State *co = d->co;
+  if (co == NULL || lua_status(co) != LUA_YIELD) return;
+  d->co = NULL;
+  uv_cancel((uv_req_t *)&d->u);
+  lua_pushnil(co);
+  lua_pushliteral(co, "timeout");
+  lh_resume(d->K->ctx, co, 2); /* co stays anchored by d->ref */
+}
+
+static void dns_fire(tmo *t) {
+  dns_timeout(container_of(t, dnsreq, t));
+}
+
+/* getaddrinfo(name, family, timeout_ms) -> {ip...} | nil, err */
 static int core_getaddrinfo(lua_State *L) {
   core *K = getcore(L);
   const char *name = luaL_checkstring(L, 1);
   const char *fam = luaL_optstring(L, 2, NULL);
+  int ms = (int)lh_opt_range(L, 3, -1, -1, (lua_Integer)1 << 30);
   struct addrinfo hints;
   dnsreq *d;
   int r;
@@ -1456,17 +1564,18 @@ static int core_getaddrinfo(lua_State *L) {
   hints.ai_family = fam == NULL ? AF_UNSPEC : strcmp(fam, "inet6") == 0
                     ? AF_INET6 : AF_INET;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_ADDRCONFIG;
   d = (dnsreq *)calloc(1, sizeof(dnsreq));
   if (d == NULL) return luaL_error(L, "not enough memory");
   d->K = K;
   d->co = L;
+  d->t.idx = -1;
   r = uv_getaddrinfo(K->ctx->loop, &d->u.ai, getaddrinfo_cb, name, NULL,
                      &hints);
   if (r < 0) {
     free(d);
     return fail_st(L, r);
   }
+  if (ms >= 0) tmo_add(K, &d->t, TMO_DNS, (uint64_t)ms);
   lua_pushthread(L);
   d->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, 0);
@@ -1479,6 +1588,7 @@ static void getnameinfo_cb(uv_getnameinfo_t *req, int status,
   lua_State *co = d->co;
   (void)service;
   if (co == NULL || lua_status(co) != LUA_YIELD) {
+    tmo_del(d->K, &d->t);
     luaL_unref(d->K->ctx->L, LUA_REGISTRYINDEX, d->ref);
     free(d);
     return;
@@ -1507,6 +1617,7 @@ static int core_getnameinfo(lua_State *L) {
   if (d == NULL) return luaL_error(L, "not enough memory");
   d->K = K;
   d->co = L;
+  d->t.idx = -1;
   r = uv_getnameinfo(K->ctx->loop, &d->u.ni, getnameinfo_cb,
                      (struct sockaddr *)&ss, NI_NAMEREQD);
   if (r < 0) {
@@ -1517,6 +1628,380 @@ static int core_getnameinfo(lua_State *L) {
   d->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, 0);
   return lua_yieldk(L, 0, (lua_KContext)d, dns_k);
+}
+
+/* }====================================================== */
+
+/* {====================================================== udp */
+
+static void udp_alloc_cb(uv_handle_t *uvh, size_t hint, uv_buf_t *b) {
+  conn *c = (conn *)((lh_handle *)uvh->data)->extra;
+  (void)hint;
+  b->base = c->K->rbuf;
+  b->len = RBUF_SIZE;
+}
+
+static void udp_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *b,
+                        const struct sockaddr *addr, unsigned flags) {
+  conn *c = (conn *)((lh_handle *)u->data)->extra;
+  dgram *d;
+  (void)flags;
+  if (nread < 0) {
+    c->rerr = (int)nread;
+    wake_reader(c->K->ctx->L, c);
+    return;
+  }
+  if (addr == NULL) return; /* nothing more to read now */
+  if (c->qlen >= UDP_QMAX) return; /* nobody reads: drop, as the kernel
+                                      would */
+  d = (dgram *)malloc(sizeof(dgram) + (size_t)nread);
+  if (d == NULL) return;
+  d->next = NULL;
+  d->len = (size_t)nread;
+  memcpy(d->data, b->base, (size_t)nread);
+  memset(&d->from, 0, sizeof(d->from));
+  memcpy(&d->from, addr, addr->sa_family == AF_INET6
+         ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+  if (c->qtail) c->qtail->next = d; else c->qhead = d;
+  c->qtail = d;
+  c->qlen++;
+  wake_reader(c->K->ctx->L, c);
+}
+
+/* udp(ip|nil, port, reuseaddr, family): a udp socket, bound if ip given */
+static int core_udp(lua_State *L) {
+  core *K = getcore(L);
+  const char *ip = luaL_optstring(L, 1, NULL);
+  int port = (int)lh_opt_range(L, 2, 0, 0, 65535);
+  int reuse = lua_toboolean(L, 3);
+  const char *fam = luaL_optstring(L, 4, NULL);
+  struct sockaddr_storage ss;
+  unsigned family = AF_UNSPEC;
+  conn *c;
+  int r;
+  if (ip != NULL && parse_addr(ip, port, &ss) < 0)
+    return luaL_argerror(L, 1, "invalid IP address");
+  if (ip != NULL) family = ss.ss_family;
+  else if (fam != NULL) family = strcmp(fam, "inet6") == 0 ? AF_INET6
+                                                           : AF_INET;
+  c = conn_new(L, K, UV_UDP, K_UDP);
+  r = uv_udp_init_ex(K->ctx->loop, (uv_udp_t *)c->h->uv, family);
+  if (conn_init_done(L, c, r) < 0) return fail_st(L, r);
+  if (ip != NULL) {
+    r = uv_udp_bind((uv_udp_t *)c->h->uv, (struct sockaddr *)&ss,
+                    reuse ? UV_UDP_REUSEADDR : 0);
+    if (r < 0) {
+      conn_close(L, c);
+      return fail_st(L, r);
+    }
+  }
+  return 1;
+}
+
+typedef struct sreq {
+  uv_udp_send_t req;
+  char data[1];
+} sreq;
+
+static void udp_send_cb(uv_udp_send_t *req, int status) {
+  (void)status; /* datagrams are fire and forget, as sendto(2) */
+  free(container_of(req, sreq, req));
+}
+
+static int udp_send_to(lua_State *L, conn *c, int didx,
+                       const struct sockaddr *sa) {
+  size_t len;
+  const char *data = luaL_checklstring(L, didx, &len);
+  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+  uv_udp_t *u;
+  int r;
+  if (!LIVE(c)) return fail_str(L, "closed");
+  u = (uv_udp_t *)c->h->uv;
+  r = uv_udp_try_send(u, &b, 1, sa);
+  if (r == UV_EAGAIN || r == UV_ENOSYS) { /* queue a copy */
+    sreq *q = (sreq *)malloc(sizeof(sreq) + len);
+    if (q == NULL) return luaL_error(L, "not enough memory");
+    memcpy(q->data, data, len);
+    b = uv_buf_init(q->data, (unsigned)len);
+    r = uv_udp_send(&q->req, u, &b, 1, sa, udp_send_cb);
+    if (r < 0) free(q);
+  }
+  if (r < 0) return fail_st(L, r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* sendto(data, ip, port) */
+static int udp_sendto(lua_State *L) {
+  conn *c = to_conn(L, 1, K_UDP);
+  struct sockaddr_storage ss;
+  const char *ip;
+  int port;
+  luaL_checkstring(L, 2);
+  ip = luaL_checkstring(L, 3);
+  port = (int)lh_check_range(L, 4, 0, 65535);
+  if (parse_addr(ip, port, &ss) < 0)
+    return luaL_argerror(L, 3, "invalid IP address");
+  return udp_send_to(L, c, 2, (struct sockaddr *)&ss);
+}
+
+/* send(data): to the connected peer */
+static int udp_send(lua_State *L) {
+  conn *c = to_conn(L, 1, K_UDP);
+  return udp_send_to(L, c, 2, NULL);
+}
+
+/* connect(ip, port) / connect(): set or clear the default peer */
+static int udp_connect(lua_State *L) {
+  conn *c = to_conn(L, 1, K_UDP);
+  struct sockaddr_storage ss;
+  int r;
+  if (lua_isnoneornil(L, 2)) {
+    if (!LIVE(c)) return fail_str(L, "closed");
+    r = uv_udp_connect((uv_udp_t *)c->h->uv, NULL);
+  } else {
+    const char *ip = luaL_checkstring(L, 2);
+    int port = (int)lh_check_range(L, 3, 0, 65535);
+    if (parse_addr(ip, port, &ss) < 0)
+      return luaL_argerror(L, 2, "invalid IP address");
+    if (!LIVE(c)) return fail_str(L, "closed");
+    r = uv_udp_connect((uv_udp_t *)c->h->uv, (struct sockaddr *)&ss);
+  }
+  if (r < 0) return fail_st(L, r);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int udp_recv_k(lua_State *L, int status, lua_KContext kc) {
+  conn *c = *(conn **)lua_touserdata(L, 1);
+  int withaddr = (int)(kc & 1), ms = (int)(kc >> 1) - 1;
+  (void)status;
+  if (was_cancelled(L, 1)) {
+    drop_waits(L, c);
+    return raise_cancel(L);
+  }
+  if (!LIVE(c)) return fail_str(L, "closed");
+  if (c->qhead != NULL) {
+    dgram *d = c->qhead;
+    int n = 1;
+    c->qhead = d->next;
+    if (c->qhead == NULL) c->qtail = NULL;
+    c->qlen--;
+    lua_pushlstring(L, d->data, d->len);
+    if (withaddr && push_sockaddr(L, (struct sockaddr *)&d->from) == 3) {
+      lua_pop(L, 1); /* data, ip, port */
+      n = 3;
+    }
+    free(d);
+    return n;
+  }
+  if (c->rerr) {
+    int e = c->rerr;
+    c->rerr = 0;
+    return fail_st(L, e);
+  }
+  if (c->rtimed) {
+    c->rtimed = 0;
+    return fail_str(L, "timeout");
+  }
+  if (!c->reading) {
+    int r = uv_udp_recv_start((uv_udp_t *)c->h->uv, udp_alloc_cb,
+                              udp_recv_cb);
+    if (r < 0) return fail_st(L, r);
+    c->reading = 1;
+  }
+  return park_reader(L, c, ms, kc, udp_recv_k, "recvfrom");
+}
+
+static int udp_recv_common(lua_State *L, int withaddr) {
+  conn *c = to_conn(L, 1, K_UDP);
+  int ms;
+  if (lua_isnoneornil(L, 2)) {
+    ms = c ? c->timeout : -1;
+  } else {
+    double s = luaL_checknumber(L, 2);
+    luaL_argcheck(L, s == s && s < 1e9, 2, "invalid timeout");
+    ms = s < 0 ? -1 : (int)(s * 1000 + 0.5);
+  }
+  lua_settop(L, 1);
+  return udp_recv_k(L, LUA_OK, (lua_KContext)(((lua_KContext)ms + 1) << 1
+                                              | withaddr));
+}
+
+/* recvfrom([timeout]) -> data, ip, port */
+static int udp_recvfrom(lua_State *L) { return udp_recv_common(L, 1); }
+/* recv([timeout]) -> data */
+static int udp_recv(lua_State *L) { return udp_recv_common(L, 0); }
+
+/* setopt(name, value): the udp options of libuv, else the generic ones. */
+static int udp_setopt(lua_State *L) {
+  conn *c = to_conn(L, 1, K_UDP);
+  static const char *const opts[] = {"broadcast", "ttl", "multicast_ttl",
+    "multicast_loop", "multicast_interface", "join", "leave", NULL};
+  const char *name = luaL_checkstring(L, 2);
+  uv_udp_t *u;
+  int i, r = 0;
+  for (i = 0; opts[i] && strcmp(opts[i], name) != 0; i++) {}
+  if (opts[i] == NULL) return conn_setopt(L);
+  luaL_checkany(L, 3);
+  if (!LIVE(c)) return fail_str(L, "closed");
+  u = (uv_udp_t *)c->h->uv;
+  switch (i) {
+    case 0: r = uv_udp_set_broadcast(u, lua_toboolean(L, 3)); break;
+    case 1: r = uv_udp_set_ttl(u, (int)lh_check_range(L, 3, 1, 255)); break;
+    case 2:
+      r = uv_udp_set_multicast_ttl(u, (int)lh_check_range(L, 3, 0, 255));
+      break;
+    case 3: r = uv_udp_set_multicast_loop(u, lua_toboolean(L, 3)); break;
+    case 4:
+      r = uv_udp_set_multicast_interface(u, luaL_checkstring(L, 3));
+      break;
+    default: { /* join/leave: group [, interface] */
+      const char *group, *iface = NULL;
+      if (lua_istable(L, 3)) {
+        lua_rawgeti(L, 3, 1);
+        lua_rawgeti(L, 3, 2);
+        group = luaL_checkstring(L, -2);
+        iface = lua_tostring(L, -1);
+      } else {
+        group = luaL_checkstring(L, 3);
+        iface = luaL_optstring(L, 4, NULL);
+      }
+      r = uv_udp_set_membership(u, group, iface,
+                                i == 5 ? UV_JOIN_GROUP : UV_LEAVE_GROUP);
+    }
+  }
+  if (r < 0) return fail_st(L, r);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* }====================================================== */
+
+/* {====================================================== signals */
+
+static void signal_cb(uv_signal_t *sig, int signum) {
+  lh_handle *h = (lh_handle *)sig->data;
+  (void)signum;
+  if (lh_push_cb(h, LH_CB_EVENT)) {
+    lh_push_cb(h, LH_CB_AUX); /* the name as given */
+    lh_call(h->ctx, 1);
+  }
+}
+
+/* signal(name, fn, keepalive): a started uv_signal handle calling
+** fn(name) on each signal; closing it stops. Without keepalive the
+** handle does not keep the loop alive. */
+static int core_signal(lua_State *L) {
+  core *K = getcore(L);
+  int signum = lh_check_signal(L, 1);
+  lh_handle *h;
+  int r;
+  lh_check_callable(L, 2);
+  h = lh_handle_new(L, UV_SIGNAL);
+  r = uv_signal_init(K->ctx->loop, lh_uv(h, uv_signal_t));
+  if (r < 0) {
+    lh_handle_abort(L, h);
+    return fail_st(L, r);
+  }
+  lh_set_cb(L, h, LH_CB_EVENT, 2);
+  lua_pushvalue(L, 1);
+  h->cb[LH_CB_AUX] = luaL_ref(L, LUA_REGISTRYINDEX);
+  r = uv_signal_start(lh_uv(h, uv_signal_t), signal_cb, signum);
+  if (r < 0) {
+    lh_handle_close(h);
+    return fail_st(L, r);
+  }
+  if (!lua_toboolean(L, 3)) uv_unref(h->uv);
+  return 1;
+}
+
+/* }====================================================== */
+
+/* {====================================================== host info */
+
+static int core_hostname(lua_State *L) {
+  char buf[UV_MAXHOSTNAMESIZE];
+  size_t n = sizeof(buf);
+  int r = uv_os_gethostname(buf, &n);
+  if (r < 0) return fail_st(L, r);
+  lua_pushlstring(L, buf, n);
+  return 1;
+}
+
+static int core_interfaces(lua_State *L) {
+  uv_interface_address_t *ifs;
+  int n, i, r = uv_interface_addresses(&ifs, &n);
+  if (r < 0) return fail_st(L, r);
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    char mac[18];
+    const unsigned char *m = (const unsigned char *)ifs[i].phys_addr;
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, ifs[i].name);
+    lua_setfield(L, -2, "name");
+    if (push_sockaddr(L, (struct sockaddr *)&ifs[i].address) == 3) {
+      lua_setfield(L, -4, "family");
+      lua_pop(L, 1);
+      lua_setfield(L, -2, "address");
+    } else {
+      lua_pop(L, 2);
+    }
+    if (push_sockaddr(L, (struct sockaddr *)&ifs[i].netmask) == 3) {
+      lua_pop(L, 2);
+      lua_setfield(L, -2, "netmask");
+    } else {
+      lua_pop(L, 2);
+    }
+    lua_pushboolean(L, ifs[i].is_internal);
+    lua_setfield(L, -2, "internal");
+    snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1],
+             m[2], m[3], m[4], m[5]);
+    lua_pushstring(L, mac);
+    lua_setfield(L, -2, "mac");
+    lua_rawseti(L, -2, i + 1);
+  }
+  uv_free_interface_addresses(ifs, n);
+  return 1;
+}
+
+/* service(name | port, proto): the port of a service name or the name of
+** a port, from the services database (a local file: it does not block
+** the loop in any way that matters). */
+static int core_service(lua_State *L) {
+  const char *proto = luaL_optstring(L, 2, "tcp");
+  struct servent se, *res = NULL;
+  char buf[1024];
+  if (lua_type(L, 1) == LUA_TNUMBER) {
+    int port = (int)lh_check_range(L, 1, 0, 65535);
+    getservbyport_r(htons((uint16_t)port), proto, &se, buf, sizeof(buf),
+                    &res);
+    if (res == NULL) return fail_str(L, "ENOTFOUND");
+    lua_pushstring(L, res->s_name);
+    return 1;
+  }
+  getservbyname_r(luaL_checkstring(L, 1), proto, &se, buf, sizeof(buf),
+                  &res);
+  if (res == NULL) return fail_str(L, "ENOTFOUND");
+  lua_pushinteger(L, ntohs((uint16_t)res->s_port));
+  return 1;
+}
+
+/* protocol(name | number) -> number | name */
+static int core_protocol(lua_State *L) {
+  struct protoent pe, *res = NULL;
+  char buf[1024];
+  if (lua_type(L, 1) == LUA_TNUMBER) {
+    getprotobynumber_r((int)lh_check_range(L, 1, 0, 255), &pe, buf,
+                       sizeof(buf), &res);
+    if (res == NULL) return fail_str(L, "ENOTFOUND");
+    lua_pushstring(L, res->p_name);
+    return 1;
+  }
+  getprotobyname_r(luaL_checkstring(L, 1), &pe, buf, sizeof(buf), &res);
+  if (res == NULL) return fail_str(L, "ENOTFOUND");
+  lua_pushinteger(L, res->p_proto);
+  return 1;
 }
 
 /* }====================================================== */
@@ -1568,10 +2053,17 @@ static const luaL_Reg core_functions[] = {
   {"connect", core_connect},
   {"getaddrinfo", core_getaddrinfo},
   {"getnameinfo", core_getnameinfo},
+  {"hostname", core_hostname},
   {"init", core_init},
+  {"interfaces", core_interfaces},
   {"listen", core_listen},
+  {"listen_fd", core_listen_fd},
+  {"protocol", core_protocol},
+  {"service", core_service},
+  {"signal", core_signal},
   {"sleep", core_sleep},
   {"stats", core_stats},
+  {"udp", core_udp},
   {NULL, NULL}
 };
 
@@ -1582,6 +2074,7 @@ static const luaL_Reg conn_methods[] = {
   {"getopt", conn_getopt},
   {"gettimeout", conn_gettimeout},
   {"is_closed", is_closed_m},
+  {"lines", conn_lines},
   {"peername", conn_peername},
   {"read", conn_read},
   {"recv", conn_recv},
@@ -1608,12 +2101,17 @@ static const luaL_Reg server_methods[] = {
 
 static const luaL_Reg udp_methods[] = {
   {"close", conn_close_m},
+  {"connect", udp_connect},
   {"getfd", conn_getfd},
   {"getopt", conn_getopt},
   {"gettimeout", conn_gettimeout},
   {"is_closed", is_closed_m},
   {"peername", conn_peername},
-  {"setopt", conn_setopt},
+  {"recv", udp_recv},
+  {"recvfrom", udp_recvfrom},
+  {"send", udp_send},
+  {"sendto", udp_sendto},
+  {"setopt", udp_setopt},
   {"settimeout", conn_settimeout},
   {"sockname", conn_sockname},
   {NULL, NULL}
@@ -1663,6 +2161,7 @@ int luaopen_net_core(lua_State *L) {
   K->maxline = 65536;
   K->hwm = 65536;
   uv_timer_init(ctx->loop, &K->timer);
+  uv_unref((uv_handle_t *)&K->timer);
   K->timer.data = K;
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, core_gc);

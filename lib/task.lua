@@ -34,9 +34,20 @@ Task.__name = "task"
 local tasks = setmetatable({}, {__mode = "k"})
 core.init(tasks)
 
+-- A task's record: {co =, status =, main =, results =, err =, joiners =,
+-- owned =, cancelled =}. Connection handlers start as `true` in tasks (a
+-- running task without a record, to keep idle connections small); the
+-- record is made when something asks for it (task.current, join, own).
 local function new_record(co, main)
-  local t = setmetatable({co = co, main = main, status = "running"}, Task)
+  local t = setmetatable({co = co, status = "running"}, Task)
+  if main then t.main = true end
   tasks[co] = t
+  return t
+end
+
+local function record(co)
+  local t = tasks[co]
+  if t == true then t = new_record(co, false) end
   return t
 end
 
@@ -54,7 +65,7 @@ function task._main() return main_task end
 -- The running task's record, or raises: blocking calls need a task.
 local function current(fname)
   local co, ismain = coroutine_running()
-  local t = tasks[co]
+  local t = record(co)
   if ismain or t == nil then
     error((fname or "this function") .. " must be called from a task " ..
       "(the main chunk, a handler or task.spawn), not from a callback", 3)
@@ -74,7 +85,7 @@ task._wait = wait
 -- Remember a socket the running task opened (closed if it is cancelled
 -- or fails). Outside a task, nothing to do.
 function task._own(sock)
-  local t = tasks[coroutine_running()]
+  local t = record(coroutine_running())
   if t and not t.main then
     local owned = t.owned
     if not owned then
@@ -100,6 +111,15 @@ end
 function task._finish(co, ok, ...)
   local t = tasks[co]
   if t == nil then return end
+  if t == true then -- a handler nobody asked about
+    tasks[co] = nil
+    if not ok then
+      local traceback, err = ...
+      coroutine.close(co)
+      if err ~= CANCEL then host.report(traceback) end
+    end
+    return
+  end
   if ok then
     t.status, t.results = "done", table.pack(...)
   else
@@ -154,6 +174,13 @@ task._check_seconds = check_seconds
 
 local core_sleep = core.sleep
 
+-- Start fn(...) as a task without a record (see new_record).
+function task._spawn_light(fn, ...)
+  local co = coroutine.create(fn)
+  tasks[co] = true
+  host.start(co, ...)
+end
+
 --- Suspend the current task for `seconds` (a number >= 0).
 function task.sleep(seconds)
   check_seconds(seconds, "sleep")
@@ -174,7 +201,7 @@ end
 
 --- The running task, or nil outside a task.
 function task.current()
-  return tasks[coroutine_running()]
+  return record(coroutine_running())
 end
 
 --- Wait for the task to finish: its results, or nil, err ("cancelled"
@@ -219,6 +246,59 @@ function Task:cancel()
     task._finish(co, false, "cancelled", CANCEL)
   end
   return true
+end
+
+--- on_signal(name, fn): run fn(name) as a new task each time the signal
+--- arrives; returns a function that stops it. The watcher does not keep
+--- the host alive by itself.
+function task.on_signal(name, fn)
+  fn = check_callable(fn, "on_signal")
+  if type(name) ~= "string" and math.type(name) ~= "integer" then
+    error("bad argument #1 to 'on_signal' (signal name expected, got " ..
+      type(name) .. ")", 2)
+  end
+  local h = assert(core.signal(name, function(n) task.spawn(fn, n) end))
+  return function()
+    if not h:is_closing() then h:close() end
+  end
+end
+
+--- wait_signal(name...): block the task until one of the signals arrives;
+--- returns its name as given.
+function task.wait_signal(...)
+  local _, co = current("task.wait_signal")
+  local n = select("#", ...)
+  if n == 0 then error("bad argument #1 to 'wait_signal' (signal name " ..
+    "expected, got no value)", 2) end
+  local got
+  local handles = {}
+  local function stop()
+    for i = 1, #handles do
+      if not handles[i]:is_closing() then handles[i]:close() end
+    end
+  end
+  local function on(name)
+    if got == nil then
+      got = name
+      stop()
+      resume(co, name)
+    end
+  end
+  for i = 1, n do
+    local name = select(i, ...)
+    local ok, h = pcall(core.signal, name, on, true)
+    if not ok then
+      stop()
+      error(h:gsub("#1 to 'signal'", "#" .. i .. " to 'wait_signal'"), 2)
+    end
+    handles[i] = h
+  end
+  local ok, err = pcall(wait)
+  if not ok then
+    stop()
+    error(err, 0)
+  end
+  return got
 end
 
 function Task:__tostring()

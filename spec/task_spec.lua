@@ -207,4 +207,60 @@ describe("task", function()
       t:join()
     end)
   end)
+
+  describe("signals", function()
+    local uv = require "uv"
+    local pid = uv.os_getpid and uv.os_getpid() or
+      tonumber(io.open("/proc/self/stat"):read("n"))
+    local function kill(sig)
+      assert(os.execute("kill -" .. sig .. " " .. pid))
+    end
+
+    it("wait_signal returns the name that arrived", function()
+      run_task(function()
+        task.spawn(function() task.sleep(0.01); kill("USR2") end)
+        assert.equal("sigusr2", task.wait_signal("SIGUSR1", "sigusr2"))
+      end)
+    end)
+
+    it("on_signal runs a task per signal until stopped", function()
+      run_task(function()
+        local got = {}
+        local stop = task.on_signal("SIGUSR1", function(name)
+          task.yield() -- a task: it may wait
+          got[#got + 1] = name
+        end)
+        kill("USR1")
+        for _ = 1, 100 do
+          if #got == 1 then break end
+          task.sleep(0.005)
+        end
+        kill("USR1")
+        for _ = 1, 100 do
+          if #got == 2 then break end
+          task.sleep(0.005)
+        end
+        stop()
+        assert.same({"SIGUSR1", "SIGUSR1"}, got)
+        task.yield()
+      end)
+    end)
+
+    it("cancel of a task in wait_signal closes its watchers", function()
+      run_task(function()
+        local t = task.spawn(task.wait_signal, "SIGHUP")
+        t:cancel()
+        assert.equal("cancelled", t.status)
+        task.yield()
+      end)
+    end)
+
+    it("rejects bad signal names", function()
+      run_task(function()
+        assert.has_error(function() task.wait_signal("SIGNOPE") end)
+        assert.has_error(function() task.wait_signal() end)
+        assert.has_error(function() task.on_signal("SIGUSR1", 1) end)
+      end)
+    end)
+  end)
 end)
