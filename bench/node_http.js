@@ -5,7 +5,7 @@
 const http = require('http');
 const host = process.argv[2] || '127.0.0.1';
 const port = Number(process.argv[3] || 0);
-const body = 'Hello, World!\n';
+const body = 'hello world\n';  // what scripts/http_server.lua says
 const server = http.createServer((req, res) => {
   res.writeHead(200, {'Content-Type': 'text/plain',
                       'Content-Length': Buffer.byteLength(body)});

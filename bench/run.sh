@@ -69,11 +69,16 @@ state() { eval "printf '%s' \"\${st_$1:-na not started}\""; }
 set_state() { eval "st_$1=\$2"; }
 label() { eval "printf '%s' \"\$lb_$1\""; }
 
-# wait_line FILE PID: waits (10 s at most) for "port N" in FILE, prints N
+# wait_port_line FILE PID: waits (10 s at most) for the line where the
+# server says its port, prints the port. Understood: "port N" (bench/*),
+# "listening on HOST:N" and "serving ROOT on http://HOST:N/" (scripts/*).
 wait_port_line() {
   i=0
   while [ $i -lt 100 ]; do
-    p=$(sed -n 's/^port \([0-9][0-9]*\).*/\1/p' "$1" | head -n 1)
+    p=$(sed -n -e 's/^port \([0-9][0-9]*\).*/\1/p' \
+               -e 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' \
+               -e 's|^serving .* on http://.*:\([0-9][0-9]*\)/.*|\1|p' \
+          "$1" | head -n 1)
     if [ -n "$p" ]; then printf '%s' "$p"; return 0; fi
     kill -0 "$2" 2>/dev/null || return 1
     sleep 0.1; i=$((i + 1))
@@ -95,7 +100,7 @@ wait_echo() {
 wait_http() {
   i=0
   while [ $i -lt 100 ]; do
-    curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
+    curl -s -o /dev/null "http://127.0.0.1:$1$HTTP_PATH" && return 0
     kill -0 "$2" 2>/dev/null || return 1
     sleep 0.1; i=$((i + 1))
   done
@@ -138,7 +143,8 @@ lh_has() { [ -x "$LUAHOST" ] && "$LUAHOST" -e "$1" >/dev/null 2>&1; }
 echo_servers=$(only "c lh_uv lh_net luv node" c)
 lb_c="C libuv (floor)"
 lb_lh_uv="luahost uv callbacks"
-lb_lh_net="luahost net"
+if [ -f "$top/scripts/echo.lua" ]; then lb_lh_net="luahost net (scripts/echo.lua)"
+else lb_lh_net="luahost net (bench/net_echo.lua)"; fi
 lb_luv="lua5.4 + luv"
 lb_node="node $(node --version 2>/dev/null)"
 
@@ -163,8 +169,7 @@ start_echo() {
     if ! lh_has 'require("net")'; then
       set_state "$n" "na luahost has no net module yet"
     elif [ -f "$top/scripts/echo.lua" ]; then
-      p=$(free_port)
-      start "$n" echo "$p" "$LUAHOST" "$top/scripts/echo.lua" 127.0.0.1 "$p"
+      start "$n" echo print "$LUAHOST" "$top/scripts/echo.lua" 127.0.0.1 0
     else
       start "$n" echo print "$LUAHOST" "$here/net_echo.lua"
     fi ;;
@@ -186,6 +191,9 @@ start_echo() {
 http_servers=$(only "nginx lh_http node_http" nginx)
 lb_nginx="nginx $(nginx -v 2>&1 | sed 's|.*nginx/||') (floor)"
 lb_lh_http="luahost scripts/http_server.lua"
+# Every HTTP server answers GET /hello with the same 12 bytes.
+HTTP_PATH=/hello
+HTTP_BODY="hello world"
 lb_node_http="node http"
 
 start_nginx() {
@@ -213,7 +221,7 @@ http {
   keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$p;
-    location / { default_type text/plain; return 200 "Hello, World!\n"; }
+    location / { default_type text/plain; return 200 "hello world\n"; }
   }
 }
 EOF
@@ -225,9 +233,8 @@ start_http() {
   nginx) start_nginx ;;
   lh_http)
     if [ -f "$top/scripts/http_server.lua" ]; then
-      p=$(free_port)
-      start lh_http http "$p" "$LUAHOST" "$top/scripts/http_server.lua" \
-        127.0.0.1 "$p" "$top/scripts"
+      start lh_http http print "$LUAHOST" "$top/scripts/http_server.lua" \
+        127.0.0.1 0 "$top/scripts"
     else
       set_state lh_http "na scripts/http_server.lua not written yet"
     fi ;;
@@ -292,10 +299,13 @@ cpu_ticks() {  # utime+stime of PID in clock ticks
   sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
 }
 
-check_http() {  # check_http PORT: a 200 with a non-empty body
-  hdr=$(curl -s -m 5 -D - -o "$tmp/body" "http://127.0.0.1:$1/") || return 1
-  printf '%s' "$hdr" | head -n 1 | grep -q '^HTTP/1\.[01] 200' || return 1
-  [ -s "$tmp/body" ]
+check_http() {  # check_http PORT: 200 and the expected body, keep-alive
+  hdr=$(curl -s -m 5 -D - -o "$tmp/body" "http://127.0.0.1:$1$HTTP_PATH") ||
+    return 1
+  printf '%s' "$hdr" | head -n 1 | grep -q '^HTTP/1\.1 200' || return 1
+  printf '%s' "$hdr" | grep -qi '^connection: *close' && return 1
+  [ "$(cat "$tmp/body")" = "$HTTP_BODY" ] &&
+    [ "$(wc -c <"$tmp/body")" -eq $((${#HTTP_BODY} + 1)) ]
 }
 
 run_http() {  # run_http SERVER RUN
@@ -308,7 +318,7 @@ run_http() {  # run_http SERVER RUN
   fi
   c0=$(cpu_ticks "$4")
   taskset -c $CLI_CPU wrk -t1 -c50 -d"$(awk -v d="$DUR" 'BEGIN { printf "%d", (d < 1) ? 1 : d + 0.5 }')s" --latency \
-    "http://127.0.0.1:$5/" >"$tmp/wrk.out" 2>&1
+    "http://127.0.0.1:$5$HTTP_PATH" >"$tmp/wrk.out" 2>&1
   st=$?
   c1=$(cpu_ticks "$4")
   if [ $st -ne 0 ] || grep -qE 'Non-2xx|Socket errors' "$tmp/wrk.out"; then

@@ -80,6 +80,8 @@ local legit = {
   tcp_keepalive = {[2] = {boolean = true}}, -- keepalive(enable[, delay])
   tcp_simultaneous_accepts = {[2] = {boolean = true}},
   udp_recv_start = {[2] = {["function"] = true}},
+  -- Lua turns numbers into strings: a numeric host or service is legal
+  getaddrinfo = {[1] = {number = true}, [2] = {number = true, string = true}},
 }
 -- async_send carries any plain values
 local plain = {number = true, string = true, boolean = true}

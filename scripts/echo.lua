@@ -1,0 +1,33 @@
+--[[
+echo.lua: a TCP echo server. Every byte a client sends comes back to it.
+
+  usage: luahost scripts/echo.lua [host] [port]
+         (defaults: 127.0.0.1 7000; port 0 picks a free port)
+  try:   socat - TCP:127.0.0.1:7000
+
+It prints "listening on HOST:PORT" once it is ready. Each connection runs in
+its own task: a client that goes quiet for a minute is dropped, and a client
+that misbehaves only ends its own connection.
+]]
+local net = require "net"
+
+local host = arg[1] or "127.0.0.1"
+local port = tonumber(arg[2] or 7000)
+
+-- idle_timeout: a client silent for a minute is dropped (each read or
+-- write waits at most that long).
+local server = assert(net.listen{host = host, port = port, idle_timeout = 60})
+local ip, bound = server:sockname()
+if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end -- IPv6
+print(("listening on %s:%d"):format(ip, bound))
+io.stdout:flush()
+
+server:serve(function(conn)
+  while true do
+    -- recv returns whatever arrived (up to the buffer size), so binary data
+    -- and partial lines are echoed at once.
+    local data = conn:recv()
+    if not data then break end -- "closed", "timeout", "ECONNRESET", ...
+    if not conn:write(data) then break end -- blocks while the peer is slow
+  end
+end) -- serve closes conn when the handler returns
