@@ -295,6 +295,10 @@ run_echo() {  # run_echo CASE SERVER RUN
   echo "case=$1 server=$2 run=$3 $out" >>"$res"
 }
 
+busy_ticks() {  # busy time of the machine (as loadgen counts it), ticks
+  awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
 cpu_ticks() {  # utime+stime of PID in clock ticks
   sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
 }
@@ -316,18 +320,24 @@ run_http() {  # run_http SERVER RUN
     set_state "$1" "fail bad HTTP answer"
     return 0
   fi
-  c0=$(cpu_ticks "$4")
-  taskset -c $CLI_CPU wrk -t1 -c50 -d"$(awk -v d="$DUR" 'BEGIN { printf "%d", (d < 1) ? 1 : d + 0.5 }')s" --latency \
-    "http://127.0.0.1:$5$HTTP_PATH" >"$tmp/wrk.out" 2>&1
+  b0=$(busy_ticks); c0=$(cpu_ticks "$4")
+  # wrk runs under a small sh that then reads its own cutime + cstime: the
+  # client's CPU time
+  taskset -c $CLI_CPU sh -c 'wrk "$@" >"$0" 2>&1; st=$?
+    sed "s/.*) //" /proc/$$/stat | awk "{ print \$14 + \$15 }" >"$0.cpu"
+    exit $st' "$tmp/wrk.out" -t1 -c50 --latency \
+    -d"$(awk -v d="$DUR" 'BEGIN { printf "%d", (d < 1) ? 1 : d + 0.5 }')s" \
+    "http://127.0.0.1:$5$HTTP_PATH"
   st=$?
-  c1=$(cpu_ticks "$4")
+  c1=$(cpu_ticks "$4"); b1=$(busy_ticks)
+  wc=$(cat "$tmp/wrk.out.cpu" 2>/dev/null || echo 0)
   if [ $st -ne 0 ] || grep -qE 'Non-2xx|Socket errors' "$tmp/wrk.out"; then
     failure "$1: wrk: $(cat "$tmp/wrk.out")"
     set_state "$1" "fail wrk reported errors"
     return 0
   fi
   awk -v case=http -v server="$1" -v run="$2" -v cpu=$((c1 - c0)) \
-      -v hz="$(getconf CLK_TCK)" '
+      -v cli="$wc" -v busy=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" '
     function us(v) {
       if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000
       if (v ~ /s$/) return v * 1e6; return v
@@ -338,9 +348,11 @@ run_http() {  # run_http SERVER RUN
     /^ +99%/ { p99 = us($2) }
     END {
       printf "case=%s server=%s run=%s msgs=%d msgs_per_s=%.0f p50_us=%.1f " \
-             "p99_us=%.1f srv_cpu_pct=%.0f cpu_us_per_msg=%.3f\n",
-             case, server, run, n, rps, p50, p99,
-             cpu / hz / secs * 100, cpu / hz * 1e6 / n
+             "p99_us=%.1f cli_cpu_pct=%.0f srv_cpu_pct=%.0f " \
+             "cpu_us_per_msg=%.3f other_cpu_pct=%.0f\n",
+             case, server, run, n, rps, p50, p99, cli / hz / secs * 100,
+             cpu / hz / secs * 100, cpu / hz * 1e6 / n,
+             (busy > cpu + cli) ? (busy - cpu - cli) / hz / secs * 100 : 0
     }' "$tmp/wrk.out" >>"$res"
 }
 
@@ -433,20 +445,20 @@ echo_table() {
 }
 
 http_table() {
-  echo "| server | requests/s | vs nginx | p50 µs | p99 µs | server CPU % | server CPU µs/req | vs nginx | target |"
-  echo "|---|--:|--:|--:|--:|--:|--:|--:|---|"
+  echo "| server | requests/s | vs nginx | p50 µs | p99 µs | client CPU % | server CPU % | other load % | server CPU µs/req | vs nginx | target |"
+  echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
   nm=$(med http nginx msgs_per_s); nc=$(med http nginx cpu_us_per_msg)
   for s in $http_servers; do
     m=$(med http "$s" msgs_per_s)
     if [ -z "$m" ]; then
-      echo "| $(label "$s") | n/a: $(note_for "$s") | | | | | | | |"
+      echo "| $(label "$s") | n/a: $(note_for "$s") | | | | | | | | | |"
       continue
     fi
     c=$(med http "$s" cpu_us_per_msg)
     rc=$(ratio "$c" "$nc")
     t=""
     [ "$s" = lh_http ] && t="$(target "$rc" ≤ 1.30) CPU"
-    echo "| $(label "$s") | $(fmt "$m" %.0f) | $(ratio "$m" "$nm") | $(fmt "$(med http "$s" p50_us)" %.1f) | $(fmt "$(med http "$s" p99_us)" %.1f) | $(fmt "$(med http "$s" srv_cpu_pct)" %.0f) | $(fmt "$c" %.3f) | $rc | $t |"
+    echo "| $(label "$s") | $(fmt "$m" %.0f) | $(ratio "$m" "$nm") | $(fmt "$(med http "$s" p50_us)" %.1f) | $(fmt "$(med http "$s" p99_us)" %.1f) | $(fmt "$(med http "$s" cli_cpu_pct)" %.0f) | $(fmt "$(med http "$s" srv_cpu_pct)" %.0f) | $(fmt "$(med http "$s" other_cpu_pct)" %.0f) | $(fmt "$c" %.3f) | $rc | $t |"
   done
 }
 
