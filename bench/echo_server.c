@@ -1,7 +1,11 @@
 /*
 ** echo_server.c: the floor of make bench, a plain C libuv TCP echo server.
-** Usage: echo_server [host [port]]   (default 127.0.0.1, port 0)
+** Usage: echo_server [host [port [fault]]]   (default 127.0.0.1, port 0)
 ** Prints "port N" on stdout once listening, then serves until killed.
+** fault is for the self-test of make bench, which checks that the load
+** generator notices a bad server: "corrupt:N" changes the byte at offset N
+** of each connection's echo, "close:N" closes a connection once it has
+** received more than N bytes.
 **
 ** It does what a careful hand-written libuv server does, so that every
 ** other server is measured against the best libuv can do: one shared read
@@ -19,6 +23,8 @@
 #define READ_BUF (64 * 1024)
 
 static char readbuf[READ_BUF];  /* shared: each read is echoed at once */
+static enum { NONE, CORRUPT, CLOSE } fault;
+static size_t fault_at;
 
 typedef struct {
   uv_write_t req;
@@ -57,6 +63,17 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   if (nread == 0) return;
+  if (fault != NONE) {
+    size_t seen = (size_t)s->data;  /* bytes this connection echoed */
+    s->data = (void *)(seen + (size_t)nread);
+    if (fault == CLOSE && seen + (size_t)nread > fault_at) {
+      uv_close((uv_handle_t *)s, on_close);
+      return;
+    }
+    if (fault == CORRUPT && seen <= fault_at
+        && fault_at < seen + (size_t)nread)
+      buf->base[fault_at - seen] ^= 0x20;
+  }
   uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
   int n = uv_try_write(s, &b, 1);
   if (n == nread) return;
@@ -86,6 +103,7 @@ static void on_connection(uv_stream_t *server, int status) {
   uv_tcp_t *c = malloc(sizeof *c);
   if (c == NULL) return;
   uv_tcp_init(server->loop, c);
+  c->data = NULL;
   if (uv_accept(server, (uv_stream_t *)c) < 0) {
     uv_close((uv_handle_t *)c, on_close);
     return;
@@ -102,6 +120,15 @@ int main(int argc, char **argv) {
   struct sockaddr_storage ss;
   int len = sizeof ss, r;
   signal(SIGPIPE, SIG_IGN);
+  if (argc > 3) {
+    fault = strncmp(argv[3], "corrupt:", 8) == 0 ? CORRUPT
+          : strncmp(argv[3], "close:", 6) == 0 ? CLOSE : NONE;
+    if (fault == NONE) {
+      fprintf(stderr, "echo_server: bad fault %s\n", argv[3]);
+      return 2;
+    }
+    fault_at = (size_t)atol(strchr(argv[3], ':') + 1);
+  }
   if ((r = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss)) < 0
       && (r = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)) < 0) {
     fprintf(stderr, "echo_server: bad address %s\n", host);

@@ -488,6 +488,25 @@ idle_table() {
   say "bench: build/loadgen or build/echo_server missing (run make -C bench)"
   exit 2
 }
+# Self-test: the load generator must notice a server that corrupts a byte
+# and one that closes early; otherwise no number below could be trusted.
+selftest() {  # selftest FAULT EXPECTED-MESSAGE
+  "$build/echo_server" 127.0.0.1 0 "$1" >"$tmp/self.out" 2>&1 </dev/null &
+  spid=$!
+  sport=$(wait_port_line "$tmp/self.out" "$spid") || sport=""
+  ok=0
+  if [ -n "$sport" ] && ! "$loadgen" -p "$sport" -c 2 -m 64 -w 4 -d 0.3 -W 0 \
+       >/dev/null 2>"$tmp/self.err" && grep -q "$2" "$tmp/self.err"; then
+    ok=1
+  fi
+  kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+  if [ $ok = 1 ]; then say "bench: self-test $1: caught ($2)"
+  else failure "self-test: loadgen did not report '$2' against a server with fault $1"
+  fi
+}
+selftest corrupt:10000 "differ from those sent"
+selftest close:10000 "early EOF"
+
 started=$(date +%s)
 say "bench: servers on core $SRV_CPU, clients on core $CLI_CPU;" \
     "$RUNS runs of ${DUR}s (+${WARM}s warm-up) per case; medians"
