@@ -290,6 +290,7 @@ run_echo() {  # run_echo CASE SERVER RUN
   if [ $? -ne 0 ]; then
     failure "$1 on $2: $(cat "$tmp/loadgen.err")"
     set_state "$2" "fail $1: $(head -n 1 "$tmp/loadgen.err")"
+    echo "case=$1 server=$2 run=$3 error=1" >>"$res"
     return 0
   fi
   echo "case=$1 server=$2 run=$3 $out" >>"$res"
@@ -318,6 +319,7 @@ run_http() {  # run_http SERVER RUN
   if ! check_http "$5"; then
     failure "$1: bad HTTP answer: $(head -c 200 "$tmp/body" 2>/dev/null)"
     set_state "$1" "fail bad HTTP answer"
+    echo "case=http server=$1 run=$2 error=1" >>"$res"
     return 0
   fi
   b0=$(busy_ticks); c0=$(cpu_ticks "$4")
@@ -334,6 +336,7 @@ run_http() {  # run_http SERVER RUN
   if [ $st -ne 0 ] || grep -qE 'Non-2xx|Socket errors' "$tmp/wrk.out"; then
     failure "$1: wrk: $(cat "$tmp/wrk.out")"
     set_state "$1" "fail wrk reported errors"
+    echo "case=http server=$1 run=$2 error=1" >>"$res"
     return 0
   fi
   awk -v case=http -v server="$1" -v run="$2" -v cpu=$((c1 - c0)) \
@@ -364,7 +367,7 @@ run_idle() {  # run_idle SERVER: a fresh server, IDLE connections
         2>"$tmp/loadgen.err")
   if [ $? -ne 0 ]; then
     failure "idle on $1: $(cat "$tmp/loadgen.err")"
-    echo "case=idle server=$1 error=1" >>"$res"
+    echo "case=idle server=$1 run=1 error=1" >>"$res"
   else
     echo "case=idle server=$1 $out" >>"$res"
   fi
@@ -408,10 +411,17 @@ targets_for() {
   esac
 }
 
-note_for() {  # the reason a server has no numbers
+note_for() {  # why a server has no numbers: "n/a: ..." or "FAILED: ..."
   set -- $(state "$1")
+  what="n/a:"
+  [ "$1" = fail ] && what="FAILED:"
+  [ "$1" = up ] && what="FAILED: (see the log)"
   shift
-  printf '%s' "$*"
+  printf '%s %s' "$what" "$*"
+}
+
+failed_in() {  # failed_in CASE SERVER: did a run of CASE on SERVER fail?
+  grep -q "^case=$1 server=$2 .*error=1" "$res"
 }
 
 echo_table() {
@@ -423,8 +433,8 @@ echo_table() {
     cc=$(med "$k" c cpu_us_per_msg)
     for s in $echo_servers; do
       m=$(med "$k" "$s" msgs_per_s)
-      if [ -z "$m" ]; then
-        echo "| $cl | $(label "$s") | n/a: $(note_for "$s") | | | | | | | | | | | |"
+      if [ -z "$m" ] || failed_in "$k" "$s"; then
+        echo "| $cl | $(label "$s") | $(note_for "$s") | | | | | | | | | | | |"
         continue
       fi
       b=$(med "$k" "$s" mb_per_s); c=$(med "$k" "$s" cpu_us_per_msg)
@@ -450,8 +460,8 @@ http_table() {
   nm=$(med http nginx msgs_per_s); nc=$(med http nginx cpu_us_per_msg)
   for s in $http_servers; do
     m=$(med http "$s" msgs_per_s)
-    if [ -z "$m" ]; then
-      echo "| $(label "$s") | n/a: $(note_for "$s") | | | | | | | | | |"
+    if [ -z "$m" ] || failed_in http "$s"; then
+      echo "| $(label "$s") | $(note_for "$s") | | | | | | | | | |"
       continue
     fi
     c=$(med http "$s" cpu_us_per_msg)
@@ -470,9 +480,9 @@ idle_table() {
     bpc=$(med idle "$s" bytes_per_conn)
     if [ -z "$bpc" ]; then
       r=$(note_for "${s}_idle")
-      [ -n "$idle_skip" ] && r=$idle_skip
-      grep -q "^case=idle server=$s error" "$res" && r="failed (see above)"
-      echo "| $(label "$s") | n/a: $r | | | | |"
+      [ -n "$idle_skip" ] && r="n/a: $idle_skip"
+      failed_in idle "$s" && r="FAILED: (see the log)"
+      echo "| $(label "$s") | $r | | | | |"
       continue
     fi
     t=""
