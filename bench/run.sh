@@ -510,10 +510,13 @@ selftest() {  # selftest FAULT EXPECTED-MESSAGE
     ok=1
   fi
   kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
-  if [ $ok = 1 ]; then say "bench: self-test $1: caught ($2)"
+  if [ $ok = 1 ]; then
+    say "bench: self-test $1: caught ($2)"
+    selftest_ok="$selftest_ok $1"
   else failure "self-test: loadgen did not report '$2' against a server with fault $1"
   fi
 }
+selftest_ok=""
 selftest corrupt:10000 "differ from those sent"
 selftest close:10000 "early EOF"
 
@@ -573,6 +576,13 @@ report() {
        "libuv $(pkg-config --modversion libuv 2>/dev/null || echo '?')," \
        "$RUNS runs of ${DUR} s per case (after ${WARM} s warm-up), medians;" \
        "the run took $(( $(date +%s) - started )) s."
+  echo
+  if [ "$selftest_ok" = " corrupt:10000 close:10000" ]; then
+    echo "Self-test passed: the load generator caught a flipped byte and an"
+    echo "early close from a fault-injecting server before anything was measured."
+  else
+    echo "**Self-test FAILED: the load generator missed an injected fault.**"
+  fi
   other=$(sed -n 's/.*other_cpu_pct=\([0-9]*\).*/\1/p' "$res" | sort -n |
     awk '{ a[NR] = $1 } END { if (NR) printf "%d %d", a[int((NR + 1) / 2)], a[NR] }')
   if [ -n "$other" ]; then
