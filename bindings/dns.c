@@ -6,6 +6,7 @@
 */
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -172,15 +173,32 @@ static void getaddrinfo_cb(uv_getaddrinfo_t *req, int status,
   lh_req_free(r);
 }
 
+/* The service: nil, a non-empty name or number string, or a port number
+** (written into buf). */
+static const char *check_service(lua_State *L, int idx, char *buf,
+                                 size_t size) {
+  if (lua_isnoneornil(L, idx)) return NULL;
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    snprintf(buf, size, "%d", (int)lh_check_range(L, idx, 0, 65535));
+    return buf;
+  }
+  if (lua_type(L, idx) != LUA_TSTRING)
+    luaL_typeerror(L, idx, "string, port number or nil");
+  if (lua_rawlen(L, idx) == 0)
+    luaL_argerror(L, idx, "empty service name");
+  return lua_tostring(L, idx);
+}
+
 /*
 ** getaddrinfo(host, service, hints [, cb]): host or service may be nil,
-** not both. Without cb: the list or fail. With cb: true, then cb(err, list)
-** from the loop.
+** not both; service may be a port number. Without cb: the list or fail.
+** With cb: true, then cb(err, list) from the loop.
 */
 static int dns_getaddrinfo(lua_State *L) {
   lh_ctx *ctx = lh_getctx(L);
-  const char *node = luaL_optstring(L, 1, NULL);
-  const char *service = luaL_optstring(L, 2, NULL);
+  char port[8];
+  const char *node = luaL_optstring(L, 1, NULL); /* luv: numbers too */
+  const char *service = check_service(L, 2, port, sizeof(port));
   struct addrinfo hints_s, *hints = check_hints(L, 3, &hints_s);
   int hascb = lh_opt_callable(L, 4), st;
   if (node == NULL && service == NULL)

@@ -5,6 +5,8 @@
 ** See Copyright Notice in README.md
 */
 #include "runtime.h"
+#include "daemon.h"
+#include "workers.h"
 
 /* luahost.resume(co, ...): wake a suspended task (stale wake-ups of a
 ** finished or cancelled task are ignored), the same path C events use. */
@@ -66,5 +68,7 @@ int luaopen_luahost(lua_State *L) {
   luaL_newlib(L, hostlib_functions);
   lua_pushliteral(L, HOST_VERSION);
   lua_setfield(L, -2, "version");
+  host_workers_lib(L);  /* worker(), exiting() */
+  host_daemon_lib(L);   /* listen_fds() */
   return 1;
 }

@@ -16,6 +16,8 @@
 
 #include "runtime.h"
 #include "options.h"
+#include "daemon.h"
+#include "workers.h"
 
 static const char *progname = HOST_NAME;
 
@@ -256,17 +258,17 @@ static int handle_luainit(lua_State *L) {
 
 /*
 ** pmain: everything that may raise, in protected mode. Arguments: argc
-** (integer) and argv (light userdata). Returns true when the main task
-** was started.
+** (integer), argv (light userdata), and what collectargs found (flags,
+** script index). Returns true when the main task was started.
 */
 static int pmain(lua_State *L) {
   lh_ctx *ctx = lh_getctx(L);
   int argc = (int)lua_tointeger(L, 1);
   char **argv = (char **)lua_touserdata(L, 2);
-  host_options *ho = (host_options *)lua_touserdata(L, 3);
-  int script = argc, args, steps;
+  int args = (int)lua_tointeger(L, 3);   /* collectargs, run by main */
+  int script = (int)lua_tointeger(L, 4);
+  int steps;
   luaL_checkversion(L);
-  args = collectargs(argv, argc, &script, ho);
   if (args == has_error) {
     if (script < argc && argv[script][0] == '-' && argv[script][1] != '-')
       print_usage(argv[script]);
@@ -316,15 +318,65 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
+/* {====================================================== process */
+
+/*
+** The process around the script, set up before any Lua state exists:
+** daemon mode, the pid file, listening sockets; with --workers this
+** process becomes the supervisor and never runs the script. Returns 1
+** when main must return *code now.
+*/
+static int setup_process(const host_options *ho, int argc, char **argv,
+                         int script, int *code) {
+  int worker = host_worker_init();
+  *code = EXIT_FAILURE;
+  if (worker != 0) /* the supervisor did the rest */
+    return worker < 0 || host_listen_init(NULL, 1) != 0;
+  if (ho->workers != 0 &&
+      (script >= argc || strcmp(argv[script], "-") == 0)) {
+    fprintf(stderr, "%s: --workers needs a script file\n", progname);
+    return 1;
+  }
+  if (host_daemon_check(ho) != 0) return 1;
+  if (ho->daemon && host_daemonize(ho) != 0) return 1;
+  if ((ho->pidfile && host_pidfile_create(ho->pidfile) != 0) ||
+      host_listen_init(ho, 0) != 0) {
+    host_daemon_ready(0);
+    return 1;
+  }
+  if (ho->workers == 0) return 0;
+  *code = host_supervise(ho, argc, argv, script);
+  return 1;
+}
+
+/* The main chunk ran to its first wait (sockets are bound by now): drop
+** privileges, then tell whoever waits for this process that it started. */
+static void process_started(lh_ctx *ctx, const host_options *ho, int ok) {
+  if (ok && ho->user && host_drop_privileges(ho->user) != 0) {
+    lh_report("refusing to go on with the privileges it has");
+    ok = 0;
+    ctx->fatal = 1;
+    ctx->exit_code = EXIT_FAILURE;
+  }
+  if (ok) host_worker_started();
+  host_daemon_ready(ok);
+}
+
+/* }====================================================== */
+
 int main(int argc, char **argv) {
   lh_ctx ctx;
   host_options ho;
   lua_State *L;
-  int status, ok;
+  int status, ok, args, script = argc, code;
   if (argv[0] && argv[0][0]) progname = argv[0];
   signal(SIGPIPE, SIG_IGN); /* a closed peer is an error, not a death */
-  memset(&ctx, 0, sizeof(ctx));
   host_options_init(&ho);
+  args = collectargs(argv, argc, &script, &ho);
+  if (args != has_error && !(args & has_help) &&
+      setup_process(&ho, argc, argv, script, &code))
+    return code;
+  memset(&ctx, 0, sizeof(ctx));
   ctx.loop = uv_default_loop();
   ctx.task_finish_ref = LUA_NOREF;
   ctx.callback_errors_fatal = 1;
@@ -334,12 +386,16 @@ int main(int argc, char **argv) {
     lh_report("cannot create state: not enough memory");
     return EXIT_FAILURE;
   }
-  host_signals_init(&ctx);
+  if (host_is_worker() || ho.daemon || ho.pidfile)
+    host_drain_init(&ctx, ho.drain, /* SIGTERM drains, then exit 0 */
+                    !host_is_worker() && ho.log != NULL);
+  if (!host_is_worker()) host_signals_init(&ctx);
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);
   lua_pushlightuserdata(L, argv);
-  lua_pushlightuserdata(L, &ho);
-  status = lua_pcall(L, 3, 1, 0);
+  lua_pushinteger(L, args);
+  lua_pushinteger(L, script);
+  status = lua_pcall(L, 4, 1, 0);
   ok = lua_toboolean(L, -1);
   if (status != LUA_OK) host_report(L, status);
   lua_settop(L, 0);
@@ -347,6 +403,7 @@ int main(int argc, char **argv) {
     ctx.fatal = 1;
     ctx.exit_code = EXIT_FAILURE;
   }
+  process_started(&ctx, &ho, status == LUA_OK && ok && !ctx.fatal);
   host_run_loop(&ctx);
   return host_shutdown(&ctx, L);
 }

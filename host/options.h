@@ -6,9 +6,20 @@
 #ifndef HOST_OPTIONS_H
 #define HOST_OPTIONS_H
 
+#define HOST_MAX_LISTEN 16   /* --listen given at most this many times */
+
 typedef struct host_options {
-  int unused; /* process-group and daemon options come here */
+  int workers;         /* --workers N: 0 = no supervisor, -1 = auto */
+  double drain;        /* --drain SECONDS: grace for open connections */
+  int daemon;          /* --daemon: detach from the terminal */
+  const char *log;     /* --log FILE: daemon's stdout/stderr (append) */
+  const char *pidfile; /* --pidfile FILE */
+  const char *user;    /* --user USER[:GROUP]: drop privileges to */
+  int nlisten;         /* --listen ADDR: bound before the script runs */
+  const char *listen[HOST_MAX_LISTEN];
 } host_options;
+
+#define HOST_DEFAULT_DRAIN 10.0
 
 void host_options_init(host_options *ho);
 /* Parse the option at argv[0] (argc left). Returns how many argv entries

@@ -14,6 +14,7 @@
 #include "netcore.h"
 
 int luaopen_luahost(lua_State *L);
+int luaopen_luahost_thread(lua_State *L);
 
 /* {====================================================== state */
 
@@ -63,6 +64,7 @@ static int host_os_exit(lua_State *L) {
 /* The C modules built into the binary, preloaded by name. */
 static const luaL_Reg c_modules[] = {
   {"luahost", luaopen_luahost},
+  {"luahost.thread", luaopen_luahost_thread},
   {"luv", load_luv},
   {"net.core", luaopen_net_core},
   {"uv", luaopen_uv},

@@ -140,6 +140,10 @@ static int tmo_add(core *K, tmo *t, int kind, uint64_t ms) {
     K->heap = nh;
     K->cap = ncap;
   }
+  /* The loop's clock is as old as this loop iteration (or the start of
+  ** the host, for a main chunk that has not waited yet): a deadline must
+  ** not come early by that much. (A cheap coarse clock read.) */
+  uv_update_time(K->ctx->loop);
   t->due = uv_now(K->ctx->loop) + ms;
   t->seq = K->seq++;
   t->kind = kind;

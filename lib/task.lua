@@ -107,6 +107,27 @@ local function close_owned(t)
   end
 end
 
+
+-- Joiners are woken through one trampoline: a joiner that finishes in turn
+-- queues its own joiners instead of resuming them from inside this call,
+-- so a long chain of joins never deepens the C stack.
+local ready, ready_head, ready_tail, draining = {}, 1, 0, false
+local function wake_joiners(list)
+  for i = 1, #list do
+    ready_tail = ready_tail + 1
+    ready[ready_tail] = list[i]
+  end
+  if draining then return end
+  draining = true
+  while ready_head <= ready_tail do
+    local co = ready[ready_head]
+    ready[ready_head] = nil
+    ready_head = ready_head + 1
+    resume(co)
+  end
+  ready_head, ready_tail, draining = 1, 0, false
+end
+
 -- The finish hook the host calls when a task returns or fails.
 function task._finish(co, ok, ...)
   local t = tasks[co]
@@ -138,7 +159,7 @@ function task._finish(co, ok, ...)
   local joiners = t.joiners
   if joiners then
     t.joiners = nil
-    for i = 1, #joiners do resume(joiners[i]) end
+    wake_joiners(joiners)
   end
 end
 
@@ -304,5 +325,43 @@ end
 function Task:__tostring()
   return "task (" .. self.status .. ")"
 end
+
+-- {===== worker processes and threads (host/workers.c, host/thread.c) =====
+-- Kept in one block at the end: owned by the workers branch.
+local thread = require "luahost.thread"
+
+--- This worker's id (1..count) and the worker count, or nil when the
+--- process is not one of a --workers group.
+function task.worker()
+  local id, count = host.worker()
+  if id == nil then return nil end
+  return id, count
+end
+
+--- True once this process started to drain (SIGTERM under --workers,
+--- --daemon or --pidfile): finish the work at hand, take no new work.
+function task.exiting()
+  return host.exiting()
+end
+
+-- A cancel resumes the waiting task with the marker: raise it (the job
+-- was detached and told to stop).
+local function thread_result(a, ...)
+  if a == CANCEL then error(CANCEL, 0) end
+  return a, ...
+end
+
+--- Run fn_or_source(...) in a fresh Lua state on libuv's thread pool and
+--- wait for it: its results, or nil, err (with the thread's traceback).
+function task.thread(fn, ...)
+  local t = type(fn)
+  if t ~= "function" and t ~= "string" then
+    error("bad argument #1 to 'thread' (function or string expected, got " ..
+      t .. ")", 2)
+  end
+  current("task.thread")
+  return thread_result(thread.run(fn, ...))
+end
+-- }=====
 
 return task

@@ -369,7 +369,8 @@ local function read_request(conn)
   end
   local cl = tonumber(headers["content-length"])
   if cl and cl > MAX_BODY then return nil, 413, req end
-  if (headers.expect or ""):lower() == "100-continue" then
+  if version == "HTTP/1.1" and (headers.expect or ""):lower() == "100-continue"
+  then
     conn:write("HTTP/1.1 100 Continue\r\n\r\n") -- go on, send the body
   end
   req.body, status = read_body(conn, req)

@@ -263,4 +263,16 @@ describe("task", function()
       end)
     end)
   end)
+
+  it("a long chain of joins finishes without deepening the C stack",
+     function()
+    -- each task joins the previous one: finishing the first wakes all
+    run_task(function()
+      local last = task.spawn(function() task.sleep(0.01) return 0 end)
+      for _ = 1, 3000 do
+        last = task.spawn(function(p) return p:join() + 1 end, last)
+      end
+      assert.equal(3000, last:join())
+    end)
+  end)
 end)

@@ -1,0 +1,604 @@
+-- --workers: a supervisor that runs no script, N workers that each run it,
+-- restarts with back-off, graceful stop, zero-downtime reload.
+local proc = require "process_helper"
+local uv = require "uv"
+
+-- The script every worker runs: prints "<tag> worker <id> <count> <pid>"
+-- and stays alive (a ticking timer) until a drain, which it reports.
+local function worker_script(tag, extra)
+  return ([[
+local task = require "task"
+local uv = require "uv"
+local id, count = task.worker()
+local pid = io.open("/proc/self/stat"):read("n")
+print(%q .. " worker " .. tostring(id) .. " " .. tostring(count) .. " " .. pid)
+io.stdout:flush()
+%s
+local t = uv.new_timer()
+t:start(20, 20, function()
+  if task.exiting() then
+    print("draining " .. id .. " " .. pid)
+    io.stdout:flush()
+    t:close()
+  end
+end)
+]]):format(tag, extra or "")
+end
+
+local function script_file(text)
+  local name = tmpname() .. ".lua"
+  proc.write(name, text)
+  return name
+end
+
+-- The pids of the workers that printed "<tag> worker <id> ...", by id.
+local function worker_pids(out, tag)
+  local pids = {}
+  for id, pid in out:gmatch(tag .. " worker (%d+) %d+ (%d+)") do
+    pids[tonumber(id)] = tonumber(pid)
+  end
+  return pids
+end
+
+local function count_keys(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
+describe("luahost --workers", function()
+  it("runs the script in N workers, each knowing its id and the count; " ..
+     "the supervisor does not run it", function()
+    local script = script_file([[
+      local task = require "task"
+      local id, count = task.worker()
+      print("id " .. tostring(id) .. " of " .. tostring(count))]])
+    local out, err, code = run_host({"--workers", "3", script})
+    assert.equal(0, code)
+    assert.equal("", err)
+    local seen = {}
+    for id, count in out:gmatch("id (%d+) of (%d+)") do
+      assert.equal("3", count)
+      seen[#seen + 1] = tonumber(id)
+    end
+    table.sort(seen)
+    assert.same({1, 2, 3}, seen)
+    assert.not_matches("nil", out) -- nobody ran it outside the group
+  end)
+
+  it("gives nil from task.worker() outside a worker group", function()
+    local out, _, code = run_host({"-e",
+      "print(select('#', require('task').worker()), " ..
+      "require('task').worker())"})
+    assert.equal(0, code)
+    assert.equal("1\tnil\n", out)
+  end)
+
+  it("starts one worker per core with --workers auto", function()
+    local script = script_file([[
+      print("count " .. select(2, require("task").worker()))]])
+    local out, _, code = run_host({"--workers", "auto", script})
+    assert.equal(0, code)
+    local nproc = tonumber(io.popen("nproc"):read("a"))
+    local lines = select(2, out:gsub("count " .. nproc .. "\n", ""))
+    assert.equal(nproc, lines)
+  end)
+
+  it("refuses a bad count and a missing script", function()
+    local _, err, code = run_host({"--workers", "0", "x.lua"})
+    assert.equal(1, code)
+    assert.matches("bad value '0' for %-%-workers", err)
+    _, err, code = run_host({"--workers", "2", "-e", "print(1)"})
+    assert.equal(1, code)
+    assert.matches("%-%-workers needs a script file", err)
+    _, err, code = run_host({"--drain", "soon", "-e", "print(1)"})
+    assert.equal(1, code)
+    assert.matches("bad value 'soon' for %-%-drain", err)
+    _, err, code = run_host({"--workers"})
+    assert.equal(1, code)
+    assert.matches("'%-%-workers' needs a value", err)
+  end)
+
+  it("restarts a worker killed by SIGKILL, logging the signal", function()
+    local p = proc.start({"--workers", "2", script_file(worker_script("A"))})
+    finally(function() p:stop() end)
+    proc.wait(function() return count_keys(worker_pids(p:out(), "A")) == 2 end,
+      nil, "two workers")
+    local victim = worker_pids(p:out(), "A")[1]
+    proc.kill(victim, "KILL")
+    p:wait_for("worker 1 %(pid " .. victim ..
+      "%) was killed by signal 9 %(SIGKILL%)", nil, "err")
+    proc.wait(function()
+      local pid = worker_pids(p:out(), "A")[1]
+      return pid ~= victim and proc.alive(pid)
+    end, nil, "worker 1 to be replaced")
+    assert.is_true(proc.alive(worker_pids(p:out(), "A")[2]))
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+  end)
+
+  it("leaves no orphan when the supervisor is killed", function()
+    local p = proc.start({"--workers", "2", script_file(worker_script("O"))})
+    finally(function() p:stop() end)
+    proc.wait(function() return count_keys(worker_pids(p:out(), "O")) == 2 end)
+    local pids = worker_pids(p:out(), "O")
+    p:signal("KILL")
+    p:wait_exit()
+    proc.wait(function()
+      return not proc.alive(pids[1]) and not proc.alive(pids[2])
+    end, nil, "the workers to go with their supervisor")
+  end)
+
+  it("runs as a daemon with a pid file", function()
+    local pidfile, log = tmpname(), tmpname()
+    os.remove(pidfile)
+    local out, err, code = run_host({"--daemon", "--pidfile", pidfile,
+      "--log", log, "--workers", "2", script_file(worker_script("D"))})
+    local pid = tonumber(proc.slurp(pidfile):match("%d+"))
+    finally(function() if pid then proc.kill(pid, "KILL") end end)
+    assert.equal(0, code, err)
+    assert.equal("", out)
+    -- started means ready: both workers printed before the starter left
+    local pids = worker_pids(proc.slurp(log), "D")
+    assert.equal(2, count_keys(pids))
+    proc.kill(pid, "TERM")
+    proc.wait(function()
+      return not proc.alive(pid) and not proc.alive(pids[1]) and
+        not proc.alive(pids[2])
+    end, nil, "the daemon and its workers to stop")
+    assert.is_nil(io.open(pidfile))
+    assert.matches("draining 1 ", proc.slurp(log))
+    assert.matches("draining 2 ", proc.slurp(log))
+  end)
+
+  it("refuses at once a script that does not compile", function()
+    local script = script_file("local x = = 1")
+    local out, err, code = run_host({"--workers", "2", script})
+    assert.equal(1, code)
+    assert.equal("", out)
+    assert.matches("^luahost: .-:1: unexpected symbol near '='\n$", err)
+  end)
+
+  it("gives up, exit 1, when workers die at start-up in a loop", function()
+    local script = script_file("error('broken at start')")
+    local t0 = os.time()
+    local _, err, code = run_host({"--workers", "2", script})
+    assert.equal(1, code)
+    assert.matches("broken at start", err)
+    assert.matches("workers keep dying at start%-up %(5 in a row, the " ..
+      "last exited with status 1%); giving up", err)
+    assert.is_true(os.time() - t0 < 10)
+  end)
+
+  it("drains on SIGTERM: task.exiting() turns true, then exit 0", function()
+    local p = proc.start({"--workers", "2", script_file(worker_script("B"))})
+    finally(function() p:stop() end)
+    proc.wait(function() return count_keys(worker_pids(p:out(), "B")) == 2 end)
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+    local out = p:out()
+    assert.matches("draining 1 ", out)
+    assert.matches("draining 2 ", out)
+  end)
+
+  it("calls task.on_signal('sigterm', fn) watchers when a drain starts",
+     function()
+    local p = proc.start({"--workers", "2", script_file([[
+      local task = require "task"
+      local id = task.worker()
+      local stop
+      stop = task.on_signal("sigterm", function()
+        print("on_signal " .. id)
+        io.stdout:flush()
+        stop()
+      end)
+      print("up " .. id)
+      io.stdout:flush()]])})
+    finally(function() p:stop() end)
+    p:wait_for("up 1")
+    p:wait_for("up 2")
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+    assert.matches("on_signal 1\n", p:out())
+    assert.matches("on_signal 2\n", p:out())
+  end)
+
+  it("stops at the drain deadline, and at once on a second signal",
+     function()
+    -- this script never finishes by itself
+    local script = script_file(worker_script("C",
+      "require('uv').new_timer():start(10, 10, function() end)"))
+    local p = proc.start({"--workers", "1", "--drain", "0.3", script})
+    finally(function() p:stop() end)
+    p:wait_for("C worker 1 ")
+    local t0 = uv.hrtime()
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit(5))
+    local took = (uv.hrtime() - t0) / 1e9
+    assert.is_true(took >= 0.3, "stopped before the deadline: " .. took)
+    assert.matches("drain time is over", p:err())
+    local q = proc.start({"--workers", "1", "--drain", "60", script})
+    finally(function() q:stop() end)
+    q:wait_for("C worker 1 ")
+    q:signal("TERM")
+    q:wait_for("draining 1")
+    t0 = uv.hrtime()
+    q:signal("INT")
+    assert.equal(0, q:wait_exit(5)) -- not the 60 s of --drain
+    assert.is_true((uv.hrtime() - t0) / 1e9 < 2)
+  end)
+
+  it("reloads on SIGHUP: a new generation reads the script again, then " ..
+     "the old one drains", function()
+    local script = script_file(worker_script("v1"))
+    local p = proc.start({"--workers", "2", script})
+    finally(function() p:stop() end)
+    proc.wait(function() return count_keys(worker_pids(p:out(), "v1")) == 2 end)
+    local old = worker_pids(p:out(), "v1")
+    proc.write(script, worker_script("v2"))
+    p:signal("HUP")
+    proc.wait(function() return count_keys(worker_pids(p:out(), "v2")) == 2 end,
+      nil, "the new generation")
+    p:wait_for("reloaded: generation 2 serving", nil, "err")
+    proc.wait(function()
+      return not proc.alive(old[1]) and not proc.alive(old[2])
+    end, nil, "the old workers to exit")
+    assert.matches("draining 1 " .. old[1], p:out())
+    assert.matches("draining 2 " .. old[2], p:out())
+    local new = worker_pids(p:out(), "v2")
+    assert.is_true(proc.alive(new[1]) and proc.alive(new[2]))
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+  end)
+
+  it("keeps the old workers when the new script does not compile or " ..
+     "fails at start", function()
+    local script = script_file(worker_script("ok"))
+    local p = proc.start({"--workers", "2", script})
+    finally(function() p:stop() end)
+    proc.wait(function() return count_keys(worker_pids(p:out(), "ok")) == 2 end)
+    local old = worker_pids(p:out(), "ok")
+    proc.write(script, "this is not Lua\n")
+    p:signal("HUP")
+    p:wait_for("reload: .-:1: syntax error near .-; keeping the old " ..
+      "workers", nil, "err")
+    proc.write(script, "error('fails at start')\n")
+    p:signal("HUP")
+    p:wait_for("reload failed: new worker %d %(pid %d+%) exited with " ..
+      "status 1; keeping the old workers", nil, "err")
+    assert.is_true(proc.alive(old[1]) and proc.alive(old[2]))
+    assert.not_matches("draining", p:out())
+    assert.is_nil(p:code())
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+  end)
+end)
+
+-- {===== sockets shared by the workers (--listen: bound once by the
+-- supervisor, inherited by every worker of every generation) =====
+
+-- A line server on the inherited socket: "slow" is answered after
+-- 0.5 s, anything else at once, with "<tag> <worker id>" (or the value
+-- of the Lua expression `reply`). Written with raw uv (the machinery
+-- alone) and with net (what scripts use).
+local function uv_server_script(tag, reply)
+  return ([[
+local uv = require "uv"
+local task = require "task"
+local id = task.worker()
+local l = require("luahost").listen_fds()[1]
+local server = uv.new_tcp()
+assert(server:open(l.fd))
+assert(server:listen(511, function(err)
+  assert(not err, err)
+  local c = uv.new_tcp()
+  assert(server:accept(c))
+  c:read_start(function(rerr, data)
+    if rerr or not data then
+      if not c:is_closing() then c:close() end
+      return
+    end
+    local reply = %s .. "\n"
+    if data:match("slow") then
+      print("slow request " .. id)
+      io.stdout:flush()
+      local t = uv.new_timer()
+      t:start(500, 0, function()
+        t:close()
+        c:write("slow done " .. reply)
+      end)
+    else
+      c:write(reply)
+    end
+  end)
+end))
+print("ready " .. id .. " " .. l.port .. " " ..
+  io.open("/proc/self/stat"):read("n"))
+io.stdout:flush()
+]]):format(reply or ("%q .. ' ' .. id"):format(tag))
+end
+
+local function net_server_script(tag, reply)
+  return ([[
+local net = require "net"
+local task = require "task"
+local id = task.worker()
+local l = require("luahost").listen_fds()[1]
+local server = assert(net.listen{fd = l.fd})
+require("luahost").on_drain(function() server:close() end)
+print("ready " .. id .. " " .. l.port .. " " ..
+  io.open("/proc/self/stat"):read("n"))
+io.stdout:flush()
+server:serve(function(conn)
+  for line in conn:lines() do
+    local reply = %s
+    if line:match("slow") then
+      print("slow request " .. id)
+      io.stdout:flush()
+      task.sleep(0.5)
+      conn:write("slow done " .. reply .. "\n")
+    else
+      conn:write(reply .. "\n")
+    end
+  end
+end)
+]]):format(reply or ("%q .. ' ' .. id"):format(tag))
+end
+
+-- One request: connect, send line, read one reply line; cb(err, reply).
+local function request(port, line, cb)
+  local c = uv.new_tcp()
+  local buf, finished = "", false
+  local function finish(err, reply)
+    if finished then return end
+    finished = true
+    if not c:is_closing() then c:close() end
+    cb(err, reply)
+  end
+  local ok, e = c:connect("127.0.0.1", port, function(err)
+    if err then return finish(err) end
+    c:write(line .. "\n")
+    c:read_start(function(rerr, data)
+      if rerr then return finish(rerr) end
+      if not data then return finish("EOF before a reply") end
+      buf = buf .. data
+      local reply = buf:match("^(.-)\n")
+      if reply then finish(nil, reply) end
+    end)
+  end)
+  if not ok then finish(e) end
+end
+
+-- n requests at once; returns replies by tag and id, and the errors.
+local function burst(port, n)
+  local done, errors, ids = 0, {}, {}
+  for _ = 1, n do
+    request(port, "hi", function(err, reply)
+      done = done + 1
+      if err then errors[#errors + 1] = err
+      else ids[reply] = (ids[reply] or 0) + 1 end
+    end)
+  end
+  proc.wait(function() return done == n end, nil, n .. " replies")
+  return ids, errors
+end
+
+local function start_group(script, n, own_sockets)
+  local args = {"--workers", tostring(n), "--drain", "5", script}
+  if not own_sockets then -- the supervisor binds, the workers inherit
+    table.insert(args, 1, "--listen")
+    table.insert(args, 2, "127.0.0.1:0")
+  end
+  local p = proc.start(args)
+  local port
+  proc.wait(function()
+    local seen = 0
+    for _, pt in p:out():gmatch("ready (%d+) (%d+)") do
+      seen, port = seen + 1, tonumber(pt)
+    end
+    return seen >= n
+  end, nil, n .. " workers ready")
+  return p, port
+end
+
+local function shared_socket_specs(flavour)
+local server_script = flavour == "net" and net_server_script or
+  uv_server_script
+
+describe("luahost --workers with --listen, " .. flavour .. " server",
+         function()
+  after_each(function() assert_clean() end)
+
+  it("spreads 200 concurrent clients over 2 workers", function()
+    local p, port = start_group(script_file(server_script("one")), 2)
+    finally(function() p:stop() end)
+    local ids, errors = burst(port, 200)
+    assert.same({}, errors)
+    assert.is_true((ids["one 1"] or 0) > 0 and (ids["one 2"] or 0) > 0,
+      "replies by worker: " .. tostring(ids["one 1"]) .. ", " ..
+      tostring(ids["one 2"]))
+    assert.equal(200, (ids["one 1"] or 0) + (ids["one 2"] or 0))
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+  end)
+
+  it("keeps serving while a SIGKILLed worker is replaced", function()
+    local p, port = start_group(script_file(worker_script("K") .. "\n" ..
+      server_script("two")), 2)
+    finally(function() p:stop() end)
+    local victim = worker_pids(p:out(), "K")[1]
+    proc.kill(victim, "KILL")
+    local ids, errors = burst(port, 50) -- while worker 1 is gone
+    assert.same({}, errors)
+    assert.equal(50, ids["two 2"])
+    p:wait_for("restarting worker 1", nil, "err")
+    proc.wait(function()
+      local pid = worker_pids(p:out(), "K")[1]
+      return pid ~= victim
+    end, nil, "worker 1 to be replaced")
+    ids, errors = burst(port, 50)
+    assert.same({}, errors)
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+  end)
+
+  it("lets an in-flight slow request finish on SIGTERM, then exits 0",
+     function()
+    local p, port = start_group(script_file(server_script("three")), 1)
+    finally(function() p:stop() end)
+    local err, reply
+    request(port, "slow", function(e, r) err, reply = e or false, r end)
+    p:wait_for("slow request 1")
+    p:signal("TERM")
+    proc.wait(function() return err ~= nil end, nil, "the slow reply")
+    assert.is_false(err)
+    assert.equal("slow done three 1", reply)
+    assert.equal(0, p:wait_exit())
+  end)
+
+  it("reloads on SIGHUP without a refused or reset connection", function()
+    local script = script_file(server_script("v1"))
+    local p, port = start_group(script, 2)
+    finally(function() p:stop() end)
+    -- four clients in a loop, one request after another, throughout
+    local stats, errors, running = {}, {}, true
+    local active = 0
+    local function client()
+      active = active + 1
+      local function again()
+        if not running then
+          active = active - 1
+          return
+        end
+        request(port, "hi", function(e, r)
+          if e then errors[#errors + 1] = e
+          else
+            local tag = r:match("^(%S+)")
+            stats[tag] = (stats[tag] or 0) + 1
+          end
+          again()
+        end)
+      end
+      again()
+    end
+    for _ = 1, 4 do client() end
+    proc.wait(function() return (stats.v1 or 0) >= 20 end, nil, "v1 replies")
+    local old = {}
+    for pid in p:out():gmatch("ready %d+ %d+ (%d+)") do old[#old + 1] = pid end
+    proc.write(script, server_script("v2"))
+    p:signal("HUP")
+    p:wait_for("reloaded: generation 2 serving", nil, "err")
+    proc.wait(function() return select(2, p:out():gsub("ready", "")) >= 4 end)
+    -- until the old generation is gone, and a little more
+    local v2_at_exit
+    proc.wait(function()
+      if proc.alive(old[1]) or proc.alive(old[2]) then return false end
+      v2_at_exit = v2_at_exit or (stats.v2 or 0)
+      return (stats.v2 or 0) >= v2_at_exit + 50
+    end, nil, "v2 replies after the old generation exited")
+    if os.getenv("SPEC_VERBOSE") then
+      print(("\nreload: %d v1 and %d v2 replies, %d errors"):format(
+        stats.v1, stats.v2, #errors))
+    end
+    running = false
+    proc.wait(function() return active == 0 end)
+    assert.same({}, errors)
+    assert.is_true(stats.v1 >= 20 and stats.v2 >= 50)
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+  end)
+
+  it("keeps the old workers serving when the new script is broken",
+     function()
+    local script = script_file(server_script("old"))
+    local p, port = start_group(script, 2)
+    finally(function() p:stop() end)
+    proc.write(script, "local broken = \n")
+    p:signal("HUP")
+    p:wait_for("keeping the old workers", nil, "err")
+    local ids, errors = burst(port, 20)
+    assert.same({}, errors)
+    assert.equal(20, (ids["old 1"] or 0) + (ids["old 2"] or 0))
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+  end)
+  if flavour == "net" then
+  it("drains net servers too: each worker's own SO_REUSEPORT socket, " ..
+     "serve() returns, the slow request finishes", function()
+    -- a free port for every worker to bind with SO_REUSEPORT
+    local probe = uv.new_tcp()
+    assert(probe:bind("127.0.0.1", 0))
+    local port = probe:getsockname().port
+    probe:close()
+    local script = script_file([[
+      local net = require "net"
+      local task = require "task"
+      local id = task.worker()
+      local server = assert(net.listen{host = "127.0.0.1", port = ]] ..
+        port .. [[, reuseport = true})
+      require("luahost").on_drain(function() server:close() end)
+      print("ready " .. id .. " ]] .. port .. [[ 0")
+      io.stdout:flush()
+      print("served " .. id, server:serve(function(conn)
+        for line in conn:lines() do
+          if line == "slow" then
+            print("slow request " .. id)
+            io.stdout:flush()
+            task.sleep(0.5)
+          end
+          conn:write("net " .. id .. " " .. line .. "\n")
+        end
+      end))]])
+    local p = start_group(script, 2, true)
+    finally(function() p:stop() end)
+    local ids, errors = burst(port, 20)
+    assert.same({}, errors)
+    assert.equal(20, (ids["net 1 hi"] or 0) + (ids["net 2 hi"] or 0))
+    local err, reply
+    request(port, "slow", function(e, r) err, reply = e or false, r end)
+    p:wait_for("slow request %d")
+    p:signal("TERM")
+    proc.wait(function() return err ~= nil end, nil, "the slow reply")
+    assert.is_false(err)
+    assert.matches("^net %d slow$", reply)
+    assert.equal(0, p:wait_exit())
+    assert.matches("served 1\ttrue", p:out())
+    assert.matches("served 2\ttrue", p:out())
+  end)
+  end
+
+  it("serves a privileged port as nobody: bound by the root supervisor",
+     function()
+    if io.popen("id -u"):read("n") ~= 0 then
+      pending("needs root: binding port 80 and dropping privileges")
+      return
+    end
+    if not PRIVATE_NET then
+      pending("needs the private network namespace: port 80 may be taken")
+      return
+    end
+    -- the reply names the worker's uid when it answers (after the drop)
+    local script = script_file([[
+      local function uid()
+        for line in io.lines("/proc/self/status") do
+          local u = line:match("^Uid:%s+(%d+)")
+          if u then return u end
+        end
+      end
+      ]] .. server_script(nil, '"uid " .. uid()'))
+    local p = proc.start({"--workers", "1", "--listen", "127.0.0.1:80",
+      "--user", "nobody", script})
+    finally(function() p:stop() end)
+    p:wait_for("ready 1 80 ")
+    local ids, errors = burst(80, 1)
+    assert.same({}, errors)
+    local nobody = io.popen("id -u nobody"):read("a"):match("%d+")
+    assert.equal(1, ids["uid " .. nobody])
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit())
+  end)
+end)
+end
+
+shared_socket_specs("uv")
+shared_socket_specs("net")
