@@ -401,8 +401,9 @@ int main(int argc, char **argv) {
       default: usage();
     }
   }
-  if (port <= 0 || nconns <= 0 || msgsize <= 0 || msgsize > MAXMSG
-      || inflight <= 0 || duration <= 0 || warmup < 0
+  /* a write sends up to W messages at once, straight from the pattern */
+  if (port <= 0 || nconns <= 0 || msgsize <= 0 || inflight <= 0
+      || (long long)msgsize * inflight > MAXMSG || duration <= 0 || warmup < 0
       || (idle_mode && server_pid <= 0))
     usage();
   pattern = malloc(PATLEN + MAXMSG + READ_BUF);
