@@ -385,6 +385,13 @@ med() {  # med CASE SERVER KEY: median over the runs, empty if none
     sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'
 }
 
+spread() {  # spread CASE SERVER KEY: " ±N%", half the range of the runs
+  grep "^case=$1 server=$2 " "$res" | tr ' ' '\n' | sed -n "s/^$3=//p" |
+    sort -g | awk '{ a[NR] = $1 } END {
+      m = a[int((NR + 1) / 2)]
+      if (NR > 1 && m > 0) printf " ±%.0f%%", (a[NR] - a[1]) / 2 / m * 100 }'
+}
+
 # fmt VALUE FORMAT: printf with an empty value shown as -
 fmt() { if [ -n "$1" ]; then printf "$2" "$1"; else printf -- '-'; fi; }
 ratio() {  # ratio A B
@@ -449,7 +456,7 @@ echo_table() {
         esac
         shift 2
       done
-      echo "| $cl | $(label "$s") | $(fmt "$m" %.0f) | $rm_ | $(fmt "$b" %.1f) | $rb | $(fmt "$(med "$k" "$s" p50_us)" %.1f) | $(fmt "$(med "$k" "$s" p99_us)" %.1f) | $(fmt "$(med "$k" "$s" cli_cpu_pct)" %.0f) | $(fmt "$(med "$k" "$s" srv_cpu_pct)" %.0f) | $(fmt "$(med "$k" "$s" other_cpu_pct)" %.0f) | $(fmt "$c" %.3f) | $rc | ${t%; } |"
+      echo "| $cl | $(label "$s") | $(fmt "$m" %.0f)$(spread "$k" "$s" msgs_per_s) | $rm_ | $(fmt "$b" %.1f) | $rb | $(fmt "$(med "$k" "$s" p50_us)" %.1f) | $(fmt "$(med "$k" "$s" p99_us)" %.1f) | $(fmt "$(med "$k" "$s" cli_cpu_pct)" %.0f) | $(fmt "$(med "$k" "$s" srv_cpu_pct)" %.0f) | $(fmt "$(med "$k" "$s" other_cpu_pct)" %.0f) | $(fmt "$c" %.3f)$(spread "$k" "$s" cpu_us_per_msg) | $rc | ${t%; } |"
     done
   done
 }
@@ -468,7 +475,7 @@ http_table() {
     rc=$(ratio "$c" "$nc")
     t=""
     [ "$s" = lh_http ] && t="$(target "$rc" ≤ 1.30) CPU"
-    echo "| $(label "$s") | $(fmt "$m" %.0f) | $(ratio "$m" "$nm") | $(fmt "$(med http "$s" p50_us)" %.1f) | $(fmt "$(med http "$s" p99_us)" %.1f) | $(fmt "$(med http "$s" cli_cpu_pct)" %.0f) | $(fmt "$(med http "$s" srv_cpu_pct)" %.0f) | $(fmt "$(med http "$s" other_cpu_pct)" %.0f) | $(fmt "$c" %.3f) | $rc | $t |"
+    echo "| $(label "$s") | $(fmt "$m" %.0f) | $(ratio "$m" "$nm") | $(fmt "$(med http "$s" p50_us)" %.1f) | $(fmt "$(med http "$s" p99_us)" %.1f) | $(fmt "$(med http "$s" cli_cpu_pct)" %.0f) | $(fmt "$(med http "$s" srv_cpu_pct)" %.0f) | $(fmt "$(med http "$s" other_cpu_pct)" %.0f) | $(fmt "$c" %.3f)$(spread http "$s" cpu_us_per_msg) | $rc | $t |"
   done
 }
 
