@@ -852,8 +852,11 @@ static int read_number(lua_State *L, conn *c) {
   for (j = i; j < c->rlen && j - i < 200; j++)
     if (!strchr("0123456789+-.xXaAbBcCdDeEfFpP", c->rp[j]) || !c->rp[j])
       break;
-  if (j == c->rlen && j - i < 200 && !c->rerr) return 0; /* need more */
-  memcpy(tmp, c->rp + i, j - i);
+  if (j == c->rlen && j - i < 200 && !c->rerr) {
+    consume(c, i); /* skipped blanks go: a flood of them stays bounded */
+    return 0;      /* need more */
+  }
+  if (j > i) memcpy(tmp, c->rp + i, j - i); /* rp may be NULL when empty */
   tmp[j - i] = '\0';
   consume(c, j);
   if (j > i && lua_stringtonumber(L, tmp) != 0) return 1;
