@@ -15,6 +15,7 @@ hostile_scripts_spec, fuzz_spec).
   H.reset(conn)           close with a reset (SO_LINGER 0)
 ]]
 local net = require "net"
+local assert = require "luassert"
 
 local H = {}
 

@@ -1,0 +1,293 @@
+-- Hostile peers against the example scripts (scripts/*.lua), each run as a
+-- child process on an ephemeral loopback port: seeded garbage with random
+-- splits and resets, malformed protocol messages, floods, connection
+-- storms. Afterwards the server must be alive, answer a normal client
+-- correctly, not have disturbed a client talking meanwhile, and stop on
+-- SIGINT with a clean stderr (no error, no sanitizer report).
+-- Seeds: LUAHOST_FUZZ_SEED replays one; a failure message names its seed.
+local net = require "net"
+local task = require "task"
+local uv = require "uv"
+local H = require "spec.hostile_helper"
+
+local has_lfs = pcall(require, "lfs")
+
+-- {==================================================================
+-- Normal clients, one per script: each returns true or raises
+-- ===================================================================
+
+local function http_get(port, path)
+  local c = assert(H.connect(port))
+  assert(c:write("GET ", path, " HTTP/1.1\r\nHost: x\r\n" ..
+    "Connection: close\r\n\r\n"))
+  local resp = c:read("a")
+  c:close()
+  return resp
+end
+
+local normal = {}
+
+function normal.echo(port)
+  local c = assert(H.connect(port))
+  assert(c:write("ping\n"))
+  assert.equal("ping", c:read("l"))
+  c:close()
+  return true
+end
+
+function normal.http(port)
+  local resp = http_get(port, "/hello")
+  assert.matches("^HTTP/1.1 200 OK\r\n", resp)
+  assert.matches("\r\n\r\nhello world\n$", resp)
+  return true
+end
+
+function normal.kv(port)
+  local c = assert(H.connect(port))
+  assert(c:write("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv1\r\n" ..
+    "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"))
+  assert.equal("+OK", c:read("l"):gsub("\r$", ""))
+  assert.equal("$2", c:read("l"):gsub("\r$", ""))
+  assert.equal("v1", c:read("l"):gsub("\r$", ""))
+  c:close()
+  return true
+end
+
+-- Chat lines from attackers may arrive in between: skip them (bounded).
+local function read_line_like(c, pattern)
+  for _ = 1, 1000 do
+    local line = assert(c:read("l"))
+    if line:find(pattern) then return line end
+  end
+  error("no line like " .. pattern)
+end
+
+function normal.chat(port)
+  local a = assert(H.connect(port))
+  local b = assert(H.connect(port))
+  local id = uv.hrtime() % 1000000000
+  local na, nb = "a" .. id, "b" .. id
+  assert.equal("nick? ", a:read(6))
+  a:write(na, "\n")
+  assert.matches("^welcome " .. na, a:read("l"))
+  assert.equal("nick? ", b:read(6))
+  b:write(nb, "\n")
+  assert.matches("^welcome " .. nb, b:read("l"))
+  read_line_like(a, "^%* " .. nb .. " has joined$")
+  b:write("hi there\n")
+  read_line_like(a, "^" .. nb .. ": hi there$")
+  a:close()
+  b:close()
+  return true
+end
+
+normal.proxy = normal.echo -- the proxy forwards to an echo server
+
+-- }==================================================================
+
+-- {==================================================================
+-- Attacks
+-- ===================================================================
+
+-- n attackers at once, each a seeded stream of garbage split at random
+-- points and ended in a random way (close, reset, half-close, stall).
+local function garbage_attack(port, seed, n, maxlen)
+  local g = H.prng(seed)
+  local ts = {}
+  for a = 1, n do
+    local sub = H.prng(g:next())
+    ts[a] = task.spawn(function()
+      local c = H.connect(port)
+      if not c then return end
+      c:settimeout(1)
+      local data = H.garbage(sub, sub:int(0, maxlen))
+      local i = 1
+      while i <= #data do
+        local k = sub:int(1, 1500)
+        if not c:write(data:sub(i, i + k - 1)) then break end
+        i = i + k
+        if sub:chance(0.3) then task.sleep(0.001) end
+        if sub:chance(0.1) then c:settimeout(0); c:recv(); c:settimeout(1) end
+      end
+      local r = sub:int(1, 4)
+      if r == 1 then H.reset(c)
+      elseif r == 2 then c:close()
+      elseif r == 3 then c:shutdown(); c:settimeout(0.5); c:read("a")
+      else c:settimeout(0.05); c:recv() end
+      c:close()
+    end)
+  end
+  for _, t in ipairs(ts) do t:join() end
+end
+
+-- A client that keeps using the server correctly while fn() runs.
+local function while_steady(kind, port, fn)
+  local stop, rounds, failure = false, 0, nil
+  local steady = task.spawn(function()
+    local ok, err = pcall(function()
+      while not stop do
+        normal[kind](port)
+        rounds = rounds + 1
+        task.sleep(0.01)
+      end
+    end)
+    if not ok then failure = err end
+  end)
+  fn()
+  stop = true
+  steady:join()
+  assert(not failure, "the steady client was disturbed: " ..
+    tostring(failure))
+  assert.is_true(rounds > 0, "the steady client made no progress")
+end
+
+-- Raw uv connections opened at once and dropped (reset or close).
+local function storm(port, n, seed)
+  local g = H.prng(seed)
+  local done = 0
+  local hs = {}
+  for i = 1, n do
+    local h = uv.new_tcp()
+    hs[i] = h
+    h:connect("127.0.0.1", port, function(err)
+      done = done + 1
+      if err or h:is_closing() then return end
+      if g:chance(0.5) then h:write(H.garbage(g, g:int(1, 100))) end
+      if g:chance(0.5) then h:close_reset() else h:close() end
+    end)
+  end
+  for _ = 1, 1000 do
+    if done == n then break end
+    task.sleep(0.01)
+  end
+  for _, h in ipairs(hs) do if not h:is_closing() then h:close() end end
+  assert.equal(n, done)
+end
+
+-- A client that floods and never reads: the server's memory stays
+-- bounded. Returns the growth of the server's RSS in kB.
+local function flood(proc, port, payload)
+  local pid = assert(proc:host_pid())
+  local before = assert(H.rss_kb(pid))
+  local h = uv.new_tcp()
+  local connected
+  h:connect("127.0.0.1", port, function(err) connected = err or true end)
+  for _ = 1, 500 do
+    if connected then break end
+    task.sleep(0.01)
+  end
+  assert.is_true(connected)
+  local offered, stuck, last_q = 0, 0, -1
+  for _ = 1, 3000 do
+    while offered < 48 << 20 and h:write_queue_size() < 4 << 20 do
+      h:write(payload)
+      offered = offered + #payload
+    end
+    local q = h:write_queue_size()
+    if q == last_q then stuck = stuck + 1 else stuck = 0 end
+    last_q = q
+    if stuck >= 40 or offered >= 48 << 20 then break end
+    task.sleep(0.01)
+  end
+  local grew = assert(H.rss_kb(pid)) - before
+  h:close_reset()
+  return grew, offered
+end
+
+-- }==================================================================
+
+local function with_echo_upstream()
+  local up = assert(net.listen{port = 0})
+  local _, port = up:sockname()
+  return up, port
+end
+
+describe("hostile peers against the example scripts", function()
+  local procs = {}
+  local function start(script, args)
+    local p, port = H.start_script(script, args)
+    procs[#procs + 1] = p
+    return p, port
+  end
+  after_each(function()
+    for _, p in ipairs(procs) do p:stop() end
+    procs = {}
+  end)
+
+  local scripts = {
+    {"echo", "echo.lua", {"127.0.0.1", "0"}},
+    {"http", "http_server.lua", {"127.0.0.1", "0", "spec"}},
+    {"kv", "kv_server.lua", {"127.0.0.1", "0"}},
+    {"chat", "chat.lua", {"127.0.0.1", "0"}},
+  }
+
+  for _, s in ipairs(scripts) do
+    local kind, script, args = s[1], s[2], s[3]
+    it(script .. " survives seeded garbage, resets and a storm", function()
+      if kind == "http" and not has_lfs then
+        pending("http_server.lua needs lfs (lua-filesystem)")
+        return
+      end
+      local seed = H.seed(1000 + #kind)
+      local proc, port = start(script, args)
+      local ok, err = pcall(run_task, function()
+        while_steady(kind, port, function()
+          garbage_attack(port, seed, 30, 20000)
+          storm(port, 200, seed)
+        end)
+        assert.is_true(normal[kind](port))
+      end, 40)
+      assert(ok, ("seed %d: %s"):format(seed, tostring(err)))
+      proc:stop_quiet()
+    end)
+  end
+
+  it("proxy.lua survives garbage and resets on both sides", function()
+    local seed = H.seed(77)
+    local ok, err = pcall(run_task, function()
+      local up, up_port = with_echo_upstream()
+      local g = H.prng(seed)
+      task.spawn(up.serve, up, function(c) -- an echo that sometimes resets
+        while true do
+          local d = c:recv()
+          if not d then return end
+          if g:chance(0.01) then H.reset(c) return end
+          if not c:write(d) then return end
+        end
+      end)
+      local proc, port = start("proxy.lua", {"127.0.0.1", up_port,
+        "127.0.0.1", "0"})
+      garbage_attack(port, seed, 30, 20000)
+      storm(port, 100, seed)
+      assert.is_true(normal.proxy(port))
+      proc:stop_quiet()
+      up:close()
+    end, 40)
+    assert(ok, ("seed %d: %s"):format(seed, tostring(err)))
+  end)
+
+  it("echo.lua: a flood without reading leaves its memory bounded",
+    function()
+    local proc, port = start("echo.lua", {"127.0.0.1", "0"})
+    run_task(function()
+      local grew, offered = flood(proc, port, string.rep("e", 65536))
+      assert.is_true(offered < 48 << 20, "no backpressure")
+      assert.is_true(grew < 16 * 1024, ("rss grew by %d kB"):format(grew))
+      assert.is_true(normal.echo(port))
+    end, 30)
+    proc:stop_quiet()
+  end)
+
+  it("kv_server.lua: a pipelined flood without reading stays bounded",
+    function()
+    local proc, port = start("kv_server.lua", {"127.0.0.1", "0"})
+    run_task(function()
+      local ping = string.rep("*1\r\n$4\r\nPING\r\n", 4096)
+      local grew, offered = flood(proc, port, ping)
+      assert.is_true(offered < 48 << 20, "no backpressure")
+      assert.is_true(grew < 24 * 1024, ("rss grew by %d kB"):format(grew))
+      assert.is_true(normal.kv(port))
+    end, 30)
+    proc:stop_quiet()
+  end)
+end)
