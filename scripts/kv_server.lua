@@ -35,7 +35,9 @@ local expires = {} -- key -> time (task.now() seconds) it dies at
 -- =================================================================
 
 local function simple(s) return "+" .. s .. "\r\n" end
-local function err(s) return "-" .. s .. "\r\n" end
+-- (an error may quote the client's words: CR and LF become spaces, as in
+-- Redis, or a client could forge replies of its own)
+local function err(s) return "-" .. s:gsub("[\r\n]", " ") .. "\r\n" end
 local function int(n) return (":%d\r\n"):format(n) end
 local function bulk(s)
   if s == nil then return "$-1\r\n" end
