@@ -290,4 +290,110 @@ describe("hostile peers against the example scripts", function()
     end, 30)
     proc:stop_quiet()
   end)
+
+  -- {================================================================
+  -- RESP: malformed requests, each on its own connection; the answer
+  -- must be one well-formed reply (or a close), never a stalled server
+  -- ================================================================
+
+  local function resp_ask(port, req, secs)
+    local c = assert(H.connect(port, secs or 3))
+    assert(c:write(req))
+    c:shutdown()
+    local r, err = c:read("a")
+    c:close()
+    return r, err
+  end
+
+  it("kv_server.lua answers malformed RESP with errors, then serves",
+    function()
+    local proc, port = start("kv_server.lua", {"127.0.0.1", "0"})
+    run_task(function()
+      local cases = {
+        {"*2147483647\r\n", "^%-ERR Protocol error: invalid multibulk"},
+        {"*1\r\n$-1\r\n", "^%-ERR Protocol error: invalid bulk length"},
+        {"*1\r\n$99999999999999999999\r\n", "^%-ERR Protocol error"},
+        {"*1\r\n*1\r\n$4\r\nPING\r\n", "^%-ERR Protocol error"},
+        {"*1\r\n$3\r\nPING\r\n", "^%-ERR Protocol error: bad bulk"},
+        {"*2\r\n$4\r\nfoo\r\n\r\n$1\r\nx\r\n", "^%-ERR Protocol error"},
+        {"*-5\r\n", "^$"},
+        {"*1\r\n$4\r\nPING", "^$"}, -- cut short
+        {"*3\r\n$3\r\nSET\r\n$1\r\nn\r\n$1\r\nv\r\n" ..
+         "*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n",
+         "^%+OK\r\n%-ERR value is not an integer"},
+        {string.rep("x", 70000) .. "\r\n", "^%-ERR Protocol error: too big"},
+        {"*2\r\n$3\r\nGET\r\n$" .. (64 * 1024 * 1024 + 1) .. "\r\n",
+         "^%-ERR Protocol error: invalid bulk length"},
+      }
+      for _, case in ipairs(cases) do
+        local r = resp_ask(port, case[1])
+        assert.matches(case[2], r, 1, false, ("%q"):format(case[1]))
+      end
+      assert.is_true(normal.kv(port))
+    end, 30)
+    proc:stop_quiet()
+  end)
+
+  it("kv_server.lua: an error reply never carries a client's CR LF",
+    function()
+    local proc, port = start("kv_server.lua", {"127.0.0.1", "0"})
+    run_task(function()
+      -- an unknown command whose argument holds a forged reply
+      local r = resp_ask(port,
+        "*2\r\n$3\r\nfoo\r\n$10\r\nx\r\n+FORGED\r\n")
+      assert.matches("^%-ERR unknown command 'foo'", r)
+      -- exactly one line: the forged "+FORGED" is not a reply of its own
+      assert.equal(1, select(2, r:gsub("\r\n", "")), ("%q"):format(r))
+    end)
+    proc:stop_quiet()
+  end)
+
+  it("kv_server.lua: KEYS and CONFIG GET take any glob without failing",
+    function()
+    local proc, port = start("kv_server.lua", {"127.0.0.1", "0"})
+    run_task(function()
+      assert.matches("^%+OK", resp_ask(port,
+        "*3\r\n$3\r\nSET\r\n$4\r\nab]c\r\n$1\r\nv\r\n"))
+      for _, pat in ipairs{"\\b", "\\f", "[^]", "[", "\\", "%", "%b",
+                           "[a-", "\\a", "ab]*", "(", "a\\"} do
+        local r = resp_ask(port, ("*2\r\n$4\r\nKEYS\r\n$%d\r\n%s\r\n")
+          :format(#pat, pat))
+        assert.matches("^%*%d+\r\n", r, 1, false, pat)
+        r = resp_ask(port, ("*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n" ..
+          "$%d\r\n%s\r\n"):format(#pat, pat))
+        assert.matches("^%*%d+\r\n", r, 1, false, pat)
+      end
+      -- globs still mean what they say
+      assert.equal("*1\r\n$4\r\nab]c\r\n",
+        resp_ask(port, "*2\r\n$4\r\nKEYS\r\n$4\r\na?]*\r\n"))
+      assert.equal("*1\r\n$4\r\nab]c\r\n",
+        resp_ask(port, "*2\r\n$4\r\nKEYS\r\n$3\r\n*]c\r\n"))
+      assert.equal("*0\r\n",
+        resp_ask(port, "*2\r\n$4\r\nKEYS\r\n$3\r\n*]b\r\n"))
+      assert.is_true(normal.kv(port))
+    end, 30)
+    proc:stop_quiet() -- no handler error on its stderr
+  end)
+
+  it("kv_server.lua: a KEYS pattern cannot stall the server", function()
+    local proc, port = start("kv_server.lua", {"127.0.0.1", "0"})
+    run_task(function()
+      local key = string.rep("a", 200)
+      assert.matches("^%+OK", resp_ask(port,
+        ("*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n"):format(#key,
+        key)))
+      local pat = string.rep("*a", 12) .. "*b"
+      local t0 = task.now()
+      local r = resp_ask(port, ("*2\r\n$4\r\nKEYS\r\n$%d\r\n%s\r\n")
+        :format(#pat, pat), 5)
+      assert.equal("*0\r\n", r)
+      assert.is_true(task.now() - t0 < 2, "KEYS took " .. task.now() - t0)
+      pat = string.rep("*a", 12) .. "*"
+      r = resp_ask(port, ("*2\r\n$4\r\nKEYS\r\n$%d\r\n%s\r\n")
+        :format(#pat, pat), 5)
+      assert.equal(("*1\r\n$%d\r\n%s\r\n"):format(#key, key), r)
+      assert.is_true(normal.kv(port))
+    end, 30)
+    proc:stop_quiet()
+  end)
 end)
