@@ -396,4 +396,98 @@ describe("hostile peers against the example scripts", function()
     end, 30)
     proc:stop_quiet()
   end)
+
+  -- {================================================================
+  -- HTTP: oversized and malformed requests get the right status, paths
+  -- never leave the root, and the server goes on serving
+  -- ================================================================
+
+  it("http_server.lua answers malformed requests with the right status",
+    function()
+    if not has_lfs then
+      pending("http_server.lua needs lfs (lua-filesystem)")
+      return
+    end
+    local proc, port = start("http_server.lua", {"127.0.0.1", "0", "spec"})
+    run_task(function()
+      local long = string.rep("a", 9000)
+      local H11 = " HTTP/1.1\r\nHost: x\r\n"
+      local cases = {
+        {"GET /" .. long .. H11 .. "\r\n", 414},
+        {"GET /" .. H11 .. "X: " .. long .. "\r\n\r\n", 431},
+        {"GET /" .. H11 .. string.rep("X: y\r\n", 200) .. "\r\n", 431},
+        {"POST /echo" .. H11 .. "Content-Length: 99999999999999999999999" ..
+         "\r\n\r\n", 413},
+        {"POST /echo" .. H11 .. "Content-Length: -1\r\n\r\n", 400},
+        {"POST /echo" .. H11 .. "Content-Length: abc\r\n\r\n", 400},
+        {"POST /echo" .. H11 .. "Content-Length: 5\r\nContent-Length: 6" ..
+         "\r\n\r\nhello", 400},
+        {"POST /echo" .. H11 .. "Transfer-Encoding: chunked\r\n\r\n" ..
+         "zz\r\nhello\r\n0\r\n\r\n", 400},
+        {"POST /echo" .. H11 .. "Transfer-Encoding: chunked\r\n\r\n" ..
+         "-5\r\nhello\r\n0\r\n\r\n", 400},
+        {"POST /echo" .. H11 .. "Transfer-Encoding: chunked\r\n\r\n" ..
+         "ffffffff\r\nhello\r\n0\r\n\r\n", 413},
+        {"POST /echo" .. H11 .. "Transfer-Encoding: chunked\r\n\r\n" ..
+         "123456789\r\nhello\r\n0\r\n\r\n", 400},
+        {"POST /echo" .. H11 .. "Transfer-Encoding: chunked\r\n\r\n" ..
+         "5\r\nhelloXX0\r\n\r\n", 400},
+        {"POST /echo" .. H11 .. "Transfer-Encoding: gzip\r\n\r\n", 400},
+        {"GET /../../etc/passwd" .. H11 .. "\r\n", 403},
+        {"GET /%2e%2e/%2e%2e/etc/passwd" .. H11 .. "\r\n", 403},
+        {"GET /%2E%2e/helper.lua" .. H11 .. "\r\n", 403},
+        {"GET /%2e%2e%2fetc%2fpasswd" .. H11 .. "\r\n", 400},
+        {"GET /a%00b" .. H11 .. "\r\n", 400},
+        {"GET /a\0b" .. H11 .. "\r\n", 400},
+        {"GET /%zz" .. H11 .. "\r\n", 400},
+        {"GET //etc/passwd" .. H11 .. "\r\n", 404},
+        {"GET /..%5c..%5cetc" .. H11 .. "\r\n", 404},
+        {"GET " .. string.rep("/a", 4000) .. H11 .. "\r\n", 404},
+        {"GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        {"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505},
+        {"GET / HTTP/1.1\r\n\r\n", 400},
+        {"get / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        {"GET /" .. H11 .. ": novalue\r\n\r\n", 400},
+        {"GET /" .. H11 .. " folded\r\n\r\n", 400},
+        {"\0\1\2\3\255 garbage\r\n\r\n", 400},
+        {"GET /helper.lua" .. H11 .. "\r\n", 200},
+      }
+      for _, case in ipairs(cases) do
+        local c = assert(H.connect(port))
+        assert(c:write(case[1]))
+        c:shutdown()
+        local resp = c:read("a") or ""
+        c:close()
+        local status = tonumber(resp:match("^HTTP/1%.1 (%d+)"))
+        assert.equal(case[2], status, ("%q"):format(case[1]:sub(1, 80)))
+        if case[2] >= 400 then -- nothing of the file system leaks
+          assert.is_nil(resp:find("root:", 1, true))
+        end
+      end
+      -- a good request, then pipelined garbage: 200, then 400 and close
+      local c = assert(H.connect(port))
+      assert(c:write("GET /hello" .. H11 .. "\r\n\0\1\2garbage\r\n\r\n"))
+      c:shutdown()
+      local resp = c:read("a")
+      c:close()
+      assert.matches("^HTTP/1%.1 200 OK\r\n.-hello world\n" ..
+        "HTTP/1%.1 400 Bad Request\r\n.-Connection: close\r\n", resp)
+      assert.is_true(normal.http(port))
+    end, 30)
+    proc:stop_quiet()
+  end)
+
+  it("http_server.lua: a request head trickled slowly is cut off",
+    function()
+    -- http_server.lua times out each read (30 s) but gives a request
+    -- head no deadline of its own: a peer sending one header byte every
+    -- 29 s holds a connection and its task forever, and max_connections
+    -- (10000) such peers lock everyone out (slowloris). The fix belongs
+    -- in the script (a deadline for the request line and headers, e.g.
+    -- 10 s, then 408, as nginx's client_header_timeout); a spec for it
+    -- needs a way to shorten that deadline (an argument or variable),
+    -- which the script does not have yet.
+    pending("http_server.lua has no deadline for a request head " ..
+      "(slowloris); see the comment in this spec")
+  end)
 end)
