@@ -1,0 +1,325 @@
+-- Random sequences of operations on the uv and net APIs (seeded, so a
+-- failure replays): close during read, write after close, close inside a
+-- callback of the same handle, double close, shutdown after close, cancel
+-- of tasks blocked in every kind of wait, errors raised inside callbacks.
+-- Nothing may crash: misuse is a Lua error or nil, err; under ASan no
+-- report. Seeds: LUAHOST_FUZZ_SEED replays one.
+local uv = require "uv"
+local net = require "net"
+local task = require "task"
+local H = require "spec.hostile_helper"
+
+-- An error must be a Lua error with a message (a string), never anything
+-- stranger; count them by message so a spec sees what happened.
+local function try(hist, fn, ...)
+  local ok, err = pcall(fn, ...)
+  if not ok then
+    assert.equal("string", type(err), tostring(err))
+    local msg = err:gsub("^[^:]*:%d+: ", ""):gsub("0x%x+", "P")
+    hist[msg] = (hist[msg] or 0) + 1
+  end
+  return ok
+end
+
+-- Every error message the uv fuzz may see: misuse of a closed handle, or
+-- a well-formed failure turned into an error by assert.
+local function expected_uv_error(msg)
+  return msg:find("attempt to use a closed handle", 1, true) or
+    msg:find("^E%u+") or msg:find("already", 1, true)
+end
+
+describe("fuzz", function()
+  after_each(assert_clean)
+
+  it("uv: random operations on tcp handles never crash", function()
+    local seed = H.seed(4242)
+    local g = H.prng(seed)
+    local hist = {}
+    local server = uv.new_tcp()
+    assert(server:bind("127.0.0.1", 0))
+    local port = server:getsockname().port
+    local peers = {}
+    assert(server:listen(128, function(err)
+      if err then return end
+      local c = uv.new_tcp()
+      if not server:accept(c) then c:close() return end
+      peers[#peers + 1] = c
+      c:read_start(function(rerr, data) -- echo, or close at the end
+        if data and not c:is_closing() then
+          try(hist, c.write, c, data)
+          if g:chance(0.05) then c:close_reset() end
+        elseif not data and not c:is_closing() then
+          c:close()
+        end
+        _ = rerr
+      end)
+    end))
+    local handles = {}
+    local function data()
+      return string.rep(string.char(g:int(0, 255)), g:int(0, 70000))
+    end
+    local function maybe_close(h)
+      if g:chance(0.3) then try(hist, h.close, h) end
+    end
+    -- the operations; each gets a handle (any state)
+    local ops = {
+      function(h) h:read_start(function(err, d)
+        if g:chance(0.2) then try(hist, h.close, h) end
+        if g:chance(0.1) then try(hist, h.write, h, "x") end
+        if g:chance(0.1) then try(hist, h.read_stop, h) end
+        if g:chance(0.1) then try(hist, h.shutdown, h) end
+        if g:chance(0.05) then try(hist, h.close_reset, h) end
+        _ = err; _ = d
+      end) end,
+      function(h) h:read_stop() end,
+      function(h) h:write(data(), function() maybe_close(h)
+        if g:chance(0.3) then
+          try(hist, h.write, h, "y", function() maybe_close(h) end)
+        end
+      end) end,
+      function(h) h:write({data(), "a", data()}) end,
+      function(h) h:try_write(data()) end,
+      function(h) h:shutdown(function() maybe_close(h)
+        try(hist, h.shutdown, h) end) end,
+      function(h) h:close(function()
+        try(hist, h.close, h)
+        try(hist, h.write, h, "z")
+      end) end,
+      function(h) h:close_reset(function() try(hist, h.close_reset, h) end) end,
+      function(h) h:getpeername() end,
+      function(h) h:setopt("linger", {on = true, seconds = 0}) end,
+      function(h) h:setopt("rcvbuf", g:int(1, 1 << 20)) end,
+      function(h) h:nodelay(g:chance(0.5)) end,
+      function(h) h:keepalive(true, g:int(1, 100)) end,
+      function(h) h:is_active(); h:is_closing(); h:fileno() end,
+      function(h) h:write("q"); h:close(); h:write("r") end,
+      function(h) h:shutdown(); h:shutdown() end,
+      function(h) h:read_start(function() end); h:read_start(function() end) end,
+      function(h) h:connect("127.0.0.1", port, function() maybe_close(h) end) end,
+      function(h) h:unref(); h:ref() end,
+      function(h) h:get_write_queue_size() end,
+      function() collectgarbage() end,
+    }
+    for i = 1, 40 do
+      local c = uv.new_tcp()
+      handles[i] = c
+      c:connect("127.0.0.1", port, function() maybe_close(c) end)
+    end
+    local steps = 0
+    local t = uv.new_timer()
+    t:start(1, 1, function()
+      steps = steps + 1
+      for _ = 1, 8 do
+        local h = g:pick(handles)
+        try(hist, g:pick(ops), h)
+        if g:chance(0.05) then -- a fresh handle replaces a closed one
+          local k = g:int(1, #handles)
+          if handles[k]:is_closing() then
+            local c = uv.new_tcp()
+            handles[k] = c
+            c:connect("127.0.0.1", port, function() maybe_close(c) end)
+          end
+        end
+      end
+      if steps >= 100 then t:close() end
+    end)
+    local ok, err = pcall(run_loop, function() return steps >= 100 end, 20)
+    for _, h in ipairs(handles) do
+      if not h:is_closing() then h:close() end
+    end
+    for _, h in ipairs(peers) do
+      if not h:is_closing() then h:close() end
+    end
+    server:close()
+    for _ = 1, 20 do uv.run("nowait") end -- close callbacks, cancelled writes
+    assert(ok, ("seed %d: %s"):format(seed, tostring(err)))
+    local seen = 0
+    for msg, n in pairs(hist) do
+      seen = seen + n
+      assert(expected_uv_error(msg), ("seed %d: unexpected error: %s")
+        :format(seed, msg))
+    end
+    assert.is_true(seen > 0) -- misuse happened and raised
+  end)
+
+  it("net: random reads, writes, closes and cancels never crash",
+    function()
+    local seed = H.seed(99)
+    local ok, err = pcall(run_task, function()
+      local g = H.prng(seed)
+      local s = assert(net.listen{port = 0, max_connections = 5,
+        idle_timeout = 0.5, max_line = 100})
+      local _, port = s:sockname()
+      local serving = task.spawn(s.serve, s, function(c)
+        local hg = H.prng(g:next())
+        for _ = 1, 100 do
+          local r = hg:int(1, 7)
+          local d, e
+          if r == 1 then d, e = c:read("l")
+          elseif r == 2 then d, e = c:recv(hg:int(1, 100))
+          elseif r == 3 then d, e = c:read(hg:int(0, 50))
+          elseif r == 4 then d, e = c:read("n")
+          elseif r == 5 then d, e = c:read("L", 3, "l")
+          elseif r == 6 then d, e = c:read("a")
+          else d, e = c:recv() end
+          if not d and e ~= "line too long" and e ~= "not a number" then
+            return
+          end
+          if hg:chance(0.05) then error("a handler fails") end
+          if hg:chance(0.05) then c:close() end
+          if not c:write(tostring(d)) then return end
+        end
+      end)
+      local clients = {}
+      for i = 1, 40 do
+        local cg = H.prng(g:next())
+        clients[i] = task.spawn(function()
+          local c = net.connect("127.0.0.1", port, {timeout = 2})
+          if not c then return end
+          for _ = 1, cg:int(1, 20) do
+            local r = cg:int(1, 10)
+            if r <= 4 then c:write(H.garbage(cg, cg:int(0, 300)))
+            elseif r == 5 then c:settimeout(0.05); c:recv()
+            elseif r == 6 then c:settimeout(0.01); c:read("a")
+            elseif r == 7 then H.reset(c)
+            elseif r == 8 then c:shutdown()
+            elseif r == 9 then task.sleep(cg:int(0, 20) / 1000)
+            else c:close() end
+            c:settimeout(2)
+            if c:is_closed() then break end
+          end
+          c:close()
+          -- use after close: nil, "closed" or a raise, never a crash
+          assert.same({nil, "closed"}, {c:write("x")})
+          assert.same({nil, "closed"}, {c:read("l")})
+          assert.same({nil, "closed"}, {c:recv()})
+          assert.same({nil, "closed"}, {c:shutdown()})
+          assert.same({nil, "closed"}, {c:flush()})
+          assert.is_true(c:close())
+        end)
+      end
+      -- tasks parked in every kind of wait, cancelled at random moments
+      local victims = {}
+      for i = 1, 40 do
+        local kind = g:int(1, 6)
+        victims[i] = task.spawn(function()
+          if kind == 1 then task.sleep(10)
+          elseif kind == 2 then
+            local c <close> = net.connect("127.0.0.1", port)
+            if c then c:read("a") end
+          elseif kind == 3 then
+            local l <close> = assert(net.listen{port = 0})
+            l:accept()
+          elseif kind == 4 then -- blocked in write: the peer never reads
+            local l <close> = assert(net.listen{port = 0})
+            local _, p2 = l:sockname()
+            local c <close> = assert(net.connect("127.0.0.1", p2))
+            local peer <close> = l:accept(2) -- accepted, never read
+            local big = string.rep("w", 65536)
+            for _ = 1, 2000 do if not c:write(big) then break end end
+          elseif kind == 5 then
+            local c <close> = net.connect("127.0.0.1", port)
+          else task.yield(); task.sleep(0.001); task.sleep(10) end
+        end)
+      end
+      for _ = 1, 60 do
+        task.sleep(g:int(0, 20) / 1000)
+        g:pick(victims):cancel()
+      end
+      for _, t in ipairs(clients) do
+        local ok2, e2 = t:join()
+        assert(ok2 ~= nil or e2 == nil, tostring(e2))
+      end
+      for _, t in ipairs(victims) do
+        t:cancel()
+        assert.is_true(t.status == "cancelled" or t.status == "done",
+          t.status .. ": " .. tostring(t.err))
+      end
+      s:close()
+      assert.is_true(serving:join())
+      for _ = 1, 400 do
+        if s:active() == 0 then break end
+        task.sleep(0.005)
+      end
+      assert.equal(0, s:active())
+    end, 30)
+    assert(ok, ("seed %d: %s"):format(seed, tostring(err)))
+  end)
+
+  it("net: closing a socket from another task wakes its waiters",
+    function()
+    run_task(function()
+      local s = assert(net.listen{port = 0})
+      local _, port = s:sockname()
+      local c = assert(net.connect("127.0.0.1", port))
+      local peer = assert(s:accept(2))
+      local results = {}
+      local reader = task.spawn(function()
+        results.read = table.pack(c:read("l"))
+      end)
+      local writer = task.spawn(function()
+        local big = string.rep("w", 65536)
+        for _ = 1, 2000 do
+          local ok, err = c:write(big)
+          if not ok then results.write = err return end
+        end
+      end)
+      local acceptor = task.spawn(function()
+        results.accept = table.pack(s:accept())
+      end)
+      task.sleep(0.05)
+      c:close()
+      c:close() -- twice is harmless
+      s:close()
+      reader:join()
+      writer:join()
+      acceptor:join()
+      assert.same({nil, "closed", n = 2}, results.read)
+      assert.equal("closed", results.write)
+      assert.same({nil, "closed", n = 2}, results.accept)
+      peer:close()
+    end)
+  end)
+
+  it("errors raised in uv callbacks are reported, the host shuts down "
+    .. "cleanly", function()
+    local script = tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+local uv = require "uv"
+local which = arg[1]
+local server = uv.new_tcp()
+assert(server:bind("127.0.0.1", 0))
+local port = server:getsockname().port
+server:listen(8, function()
+  local c = uv.new_tcp()
+  server:accept(c)
+  c:read_start(function(err, data)
+    if which == "read" then error("boom in read") end
+    c:write(data or "", function()
+      if which == "write" then error("boom in write") end
+    end)
+  end)
+end)
+local client = uv.new_tcp()
+client:connect("127.0.0.1", port, function(err)
+  if which == "connect" then error("boom in connect") end
+  client:write("x")
+  client:read_start(function(_, data)
+    if which == "close" then
+      client:close(function() error("boom in close") end)
+    end
+  end)
+end)
+]])
+    f:close()
+    for _, which in ipairs{"connect", "read", "write", "close"} do
+      local out, err, code = run_host({script, which})
+      assert.equal(1, code, which .. ": " .. err)
+      assert.matches("boom in " .. which, err)
+      assert.is_nil(err:find("Sanitizer", 1, true), err)
+      assert.is_nil(err:find("runtime error", 1, true), err)
+      _ = out
+    end
+  end)
+end)
