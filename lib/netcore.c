@@ -2013,6 +2013,14 @@ static int core_protocol(lua_State *L) {
 
 static int core_gc(lua_State *L) {
   core *K = (core *)lua_touserdata(L, 1);
+  int i;
+  /* Tasks still asleep when the state closes (an error, os.exit, SIGINT):
+  ** their nodes are only in the heap. Sockets and look-ups have freed
+  ** theirs in their close and request callbacks before this runs. */
+  for (i = 0; i < K->n; i++)
+    if (K->heap[i]->kind == TMO_SLEEP)
+      free(container_of(K->heap[i], sleeper, t));
+  K->n = 0;
   while (K->free_sleepers) {
     sleeper *s = K->free_sleepers;
     K->free_sleepers = s->next;

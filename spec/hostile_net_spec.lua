@@ -299,4 +299,27 @@ describe("hostile peers (inline net servers)", function()
       stop(s)
     end)
   end)
+
+  it("a task still asleep when the host exits leaks nothing", function()
+    -- (under ASan the leak check at exit is what this spec looks at)
+    local script = tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+local task = require "task"
+local uv = require "uv"
+task.spawn(function() task.sleep(100) end)
+task.spawn(function() task.sleep(0.001); task.sleep(50) end)
+if arg[1] == "error" then error("bye") end
+if arg[1] == "exit" then os.exit(3, true) end
+task.sleep(0.05)
+uv.kill(uv.os_getpid(), "sigint")
+task.sleep(5)
+]])
+    f:close()
+    for mode, want in pairs{error = 1, exit = 3, int = 130} do
+      local _, err, code = run_host({script, mode})
+      assert.equal(want, code, mode .. ": " .. err)
+      assert.is_nil(err:find("Sanitizer", 1, true), err)
+    end
+  end)
 end)
