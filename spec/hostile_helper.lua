@@ -145,13 +145,15 @@ end
 
 -- Start scripts/<script> with args; waits for its first line (the address)
 -- and returns the process and its port.
-function H.start_script(script, args)
+-- opts.shell: shell commands run first (e.g. "ulimit -n 64").
+function H.start_script(script, args, opts)
   local q = shell_quote
   local words = {q(LUAHOST), q("scripts/" .. script)}
   for _, a in ipairs(args or {}) do words[#words + 1] = q(a) end
   local errfile = tmpname()
-  local line = ("echo $$; exec timeout -s KILL 120 %s </dev/null 2>%s")
-    :format(table.concat(words, " "), q(errfile))
+  local line = ("echo $$; %s exec timeout -s KILL 120 %s </dev/null 2>%s")
+    :format(opts and opts.shell and opts.shell .. ";" or "",
+      table.concat(words, " "), q(errfile))
   local p = assert(io.popen("exec sh -c " .. q(line)))
   local proc = setmetatable({pid = assert(tonumber(p:read("l"))), out = p,
     errfile = errfile}, Proc)

@@ -204,8 +204,8 @@ end
 
 describe("hostile peers against the example scripts", function()
   local procs = {}
-  local function start(script, args)
-    local p, port = H.start_script(script, args)
+  local function start(script, args, opts)
+    local p, port = H.start_script(script, args, opts)
     procs[#procs + 1] = p
     return p, port
   end
@@ -489,5 +489,60 @@ describe("hostile peers against the example scripts", function()
     -- which the script does not have yet.
     pending("http_server.lua has no deadline for a request head " ..
       "(slowloris); see the comment in this spec")
+  end)
+
+  it("echo.lua out of file descriptors (EMFILE) recovers", function()
+    -- 40 descriptors: a storm of 150 connections runs the server out;
+    -- serve backs off, libuv drops what it cannot take, and once the
+    -- storm is over a normal client is served
+    local proc, port = start("echo.lua", {"127.0.0.1", "0"},
+      {shell = "ulimit -n 40"})
+    run_task(function()
+      local hs, done = {}, 0
+      for i = 1, 150 do -- hold them all open for a moment
+        local h = uv.new_tcp()
+        hs[i] = h
+        h:connect("127.0.0.1", port, function() done = done + 1 end)
+      end
+      for _ = 1, 500 do
+        if done == 150 then break end
+        task.sleep(0.01)
+      end
+      task.sleep(0.2)
+      for _, h in ipairs(hs) do h:close_reset() end
+      local ok
+      for _ = 1, 50 do -- bounded: the server comes back within seconds
+        ok = pcall(normal.echo, port)
+        if ok then break end
+        task.sleep(0.1)
+      end
+      assert.is_true(ok)
+    end, 30)
+    proc:stop_quiet()
+  end)
+
+  it("proxy.lua: a flood towards an upstream that never reads stays " ..
+    "bounded", function()
+    run_task(function()
+      local up = assert(net.listen{port = 0})
+      local _, up_port = up:sockname()
+      local held, done = {}, false
+      task.spawn(up.serve, up, function(c) -- accepts, never reads
+        held[#held + 1] = c
+        for _ = 1, 3000 do
+          if done then return end
+          task.sleep(0.01)
+        end
+      end)
+      local proc, port = start("proxy.lua", {"127.0.0.1", up_port,
+        "127.0.0.1", "0"})
+      local grew, offered = flood(proc, port, string.rep("p", 65536))
+      assert.is_true(offered < 48 << 20, "no backpressure")
+      assert.is_true(grew < 24 * 1024, ("rss grew by %d kB"):format(grew))
+      proc:stop_quiet()
+      done = true
+      up:close()
+      for _, c in ipairs(held) do c:close() end
+    end, 40)
   end)
 end)
