@@ -23,6 +23,7 @@
 **   signals   - wait_signal and on_signal.
 */
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -593,6 +594,15 @@ static int is_closed_m(lua_State *L) {
   return 1;
 }
 
+/* Seconds (checked: not NaN, < 1e9) to milliseconds for a wait: -1 (none)
+** when negative; past INT_MAX ms (24.8 days) clamped, since converting a
+** double out of int's range is undefined (a long timeout became none). */
+static int secs_to_ms(double s) {
+  if (s < 0) return -1;
+  if (s * 1000 + 0.5 >= (double)INT_MAX) return INT_MAX;
+  return (int)(s * 1000 + 0.5);
+}
+
 /* settimeout(seconds | nil): nil or negative means none. */
 static int conn_settimeout(lua_State *L) {
   conn **ud = (conn **)lua_touserdata(L, 1);
@@ -604,7 +614,7 @@ static int conn_settimeout(lua_State *L) {
   } else {
     double s = luaL_checknumber(L, 2);
     luaL_argcheck(L, s == s && s < 1e9, 2, "invalid timeout");
-    if (c) c->timeout = s < 0 ? -1 : (int)(s * 1000 + 0.5);
+    if (c) c->timeout = s < 0 ? -1 : secs_to_ms(s);
   }
   lua_settop(L, 1);
   return 1;
@@ -1359,7 +1369,7 @@ static int server_accept(lua_State *L) {
   } else {
     double s = luaL_checknumber(L, 2);
     luaL_argcheck(L, s == s && s < 1e9, 2, "invalid timeout");
-    ms = s < 0 ? -1 : (int)(s * 1000 + 0.5);
+    ms = s < 0 ? -1 : secs_to_ms(s);
   }
   lua_settop(L, 2);
   return accept_k(L, LUA_OK, (lua_KContext)ms);
@@ -1824,7 +1834,7 @@ static int udp_recv_common(lua_State *L, int withaddr) {
   } else {
     double s = luaL_checknumber(L, 2);
     luaL_argcheck(L, s == s && s < 1e9, 2, "invalid timeout");
-    ms = s < 0 ? -1 : (int)(s * 1000 + 0.5);
+    ms = s < 0 ? -1 : secs_to_ms(s);
   }
   lua_settop(L, 1);
   return udp_recv_k(L, LUA_OK, (lua_KContext)(((lua_KContext)ms + 1) << 1

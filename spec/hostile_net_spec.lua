@@ -322,4 +322,32 @@ task.sleep(5)
       assert.is_nil(err:find("Sanitizer", 1, true), err)
     end
   end)
+
+  it("a timeout past 24.8 days is long, not none", function()
+    run_task(function()
+      local s = assert(net.listen{port = 0})
+      local _, port = s:sockname()
+      local c = assert(H.connect(port))
+      local peer = assert(s:accept(2))
+      for _, secs in ipairs{2147484, 3e6, 1e7, 9.99e8} do
+        c:settimeout(secs)
+        local got = c:gettimeout()
+        assert.is_true(got ~= nil and got >= 2147483, tostring(secs) ..
+          " gave " .. tostring(got))
+      end
+      c:settimeout(1e7)
+      c:settimeout(0.05) -- still usable, and short ones still short
+      assert.same({nil, "timeout"}, {c:read("l")})
+      assert.same({nil, "timeout"}, {s:accept(0.05)})
+      -- accept(1e7) waits (is not "no timeout, return now" either)
+      local t = task.spawn(function() return s:accept(1e7) end)
+      task.sleep(0.05)
+      assert.equal("running", t.status)
+      t:cancel()
+      c:close()
+      peer:close()
+      s:close()
+    end)
+  end)
+
 end)
