@@ -274,7 +274,11 @@ static int sleep_k(lua_State *L, int status, lua_KContext kc) {
 static int core_sleep(lua_State *L) {
   core *K = getcore(L);
   double secs = luaL_checknumber(L, 1);
-  uint64_t ms = secs <= 0 ? 0 : (uint64_t)(secs * 1000 + 0.5);
+  /* Clamped to 2^62 ms (forever): converting a double past uint64's range
+  ** is undefined (math.huge gave 0: no sleep at all), and due = now + ms
+  ** must not wrap. NaN sleeps 0. */
+  uint64_t ms = !(secs > 0) ? 0 : secs >= 0x1p62 / 1000 ? (uint64_t)1 << 62
+                : (uint64_t)(secs * 1000 + 0.5);
   sleeper *s;
   need_task(L, K, lua_toboolean(L, 2) ? "task.yield" : "task.sleep");
   s = K->free_sleepers;

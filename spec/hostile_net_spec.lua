@@ -350,4 +350,18 @@ task.sleep(5)
     end)
   end)
 
+  it("task.sleep(math.huge) sleeps, it does not return at once", function()
+    run_task(function()
+      local ts = {}
+      for i, secs in ipairs{math.huge, 1e300, 1e19, 1e16} do
+        ts[i] = task.spawn(function() task.sleep(secs) return "woke" end)
+      end
+      task.sleep(0.05)
+      for i, t in ipairs(ts) do
+        assert.equal("running", t.status, "sleep #" .. i)
+        t:cancel()
+        assert.equal("cancelled", t.status)
+      end
+    end)
+  end)
 end)
