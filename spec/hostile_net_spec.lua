@@ -364,4 +364,21 @@ task.sleep(5)
       end
     end)
   end)
+
+  it("net options take huge timeouts (math.huge is forever)", function()
+    run_task(function()
+      for _, secs in ipairs{1e7, math.huge} do
+        local s = assert(net.listen{port = 0, idle_timeout = secs})
+        local _, port = s:sockname()
+        local c = assert(net.connect("127.0.0.1", port, {timeout = secs}))
+        local peer = assert(s:accept(2))
+        assert.is_true(peer:gettimeout() > 1e6)
+        assert.is_true(c:gettimeout() > 1e6)
+        assert.is_table(net.lookup("localhost", {timeout = secs}))
+        c:close()
+        peer:close()
+        s:close()
+      end
+    end)
+  end)
 end)
