@@ -381,4 +381,34 @@ task.sleep(5)
       end
     end)
   end)
+
+  it("a udp socket nobody reads keeps at most a bounded queue", function()
+    run_task(function()
+      local u = assert(net.udp{port = 0})
+      local _, port = u:sockname()
+      u:settimeout(0.01)
+      assert.same({nil, "timeout"}, {u:recvfrom()}) -- now it is receiving
+      local v = assert(net.udp{})
+      local big = string.rep("u", 60000)
+      local before = my_rss()
+      for _ = 1, 20 do -- 2000 datagrams of 60 kB (120 MB) in bursts
+        for _ = 1, 100 do v:sendto(big, "127.0.0.1", port) end
+        task.yield()
+      end
+      local grew = my_rss() - before
+      assert.is_true(grew < 16 * 1024, ("rss grew by %d kB"):format(grew))
+      local n = 0
+      while u:recvfrom(0.05) do n = n + 1 end
+      assert.is_true(n >= 1 and n <= 64 + 200, "queued: " .. n)
+      -- empty and maximal datagrams still go through
+      assert(v:sendto("", "127.0.0.1", port))
+      assert.equal("", (u:recvfrom(2)))
+      local max = string.rep("m", 65507)
+      assert(v:sendto(max, "127.0.0.1", port))
+      assert.equal(max, (u:recvfrom(2)))
+      assert.same({nil, "EMSGSIZE"}, {v:sendto(max .. "x", "127.0.0.1", port)})
+      u:close()
+      v:close()
+    end)
+  end)
 end)

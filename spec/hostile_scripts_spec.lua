@@ -545,4 +545,31 @@ describe("hostile peers against the example scripts", function()
       for _, c in ipairs(held) do c:close() end
     end, 40)
   end)
+
+  it("udp_echo.lua survives random datagrams from peers that vanish",
+    function()
+    local seed = H.seed(31)
+    local proc, port = start("udp_echo.lua", {"127.0.0.1", "0"})
+    local ok, err = pcall(run_task, function()
+      local g = H.prng(seed)
+      for _ = 1, 50 do -- each sender closes at once: the echo meets a
+        local v = assert(net.udp{port = 0}) -- closed port (ICMP)
+        for _ = 1, g:int(1, 5) do
+          local n = g:pick{0, 1, g:int(0, 2000), 65507}
+          v:sendto(H.garbage(g, n), "127.0.0.1", port)
+        end
+        v:close()
+      end
+      local u = assert(net.udp{port = 0})
+      for i = 1, 5 do
+        assert(u:sendto("ping " .. i, "127.0.0.1", port))
+        local d = u:recvfrom(2)
+        while d and d ~= "ping " .. i do d = u:recvfrom(2) end
+        assert.equal("ping " .. i, d)
+      end
+      u:close()
+    end, 20)
+    assert(ok, ("seed %d: %s"):format(seed, tostring(err)))
+    proc:stop_quiet()
+  end)
 end)
