@@ -133,7 +133,14 @@ static void arm(core *K) {
   }
 }
 
+static void tmo_del_noarm(core *K, tmo *t);
+
 static int tmo_add(core *K, tmo *t, int kind, uint64_t ms) {
+  /* Still queued: a task closed by force (task:cancel's last resort)
+  ** leaves its wait behind, and the next waiter on that socket reuses the
+  ** node. Queued twice, it would stay in the heap forever (fire_cb spins)
+  ** and outlive its socket. */
+  if (t->idx >= 0) tmo_del_noarm(K, t);
   if (K->n == K->cap) {
     int ncap = K->cap ? 2 * K->cap : 64;
     tmo **nh = (tmo **)realloc(K->heap, ncap * sizeof(tmo *));
@@ -487,12 +494,13 @@ static void fire(core *K, tmo *t) {
       break;
     case TMO_RD:
       c = container_of(t, conn, rt);
-      c->rtimed = 1;
+      /* (the deadline of a task closed by force: nobody to time out) */
+      c->rtimed = c->rco != NULL && lua_status(c->rco) == LUA_YIELD;
       wake_reader(L, c);
       break;
     case TMO_WR:
       c = container_of(t, conn, wt);
-      c->wtimed = 1;
+      c->wtimed = c->wco != NULL && lua_status(c->wco) == LUA_YIELD;
       wake_writer(L, c);
       break;
     case TMO_LINGER:

@@ -322,4 +322,43 @@ end)
       _ = out
     end
   end)
+
+  it("a task that swallows cancels and is closed by force leaves no " ..
+    "stale wait behind", function()
+    -- task:cancel() closes by force a task that catches the marker and
+    -- waits again; its wait (deadline, slot) is left on the socket, and
+    -- the next waiter there must not queue the same deadline twice (the
+    -- heap would keep it forever: a spin, and a use after free)
+    run_task(function()
+      local s = assert(net.listen{port = 0})
+      local _, port = s:sockname()
+      local c = assert(net.connect("127.0.0.1", port))
+      local peer = assert(s:accept(2))
+      local big = string.rep("w", 65536)
+      local stubborn = {
+        function() c:settimeout(0.2); c:read("l") end,
+        function()
+          c:settimeout(0.2)
+          for _ = 1, 2000 do if not c:write(big) then break end end
+        end,
+      }
+      for _, wait in ipairs(stubborn) do
+        local t = task.spawn(function()
+          while true do pcall(wait) end
+        end)
+        assert.is_true(t:cancel())
+        assert.equal("cancelled", t.status)
+      end
+      c:settimeout(0.05) -- the same socket, waited on again
+      assert.same({nil, "timeout"}, {c:read("l")})
+      assert.same({nil, "timeout"}, {c:flush()})
+      peer:close() -- (so that c's queued output fails and c closes now)
+      c:close()
+      collectgarbage()
+      local t0 = task.now()
+      task.sleep(0.3) -- the stale deadlines pass: nothing spins
+      assert.is_true(task.now() - t0 < 2)
+      s:close()
+    end, 5)
+  end)
 end)
