@@ -361,4 +361,18 @@ end)
       s:close()
     end, 5)
   end)
+
+  it("a task closed by force does not keep the host alive", function()
+    -- The force path of task:cancel (coroutine.close after 8 swallowed
+    -- cancels) bypasses the C continuation, so the wait the task was
+    -- parked in stays registered: its socket stays uv_ref'd as if a task
+    -- waited on it, and a script whose main chunk then ends never exits
+    -- (script: spawn a task doing `while true do pcall(c.read, c) end` on
+    -- a connection it does not own, cancel it, return). Fixing it needs
+    -- the force path to drop the parked wait (e.g. resume with a "drop"
+    -- marker that the continuations answer by dropping their wait and
+    -- yielding, before coroutine.close), in task.lua and net.core.
+    pending("a task closed by force leaves its socket ref'd: the host " ..
+      "does not exit (see this spec's comment)")
+  end)
 end)
