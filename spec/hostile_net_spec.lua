@@ -246,7 +246,7 @@ describe("hostile peers (inline net servers)", function()
       local s, port = line_server{max_connections = 20, idle_timeout = 1}
       local raw = {}
       local done = 0
-      for i = 1, 300 do -- raw uv sockets: open, maybe send, drop or reset
+      for i = 1, 500 do -- raw uv sockets: open, maybe send, drop or reset
         local h = uv.new_tcp()
         raw[i] = h
         h:connect("127.0.0.1", port, function(err)
@@ -257,10 +257,10 @@ describe("hostile peers (inline net servers)", function()
         end)
       end
       for _ = 1, 1000 do
-        if done == 300 then break end
+        if done == 500 then break end
         task.sleep(0.01)
       end
-      assert.equal(300, done)
+      assert.equal(500, done)
       for _, h in ipairs(raw) do if not h:is_closing() then h:close() end end
       assert.is_true(s:active() <= 20)
       assert.is_true(normal_client(port))
