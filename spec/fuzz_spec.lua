@@ -142,6 +142,123 @@ describe("fuzz", function()
     assert.is_true(seen > 0) -- misuse happened and raised
   end)
 
+  it("uv: random operations on udp, pipe, timer and idle handles",
+    function()
+    local seed = H.seed(2024)
+    local g = H.prng(seed)
+    local R = function(a, b)
+      if a == nil then return g:next() / (1 << 53) end
+      if b == nil then return g:int(1, a) end
+      return g:int(a, b)
+    end
+    local hist = {}
+    local function t(f, ...) return try(hist, f, ...) end
+    local srv = uv.new_udp()
+    assert(srv:bind("127.0.0.1", 0))
+    local port = srv:getsockname().port
+    srv:recv_start(function(_, data, addr)
+      if data and addr then
+        t(srv.send, srv, data, addr.ip, addr.port, function() end)
+      end
+    end)
+    local pipename = os.tmpname()
+    os.remove(pipename)
+    local psrv = uv.new_pipe()
+    assert(psrv:bind(pipename))
+    local accepted = {}
+    psrv:listen(16, function()
+      local c = uv.new_pipe()
+      if not psrv:accept(c) then c:close() return end
+      accepted[#accepted + 1] = c
+      c:read_start(function(_, d)
+        if d then t(c.write, c, d)
+        elseif not c:is_closing() then c:close() end
+      end)
+    end)
+    local hs = {}
+    local function new()
+      local k = R(4)
+      local h
+      if k == 1 then h = uv.new_udp()
+      elseif k == 2 then
+        h = uv.new_pipe()
+        h:connect(pipename, function() end)
+      elseif k == 3 then h = uv.new_timer()
+      else h = uv.new_idle() end
+      hs[#hs + 1] = h
+    end
+    for _ = 1, 30 do new() end
+    local ops = {
+      function(h) h:close() end,
+      function(h) h:close(function() t(h.close, h) end) end,
+      function(h) h:send(string.rep("x", R(0, 70000)), "127.0.0.1", port,
+        function() if R() < .5 then t(h.close, h) end end) end,
+      function(h) h:try_send("abc", "127.0.0.1", port) end,
+      function(h) h:recv_start(function()
+        if R() < .3 then t(h.close, h) end
+        if R() < .3 then t(h.recv_stop, h) end
+      end) end,
+      function(h) h:recv_stop() end,
+      function(h) h:bind("127.0.0.1", 0) end,
+      function(h) h:connect("127.0.0.1", port) end,
+      function(h) h:connect() end,
+      function(h) h:write(string.rep("y", R(0, 100000)),
+        function() if R() < .5 then t(h.close, h) end end) end,
+      function(h) h:read_start(function()
+        if R() < .3 then t(h.close, h) end
+      end) end,
+      function(h) h:read_stop() end,
+      function(h) h:shutdown(function() t(h.shutdown, h) end) end,
+      function(h) h:start(R(0, 5), R(0, 3), function()
+        if R() < .3 then t(h.close, h) end
+        if R() < .3 then t(h.stop, h) end
+        if R() < .3 then t(h.again, h) end
+      end) end,
+      function(h) h:start(function()
+        if R() < .5 then t(h.stop, h) end
+        if R() < .2 then t(h.close, h) end
+      end) end,
+      function(h) h:stop() end,
+      function(h) h:again() end,
+      function(h) h:set_repeat(R(0, 10)) end,
+      function(h) h:unref(); h:ref() end,
+      function(h) h:fileno() end,
+      function(h) h:getsockname() end,
+      function(h) h:getpeername() end,
+      function(h) h:send_buffer_size(R(1, 100000)) end,
+      function(h) h:pending_instances(R(1, 10)) end,
+      function() collectgarbage() end,
+    }
+    local steps = 0
+    local tm = uv.new_timer()
+    tm:start(1, 1, function()
+      steps = steps + 1
+      for _ = 1, 10 do
+        t(ops[R(#ops)], hs[R(#hs)])
+        if R() < 0.1 then new() end
+      end
+      if steps >= 100 then tm:close() end
+    end)
+    local ok, err = pcall(run_loop, function() return steps >= 100 end, 20)
+    for _, h in ipairs(hs) do if not h:is_closing() then h:close() end end
+    for _, h in ipairs(accepted) do
+      if not h:is_closing() then h:close() end
+    end
+    srv:close()
+    psrv:close()
+    for _ = 1, 20 do uv.run("nowait") end
+    os.remove(pipename)
+    assert(ok, ("seed %d: %s"):format(seed, tostring(err)))
+    for msg in pairs(hist) do -- misuse raised a plain Lua error
+      assert(msg:find("closed handle", 1, true) or
+        msg:find("attempt to call a nil value", 1, true) or
+        msg:find("^calling '[%w_]+' on bad self") or
+        msg:find("^bad argument #%d") or msg:find("^E%u+") or
+        msg:find("already", 1, true),
+        ("seed %d: unexpected error: %s"):format(seed, msg))
+    end
+  end)
+
   it("net: random reads, writes, closes and cancels never crash",
     function()
     local seed = H.seed(99)
