@@ -395,6 +395,20 @@ describe("hostile peers against the example scripts", function()
     proc:stop_quiet() -- no handler error on its stderr
   end)
 
+  it("kv_server.lua: one request cannot make it buffer gigabytes",
+    function()
+    -- Each argument is capped (MAX_BULK, 64 MiB) and so is their number
+    -- (MAX_ARGS, 1 Mi), but not their total: "*1048576" followed by
+    -- 64 MiB arguments makes the server hold everything received until
+    -- the request is complete, gigabytes if the peer keeps sending
+    -- (Redis caps a client's query buffer at 1 GiB,
+    -- client-query-buffer-limit). The fix is a running total in
+    -- read_request (e.g. 512 MiB, then "Protocol error"); a spec must
+    -- send more than that cap, too heavy for this suite at that size.
+    pending("kv_server.lua has no cap on a whole request's size " ..
+      "(MAX_ARGS x MAX_BULK); see this spec's comment")
+  end)
+
   it("kv_server.lua: a KEYS pattern cannot stall the server", function()
     local proc, port = start("kv_server.lua", {"127.0.0.1", "0"})
     run_task(function()
