@@ -411,4 +411,53 @@ task.sleep(5)
       v:close()
     end)
   end)
+
+  it("handlers failing by the dozen release their slots; helpers of a " ..
+    "failed handler see its conn closed", function()
+    local script = tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+local net = require "net"
+local task = require "task"
+local s = assert(net.listen{port = 0, max_connections = 5})
+local _, port = s:sockname()
+local helper_saw
+task.spawn(s.serve, s, function(c)
+  local line = c:read("l")
+  if line == "helper" then -- a helper task waits on the same conn
+    task.spawn(function() helper_saw = select(2, c:read("l")) end)
+    task.yield()
+    error("handler with a helper fails")
+  elseif line == "boom" then
+    error("handler fails")
+  end
+  c:write("ok\n")
+end)
+local ts = {}
+for i = 1, 50 do
+  ts[i] = task.spawn(function()
+    local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+    c:write(i == 1 and "helper\n" or "boom\n")
+    local rest = c:read("a")
+    c:close()
+    assert(rest == "", "a failed handler's conn must close")
+  end)
+end
+for _, t in ipairs(ts) do assert(t:join() == nil) end
+local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+c:write("hi\n")
+print(c:read("l"), s:active(), helper_saw)
+c:close()
+s:close()
+]])
+    f:close()
+    local out, err, code = run_host({script})
+    assert.equal(0, code, err)
+    assert.equal("ok\t0\tclosed\n", out)
+    local _, n = err:gsub("handler fails", "")
+    local _, m = err:gsub("handler with a helper fails", "")
+    assert.equal(49, n)
+    assert.equal(1, m)
+    assert.is_nil(err:find("Sanitizer", 1, true), err)
+  end)
 end)
