@@ -78,6 +78,43 @@ function H.garbage(g, n)
   return table.concat(out):sub(1, n)
 end
 
+-- A valid message mutated a few times: bytes flipped, inserted, deleted,
+-- pieces repeated or cut, numbers replaced by extreme ones. Reaches deeper
+-- into a parser than pure noise.
+local NUMBERS = {"0", "-1", "1", "2147483647", "2147483648", "-2147483649",
+  "9223372036854775807", "99999999999999999999999", "1e9", "0x10", "",
+  " 5", "5 ", "+5", "nan", "inf"}
+
+function H.mutate(g, msg, rounds)
+  for _ = 1, rounds or g:int(1, 4) do
+    local n = #msg
+    local i = g:int(1, math.max(n, 1))
+    local r = g:int(1, 7)
+    if r == 1 then -- flip a byte
+      msg = msg:sub(1, i - 1) .. string.char(g:int(0, 255)) .. msg:sub(i + 1)
+    elseif r == 2 then -- insert spice
+      msg = msg:sub(1, i - 1) .. g:pick(SPICE) .. msg:sub(i)
+    elseif r == 3 then -- delete a run
+      msg = msg:sub(1, i - 1) .. msg:sub(i + g:int(1, 16))
+    elseif r == 4 then -- repeat a piece
+      local j = math.min(n, i + g:int(0, 40))
+      msg = msg:sub(1, j) .. msg:sub(i, j):rep(g:int(2, 50)) .. msg:sub(j + 1)
+    elseif r == 5 then -- cut short
+      msg = msg:sub(1, i)
+    elseif r == 6 then -- a number becomes an extreme one
+      local k = 0
+      local target = g:int(1, 8)
+      msg = msg:gsub("%d+", function(d)
+        k = k + 1
+        if k == target then return g:pick(NUMBERS) end
+      end)
+    else -- duplicate the whole message (pipelining)
+      msg = msg .. msg
+    end
+  end
+  return msg
+end
+
 -- }==================================================================
 
 -- {==================================================================

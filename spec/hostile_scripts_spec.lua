@@ -59,7 +59,7 @@ end
 
 -- Chat lines from attackers may arrive in between: skip them (bounded).
 local function read_line_like(c, pattern)
-  for _ = 1, 1000 do
+  for _ = 1, 100000 do
     local line = assert(c:read("l"))
     if line:find(pattern) then return line end
   end
@@ -118,6 +118,52 @@ local function garbage_attack(port, seed, n, maxlen)
       elseif r == 2 then c:close()
       elseif r == 3 then c:shutdown(); c:settimeout(0.5); c:read("a")
       else c:settimeout(0.05); c:recv() end
+      c:close()
+    end)
+  end
+  for _, t in ipairs(ts) do t:join() end
+end
+
+-- n attackers, each sending seeded mutations of valid requests (one per
+-- connection, or a few pipelined), then reading whatever comes back.
+local VALID = {
+  http = {"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n" ..
+      "\r\n5;x=y\r\nhello\r\n3\r\nabc\r\n0\r\nT: v\r\n\r\n",
+    "GET /helper.lua HTTP/1.0\r\nConnection: keep-alive\r\n" ..
+      "If-Modified-Since: Tue, 24 Nov 2026 09:00:00 GMT\r\n\r\n",
+    "HEAD / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+    "GET /%68ello?a=b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"},
+  kv = {"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n",
+    "*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$2\r\nEX\r\n$2\r\n10\r\n",
+    "*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n", "*2\r\n$4\r\nKEYS\r\n$3\r\n*[a]\r\n",
+    "*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nsa?e\r\n",
+    "SET a 1\r\nGET a\r\nEXPIRE a 5\r\nTTL a\r\n", "*1\r\n$4\r\nPING\r\n",
+    "*3\r\n$3\r\nDEL\r\n$1\r\na\r\n$1\r\nk\r\n"},
+  chat = {"alice\nhello\n/who\n/quit\n", "bob\r\nhi\r\n\r\n/who\r\n"},
+  echo = {"hello\n"},
+}
+
+local function mutation_attack(kind, port, seed, n)
+  local g = H.prng(seed)
+  local ts = {}
+  for a = 1, n do
+    local sub = H.prng(g:next())
+    ts[a] = task.spawn(function()
+      local c = H.connect(port)
+      if not c then return end
+      c:settimeout(0.3)
+      local msg = {}
+      for i = 1, sub:int(1, 3) do
+        msg[i] = H.mutate(sub, sub:pick(VALID[kind]))
+      end
+      msg = table.concat(msg)
+      if c:write(msg) then
+        if sub:chance(0.5) then c:shutdown() end
+        for _ = 1, 100 do if not c:recv() then break end end
+      end
+      if sub:chance(0.3) then H.reset(c) end
       c:close()
     end)
   end
@@ -247,6 +293,7 @@ describe("hostile peers against the example scripts", function()
       local ok, err = pcall(run_task, function()
         while_steady(kind, port, function()
           garbage_attack(port, seed, 30, 20000)
+          mutation_attack(kind, port, seed, 150)
           storm(port, 200, seed)
         end)
         assert.is_true(normal[kind](port))
