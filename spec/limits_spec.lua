@@ -91,6 +91,86 @@ describe("net limits", function()
     end, 120)
   end)
 
+  it("an idle served connection parked in read costs little memory",
+    function()
+    if ASAN then
+      pending("RSS is not meaningful under ASan (quarantine)")
+      return
+    end
+    -- A fresh server process measures itself; the clients live in another
+    -- process. Both are ours and stopped by pid.
+    local N = 2000
+    local server, client = tmpname(), tmpname()
+    local portfile, outfile, pidfile = tmpname(), tmpname(), tmpname()
+    local function write(name, text)
+      local f = assert(io.open(name, "w"))
+      f:write(text)
+      f:close()
+    end
+    local function slurp(name)
+      local f = io.open(name)
+      if not f then return nil end
+      local t = f:read("a")
+      f:close()
+      return t ~= "" and t or nil
+    end
+    write(server, ([[
+      local net, task = require "net", require "task"
+      local function rss()
+        local f = io.open("/proc/self/status")
+        local s = f:read("a"); f:close()
+        return tonumber(s:match("VmRSS:%%s*(%%d+)"))
+      end
+      local s = assert(net.listen{backlog = 4096})
+      local n = 0
+      collectgarbage(); collectgarbage()
+      task.sleep(0.05)
+      local r0 = rss()
+      task.spawn(s.serve, s, function(c) n = n + 1; c:read() end)
+      local f = io.open(%q, "w"); f:write((select(2, s:sockname()))); f:close()
+      for _ = 1, 3000 do
+        if n == %d then break end
+        task.sleep(0.01)
+      end
+      task.sleep(0.1)
+      collectgarbage(); collectgarbage()
+      print(n, (rss() - r0) * 1024 / n)
+      os.exit(0)]]):format(portfile, N))
+    write(client, [[
+      local net, task = require "net", require "task"
+      local n, port = tonumber(arg[1]), tonumber(arg[2])
+      print(io.open("/proc/self/stat"):read("n")); io.stdout:flush()
+      local cs = {}
+      for i = 1, n do cs[i] = assert(net.connect("127.0.0.1", port)) end
+      task.sleep(60)]])
+    local host = shell_quote(LUAHOST)
+    assert(os.execute(("%s %s > %s 2>&1 &"):format(host, server, outfile)))
+    run_task(function()
+      local port
+      for _ = 1, 1000 do
+        port = tonumber(slurp(portfile))
+        if port then break end
+        task.sleep(0.01)
+      end
+      assert(port, "the server did not start")
+      assert(os.execute(("%s %s %d %d > %s &"):format(host, client, N, port,
+        pidfile)))
+      for _ = 1, 3000 do
+        if slurp(outfile) then break end
+        task.sleep(0.01)
+      end
+    end, 60)
+    local pid = tonumber(slurp(pidfile))
+    if pid then os.execute("kill " .. pid) end
+    local out = slurp(outfile) or ""
+    local n, per = out:match("^(%d+)%s+([%d.]+)")
+    assert(n, "server said: " .. out)
+    assert.equal(N, tonumber(n))
+    io.stderr:write(("\n[memory] %.0f bytes per idle connection\n")
+      :format(tonumber(per)))
+    assert.is_true(tonumber(per) < 2600, per .. " bytes per connection")
+  end)
+
   it("refuses a 10 MB line with 'line too long', memory bounded",
     function()
     run_task(function()
