@@ -1799,7 +1799,7 @@ static int udp_connect(lua_State *L) {
 
 static int udp_recv_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
-  int withaddr = (int)(kc & 1), ms = (int)(kc >> 1) - 1;
+  int withaddr = (int)(kc & 1), ms = (int)((kc >> 1) - 1);
   (void)status;
   if (was_cancelled(L, 1)) {
     drop_waits(L, c);

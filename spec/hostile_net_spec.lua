@@ -350,6 +350,22 @@ task.sleep(5)
     end)
   end)
 
+  it("a udp receive with the longest timeout works", function()
+    run_task(function()
+      local u = assert(net.udp{port = 0})
+      local _, port = u:sockname()
+      local v = assert(net.udp{})
+      local t = task.spawn(function() return u:recvfrom(1e7) end)
+      assert(v:sendto("hi", "127.0.0.1", port))
+      assert.equal("hi", (t:join()))
+      u:settimeout(2147483.647) -- exactly INT_MAX ms
+      assert(v:sendto("again", "127.0.0.1", port))
+      assert.equal("again", u:recv())
+      u:close()
+      v:close()
+    end)
+  end)
+
   it("task.sleep(math.huge) sleeps, it does not return at once", function()
     run_task(function()
       local ts = {}
