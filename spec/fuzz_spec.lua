@@ -363,6 +363,40 @@ describe("fuzz", function()
     assert(ok, ("seed %d: %s"):format(seed, tostring(err)))
   end)
 
+  it("uv: a write's table emptied right after the call sends intact data",
+    function()
+    local server = uv.new_tcp()
+    assert(server:bind("127.0.0.1", 0))
+    local port = server:getsockname().port
+    local got, eof = {}, false
+    server:listen(8, function()
+      local c = uv.new_tcp()
+      server:accept(c)
+      c:read_start(function(_, d)
+        if d then got[#got + 1] = d else eof = true; c:close() end
+      end)
+    end)
+    local function piece(i)
+      return string.rep(string.char(65 + i % 26), 50000) .. i
+    end
+    local cl = uv.new_tcp()
+    cl:connect("127.0.0.1", port, function()
+      local t = {}
+      for i = 1, 40 do t[i] = piece(i) end
+      cl:write(t, function() cl:close() end)
+      for i = 1, 40 do t[i] = nil end -- the only references, gone
+      collectgarbage()
+      collectgarbage()
+      local junk = {}
+      for i = 1, 500 do junk[i] = string.rep("Z", 5000) .. i end
+    end)
+    run_loop(function() return eof end)
+    server:close()
+    local want = {}
+    for i = 1, 40 do want[i] = piece(i) end
+    assert.is_true(table.concat(got) == table.concat(want))
+  end)
+
   it("net: closing a socket from another task wakes its waiters",
     function()
     run_task(function()
