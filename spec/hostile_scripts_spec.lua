@@ -382,6 +382,14 @@ describe("hostile peers against the example scripts", function()
         {"*1\r\n$99999999999999999999\r\n", "^%-ERR Protocol error"},
         {"*1\r\n*1\r\n$4\r\nPING\r\n", "^%-ERR Protocol error"},
         {"*1\r\n$3\r\nPING\r\n", "^%-ERR Protocol error: bad bulk"},
+        {"*1\r\n:5\r\n", "^%-ERR Protocol error: invalid bulk length"},
+        {"*1\r\n+PING\r\n", "^%-ERR Protocol error: invalid bulk length"},
+        {"*2\r\n$3\r\nGET\r\n*1\r\n$1\r\nk\r\n",
+         "^%-ERR Protocol error: invalid bulk length"},
+        {"*1\r\n$4\r\nPINGPONG\r\n", "^%-ERR Protocol error: bad bulk"},
+        {"*2\r\n$3\r\nGET\r\n", "^$"}, -- fewer elements than announced
+        {"*3\r\n$4\r\nINCR\r\n$1\r\nn\r\n$1\r\nx\r\n",
+         "^%-ERR wrong number of arguments for 'incr'"},
         {"*2\r\n$4\r\nfoo\r\n\r\n$1\r\nx\r\n", "^%-ERR Protocol error"},
         {"*-5\r\n", "^$"},
         {"*1\r\n$4\r\nPING", "^$"}, -- cut short
