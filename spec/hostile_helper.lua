@@ -185,7 +185,8 @@ end
 -- opts.shell: shell commands run first (e.g. "ulimit -n 64").
 function H.start_script(script, args, opts)
   local q = shell_quote
-  local words = {q(LUAHOST), q("scripts/" .. script)}
+  local path = script:find("/", 1, true) and script or "scripts/" .. script
+  local words = {q(LUAHOST), q(path)}
   for _, a in ipairs(args or {}) do words[#words + 1] = q(a) end
   local errfile = tmpname()
   local line = ("echo $$; %s exec timeout -s KILL 120 %s </dev/null 2>%s")

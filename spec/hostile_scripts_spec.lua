@@ -681,4 +681,51 @@ describe("hostile peers against the example scripts", function()
     end, 30)
     proc:stop_quiet()
   end)
+
+  -- {================================================================
+  -- The clients against hostile servers: a message and exit status 2,
+  -- never a traceback
+  -- ================================================================
+
+  local EVIL_HTTP = [[
+local net = require "net"
+local replies = {
+  chunk_zz = "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+  chunk_huge = "Transfer-Encoding: chunked\r\n\r\n" ..
+    "ffffffffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+  chunk_neg = "Transfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
+  cl_neg = "Content-Length: -5\r\n\r\nhello",
+  cl_float = "Content-Length: 1e3\r\n\r\nhello",
+  cl_huge = "Content-Length: 99999999999999999999\r\n\r\nhello",
+  cl_text = "Content-Length: lots\r\n\r\nhello",
+}
+local s = assert(net.listen{port = 0})
+local _, port = s:sockname()
+print("listening on 127.0.0.1:" .. port)
+io.stdout:flush()
+s:serve(function(c)
+  local path = (c:read("l") or ""):match("GET /(%S*)")
+  repeat local l = c:read("l") until not l or l == "\r"
+  c:write("HTTP/1.1 200 OK\r\n", replies[path] or "\r\n")
+end)
+]]
+
+  it("http_get.lua facing a hostile server fails with a message",
+    function()
+    local evil = tmpname() .. ".lua"
+    local f = assert(io.open(evil, "w"))
+    f:write(EVIL_HTTP)
+    f:close()
+    local proc, port = start(evil)
+    for _, mode in ipairs{"chunk_zz", "chunk_huge", "chunk_neg", "cl_neg",
+                          "cl_float", "cl_huge", "cl_text"} do
+      local _, err, code = run_host({"scripts/http_get.lua", "-t", "2",
+        ("http://127.0.0.1:%d/%s"):format(port, mode)})
+      assert.equal(2, code, mode .. ": " .. err)
+      assert.matches("^http_get: ", err, 1, false, mode)
+      assert.is_nil(err:find("traceback", 1, true), mode .. ": " .. err)
+    end
+    proc:stop()
+    os.remove(evil)
+  end)
 end)
