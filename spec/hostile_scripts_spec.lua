@@ -728,4 +728,34 @@ end)
     proc:stop()
     os.remove(evil)
   end)
+
+  it("redis_client.lua facing a hostile server fails with a message",
+    function()
+    local evil = tmpname() .. ".lua"
+    local f = assert(io.open(evil, "w"))
+    f:write([[
+local net = require "net"
+local s = assert(net.listen{port = 0})
+local _, port = s:sockname()
+print("listening on 127.0.0.1:" .. port)
+io.stdout:flush()
+local replies = {huge = "$9223372036854775807\r\nabc\r\n",
+  huge2 = "$9223372036854775806\r\n", deep = ("*1\r\n"):rep(100) .. ":1\r\n",
+  bad = "?what\r\n", int = ":99999999999999999999\r\n"}
+s:serve(function(c)
+  local req = c:recv() or ""
+  c:write(replies[req:match("(%w+)\r\n$")] or "+OK\r\n")
+end)
+]])
+    f:close()
+    local proc, port = start(evil)
+    for _, mode in ipairs{"huge", "huge2", "deep", "bad", "int"} do
+      local _, err, code = run_host({"scripts/redis_client.lua", "-p", port,
+        "get", mode})
+      assert.equal(1, code, mode .. ": " .. err)
+      assert.matches("^redis_client: protocol error", err, 1, false, mode)
+    end
+    proc:stop()
+    os.remove(evil)
+  end)
 end)
