@@ -87,6 +87,27 @@ end
 
 normal.proxy = normal.echo -- the proxy forwards to an echo server
 
+function normal.daytime(port)
+  local c = assert(H.connect(port))
+  assert.matches("^%a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT\r$",
+    c:read("l"))
+  c:close()
+  local u = assert(net.udp{})
+  assert(u:sendto("x", "127.0.0.1", port))
+  assert.matches(" GMT\r\n$", (u:recvfrom(2)))
+  u:close()
+  return true
+end
+
+function normal.time(port)
+  local c = assert(H.connect(port))
+  local b = assert(c:read(4))
+  c:close()
+  local secs = string.unpack(">I4", b) - 2208988800 -- since 1900
+  assert.is_true(math.abs(secs % (1 << 32) - os.time() % (1 << 32)) < 5)
+  return true
+end
+
 -- }==================================================================
 
 -- {==================================================================
@@ -279,6 +300,8 @@ describe("hostile peers against the example scripts", function()
     {"http", "http_server.lua", {"127.0.0.1", "0", "spec"}},
     {"kv", "kv_server.lua", {"127.0.0.1", "0"}},
     {"chat", "chat.lua", {"127.0.0.1", "0"}},
+    {"daytime", "daytime.lua", {"127.0.0.1", "0"}},
+    {"time", "time.lua", {"127.0.0.1", "0"}},
   }
 
   for _, s in ipairs(scripts) do
@@ -293,8 +316,16 @@ describe("hostile peers against the example scripts", function()
       local ok, err = pcall(run_task, function()
         while_steady(kind, port, function()
           garbage_attack(port, seed, 30, 20000)
-          mutation_attack(kind, port, seed, 150)
+          if VALID[kind] then mutation_attack(kind, port, seed, 150) end
           storm(port, 200, seed)
+          if kind == "daytime" or kind == "time" then -- their udp side
+            local g = H.prng(seed)
+            for _ = 1, 50 do
+              local v = assert(net.udp{port = 0})
+              v:sendto(H.garbage(g, g:int(0, 3000)), "127.0.0.1", port)
+              v:close() -- the answer meets a closed port
+            end
+          end
         end)
         assert.is_true(normal[kind](port))
       end, 40)
