@@ -42,8 +42,9 @@
 #define LINGER_MS 10000        /* close(): time left to send queued data */
 #define MAX_FORMATS 200
 
-static const char cancel_mark = 'c';
+static const char cancel_mark = 'c', drop_mark = 'd';
 #define CANCEL ((void *)&cancel_mark)
+#define DROP ((void *)&drop_mark)
 
 #define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
 
@@ -235,11 +236,22 @@ static int raise_cancel(lua_State *L) {
   return lua_error(L);
 }
 
-/* Resume values beyond base: the cancel marker, or nothing. */
+/* Resume values beyond base: 1 for the cancel marker, 2 for the drop
+** marker, 0 for nothing. */
 static int was_cancelled(lua_State *L, int base) {
-  int c = lua_gettop(L) > base && lua_touserdata(L, -1) == CANCEL;
+  void *m = lua_gettop(L) > base ? lua_touserdata(L, -1) : NULL;
   lua_settop(L, base);
-  return c;
+  return m == CANCEL ? 1 : m == DROP ? 2 : 0;
+}
+
+/* After a wait dropped its registration: raise the cancel marker, or, for
+** the drop marker, stay parked with nothing registered. task:cancel sends
+** the drop marker before it closes by force a task that kept swallowing
+** cancels: closing it parked in a wait would leave the wait behind (its
+** socket ref'd, the host kept alive). */
+static int cancel_exit(lua_State *L, int how) {
+  if (how == 2) return lua_yield(L, 0);
+  return raise_cancel(L);
 }
 
 /* }====================================================== */
@@ -263,7 +275,8 @@ static int sleep_k(lua_State *L, int status, lua_KContext kc) {
   sleeper *s = (sleeper *)kc;
   core *K = getcore(L);
   (void)status;
-  if (was_cancelled(L, 0)) {
+  int how = was_cancelled(L, 0);
+  if (how) {
     if (s->co == L) { /* still queued: give the node back */
       tmo_del(K, &s->t);
       s->co = NULL;
@@ -272,7 +285,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext kc) {
       s->next = K->free_sleepers;
       K->free_sleepers = s;
     }
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   return 0;
 }
@@ -965,9 +978,10 @@ static int read_k(lua_State *L, int status, lua_KContext kc) {
   int base = 1 + nf + (i - 2); /* conn, formats, results so far */
   conn *c = *(conn **)lua_touserdata(L, 1);
   (void)status;
-  if (was_cancelled(L, base)) {
+  int how = was_cancelled(L, base);
+  if (how) {
     drop_waits(L, c);
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   for (; i <= nf + 1; i++) {
     int r = read_one(L, c, i);
@@ -1050,9 +1064,10 @@ static int recv_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
   size_t max = (size_t)kc;
   (void)status;
-  if (was_cancelled(L, 2)) {
+  int how = was_cancelled(L, 2);
+  if (how) {
     drop_waits(L, c);
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   if (c == NULL || c->closed) return fail_str(L, "closed");
   if (c->rlen > 0) {
@@ -1108,9 +1123,10 @@ static void write_cb(uv_write_t *req, int status) {
 static int write_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
   (void)status; (void)kc;
-  if (was_cancelled(L, 1)) {
+  int how = was_cancelled(L, 1);
+  if (how) {
     drop_waits(L, c);
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   if (c == NULL || c->closed) return fail_str(L, "closed");
   if (c->werr) return fail_str(L, errname(c->werr));
@@ -1336,9 +1352,10 @@ static int accept_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
   int ms = (int)kc;
   (void)status;
-  if (was_cancelled(L, 2)) {
+  int how = was_cancelled(L, 2);
+  if (how) {
     drop_waits(L, c);
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   if (!LIVE(c)) return fail_str(L, "closed");
   if (c->pending) {
@@ -1401,10 +1418,11 @@ static void connect_cb(uv_connect_t *req, int status) {
 static int connect_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1); /* stack: conn [marker] */
   (void)status; (void)kc;
-  if (was_cancelled(L, 1)) {
+  int how = was_cancelled(L, 1);
+  if (how) {
     drop_waits(L, c);
     if (c) conn_close(L, c);
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   if (c == NULL || c->closed) return fail_str(L, "closed");
   if (c->cstatus == 1) {
@@ -1550,11 +1568,14 @@ static void getaddrinfo_cb(uv_getaddrinfo_t *req, int status,
 static int dns_k(lua_State *L, int status, lua_KContext kc) {
   dnsreq *d = (dnsreq *)kc;
   (void)status;
-  if (lua_touserdata(L, -1) == CANCEL) {
+  int how = lua_touserdata(L, -1) == CANCEL ? 1
+            : lua_touserdata(L, -1) == DROP ? 2 : 0;
+  if (how) {
+    lua_pop(L, 1);
     d->co = NULL; /* the callback frees it */
     tmo_del(d->K, &d->t);
     uv_cancel((uv_req_t *)&d->u);
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   return lua_gettop(L); /* {ip...} or nil, err, pushed by the callback */
 }
@@ -1801,9 +1822,10 @@ static int udp_recv_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
   int withaddr = (int)(kc & 1), ms = (int)((kc >> 1) - 1);
   (void)status;
-  if (was_cancelled(L, 1)) {
+  int how = was_cancelled(L, 1);
+  if (how) {
     drop_waits(L, c);
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   if (!LIVE(c)) return fail_str(L, "closed");
   if (c->qhead != NULL) {
@@ -2208,6 +2230,8 @@ int luaopen_net_core(lua_State *L) {
   new_kind(L, K_UDP, udp_methods, "udp_methods");
   lua_pushlightuserdata(L, CANCEL);
   lua_setfield(L, -2, "CANCEL");
+  lua_pushlightuserdata(L, DROP);
+  lua_setfield(L, -2, "DROP");
   return 1;
 }
 

@@ -514,16 +514,39 @@ end)
   end)
 
   it("a task closed by force does not keep the host alive", function()
-    -- The force path of task:cancel (coroutine.close after 8 swallowed
-    -- cancels) bypasses the C continuation, so the wait the task was
-    -- parked in stays registered: its socket stays uv_ref'd as if a task
-    -- waited on it, and a script whose main chunk then ends never exits
-    -- (script: spawn a task doing `while true do pcall(c.read, c) end` on
-    -- a connection it does not own, cancel it, return). Fixing it needs
-    -- the force path to drop the parked wait (e.g. resume with a "drop"
-    -- marker that the continuations answer by dropping their wait and
-    -- yielding, before coroutine.close), in task.lua and net.core.
-    pending("a task closed by force leaves its socket ref'd: the host " ..
-      "does not exit (see this spec's comment)")
+    -- task:cancel closes by force a task that swallows 8 cancels; the
+    -- wait it was parked in must go with it (else its socket stays ref'd,
+    -- its sleep or signal watcher alive, and the host never exits)
+    local script = tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+local net = require "net"
+local task = require "task"
+local which = arg[1]
+local s = assert(net.listen{port = 0})
+local _, port = s:sockname()
+local c = assert(net.connect("127.0.0.1", port))
+local peer = assert(s:accept(1))
+local waits = { -- (not write: queued output keeps the host alive anyway)
+  read = function() c:read("l") end,
+  sleep = function() task.sleep(1000) end,
+  signal = function() task.wait_signal("SIGUSR2") end,
+  accept = function() s:accept() end,
+}
+local t = task.spawn(function()
+  while true do pcall(waits[which]) end -- swallows every cancel
+end)
+task.sleep(0.01)
+assert(t:cancel())
+print(t.status)
+s:close() -- c and peer are left open, as a careless script would
+]])
+    f:close()
+    for _, which in ipairs{"read", "sleep", "signal", "accept"} do
+      local out, err, code = run_host({script, which}, nil,
+        "timeout -s KILL 5") -- a host that does not exit is killed (137)
+      assert.equal(0, code, which .. ": " .. err)
+      assert.equal("cancelled\n", out, which)
+    end
   end)
 end)
