@@ -1262,6 +1262,17 @@ static int parse_addr(const char *ip, int port, struct sockaddr_storage *ss) {
   return UV_EINVAL;
 }
 
+/* A unix socket path at idx: a NUL byte raises (libuv would cut the path
+** there); a path too long for sun_path fails with UV_ENAMETOOLONG (libuv
+** 1.44 would truncate it: bind or connect to another path). */
+static int check_sock_path(lua_State *L, int idx) {
+  size_t len;
+  const char *p = luaL_checklstring(L, idx, &len);
+  luaL_argcheck(L, strlen(p) == len, idx, "path contains a NUL byte");
+  return len >= sizeof(((struct sockaddr_un *)0)->sun_path)
+         ? UV_ENAMETOOLONG : 0;
+}
+
 /* listen(ip, port, backlog, v6only, reuseport) / listen(path, nil,
 ** backlog): a server, or nil, err. */
 static int core_listen(lua_State *L) {
@@ -1276,6 +1287,7 @@ static int core_listen(lua_State *L) {
   int r;
   if (!pipe && parse_addr(where, port, &ss) < 0)
     return luaL_argerror(L, 1, "invalid IP address");
+  if (pipe && (r = check_sock_path(L, 1)) < 0) return fail_st(L, r);
   c = conn_new(L, K, pipe ? UV_NAMED_PIPE : UV_TCP, K_SERVER);
   if (pipe)
     r = uv_pipe_init(K->ctx->loop, (uv_pipe_t *)c->h->uv, 0);
@@ -1455,6 +1467,7 @@ static int core_connect(lua_State *L) {
   need_task(L, K, "net.connect");
   if (!pipe && parse_addr(where, port, &ss) < 0)
     return luaL_argerror(L, 1, "invalid IP address");
+  if (pipe && (r = check_sock_path(L, 1)) < 0) return fail_st(L, r);
   if (!lua_isnoneornil(L, 4) &&
       parse_addr(luaL_checkstring(L, 4),
                  (int)lh_opt_range(L, 5, 0, 0, 65535), &bs) < 0)

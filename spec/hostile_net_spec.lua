@@ -476,4 +476,25 @@ s:close()
     assert.equal(1, m)
     assert.is_nil(err:find("Sanitizer", 1, true), err)
   end)
+
+  it("a unix socket path is never cut short (too long, or a NUL byte)",
+    function()
+    run_task(function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir " .. shell_quote(dir)))
+      local long = dir .. "/" .. string.rep("a", 300)
+      local cut = long:sub(1, 107) -- what sun_path would have kept
+      assert.same({nil, "ENAMETOOLONG"}, {net.listen{path = long}})
+      assert.same({nil, "ENAMETOOLONG"}, {net.connect{path = long}})
+      assert.is_nil(io.open(cut, "r"), "a socket at the cut path")
+      local nul = dir .. "/x\0y"
+      assert.matches("path contains a NUL byte", select(2,
+        pcall(net.listen, {path = nul})))
+      assert.matches("path contains a NUL byte", select(2,
+        pcall(net.connect, {path = nul})))
+      assert.is_nil(io.open(dir .. "/x", "r"), "a socket at the cut path")
+      os.execute("rm -rf " .. shell_quote(dir))
+    end)
+  end)
 end)
