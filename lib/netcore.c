@@ -1254,6 +1254,17 @@ static void connection_cb(uv_stream_t *s, int status) {
   wake_reader(c->K->ctx->L, c);
 }
 
+/* True when the string at idx holds a NUL byte: C would see only what
+** precedes it ("localhost\0.example.com" would resolve as localhost,
+** whatever a check on the Lua string concluded). */
+static int has_nul(lua_State *L, int idx) {
+  size_t len;
+  const char *s;
+  if (lua_type(L, idx) != LUA_TSTRING) return 0; /* (no number converted) */
+  s = lua_tolstring(L, idx, &len);
+  return strlen(s) != len;
+}
+
 /* Parse ip + port; 0 on success. */
 static int parse_addr(const char *ip, int port, struct sockaddr_storage *ss) {
   memset(ss, 0, sizeof(*ss));
@@ -1285,7 +1296,7 @@ static int core_listen(lua_State *L) {
   struct sockaddr_storage ss;
   conn *c;
   int r;
-  if (!pipe && parse_addr(where, port, &ss) < 0)
+  if (!pipe && (has_nul(L, 1) || parse_addr(where, port, &ss) < 0))
     return luaL_argerror(L, 1, "invalid IP address");
   if (pipe && (r = check_sock_path(L, 1)) < 0) return fail_st(L, r);
   c = conn_new(L, K, pipe ? UV_NAMED_PIPE : UV_TCP, K_SERVER);
@@ -1465,12 +1476,13 @@ static int core_connect(lua_State *L) {
   conn *c;
   int r;
   need_task(L, K, "net.connect");
-  if (!pipe && parse_addr(where, port, &ss) < 0)
+  if (!pipe && (has_nul(L, 1) || parse_addr(where, port, &ss) < 0))
     return luaL_argerror(L, 1, "invalid IP address");
   if (pipe && (r = check_sock_path(L, 1)) < 0) return fail_st(L, r);
   if (!lua_isnoneornil(L, 4) &&
-      parse_addr(luaL_checkstring(L, 4),
-                 (int)lh_opt_range(L, 5, 0, 0, 65535), &bs) < 0)
+      (parse_addr(luaL_checkstring(L, 4),
+                  (int)lh_opt_range(L, 5, 0, 0, 65535), &bs) < 0 ||
+       has_nul(L, 4)))
     return luaL_argerror(L, 4, "invalid bind address");
   req = (uv_connect_t *)malloc(sizeof(uv_connect_t));
   if (req == NULL) return luaL_error(L, "not enough memory");
@@ -1619,6 +1631,7 @@ static int core_getaddrinfo(lua_State *L) {
   dnsreq *d;
   int r;
   need_task(L, K, "net.lookup");
+  if (has_nul(L, 1)) return fail_str(L, "ENOTFOUND"); /* no such name */
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = fam == NULL ? AF_UNSPEC : strcmp(fam, "inet6") == 0
                     ? AF_INET6 : AF_INET;
@@ -1669,7 +1682,7 @@ static int core_getnameinfo(lua_State *L) {
   struct sockaddr_storage ss;
   dnsreq *d;
   int r;
-  if (parse_addr(ip, 0, &ss) < 0)
+  if (has_nul(L, 1) || parse_addr(ip, 0, &ss) < 0)
     return luaL_argerror(L, 1, "invalid IP address");
   need_task(L, K, "net.reverse");
   d = (dnsreq *)calloc(1, sizeof(dnsreq));
@@ -1738,7 +1751,7 @@ static int core_udp(lua_State *L) {
   unsigned family = AF_UNSPEC;
   conn *c;
   int r;
-  if (ip != NULL && parse_addr(ip, port, &ss) < 0)
+  if (ip != NULL && (has_nul(L, 1) || parse_addr(ip, port, &ss) < 0))
     return luaL_argerror(L, 1, "invalid IP address");
   if (ip != NULL) family = ss.ss_family;
   else if (fam != NULL) family = strcmp(fam, "inet6") == 0 ? AF_INET6
@@ -1799,7 +1812,7 @@ static int udp_sendto(lua_State *L) {
   luaL_checkstring(L, 2);
   ip = luaL_checkstring(L, 3);
   port = (int)lh_check_range(L, 4, 0, 65535);
-  if (parse_addr(ip, port, &ss) < 0)
+  if (has_nul(L, 3) || parse_addr(ip, port, &ss) < 0)
     return luaL_argerror(L, 3, "invalid IP address");
   return udp_send_to(L, c, 2, (struct sockaddr *)&ss);
 }
@@ -1821,7 +1834,7 @@ static int udp_connect(lua_State *L) {
   } else {
     const char *ip = luaL_checkstring(L, 2);
     int port = (int)lh_check_range(L, 3, 0, 65535);
-    if (parse_addr(ip, port, &ss) < 0)
+    if (has_nul(L, 2) || parse_addr(ip, port, &ss) < 0)
       return luaL_argerror(L, 2, "invalid IP address");
     if (!LIVE(c)) return fail_str(L, "closed");
     r = uv_udp_connect((uv_udp_t *)c->h->uv, (struct sockaddr *)&ss);
@@ -2032,6 +2045,7 @@ static int core_service(lua_State *L) {
   const char *proto = luaL_optstring(L, 2, "tcp");
   struct servent se, *res = NULL;
   char buf[1024];
+  if (has_nul(L, 1) || has_nul(L, 2)) return fail_str(L, "ENOTFOUND");
   if (lua_type(L, 1) == LUA_TNUMBER) {
     int port = (int)lh_check_range(L, 1, 0, 65535);
     getservbyport_r(htons((uint16_t)port), proto, &se, buf, sizeof(buf),
@@ -2051,6 +2065,7 @@ static int core_service(lua_State *L) {
 static int core_protocol(lua_State *L) {
   struct protoent pe, *res = NULL;
   char buf[1024];
+  if (has_nul(L, 1)) return fail_str(L, "ENOTFOUND");
   if (lua_type(L, 1) == LUA_TNUMBER) {
     getprotobynumber_r((int)lh_check_range(L, 1, 0, 255), &pe, buf,
                        sizeof(buf), &res);

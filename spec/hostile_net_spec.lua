@@ -497,4 +497,34 @@ s:close()
       os.execute("rm -rf " .. shell_quote(dir))
     end)
   end)
+
+  it("a NUL byte never cuts a name or an address short", function()
+    -- a name checked as a Lua string ("ends in .example.com") must not
+    -- resolve as what precedes the NUL ("localhost")
+    run_task(function()
+      local evil = "localhost\0.example.com"
+      assert.same({nil, "ENOTFOUND"}, {net.lookup(evil)})
+      assert.same({nil, "ENOTFOUND"}, {net.connect(evil, 9, {timeout = 2})})
+      assert.same({nil, "ENOTFOUND"}, {net.listen{host = evil}})
+      assert.same({nil, "ENOTFOUND"}, {net.listen{host = "127.0.0.1\0x"}})
+      assert.same({nil, "ENOTFOUND"}, {net.udp{host = "127.0.0.1\0x",
+        port = 0}})
+      assert.same({nil, "ENOTFOUND"}, {net.service("http\0x")})
+      assert.same({nil, "ENOTFOUND"}, {net.service("http", "tcp\0x")})
+      assert.same({nil, "ENOTFOUND"}, {net.protocol("tcp\0x")})
+      local u = assert(net.udp{})
+      assert.matches("invalid IP address", select(2,
+        pcall(u.sendto, u, "x", "127.0.0.1\0x", 9)))
+      assert.matches("invalid IP address", select(2,
+        pcall(u.connect, u, "127.0.0.1\0x", 9)))
+      u:close()
+      local core = require "net.core"
+      assert.matches("invalid IP address", select(2,
+        pcall(core.connect, "127.0.0.1\0x", 9)))
+      -- still fine without one
+      assert.equal(80, net.service("http"))
+      assert.equal("http", net.service(80))
+      assert.is_table(net.lookup("localhost"))
+    end)
+  end)
 end)
