@@ -549,4 +549,16 @@ s:close() -- c and peer are left open, as a careless script would
       assert.equal("cancelled\n", out, which)
     end
   end)
+
+  it("uv: a NUL byte never cuts a name or an address short", function()
+    -- net checks this (hostile_net_spec); the uv bindings, like luv, pass
+    -- names and addresses to C as C strings: uv.getaddrinfo(
+    -- "localhost\0.example.com") resolves localhost, tcp:bind(
+    -- "127.0.0.1\0junk", 0) binds 127.0.0.1, uv.getservbyname("http\0x")
+    -- gives 80. The fix is a NUL check where the strings are taken
+    -- (lh_check_addr in bindings/common.c, dns.c, netdb.c, udp.c
+    -- check_ip), each failing as the binding fails for a bad name.
+    pending("uv bindings accept names and addresses with a NUL byte; " ..
+      "see this spec's comment")
+  end)
 end)
