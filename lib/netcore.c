@@ -470,8 +470,20 @@ static void shutdown_close_cb(uv_shutdown_t *req, int status) {
   if (c != NULL && c->h != NULL) lh_handle_close(c->h);
 }
 
+/* SO_LINGER on with 0 seconds: the owner asked for a reset on close, so
+** queued output is dropped rather than drained first. */
+static int abortive(conn *c) {
+  uv_os_fd_t fd;
+  struct linger lg;
+  socklen_t len = sizeof(lg);
+  return uv_fileno(c->h->uv, &fd) == 0 &&
+         getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0 &&
+         lg.l_onoff && lg.l_linger == 0;
+}
+
 /* Close c for Lua now; queued output still goes out (bounded by
-** LINGER_MS), then the handle closes. Waiting tasks get "closed". */
+** LINGER_MS), then the handle closes, unless linger is set to 0 (a
+** reset now). Waiting tasks get "closed". */
 static void conn_close(lua_State *L, conn *c) {
   if (c->closed) return;
   c->closed = 1;
@@ -484,7 +496,8 @@ static void conn_close(lua_State *L, conn *c) {
   }
   wake_reader(L, c);
   wake_writer(L, c);
-  if (c->nwreq > 0 && c->kind == K_STREAM && !uv_is_closing(c->h->uv)) {
+  if (c->nwreq > 0 && c->kind == K_STREAM && !uv_is_closing(c->h->uv) &&
+      !abortive(c)) {
     uv_shutdown_t *req = (uv_shutdown_t *)malloc(sizeof(uv_shutdown_t));
     if (req != NULL && uv_shutdown(req, STREAM(c), shutdown_close_cb) == 0) {
       req->data = c;

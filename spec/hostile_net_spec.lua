@@ -527,4 +527,35 @@ s:close()
       assert.is_table(net.lookup("localhost"))
     end)
   end)
+
+  it("close with linger 0 resets at once, queued output or not", function()
+    run_task(function()
+      local s = assert(net.listen{port = 0})
+      local _, port = s:sockname()
+      local server_err
+      local t = task.spawn(function()
+        local c = assert(s:accept(2))
+        c:settimeout(5)
+        local big = string.rep("s", 65536)
+        while true do -- the echo of a client that never reads
+          local d, err = c:recv()
+          if not d then server_err = err break end
+          local ok, werr = c:write(d, big)
+          if not ok then server_err = werr break end
+        end
+        c:close()
+      end)
+      local c = assert(H.connect(port))
+      c:settimeout(0.3)
+      local chunk = string.rep("c", 65536)
+      for _ = 1, 1000 do if not c:write(chunk) then break end end
+      local t0 = task.now()
+      H.reset(c) -- output is queued: a reset must not wait for it
+      t:join()
+      assert.is_true(task.now() - t0 < 2, "reset after " .. task.now() - t0)
+      assert.is_true(server_err == "ECONNRESET" or server_err == "EPIPE",
+        tostring(server_err))
+      s:close()
+    end)
+  end)
 end)
