@@ -219,8 +219,7 @@ function H.connect(port, timeout)
   return net.connect("127.0.0.1", port, {timeout = timeout or 5})
 end
 
--- (with output still queued, net's close first lets it drain, up to 10 s,
--- and the reset comes after; uv's close_reset resets at once)
+-- (at once, even with output queued: net.core drops it on a linger-0 close)
 function H.reset(conn)
   if not conn:is_closed() then
     conn:setopt("linger", {on = true, seconds = 0})
