@@ -318,7 +318,7 @@ describe("fuzz", function()
       -- tasks parked in every kind of wait, cancelled at random moments
       local victims = {}
       for i = 1, 40 do
-        local kind = g:int(1, 6)
+        local kind = g:int(1, 7)
         victims[i] = task.spawn(function()
           if kind == 1 then task.sleep(10)
           elseif kind == 2 then
@@ -336,7 +336,21 @@ describe("fuzz", function()
             for _ = 1, 2000 do if not c:write(big) then break end end
           elseif kind == 5 then
             local c <close> = net.connect("127.0.0.1", port)
-          else task.yield(); task.sleep(0.001); task.sleep(10) end
+          elseif kind == 6 then
+            task.yield(); task.sleep(0.001); task.sleep(10)
+          else -- stubborn: swallows cancels in every kind of wait, so
+            -- cancel ends up closing it by force
+            local c <close> = net.connect("127.0.0.1", port)
+            local l <close> = assert(net.listen{port = 0})
+            local waits = {
+              function() task.sleep(5) end,
+              function() if c then c:read("l") end end,
+              function() l:accept() end,
+              function() task.wait_signal("SIGUSR2") end,
+              function() net.lookup("localhost") task.sleep(5) end,
+            }
+            for k = 1, 40 do pcall(waits[k % #waits + 1]) end
+          end
         end)
       end
       for _ = 1, 60 do
