@@ -162,98 +162,300 @@ end
 -- }================================================================
 
 -- {================================================================
+-- Connections: buffered input, batched output
+-- =================================================================
+
+-- The hot path (a request per read, an answer per write) costs a few
+-- string operations: lines are found in the input buffer with plain
+-- find and cut with sub, answers are queued and written together
+-- (pipelined requests get one write for all the answers they produce).
+
+local find, sub, byte, lower = string.find, string.sub, string.byte,
+  string.lower
+local unpack, concat = table.unpack, table.concat
+
+local OUT_MAX = 64 * 1024 -- bytes of answers queued before a write
+
+-- A client: {conn =, buf = input, pos = first unread byte of buf,
+-- out = queued answers, nout = their count, nbytes = their size,
+-- req = the request being answered}.
+local function client(conn)
+  return {conn = conn, buf = "", pos = 1, out = {}, nout = 0, nbytes = 0,
+    req = {method = false, target = false, version = false, headers = {},
+           body = false, close = false, path = false}}
+end
+
+-- Write what is queued, in one write.
+local function flush(c)
+  local n = c.nout
+  if n == 0 then return true end
+  local out = c.out
+  local ok, err
+  if n == 1 then
+    ok, err = c.conn:write(out[1])
+  elseif n <= 16 then
+    ok, err = c.conn:write(unpack(out, 1, n))
+  else
+    ok, err = c.conn:write(concat(out, "", 1, n))
+  end
+  for i = 1, n do out[i] = nil end
+  c.nout, c.nbytes = 0, 0
+  return ok, err
+end
+
+-- Queue s; written before the next read waits, or once enough is queued.
+local function send(c, s)
+  local n = c.nout + 1
+  c.out[n] = s
+  c.nout = n
+  local b = c.nbytes + #s
+  c.nbytes = b
+  if b >= OUT_MAX then return flush(c) end
+  return true
+end
+
+-- More input (after writing what is queued: the client may wait for the
+-- answers before it sends more); nil, err at its end or on failure.
+local function fill(c)
+  if c.nout > 0 then
+    local ok, err = flush(c)
+    if not ok then return nil, err end
+  end
+  local data, err = c.conn:recv()
+  if not data then return nil, err end
+  local buf, pos = c.buf, c.pos
+  if pos > #buf then
+    c.buf = data
+  else
+    c.buf = sub(buf, pos) .. data
+  end
+  c.pos = 1
+  return true
+end
+
+-- The next line, as positions in c.buf: first, last (without CR LF);
+-- or nil, err ("line too long" past MAX_LINE). At the end of input the
+-- last partial line counts, as read("l") gives it.
+local function next_line(c)
+  while true do
+    local buf, pos = c.buf, c.pos
+    local e = find(buf, "\n", pos, true)
+    if e then
+      c.pos = e + 1
+      if e - pos > MAX_LINE then return nil, "line too long" end
+      e = e - 1
+      if e >= pos and byte(buf, e) == 13 then e = e - 1 end
+      return pos, e
+    end
+    local len = #buf
+    if len - pos + 1 > MAX_LINE then
+      c.pos = len + 1
+      return nil, "line too long"
+    end
+    local ok, err = fill(c)
+    if not ok then
+      if pos > len then return nil, err end
+      c.pos = len + 1
+      if byte(buf, len) == 13 then len = len - 1 end
+      return pos, len
+    end
+  end
+end
+
+-- The next line as a string (slow paths only).
+local function read_line(c)
+  local s, e = next_line(c)
+  if not s then return nil, e end
+  return sub(c.buf, s, e)
+end
+
+-- The next n bytes, or nil when the input ends first.
+local function read_bytes(c, n)
+  local buf, pos = c.buf, c.pos
+  local have = #buf - pos + 1
+  if have >= n then
+    c.pos = pos + n
+    return sub(buf, pos, pos + n - 1)
+  end
+  local part = have > 0 and sub(buf, pos) or ""
+  c.buf, c.pos = "", 1
+  if not flush(c) then return nil end
+  local rest = c.conn:read(n - have)
+  if not rest or #rest < n - have then return nil end
+  return part .. rest
+end
+
+-- }================================================================
+
+-- {================================================================
 -- Requests and responses
 -- =================================================================
+
+local STATUS = {} -- status -> its status line
+for code, reason in pairs(REASON) do
+  STATUS[code] = "HTTP/1.1 " .. code .. " " .. reason .. "\r\n"
+end
+
+-- The Date header's value, formatted once a second; hello_cache (whole
+-- /hello answers, which contain it) is emptied when it changes.
+local date_t, date_s = nil, nil
+local hello_cache = {}
+local os_time = os.time
+local function date()
+  local t = os_time()
+  if t ~= date_t then
+    date_t, date_s = t, http_date(t)
+    hello_cache = {}
+  end
+  return date_s
+end
 
 -- The status line and headers of a response: headers is a list of
 -- {name, value}; length the body's size; `close` (or req.close) ends the
 -- connection after this response.
 local function head(req, status, headers, length, close)
-  local lines = {("HTTP/1.1 %d %s\r\n"):format(status, REASON[status]),
-                 "Date: ", http_date(), "\r\n", "Server: luahost\r\n"}
-  for _, h in ipairs(headers or {}) do
-    lines[#lines + 1] = h[1] .. ": " .. h[2] .. "\r\n"
+  local lines = {STATUS[status], "Date: ", date(), "\r\nServer: luahost\r\n"}
+  local n = 4
+  if headers then
+    for i = 1, #headers do
+      local h = headers[i]
+      lines[n + 1], lines[n + 2], lines[n + 3], lines[n + 4] =
+        h[1], ": ", h[2], "\r\n"
+      n = n + 4
+    end
   end
   if status ~= 304 then
-    lines[#lines + 1] = "Content-Length: " .. length .. "\r\n"
+    lines[n + 1], lines[n + 2] = "Content-Length: ", length
+    lines[n + 3] = "\r\n"
+    n = n + 3
   end
   if close or req.close then
-    lines[#lines + 1] = "Connection: close\r\n"
+    lines[n + 1] = "Connection: close\r\n"
+    n = n + 1
   elseif req.version == "HTTP/1.0" then
-    lines[#lines + 1] = "Connection: keep-alive\r\n"
+    lines[n + 1] = "Connection: keep-alive\r\n"
+    n = n + 1
   end
-  lines[#lines + 1] = "\r\n"
-  return table.concat(lines)
+  lines[n + 1] = "\r\n"
+  return concat(lines)
 end
 
--- A whole response in one write (HEAD and 304 get no body).
-local function respond(conn, req, status, headers, body, close)
+-- A whole response (HEAD and 304 get no body).
+local function respond(c, req, status, headers, body, close)
   body = body or ""
   local h = head(req, status, headers, #body, close)
-  if req.method == "HEAD" or status == 304 then return conn:write(h) end
-  return conn:write(h, body)
+  if req.method == "HEAD" or status == 304 then return send(c, h) end
+  if #body <= 4096 then return send(c, h .. body) end
+  return send(c, h) and send(c, body)
 end
 
-local function error_page(conn, req, status, close, extra)
+local function error_page(c, req, status, close, extra)
   local headers = {{"Content-Type", "text/plain; charset=utf-8"}}
   for _, h in ipairs(extra or {}) do headers[#headers + 1] = h end
-  return respond(conn, req, status, headers,
+  return respond(c, req, status, headers,
     status .. " " .. REASON[status] .. "\n", close)
 end
 
--- Read one header block into a table (lower-case names; repeated names
--- joined with ", "); nil, status on a bad or oversized block.
-local function read_headers(conn)
-  local headers = {}
+-- GET or HEAD /hello: the whole answer, kept for the current second
+-- (4 kinds: GET or HEAD; kept alive, 1.0 kept alive, or closed).
+local function hello(c, req)
+  local kind = (req.method == "HEAD" and 4 or 0) +
+    (req.close and 2 or req.version == "HTTP/1.0" and 1 or 0)
+  date() -- (empties the cache when the second changes)
+  local r = hello_cache[kind]
+  if not r then
+    local h = head(req, 200, {{"Content-Type", "text/plain"}}, 12)
+    r = kind >= 4 and h or h .. "hello world\n"
+    hello_cache[kind] = r
+  end
+  return send(c, r)
+end
+
+-- Most clients send the same few request and header lines again and
+-- again: each line parsed is remembered (bounded memos, emptied when
+-- full), so the next time costs one table look-up.
+local MEMO_MAX, MEMO_LINE = 512, 200 -- entries; longest line remembered
+local header_memo, nheader = {}, 0   -- line -> {lower-case name, value}
+
+-- a token (RFC 9110), a colon, blanks
+local NAME = "^([!#$%%&'*+%-.^_`|~%w]+):[ \t]*"
+
+-- The name (lower case) and value (without surrounding blanks) of the
+-- header line buf[s..e]; nil when it is not one.
+local function parse_header(buf, s, e)
+  local _, ne, name = find(buf, NAME, s)
+  if not ne then return nil end
+  local last = byte(buf, e) -- (the leading blanks are in NAME)
+  while e > ne and (last == 32 or last == 9) do
+    e = e - 1
+    last = byte(buf, e)
+  end
+  return lower(name), sub(buf, ne + 1, e)
+end
+
+-- Read one header block into headers, which must be empty (lower-case
+-- names; repeated names joined with ", "); nil, status on a bad or
+-- oversized block.
+local function read_headers(c, headers)
   for _ = 1, MAX_HEADERS + 1 do
-    local line, err = conn:read("l")
-    if not line then return nil, err == "line too long" and 431 or err end
-    line = line:gsub("\r$", "")
-    if line == "" then return headers end
-    -- a token (RFC 9110), a colon, the value without surrounding blanks
-    local name, value =
-      line:match("^([!#$%%&'*+%-.^_`|~%w]+):[ \t]*(.-)[ \t]*$")
-    if not name then return nil, 400 end
-    name = name:lower()
-    headers[name] = headers[name] and headers[name] .. ", " .. value or value
+    local s, e = next_line(c)
+    if not s then return nil, e == "line too long" and 431 or e end
+    if e < s then return headers end
+    local buf, key, value = c.buf
+    if e - s < MEMO_LINE then
+      local line = sub(buf, s, e)
+      local kv = header_memo[line]
+      if kv then
+        key, value = kv[1], kv[2]
+      else
+        key, value = parse_header(buf, s, e)
+        if not key then return nil, 400 end
+        if nheader >= MEMO_MAX then header_memo, nheader = {}, 0 end
+        header_memo[line], nheader = {key, value}, nheader + 1
+      end
+    else
+      key, value = parse_header(buf, s, e)
+      if not key then return nil, 400 end
+    end
+    local old = headers[key]
+    headers[key] = old and old .. ", " .. value or value
   end
   return nil, 431
 end
 
 -- Read the request body, by Content-Length or chunked; nil, status when it
 -- is malformed or too large.
-local function read_body(conn, req)
+local function read_body(c, req)
   local h = req.headers
   local te, cl = h["transfer-encoding"], h["content-length"]
   if te then
     if cl or te:lower() ~= "chunked" then return nil, 400 end
     local parts, total = {}, 0
     while true do
-      local line = conn:read("l")
+      local line = read_line(c)
       if not line then return nil, 400 end
       -- a hex size, maybe extensions (";name=value"); 8 digits are plenty
-      local hex = line:match("^(%x+)[ \t]*;") or line:match("^(%x+)[ \t]*\r?$")
+      local hex = line:match("^(%x+)[ \t]*;") or line:match("^(%x+)[ \t]*$")
       if not hex or #hex > 8 then return nil, 400 end
       local size = tonumber(hex, 16)
       if size == 0 then break end
       total = total + size
       if total > MAX_BODY then return nil, 413 end
-      local chunk = conn:read(size)
-      if not chunk or #chunk < size then return nil, 400 end
+      local chunk = read_bytes(c, size)
+      if not chunk then return nil, 400 end
       parts[#parts + 1] = chunk
-      local crlf = conn:read("l")
-      if crlf ~= "\r" and crlf ~= "" then return nil, 400 end
+      if read_line(c) ~= "" then return nil, 400 end
     end
-    if not read_headers(conn) then return nil, 400 end -- trailers
-    return table.concat(parts)
+    if not read_headers(c, {}) then return nil, 400 end -- trailers
+    return concat(parts)
   end
   if not cl then return "" end
   local n = cl:match("^%d+$") and tonumber(cl)
   if not n then return nil, 400 end
   if n > MAX_BODY then return nil, 413 end
   if n == 0 then return "" end
-  local body = conn:read(n)
-  if not body or #body < n then return nil, 400 end
+  local body = read_bytes(c, n)
+  if not body then return nil, 400 end
   return body
 end
 
@@ -283,117 +485,196 @@ local function listing(path, real)
   return table.concat(out)
 end
 
-local function static(conn, req)
+
+local function static(c, req)
   local real, path = resolve(req.target)
-  if not real then return error_page(conn, req, path) end
+  if not real then return error_page(c, req, path) end
   local attr = lfs.attributes(real)
-  if not attr then return error_page(conn, req, 404) end
+  if not attr then return error_page(c, req, 404) end
   if attr.mode == "directory" then
     if path:sub(-1) ~= "/" then -- relative links need the slash
-      return error_page(conn, req, 301, false, {{"Location", path .. "/"}})
+      return error_page(c, req, 301, false, {{"Location", path .. "/"}})
     end
     local index = real .. "/index.html"
     if lfs.attributes(index, "mode") == "file" then
       real, attr = index, lfs.attributes(index)
     else
-      return respond(conn, req, 200,
+      return respond(c, req, 200,
         {{"Content-Type", "text/html; charset=utf-8"}}, listing(path, real))
     end
   end
-  if attr.mode ~= "file" then return error_page(conn, req, 403) end
+  if attr.mode ~= "file" then return error_page(c, req, 403) end
   local headers = {{"Last-Modified", http_date(attr.modification)}}
   local since = parse_date(req.headers["if-modified-since"])
   if since and attr.modification <= since then
-    return respond(conn, req, 304, headers)
+    return respond(c, req, 304, headers)
   end
   local f = io.open(real, "rb")
-  if not f then return error_page(conn, req, 403) end
+  if not f then return error_page(c, req, 403) end
   local ext = real:match("%.([^./]+)$")
   headers[#headers + 1] = {"Content-Type",
     TYPES[ext and ext:lower()] or "application/octet-stream"}
-  -- The file goes out in chunks: each write waits while the client is
-  -- slow, so a big file never sits whole in memory.
-  local ok = conn:write(head(req, 200, headers, attr.size))
+  local ok = send(c, head(req, 200, headers, attr.size))
   if ok and req.method ~= "HEAD" then
-    for chunk in f:lines(CHUNK) do
-      if not conn:write(chunk) then break end
+    if attr.size <= CHUNK then -- a small file goes with its head
+      send(c, f:read(CHUNK) or "")
+    elseif flush(c) then
+      -- A big one goes out in chunks: each write waits while the client
+      -- is slow, so it never sits whole in memory.
+      for chunk in f:lines(CHUNK) do
+        if not c.conn:write(chunk) then break end
+      end
     end
   end
   f:close()
 end
 
 -- Answer one parsed request.
-local function handle(conn, req)
-  local path = req.target:match("^[^?]*")
+local function handle(c, req)
+  local method, path = req.method, req.path
   if path == "/echo" then
-    if req.method ~= "POST" then
-      return error_page(conn, req, 405, false, {{"Allow", "POST"}})
+    if method ~= "POST" then
+      return error_page(c, req, 405, false, {{"Allow", "POST"}})
     end
-    return respond(conn, req, 200, {{"Content-Type",
+    return respond(c, req, 200, {{"Content-Type",
       req.headers["content-type"] or "application/octet-stream"}}, req.body)
   end
-  if req.method ~= "GET" and req.method ~= "HEAD" then
-    return error_page(conn, req, 405, false, {{"Allow", "GET, HEAD"}})
+  if method ~= "GET" and method ~= "HEAD" then
+    return error_page(c, req, 405, false, {{"Allow", "GET, HEAD"}})
   end
-  if path == "/hello" then
-    return respond(conn, req, 200, {{"Content-Type", "text/plain"}},
-      "hello world\n")
-  end
-  return static(conn, req)
+  if path == "/hello" then return hello(c, req) end
+  return static(c, req)
 end
 
--- Read the next request: a table {method, target, version, headers, body,
--- close}; or nil, status (answer it, then close), or nil when the client
--- is gone (closed, idle timeout, reset).
-local function read_request(conn)
-  local line, err
-  repeat -- RFC 9112: ignore empty lines before a request
-    line, err = conn:read("l")
-    if err == "line too long" then return nil, 414 end
-    if not line then return nil end
-    line = line:gsub("\r$", "")
-  until line ~= ""
-  local method, target, version = line:match("^(%u+) (%S+) (HTTP/%d%.%d)$")
-  if not method then return nil, 400 end
+local request_memo, nrequest = {}, 0 -- line -> {method, target, version}
+
+-- The method, target and version of the request line buf[s..e]; nil,
+-- status when it is bad.
+local function parse_request_line(buf, s, e)
+  local line = e - s < MEMO_LINE and sub(buf, s, e)
+  local r = line and request_memo[line]
+  if r then return r[1], r[2], r[3] end
+  local _, me, method, target, version =
+    find(buf, "^(%u+) (%S+) (HTTP/%d%.%d)", s)
+  if me ~= e then return nil, 400 end
   if version ~= "HTTP/1.1" and version ~= "HTTP/1.0" then return nil, 505 end
-  local req = {method = method, target = target, version = version}
-  local headers, status = read_headers(conn)
-  if not headers then return nil, tonumber(status) end
-  req.headers = headers
-  local connection = (headers.connection or ""):lower()
+  if line then
+    if nrequest >= MEMO_MAX then request_memo, nrequest = {}, 0 end
+    request_memo[line], nrequest = {method, target, version}, nrequest + 1
+  end
+  return method, target, version
+end
+
+-- Parse the next request into c.req (see read_request).
+local function parse_request(c)
+  local s, e
+  repeat -- RFC 9112: ignore empty lines before a request
+    s, e = next_line(c)
+    if not s then
+      if e == "line too long" then return nil, 414 end
+      return nil
+    end
+  until e >= s
+  local method, target, version = parse_request_line(c.buf, s, e)
+  if not method then return nil, target end
+  local req = c.req
+  req.method, req.target, req.version = method, target, version
+  req.path = find(target, "?", 1, true) and target:match("^[^?]*") or target
+  req.close, req.body = false, false
+  local headers = req.headers
+  if next(headers) ~= nil then -- empty it (it keeps its size)
+    for k in next, headers do headers[k] = nil end
+  end
+  local ok, status = read_headers(c, headers)
+  if not ok then return nil, tonumber(status) end
+  local connection = headers.connection
   if version == "HTTP/1.1" then
     if not headers.host then return nil, 400, req end
-    req.close = connection:find("close", 1, true) ~= nil
+    req.close = connection ~= nil and
+      find(lower(connection), "close", 1, true) ~= nil
   else -- HTTP/1.0 keeps the connection only when asked to
-    req.close = not connection:find("keep-alive", 1, true)
+    req.close = not (connection and
+      find(lower(connection), "keep-alive", 1, true))
   end
-  local cl = tonumber(headers["content-length"])
-  if cl and cl > MAX_BODY then return nil, 413, req end
-  if version == "HTTP/1.1" and (headers.expect or ""):lower() == "100-continue"
+  local cl, te = headers["content-length"], headers["transfer-encoding"]
+  if not cl and not te then
+    req.body = ""
+    return req
+  end
+  local n = cl and tonumber(cl)
+  if n and n > MAX_BODY then return nil, 413, req end
+  local expect = headers.expect
+  if expect and version == "HTTP/1.1" and lower(expect) == "100-continue"
   then
-    conn:write("HTTP/1.1 100 Continue\r\n\r\n") -- go on, send the body
+    send(c, "HTTP/1.1 100 Continue\r\n\r\n") -- go on, send the body
   end
-  req.body, status = read_body(conn, req)
+  req.body, status = read_body(c, req)
   if not req.body then return nil, status, req end
   return req
 end
 
--- One connection: requests one after the other (pipelined ones simply
--- wait in the read buffer) until the client closes or asks to.
+-- Whole request heads without a body, as they come -> their request
+-- (a bounded memo: a client asking the same thing again and again, as
+-- benchmarks and pollers do, costs one find, one sub and one look-up).
+-- Its requests are shared: nothing may change them or their headers.
+local HEAD_MEMO_MAX, HEAD_MEMO_LEN = 256, 1024
+local head_memo, nhead = {}, 0
+
+-- Read the next request: a table {method, target, path (the target
+-- without its query), version, headers, body, close}; or nil, status
+-- (answer it, then close), or nil when the client is gone (closed, idle
+-- timeout, reset).
+local function read_request(c)
+  local buf, pos = c.buf, c.pos
+  if pos > #buf then
+    if not fill(c) then return nil end
+    buf, pos = c.buf, c.pos
+  end
+  local last = find(buf, "\r\n\r\n", pos, true)
+  if not last or last - pos >= HEAD_MEMO_LEN then return parse_request(c) end
+  last = last + 3
+  local text = sub(buf, pos, last)
+  local req = head_memo[text]
+  if req then
+    c.pos = last + 1
+    return req
+  end
+  local status, partial
+  req, status, partial = parse_request(c)
+  -- remembered only when parsed from these very bytes, without a body
+  if req and req.body == "" and c.buf == buf and c.pos == last + 1 and
+    not req.headers["content-length"] and
+    not req.headers["transfer-encoding"] then
+    local headers = {}
+    for k, v in next, req.headers do headers[k] = v end
+    if nhead >= HEAD_MEMO_MAX then head_memo, nhead = {}, 0 end
+    head_memo[text] = {method = req.method, target = req.target,
+      path = req.path, version = req.version, headers = headers, body = "",
+      close = req.close}
+    nhead = nhead + 1
+  end
+  return req, status, partial
+end
+
+-- One connection: requests one after the other until the client closes
+-- or asks to. Pipelined requests are parsed from the input already read,
+-- and their answers written together.
 local function serve(conn)
+  local c = client(conn)
   while true do
-    local req, status, partial = read_request(conn)
+    local req, status, partial = read_request(c)
     if not req then
       if status then -- a bad request: say why, then close (the stream
         -- can no longer be trusted)
-        error_page(conn, partial or {version = "HTTP/1.1", method = "GET"},
+        error_page(c, partial or {version = "HTTP/1.1", method = "GET"},
           status, true)
       end
       break
     end
-    handle(conn, req)
+    handle(c, req)
     if req.close then break end
   end
+  flush(c)
 end -- serve closes conn when this returns
 
 local server = assert(net.listen{host = host, port = port,
