@@ -262,9 +262,10 @@ stop() {
 
 # echo cases: name, label, loadgen arguments
 cases=$(only "pp1 pp100 pipe stream")
-http_on=$(only http); idle_on=$(only idle)
+http_cases=$(only "http httpv"); http_on=$http_cases; idle_on=$(only idle)
 if [ -n "$ONLY" ] && [ -z "$cases$http_on$idle_on" ]; then
-  cases="pp1 pp100 pipe stream"; http_on=1; idle_on=1   # servers only
+  cases="pp1 pp100 pipe stream"; http_cases="http httpv"   # servers only
+  http_on=1; idle_on=1
 fi
 if [ -n "$ONLY" ] && [ -z "$(only "lh_uv lh_net luv node lh_http node_http")" ]
 then                                                       # cases only
@@ -315,7 +316,6 @@ check_http() {  # check_http PORT: 200 and the expected body, keep-alive
 
 # HTTP cases: "http" repeats one request (wrk's default), "httpv" sends
 # distinct ones (wrk_distinct.lua)
-http_cases="http httpv"
 hl_http="same request"
 ha_http=""
 hl_httpv="distinct requests"
