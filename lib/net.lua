@@ -85,6 +85,8 @@ net.is_ip = is_ip
 
 local function ms(seconds)
   if seconds == nil then return -1 end
+  -- past 2^30 ms (12 days) is as good as forever: math.huge must not raise
+  if seconds >= (1 << 30) / 1000 then return 1 << 30 end
   return math.floor(seconds * 1000 + 0.5)
 end
 

@@ -23,6 +23,7 @@
 **   signals   - wait_signal and on_signal.
 */
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -135,6 +136,7 @@ static void arm(core *K) {
   }
 }
 
+static void tmo_del_noarm(core *K, tmo *t);
 static int tmo_add_at(core *K, tmo *t, int kind, uint64_t due);
 
 static uint64_t fresh_now(core *K) {
@@ -150,6 +152,11 @@ static int tmo_add(core *K, tmo *t, int kind, uint64_t ms) {
 }
 
 static int tmo_add_at(core *K, tmo *t, int kind, uint64_t due) {
+  /* Still queued: a task closed by force (task:cancel's last resort)
+  ** leaves its wait behind, and the next waiter on that socket reuses the
+  ** node. Queued twice, it would stay in the heap forever (fire_cb spins)
+  ** and outlive its socket. */
+  if (t->idx >= 0) tmo_del_noarm(K, t);
   if (K->n == K->cap) {
     int ncap = K->cap ? 2 * K->cap : 64;
     tmo **nh = (tmo **)realloc(K->heap, ncap * sizeof(tmo *));
@@ -302,7 +309,11 @@ static int sleep_k(lua_State *L, int status, lua_KContext kc) {
 static int core_sleep(lua_State *L) {
   core *K = getcore(L);
   double secs = luaL_checknumber(L, 1);
-  uint64_t ms = secs <= 0 ? 0 : (uint64_t)(secs * 1000 + 0.5);
+  /* Clamped to 2^62 ms (forever): converting a double past uint64's range
+  ** is undefined (math.huge gave 0: no sleep at all), and due = now + ms
+  ** must not wrap. NaN sleeps 0. */
+  uint64_t ms = !(secs > 0) ? 0 : secs >= 0x1p62 / 1000 ? (uint64_t)1 << 62
+                : (uint64_t)(secs * 1000 + 0.5);
   sleeper *s;
   need_task(L, K, lua_toboolean(L, 2) ? "task.yield" : "task.sleep");
   s = K->free_sleepers;
@@ -554,12 +565,13 @@ static void fire(core *K, tmo *t) {
         tmo_add_at(K, &c->rt, TMO_RD, c->rdue);
         break;
       }
-      c->rtimed = 1;
+      /* (the deadline of a task closed by force: nobody to time out) */
+      c->rtimed = lua_status(c->rco) == LUA_YIELD;
       wake_reader(L, c);
       break;
     case TMO_WR:
       c = container_of(t, conn, wt);
-      c->wtimed = 1;
+      c->wtimed = c->wco != NULL && lua_status(c->wco) == LUA_YIELD;
       wake_writer(L, c);
       break;
     case TMO_LINGER:
@@ -673,6 +685,15 @@ static int is_closed_m(lua_State *L) {
   return 1;
 }
 
+/* Seconds (checked: not NaN) to milliseconds for a wait: -1 (none)
+** when negative; past INT_MAX ms (24.8 days) clamped, since converting a
+** double out of int's range is undefined (a long timeout became none). */
+static int secs_to_ms(double s) {
+  if (s < 0) return -1;
+  if (s * 1000 + 0.5 >= (double)INT_MAX) return INT_MAX;
+  return (int)(s * 1000 + 0.5);
+}
+
 /* settimeout(seconds | nil): nil or negative means none. */
 static int conn_settimeout(lua_State *L) {
   conn **ud = (conn **)lua_touserdata(L, 1);
@@ -683,8 +704,8 @@ static int conn_settimeout(lua_State *L) {
     if (c) c->timeout = -1;
   } else {
     double s = luaL_checknumber(L, 2);
-    luaL_argcheck(L, s == s && s < 1e9, 2, "invalid timeout");
-    if (c) c->timeout = s < 0 ? -1 : (int)(s * 1000 + 0.5);
+    luaL_argcheck(L, s == s, 2, "invalid timeout");
+    if (c) c->timeout = s < 0 ? -1 : secs_to_ms(s);
   }
   lua_settop(L, 1);
   return 1;
@@ -932,8 +953,11 @@ static int read_number(lua_State *L, conn *c) {
   for (j = i; j < c->rlen && j - i < 200; j++)
     if (!strchr("0123456789+-.xXaAbBcCdDeEfFpP", c->rp[j]) || !c->rp[j])
       break;
-  if (j == c->rlen && j - i < 200 && !c->rerr) return 0; /* need more */
-  memcpy(tmp, c->rp + i, j - i);
+  if (j == c->rlen && j - i < 200 && !c->rerr) {
+    consume(c, i); /* skipped blanks go: a flood of them stays bounded */
+    return 0;      /* need more */
+  }
+  if (j > i) memcpy(tmp, c->rp + i, j - i); /* rp may be NULL when empty */
   tmp[j - i] = '\0';
   consume(c, j);
   if (j > i && lua_stringtonumber(L, tmp) != 0) return 1;
@@ -1435,8 +1459,8 @@ static int server_accept(lua_State *L) {
     ms = c ? c->timeout : -1;
   } else {
     double s = luaL_checknumber(L, 2);
-    luaL_argcheck(L, s == s && s < 1e9, 2, "invalid timeout");
-    ms = s < 0 ? -1 : (int)(s * 1000 + 0.5);
+    luaL_argcheck(L, s == s, 2, "invalid timeout");
+    ms = s < 0 ? -1 : secs_to_ms(s);
   }
   lua_settop(L, 2);
   return accept_k(L, LUA_OK, (lua_KContext)ms);
@@ -1900,8 +1924,8 @@ static int udp_recv_common(lua_State *L, int withaddr) {
     ms = c ? c->timeout : -1;
   } else {
     double s = luaL_checknumber(L, 2);
-    luaL_argcheck(L, s == s && s < 1e9, 2, "invalid timeout");
-    ms = s < 0 ? -1 : (int)(s * 1000 + 0.5);
+    luaL_argcheck(L, s == s, 2, "invalid timeout");
+    ms = s < 0 ? -1 : secs_to_ms(s);
   }
   lua_settop(L, 1);
   return udp_recv_k(L, LUA_OK, (lua_KContext)(((lua_KContext)ms + 1) << 1
