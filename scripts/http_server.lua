@@ -178,9 +178,11 @@ local OUT_MAX = 64 * 1024 -- bytes of answers queued before a write
 
 -- A client: {conn =, buf = input, pos = first unread byte of buf,
 -- out = queued answers, nout = their count, nbytes = their size,
--- req = the request being answered}.
+-- req = the request being answered, head = its head when it can be
+-- answered again as it is (see read_request)}.
 local function client(conn)
   return {conn = conn, buf = "", pos = 1, out = {}, nout = 0, nbytes = 0,
+    head = false,
     req = {method = false, target = false, version = false, headers = {},
            body = false, close = false, path = false}}
 end
@@ -221,9 +223,13 @@ local function fill(c)
     local ok, err = flush(c)
     if not ok then return nil, err end
   end
+  local buf, pos = c.buf, c.pos
+  if pos > #buf then -- (an idle connection holds no input)
+    buf, pos = "", 1
+    c.buf, c.pos = buf, pos
+  end
   local data, err = c.conn:recv()
   if not data then return nil, err end
-  local buf, pos = c.buf, c.pos
   if pos > #buf then
     c.buf = data
   else
@@ -613,17 +619,15 @@ local function parse_request(c)
   return req
 end
 
--- Whole request heads without a body, as they come -> their request
--- (a bounded memo: a client asking the same thing again and again, as
--- benchmarks and pollers do, costs one find, one sub and one look-up).
--- Its requests are shared: nothing may change them or their headers.
-local HEAD_MEMO_MAX, HEAD_MEMO_LEN = 256, 1024
-local head_memo, nhead = {}, 0
+-- The longest request head compared with the previous one.
+local SAME_HEAD_MAX = 1024
 
 -- Read the next request: a table {method, target, path (the target
 -- without its query), version, headers, body, close}; or nil, status
 -- (answer it, then close), or nil when the client is gone (closed, idle
--- timeout, reset).
+-- timeout, reset). A head without a body that repeats the previous one
+-- byte for byte (as from benchmarks and pollers) is not parsed again:
+-- its request, c.req, is answered again as it is.
 local function read_request(c)
   local buf, pos = c.buf, c.pos
   if pos > #buf then
@@ -631,28 +635,21 @@ local function read_request(c)
     buf, pos = c.buf, c.pos
   end
   local last = find(buf, "\r\n\r\n", pos, true)
-  if not last or last - pos >= HEAD_MEMO_LEN then return parse_request(c) end
+  if not last or last - pos >= SAME_HEAD_MAX then
+    c.head = false
+    return parse_request(c)
+  end
   last = last + 3
   local text = sub(buf, pos, last)
-  local req = head_memo[text]
-  if req then
+  if text == c.head then
     c.pos = last + 1
-    return req
+    return c.req
   end
-  local status, partial
-  req, status, partial = parse_request(c)
-  -- remembered only when parsed from these very bytes, without a body
-  if req and req.body == "" and c.buf == buf and c.pos == last + 1 and
-    not req.headers["content-length"] and
-    not req.headers["transfer-encoding"] then
-    local headers = {}
-    for k, v in next, req.headers do headers[k] = v end
-    if nhead >= HEAD_MEMO_MAX then head_memo, nhead = {}, 0 end
-    head_memo[text] = {method = req.method, target = req.target,
-      path = req.path, version = req.version, headers = headers, body = "",
-      close = req.close}
-    nhead = nhead + 1
-  end
+  local req, status, partial = parse_request(c)
+  -- kept only when parsed from these very bytes, without a body
+  c.head = req and req.body == "" and c.buf == buf and c.pos == last + 1
+    and not req.headers["content-length"]
+    and not req.headers["transfer-encoding"] and text
   return req, status, partial
 end
 
