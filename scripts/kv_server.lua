@@ -229,7 +229,6 @@ end}
 
 commands.quit = {1, function() return OK end}
 
--- The reply to one request (a list of strings), checked for arity.
 -- A command's name in lower case (a bounded memo: clients send the same
 -- few names again and again).
 local names, nnames = {}, 0
@@ -243,6 +242,8 @@ local function command_name(s)
   return name
 end
 
+-- The reply to one request (a list of strings), checked for arity; and
+-- the command's name when it is known.
 local function execute(a)
   local name = command_name(a[1])
   local cmd = commands[name]
@@ -258,7 +259,7 @@ local function execute(a)
       :format(name))
   end
   return cmd[2](a) or err(("ERR wrong number of arguments for '%s' command")
-    :format(name))
+    :format(name)), name
 end
 
 -- }================================================================
@@ -416,6 +417,24 @@ local function read_request_slow(c)
   return a
 end
 
+-- The count and length lines seen: "*n\r" -> n, "\r\n$n\r" -> -1 - n (a
+-- bounded memo: the fast path then needs no pattern and no tonumber);
+-- nil for anything else (the general path reads it).
+local ncounts = 0
+local counts = setmetatable({}, {__index = function(t, line)
+  local kind, digits = line:match("^([*])(%d+)\r$")
+  if not kind then kind, digits = line:match("^\r\n([$])(%d+)\r$") end
+  local n = digits and #digits <= 9 and tonumber(digits)
+  if not n or (kind == "$" and n > MAX_BULK) then return nil end
+  if kind == "$" then n = -1 - n end
+  if ncounts >= 1024 then
+    for k in pairs(t) do t[k] = nil end
+    ncounts = 0
+  end
+  t[line], ncounts = n, ncounts + 1
+  return n
+end})
+
 -- Read one request: a list of strings, or nil, why (as
 -- read_request_slow). A whole multibulk request already received is cut
 -- out of the input here, into c.args (reused: a command must not keep
@@ -427,28 +446,27 @@ local function read_request(c)
     if not ok then return nil, e end
     buf, pos = c.buf, c.pos
   end
-  if byte(buf, pos) == 42 then -- "*"
-    local _, e, n = find(buf, "^%*(%d+)\r\n", pos)
-    n = e and tonumber(n)
-    if n and n <= FAST_ARGS then
-      local a, p = c.args, e + 1
-      for i = 1, n do
-        local _, le, len = find(buf, "^%$(%d+)\r\n", p)
-        len = le and tonumber(len)
-        if not len or len > MAX_BULK then n = nil break end
-        local stop = le + len
-        local cr, lf = byte(buf, stop + 1, stop + 2)
-        if cr ~= 13 or lf ~= 10 then n = nil break end
-        a[i] = sub(buf, le + 1, stop)
-        if i > c.nargs then c.nargs = i end
-        p = stop + 3
-      end
-      if n then
-        for i = n + 1, c.nargs do a[i] = nil end
-        c.nargs = n
-        c.pos = p
-        return a
-      end
+  -- Each line "*n" or "$n" is looked up in a memo of those seen; the
+  -- key of "$n" starts with the CR LF ending what comes before it, so
+  -- one look-up checks both.
+  local e = find(buf, "\n", pos, true)
+  local n = e and e - pos <= 12 and counts[sub(buf, pos, e - 1)]
+  if n and n > 0 and n <= FAST_ARGS then
+    local a, p = c.args, e - 1
+    if n > c.nargs then c.nargs = n end
+    for i = 1, n do
+      e = find(buf, "\n", p + 2, true)
+      local len = e and e - p <= 14 and counts[sub(buf, p, e - 1)]
+      if not len or len >= 0 then n = nil break end
+      p = e + (-1 - len) + 1 -- just after the value
+      a[i] = sub(buf, e + 1, p - 1)
+    end
+    local cr, lf = byte(buf, p, p + 1)
+    if n and cr == 13 and lf == 10 then
+      for i = n + 1, c.nargs do a[i] = nil end
+      c.nargs = n
+      c.pos = p + 2
+      return a
     end
   end
   return read_request_slow(c)
@@ -465,8 +483,8 @@ local function client(conn)
       break
     end
     if #a > 0 then -- an empty line or "*0" asks nothing
-      if not send(c, execute(a)) then break end
-      if command_name(a[1]) == "quit" then break end
+      local reply, name = execute(a)
+      if not send(c, reply) or name == "quit" then break end
     end
   end
   flush(c)
