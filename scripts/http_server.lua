@@ -179,10 +179,11 @@ local OUT_MAX = 64 * 1024 -- bytes of answers queued before a write
 -- A client: {conn =, buf = input, pos = first unread byte of buf,
 -- out = queued answers, nout = their count, nbytes = their size,
 -- req = the request being answered, head = its head when it can be
--- answered again as it is (see read_request)}.
+-- answered again as it is (see read_request), block = the header block
+-- that req.headers holds (see parse_request)}.
 local function client(conn)
   return {conn = conn, buf = "", pos = 1, out = {}, nout = 0, nbytes = 0,
-    head = false,
+    head = false, block = false,
     req = {method = false, target = false, version = false, headers = {},
            body = false, close = false, path = false}}
 end
@@ -377,9 +378,9 @@ local function hello(c, req)
   return send(c, r)
 end
 
--- Most clients send the same few request and header lines again and
--- again: each line parsed is remembered (bounded memos, emptied when
--- full), so the next time costs one table look-up.
+-- Most clients send the same few header lines again and again: each
+-- line parsed is remembered (a bounded memo, emptied when full), so the
+-- next time costs one table look-up.
 local MEMO_MAX, MEMO_LINE = 512, 200 -- entries; longest line remembered
 local header_memo, nheader = {}, 0   -- line -> {lower-case name, value}
 
@@ -552,24 +553,19 @@ local function handle(c, req)
   return static(c, req)
 end
 
-local request_memo, nrequest = {}, 0 -- line -> {method, target, version}
-
 -- The method, target and version of the request line buf[s..e]; nil,
 -- status when it is bad.
 local function parse_request_line(buf, s, e)
-  local line = e - s < MEMO_LINE and sub(buf, s, e)
-  local r = line and request_memo[line]
-  if r then return r[1], r[2], r[3] end
   local _, me, method, target, version =
     find(buf, "^(%u+) (%S+) (HTTP/%d%.%d)", s)
   if me ~= e then return nil, 400 end
   if version ~= "HTTP/1.1" and version ~= "HTTP/1.0" then return nil, 505 end
-  if line then
-    if nrequest >= MEMO_MAX then request_memo, nrequest = {}, 0 end
-    request_memo[line], nrequest = {method, target, version}, nrequest + 1
-  end
   return method, target, version
 end
+
+-- The longest request head (or header block) compared with the previous
+-- one.
+local SAME_HEAD_MAX = 1024
 
 -- Parse the next request into c.req (see read_request).
 local function parse_request(c)
@@ -587,12 +583,22 @@ local function parse_request(c)
   req.method, req.target, req.version = method, target, version
   req.path = find(target, "?", 1, true) and target:match("^[^?]*") or target
   req.close, req.body = false, false
-  local headers = req.headers
-  if next(headers) ~= nil then -- empty it (it keeps its size)
-    for k in next, headers do headers[k] = nil end
+  -- The header block of the previous request, byte for byte again (one
+  -- client sends the same headers with each URL): its table is kept.
+  local headers, buf, pos, block = req.headers, c.buf, c.pos, c.block
+  if block and sub(buf, pos, pos + #block - 1) == block then
+    c.pos = pos + #block
+  else
+    c.block = false
+    if next(headers) ~= nil then -- empty it (it keeps its size)
+      for k in next, headers do headers[k] = nil end
+    end
+    local ok, status = read_headers(c, headers)
+    if not ok then return nil, tonumber(status) end
+    if c.buf == buf and c.pos - pos <= SAME_HEAD_MAX then
+      c.block = sub(buf, pos, c.pos - 1)
+    end
   end
-  local ok, status = read_headers(c, headers)
-  if not ok then return nil, tonumber(status) end
   local connection = headers.connection
   if version == "HTTP/1.1" then
     if not headers.host then return nil, 400, req end
@@ -614,13 +620,11 @@ local function parse_request(c)
   then
     send(c, "HTTP/1.1 100 Continue\r\n\r\n") -- go on, send the body
   end
+  local status
   req.body, status = read_body(c, req)
   if not req.body then return nil, status, req end
   return req
 end
-
--- The longest request head compared with the previous one.
-local SAME_HEAD_MAX = 1024
 
 -- Read the next request: a table {method, target, path (the target
 -- without its query), version, headers, body, close}; or nil, status
