@@ -180,10 +180,11 @@ local OUT_MAX = 64 * 1024 -- bytes of answers queued before a write
 -- out = queued answers, nout = their count, nbytes = their size,
 -- req = the request being answered, head = its head when it can be
 -- answered again as it is (see read_request), block = the header block
--- that req.headers holds (see parse_request)}.
+-- that req.headers holds (see parse_request), again = whether req asks
+-- for the same as the request before it}.
 local function client(conn)
   return {conn = conn, buf = "", pos = 1, out = {}, nout = 0, nbytes = 0,
-    head = false, block = false,
+    head = false, block = false, again = false,
     req = {method = false, target = false, version = false, headers = {},
            body = false, close = false, path = false}}
 end
@@ -580,8 +581,10 @@ local function parse_request(c)
   local method, target, version = parse_request_line(c.buf, s, e)
   if not method then return nil, target end
   local req = c.req
+  c.again = req.target == target and req.method == method
   req.method, req.target, req.version = method, target, version
-  req.path = find(target, "?", 1, true) and target:match("^[^?]*") or target
+  local q = find(target, "?", 1, true)
+  req.path = q and sub(target, 1, q - 1) or target
   req.close, req.body = false, false
   -- The header block of the previous request, byte for byte again (one
   -- client sends the same headers with each URL): its table is kept.
@@ -638,22 +641,23 @@ local function read_request(c)
     if not fill(c) then return nil end
     buf, pos = c.buf, c.pos
   end
-  local last = find(buf, "\r\n\r\n", pos, true)
-  if not last or last - pos >= SAME_HEAD_MAX then
+  local same = c.head
+  if same then
+    local last = pos + #same - 1
+    if sub(buf, pos, last) == same then
+      c.pos = last + 1
+      return c.req
+    end
     c.head = false
-    return parse_request(c)
-  end
-  last = last + 3
-  local text = sub(buf, pos, last)
-  if text == c.head then
-    c.pos = last + 1
-    return c.req
   end
   local req, status, partial = parse_request(c)
-  -- kept only when parsed from these very bytes, without a body
-  c.head = req and req.body == "" and c.buf == buf and c.pos == last + 1
-    and not req.headers["content-length"]
-    and not req.headers["transfer-encoding"] and text
+  -- kept when the same URL was asked twice in a row, parsed from these
+  -- very bytes, without a body
+  if req and c.again and req.body == "" and c.buf == buf and
+    c.pos - pos <= SAME_HEAD_MAX and not req.headers["content-length"] and
+    not req.headers["transfer-encoding"] then
+    c.head = sub(buf, pos, c.pos - 1)
+  end
   return req, status, partial
 end
 
