@@ -67,6 +67,7 @@ bench: all
 
 lint: all
 	$(BUILD)/luahost spec/bindcov.lua
+	luacheck --no-color -q lib scripts spec bench
 
 clean:
 	rm -rf build

@@ -27,8 +27,7 @@ local own, spawn_light = task._own, task._spawn_light
 local wait = task._wait
 local resume = require("luahost").resume
 
-local Conn, Server, Udp = core.conn_methods, core.server_methods,
-  core.udp_methods
+local Conn, Server = core.conn_methods, core.server_methods
 
 local function argerror(n, fname, msg, level)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg),
@@ -86,6 +85,8 @@ net.is_ip = is_ip
 
 local function ms(seconds)
   if seconds == nil then return -1 end
+  -- past 2^30 ms (12 days) is as good as forever: math.huge must not raise
+  if seconds >= (1 << 30) / 1000 then return 1 << 30 end
   return math.floor(seconds * 1000 + 0.5)
 end
 
@@ -168,7 +169,9 @@ function net.connect(host, port, opts)
     if type(bind_ip) ~= "string" or not is_ip(bind_ip) then
       argerror(3, "connect", "bind: IP address expected")
     end
-    if bind_port ~= nil then check_port(bind_port, 3, "connect", "bind port") end
+    if bind_port ~= nil then
+      check_port(bind_port, 3, "connect", "bind port")
+    end
   end
   local nodelay = opts.nodelay
   if nodelay == nil then nodelay = true end
@@ -273,8 +276,8 @@ end
 local core_accept = Server.accept
 
 local function run_handler(st, handler, conn)
-  local slot <close> = st.release
-  local c <close> = conn
+  local _slot <close> = st.release -- luacheck: ignore 211
+  local _conn <close> = conn -- luacheck: ignore 211
   handler(conn)
 end
 
@@ -287,7 +290,7 @@ function Server:serve(handler)
   if st == nil then argerror(1, "serve", "net.server expected") end
   local accept = core_accept
   while true do
-    while st.active >= st.max do
+    while st.active >= st.max and not self:is_closed() do
       st.waiter = coroutine.running()
       wait()
     end
@@ -303,6 +306,20 @@ function Server:serve(handler)
   end
 end
 
+--- close(): stop accepting; serve returns (also when it was waiting for a
+--- free connection slot). Connections being served go on.
+local core_close = Server.close
+function Server:close()
+  local r = core_close(self)
+  local st = servers[self]
+  local w = st and st.waiter
+  if w then
+    st.waiter = nil
+    resume(w)
+  end
+  return r
+end
+
 --- The number of connections being served.
 function Server:active()
   local st = servers[self]
@@ -313,6 +330,19 @@ function Server:accept(timeout)
   local c, err = core_accept(self, timeout)
   if c then return own(c) end
   return nil, err
+end
+
+-- A drain (SIGTERM under --workers, --daemon, --pidfile) closes every
+-- server: the tasks in serve and accept return, connections go on.
+do
+  local host = require "luahost"
+  if host.on_drain then
+    host.on_drain(function()
+      for server in pairs(servers) do
+        if not server:is_closed() then server:close() end
+      end
+    end)
+  end
 end
 
 -- }}}

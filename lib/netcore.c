@@ -23,6 +23,7 @@
 **   signals   - wait_signal and on_signal.
 */
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -60,12 +61,15 @@ typedef struct sleeper {
   tmo t;
   lua_State *co;
   int ref;              /* registry slot anchoring co while it sleeps */
-  struct sleeper *next; /* free list */
+  int ready;            /* in the ready queue (yield), not in the heap */
+  struct sleeper *next; /* free list or ready queue */
 } sleeper;
 
 typedef struct core {
-  lh_internal in;       /* first: the timer's data; uv.walk skips it */
+  lh_internal in;       /* first: the handles' data; uv.walk skips them */
   uv_timer_t timer;
+  uv_idle_t idle;       /* runs the ready queue, once per loop iteration */
+  sleeper *rhead, *rtail; /* tasks that yielded, in order */
   lh_ctx *ctx;
   tmo **heap;
   int n, cap;
@@ -132,7 +136,27 @@ static void arm(core *K) {
   }
 }
 
+static void tmo_del_noarm(core *K, tmo *t);
+static int tmo_add_at(core *K, tmo *t, int kind, uint64_t due);
+
+static uint64_t fresh_now(core *K) {
+  /* The loop's clock is as old as this loop iteration (or the start of
+  ** the host, for a main chunk that has not waited yet): a deadline must
+  ** not come early by that much. (A cheap coarse clock read.) */
+  uv_update_time(K->ctx->loop);
+  return uv_now(K->ctx->loop);
+}
+
 static int tmo_add(core *K, tmo *t, int kind, uint64_t ms) {
+  return tmo_add_at(K, t, kind, fresh_now(K) + ms);
+}
+
+static int tmo_add_at(core *K, tmo *t, int kind, uint64_t due) {
+  /* Still queued: a task closed by force (task:cancel's last resort)
+  ** leaves its wait behind, and the next waiter on that socket reuses the
+  ** node. Queued twice, it would stay in the heap forever (fire_cb spins)
+  ** and outlive its socket. */
+  if (t->idx >= 0) tmo_del_noarm(K, t);
   if (K->n == K->cap) {
     int ncap = K->cap ? 2 * K->cap : 64;
     tmo **nh = (tmo **)realloc(K->heap, ncap * sizeof(tmo *));
@@ -140,11 +164,7 @@ static int tmo_add(core *K, tmo *t, int kind, uint64_t ms) {
     K->heap = nh;
     K->cap = ncap;
   }
-  /* The loop's clock is as old as this loop iteration (or the start of
-  ** the host, for a main chunk that has not waited yet): a deadline must
-  ** not come early by that much. (A cheap coarse clock read.) */
-  uv_update_time(K->ctx->loop);
-  t->due = uv_now(K->ctx->loop) + ms;
+  t->due = due;
   t->seq = K->seq++;
   t->kind = kind;
   heap_put(K, K->n++, t);
@@ -183,6 +203,10 @@ static void fire_cb(uv_timer_t *timer) {
     fire(K, t);
   }
   arm(K);
+  /* A deadline already due (a zero timeout set during this round) waits
+  ** for the next iteration: a timer restarted with 0 inside its own
+  ** callback would run again before the loop polls for I/O. */
+  if (K->armed && K->armed_due <= now) uv_timer_start(timer, fire_cb, 1, 0);
 }
 
 /* Anchor the running coroutine L in registry slot *ref (made once). */
@@ -243,24 +267,32 @@ static int was_cancelled(lua_State *L, int base) {
 /* {====================================================== tasks */
 
 static void need_task(lua_State *L, core *K, const char *what) {
-  int ok = lua_isyieldable(L);
-  if (ok && K->tasks_ref != LUA_NOREF) {
+  int task = 0;
+  if (K->tasks_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, K->tasks_ref);
     lua_pushthread(L);
-    ok = lua_rawget(L, -2) != LUA_TNIL;
+    task = lua_rawget(L, -2) != LUA_TNIL;
     lua_pop(L, 2);
   }
-  if (!ok)
+  if (!task)
     luaL_error(L, "%s must be called from a task (the main chunk, a "
                "handler or task.spawn), not from a callback", what);
+  if (!lua_isyieldable(L))
+    luaL_error(L, "%s cannot wait here: the task is inside a C function "
+               "(a metamethod, table.sort, string.gsub...)", what);
 }
+
+static void idle_cb(uv_idle_t *idle);
 
 static int sleep_k(lua_State *L, int status, lua_KContext kc) {
   sleeper *s = (sleeper *)kc;
   core *K = getcore(L);
   (void)status;
   if (was_cancelled(L, 0)) {
-    if (s->co == L) { /* still queued: give the node back */
+    if (s->co == L && s->ready) { /* the idle callback recycles it */
+      s->co = NULL;
+      unanchor(L, s->ref);
+    } else if (s->co == L) { /* still queued: give the node back */
       tmo_del(K, &s->t);
       s->co = NULL;
       if (--K->nsleep == 0) uv_unref((uv_handle_t *)&K->timer);
@@ -277,7 +309,11 @@ static int sleep_k(lua_State *L, int status, lua_KContext kc) {
 static int core_sleep(lua_State *L) {
   core *K = getcore(L);
   double secs = luaL_checknumber(L, 1);
-  uint64_t ms = secs <= 0 ? 0 : (uint64_t)(secs * 1000 + 0.5);
+  /* Clamped to 2^62 ms (forever): converting a double past uint64's range
+  ** is undefined (math.huge gave 0: no sleep at all), and due = now + ms
+  ** must not wrap. NaN sleeps 0. */
+  uint64_t ms = !(secs > 0) ? 0 : secs >= 0x1p62 / 1000 ? (uint64_t)1 << 62
+                : (uint64_t)(secs * 1000 + 0.5);
   sleeper *s;
   need_task(L, K, lua_toboolean(L, 2) ? "task.yield" : "task.sleep");
   s = K->free_sleepers;
@@ -289,6 +325,18 @@ static int core_sleep(lua_State *L) {
     s->ref = LUA_NOREF;
     s->t.idx = -1;
   }
+  s->ready = 0;
+  if (ms == 0) { /* yield: the ready queue, run after the next poll */
+    s->next = NULL;
+    s->ready = 1;
+    if (K->rtail) K->rtail->next = s; else K->rhead = s;
+    K->rtail = s;
+    uv_idle_start(&K->idle, idle_cb);
+    s->co = L;
+    anchor(L, &s->ref);
+    lua_settop(L, 0);
+    return lua_yieldk(L, 0, (lua_KContext)s, sleep_k);
+  }
   if (tmo_add(K, &s->t, TMO_SLEEP, ms) < 0) {
     s->next = K->free_sleepers;
     K->free_sleepers = s;
@@ -299,6 +347,31 @@ static int core_sleep(lua_State *L) {
   anchor(L, &s->ref);
   lua_settop(L, 0);
   return lua_yieldk(L, 0, (lua_KContext)s, sleep_k);
+}
+
+/* Resume the tasks that yielded before this iteration, in order; those
+** that yield again run in the next one, after the loop polled for I/O. */
+static void idle_cb(uv_idle_t *idle) {
+  core *K = container_of(idle, core, idle);
+  lua_State *L = K->ctx->L;
+  sleeper *s = K->rhead;
+  K->rhead = K->rtail = NULL;
+  while (s != NULL) {
+    sleeper *next = s->next;
+    lua_State *co = s->co;
+    s->ready = 0;
+    s->co = NULL;
+    if (co != NULL) lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref); /* anchor */
+    unanchor(L, s->ref);
+    s->next = K->free_sleepers;
+    K->free_sleepers = s;
+    if (co != NULL) {
+      lh_resume(K->ctx, co, 0);
+      lua_pop(L, 1);
+    }
+    s = next;
+  }
+  if (K->rhead == NULL) uv_idle_stop(idle);
 }
 
 static void wake_sleeper(core *K, sleeper *s) {
@@ -339,6 +412,7 @@ typedef struct conn {
   lua_State *task;       /* last thread known to be a task (need_task) */
   int rref, wref;        /* registry slots anchoring them */
   tmo rt, wt;
+  uint64_t rdue;         /* deadline of the parked reader, 0 = none */
   int timeout;           /* ms for every later wait, -1 = none */
   int idle;              /* server: timeout given to accepted conns */
   int rerr, werr;        /* sticky: UV_EOF or an error */
@@ -424,8 +498,8 @@ static void wake_reader(lua_State *L, conn *c) {
   lua_State *co = c->rco;
   if (co == NULL) return;
   c->rco = NULL;
+  c->rdue = 0; /* its deadline entry, if any, is now stale (see fire) */
   uv_unref(c->h->uv);
-  tmo_del(c->K, &c->rt);
   /* The slot keeps co alive during the resume; cleared after unless the
   ** task parked here again. conn memory outlives this: it is only freed
   ** by the close callback, which never runs inside a resume. */
@@ -484,14 +558,20 @@ static void fire(core *K, tmo *t) {
     case TMO_SLEEP:
       wake_sleeper(K, container_of(t, sleeper, t));
       break;
-    case TMO_RD:
+    case TMO_RD: /* lazy: the entry may be older than the wait */
       c = container_of(t, conn, rt);
-      c->rtimed = 1;
+      if (c->rco == NULL || c->rdue == 0) break; /* stale */
+      if (c->rdue > uv_now(K->ctx->loop)) { /* early: queue it again */
+        tmo_add_at(K, &c->rt, TMO_RD, c->rdue);
+        break;
+      }
+      /* (the deadline of a task closed by force: nobody to time out) */
+      c->rtimed = lua_status(c->rco) == LUA_YIELD;
       wake_reader(L, c);
       break;
     case TMO_WR:
       c = container_of(t, conn, wt);
-      c->wtimed = 1;
+      c->wtimed = c->wco != NULL && lua_status(c->wco) == LUA_YIELD;
       wake_writer(L, c);
       break;
     case TMO_LINGER:
@@ -514,8 +594,16 @@ static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
   if (c->rco != NULL && lua_status(c->rco) == LUA_YIELD)
     return luaL_error(L, "%s: another task is already waiting on this "
                       "socket", what);
-  if (ms >= 0 && tmo_add(c->K, &c->rt, TMO_RD, (uint64_t)ms) < 0)
-    return luaL_error(L, "not enough memory");
+  if (ms >= 0) {
+    /* Deadlines of reads are lazy: most reads end before it, and an entry
+    ** already queued for an earlier time is kept (it fires early and is
+    ** queued again): no heap operation per message. */
+    uint64_t due = fresh_now(c->K) + (uint64_t)ms;
+    c->rdue = due;
+    if (c->rt.idx >= 0 && c->rt.due > due) tmo_del(c->K, &c->rt);
+    if (c->rt.idx < 0 && tmo_add_at(c->K, &c->rt, TMO_RD, due) < 0)
+      return luaL_error(L, "not enough memory");
+  }
   c->rco = L;
   c->rtimed = 0;
   uv_ref(c->h->uv); /* a task waits on it: keep the host alive */
@@ -544,8 +632,8 @@ static void drop_waits(lua_State *L, conn *c) {
   if (c == NULL) return;
   if (c->rco == L) {
     c->rco = NULL;
+    c->rdue = 0;
     uv_unref(c->h->uv);
-    tmo_del(c->K, &c->rt);
     unanchor(L, c->rref);
   }
   if (c->wco == L) {
@@ -597,6 +685,15 @@ static int is_closed_m(lua_State *L) {
   return 1;
 }
 
+/* Seconds (checked: not NaN) to milliseconds for a wait: -1 (none)
+** when negative; past INT_MAX ms (24.8 days) clamped, since converting a
+** double out of int's range is undefined (a long timeout became none). */
+static int secs_to_ms(double s) {
+  if (s < 0) return -1;
+  if (s * 1000 + 0.5 >= (double)INT_MAX) return INT_MAX;
+  return (int)(s * 1000 + 0.5);
+}
+
 /* settimeout(seconds | nil): nil or negative means none. */
 static int conn_settimeout(lua_State *L) {
   conn **ud = (conn **)lua_touserdata(L, 1);
@@ -607,8 +704,8 @@ static int conn_settimeout(lua_State *L) {
     if (c) c->timeout = -1;
   } else {
     double s = luaL_checknumber(L, 2);
-    luaL_argcheck(L, s == s && s < 1e9, 2, "invalid timeout");
-    if (c) c->timeout = s < 0 ? -1 : (int)(s * 1000 + 0.5);
+    luaL_argcheck(L, s == s, 2, "invalid timeout");
+    if (c) c->timeout = s < 0 ? -1 : secs_to_ms(s);
   }
   lua_settop(L, 1);
   return 1;
@@ -856,8 +953,11 @@ static int read_number(lua_State *L, conn *c) {
   for (j = i; j < c->rlen && j - i < 200; j++)
     if (!strchr("0123456789+-.xXaAbBcCdDeEfFpP", c->rp[j]) || !c->rp[j])
       break;
-  if (j == c->rlen && j - i < 200 && !c->rerr) return 0; /* need more */
-  memcpy(tmp, c->rp + i, j - i);
+  if (j == c->rlen && j - i < 200 && !c->rerr) {
+    consume(c, i); /* skipped blanks go: a flood of them stays bounded */
+    return 0;      /* need more */
+  }
+  if (j > i) memcpy(tmp, c->rp + i, j - i); /* rp may be NULL when empty */
   tmp[j - i] = '\0';
   consume(c, j);
   if (j > i && lua_stringtonumber(L, tmp) != 0) return 1;
@@ -1359,8 +1459,8 @@ static int server_accept(lua_State *L) {
     ms = c ? c->timeout : -1;
   } else {
     double s = luaL_checknumber(L, 2);
-    luaL_argcheck(L, s == s && s < 1e9, 2, "invalid timeout");
-    ms = s < 0 ? -1 : (int)(s * 1000 + 0.5);
+    luaL_argcheck(L, s == s, 2, "invalid timeout");
+    ms = s < 0 ? -1 : secs_to_ms(s);
   }
   lua_settop(L, 2);
   return accept_k(L, LUA_OK, (lua_KContext)ms);
@@ -1824,8 +1924,8 @@ static int udp_recv_common(lua_State *L, int withaddr) {
     ms = c ? c->timeout : -1;
   } else {
     double s = luaL_checknumber(L, 2);
-    luaL_argcheck(L, s == s && s < 1e9, 2, "invalid timeout");
-    ms = s < 0 ? -1 : (int)(s * 1000 + 0.5);
+    luaL_argcheck(L, s == s, 2, "invalid timeout");
+    ms = s < 0 ? -1 : secs_to_ms(s);
   }
   lua_settop(L, 1);
   return udp_recv_k(L, LUA_OK, (lua_KContext)(((lua_KContext)ms + 1) << 1
@@ -2014,6 +2114,21 @@ static int core_protocol(lua_State *L) {
 
 static int core_gc(lua_State *L) {
   core *K = (core *)lua_touserdata(L, 1);
+  int i;
+  /* Tasks still asleep when the state closes: their nodes. */
+  for (i = 0; i < K->n; i++) {
+    if (K->heap[i]->kind == TMO_SLEEP) {
+      sleeper *s = container_of(K->heap[i], sleeper, t);
+      s->next = K->free_sleepers;
+      K->free_sleepers = s;
+    }
+  }
+  while (K->rhead) {
+    sleeper *s = K->rhead;
+    K->rhead = s->next;
+    s->next = K->free_sleepers;
+    K->free_sleepers = s;
+  }
   while (K->free_sleepers) {
     sleeper *s = K->free_sleepers;
     K->free_sleepers = s->next;
@@ -2167,6 +2282,8 @@ int luaopen_net_core(lua_State *L) {
   uv_timer_init(ctx->loop, &K->timer);
   uv_unref((uv_handle_t *)&K->timer);
   K->timer.data = K;
+  uv_idle_init(ctx->loop, &K->idle); /* ref'd: a yielding task is alive */
+  K->idle.data = K;
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, core_gc);
   lua_setfield(L, -2, "__gc");

@@ -35,7 +35,9 @@ local expires = {} -- key -> time (task.now() seconds) it dies at
 -- =================================================================
 
 local function simple(s) return "+" .. s .. "\r\n" end
-local function err(s) return "-" .. s .. "\r\n" end
+-- (an error may quote the client's words: CR and LF become spaces, as in
+-- Redis, or a client could forge replies of its own)
+local function err(s) return "-" .. s:gsub("[\r\n]", " ") .. "\r\n" end
 local function int(n) return (":%d\r\n"):format(n) end
 local function bulk(s)
   if s == nil then return "$-1\r\n" end
@@ -66,32 +68,55 @@ local function get(key)
   return data[key]
 end
 
--- A Redis glob (*, ?, [abc], [^a-z], \x) as a Lua pattern.
+-- A Redis glob (*, ?, [abc], [^a-z], \x) as a matcher: key -> boolean.
+-- The glob is cut at each "*" into pieces that match a fixed number of
+-- characters (Lua patterns without repetition); the first piece must match
+-- at the start, the last at the end, the others are found left to right.
+-- That takes time linear in the key whatever the glob: as one Lua pattern,
+-- "*a*a*a...*b" backtracks exponentially and one KEYS would stall every
+-- client. A malformed set matches nothing.
 local function glob(pattern)
-  local out, i = {"^"}, 1
+  local pieces, cur, i = {}, {}, 1
   while i <= #pattern do
     local c = pattern:sub(i, i)
-    if c == "*" then out[#out + 1] = ".*"
-    elseif c == "?" then out[#out + 1] = "."
+    if c == "*" then
+      pieces[#pieces + 1] = table.concat(cur)
+      cur = {}
+    elseif c == "?" then cur[#cur + 1] = "."
     elseif c == "\\" and i < #pattern then
       i = i + 1
-      out[#out + 1] = "%" .. pattern:sub(i, i)
+      c = pattern:sub(i, i)
+      cur[#cur + 1] = c:match("%w") and c or "%" .. c -- (%a is a class)
     elseif c == "[" then
       local close = pattern:find("]", i + 2, true)
       if not close then
-        out[#out + 1] = "%["
+        cur[#cur + 1] = "%["
       else
         -- a Lua set reads like a glob set; only % needs escaping
         local set = pattern:sub(i + 1, close - 1):gsub("%%", "%%%%")
-        out[#out + 1] = "[" .. set .. "]"
+        cur[#cur + 1] = "[" .. set .. "]"
         i = close
       end
-    elseif c:match("%p") then out[#out + 1] = "%" .. c
-    else out[#out + 1] = c end
+    elseif c:match("%p") then cur[#cur + 1] = "%" .. c
+    else cur[#cur + 1] = c end
     i = i + 1
   end
-  out[#out + 1] = "$"
-  return table.concat(out)
+  pieces[#pieces + 1] = table.concat(cur)
+  local n = #pieces
+  local function match(key)
+    if n == 1 then return key:find("^" .. pieces[1] .. "$") ~= nil end
+    local _, e = key:find("^" .. pieces[1])
+    if not e then return false end
+    for k = 2, n - 1 do
+      _, e = key:find(pieces[k], e + 1)
+      if not e then return false end
+    end
+    return key:find(pieces[n] .. "$", e + 1) ~= nil
+  end
+  return function(key)
+    local ok, found = pcall(match, key)
+    return ok and found
+  end
 end
 
 local function incr_by(key, delta)
@@ -191,9 +216,9 @@ commands.ttl = {2, function(a)
 end}
 
 commands.keys = {2, function(a)
-  local pat, list = glob(a[2]), {}
+  local match, list = glob(a[2]), {}
   for key in pairs(data) do
-    if get(key) ~= nil and key:find(pat) then list[#list + 1] = key end
+    if get(key) ~= nil and match(key) then list[#list + 1] = key end
   end
   table.sort(list)
   return array(list)
@@ -219,7 +244,7 @@ commands.config = {-2, function(a)
   local known = {save = "", appendonly = "no"}
   local list = {}
   for name, value in pairs(known) do
-    if name:find(glob(a[3])) then
+    if glob(a[3])(name) then
       list[#list + 1] = name
       list[#list + 1] = value
     end

@@ -44,24 +44,24 @@ elseif opt == "-s" and a1 then
   -- name; going name -> port -> name prints what getent prints for an
   -- alias too ("www" -> "http 80/tcp").
   local proto = a2 or "tcp"
-  local port, err = tonumber(a1), nil
+  local port = tonumber(a1)
   if not port then
+    local err
     port, err = net.service(a1, proto)
     if not port then fail(a1 .. "/" .. proto, err) end
   end
-  local name
-  name, err = net.service(math.tointeger(port), proto)
+  local name, err = net.service(math.tointeger(port), proto)
   if not name then fail(a1 .. "/" .. proto, err) end
   print(("%s %d/%s"):format(name, port, proto))
 
 elseif opt == "-p" and a1 then
-  local number, err = tonumber(a1), nil
+  local number = tonumber(a1)
   if not number then
+    local err
     number, err = net.protocol(a1)
     if not number then fail(a1, err) end
   end
-  local name
-  name, err = net.protocol(math.tointeger(number))
+  local name, err = net.protocol(math.tointeger(number))
   if not name then fail(a1, err) end
   print(("%s %d"):format(name, number))
 

@@ -43,7 +43,6 @@ local skip = {
   backend_timeout = "a number that depends on pending timers only",
 }
 
-local specs = {}
 local p = assert(io.popen("cat spec/*_spec.lua"))
 local all_specs = p:read("a")
 p:close()
@@ -64,7 +63,6 @@ for _, name in ipairs(names) do
     (short and all_specs:find(":" .. short .. "(", 1, true))
   if not found and not skip[name] then untested[#untested + 1] = name end
 end
-specs = nil
 
 if #missing > 0 then
   print("bindcov: promised but missing from uv: " ..

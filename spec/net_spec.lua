@@ -344,6 +344,38 @@ describe("net", function()
       end)
     end)
 
+    it("a timeout counts from the start of each read", function()
+      run_task(function()
+        local s, port = echo_server(function(c)
+          for i = 1, 4 do
+            task.sleep(0.06)
+            c:write(i, "\n")
+          end
+          c:read()
+          task.sleep(0.02)
+          c:write("5\n")
+          c:read()
+        end)
+        local c = assert(net.connect("127.0.0.1", port))
+        c:settimeout(0.1) -- longer than each gap, shorter than the sum
+        for i = 1, 4 do assert.equal(tostring(i), c:read()) end
+        local t0 = task.now()
+        assert.same({nil, "timeout"}, {c:read()})
+        local dt = task.now() - t0
+        assert.is_true(dt >= 0.09 and dt < 2, "took " .. dt)
+        c:settimeout(1) -- a long wait that ends early...
+        c:write("go\n")
+        assert.equal("5", c:read())
+        c:settimeout(0.02) -- ...then a short one: must not wait 1 s
+        t0 = task.now()
+        assert.same({nil, "timeout"}, {c:read()})
+        dt = task.now() - t0
+        assert.is_true(dt >= 0.015 and dt < 0.25, "took " .. dt)
+        c:close()
+        stop(s)
+      end)
+    end)
+
     it("lines iterates and honours formats", function()
       run_task(function()
         local s, port = echo_server(function(c)
@@ -488,7 +520,7 @@ describe("net", function()
     it("write timeout while the peer does not read", function()
       run_task(function()
         local release = false
-        local s, port = echo_server(function(c)
+        local s, port = echo_server(function()
           while not release do task.sleep(0.01) end
         end)
         local c = assert(net.connect("127.0.0.1", port))
@@ -632,6 +664,44 @@ describe("net", function()
         cs[3]:settimeout(5)
         assert.equal("in", cs[3]:read())
         for i = 1, 3 do cs[i]:close() end
+        stop(s)
+      end)
+    end)
+
+    it("a drain (SIGTERM with --pidfile) closes servers: serve returns",
+      function()
+      local pidfile = tmpname()
+      local out, err, code = run_host({"--pidfile", pidfile, "-e", [[
+        local net, task = require "net", require "task"
+        local pid = io.open("/proc/self/stat"):read("n")
+        local s = assert(net.listen{})
+        local _, port = s:sockname()
+        task.spawn(function()
+          local c = assert(net.connect("127.0.0.1", port))
+          c:write("x\n")
+          print("echo", c:read())
+          io.popen("kill -TERM " .. pid):close()
+        end)
+        print("serve", s:serve(function(c) c:write(c:read(), "\n") end))]]})
+      assert.equal("echo\tx\nserve\ttrue\n", out)
+      assert.equal("", err)
+      assert.equal(0, code)
+    end)
+
+    it("close returns serve even while it waits for a free slot",
+      function()
+      run_task(function()
+        local release = false
+        local s, port, t = echo_server(function(c)
+          c:write("in\n")
+          while not release do task.sleep(0.01) end
+        end, {max_connections = 1})
+        local a = assert(net.connect("127.0.0.1", port))
+        assert.equal("in", a:read())
+        s:close()
+        assert.is_true(t:join())
+        release = true
+        a:close()
         stop(s)
       end)
     end)

@@ -77,6 +77,28 @@ describe("task", function()
     end)
   end)
 
+  it("a task that yields in a loop does not starve I/O", function()
+    run_task(function()
+      local net = require "net"
+      local stop, n = false, 0
+      local s = assert(net.listen{})
+      local _, port = s:sockname()
+      local t = task.spawn(s.serve, s, function(c) c:write("hello\n") end)
+      local spinner = task.spawn(function()
+        while not stop do n = n + 1; task.yield() end
+      end)
+      local c = assert(net.connect("127.0.0.1", port))
+      c:settimeout(5)
+      assert.equal("hello", c:read())
+      stop = true
+      spinner:join()
+      assert.is_true(n > 0)
+      c:close()
+      s:close()
+      t:join()
+    end)
+  end)
+
   it("current names the running task, nil outside", function()
     local uv = require "uv"
     local outside = "unset"
@@ -100,9 +122,8 @@ describe("task", function()
     run_task(function()
       local closed, after = false, false
       local t = task.spawn(function()
-        local x <close> = setmetatable({}, {__close = function()
-          closed = true
-        end})
+        local mt = {__close = function() closed = true end}
+        local _x <close> = setmetatable({}, mt) -- luacheck: ignore 211
         task.sleep(3600)
         after = true
       end)
@@ -171,6 +192,18 @@ describe("task", function()
     end)
     run_loop(function() return err ~= nil end)
     assert.matches("task.sleep must be called from a task", err)
+  end)
+
+  it("a wait inside a C function (sort, metamethod) raises clearly",
+    function()
+    run_task(function()
+      local ok, err = pcall(table.sort, {3, 2, 1}, function(a, b)
+        task.sleep(0)
+        return a < b
+      end)
+      assert.is_false(ok)
+      assert.matches("task.sleep cannot wait here", err)
+    end)
   end)
 
   it("an error in a spawned task is reported and contained", function()

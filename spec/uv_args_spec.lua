@@ -38,7 +38,8 @@ local skip = {
 local nparams = {}
 for name in ([[available_parallelism backend_fd backend_timeout cpu_info cwd
     exepath get_constrained_memory get_free_memory get_total_memory
-    getgid getuid getrusage gettimeofday hrtime interface_addresses loadavg loop_alive
+    getgid getuid getrusage gettimeofday hrtime interface_addresses loadavg
+    loop_alive
     new_check new_idle new_prepare new_signal new_timer now os_environ
     os_get_passwd os_gethostname os_getpid os_getppid os_homedir os_tmpdir
     os_uname resident_set_memory tty_reset_mode update_time uptime version
