@@ -178,9 +178,13 @@ local OUT_MAX = 64 * 1024 -- bytes of answers queued before a write
 
 -- A client: {conn =, buf = input, pos = first unread byte of buf,
 -- out = queued answers, nout = their count, nbytes = their size,
--- req = the request being answered}.
+-- req = the request being answered, head = its head when it can be
+-- answered again as it is (see read_request), block = the header block
+-- that req.headers holds (see parse_request), again = whether req asks
+-- for the same as the request before it}.
 local function client(conn)
   return {conn = conn, buf = "", pos = 1, out = {}, nout = 0, nbytes = 0,
+    head = false, block = false, again = false,
     req = {method = false, target = false, version = false, headers = {},
            body = false, close = false, path = false}}
 end
@@ -221,9 +225,13 @@ local function fill(c)
     local ok, err = flush(c)
     if not ok then return nil, err end
   end
+  local buf, pos = c.buf, c.pos
+  if pos > #buf then -- (an idle connection holds no input)
+    buf, pos = "", 1
+    c.buf, c.pos = buf, pos
+  end
   local data, err = c.conn:recv()
   if not data then return nil, err end
-  local buf, pos = c.buf, c.pos
   if pos > #buf then
     c.buf = data
   else
@@ -371,9 +379,9 @@ local function hello(c, req)
   return send(c, r)
 end
 
--- Most clients send the same few request and header lines again and
--- again: each line parsed is remembered (bounded memos, emptied when
--- full), so the next time costs one table look-up.
+-- Most clients send the same few header lines again and again: each
+-- line parsed is remembered (a bounded memo, emptied when full), so the
+-- next time costs one table look-up.
 local MEMO_MAX, MEMO_LINE = 512, 200 -- entries; longest line remembered
 local header_memo, nheader = {}, 0   -- line -> {lower-case name, value}
 
@@ -546,24 +554,19 @@ local function handle(c, req)
   return static(c, req)
 end
 
-local request_memo, nrequest = {}, 0 -- line -> {method, target, version}
-
 -- The method, target and version of the request line buf[s..e]; nil,
 -- status when it is bad.
 local function parse_request_line(buf, s, e)
-  local line = e - s < MEMO_LINE and sub(buf, s, e)
-  local r = line and request_memo[line]
-  if r then return r[1], r[2], r[3] end
   local _, me, method, target, version =
     find(buf, "^(%u+) (%S+) (HTTP/%d%.%d)", s)
   if me ~= e then return nil, 400 end
   if version ~= "HTTP/1.1" and version ~= "HTTP/1.0" then return nil, 505 end
-  if line then
-    if nrequest >= MEMO_MAX then request_memo, nrequest = {}, 0 end
-    request_memo[line], nrequest = {method, target, version}, nrequest + 1
-  end
   return method, target, version
 end
+
+-- The longest request head (or header block) compared with the previous
+-- one.
+local SAME_HEAD_MAX = 1024
 
 -- Parse the next request into c.req (see read_request).
 local function parse_request(c)
@@ -578,15 +581,27 @@ local function parse_request(c)
   local method, target, version = parse_request_line(c.buf, s, e)
   if not method then return nil, target end
   local req = c.req
+  c.again = req.target == target and req.method == method
   req.method, req.target, req.version = method, target, version
-  req.path = find(target, "?", 1, true) and target:match("^[^?]*") or target
+  local q = find(target, "?", 1, true)
+  req.path = q and sub(target, 1, q - 1) or target
   req.close, req.body = false, false
-  local headers = req.headers
-  if next(headers) ~= nil then -- empty it (it keeps its size)
-    for k in next, headers do headers[k] = nil end
+  -- The header block of the previous request, byte for byte again (one
+  -- client sends the same headers with each URL): its table is kept.
+  local headers, buf, pos, block = req.headers, c.buf, c.pos, c.block
+  if block and sub(buf, pos, pos + #block - 1) == block then
+    c.pos = pos + #block
+  else
+    c.block = false
+    if next(headers) ~= nil then -- empty it (it keeps its size)
+      for k in next, headers do headers[k] = nil end
+    end
+    local ok, status = read_headers(c, headers)
+    if not ok then return nil, tonumber(status) end
+    if c.buf == buf and c.pos - pos <= SAME_HEAD_MAX then
+      c.block = sub(buf, pos, c.pos - 1)
+    end
   end
-  local ok, status = read_headers(c, headers)
-  if not ok then return nil, tonumber(status) end
   local connection = headers.connection
   if version == "HTTP/1.1" then
     if not headers.host then return nil, 400, req end
@@ -608,50 +623,40 @@ local function parse_request(c)
   then
     send(c, "HTTP/1.1 100 Continue\r\n\r\n") -- go on, send the body
   end
+  local status
   req.body, status = read_body(c, req)
   if not req.body then return nil, status, req end
   return req
 end
 
--- Whole request heads without a body, as they come -> their request
--- (a bounded memo: a client asking the same thing again and again, as
--- benchmarks and pollers do, costs one find, one sub and one look-up).
--- Its requests are shared: nothing may change them or their headers.
-local HEAD_MEMO_MAX, HEAD_MEMO_LEN = 256, 1024
-local head_memo, nhead = {}, 0
-
 -- Read the next request: a table {method, target, path (the target
 -- without its query), version, headers, body, close}; or nil, status
 -- (answer it, then close), or nil when the client is gone (closed, idle
--- timeout, reset).
+-- timeout, reset). A head without a body that repeats the previous one
+-- byte for byte (as from benchmarks and pollers) is not parsed again:
+-- its request, c.req, is answered again as it is.
 local function read_request(c)
   local buf, pos = c.buf, c.pos
   if pos > #buf then
     if not fill(c) then return nil end
     buf, pos = c.buf, c.pos
   end
-  local last = find(buf, "\r\n\r\n", pos, true)
-  if not last or last - pos >= HEAD_MEMO_LEN then return parse_request(c) end
-  last = last + 3
-  local text = sub(buf, pos, last)
-  local req = head_memo[text]
-  if req then
-    c.pos = last + 1
-    return req
+  local same = c.head
+  if same then
+    local last = pos + #same - 1
+    if sub(buf, pos, last) == same then
+      c.pos = last + 1
+      return c.req
+    end
+    c.head = false
   end
-  local status, partial
-  req, status, partial = parse_request(c)
-  -- remembered only when parsed from these very bytes, without a body
-  if req and req.body == "" and c.buf == buf and c.pos == last + 1 and
-    not req.headers["content-length"] and
+  local req, status, partial = parse_request(c)
+  -- kept when the same URL was asked twice in a row, parsed from these
+  -- very bytes, without a body
+  if req and c.again and req.body == "" and c.buf == buf and
+    c.pos - pos <= SAME_HEAD_MAX and not req.headers["content-length"] and
     not req.headers["transfer-encoding"] then
-    local headers = {}
-    for k, v in next, req.headers do headers[k] = v end
-    if nhead >= HEAD_MEMO_MAX then head_memo, nhead = {}, 0 end
-    head_memo[text] = {method = req.method, target = req.target,
-      path = req.path, version = req.version, headers = headers, body = "",
-      close = req.close}
-    nhead = nhead + 1
+    c.head = sub(buf, pos, c.pos - 1)
   end
   return req, status, partial
 end

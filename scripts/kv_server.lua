@@ -254,9 +254,23 @@ end}
 
 commands.quit = {1, function() return OK end}
 
--- The reply to one request (a list of strings), checked for arity.
+-- A command's name in lower case (a bounded memo: clients send the same
+-- few names again and again).
+local names, nnames = {}, 0
+local function command_name(s)
+  local name = names[s]
+  if not name then
+    name = s:lower()
+    if nnames >= 256 then names, nnames = {}, 0 end
+    names[s], nnames = name, nnames + 1
+  end
+  return name
+end
+
+-- The reply to one request (a list of strings), checked for arity; and
+-- the command's name when it is known.
 local function execute(a)
-  local name = a[1]:lower()
+  local name = command_name(a[1])
   local cmd = commands[name]
   if not cmd then
     local rest = {}
@@ -270,7 +284,7 @@ local function execute(a)
       :format(name))
   end
   return cmd[2](a) or err(("ERR wrong number of arguments for '%s' command")
-    :format(name))
+    :format(name)), name
 end
 
 -- }================================================================
@@ -279,13 +293,129 @@ end
 -- The protocol
 -- =================================================================
 
--- Read one request: a list of strings, or nil, why. `why` is a protocol
+-- Requests are parsed from the input already received (a whole
+-- pipelined batch at a time), and the replies to a batch are queued and
+-- written together once it is done: one write per batch, not per reply.
+
+local find, sub, byte = string.find, string.sub, string.byte
+local unpack, concat = table.unpack, table.concat
+
+local OUT_MAX = 64 * 1024 -- bytes of replies queued before a write
+local FAST_ARGS = 64      -- longer requests take the general path
+
+-- A client: {conn =, buf = input, pos = first unread byte of buf,
+-- out = queued replies, nout = their count, nbytes = their size,
+-- args = the request table the fast path reuses, nargs = slots of it
+-- that may be set}.
+local function new_client(conn)
+  return {conn = conn, buf = "", pos = 1, out = {}, nout = 0, nbytes = 0,
+    args = {}, nargs = 0}
+end
+
+-- Write what is queued, in one write.
+local function flush(c)
+  local n = c.nout
+  if n == 0 then return true end
+  local out = c.out
+  local ok, e
+  if n == 1 then
+    ok, e = c.conn:write(out[1])
+  elseif n <= 16 then
+    ok, e = c.conn:write(unpack(out, 1, n))
+  else
+    ok, e = c.conn:write(concat(out, "", 1, n))
+  end
+  for i = 1, n do out[i] = nil end
+  c.nout, c.nbytes = 0, 0
+  return ok, e
+end
+
+-- Queue a reply; written before the next read waits, or once enough is
+-- queued (then the write waits while the client does not read).
+local function send(c, s)
+  local n = c.nout + 1
+  c.out[n] = s
+  c.nout = n
+  local b = c.nbytes + #s
+  c.nbytes = b
+  if b >= OUT_MAX then return flush(c) end
+  return true
+end
+
+-- More input, after writing the replies queued; nil, err at its end.
+local function fill(c)
+  if c.nout > 0 then
+    local ok, e = flush(c)
+    if not ok then return nil, e end
+  end
+  local buf, pos = c.buf, c.pos
+  if pos > #buf then -- (an idle connection holds no input)
+    buf, pos = "", 1
+    c.buf, c.pos = buf, pos
+  end
+  local input, e = c.conn:recv()
+  if not input then return nil, e end
+  if pos > #buf then
+    c.buf = input
+  else
+    c.buf = sub(buf, pos) .. input
+  end
+  c.pos = 1
+  return true
+end
+
+-- The next line as a string without CR LF; nil, "line too long" past
+-- MAX_INLINE, or nil, err. At the end of input the last partial line
+-- counts, as read("l") gives it.
+local function read_line(c)
+  while true do
+    local buf, pos = c.buf, c.pos
+    local e = find(buf, "\n", pos, true)
+    if e then
+      c.pos = e + 1
+      if e - pos > MAX_INLINE then return nil, "line too long" end
+      e = e - 1
+      if e >= pos and byte(buf, e) == 13 then e = e - 1 end
+      return sub(buf, pos, e)
+    end
+    local len = #buf
+    if len - pos + 1 > MAX_INLINE then
+      c.pos = len + 1
+      return nil, "line too long"
+    end
+    local ok, why = fill(c)
+    if not ok then
+      if pos > len then return nil, why end
+      c.pos = len + 1
+      if byte(buf, len) == 13 then len = len - 1 end
+      return sub(buf, pos, len)
+    end
+  end
+end
+
+-- The next n bytes, or nil when the input ends first.
+local function read_bytes(c, n)
+  local buf, pos = c.buf, c.pos
+  local have = #buf - pos + 1
+  if have >= n then
+    c.pos = pos + n
+    return sub(buf, pos, pos + n - 1)
+  end
+  local part = have > 0 and sub(buf, pos) or ""
+  c.buf, c.pos = "", 1
+  if not flush(c) then return nil end
+  local rest = c.conn:read(n - have)
+  if not rest or #rest < n - have then return nil end
+  return part .. rest
+end
+
+-- Read one request (the general path: any size, any split, inline
+-- commands, errors): a list of strings, or nil, why. `why` is a protocol
 -- error text (to send before closing) or a network error.
-local function read_request(conn)
-  local line, e = conn:read("l")
+local function read_request_slow(c)
+  local line, e = read_line(c)
   if e == "line too long" then return nil, "Protocol error: too big inline" end
   if not line then return nil, e end
-  line = line:gsub("\r$", "")
   if line:sub(1, 1) ~= "*" then -- an inline command
     local a = {}
     for word in line:gmatch("%S+") do a[#a + 1] = word end
@@ -297,35 +427,92 @@ local function read_request(conn)
   end
   local a = {}
   for i = 1, n do
-    line, e = conn:read("l")
+    line, e = read_line(c)
     if not line then return nil, e end
-    local len = line:match("^%$(%d+)\r?$")
+    local len = line:match("^%$(%d+)$")
     len = len and tonumber(len)
     if not len or len > MAX_BULK then
       return nil, "Protocol error: invalid bulk length"
     end
-    local s = conn:read(len + 2) -- the value and its CRLF
-    if not s or #s < len + 2 then return nil, "closed" end
+    local s = read_bytes(c, len + 2) -- the value and its CRLF
+    if not s then return nil, "closed" end
     if s:sub(-2) ~= "\r\n" then return nil, "Protocol error: bad bulk" end
     a[i] = s:sub(1, len)
   end
   return a
 end
 
+-- The count and length lines seen: "*n\r" -> n, "\r\n$n\r" -> -1 - n (a
+-- bounded memo: the fast path then needs no pattern and no tonumber);
+-- nil for anything else (the general path reads it).
+local ncounts = 0
+local counts = setmetatable({}, {__index = function(t, line)
+  local kind, digits = line:match("^([*])(%d+)\r$")
+  if not kind then kind, digits = line:match("^\r\n([$])(%d+)\r$") end
+  local n = digits and #digits <= 9 and tonumber(digits)
+  if not n or (kind == "$" and n > MAX_BULK) then return nil end
+  if kind == "$" then n = -1 - n end
+  if ncounts >= 1024 then
+    for k in pairs(t) do t[k] = nil end
+    ncounts = 0
+  end
+  t[line], ncounts = n, ncounts + 1
+  return n
+end})
+
+-- Read one request: a list of strings, or nil, why (as
+-- read_request_slow). A whole multibulk request already received is cut
+-- out of the input here, into c.args (reused: a command must not keep
+-- it); anything else goes the general way.
+local function read_request(c)
+  local buf, pos = c.buf, c.pos
+  if pos > #buf then
+    local ok, e = fill(c)
+    if not ok then return nil, e end
+    buf, pos = c.buf, c.pos
+  end
+  -- Each line "*n" or "$n" is looked up in a memo of those seen; the
+  -- key of "$n" starts with the CR LF ending what comes before it, so
+  -- one look-up checks both.
+  local e = find(buf, "\n", pos, true)
+  local n = e and e - pos <= 12 and counts[sub(buf, pos, e - 1)]
+  if n and n > 0 and n <= FAST_ARGS then
+    local a, p = c.args, e - 1
+    if n > c.nargs then c.nargs = n end
+    for i = 1, n do
+      e = find(buf, "\n", p + 2, true)
+      local len = e and e - p <= 14 and counts[sub(buf, p, e - 1)]
+      if not len or len >= 0 then n = nil break end
+      p = e + (-1 - len) + 1 -- just after the value
+      a[i] = sub(buf, e + 1, p - 1)
+    end
+    local cr, lf = byte(buf, p, p + 1)
+    if n and cr == 13 and lf == 10 then
+      for i = n + 1, c.nargs do a[i] = nil end
+      c.nargs = n
+      c.pos = p + 2
+      return a
+    end
+  end
+  return read_request_slow(c)
+end
+
 local function client(conn)
+  local c = new_client(conn)
   while true do
-    local a, why = read_request(conn)
+    local a, why = read_request(c)
     if not a then
       if why and why:find("^Protocol error") then
-        conn:write(err("ERR " .. why))
+        send(c, err("ERR " .. why))
       end
       break
     end
     if #a > 0 then -- an empty line or "*0" asks nothing
-      if not conn:write(execute(a)) then break end
-      if a[1]:lower() == "quit" then break end
+      local reply, name = execute(a)
+      if not send(c, reply) or name == "quit" then break end
     end
   end
+  flush(c)
   conn:close()
 end
 
