@@ -565,14 +565,40 @@ s:close() -- c and peer are left open, as a careless script would
   end)
 
   it("uv: a NUL byte never cuts a name or an address short", function()
-    -- net checks this (hostile_net_spec); the uv bindings, like luv, pass
-    -- names and addresses to C as C strings: uv.getaddrinfo(
-    -- "localhost\0.example.com") resolves localhost, tcp:bind(
-    -- "127.0.0.1\0junk", 0) binds 127.0.0.1, uv.getservbyname("http\0x")
-    -- gives 80. The fix is a NUL check where the strings are taken
-    -- (lh_check_addr in bindings/common.c, dns.c, netdb.c, udp.c
-    -- check_ip), each failing as the binding fails for a bad name.
-    pending("uv bindings accept names and addresses with a NUL byte; " ..
-      "see this spec's comment")
+    -- C sees a Lua string only up to its first NUL: "localhost\0.x" must
+    -- not resolve localhost, "127.0.0.1\0junk" must not bind 127.0.0.1.
+    -- Names that cannot exist fail as unknown names; addresses raise.
+    local ok, _, name = uv.getaddrinfo("localhost\0.example.com")
+    assert.is_nil(ok)
+    assert.equal("EAI_NONAME", name)
+    ok, _, name = uv.getaddrinfo("localhost", "http\0junk")
+    assert.is_nil(ok)
+    assert.equal("EAI_NONAME", name)
+    ok, _, name = uv.getservbyname("http\0x", "tcp")
+    assert.is_nil(ok)
+    assert.equal("EAI_NONAME", name)
+    ok, _, name = uv.getprotobyname("tcp\0x")
+    assert.is_nil(ok)
+    assert.equal("EAI_PROTOCOL", name)
+    local t = uv.new_tcp()
+    local ok2, err = pcall(t.bind, t, "127.0.0.1\0junk", 0)
+    assert.is_false(ok2)
+    assert.matches("NUL byte", err)
+    ok2, err = pcall(t.connect, t, "127.0.0.1\0junk", 1, function() end)
+    assert.is_false(ok2)
+    assert.matches("NUL byte", err)
+    t:close()
+    local u = uv.new_udp()
+    ok2, err = pcall(u.send, u, "x", "127.0.0.1\0junk", 9, function() end)
+    assert.is_false(ok2)
+    assert.matches("NUL byte", err)
+    u:close()
+    ok2, err = pcall(uv.getnameinfo, {ip = "127.0.0.1\0x"})
+    assert.is_false(ok2)
+    assert.matches("NUL byte", err)
+    ok2, err = pcall(uv.os_setenv, "LUAHOST_X\0Y", "1")
+    assert.is_false(ok2)
+    assert.matches("NUL byte", err)
+    assert.is_nil(uv.os_getenv("LUAHOST_X"))
   end)
 end)
