@@ -24,8 +24,9 @@ local function http_get(port, path)
   local c = assert(H.connect(port))
   assert(c:write("GET ", path, " HTTP/1.1\r\nHost: x\r\n" ..
     "Connection: close\r\n\r\n"))
-  local resp = c:read("a")
+  local resp, err = c:read("a")
   c:close()
+  assert(resp, "GET " .. path .. ": " .. tostring(err))
   return resp
 end
 
