@@ -183,7 +183,8 @@ local OUT_MAX = 64 * 1024 -- bytes of answers queued before a write
 -- that req.headers holds (see parse_request), again = whether req asks
 -- for the same as the request before it}.
 local function client(conn)
-  return {conn = conn, buf = "", pos = 1, out = {}, nout = 0, nbytes = 0,
+  return {conn = conn, buf = "", gen = 0, pos = 1, out = {}, nout = 0,
+    nbytes = 0,
     head = false, block = false, again = false,
     req = {method = false, target = false, version = false, headers = {},
            body = false, close = false, path = false}}
@@ -228,7 +229,7 @@ local function fill(c)
   local buf, pos = c.buf, c.pos
   if pos > #buf then -- (an idle connection holds no input)
     buf, pos = "", 1
-    c.buf, c.pos = buf, pos
+    c.buf, c.pos, c.gen = buf, pos, c.gen + 1
   end
   local data, err = c.conn:recv()
   if not data then return nil, err end
@@ -237,7 +238,9 @@ local function fill(c)
   else
     c.buf = sub(buf, pos) .. data
   end
-  c.pos = 1
+  -- (a new buffer may equal the old one byte for byte: pipelined copies
+  -- of one request; the memos below compare generations, not contents)
+  c.pos, c.gen = 1, c.gen + 1
   return true
 end
 
@@ -286,7 +289,7 @@ local function read_bytes(c, n)
     return sub(buf, pos, pos + n - 1)
   end
   local part = have > 0 and sub(buf, pos) or ""
-  c.buf, c.pos = "", 1
+  c.buf, c.pos, c.gen = "", 1, c.gen + 1
   if not flush(c) then return nil end
   local rest = c.conn:read(n - have)
   if not rest or #rest < n - have then return nil end
@@ -589,6 +592,7 @@ local function parse_request(c)
   -- The header block of the previous request, byte for byte again (one
   -- client sends the same headers with each URL): its table is kept.
   local headers, buf, pos, block = req.headers, c.buf, c.pos, c.block
+  local gen = c.gen
   if block and sub(buf, pos, pos + #block - 1) == block then
     c.pos = pos + #block
   else
@@ -598,7 +602,7 @@ local function parse_request(c)
     end
     local ok, status = read_headers(c, headers)
     if not ok then return nil, tonumber(status) end
-    if c.buf == buf and c.pos - pos <= SAME_HEAD_MAX then
+    if c.gen == gen and c.pos - pos <= SAME_HEAD_MAX then
       c.block = sub(buf, pos, c.pos - 1)
     end
   end
@@ -650,10 +654,11 @@ local function read_request(c)
     end
     c.head = false
   end
+  local gen = c.gen
   local req, status, partial = parse_request(c)
   -- kept when the same URL was asked twice in a row, parsed from these
   -- very bytes, without a body
-  if req and c.again and req.body == "" and c.buf == buf and
+  if req and c.again and req.body == "" and c.gen == gen and
     c.pos - pos <= SAME_HEAD_MAX and not req.headers["content-length"] and
     not req.headers["transfer-encoding"] then
     c.head = sub(buf, pos, c.pos - 1)
