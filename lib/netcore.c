@@ -63,7 +63,10 @@ typedef struct sleeper {
   lua_State *co;
   int ref;              /* registry slot anchoring co while it sleeps */
   int ready;            /* in the ready queue (yield), not in the heap */
+  int park;             /* core.park: resumed with true (woken) or false
+                           (its deadline), see the parking section */
   struct sleeper *next; /* free list or ready queue */
+  struct sleeper *all;  /* every node ever made, freed with the core */
 } sleeper;
 
 typedef struct core {
@@ -81,7 +84,8 @@ typedef struct core {
   int nsleep;           /* sleeping tasks: only they need the timer ref'd
                            (other waits keep their own handle ref'd) */
   uint64_t armed_due;
-  sleeper *free_sleepers;
+  sleeper *free_sleepers, *all_sleepers;
+  int parked_ref;       /* parked coroutine -> its sleeper (core.park) */
   size_t maxline, hwm;  /* defaults, set by net.lua */
   char rbuf[RBUF_SIZE];
 } core;
@@ -296,6 +300,33 @@ static void need_task(lua_State *L, core *K, const char *what) {
 
 static void idle_cb(uv_idle_t *idle);
 
+/* A sleeper node from the free list, or a new one. */
+static sleeper *new_sleeper(lua_State *L, core *K) {
+  sleeper *s = K->free_sleepers;
+  if (s != NULL) {
+    K->free_sleepers = s->next;
+  } else {
+    s = (sleeper *)malloc(sizeof(sleeper));
+    if (s == NULL) luaL_error(L, "not enough memory");
+    s->ref = LUA_NOREF;
+    s->t.idx = -1;
+    s->all = K->all_sleepers;
+    K->all_sleepers = s;
+  }
+  s->ready = 0;
+  s->park = 0;
+  return s;
+}
+
+/* Seconds (a number, not checked) to ms for a sleep: clamped to 2^62 ms
+** (forever): converting a double past uint64's range is undefined
+** (math.huge gave 0: no sleep at all), and due = now + ms must not wrap.
+** NaN gives 0. */
+static uint64_t sleep_ms(double secs) {
+  return !(secs > 0) ? 0 : secs >= 0x1p62 / 1000 ? (uint64_t)1 << 62
+         : (uint64_t)(secs * 1000 + 0.5);
+}
+
 static int sleep_k(lua_State *L, int status, lua_KContext kc) {
   sleeper *s = (sleeper *)kc;
   core *K = getcore(L);
@@ -321,24 +352,10 @@ static int sleep_k(lua_State *L, int status, lua_KContext kc) {
 /* sleep(seconds): seconds checked by task.lua. */
 static int core_sleep(lua_State *L) {
   core *K = getcore(L);
-  double secs = luaL_checknumber(L, 1);
-  /* Clamped to 2^62 ms (forever): converting a double past uint64's range
-  ** is undefined (math.huge gave 0: no sleep at all), and due = now + ms
-  ** must not wrap. NaN sleeps 0. */
-  uint64_t ms = !(secs > 0) ? 0 : secs >= 0x1p62 / 1000 ? (uint64_t)1 << 62
-                : (uint64_t)(secs * 1000 + 0.5);
+  uint64_t ms = sleep_ms(luaL_checknumber(L, 1));
   sleeper *s;
   need_task(L, K, lua_toboolean(L, 2) ? "task.yield" : "task.sleep");
-  s = K->free_sleepers;
-  if (s != NULL) {
-    K->free_sleepers = s->next;
-  } else {
-    s = (sleeper *)malloc(sizeof(sleeper));
-    if (s == NULL) return luaL_error(L, "not enough memory");
-    s->ref = LUA_NOREF;
-    s->t.idx = -1;
-  }
-  s->ready = 0;
+  s = new_sleeper(L, K);
   if (ms == 0) { /* yield: the ready queue, run after the next poll */
     s->next = NULL;
     s->ready = 1;
@@ -372,6 +389,7 @@ static void idle_cb(uv_idle_t *idle) {
   while (s != NULL) {
     sleeper *next = s->next;
     lua_State *co = s->co;
+    int park = s->park;
     s->ready = 0;
     s->co = NULL;
     if (co != NULL) lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref); /* anchor */
@@ -379,7 +397,8 @@ static void idle_cb(uv_idle_t *idle) {
     s->next = K->free_sleepers;
     K->free_sleepers = s;
     if (co != NULL) {
-      lh_resume(K->ctx, co, 0);
+      if (park) lua_pushboolean(co, 1); /* park's result: woken */
+      lh_resume(K->ctx, co, park);
       lua_pop(L, 1);
     }
     s = next;
@@ -387,16 +406,134 @@ static void idle_cb(uv_idle_t *idle) {
   if (K->rhead == NULL) uv_idle_stop(idle);
 }
 
+static void forget_parked(lua_State *L, core *K, int idx);
+
+/* A sleep's deadline, or a park's (its result: false). */
 static void wake_sleeper(core *K, sleeper *s) {
   lua_State *L = K->ctx->L, *co = s->co;
+  int park = s->park;
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref); /* keep co alive meanwhile */
+  if (park) forget_parked(L, K, -1);
   s->co = NULL;
   if (--K->nsleep == 0) uv_unref((uv_handle_t *)&K->timer);
   unanchor(L, s->ref);
   s->next = K->free_sleepers;
   K->free_sleepers = s;
-  lh_resume(K->ctx, co, 0);
+  if (park) lua_pushboolean(co, 0);
+  lh_resume(K->ctx, co, park);
   lua_pop(L, 1);
+}
+
+/* }====================================================== */
+
+/* {====================================================== parking */
+
+/*
+** park and wake are what task.lua's queues and events wait with. park
+** puts the running task to sleep with an optional deadline; wake(co)
+** moves a parked task to the ready queue (the one task.yield uses), so
+** the waker never runs the woken task inside itself: a put that wakes a
+** getter returns first, and chains of wake-ups never deepen the C stack.
+** The woken task runs after the next poll, in the order it was woken.
+** park does not raise on a cancel: it drops its registration and
+** returns the marker, so that task.lua can take the waiter off its list
+** before raising it. A registry table maps each parked coroutine to its
+** node, for wake.
+*/
+
+/* parked[the thread at idx] = nil */
+static void forget_parked(lua_State *L, core *K, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, K->parked_ref);
+  lua_pushvalue(L, idx);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+static int park_k(lua_State *L, int status, lua_KContext kc) {
+  sleeper *s = (sleeper *)kc;
+  core *K = getcore(L);
+  void *m = lua_gettop(L) > 0 ? lua_touserdata(L, -1) : NULL;
+  (void)status;
+  if (m == CANCEL || m == DROP) {
+    lua_settop(L, 0);
+    if (s->co == L) {
+      s->co = NULL;
+      unanchor(L, s->ref);
+      if (!s->ready) { /* still parked: give the node back */
+        lua_pushthread(L);
+        forget_parked(L, K, -1);
+        lua_pop(L, 1);
+        if (s->t.idx >= 0) {
+          tmo_del(K, &s->t);
+          if (--K->nsleep == 0) uv_unref((uv_handle_t *)&K->timer);
+        }
+        s->next = K->free_sleepers;
+        K->free_sleepers = s;
+      } /* else the idle callback recycles it */
+    }
+    lua_pushlightuserdata(L, m);
+    return 1;
+  }
+  if (s->co == L) { /* a stray resume (not ours): stay parked */
+    lua_settop(L, 0);
+    return lua_yieldk(L, 0, kc, park_k);
+  }
+  return 1; /* the boolean its waker pushed */
+}
+
+/* park([seconds [, what]]): true once woken, false at the deadline (none
+** when seconds is nil), the cancel or drop marker when cancelled. */
+static int core_park(lua_State *L) {
+  core *K = getcore(L);
+  int timed = !lua_isnoneornil(L, 1);
+  uint64_t ms = timed ? sleep_ms(luaL_checknumber(L, 1)) : 0;
+  sleeper *s;
+  need_task(L, K, luaL_optstring(L, 2, "park"));
+  s = new_sleeper(L, K);
+  s->park = 1;
+  if (timed && tmo_add(K, &s->t, TMO_SLEEP, ms) < 0) {
+    s->next = K->free_sleepers;
+    K->free_sleepers = s;
+    return luaL_error(L, "not enough memory");
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, K->parked_ref);
+  lua_pushthread(L);
+  lua_pushlightuserdata(L, s);
+  lua_rawset(L, -3);
+  s->co = L;
+  if (timed && K->nsleep++ == 0) uv_ref((uv_handle_t *)&K->timer);
+  anchor(L, &s->ref);
+  lua_settop(L, 0);
+  return lua_yieldk(L, 0, (lua_KContext)s, park_k);
+}
+
+/* wake(co): queue the parked task co to run; false if co is not parked
+** (or already woken). */
+static int core_wake(lua_State *L) {
+  core *K = getcore(L);
+  sleeper *s;
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, K->parked_ref);
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, -2) != LUA_TLIGHTUSERDATA) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  s = (sleeper *)lua_touserdata(L, -1);
+  forget_parked(L, K, 1);
+  if (s->t.idx >= 0) {
+    tmo_del(K, &s->t);
+    if (--K->nsleep == 0) uv_unref((uv_handle_t *)&K->timer);
+  }
+  s->next = NULL;
+  s->ready = 1;
+  if (K->rtail) K->rtail->next = s; else K->rhead = s;
+  K->rtail = s;
+  uv_idle_start(&K->idle, idle_cb);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* }====================================================== */
@@ -1187,6 +1324,16 @@ static int recv_k(lua_State *L, int status, lua_KContext kc) {
   if (c->rerr) return fail_str(L, errname(c->rerr));
   shrink(c);
   return park_reader(L, c, c->timeout, kc, recv_k, "recv");
+}
+
+/* buffered(): bytes received and not yet read, without any I/O: a
+** pipelining server reads requests while this is above 0, then writes
+** its replies at once. (Input arrives only while the conn is reading,
+** that is after a first read; a closed conn has dropped its input.) */
+static int conn_buffered(lua_State *L) {
+  conn *c = to_conn(L, 1, K_STREAM);
+  lua_pushinteger(L, LIVE(c) ? (lua_Integer)c->rlen : 0);
+  return 1;
 }
 
 /* recv([max]): the next chunk of input, whatever has arrived. */
@@ -2187,26 +2334,13 @@ static int core_protocol(lua_State *L) {
 
 static int core_gc(lua_State *L) {
   core *K = (core *)lua_touserdata(L, 1);
-  int i;
-  /* Tasks still asleep when the state closes: their nodes. */
-  for (i = 0; i < K->n; i++) {
-    if (K->heap[i]->kind == TMO_SLEEP) {
-      sleeper *s = container_of(K->heap[i], sleeper, t);
-      s->next = K->free_sleepers;
-      K->free_sleepers = s;
-    }
-  }
-  while (K->rhead) {
-    sleeper *s = K->rhead;
-    K->rhead = s->next;
-    s->next = K->free_sleepers;
-    K->free_sleepers = s;
-  }
-  while (K->free_sleepers) {
-    sleeper *s = K->free_sleepers;
-    K->free_sleepers = s->next;
+  /* Every node, wherever it is (asleep, parked, ready, free). */
+  while (K->all_sleepers) {
+    sleeper *s = K->all_sleepers;
+    K->all_sleepers = s->all;
     free(s);
   }
+  K->rhead = K->rtail = K->free_sleepers = NULL;
   free(K->heap);
   K->heap = NULL;
   K->n = K->cap = 0;
@@ -2250,16 +2384,19 @@ static const luaL_Reg core_functions[] = {
   {"interfaces", core_interfaces},
   {"listen", core_listen},
   {"listen_fd", core_listen_fd},
+  {"park", core_park},
   {"protocol", core_protocol},
   {"service", core_service},
   {"signal", core_signal},
   {"sleep", core_sleep},
   {"stats", core_stats},
   {"udp", core_udp},
+  {"wake", core_wake},
   {NULL, NULL}
 };
 
 static const luaL_Reg conn_methods[] = {
+  {"buffered", conn_buffered},
   {"close", conn_close_m},
   {"flush", conn_flush},
   {"getfd", conn_getfd},
@@ -2350,6 +2487,8 @@ int luaopen_net_core(lua_State *L) {
   K->in.close_cb = NULL;
   K->ctx = ctx;
   K->tasks_ref = LUA_NOREF;
+  lua_newtable(L);
+  K->parked_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   K->maxline = 65536;
   K->hwm = 65536;
   uv_timer_init(ctx->loop, &K->timer);

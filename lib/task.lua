@@ -334,6 +334,253 @@ function Task:__tostring()
   return "task (" .. self.status .. ")"
 end
 
+-- {===== queues and events
+-- A waiter is {co =, ok =, prev =, next =} on a doubly linked FIFO list,
+-- so one that times out or is cancelled leaves from the middle at once.
+-- Waking never resumes a task here: core.wake moves it to net.core's
+-- ready queue (run after the next poll, in the order woken), so a put
+-- returns before the getter runs and no chain of wake-ups deepens the C
+-- stack.
+--
+-- A woken waiter holds a reservation until it runs: a getter an item
+-- (q.gres: items in the queue promised to woken getters), a putter a
+-- slot (q.pres). So a task that calls get or put meanwhile cannot take
+-- what a woken waiter was promised (FIFO stays FIFO), #q never exceeds
+-- max, and a woken waiter cancelled before it ran only gives its
+-- reservation back: an item leaves the queue only in a get that returns
+-- it, and enters only in a put that returns true.
+local park, wake = core.park, core.wake
+
+local function link(list, w)
+  local tail = list.tail
+  w.prev = tail
+  if tail then tail.next = w else list.head = w end
+  list.tail = w
+end
+
+local function unlink(list, w)
+  local p, n = w.prev, w.next
+  if p then p.next = n elseif list.head == w then list.head = n else
+    return -- not on the list
+  end
+  if n then n.prev = p else list.tail = p end
+  w.prev, w.next = nil, nil
+end
+
+-- The first waiter that can still be woken, taken off the list and woken
+-- with ok (true or "closed"); nil if none.
+local function wake_first(list, ok)
+  local w = list.head
+  while w do
+    unlink(list, w)
+    w.ok = ok
+    if wake(w.co) then return w end
+    w = list.head -- (not parked: it failed before it could wait)
+  end
+  return nil
+end
+
+-- Raise the cancel marker a park returned; a drop marker stays parked
+-- first (see Task:cancel).
+local function cancelled(r)
+  while r == DROP do r = coroutine_yield() end
+  error(CANCEL, 0)
+end
+
+local function bad_self(fname, want, v)
+  error(("calling '%s' on bad self (%s expected, got %s)"):format(fname,
+    want, type(v)), 3)
+end
+
+local function check_timeout(timeout, fname)
+  if timeout ~= nil then check_seconds(timeout, fname) end
+end
+
+local Queue = {__name = "task.queue"}
+Queue.__index = Queue
+
+--- queue([max]): a FIFO queue between tasks; put blocks while max items
+--- are queued (max nil: never).
+function task.queue(max)
+  if max ~= nil and (math.type(max) ~= "integer" or max < 1) then
+    error("bad argument #1 to 'queue' (positive integer expected, got " ..
+      (type(max) == "number" and tostring(max) or type(max)) .. ")", 2)
+  end
+  return setmetatable({items = {}, first = 1, n = 0, max = max,
+    gres = 0, pres = 0, closed = false, getters = {}, putters = {}}, Queue)
+end
+
+-- Promise the items nobody was promised to the waiting getters, and the
+-- free slots to the waiting putters.
+local function settle(q)
+  while q.n > q.gres and q.getters.head do
+    if not wake_first(q.getters, true) then break end
+    q.gres = q.gres + 1
+  end
+  local max = q.max
+  if max then
+    while q.n + q.pres < max and q.putters.head do
+      if not wake_first(q.putters, true) then break end
+      q.pres = q.pres + 1
+    end
+  end
+end
+
+local function take(q)
+  local i = q.first
+  local v = q.items[i]
+  q.items[i] = nil
+  q.first, q.n = i + 1, q.n - 1
+  if q.n == 0 then q.first = 1 end
+  settle(q)
+  return v
+end
+
+local function add(q, v)
+  q.items[q.first + q.n] = v
+  q.n = q.n + 1
+  settle(q)
+  return true
+end
+
+--- q:put(v): append v (not nil); blocks the task while the queue is
+--- full. true, or nil, "closed" (v was not added).
+function Queue:put(v)
+  if getmetatable(self) ~= Queue then bad_self("put", "task.queue", self) end
+  if v == nil then
+    error("bad argument #1 to 'put' (value expected, got nil)", 2)
+  end
+  if self.closed then return nil, "closed" end
+  local max = self.max
+  if max == nil or self.n + self.pres < max then return add(self, v) end
+  local _, co = current("queue:put")
+  local w = {co = co}
+  link(self.putters, w)
+  local r = park(nil, "queue:put")
+  if r == true then
+    if w.ok == "closed" then return nil, "closed" end
+    self.pres = self.pres - 1
+    if self.closed then -- a slot promised before close: v stays out
+      settle(self)
+      return nil, "closed"
+    end
+    return add(self, v)
+  end
+  if w.ok == true then -- woken, then cancelled before it ran
+    self.pres = self.pres - 1
+    settle(self)
+  elseif not w.ok then
+    unlink(self.putters, w)
+  end
+  cancelled(r)
+end
+
+--- q:get([timeout]): the first item; blocks the task while the queue is
+--- empty. v, or nil, "timeout", or nil, "closed" once closed and empty.
+function Queue:get(timeout)
+  if getmetatable(self) ~= Queue then bad_self("get", "task.queue", self) end
+  check_timeout(timeout, "get")
+  if self.n > self.gres then return take(self) end
+  if self.closed then return nil, "closed" end
+  if timeout == 0 then return nil, "timeout" end
+  local _, co = current("queue:get")
+  local w = {co = co}
+  link(self.getters, w)
+  local r = park(timeout, "queue:get")
+  if r == true then
+    if w.ok == "closed" then return nil, "closed" end
+    self.gres = self.gres - 1
+    return take(self)
+  end
+  if w.ok == true then -- woken, then cancelled before it ran: the item stays
+    self.gres = self.gres - 1
+    settle(self)
+  elseif not w.ok then
+    unlink(self.getters, w)
+  end
+  if r == false then return nil, "timeout" end
+  cancelled(r)
+end
+
+--- q:close(): no more puts; waiting getters get nil, "closed" (later
+--- gets take what is left first), waiting putters nil, "closed".
+function Queue:close()
+  if getmetatable(self) ~= Queue then
+    bad_self("close", "task.queue", self)
+  end
+  if self.closed then return end
+  self.closed = true
+  -- every getter still waiting has no item coming: the queue is drained
+  -- of unpromised items, or it would have been woken
+  while wake_first(self.getters, "closed") do end
+  while wake_first(self.putters, "closed") do end
+end
+
+--- The number of items queued.
+function Queue:len()
+  if getmetatable(self) ~= Queue then bad_self("len", "task.queue", self) end
+  return self.n
+end
+Queue.__len = Queue.len
+
+function Queue:__tostring()
+  return ("task.queue (%d%s%s)"):format(self.n,
+    self.max and "/" .. self.max or "", self.closed and ", closed" or "")
+end
+
+local Event = {__name = "task.event"}
+Event.__index = Event
+
+--- event(): a flag tasks wait for; starts clear.
+function task.event()
+  return setmetatable({set_ = false, waiters = {}}, Event)
+end
+
+--- e:wait([timeout]): true once set (at once if it is), or nil, "timeout".
+function Event:wait(timeout)
+  if getmetatable(self) ~= Event then bad_self("wait", "task.event", self) end
+  check_timeout(timeout, "wait")
+  if self.set_ then return true end
+  if timeout == 0 then return nil, "timeout" end
+  local _, co = current("event:wait")
+  local w = {co = co}
+  link(self.waiters, w)
+  local r = park(timeout, "event:wait")
+  if r == true then return true end
+  unlink(self.waiters, w) -- (a no-op once woken)
+  if r == false then return nil, "timeout" end
+  cancelled(r)
+end
+
+--- e:set(): wake every waiter; waits return at once until clear().
+function Event:set()
+  if getmetatable(self) ~= Event then bad_self("set", "task.event", self) end
+  if self.set_ then return end
+  self.set_ = true
+  while wake_first(self.waiters, true) do end
+end
+
+--- e:clear(): later waits block again.
+function Event:clear()
+  if getmetatable(self) ~= Event then
+    bad_self("clear", "task.event", self)
+  end
+  self.set_ = false
+end
+
+--- e:is_set() -> boolean
+function Event:is_set()
+  if getmetatable(self) ~= Event then
+    bad_self("is_set", "task.event", self)
+  end
+  return self.set_
+end
+
+function Event:__tostring()
+  return "task.event (" .. (self.set_ and "set" or "clear") .. ")"
+end
+-- }=====
+
 -- {===== worker processes and threads (host/workers.c, host/thread.c) =====
 -- Kept in one block at the end: owned by the workers branch.
 local thread = require "luahost.thread"

@@ -308,4 +308,428 @@ describe("task", function()
       assert.equal(3000, last:join())
     end)
   end)
+
+  describe("queue", function()
+    local core = require "net.core"
+
+    it("a bounded queue blocks the producer at max, in order", function()
+      run_task(function()
+        local q = task.queue(2)
+        local log, most = {}, 0
+        local producer = task.spawn(function()
+          for i = 1, 6 do
+            assert.is_true(q:put(i))
+            log[#log + 1] = i
+            most = math.max(most, #q)
+          end
+        end)
+        -- ran until its first wait: two puts went in, the third blocks
+        assert.same({1, 2}, log)
+        assert.equal(2, #q)
+        assert.equal(2, q:len())
+        local got = {}
+        for _ = 1, 6 do
+          got[#got + 1] = q:get()
+          assert.is_true(#q <= 2)
+        end
+        producer:join()
+        assert.same({1, 2, 3, 4, 5, 6}, got)
+        assert.same({1, 2, 3, 4, 5, 6}, log)
+        assert.equal(2, most)
+        assert.equal(0, #q)
+      end)
+    end)
+
+    it("several getters are served in FIFO order, after put returns",
+      function()
+      run_task(function()
+        local q = task.queue()
+        local order = {}
+        local gs = {}
+        for i = 1, 4 do
+          gs[i] = task.spawn(function()
+            local v = q:get()
+            order[#order + 1] = i .. "=" .. v
+          end)
+        end
+        for _, v in ipairs({"a", "b", "c", "d"}) do q:put(v) end
+        -- nobody ran inside put: the getters wait in the ready queue
+        assert.same({}, order)
+        assert.equal(4, #q) -- promised to the getters, still queued
+        for i = 1, 4 do gs[i]:join() end
+        assert.same({"1=a", "2=b", "3=c", "4=d"}, order)
+        assert.equal(0, #q)
+      end)
+    end)
+
+    it("a task arriving later does not take the item promised to a " ..
+      "woken getter; gets return items in put order", function()
+      run_task(function()
+        local q = task.queue()
+        local log = {}
+        local g = task.spawn(function()
+          local v = q:get()
+          log[#log + 1] = "g=" .. v
+        end)
+        q:put("x")
+        assert.equal(1, #q)
+        assert.same({nil, "timeout"}, {q:get(0)})
+        q:put("y")
+        local v = q:get()
+        log[#log + 1] = "main=" .. v
+        g:join()
+        assert.same({"main=x", "g=y"}, log)
+      end)
+    end)
+
+    it("get times out, and the timed-out getter is gone", function()
+      run_task(function()
+        local q = task.queue()
+        local t0 = task.now()
+        local v, err = q:get(0.05)
+        local dt = task.now() - t0
+        assert.is_nil(v)
+        assert.equal("timeout", err)
+        assert.is_true(dt >= 0.045 and dt < 2, "waited " .. dt)
+        v, err = q:get(0)                     -- does not wait at all
+        assert.is_nil(v)
+        assert.equal("timeout", err)
+        assert.is_true(q:put(1))
+        assert.equal(1, #q)                   -- not handed to a ghost
+        assert.equal(1, q:get(0.05))
+        assert.equal(0, core.stats().deadlines)
+      end)
+    end)
+
+    it("close wakes getters with nil, 'closed', after the items",
+      function()
+      run_task(function()
+        local q = task.queue(1)
+        local res = {}
+        for i = 1, 3 do
+          task.spawn(function() res[i] = {q:get()} end)
+        end
+        q:put("a")
+        q:close()
+        q:close() -- twice is harmless
+        task.yield()
+        assert.same({{"a"}, {nil, "closed"}, {nil, "closed"}}, res)
+        local r, err = q:put("b")
+        assert.is_nil(r)
+        assert.equal("closed", err)
+
+        local q2 = task.queue(1)
+        q2:put(1)
+        local put_res
+        local p = task.spawn(function() put_res = {q2:put(2)} end)
+        q2:close()
+        p:join()
+        assert.same({nil, "closed"}, put_res)  -- 2 was not added
+        assert.equal(1, q2:get())
+        assert.same({nil, "closed"}, {q2:get()})
+        assert.same({nil, "closed"}, {q2:get(1)})
+      end)
+    end)
+
+    it("a cancelled getter loses no item and gets none twice", function()
+      run_task(function()
+        local q = task.queue()
+        local got = {}
+        local function getter(name)
+          return task.spawn(function()
+            local v = q:get()
+            got[#got + 1] = name .. "=" .. v
+          end)
+        end
+        -- cancelled while it waits
+        local g1, g2 = getter("g1"), getter("g2")
+        g1:cancel()
+        assert.equal("cancelled", g1.status)
+        q:put("a")
+        g2:join()
+        assert.same({"g2=a"}, got)
+        -- cancelled after it was woken, before it ran: the item stays
+        local g3, g4 = getter("g3"), getter("g4")
+        q:put("b")
+        g3:cancel()
+        g4:join()
+        assert.same({"g2=a", "g4=b"}, got)
+        assert.equal(0, #q)
+        -- and with nobody else waiting, the item is still there
+        local g5 = getter("g5")
+        q:put("c")
+        g5:cancel()
+        assert.equal(1, #q)
+        assert.equal("c", q:get(0))
+        assert.equal(0, core.stats().deadlines)
+        -- a getter with a timeout, cancelled: its deadline goes too
+        local g6 = task.spawn(function() q:get(3600) end)
+        assert.equal(1, core.stats().deadlines)
+        g6:cancel()
+        assert.equal(0, core.stats().deadlines)
+        q:put("d")
+        assert.equal("d", q:get(0))
+      end)
+    end)
+
+    it("a cancelled putter adds nothing and keeps its place's order",
+      function()
+      run_task(function()
+        local q = task.queue(1)
+        q:put("a")
+        local done = {}
+        local function putter(v)
+          return task.spawn(function()
+            local ok = q:put(v)
+            done[#done + 1] = ok and v
+          end)
+        end
+        -- cancelled while it waits: "b" never goes in
+        local p1 = putter("b")
+        p1:cancel()
+        assert.equal("a", q:get())
+        assert.equal(0, #q)
+        assert.same({nil, "timeout"}, {q:get(0)})
+        -- woken (a slot promised), cancelled before it ran: the slot
+        -- passes to the next putter
+        q:put("a")
+        local p2, p3 = putter("x"), putter("y")
+        assert.equal("a", q:get())
+        p2:cancel()
+        p3:join()
+        assert.same({"y"}, done)
+        assert.equal("y", q:get(0))
+        assert.equal(0, #q)
+      end)
+    end)
+
+    it("a swallowed cancel leaves the queue consistent", function()
+      run_task(function()
+        local q = task.queue()
+        local t = task.spawn(function()
+          for _ = 1, 20 do pcall(q.get, q) end
+          q:get()
+        end)
+        t:cancel()
+        assert.equal("cancelled", t.status)
+        q:put(1)
+        assert.equal(1, #q)
+        assert.equal(1, q:get(0))
+      end)
+    end)
+
+    it("10,000 items pass without a task running inside another",
+      function()
+      run_task(function()
+        local q = task.queue(1)
+        local producer
+        local nested, sum = 0, 0
+        local consumer = task.spawn(function()
+          for _ = 1, 10000 do
+            sum = sum + q:get()
+            -- resumed from inside put, the producer would be "normal"
+            if coroutine.status(producer.co) == "normal" then
+              nested = nested + 1
+            end
+          end
+        end)
+        producer = task.spawn(function()
+          for i = 1, 10000 do q:put(i) end
+        end)
+        producer:join()
+        consumer:join()
+        assert.equal(50005000, sum)
+        assert.equal(0, nested)
+      end)
+    end)
+
+    it("a chain of 500 queues does not deepen the C stack", function()
+      -- each task forwards from its queue to the next: recursive wake-ups
+      -- would overflow the C stack (about 200 levels)
+      run_task(function()
+        local n = 500
+        local qs = {}
+        for i = 1, n + 1 do qs[i] = task.queue(1) end
+        for i = 1, n do
+          task.spawn(function()
+            while true do
+              local v = qs[i]:get()
+              if v == nil then qs[i + 1]:close() return end
+              qs[i + 1]:put(v + 1)
+            end
+          end)
+        end
+        local feeder = task.spawn(function()
+          for _ = 1, 20 do qs[1]:put(0) end
+          qs[1]:close()
+        end)
+        local got = {}
+        for v in function() return qs[n + 1]:get(5) end do
+          got[#got + 1] = v
+        end
+        feeder:join()
+        assert.equal(20, #got)
+        assert.equal(n, got[1])
+        assert.equal(n, got[20])
+      end)
+    end)
+
+    it("works from handlers, and put from a callback wakes a task",
+      function()
+      run_task(function()
+        local net = require "net"
+        local uv = require "uv"
+        local q = task.queue()
+        local s = assert(net.listen{})
+        local _, port = s:sockname()
+        local st = task.spawn(s.serve, s, function(c)
+          q:put(c:read())
+        end)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        c:write("from a handler\n")
+        assert.equal("from a handler", q:get(5))
+        c:close()
+        s:close()
+        st:join()
+        local timer = uv.new_timer()
+        local full = task.queue(1)
+        local err
+        timer:start(1, 0, function()
+          timer:close()
+          q:put("from a callback")
+          full:put(1)
+          err = select(2, pcall(full.put, full, 2)) -- would block: raises
+        end)
+        assert.equal("from a callback", q:get(5))
+        assert.matches("queue:put must be called from a task", err)
+      end)
+    end)
+
+    it("rejects bad arguments, naming them", function()
+      assert.has_error(function() task.queue(0) end,
+        "bad argument #1 to 'queue' (positive integer expected, got 0)")
+      assert.has_error(function() task.queue(1.5) end,
+        "bad argument #1 to 'queue' (positive integer expected, got 1.5)")
+      assert.has_error(function() task.queue("x") end,
+        "bad argument #1 to 'queue' (positive integer expected, got string)")
+      local q = task.queue()
+      assert.has_error(function() q:put(nil) end,
+        "bad argument #1 to 'put' (value expected, got nil)")
+      assert.has_error(function() q:put() end,
+        "bad argument #1 to 'put' (value expected, got nil)")
+      assert.has_error(function() q:get(-1) end,
+        "bad argument #1 to 'get' (non-negative number expected, got -1)")
+      assert.has_error(function() q:get("soon") end,
+        "bad argument #1 to 'get' (non-negative number expected, got " ..
+        "string)")
+      assert.has_error(function() q.get(42) end,
+        "calling 'get' on bad self (task.queue expected, got number)")
+      assert.has_error(function() q.put({}, 1) end,
+        "calling 'put' on bad self (task.queue expected, got table)")
+      assert.has_error(function() q.close() end,
+        "calling 'close' on bad self (task.queue expected, got nil)")
+      assert.equal(0, #q)
+      assert.equal("task.queue (0)", tostring(q))
+    end)
+  end)
+
+  describe("event", function()
+    local core = require "net.core"
+
+    it("wait blocks until set, returns at once while set, again after " ..
+      "clear", function()
+      run_task(function()
+        local e = task.event()
+        assert.is_false(e:is_set())
+        local woke = false
+        local t = task.spawn(function() woke = e:wait() end)
+        task.yield()
+        assert.is_false(woke)
+        e:set()
+        assert.is_true(e:is_set())
+        assert.is_false(woke) -- set does not run the waiter inside it
+        t:join()
+        assert.is_true(woke)
+        assert.is_true(e:wait())
+        assert.is_true(e:wait(0))
+        e:set() -- again: harmless
+        e:clear()
+        assert.is_false(e:is_set())
+        assert.same({nil, "timeout"}, {e:wait(0)})
+        local t0 = task.now()
+        assert.same({nil, "timeout"}, {e:wait(0.05)})
+        assert.is_true(task.now() - t0 >= 0.045)
+        assert.equal(0, core.stats().deadlines)
+        assert.equal("task.event (clear)", tostring(e))
+      end)
+    end)
+
+    it("set wakes many waiters, in order; a cancelled one is skipped",
+      function()
+      run_task(function()
+        local e = task.event()
+        local order, ts = {}, {}
+        for i = 1, 200 do
+          ts[i] = task.spawn(function()
+            assert.is_true(e:wait(i % 2 == 0 and 60 or nil))
+            order[#order + 1] = i
+          end)
+        end
+        ts[7]:cancel()
+        assert.equal(100, core.stats().deadlines)
+        e:set()
+        assert.equal(0, core.stats().deadlines)
+        for i = 1, 200 do ts[i]:join() end
+        local want = {}
+        for i = 1, 200 do if i ~= 7 then want[#want + 1] = i end end
+        assert.same(want, order)
+        assert.equal("cancelled", ts[7].status)
+      end)
+    end)
+
+    it("a waiter cancelled after set returns nothing and breaks nothing",
+      function()
+      run_task(function()
+        local e = task.event()
+        local a_done, b_done = false, false
+        local a = task.spawn(function() e:wait(); a_done = true end)
+        local b = task.spawn(function() e:wait(); b_done = true end)
+        e:set()
+        a:cancel()
+        b:join()
+        assert.is_false(a_done)
+        assert.is_true(b_done)
+        assert.equal("cancelled", a.status)
+      end)
+    end)
+
+    it("rejects bad arguments, naming them", function()
+      local e = task.event()
+      assert.has_error(function() e:wait(-1) end,
+        "bad argument #1 to 'wait' (non-negative number expected, got -1)")
+      assert.has_error(function() e.wait("e") end,
+        "calling 'wait' on bad self (task.event expected, got string)")
+      assert.has_error(function() e.set(task.queue()) end,
+        "calling 'set' on bad self (task.event expected, got table)")
+      assert.has_error(function() e.is_set() end,
+        "calling 'is_set' on bad self (task.event expected, got nil)")
+    end)
+  end)
+
+  it("queues and events work in the main chunk", function()
+    local out, err, code = run_host({"-e", [[
+      local task = require "task"
+      local q, e = task.queue(1), task.event()
+      task.spawn(function()
+        for i = 1, 3 do q:put(i) end
+        q:close()
+        e:wait()
+        print("set")
+      end)
+      for v in function() return q:get() end do print(v) end
+      e:set()]]})
+    assert.equal("", err)
+    assert.equal("1\n2\n3\nset\n", out)
+    assert.equal(0, code)
+  end)
 end)
