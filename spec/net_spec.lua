@@ -570,6 +570,77 @@ describe("net", function()
     end)
   end)
 
+  describe("buffered", function()
+    it("counts bytes received and not yet read, without waiting",
+      function()
+      run_task(function()
+        local msg = "hello world\nsecond"
+        local s, port = echo_server(function(c)
+          c:write(msg)
+          c:read() -- until the client closes
+        end)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        assert.equal(0, c:buffered()) -- fresh: nothing read yet
+        assert.equal(0, c:buffered())
+        assert.equal("hello", c:read(5))
+        -- one small write on loopback arrives in one piece
+        assert.equal(#msg - 5, c:buffered())
+        assert.equal(" world", c:read())
+        assert.equal(#"second", c:buffered())
+        assert.equal("sec", c:recv(3))
+        assert.equal(3, c:buffered())
+        assert.equal("ond", c:read(3))
+        assert.equal(0, c:buffered())
+        -- buffered never waits: with nothing there it returns 0 at once
+        local t0 = task.now()
+        assert.equal(0, c:buffered())
+        assert.is_true(task.now() - t0 < 0.5)
+        c:close()
+        assert.equal(0, c:buffered())
+        stop(s)
+      end)
+    end)
+
+    it("lets a pipelining server answer a batch with one write",
+      function()
+      run_task(function()
+        local batches = {}
+        local s, port = echo_server(function(c)
+          while true do
+            local line = c:read()
+            if not line then return end
+            local out = {line:upper()}
+            while c:buffered() > 0 do -- the rest of the pipeline
+              line = c:read()
+              if not line then break end
+              out[#out + 1] = line:upper()
+            end
+            batches[#batches + 1] = #out
+            c:write(table.concat(out, "\n"), "\n")
+          end
+        end)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        c:write("a\nb\nc\n")
+        assert.same({"A", "B", "C"}, {c:read("l", "l", "l")})
+        assert.same({3}, batches)
+        c:close()
+        stop(s)
+      end)
+    end)
+
+    it("rejects what is not a connection, naming it", function()
+      run_task(function()
+        local conn_methods = require("net.core").conn_methods
+        assert.has_error(function() conn_methods.buffered(42) end,
+          "bad argument #1 to 'buffered' (net.conn expected, got number)")
+        local u = assert(net.udp{})
+        assert.has_error(function() conn_methods.buffered(u) end,
+          "bad argument #1 to 'buffered' (net.conn expected, got net.udp)")
+        u:close()
+      end)
+    end)
+  end)
+
   describe("serve", function()
     it("open sockets nobody waits on do not keep the host alive",
       function()
