@@ -392,6 +392,22 @@ local function bad_self(fname, want, v)
     want, type(v)), 3)
 end
 
+-- The running coroutine, if it may park; raises otherwise. Checked
+-- before the waiter goes on a list: a park that raised would leave it
+-- there, and a later wake would reach the task in another wait.
+local function waiter_co(fname)
+  local co, ismain = coroutine_running()
+  if ismain or record(co) == nil then
+    error(fname .. " must be called from a task (the main chunk, a " ..
+      "handler or task.spawn), not from a callback", 3)
+  end
+  if not coroutine.isyieldable() then
+    error(fname .. " cannot wait here: the task is inside a C function " ..
+      "(a metamethod, table.sort, string.gsub...)", 3)
+  end
+  return co
+end
+
 local function check_timeout(timeout, fname)
   if timeout ~= nil then check_seconds(timeout, fname) end
 end
@@ -453,8 +469,7 @@ function Queue:put(v)
   if self.closed then return nil, "closed" end
   local max = self.max
   if max == nil or self.n + self.pres < max then return add(self, v) end
-  local _, co = current("queue:put")
-  local w = {co = co}
+  local w = {co = waiter_co("queue:put")}
   link(self.putters, w)
   local r = park(nil, "queue:put")
   if r == true then
@@ -483,8 +498,7 @@ function Queue:get(timeout)
   if self.n > self.gres then return take(self) end
   if self.closed then return nil, "closed" end
   if timeout == 0 then return nil, "timeout" end
-  local _, co = current("queue:get")
-  local w = {co = co}
+  local w = {co = waiter_co("queue:get")}
   link(self.getters, w)
   local r = park(timeout, "queue:get")
   if r == true then
@@ -542,8 +556,7 @@ function Event:wait(timeout)
   check_timeout(timeout, "wait")
   if self.set_ then return true end
   if timeout == 0 then return nil, "timeout" end
-  local _, co = current("event:wait")
-  local w = {co = co}
+  local w = {co = waiter_co("event:wait")}
   link(self.waiters, w)
   local r = park(timeout, "event:wait")
   if r == true then return true end

@@ -518,6 +518,31 @@ describe("task", function()
       end)
     end)
 
+    it("a wait where a task cannot wait raises and leaves no waiter",
+      function()
+      run_task(function()
+        local q = task.queue()
+        local ok, err = pcall(table.sort, {3, 2, 1}, function(a, b)
+          q:get()
+          return a < b
+        end)
+        assert.is_false(ok)
+        assert.matches("queue:get cannot wait here", err)
+        local e = task.event()
+        ok, err = pcall(string.gsub, "x", "x", function() e:wait() end)
+        assert.is_false(ok)
+        assert.matches("event:wait cannot wait here", err)
+        -- nobody was left on the lists: a put must not wake this task
+        -- in its next wait, elsewhere
+        local other = task.queue()
+        task.spawn(function() task.yield(); q:put(1) end)
+        assert.same({nil, "timeout"}, {other:get(0.05)})
+        assert.equal(1, #q)
+        assert.equal(1, q:get(0))
+        e:set()
+      end)
+    end)
+
     it("10,000 items pass without a task running inside another",
       function()
       run_task(function()
