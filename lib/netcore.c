@@ -13,6 +13,7 @@
 ** Sections:
 **   core      - per-state data, the deadline heap on one uv_timer;
 **   tasks     - sleep, yield, the "inside a task" check;
+**   parking   - park and wake, for task.lua's queues and events;
 **   conn      - the socket object shared by streams, servers and udp;
 **   read      - buffered input, io.read formats, recv;
 **   write     - uv_try_write first, queue the rest, backpressure;
