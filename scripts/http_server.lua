@@ -181,10 +181,11 @@ local OUT_MAX = 64 * 1024 -- bytes of answers queued before a write
 -- req = the request being answered, head = its head when it can be
 -- answered again as it is (see read_request), block = the header block
 -- that req.headers holds (see parse_request), again = whether req asks
--- for the same as the request before it}.
+-- for the same as the request before it, fills = how many times buf was
+-- refilled}.
 local function client(conn)
   return {conn = conn, buf = "", pos = 1, out = {}, nout = 0, nbytes = 0,
-    head = false, block = false, again = false,
+    head = false, block = false, again = false, fills = 0,
     req = {method = false, target = false, version = false, headers = {},
            body = false, close = false, path = false}}
 end
@@ -232,6 +233,7 @@ local function fill(c)
   end
   local data, err = c.conn:recv()
   if not data then return nil, err end
+  c.fills = c.fills + 1
   if pos > #buf then
     c.buf = data
   else
@@ -589,6 +591,7 @@ local function parse_request(c)
   -- The header block of the previous request, byte for byte again (one
   -- client sends the same headers with each URL): its table is kept.
   local headers, buf, pos, block = req.headers, c.buf, c.pos, c.block
+  local fills = c.fills
   if block and sub(buf, pos, pos + #block - 1) == block then
     c.pos = pos + #block
   else
@@ -598,7 +601,9 @@ local function parse_request(c)
     end
     local ok, status = read_headers(c, headers)
     if not ok then return nil, tonumber(status) end
-    if c.buf == buf and c.pos - pos <= SAME_HEAD_MAX then
+    -- (the block must have come from buf: a refill may bring the very
+    -- same bytes, at other positions)
+    if c.fills == fills and c.pos > pos and c.pos - pos <= SAME_HEAD_MAX then
       c.block = sub(buf, pos, c.pos - 1)
     end
   end
@@ -650,11 +655,13 @@ local function read_request(c)
     end
     c.head = false
   end
+  local fills = c.fills
   local req, status, partial = parse_request(c)
   -- kept when the same URL was asked twice in a row, parsed from these
-  -- very bytes, without a body
-  if req and c.again and req.body == "" and c.buf == buf and
-    c.pos - pos <= SAME_HEAD_MAX and not req.headers["content-length"] and
+  -- very bytes (not refilled meanwhile), without a body
+  if req and c.again and req.body == "" and c.fills == fills and
+    c.pos > pos and c.pos - pos <= SAME_HEAD_MAX and
+    not req.headers["content-length"] and
     not req.headers["transfer-encoding"] then
     c.head = sub(buf, pos, c.pos - 1)
   end
