@@ -262,9 +262,10 @@ stop() {
 
 # echo cases: name, label, loadgen arguments
 cases=$(only "pp1 pp100 pipe stream")
-http_on=$(only http); idle_on=$(only idle)
+http_cases=$(only "http httpv"); http_on=$http_cases; idle_on=$(only idle)
 if [ -n "$ONLY" ] && [ -z "$cases$http_on$idle_on" ]; then
-  cases="pp1 pp100 pipe stream"; http_on=1; idle_on=1   # servers only
+  cases="pp1 pp100 pipe stream"; http_cases="http httpv"   # servers only
+  http_on=1; idle_on=1
 fi
 if [ -n "$ONLY" ] && [ -z "$(only "lh_uv lh_net luv node lh_http node_http")" ]
 then                                                       # cases only
@@ -313,13 +314,22 @@ check_http() {  # check_http PORT: 200 and the expected body, keep-alive
     [ "$(wc -c <"$tmp/body")" -eq $((${#HTTP_BODY} + 1)) ]
 }
 
-run_http() {  # run_http SERVER RUN
+# HTTP cases: "http" repeats one request (wrk's default), "httpv" sends
+# distinct ones (wrk_distinct.lua)
+hl_http="same request"
+ha_http=""
+hl_httpv="distinct requests"
+ha_httpv="-s $here/wrk_distinct.lua"
+
+run_http() {  # run_http CASE SERVER RUN
+  hcase=$1; shift
+  eval "hargs=\$ha_$hcase"
   set -- "$1" "$2" $(state "$1")
   [ "$3" = up ] || return 0
   if ! check_http "$5"; then
     failure "$1: bad HTTP answer: $(head -c 200 "$tmp/body" 2>/dev/null)"
     set_state "$1" "fail bad HTTP answer"
-    echo "case=http server=$1 run=$2 error=1" >>"$res"
+    echo "case=$hcase server=$1 run=$2 error=1" >>"$res"
     return 0
   fi
   b0=$(busy_ticks); c0=$(cpu_ticks "$4")
@@ -327,7 +337,7 @@ run_http() {  # run_http SERVER RUN
   # client's CPU time
   taskset -c $CLI_CPU sh -c 'wrk "$@" >"$0" 2>&1; st=$?
     sed "s/.*) //" /proc/$$/stat | awk "{ print \$14 + \$15 }" >"$0.cpu"
-    exit $st' "$tmp/wrk.out" -t1 -c50 --latency \
+    exit $st' "$tmp/wrk.out" -t1 -c50 --latency $hargs \
     -d"$(awk -v d="$DUR" 'BEGIN { printf "%d", (d < 1) ? 1 : d + 0.5 }')s" \
     "http://127.0.0.1:$5$HTTP_PATH"
   st=$?
@@ -336,10 +346,10 @@ run_http() {  # run_http SERVER RUN
   if [ $st -ne 0 ] || grep -qE 'Non-2xx|Socket errors' "$tmp/wrk.out"; then
     failure "$1: wrk: $(cat "$tmp/wrk.out")"
     set_state "$1" "fail wrk reported errors"
-    echo "case=http server=$1 run=$2 error=1" >>"$res"
+    echo "case=$hcase server=$1 run=$2 error=1" >>"$res"
     return 0
   fi
-  awk -v case=http -v server="$1" -v run="$2" -v cpu=$((c1 - c0)) \
+  awk -v case="$hcase" -v server="$1" -v run="$2" -v cpu=$((c1 - c0)) \
       -v cli="$wc" -v busy=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" '
     function us(v) {
       if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000
@@ -462,20 +472,23 @@ echo_table() {
 }
 
 http_table() {
-  echo "| server | requests/s | vs nginx | p50 µs | p99 µs | client CPU % | server CPU % | other load % | server CPU µs/req | vs nginx | target |"
-  echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
-  nm=$(med http nginx msgs_per_s); nc=$(med http nginx cpu_us_per_msg)
+  echo "| requests | server | requests/s | vs nginx | p50 µs | p99 µs | client CPU % | server CPU % | other load % | server CPU µs/req | vs nginx | target |"
+  echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+  for h in $http_cases; do
+  eval "hl=\$hl_$h"
+  nm=$(med $h nginx msgs_per_s); nc=$(med $h nginx cpu_us_per_msg)
   for s in $http_servers; do
-    m=$(med http "$s" msgs_per_s)
-    if [ -z "$m" ] || failed_in http "$s"; then
-      echo "| $(label "$s") | $(note_for "$s") | | | | | | | | | |"
+    m=$(med $h "$s" msgs_per_s)
+    if [ -z "$m" ] || failed_in $h "$s"; then
+      echo "| $hl | $(label "$s") | $(note_for "$s") | | | | | | | | | |"
       continue
     fi
-    c=$(med http "$s" cpu_us_per_msg)
+    c=$(med $h "$s" cpu_us_per_msg)
     rc=$(ratio "$c" "$nc")
     t=""
     [ "$s" = lh_http ] && t="$(target "$rc" ≤ 1.30) CPU"
-    echo "| $(label "$s") | $(fmt "$m" %.0f) | $(ratio "$m" "$nm") | $(fmt "$(med http "$s" p50_us)" %.1f) | $(fmt "$(med http "$s" p99_us)" %.1f) | $(fmt "$(med http "$s" cli_cpu_pct)" %.0f) | $(fmt "$(med http "$s" srv_cpu_pct)" %.0f) | $(fmt "$(med http "$s" other_cpu_pct)" %.0f) | $(fmt "$c" %.3f)$(spread http "$s" cpu_us_per_msg) | $rc | $t |"
+    echo "| $hl | $(label "$s") | $(fmt "$m" %.0f) | $(ratio "$m" "$nm") | $(fmt "$(med $h "$s" p50_us)" %.1f) | $(fmt "$(med $h "$s" p99_us)" %.1f) | $(fmt "$(med $h "$s" cli_cpu_pct)" %.0f) | $(fmt "$(med $h "$s" srv_cpu_pct)" %.0f) | $(fmt "$(med $h "$s" other_cpu_pct)" %.0f) | $(fmt "$c" %.3f)$(spread $h "$s" cpu_us_per_msg) | $rc | $t |"
+  done
   done
 }
 
@@ -552,9 +565,11 @@ while [ $r -le "$RUNS" ]; do
     done
   done
   if command -v wrk >/dev/null; then
-    for s in $http_servers; do
-      say "bench: run $r/$RUNS: http on $s"
-      run_http "$s" "$r"
+    for h in $http_cases; do
+      for s in $http_servers; do
+        say "bench: run $r/$RUNS: $h on $s"
+        run_http "$h" "$s" "$r"
+      done
     done
   fi
   r=$((r + 1))
@@ -608,7 +623,7 @@ report() {
   fi
   if [ -n "$http_on" ]; then
     echo
-    echo "### HTTP hello (wrk -t1 -c50, keep-alive)"
+    echo "### HTTP GET /hello (wrk -t1 -c50, keep-alive; \"distinct\": every request has its own X-Request-Id header)"
     echo
     if command -v wrk >/dev/null; then http_table
     else echo "wrk not installed: n/a"; fi

@@ -59,6 +59,19 @@ int lh_opt_callable(lua_State *L, int idx) {
   return 1;
 }
 
+int lh_has_nul(lua_State *L, int idx) {
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  return s != NULL && strlen(s) != len;
+}
+
+const char *lh_check_cstring(lua_State *L, int idx) {
+  const char *s = luaL_checkstring(L, idx);
+  if (lh_has_nul(L, idx))
+    luaL_argerror(L, idx, "string contains a NUL byte");
+  return s;
+}
+
 lua_Integer lh_check_range(lua_State *L, int idx, lua_Integer lo,
                            lua_Integer hi) {
   lua_Integer v = luaL_checkinteger(L, idx);
@@ -130,7 +143,7 @@ const char *lh_signal_name(int signum) {
 
 void lh_check_addr(lua_State *L, int ipidx, int portidx,
                    struct sockaddr_storage *ss) {
-  const char *ip = luaL_checkstring(L, ipidx);
+  const char *ip = lh_check_cstring(L, ipidx);
   int port = (int)lh_check_range(L, portidx, 0, 65535);
   memset(ss, 0, sizeof(*ss));
   if (uv_ip4_addr(ip, port, (struct sockaddr_in *)ss) == 0) return;

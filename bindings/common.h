@@ -63,6 +63,11 @@ void lh_push_status(lua_State *L, int status);
 void lh_check_callable(lua_State *L, int idx);
 /* Optional callable: returns 0 when absent (none or nil). */
 int lh_opt_callable(lua_State *L, int idx);
+/* A string that C will see whole: raises if it holds a NUL byte (C would
+** cut it there: "127.0.0.1\0junk" must not bind 127.0.0.1). */
+const char *lh_check_cstring(lua_State *L, int idx);
+/* Does the string (or number) at idx hold a NUL byte? */
+int lh_has_nul(lua_State *L, int idx);
 /* An integer in [lo, hi]; raises naming the argument otherwise. */
 lua_Integer lh_check_range(lua_State *L, int idx, lua_Integer lo,
                            lua_Integer hi);

@@ -203,6 +203,10 @@ static int dns_getaddrinfo(lua_State *L) {
   int hascb = lh_opt_callable(L, 4), st;
   if (node == NULL && service == NULL)
     return luaL_argerror(L, 1, "host or service required");
+  /* C would see only the part before a NUL byte: no such name. */
+  if ((node && lh_has_nul(L, 1)) || (service && service != port &&
+                                     lh_has_nul(L, 2)))
+    return lh_fail(L, UV_EAI_NONAME);
   if (!hascb) {
     uv_getaddrinfo_t req;
     st = uv_getaddrinfo(ctx->loop, &req, NULL, node, service, hints);
@@ -236,8 +240,10 @@ static void check_nameinfo_addr(lua_State *L, int idx,
   luaL_checktype(L, idx, LUA_TTABLE);
   memset(ss, 0, sizeof(*ss));
   t = lua_getfield(L, idx, "ip");
-  if (t == LUA_TSTRING)
+  if (t == LUA_TSTRING && !lh_has_nul(L, -1))
     ip = lua_tostring(L, -1); /* anchored by the table */
+  else if (t == LUA_TSTRING)
+    luaL_argerror(L, idx, "field 'ip' contains a NUL byte");
   else if (t != LUA_TNIL)
     luaL_argerror(L, idx, "field 'ip' must be a string");
   lua_pop(L, 1);

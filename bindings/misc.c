@@ -42,7 +42,7 @@ static int misc_os_gethostname(lua_State *L) {
 }
 
 static int misc_chdir(lua_State *L) {
-  return lh_result(L, uv_chdir(luaL_checkstring(L, 1)));
+  return lh_result(L, uv_chdir(lh_check_cstring(L, 1)));
 }
 
 /* {====================================================== environment */
@@ -50,7 +50,7 @@ static int misc_chdir(lua_State *L) {
 /* os_getenv(name[, size]): size is accepted for luv compatibility; the
 ** buffer grows to whatever the value needs. */
 static int misc_os_getenv(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
+  const char *name = lh_check_cstring(L, 1);
   char small[256];
   size_t size = sizeof(small);
   int rc;
@@ -70,8 +70,8 @@ static int misc_os_getenv(lua_State *L) {
 }
 
 static int misc_os_setenv(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
-  const char *value = luaL_checkstring(L, 2);
+  const char *name = lh_check_cstring(L, 1);
+  const char *value = lh_check_cstring(L, 2);
   int rc = uv_os_setenv(name, value);
   if (rc < 0) return lh_fail(L, rc);
   lua_pushboolean(L, 1);
@@ -79,7 +79,7 @@ static int misc_os_setenv(lua_State *L) {
 }
 
 static int misc_os_unsetenv(lua_State *L) {
-  int rc = uv_os_unsetenv(luaL_checkstring(L, 1));
+  int rc = uv_os_unsetenv(lh_check_cstring(L, 1));
   if (rc < 0) return lh_fail(L, rc);
   lua_pushboolean(L, 1);
   return 1;

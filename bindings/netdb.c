@@ -105,6 +105,8 @@ static int lookup(lua_State *L, int kind, const char *name, int num,
 static int netdb_getservbyname(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   const char *proto = luaL_optstring(L, 2, NULL);
+  if (lh_has_nul(L, 1) || lh_has_nul(L, 2)) /* no such name: C would */
+    return lh_fail(L, UV_EAI_NONAME);       /* see only its prefix */
   return lookup(L, SERV_NAME, name, 0, proto);
 }
 
@@ -112,12 +114,15 @@ static int netdb_getservbyname(lua_State *L) {
 static int netdb_getservbyport(lua_State *L) {
   int port = (int)lh_check_range(L, 1, 0, 65535);
   const char *proto = luaL_optstring(L, 2, NULL);
+  if (lh_has_nul(L, 2)) return lh_fail(L, UV_EAI_NONAME);
   return lookup(L, SERV_PORT, NULL, port, proto);
 }
 
 /* getprotobyname(name) */
 static int netdb_getprotobyname(lua_State *L) {
-  return lookup(L, PROTO_NAME, luaL_checkstring(L, 1), 0, NULL);
+  const char *name = luaL_checkstring(L, 1);
+  if (lh_has_nul(L, 1)) return lh_fail(L, UV_EAI_PROTOCOL);
+  return lookup(L, PROTO_NAME, name, 0, NULL);
 }
 
 /* getprotobynumber(n) */

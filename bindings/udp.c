@@ -167,7 +167,7 @@ static int udp_getpeername(lua_State *L) {
 /* An IP address argument (multicast group, interface, source). */
 static const char *check_ip(lua_State *L, int idx) {
   struct sockaddr_storage ss;
-  const char *ip = luaL_checkstring(L, idx);
+  const char *ip = lh_check_cstring(L, idx);
   if (uv_ip4_addr(ip, 0, (struct sockaddr_in *)&ss) != 0 &&
       uv_ip6_addr(ip, 0, (struct sockaddr_in6 *)&ss) != 0)
     luaL_argerror(L, idx, lua_pushfstring(L, "invalid IP address '%s'", ip));

@@ -42,8 +42,9 @@
 #define LINGER_MS 10000        /* close(): time left to send queued data */
 #define MAX_FORMATS 200
 
-static const char cancel_mark = 'c';
+static const char cancel_mark = 'c', drop_mark = 'd';
 #define CANCEL ((void *)&cancel_mark)
+#define DROP ((void *)&drop_mark)
 
 #define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
 
@@ -255,11 +256,22 @@ static int raise_cancel(lua_State *L) {
   return lua_error(L);
 }
 
-/* Resume values beyond base: the cancel marker, or nothing. */
+/* Resume values beyond base: 1 for the cancel marker, 2 for the drop
+** marker, 0 for nothing. */
 static int was_cancelled(lua_State *L, int base) {
-  int c = lua_gettop(L) > base && lua_touserdata(L, -1) == CANCEL;
+  void *m = lua_gettop(L) > base ? lua_touserdata(L, -1) : NULL;
   lua_settop(L, base);
-  return c;
+  return m == CANCEL ? 1 : m == DROP ? 2 : 0;
+}
+
+/* After a wait dropped its registration: raise the cancel marker, or, for
+** the drop marker, stay parked with nothing registered. task:cancel sends
+** the drop marker before it closes by force a task that kept swallowing
+** cancels: closing it parked in a wait would leave the wait behind (its
+** socket ref'd, the host kept alive). */
+static int cancel_exit(lua_State *L, int how) {
+  if (how == 2) return lua_yield(L, 0);
+  return raise_cancel(L);
 }
 
 /* }====================================================== */
@@ -288,7 +300,8 @@ static int sleep_k(lua_State *L, int status, lua_KContext kc) {
   sleeper *s = (sleeper *)kc;
   core *K = getcore(L);
   (void)status;
-  if (was_cancelled(L, 0)) {
+  int how = was_cancelled(L, 0);
+  if (how) {
     if (s->co == L && s->ready) { /* the idle callback recycles it */
       s->co = NULL;
       unanchor(L, s->ref);
@@ -300,7 +313,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext kc) {
       s->next = K->free_sleepers;
       K->free_sleepers = s;
     }
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   return 0;
 }
@@ -425,9 +438,19 @@ typedef struct conn {
   unsigned char skipline;
 } conn;
 
+static void wake_reader(lua_State *L, conn *c);
+static void wake_writer(lua_State *L, conn *c);
+
 static void conn_free(lh_handle *h) {
   conn *c = (conn *)h->extra;
   lua_State *L = h->ctx->L;
+  if (!h->ctx->shutting_down && (c->rco != NULL || c->wco != NULL)) {
+    /* Closed under a waiting task (uv.walk + close, a drain): tell it
+    ** "closed" rather than leave it parked for ever. */
+    c->closed = 1;
+    wake_reader(L, c);
+    wake_writer(L, c);
+  }
   h->extra = NULL;
   tmo_del(c->K, &c->rt);
   tmo_del(c->K, &c->wt);
@@ -523,8 +546,20 @@ static void shutdown_close_cb(uv_shutdown_t *req, int status) {
   if (c != NULL && c->h != NULL) lh_handle_close(c->h);
 }
 
+/* SO_LINGER on with 0 seconds: the owner asked for a reset on close, so
+** queued output is dropped rather than drained first. */
+static int abortive(conn *c) {
+  uv_os_fd_t fd;
+  struct linger lg;
+  socklen_t len = sizeof(lg);
+  return uv_fileno(c->h->uv, &fd) == 0 &&
+         getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0 &&
+         lg.l_onoff && lg.l_linger == 0;
+}
+
 /* Close c for Lua now; queued output still goes out (bounded by
-** LINGER_MS), then the handle closes. Waiting tasks get "closed". */
+** LINGER_MS), then the handle closes, unless linger is set to 0 (a
+** reset now). Waiting tasks get "closed". */
 static void conn_close(lua_State *L, conn *c) {
   if (c->closed) return;
   c->closed = 1;
@@ -537,7 +572,8 @@ static void conn_close(lua_State *L, conn *c) {
   }
   wake_reader(L, c);
   wake_writer(L, c);
-  if (c->nwreq > 0 && c->kind == K_STREAM && !uv_is_closing(c->h->uv)) {
+  if (c->nwreq > 0 && c->kind == K_STREAM && !uv_is_closing(c->h->uv) &&
+      !abortive(c)) {
     uv_shutdown_t *req = (uv_shutdown_t *)malloc(sizeof(uv_shutdown_t));
     if (req != NULL && uv_shutdown(req, STREAM(c), shutdown_close_cb) == 0) {
       req->data = c;
@@ -1044,9 +1080,10 @@ static int read_k(lua_State *L, int status, lua_KContext kc) {
   int base = 1 + nf + (i - 2); /* conn, formats, results so far */
   conn *c = *(conn **)lua_touserdata(L, 1);
   (void)status;
-  if (was_cancelled(L, base)) {
+  int how = was_cancelled(L, base);
+  if (how) {
     drop_waits(L, c);
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   for (; i <= nf + 1; i++) {
     int r = read_one(L, c, i);
@@ -1129,9 +1166,10 @@ static int recv_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
   size_t max = (size_t)kc;
   (void)status;
-  if (was_cancelled(L, 2)) {
+  int how = was_cancelled(L, 2);
+  if (how) {
     drop_waits(L, c);
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   if (c == NULL || c->closed) return fail_str(L, "closed");
   if (c->rlen > 0) {
@@ -1187,9 +1225,10 @@ static void write_cb(uv_write_t *req, int status) {
 static int write_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
   (void)status; (void)kc;
-  if (was_cancelled(L, 1)) {
+  int how = was_cancelled(L, 1);
+  if (how) {
     drop_waits(L, c);
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   if (c == NULL || c->closed) return fail_str(L, "closed");
   if (c->werr) return fail_str(L, errname(c->werr));
@@ -1317,12 +1356,34 @@ static void connection_cb(uv_stream_t *s, int status) {
   wake_reader(c->K->ctx->L, c);
 }
 
+/* True when the string at idx holds a NUL byte: C would see only what
+** precedes it ("localhost\0.example.com" would resolve as localhost,
+** whatever a check on the Lua string concluded). */
+static int has_nul(lua_State *L, int idx) {
+  size_t len;
+  const char *s;
+  if (lua_type(L, idx) != LUA_TSTRING) return 0; /* (no number converted) */
+  s = lua_tolstring(L, idx, &len);
+  return strlen(s) != len;
+}
+
 /* Parse ip + port; 0 on success. */
 static int parse_addr(const char *ip, int port, struct sockaddr_storage *ss) {
   memset(ss, 0, sizeof(*ss));
   if (uv_ip4_addr(ip, port, (struct sockaddr_in *)ss) == 0) return 0;
   if (uv_ip6_addr(ip, port, (struct sockaddr_in6 *)ss) == 0) return 0;
   return UV_EINVAL;
+}
+
+/* A unix socket path at idx: a NUL byte raises (libuv would cut the path
+** there); a path too long for sun_path fails with UV_ENAMETOOLONG (libuv
+** 1.44 would truncate it: bind or connect to another path). */
+static int check_sock_path(lua_State *L, int idx) {
+  size_t len;
+  const char *p = luaL_checklstring(L, idx, &len);
+  luaL_argcheck(L, strlen(p) == len, idx, "path contains a NUL byte");
+  return len >= sizeof(((struct sockaddr_un *)0)->sun_path)
+         ? UV_ENAMETOOLONG : 0;
 }
 
 /* listen(ip, port, backlog, v6only, reuseport) / listen(path, nil,
@@ -1337,8 +1398,9 @@ static int core_listen(lua_State *L) {
   struct sockaddr_storage ss;
   conn *c;
   int r;
-  if (!pipe && parse_addr(where, port, &ss) < 0)
+  if (!pipe && (has_nul(L, 1) || parse_addr(where, port, &ss) < 0))
     return luaL_argerror(L, 1, "invalid IP address");
+  if (pipe && (r = check_sock_path(L, 1)) < 0) return fail_st(L, r);
   c = conn_new(L, K, pipe ? UV_NAMED_PIPE : UV_TCP, K_SERVER);
   if (pipe)
     r = uv_pipe_init(K->ctx->loop, (uv_pipe_t *)c->h->uv, 0);
@@ -1415,9 +1477,10 @@ static int accept_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
   int ms = (int)kc;
   (void)status;
-  if (was_cancelled(L, 2)) {
+  int how = was_cancelled(L, 2);
+  if (how) {
     drop_waits(L, c);
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   if (!LIVE(c)) return fail_str(L, "closed");
   if (c->pending) {
@@ -1480,10 +1543,11 @@ static void connect_cb(uv_connect_t *req, int status) {
 static int connect_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1); /* stack: conn [marker] */
   (void)status; (void)kc;
-  if (was_cancelled(L, 1)) {
+  int how = was_cancelled(L, 1);
+  if (how) {
     drop_waits(L, c);
     if (c) conn_close(L, c);
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   if (c == NULL || c->closed) return fail_str(L, "closed");
   if (c->cstatus == 1) {
@@ -1514,11 +1578,13 @@ static int core_connect(lua_State *L) {
   conn *c;
   int r;
   need_task(L, K, "net.connect");
-  if (!pipe && parse_addr(where, port, &ss) < 0)
+  if (!pipe && (has_nul(L, 1) || parse_addr(where, port, &ss) < 0))
     return luaL_argerror(L, 1, "invalid IP address");
+  if (pipe && (r = check_sock_path(L, 1)) < 0) return fail_st(L, r);
   if (!lua_isnoneornil(L, 4) &&
-      parse_addr(luaL_checkstring(L, 4),
-                 (int)lh_opt_range(L, 5, 0, 0, 65535), &bs) < 0)
+      (parse_addr(luaL_checkstring(L, 4),
+                  (int)lh_opt_range(L, 5, 0, 0, 65535), &bs) < 0 ||
+       has_nul(L, 4)))
     return luaL_argerror(L, 4, "invalid bind address");
   req = (uv_connect_t *)malloc(sizeof(uv_connect_t));
   if (req == NULL) return luaL_error(L, "not enough memory");
@@ -1629,11 +1695,14 @@ static void getaddrinfo_cb(uv_getaddrinfo_t *req, int status,
 static int dns_k(lua_State *L, int status, lua_KContext kc) {
   dnsreq *d = (dnsreq *)kc;
   (void)status;
-  if (lua_touserdata(L, -1) == CANCEL) {
+  int how = lua_touserdata(L, -1) == CANCEL ? 1
+            : lua_touserdata(L, -1) == DROP ? 2 : 0;
+  if (how) {
+    lua_pop(L, 1);
     d->co = NULL; /* the callback frees it */
     tmo_del(d->K, &d->t);
     uv_cancel((uv_req_t *)&d->u);
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   return lua_gettop(L); /* {ip...} or nil, err, pushed by the callback */
 }
@@ -1664,6 +1733,7 @@ static int core_getaddrinfo(lua_State *L) {
   dnsreq *d;
   int r;
   need_task(L, K, "net.lookup");
+  if (has_nul(L, 1)) return fail_str(L, "ENOTFOUND"); /* no such name */
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = fam == NULL ? AF_UNSPEC : strcmp(fam, "inet6") == 0
                     ? AF_INET6 : AF_INET;
@@ -1714,7 +1784,7 @@ static int core_getnameinfo(lua_State *L) {
   struct sockaddr_storage ss;
   dnsreq *d;
   int r;
-  if (parse_addr(ip, 0, &ss) < 0)
+  if (has_nul(L, 1) || parse_addr(ip, 0, &ss) < 0)
     return luaL_argerror(L, 1, "invalid IP address");
   need_task(L, K, "net.reverse");
   d = (dnsreq *)calloc(1, sizeof(dnsreq));
@@ -1783,7 +1853,7 @@ static int core_udp(lua_State *L) {
   unsigned family = AF_UNSPEC;
   conn *c;
   int r;
-  if (ip != NULL && parse_addr(ip, port, &ss) < 0)
+  if (ip != NULL && (has_nul(L, 1) || parse_addr(ip, port, &ss) < 0))
     return luaL_argerror(L, 1, "invalid IP address");
   if (ip != NULL) family = ss.ss_family;
   else if (fam != NULL) family = strcmp(fam, "inet6") == 0 ? AF_INET6
@@ -1844,7 +1914,7 @@ static int udp_sendto(lua_State *L) {
   luaL_checkstring(L, 2);
   ip = luaL_checkstring(L, 3);
   port = (int)lh_check_range(L, 4, 0, 65535);
-  if (parse_addr(ip, port, &ss) < 0)
+  if (has_nul(L, 3) || parse_addr(ip, port, &ss) < 0)
     return luaL_argerror(L, 3, "invalid IP address");
   return udp_send_to(L, c, 2, (struct sockaddr *)&ss);
 }
@@ -1866,7 +1936,7 @@ static int udp_connect(lua_State *L) {
   } else {
     const char *ip = luaL_checkstring(L, 2);
     int port = (int)lh_check_range(L, 3, 0, 65535);
-    if (parse_addr(ip, port, &ss) < 0)
+    if (has_nul(L, 2) || parse_addr(ip, port, &ss) < 0)
       return luaL_argerror(L, 2, "invalid IP address");
     if (!LIVE(c)) return fail_str(L, "closed");
     r = uv_udp_connect((uv_udp_t *)c->h->uv, (struct sockaddr *)&ss);
@@ -1878,11 +1948,12 @@ static int udp_connect(lua_State *L) {
 
 static int udp_recv_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
-  int withaddr = (int)(kc & 1), ms = (int)(kc >> 1) - 1;
+  int withaddr = (int)(kc & 1), ms = (int)((kc >> 1) - 1);
   (void)status;
-  if (was_cancelled(L, 1)) {
+  int how = was_cancelled(L, 1);
+  if (how) {
     drop_waits(L, c);
-    return raise_cancel(L);
+    return cancel_exit(L, how);
   }
   if (!LIVE(c)) return fail_str(L, "closed");
   if (c->qhead != NULL) {
@@ -2076,6 +2147,7 @@ static int core_service(lua_State *L) {
   const char *proto = luaL_optstring(L, 2, "tcp");
   struct servent se, *res = NULL;
   char buf[1024];
+  if (has_nul(L, 1) || has_nul(L, 2)) return fail_str(L, "ENOTFOUND");
   if (lua_type(L, 1) == LUA_TNUMBER) {
     int port = (int)lh_check_range(L, 1, 0, 65535);
     getservbyport_r(htons((uint16_t)port), proto, &se, buf, sizeof(buf),
@@ -2095,6 +2167,7 @@ static int core_service(lua_State *L) {
 static int core_protocol(lua_State *L) {
   struct protoent pe, *res = NULL;
   char buf[1024];
+  if (has_nul(L, 1)) return fail_str(L, "ENOTFOUND");
   if (lua_type(L, 1) == LUA_TNUMBER) {
     getprotobynumber_r((int)lh_check_range(L, 1, 0, 255), &pe, buf,
                        sizeof(buf), &res);
@@ -2296,6 +2369,8 @@ int luaopen_net_core(lua_State *L) {
   new_kind(L, K_UDP, udp_methods, "udp_methods");
   lua_pushlightuserdata(L, CANCEL);
   lua_setfield(L, -2, "CANCEL");
+  lua_pushlightuserdata(L, DROP);
+  lua_setfield(L, -2, "DROP");
   return 1;
 }
 

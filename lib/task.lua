@@ -22,7 +22,7 @@ local core = require "net.core"
 
 local coroutine_running, coroutine_yield = coroutine.running, coroutine.yield
 local resume = host.resume
-local CANCEL = core.CANCEL
+local CANCEL, DROP = core.CANCEL, core.DROP
 
 local task = {}
 
@@ -78,6 +78,7 @@ task._current = current
 local function wait()
   local a, b, c = coroutine_yield()
   if a == CANCEL then error(CANCEL, 0) end
+  while a == DROP do a, b, c = coroutine_yield() end -- (see Task:cancel)
   return a, b, c
 end
 task._wait = wait
@@ -263,8 +264,14 @@ function Task:cancel()
     end
   end
   if self.status == "running" and coroutine.status(co) == "suspended" then
-    coroutine.close(co)
-    task._finish(co, false, "cancelled", CANCEL)
+    -- The wait it is parked in drops its registration and stays parked
+    -- (a wait closed with the coroutine would stay registered: its socket
+    -- or signal would keep the host alive), then the coroutine is closed.
+    resume(co, DROP)
+    if self.status == "running" and coroutine.status(co) == "suspended" then
+      coroutine.close(co)
+      task._finish(co, false, "cancelled", CANCEL)
+    end
   end
   return true
 end
@@ -314,10 +321,11 @@ function task.wait_signal(...)
     end
     handles[i] = h
   end
-  local ok, err = pcall(wait)
-  if not ok then
+  local a = coroutine_yield()
+  if a == CANCEL or a == DROP then
     stop()
-    error(err, 0)
+    while a == DROP do a = coroutine_yield() end -- (see Task:cancel)
+    error(CANCEL, 0)
   end
   return got
 end

@@ -81,7 +81,9 @@ local function read_body(conn, headers)
     while true do
       local line, err = conn:read("l")
       if not line then return nil, err end
-      local size = tonumber(line:match("^%s*(%x+)"), 16)
+      -- (a server's word: at most 15 hex digits, so it cannot wrap)
+      local hex = line:match("^%s*(%x+)")
+      local size = hex and #hex <= 15 and tonumber(hex, 16)
       if not size then return nil, "bad chunk size" end
       if size == 0 then break end
       local chunk, cerr = conn:read(size)
@@ -94,8 +96,10 @@ local function read_body(conn, headers)
     until not line or line == "" or line == "\r"
     return table.concat(parts)
   end
-  local n = tonumber(headers["content-length"])
-  if n then
+  local cl = headers["content-length"]
+  if cl then
+    local n = cl:match("^%d+$") and math.tointeger(tonumber(cl))
+    if not n then return nil, "bad Content-Length: " .. cl end
     if n == 0 then return "" end
     local body, err = conn:read(n)
     if not body then return nil, err end

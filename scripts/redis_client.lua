@@ -28,6 +28,7 @@ Client.__index = Client
 Client.__name = "redis_client"
 
 local MAX_DEPTH = 16 -- nested arrays
+local MAX_BULK = 512 * 1024 * 1024 -- a bulk string (Redis's own limit)
 
 --- Connect; opts.timeout (seconds) bounds the connect and every reply.
 function M.connect(host, port, opts)
@@ -67,7 +68,10 @@ local function read_reply(conn, depth)
   end
   if kind == "$" then
     local len = math.tointeger(tonumber(rest))
-    if not len then return false, "protocol error: bad length" end
+    -- (len + 2 below must not wrap around)
+    if not len or len > MAX_BULK then
+      return false, "protocol error: bad length"
+    end
     if len < 0 then return true, M.null end
     local s, rerr = conn:read(len + 2)
     if not s or #s < len + 2 then return false, rerr or "closed" end

@@ -318,7 +318,7 @@ describe("fuzz", function()
       -- tasks parked in every kind of wait, cancelled at random moments
       local victims = {}
       for i = 1, 40 do
-        local kind = g:int(1, 6)
+        local kind = g:int(1, 7)
         victims[i] = task.spawn(function()
           if kind == 1 then task.sleep(10)
           elseif kind == 2 then
@@ -336,7 +336,21 @@ describe("fuzz", function()
             for _ = 1, 2000 do if not c:write(big) then break end end
           elseif kind == 5 then
             local c <close> = net.connect("127.0.0.1", port)
-          else task.yield(); task.sleep(0.001); task.sleep(10) end
+          elseif kind == 6 then
+            task.yield(); task.sleep(0.001); task.sleep(10)
+          else -- stubborn: swallows cancels in every kind of wait, so
+            -- cancel ends up closing it by force
+            local c <close> = net.connect("127.0.0.1", port)
+            local l <close> = assert(net.listen{port = 0})
+            local waits = {
+              function() task.sleep(5) end,
+              function() if c then c:read("l") end end,
+              function() l:accept() end,
+              function() task.wait_signal("SIGUSR2") end,
+              function() net.lookup("localhost") task.sleep(5) end,
+            }
+            for k = 1, 40 do pcall(waits[k % #waits + 1]) end
+          end
         end)
       end
       for _ = 1, 60 do
@@ -361,6 +375,40 @@ describe("fuzz", function()
       assert.equal(0, s:active())
     end, 30)
     assert(ok, ("seed %d: %s"):format(seed, tostring(err)))
+  end)
+
+  it("uv: a write's table emptied right after the call sends intact data",
+    function()
+    local server = uv.new_tcp()
+    assert(server:bind("127.0.0.1", 0))
+    local port = server:getsockname().port
+    local got, eof = {}, false
+    server:listen(8, function()
+      local c = uv.new_tcp()
+      server:accept(c)
+      c:read_start(function(_, d)
+        if d then got[#got + 1] = d else eof = true; c:close() end
+      end)
+    end)
+    local function piece(i)
+      return string.rep(string.char(65 + i % 26), 50000) .. i
+    end
+    local cl = uv.new_tcp()
+    cl:connect("127.0.0.1", port, function()
+      local t = {}
+      for i = 1, 40 do t[i] = piece(i) end
+      cl:write(t, function() cl:close() end)
+      for i = 1, 40 do t[i] = nil end -- the only references, gone
+      collectgarbage()
+      collectgarbage()
+      local junk = {}
+      for i = 1, 500 do junk[i] = string.rep("Z", 5000) .. i end
+    end)
+    run_loop(function() return eof end)
+    server:close()
+    local want = {}
+    for i = 1, 40 do want[i] = piece(i) end
+    assert.is_true(table.concat(got) == table.concat(want))
   end)
 
   it("net: closing a socket from another task wakes its waiters",
@@ -480,16 +528,77 @@ end)
   end)
 
   it("a task closed by force does not keep the host alive", function()
-    -- The force path of task:cancel (coroutine.close after 8 swallowed
-    -- cancels) bypasses the C continuation, so the wait the task was
-    -- parked in stays registered: its socket stays uv_ref'd as if a task
-    -- waited on it, and a script whose main chunk then ends never exits
-    -- (script: spawn a task doing `while true do pcall(c.read, c) end` on
-    -- a connection it does not own, cancel it, return). Fixing it needs
-    -- the force path to drop the parked wait (e.g. resume with a "drop"
-    -- marker that the continuations answer by dropping their wait and
-    -- yielding, before coroutine.close), in task.lua and net.core.
-    pending("a task closed by force leaves its socket ref'd: the host " ..
-      "does not exit (see this spec's comment)")
+    -- task:cancel closes by force a task that swallows 8 cancels; the
+    -- wait it was parked in must go with it (else its socket stays ref'd,
+    -- its sleep or signal watcher alive, and the host never exits)
+    local script = tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+local net = require "net"
+local task = require "task"
+local which = arg[1]
+local s = assert(net.listen{port = 0})
+local _, port = s:sockname()
+local c = assert(net.connect("127.0.0.1", port))
+local peer = assert(s:accept(1))
+local waits = { -- (not write: queued output keeps the host alive anyway)
+  read = function() c:read("l") end,
+  sleep = function() task.sleep(1000) end,
+  signal = function() task.wait_signal("SIGUSR2") end,
+  accept = function() s:accept() end,
+}
+local t = task.spawn(function()
+  while true do pcall(waits[which]) end -- swallows every cancel
+end)
+task.sleep(0.01)
+assert(t:cancel())
+print(t.status)
+s:close() -- c and peer are left open, as a careless script would
+]])
+    f:close()
+    for _, which in ipairs{"read", "sleep", "signal", "accept"} do
+      local out, err, code = run_host({script, which}, nil,
+        "timeout -s KILL 5") -- a host that does not exit is killed (137)
+      assert.equal(0, code, which .. ": " .. err)
+      assert.equal("cancelled\n", out, which)
+    end
+  end)
+
+  it("uv: a NUL byte never cuts a name or an address short", function()
+    -- C sees a Lua string only up to its first NUL: "localhost\0.x" must
+    -- not resolve localhost, "127.0.0.1\0junk" must not bind 127.0.0.1.
+    -- Names that cannot exist fail as unknown names; addresses raise.
+    local ok, _, name = uv.getaddrinfo("localhost\0.example.com")
+    assert.is_nil(ok)
+    assert.equal("EAI_NONAME", name)
+    ok, _, name = uv.getaddrinfo("localhost", "http\0junk")
+    assert.is_nil(ok)
+    assert.equal("EAI_NONAME", name)
+    ok, _, name = uv.getservbyname("http\0x", "tcp")
+    assert.is_nil(ok)
+    assert.equal("EAI_NONAME", name)
+    ok, _, name = uv.getprotobyname("tcp\0x")
+    assert.is_nil(ok)
+    assert.equal("EAI_PROTOCOL", name)
+    local t = uv.new_tcp()
+    local ok2, err = pcall(t.bind, t, "127.0.0.1\0junk", 0)
+    assert.is_false(ok2)
+    assert.matches("NUL byte", err)
+    ok2, err = pcall(t.connect, t, "127.0.0.1\0junk", 1, function() end)
+    assert.is_false(ok2)
+    assert.matches("NUL byte", err)
+    t:close()
+    local u = uv.new_udp()
+    ok2, err = pcall(u.send, u, "x", "127.0.0.1\0junk", 9, function() end)
+    assert.is_false(ok2)
+    assert.matches("NUL byte", err)
+    u:close()
+    ok2, err = pcall(uv.getnameinfo, {ip = "127.0.0.1\0x"})
+    assert.is_false(ok2)
+    assert.matches("NUL byte", err)
+    ok2, err = pcall(uv.os_setenv, "LUAHOST_X\0Y", "1")
+    assert.is_false(ok2)
+    assert.matches("NUL byte", err)
+    assert.is_nil(uv.os_getenv("LUAHOST_X"))
   end)
 end)

@@ -6,9 +6,13 @@ hostile_scripts_spec, fuzz_spec).
                           math.random): g:int(a, b), g:bytes(n), g:chance(p)
   H.seed(name)            the seed of a test: LUAHOST_FUZZ_SEED or a fixed one
   H.garbage(g, n)         n random bytes, biased towards protocol characters
+  H.mutate(g, msg)        a valid message with a few random mutations
   H.rss_kb(pid)           VmRSS of a process (kB), from /proc/PID/status
-  H.start_script(s, args) run scripts/s as a child process (bounded by
-                          `timeout`); returns proc, port
+  H.start_script(s, args[, opts])
+                          run scripts/s (or the path s) as a child process
+                          (bounded by `timeout`; opts.shell runs first);
+                          returns proc, port (read from its first line)
+  proc:host_pid(), proc:alive(), proc:stop([sig])
   proc:stop_quiet()       SIGINT it, expect exit 130 and a clean stderr (no
                           error, no sanitizer report)
   H.connect(port[, t])    net.connect to 127.0.0.1 with a timeout
@@ -185,7 +189,8 @@ end
 -- opts.shell: shell commands run first (e.g. "ulimit -n 64").
 function H.start_script(script, args, opts)
   local q = shell_quote
-  local words = {q(LUAHOST), q("scripts/" .. script)}
+  local path = script:find("/", 1, true) and script or "scripts/" .. script
+  local words = {q(LUAHOST), q(path)}
   for _, a in ipairs(args or {}) do words[#words + 1] = q(a) end
   local errfile = tmpname()
   local line = ("echo $$; %s exec timeout -s KILL 120 %s </dev/null 2>%s")
@@ -214,25 +219,12 @@ function H.connect(port, timeout)
   return net.connect("127.0.0.1", port, {timeout = timeout or 5})
 end
 
+-- (at once, even with output queued: net.core drops it on a linger-0 close)
 function H.reset(conn)
   if not conn:is_closed() then
     conn:setopt("linger", {on = true, seconds = 0})
     conn:close()
   end
-end
-
--- Read from conn until `want` (a plain string) has arrived or the input
--- ends; returns everything read.
-function H.read_until(conn, want, limit)
-  local got = {}
-  local s = ""
-  while not s:find(want, 1, true) and #s < (limit or 1 << 20) do
-    local d = conn:recv()
-    if not d then break end
-    got[#got + 1] = d
-    s = table.concat(got)
-  end
-  return s
 end
 
 -- }==================================================================

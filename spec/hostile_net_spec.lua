@@ -350,6 +350,22 @@ task.sleep(5)
     end)
   end)
 
+  it("a udp receive with the longest timeout works", function()
+    run_task(function()
+      local u = assert(net.udp{port = 0})
+      local _, port = u:sockname()
+      local v = assert(net.udp{})
+      local t = task.spawn(function() return u:recvfrom(1e7) end)
+      assert(v:sendto("hi", "127.0.0.1", port))
+      assert.equal("hi", (t:join()))
+      u:settimeout(2147483.647) -- exactly INT_MAX ms
+      assert(v:sendto("again", "127.0.0.1", port))
+      assert.equal("again", u:recv())
+      u:close()
+      v:close()
+    end)
+  end)
+
   it("task.sleep(math.huge) sleeps, it does not return at once", function()
     run_task(function()
       local ts = {}
@@ -459,5 +475,87 @@ s:close()
     assert.equal(49, n)
     assert.equal(1, m)
     assert.is_nil(err:find("Sanitizer", 1, true), err)
+  end)
+
+  it("a unix socket path is never cut short (too long, or a NUL byte)",
+    function()
+    run_task(function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir " .. shell_quote(dir)))
+      local long = dir .. "/" .. string.rep("a", 300)
+      local cut = long:sub(1, 107) -- what sun_path would have kept
+      assert.same({nil, "ENAMETOOLONG"}, {net.listen{path = long}})
+      assert.same({nil, "ENAMETOOLONG"}, {net.connect{path = long}})
+      assert.is_nil(io.open(cut, "r"), "a socket at the cut path")
+      local nul = dir .. "/x\0y"
+      assert.matches("path contains a NUL byte", select(2,
+        pcall(net.listen, {path = nul})))
+      assert.matches("path contains a NUL byte", select(2,
+        pcall(net.connect, {path = nul})))
+      assert.is_nil(io.open(dir .. "/x", "r"), "a socket at the cut path")
+      os.execute("rm -rf " .. shell_quote(dir))
+    end)
+  end)
+
+  it("a NUL byte never cuts a name or an address short", function()
+    -- a name checked as a Lua string ("ends in .example.com") must not
+    -- resolve as what precedes the NUL ("localhost")
+    run_task(function()
+      local evil = "localhost\0.example.com"
+      assert.same({nil, "ENOTFOUND"}, {net.lookup(evil)})
+      assert.same({nil, "ENOTFOUND"}, {net.connect(evil, 9, {timeout = 2})})
+      assert.same({nil, "ENOTFOUND"}, {net.listen{host = evil}})
+      assert.same({nil, "ENOTFOUND"}, {net.listen{host = "127.0.0.1\0x"}})
+      assert.same({nil, "ENOTFOUND"}, {net.udp{host = "127.0.0.1\0x",
+        port = 0}})
+      assert.same({nil, "ENOTFOUND"}, {net.service("http\0x")})
+      assert.same({nil, "ENOTFOUND"}, {net.service("http", "tcp\0x")})
+      assert.same({nil, "ENOTFOUND"}, {net.protocol("tcp\0x")})
+      local u = assert(net.udp{})
+      assert.matches("invalid IP address", select(2,
+        pcall(u.sendto, u, "x", "127.0.0.1\0x", 9)))
+      assert.matches("invalid IP address", select(2,
+        pcall(u.connect, u, "127.0.0.1\0x", 9)))
+      u:close()
+      local core = require "net.core"
+      assert.matches("invalid IP address", select(2,
+        pcall(core.connect, "127.0.0.1\0x", 9)))
+      -- still fine without one
+      assert.equal(80, net.service("http"))
+      assert.equal("http", net.service(80))
+      assert.is_table(net.lookup("localhost"))
+    end)
+  end)
+
+  it("close with linger 0 resets at once, queued output or not", function()
+    run_task(function()
+      local s = assert(net.listen{port = 0})
+      local _, port = s:sockname()
+      local server_err
+      local t = task.spawn(function()
+        local c = assert(s:accept(2))
+        c:settimeout(5)
+        local big = string.rep("s", 65536)
+        while true do -- the echo of a client that never reads
+          local d, err = c:recv()
+          if not d then server_err = err break end
+          local ok, werr = c:write(d, big)
+          if not ok then server_err = werr break end
+        end
+        c:close()
+      end)
+      local c = assert(H.connect(port))
+      c:settimeout(0.3)
+      local chunk = string.rep("c", 65536)
+      for _ = 1, 1000 do if not c:write(chunk) then break end end
+      local t0 = task.now()
+      H.reset(c) -- output is queued: a reset must not wait for it
+      t:join()
+      assert.is_true(task.now() - t0 < 2, "reset after " .. task.now() - t0)
+      assert.is_true(server_err == "ECONNRESET" or server_err == "EPIPE",
+        tostring(server_err))
+      s:close()
+    end)
   end)
 end)

@@ -24,9 +24,9 @@ local function http_get(port, path)
   local c = assert(H.connect(port))
   assert(c:write("GET ", path, " HTTP/1.1\r\nHost: x\r\n" ..
     "Connection: close\r\n\r\n"))
-  local resp = c:read("a")
+  local resp, err = c:read("a")
   c:close()
-  return resp
+  return assert(resp, err)
 end
 
 local normal = {}
@@ -86,6 +86,27 @@ function normal.chat(port)
 end
 
 normal.proxy = normal.echo -- the proxy forwards to an echo server
+
+function normal.daytime(port)
+  local c = assert(H.connect(port))
+  assert.matches("^%a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT\r$",
+    c:read("l"))
+  c:close()
+  local u = assert(net.udp{})
+  assert(u:sendto("x", "127.0.0.1", port))
+  assert.matches(" GMT\r\n$", (u:recvfrom(2)))
+  u:close()
+  return true
+end
+
+function normal.time(port)
+  local c = assert(H.connect(port))
+  local b = assert(c:read(4))
+  c:close()
+  local secs = string.unpack(">I4", b) - 2208988800 -- since 1900
+  assert.is_true(math.abs(secs % (1 << 32) - os.time() % (1 << 32)) < 5)
+  return true
+end
 
 -- }==================================================================
 
@@ -279,6 +300,8 @@ describe("hostile peers against the example scripts", function()
     {"http", "http_server.lua", {"127.0.0.1", "0", "spec"}},
     {"kv", "kv_server.lua", {"127.0.0.1", "0"}},
     {"chat", "chat.lua", {"127.0.0.1", "0"}},
+    {"daytime", "daytime.lua", {"127.0.0.1", "0"}},
+    {"time", "time.lua", {"127.0.0.1", "0"}},
   }
 
   for _, s in ipairs(scripts) do
@@ -293,8 +316,16 @@ describe("hostile peers against the example scripts", function()
       local ok, err = pcall(run_task, function()
         while_steady(kind, port, function()
           garbage_attack(port, seed, 30, 20000)
-          mutation_attack(kind, port, seed, 150)
+          if VALID[kind] then mutation_attack(kind, port, seed, 150) end
           storm(port, 200, seed)
+          if kind == "daytime" or kind == "time" then -- their udp side
+            local g = H.prng(seed)
+            for _ = 1, 50 do
+              local v = assert(net.udp{port = 0})
+              v:sendto(H.garbage(g, g:int(0, 3000)), "127.0.0.1", port)
+              v:close() -- the answer meets a closed port
+            end
+          end
         end)
         assert.is_true(normal[kind](port))
       end, 40)
@@ -382,6 +413,14 @@ describe("hostile peers against the example scripts", function()
         {"*1\r\n$99999999999999999999\r\n", "^%-ERR Protocol error"},
         {"*1\r\n*1\r\n$4\r\nPING\r\n", "^%-ERR Protocol error"},
         {"*1\r\n$3\r\nPING\r\n", "^%-ERR Protocol error: bad bulk"},
+        {"*1\r\n:5\r\n", "^%-ERR Protocol error: invalid bulk length"},
+        {"*1\r\n+PING\r\n", "^%-ERR Protocol error: invalid bulk length"},
+        {"*2\r\n$3\r\nGET\r\n*1\r\n$1\r\nk\r\n",
+         "^%-ERR Protocol error: invalid bulk length"},
+        {"*1\r\n$4\r\nPINGPONG\r\n", "^%-ERR Protocol error: bad bulk"},
+        {"*2\r\n$3\r\nGET\r\n", "^$"}, -- fewer elements than announced
+        {"*3\r\n$4\r\nINCR\r\n$1\r\nn\r\n$1\r\nx\r\n",
+         "^%-ERR wrong number of arguments for 'incr'"},
         {"*2\r\n$4\r\nfoo\r\n\r\n$1\r\nx\r\n", "^%-ERR Protocol error"},
         {"*-5\r\n", "^$"},
         {"*1\r\n$4\r\nPING", "^$"}, -- cut short
@@ -672,5 +711,82 @@ describe("hostile peers against the example scripts", function()
       assert.is_true(normal.http(port))
     end, 30)
     proc:stop_quiet()
+  end)
+
+  -- {================================================================
+  -- The clients against hostile servers: a message and exit status 2,
+  -- never a traceback
+  -- ================================================================
+
+  local EVIL_HTTP = [[
+local net = require "net"
+local replies = {
+  chunk_zz = "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+  chunk_huge = "Transfer-Encoding: chunked\r\n\r\n" ..
+    "ffffffffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+  chunk_neg = "Transfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
+  cl_neg = "Content-Length: -5\r\n\r\nhello",
+  cl_float = "Content-Length: 1e3\r\n\r\nhello",
+  cl_huge = "Content-Length: 99999999999999999999\r\n\r\nhello",
+  cl_text = "Content-Length: lots\r\n\r\nhello",
+}
+local s = assert(net.listen{port = 0})
+local _, port = s:sockname()
+print("listening on 127.0.0.1:" .. port)
+io.stdout:flush()
+s:serve(function(c)
+  local path = (c:read("l") or ""):match("GET /(%S*)")
+  repeat local l = c:read("l") until not l or l == "\r"
+  c:write("HTTP/1.1 200 OK\r\n", replies[path] or "\r\n")
+end)
+]]
+
+  it("http_get.lua facing a hostile server fails with a message",
+    function()
+    local evil = tmpname() .. ".lua"
+    local f = assert(io.open(evil, "w"))
+    f:write(EVIL_HTTP)
+    f:close()
+    local proc, port = start(evil)
+    for _, mode in ipairs{"chunk_zz", "chunk_huge", "chunk_neg", "cl_neg",
+                          "cl_float", "cl_huge", "cl_text"} do
+      local _, err, code = run_host({"scripts/http_get.lua", "-t", "2",
+        ("http://127.0.0.1:%d/%s"):format(port, mode)})
+      assert.equal(2, code, mode .. ": " .. err)
+      assert.matches("^http_get: ", err, 1, false, mode)
+      assert.is_nil(err:find("traceback", 1, true), mode .. ": " .. err)
+    end
+    proc:stop()
+    os.remove(evil)
+  end)
+
+  it("redis_client.lua facing a hostile server fails with a message",
+    function()
+    local evil = tmpname() .. ".lua"
+    local f = assert(io.open(evil, "w"))
+    f:write([[
+local net = require "net"
+local s = assert(net.listen{port = 0})
+local _, port = s:sockname()
+print("listening on 127.0.0.1:" .. port)
+io.stdout:flush()
+local replies = {huge = "$9223372036854775807\r\nabc\r\n",
+  huge2 = "$9223372036854775806\r\n", deep = ("*1\r\n"):rep(100) .. ":1\r\n",
+  bad = "?what\r\n", int = ":99999999999999999999\r\n"}
+s:serve(function(c)
+  local req = c:recv() or ""
+  c:write(replies[req:match("(%w+)\r\n$")] or "+OK\r\n")
+end)
+]])
+    f:close()
+    local proc, port = start(evil)
+    for _, mode in ipairs{"huge", "huge2", "deep", "bad", "int"} do
+      local _, err, code = run_host({"scripts/redis_client.lua", "-p", port,
+        "get", mode})
+      assert.equal(1, code, mode .. ": " .. err)
+      assert.matches("^redis_client: protocol error", err, 1, false, mode)
+    end
+    proc:stop()
+    os.remove(evil)
   end)
 end)

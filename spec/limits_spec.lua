@@ -91,6 +91,86 @@ describe("net limits", function()
     end, 120)
   end)
 
+  it("an idle served connection parked in read costs little memory",
+    function()
+    if ASAN then
+      pending("RSS is not meaningful under ASan (quarantine)")
+      return
+    end
+    -- A fresh server process measures itself; the clients live in another
+    -- process. Both are ours and stopped by pid.
+    local N = 2000
+    local server, client = tmpname(), tmpname()
+    local portfile, outfile, pidfile = tmpname(), tmpname(), tmpname()
+    local function write(name, text)
+      local f = assert(io.open(name, "w"))
+      f:write(text)
+      f:close()
+    end
+    local function slurp(name)
+      local f = io.open(name)
+      if not f then return nil end
+      local t = f:read("a")
+      f:close()
+      return t ~= "" and t or nil
+    end
+    write(server, ([[
+      local net, task = require "net", require "task"
+      local function rss()
+        local f = io.open("/proc/self/status")
+        local s = f:read("a"); f:close()
+        return tonumber(s:match("VmRSS:%%s*(%%d+)"))
+      end
+      local s = assert(net.listen{backlog = 4096})
+      local n = 0
+      collectgarbage(); collectgarbage()
+      task.sleep(0.05)
+      local r0 = rss()
+      task.spawn(s.serve, s, function(c) n = n + 1; c:read() end)
+      local f = io.open(%q, "w"); f:write((select(2, s:sockname()))); f:close()
+      for _ = 1, 3000 do
+        if n == %d then break end
+        task.sleep(0.01)
+      end
+      task.sleep(0.1)
+      collectgarbage(); collectgarbage()
+      print(n, (rss() - r0) * 1024 / n)
+      os.exit(0)]]):format(portfile, N))
+    write(client, [[
+      local net, task = require "net", require "task"
+      local n, port = tonumber(arg[1]), tonumber(arg[2])
+      print(io.open("/proc/self/stat"):read("n")); io.stdout:flush()
+      local cs = {}
+      for i = 1, n do cs[i] = assert(net.connect("127.0.0.1", port)) end
+      task.sleep(60)]])
+    local host = shell_quote(LUAHOST)
+    assert(os.execute(("%s %s > %s 2>&1 &"):format(host, server, outfile)))
+    run_task(function()
+      local port
+      for _ = 1, 1000 do
+        port = tonumber(slurp(portfile))
+        if port then break end
+        task.sleep(0.01)
+      end
+      assert(port, "the server did not start")
+      assert(os.execute(("%s %s %d %d > %s &"):format(host, client, N, port,
+        pidfile)))
+      for _ = 1, 3000 do
+        if slurp(outfile) then break end
+        task.sleep(0.01)
+      end
+    end, 60)
+    local pid = tonumber(slurp(pidfile))
+    if pid then os.execute("kill " .. pid) end
+    local out = slurp(outfile) or ""
+    local n, per = out:match("^(%d+)%s+([%d.]+)")
+    assert(n, "server said: " .. out)
+    assert.equal(N, tonumber(n))
+    io.stderr:write(("\n[memory] %.0f bytes per idle connection\n")
+      :format(tonumber(per)))
+    assert.is_true(tonumber(per) < 2600, per .. " bytes per connection")
+  end)
+
   it("refuses a 10 MB line with 'line too long', memory bounded",
     function()
     run_task(function()
@@ -187,6 +267,64 @@ describe("net limits", function()
       stop(s)
       assert.equal(total, n)
       assert_rss(peak, 16 * 1024)
+    end, 60)
+  end)
+
+  it("cancelling tasks at every kind of wait leaves nothing behind",
+    function()
+    run_task(function()
+      local s = assert(net.listen{})
+      local _, port = s:sockname()
+      local serve = task.spawn(s.serve, s, function(c)
+        for l in c:lines() do
+          task.sleep(0.001)
+          c:write(l, "\n")
+        end
+      end)
+      local waits = {
+        function() task.sleep(1) end,
+        function() task.yield(); task.sleep(1) end,
+        function()
+          local c <close> = assert(net.connect("127.0.0.1", port))
+          while c:write("x\n") and c:read() do end
+        end,
+        function()
+          local c <close> = assert(net.connect("localhost", port))
+          c:read(1000000)
+        end,
+        function()
+          local c <close> = assert(net.connect("127.0.0.1", port))
+          local big = string.rep("b", 65536)
+          while c:write(big) do end -- blocks, then fails
+        end,
+        function()
+          local u <close> = assert(net.udp{port = 0})
+          u:recvfrom()
+        end,
+        function() net.lookup("localhost") end,
+        function() task.wait_signal("SIGUSR2") end,
+      }
+      local ts = {}
+      for round = 1, 20 do
+        for i, w in ipairs(waits) do
+          ts[#ts + 1] = task.spawn(w)
+          if (round + i) % 3 == 0 then task.yield() end
+        end
+        for _ = 1, round % 4 do task.yield() end
+        for _, t in ipairs(ts) do t:cancel() end
+        for _, t in ipairs(ts) do
+          assert.is_true(t.status == "cancelled" or t.status == "done",
+            t.status .. ": " .. tostring(t.err))
+        end
+        ts = {}
+      end
+      stop(s)
+      serve:join()
+      for _ = 1, 200 do
+        if require("net.core").stats().deadlines == 0 then break end
+        task.sleep(0.01)
+      end
+      assert.equal(0, require("net.core").stats().deadlines)
     end, 60)
   end)
 end)
