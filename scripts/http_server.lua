@@ -235,6 +235,8 @@ local function fill(c)
   end
   local data, err = c.conn:recv()
   if not data then return nil, err end
+  -- (a new buffer may equal the old one byte for byte: pipelined copies
+  -- of one request; the memos compare refill counts, not contents)
   c.fills = c.fills + 1
   if pos > #buf then
     c.buf = data
@@ -290,7 +292,7 @@ local function read_bytes(c, n)
     return sub(buf, pos, pos + n - 1)
   end
   local part = have > 0 and sub(buf, pos) or ""
-  c.buf, c.pos = "", 1
+  c.buf, c.pos, c.fills = "", 1, c.fills + 1
   if not flush(c) then return nil end
   local rest = c.conn:read(n - have)
   if not rest or #rest < n - have then return nil end

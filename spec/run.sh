@@ -23,9 +23,14 @@ if [ "${LUAHOST_NETNS:-}" != 1 ]; then
 fi
 
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-"$luahost" /usr/bin/busted --output=utfTerminal "$@" 2>&1 | tee "$out"
-status=$(tail -n 1 "$out" >/dev/null; echo 0)
+rcfile=$(mktemp)
+trap 'rm -f "$out" "$rcfile"' EXIT
+# sh has no pipefail: the exit status of luahost itself goes through a file,
+# so a sanitizer or leak report at exit fails the run even if every spec
+# passed.
+{ "$luahost" /usr/bin/busted --output=utfTerminal "$@" 2>&1; echo $? > "$rcfile"; } \
+  | tee "$out"
+status=$(cat "$rcfile")
 # Summary line of busted: "N successes / N failures / N errors / N pending"
 summary=$(sed -e 's/\x1b\[[0-9;]*m//g' "$out" | grep -E '[0-9]+ success' | tail -n 1)
 if [ -z "$summary" ]; then
@@ -36,6 +41,11 @@ fi
 n() { echo "$summary" | grep -oE "[0-9]+ $1" | grep -oE '^[0-9]+' || echo 0; }
 passed=$(n success); failures=$(n failure); errors=$(n error); pending=$(n pending)
 failed=$((failures + errors))
+if [ "$failed" = 0 ] && [ "$status" != 0 ]; then
+  echo "spec/run.sh: every spec passed but luahost exited $status" \
+       "(a sanitizer or leak report above?)"
+  failed=1
+fi
 echo "$passed passed, $failed failed, $pending skipped"
 [ "$failed" = 0 ] || exit 1
-exit "$status"
+exit 0
