@@ -17,13 +17,16 @@ HTTP/1.1 as clients use it: persistent connections (HTTP/1.0 keep-alive
 too), pipelined requests, Content-Length and chunked request bodies,
 Expect: 100-continue, HEAD, Date. A bad request gets 400, 404, 405, 413,
 414 or 431 and, where the stream can no longer be trusted, a closed
-connection. Paths never leave ROOT: ".." in any spelling is refused and
+connection. A request head must arrive whole within HTTP_HEAD_TIMEOUT
+seconds of its first byte (environment, default 10; then 408 and close:
+no slowloris), and a silent connection is closed after 30 s. Paths never leave ROOT: ".." in any spelling is refused and
 symbolic links are followed only while they stay inside ROOT.
 
 Files are read with plain io.open (blocking, fine for a local disk); the
 sockets never block the other connections.
 ]]
 local net = require "net"
+local task = require "task"
 local lfs = require "lfs"
 
 local host = arg[1] or "127.0.0.1"
@@ -35,12 +38,15 @@ local MAX_LINE = 8192        -- request line and each header line
 local MAX_HEADERS = 100      -- header lines per request
 local MAX_BODY = 1024 * 1024 -- request body (413 above)
 local IDLE = 30              -- seconds a connection may stay silent
+-- seconds from a request's first byte to its last header line
+local HEAD_TIMEOUT = tonumber(os.getenv("HTTP_HEAD_TIMEOUT")) or 10
 local CHUNK = 64 * 1024      -- bytes per write when sending a file
 
 local REASON = {
   [100] = "Continue", [200] = "OK", [301] = "Moved Permanently",
   [304] = "Not Modified", [400] = "Bad Request", [403] = "Forbidden",
   [404] = "Not Found", [405] = "Method Not Allowed",
+  [408] = "Request Timeout",
   [413] = "Content Too Large", [414] = "URI Too Long",
   [431] = "Request Header Fields Too Large", [500] = "Internal Server Error",
   [501] = "Not Implemented", [505] = "HTTP Version Not Supported",
@@ -233,7 +239,17 @@ local function fill(c)
     buf, pos = "", 1
     c.buf, c.pos = buf, pos
   end
-  local data, err = c.conn:recv()
+  local due, data, err = c.head_due
+  if due then -- inside a request head: its deadline bounds this read
+    local left = due - task.now()
+    if left <= 0 then return nil, "head timeout" end
+    c.conn:settimeout(left < IDLE and left or IDLE)
+    data, err = c.conn:recv()
+    c.conn:settimeout(IDLE)
+    if err == "timeout" and left < IDLE then err = "head timeout" end
+  else
+    data, err = c.conn:recv()
+  end
   if not data then return nil, err end
   -- (a new buffer may equal the old one byte for byte: pipelined copies
   -- of one request; the memos compare refill counts, not contents)
@@ -573,10 +589,13 @@ local SAME_HEAD_MAX = 1024
 -- Parse the next request into c.req (see read_request).
 local function parse_request(c)
   local s, e
+  c.head_due = task.now() + HEAD_TIMEOUT -- bytes of this head are here
   repeat -- RFC 9112: ignore empty lines before a request
     s, e = next_line(c)
     if not s then
+      c.head_due = nil
       if e == "line too long" then return nil, 414 end
+      if e == "head timeout" then return nil, 408 end
       return nil
     end
   until e >= s
@@ -605,7 +624,10 @@ local function parse_request(c)
       for k in next, headers do headers[k] = nil end
     end
     local ok, status = read_headers(c, headers)
-    if not ok then return nil, tonumber(status) end
+    if not ok then
+      c.head_due = nil
+      return nil, status == "head timeout" and 408 or tonumber(status)
+    end
     -- (the block must have come from buf: a refill may bring the very
     -- same bytes, at other positions)
     if c.bwait > 0 then
@@ -615,6 +637,7 @@ local function parse_request(c)
       c.block = sub(buf, pos, c.pos - 1)
     end
   end
+  c.head_due = nil -- the head is complete; a body has its own pace
   local connection = headers.connection
   if version == "HTTP/1.1" then
     if not headers.host then return nil, 400, req end
