@@ -19,8 +19,9 @@ Expect: 100-continue, HEAD, Date. A bad request gets 400, 404, 405, 413,
 414 or 431 and, where the stream can no longer be trusted, a closed
 connection. A request head must arrive whole within HTTP_HEAD_TIMEOUT
 seconds of its first byte (environment, default 10; then 408 and close:
-no slowloris), and a silent connection is closed after 30 s. Paths never leave ROOT: ".." in any spelling is refused and
-symbolic links are followed only while they stay inside ROOT.
+no slowloris), and a silent connection is closed after 30 s. Paths never
+leave ROOT: ".." in any spelling is refused and symbolic links are
+followed only while they stay inside ROOT.
 
 Files are read with plain io.open (blocking, fine for a local disk); the
 sockets never block the other connections.
