@@ -602,5 +602,14 @@ s:close() -- c and peer are left open, as a careless script would
     assert.is_false(ok2)
     assert.matches("NUL byte", err)
     assert.is_nil(uv.os_getenv("LUAHOST_X"))
+    for _, opts in ipairs{{args = {"a\0b"}}, {env = {"A=1\0B=2"}},
+                          {cwd = "/\0tmp"}} do
+      ok2, err = pcall(uv.spawn, "/bin/true", opts)
+      assert.is_false(ok2)
+      assert.matches("NUL", err)
+    end
+    ok2, err = pcall(uv.spawn, "/bin/true\0x", {})
+    assert.is_false(ok2)
+    assert.matches("NUL byte", err)
   end)
 end)
