@@ -9,4 +9,5 @@ files["spec"] = {
   -- specs assign results they do not check (ok, err, code = ...) on
   -- purpose, and callbacks take arguments they ignore
   ignore = {"311", "212", "231"},
+  max_line_length = 90,
 }

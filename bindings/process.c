@@ -52,6 +52,9 @@ static char **check_strlist(lua_State *L, int opts, const char *field,
       luaL_argerror(L, opts, lua_pushfstring(L,
           "field '%s' must hold strings (item %I is %s)", field,
           (LUAI_UACINT)i, luaL_typename(L, -1)));
+    if (lh_has_nul(L, -1)) /* exec would see it cut short */
+      luaL_argerror(L, opts, lua_pushfstring(L,
+          "field '%s': item %I contains a NUL byte", field, (LUAI_UACINT)i));
     list[i - 1 + skip] = (char *)lua_tostring(L, -1);
     lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
   }
@@ -137,7 +140,7 @@ static void exit_cb(uv_process_t *p, int64_t status, int signum) {
 static int process_spawn(lua_State *L) {
   uv_process_options_t o;
   uv_stdio_container_t stdio[MAX_STDIO];
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = lh_check_cstring(L, 1);
   int i, n, anchor, set, rc, has_cb;
   lh_handle *h;
   memset(&o, 0, sizeof(o));
@@ -151,8 +154,8 @@ static int process_spawn(lua_State *L) {
   o.args = check_strlist(L, 2, "args", path, anchor);
   o.env = check_strlist(L, 2, "env", NULL, anchor);
   if (lua_getfield(L, 2, "cwd") != LUA_TNIL) {
-    if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_argerror(L, 2, "field 'cwd' must be a string");
+    if (lua_type(L, -1) != LUA_TSTRING || lh_has_nul(L, -1))
+      luaL_argerror(L, 2, "field 'cwd' must be a string without NUL");
     o.cwd = lua_tostring(L, -1); /* stays on the stack */
   }
   o.uid = (uv_uid_t)opt_id(L, 2, "uid", &set);

@@ -17,13 +17,17 @@ HTTP/1.1 as clients use it: persistent connections (HTTP/1.0 keep-alive
 too), pipelined requests, Content-Length and chunked request bodies,
 Expect: 100-continue, HEAD, Date. A bad request gets 400, 404, 405, 413,
 414 or 431 and, where the stream can no longer be trusted, a closed
-connection. Paths never leave ROOT: ".." in any spelling is refused and
-symbolic links are followed only while they stay inside ROOT.
+connection. A request head must arrive whole within HTTP_HEAD_TIMEOUT
+seconds of its first byte (environment, default 10; then 408 and close:
+no slowloris), and a silent connection is closed after 30 s. Paths never
+leave ROOT: ".." in any spelling is refused and symbolic links are
+followed only while they stay inside ROOT.
 
 Files are read with plain io.open (blocking, fine for a local disk); the
 sockets never block the other connections.
 ]]
 local net = require "net"
+local task = require "task"
 local lfs = require "lfs"
 
 local host = arg[1] or "127.0.0.1"
@@ -35,12 +39,15 @@ local MAX_LINE = 8192        -- request line and each header line
 local MAX_HEADERS = 100      -- header lines per request
 local MAX_BODY = 1024 * 1024 -- request body (413 above)
 local IDLE = 30              -- seconds a connection may stay silent
+-- seconds from a request's first byte to its last header line
+local HEAD_TIMEOUT = tonumber(os.getenv("HTTP_HEAD_TIMEOUT")) or 10
 local CHUNK = 64 * 1024      -- bytes per write when sending a file
 
 local REASON = {
   [100] = "Continue", [200] = "OK", [301] = "Moved Permanently",
   [304] = "Not Modified", [400] = "Bad Request", [403] = "Forbidden",
   [404] = "Not Found", [405] = "Method Not Allowed",
+  [408] = "Request Timeout",
   [413] = "Content Too Large", [414] = "URI Too Long",
   [431] = "Request Header Fields Too Large", [500] = "Internal Server Error",
   [501] = "Not Implemented", [505] = "HTTP Version Not Supported",
@@ -181,11 +188,13 @@ local OUT_MAX = 64 * 1024 -- bytes of answers queued before a write
 -- req = the request being answered, head = its head when it can be
 -- answered again as it is (see read_request), block = the header block
 -- that req.headers holds (see parse_request), again = whether req asks
--- for the same as the request before it}.
+-- for the same as the request before it, fills = how many times buf was
+-- refilled, hback/hwait and bback/bwait = how long heads and blocks are
+-- not kept after a miss, and how much of that is left}.
 local function client(conn)
-  return {conn = conn, buf = "", gen = 0, pos = 1, out = {}, nout = 0,
-    nbytes = 0,
-    head = false, block = false, again = false,
+  return {conn = conn, buf = "", pos = 1, out = {}, nout = 0, nbytes = 0,
+    head = false, block = false, again = false, fills = 0,
+    hback = 0, hwait = 0, bback = 0, bwait = 0,
     req = {method = false, target = false, version = false, headers = {},
            body = false, close = false, path = false}}
 end
@@ -229,18 +238,29 @@ local function fill(c)
   local buf, pos = c.buf, c.pos
   if pos > #buf then -- (an idle connection holds no input)
     buf, pos = "", 1
-    c.buf, c.pos, c.gen = buf, pos, c.gen + 1
+    c.buf, c.pos = buf, pos
   end
-  local data, err = c.conn:recv()
+  local due, data, err = c.head_due
+  if due then -- inside a request head: its deadline bounds this read
+    local left = due - task.now()
+    if left <= 0 then return nil, "head timeout" end
+    c.conn:settimeout(left < IDLE and left or IDLE)
+    data, err = c.conn:recv()
+    c.conn:settimeout(IDLE)
+    if err == "timeout" and left < IDLE then err = "head timeout" end
+  else
+    data, err = c.conn:recv()
+  end
   if not data then return nil, err end
+  -- (a new buffer may equal the old one byte for byte: pipelined copies
+  -- of one request; the memos compare refill counts, not contents)
+  c.fills = c.fills + 1
   if pos > #buf then
     c.buf = data
   else
     c.buf = sub(buf, pos) .. data
   end
-  -- (a new buffer may equal the old one byte for byte: pipelined copies
-  -- of one request; the memos below compare generations, not contents)
-  c.pos, c.gen = 1, c.gen + 1
+  c.pos = 1
   return true
 end
 
@@ -289,7 +309,7 @@ local function read_bytes(c, n)
     return sub(buf, pos, pos + n - 1)
   end
   local part = have > 0 and sub(buf, pos) or ""
-  c.buf, c.pos, c.gen = "", 1, c.gen + 1
+  c.buf, c.pos, c.fills = "", 1, c.fills + 1
   if not flush(c) then return nil end
   local rest = c.conn:read(n - have)
   if not rest or #rest < n - have then return nil end
@@ -382,26 +402,36 @@ local function hello(c, req)
   return send(c, r)
 end
 
--- Most clients send the same few header lines again and again: each
--- line parsed is remembered (a bounded memo, emptied when full), so the
--- next time costs one table look-up.
-local MEMO_MAX, MEMO_LINE = 512, 200 -- entries; longest line remembered
-local header_memo, nheader = {}, 0   -- line -> {lower-case name, value}
-
--- a token (RFC 9110), a colon, blanks
-local NAME = "^([!#$%%&'*+%-.^_`|~%w]+):[ \t]*"
+-- Header names as sent -> lower case (a bounded memo of the valid ones:
+-- clients send the same few names again and again, values vary).
+local header_names, nnames = {}, 0
 
 -- The name (lower case) and value (without surrounding blanks) of the
--- header line buf[s..e]; nil when it is not one.
+-- header line buf[s..e]; nil when it is not one (the name must be a
+-- token, RFC 9110, right before the colon).
 local function parse_header(buf, s, e)
-  local _, ne, name = find(buf, NAME, s)
-  if not ne then return nil end
-  local last = byte(buf, e) -- (the leading blanks are in NAME)
-  while e > ne and (last == 32 or last == 9) do
-    e = e - 1
-    last = byte(buf, e)
+  local colon = find(buf, ":", s, true)
+  if not colon or colon > e then return nil end
+  local name = sub(buf, s, colon - 1)
+  local key = header_names[name]
+  if not key then
+    if not find(name, "^[!#$%%&'*+%-.^_`|~%w]+$") then return nil end
+    key = lower(name)
+    if nnames >= 256 then header_names, nnames = {}, 0 end
+    header_names[name], nnames = key, nnames + 1
   end
-  return lower(name), sub(buf, ne + 1, e)
+  local v = colon + 1
+  local b = byte(buf, v)
+  while v <= e and (b == 32 or b == 9) do
+    v = v + 1
+    b = byte(buf, v)
+  end
+  b = byte(buf, e)
+  while e >= v and (b == 32 or b == 9) do
+    e = e - 1
+    b = byte(buf, e)
+  end
+  return key, sub(buf, v, e)
 end
 
 -- Read one header block into headers, which must be empty (lower-case
@@ -412,22 +442,8 @@ local function read_headers(c, headers)
     local s, e = next_line(c)
     if not s then return nil, e == "line too long" and 431 or e end
     if e < s then return headers end
-    local buf, key, value = c.buf
-    if e - s < MEMO_LINE then
-      local line = sub(buf, s, e)
-      local kv = header_memo[line]
-      if kv then
-        key, value = kv[1], kv[2]
-      else
-        key, value = parse_header(buf, s, e)
-        if not key then return nil, 400 end
-        if nheader >= MEMO_MAX then header_memo, nheader = {}, 0 end
-        header_memo[line], nheader = {key, value}, nheader + 1
-      end
-    else
-      key, value = parse_header(buf, s, e)
-      if not key then return nil, 400 end
-    end
+    local key, value = parse_header(c.buf, s, e)
+    if not key then return nil, 400 end
     local old = headers[key]
     headers[key] = old and old .. ", " .. value or value
   end
@@ -574,10 +590,13 @@ local SAME_HEAD_MAX = 1024
 -- Parse the next request into c.req (see read_request).
 local function parse_request(c)
   local s, e
+  c.head_due = task.now() + HEAD_TIMEOUT -- bytes of this head are here
   repeat -- RFC 9112: ignore empty lines before a request
     s, e = next_line(c)
     if not s then
+      c.head_due = nil
       if e == "line too long" then return nil, 414 end
+      if e == "head timeout" then return nil, 408 end
       return nil
     end
   until e >= s
@@ -592,20 +611,34 @@ local function parse_request(c)
   -- The header block of the previous request, byte for byte again (one
   -- client sends the same headers with each URL): its table is kept.
   local headers, buf, pos, block = req.headers, c.buf, c.pos, c.block
-  local gen = c.gen
+  local fills = c.fills
   if block and sub(buf, pos, pos + #block - 1) == block then
     c.pos = pos + #block
+    c.bback = 0
   else
-    c.block = false
+    if block then -- a miss: do not keep blocks for a while (backing off)
+      c.block = false
+      c.bback = c.bback < 32 and c.bback * 2 + 1 or 63
+      c.bwait = c.bback
+    end
     if next(headers) ~= nil then -- empty it (it keeps its size)
       for k in next, headers do headers[k] = nil end
     end
     local ok, status = read_headers(c, headers)
-    if not ok then return nil, tonumber(status) end
-    if c.gen == gen and c.pos - pos <= SAME_HEAD_MAX then
+    if not ok then
+      c.head_due = nil
+      return nil, status == "head timeout" and 408 or tonumber(status)
+    end
+    -- (the block must have come from buf: a refill may bring the very
+    -- same bytes, at other positions)
+    if c.bwait > 0 then
+      c.bwait = c.bwait - 1
+    elseif c.fills == fills and c.pos > pos and
+      c.pos - pos <= SAME_HEAD_MAX then
       c.block = sub(buf, pos, c.pos - 1)
     end
   end
+  c.head_due = nil -- the head is complete; a body has its own pace
   local connection = headers.connection
   if version == "HTTP/1.1" then
     if not headers.host then return nil, 400, req end
@@ -650,16 +683,22 @@ local function read_request(c)
     local last = pos + #same - 1
     if sub(buf, pos, last) == same then
       c.pos = last + 1
+      c.hback = 0
       return c.req
     end
-    c.head = false
+    c.head = false -- a miss: do not keep heads for a while (backing off)
+    c.hback = c.hback < 32 and c.hback * 2 + 1 or 63
+    c.hwait = c.hback
   end
-  local gen = c.gen
+  local fills = c.fills
   local req, status, partial = parse_request(c)
   -- kept when the same URL was asked twice in a row, parsed from these
-  -- very bytes, without a body
-  if req and c.again and req.body == "" and c.gen == gen and
-    c.pos - pos <= SAME_HEAD_MAX and not req.headers["content-length"] and
+  -- very bytes (not refilled meanwhile), without a body
+  if c.hwait > 0 then
+    c.hwait = c.hwait - 1
+  elseif req and c.again and req.body == "" and c.fills == fills and
+    c.pos > pos and c.pos - pos <= SAME_HEAD_MAX and
+    not req.headers["content-length"] and
     not req.headers["transfer-encoding"] then
     c.head = sub(buf, pos, c.pos - 1)
   end

@@ -24,6 +24,8 @@ local port = tonumber(arg[2] or 6379)
 
 local MAX_ARGS = 1024 * 1024        -- elements in one request
 local MAX_BULK = 64 * 1024 * 1024   -- bytes in one argument
+-- bytes in one whole request (Redis: client-query-buffer-limit, 1 GiB)
+local MAX_REQUEST = tonumber(os.getenv("KV_MAX_REQUEST")) or 512 * 1024 * 1024
 local MAX_INLINE = 64 * 1024        -- bytes in an inline command line
 local IDLE = 300                    -- seconds a client may stay silent
 
@@ -425,7 +427,7 @@ local function read_request_slow(c)
   if not n or n > MAX_ARGS then
     return nil, "Protocol error: invalid multibulk length"
   end
-  local a = {}
+  local a, total = {}, 0
   for i = 1, n do
     line, e = read_line(c)
     if not line then return nil, e end
@@ -433,6 +435,10 @@ local function read_request_slow(c)
     len = len and tonumber(len)
     if not len or len > MAX_BULK then
       return nil, "Protocol error: invalid bulk length"
+    end
+    total = total + len
+    if total > MAX_REQUEST then -- checked before the bytes are taken in
+      return nil, "Protocol error: request too large"
     end
     local s = read_bytes(c, len + 2) -- the value and its CRLF
     if not s then return nil, "closed" end

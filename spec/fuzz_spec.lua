@@ -331,11 +331,13 @@ describe("fuzz", function()
             local l <close> = assert(net.listen{port = 0})
             local _, p2 = l:sockname()
             local c <close> = assert(net.connect("127.0.0.1", p2))
+            -- luacheck: push no unused
             local peer <close> = l:accept(2) -- accepted, never read
+            -- luacheck: pop
             local big = string.rep("w", 65536)
             for _ = 1, 2000 do if not c:write(big) then break end end
           elseif kind == 5 then
-            local c <close> = net.connect("127.0.0.1", port)
+            local c <close> = net.connect("127.0.0.1", port) -- luacheck: ignore
           elseif kind == 6 then
             task.yield(); task.sleep(0.001); task.sleep(10)
           else -- stubborn: swallows cancels in every kind of wait, so
@@ -401,7 +403,7 @@ describe("fuzz", function()
       for i = 1, 40 do t[i] = nil end -- the only references, gone
       collectgarbage()
       collectgarbage()
-      local junk = {}
+      local junk = {} -- luacheck: ignore (churns the allocator)
       for i = 1, 500 do junk[i] = string.rep("Z", 5000) .. i end
     end)
     run_loop(function() return eof end)
@@ -600,5 +602,14 @@ s:close() -- c and peer are left open, as a careless script would
     assert.is_false(ok2)
     assert.matches("NUL byte", err)
     assert.is_nil(uv.os_getenv("LUAHOST_X"))
+    for _, opts in ipairs{{args = {"a\0b"}}, {env = {"A=1\0B=2"}},
+                          {cwd = "/\0tmp"}} do
+      ok2, err = pcall(uv.spawn, "/bin/true", opts)
+      assert.is_false(ok2)
+      assert.matches("NUL", err)
+    end
+    ok2, err = pcall(uv.spawn, "/bin/true\0x", {})
+    assert.is_false(ok2)
+    assert.matches("NUL byte", err)
   end)
 end)
