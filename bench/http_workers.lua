@@ -18,5 +18,10 @@ net.listen = function(opts)
   return listen(o)
 end
 local script = top .. "/scripts/http_server.lua"
-arg = {[0] = script, "127.0.0.1", "0", root or top .. "/scripts"}
+-- http_server.lua reads host, port and root from arg: the host and port
+-- are ignored above, the root is served
+-- luacheck: push ignore 122
+arg[0], arg[1], arg[2], arg[3] = script, "127.0.0.1", "0",
+  root or top .. "/scripts"
+-- luacheck: pop
 dofile(script)
