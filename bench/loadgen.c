@@ -10,6 +10,8 @@
 **     one line of key=value pairs: msgs, msgs_per_s, mb_per_s, p50_us,
 **     p99_us, and with -P the server's CPU time over the measured window
 **     (utime+stime of /proc/PID/stat) as cpu_us_per_msg and srv_cpu_pct.
+**     -P PID,PID,... sums the CPU of several processes (a supervisor and
+**     its workers); srv_cpu_pct may then exceed 100.
 **
 **   loadgen -p PORT -i CONNS -P SERVER_PID
 **     Memory mode: opens CONNS connections, makes one small echo round
@@ -63,7 +65,8 @@ static char readbuf[READ_BUF];
 static conn_t *conns;
 static int nconns, msgsize = 64, inflight = 1, idle_mode;
 static double duration = 4, warmup = 1;
-static int server_pid;
+static int server_pid;              /* the first of server_pids */
+static int server_pids[16], nserver_pids;
 static const char *host = "127.0.0.1";
 static int port;
 static int state = CONNECTING;
@@ -136,6 +139,14 @@ static double proc_cpu(int pid) {
                 &ut, &st) != 2)
     fail("cannot parse %s", path);
   return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* the CPU time of every server process (-P PID,PID,...: a supervisor and
+** its workers) */
+static double servers_cpu(void) {
+  double t = 0;
+  for (int i = 0; i < nserver_pids; i++) t += proc_cpu(server_pids[i]);
+  return t;
 }
 
 static long proc_rss_kb(int pid) {
@@ -305,7 +316,7 @@ static void phase_cb(uv_timer_t *t) {
     t0 = uv_hrtime();
     msgs0 = total_msgs;
     bytes0 = total_bytes;
-    if (server_pid) cpu0 = proc_cpu(server_pid);
+    if (server_pid) cpu0 = servers_cpu();
     cli0 = self_cpu();
     busy0 = machine_busy();
     uv_timer_start(t, phase_cb, (uint64_t)(duration * 1000), 0);
@@ -313,7 +324,7 @@ static void phase_cb(uv_timer_t *t) {
     t1 = uv_hrtime();
     msgs1 = total_msgs;
     bytes1 = total_bytes;
-    if (server_pid) cpu1 = proc_cpu(server_pid);
+    if (server_pid) cpu1 = servers_cpu();
     cli1 = self_cpu();
     busy1 = machine_busy();
     state = DRAIN;                 /* stop sending, check what is in flight */
@@ -394,7 +405,14 @@ int main(int argc, char **argv) {
       case 'w': inflight = atoi(optarg); break;
       case 'd': duration = atof(optarg); break;
       case 'W': warmup = atof(optarg); break;
-      case 'P': server_pid = atoi(optarg); break;
+      case 'P':                    /* PID or PID,PID,... */
+        for (char *q = optarg; *q != '\0' && nserver_pids < 16; ) {
+          server_pids[nserver_pids++] = (int)strtol(q, &q, 10);
+          if (*q == ',') q++;
+          else if (*q != '\0') usage();
+        }
+        server_pid = server_pids[0];
+        break;
       case 'i': nconns = atoi(optarg); idle_mode = 1; msgsize = 16;
                 inflight = 1; break;
       case 'f': return free_port();

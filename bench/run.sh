@@ -14,7 +14,7 @@
 # (default 0.5), BENCH_RUNS (default 3), BENCH_IDLE (connections of the
 # memory case, default 10000), BENCH_README (where to write, default
 # bench/README.md; "-" for nowhere), BENCH_ONLY (a subset of servers and
-# cases, e.g. "lh_net pp100 idle"; the floors c and nginx always run; a
+# cases, e.g. "lh_net_w2 pp100 http"; the floors c and nginx always run; a
 # subset is not written to README.md unless BENCH_README is set).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -107,12 +107,14 @@ wait_http() {
   return 1
 }
 
-# start NAME KIND PORTMODE CMD...: starts CMD pinned to core 0.
+# start NAME KIND PORTMODE CMD...: starts CMD pinned to core 0 (to the
+# cores in $srv_cpus when set: the worker groups).
 # KIND is echo or http; PORTMODE is "print" (the server prints "port N")
 # or a port number the command was given.
 start() {
   name=$1 kind=$2 pmode=$3; shift 3
-  taskset -c $SRV_CPU "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null &
+  taskset -c "${srv_cpus:-$SRV_CPU}" "$@" >"$tmp/$name.out" \
+    2>"$tmp/$name.err" </dev/null &
   pid=$!
   pids="$pids $pid"
   if [ "$pmode" = print ]; then
@@ -125,7 +127,17 @@ start() {
     if [ "$kind" = echo ]; then wait_echo "$port" "$pid" && ok=1
     else wait_http "$port" "$pid" && ok=1; fi
   fi
-  if [ $ok = 1 ]; then
+  if [ $ok = 1 ] && [ -n "${nworkers:-}" ]; then
+    # a supervisor: the state also lists it and its workers as PID,PID,...
+    # (their CPU is summed) once all of them run
+    i=0 wp=""
+    while [ $i -lt 100 ]; do
+      wp=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null)
+      [ "$(echo $wp | wc -w)" -ge "$nworkers" ] && break
+      sleep 0.1; i=$((i + 1))
+    done
+    set_state "$name" "up $pid $port $pid$(printf ',%s' $wp)"
+  elif [ $ok = 1 ]; then
     set_state "$name" "up $pid $port"
   else
     set_state "$name" "fail did not start: $(tail -n 3 "$tmp/$name.err" | tr '\n' ' ')"
@@ -140,11 +152,12 @@ free_port() { "$loadgen" -f; }
 lh_has() { [ -x "$LUAHOST" ] && "$LUAHOST" -e "$1" >/dev/null 2>&1; }
 
 # The echo servers, in table order; c is the floor.
-echo_servers=$(only "c lh_uv lh_net luv node" c)
+echo_servers=$(only "c lh_uv lh_net lh_net_w2 luv node" c)
 lb_c="C libuv (floor)"
 lb_lh_uv="luahost uv callbacks"
 if [ -f "$top/scripts/echo.lua" ]; then lb_lh_net="luahost net (scripts/echo.lua)"
 else lb_lh_net="luahost net (bench/net_echo.lua)"; fi
+lb_lh_net_w2="luahost net, --workers 2 (cores 0,1)"
 lb_luv="lua5.4 + luv"
 lb_node="node $(node --version 2>/dev/null)"
 
@@ -173,6 +186,15 @@ start_echo() {
     else
       start "$n" echo print "$LUAHOST" "$here/net_echo.lua"
     fi ;;
+  lh_net_w2)
+    if ! lh_has 'assert(require("luahost").listen_fds and require("net"))'
+    then
+      set_state "$n" "na luahost has no --workers/listen_fds yet"
+    else
+      p=$(free_port)
+      srv_cpus=0,1 nworkers=2 start "$n" echo "$p" "$LUAHOST" --workers 2 \
+        --listen "127.0.0.1:$p" "$here/net_echo_workers.lua"
+    fi ;;
   luv)
     if lua5.4 -e 'require "luv"' >/dev/null 2>&1; then
       start "$n" echo print lua5.4 "$here/uv_echo.lua"
@@ -188,12 +210,13 @@ start_echo() {
   esac
 }
 
-http_servers=$(only "nginx lh_http node_http" nginx)
+http_servers=$(only "nginx lh_http lh_http_w2 node_http" nginx)
 lb_nginx="nginx $(nginx -v 2>&1 | sed 's|.*nginx/||') (floor)"
 lb_lh_http="luahost scripts/http_server.lua"
 # Every HTTP server answers GET /hello with the same 12 bytes.
 HTTP_PATH=/hello
 HTTP_BODY="hello world"
+lb_lh_http_w2="luahost http_server.lua, --workers 2 (cores 0,1)"
 lb_node_http="node http"
 
 start_nginx() {
@@ -238,6 +261,16 @@ start_http() {
     else
       set_state lh_http "na scripts/http_server.lua not written yet"
     fi ;;
+  lh_http_w2)
+    if [ ! -f "$top/scripts/http_server.lua" ]; then
+      set_state lh_http_w2 "na scripts/http_server.lua not written yet"
+    elif ! lh_has 'assert(require("luahost").listen_fds)'; then
+      set_state lh_http_w2 "na luahost has no --workers/listen_fds yet"
+    else
+      p=$(free_port)
+      srv_cpus=0,1 nworkers=2 start lh_http_w2 http "$p" "$LUAHOST" \
+        --workers 2 --listen "127.0.0.1:$p" "$here/http_workers.lua" "$top"
+    fi ;;
   node_http)
     if command -v node >/dev/null; then
       start node_http http print node "$here/node_http.js"
@@ -247,6 +280,7 @@ start_http() {
   esac
 }
 
+# stop NAME: SIGTERM to the server's PID (a supervisor drains its workers)
 stop() {
   set -- $(state "$1")
   [ "$1" = up ] || return 0
@@ -267,10 +301,11 @@ if [ -n "$ONLY" ] && [ -z "$cases$http_on$idle_on" ]; then
   cases="pp1 pp100 pipe stream"; http_cases="http httpv"   # servers only
   http_on=1; idle_on=1
 fi
-if [ -n "$ONLY" ] && [ -z "$(only "lh_uv lh_net luv node lh_http node_http")" ]
+if [ -n "$ONLY" ] &&
+   [ -z "$(only "lh_uv lh_net lh_net_w2 luv node lh_http lh_http_w2 node_http")" ]
 then                                                       # cases only
-  echo_servers="c lh_uv lh_net luv node"
-  http_servers="nginx lh_http node_http"
+  echo_servers="c lh_uv lh_net lh_net_w2 luv node"
+  http_servers="nginx lh_http lh_http_w2 node_http"
 fi
 [ -n "$http_on" ] || http_servers=""
 cl_pp1="ping-pong 1 conn x 64 B"
@@ -282,12 +317,19 @@ ca_pipe="-c 100 -m 64 -w 16"
 cl_stream="streaming 10 conns x 64 KiB x 4"
 ca_stream="-c 10 -m 65536 -w 4"
 
+# The worker groups run only where two cores can make a difference to a
+# many-connection load: pp100, pipe (and the HTTP cases).
+runs_case() {  # runs_case CASE SERVER
+  case "$2/$1" in lh_net_w2/pp1|lh_net_w2/stream) return 1 ;; esac
+}
+
 run_echo() {  # run_echo CASE SERVER RUN
+  runs_case "$1" "$2" || return 0
   set -- "$1" "$2" "$3" $(state "$2")
   [ "$4" = up ] || return 0
   eval "args=\$ca_$1"
   out=$(taskset -c $CLI_CPU "$loadgen" -p "$6" $args -d "$DUR" -W "$WARM" \
-        -P "$5" 2>"$tmp/loadgen.err")
+        -P "${7:-$5}" 2>"$tmp/loadgen.err")
   if [ $? -ne 0 ]; then
     failure "$1 on $2: $(cat "$tmp/loadgen.err")"
     set_state "$2" "fail $1: $(head -n 1 "$tmp/loadgen.err")"
@@ -301,8 +343,10 @@ busy_ticks() {  # busy time of the machine (as loadgen counts it), ticks
   awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
 }
 
-cpu_ticks() {  # utime+stime of PID in clock ticks
-  sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+cpu_ticks() {  # utime+stime of PID (or PID,PID,...: summed) in ticks
+  for p in $(echo "$1" | tr ',' ' '); do
+    sed 's/.*) //' "/proc/$p/stat"
+  done | awk '{ t += $12 + $13 } END { print t + 0 }'
 }
 
 check_http() {  # check_http PORT: 200 and the expected body, keep-alive
@@ -332,7 +376,8 @@ run_http() {  # run_http CASE SERVER RUN
     echo "case=$hcase server=$1 run=$2 error=1" >>"$res"
     return 0
   fi
-  b0=$(busy_ticks); c0=$(cpu_ticks "$4")
+  pl=${6:-$4}   # the PIDs whose CPU counts
+  b0=$(busy_ticks); c0=$(cpu_ticks "$pl")
   # wrk runs under a small sh that then reads its own cutime + cstime: the
   # client's CPU time
   taskset -c $CLI_CPU sh -c 'wrk "$@" >"$0" 2>&1; st=$?
@@ -341,7 +386,7 @@ run_http() {  # run_http CASE SERVER RUN
     -d"$(awk -v d="$DUR" 'BEGIN { printf "%d", (d < 1) ? 1 : d + 0.5 }')s" \
     "http://127.0.0.1:$5$HTTP_PATH"
   st=$?
-  c1=$(cpu_ticks "$4"); b1=$(busy_ticks)
+  c1=$(cpu_ticks "$pl"); b1=$(busy_ticks)
   wc=$(cat "$tmp/wrk.out.cpu" 2>/dev/null || echo 0)
   if [ $st -ne 0 ] || grep -qE 'Non-2xx|Socket errors' "$tmp/wrk.out"; then
     failure "$1: wrk: $(cat "$tmp/wrk.out")"
@@ -449,6 +494,7 @@ echo_table() {
     cm=$(med "$k" c msgs_per_s); cb=$(med "$k" c mb_per_s)
     cc=$(med "$k" c cpu_us_per_msg)
     for s in $echo_servers; do
+      runs_case "$k" "$s" || continue
       m=$(med "$k" "$s" msgs_per_s)
       if [ -z "$m" ] || failed_in "$k" "$s"; then
         echo "| $cl | $(label "$s") | $(note_for "$s") | | | | | | | | | | | |"
@@ -497,6 +543,7 @@ idle_table() {
   echo "|---|--:|--:|--:|--:|---|"
   cbpc=$(med idle c bytes_per_conn)
   for s in $echo_servers; do
+    [ "$s" = lh_net_w2 ] && continue
     bpc=$(med idle "$s" bytes_per_conn)
     if [ -z "$bpc" ]; then
       r=$(note_for "${s}_idle")
@@ -550,7 +597,7 @@ for s in $http_servers; do start_http "$s"; done
 for s in $echo_servers $http_servers; do
   set -- $(state "$s")
   case $1 in
-  up) say "bench: $(label "$s") on port $3 (pid $2)" ;;
+  up) say "bench: $(label "$s") on port $3 (pid $2${4:+; CPU of $4})" ;;
   *) shift; say "bench: $(label "$s"): $*" ;;
   esac
 done
@@ -560,6 +607,7 @@ r=1
 while [ $r -le "$RUNS" ]; do
   for k in $cases; do
     for s in $echo_servers; do
+      runs_case "$k" "$s" || continue
       say "bench: run $r/$RUNS: $k on $s"
       run_echo "$k" "$s" "$r"
     done
@@ -583,6 +631,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE + 100)) ]; th
   say "bench: skipping the idle case: $idle_skip"
 else
   [ -n "$idle_on" ] && for s in $echo_servers; do
+    [ "$s" = lh_net_w2 ] && continue
     say "bench: idle: $IDLE connections on $s"
     run_idle "$s"
   done
