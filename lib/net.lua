@@ -327,6 +327,10 @@ function Server:active()
 end
 
 function Server:accept(timeout)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
+    error(("bad argument #1 to 'accept' (number of seconds expected, " ..
+      "got %s)"):format(tostring(timeout)), 2)
+  end
   local c, err = core_accept(self, timeout)
   if c then return own(c) end
   return nil, err

@@ -928,4 +928,14 @@ describe("net", function()
       assert.has_error(function() net.service({}) end)
     end)
   end)
+
+  it("server:accept with a bad timeout raises naming accept", function()
+    local s = assert(net.listen{port = 0})
+    for _, bad in ipairs{0/0, "soon", {}} do
+      local ok, err = pcall(s.accept, s, bad)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'accept'", err)
+    end
+    s:close()
+  end)
 end)
