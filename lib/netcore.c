@@ -1264,6 +1264,8 @@ static int conn_read(lua_State *L) {
       luaL_checkoption(L, i, NULL, formats);
     }
   }
+  /* read_k pushes one result per format (as lines_iter makes room for) */
+  luaL_checkstack(L, n + LUA_MINSTACK, "too many formats");
   (void)c;
   return read_k(L, LUA_OK, KC(2, n - 1));
 }

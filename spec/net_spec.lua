@@ -193,6 +193,33 @@ describe("net", function()
       end)
     end)
 
+    it("read with 200 formats makes room for 200 results", function()
+      run_task(function()
+        local s, port = echo_server(function(c)
+          c:write(string.rep("x", 200), "y")
+          c:read("a")
+        end)
+        local c = assert(net.connect("127.0.0.1", port))
+        local f = {}
+        for i = 1, 200 do f[i] = 1 end
+        -- a fresh task (a small stack) reading input already buffered:
+        -- every result is pushed without a wait in between
+        assert.equal("x", c:read(1))
+        for _ = 1, 200 do
+          if c:buffered() >= 200 then break end
+          task.sleep(0.005)
+        end
+        local r
+        task.spawn(function() r = table.pack(c:read(table.unpack(f))) end)
+        for _ = 1, 200 do if r then break end task.sleep(0.005) end
+        assert.equal(200, r.n)
+        assert.equal("x", r[1])
+        assert.equal("y", r[200])
+        c:close()
+        stop(s)
+      end)
+    end)
+
     it("resolves localhost without blocking and tries each address",
       function()
       run_task(function()
