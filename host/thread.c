@@ -374,6 +374,12 @@ static void after_work_cb(uv_work_t *w, int status) {
   n = lua_gettop(L) - top;
   co = j->co;
   ref = j->co_ref;
+  if (!lua_checkstack(co, n)) { /* the task's stack cannot take them all */
+    lua_settop(L, top);
+    lua_pushnil(L);
+    lua_pushliteral(L, "thread.run: too many results");
+    n = 2; /* (the yielded task has LUA_MINSTACK slots) */
+  }
   lua_xmove(L, co, n);
   j->done = 1; /* read by thread_wake, which runs inside lh_resume */
   lh_resume(ctx, co, n);

@@ -19,6 +19,18 @@ end
 describe("task.thread", function()
   after_each(function() assert_clean() end)
 
+  it_task("returns many results (room is made on the waiting task)",
+     function()
+    local r = table.pack(task.thread(function()
+      local t = {}
+      for i = 1, 20000 do t[i] = i end
+      return table.unpack(t)
+    end))
+    assert.equal(20000, r.n)
+    assert.equal(1, r[1])
+    assert.equal(20000, r[20000])
+  end)
+
   it_task("runs a function with copied arguments and returns its results",
      function()
     local a, b, c = task.thread(function(x, t)
