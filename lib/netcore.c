@@ -2178,20 +2178,26 @@ static int udp_setopt(lua_State *L) {
       r = uv_udp_set_multicast_ttl(u, (int)lh_check_range(L, 3, 0, 255));
       break;
     case 3: r = uv_udp_set_multicast_loop(u, lua_toboolean(L, 3)); break;
-    case 4:
-      r = uv_udp_set_multicast_interface(u, luaL_checkstring(L, 3));
+    case 4: /* (C would see only what precedes a NUL byte) */
+      luaL_checkstring(L, 3);
+      if (has_nul(L, 3)) return luaL_argerror(L, 3, "invalid IP address");
+      r = uv_udp_set_multicast_interface(u, lua_tostring(L, 3));
       break;
     default: { /* join/leave: group [, interface] */
       const char *group, *iface = NULL;
+      int bad;
       if (lua_istable(L, 3)) {
         lua_rawgeti(L, 3, 1);
         lua_rawgeti(L, 3, 2);
         group = luaL_checkstring(L, -2);
         iface = lua_tostring(L, -1);
+        bad = has_nul(L, -2) || has_nul(L, -1);
       } else {
         group = luaL_checkstring(L, 3);
         iface = luaL_optstring(L, 4, NULL);
+        bad = has_nul(L, 3) || has_nul(L, 4);
       }
+      if (bad) return luaL_argerror(L, 3, "invalid IP address");
       r = uv_udp_set_membership(u, group, iface,
                                 i == 5 ? UV_JOIN_GROUP : UV_LEAVE_GROUP);
     }
