@@ -241,12 +241,12 @@ static void check_nameinfo_addr(lua_State *L, int idx,
   memset(ss, 0, sizeof(*ss));
   t = lua_getfield(L, idx, "ip");
   if (t == LUA_TSTRING && !lh_has_nul(L, -1))
-    ip = lua_tostring(L, -1); /* anchored by the table */
+    ip = lua_tostring(L, -1); /* left on the stack: an __index may have
+                                 made it, and nothing else anchors it */
   else if (t == LUA_TSTRING)
     luaL_argerror(L, idx, "field 'ip' contains a NUL byte");
   else if (t != LUA_TNIL)
     luaL_argerror(L, idx, "field 'ip' must be a string");
-  lua_pop(L, 1);
   t = lua_getfield(L, idx, "port");
   if (t != LUA_TNIL) {
     if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 ||
@@ -293,6 +293,7 @@ static int dns_getnameinfo(lua_State *L) {
   lh_ctx *ctx = lh_getctx(L);
   struct sockaddr_storage ss;
   int hascb, st;
+  lua_settop(L, 2); /* the address check leaves its ip above */
   check_nameinfo_addr(L, 1, &ss);
   hascb = lh_opt_callable(L, 2);
   if (!hascb) {

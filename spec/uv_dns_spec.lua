@@ -172,6 +172,26 @@ describe("uv.getnameinfo", function()
     assert.equal("ssh", got[3])
   end)
 
+  it("keeps an ip made by __index alive while it is read", function()
+    -- made at run time: no constant holds it (short strings are interned)
+    local function ip() return string.format("%d.%d.%d.%d", 999, 0, 0, 1) end
+    local keep
+    local addr = setmetatable({}, {__index = function(_, k)
+      if k == "ip" then return ip() end
+      if k == "port" then -- collect the ip string, reuse its memory
+        collectgarbage(); collectgarbage()
+        keep = {}
+        for i = 1, 5000 do
+          keep[i] = string.format("%d.%d.%d.%d", 10, 99, 8, i % 10)
+        end
+      end
+    end})
+    local ok, err = pcall(uv.getnameinfo, addr)
+    assert.is_false(ok)
+    assert.matches("invalid IP address '999%.0%.0%.1'", err)
+    assert.equal(5000, #keep)
+  end)
+
   -- An address /etc/hosts may not name goes to DNS, which this network
   -- namespace lacks: a name, or an EAI_ error, never a hang.
   local function name_or_eai(ok, second, third)
