@@ -44,7 +44,8 @@ static int is_callable(lua_State *L, int idx) {
   if (t == LUA_TFUNCTION) return 1;
   if (t != LUA_TTABLE && t != LUA_TUSERDATA) return 0;
   if (!lua_getmetatable(L, idx)) return 0;
-  ok = lua_getfield(L, -1, "__call") != LUA_TNIL;
+  lua_pushliteral(L, "__call"); /* raw: no Lua code runs mid-check */
+  ok = lua_rawget(L, -2) != LUA_TNIL;
   lua_pop(L, 2);
   return ok;
 }

@@ -230,6 +230,7 @@ static const char pool_key = 'p';
 static void pool_closed(uv_handle_t *h) {
   pool *p = (pool *)h;
   job *j;
+  lua_checkstack(p->ctx->L, LUA_MINSTACK); /* see lh_push_cb */
   lua_pushnil(p->ctx->L); /* forget it: a later run makes a new one */
   lua_rawsetp(p->ctx->L, LUA_REGISTRYINDEX, &pool_key);
   for (j = p->jobs; j; j = j->next) {
@@ -354,6 +355,7 @@ static void after_work_cb(uv_work_t *w, int status) {
   lh_ctx *ctx = j->ctx;
   lua_State *L = ctx->L, *co;
   int top, n, ref;
+  lua_checkstack(L, LUA_MINSTACK); /* see lh_push_cb */
   if (j->pool) { /* unlink */
     if (j->prev) j->prev->next = j->next;
     else j->pool->jobs = j->next;

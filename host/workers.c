@@ -664,6 +664,7 @@ static const char drain_hooks_key = 'd';
 static void run_drain_hooks(lh_ctx *ctx) {
   lua_State *L = ctx->L;
   lua_Integer i, n;
+  lua_checkstack(L, LUA_MINSTACK); /* L may be suspended in a C frame */
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &drain_hooks_key) != LUA_TTABLE) {
     lua_pop(L, 1);
     return;

@@ -413,6 +413,7 @@ static void forget_parked(lua_State *L, core *K, int idx);
 static void wake_sleeper(core *K, sleeper *s) {
   lua_State *L = K->ctx->L, *co = s->co;
   int park = s->park;
+  lua_checkstack(L, LUA_MINSTACK); /* see lh_push_cb */
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref); /* keep co alive meanwhile */
   if (park) forget_parked(L, K, -1);
   s->co = NULL;
