@@ -2,7 +2,7 @@
 net: sockets as files, for straight-line Lua in tasks.
 
 The hot path (reading, writing, accepting, connecting, waiting) is C
-(net.core, lib/netcore.c); this file parses options, resolves names, tries
+(net.core, lib/net_*.c); this file parses options, resolves names, tries
 addresses in order and runs servers (one task per connection).
 
 Failures a program must expect return nil, err with a short stable string
