@@ -6,7 +6,7 @@ The hot path (reading, writing, accepting, connecting, waiting) is C
 addresses in order and runs servers (one task per connection).
 
 Failures a program must expect return nil, err with a short stable string
-(see README "## net"); programmer mistakes raise naming the argument.
+(see docs/net.md, "Errors"); programmer mistakes raise naming the argument.
 ]]
 local core = require "net.core"
 local task = require "task"
