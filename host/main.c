@@ -42,7 +42,8 @@ static void print_usage(const char *badoption) {
   "  --        stop handling options\n"
   "  -         stop handling options and execute stdin\n"
   "Host options (before the script):\n"
-  "  --help              show this help and exit\n"
+  "  -h, --help          show this help and exit\n"
+  "  --version           show the version and exit\n"
   "%s"
   "Environment: LUA_INIT_5_4 or LUA_INIT (code or @file run first),\n"
   "  LUA_PATH_5_4/LUA_PATH, LUA_CPATH_5_4/LUA_CPATH (module search paths).\n",
@@ -58,7 +59,8 @@ static void print_usage(const char *badoption) {
 #define has_v 4      /* -v */
 #define has_e 8      /* -e */
 #define has_E 16     /* -E */
-#define has_help 32  /* --help */
+#define has_help 32  /* --help, -h */
+#define has_version 64 /* --version: -v, then exit without running */
 
 /*
 ** Traverse the options, checking them. Returns the flags above and sets
@@ -81,6 +83,10 @@ static int collectargs(char **argv, int argc, int *first,
           args |= has_help;
           break;
         }
+        if (strcmp(argv[i], "--version") == 0) {
+          args |= has_version;
+          break;
+        }
         {
           int used = host_parse_option(ho, argc - i, argv + i);
           if (used <= 0) {
@@ -93,6 +99,10 @@ static int collectargs(char **argv, int argc, int *first,
         break;
       case '\0': /* '-': script is stdin */
         return args;
+      case 'h': /* as --help */
+        if (argv[i][2] != '\0') return has_error;
+        args |= has_help;
+        break;
       case 'E':
         if (argv[i][2] != '\0') return has_error;
         args |= has_E;
@@ -276,8 +286,9 @@ static int pmain(lua_State *L) {
       print_usage(argv[argc - 1]);
     return 0;
   }
-  if (args & has_help) {
-    print_usage(NULL);
+  if (args & (has_help | has_version)) {
+    if (args & has_help) print_usage(NULL);
+    else host_print_version();
     ctx->exit_code = 0;
     lua_pushboolean(L, 1);
     return 1;
@@ -373,7 +384,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN); /* a closed peer is an error, not a death */
   host_options_init(&ho);
   args = collectargs(argv, argc, &script, &ho);
-  if (args != has_error && !(args & has_help) &&
+  if (args != has_error && !(args & (has_help | has_version)) &&
       setup_process(&ho, argc, argv, script, &code))
     return code;
   memset(&ctx, 0, sizeof(ctx));
