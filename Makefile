@@ -16,8 +16,13 @@ LIBDIR  := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null || echo /usr/
 CFLAGS  += -std=c99 $(OPT) $(WARN) -D_GNU_SOURCE $(LUA_INC) -Ihost -Ibindings -Ilib
 # Lua and libuv are linked statically; the whole Lua API is kept and exported
 # (-E) so that Lua C modules installed by Debian load with require.
+# libedit (the REPL's line editing) with what it needs: libbsd, libmd and
+# terminfo, all from their Debian -dev packages' static archives.
+EDIT_LIBS := $(LIBDIR)/libedit.a $(LIBDIR)/libbsd.a $(LIBDIR)/libmd.a \
+           $(LIBDIR)/libtinfo.a
 LIBS    := -Wl,-E -Wl,--whole-archive $(LIBDIR)/liblua5.4.a \
-           -Wl,--no-whole-archive $(LIBDIR)/libuv_a.a -lm -ldl -lpthread
+           -Wl,--no-whole-archive $(LIBDIR)/libuv_a.a $(EDIT_LIBS) \
+           -lm -ldl -lpthread
 
 BUILD   ?= build
 PREFIX  ?= /usr/local

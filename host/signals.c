@@ -1,7 +1,8 @@
 /*
 ** signals.c: the host's own signal handling, through uv_signal_t only (no C
 ** signal handler ever touches Lua). SIGINT stops a script with
-** "interrupted!" and status 130 unless the script watches SIGINT itself.
+** "interrupted!" and status 130 unless the script watches SIGINT itself,
+** or the REPL takes it (it cancels the statement running at the prompt).
 ** See Copyright Notice in README.md
 */
 #include <signal.h>
@@ -27,6 +28,7 @@ static void sigint_cb(uv_signal_t *handle, int signum) {
   (void)signum;
   uv_walk(handle->loop, find_user_sigint, &watched);
   if (watched) return; /* the script handles SIGINT itself */
+  if (hs->ctx->on_interrupt && hs->ctx->on_interrupt(hs->ctx)) return;
   lh_report("interrupted!");
   lh_fatal(hs->ctx, 128 + SIGINT);
 }
