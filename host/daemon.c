@@ -446,7 +446,7 @@ static void push_sockname(lua_State *L, int fd) {
 ** worker supervisor), in order. A fresh list each call; the fds stay
 ** owned by the host until a caller adopts one (e.g. net.listen{fd = n}).
 */
-static int daemon_listen_fds(lua_State *L) {
+int host_lua_listen_fds(lua_State *L) {
   int i;
   lua_createtable(L, nlistening, 0);
   for (i = 0; i < nlistening; i++) {
@@ -461,9 +461,5 @@ static int daemon_listen_fds(lua_State *L) {
   return 1;
 }
 
-void host_daemon_lib(lua_State *L) {
-  lua_pushcfunction(L, daemon_listen_fds);
-  lua_setfield(L, -2, "listen_fds");
-}
 
 /* }====================================================== */

@@ -39,7 +39,7 @@ int host_listen_init(const host_options *ho, int trust_pid);
 int host_listen_count(void);
 int host_listen_fd(int i);
 const char *host_listen_name(int i);
-/* Adds listen_fds() to the luahost table on top of L. */
-void host_daemon_lib(lua_State *L);
+/* luahost.listen_fds() -> the list of those sockets. */
+int host_lua_listen_fds(lua_State *L);
 
 #endif

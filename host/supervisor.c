@@ -1,5 +1,6 @@
 /*
-** workers.c: the --workers supervisor and the worker's side of it.
+** supervisor.c: the --workers supervisor: spawns the workers, restarts
+** the ones that die, stops them (drain) and replaces them (reload).
 ** See Copyright Notice in README.md
 **
 ** The supervisor never runs the script: it only compiles it in a
@@ -14,20 +15,17 @@
 */
 #include <errno.h>
 #include <fcntl.h>
-#include <stddef.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <lualib.h>
 
 #include "daemon.h"
-#include "workers.h"
+#include "supervisor.h"
 
 extern char **environ;
 
@@ -37,8 +35,6 @@ extern char **environ;
 #define STABLE_MS 2000           /* lived this long: back-off resets */
 #define KILL_GRACE_MS 3000       /* after the drain: SIGKILL what is left */
 #define RELOAD_READY_MS 30000    /* a new generation must be ready by then */
-
-/* {====================================================== supervisor */
 
 typedef struct supervisor supervisor;
 
@@ -553,217 +549,3 @@ int host_supervise(const host_options *ho, int argc, char **argv,
   host_daemon_ready(sup.exit_code == 0);
   return sup.exit_code;
 }
-
-/* }====================================================== */
-
-/* {====================================================== worker side */
-
-/* What this process knows as a worker (set once, before any Lua state). */
-static struct {
-  int id, count, gen;
-  int notify_fd;      /* write 'R' here when ready; -1 after */
-  int exiting;        /* a drain started */
-} self = {0, 0, 0, -1, 0};
-
-int host_worker_init(void) {
-  const char *s = getenv("LUAHOST_WORKER");
-  int id, count, gen, fd;
-  long ppid;
-  if (s == NULL) return 0;
-  if (sscanf(s, "%d:%d:%d:%d:%ld", &id, &count, &gen, &fd, &ppid) != 5 ||
-      id < 1 || count < id || fd < 3) {
-    fprintf(stderr, "luahost: bad LUAHOST_WORKER '%s'\n", s);
-    return -1;
-  }
-  /* Die with the supervisor, and not start if it is already gone. */
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() != (pid_t)ppid) return -1;
-  self.id = id;
-  self.count = count;
-  self.gen = gen;
-  self.notify_fd = fd;
-  fcntl(fd, F_SETFD, FD_CLOEXEC);
-  unsetenv("LUAHOST_WORKER"); /* not for the processes the script starts */
-  return 1;
-}
-
-int host_is_worker(void) { return self.id > 0; }
-
-void host_worker_started(void) {
-  char r = 'R';
-  if (self.notify_fd < 0) return;
-  /* Changing credentials (--user) cleared the parent-death signal. */
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (write(self.notify_fd, &r, 1) < 0) { /* supervisor gone */ }
-  close(self.notify_fd);
-  self.notify_fd = -1;
-}
-
-/*
-** The drain: SIGTERM closes every listening socket (so no new connection
-** is accepted here; with shared sockets the other workers take them) and
-** sets the exiting flag the script can read. The loop then ends by itself
-** when the open connections are done; if they are not done within the
-** drain time, the host stops in order anyway, exit status 0. Both handles
-** are host-internal and unreferenced: they never keep the loop alive.
-*/
-typedef struct drain {
-  uv_signal_t sigterm;
-  uv_signal_t sighup;   /* --daemon --log: reopen the log (logrotate) */
-  uv_timer_t deadline;
-  lh_internal internal;
-  lh_ctx *ctx;
-  double seconds;
-  int open;           /* handles not yet closed */
-} drain;
-
-/* Every handle's data is &d->internal: that finds d. */
-static drain *drain_of(uv_handle_t *h) {
-  return (drain *)(void *)((char *)h->data - offsetof(drain, internal));
-}
-
-static void drain_closed(uv_handle_t *h) {
-  drain *d = drain_of(h);
-  if (--d->open == 0) free(d);
-}
-
-static void sighup_cb(uv_signal_t *h, int signum) {
-  (void)h;
-  (void)signum;
-  host_log_reopen();
-}
-
-static void stop_now(lh_ctx *ctx) {
-  ctx->exit_requested = 1; /* the orderly stop of os.exit(0, true) */
-  uv_stop(ctx->loop);
-}
-
-static void deadline_cb(uv_timer_t *t) {
-  drain *d = drain_of((uv_handle_t *)t);
-  lh_report("drain time is over; closing what is left");
-  stop_now(d->ctx);
-}
-
-/* A listening TCP or unix socket of the script's (not the host's). */
-static void close_listener(uv_handle_t *h, void *arg) {
-  uv_os_fd_t fd;
-  int on = 0;
-  socklen_t len = sizeof(on);
-  (void)arg;
-  if ((h->type != UV_TCP && h->type != UV_NAMED_PIPE) || uv_is_closing(h) ||
-      lh_is_internal(h) || uv_fileno(h, &fd) != 0)
-    return;
-  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on)
-    lh_handle_close((lh_handle *)h->data);
-}
-
-/* The registry key of the list of functions luahost.on_drain added. */
-static const char drain_hooks_key = 'd';
-
-/* Call every drain hook (in order, each protected by lh_call). */
-static void run_drain_hooks(lh_ctx *ctx) {
-  lua_State *L = ctx->L;
-  lua_Integer i, n;
-  lua_checkstack(L, LUA_MINSTACK); /* L may be suspended in a C frame */
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &drain_hooks_key) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    return;
-  }
-  n = (lua_Integer)lua_rawlen(L, -1);
-  for (i = 1; i <= n && !ctx->fatal; i++) {
-    lua_rawgeti(L, -1, i);
-    lh_call(ctx, 0);
-  }
-  lua_pop(L, 1);
-}
-
-static void sigterm_cb(uv_signal_t *h, int signum) {
-  drain *d = drain_of((uv_handle_t *)h);
-  (void)signum;
-  if (self.exiting) {
-    /* A worker may get SIGTERM twice for one stop (from the supervisor,
-    ** and from systemd or timeout(1) signalling the whole group): only
-    ** the supervisor decides to stop at once (with SIGKILL). A plain
-    ** process stops at once on the second SIGTERM. */
-    if (!host_is_worker()) stop_now(d->ctx);
-    return;
-  }
-  self.exiting = 1;
-  /* First the Lua side closes what it owns the proper way (net closes its
-  ** servers, waking the tasks in accept); then whatever still listens. */
-  run_drain_hooks(d->ctx);
-  uv_walk(h->loop, close_listener, NULL);
-  uv_timer_start(&d->deadline, deadline_cb,
-                 (uint64_t)(d->seconds * 1000 + 0.5), 0);
-}
-
-void host_drain_init(lh_ctx *ctx, double seconds, int reopen_log) {
-  drain *d = (drain *)calloc(1, sizeof(drain));
-  if (d == NULL) return;
-  d->ctx = ctx;
-  d->seconds = seconds;
-  d->internal.tag = &lh_internal_tag;
-  d->internal.close_cb = drain_closed;
-  d->open = 3;
-  uv_signal_init(ctx->loop, &d->sigterm);
-  uv_signal_init(ctx->loop, &d->sighup);
-  uv_timer_init(ctx->loop, &d->deadline);
-  d->sigterm.data = d->sighup.data = d->deadline.data = &d->internal;
-  uv_signal_start(&d->sigterm, sigterm_cb, SIGTERM);
-  if (reopen_log) uv_signal_start(&d->sighup, sighup_cb, SIGHUP);
-  uv_unref((uv_handle_t *)&d->sigterm);
-  uv_unref((uv_handle_t *)&d->sighup);
-  uv_unref((uv_handle_t *)&d->deadline);
-  if (host_is_worker()) {
-    /* Ctrl-C or a hang-up reaches the whole group: the supervisor
-    ** decides (stop, reload), not each worker. */
-    signal(SIGINT, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-  }
-}
-
-/* luahost.worker() -> id, count (nil outside a worker group). */
-static int workers_worker(lua_State *L) {
-  if (self.id == 0) return 0;
-  lua_pushinteger(L, self.id);
-  lua_pushinteger(L, self.count);
-  lua_pushinteger(L, self.gen);
-  return 3;
-}
-
-/* luahost.exiting() -> true once a drain (SIGTERM) started. */
-static int workers_exiting(lua_State *L) {
-  lua_pushboolean(L, self.exiting);
-  return 1;
-}
-
-/*
-** luahost.on_drain(fn): call fn() when a drain starts (SIGTERM under
-** --workers, --daemon or --pidfile), before the host closes the listening
-** sockets that are left. For modules that own servers (net): closing them
-** themselves lets the tasks waiting in accept return.
-*/
-static int workers_on_drain(lua_State *L) {
-  lh_check_callable(L, 1);
-  lua_settop(L, 1);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &drain_hooks_key) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &drain_hooks_key);
-  }
-  lua_pushvalue(L, 1);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-  return 0;
-}
-
-void host_workers_lib(lua_State *L) {
-  lua_pushcfunction(L, workers_exiting);
-  lua_setfield(L, -2, "exiting");
-  lua_pushcfunction(L, workers_on_drain);
-  lua_setfield(L, -2, "on_drain");
-  lua_pushcfunction(L, workers_worker);
-  lua_setfield(L, -2, "worker");
-}
-
-/* }====================================================== */
