@@ -407,6 +407,15 @@ int host_listen_init(const host_options *ho, int trust_pid) {
   return 0;
 }
 
+void host_listen_close_all(void) {
+  int i;
+  for (i = 0; i < nlistening; i++) {
+    close(listening[i].fd);
+    free(listening[i].name);
+  }
+  nlistening = 0;
+}
+
 int host_listen_count(void) { return nlistening; }
 int host_listen_fd(int i) { return listening[i].fd; }
 const char *host_listen_name(int i) { return listening[i].name; }

@@ -39,6 +39,8 @@ int host_listen_init(const host_options *ho, int trust_pid);
 int host_listen_count(void);
 int host_listen_fd(int i);
 const char *host_listen_name(int i);
+/* Close them all (the supervisor's final stop). */
+void host_listen_close_all(void);
 /* luahost.listen_fds() -> the list of those sockets. */
 int host_lua_listen_fds(lua_State *L);
 

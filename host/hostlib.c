@@ -68,6 +68,7 @@ static const luaL_Reg hostlib_functions[] = {
   {"main_done", hostlib_main_done},
   {"report", hostlib_report},
   {"resume", hostlib_resume},
+  {"share", host_lua_share},           /* worker.c: a group's socket */
   {"start", hostlib_start},
   {NULL, NULL}
 };

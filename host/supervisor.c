@@ -7,11 +7,13 @@
 ** throwaway state (at start and on SIGHUP). It spawns each worker as a
 ** fresh exec of this program with the same command line, so every worker
 ** (and every generation after a reload) reads the script again. A worker
-** learns who it is from LUAHOST_WORKER="id:count:gen:fd:ppid" and reports
-** "ready" by writing 'R' to fd once its main chunk has run to its first
-** wait (by then it has bound its sockets). Listening sockets the
-** supervisor holds (--listen, systemd) are handed down as fds 3.. with
-** LISTEN_FDS/LISTEN_FDNAMES, exactly as systemd does.
+** learns who it is from LUAHOST_WORKER="id:count:gen:fd:ppid"; fd is its
+** end of a channel to the supervisor (share.h), on which it reports
+** "ready" once its main chunk has run to its first wait, and asks for
+** every socket its script listens on: the supervisor owns them all
+** (listeners.c), so the script runs unchanged in a group. Listening
+** sockets the supervisor inherited (--listen, systemd) are also handed
+** down as fds 3.. with LISTEN_FDS/LISTEN_FDNAMES, exactly as systemd does.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,11 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <lualib.h>
 
 #include "daemon.h"
+#include "listeners.h"
 #include "supervisor.h"
 
 extern char **environ;
@@ -40,13 +44,16 @@ typedef struct supervisor supervisor;
 
 typedef struct worker {
   uv_process_t proc;
-  uv_pipe_t notify;   /* read end of the readiness pipe */
+  uv_poll_t chan;     /* our end of the channel (share.h) */
+  int chan_fd;
   supervisor *sup;
   struct worker *next;
   int id, gen;
   int ready, exited, draining;
   int open;           /* handles not yet closed: free at 0 */
   uint64_t started;   /* loop time at spawn */
+  listener **held;    /* the sockets it asked for */
+  int nheld, maxheld;
 } worker;
 
 typedef struct slot {
@@ -61,6 +68,7 @@ struct supervisor {
   uv_signal_t sigterm, sigint, sighup;
   uv_timer_t kill_timer;
   uv_timer_t reload_timer;  /* the pending generation's deadline */
+  listeners sockets;    /* every socket a worker asked for */
   slot *slots;
   worker *list;
   int count;            /* workers per generation */
@@ -142,7 +150,7 @@ static void kill_timer_cb(uv_timer_t *t) {
 }
 
 /* Graceful stop: workers stop accepting and drain; a second call stops
-** at once. */
+** at once (the drain cut short: code says so, e.g. 128 + the signal). */
 static void sup_stop(supervisor *sup, int code) {
   int i;
   uint64_t grace;
@@ -153,6 +161,10 @@ static void sup_stop(supervisor *sup, int code) {
     return;
   }
   sup->stopping = 1;
+  /* No worker will accept again: new clients are refused at once rather
+  ** than queued on a socket nobody serves (the workers close their
+  ** copies as their drain starts). */
+  listeners_close_all(&sup->sockets);
   sup->pending = 0;
   uv_timer_stop(&sup->reload_timer);
   for (i = 0; i < sup->count; i++) uv_timer_stop(&sup->slots[i].timer);
@@ -171,6 +183,8 @@ static void worker_closed(uv_handle_t *h) {
     worker **p = &w->sup->list;
     while (*p != w) p = &(*p)->next;
     *p = w->next;
+    close(w->chan_fd); /* (the poll on it is closed by now) */
+    free(w->held);
     free(w);
   }
 }
@@ -183,18 +197,91 @@ static void close_worker_handle(uv_handle_t *h) {
 static void worker_ready(worker *w);
 static int spawn_worker(supervisor *sup, int id, int gen);
 
-static void alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *buf) {
-  static char byte[16]; /* the loop is single-threaded; 'R' is all we read */
-  (void)h;
-  (void)size;
-  *buf = uv_buf_init(byte, sizeof(byte));
+/* Reply to request rq: the socket (fd >= 0) or the error. */
+static void reply(worker *w, const share_req *rq, int fd) {
+  share_rep rep;
+  union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+  struct iovec iov;
+  struct msghdr mh;
+  ssize_t n;
+  memset(&rep, 0, sizeof(rep));
+  memset(&mh, 0, sizeof(mh));
+  rep.magic = SHARE_MAGIC;
+  rep.seq = rq->seq;
+  rep.status = fd < 0 ? fd : 0;
+  iov.iov_base = &rep;
+  iov.iov_len = sizeof(rep);
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  if (fd >= 0) {
+    struct cmsghdr *cm;
+    memset(&u, 0, sizeof(u));
+    mh.msg_control = u.buf;
+    mh.msg_controllen = sizeof(u.buf);
+    cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+  }
+  do n = sendmsg(w->chan_fd, &mh, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  /* A worker that died meanwhile has its exit_cb coming; one that is
+  ** alive waits for this reply, so its buffer has room. */
 }
 
-static void notify_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  worker *w = (worker *)s->data;
-  if (nread > 0 && memchr(buf->base, 'R', (size_t)nread) && !w->ready)
-    worker_ready(w);
-  if (nread < 0) close_worker_handle((uv_handle_t *)s);
+/* Keep l on w's list of held sockets; 0, or -1 out of memory. */
+static int hold(worker *w, listener *l) {
+  if (w->nheld == w->maxheld) {
+    int n = w->maxheld ? 2 * w->maxheld : 4;
+    listener **h = (listener **)realloc(w->held, (size_t)n * sizeof(*h));
+    if (h == NULL) return -1;
+    w->held = h;
+    w->maxheld = n;
+  }
+  w->held[w->nheld++] = l;
+  return 0;
+}
+
+/* A worker asks for a socket: bind it once, or hand over the one bound. */
+static void serve_request(worker *w, const share_req *rq) {
+  supervisor *sup = w->sup;
+  listener *l = NULL;
+  int fd;
+  if (rq->magic != SHARE_MAGIC)
+    fd = UV_EPROTO; /* a worker of another build */
+  else if (sup->stopping)
+    fd = UV_ECANCELED; /* the group is stopping: no new server */
+  else
+    fd = listeners_get(&sup->sockets, rq, w->gen, &l);
+  if (l != NULL && hold(w, l) != 0) {
+    listeners_release(l);
+    fd = UV_ENOMEM;
+  }
+  reply(w, rq, fd);
+}
+
+/* Messages from a worker: "ready", or a request for a socket. */
+static void chan_cb(uv_poll_t *p, int status, int events) {
+  worker *w = (worker *)p->data;
+  (void)events;
+  for (;;) {
+    share_req rq;
+    ssize_t n;
+    if (status < 0) break;
+    memset(&rq, 0, sizeof(rq));
+    n = recv(w->chan_fd, &rq, sizeof(rq), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) break; /* the worker is gone (exit_cb follows) */
+    if (n != (ssize_t)sizeof(rq)) rq.magic = 0; /* refused: EPROTO */
+    if (rq.op == SHARE_READY && rq.magic == SHARE_MAGIC) {
+      if (!w->ready) worker_ready(w);
+    } else {
+      serve_request(w, &rq);
+    }
+  }
+  uv_poll_stop(p);
 }
 
 /* The pending generation failed: stop it, keep the serving one. */
@@ -276,10 +363,13 @@ static void exit_cb(uv_process_t *p, int64_t status, int sig) {
   worker *w = (worker *)p->data;
   supervisor *sup = w->sup;
   char how[96];
-  int crashed = status != 0 || sig != 0;
+  int k, crashed = status != 0 || sig != 0;
   w->exited = 1;
   close_worker_handle((uv_handle_t *)&w->proc);
-  close_worker_handle((uv_handle_t *)&w->notify);
+  close_worker_handle((uv_handle_t *)&w->chan);
+  for (k = 0; k < w->nheld; k++) listeners_release(w->held[k]);
+  w->nheld = 0;
+  if (!sup->stopping) listeners_sweep(&sup->sockets, sup->gen);
   how_ended(how, sizeof(how), status, sig);
   if (sup->stopping) {
     if (crashed && sup->stopping == 1)
@@ -295,8 +385,11 @@ static void exit_cb(uv_process_t *p, int64_t status, int sig) {
     return;
   }
   if (w->draining || w->gen != sup->gen) {
+    /* A generation a reload replaced, or the rest of one it abandoned. */
     if (crashed && sig != SIGTERM)
-      sup_log("old worker %d (pid %d) %s", w->id, p->pid, how);
+      sup_log("%s worker %d (pid %d, generation %d) %s",
+              w->gen > sup->gen ? "abandoned new" : "old", w->id, p->pid,
+              w->gen, how);
     return;
   }
   if (!crashed) { /* the script finished: nothing to restart */
@@ -370,7 +463,8 @@ static int spawn_worker(supervisor *sup, int id, int gen) {
   int fds[2], i, nl = host_listen_count(), st;
   char **env;
   worker *w = (worker *)calloc(1, sizeof(worker));
-  if (w == NULL || uv_pipe(fds, 0, 0) != 0) {
+  if (w == NULL ||
+      socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
     sup_log("cannot start worker %d: out of resources", id);
     free(w);
     return -1;
@@ -411,10 +505,11 @@ static int spawn_worker(supervisor *sup, int id, int gen) {
   w->gen = gen;
   w->started = uv_now(&sup->loop);
   w->open = 2;
-  uv_pipe_init(&sup->loop, &w->notify, 0);
-  w->notify.data = w;
-  uv_pipe_open(&w->notify, fds[0]);
-  uv_read_start((uv_stream_t *)&w->notify, alloc_cb, notify_cb);
+  w->chan_fd = fds[0];
+  fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  uv_poll_init(&sup->loop, &w->chan, fds[0]);
+  w->chan.data = w;
+  uv_poll_start(&w->chan, UV_READABLE | UV_DISCONNECT, chan_cb);
   w->next = sup->list;
   sup->list = w;
   return 0;
@@ -467,8 +562,8 @@ static void signal_cb(uv_signal_t *h, int signum) {
   supervisor *sup = (supervisor *)h->data;
   if (signum == SIGHUP)
     reload(sup);
-  else
-    sup_stop(sup, 0);
+  else /* a second one cuts the drain short: exit as killed by it */
+    sup_stop(sup, sup->stopping ? 128 + signum : 0);
 }
 
 /* After a failed start-up: close whatever is left (the worker records
@@ -538,9 +633,12 @@ int host_supervise(const host_options *ho, int argc, char **argv,
   uv_walk(&sup.loop, walk_close, NULL);
   uv_run(&sup.loop, UV_RUN_DEFAULT);
   uv_loop_close(&sup.loop);
+  listeners_free(&sup.sockets);
   while (sup.list) { /* workers whose handles closed without the count */
     worker *w = sup.list;
     sup.list = w->next;
+    close(w->chan_fd);
+    free(w->held);
     free(w);
   }
   free(sup.slots);

@@ -17,5 +17,9 @@ int host_is_worker(void);
 void host_worker_started(void);
 /* luahost.worker() -> id, count, generation (nothing outside a group). */
 int host_lua_worker(lua_State *L);
+/* luahost.share(kind, where, port, backlog, v6only, reuseport) -> fd |
+** nil, err | false (not a worker): the group's socket, from the
+** supervisor. */
+int host_lua_share(lua_State *L);
 
 #endif
