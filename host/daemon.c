@@ -411,6 +411,15 @@ int host_listen_init(const host_options *ho, int trust_pid) {
   return 0;
 }
 
+void host_listen_close_all(void) {
+  int i;
+  for (i = 0; i < nlistening; i++) {
+    close(listening[i].fd);
+    free(listening[i].name);
+  }
+  nlistening = 0;
+}
+
 int host_listen_count(void) { return nlistening; }
 int host_listen_fd(int i) { return listening[i].fd; }
 const char *host_listen_name(int i) { return listening[i].name; }
@@ -450,7 +459,7 @@ static void push_sockname(lua_State *L, int fd) {
 ** worker supervisor), in order. A fresh list each call; the fds stay
 ** owned by the host until a caller adopts one (e.g. net.listen{fd = n}).
 */
-static int daemon_listen_fds(lua_State *L) {
+int host_lua_listen_fds(lua_State *L) {
   int i;
   lua_createtable(L, nlistening, 0);
   for (i = 0; i < nlistening; i++) {
@@ -465,9 +474,5 @@ static int daemon_listen_fds(lua_State *L) {
   return 1;
 }
 
-void host_daemon_lib(lua_State *L) {
-  lua_pushcfunction(L, daemon_listen_fds);
-  lua_setfield(L, -2, "listen_fds");
-}
 
 /* }====================================================== */

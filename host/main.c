@@ -6,7 +6,6 @@
 ** until nothing is alive and the host shuts down in order.
 ** See Copyright Notice in README.md
 */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +16,9 @@
 #include "runtime.h"
 #include "options.h"
 #include "daemon.h"
-#include "workers.h"
+#include "drain.h"
+#include "supervisor.h"
+#include "worker.h"
 
 static const char *progname = HOST_NAME;
 
@@ -341,6 +342,7 @@ static int setup_process(const host_options *ho, int argc, char **argv,
                          int script, int *code) {
   int worker = host_worker_init();
   *code = EXIT_FAILURE;
+  host_signals_process(worker > 0); /* the policy: see signals.c */
   if (worker != 0) /* the supervisor did the rest */
     return worker < 0 || host_listen_init(NULL, 1) != 0;
   if (ho->workers != 0 &&
@@ -381,7 +383,6 @@ int main(int argc, char **argv) {
   lua_State *L;
   int status, ok, args, script = argc, code;
   if (argv[0] && argv[0][0]) progname = argv[0];
-  signal(SIGPIPE, SIG_IGN); /* a closed peer is an error, not a death */
   host_options_init(&ho);
   args = collectargs(argv, argc, &script, &ho);
   if (args != has_error && !(args & (has_help | has_version)) &&
