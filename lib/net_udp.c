@@ -4,6 +4,7 @@
 */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <netinet/in.h>
 
 #include "net_core.h"
@@ -70,6 +71,26 @@ static int core_udp(lua_State *L) {
       net_conn_close(L, c);
       return net_fail_st(L, r);
     }
+  }
+  return 1;
+}
+
+/* udp_fd(fd): a udp socket on a bound datagram socket it now owns (a
+** worker group's, from the supervisor). */
+static int core_udp_fd(lua_State *L) {
+  core *K = net_getcore(L);
+  int fd = (int)lh_check_range(L, 1, 0, 1 << 30);
+  conn *c = net_conn_new(L, K, UV_UDP, K_UDP);
+  int r = uv_udp_init(K->ctx->loop, (uv_udp_t *)c->h->uv);
+  if (net_conn_init_done(L, c, r) < 0) {
+    close(fd);
+    return net_fail_st(L, r);
+  }
+  r = uv_udp_open((uv_udp_t *)c->h->uv, fd);
+  if (r < 0) {
+    close(fd);
+    net_conn_close(L, c);
+    return net_fail_st(L, r);
   }
   return 1;
 }
@@ -265,6 +286,7 @@ static int udp_setopt(lua_State *L) {
 
 static const luaL_Reg udp_functions[] = {
   {"udp", core_udp},
+  {"udp_fd", core_udp_fd},
   {NULL, NULL}
 };
 
