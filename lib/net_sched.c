@@ -178,7 +178,11 @@ int net_cancel_exit(lua_State *L, int how) {
 
 /* {====================================================== tasks */
 
-void net_need_task(lua_State *L, core *K, const char *what) {
+/* The one check that a call may wait (net_need_task from C, need_task
+** from task.lua): L is a task that can yield. Raises with the position
+** of the function at level (1: the caller of the C function). */
+static void need_task_at(lua_State *L, core *K, const char *what,
+                         int level) {
   int task = 0;
   if (K->tasks_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, K->tasks_ref);
@@ -186,12 +190,29 @@ void net_need_task(lua_State *L, core *K, const char *what) {
     task = lua_rawget(L, -2) != LUA_TNIL;
     lua_pop(L, 2);
   }
+  if (task && lua_isyieldable(L)) return;
+  luaL_where(L, level);
   if (!task)
-    luaL_error(L, "%s must be called from a task (the main chunk, a "
-               "handler or task.spawn), not from a callback", what);
-  if (!lua_isyieldable(L))
-    luaL_error(L, "%s cannot wait here: the task is inside a C function "
-               "(a metamethod, table.sort, string.gsub...)", what);
+    lua_pushfstring(L, "%s must be called from a task (the main chunk, a "
+                    "handler or task.spawn), not from a callback", what);
+  else
+    lua_pushfstring(L, "%s cannot wait here: the task is inside a C "
+                    "function (a metamethod, table.sort, string.gsub...)",
+                    what);
+  lua_concat(L, 2);
+  lua_error(L);
+}
+
+void net_need_task(lua_State *L, core *K, const char *what) {
+  need_task_at(L, K, what, 1);
+}
+
+/* need_task(what, level): task.lua's blocking calls check here too. */
+static int core_need_task(lua_State *L) {
+  const char *what = luaL_checkstring(L, 1);
+  int level = (int)luaL_optinteger(L, 2, 1);
+  need_task_at(L, net_getcore(L), what, level);
+  return 0;
 }
 
 static void idle_cb(uv_idle_t *idle);
@@ -464,6 +485,7 @@ void net_sched_free(core *K) {
 }
 
 static const luaL_Reg sched_functions[] = {
+  {"need_task", core_need_task},
   {"park", core_park},
   {"sleep", core_sleep},
   {"wake", core_wake},
