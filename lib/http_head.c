@@ -61,7 +61,8 @@ typedef struct head {
   const char *te, *cl; /* the (last) value of each, with its length */
   size_t tel, cll;
   int te_chunked;      /* TE list ends in chunked */
-  int te_other;        /* TE list has another coding (or a bad element) */
+  int te_other;        /* TE list has another coding */
+  int te_bad;          /* a chunked not last, twice, or a non-token */
 } head;
 
 /* Result of a failed parse: false, status, reason; returns 3. */
@@ -127,11 +128,10 @@ static void conn_elem(head *h, const char *s, size_t n, int last) {
 static void te_elem(head *h, const char *s, size_t n, int last) {
   size_t i;
   for (i = 0; i < n; i++)
-    if (!HTTP_TCHAR(s[i])) { h->te_other = 1; return; }
+    if (!HTTP_TCHAR(s[i])) { h->te_bad = 1; return; }
   if (ieq(s, n, "chunked")) {
-    if (h->te_chunked) h->te_other = 1; /* chunked twice */
+    if (h->te_chunked || !last) h->te_bad = 1; /* only once, and last */
     if (last) h->te_chunked = 1;
-    else h->te_other = 1;
   } else {
     h->te_other = 1;
   }
@@ -159,6 +159,7 @@ static void note_field(head *h, const char *name, size_t nl, const char *v,
         h->nte++;
         h->te = v;
         h->tel = vl;
+        if (h->te_chunked) h->te_bad = 1; /* chunked, then more codings */
         h->te_chunked = 0; /* only the final coding of all the lines counts */
         each_elem(h, v, vl, te_elem);
       }
@@ -301,15 +302,16 @@ static int framing(lua_State *L, head *h, const char **why) {
       *why = "Transfer-Encoding in HTTP/1.0";
       return 400;
     }
-    if (h->te_chunked && !h->te_other) {
+    if (h->te_chunked && !h->te_other && !h->te_bad) {
       lua_pushboolean(L, 1);
       lua_setfield(L, -2, "chunked");
       return 0;
     }
     if (h->request) {
-      *why = h->te_chunked ? "transfer coding not implemented"
-                           : "final transfer coding is not chunked";
-      return h->te_chunked ? 501 : 400;
+      int unknown = h->te_chunked && !h->te_bad;
+      *why = unknown ? "transfer coding not implemented"
+                     : "final transfer coding is not chunked";
+      return unknown ? 501 : 400;
     }
     lua_pushboolean(L, 1); /* a response: read until the server closes */
     lua_setfield(L, -2, "until_close");
