@@ -19,6 +19,7 @@ M.defaults = {
     drain = 64 * 1024,    -- unread body skipped to keep a connection
     ws_message = 1024 * 1024, -- WebSocket message (close 1009 above)
     connections = 10000,  -- per server
+    pool = 16,            -- client: idle connections kept per origin
   },
   timeouts = {
     idle = 30,    -- keep-alive connection with no request
@@ -26,6 +27,7 @@ M.defaults = {
     body = 30,    -- between two reads of a body (408)
     write = 30,   -- a write that does not progress
     connect = 10, -- client: connect
+    pool = 30,    -- client: how long an idle pooled connection is kept
   },
 }
 
@@ -211,6 +213,32 @@ function Reader:take(n, timeout)
     got = got + #piece
   end
   return table.concat(parts)
+end
+
+--- Read a response head through reader r: the head table (headers with
+--- headers_mt), or nil, err. `deadline` (task.now() based) bounds it.
+function M.read_response_head(r, deadline)
+  local L = M.defaults.limits
+  local from = r.pos
+  while true do
+    if r.pos <= #r.buf then
+      local h, nxt, why = core.parse_response(r.buf, r.pos, from, L.line,
+        L.head, L.fields)
+      if h then
+        r.pos = nxt
+        setmetatable(h.headers, M.headers_mt)
+        return h
+      elseif h == false then
+        return nil, "bad response: " .. why
+      end
+    end
+    local left = deadline and deadline - task.now()
+    if left and left <= 0 then return nil, "timeout" end
+    local before = #r.buf - r.pos + 1
+    local ok, err = r:fill(left)
+    if not ok then return nil, err end
+    from = before + 1
+  end
 end
 
 -- }}}

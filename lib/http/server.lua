@@ -443,7 +443,10 @@ local function read_head(srv, r)
       if timeout <= 0 then return nil, 408, "head timeout" end
     end
     local before = #r.buf - r.pos + 1
+    local idle = srv._idle
+    if before == 0 then idle[r.conn] = true end
     local ok, err = r:fill(timeout)
+    idle[r.conn] = nil
     if not ok then
       if err == "timeout" and deadline then
         return nil, 408, "head timeout"
@@ -559,7 +562,13 @@ local Server = {}
 Server.__index = Server
 Server.__name = "http.server"
 
-function Server:close() return self._net:close() end
+--- close(): stop accepting, and close the connections that wait for a
+--- next request (requests being handled finish).
+function Server:close()
+  local r = self._net:close()
+  for conn in pairs(self._idle) do conn:close() end
+  return r
+end
 function Server:sockname() return self._net:sockname() end
 function Server:active() return self._net:active() end
 
@@ -609,7 +618,8 @@ function M.listen(opts)
   local srv = setmetatable({handler = handler,
     limits = common.merge(d.limits, opts.limits, "limits", "listen"),
     timeouts = common.merge(d.timeouts, opts.timeouts, "timeouts", "listen"),
-    log = make_log(opts.log)}, Server)
+    log = make_log(opts.log),
+    _idle = setmetatable({}, {__mode = "k"})}, Server)
   local s, err = net.listen{host = opts.host, port = opts.port,
     path = opts.path, fd = opts.fd, backlog = opts.backlog,
     reuseport = opts.reuseport, max_connections = srv.limits.connections,
