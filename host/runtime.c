@@ -11,6 +11,7 @@
 #include <lualib.h>
 
 #include "runtime.h"
+#include "http_core.h"
 #include "netcore.h"
 
 int luaopen_luahost(lua_State *L);
@@ -63,6 +64,7 @@ static int host_os_exit(lua_State *L) {
 
 /* The C modules built into the binary, preloaded by name. */
 static const luaL_Reg c_modules[] = {
+  {"http.core", luaopen_http_core},
   {"luahost", luaopen_luahost},
   {"luahost.thread", luaopen_luahost_thread},
   {"luv", load_luv},
