@@ -15,8 +15,11 @@ LIBDIR  := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null || echo /usr/
 CFLAGS  += -std=c99 $(OPT) $(WARN) -D_GNU_SOURCE $(LUA_INC) -Ihost -Ibindings -Ilib
 # Lua and libuv are linked statically; the whole Lua API is kept and exported
 # (-E) so that Lua C modules installed by Debian load with require.
+SSLDIR  := $(shell pkg-config --variable=libdir openssl 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)
+# OpenSSL 3 (TLS for net) is linked statically too: libssl before libcrypto.
 LIBS    := -Wl,-E -Wl,--whole-archive $(LIBDIR)/liblua5.4.a \
-           -Wl,--no-whole-archive $(LIBDIR)/libuv_a.a -lm -ldl -lpthread
+           -Wl,--no-whole-archive $(LIBDIR)/libuv_a.a \
+           $(SSLDIR)/libssl.a $(SSLDIR)/libcrypto.a -lm -ldl -lpthread
 
 BUILD   ?= build
 SRCS    := $(wildcard host/*.c) $(wildcard bindings/*.c) $(wildcard lib/*.c)
