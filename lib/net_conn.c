@@ -38,6 +38,12 @@ int net_fail_st(lua_State *L, int status) {
   return net_fail_str(L, net_errname(status));
 }
 
+const char *net_conn_errname(conn *c, int status) {
+  if (status == NET_ETRANSPORT && c->tp->errmsg != NULL)
+    return c->tp->errmsg(c);
+  return net_errname(status);
+}
+
 /* }====================================================== */
 
 /* {====================================================== lifetime */

@@ -151,8 +151,8 @@ void net_sched_free(core *K);                /* at the core's __gc */
 **   it). It may send bytes of its own (handshake, alerts) with
 **   net_send. Returns 0, or a libuv-style error (< 0), which becomes the
 **   conn's sticky read error: reading stops and the reader gets
-**   net_errname(err) (a transport can set c->rerr itself first, with
-**   its own code, if it keeps a message for the reader elsewhere).
+**   net_conn_errname(c, err): a libuv name ("ECONNRESET") or, for
+**   NET_ETRANSPORT, the transport's own message (errmsg below).
 **
 ** on_end(c, status): the socket reported status < 0 (UV_EOF or an
 **   error). Returns the status the reader will see: plain returns it
@@ -180,6 +180,12 @@ void net_sched_free(core *K);                /* at the core's __gc */
 ** free(c): the conn's memory goes (the handle is closed); release tpdata.
 **   Never runs Lua. NULL for nothing.
 **
+** errmsg(c): the message of the last NET_ETRANSPORT this transport
+**   returned (from any hook above): what read, recv, write and flush
+**   answer after nil ("tls: certificate verify failed: ..."). The string
+**   must live as long as tpdata. NULL: the transport never returns
+**   NET_ETRANSPORT.
+**
 ** net_set_transport(c, tp, data) switches a connection (STARTTLS): it
 ** stores tp and data, then hands tp->on_data the input already received
 ** and not yet read (a copy: the read buffer is emptied first), so no byte
@@ -193,7 +199,12 @@ typedef struct lh_transport {
   int (*shutdown)(conn *c);
   void (*close)(conn *c);
   void (*free)(conn *c);
+  const char *(*errmsg)(conn *c);
 } lh_transport;
+
+/* The error code of a transport failure that libuv has no name for
+** (outside libuv's range of error codes); tp->errmsg says why. */
+#define NET_ETRANSPORT (-0x7fff)
 
 extern const lh_transport net_plain;
 
@@ -283,6 +294,8 @@ const char *net_errname(int status);
 /* Push nil, msg / nil, net_errname(status); return 2. */
 int net_fail_str(lua_State *L, const char *msg);
 int net_fail_st(lua_State *L, int status);
+/* net_errname, or the transport's message for NET_ETRANSPORT. */
+const char *net_conn_errname(conn *c, int status);
 
 /* Addresses: push ip, port, family (3) or nil, "EAFNOSUPPORT" (2). */
 int net_push_sockaddr(lua_State *L, const struct sockaddr *sa);

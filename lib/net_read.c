@@ -138,7 +138,8 @@ static void shrink(conn *c) {
 
 static int push_fail_input(lua_State *L, conn *c) {
   lua_pushnil(L);
-  lua_pushstring(L, c == NULL || c->closed ? "closed" : net_errname(c->rerr));
+  lua_pushstring(L, c == NULL || c->closed ? "closed"
+                                           : net_conn_errname(c, c->rerr));
   return -1;
 }
 
@@ -345,13 +346,13 @@ static int recv_k(lua_State *L, int status, lua_KContext kc) {
     consume(c, n);
     return 1;
   }
-  if (c->rerr) return net_fail_str(L, net_errname(c->rerr));
+  if (c->rerr) return net_fail_str(L, net_conn_errname(c, c->rerr));
   if (c->rtimed) {
     c->rtimed = 0;
     return net_fail_str(L, "timeout");
   }
   net_rstart(c);
-  if (c->rerr) return net_fail_str(L, net_errname(c->rerr));
+  if (c->rerr) return net_fail_str(L, net_conn_errname(c, c->rerr));
   shrink(c);
   return net_park_reader(L, c, c->timeout, kc, recv_k, "recv");
 }

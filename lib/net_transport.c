@@ -100,7 +100,8 @@ const lh_transport net_plain = {
   net_send,     /* write */
   net_shutdown, /* shutdown */
   NULL,         /* close */
-  NULL          /* free */
+  NULL,         /* free */
+  NULL          /* errmsg: only libuv's errors */
 };
 
 /* }====================================================== */

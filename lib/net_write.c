@@ -16,7 +16,7 @@ static int write_k(lua_State *L, int status, lua_KContext kc) {
     return net_cancel_exit(L, how);
   }
   if (c == NULL || c->closed) return net_fail_str(L, "closed");
-  if (c->werr) return net_fail_str(L, net_errname(c->werr));
+  if (c->werr) return net_fail_str(L, net_conn_errname(c, c->werr));
   if (c->wtimed) {
     c->wtimed = 0;
     return net_fail_str(L, "timeout");
@@ -33,7 +33,7 @@ static int conn_write(lua_State *L) {
   size_t total = 0;
   for (i = 2; i <= n; i++) luaL_checklstring(L, i, NULL);
   if (!LIVE(c)) return net_fail_str(L, "closed");
-  if (c->werr) return net_fail_str(L, net_errname(c->werr));
+  if (c->werr) return net_fail_str(L, net_conn_errname(c, c->werr));
   if (n - 1 > 16) {
     lua_concat(L, n - 1);
     n = 2;
@@ -55,7 +55,7 @@ static int conn_write(lua_State *L) {
   if (r == UV_ENOMEM) return luaL_error(L, "not enough memory");
   if (r < 0) {
     c->werr = r;
-    return net_fail_str(L, net_errname(r));
+    return net_fail_str(L, net_conn_errname(c, r));
   }
   /* (Nothing is queued when everything went at once.) */
   if (uv_stream_get_write_queue_size(STREAM(c)) > c->hwm) {
@@ -71,7 +71,7 @@ static int conn_flush(lua_State *L) {
   conn *c = net_to_conn(L, 1, K_STREAM);
   lua_settop(L, 1);
   if (!LIVE(c)) return net_fail_str(L, "closed");
-  if (c->werr) return net_fail_str(L, net_errname(c->werr));
+  if (c->werr) return net_fail_str(L, net_conn_errname(c, c->werr));
   if (c->nwreq == 0) return 1;
   return net_park_writer(L, c, 1, write_k, "flush");
 }
@@ -83,7 +83,7 @@ static int conn_shutdown(lua_State *L) {
   if (!LIVE(c)) return net_fail_str(L, "closed");
   r = c->tp->shutdown(c);
   if (r == UV_ENOMEM) return luaL_error(L, "not enough memory");
-  if (r < 0) return net_fail_str(L, net_errname(r));
+  if (r < 0) return net_fail_str(L, net_conn_errname(c, r));
   lua_settop(L, 1);
   return 1;
 }
