@@ -12,6 +12,7 @@
 #include <sys/un.h>
 
 #include "common.h"
+#include "sock.h"
 
 /* {====================================================== results */
 
@@ -62,8 +63,10 @@ int lh_opt_callable(lua_State *L, int idx) {
 
 int lh_has_nul(lua_State *L, int idx) {
   size_t len;
-  const char *s = lua_tolstring(L, idx, &len);
-  return s != NULL && strlen(s) != len;
+  const char *s;
+  if (lua_type(L, idx) != LUA_TSTRING) return 0; /* (no number converted) */
+  s = lua_tolstring(L, idx, &len);
+  return strlen(s) != len;
 }
 
 const char *lh_check_cstring(lua_State *L, int idx) {
@@ -146,9 +149,7 @@ void lh_check_addr(lua_State *L, int ipidx, int portidx,
                    struct sockaddr_storage *ss) {
   const char *ip = lh_check_cstring(L, ipidx);
   int port = (int)lh_check_range(L, portidx, 0, 65535);
-  memset(ss, 0, sizeof(*ss));
-  if (uv_ip4_addr(ip, port, (struct sockaddr_in *)ss) == 0) return;
-  if (uv_ip6_addr(ip, port, (struct sockaddr_in6 *)ss) == 0) return;
+  if (lh_parse_ip(ip, port, ss) == 0) return;
   luaL_argerror(L, ipidx, lua_pushfstring(L, "invalid IP address '%s'", ip));
 }
 
@@ -178,15 +179,7 @@ int lh_check_family(lua_State *L, int idx) {
 void lh_push_addr(lua_State *L, const struct sockaddr *sa) {
   char ip[INET6_ADDRSTRLEN];
   int port;
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    uv_ip4_name(in, ip, sizeof(ip));
-    port = ntohs(in->sin_port);
-  } else if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    uv_ip6_name(in6, ip, sizeof(ip));
-    port = ntohs(in6->sin6_port);
-  } else {
+  if (lh_sockaddr_ip(sa, ip, &port) < 0) {
     lua_pushnil(L);
     return;
   }

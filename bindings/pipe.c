@@ -10,6 +10,7 @@
 #include <sys/un.h>
 
 #include "common.h"
+#include "sock.h"
 
 /* Longest socket path bind/connect accept: sun_path less its NUL. */
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
@@ -24,11 +25,9 @@ static uv_pipe_t *check_pipe(lua_State *L, int idx, lh_handle **hp) {
 ** Returns NULL for one too long for sun_path, which libuv 1.44 would
 ** silently truncate. */
 static const char *check_path(lua_State *L, int idx) {
-  size_t len;
-  const char *name = luaL_checklstring(L, idx, &len);
-  luaL_argcheck(L, strlen(name) == len, idx, "path contains a NUL byte");
-  luaL_argcheck(L, len > 0, idx, "empty path");
-  return len > SUN_PATH_MAX ? NULL : name;
+  int toolong;
+  const char *name = lh_check_sock_path(L, idx, &toolong);
+  return toolong ? NULL : name;
 }
 
 /* new_pipe([ipc]): ipc = true makes a pipe that can pass handles. */

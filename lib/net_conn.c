@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
-#include <sys/un.h>
 
 #include "net_core.h"
 
@@ -362,23 +361,13 @@ static int conn_gettimeout(lua_State *L) {
 
 int net_push_sockaddr(lua_State *L, const struct sockaddr *sa) {
   char ip[INET6_ADDRSTRLEN];
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-    uv_ip4_name(a, ip, sizeof(ip));
-    lua_pushstring(L, ip);
-    lua_pushinteger(L, ntohs(a->sin_port));
-    lua_pushliteral(L, "inet");
-    return 3;
-  }
-  if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-    uv_ip6_name(a, ip, sizeof(ip));
-    lua_pushstring(L, ip);
-    lua_pushinteger(L, ntohs(a->sin6_port));
-    lua_pushliteral(L, "inet6");
-    return 3;
-  }
-  return net_fail_str(L, "EAFNOSUPPORT");
+  int port;
+  if (lh_sockaddr_ip(sa, ip, &port) < 0)
+    return net_fail_str(L, "EAFNOSUPPORT");
+  lua_pushstring(L, ip);
+  lua_pushinteger(L, port);
+  lua_pushstring(L, sa->sa_family == AF_INET ? "inet" : "inet6");
+  return 3;
 }
 
 static int get_name(lua_State *L, int peer) {
@@ -462,40 +451,6 @@ static int conn_getfd(lua_State *L) {
                                                                 "closed");
   lua_pushinteger(L, fd);
   return 1;
-}
-
-/* }====================================================== */
-
-/* {====================================================== addresses */
-
-/* True when the string at idx holds a NUL byte: C would see only what
-** precedes it ("localhost\0.example.com" would resolve as localhost,
-** whatever a check on the Lua string concluded). */
-int net_has_nul(lua_State *L, int idx) {
-  size_t len;
-  const char *s;
-  if (lua_type(L, idx) != LUA_TSTRING) return 0; /* (no number converted) */
-  s = lua_tolstring(L, idx, &len);
-  return strlen(s) != len;
-}
-
-/* Parse ip + port; 0 on success. */
-int net_parse_addr(const char *ip, int port, struct sockaddr_storage *ss) {
-  memset(ss, 0, sizeof(*ss));
-  if (uv_ip4_addr(ip, port, (struct sockaddr_in *)ss) == 0) return 0;
-  if (uv_ip6_addr(ip, port, (struct sockaddr_in6 *)ss) == 0) return 0;
-  return UV_EINVAL;
-}
-
-/* A unix socket path at idx: a NUL byte raises (libuv would cut the path
-** there); a path too long for sun_path fails with UV_ENAMETOOLONG (libuv
-** 1.44 would truncate it: bind or connect to another path). */
-int net_check_sock_path(lua_State *L, int idx) {
-  size_t len;
-  const char *p = luaL_checklstring(L, idx, &len);
-  luaL_argcheck(L, strlen(p) == len, idx, "path contains a NUL byte");
-  return len >= sizeof(((struct sockaddr_un *)0)->sun_path)
-         ? UV_ENAMETOOLONG : 0;
 }
 
 /* }====================================================== */

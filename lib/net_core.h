@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 
 #include "common.h"
+#include "sock.h"
 #include "netcore.h"
 
 #define RBUF_SIZE 65536        /* the shared read buffer */
@@ -299,13 +300,8 @@ const char *net_conn_errname(conn *c, int status);
 
 /* Addresses: push ip, port, family (3) or nil, "EAFNOSUPPORT" (2). */
 int net_push_sockaddr(lua_State *L, const struct sockaddr *sa);
-/* Does the string at idx hold a NUL byte (numbers never do)? */
-int net_has_nul(lua_State *L, int idx);
-/* Parse ip + port; 0 or UV_EINVAL. */
-int net_parse_addr(const char *ip, int port, struct sockaddr_storage *ss);
-/* A unix socket path at idx: raises on a NUL byte; UV_ENAMETOOLONG when
-** too long for sun_path, else 0. */
-int net_check_sock_path(lua_State *L, int idx);
+/* (Parsing ip + port, NUL checks and unix socket paths: the socket
+** toolkit shared with uv, bindings/sock.h.) */
 
 /* }====================================================== */
 

@@ -52,13 +52,8 @@ static void getaddrinfo_cb(uv_getaddrinfo_t *req, int status,
   lua_newtable(co);
   for (ai = res; ai != NULL; ai = ai->ai_next) {
     char ip[INET6_ADDRSTRLEN];
-    int i, dup = 0;
-    if (ai->ai_family == AF_INET)
-      uv_ip4_name((struct sockaddr_in *)ai->ai_addr, ip, sizeof(ip));
-    else if (ai->ai_family == AF_INET6)
-      uv_ip6_name((struct sockaddr_in6 *)ai->ai_addr, ip, sizeof(ip));
-    else
-      continue;
+    int i, port, dup = 0;
+    if (lh_sockaddr_ip(ai->ai_addr, ip, &port) < 0) continue;
     for (i = 1; i <= n && !dup; i++) { /* one entry per address */
       lua_rawgeti(co, -1, i);
       dup = strcmp(lua_tostring(co, -1), ip) == 0;
@@ -121,7 +116,7 @@ static int core_getaddrinfo(lua_State *L) {
   dnsreq *d;
   int r;
   net_need_task(L, K, "net.lookup");
-  if (net_has_nul(L, 1)) /* no such name */
+  if (lh_has_nul(L, 1)) /* no such name */
     return net_fail_str(L, "ENOTFOUND");
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = fam == NULL ? AF_UNSPEC : strcmp(fam, "inet6") == 0
@@ -173,7 +168,7 @@ static int core_getnameinfo(lua_State *L) {
   struct sockaddr_storage ss;
   dnsreq *d;
   int r;
-  if (net_has_nul(L, 1) || net_parse_addr(ip, 0, &ss) < 0)
+  if (lh_has_nul(L, 1) || lh_parse_ip(ip, 0, &ss) < 0)
     return luaL_argerror(L, 1, "invalid IP address");
   net_need_task(L, K, "net.reverse");
   d = (dnsreq *)calloc(1, sizeof(dnsreq));

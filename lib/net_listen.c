@@ -18,6 +18,14 @@ static void connection_cb(uv_stream_t *s, int status) {
   net_wake_reader(c->K->ctx->L, c);
 }
 
+/* The path of a unix socket at idx: raises on a NUL byte or an empty
+** path; true when it is too long for sun_path (sock.h). */
+static int too_long(lua_State *L, int idx) {
+  int toolong;
+  lh_check_sock_path(L, idx, &toolong);
+  return toolong;
+}
+
 /* listen(ip, port, backlog, v6only, reuseport) / listen(path, nil,
 ** backlog): a server, or nil, err. */
 static int core_listen(lua_State *L) {
@@ -30,9 +38,9 @@ static int core_listen(lua_State *L) {
   struct sockaddr_storage ss;
   conn *c;
   int r;
-  if (!pipe && (net_has_nul(L, 1) || net_parse_addr(where, port, &ss) < 0))
+  if (!pipe && (lh_has_nul(L, 1) || lh_parse_ip(where, port, &ss) < 0))
     return luaL_argerror(L, 1, "invalid IP address");
-  if (pipe && (r = net_check_sock_path(L, 1)) < 0) return net_fail_st(L, r);
+  if (pipe && too_long(L, 1)) return net_fail_st(L, UV_ENAMETOOLONG);
   c = net_conn_new(L, K, pipe ? UV_NAMED_PIPE : UV_TCP, K_SERVER);
   if (pipe)
     r = uv_pipe_init(K->ctx->loop, (uv_pipe_t *)c->h->uv, 0);
@@ -194,13 +202,13 @@ static int core_connect(lua_State *L) {
   conn *c;
   int r;
   net_need_task(L, K, "net.connect");
-  if (!pipe && (net_has_nul(L, 1) || net_parse_addr(where, port, &ss) < 0))
+  if (!pipe && (lh_has_nul(L, 1) || lh_parse_ip(where, port, &ss) < 0))
     return luaL_argerror(L, 1, "invalid IP address");
-  if (pipe && (r = net_check_sock_path(L, 1)) < 0) return net_fail_st(L, r);
+  if (pipe && too_long(L, 1)) return net_fail_st(L, UV_ENAMETOOLONG);
   if (!lua_isnoneornil(L, 4) &&
-      (net_parse_addr(luaL_checkstring(L, 4),
+      (lh_parse_ip(luaL_checkstring(L, 4),
                   (int)lh_opt_range(L, 5, 0, 0, 65535), &bs) < 0 ||
-       net_has_nul(L, 4)))
+       lh_has_nul(L, 4)))
     return luaL_argerror(L, 4, "invalid bind address");
   req = (uv_connect_t *)malloc(sizeof(uv_connect_t));
   if (req == NULL) return luaL_error(L, "not enough memory");

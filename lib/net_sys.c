@@ -102,7 +102,7 @@ static int core_service(lua_State *L) {
   const char *proto = luaL_optstring(L, 2, "tcp");
   struct servent se, *res = NULL;
   char buf[1024];
-  if (net_has_nul(L, 1) || net_has_nul(L, 2))
+  if (lh_has_nul(L, 1) || lh_has_nul(L, 2))
     return net_fail_str(L, "ENOTFOUND");
   if (lua_type(L, 1) == LUA_TNUMBER) {
     int port = (int)lh_check_range(L, 1, 0, 65535);
@@ -123,7 +123,7 @@ static int core_service(lua_State *L) {
 static int core_protocol(lua_State *L) {
   struct protoent pe, *res = NULL;
   char buf[1024];
-  if (net_has_nul(L, 1)) return net_fail_str(L, "ENOTFOUND");
+  if (lh_has_nul(L, 1)) return net_fail_str(L, "ENOTFOUND");
   if (lua_type(L, 1) == LUA_TNUMBER) {
     getprotobynumber_r((int)lh_check_range(L, 1, 0, 255), &pe, buf,
                        sizeof(buf), &res);

@@ -56,7 +56,7 @@ static int core_udp(lua_State *L) {
   unsigned family = AF_UNSPEC;
   conn *c;
   int r;
-  if (ip != NULL && (net_has_nul(L, 1) || net_parse_addr(ip, port, &ss) < 0))
+  if (ip != NULL && (lh_has_nul(L, 1) || lh_parse_ip(ip, port, &ss) < 0))
     return luaL_argerror(L, 1, "invalid IP address");
   if (ip != NULL) family = ss.ss_family;
   else if (fam != NULL) family = strcmp(fam, "inet6") == 0 ? AF_INET6
@@ -137,7 +137,7 @@ static int udp_sendto(lua_State *L) {
   luaL_checkstring(L, 2);
   ip = luaL_checkstring(L, 3);
   port = (int)lh_check_range(L, 4, 0, 65535);
-  if (net_has_nul(L, 3) || net_parse_addr(ip, port, &ss) < 0)
+  if (lh_has_nul(L, 3) || lh_parse_ip(ip, port, &ss) < 0)
     return luaL_argerror(L, 3, "invalid IP address");
   return udp_send_to(L, c, 2, (struct sockaddr *)&ss);
 }
@@ -159,7 +159,7 @@ static int udp_connect(lua_State *L) {
   } else {
     const char *ip = luaL_checkstring(L, 2);
     int port = (int)lh_check_range(L, 3, 0, 65535);
-    if (net_has_nul(L, 2) || net_parse_addr(ip, port, &ss) < 0)
+    if (lh_has_nul(L, 2) || lh_parse_ip(ip, port, &ss) < 0)
       return luaL_argerror(L, 2, "invalid IP address");
     if (!LIVE(c)) return net_fail_str(L, "closed");
     r = uv_udp_connect((uv_udp_t *)c->h->uv, (struct sockaddr *)&ss);
@@ -253,7 +253,7 @@ static int udp_setopt(lua_State *L) {
     case 3: r = uv_udp_set_multicast_loop(u, lua_toboolean(L, 3)); break;
     case 4: /* (C would see only what precedes a NUL byte) */
       luaL_checkstring(L, 3);
-      if (net_has_nul(L, 3)) return luaL_argerror(L, 3, "invalid IP address");
+      if (lh_has_nul(L, 3)) return luaL_argerror(L, 3, "invalid IP address");
       r = uv_udp_set_multicast_interface(u, lua_tostring(L, 3));
       break;
     default: { /* join/leave: group [, interface] */
@@ -264,11 +264,11 @@ static int udp_setopt(lua_State *L) {
         lua_rawgeti(L, 3, 2);
         group = luaL_checkstring(L, -2);
         iface = lua_tostring(L, -1);
-        bad = net_has_nul(L, -2) || net_has_nul(L, -1);
+        bad = lh_has_nul(L, -2) || lh_has_nul(L, -1);
       } else {
         group = luaL_checkstring(L, 3);
         iface = luaL_optstring(L, 4, NULL);
-        bad = net_has_nul(L, 3) || net_has_nul(L, 4);
+        bad = lh_has_nul(L, 3) || lh_has_nul(L, 4);
       }
       if (bad) return luaL_argerror(L, 3, "invalid IP address");
       r = uv_udp_set_membership(u, group, iface,
