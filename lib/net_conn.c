@@ -64,6 +64,7 @@ static void conn_free(lh_handle *h) {
   luaL_unref(L, LUA_REGISTRYINDEX, c->rref);
   luaL_unref(L, LUA_REGISTRYINDEX, c->wref);
   free(c->buf);
+  net_batch_free(c);
   while (c->qhead) {
     dgram *d = c->qhead;
     c->qhead = d->next;
@@ -187,6 +188,8 @@ void net_conn_close(lua_State *L, conn *c) {
   }
   net_wake_reader(L, c);
   net_wake_writer(L, c);
+  if (c->olen > 0)
+    net_flush_out(c); /* setvbuf's batch goes out before the close */
   if (c->tp->close && c->kind == K_STREAM && !uv_is_closing(c->h->uv))
     c->tp->close(c); /* e.g. a TLS close_notify, queued with net_send */
   if (c->nwreq > 0 && c->kind == K_STREAM && !uv_is_closing(c->h->uv) &&
@@ -232,6 +235,9 @@ int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
   if (c->rco != NULL && lua_status(c->rco) == LUA_YIELD)
     return luaL_error(L, "%s: another task is already waiting on this "
                       "socket", what);
+  /* A read that would wait first sends what setvbuf batched: the peer
+  ** may be waiting for it before it answers. */
+  if (c->olen > 0) net_flush_out(c);
   if (ms >= 0) {
     /* Deadlines of reads are lazy: most reads end before it, and an entry
     ** already queued for an earlier time is kept (it fires early and is

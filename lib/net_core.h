@@ -84,6 +84,8 @@ struct core {
   lh_internal in;       /* first: the handles' data; uv.walk skips them */
   uv_timer_t timer;
   uv_idle_t idle;       /* runs the ready queue, once per loop iteration */
+  uv_idle_t fidle;      /* sends setvbuf's batches (net_write.c) */
+  conn *batched;        /* conns with a batch, linked by bnext/bprev */
   sleeper *rhead, *rtail; /* tasks that yielded, in order */
   lh_ctx *ctx;
   tmo **heap;
@@ -98,6 +100,7 @@ struct core {
   sleeper *free_sleepers, *all_sleepers;
   int parked_ref;       /* parked coroutine -> its sleeper (core.park) */
   size_t maxline, hwm;  /* defaults, set by net.lua */
+  lua_Integer nsends;   /* net_send calls, for core.stats */
   char rbuf[RBUF_SIZE];
 };
 
@@ -165,9 +168,12 @@ void net_sched_free(core *K);                /* at the core's __gc */
 **   when they cannot go at once (the caller's memory is not kept). It
 **   sends through net_send (plain: write is net_send itself). Returns 0,
 **   UV_ENOMEM (the caller raises "not enough memory") or an error (it
-**   becomes the sticky write error). Backpressure (parking the writer
-**   while more than hwm bytes are queued in libuv) and flush are the
-**   caller's: they count what net_send queued.
+**   becomes the sticky write error). It can be called whenever c is
+**   live, handshake or not: setvbuf's batch is flushed when a read would
+**   wait, at close, and from an idle callback (net_flush_out).
+**   Backpressure (parking the writer while more than hwm bytes are
+**   queued in libuv) and flush are the caller's: they count what
+**   net_send queued.
 **
 ** shutdown(c): conn:shutdown(): no more output after what is queued
 **   (TLS: close_notify, then the plain shutdown, net_shutdown). Returns 0
@@ -254,11 +260,17 @@ struct conn {
   int cstatus;           /* connect: 1 in progress, else its status */
   unsigned nwreq;        /* queued writes */
   size_t maxline, hwm;
+  char *obuf;            /* setvbuf "full"/"line": output not yet sent */
+  struct conn *bnext, *bprev; /* on K->batched while obuf holds data */
+  size_t olen, osize;    /* bytes in obuf; flushed past osize */
   dgram *qhead, *qtail;  /* udp: received, not yet read */
   int qlen;
   unsigned char kind, reading, closed, rtimed, wtimed, wflush, pending;
   unsigned char skipline;
+  unsigned char vbuf;    /* VBUF_NO (default), VBUF_FULL, VBUF_LINE */
 };
+
+enum { VBUF_NO, VBUF_FULL, VBUF_LINE };
 
 #define STREAM(c) ((uv_stream_t *)(c)->h->uv)
 #define LIVE(c) ((c) != NULL && !(c)->closed)
@@ -306,6 +318,13 @@ int net_push_sockaddr(lua_State *L, const struct sockaddr *sa);
 /* }====================================================== */
 
 /* {====================================================== input */
+
+/* Hand the output batched by setvbuf to the transport (the buffer goes:
+** an idle connection holds none); 0 or an error, also made sticky. */
+int net_flush_out(conn *c);
+/* Drop c's batch unsent (the conn's memory goes). */
+void net_batch_free(conn *c);
+void net_write_init(core *K);
 
 /* Start / stop reading the socket of a stream. */
 void net_rstart(conn *c);

@@ -37,6 +37,7 @@ static void write_cb(uv_write_t *req, int status) {
 int net_send(conn *c, const uv_buf_t *bufs, int nb) {
   size_t total = 0, done = 0;
   int i, r;
+  c->K->nsends++;
   for (i = 0; i < nb; i++) total += bufs[i].len;
   if (c->nwreq == 0) { /* nothing queued: what the kernel takes goes now */
     r = uv_try_write(STREAM(c), bufs, (unsigned)nb);

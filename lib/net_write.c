@@ -3,7 +3,104 @@
 ** backpressure over the conn's transport.
 ** See Copyright Notice in README.md
 */
+#include <stdlib.h>
+#include <string.h>
+
 #include "net_core.h"
+
+#define VBUF_DEFAULT 65536     /* setvbuf's size when none is given */
+
+/* {====================================================== batching */
+
+/*
+** setvbuf("full" | "line"), as Lua files have: write appends to obuf
+** instead of sending; the batch goes to the transport when it would pass
+** osize (together with the new data, in one write), at a newline
+** ("line"), when a read would wait (net_park_reader), and at flush,
+** shutdown and close. One system call then carries many small writes.
+** A batch never outlives the loop iteration it was made in: the conns
+** holding one are on K->batched, and an idle handle sends them all
+** before the loop next polls (or exits: the idle keeps it alive), so
+** output never waits for a timer, nor is lost when the host ends.
+*/
+
+static void fidle_cb(uv_idle_t *idle);
+
+static void unlink_batched(conn *c) {
+  if (c->bprev) c->bprev->bnext = c->bnext; else c->K->batched = c->bnext;
+  if (c->bnext) c->bnext->bprev = c->bprev;
+  c->bnext = c->bprev = NULL;
+  if (c->K->batched == NULL) uv_idle_stop(&c->K->fidle);
+}
+
+static void link_batched(conn *c) {
+  core *K = c->K;
+  c->bprev = NULL;
+  c->bnext = K->batched;
+  if (K->batched) K->batched->bprev = c;
+  else uv_idle_start(&K->fidle, fidle_cb);
+  K->batched = c;
+}
+
+/* Take c's batch away: the buffer, for the caller to free. */
+static char *take_batch(conn *c) {
+  char *p = c->obuf;
+  if (c->olen > 0) unlink_batched(c);
+  c->obuf = NULL;
+  c->olen = 0;
+  return p;
+}
+
+int net_flush_out(conn *c) {
+  uv_buf_t b = uv_buf_init(c->obuf, (unsigned)c->olen);
+  int r = c->werr; /* after a write error the batch is dropped */
+  if (r == 0 && c->olen > 0 && !uv_is_closing(c->h->uv))
+    r = c->tp->write(c, &b, 1);
+  free(take_batch(c)); /* the transport copied what it could not send */
+  if (r < 0 && !c->werr) c->werr = r;
+  return r;
+}
+
+void net_batch_free(conn *c) {
+  free(take_batch(c));
+}
+
+static void fidle_cb(uv_idle_t *idle) {
+  core *K = container_of(idle, core, fidle);
+  while (K->batched) net_flush_out(K->batched);
+}
+
+void net_write_init(core *K) {
+  uv_idle_init(K->ctx->loop, &K->fidle); /* ref'd: a batch is output */
+  K->fidle.data = K;
+}
+
+/* Add bufs to the batch if they fit: 1 = kept (or kept and flushed at a
+** newline: *r is the flush's result), 0 = they do not fit. */
+static int batch(conn *c, const uv_buf_t *bufs, int nb, size_t total,
+                 int *r) {
+  int i, nl = 0;
+  *r = 0;
+  if (c->olen + total > c->osize) return 0;
+  if (c->obuf == NULL) {
+    c->obuf = (char *)malloc(c->osize);
+    if (c->obuf == NULL) {
+      *r = UV_ENOMEM;
+      return 1;
+    }
+  }
+  if (c->olen == 0) link_batched(c);
+  for (i = 0; i < nb; i++) {
+    memcpy(c->obuf + c->olen, bufs[i].base, bufs[i].len);
+    c->olen += bufs[i].len;
+    if (c->vbuf == VBUF_LINE && memchr(bufs[i].base, '\n', bufs[i].len))
+      nl = 1;
+  }
+  if (nl) *r = net_flush_out(c);
+  return 1;
+}
+
+/* }====================================================== */
 
 /* {====================================================== write */
 
@@ -29,7 +126,7 @@ static int write_k(lua_State *L, int status, lua_KContext kc) {
 static int conn_write(lua_State *L) {
   conn *c = net_to_conn(L, 1, K_STREAM);
   int n = lua_gettop(L), i, nb = 0, r;
-  uv_buf_t bufs[16];
+  uv_buf_t bufs[17]; /* [0]: setvbuf's batch, when it goes too */
   size_t total = 0;
   for (i = 2; i <= n; i++) luaL_checklstring(L, i, NULL);
   if (!LIVE(c)) return net_fail_str(L, "closed");
@@ -38,6 +135,7 @@ static int conn_write(lua_State *L) {
     lua_concat(L, n - 1);
     n = 2;
   }
+  nb = 1; /* bufs[0] is for the batch */
   for (i = 2; i <= n; i++) {
     size_t l;
     const char *s = lua_tolstring(L, i, &l);
@@ -51,7 +149,15 @@ static int conn_write(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
-  r = c->tp->write(c, bufs, nb);
+  if (c->vbuf != VBUF_NO && batch(c, bufs + 1, nb - 1, total, &r)) {
+    /* kept for later (or flushed at a newline) */
+  } else if (c->olen > 0) { /* the batch and the new data, in order */
+    bufs[0] = uv_buf_init(c->obuf, (unsigned)c->olen);
+    r = c->tp->write(c, bufs, nb);
+    net_batch_free(c);
+  } else {
+    r = c->tp->write(c, bufs + 1, nb - 1);
+  }
   if (r == UV_ENOMEM) return luaL_error(L, "not enough memory");
   if (r < 0) {
     c->werr = r;
@@ -72,6 +178,8 @@ static int conn_flush(lua_State *L) {
   lua_settop(L, 1);
   if (!LIVE(c)) return net_fail_str(L, "closed");
   if (c->werr) return net_fail_str(L, net_conn_errname(c, c->werr));
+  if (c->olen > 0 && net_flush_out(c) < 0)
+    return net_fail_str(L, net_conn_errname(c, c->werr));
   if (c->nwreq == 0) return 1;
   return net_park_writer(L, c, 1, write_k, "flush");
 }
@@ -81,6 +189,8 @@ static int conn_shutdown(lua_State *L) {
   conn *c = net_to_conn(L, 1, K_STREAM);
   int r;
   if (!LIVE(c)) return net_fail_str(L, "closed");
+  if (c->olen > 0 && (r = net_flush_out(c)) < 0)
+    return net_fail_str(L, net_conn_errname(c, r));
   r = c->tp->shutdown(c);
   if (r == UV_ENOMEM) return luaL_error(L, "not enough memory");
   if (r < 0) return net_fail_str(L, net_conn_errname(c, r));
@@ -92,8 +202,28 @@ static int conn_shutdown(lua_State *L) {
 
 /* {====================================================== opener */
 
+/* setvbuf(mode [, size]): "no" (the default: every write goes at once),
+** "full" or "line" (batched, see above); size: the batch's bound in bytes
+** (default VBUF_DEFAULT). Switching sends what is batched. */
+static int conn_setvbuf(lua_State *L) {
+  static const char *const modes[] = {"no", "full", "line", NULL};
+  conn *c = net_to_conn(L, 1, K_STREAM);
+  int mode = luaL_checkoption(L, 2, NULL, modes);
+  size_t size = (size_t)lh_opt_range(L, 3, VBUF_DEFAULT, 1,
+                                     (lua_Integer)1 << 30);
+  lua_settop(L, 1);
+  if (!LIVE(c)) return net_fail_str(L, "closed");
+  if (c->olen > 0 && net_flush_out(c) < 0)
+    return net_fail_str(L, net_conn_errname(c, c->werr));
+  net_batch_free(c); /* (none after a flush; a new size next time) */
+  c->vbuf = (unsigned char)mode;
+  c->osize = size;
+  return 1;
+}
+
 static const luaL_Reg write_methods[] = {
   {"flush", conn_flush},
+  {"setvbuf", conn_setvbuf},
   {"shutdown", conn_shutdown},
   {"write", conn_write},
   {NULL, NULL}

@@ -39,9 +39,11 @@ static int core_init(lua_State *L) {
 /* Numbers about the core, for specs and benchmarks. */
 static int core_stats(lua_State *L) {
   core *K = net_getcore(L);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
   lua_pushinteger(L, K->n);
   lua_setfield(L, -2, "deadlines");
+  lua_pushinteger(L, K->nsends);
+  lua_setfield(L, -2, "sends"); /* writes handed to the socket */
   lua_pushinteger(L, (lua_Integer)sizeof(conn));
   lua_setfield(L, -2, "conn_size");
   return 1;
@@ -65,6 +67,7 @@ static core *new_core(lua_State *L, lh_ctx *ctx) {
   K->maxline = 65536;
   K->hwm = 65536;
   net_sched_init(L, K);
+  net_write_init(K);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, core_gc);
   lua_setfield(L, -2, "__gc");
