@@ -78,7 +78,7 @@ bench: all
 	$(MAKE) -C bench LUAHOST=$(CURDIR)/$(BUILD)/luahost
 
 lint: all
-	$(BUILD)/luahost spec/bindcov.lua
+	$(BUILD)/luahost spec/support/bindcov.lua
 	luacheck --no-color -q lib scripts spec bench
 
 # The binary is self-contained (Lua, libuv and lib/*.lua inside), so the

@@ -223,11 +223,11 @@ describe("listening sockets handed over", function()
     assert.equal(ports[1], ports[2]) -- one socket, bound once
   end)
 
-  -- systemd-socket-activate is not installed: spec/sdactivate.pl binds
+  -- systemd-socket-activate is not installed: spec/support/sdactivate.pl binds
   -- the socket, sets LISTEN_* and execs luahost with fd 3.
   local function activated(pidshift, code)
     local portfile = tmpname()
-    local p = proc.start({"-e", code}, {wrapper = ("perl spec/sdactivate.pl " ..
+    local p = proc.start({"-e", code}, {wrapper = ("perl spec/support/sdactivate.pl " ..
       "127.0.0.1 %s web %d --"):format(portfile, pidshift)})
     finally(function() p:stop() end)
     assert.equal(0, p:wait_exit(), p:err())

@@ -7,7 +7,7 @@
 local uv = require "uv"
 local net = require "net"
 local task = require "task"
-local H = require "spec.hostile_helper"
+local H = require "hostile_helper"
 
 -- An error must be a Lua error with a message (a string), never anything
 -- stranger; count them by message so a spec sees what happened.

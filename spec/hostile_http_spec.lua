@@ -6,7 +6,7 @@
 -- loaded 2-core machine and tight enough to catch the blow-ups seen
 -- before (1 MiB of 1-byte chunks: 22 MB and 0.7 s of CPU each).
 local task = require "task"
-local H = require "spec.hostile_helper"
+local H = require "hostile_helper"
 
 local has_lfs, lfs = pcall(require, "lfs")
 local ASAN = os.getenv("LUAHOST_ASAN") == "1"

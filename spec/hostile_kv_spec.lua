@@ -5,7 +5,7 @@
 -- time. Each case is bounded (time, memory) loosely enough for a loaded
 -- 2-core machine and tightly enough to catch the blow-ups seen before.
 local task = require "task"
-local H = require "spec.hostile_helper"
+local H = require "hostile_helper"
 
 local ASAN = os.getenv("LUAHOST_ASAN") == "1"
 

@@ -6,7 +6,7 @@
 local net = require "net"
 local task = require "task"
 local uv = require "uv"
-local H = require "spec.hostile_helper"
+local H = require "hostile_helper"
 
 -- A line server: answers every line with "<n>:<line>\n" (n = its length),
 -- a too-long line with "E:line too long", recv-based echo on "/raw".

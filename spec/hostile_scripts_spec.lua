@@ -8,7 +8,7 @@
 local net = require "net"
 local task = require "task"
 local uv = require "uv"
-local H = require "spec.hostile_helper"
+local H = require "hostile_helper"
 
 local has_lfs = pcall(require, "lfs")
 -- Under ASan freed memory sits in a quarantine, so the RSS follows the

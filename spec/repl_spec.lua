@@ -1,4 +1,4 @@
--- The REPL at a terminal (a pseudo-terminal driven by spec/pty_drive.py):
+-- The REPL at a terminal (a pseudo-terminal driven by spec/support/pty_drive.py):
 -- line editing and history through libedit, Ctrl-C cancels the running
 -- statement and returns to the prompt, servers started before keep going.
 local PY = "/usr/bin/python3"
@@ -21,7 +21,7 @@ local function drive(steps)
   for i, st in ipairs(steps) do
     parts[i] = "[" .. json_string(st[1]) .. "," .. json_string(st[2]) .. "]"
   end
-  local cmd = ("%s spec/pty_drive.py %s %s 2>&1"):format(PY,
+  local cmd = ("%s spec/support/pty_drive.py %s %s 2>&1"):format(PY,
     shell_quote(LUAHOST), shell_quote("[" .. table.concat(parts, ",") .. "]"))
   local p = io.popen(cmd)
   local out = p:read("a")

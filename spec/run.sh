@@ -43,7 +43,7 @@ passed=$(n success); failures=$(n failure); errors=$(n error); pending=$(n pendi
 failed=$((failures + errors))
 if [ "$failed" = 0 ] && [ "$status" != 0 ]; then
   echo "spec/run.sh: every spec passed but luahost exited $status" \
-       "(a sanitizer or leak report above?)"
+       "(a sanitizer or leak report, or files left in the tree, above?)"
   failed=1
 fi
 echo "$passed passed, $failed failed, $pending skipped"

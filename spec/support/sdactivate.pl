@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# spec/sdactivate.pl HOST PORTFILE NAME [PIDSHIFT] -- PROGRAM ARGS...
+# spec/support/sdactivate.pl HOST PORTFILE NAME [PIDSHIFT] -- PROGRAM ARGS...
 # A stand-in for systemd-socket-activate: binds a listening TCP socket on
 # HOST port 0, writes the port to PORTFILE, puts the socket at fd 3 and
 # execs PROGRAM with LISTEN_FDS=1, LISTEN_PID=<its pid> (plus PIDSHIFT, to

@@ -1,5 +1,5 @@
 --[[
-spec/tls_helper.lua: certificates made at run time, and openssl peers.
+spec/support/tls_helper.lua: certificates made at run time, and openssl peers.
 
 No key is ever committed: the first call makes a throwaway CA and the
 certificates the TLS specs need with the openssl CLI, in a temporary

@@ -1,5 +1,5 @@
 --[[
-spec/process_helper.lua: luahost processes that run in the background
+spec/support/process_helper.lua: luahost processes that run in the background
 while a spec talks to them or signals them (workers, daemon specs).
 
   local proc = require "process_helper"

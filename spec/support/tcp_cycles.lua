@@ -1,6 +1,6 @@
 --[[
-spec/tcp_cycles.lua: a lifetime measurement, not part of the suite.
-  build/luahost spec/tcp_cycles.lua [cycles]
+spec/support/tcp_cycles.lua: a lifetime measurement, not part of the suite.
+  build/luahost spec/support/tcp_cycles.lua [cycles]
 Runs `cycles` (default 100000) sequential connect/accept/write/close cycles
 over 127.0.0.1 and prints VmRSS and Lua memory after a warm-up and at the
 end, and the number of handles uv.walk still finds open (must be 0).

@@ -1,5 +1,5 @@
 --[[
-spec/hostile_helper.lua: what the hostile specs share (hostile_net_spec,
+spec/support/hostile_helper.lua: what the hostile specs share (hostile_net_spec,
 hostile_scripts_spec, fuzz_spec).
 
   H.prng(seed)            a reproducible generator (xorshift, independent of

@@ -1,4 +1,4 @@
-"""spec/pty_drive.py LUAHOST STEPS_JSON [ARGS...]: run LUAHOST ARGS (default
+"""spec/support/pty_drive.py LUAHOST STEPS_JSON [ARGS...]: run LUAHOST ARGS (default
 -i) on a pseudo-terminal, as a person at a terminal would.
 
 STEPS_JSON is a list of [send, expect]: write `send` to the terminal, then

@@ -1,5 +1,5 @@
 --[[
-spec/bindcov.lua: binding coverage, after luv's .ci/bindcov.sh. Run by
+spec/support/bindcov.lua: binding coverage, after luv's .ci/bindcov.sh. Run by
 `make lint` inside luahost. Checks that every function the design promises
 (DESIGN.md "Low level" and the uv issue's scope) exists in the uv table, and
 that every function of the uv table is named in at least one spec. Prints

@@ -1,5 +1,5 @@
 --[[
-spec/helper.lua: what network specs need, in the manner of luv's test
+spec/support/helper.lua: what network specs need, in the manner of luv's test
 harness and lua-http's spec helper.
 
   TEST_TIMEOUT            seconds a loop may run before a spec fails
@@ -8,7 +8,8 @@ harness and lua-http's spec helper.
   expect(fn[, n])         wrap fn; assert_clean() fails unless it was called
                           exactly n times (default 1)
   assert_clean()          expectations met, no handle left open (closes the
-                          leftovers so the next spec starts clean)
+                          leftovers so the next spec starts clean), no file
+                          left in the working tree (see below)
   run_host(args[, input]) run build/luahost as a separate process (bounded
                           by `timeout`); returns stdout, stderr, exit status
   LUAHOST                 path of the luahost binary under test
@@ -20,6 +21,11 @@ TEST_TIMEOUT = tonumber(os.getenv("LUAHOST_TEST_TIMEOUT")) or 10
 LUAHOST = os.getenv("LUAHOST") or "build/luahost"
 -- true inside spec/run.sh's private network namespace
 PRIVATE_NET = os.getenv("LUAHOST_NETNS") == "1"
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+_G.shell_quote = shell_quote
 
 local expectations = {}
 
@@ -67,8 +73,52 @@ local function open_handles()
   return list
 end
 
+-- {===== the working tree: a spec leaves no file behind
+-- (temporary files belong in /tmp: tmpname()). Every file of the tree
+-- (build/ and .git/ aside) changed since the suite started is one a spec
+-- wrote; assert_clean reports those that appeared during its spec, and
+-- the run fails at exit if any appeared at all.
+local stamp = os.tmpname() -- (made now: the reference time)
+local stray_seen, stray_all = {}, {}
+
+local function stray_files()
+  local p = assert(io.popen("find . -path ./build -prune -o -path ./.git " ..
+    "-prune -o -path ./bench/build -prune -o -newer " .. shell_quote(stamp) ..
+    " ! -type d -print 2>/dev/null"))
+  local new = {}
+  for name in p:lines() do
+    if not stray_seen[name] then
+      stray_seen[name] = true
+      new[#new + 1] = name
+      stray_all[#stray_all + 1] = name
+    end
+  end
+  p:close()
+  return new
+end
+
+local ok_busted, busted = pcall(require, "busted")
+if ok_busted and busted.subscribe then
+  busted.subscribe({"exit"}, function()
+    stray_files()
+    os.remove(stamp)
+    if #stray_all > 0 then
+      io.stderr:write("spec/support/helper.lua: the specs left files in the " ..
+        "working tree: " .. table.concat(stray_all, " ") .. "\n")
+      os.exit(1)
+    end
+    return nil, true
+  end)
+end
+-- }=====
+
 function assert_clean()
   local errors = {}
+  local stray = stray_files()
+  if #stray > 0 then
+    errors[#errors + 1] = "file(s) left in the working tree: " ..
+      table.concat(stray, " ")
+  end
   for _, e in ipairs(expectations) do
     if e.calls ~= e.want then
       errors[#errors + 1] = ("expected %d call(s), got %d%s"):format(
@@ -100,10 +150,6 @@ function tmpname()
   return name
 end
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-_G.shell_quote = shell_quote
 
 -- Run luahost with args (a string of shell words, or a list of words).
 function run_host(args, input, env)
