@@ -215,10 +215,6 @@ describe("uv handle methods", function()
 
   it("send_buffer_size / recv_buffer_size read and set socket buffers",
     function()
-      if not uv.new_tcp then
-        pending("uv.new_tcp is not merged yet")
-        return
-      end
       local t = uv.new_tcp("inet") -- the socket exists at once
       for _, f in ipairs{uv.send_buffer_size, uv.recv_buffer_size} do
         local size = f(t)

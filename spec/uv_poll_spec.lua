@@ -47,10 +47,6 @@ describe("uv poll", function()
   end)
 
   it("polls one end of a socketpair written through the other", function()
-    if not (uv.socketpair and uv.new_pipe) then
-      pending("uv.socketpair / uv.new_pipe are not merged yet")
-      return
-    end
     local fds = assert(uv.socketpair())
     local p = assert(uv.new_socket_poll(fds[1]))
     local writer = uv.new_pipe(false)

@@ -157,10 +157,6 @@ describe("uv process", function()
   end)
 
   it("wires a child's stdout to a pipe", function()
-    if not uv.new_pipe then
-      pending("uv.new_pipe is not merged yet")
-      return
-    end
     local pipe = uv.new_pipe(false)
     local chunks, code = {}, nil
     local eof = false
