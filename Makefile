@@ -77,8 +77,15 @@ asan:
 bench: all
 	$(MAKE) -C bench LUAHOST=$(CURDIR)/$(BUILD)/luahost
 
+# C layout (Lua's manner, by hand): 80 columns, spaces, no trailing blanks.
+CFILES  := $(SRCS) $(HEADERS) $(wildcard bench/*.c)
+
 lint: all
 	$(BUILD)/luahost spec/support/bindcov.lua
+	@awk 'length > 80 { print FILENAME ":" FNR ": longer than 80 columns"; e = 1 } \
+	     /\t/ { print FILENAME ":" FNR ": a tab"; e = 1 } \
+	     / +$$/ { print FILENAME ":" FNR ": trailing blanks"; e = 1 } \
+	     END { exit e }' $(CFILES)
 	luacheck --no-color -q lib scripts spec bench
 
 # The binary is self-contained (Lua, libuv and lib/*.lua inside), so the

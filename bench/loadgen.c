@@ -230,7 +230,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread == UV_EOF)
     fail("connection %d: early EOF after %llu bytes", c->id,
          (unsigned long long)c->rbytes);
-  if (nread < 0) fail("connection %d: read: %s", c->id, uv_strerror((int)nread));
+  if (nread < 0)
+    fail("connection %d: read: %s", c->id, uv_strerror((int)nread));
   if (nread == 0) return;
   uint64_t expected = c->sent * (uint64_t)msgsize - c->rbytes;
   if ((uint64_t)nread > expected)

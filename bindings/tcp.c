@@ -1,9 +1,9 @@
 /*
 ** tcp.c: uv_tcp_t (new_tcp, tcp_open, tcp_nodelay, tcp_keepalive,
 ** tcp_simultaneous_accepts, tcp_bind, tcp_getsockname, tcp_getpeername,
-** tcp_connect, tcp_close_reset, tcp_write_queue_size) and uv.socketpair, with luv's names and
-** results. The stream methods come from stream.c, setopt/getopt from
-** sockopt.c, both through the metatable flags.
+** tcp_connect, tcp_close_reset, tcp_write_queue_size) and uv.socketpair,
+** with luv's names and results. The stream methods come from stream.c,
+** setopt/getopt from sockopt.c, both through the metatable flags.
 ** See Copyright Notice in README.md
 */
 #include <netdb.h>

@@ -74,7 +74,8 @@ static const char runner_source[] =
   "end\n"
   "local function traceback(e)\n"
   "  if type(e) ~= 'string' then return e end\n"
-  "  return (debug.traceback(e, 2):gsub(\"\\n%s*%[C%]: in function 'xpcall'.*$\", ''))\n"
+  "  return (debug.traceback(e, 2):gsub("
+  "\"\\n%s*%[C%]: in function 'xpcall'.*$\", ''))\n"
   "end\n"
   "report(xpcall(fn, traceback))\n"
   "done()\n";

@@ -55,7 +55,8 @@ static int ws_sha1(lua_State *L) {
   for (i = 0; i < 8; i++) last[pad - 1 - i] = (unsigned char)(bits >> (8 * i));
   sha1_block(h, last);
   if (pad == 128) sha1_block(h, last + 64);
-  for (i = 0; i < 20; i++) out[i] = (unsigned char)(h[i / 4] >> (24 - 8 * (i % 4)));
+  for (i = 0; i < 20; i++)
+    out[i] = (unsigned char)(h[i / 4] >> (24 - 8 * (i % 4)));
   lua_pushlstring(L, (const char *)out, 20);
   return 1;
 }

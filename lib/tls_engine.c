@@ -182,7 +182,8 @@ int tlse_peer_eof(tlse *e) {
 ** the certificate is checked for the address, not a name. */
 static int is_ip(const char *h) {
   struct in_addr a4;
-  return h != NULL && (strchr(h, ':') != NULL || inet_pton(AF_INET, h, &a4) == 1);
+  return h != NULL &&
+         (strchr(h, ':') != NULL || inet_pton(AF_INET, h, &a4) == 1);
 }
 
 lua_State *tlse_lua_of(SSL *ssl);
