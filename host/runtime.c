@@ -75,6 +75,14 @@ static const luaL_Reg c_modules[] = {
   {NULL, NULL}
 };
 
+/* LUAHOST_SYSTEM_SOCKET=1: require "socket" finds the system LuaSocket
+** (blocking) instead of the embedded one that parks only the task. */
+static int system_socket(const char *name) {
+  const char *v = getenv("LUAHOST_SYSTEM_SOCKET");
+  if (v == NULL || strcmp(v, "1") != 0) return 0;
+  return strcmp(name, "socket") == 0 || strncmp(name, "socket.", 7) == 0;
+}
+
 lua_State *host_newstate(lh_ctx *ctx) {
   lua_State *L = luaL_newstate();
   int i;
@@ -92,6 +100,7 @@ lua_State *host_newstate(lh_ctx *ctx) {
     lua_setfield(L, -2, c_modules[i].name);
   }
   for (i = 0; host_modules[i].name != NULL; i++) {
+    if (system_socket(host_modules[i].name)) continue;
     lua_pushinteger(L, i);
     lua_pushcclosure(L, load_embedded, 1);
     lua_setfield(L, -2, host_modules[i].name);
