@@ -50,7 +50,7 @@ socket.sinkt, socket.sourcet = sinkt, sourcet
 local function sink_object(sock, close)
   return setmetatable({getfd = function() return sock:getfd() end,
     dirty = function() return sock:dirty() end}, {
-    __call = function(_, chunk, err)
+    __call = function(_, chunk)
       if chunk then return sock:send(chunk) end
       if close then sock:close() end
       return 1

@@ -198,7 +198,9 @@ function tcp.setoption(s, name, value)
   check_tcp(s, "setoption", "any")
   if type(name) ~= "string" then argerror(2, "setoption", "string expected") end
   local opt = option_names[name]
-  if not opt then argerror(2, "setoption", "unsupported option '" .. name .. "'") end
+  if not opt then
+    argerror(2, "setoption", "unsupported option '" .. name .. "'")
+  end
   if name == "linger" then value = linger_value(value) end
   local obj = s.conn or s.server
   if obj then
@@ -401,7 +403,11 @@ function tcp.receive(s, pattern, prefix)
   local got = #(data or partial or "")
   s.stats[1] = s.stats[1] + got
   if prefix then
-    if data then data = prefix .. data else partial = prefix .. (partial or "") end
+    if data then
+      data = prefix .. data
+    else
+      partial = prefix .. (partial or "")
+    end
   end
   if data then return data end
   return nil, err, partial
@@ -697,7 +703,9 @@ M.dns = dns
 
 function dns.gethostname() return net.hostname() end
 
-local function is_ip(s) return s:match("^%d+%.%d+%.%d+%.%d+$") or s:find(":", 1, true) end
+local function is_ip(s)
+  return s:match("^%d+%.%d+%.%d+%.%d+$") or s:find(":", 1, true)
+end
 
 function dns.toip(name)
   if type(name) ~= "string" then argerror(1, "toip", "string expected") end
@@ -707,7 +715,9 @@ function dns.toip(name)
 end
 
 function dns.tohostname(addr)
-  if type(addr) ~= "string" then argerror(1, "tohostname", "string expected") end
+  if type(addr) ~= "string" then
+    argerror(1, "tohostname", "string expected")
+  end
   local ip = addr
   if not is_ip(addr) then
     local addrs, err = net.lookup(addr)
@@ -720,7 +730,9 @@ function dns.tohostname(addr)
 end
 
 function dns.getaddrinfo(host)
-  if type(host) ~= "string" then argerror(1, "getaddrinfo", "string expected") end
+  if type(host) ~= "string" then
+    argerror(1, "getaddrinfo", "string expected")
+  end
   local addrs, err = net.lookup(host)
   if not addrs then return nil, lserr(err) end
   local out = {}
