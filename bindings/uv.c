@@ -34,6 +34,8 @@ int luaopen_uv(lua_State *L) {
   lh_netdb_open(L);
   lh_sockopt_open(L);
   lh_misc_open(L);
+  lh_thread_open(L);
+  lh_work_open(L);
   push_errno_table(L);
   lua_setfield(L, -2, "errno");
   return 1;
