@@ -129,20 +129,22 @@ static int loop_metrics_idle_time(lua_State *L) {
 }
 
 /*
-** loop_close(): libuv's uv_loop_close, which fails with EBUSY while any
-** handle or request is alive (the host's own watchers count). When it
-** succeeds the loop is initialised again at once, so that the host, and
-** a script that goes on using uv, find a working (empty) loop.
+** loop_close(): luv closes the loop, which libuv refuses (EBUSY) while a
+** handle or request is alive. Here the loop belongs to the host, which
+** closes it at exit and may still need it (a later require "uv", the exit
+** itself): so this answers as uv_loop_close would for the script's own
+** handles and requests, and 0 when none is left, closing nothing else.
 */
+static void count_open_cb(uv_handle_t *uvh, void *arg) {
+  if (!lh_is_internal(uvh) && !uv_is_closing(uvh)) (*(int *)arg)++;
+}
+
 static int loop_close(lua_State *L) {
   lh_ctx *ctx = lh_getctx(L);
-  int rc;
+  int open = 0;
   if (ctx->in_run) return lh_fail(L, UV_EBUSY);
-  rc = uv_loop_close(ctx->loop);
-  if (rc < 0) return lh_fail(L, rc);
-  rc = uv_loop_init(ctx->loop);
-  if (rc < 0) return luaL_error(L, "loop_close: cannot make a new loop (%s)",
-                                uv_strerror(rc));
+  uv_walk(ctx->loop, count_open_cb, &open);
+  if (open > 0 || uv_loop_alive(ctx->loop)) return lh_fail(L, UV_EBUSY);
   lua_pushinteger(L, 0);
   return 1;
 }

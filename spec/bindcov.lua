@@ -35,6 +35,11 @@ spawn process_kill kill new_tty tty_set_mode tty_get_winsize guess_handle
 interface_addresses os_gethostname os_uname if_indextoname if_indextoiid
 os_getpid version version_string exepath cwd chdir
 getservbyname getservbyport getprotobyname getprotobynumber
+new_thread thread_join thread_self thread_equal new_work queue_work
+loop_configure loop_mode loop_close metrics_idle_time getpid setuid setgid
+get_process_title set_process_title print_all_handles print_active_handles
+translate_sys_error disable_stdio_inheritance tty_get_vterm_state
+tty_set_vterm_state
 ]]
 
 -- Functions not required to appear in a spec, each with its reason.
