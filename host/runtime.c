@@ -11,11 +11,13 @@
 #include <lualib.h>
 
 #include "runtime.h"
+#include "http_core.h"
 #include "netcore.h"
 #include "xfer.h"
 
 int luaopen_luahost(lua_State *L);
 int luaopen_luahost_thread(lua_State *L);
+int luaopen_tls(lua_State *L);
 
 /* {====================================================== state */
 
@@ -64,10 +66,12 @@ static int host_os_exit(lua_State *L) {
 
 /* The C modules built into the binary, preloaded by name. */
 static const luaL_Reg c_modules[] = {
+  {"http.core", luaopen_http_core},
   {"luahost", luaopen_luahost},
   {"luahost.thread", luaopen_luahost_thread},
   {"luv", load_luv},
   {"net.core", luaopen_net_core},
+  {"tls", luaopen_tls},
   {"uv", luaopen_uv},
   {NULL, NULL}
 };
