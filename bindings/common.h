@@ -37,6 +37,10 @@ typedef struct lh_ctx {
   int main_done;         /* the main task has finished */
   char *readbuf;         /* shared receive buffer (lh_readbuf), or NULL */
   size_t readbuf_size;
+  /* SIGINT that no script watcher takes goes here first (the REPL: cancel
+  ** the running statement or clear the line); 1 = handled, go on. */
+  int (*on_interrupt)(struct lh_ctx *ctx);
+  void *repl;            /* the interactive reader, or NULL */
 } lh_ctx;
 
 /* The context pointer is stored in the state's extra space, which every

@@ -1,12 +1,15 @@
 /*
-** hostlib.c: the "luahost" module, what the Lua side (task.lua, net.lua)
-** needs from the host: resuming tasks through the one C path, reporting,
-** stopping, and facts about this process.
+** hostlib.c: the "luahost" module, the whole table in one place: what the
+** Lua side (task.lua, net.lua) needs from the host (resuming tasks through
+** the one C path, reporting, stopping), and facts about this process
+** (its place in a worker group, the drain, the sockets it was given),
+** whose functions live with their role (worker.c, drain.c, daemon.c).
 ** See Copyright Notice in README.md
 */
 #include "runtime.h"
 #include "daemon.h"
-#include "workers.h"
+#include "drain.h"
+#include "worker.h"
 
 /* luahost.resume(co, ...): wake a suspended task (stale wake-ups of a
 ** finished or cancelled task are ignored), the same path C events use. */
@@ -55,10 +58,17 @@ static int hostlib_main_done(lua_State *L) {
 }
 
 static const luaL_Reg hostlib_functions[] = {
+  /* documented (docs/deploy.md) */
+  {"exiting", host_lua_exiting},       /* drain.c */
+  {"listen_fds", host_lua_listen_fds}, /* daemon.c */
+  {"on_drain", host_lua_on_drain},     /* drain.c */
+  {"worker", host_lua_worker},         /* worker.c */
+  /* the host's plumbing for the embedded modules */
   {"fatal", hostlib_fatal},
   {"main_done", hostlib_main_done},
   {"report", hostlib_report},
   {"resume", hostlib_resume},
+  {"share", host_lua_share},           /* worker.c: a group's socket */
   {"start", hostlib_start},
   {NULL, NULL}
 };
@@ -68,7 +78,5 @@ int luaopen_luahost(lua_State *L) {
   luaL_newlib(L, hostlib_functions);
   lua_pushliteral(L, HOST_VERSION);
   lua_setfield(L, -2, "version");
-  host_workers_lib(L);  /* worker(), exiting() */
-  host_daemon_lib(L);   /* listen_fds() */
   return 1;
 }

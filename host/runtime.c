@@ -16,6 +16,7 @@
 
 int luaopen_luahost(lua_State *L);
 int luaopen_luahost_thread(lua_State *L);
+int luaopen_tls(lua_State *L);
 
 /* {====================================================== state */
 
@@ -69,6 +70,7 @@ static const luaL_Reg c_modules[] = {
   {"luahost.thread", luaopen_luahost_thread},
   {"luv", load_luv},
   {"net.core", luaopen_net_core},
+  {"tls", luaopen_tls},
   {"uv", luaopen_uv},
   {NULL, NULL}
 };

@@ -36,8 +36,11 @@ void host_run_loop(lh_ctx *ctx);
 /* Close every handle, let close callbacks run, close the loop and the
 ** state. Returns the process exit status. */
 int host_shutdown(lh_ctx *ctx, lua_State *L);
-/* SIGINT -> "interrupted!", exit status 130, unless the script listens
-** for SIGINT itself. */
+/* signals.c: the process-wide dispositions (SIGPIPE ignored; a worker
+** ignores SIGINT and SIGHUP), before any loop exists. */
+void host_signals_process(int worker);
+/* A lone process: SIGINT -> "interrupted!", exit status 130, unless the
+** script listens for SIGINT itself. */
 void host_signals_init(lh_ctx *ctx);
 
 /* repl.c: start the interactive reader on stdin (through the loop). */

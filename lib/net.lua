@@ -6,7 +6,7 @@ The hot path (reading, writing, accepting, connecting, waiting) is C
 addresses in order and runs servers (one task per connection).
 
 Failures a program must expect return nil, err with a short stable string
-(see README "## net"); programmer mistakes raise naming the argument.
+(see docs/net.md, "Errors"); programmer mistakes raise naming the argument.
 ]]
 local core = require "net.core"
 local task = require "task"
@@ -26,6 +26,10 @@ net.defaults = {
 local own, spawn_light = task._own, task._spawn_light
 local wait = task._wait
 local resume = require("luahost").resume
+-- In a worker group, the supervisor owns every listening socket (and every
+-- bound UDP socket): share(kind, ...) gets the group's, or false outside
+-- a group (see docs/deploy.md, Workers).
+local share = require("luahost").share
 
 local Conn, Server = core.conn_methods, core.server_methods
 
@@ -242,7 +246,13 @@ function net.listen(opts)
     server, err = core.listen_fd(opts.fd, backlog)
   elseif opts.path ~= nil then
     check_type(opts.path, "string", 1, "listen")
-    server, err = core.listen(opts.path, nil, backlog)
+    local fd
+    fd, err = share("unix", opts.path, nil, backlog)
+    if fd == false then
+      server, err = core.listen(opts.path, nil, backlog)
+    elseif fd then
+      server, err = core.listen_fd(fd, backlog)
+    end
   else
     local host = opts.host or "127.0.0.1"
     check_type(host, "string", 1, "listen")
@@ -254,8 +264,14 @@ function net.listen(opts)
       if not addrs then return nil, err end
       host = addrs[1]
     end
-    server, err = core.listen(host, port, backlog, opts.v6only,
-      opts.reuseport)
+    local fd
+    fd, err = share("tcp", host, port, backlog, opts.v6only, opts.reuseport)
+    if fd == false then
+      server, err = core.listen(host, port, backlog, opts.v6only,
+        opts.reuseport)
+    elseif fd then
+      server, err = core.listen_fd(fd, backlog)
+    end
   end
   if not server then return nil, err end
   core.configure(server, opts.max_line or d.max_line,
@@ -382,7 +398,18 @@ function net.udp(opts)
       host = addrs[1]
     end
   end
-  local u, err = core.udp(host, port or 0, opts.reuseaddr, family)
+  local u, err, fd = nil, nil, false
+  -- A bound socket is the group's in a worker (each datagram reaches one
+  -- worker), unless reuseaddr asks for one per process (multicast: each
+  -- gets a copy).
+  if host ~= nil and not opts.reuseaddr then
+    fd, err = share("udp", host, port or 0)
+  end
+  if fd then
+    u, err = core.udp_fd(fd)
+  elseif fd == false then
+    u, err = core.udp(host, port or 0, opts.reuseaddr, family)
+  end
   if not u then return nil, err end
   for _, name in ipairs({"broadcast", "ttl", "multicast_ttl",
     "multicast_loop", "multicast_interface", "join"}) do

@@ -2023,6 +2023,26 @@ static int core_udp(lua_State *L) {
   return 1;
 }
 
+/* udp_fd(fd): a udp socket on a bound datagram socket it now owns (a
+** worker group's, from the supervisor). */
+static int core_udp_fd(lua_State *L) {
+  core *K = getcore(L);
+  int fd = (int)lh_check_range(L, 1, 0, 1 << 30);
+  conn *c = conn_new(L, K, UV_UDP, K_UDP);
+  int r = uv_udp_init(K->ctx->loop, (uv_udp_t *)c->h->uv);
+  if (conn_init_done(L, c, r) < 0) {
+    close(fd);
+    return fail_st(L, r);
+  }
+  r = uv_udp_open((uv_udp_t *)c->h->uv, fd);
+  if (r < 0) {
+    close(fd);
+    conn_close(L, c);
+    return fail_st(L, r);
+  }
+  return 1;
+}
+
 typedef struct sreq {
   uv_udp_send_t req;
   char data[1];
@@ -2401,6 +2421,7 @@ static const luaL_Reg core_functions[] = {
   {"sleep", core_sleep},
   {"stats", core_stats},
   {"udp", core_udp},
+  {"udp_fd", core_udp_fd},
   {"wake", core_wake},
   {NULL, NULL}
 };
