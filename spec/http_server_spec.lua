@@ -37,7 +37,7 @@ end
 describe("http server with real clients", function()
   local server, port, base
   setup(function()
-    server = proc.start({"spec/http_app.lua"},
+    server = proc.start({"spec/support/http_app.lua"},
       {env = "HTTP_HEAD_TIMEOUT=1"})
     port = tonumber(server:wait_for("listening (%d+)", 20))
     base = "http://127.0.0.1:" .. port

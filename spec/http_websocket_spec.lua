@@ -25,7 +25,7 @@ end
 describe("websocket server with python3 websockets as the client", function()
   local server, port
   setup(function()
-    server = proc.start({"spec/http_app.lua"})
+    server = proc.start({"spec/support/http_app.lua"})
     port = tonumber(server:wait_for("listening (%d+)", 20))
   end)
   teardown(function() server:stop() end)

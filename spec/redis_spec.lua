@@ -6,7 +6,7 @@
 local net = require "net"
 local task = require "task"
 local redis = require "redis"
-local H = require "spec.hostile_helper"
+local H = require "hostile_helper"
 
 local q = shell_quote
 

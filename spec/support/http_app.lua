@@ -1,4 +1,4 @@
--- spec/http_app.lua: the server the http specs talk to with real clients
+-- spec/support/http_app.lua: the server the http specs talk to with real clients
 -- (curl, ab, python3). Prints "listening PORT" once ready; logs requests
 -- to stderr (common log format). Limits are small so tests reach them.
 local http = require "http"
