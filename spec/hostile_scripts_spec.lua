@@ -153,7 +153,7 @@ local VALID = {
     "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
     "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n" ..
       "\r\n5;x=y\r\nhello\r\n3\r\nabc\r\n0\r\nT: v\r\n\r\n",
-    "GET /helper.lua HTTP/1.0\r\nConnection: keep-alive\r\n" ..
+    "GET /support/helper.lua HTTP/1.0\r\nConnection: keep-alive\r\n" ..
       "If-Modified-Since: Tue, 24 Nov 2026 09:00:00 GMT\r\n\r\n",
     "HEAD / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
     "GET /%68ello?a=b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"},
@@ -564,7 +564,7 @@ describe("hostile peers against the example scripts", function()
         {"POST /echo" .. H11 .. "Transfer-Encoding: gzip\r\n\r\n", 400},
         {"GET /../../etc/passwd" .. H11 .. "\r\n", 403},
         {"GET /%2e%2e/%2e%2e/etc/passwd" .. H11 .. "\r\n", 403},
-        {"GET /%2E%2e/helper.lua" .. H11 .. "\r\n", 403},
+        {"GET /%2E%2e/support/helper.lua" .. H11 .. "\r\n", 403},
         {"GET /%2e%2e%2fetc%2fpasswd" .. H11 .. "\r\n", 400},
         {"GET /a%00b" .. H11 .. "\r\n", 400},
         {"GET /a\0b" .. H11 .. "\r\n", 400},
@@ -579,7 +579,7 @@ describe("hostile peers against the example scripts", function()
         {"GET /" .. H11 .. ": novalue\r\n\r\n", 400},
         {"GET /" .. H11 .. " folded\r\n\r\n", 400},
         {"\0\1\2\3\255 garbage\r\n\r\n", 400},
-        {"GET /helper.lua" .. H11 .. "\r\n", 200},
+        {"GET /support/helper.lua" .. H11 .. "\r\n", 200},
       }
       for _, case in ipairs(cases) do
         local c = assert(H.connect(port))
