@@ -54,7 +54,12 @@ static int tcp_new(lua_State *L) {
 
 static int tcp_open(lua_State *L) {
   uv_tcp_t *t = check_tcp(L, 1, NULL);
-  uv_os_sock_t fd = (uv_os_sock_t)lh_check_range(L, 2, 0, 0x7fffffff);
+  int fd, n = lh_check_fd(L, 2, LH_FD_STREAM, &fd);
+  /* checked first: uv_tcp_open failing on a socket it cannot set up
+  ** leaves the handle flagged open with no fd (stream.c's has_fd guards
+  ** the calls that would then assert, for the failures left: TCP options
+  ** on a unix socket) */
+  if (n) return n;
   return lh_result(L, uv_tcp_open(t, fd));
 }
 
