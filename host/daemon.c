@@ -213,7 +213,9 @@ int host_daemonize(const host_options *ho) {
       redirect(STDIN_FILENO, "/dev/null", O_RDONLY) != 0) {
     _exit(EXIT_FAILURE);
   }
-  dup2(STDOUT_FILENO, STDERR_FILENO);
+  /* stderr stays the starter's until the verdict (host_daemon_ready), so
+  ** a script that fails at start (a syntax error, an error in the main
+  ** chunk, a bind that fails) is seen where it was started. */
   log_path = ho->log;
   /* No chdir("/"): the script and the pid file may be relative paths. */
   ready_fd = fds[1];
@@ -232,6 +234,8 @@ int host_log_reopen(void) {
 void host_daemon_ready(int ok) {
   char c = ok ? 'R' : 'F';
   if (ready_fd < 0) return;
+  fflush(stderr);
+  dup2(STDOUT_FILENO, STDERR_FILENO); /* from now on, the log */
   if (write(ready_fd, &c, 1) < 0) { /* starter gone: nothing to tell */ }
   close(ready_fd);
   ready_fd = -1;
@@ -407,6 +411,15 @@ int host_listen_init(const host_options *ho, int trust_pid) {
   return 0;
 }
 
+void host_listen_close_all(void) {
+  int i;
+  for (i = 0; i < nlistening; i++) {
+    close(listening[i].fd);
+    free(listening[i].name);
+  }
+  nlistening = 0;
+}
+
 int host_listen_count(void) { return nlistening; }
 int host_listen_fd(int i) { return listening[i].fd; }
 const char *host_listen_name(int i) { return listening[i].name; }
@@ -446,7 +459,7 @@ static void push_sockname(lua_State *L, int fd) {
 ** worker supervisor), in order. A fresh list each call; the fds stay
 ** owned by the host until a caller adopts one (e.g. net.listen{fd = n}).
 */
-static int daemon_listen_fds(lua_State *L) {
+int host_lua_listen_fds(lua_State *L) {
   int i;
   lua_createtable(L, nlistening, 0);
   for (i = 0; i < nlistening; i++) {
@@ -461,9 +474,5 @@ static int daemon_listen_fds(lua_State *L) {
   return 1;
 }
 
-void host_daemon_lib(lua_State *L) {
-  lua_pushcfunction(L, daemon_listen_fds);
-  lua_setfield(L, -2, "listen_fds");
-}
 
 /* }====================================================== */

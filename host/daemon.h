@@ -39,7 +39,9 @@ int host_listen_init(const host_options *ho, int trust_pid);
 int host_listen_count(void);
 int host_listen_fd(int i);
 const char *host_listen_name(int i);
-/* Adds listen_fds() to the luahost table on top of L. */
-void host_daemon_lib(lua_State *L);
+/* Close them all (the supervisor's final stop). */
+void host_listen_close_all(void);
+/* luahost.listen_fds() -> the list of those sockets. */
+int host_lua_listen_fds(lua_State *L);
 
 #endif

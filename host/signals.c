@@ -1,13 +1,41 @@
 /*
-** signals.c: the host's own signal handling, through uv_signal_t only (no C
-** signal handler ever touches Lua). SIGINT stops a script with
-** "interrupted!" and status 130 unless the script watches SIGINT itself.
+** signals.c: the host's signal policy, stated here for every role; the
+** handling goes through uv_signal_t only (no C signal handler ever
+** touches Lua).
 ** See Copyright Notice in README.md
+**
+**   signal   lone process          worker                supervisor
+**   SIGPIPE  ignored: a write to a closed peer is an error, not a death
+**   SIGINT   "interrupted!", 130   ignored (Ctrl-C       graceful stop
+**            (unless the script    reaches the whole     (supervisor.c)
+**            watches SIGINT; in    group: the
+**            the REPL it cancels   supervisor decides)
+**            the running
+**            statement, repl.c)
+**   SIGTERM  default (death);      drain (drain.c); a    graceful stop; a
+**            with --daemon or      second one is left    second one stops
+**            --pidfile: drain, a   to the supervisor     at once: SIGKILL
+**            second one stops                            to the workers,
+**            at once                                     exit 128+15
+**   SIGHUP   default; with         ignored (the          reopen the log,
+**            --daemon --log:       supervisor            reload (a new
+**            reopen the log        reloads)              generation)
+**
+** The script's own watchers (uv signals, task.on_signal) come on top: a
+** SIGTERM watcher keeps a draining loop alive until it is closed.
 */
 #include <signal.h>
 #include <stdlib.h>
 
 #include "runtime.h"
+
+void host_signals_process(int worker) {
+  signal(SIGPIPE, SIG_IGN);
+  if (worker) {
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+  }
+}
 
 typedef struct host_signal {
   uv_signal_t handle; /* first: found from the handle by a cast */
@@ -27,6 +55,7 @@ static void sigint_cb(uv_signal_t *handle, int signum) {
   (void)signum;
   uv_walk(handle->loop, find_user_sigint, &watched);
   if (watched) return; /* the script handles SIGINT itself */
+  if (hs->ctx->on_interrupt && hs->ctx->on_interrupt(hs->ctx)) return;
   lh_report("interrupted!");
   lh_fatal(hs->ctx, 128 + SIGINT);
 }

@@ -2,12 +2,14 @@
 net: sockets as files, for straight-line Lua in tasks.
 
 The hot path (reading, writing, accepting, connecting, waiting) is C
-(net.core, lib/netcore.c); this file parses options, resolves names, tries
+(net.core, lib/net_*.c); this file parses options, resolves names, tries
 addresses in order and runs servers (one task per connection).
 
 Failures a program must expect return nil, err with a short stable string
-(see README "## net"); programmer mistakes raise naming the argument.
+(see docs/net.md, "Errors"); programmer mistakes raise naming the argument.
 ]]
+-- The host's plumbing and task.lua's hooks: not in any public table.
+local private = select(2, ...)
 local core = require "net.core"
 local task = require "task"
 
@@ -23,9 +25,13 @@ net.defaults = {
   write_hwm = 64 * 1024,    -- write blocks while more is queued (bytes)
 }
 
-local own, spawn_light = task._own, task._spawn_light
-local wait = task._wait
-local resume = require("luahost").resume
+local own, spawn_light = private.task.own, private.task.spawn_light
+local park, wake = private.task.park, private.task.wake
+local cancelled = private.task.cancelled
+-- In a worker group, the supervisor owns every listening socket (and every
+-- bound UDP socket): share(kind, ...) gets the group's, or false outside
+-- a group (see docs/deploy.md, Workers).
+local share = private.share
 
 local Conn, Server = core.conn_methods, core.server_methods
 
@@ -242,7 +248,13 @@ function net.listen(opts)
     server, err = core.listen_fd(opts.fd, backlog)
   elseif opts.path ~= nil then
     check_type(opts.path, "string", 1, "listen")
-    server, err = core.listen(opts.path, nil, backlog)
+    local fd
+    fd, err = share("unix", opts.path, nil, backlog)
+    if fd == false then
+      server, err = core.listen(opts.path, nil, backlog)
+    elseif fd then
+      server, err = core.listen_fd(fd, backlog)
+    end
   else
     local host = opts.host or "127.0.0.1"
     check_type(host, "string", 1, "listen")
@@ -254,8 +266,14 @@ function net.listen(opts)
       if not addrs then return nil, err end
       host = addrs[1]
     end
-    server, err = core.listen(host, port, backlog, opts.v6only,
-      opts.reuseport)
+    local fd
+    fd, err = share("tcp", host, port, backlog, opts.v6only, opts.reuseport)
+    if fd == false then
+      server, err = core.listen(host, port, backlog, opts.v6only,
+        opts.reuseport)
+    elseif fd then
+      server, err = core.listen_fd(fd, backlog)
+    end
   end
   if not server then return nil, err end
   core.configure(server, opts.max_line or d.max_line,
@@ -266,7 +284,7 @@ function net.listen(opts)
     local w = st.waiter
     if w then
       st.waiter = nil
-      resume(w)
+      wake(w)
     end
   end})
   servers[server] = st
@@ -285,14 +303,19 @@ end
 --- handled by handler(conn) in its own task; conn is closed when the
 --- handler returns or fails. Returns true once the server is closed.
 function Server:serve(handler)
-  handler = task._check_callable(handler, "serve")
+  handler = private.task.check_callable(handler, "serve")
   local st = servers[self]
   if st == nil then argerror(1, "serve", "net.server expected") end
   local accept = core_accept
   while true do
     while st.active >= st.max and not self:is_closed() do
-      st.waiter = coroutine.running()
-      wait()
+      local co = coroutine.running()
+      st.waiter = co
+      local r = park(nil, "serve")
+      if r ~= true then
+        if st.waiter == co then st.waiter = nil end
+        cancelled(r)
+      end
     end
     local conn, err = accept(self)
     if conn then
@@ -315,7 +338,7 @@ function Server:close()
   local w = st and st.waiter
   if w then
     st.waiter = nil
-    resume(w)
+    wake(w)
   end
   return r
 end
@@ -382,7 +405,18 @@ function net.udp(opts)
       host = addrs[1]
     end
   end
-  local u, err = core.udp(host, port or 0, opts.reuseaddr, family)
+  local u, err, fd = nil, nil, false
+  -- A bound socket is the group's in a worker (each datagram reaches one
+  -- worker), unless reuseaddr asks for one per process (multicast: each
+  -- gets a copy).
+  if host ~= nil and not opts.reuseaddr then
+    fd, err = share("udp", host, port or 0)
+  end
+  if fd then
+    u, err = core.udp_fd(fd)
+  elseif fd == false then
+    u, err = core.udp(host, port or 0, opts.reuseaddr, family)
+  end
   if not u then return nil, err end
   for _, name in ipairs({"broadcast", "ttl", "multicast_ttl",
     "multicast_loop", "multicast_interface", "join"}) do

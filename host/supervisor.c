@@ -1,33 +1,35 @@
 /*
-** workers.c: the --workers supervisor and the worker's side of it.
+** supervisor.c: the --workers supervisor: spawns the workers, restarts
+** the ones that die, stops them (drain) and replaces them (reload).
 ** See Copyright Notice in README.md
 **
 ** The supervisor never runs the script: it only compiles it in a
 ** throwaway state (at start and on SIGHUP). It spawns each worker as a
 ** fresh exec of this program with the same command line, so every worker
 ** (and every generation after a reload) reads the script again. A worker
-** learns who it is from LUAHOST_WORKER="id:count:gen:fd:ppid" and reports
-** "ready" by writing 'R' to fd once its main chunk has run to its first
-** wait (by then it has bound its sockets). Listening sockets the
-** supervisor holds (--listen, systemd) are handed down as fds 3.. with
-** LISTEN_FDS/LISTEN_FDNAMES, exactly as systemd does.
+** learns who it is from LUAHOST_WORKER="id:count:gen:fd:ppid"; fd is its
+** end of a channel to the supervisor (share.h), on which it reports
+** "ready" once its main chunk has run to its first wait, and asks for
+** every socket its script listens on: the supervisor owns them all
+** (listeners.c), so the script runs unchanged in a group. Listening
+** sockets the supervisor inherited (--listen, systemd) are also handed
+** down as fds 3.. with LISTEN_FDS/LISTEN_FDNAMES, exactly as systemd does.
 */
 #include <errno.h>
 #include <fcntl.h>
-#include <stddef.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <lualib.h>
 
 #include "daemon.h"
-#include "workers.h"
+#include "listeners.h"
+#include "supervisor.h"
 
 extern char **environ;
 
@@ -38,19 +40,20 @@ extern char **environ;
 #define KILL_GRACE_MS 3000       /* after the drain: SIGKILL what is left */
 #define RELOAD_READY_MS 30000    /* a new generation must be ready by then */
 
-/* {====================================================== supervisor */
-
 typedef struct supervisor supervisor;
 
 typedef struct worker {
   uv_process_t proc;
-  uv_pipe_t notify;   /* read end of the readiness pipe */
+  uv_poll_t chan;     /* our end of the channel (share.h) */
+  int chan_fd;
   supervisor *sup;
   struct worker *next;
   int id, gen;
   int ready, exited, draining;
   int open;           /* handles not yet closed: free at 0 */
   uint64_t started;   /* loop time at spawn */
+  listener **held;    /* the sockets it asked for */
+  int nheld, maxheld;
 } worker;
 
 typedef struct slot {
@@ -65,6 +68,7 @@ struct supervisor {
   uv_signal_t sigterm, sigint, sighup;
   uv_timer_t kill_timer;
   uv_timer_t reload_timer;  /* the pending generation's deadline */
+  listeners sockets;    /* every socket a worker asked for */
   slot *slots;
   worker *list;
   int count;            /* workers per generation */
@@ -146,7 +150,7 @@ static void kill_timer_cb(uv_timer_t *t) {
 }
 
 /* Graceful stop: workers stop accepting and drain; a second call stops
-** at once. */
+** at once (the drain cut short: code says so, e.g. 128 + the signal). */
 static void sup_stop(supervisor *sup, int code) {
   int i;
   uint64_t grace;
@@ -157,6 +161,10 @@ static void sup_stop(supervisor *sup, int code) {
     return;
   }
   sup->stopping = 1;
+  /* No worker will accept again: new clients are refused at once rather
+  ** than queued on a socket nobody serves (the workers close their
+  ** copies as their drain starts). */
+  listeners_close_all(&sup->sockets);
   sup->pending = 0;
   uv_timer_stop(&sup->reload_timer);
   for (i = 0; i < sup->count; i++) uv_timer_stop(&sup->slots[i].timer);
@@ -175,6 +183,8 @@ static void worker_closed(uv_handle_t *h) {
     worker **p = &w->sup->list;
     while (*p != w) p = &(*p)->next;
     *p = w->next;
+    close(w->chan_fd); /* (the poll on it is closed by now) */
+    free(w->held);
     free(w);
   }
 }
@@ -187,18 +197,91 @@ static void close_worker_handle(uv_handle_t *h) {
 static void worker_ready(worker *w);
 static int spawn_worker(supervisor *sup, int id, int gen);
 
-static void alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *buf) {
-  static char byte[16]; /* the loop is single-threaded; 'R' is all we read */
-  (void)h;
-  (void)size;
-  *buf = uv_buf_init(byte, sizeof(byte));
+/* Reply to request rq: the socket (fd >= 0) or the error. */
+static void reply(worker *w, const share_req *rq, int fd) {
+  share_rep rep;
+  union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+  struct iovec iov;
+  struct msghdr mh;
+  ssize_t n;
+  memset(&rep, 0, sizeof(rep));
+  memset(&mh, 0, sizeof(mh));
+  rep.magic = SHARE_MAGIC;
+  rep.seq = rq->seq;
+  rep.status = fd < 0 ? fd : 0;
+  iov.iov_base = &rep;
+  iov.iov_len = sizeof(rep);
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  if (fd >= 0) {
+    struct cmsghdr *cm;
+    memset(&u, 0, sizeof(u));
+    mh.msg_control = u.buf;
+    mh.msg_controllen = sizeof(u.buf);
+    cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+  }
+  do n = sendmsg(w->chan_fd, &mh, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  /* A worker that died meanwhile has its exit_cb coming; one that is
+  ** alive waits for this reply, so its buffer has room. */
 }
 
-static void notify_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  worker *w = (worker *)s->data;
-  if (nread > 0 && memchr(buf->base, 'R', (size_t)nread) && !w->ready)
-    worker_ready(w);
-  if (nread < 0) close_worker_handle((uv_handle_t *)s);
+/* Keep l on w's list of held sockets; 0, or -1 out of memory. */
+static int hold(worker *w, listener *l) {
+  if (w->nheld == w->maxheld) {
+    int n = w->maxheld ? 2 * w->maxheld : 4;
+    listener **h = (listener **)realloc(w->held, (size_t)n * sizeof(*h));
+    if (h == NULL) return -1;
+    w->held = h;
+    w->maxheld = n;
+  }
+  w->held[w->nheld++] = l;
+  return 0;
+}
+
+/* A worker asks for a socket: bind it once, or hand over the one bound. */
+static void serve_request(worker *w, const share_req *rq) {
+  supervisor *sup = w->sup;
+  listener *l = NULL;
+  int fd;
+  if (rq->magic != SHARE_MAGIC)
+    fd = UV_EPROTO; /* a worker of another build */
+  else if (sup->stopping)
+    fd = UV_ECANCELED; /* the group is stopping: no new server */
+  else
+    fd = listeners_get(&sup->sockets, rq, w->gen, &l);
+  if (l != NULL && hold(w, l) != 0) {
+    listeners_release(l);
+    fd = UV_ENOMEM;
+  }
+  reply(w, rq, fd);
+}
+
+/* Messages from a worker: "ready", or a request for a socket. */
+static void chan_cb(uv_poll_t *p, int status, int events) {
+  worker *w = (worker *)p->data;
+  (void)events;
+  for (;;) {
+    share_req rq;
+    ssize_t n;
+    if (status < 0) break;
+    memset(&rq, 0, sizeof(rq));
+    n = recv(w->chan_fd, &rq, sizeof(rq), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) break; /* the worker is gone (exit_cb follows) */
+    if (n != (ssize_t)sizeof(rq)) rq.magic = 0; /* refused: EPROTO */
+    if (rq.op == SHARE_READY && rq.magic == SHARE_MAGIC) {
+      if (!w->ready) worker_ready(w);
+    } else {
+      serve_request(w, &rq);
+    }
+  }
+  uv_poll_stop(p);
 }
 
 /* The pending generation failed: stop it, keep the serving one. */
@@ -280,10 +363,13 @@ static void exit_cb(uv_process_t *p, int64_t status, int sig) {
   worker *w = (worker *)p->data;
   supervisor *sup = w->sup;
   char how[96];
-  int crashed = status != 0 || sig != 0;
+  int k, crashed = status != 0 || sig != 0;
   w->exited = 1;
   close_worker_handle((uv_handle_t *)&w->proc);
-  close_worker_handle((uv_handle_t *)&w->notify);
+  close_worker_handle((uv_handle_t *)&w->chan);
+  for (k = 0; k < w->nheld; k++) listeners_release(w->held[k]);
+  w->nheld = 0;
+  if (!sup->stopping) listeners_sweep(&sup->sockets, sup->gen);
   how_ended(how, sizeof(how), status, sig);
   if (sup->stopping) {
     if (crashed && sup->stopping == 1)
@@ -299,8 +385,11 @@ static void exit_cb(uv_process_t *p, int64_t status, int sig) {
     return;
   }
   if (w->draining || w->gen != sup->gen) {
+    /* A generation a reload replaced, or the rest of one it abandoned. */
     if (crashed && sig != SIGTERM)
-      sup_log("old worker %d (pid %d) %s", w->id, p->pid, how);
+      sup_log("%s worker %d (pid %d, generation %d) %s",
+              w->gen > sup->gen ? "abandoned new" : "old", w->id, p->pid,
+              w->gen, how);
     return;
   }
   if (!crashed) { /* the script finished: nothing to restart */
@@ -374,7 +463,8 @@ static int spawn_worker(supervisor *sup, int id, int gen) {
   int fds[2], i, nl = host_listen_count(), st;
   char **env;
   worker *w = (worker *)calloc(1, sizeof(worker));
-  if (w == NULL || uv_pipe(fds, 0, 0) != 0) {
+  if (w == NULL ||
+      socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
     sup_log("cannot start worker %d: out of resources", id);
     free(w);
     return -1;
@@ -415,10 +505,11 @@ static int spawn_worker(supervisor *sup, int id, int gen) {
   w->gen = gen;
   w->started = uv_now(&sup->loop);
   w->open = 2;
-  uv_pipe_init(&sup->loop, &w->notify, 0);
-  w->notify.data = w;
-  uv_pipe_open(&w->notify, fds[0]);
-  uv_read_start((uv_stream_t *)&w->notify, alloc_cb, notify_cb);
+  w->chan_fd = fds[0];
+  fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  uv_poll_init(&sup->loop, &w->chan, fds[0]);
+  w->chan.data = w;
+  uv_poll_start(&w->chan, UV_READABLE | UV_DISCONNECT, chan_cb);
   w->next = sup->list;
   sup->list = w;
   return 0;
@@ -471,8 +562,8 @@ static void signal_cb(uv_signal_t *h, int signum) {
   supervisor *sup = (supervisor *)h->data;
   if (signum == SIGHUP)
     reload(sup);
-  else
-    sup_stop(sup, 0);
+  else /* a second one cuts the drain short: exit as killed by it */
+    sup_stop(sup, sup->stopping ? 128 + signum : 0);
 }
 
 /* After a failed start-up: close whatever is left (the worker records
@@ -542,9 +633,12 @@ int host_supervise(const host_options *ho, int argc, char **argv,
   uv_walk(&sup.loop, walk_close, NULL);
   uv_run(&sup.loop, UV_RUN_DEFAULT);
   uv_loop_close(&sup.loop);
+  listeners_free(&sup.sockets);
   while (sup.list) { /* workers whose handles closed without the count */
     worker *w = sup.list;
     sup.list = w->next;
+    close(w->chan_fd);
+    free(w->held);
     free(w);
   }
   free(sup.slots);
@@ -553,217 +647,3 @@ int host_supervise(const host_options *ho, int argc, char **argv,
   host_daemon_ready(sup.exit_code == 0);
   return sup.exit_code;
 }
-
-/* }====================================================== */
-
-/* {====================================================== worker side */
-
-/* What this process knows as a worker (set once, before any Lua state). */
-static struct {
-  int id, count, gen;
-  int notify_fd;      /* write 'R' here when ready; -1 after */
-  int exiting;        /* a drain started */
-} self = {0, 0, 0, -1, 0};
-
-int host_worker_init(void) {
-  const char *s = getenv("LUAHOST_WORKER");
-  int id, count, gen, fd;
-  long ppid;
-  if (s == NULL) return 0;
-  if (sscanf(s, "%d:%d:%d:%d:%ld", &id, &count, &gen, &fd, &ppid) != 5 ||
-      id < 1 || count < id || fd < 3) {
-    fprintf(stderr, "luahost: bad LUAHOST_WORKER '%s'\n", s);
-    return -1;
-  }
-  /* Die with the supervisor, and not start if it is already gone. */
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() != (pid_t)ppid) return -1;
-  self.id = id;
-  self.count = count;
-  self.gen = gen;
-  self.notify_fd = fd;
-  fcntl(fd, F_SETFD, FD_CLOEXEC);
-  unsetenv("LUAHOST_WORKER"); /* not for the processes the script starts */
-  return 1;
-}
-
-int host_is_worker(void) { return self.id > 0; }
-
-void host_worker_started(void) {
-  char r = 'R';
-  if (self.notify_fd < 0) return;
-  /* Changing credentials (--user) cleared the parent-death signal. */
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (write(self.notify_fd, &r, 1) < 0) { /* supervisor gone */ }
-  close(self.notify_fd);
-  self.notify_fd = -1;
-}
-
-/*
-** The drain: SIGTERM closes every listening socket (so no new connection
-** is accepted here; with shared sockets the other workers take them) and
-** sets the exiting flag the script can read. The loop then ends by itself
-** when the open connections are done; if they are not done within the
-** drain time, the host stops in order anyway, exit status 0. Both handles
-** are host-internal and unreferenced: they never keep the loop alive.
-*/
-typedef struct drain {
-  uv_signal_t sigterm;
-  uv_signal_t sighup;   /* --daemon --log: reopen the log (logrotate) */
-  uv_timer_t deadline;
-  lh_internal internal;
-  lh_ctx *ctx;
-  double seconds;
-  int open;           /* handles not yet closed */
-} drain;
-
-/* Every handle's data is &d->internal: that finds d. */
-static drain *drain_of(uv_handle_t *h) {
-  return (drain *)(void *)((char *)h->data - offsetof(drain, internal));
-}
-
-static void drain_closed(uv_handle_t *h) {
-  drain *d = drain_of(h);
-  if (--d->open == 0) free(d);
-}
-
-static void sighup_cb(uv_signal_t *h, int signum) {
-  (void)h;
-  (void)signum;
-  host_log_reopen();
-}
-
-static void stop_now(lh_ctx *ctx) {
-  ctx->exit_requested = 1; /* the orderly stop of os.exit(0, true) */
-  uv_stop(ctx->loop);
-}
-
-static void deadline_cb(uv_timer_t *t) {
-  drain *d = drain_of((uv_handle_t *)t);
-  lh_report("drain time is over; closing what is left");
-  stop_now(d->ctx);
-}
-
-/* A listening TCP or unix socket of the script's (not the host's). */
-static void close_listener(uv_handle_t *h, void *arg) {
-  uv_os_fd_t fd;
-  int on = 0;
-  socklen_t len = sizeof(on);
-  (void)arg;
-  if ((h->type != UV_TCP && h->type != UV_NAMED_PIPE) || uv_is_closing(h) ||
-      lh_is_internal(h) || uv_fileno(h, &fd) != 0)
-    return;
-  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on)
-    lh_handle_close((lh_handle *)h->data);
-}
-
-/* The registry key of the list of functions luahost.on_drain added. */
-static const char drain_hooks_key = 'd';
-
-/* Call every drain hook (in order, each protected by lh_call). */
-static void run_drain_hooks(lh_ctx *ctx) {
-  lua_State *L = ctx->L;
-  lua_Integer i, n;
-  lua_checkstack(L, LUA_MINSTACK); /* L may be suspended in a C frame */
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &drain_hooks_key) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    return;
-  }
-  n = (lua_Integer)lua_rawlen(L, -1);
-  for (i = 1; i <= n && !ctx->fatal; i++) {
-    lua_rawgeti(L, -1, i);
-    lh_call(ctx, 0);
-  }
-  lua_pop(L, 1);
-}
-
-static void sigterm_cb(uv_signal_t *h, int signum) {
-  drain *d = drain_of((uv_handle_t *)h);
-  (void)signum;
-  if (self.exiting) {
-    /* A worker may get SIGTERM twice for one stop (from the supervisor,
-    ** and from systemd or timeout(1) signalling the whole group): only
-    ** the supervisor decides to stop at once (with SIGKILL). A plain
-    ** process stops at once on the second SIGTERM. */
-    if (!host_is_worker()) stop_now(d->ctx);
-    return;
-  }
-  self.exiting = 1;
-  /* First the Lua side closes what it owns the proper way (net closes its
-  ** servers, waking the tasks in accept); then whatever still listens. */
-  run_drain_hooks(d->ctx);
-  uv_walk(h->loop, close_listener, NULL);
-  uv_timer_start(&d->deadline, deadline_cb,
-                 (uint64_t)(d->seconds * 1000 + 0.5), 0);
-}
-
-void host_drain_init(lh_ctx *ctx, double seconds, int reopen_log) {
-  drain *d = (drain *)calloc(1, sizeof(drain));
-  if (d == NULL) return;
-  d->ctx = ctx;
-  d->seconds = seconds;
-  d->internal.tag = &lh_internal_tag;
-  d->internal.close_cb = drain_closed;
-  d->open = 3;
-  uv_signal_init(ctx->loop, &d->sigterm);
-  uv_signal_init(ctx->loop, &d->sighup);
-  uv_timer_init(ctx->loop, &d->deadline);
-  d->sigterm.data = d->sighup.data = d->deadline.data = &d->internal;
-  uv_signal_start(&d->sigterm, sigterm_cb, SIGTERM);
-  if (reopen_log) uv_signal_start(&d->sighup, sighup_cb, SIGHUP);
-  uv_unref((uv_handle_t *)&d->sigterm);
-  uv_unref((uv_handle_t *)&d->sighup);
-  uv_unref((uv_handle_t *)&d->deadline);
-  if (host_is_worker()) {
-    /* Ctrl-C or a hang-up reaches the whole group: the supervisor
-    ** decides (stop, reload), not each worker. */
-    signal(SIGINT, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-  }
-}
-
-/* luahost.worker() -> id, count (nil outside a worker group). */
-static int workers_worker(lua_State *L) {
-  if (self.id == 0) return 0;
-  lua_pushinteger(L, self.id);
-  lua_pushinteger(L, self.count);
-  lua_pushinteger(L, self.gen);
-  return 3;
-}
-
-/* luahost.exiting() -> true once a drain (SIGTERM) started. */
-static int workers_exiting(lua_State *L) {
-  lua_pushboolean(L, self.exiting);
-  return 1;
-}
-
-/*
-** luahost.on_drain(fn): call fn() when a drain starts (SIGTERM under
-** --workers, --daemon or --pidfile), before the host closes the listening
-** sockets that are left. For modules that own servers (net): closing them
-** themselves lets the tasks waiting in accept return.
-*/
-static int workers_on_drain(lua_State *L) {
-  lh_check_callable(L, 1);
-  lua_settop(L, 1);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &drain_hooks_key) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &drain_hooks_key);
-  }
-  lua_pushvalue(L, 1);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-  return 0;
-}
-
-void host_workers_lib(lua_State *L) {
-  lua_pushcfunction(L, workers_exiting);
-  lua_setfield(L, -2, "exiting");
-  lua_pushcfunction(L, workers_on_drain);
-  lua_setfield(L, -2, "on_drain");
-  lua_pushcfunction(L, workers_worker);
-  lua_setfield(L, -2, "worker");
-}
-
-/* }====================================================== */

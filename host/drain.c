@@ -1,0 +1,158 @@
+/*
+** drain.c: the graceful stop on SIGTERM (see drain.h), and the luahost
+** functions that expose it to Lua (exiting, on_drain).
+** See Copyright Notice in README.md
+*/
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include "daemon.h"
+#include "drain.h"
+#include "worker.h"
+
+static int exiting; /* a drain started (read by luahost.exiting) */
+
+/*
+** The drain: SIGTERM closes every listening socket (so no new connection
+** is accepted here; with shared sockets the other workers take them) and
+** sets the exiting flag the script can read. The loop then ends by itself
+** when the open connections are done; if they are not done within the
+** drain time, the host stops in order anyway, exit status 0. Both handles
+** are host-internal and unreferenced: they never keep the loop alive.
+*/
+typedef struct drain {
+  uv_signal_t sigterm;
+  uv_signal_t sighup;   /* --daemon --log: reopen the log (logrotate) */
+  uv_timer_t deadline;
+  lh_internal internal;
+  lh_ctx *ctx;
+  double seconds;
+  int open;           /* handles not yet closed */
+} drain;
+
+/* Every handle's data is &d->internal: that finds d. */
+static drain *drain_of(uv_handle_t *h) {
+  return (drain *)(void *)((char *)h->data - offsetof(drain, internal));
+}
+
+static void drain_closed(uv_handle_t *h) {
+  drain *d = drain_of(h);
+  if (--d->open == 0) free(d);
+}
+
+static void sighup_cb(uv_signal_t *h, int signum) {
+  (void)h;
+  (void)signum;
+  host_log_reopen();
+}
+
+static void stop_now(lh_ctx *ctx) {
+  ctx->exit_requested = 1; /* the orderly stop of os.exit(0, true) */
+  uv_stop(ctx->loop);
+}
+
+static void deadline_cb(uv_timer_t *t) {
+  drain *d = drain_of((uv_handle_t *)t);
+  lh_report("drain time is over; closing what is left");
+  stop_now(d->ctx);
+}
+
+/* A listening TCP or unix socket of the script's (not the host's). */
+static void close_listener(uv_handle_t *h, void *arg) {
+  uv_os_fd_t fd;
+  int on = 0;
+  socklen_t len = sizeof(on);
+  (void)arg;
+  if ((h->type != UV_TCP && h->type != UV_NAMED_PIPE) || uv_is_closing(h) ||
+      lh_is_internal(h) || uv_fileno(h, &fd) != 0)
+    return;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on)
+    lh_handle_close((lh_handle *)h->data);
+}
+
+/* The registry key of the list of functions luahost.on_drain added. */
+static const char drain_hooks_key = 'd';
+
+/* Call every drain hook (in order, each protected by lh_call). */
+static void run_drain_hooks(lh_ctx *ctx) {
+  lua_State *L = ctx->L;
+  lua_Integer i, n;
+  lua_checkstack(L, LUA_MINSTACK); /* L may be suspended in a C frame */
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &drain_hooks_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  n = (lua_Integer)lua_rawlen(L, -1);
+  for (i = 1; i <= n && !ctx->fatal; i++) {
+    lua_rawgeti(L, -1, i);
+    lh_call(ctx, 0);
+  }
+  lua_pop(L, 1);
+}
+
+static void sigterm_cb(uv_signal_t *h, int signum) {
+  drain *d = drain_of((uv_handle_t *)h);
+  (void)signum;
+  if (exiting) {
+    /* A worker may get SIGTERM twice for one stop (from the supervisor,
+    ** and from systemd or timeout(1) signalling the whole group): only
+    ** the supervisor decides to stop at once (with SIGKILL). A plain
+    ** process stops at once on the second SIGTERM. */
+    if (!host_is_worker()) stop_now(d->ctx);
+    return;
+  }
+  exiting = 1;
+  /* First the Lua side closes what it owns the proper way (net closes its
+  ** servers, waking the tasks in accept); then whatever still listens. */
+  run_drain_hooks(d->ctx);
+  uv_walk(h->loop, close_listener, NULL);
+  uv_timer_start(&d->deadline, deadline_cb,
+                 (uint64_t)(d->seconds * 1000 + 0.5), 0);
+}
+
+void host_drain_init(lh_ctx *ctx, double seconds, int reopen_log) {
+  drain *d = (drain *)calloc(1, sizeof(drain));
+  if (d == NULL) return;
+  d->ctx = ctx;
+  d->seconds = seconds;
+  d->internal.tag = &lh_internal_tag;
+  d->internal.close_cb = drain_closed;
+  d->open = 3;
+  uv_signal_init(ctx->loop, &d->sigterm);
+  uv_signal_init(ctx->loop, &d->sighup);
+  uv_timer_init(ctx->loop, &d->deadline);
+  d->sigterm.data = d->sighup.data = d->deadline.data = &d->internal;
+  uv_signal_start(&d->sigterm, sigterm_cb, SIGTERM);
+  if (reopen_log) uv_signal_start(&d->sighup, sighup_cb, SIGHUP);
+  uv_unref((uv_handle_t *)&d->sigterm);
+  uv_unref((uv_handle_t *)&d->sighup);
+  uv_unref((uv_handle_t *)&d->deadline);
+}
+
+/* luahost.exiting() -> true once a drain (SIGTERM) started. */
+int host_lua_exiting(lua_State *L) {
+  lua_pushboolean(L, exiting);
+  return 1;
+}
+
+/*
+** luahost.on_drain(fn): call fn() when a drain starts (SIGTERM under
+** --workers, --daemon or --pidfile), before the host closes the listening
+** sockets that are left. For modules that own servers (net): closing them
+** themselves lets the tasks waiting in accept return.
+*/
+int host_lua_on_drain(lua_State *L) {
+  lh_check_callable(L, 1);
+  lua_settop(L, 1);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &drain_hooks_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &drain_hooks_key);
+  }
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
