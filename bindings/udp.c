@@ -126,6 +126,8 @@ static struct sockaddr *check_opt_addr(lua_State *L, int hostidx,
       luaL_argerror(L, hostidx, "host and port must both be nil or both set");
     return NULL;
   }
+  /* a wrong host is named whether or not a port follows */
+  lh_check_cstring(L, hostidx);
   if (lua_isnoneornil(L, portidx))
     luaL_argerror(L, portidx, "host and port must both be nil or both set");
   lh_check_addr(L, hostidx, portidx, ss);
