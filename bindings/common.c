@@ -25,10 +25,17 @@
 
 /* {====================================================== results */
 
+/* The _r forms: uv_err_name and uv_strerror malloc a string for a code
+** they do not know (translate_sys_error of any errno) and never free it. */
+#define ERRBUF 64
+#define err_name(st, buf) uv_err_name_r((st), (buf), ERRBUF)
+
 int lh_fail(lua_State *L, int status) {
+  char name[ERRBUF], msg[ERRBUF];
   lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", uv_err_name(status), uv_strerror(status));
-  lua_pushstring(L, uv_err_name(status));
+  lua_pushfstring(L, "%s: %s", err_name(status, name),
+                  uv_strerror_r(status, msg, sizeof(msg)));
+  lua_pushstring(L, name);
   return 3;
 }
 
@@ -39,22 +46,24 @@ int lh_result(lua_State *L, int status) {
 }
 
 void lh_push_status(lua_State *L, int status) {
+  char name[ERRBUF];
   if (status < 0)
-    lua_pushstring(L, uv_err_name(status));
+    lua_pushstring(L, err_name(status, name));
   else
     lua_pushnil(L);
 }
 
 int lh_fail_msg(lua_State *L, int status, const char *fmt, ...) {
   va_list ap;
+  char name[ERRBUF];
   lua_pushnil(L);
-  lua_pushstring(L, uv_err_name(status));
+  lua_pushstring(L, err_name(status, name));
   lua_pushliteral(L, ": ");
   va_start(ap, fmt);
   lua_pushvfstring(L, fmt, ap);
   va_end(ap);
   lua_concat(L, 3);
-  lua_pushstring(L, uv_err_name(status));
+  lua_pushstring(L, name);
   return 3;
 }
 
