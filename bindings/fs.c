@@ -231,8 +231,14 @@ void lh_fs_cb(uv_fs_t *req) {
 
 /* {====================================================== arguments */
 
+/* The loop's own fds (epoll, signal and lock pipes, eventfd) are refused:
+** a write to the signal pipe crashes libuv, a close aborts it. */
 static uv_file check_fd(lua_State *L, int idx) {
-  return (uv_file)lh_check_range(L, idx, INT_MIN, INT_MAX);
+  uv_file fd = (uv_file)lh_check_range(L, idx, INT_MIN, INT_MAX);
+  if (lh_loop_owns_fd(lh_getctx(L), fd))
+    luaL_argerror(L, idx, lua_pushfstring(L, "fd %d belongs to the event "
+                                          "loop", fd));
+  return fd;
 }
 
 static int check_mode(lua_State *L, int idx) {

@@ -492,7 +492,7 @@ describe("uv argument count", function()
     return list
   end
 
-  local problems, compared = {}, 0
+  local count_problems, compared = {}, 0
   local function sweep(label, f, fn_name)
     local t0 = uv.hrtime()
     for _, spec in ipairs(specs_for()) do
@@ -512,7 +512,7 @@ describe("uv argument count", function()
                  got:find("^raise: bad self") or not got:find("^raise")
         end
         if not fine then
-          problems[#problems + 1] = ("%s with %d argument(s) + %s: %s, " ..
+          count_problems[#count_problems + 1] = ("%s with %d argument(s) + %s: %s, " ..
             "but without: %s"):format(label, spec.n, t[1], got, base)
         end
       end
@@ -557,7 +557,7 @@ describe("uv argument count", function()
     table.sort(names)
     assert.truthy(#names > 50, "too few functions to sweep")
     for _, name in ipairs(names) do sweep(name, uv[name], name) end
-    assert.equal(0, #problems, table.concat(problems, "\n"))
+    assert.equal(0, #count_problems, table.concat(count_problems, "\n"))
     assert.truthy(compared > 10000, "too few comparisons: " .. compared)
   end)
 
@@ -583,6 +583,6 @@ describe("uv argument count", function()
       end
     end
     assert.truthy(seen > 100, "too few methods: " .. seen)
-    assert.equal(0, #problems, table.concat(problems, "\n"))
+    assert.equal(0, #count_problems, table.concat(count_problems, "\n"))
   end)
 end)

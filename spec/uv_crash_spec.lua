@@ -202,6 +202,12 @@ describe("uv crash cases", function()
             assert(select(3, uv.new_poll(fd)) == "EBUSY")
             assert(select(3, uv.new_socket_poll(fd)) == "EBUSY")
             assert(select(3, uv.new_tty(fd, false)) == "EBUSY")
+            -- and the fs functions: a close aborted libuv (fuzz seed 601)
+            for _, f in ipairs{"fs_close", "fs_write", "fs_read",
+                               "fs_fstat", "fs_fsync"} do
+              local ok, err = pcall(uv[f], fd, "x", 1)
+              assert(not ok and err:find("belongs to the event loop"), f)
+            end
           end
           p:close()
         end

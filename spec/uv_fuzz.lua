@@ -70,6 +70,7 @@ local ports             -- ports of bound sockets
 local pids              -- pids of spawned children
 local loop_fds = {}     -- the loop's own fds (must be refused)
 local depth = 0         -- callback nesting
+local draining = false  -- closing down: callbacks do nothing
 local calls, raises = 0, 0
 
 local function pick(list) return list[R(#list)] end
@@ -126,8 +127,7 @@ local function callback()
     local saved = R
     R = cbR
     local ok, err = pcall(function(...)
-      local n = select("#", ...)
-      local x = select(n > 0 and 1 or 0, ...)
+      local x = (...)
       if R(4) == 1 and is_handle(x) then pcall(x.close, x) end
       if R(3) == 1 then
         local h = pick(pool)
@@ -217,6 +217,63 @@ local function random_args(name)
     end
     args[i] = v
   end
+  return args
+end
+-- Plausible arguments by method name, so that calls also succeed and
+-- reach deeper states (a listening socket that accepted, a write queued
+-- behind another, a close from inside a read callback...).
+local G = {
+  cb = function() return callback() end,
+  ip = function() return pick{"127.0.0.1", "::1", "0.0.0.0"} end,
+  port = function() return #ports > 0 and R(3) > 1 and pick(ports) or 0 end,
+  n = function() return R(5) - 1 end,
+  ms = function() return pick{0, 1, 2, 5} end,
+  data = function()
+    return R(3) == 1 and {"ab", "", ("q"):rep(R(3000))} or
+      ("d"):rep(R(2) == 1 and R(10) or R(200000))
+  end,
+  h = function() return pick(pool) end,
+  name = function() return pick{"sock", "a", "f.txt", "sub"} end,
+  sig = function() return pick{"sigusr1", "sigusr2", "sighup", "sigwinch",
+                               "sigterm", 0} end,
+  ev = function() return pick{"r", "w", "rw", "rd", "rwdp"} end,
+  bool = function() return R(2) == 1 end,
+  fd = function() return #fdlist > 0 and pick(fdlist) or -1 end,
+  opt = function() return pick{"so_rcvbuf", "so_sndbuf", "tcp_nodelay",
+                               "so_keepalive", "so_reuseaddr"} end,
+}
+local T = {
+  start = {"ms", "ms", "cb"}, again = {}, set_repeat = {"ms"},
+  bind = {"ip", "port"}, listen = {"n", "cb"}, connect = {"ip", "port", "cb"},
+  accept = {"h"}, read_start = {"cb"}, read_stop = {}, write = {"data", "cb"},
+  write2 = {"data", "h", "cb"}, try_write = {"data"},
+  try_write2 = {"data", "h"}, shutdown = {"cb"}, close = {"cb"},
+  send = {"data", "ip", "port", "cb"}, try_send = {"data", "ip", "port"},
+  recv_start = {"cb"}, recv_stop = {}, open = {"fd"}, close_reset = {"cb"},
+  keepalive = {"bool", "ms"}, nodelay = {"bool"}, setopt = {"opt", "n"},
+  getopt = {"opt"}, kill = {"sig"}, send_ = {}, set_blocking = {"bool"},
+  set_broadcast = {"bool"}, set_ttl = {"n"}, getsockname = {},
+  getpeername = {}, stop = {}, ref = {}, unref = {}, fileno = {},
+}
+local TSIG = {start = {"sig", "cb"}, start_oneshot = {"sig", "cb"}}
+local TPOLL = {start = {"ev", "cb"}}
+local TPIPE = {bind = {"name"}, connect = {"name", "cb"}}
+local TFS = {start = {"name", "n", "cb"}}
+local TIDLE = {start = {"cb"}}
+
+local function plausible(tname, m)
+  local t = (tname == "signal" and TSIG[m]) or (tname == "poll" and TPOLL[m])
+    or (tname == "pipe" and TPIPE[m])
+    or ((tname == "fs_event" or tname == "fs_poll" or tname == "fs") and
+        TFS[m])
+    or ((tname == "idle" or tname == "prepare" or tname == "check") and
+        TIDLE[m])
+    or T[m]
+  if not t then return nil end
+  local args = {n = #t}
+  for i, g in ipairs(t) do args[i] = G[g]() end
+  if R(6) == 1 then args.n = args.n - 1 end           -- one missing
+  if R(6) == 1 then args.n = args.n + 1; args[args.n] = random_value() end
   return args
 end
 -- }======================================================
@@ -329,6 +386,9 @@ local function describe_args(args)
 end
 
 local function call(label, name, f, args)
+  for i = 1, args.n do -- no stdio or foreign fd, whatever made the list
+    if not safe_int(args[i]) then args[i] = -1 end
+  end
   calls = calls + 1
   log("%s(%s)", label, describe_args(args))
   local res = table.pack(pcall(f, table.unpack(args, 1, args.n)))
@@ -352,10 +412,10 @@ random_action = function()
     for m in pairs(index) do methods[#methods + 1] = m end
     table.sort(methods)
     local m = pick(methods)
-    local tname = tostring(h):match("^uv_(%a+)") or "?"
+    local tname = tostring(h):match("^uv_([%a_]+)") or "?"
     local mname = uv[tname .. "_" .. m] and tname .. "_" .. m or m
     if excluded[mname] or excluded[m] then return end
-    local args = random_args(mname)
+    local args = R(2) == 1 and plausible(tname, m) or random_args(mname)
     if R(8) ~= 1 then -- mostly the handle itself as self
       args.n = args.n + 1
       table.insert(args, 1, h)
@@ -388,7 +448,6 @@ end
 
 -- Run the loop until nothing is left in it (callbacks do nothing now),
 -- at most `seconds`; true when no handle is left.
-local draining = false
 local function drain(seconds)
   draining = true
   local expired = false
