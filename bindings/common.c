@@ -279,7 +279,7 @@ int lh_loop_owns_fd(lh_ctx *ctx, int fd) {
   int i;
   if (fd < 0) return 0;
   for (i = 0; i < 4; i++)
-    if (ctx->libuv_fds[i] == fd + 1) return 1;
+    if (ctx->libuv_fds[i] - 1 == fd) return 1; /* fd + 1 may overflow */
   return ctx->loop != NULL && loop_names_fd(ctx->loop, fd);
 }
 

@@ -366,6 +366,7 @@ void lh_dns_open(lua_State *L);
 void lh_netdb_open(lua_State *L);
 void lh_sockopt_open(lua_State *L);
 void lh_misc_open(lua_State *L);
+void lh_constants_open(lua_State *L);
 void lh_req_open(lua_State *L);
 void lh_fs_open(lua_State *L);
 void lh_fsdir_open(lua_State *L);

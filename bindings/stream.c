@@ -27,6 +27,18 @@ static uv_stream_t *check_stream(lua_State *L, int idx, lh_handle **hp) {
   return lh_uv(h, uv_stream_t);
 }
 
+/* A stream that may be closing (but not closed: that raises). On a
+** closing stream luv lets libuv answer, and so do we, without calling
+** libuv on it: it has no fd any more (has_fd below), so shutdown gives
+** ENOTCONN, the writes EBADF and read_start EINVAL. */
+static uv_stream_t *check_stream_live(lua_State *L, int idx,
+                                      lh_handle **hp) {
+  lh_handle *h = lh_check_handle_any(L, idx, LH_STREAM_MASK);
+  if (h == NULL) luaL_argerror(L, idx, "attempt to use a closed handle");
+  if (hp) *hp = h;
+  return lh_uv(h, uv_stream_t);
+}
+
 /* A handle to pass over an ipc pipe. */
 static lh_handle *check_send_handle(lua_State *L, int idx) {
   return lh_check_handle(L, idx, LH_SOCKET_MASK);
@@ -90,7 +102,7 @@ static void skip_bytes(lh_bufs *bs, size_t done) {
 ** which libuv completes on the next loop iteration.
 */
 static int do_write(lua_State *L, int sendidx, int cbidx) {
-  uv_stream_t *s = check_stream(L, 1, NULL);
+  uv_stream_t *s = check_stream_live(L, 1, NULL);
   lh_handle *send = NULL;
   lh_bufs bs;
   int hascb, st, data_ref = LUA_NOREF;
@@ -99,6 +111,7 @@ static int do_write(lua_State *L, int sendidx, int cbidx) {
   lh_check_bufs(L, 2, &bs, MAX_BUFS);
   if (sendidx) send = check_send_handle(L, sendidx);
   hascb = lh_opt_callable(L, cbidx);
+  if (!has_fd((uv_handle_t *)s)) return lh_fail(L, UV_EBADF); /* closing */
   if (send != NULL && !has_fd(send->uv)) return lh_fail(L, UV_EBADF);
   if (send == NULL) {
     st = uv_try_write(s, bs.bufs, bs.n);
@@ -148,25 +161,27 @@ static int stream_write2(lua_State *L) {
 }
 
 static int stream_try_write(lua_State *L) {
-  uv_stream_t *s = check_stream(L, 1, NULL);
+  uv_stream_t *s = check_stream_live(L, 1, NULL);
   lh_bufs bs;
   lh_check_bufs(L, 2, &bs, MAX_BUFS);
+  if (!has_fd((uv_handle_t *)s)) return lh_fail(L, UV_EBADF);
   return lh_result(L, uv_try_write(s, bs.bufs, bs.n));
 }
 
 static int stream_try_write2(lua_State *L) {
-  uv_stream_t *s = check_stream(L, 1, NULL);
+  uv_stream_t *s = check_stream_live(L, 1, NULL);
   lh_handle *sh;
   lh_bufs bs;
   lh_check_bufs(L, 2, &bs, MAX_BUFS);
   sh = check_send_handle(L, 3);
+  if (!has_fd((uv_handle_t *)s)) return lh_fail(L, UV_EBADF);
   if (!has_fd(sh->uv)) return lh_fail(L, UV_EBADF); /* libuv asserts */
   return lh_result(L, uv_try_write2(s, bs.bufs, bs.n,
                                     lh_uv(sh, uv_stream_t)));
 }
 
 static int stream_shutdown(lua_State *L) {
-  uv_stream_t *s = check_stream(L, 1, NULL);
+  uv_stream_t *s = check_stream_live(L, 1, NULL);
   int hascb = lh_opt_callable(L, 2), st;
   lh_req *r;
   if (!has_fd((uv_handle_t *)s)) return lh_fail(L, UV_ENOTCONN);
@@ -214,9 +229,10 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 ** read_start leaves a listening stream's callback alone. */
 static int stream_read_start(lua_State *L) {
   lh_handle *h;
-  uv_stream_t *s = check_stream(L, 1, &h);
+  uv_stream_t *s = check_stream_live(L, 1, &h);
   int st;
   lh_check_callable(L, 2);
+  if (uv_is_closing((uv_handle_t *)s)) return lh_fail(L, UV_EINVAL);
   if (!has_fd((uv_handle_t *)s)) return lh_fail(L, UV_ENOTCONN);
   lh_readbuf(L, READBUF_SIZE); /* the shared buffer alloc_cb hands out */
   st = uv_read_start(s, alloc_cb, read_cb);

@@ -158,10 +158,13 @@ static int tcp_connect(lua_State *L) {
 /* close_reset([cb]): close with an RST (SO_LINGER 0) instead of a FIN; the
 ** callback is the handle's close callback, as with close(). */
 static int tcp_close_reset(lua_State *L) {
-  lh_handle *h;
-  uv_tcp_t *t = check_tcp(L, 1, &h);
-  int hascb = lh_opt_callable(L, 2);
-  int st = uv_tcp_close_reset(t, lh_handle_close_cb);
+  lh_handle *h = lh_check_handle_any(L, 1, 1 << UV_TCP);
+  int hascb, st;
+  if (h == NULL) luaL_argerror(L, 1, "attempt to use a closed handle");
+  hascb = lh_opt_callable(L, 2);
+  /* closing: its fd is gone, libuv's own answer (it is not called) */
+  if (uv_is_closing(h->uv)) return lh_fail(L, UV_EBADF);
+  st = uv_tcp_close_reset(lh_uv(h, uv_tcp_t), lh_handle_close_cb);
   if (st < 0) return lh_fail(L, st);
   if (hascb) lh_set_cb(L, h, LH_CB_CLOSE, 2);
   lua_pushinteger(L, 0);
