@@ -83,8 +83,8 @@ end
 
 local function note_fd(fd)
   if type(fd) ~= "number" or fds[fd] then return end
-  local st = uv.fs_fstat and uv.fs_fstat(fd)
-  fds[fd] = st and {st.dev, st.ino} or {0, 0}
+  local ok, st = pcall(uv.fs_fstat, fd)
+  fds[fd] = ok and st and {st.dev, st.ino} or {0, 0}
   fdlist[#fdlist + 1] = fd
 end
 
@@ -199,7 +199,10 @@ local function safe_int(v)
       v ~= math.floor(v) then
     return true
   end
-  return fds[v] or is_loop_fd[v] or not uv.fs_fstat(math.tointeger(v))
+  -- fs_fstat raises for an fd the loop made since (inotify...): refused
+  -- wherever it goes, so safe
+  local ok, st = pcall(uv.fs_fstat, math.tointeger(v))
+  return fds[v] or is_loop_fd[v] or not ok or not st
 end
 
 local function random_args(name)
@@ -500,8 +503,8 @@ local function run_seed(seed)
   local clean = drain(10)
   -- every fd the seed made and still holds (same file as when made)
   for _, fd in ipairs(fdlist) do
-    local st = uv.fs_fstat and uv.fs_fstat(fd)
-    if st and st.dev == fds[fd][1] and st.ino == fds[fd][2] and
+    local ok, st = pcall(uv.fs_fstat, fd)
+    if ok and st and st.dev == fds[fd][1] and st.ino == fds[fd][2] and
         fds[fd][2] ~= 0 then
       uv.fs_close(fd)
     end
