@@ -260,6 +260,12 @@ uv_loop_t *lh_default_loop(lh_ctx *ctx) {
   uv_loop_t *loop;
   int fd, n = 0, i;
   for (i = 0; i < 4; i++) ctx->libuv_fds[i] = 0;
+  /* A process started with stdin, stdout or stderr closed would give
+  ** libuv one of fds 0-2 for its epoll fd, and libuv aborts when it closes
+  ** such an fd at exit (uv__close asserts fd > 2): hold them on /dev/null
+  ** (open takes the lowest free fd). */
+  for (fd = 0; fd <= 2; fd++)
+    if (fcntl(fd, F_GETFD) == -1 && open("/dev/null", O_RDWR) < 0) break;
   memset(before, 0, sizeof(before));
   memset(after, 0, sizeof(after));
   open_fds(before);

@@ -150,6 +150,18 @@ describe("uv crash cases", function()
       "event loop cannot watch\tEPERM\n"), out)
   end)
 
+  it("the host started with stdin closed: libuv gets no fd 0-2", function()
+    -- its epoll fd was fd 0 and libuv aborted closing it at exit
+    local out = run_case([[
+      local uv = require "uv"
+      local t = uv.new_timer()
+      t:start(1, 0, function() t:close() end)
+      uv.run()
+      print(uv.backend_fd() > 2)
+      print("done")]], "<&-")
+    assert.equal("true\ndone\n", out)
+  end)
+
   it("pipe:open(1) when stdout is a regular file, then write", function()
     -- run_host sends stdout to a file
     local out = run_case([[

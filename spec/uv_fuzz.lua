@@ -30,6 +30,8 @@ process rather than exercise a binding:
                        run Lua in other states: a dumped closure loses its
                        upvalues there; fuzzed by their own specs
   print_all_handles, print_active_handles   only write to stderr
+  disable_stdio_inheritance   later children (of later seeds) would start
+                       without stdio
   random               random(n) allocates n bytes: memory, not a binding
   fs_read, fs_sendfile, fs_write, fs_close... with any fd but those the
                        seed opened itself (or the loop's own, to check
@@ -52,7 +54,8 @@ assert(first, "usage: uv_fuzz.lua FIRST[-LAST] [STEPS] [-v]")
 local excluded = {}
 for name in ([[kill sleep run chdir os_setenv os_unsetenv setuid setgid
     os_setpriority spawn new_thread thread_join new_work queue_work
-    print_all_handles print_active_handles random]]):gmatch("%S+") do
+    print_all_handles print_active_handles random
+    disable_stdio_inheritance]]):gmatch("%S+") do
   excluded[name] = true
 end
 
