@@ -289,18 +289,29 @@ int lh_loop_owns_fd(lh_ctx *ctx, int fd) {
   return ctx->loop != NULL && loop_names_fd(ctx->loop, fd);
 }
 
-/* uv_walk callback: the type of a handle that holds fd arg->fd (one that
-** closes its fd: streams and udp; a poll handle only borrows its fd). */
+/* uv_walk callback: the type of a handle that holds fd arg->fd: streams
+** and udp own theirs, a poll handle watches its own. Two handles on one fd
+** share libuv's one watcher slot for it; when one closes the fd, its number
+** is reused while the other still watches it (a poll handle's events then
+** reached a listening socket: libuv asserted, fuzz seed 1313). */
 struct held { int fd; const char *by; };
 
 static void find_holder(uv_handle_t *uvh, void *arg) {
   struct held *w = (struct held *)arg;
   uv_os_fd_t fd;
   if (uvh->type != UV_TCP && uvh->type != UV_NAMED_PIPE &&
-      uvh->type != UV_TTY && uvh->type != UV_UDP)
+      uvh->type != UV_TTY && uvh->type != UV_UDP && uvh->type != UV_POLL)
     return;
   if (uv_fileno(uvh, &fd) == 0 && fd == w->fd)
     w->by = uv_handle_type_name(uvh->type);
+}
+
+const char *lh_fd_holder(lh_ctx *ctx, int fd) {
+  struct held w;
+  w.fd = fd;
+  w.by = NULL;
+  uv_walk(ctx->loop, find_holder, &w);
+  return w.by;
 }
 
 static const char *file_kind(int fd) {
@@ -338,14 +349,11 @@ int lh_check_fd(lua_State *L, int idx, int kind, int *fdp) {
     return lh_fail_msg(L, UV_EBADF, "fd %d is not open", fd);
   if (lh_loop_owns_fd(ctx, fd))
     return lh_fail_msg(L, UV_EBUSY, "fd %d belongs to the event loop", fd);
-  if (kind != LH_FD_POLL) { /* every kind but poll gives the fd a holder */
-    struct held w;
-    w.fd = fd;
-    w.by = NULL;
-    uv_walk(ctx->loop, find_holder, &w);
-    if (w.by != NULL)
+  {
+    const char *by = lh_fd_holder(ctx, fd);
+    if (by != NULL)
       return lh_fail_msg(L, UV_EEXIST, "fd %d is already held by a uv_%s "
-                         "handle", fd, w.by);
+                         "handle", fd, by);
   }
   if (kind == LH_FD_STREAM || kind == LH_FD_DGRAM) {
     int type = 0;

@@ -113,7 +113,7 @@ enum {
   LH_FD_PIPE,   /* and one epoll can watch (pipe open) */
   LH_FD_STREAM, /* and a SOCK_STREAM socket (tcp open) */
   LH_FD_DGRAM,  /* and a SOCK_DGRAM socket (udp open) */
-  LH_FD_POLL    /* one epoll can watch, maybe held by a handle (poll) */
+  LH_FD_POLL    /* one epoll can watch (poll) */
 };
 /*
 ** The fd argument at idx of a function that hands an fd to libuv. Raises
@@ -128,6 +128,9 @@ enum {
 int lh_check_fd(lua_State *L, int idx, int kind, int *fd);
 /* Does the loop (or libuv, process-wide) own fd? For the fs functions. */
 int lh_loop_owns_fd(lh_ctx *ctx, int fd);
+/* The type name of the handle that holds fd ("tcp", "poll"...), or NULL.
+** Walks the loop's handles: for opens and fs_close, not per read. */
+const char *lh_fd_holder(lh_ctx *ctx, int fd);
 
 /* }====================================================== */
 

@@ -136,6 +136,13 @@ local NOPATH = "/nonexistent-luahost-sweep/x"
 local HUGE = ("x"):rep(1 << 20)
 
 local made = {} -- every handle the sweep creates, to close at the end
+local raw_fds = {} -- fds polled by the poll fixtures: closed after them
+
+-- Close the raw fds once the handles are closed (the loop has run).
+local function close_raw_fds()
+  for _, fd in ipairs(raw_fds) do uv.fs_close(fd) end
+  raw_fds = {}
+end
 
 local function track(h)
   if type(h) == "userdata" and getmetatable(h) and
@@ -164,15 +171,13 @@ local function fixtures()
   if uv.new_udp then add("udp", uv.new_udp) end
   if uv.new_pipe then add("pipe", function() return uv.new_pipe(false) end) end
   if uv.new_socket_poll and uv.socketpair and uv.new_pipe then
-    -- A poll handle needs a pollable fd; a pipe handle owns it afterwards
-    -- so that closing the pipe closes the fd.
+    -- A poll handle needs a pollable fd, closed once the poll is closed;
+    -- a pipe handle owns the other end.
     local fds = uv.socketpair()
     if fds then
       add("poll", function() return uv.new_socket_poll(fds[1]) end)
-      for _, fd in ipairs(fds) do
-        local p = track(uv.new_pipe(false))
-        p:open(fd)
-      end
+      raw_fds[#raw_fds + 1] = fds[1]
+      track(uv.new_pipe(false)):open(fds[2])
     end
   end
   add("process", function()
@@ -207,6 +212,7 @@ local function close_all()
   for _ = 1, 20 do
     if not uv.run("nowait") then break end
   end
+  close_raw_fds()
 end
 
 local problems = {}
@@ -389,9 +395,8 @@ describe("uv argument count", function()
     poll = function()
       local fds = uv.socketpair()
       local p = uv.new_socket_poll(fds[1])
-      for _, fd in ipairs(fds) do -- owners of the fds, closed with them
-        track_all(uv.new_pipe(false)):open(fd)
-      end
+      raw_fds[#raw_fds + 1] = fds[1] -- closed after the poll
+      track_all(uv.new_pipe(false)):open(fds[2])
       return p
     end,
     closed = function()
@@ -468,6 +473,7 @@ describe("uv argument count", function()
     for _ = 1, 20 do
       if not uv.run("nowait") then break end
     end
+    close_raw_fds()
   end
 
   local values = {{value = -1}, {value = 0.5}, {value = ""},

@@ -249,13 +249,20 @@ describe("uv crash cases", function()
       assert.equal("EEXIST: fd " .. fds[1] ..
                    " is already held by a uv_pipe handle", msg)
       assert.equal(0, b:open(fds[2]))
-      -- a poll handle only borrows its fd: a pipe may still take it
+      -- a poll handle holds its fd too (a pipe that closed it would leave
+      -- the poll watching a number soon reused: fuzz seed 1313), and a
+      -- poll cannot watch a pipe's fd; fs_close refuses an fd in use
       local fds2 = uv.socketpair()
       local poll = assert(uv.new_socket_poll(fds2[1]))
       local c, d = uv.new_pipe(false), uv.new_pipe(false)
-      assert.equal(0, c:open(fds2[1]))
-      assert.equal(0, d:open(fds2[2]))
+      assert.equal("EEXIST", select(3, c:open(fds2[1])))
+      assert.equal("EEXIST", select(3, uv.new_poll(fds[1])))
+      assert.equal("EBUSY", select(3, uv.fs_close(fds2[1])))
+      assert.equal("EBUSY", select(3, uv.fs_close(fds[2])))
       poll:close()
+      uv.run("nowait")
+      assert.equal(0, c:open(fds2[1])) -- free once the poll is closed
+      assert.equal(0, d:open(fds2[2]))
       a:close() b:close() c:close() d:close()
       assert_clean()
     end)
