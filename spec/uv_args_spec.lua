@@ -26,8 +26,6 @@ local skip = {
   os_unsetenv = "changes the suite's environment",
   sleep = "blocks the whole process for as long as it is told",
   pipe = "returns raw fds that nothing in the sweep would close",
-  disable_stdio_inheritance = "marks the suite's stdio close-on-exec: " ..
-    "every child spawned later would start without stdin",
   socketpair = "returns raw fds that nothing in the sweep would close",
   print_all_handles = "dumps every handle to stderr (uv_misc_spec runs it)",
   print_active_handles = "dumps handles to stderr (uv_misc_spec runs it)",
