@@ -5,6 +5,7 @@
 #   make asan     build with ASan+UBSan into build/asan and run the suite
 #   make bench    measure against a plain C libuv server (bench/README.md)
 #   make lint     binding coverage and static checks
+#   make fuzz     the uv fuzzer under ASan: make fuzz SEEDS=1-2000 [STEPS=60]
 #   make install  binary, man page and docs under $(DESTDIR)$(PREFIX)
 #   make clean    remove build/
 
@@ -37,7 +38,7 @@ OBJS    := $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/embed.o
 DEPS_OK := build/.deps-ok
 HEADERS := $(wildcard host/*.h) $(wildcard bindings/*.h) $(wildcard lib/*.h)
 
-.PHONY: all deps run test asan bench lint install uninstall clean
+.PHONY: all deps run test asan asan-build fuzz bench lint install uninstall clean
 
 all: $(BUILD)/luahost
 
@@ -68,11 +69,18 @@ run: all
 test: all
 	sh spec/run.sh $(BUILD)/luahost
 
-asan:
+asan: asan-build
+	LUAHOST_ASAN=1 sh spec/run.sh build/asan/luahost
+
+asan-build:
 	$(MAKE) BUILD=build/asan \
 	  OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" build/asan/luahost
-	LUAHOST_ASAN=1 sh spec/run.sh build/asan/luahost
+
+SEEDS ?= 1-2000
+STEPS ?= 60
+fuzz: asan-build
+	sh spec/uv_fuzz.sh build/asan/luahost $(SEEDS) $(STEPS)
 
 bench: all
 	$(MAKE) -C bench LUAHOST=$(CURDIR)/$(BUILD)/luahost

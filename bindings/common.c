@@ -5,21 +5,38 @@
 */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
 
 #include "common.h"
 #include "sock.h"
 
 /* {====================================================== results */
 
+/* The _r forms: uv_err_name and uv_strerror malloc a string for a code
+** they do not know (translate_sys_error of any errno) and never free it. */
+#define ERRBUF 64
+#define err_name(st, buf) uv_err_name_r((st), (buf), ERRBUF)
+
 int lh_fail(lua_State *L, int status) {
+  char name[ERRBUF], msg[ERRBUF];
   lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", uv_err_name(status), uv_strerror(status));
-  lua_pushstring(L, uv_err_name(status));
+  lua_pushfstring(L, "%s: %s", err_name(status, name),
+                  uv_strerror_r(status, msg, sizeof(msg)));
+  lua_pushstring(L, name);
   return 3;
 }
 
@@ -30,10 +47,25 @@ int lh_result(lua_State *L, int status) {
 }
 
 void lh_push_status(lua_State *L, int status) {
+  char name[ERRBUF];
   if (status < 0)
-    lua_pushstring(L, uv_err_name(status));
+    lua_pushstring(L, err_name(status, name));
   else
     lua_pushnil(L);
+}
+
+int lh_fail_msg(lua_State *L, int status, const char *fmt, ...) {
+  va_list ap;
+  char name[ERRBUF];
+  lua_pushnil(L);
+  lua_pushstring(L, err_name(status, name));
+  lua_pushliteral(L, ": ");
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 3);
+  lua_pushstring(L, name);
+  return 3;
 }
 
 /* }====================================================== */
@@ -190,6 +222,207 @@ void lh_push_addr(lua_State *L, const struct sockaddr *sa) {
   lua_setfield(L, -2, "port");
   lua_pushstring(L, lh_family_name(sa->sa_family));
   lua_setfield(L, -2, "family");
+}
+
+/* }====================================================== */
+
+/* {====================================================== descriptors */
+
+/* Highest fd lh_default_loop looks at for the fds libuv makes. */
+#define FDSCAN 1024
+
+static void open_fds(unsigned char *set) {
+  int fd;
+  for (fd = 0; fd < FDSCAN; fd++)
+    if (fcntl(fd, F_GETFD) != -1) set[fd / 8] |= (unsigned char)(1 << fd % 8);
+}
+
+/* Does the loop struct name fd as one of its own? */
+static int loop_names_fd(uv_loop_t *loop, int fd) {
+  return fd == loop->backend_fd || fd == loop->signal_pipefd[0] ||
+         fd == loop->signal_pipefd[1] || fd == loop->async_wfd ||
+         fd == loop->async_io_watcher.fd || fd == loop->emfile_fd
+#ifdef __linux__
+         || fd == loop->inotify_fd
+#endif
+         ;
+}
+
+uv_loop_t *lh_default_loop(lh_ctx *ctx) {
+  unsigned char before[FDSCAN / 8], after[FDSCAN / 8];
+  uv_loop_t *loop;
+  int fd, n = 0, i;
+  for (i = 0; i < 4; i++) ctx->libuv_fds[i] = 0;
+  /* A process started with stdin, stdout or stderr closed would give
+  ** libuv one of fds 0-2 for its epoll fd, and libuv aborts when it closes
+  ** such an fd at exit (uv__close asserts fd > 2): hold them on /dev/null
+  ** (open takes the lowest free fd). */
+  for (fd = 0; fd <= 2; fd++)
+    if (fcntl(fd, F_GETFD) == -1 && open("/dev/null", O_RDWR) < 0) break;
+  memset(before, 0, sizeof(before));
+  memset(after, 0, sizeof(after));
+  open_fds(before);
+  loop = uv_default_loop();
+  if (loop == NULL) return NULL;
+  open_fds(after);
+  /* New fds that the loop struct does not name: libuv's process-wide
+  ** signal lock pipe, made once with the first loop. */
+  for (fd = 0; fd < FDSCAN && n < 4; fd++)
+    if ((after[fd / 8] & ~before[fd / 8] & (1 << fd % 8)) &&
+        !loop_names_fd(loop, fd))
+      ctx->libuv_fds[n++] = fd + 1;
+  return loop;
+}
+
+int lh_loop_owns_fd(lh_ctx *ctx, int fd) {
+  int i;
+  if (fd < 0) return 0;
+  for (i = 0; i < 4; i++)
+    if (ctx->libuv_fds[i] - 1 == fd) return 1; /* fd + 1 may overflow */
+  return ctx->loop != NULL && loop_names_fd(ctx->loop, fd);
+}
+
+/* uv_walk callback: the type of a handle that holds fd arg->fd: streams
+** and udp own theirs, a poll handle watches its own. Two handles on one fd
+** share libuv's one watcher slot for it; when one closes the fd, its number
+** is reused while the other still watches it (a poll handle's events then
+** reached a listening socket: libuv asserted, fuzz seed 1313). */
+struct held { int fd; const char *by; };
+
+static void find_holder(uv_handle_t *uvh, void *arg) {
+  struct held *w = (struct held *)arg;
+  uv_os_fd_t fd;
+  if (uvh->type != UV_TCP && uvh->type != UV_NAMED_PIPE &&
+      uvh->type != UV_TTY && uvh->type != UV_UDP && uvh->type != UV_POLL)
+    return;
+  if (uv_fileno(uvh, &fd) == 0 && fd == w->fd)
+    w->by = uv_handle_type_name(uvh->type);
+}
+
+const char *lh_fd_holder(lh_ctx *ctx, int fd) {
+  struct held w;
+  w.fd = fd;
+  w.by = NULL;
+  uv_walk(ctx->loop, find_holder, &w);
+  return w.by;
+}
+
+static const char *file_kind(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return "a file";
+  if (S_ISREG(st.st_mode)) return "a regular file";
+  if (S_ISDIR(st.st_mode)) return "a directory";
+  if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) return "a device";
+  return "a file";
+}
+
+/* Can epoll watch fd? Asked of a throwaway epoll set: the loop's own
+** may hold fd already from an earlier handle (libuv drops it lazily). */
+static int pollable(int fd) {
+#ifdef __linux__
+  struct epoll_event ev;
+  int ep = epoll_create1(EPOLL_CLOEXEC), err = 0;
+  if (ep < 0) return 0; /* cannot tell: let libuv decide */
+  memset(&ev, 0, sizeof(ev));
+  ev.events = EPOLLIN;
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) err = errno;
+  close(ep);
+  return err == EPERM ? UV_EPERM : 0;
+#else
+  (void)fd;
+  return 0;
+#endif
+}
+
+int lh_check_fd(lua_State *L, int idx, int kind, int *fdp) {
+  lh_ctx *ctx = lh_getctx(L);
+  int fd = (int)lh_check_range(L, idx, 0, INT_MAX), st;
+  *fdp = fd;
+  if (fcntl(fd, F_GETFD) == -1)
+    return lh_fail_msg(L, UV_EBADF, "fd %d is not open", fd);
+  if (lh_loop_owns_fd(ctx, fd))
+    return lh_fail_msg(L, UV_EBUSY, "fd %d belongs to the event loop", fd);
+  {
+    const char *by = lh_fd_holder(ctx, fd);
+    if (by != NULL)
+      return lh_fail_msg(L, UV_EEXIST, "fd %d is already held by a uv_%s "
+                         "handle", fd, by);
+  }
+  if (kind == LH_FD_STREAM || kind == LH_FD_DGRAM) {
+    int type = 0;
+    socklen_t len = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
+      return lh_fail_msg(L, UV_ENOTSOCK, "fd %d is not a socket", fd);
+    if (kind == LH_FD_DGRAM && type != SOCK_DGRAM)
+      return lh_fail_msg(L, UV_EINVAL, "fd %d is not a datagram socket", fd);
+    if (kind == LH_FD_STREAM && type != SOCK_STREAM)
+      return lh_fail_msg(L, UV_EINVAL, "fd %d is not a stream socket", fd);
+  }
+  if (kind != LH_FD_ANY && (st = pollable(fd)) < 0)
+    return lh_fail_msg(L, st, "fd %d is %s, which the event loop cannot "
+                       "watch", fd, file_kind(fd));
+  return 0;
+}
+
+/* }====================================================== */
+
+/* {====================================================== buffers */
+
+void lh_check_bufs(lua_State *L, int idx, lh_bufs *b, size_t max) {
+  size_t len, i, n;
+  b->bufs = b->small;
+  b->total = 0;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    const char *s = lua_tolstring(L, idx, &len);
+    luaL_argcheck(L, len <= UINT_MAX, idx, "string too long");
+    b->small[0] = uv_buf_init((char *)s, (unsigned int)len);
+    b->n = 1;
+    b->total = len;
+    return;
+  }
+  if (lua_type(L, idx) != LUA_TTABLE)
+    luaL_typeerror(L, idx, "string or array of strings");
+  n = lua_rawlen(L, idx);
+  if (n > max)
+    luaL_argerror(L, idx, lua_pushfstring(L, "too many strings (at most %d)",
+                                          (int)max));
+  for (i = 1; i <= n; i++) { /* all checked before anything is used */
+    if (lua_rawgeti(L, idx, (lua_Integer)i) != LUA_TSTRING)
+      luaL_argerror(L, idx, lua_pushfstring(L, "item %d is a %s, not a "
+                    "string", (int)i, luaL_typename(L, -1)));
+    luaL_argcheck(L, lua_rawlen(L, -1) <= UINT_MAX, idx, "string too long");
+    lua_pop(L, 1);
+  }
+  if (n > LH_SMALL_BUFS)
+    b->bufs = (uv_buf_t *)lua_newuserdatauv(L, n * sizeof(uv_buf_t), 0);
+  for (i = 0; i < n; i++) {
+    const char *s;
+    lua_rawgeti(L, idx, (lua_Integer)i + 1);
+    s = lua_tolstring(L, -1, &len);
+    lua_pop(L, 1); /* still referenced by the table on the stack */
+    b->bufs[i] = uv_buf_init((char *)s, (unsigned int)len);
+    b->total += len;
+  }
+  if (n == 0) { /* libuv asserts nbufs > 0: send one empty string */
+    b->small[0] = uv_buf_init((char *)"", 0);
+    b->bufs = b->small;
+    n = 1;
+  }
+  b->n = (unsigned int)n;
+}
+
+int lh_anchor_bufs(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
+    lua_createtable(L, (int)n, 0);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, idx, i);
+      lua_rawseti(L, -2, i);
+    }
+  } else {
+    lua_pushvalue(L, idx);
+  }
+  return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 /* }====================================================== */

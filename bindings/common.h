@@ -42,11 +42,18 @@ typedef struct lh_ctx {
   int main_done;         /* the main task has finished */
   char *readbuf;         /* shared receive buffer (lh_readbuf), or NULL */
   size_t readbuf_size;
+  int libuv_fds[4];      /* fd + 1 of each fd libuv made for itself
+                            outside the loop struct (its signal lock pipe),
+                            0 when unused: see lh_default_loop */
   /* SIGINT that no script watcher takes goes here first (the REPL: cancel
   ** the running statement or clear the line); 1 = handled, go on. */
   int (*on_interrupt)(struct lh_ctx *ctx);
   void *repl;            /* the interactive reader, or NULL */
 } lh_ctx;
+
+/* uv_default_loop(), noting in ctx->libuv_fds the process-wide fds libuv
+** creates while making its first loop (lh_check_fd refuses them). */
+uv_loop_t *lh_default_loop(lh_ctx *ctx);
 
 /* The context pointer is stored in the state's extra space, which every
 ** coroutine inherits from the main thread at creation. */
@@ -63,6 +70,8 @@ int lh_fail(lua_State *L, int status);
 int lh_result(lua_State *L, int status);
 /* For callbacks: push the error name, or nil when status >= 0. */
 void lh_push_status(lua_State *L, int status);
+/* Like lh_fail with a message of our own: nil, "ENAME: <fmt...>", "ENAME". */
+int lh_fail_msg(lua_State *L, int status, const char *fmt, ...);
 
 /* }====================================================== */
 
@@ -97,6 +106,57 @@ void lh_push_addr(lua_State *L, const struct sockaddr *sa);
 const char *lh_family_name(int family);
 /* "inet"/"inet6"/"unix"/"unspec" or a number -> AF_*; raises if unknown. */
 int lh_check_family(lua_State *L, int idx);
+
+/* What a handle's open() (and new_tty, new_poll) may be given. */
+enum {
+  LH_FD_ANY,    /* an open fd no one else holds (tty) */
+  LH_FD_PIPE,   /* and one epoll can watch (pipe open) */
+  LH_FD_STREAM, /* and a SOCK_STREAM socket (tcp open) */
+  LH_FD_DGRAM,  /* and a SOCK_DGRAM socket (udp open) */
+  LH_FD_POLL    /* one epoll can watch (poll) */
+};
+/*
+** The fd argument at idx of a function that hands an fd to libuv. Raises
+** unless an integer in [0, INT_MAX]. Returns 0 and sets *fd when usable;
+** otherwise pushes luv's fail triple and returns 3: for an fd that is not
+** open, that belongs to the loop itself (its epoll fd, signal and async
+** pipes: writing to them corrupts the loop), that another handle already
+** holds (both would close it), that epoll cannot watch (a regular file,
+** /dev/null: libuv would abort in the loop) or that is not the socket
+** `kind` asks for (libuv would be left flagged open with no fd).
+*/
+int lh_check_fd(lua_State *L, int idx, int kind, int *fd);
+/* Does the loop (or libuv, process-wide) own fd? For the fs functions. */
+int lh_loop_owns_fd(lh_ctx *ctx, int fd);
+/* The type name of the handle that holds fd ("tcp", "poll"...), or NULL.
+** Walks the loop's handles: for opens and fs_close, not per read. */
+const char *lh_fd_holder(lh_ctx *ctx, int fd);
+
+/* }====================================================== */
+
+/* {====================================================== buffers */
+
+#define LH_SMALL_BUFS 16 /* up to this many strings need no allocation */
+
+/*
+** The data argument of write, send, try_write...: a string or an array of
+** strings, described in place (no copy). bufs points at small, or at a
+** temporary userdata pushed on the Lua stack. The strings stay alive
+** while the argument is on the stack. There is always at least one buffer
+** (libuv asserts nbufs > 0): an empty array is one empty string.
+*/
+typedef struct lh_bufs {
+  uv_buf_t *bufs;
+  unsigned int n;
+  size_t total;          /* bytes in all */
+  uv_buf_t small[LH_SMALL_BUFS];
+} lh_bufs;
+
+void lh_check_bufs(lua_State *L, int idx, lh_bufs *b, size_t max);
+/* A registry ref anchoring what bufs point into for a queued request: the
+** string, or a fresh array of the same strings (the caller may change its
+** table meanwhile). */
+int lh_anchor_bufs(lua_State *L, int idx);
 
 /* }====================================================== */
 
@@ -309,6 +369,7 @@ void lh_dns_open(lua_State *L);
 void lh_netdb_open(lua_State *L);
 void lh_sockopt_open(lua_State *L);
 void lh_misc_open(lua_State *L);
+void lh_constants_open(lua_State *L);
 void lh_req_open(lua_State *L);
 void lh_fs_open(lua_State *L);
 void lh_fsdir_open(lua_State *L);

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "common.h"
@@ -81,12 +82,13 @@ static int hint_field(lua_State *L, int idx, const char *field, int def,
   return v;
 }
 
+/* Names in either case: luv code writes "STREAM" and "INET" too. */
 static int family_byname(lua_State *L, const char *s) {
   (void)L;
-  if (strcmp(s, "inet") == 0) return AF_INET;
-  if (strcmp(s, "inet6") == 0) return AF_INET6;
-  if (strcmp(s, "unspec") == 0) return AF_UNSPEC;
-  if (strcmp(s, "unix") == 0) return AF_UNIX;
+  if (strcasecmp(s, "inet") == 0) return AF_INET;
+  if (strcasecmp(s, "inet6") == 0) return AF_INET6;
+  if (strcasecmp(s, "unspec") == 0) return AF_UNSPEC;
+  if (strcasecmp(s, "unix") == 0) return AF_UNIX;
   return -1;
 }
 
@@ -94,7 +96,7 @@ static int socktype_byname(lua_State *L, const char *s) {
   int i;
   (void)L;
   for (i = 0; socktypes[i].name; i++)
-    if (strcmp(socktypes[i].name, s) == 0) return socktypes[i].num;
+    if (strcasecmp(socktypes[i].name, s) == 0) return socktypes[i].num;
   return -1;
 }
 
@@ -102,7 +104,7 @@ static int protocol_byname(lua_State *L, const char *s) {
   int i;
   (void)L;
   for (i = 0; protocols[i].name; i++)
-    if (strcmp(protocols[i].name, s) == 0) return protocols[i].num;
+    if (strcasecmp(protocols[i].name, s) == 0) return protocols[i].num;
   return -1;
 }
 

@@ -231,8 +231,14 @@ void lh_fs_cb(uv_fs_t *req) {
 
 /* {====================================================== arguments */
 
+/* The loop's own fds (epoll, signal and lock pipes, eventfd) are refused:
+** a write to the signal pipe crashes libuv, a close aborts it. */
 static uv_file check_fd(lua_State *L, int idx) {
-  return (uv_file)lh_check_range(L, idx, INT_MIN, INT_MAX);
+  uv_file fd = (uv_file)lh_check_range(L, idx, INT_MIN, INT_MAX);
+  if (lh_loop_owns_fd(lh_getctx(L), fd))
+    luaL_argerror(L, idx, lua_pushfstring(L, "fd %d belongs to the event "
+                                          "loop", fd));
+  return fd;
 }
 
 static int check_mode(lua_State *L, int idx) {
@@ -392,7 +398,13 @@ static unsigned check_bufs(lua_State *L, int idx, uv_buf_t **bufs) {
 
 static int fs_close(lua_State *L) {
   uv_file fd = check_fd(L, 1);
-  lh_req *r = lh_fs_req(L, opt_cb(L, 2));
+  const char *by = fd >= 0 ? lh_fd_holder(lh_getctx(L), fd) : NULL;
+  lh_req *r;
+  /* its handle would go on using the number, soon another file's */
+  if (by != NULL)
+    return lh_fail_msg(L, UV_EBUSY, "fd %d is held by a uv_%s handle: "
+                       "close the handle", fd, by);
+  r = lh_fs_req(L, opt_cb(L, 2));
   return LH_FS_CALL(L, r, close, fd);
 }
 

@@ -89,6 +89,7 @@ static void collect_cb(uv_handle_t *uvh, void *arg) {
 static int loop_walk(lua_State *L) {
   lua_Integer i, n;
   lh_check_callable(L, 1);
+  lua_settop(L, 1); /* the list below is at index 2, whatever followed */
   lua_newtable(L);
   uv_walk(lh_getctx(L)->loop, collect_cb, L);
   n = (lua_Integer)lua_rawlen(L, 2);

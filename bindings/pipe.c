@@ -49,7 +49,8 @@ static int pipe_new(lua_State *L) {
 
 static int pipe_open(lua_State *L) {
   uv_pipe_t *p = check_pipe(L, 1, NULL);
-  uv_file fd = (uv_file)lh_check_range(L, 2, 0, 0x7fffffff);
+  int fd, n = lh_check_fd(L, 2, LH_FD_PIPE, &fd);
+  if (n) return n;
   return lh_result(L, uv_pipe_open(p, fd));
 }
 

@@ -31,11 +31,14 @@ static int check_events(lua_State *L, int idx) {
 }
 
 static int new_poll(lua_State *L, int socket) {
-  int fd = (int)lh_check_range(L, 1, 0, 0x7fffffff);
-  lh_handle *h = lh_handle_new(L, UV_POLL);
-  uv_poll_t *p = lh_uv(h, uv_poll_t);
-  int rc = socket ? uv_poll_init_socket(h->ctx->loop, p, fd)
-                  : uv_poll_init(h->ctx->loop, p, fd);
+  int fd, rc = lh_check_fd(L, 1, LH_FD_POLL, &fd);
+  lh_handle *h;
+  uv_poll_t *p;
+  if (rc) return rc;
+  h = lh_handle_new(L, UV_POLL);
+  p = lh_uv(h, uv_poll_t);
+  rc = socket ? uv_poll_init_socket(h->ctx->loop, p, fd)
+              : uv_poll_init(h->ctx->loop, p, fd);
   if (rc < 0) {
     /* uv_poll_init fails before registering the handle with the loop. */
     lh_handle_abort(L, h);

@@ -19,14 +19,36 @@
 #include "common.h"
 
 #define READBUF_SIZE (64 * 1024)
-#define SMALL_BUFS 16          /* writes of up to this many strings use the
-                                  C stack for their uv_buf_t array */
 #define MAX_BUFS (1 << 20)     /* a larger array is surely a mistake */
 
 static uv_stream_t *check_stream(lua_State *L, int idx, lh_handle **hp) {
   lh_handle *h = lh_check_handle(L, idx, LH_STREAM_MASK);
   if (hp) *hp = h;
   return lh_uv(h, uv_stream_t);
+}
+
+/* A stream that may be closing (but not closed: that raises). On a
+** closing stream luv lets libuv answer, and so do we, without calling
+** libuv on it: it has no fd any more (has_fd below), so shutdown gives
+** ENOTCONN, the writes EBADF and read_start EINVAL. */
+static uv_stream_t *check_stream_live(lua_State *L, int idx,
+                                      lh_handle **hp) {
+  lh_handle *h = lh_check_handle_any(L, idx, LH_STREAM_MASK);
+  if (h == NULL) luaL_argerror(L, idx, "attempt to use a closed handle");
+  if (hp) *hp = h;
+  return lh_uv(h, uv_stream_t);
+}
+
+/* A handle to pass over an ipc pipe. */
+static lh_handle *check_send_handle(lua_State *L, int idx) {
+  return lh_check_handle(L, idx, LH_SOCKET_MASK);
+}
+
+/* Has the handle a descriptor? A socket never bound, opened or connected
+** has none: libuv asserts when asked to send it or shut it down. */
+static int has_fd(uv_handle_t *uvh) {
+  uv_os_fd_t fd;
+  return uv_fileno(uvh, &fd) == 0;
 }
 
 /* {====================================================== requests */
@@ -55,56 +77,8 @@ static void shutdown_cb(uv_shutdown_t *sr, int status) {
 
 /* {====================================================== buffers */
 
-/*
-** The data argument: a string or an array of strings. bufs points either
-** at small (on the C stack of the caller) or at a temporary userdata pushed
-** on the Lua stack (collected normally, so a later error leaks nothing).
-** The strings stay alive while the argument is on the stack.
-*/
-typedef struct bufset {
-  uv_buf_t *bufs;
-  unsigned n;
-  uv_buf_t small[SMALL_BUFS];
-} bufset;
-
-static void check_bufs(lua_State *L, int idx, bufset *bs) {
-  size_t len, i, n;
-  if (lua_type(L, idx) == LUA_TSTRING) {
-    bs->small[0].base = (char *)lua_tolstring(L, idx, &len);
-    bs->small[0].len = len;
-    bs->bufs = bs->small;
-    bs->n = 1;
-    return;
-  }
-  if (lua_type(L, idx) != LUA_TTABLE)
-    luaL_typeerror(L, idx, "string or array of strings");
-  n = lua_rawlen(L, idx);
-  luaL_argcheck(L, n <= MAX_BUFS, idx, "too many strings");
-  for (i = 1; i <= n; i++) { /* all checked before anything is allocated */
-    if (lua_rawgeti(L, idx, (lua_Integer)i) != LUA_TSTRING)
-      luaL_argerror(L, idx, lua_pushfstring(L, "item %d is a %s, not a string",
-                                            (int)i, luaL_typename(L, -1)));
-    lua_pop(L, 1);
-  }
-  bs->bufs = n <= SMALL_BUFS ? bs->small
-           : (uv_buf_t *)lua_newuserdatauv(L, n * sizeof(uv_buf_t), 0);
-  for (i = 0; i < n; i++) {
-    lua_rawgeti(L, idx, (lua_Integer)i + 1);
-    bs->bufs[i].base = (char *)lua_tolstring(L, -1, &len);
-    bs->bufs[i].len = len;
-    lua_pop(L, 1); /* still referenced by the table on the stack */
-  }
-  if (n == 0) { /* libuv wants at least one buffer */
-    bs->small[0].base = (char *)"";
-    bs->small[0].len = 0;
-    bs->bufs = bs->small;
-    n = 1;
-  }
-  bs->n = (unsigned)n;
-}
-
 /* Drop the first `done` bytes from bs (after a partial uv_try_write). */
-static void skip_bytes(bufset *bs, size_t done) {
+static void skip_bytes(lh_bufs *bs, size_t done) {
   while (bs->n > 0 && done >= bs->bufs->len) {
     done -= bs->bufs->len;
     bs->bufs++;
@@ -114,25 +88,6 @@ static void skip_bytes(bufset *bs, size_t done) {
     bs->bufs->base += done;
     bs->bufs->len -= done;
   }
-}
-
-/*
-** Anchor the data at idx for a queued write: a string is referenced
-** itself; an array is copied into a fresh table (of the same strings), so
-** changing the caller's table afterwards cannot free them.
-*/
-static int anchor_data(lua_State *L, int idx) {
-  if (lua_type(L, idx) == LUA_TTABLE) {
-    lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
-    lua_createtable(L, (int)n, 0);
-    for (i = 1; i <= n; i++) {
-      lua_rawgeti(L, idx, i);
-      lua_rawseti(L, -2, i);
-    }
-  } else {
-    lua_pushvalue(L, idx);
-  }
-  return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 /* }====================================================== */
@@ -147,15 +102,17 @@ static int anchor_data(lua_State *L, int idx) {
 ** which libuv completes on the next loop iteration.
 */
 static int do_write(lua_State *L, int sendidx, int cbidx) {
-  uv_stream_t *s = check_stream(L, 1, NULL);
+  uv_stream_t *s = check_stream_live(L, 1, NULL);
   lh_handle *send = NULL;
-  bufset bs;
+  lh_bufs bs;
   int hascb, st, data_ref = LUA_NOREF;
   lh_req *r;
   uv_write_t *w;
-  check_bufs(L, 2, &bs);
-  if (sendidx) send = lh_check_handle(L, sendidx, LH_SOCKET_MASK);
+  lh_check_bufs(L, 2, &bs, MAX_BUFS);
+  if (sendidx) send = check_send_handle(L, sendidx);
   hascb = lh_opt_callable(L, cbidx);
+  if (!has_fd((uv_handle_t *)s)) return lh_fail(L, UV_EBADF); /* closing */
+  if (send != NULL && !has_fd(send->uv)) return lh_fail(L, UV_EBADF);
   if (send == NULL) {
     st = uv_try_write(s, bs.bufs, bs.n);
     if (st >= 0) skip_bytes(&bs, (size_t)st); /* also drops empty strings */
@@ -170,7 +127,7 @@ static int do_write(lua_State *L, int sendidx, int cbidx) {
       bs.n = 1;
     }
   }
-  if (bs.bufs[0].len > 0 || bs.n > 1) data_ref = anchor_data(L, 2);
+  if (bs.bufs[0].len > 0 || bs.n > 1) data_ref = lh_anchor_bufs(L, 2);
   r = lh_req_new(L, sizeof(uv_write_t), hascb ? cbidx : 0);
   r->data_ref = data_ref;
   w = lh_req_uv(r, uv_write_t);
@@ -204,26 +161,31 @@ static int stream_write2(lua_State *L) {
 }
 
 static int stream_try_write(lua_State *L) {
-  uv_stream_t *s = check_stream(L, 1, NULL);
-  bufset bs;
-  check_bufs(L, 2, &bs);
+  uv_stream_t *s = check_stream_live(L, 1, NULL);
+  lh_bufs bs;
+  lh_check_bufs(L, 2, &bs, MAX_BUFS);
+  if (!has_fd((uv_handle_t *)s)) return lh_fail(L, UV_EBADF);
   return lh_result(L, uv_try_write(s, bs.bufs, bs.n));
 }
 
 static int stream_try_write2(lua_State *L) {
-  uv_stream_t *s = check_stream(L, 1, NULL);
+  uv_stream_t *s = check_stream_live(L, 1, NULL);
   lh_handle *sh;
-  bufset bs;
-  check_bufs(L, 2, &bs);
-  sh = lh_check_handle(L, 3, LH_SOCKET_MASK);
+  lh_bufs bs;
+  lh_check_bufs(L, 2, &bs, MAX_BUFS);
+  sh = check_send_handle(L, 3);
+  if (!has_fd((uv_handle_t *)s)) return lh_fail(L, UV_EBADF);
+  if (!has_fd(sh->uv)) return lh_fail(L, UV_EBADF); /* libuv asserts */
   return lh_result(L, uv_try_write2(s, bs.bufs, bs.n,
                                     lh_uv(sh, uv_stream_t)));
 }
 
 static int stream_shutdown(lua_State *L) {
-  uv_stream_t *s = check_stream(L, 1, NULL);
+  uv_stream_t *s = check_stream_live(L, 1, NULL);
   int hascb = lh_opt_callable(L, 2), st;
-  lh_req *r = lh_req_new(L, sizeof(uv_shutdown_t), hascb ? 2 : 0);
+  lh_req *r;
+  if (!has_fd((uv_handle_t *)s)) return lh_fail(L, UV_ENOTCONN);
+  r = lh_req_new(L, sizeof(uv_shutdown_t), hascb ? 2 : 0);
   st = uv_shutdown(lh_req_uv(r, uv_shutdown_t), s, shutdown_cb);
   if (st < 0) {
     lh_req_free(r);
@@ -267,9 +229,11 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 ** read_start leaves a listening stream's callback alone. */
 static int stream_read_start(lua_State *L) {
   lh_handle *h;
-  uv_stream_t *s = check_stream(L, 1, &h);
+  uv_stream_t *s = check_stream_live(L, 1, &h);
   int st;
   lh_check_callable(L, 2);
+  if (uv_is_closing((uv_handle_t *)s)) return lh_fail(L, UV_EINVAL);
+  if (!has_fd((uv_handle_t *)s)) return lh_fail(L, UV_ENOTCONN);
   lh_readbuf(L, READBUF_SIZE); /* the shared buffer alloc_cb hands out */
   st = uv_read_start(s, alloc_cb, read_cb);
   if (st < 0) return lh_fail(L, st);

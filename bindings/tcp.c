@@ -54,7 +54,12 @@ static int tcp_new(lua_State *L) {
 
 static int tcp_open(lua_State *L) {
   uv_tcp_t *t = check_tcp(L, 1, NULL);
-  uv_os_sock_t fd = (uv_os_sock_t)lh_check_range(L, 2, 0, 0x7fffffff);
+  int fd, n = lh_check_fd(L, 2, LH_FD_STREAM, &fd);
+  /* checked first: uv_tcp_open failing on a socket it cannot set up
+  ** leaves the handle flagged open with no fd (stream.c's has_fd guards
+  ** the calls that would then assert, for the failures left: TCP options
+  ** on a unix socket) */
+  if (n) return n;
   return lh_result(L, uv_tcp_open(t, fd));
 }
 
@@ -153,10 +158,13 @@ static int tcp_connect(lua_State *L) {
 /* close_reset([cb]): close with an RST (SO_LINGER 0) instead of a FIN; the
 ** callback is the handle's close callback, as with close(). */
 static int tcp_close_reset(lua_State *L) {
-  lh_handle *h;
-  uv_tcp_t *t = check_tcp(L, 1, &h);
-  int hascb = lh_opt_callable(L, 2);
-  int st = uv_tcp_close_reset(t, lh_handle_close_cb);
+  lh_handle *h = lh_check_handle_any(L, 1, 1 << UV_TCP);
+  int hascb, st;
+  if (h == NULL) luaL_argerror(L, 1, "attempt to use a closed handle");
+  hascb = lh_opt_callable(L, 2);
+  /* closing: its fd is gone, libuv's own answer (it is not called) */
+  if (uv_is_closing(h->uv)) return lh_fail(L, UV_EBADF);
+  st = uv_tcp_close_reset(lh_uv(h, uv_tcp_t), lh_handle_close_cb);
   if (st < 0) return lh_fail(L, st);
   if (hascb) lh_set_cb(L, h, LH_CB_CLOSE, 2);
   lua_pushinteger(L, 0);

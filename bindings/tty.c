@@ -13,11 +13,11 @@
 /* new_tty(fd, readable): libuv reopens a tty fd so the handle's mode does
 ** not leak into other users of the same terminal. A regular file fails. */
 static int tty_new(lua_State *L) {
-  int fd = (int)lh_check_range(L, 1, 0, INT_MAX);
-  int readable;
+  int fd, readable, rc, n;
   lh_handle *h;
-  int rc;
+  lh_check_range(L, 1, 0, INT_MAX);
   luaL_checktype(L, 2, LUA_TBOOLEAN);
+  if ((n = lh_check_fd(L, 1, LH_FD_ANY, &fd))) return n;
   readable = lua_toboolean(L, 2);
   h = lh_handle_new(L, UV_TTY);
   rc = uv_tty_init(h->ctx->loop, lh_uv(h, uv_tty_t), fd, readable);

@@ -18,8 +18,6 @@
 #define MAX_MMSGS 64
 /* Most strings one send takes (Linux IOV_MAX). */
 #define MAX_BUFS 1024
-/* Buffers described on the C stack before one is allocated. */
-#define SMALL_BUFS 8
 
 static uv_udp_t *check_udp(lua_State *L, int idx, lh_handle **hp) {
   lh_handle *h = lh_check_handle(L, idx, 1 << UV_UDP);
@@ -98,7 +96,8 @@ static int udp_new(lua_State *L) {
 
 static int udp_open(lua_State *L) {
   uv_udp_t *u = check_udp(L, 1, NULL);
-  int fd = (int)lh_check_range(L, 2, 0, INT_MAX);
+  int fd, n = lh_check_fd(L, 2, LH_FD_DGRAM, &fd);
+  if (n) return n;
   return lh_result(L, uv_udp_open(u, fd));
 }
 
@@ -127,6 +126,8 @@ static struct sockaddr *check_opt_addr(lua_State *L, int hostidx,
       luaL_argerror(L, hostidx, "host and port must both be nil or both set");
     return NULL;
   }
+  /* a wrong host is named whether or not a port follows */
+  lh_check_cstring(L, hostidx);
   if (lua_isnoneornil(L, portidx))
     luaL_argerror(L, portidx, "host and port must both be nil or both set");
   lh_check_addr(L, hostidx, portidx, ss);
@@ -251,63 +252,6 @@ static int udp_get_send_queue_count(lua_State *L) {
 
 /* {====================================================== send */
 
-/* The data of a send: a string or an array of strings, described in place
-** (no copy). More than SMALL_BUFS pieces take a temporary userdata. */
-typedef struct bufset {
-  uv_buf_t *bufs;
-  unsigned int n;
-  uv_buf_t small[SMALL_BUFS];
-} bufset;
-
-static void check_bufs(lua_State *L, int idx, bufset *b) {
-  size_t len, i, n;
-  b->bufs = b->small;
-  if (lua_type(L, idx) == LUA_TSTRING) {
-    const char *s = lua_tolstring(L, idx, &len);
-    b->small[0] = uv_buf_init((char *)s, (unsigned int)len);
-    b->n = 1;
-    return;
-  }
-  if (lua_type(L, idx) != LUA_TTABLE)
-    luaL_typeerror(L, idx, "string or array of strings");
-  n = lua_rawlen(L, idx);
-  if (n > MAX_BUFS)
-    luaL_argerror(L, idx, "too many strings (at most 1024)");
-  for (i = 1; i <= n; i++) { /* validate all before using any */
-    if (lua_rawgeti(L, idx, (lua_Integer)i) != LUA_TSTRING)
-      luaL_argerror(L, idx, lua_pushfstring(L,
-          "string expected at index %d, got %s", (int)i,
-          luaL_typename(L, -1)));
-    lua_pop(L, 1);
-  }
-  if (n > SMALL_BUFS)
-    b->bufs = (uv_buf_t *)lua_newuserdatauv(L, n * sizeof(uv_buf_t), 0);
-  for (i = 1; i <= n; i++) {
-    const char *s;
-    lua_rawgeti(L, idx, (lua_Integer)i);
-    s = lua_tolstring(L, -1, &len);
-    lua_pop(L, 1); /* still anchored by the table */
-    b->bufs[i - 1] = uv_buf_init((char *)s, (unsigned int)len);
-  }
-  b->n = (unsigned int)n;
-}
-
-/* Anchor what the request points into: the string itself, or a fresh
-** array of the strings (the caller may change its table meanwhile). */
-static int anchor_data(lua_State *L, int idx) {
-  if (lua_type(L, idx) == LUA_TSTRING) {
-    lua_pushvalue(L, idx);
-  } else {
-    lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
-    lua_createtable(L, (int)n, 0);
-    for (i = 1; i <= n; i++) {
-      lua_rawgeti(L, idx, i);
-      lua_rawseti(L, -2, i);
-    }
-  }
-  return luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
 static void send_cb(uv_udp_send_t *req, int status) {
   lh_req *r = lh_req_of(req);
   if (lh_req_push_cb(r)) {
@@ -323,10 +267,10 @@ static int udp_send(lua_State *L) {
   uv_udp_t *u = check_udp(L, 1, NULL);
   struct sockaddr_storage ss;
   struct sockaddr *sa;
-  bufset b;
+  lh_bufs b;
   lh_req *r;
   int st, hascb;
-  check_bufs(L, 2, &b);
+  lh_check_bufs(L, 2, &b, MAX_BUFS);
   sa = check_opt_addr(L, 3, &ss);
   hascb = lh_opt_callable(L, 5);
   r = lh_req_new(L, sizeof(uv_udp_send_t), hascb ? 5 : 0);
@@ -336,7 +280,7 @@ static int udp_send(lua_State *L) {
     lh_req_free(r);
     return lh_fail(L, st);
   }
-  r->data_ref = anchor_data(L, 2);
+  r->data_ref = lh_anchor_bufs(L, 2);
   lua_pushinteger(L, 0);
   return 1;
 }
@@ -347,8 +291,8 @@ static int udp_try_send(lua_State *L) {
   uv_udp_t *u = check_udp(L, 1, NULL);
   struct sockaddr_storage ss;
   struct sockaddr *sa;
-  bufset b;
-  check_bufs(L, 2, &b);
+  lh_bufs b;
+  lh_check_bufs(L, 2, &b, MAX_BUFS);
   sa = check_opt_addr(L, 3, &ss);
   return lh_result(L, uv_udp_try_send(u, b.bufs, b.n, sa));
 }

@@ -34,6 +34,7 @@ int luaopen_uv(lua_State *L) {
   lh_netdb_open(L);
   lh_sockopt_open(L);
   lh_misc_open(L);
+  lh_constants_open(L);
   lh_req_open(L);
   lh_fs_open(L);
   lh_fsdir_open(L);

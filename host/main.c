@@ -392,7 +392,7 @@ int main(int argc, char **argv) {
       setup_process(&ho, argc, argv, script, &code))
     return code;
   memset(&ctx, 0, sizeof(ctx));
-  ctx.loop = uv_default_loop();
+  ctx.loop = lh_default_loop(&ctx);
   ctx.task_finish_ref = LUA_NOREF;
   ctx.callback_errors_fatal = 1;
   ctx.exit_code = 0;

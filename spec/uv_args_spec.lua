@@ -140,6 +140,13 @@ local NOPATH = "/nonexistent-luahost-sweep/x"
 local HUGE = ("x"):rep(1 << 20)
 
 local made = {} -- every handle the sweep creates, to close at the end
+local raw_fds = {} -- fds polled by the poll fixtures: closed after them
+
+-- Close the raw fds once the handles are closed (the loop has run).
+local function close_raw_fds()
+  for _, fd in ipairs(raw_fds) do uv.fs_close(fd) end
+  raw_fds = {}
+end
 
 local function track(h)
   if type(h) == "userdata" and getmetatable(h) and
@@ -168,15 +175,13 @@ local function fixtures()
   if uv.new_udp then add("udp", uv.new_udp) end
   if uv.new_pipe then add("pipe", function() return uv.new_pipe(false) end) end
   if uv.new_socket_poll and uv.socketpair and uv.new_pipe then
-    -- A poll handle needs a pollable fd; a pipe handle owns it afterwards
-    -- so that closing the pipe closes the fd.
+    -- A poll handle needs a pollable fd, closed once the poll is closed;
+    -- a pipe handle owns the other end.
     local fds = uv.socketpair()
     if fds then
       add("poll", function() return uv.new_socket_poll(fds[1]) end)
-      for _, fd in ipairs(fds) do
-        local p = track(uv.new_pipe(false))
-        p:open(fd)
-      end
+      raw_fds[#raw_fds + 1] = fds[1]
+      track(uv.new_pipe(false)):open(fds[2])
     end
   end
   add("process", function()
@@ -211,6 +216,7 @@ local function close_all()
   for _ = 1, 20 do
     if not uv.run("nowait") then break end
   end
+  close_raw_fds()
 end
 
 local problems = {}
@@ -340,5 +346,255 @@ describe("uv argument sweep", function()
     t:start(1, 0, function() fired = true end)
     run_loop(function() return fired end)
     t:close()
+  end)
+end)
+
+--[[
+Argument count. The same call is made with the argument list a function
+uses and then with values appended: every function must behave the same
+whatever follows the arguments it takes (a binding that indexed its own
+results at a fixed stack slot read the caller's extra value there and
+crashed). Appended nils must change nothing at all. Appended values that
+start with a coroutine (a value no uv function takes) either change
+nothing or raise naming an argument after the ones the base call passed
+(the function takes more, and the value is wrong), unless the base call
+lacked an argument (then the values may supply it). A string appended
+(a legal optional argument in many places) only has to give a lawful
+outcome: a raise naming an argument, luv's fail triple, or results.
+"The same" is the outcome's shape: the same error message, the same fail
+code, or results of the same types. Each call gets handles of its own, so
+the state one call leaves cannot change the next one's outcome.
+]]
+describe("uv argument count", function()
+  local co = coroutine.create(function() end)
+  local tail_nil = {n = 1}
+  local tail_str = {n = 1, "xyz"} -- a length: read as a table it crashes
+  local tail_mixed = {n = 9, co, "x", {}, function() end, true, 1e6, nil,
+                      nil, co}
+  local tail_long = {n = 40}
+  for i = 1, 40 do tail_long[i] = i % 2 == 1 and co or nil end
+  local tails = {{"nil", tail_nil, "same"}, {"string", tail_str, "lawful"},
+                 {"mixed", tail_mixed, "after"},
+                 {"40 values", tail_long, "after"}}
+
+  local count_made = {}
+  local function track_all(...)
+    for i = 1, select("#", ...) do
+      local h = select(i, ...)
+      if type(h) == "userdata" and getmetatable(h) and
+          type(h.is_closing) == "function" then
+        count_made[#count_made + 1] = h
+      end
+    end
+    return ...
+  end
+
+  -- Fresh handles by type name, made only when an argument list names one.
+  local makers = {
+    timer = uv.new_timer, idle = uv.new_idle, prepare = uv.new_prepare,
+    check = uv.new_check, signal = uv.new_signal, tcp = uv.new_tcp,
+    udp = uv.new_udp,
+    pipe = function() return uv.new_pipe(false) end,
+    async = function() return uv.new_async(function() end) end,
+    poll = function()
+      local fds = uv.socketpair()
+      local p = uv.new_socket_poll(fds[1])
+      raw_fds[#raw_fds + 1] = fds[1] -- closed after the poll
+      track_all(uv.new_pipe(false)):open(fds[2])
+      return p
+    end,
+    closed = function()
+      local t = uv.new_timer()
+      t:close()
+      return t
+    end,
+  }
+  -- A handle that is the wrong argument for fn_name only makes it raise:
+  -- one of each type serves all such calls (spawning, making sockets for
+  -- each call would take most of the sweep's time).
+  local shared = {}
+  local function make(tname, fn_name)
+    if not handle_fits(fn_name, tname) then
+      if not shared[tname] then
+        shared[tname] = tname == "process" and
+          uv.spawn("/bin/sh", {args = {"-c", "exit 0"}}, function() end)
+          or makers[tname]()
+      end
+      return shared[tname]
+    end
+    if tname == "process" then
+      return track_all(uv.spawn("/bin/sh", {args = {"-c", "exit 0"}},
+                                function() end))
+    end
+    return track_all(makers[tname]())
+  end
+
+  -- An argument list is a list of specs: {value} or {handle = tname}.
+  local function build(spec, fn_name)
+    local args = {n = spec.n}
+    for i = 1, spec.n do
+      local s = spec[i]
+      if s ~= nil then
+        if s.handle then args[i] = make(s.handle, fn_name)
+        else args[i] = s.value end
+      end
+    end
+    return args
+  end
+
+  local function shape(ok, ...)
+    if not ok then
+      local msg = tostring((...)):gsub("0x%x+", "0x?")
+        :gsub("got no value", "got nil")
+      return "raise: " .. msg
+    end
+    local n = select("#", ...)
+    local r1, r2, r3 = ...
+    if r1 == nil and n == 3 and type(r2) == "string" and
+        type(r3) == "string" then
+      return "fail: " .. r3
+    end
+    local t = {}
+    for i = 1, n do t[i] = type((select(i, ...))) end
+    return "ok: " .. table.concat(t, ",")
+  end
+
+  local function call(f, spec, fn_name, tail)
+    local args = build(spec, fn_name)
+    local n = args.n
+    if tail then
+      for i = 1, tail.n do args[n + i] = tail[i] end
+      n = n + tail.n
+    end
+    return shape(track_all(pcall(f, table.unpack(args, 1, n))))
+  end
+
+  local function close_count_made()
+    for _, h in ipairs(count_made) do
+      if not h:is_closing() then h:close() end
+    end
+    count_made = {}
+    for _ = 1, 20 do
+      if not uv.run("nowait") then break end
+    end
+    close_raw_fds()
+  end
+
+  local values = {{value = -1}, {value = 0.5}, {value = ""},
+    {value = "/nonexistent-luahost-sweep/x"}, {value = {}},
+    {value = function() end}, {value = true}, {handle = "closed"},
+    {handle = "idle"}}
+  local type_names = {"timer", "idle", "prepare", "check", "signal", "tcp",
+    "udp", "pipe", "async", "poll", "process"}
+
+  -- The base argument lists for fn_name: none, one value, a handle of
+  -- each type followed by one value or two.
+  local function specs_for()
+    local list = {{n = 0}}
+    for _, v in ipairs(values) do list[#list + 1] = {n = 1, v} end
+    for _, tname in ipairs(type_names) do
+      list[#list + 1] = {n = 1, {handle = tname}}
+      -- a process costs a fork: fewer values after one
+      local vals = tname == "process" and {values[1], values[5]} or values
+      for _, v in ipairs(vals) do
+        list[#list + 1] = {n = 2, {handle = tname}, v}
+        list[#list + 1] = {n = 3, {handle = tname}, v, v}
+      end
+    end
+    return list
+  end
+
+  local count_problems, compared = {}, 0
+  local function sweep(label, f, fn_name)
+    local t0 = uv.hrtime()
+    for _, spec in ipairs(specs_for()) do
+      local base = call(f, spec, fn_name)
+      for _, t in ipairs(tails) do
+        local got = call(f, spec, fn_name, t[2])
+        compared = compared + 1
+        -- a base call that lacked an argument may take a value appended
+        local missing = tonumber(base:match("^raise: bad argument #(%d+)"))
+        local pos = tonumber(got:match("^raise: bad argument #(%d+)"))
+        local fine = got == base
+        if t[3] == "after" then
+          fine = fine or (pos and pos > spec.n) or
+                 (missing and missing > spec.n)
+        elseif t[3] == "lawful" then
+          fine = got:find("^raise: bad argument") or
+                 got:find("^raise: bad self") or not got:find("^raise")
+        end
+        if not fine then
+          count_problems[#count_problems + 1] = ("%s with %d argument(s) + %s: %s, " ..
+            "but without: %s"):format(label, spec.n, t[1], got, base)
+        end
+      end
+      if #count_made > 200 then close_count_made() end
+    end
+    close_count_made()
+    if os.getenv("SWEEP_TIMES") then
+      io.stderr:write(("%-30s %8.1f ms\n"):format(label, (uv.hrtime() - t0) / 1e6))
+    end
+  end
+
+  -- One chdir into a scratch directory for the whole sweep: a path-like
+  -- value given to a function that creates files lands there.
+  local scratch, home
+  setup(function()
+    home = uv.cwd()
+    scratch = os.tmpname()
+    os.remove(scratch)
+    assert(os.execute("mkdir " .. shell_quote(scratch)))
+    assert(uv.chdir(scratch))
+  end)
+  teardown(function()
+    uv.chdir(home)
+    os.execute("rm -rf " .. shell_quote(scratch))
+  end)
+
+  after_each(function()
+    for _, h in pairs(shared) do count_made[#count_made + 1] = h end
+    shared = {}
+    close_count_made()
+    assert_clean()
+  end)
+
+  it("every uv function behaves the same with values appended", function()
+    local names = {}
+    for name, f in pairs(uv) do
+      -- walk is safe here: the only function swept is function() end
+      if type(f) == "function" and (not skip[name] or name == "walk") then
+        names[#names + 1] = name
+      end
+    end
+    table.sort(names)
+    assert.truthy(#names > 50, "too few functions to sweep")
+    for _, name in ipairs(names) do sweep(name, uv[name], name) end
+    assert.equal(0, #count_problems, table.concat(count_problems, "\n"))
+    assert.truthy(compared > 10000, "too few comparisons: " .. compared)
+  end)
+
+  it("every method behaves the same with values appended", function()
+    -- a method that is a uv function too was swept above
+    local swept = {}
+    for _, f in pairs(uv) do swept[f] = true end
+    local seen = 0
+    for _, tname in ipairs(type_names) do
+      local h = make(tname, "close")
+      local index = getmetatable(h).__index
+      local methods = {}
+      for m in pairs(index) do methods[#methods + 1] = m end
+      table.sort(methods)
+      close_count_made()
+      for _, m in ipairs(methods) do
+        local mname = uv[tname .. "_" .. m] and tname .. "_" .. m or m
+        seen = seen + 1
+        if not skip[mname] and not swept[index[m]] then
+          swept[index[m]] = true
+          sweep(tname .. ":" .. m, index[m], mname)
+        end
+      end
+    end
+    assert.truthy(seen > 100, "too few methods: " .. seen)
+    assert.equal(0, #count_problems, table.concat(count_problems, "\n"))
   end)
 end)

@@ -167,6 +167,7 @@ describe("uv stream", function()
     local tcp = uv.new_tcp()
     local closed = uv.new_tcp()
     closed:close()
+    uv.run("nowait") -- closed, not closing: a closing stream answers as luv
     local ipc = uv.new_pipe(true)
     local fn = function() end
     -- first argument: none, nil, wrong types, another handle type, closed

@@ -284,6 +284,11 @@ describe("uv udp", function()
     local ok, _, name = b:open(a:fileno())
     assert.is_nil(ok)
     assert.equal("EEXIST", name)
+    ok, _, name = b:open(a:fileno()) -- held even while not watched
+    a:recv_stop()
+    ok, _, name = b:open(a:fileno())
+    assert.is_nil(ok)
+    assert.equal("EEXIST", name)
     ok, _, name = b:open(999999)
     assert.is_nil(ok)
     assert.equal("EBADF", name)
@@ -369,7 +374,7 @@ describe("uv udp wrong arguments", function()
     raises("bad argument #2 .*string or array", u.send, u)
     raises("bad argument #2 .*string or array", u.send, u, 42,
            "127.0.0.1", 1)
-    raises("bad argument #2 .*index 2", u.send, u, {"a", true},
+    raises("bad argument #2 .*item 2", u.send, u, {"a", true},
            "127.0.0.1", 1)
     local many = {}
     for i = 1, 1025 do many[i] = "x" end
