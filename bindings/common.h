@@ -23,6 +23,8 @@
 
 /* {====================================================== context */
 
+struct lh_sub;
+
 typedef struct lh_ctx {
   uv_loop_t *loop;
   lua_State *L;          /* main thread: every callback runs on it */
@@ -33,6 +35,9 @@ typedef struct lh_ctx {
   int shutting_down;     /* host is closing everything: no new Lua calls */
   int callback_errors_fatal; /* policy: 1 = report and exit 1 (default) */
   int in_run;            /* uv_run is on the C stack: do not re-enter */
+  int run_mode;          /* its uv_run_mode while in_run (uv.loop_mode) */
+  struct lh_sub *sub;    /* a substate's link to its thread (xfer.h), or
+                            NULL in the host's main state */
   int script_ran_loop;   /* the script called uv.run itself (luv style) */
   int main_done;         /* the main task has finished */
   char *readbuf;         /* shared receive buffer (lh_readbuf), or NULL */
@@ -309,6 +314,8 @@ void lh_fs_open(lua_State *L);
 void lh_fsdir_open(lua_State *L);
 void lh_fs_event_open(lua_State *L);
 void lh_fs_poll_open(lua_State *L);
+void lh_thread_open(lua_State *L);
+void lh_work_open(lua_State *L);
 
 int luaopen_uv(lua_State *L);
 

@@ -39,6 +39,8 @@ int luaopen_uv(lua_State *L) {
   lh_fsdir_open(L);
   lh_fs_event_open(L);
   lh_fs_poll_open(L);
+  lh_thread_open(L);
+  lh_work_open(L);
   push_errno_table(L);
   lua_setfield(L, -2, "errno");
   return 1;

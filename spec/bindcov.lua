@@ -44,6 +44,11 @@ fs_lutime fs_link fs_symlink fs_readlink fs_realpath fs_chown fs_fchown
 fs_lchown fs_copyfile
 new_fs_event fs_event_start fs_event_stop fs_event_getpath
 new_fs_poll fs_poll_start fs_poll_stop fs_poll_getpath
+new_thread thread_join thread_self thread_equal new_work queue_work
+loop_configure loop_mode loop_close metrics_idle_time getpid setuid setgid
+get_process_title set_process_title print_all_handles print_active_handles
+translate_sys_error disable_stdio_inheritance tty_get_vterm_state
+tty_set_vterm_state
 ]]
 
 -- Functions not required to appear in a spec, each with its reason.

@@ -27,6 +27,8 @@ local skip = {
   sleep = "blocks the whole process for as long as it is told",
   pipe = "returns raw fds that nothing in the sweep would close",
   socketpair = "returns raw fds that nothing in the sweep would close",
+  print_all_handles = "dumps every handle to stderr (uv_misc_spec runs it)",
+  print_active_handles = "dumps handles to stderr (uv_misc_spec runs it)",
   pipe_bind = "a number coerces to a name: binds a socket file in the " ..
               "suite's working directory",
 }
@@ -40,6 +42,9 @@ for name in ([[available_parallelism backend_fd backend_timeout cpu_info cwd
     exepath get_constrained_memory get_free_memory get_total_memory
     getgid getuid getrusage gettimeofday hrtime interface_addresses loadavg
     loop_alive new_fs_event new_fs_poll
+    loop_alive loop_mode metrics_idle_time thread_self getpid
+    get_process_title disable_stdio_inheritance print_all_handles
+    print_active_handles tty_get_vterm_state loop_close
     new_check new_idle new_prepare new_signal new_timer now os_environ
     os_get_passwd os_gethostname os_getpid os_getppid os_homedir os_tmpdir
     os_uname resident_set_memory tty_reset_mode update_time uptime version
@@ -88,6 +93,13 @@ local legit = {
 -- async_send carries any plain values
 local plain = {number = true, string = true, boolean = true}
 legit.async_send = {[2] = plain, [3] = plain, [4] = plain}
+-- threads and work take their code as a function or as source (the empty
+-- string is an empty chunk), then plain values
+local code = {string = true, ["function"] = true}
+legit.new_thread = {[1] = code, [2] = plain, [3] = plain}
+legit.new_work = {[1] = code, [2] = {["function"] = true}}
+legit.set_process_title = {[1] = {string = true, number = true}}
+legit.translate_sys_error = {[1] = {number = true}}
 
 -- Functions of uv's stream family: any tcp, pipe or tty is a stream.
 local stream_fn = {}
