@@ -194,7 +194,7 @@ static const char *check_service(lua_State *L, int idx, char *buf,
 /*
 ** getaddrinfo(host, service, hints [, cb]): host or service may be nil,
 ** not both; service may be a port number. Without cb: the list or fail.
-** With cb: true, then cb(err, list) from the loop.
+** With cb: the request (a uv_req), then cb(err, list) from the loop.
 */
 static int dns_getaddrinfo(lua_State *L) {
   lh_ctx *ctx = lh_getctx(L);
@@ -224,7 +224,7 @@ static int dns_getaddrinfo(lua_State *L) {
       lh_req_free(r);
       return lh_fail(L, st);
     }
-    lua_pushboolean(L, 1);
+    lh_req_push_box(L, r, UV_GETADDRINFO); /* uv.cancel can stop it */
     return 1;
   }
 }
@@ -290,7 +290,7 @@ static void getnameinfo_cb(uv_getnameinfo_t *req, int status,
 }
 
 /* getnameinfo({ip=, port=, family=} [, cb]): host, service or fail; with
-** cb: true, then cb(err, host, service). */
+** cb: the request (a uv_req), then cb(err, host, service). */
 static int dns_getnameinfo(lua_State *L) {
   lh_ctx *ctx = lh_getctx(L);
   struct sockaddr_storage ss;
@@ -313,7 +313,7 @@ static int dns_getnameinfo(lua_State *L) {
       lh_req_free(r);
       return lh_fail(L, st);
     }
-    lua_pushboolean(L, 1);
+    lh_req_push_box(L, r, UV_GETNAMEINFO); /* uv.cancel can stop it */
     return 1;
   }
 }

@@ -72,10 +72,12 @@ describe("uv.getaddrinfo", function()
     local function cb(name)
       return function(err, res) results[name] = {err = err, res = res} end
     end
-    assert.is_true(uv.getaddrinfo("127.0.0.1", nil, {family = "inet"},
-                                  cb("v4")))
-    assert.is_true(uv.getaddrinfo("::1", nil, nil, cb("v6")))
-    assert.is_true(uv.getaddrinfo("localhost", nil, nil, cb("local")))
+    local req = uv.getaddrinfo("127.0.0.1", nil, {family = "inet"}, cb("v4"))
+    assert.equal("getaddrinfo", uv.req_get_type(req))
+    assert.equal("getaddrinfo",
+                 uv.getaddrinfo("::1", nil, nil, cb("v6")):get_type())
+    assert.equal("getaddrinfo",
+                 uv.getaddrinfo("localhost", nil, nil, cb("local")):get_type())
     run_loop(function()
       return results.v4 and results.v6 and results["local"]
     end)
@@ -162,10 +164,11 @@ describe("uv.getnameinfo", function()
                    or host == "127.0.0.1", host)
     assert.equal("http", service)
     local got
-    assert.is_true(uv.getnameinfo({ip = "127.0.0.1", port = 22,
-                                   family = "inet"}, function(...)
+    local req = uv.getnameinfo({ip = "127.0.0.1", port = 22,
+                                family = "inet"}, function(...)
       got = table.pack(...)
-    end))
+    end)
+    assert.equal("getnameinfo", req:get_type())
     run_loop(function() return got end)
     assert.is_nil(got[1])
     assert.equal(host, got[2])
@@ -209,8 +212,8 @@ describe("uv.getnameinfo", function()
     name_or_eai(uv.getnameinfo({family = "inet"}))
     name_or_eai(uv.getnameinfo({family = "inet6", port = 0}))
     local got
-    assert.is_true(uv.getnameinfo({ip = "::1", family = "inet6"},
-                                  function(...) got = table.pack(...) end))
+    assert.equal("getnameinfo", uv.getnameinfo({ip = "::1", family = "inet6"},
+                 function(...) got = table.pack(...) end):get_type())
     run_loop(function() return got end)
     if got[1] then
       assert.matches("^EAI_", got[1])

@@ -67,11 +67,18 @@ local function block_pool(dir)
       reads = reads + 1
     end))
   end
-  return function()
+  local released = false
+  local function release()
+    if released then return end
+    released = true
     assert.equal(pool, uv.fs_write(fd, ("z"):rep(pool)))
     run_loop(function() return reads == pool end)
     uv.fs_close(fd)
   end
+  -- a spec that fails midway must not leave the pool blocked: the host
+  -- waits for requests in flight at exit
+  finally(release)
+  return release
 end
 
 -- fn(...) raises "bad argument <argno> to '...fn' (<msg>)".
@@ -599,6 +606,37 @@ describe("uv fs", function()
         assert.same({n = 1, "ECANCELED: operation canceled: " .. dir}, got)
         assert_fail("EBUSY", nil, req:cancel())
         release()
+      end)
+  end)
+
+  describe("requests of other kinds", function()
+    it("getaddrinfo and getnameinfo return requests that cancel stops",
+      function()
+        local release = block_pool(dir)
+        local got = {}
+        local ai = uv.getaddrinfo("127.0.0.1", nil, {family = "inet"},
+          expect(function(err, res) got.ai = {err, res} end))
+        local ni = uv.getnameinfo({ip = "127.0.0.1"},
+          expect(function(err, host) got.ni = {err, host} end))
+        assert.same({ai:get_type()}, {uv.req_get_type(ai)})
+        assert.equal("getaddrinfo", (ai:get_type()))
+        assert.equal("getnameinfo", uv.req_get_type(ni))
+        assert.truthy(tostring(ai):match("^uv_getaddrinfo_t: "))
+        assert.equal(0, uv.cancel(ai))
+        assert.equal(0, ni:cancel())
+        run_loop(function() return got.ai and got.ni end)
+        assert.same({"EAI_CANCELED"}, got.ai) -- libuv's name for them
+        assert.same({"EAI_CANCELED"}, got.ni)
+        assert_fail("EBUSY", nil, uv.cancel(ai))
+        release()
+        -- not cancelled: it runs
+        local done
+        ai = uv.getaddrinfo("127.0.0.1", nil, {family = "inet"},
+          expect(function(err, res) done = {err, res} end))
+        run_loop(function() return done end)
+        assert.is_nil(done[1])
+        assert.equal("127.0.0.1", done[2][1].addr)
+        assert_fail("EBUSY", nil, ai:cancel())
       end)
   end)
 
