@@ -193,12 +193,12 @@ describe("uv threads", function()
   it("a thread whose value is collected keeps running and is joined",
     function()
       local got = 0
-      local a
-      a = uv.new_async(function()
-        got = got + 1
-        if got == 3 then a:close() end
-      end)
-      for _ = 1, 3 do
+      for _ = 1, 3 do -- an async each: sends to one async coalesce
+        local a
+        a = uv.new_async(function()
+          got = got + 1
+          a:close()
+        end)
         uv.new_thread(function(async)
           require("uv").sleep(20)
           async:send()
