@@ -28,8 +28,21 @@ static int load_embedded(lua_State *L) {
   if (luaL_loadbuffer(L, m->source, m->size, m->chunkname) != LUA_OK)
     return lua_error(L);
   lua_pushstring(L, m->name);
-  lua_call(L, 1, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, HOST_PRIVATE);
+  lua_call(L, 2, 1);
   return 1;
+}
+
+void host_push_task_hook(lua_State *L, const char *name) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "task");
+  lua_call(L, 1, 0);
+  lua_getfield(L, LUA_REGISTRYINDEX, HOST_PRIVATE);
+  lua_getfield(L, -1, "task");
+  luaL_checktype(L, -1, LUA_TTABLE);
+  lua_getfield(L, -1, name);
+  lua_replace(L, -3); /* the hook where the private table was */
+  lua_pop(L, 1);
 }
 
 /* require "luv" is require "uv": one module, one table. */
@@ -76,6 +89,14 @@ static const luaL_Reg c_modules[] = {
   {NULL, NULL}
 };
 
+/* LUAHOST_SYSTEM_SOCKET=1: require "socket" finds the system LuaSocket
+** (blocking) instead of the embedded one that parks only the task. */
+static int system_socket(const char *name) {
+  const char *v = getenv("LUAHOST_SYSTEM_SOCKET");
+  if (v == NULL || strcmp(v, "1") != 0) return 0;
+  return strcmp(name, "socket") == 0 || strncmp(name, "socket.", 7) == 0;
+}
+
 lua_State *host_newstate(lh_ctx *ctx) {
   lua_State *L = luaL_newstate();
   int i;
@@ -83,6 +104,8 @@ lua_State *host_newstate(lh_ctx *ctx) {
   lh_setctx(L, ctx);
   ctx->L = L;
   luaL_openlibs(L);
+  host_private_lib(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, HOST_PRIVATE);
   lua_getglobal(L, "os");
   lua_pushcfunction(L, host_os_exit);
   lua_setfield(L, -2, "exit");
@@ -93,6 +116,7 @@ lua_State *host_newstate(lh_ctx *ctx) {
     lua_setfield(L, -2, c_modules[i].name);
   }
   for (i = 0; host_modules[i].name != NULL; i++) {
+    if (system_socket(host_modules[i].name)) continue;
     lua_pushinteger(L, i);
     lua_pushcclosure(L, load_embedded, 1);
     lua_setfield(L, -2, host_modules[i].name);
@@ -155,22 +179,29 @@ static int run_steps(lua_State *L) {
   return run_steps_k(L, LUA_OK, 0);
 }
 
+/* task.lua's finish and adopt hooks (run protected: requiring task can
+** fail). */
+static int push_task_hooks(lua_State *L) {
+  host_push_task_hook(L, "finish");
+  host_push_task_hook(L, "adopt");
+  return 2;
+}
+
 void host_start_main(lh_ctx *ctx, lua_State *L) {
   lua_State *co;
   int steps = lua_gettop(L);
   /* task.lua owns task bookkeeping; it hands us its finish hook. */
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "task");
-  if (host_docall(L, 1, 1) != LUA_OK) {
+  lua_pushcfunction(L, push_task_hooks);
+  if (host_docall(L, 0, 2) != LUA_OK) {
     host_report(L, LUA_ERRRUN);
     lh_fatal(ctx, 1);
     lua_settop(L, steps - 1);
     return;
   }
-  lua_getfield(L, -1, "_finish");
+  lua_insert(L, -2); /* adopt, finish */
   ctx->task_finish_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   co = lua_newthread(L);
-  lua_getfield(L, -2, "_adopt"); /* task._adopt(co, true) anchors co */
+  lua_pushvalue(L, -2); /* adopt(co, true) anchors co */
   lua_pushvalue(L, -2);
   lua_pushboolean(L, 1);
   lua_call(L, 2, 0);
@@ -180,7 +211,7 @@ void host_start_main(lh_ctx *ctx, lua_State *L) {
   /* co stays on L's stack while it runs: a running coroutine must be
   ** anchored by its resumer. Later, task.lua holds the main task. */
   lh_start(ctx, co, 1);
-  lua_settop(L, steps - 1); /* drop steps, task table and co */
+  lua_settop(L, steps - 1); /* drop steps, adopt and co */
 }
 
 /* }====================================================== */

@@ -45,6 +45,7 @@ local nparams = {}
 for name in ([[available_parallelism backend_fd backend_timeout cpu_info cwd
     exepath get_constrained_memory get_free_memory get_total_memory
     getgid getuid getrusage gettimeofday hrtime interface_addresses loadavg
+    loop_alive new_fs_event new_fs_poll
     loop_alive loop_mode metrics_idle_time thread_self getpid
     get_process_title disable_stdio_inheritance print_all_handles
     print_active_handles tty_get_vterm_state loop_close
@@ -61,7 +62,8 @@ for name in ([[get_type handle_get_type is_active is_closing has_ref ref
     process_get_pid read_stop is_readable is_writable pipe_pending_type
     pipe_pending_count tcp_write_queue_size stream_get_write_queue_size
     get_write_queue_size udp_recv_stop udp_get_send_queue_size
-    udp_get_send_queue_count]]):gmatch("%S+") do
+    udp_get_send_queue_count fs_event_stop fs_event_getpath fs_poll_stop
+    fs_poll_getpath]]):gmatch("%S+") do
   nparams[name] = 1
 end
 nparams.new_pipe = 1  -- new_pipe([ipc])
@@ -158,6 +160,8 @@ local function fixtures()
   add("check", uv.new_check)
   add("async", function() return uv.new_async(function() end) end)
   add("signal", uv.new_signal)
+  if uv.new_fs_event then add("fs_event", uv.new_fs_event) end
+  if uv.new_fs_poll then add("fs_poll", uv.new_fs_poll) end
   if uv.new_tcp then add("tcp", uv.new_tcp) end
   if uv.new_udp then add("udp", uv.new_udp) end
   if uv.new_pipe then add("pipe", function() return uv.new_pipe(false) end) end
