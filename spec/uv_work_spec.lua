@@ -59,8 +59,8 @@ describe("uv work", function()
     local seen = {}
     local work
     work = uv.new_work(function()
-      COUNT = (COUNT or 0) + 1 -- a global of the item's state
-      return COUNT
+      _G.count = (_G.count or 0) + 1 -- a global of the item's state
+      return _G.count
     end, function(n)
       seen[#seen + 1] = n
       if #seen < 3 then work:queue() end -- one at a time: one state
