@@ -153,9 +153,11 @@ static int do_write(lua_State *L, int sendidx, int cbidx) {
   int hascb, st, data_ref = LUA_NOREF;
   lh_req *r;
   uv_write_t *w;
-  check_bufs(L, 2, &bs);
+  /* The send handle and the callback first: check_bufs may push a buffer
+  ** array, which would then sit where a missing argument is read. */
   if (sendidx) send = lh_check_handle(L, sendidx, LH_SOCKET_MASK);
   hascb = lh_opt_callable(L, cbidx);
+  check_bufs(L, 2, &bs);
   if (send == NULL) {
     st = uv_try_write(s, bs.bufs, bs.n);
     if (st >= 0) skip_bytes(&bs, (size_t)st); /* also drops empty strings */
@@ -214,8 +216,8 @@ static int stream_try_write2(lua_State *L) {
   uv_stream_t *s = check_stream(L, 1, NULL);
   lh_handle *sh;
   bufset bs;
+  sh = lh_check_handle(L, 3, LH_SOCKET_MASK); /* before check_bufs pushes */
   check_bufs(L, 2, &bs);
-  sh = lh_check_handle(L, 3, LH_SOCKET_MASK);
   return lh_result(L, uv_try_write2(s, bs.bufs, bs.n,
                                     lh_uv(sh, uv_stream_t)));
 }
