@@ -315,6 +315,7 @@ void lh_fsdir_open(lua_State *L);
 void lh_fs_event_open(lua_State *L);
 void lh_fs_poll_open(lua_State *L);
 void lh_thread_open(lua_State *L);
+void lh_constants_open(lua_State *L);
 void lh_work_open(lua_State *L);
 
 int luaopen_uv(lua_State *L);

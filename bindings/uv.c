@@ -41,6 +41,7 @@ int luaopen_uv(lua_State *L) {
   lh_fs_poll_open(L);
   lh_thread_open(L);
   lh_work_open(L);
+  lh_constants_open(L);
   push_errno_table(L);
   lua_setfield(L, -2, "errno");
   return 1;
