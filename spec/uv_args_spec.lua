@@ -27,12 +27,14 @@ local skip = {
   sleep = "blocks the whole process for as long as it is told",
   pipe = "returns raw fds that nothing in the sweep would close",
   socketpair = "returns raw fds that nothing in the sweep would close",
-  disable_stdio_inheritance = "makes the suite's stdio close-on-exec: " ..
-    "children started later would lose it (uv_misc_spec runs it in a child)",
-  set_process_title = "renames the suite's process (uv_misc_spec runs it " ..
-    "in a child)",
   print_all_handles = "dumps every handle to stderr (uv_misc_spec runs it)",
   print_active_handles = "dumps handles to stderr (uv_misc_spec runs it)",
+  disable_stdio_inheritance = "marks the suite's fds 0-2 close-on-exec: " ..
+    "every child the suite starts later would lose its stdio " ..
+    "(uv_misc_spec runs it in a child)",
+  set_process_title = "renames the suite's process",
+  setuid = "drops the suite's privileges",
+  setgid = "drops the suite's privileges",
   pipe_bind = "a number coerces to a name: binds a socket file in the " ..
               "suite's working directory",
 }

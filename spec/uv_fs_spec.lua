@@ -622,7 +622,9 @@ describe("uv fs", function()
         run_loop(function() return data ~= nil end)
         t:close()
         assert.equal("hello", data)
-        assert.equal(5, ticks) -- the read ended only because a tick wrote
+        -- the read ended only because the fifth tick wrote (another tick
+        -- may come before its callback on a loaded machine)
+        assert.is_true(ticks >= 5, "ticks: " .. ticks)
         uv.fs_close(fd)
       end)
 

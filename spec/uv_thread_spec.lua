@@ -197,8 +197,10 @@ describe("uv threads", function()
 
   it("a thread whose value is collected keeps running and is joined",
     function()
+      -- one async each: libuv coalesces sends to one async that come
+      -- close together into one callback
       local got = 0
-      for _ = 1, 3 do -- an async each: sends to one async coalesce
+      for _ = 1, 3 do
         local a
         a = uv.new_async(function()
           got = got + 1
