@@ -213,6 +213,15 @@ static int thread_equal(lua_State *L) {
   return 1;
 }
 
+/* __eq: Lua calls it when either side is a thread value, the other may be
+** any userdata (a handle): that is unequal, not an error. */
+static int thread_eq(lua_State *L) {
+  tbox *a = (tbox *)luaL_testudata(L, 1, THREAD_MT);
+  tbox *b = (tbox *)luaL_testudata(L, 2, THREAD_MT);
+  lua_pushboolean(L, a && b && uv_thread_equal(&a->tid, &b->tid));
+  return 1;
+}
+
 static int thread_tostring(lua_State *L) {
   tbox *box = check_thread(L, 1);
   lua_pushfstring(L, "uv_thread_t: %p", (void *)(uintptr_t)box->tid);
@@ -242,7 +251,7 @@ void lh_thread_open(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, thread_gc);
   lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, thread_equal);
+  lua_pushcfunction(L, thread_eq);
   lua_setfield(L, -2, "__eq");
   lua_pushcfunction(L, thread_tostring);
   lua_setfield(L, -2, "__tostring");

@@ -13,6 +13,12 @@
 **
 ** At host exit, queued items are cancelled (uv_cancel) and running ones
 ** are asked to stop (lh_sub_cancel); their after_fn is not called.
+**
+** As luv does, a work keeps the states its items ran in and gives them to
+** its next items (up to WORK_IDLE_MAX idle ones): a state costs a loop
+** and the libraries, and work_fn is compiled once per state. The pool
+** threads take and return them under the work's mutex; the work's __gc
+** closes them (no item is in flight then: each anchors its work).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +26,16 @@
 #include "xfer.h"
 
 #define WORK_MT "luv_work_ctx"
+#define WORK_IDLE_MAX 8
 
 typedef struct workctx {
   char *code;
   size_t len;
   int after_ref;
+  int has_mutex;
+  uv_mutex_t mutex;      /* guards idle and nidle */
+  int nidle;
+  lua_State *idle[WORK_IDLE_MAX]; /* states ready for the next items */
 } workctx;
 
 typedef struct wjob {
@@ -49,14 +60,21 @@ static void job_free(lua_State *L, wjob *j) {
 
 /* {====================================================== pool side */
 
+static const char work_fn_key = 'w'; /* registry: work_fn, compiled */
+
 /* In the item's own state, protected: load, run, copy the results. */
 static int work_main(lua_State *T) {
   wjob *j = (wjob *)lua_touserdata(T, 1);
   int n;
   lua_settop(T, 0);
   lua_pushcfunction(T, lh_msghandler);
-  if (lh_load_code(T, j->w->code, j->w->len, "=pool") != LUA_OK)
-    return lua_error(T);
+  if (lua_rawgetp(T, LUA_REGISTRYINDEX, &work_fn_key) != LUA_TFUNCTION) {
+    lua_pop(T, 1);
+    if (lh_load_code(T, j->w->code, j->w->len, "=pool") != LUA_OK)
+      return lua_error(T);
+    lua_pushvalue(T, -1);
+    lua_rawsetp(T, LUA_REGISTRYINDEX, &work_fn_key);
+  }
   n = lh_xfer_push(T, &j->args);
   if (lua_pcall(T, n, LUA_MULTRET, 1) != LUA_OK) return lua_error(T);
   n = lua_gettop(T) - 1;
@@ -65,9 +83,39 @@ static int work_main(lua_State *T) {
   return 0;
 }
 
+/* A state for the item: an idle one of its work, or a new one. */
+static lua_State *take_state(wjob *j) {
+  workctx *w = j->w;
+  lua_State *T = NULL;
+  uv_mutex_lock(&w->mutex);
+  if (w->nidle > 0) T = w->idle[--w->nidle];
+  uv_mutex_unlock(&w->mutex);
+  if (T == NULL) return lh_substate_open(&j->sub);
+  lh_substate_attach(T, &j->sub);
+  return T;
+}
+
+/* Keep the state for the next item, or close it when enough are idle or
+** it was stopped mid-way. */
+static void give_state(wjob *j, lua_State *T) {
+  workctx *w = j->w;
+  int kept = 0;
+  lua_settop(T, 0);
+  if (!lh_sub_cancelled(&j->sub)) {
+    lh_substate_detach(T);
+    uv_mutex_lock(&w->mutex);
+    if (w->nidle < WORK_IDLE_MAX) {
+      w->idle[w->nidle++] = T;
+      kept = 1;
+    }
+    uv_mutex_unlock(&w->mutex);
+  }
+  if (!kept) lh_substate_close(T);
+}
+
 static void work_cb(uv_work_t *req) {
   wjob *j = (wjob *)req->data;
-  lua_State *T = lh_substate_open(&j->sub);
+  lua_State *T = take_state(j);
   const char *msg = "not enough memory for its state";
   if (T != NULL) {
     lua_pushcfunction(T, work_main);
@@ -82,7 +130,7 @@ static void work_cb(uv_work_t *req) {
     j->err = (char *)malloc(len + 1);
     if (j->err) memcpy(j->err, msg, len + 1);
   }
-  if (T != NULL) lh_substate_close(T);
+  if (T != NULL) give_state(j, T);
   lh_xfer_free(&j->args);
 }
 
@@ -155,10 +203,11 @@ static int work_new(lua_State *L) {
                    "function or string");
   lh_check_callable(L, 2);
   w = (workctx *)lua_newuserdatauv(L, sizeof(workctx), 0);
-  w->code = NULL;
-  w->len = 0;
+  memset(w, 0, sizeof(*w));
   w->after_ref = LUA_NOREF;
   luaL_setmetatable(L, WORK_MT);
+  if (uv_mutex_init(&w->mutex) != 0) return luaL_error(L, "not enough memory");
+  w->has_mutex = 1;
   w->code = lh_dump_code(L, 1, &w->len);
   lua_pushvalue(L, 2);
   w->after_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -201,6 +250,9 @@ static int work_queue(lua_State *L) {
 
 static int work_gc(lua_State *L) {
   workctx *w = check_work(L, 1);
+  while (w->nidle > 0) lh_substate_close(w->idle[--w->nidle]);
+  if (w->has_mutex) uv_mutex_destroy(&w->mutex);
+  w->has_mutex = 0;
   free(w->code);
   w->code = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, w->after_ref);

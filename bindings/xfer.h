@@ -87,9 +87,13 @@ void lh_sub_untrack(lh_sub *s);
 
 /* host/runtime.c: open a substate for s (NULL when memory runs out) and
 ** close it (closes its handles, runs their close callbacks, closes its
-** loop and frees everything). */
+** loop and frees everything). A substate may serve several owners in
+** turn (work items reuse them): detach it from one, attach it to the
+** next; s may be NULL at open. */
 lua_State *lh_substate_open(lh_sub *s);
 void lh_substate_close(lua_State *T);
+void lh_substate_attach(lua_State *T, lh_sub *s);
+void lh_substate_detach(lua_State *T);
 
 /* Load code (a dumped function or source) as a function; returns the
 ** lua_load status, the function or the message on top. */

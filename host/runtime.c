@@ -292,11 +292,29 @@ static void wake_cb(uv_async_t *a) {
   uv_stop(a->loop); /* uv.run sees the cancel flag and raises */
 }
 
+static void detach(substate *st) {
+  lh_sub *s = st->ctx.sub;
+  if (s == NULL) return;
+  uv_mutex_lock(&s->mutex);
+  s->wake = NULL;
+  uv_mutex_unlock(&s->mutex);
+  st->ctx.sub = NULL;
+}
+
 static void wake_closed(uv_handle_t *h) {
-  substate *st = (substate *)h->loop->data;
-  uv_mutex_lock(&st->ctx.sub->mutex);
-  st->ctx.sub->wake = NULL;
-  uv_mutex_unlock(&st->ctx.sub->mutex);
+  detach((substate *)h->loop->data);
+}
+
+void lh_substate_attach(lua_State *T, lh_sub *s) {
+  substate *st = (substate *)lh_getctx(T);
+  st->ctx.sub = s;
+  uv_mutex_lock(&s->mutex);
+  s->wake = &st->wake;
+  uv_mutex_unlock(&s->mutex);
+}
+
+void lh_substate_detach(lua_State *T) {
+  detach((substate *)lh_getctx(T));
 }
 
 lua_State *lh_substate_open(lh_sub *s) {
@@ -311,7 +329,6 @@ lua_State *lh_substate_open(lh_sub *s) {
   st->ctx.loop = &st->loop;
   st->ctx.task_finish_ref = LUA_NOREF;
   st->ctx.callback_errors_fatal = 1;
-  st->ctx.sub = s;
   T = host_newstate(&st->ctx);
   if (T == NULL || uv_async_init(&st->loop, &st->wake, wake_cb) != 0) {
     if (T) lua_close(T);
@@ -323,9 +340,7 @@ lua_State *lh_substate_open(lh_sub *s) {
   st->wake_internal.close_cb = wake_closed;
   st->wake.data = &st->wake_internal;
   uv_unref((uv_handle_t *)&st->wake);
-  uv_mutex_lock(&s->mutex);
-  s->wake = &st->wake;
-  uv_mutex_unlock(&s->mutex);
+  if (s != NULL) lh_substate_attach(T, s);
   lua_sethook(T, cancel_hook, LUA_MASKCOUNT, HOOK_COUNT);
   return T;
 }

@@ -304,4 +304,41 @@ describe("uv misc", function()
     assert.matches("bad argument #1",
       select(2, pcall(uv.tty_set_vterm_state)))
   end)
+
+  it("constants: luv 1.44's names, this system's values", function()
+    local names = {}
+    for name, v in pairs(uv.constants) do
+      assert.equal("integer", math.type(v), name)
+      names[#names + 1] = name
+    end
+    table.sort(names)
+    assert.same({"AF_APPLETALK", "AF_ATMPVC", "AF_AX25", "AF_INET",
+      "AF_INET6", "AF_IPX", "AF_NETLINK", "AF_PACKET", "AF_UNIX", "AF_X25",
+      "AI_ADDRCONFIG", "AI_ALL", "AI_NUMERICHOST", "AI_NUMERICSERV",
+      "AI_PASSIVE", "AI_V4MAPPED", "O_APPEND", "O_CREAT", "O_DSYNC",
+      "O_EXCL", "O_NOCTTY", "O_NONBLOCK", "O_RDONLY", "O_RDWR", "O_RSYNC",
+      "O_SYNC", "O_TRUNC", "O_WRONLY", "SIGABRT", "SIGALRM", "SIGBUS",
+      "SIGCHLD", "SIGCONT", "SIGFPE", "SIGHUP", "SIGILL", "SIGINT", "SIGIO",
+      "SIGIOT", "SIGKILL", "SIGPIPE", "SIGPOLL", "SIGPROF", "SIGPWR",
+      "SIGQUIT", "SIGSEGV", "SIGSTKFLT", "SIGSTOP", "SIGSYS", "SIGTERM",
+      "SIGTRAP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGUSR1",
+      "SIGUSR2", "SIGVTALRM", "SIGWINCH", "SIGXCPU", "SIGXFSZ", "SOCK_DGRAM",
+      "SOCK_RAW", "SOCK_RDM", "SOCK_SEQPACKET", "SOCK_STREAM",
+      "TCP_IPV6ONLY", "UDP_IPV6ONLY", "UDP_MMSG_CHUNK", "UDP_MMSG_FREE",
+      "UDP_PARTIAL", "UDP_RECVMMSG", "UDP_REUSEADDR"}, names)
+    local c = uv.constants
+    assert.same({9, 2, 15, 0}, {c.SIGKILL, c.SIGINT, c.SIGTERM, c.O_RDONLY})
+    -- the numbers are the ones the rest of uv takes
+    local r = assert(uv.getaddrinfo("127.0.0.1", nil,
+      {family = c.AF_INET, socktype = c.SOCK_STREAM}))
+    assert.equal("inet", r[1].family)
+    assert.equal("stream", r[1].socktype)
+    local got
+    local s = uv.new_signal()
+    s:start(c.SIGUSR1, function(name) got = name end)
+    assert.equal(0, uv.kill(uv.os_getpid(), c.SIGUSR1))
+    run_loop(function() return got ~= nil end)
+    assert.equal("sigusr1", got)
+    s:close()
+  end)
 end)

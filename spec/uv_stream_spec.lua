@@ -231,4 +231,21 @@ describe("uv stream", function()
     run_loop(function() return fired end)
     timer:close(); tcp:close(); ipc:close()
   end)
+
+  it("writes an array of more than 16 strings with no callback", function()
+    -- (such an array is laid out in a buffer pushed on the stack: it must
+    -- not be taken for the missing callback argument)
+    local client, conn = tcp_pair()
+    local got = collect(conn)
+    local parts = {}
+    for i = 1, 101 do parts[i] = string.char(64 + i % 26):rep(100) end
+    assert.equal(0, client:write(parts))
+    assert.equal(0, uv.write(client, parts))
+    assert.equal(0, client:write(parts, nil))
+    client:shutdown()
+    local want = table.concat(parts):rep(3)
+    run_loop(function() local _, eof = got(); return eof end)
+    assert.equal(#want, #(got()))
+    client:close(); conn:close()
+  end)
 end)

@@ -87,6 +87,11 @@ describe("uv threads", function()
     assert.equal(tostring(t), str)
     assert.is_false(uv.thread_equal(t, me))
     assert.is_false(t == me)
+    -- compared with another kind of userdata: unequal, no error
+    local timer = uv.new_timer()
+    assert.is_false(t == timer)
+    assert.is_false(timer == me)
+    timer:close()
     -- joining twice is harmless; a thread_self value cannot be joined
     assert.is_true(t:join())
     local ok, err, name = uv.thread_join(me)

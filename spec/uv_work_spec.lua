@@ -55,6 +55,21 @@ describe("uv work", function()
     assert.same({true, true}, got)
   end)
 
+  it("reuses a work's states, as luv does: globals persist", function()
+    local seen = {}
+    local work
+    work = uv.new_work(function()
+      _G.count = (_G.count or 0) + 1 -- a global of the item's state
+      return _G.count
+    end, function(n)
+      seen[#seen + 1] = n
+      if #seen < 3 then work:queue() end -- one at a time: one state
+    end)
+    work:queue()
+    run_loop(function() return #seen == 3 end)
+    assert.same({1, 2, 3}, seen)
+  end)
+
   it("keeps the loop running while the pool works", function()
     local ticks, done = 0, false
     local t = uv.new_timer()

@@ -32,7 +32,11 @@ for name in $names; do
   # cuts the list short: the cases never reported count as failed.
   n=$(printf '%s\n' "$out" | sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' | head -n 1)
   ok=$(printf '%s\n' "$out" | grep -c '^ok [0-9]')
-  [ -n "$n" ] || n=1
+  # A file that registers no case (test-tty without LuaJIT's ffi) counts
+  # as none when it exits 0, as one failed case otherwise.
+  if [ -z "$n" ]; then
+    if [ "$rc" = 0 ]; then n=0; else n=1; fi
+  fi
   [ "$ok" -le "$n" ] || ok=$n
   printf '%-36s %3s of %3s (exit %s)\n' "$name" "$ok" "$n" "$rc"
   total=$((total + n)); pass=$((pass + ok))
