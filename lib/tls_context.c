@@ -610,7 +610,14 @@ static int tls_is_context(lua_State *L) {
   return 1;
 }
 
+/* tls._has_cert(ctx) -> boolean: can it serve (net.listen checks). */
+static int tls_has_cert(lua_State *L) {
+  lua_pushboolean(L, tls_check_ctx(L, 1)->has_cert);
+  return 1;
+}
+
 static const luaL_Reg tls_functions[] = {
+  {"_has_cert", tls_has_cert},
   {"context", tls_context},
   {"is_context", tls_is_context},
   {NULL, NULL}

@@ -463,6 +463,22 @@ static void push_time(lua_State *L, const ASN1_TIME *at) {
   lua_pushstring(L, buf);
 }
 
+/* The chain the peer sent, leaf first: {{subject=, issuer=}...}. */
+static void push_chain(lua_State *L, tlse *e) {
+  STACK_OF(X509) *sk = SSL_get_peer_cert_chain(e->ssl);
+  int i, n = sk ? sk_X509_num(sk) : 0;
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    X509 *x = sk_X509_value(sk, i);
+    lua_createtable(L, 0, 2);
+    push_name(L, X509_get_subject_name(x));
+    lua_setfield(L, -2, "subject");
+    push_name(L, X509_get_issuer_name(x));
+    lua_setfield(L, -2, "issuer");
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
 static void push_peer(lua_State *L, tlse *e) {
   X509 *x = SSL_get1_peer_certificate(e->ssl);
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -482,6 +498,11 @@ static void push_peer(lua_State *L, tlse *e) {
   lua_pushboolean(L, e->verify &&
                      SSL_get_verify_result(e->ssl) == X509_V_OK);
   lua_setfield(L, -2, "verified");
+  if (SSL_get_verify_result(e->ssl) != X509_V_OK) { /* verify = false */
+    lua_pushstring(L, X509_verify_cert_error_string(
+                        SSL_get_verify_result(e->ssl)));
+    lua_setfield(L, -2, "verify_error");
+  }
   if (X509_digest(x, EVP_sha256(), md, &mdlen) == 1) {
     for (i = 0; i < mdlen; i++)
       snprintf(hex + 3 * i, 4, "%02X%s", md[i], i + 1 < mdlen ? ":" : "");
@@ -489,6 +510,8 @@ static void push_peer(lua_State *L, tlse *e) {
     lua_setfield(L, -2, "fingerprint");
   }
   X509_free(x);
+  push_chain(L, e);
+  lua_setfield(L, -2, "chain");
 }
 
 void tlse_push_info(lua_State *L, tlse *e) {

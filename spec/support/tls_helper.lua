@@ -19,8 +19,10 @@ directory removed when the suite's state closes.
   T.start(cmd)           run a shell command in the background (its own
                          pid, not a shell's): p.pid, p:out(), p:err(),
                          p:wait_for(pattern[, secs]), p:stop() (by PID)
-  T.s_server(args)       openssl s_server on 127.0.0.1 port 0 (-www-less,
-                         -quiet); returns the process and its port
+  T.s_server(args)       openssl s_server on 127.0.0.1 port 0; returns the
+                         process and its port
+  T.run(cmd[, input, secs])  run cmd to its end while the loop runs (so an
+                         in-process server serves it): out, err, status
   T.sh(cmd)              run a command, return its stdout and exit code
 ]]
 local proc = require "process_helper"
@@ -136,32 +138,58 @@ function Proc:wait_for(pattern, secs)
   return self:out():match(pattern) or self:err():match(pattern)
 end
 
+function Proc:code()
+  local s = proc.slurp(self.codef)
+  return s:match("%d+") and tonumber(s:match("%d+"))
+end
+
+-- Drive the loop until the process ended; its exit status.
+function Proc:wait_exit(secs)
+  proc.wait(function() return self:code() ~= nil end, secs or TEST_TIMEOUT,
+    self.cmd .. " to exit")
+  return self:code()
+end
+
 function Proc:stop()
   if self.stopped then return end
   self.stopped = true
   if proc.alive(self.pid) then proc.kill(self.pid, "KILL") end
   proc.wait(function() return not proc.alive(self.pid) end, 5,
     "process " .. self.pid .. " to end")
-  for _, f in ipairs{self.pidf, self.outf, self.errf} do os.remove(f) end
+  self:close_input()
+  for _, f in ipairs{self.pidf, self.outf, self.errf, self.codef,
+    self.inf} do
+    if f then os.remove(f) end
+  end
 end
 
--- cmd is a shell command; stdin comes from opts.stdin (a file) or a FIFO
--- kept open (p:send(text) writes to it) when opts.fifo.
+-- cmd is a shell command (exec'd: its pid is p.pid); stdin is opts.input
+-- (text), or a FIFO kept open (p:send(text) writes to it) when opts.fifo.
 function M.start(cmd, opts)
   opts = opts or {}
   local p = setmetatable({cmd = cmd, pidf = os.tmpname(),
-    outf = os.tmpname(), errf = os.tmpname()}, Proc)
+    outf = os.tmpname(), errf = os.tmpname(), codef = os.tmpname()}, Proc)
   os.remove(p.pidf)
-  local stdin = opts.stdin or "/dev/null"
+  os.remove(p.codef)
+  local stdin = "/dev/null"
+  if opts.input then
+    p.inf = os.tmpname()
+    local f = assert(io.open(p.inf, "wb"))
+    f:write(opts.input)
+    f:close()
+    stdin = p.inf
+  end
   if opts.fifo then
     stdin = os.tmpname()
     os.remove(stdin)
     run("mkfifo " .. q(stdin))
     p.fifo = stdin
   end
-  assert(os.execute(("sh -c 'echo $$ >%s; exec %s' <%s >%s 2>%s &")
-    :format(q(p.pidf), cmd:gsub("'", "'\\''"), q(stdin), q(p.outf),
-      q(p.errf))))
+  -- (the subshell's own output goes to the files too: an inherited pipe
+  -- of the caller would stay open as long as the process lives)
+  assert(os.execute(("(sh -c 'echo $$ >%s; exec %s' <%s; " ..
+    "echo $? >%s) >%s 2>%s &"):format(q(p.pidf), cmd:gsub("'", "'\\''"),
+    q(stdin), q(p.codef), q(p.outf), q(p.errf))))
   if opts.fifo then
     -- opening the write end waits for the reader: the process is up
     p.fifow = assert(io.open(stdin, "w"))
@@ -190,6 +218,16 @@ function M.s_server(args, opts)
   local p = M.start("openssl s_server -accept 127.0.0.1:0 " .. args, opts)
   local port = p:wait_for("ACCEPT 127%.0%.0%.1:(%d+)")
   return p, tonumber(port)
+end
+
+-- Run cmd to its end (bounded) while the loop runs: out, err, status.
+function M.run(cmd, input, secs)
+  local p = M.start(cmd, {input = input})
+  local ok, err = pcall(p.wait_exit, p, secs)
+  local out, errout, code = p:out(), p:err(), p:code()
+  p:stop()
+  if not ok then error(err .. "\n" .. out .. errout, 2) end
+  return out, errout, code
 end
 
 -- }}}
