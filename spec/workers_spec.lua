@@ -642,3 +642,244 @@ end
 shared_socket_specs("uv")
 shared_socket_specs("net")
 shared_socket_specs("unchanged")
+
+-- {===== the supervisor owns every socket a worker asks for: scripts run
+-- unchanged in a group =====
+
+-- Run a shell command line to completion, bounded; returns its output.
+local function sh(cmd, secs)
+  local p = assert(io.popen(("timeout -s KILL %d sh -c %s 2>&1"):format(
+    secs or 30, shell_quote(cmd))))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+-- The supervisor's children (its workers), by pid.
+local function children(pid)
+  local pids = {}
+  for kid in proc.slurp(("/proc/%d/task/%d/children"):format(pid, pid))
+      :gmatch("%d+") do
+    pids[#pids + 1] = tonumber(kid)
+  end
+  return pids
+end
+
+-- How many established connections to local port `port` each pid holds
+-- (its fds matched against the kernel's socket table by inode).
+local function conns_by_pid(pids, port)
+  local inodes = {}
+  for _, f in ipairs({"/proc/net/tcp", "/proc/net/tcp6"}) do
+    for line in proc.slurp(f):gmatch("[^\n]+") do
+      local w = {}
+      for word in line:gmatch("%S+") do w[#w + 1] = word end
+      local lport = w[2] and w[2]:match(":(%x+)$")
+      if lport and tonumber(lport, 16) == port and w[4] == "01" then
+        inodes[w[10]] = true
+      end
+    end
+  end
+  local counts = {}
+  for _, pid in ipairs(pids) do
+    local n = 0
+    local ls = io.popen("ls -l /proc/" .. pid .. "/fd 2>/dev/null")
+    for ino in ls:read("a"):gmatch("socket:%[(%d+)%]") do
+      if inodes[ino] then n = n + 1 end
+    end
+    ls:close()
+    counts[#counts + 1] = n
+  end
+  return counts
+end
+
+-- Hold n connections to port open until every one is accepted; returns
+-- how many each worker of supervisor p took, then closes them.
+local function spread(p, port, n)
+  local held, up = {}, 0
+  finally(function()
+    for _, c in ipairs(held) do
+      if not c:is_closing() then c:close() end
+    end
+  end)
+  for i = 1, n do
+    held[i] = uv.new_tcp()
+    held[i]:connect("127.0.0.1", port, function(err)
+      assert(not err, err)
+      up = up + 1
+    end)
+  end
+  proc.wait(function() return up == n end, nil, n .. " connections")
+  local counts
+  proc.wait(function()
+    counts = conns_by_pid(children(p.pid), port)
+    local total = 0
+    for _, c in ipairs(counts) do total = total + c end
+    return total == n
+  end, nil, "the workers to accept " .. n .. " connections")
+  for _, c in ipairs(held) do c:close() end
+  return counts
+end
+
+-- The write(2) calls each worker of supervisor p made so far.
+local function writes(p)
+  local counts = {}
+  for i, pid in ipairs(children(p.pid)) do
+    counts[i] = tonumber(proc.slurp("/proc/" .. pid .. "/io")
+      :match("syscw:%s*(%d+)"))
+  end
+  return counts
+end
+
+-- Start `luahost --workers n script args...`; waits until every worker
+-- printed its first line (matching `ready`, which captures the port) and
+-- checks they all printed the same. Returns the process and the port.
+local function start_unchanged(script, args, ready, n, drain)
+  local words = {"--workers", tostring(n or 2), "--drain", drain or "5",
+    script}
+  for _, a in ipairs(args or {}) do words[#words + 1] = a end
+  local p = proc.start(words)
+  local lines
+  proc.wait(function()
+    lines = {}
+    for line in p:out():gmatch("[^\n]+") do
+      if line:match(ready) then lines[#lines + 1] = line end
+    end
+    return #lines >= (n or 2) or p:code() ~= nil
+  end, nil, "the workers of " .. script .. " to start")
+  assert(#lines >= (n or 2), script .. " failed: " .. p:err())
+  for i = 2, #lines do assert.equal(lines[1], lines[i]) end
+  return p, tonumber(lines[1]:match(ready))
+end
+
+local function stop_group(p)
+  p:signal("TERM")
+  assert.equal(0, p:wait_exit())
+end
+
+describe("luahost --workers 2 runs every server in scripts/ unchanged",
+         function()
+  after_each(function() assert_clean() end)
+
+  local function both(counts)
+    assert.equal(2, #counts)
+    assert.is_true(counts[1] > 0 and counts[2] > 0,
+      "connections by worker: " .. table.concat(counts, ", "))
+  end
+
+  it("echo.lua, driven by nc", function()
+    local p, port = start_unchanged("scripts/echo.lua", {"127.0.0.1", "0"},
+      "^listening on 127%.0%.0%.1:(%d+)$")
+    finally(function() p:stop() end)
+    for i = 1, 10 do
+      assert.equal("line " .. i .. "\n", sh(("printf 'line %d\\n' | " ..
+        "nc -N -w 10 127.0.0.1 %d"):format(i, port)))
+    end
+    both(spread(p, port, 16))
+    stop_group(p)
+  end)
+
+  it("chat.lua, driven by socat", function()
+    local p, port = start_unchanged("scripts/chat.lua", {"127.0.0.1", "0"},
+      "^listening on 127%.0%.0%.1:(%d+)$")
+    finally(function() p:stop() end)
+    for i = 1, 5 do
+      local out = sh(("printf 'nick%d\\n/quit\\n' | socat -t 10 - " ..
+        "TCP:127.0.0.1:%d"):format(i, port))
+      assert.matches("nick%? welcome nick" .. i, out)
+    end
+    both(spread(p, port, 16))
+    stop_group(p)
+  end)
+
+  for _, s in ipairs({"daytime", "time"}) do
+    it(s .. ".lua, tcp by nc and udp by socat (each datagram answered " ..
+       "once)", function()
+      local p, port = start_unchanged("scripts/" .. s .. ".lua",
+        {"127.0.0.1", "0"},
+        "^listening on 127%.0%.0%.1:(%d+) %(tcp and udp%)$", 2, "1")
+      finally(function() p:stop() end)
+      -- each answer is written and the connection closed at once: count
+      -- the workers' writes instead of holding connections
+      local before = writes(p)
+      for _ = 1, 20 do
+        local out = sh(("nc -d -w 10 127.0.0.1 %d | wc -c"):format(port))
+        if s == "time" then
+          assert.equal(4, tonumber(out:match("%d+")))
+        else
+          assert.matches("%d%d:%d%d:%d%d", sh(("nc -d -w 10 127.0.0.1 %d")
+            :format(port)))
+        end
+      end
+      local after = writes(p)
+      both({after[1] - before[1], after[2] - before[2]})
+      for _ = 1, 3 do
+        local udp = sh(("printf x | socat -t 1 - UDP:127.0.0.1:%d | " ..
+          "wc -c"):format(port))
+        assert.equal(s == "time" and 4 or
+          #os.date("!%a, %d %b %Y %H:%M:%S GMT\r\n"),
+          tonumber(udp:match("%d+")))
+      end
+      p:signal("TERM") -- udp never drains by itself: --drain 1 ends it
+      assert.equal(0, p:wait_exit(30))
+    end)
+  end
+
+  it("udp_echo.lua, driven by socat", function()
+    local p, port = start_unchanged("scripts/udp_echo.lua",
+      {"127.0.0.1", "0"}, "^listening on 127%.0%.0%.1:(%d+)$", 2, "1")
+    finally(function() p:stop() end)
+    for i = 1, 4 do
+      assert.equal("dgram " .. i, sh(("printf 'dgram %d' | " ..
+        "socat -t 1 - UDP:127.0.0.1:%d"):format(i, port)))
+    end
+    p:signal("TERM") -- udp never drains by itself: --drain 1 ends it
+    assert.equal(0, p:wait_exit(30))
+  end)
+
+  it("http_server.lua, driven by curl and ab", function()
+    local p, port = start_unchanged("scripts/http_server.lua",
+      {"127.0.0.1", "0", "."}, "^serving %S+ on http://127%.0%.0%.1:(%d+)/$")
+    finally(function() p:stop() end)
+    for _ = 1, 5 do
+      assert.equal("hello world\n", sh(("curl -s -m 10 " ..
+        "http://127.0.0.1:%d/hello"):format(port)))
+    end
+    local ab = sh(("ab -q -n 400 -c 8 -s 20 http://127.0.0.1:%d/hello")
+      :format(port), 60)
+    assert.matches("Complete requests:%s+400\n", ab)
+    assert.matches("Failed requests:%s+0\n", ab)
+    both(spread(p, port, 16))
+    stop_group(p)
+  end)
+
+  it("kv_server.lua, driven by redis-cli", function()
+    local p, port = start_unchanged("scripts/kv_server.lua",
+      {"127.0.0.1", "0"}, "^listening on 127%.0%.0%.1:(%d+)$")
+    finally(function() p:stop() end)
+    for i = 1, 5 do
+      assert.equal("PONG\n", sh(("redis-cli -p %d PING"):format(port)))
+      -- one connection: each worker keeps its own store
+      assert.equal("OK\nv" .. i .. "\n", sh(("printf 'SET k v%d\\nGET k\\n'" ..
+        " | redis-cli -p %d"):format(i, port)))
+    end
+    both(spread(p, port, 16))
+    stop_group(p)
+  end)
+
+  it("proxy.lua, driven by nc through it to echo.lua", function()
+    local up = proc.start({"scripts/echo.lua", "127.0.0.1", "0"})
+    finally(function() up:stop() end)
+    up:wait_for("listening on")
+    local up_port = up:out():match("listening on 127%.0%.0%.1:(%d+)")
+    local p, port = start_unchanged("scripts/proxy.lua",
+      {"127.0.0.1", up_port, "127.0.0.1", "0"},
+      "^listening on 127%.0%.0%.1:(%d+) %-> ")
+    finally(function() p:stop() end)
+    for i = 1, 10 do
+      assert.equal("via " .. i .. "\n", sh(("printf 'via %d\\n' | " ..
+        "nc -N -w 10 127.0.0.1 %d"):format(i, port)))
+    end
+    both(spread(p, port, 16))
+    stop_group(p)
+  end)
+end)
