@@ -883,3 +883,279 @@ describe("luahost --workers 2 runs every server in scripts/ unchanged",
     stop_group(p)
   end)
 end)
+
+describe("luahost --workers: the sockets the supervisor owns", function()
+  after_each(function() assert_clean() end)
+
+  -- Run a one-shot script in a group of n and a lone process; returns the
+  -- group's output and the lone one's.
+  local function group_and_lone(text, n)
+    local script = script_file(text)
+    local out, err, code = run_host({"--workers", tostring(n or 2), script})
+    assert.equal(0, code, err)
+    local lone, lerr, lcode = run_host({script})
+    assert.equal(0, lcode, lerr)
+    return out, lone
+  end
+
+  it("gives every worker the same port for port 0, a port per port-0 " ..
+     "server of the script, and keeps them across a reload", function()
+    local script = script_file([[
+      local net = require "net"
+      local a = assert(net.listen{host = "127.0.0.1", port = 0})
+      local b = assert(net.listen{host = "127.0.0.1", port = 0})
+      print(("ports %d %d gen %d"):format(select(2, a:sockname()),
+        select(2, b:sockname()), select(3, require("luahost").worker())))
+      io.stdout:flush()
+      a:serve(function() end)]])
+    local p = proc.start({"--workers", "2", script})
+    finally(function() p:stop() end)
+    local lines
+    proc.wait(function()
+      lines = {}
+      for a, b in p:out():gmatch("ports (%d+) (%d+) gen 1") do
+        lines[#lines + 1] = a .. " " .. b
+      end
+      return #lines == 2
+    end)
+    assert.equal(lines[1], lines[2])
+    local a, b = lines[1]:match("(%d+) (%d+)")
+    assert.are_not.equal(a, b)
+    p:signal("HUP")
+    p:wait_for("reloaded: generation 2 serving", nil, "err")
+    local gen2 = {}
+    for x, y in p:out():gmatch("ports (%d+) (%d+) gen 2") do
+      gen2[#gen2 + 1] = x .. " " .. y
+    end
+    assert.same({lines[1], lines[1]}, gen2)
+    stop_group(p)
+  end)
+
+  it("returns the bind's own error to net.listen, as a lone process " ..
+     "gets it", function()
+    local busy = uv.new_tcp()
+    finally(function() busy:close() end)
+    assert(busy:bind("127.0.0.1", 0))
+    assert(busy:listen(8, function() end))
+    local port = busy:getsockname().port
+    local out, lone = group_and_lone(([[
+      local net = require "net"
+      print("tcp", net.listen{host = "127.0.0.1", port = %d})
+      print("unix", net.listen{path = "/nonexistent-dir/sock"})]]):format(
+        port))
+    assert.equal(lone .. lone, out)
+    assert.equal("tcp\tnil\tEADDRINUSE\nunix\tnil\tEACCES\n", lone) -- (libuv's)
+  end)
+
+  it("still gives up on a group whose workers all fail to bind at start",
+     function()
+    local busy = uv.new_tcp()
+    finally(function() busy:close() end)
+    assert(busy:bind("127.0.0.1", 0))
+    assert(busy:listen(8, function() end))
+    local _, err, code = run_host({"--workers", "2", script_file(([[
+      assert(require("net").listen{host = "127.0.0.1", port = %d})]])
+      :format(busy:getsockname().port))})
+    assert.equal(1, code)
+    assert.matches("EADDRINUSE", err)
+    assert.matches("workers keep dying at start%-up", err)
+  end)
+
+  it("shares a bound UDP socket: each datagram reaches one worker",
+     function()
+    local p, port = start_unchanged(script_file([[
+      local net = require "net"
+      local id = require("task").worker()
+      local u = assert(net.udp{host = "127.0.0.1", port = 0})
+      print("udp on " .. select(2, u:sockname()))
+      io.stdout:flush()
+      while true do
+        local data, ip, port = u:recvfrom()
+        if not data then break end
+        u:sendto(data .. " " .. id, ip, port)
+      end]]), nil, "^udp on (%d+)$", 2, "1")
+    finally(function() p:stop() end)
+    local c = uv.new_udp()
+    finally(function() c:close() end)
+    local replies, by = {}, {}
+    assert(c:recv_start(function(err, data)
+      assert(not err, err)
+      if data then
+        local n, id = data:match("^(%d+) (%d)$")
+        replies[#replies + 1] = n
+        by[id] = (by[id] or 0) + 1
+      end
+    end))
+    -- in rounds, so both workers are woken with datagrams waiting
+    for round = 0, 9 do
+      for i = 1, 20 do
+        assert(c:send(tostring(round * 20 + i), "127.0.0.1", port))
+      end
+      proc.wait(function() return #replies == (round + 1) * 20 end, nil,
+        "the replies of round " .. round)
+    end
+    table.sort(replies, function(x, y) return tonumber(x) < tonumber(y) end)
+    for i = 1, 200 do assert.equal(tostring(i), replies[i]) end
+    assert.is_true((by["1"] or 0) > 0 and (by["2"] or 0) > 0,
+      "datagrams by worker: " .. tostring(by["1"]) .. ", " ..
+      tostring(by["2"]))
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit(30))
+  end)
+
+  it("binds a unix socket path once for the group", function()
+    local path = tmpname() .. ".sock"
+    finally(function() os.remove(path) end)
+    local p = start_unchanged(script_file(([[
+      local net = require "net"
+      local server = assert(net.listen{path = %q})
+      print("unix ready")
+      io.stdout:flush()
+      server:serve(function(conn)
+        for line in conn:lines() do
+          conn:write(line, " ", require("task").worker(), "\n")
+        end
+      end)]]):format(path)), nil, "^unix (ready)$")
+    finally(function() p:stop() end)
+    for i = 1, 20 do
+      local out = sh(("printf 'u%d\\n' | socat -t 5 - UNIX-CONNECT:%s")
+        :format(i, shell_quote(path)))
+      assert.matches("^u" .. i .. " [12]\n$", out)
+    end
+    stop_group(p)
+  end)
+
+  it("hands a --listen socket to a script that asks for its address",
+     function()
+    local probe = uv.new_tcp()
+    assert(probe:bind("127.0.0.1", 0))
+    local port = probe:getsockname().port
+    probe:close()
+    local p = proc.start({"--workers", "2", "--listen",
+      "127.0.0.1:" .. port, script_file(own_server_script("L", nil, port))})
+    finally(function() p:stop() end)
+    proc.wait(function()
+      return select(2, p:out():gsub("ready %d " .. port, "")) == 2
+    end, nil, "two workers on the --listen socket")
+    local ids, errors = burst(port, 20)
+    assert.same({}, errors)
+    assert.equal(20, (ids["L 1"] or 0) + (ids["L 2"] or 0))
+    stop_group(p)
+  end)
+
+  it("closes a socket the new generation does not ask for once the old " ..
+     "one has drained", function()
+    local script = script_file(own_server_script("A"))
+    local p, port = start_group(script, 2, true)
+    finally(function() p:stop() end)
+    assert.same({}, select(2, burst(port, 4)))
+    -- generation 2 listens elsewhere (127.0.0.2: another address)
+    proc.write(script, own_server_script("B"):gsub("127%.0%.0%.1",
+      "127.0.0.2"))
+    p:signal("HUP")
+    p:wait_for("reloaded: generation 2 serving", nil, "err")
+    local old = children(p.pid)
+    proc.wait(function()
+      local alive = 0
+      for _, pid in ipairs(old) do
+        if proc.alive(pid) then alive = alive + 1 end
+      end
+      return #children(p.pid) == 2 and alive <= 2
+    end, nil, "the old generation to exit")
+    local _, errors = burst(port, 1)
+    assert.same({"ECONNREFUSED"}, errors)
+    stop_group(p)
+  end)
+
+  for _, listen in ipairs({true, false}) do
+    it("refuses new clients at once during the final drain" ..
+       (listen and " (--listen)" or ""), function()
+      local probe = uv.new_tcp()
+      assert(probe:bind("127.0.0.1", 0))
+      local port = probe:getsockname().port
+      probe:close()
+      local args = {"--workers", "2", "--drain", "10",
+        script_file(listen and net_server_script("D") or
+          own_server_script("D", nil, port))}
+      if listen then
+        table.insert(args, 1, "--listen")
+        table.insert(args, 2, "127.0.0.1:" .. port)
+      end
+      local p = proc.start(args)
+      finally(function() p:stop() end)
+      proc.wait(function()
+        return select(2, p:out():gsub("ready %d", "")) == 2
+      end)
+      -- a client that keeps its worker draining
+      local held = uv.new_tcp()
+      finally(function() if not held:is_closing() then held:close() end end)
+      local up = false
+      held:connect("127.0.0.1", port, function(err)
+        assert(not err, err)
+        up = true
+      end)
+      proc.wait(function() return up end)
+      p:signal("TERM")
+      -- new clients: served until the drain starts, then refused; none
+      -- may hang (accepted by the kernel where nobody accepts any more)
+      local refused, tries = false, 0
+      while not refused do
+        tries = tries + 1
+        assert(tries <= 100, "never refused")
+        local result
+        local timer = uv.new_timer()
+        request(port, "hi", function(e) result = result or e or "served" end)
+        timer:start(3000, 0, function() result = result or "hung" end)
+        proc.wait(function() return result ~= nil end)
+        timer:close()
+        assert.is_true(result == "served" or result == "ECONNREFUSED",
+          "a new client during the drain: " .. result)
+        refused = result == "ECONNREFUSED"
+      end
+      assert.is_nil(p:code()) -- still draining the held client
+      held:close()
+      assert.equal(0, p:wait_exit(20))
+    end)
+  end
+
+  it("exits 128+15 when a second SIGTERM cuts the drain short",
+     function()
+    local p = proc.start({"--workers", "1", "--drain", "60",
+      script_file(worker_script("T",
+        "require('uv').new_timer():start(10, 10, function() end)"))})
+    finally(function() p:stop() end)
+    p:wait_for("T worker 1 ")
+    p:signal("TERM")
+    p:wait_for("draining 1")
+    p:signal("TERM")
+    assert.equal(128 + 15, p:wait_exit(10))
+  end)
+
+  it("logs the rest of an abandoned reload as such, not as old workers",
+     function()
+    local script = script_file(worker_script("ok"))
+    local p = proc.start({"--workers", "2", script})
+    finally(function() p:stop() end)
+    proc.wait(function() return count_keys(worker_pids(p:out(), "ok")) == 2 end)
+    local flag = tmpname()
+    os.remove(flag)
+    proc.write(script, ([[
+      local task = require "task"
+      if task.worker() == 1 then
+        local t0 = os.time()
+        repeat -- until worker 2 is up (no wait: worker 1 is never ready)
+          local up = io.open(%q)
+        until up or os.time() - t0 > 20
+        error("fails at start")
+      end
+      io.open(%q, "w"):close()
+      task.sleep(0.5) -- past the abandon (SIGTERM drains), then fails too
+      error("fails later")]]):format(flag, flag))
+    p:signal("HUP")
+    p:wait_for("reload failed: new worker 1 ", nil, "err")
+    p:wait_for("abandoned new worker 2 %(pid %d+, generation 2%) exited " ..
+      "with status 1", nil, "err")
+    assert.not_matches("%]: old worker", p:err())
+    stop_group(p)
+  end)
+end)
