@@ -5,6 +5,7 @@
 #   make asan     build with ASan+UBSan into build/asan and run the suite
 #   make bench    measure against a plain C libuv server (bench/README.md)
 #   make lint     binding coverage and static checks
+#   make install  binary, man page and docs under $(DESTDIR)$(PREFIX)
 #   make clean    remove build/
 
 CC      ?= cc
@@ -15,17 +16,28 @@ LIBDIR  := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null || echo /usr/
 CFLAGS  += -std=c99 $(OPT) $(WARN) -D_GNU_SOURCE $(LUA_INC) -Ihost -Ibindings -Ilib
 # Lua and libuv are linked statically; the whole Lua API is kept and exported
 # (-E) so that Lua C modules installed by Debian load with require.
+# libedit (the REPL's line editing) with what it needs: libbsd, libmd and
+# terminfo, all from their Debian -dev packages' static archives.
+EDIT_LIBS := $(LIBDIR)/libedit.a $(LIBDIR)/libbsd.a $(LIBDIR)/libmd.a \
+           $(LIBDIR)/libtinfo.a
+SSLDIR  := $(shell pkg-config --variable=libdir openssl 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)
+# OpenSSL 3 (TLS for net) is linked statically too: libssl before libcrypto.
 LIBS    := -Wl,-E -Wl,--whole-archive $(LIBDIR)/liblua5.4.a \
-           -Wl,--no-whole-archive $(LIBDIR)/libuv_a.a -lm -ldl -lpthread
+           -Wl,--no-whole-archive $(LIBDIR)/libuv_a.a $(EDIT_LIBS) \
+           $(SSLDIR)/libssl.a $(SSLDIR)/libcrypto.a -lm -ldl -lpthread
 
 BUILD   ?= build
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/luahost
 SRCS    := $(wildcard host/*.c) $(wildcard bindings/*.c) $(wildcard lib/*.c)
 LUASRC  := $(shell find lib -name '*.lua' | sort)
 OBJS    := $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/embed.o
 DEPS_OK := build/.deps-ok
 HEADERS := $(wildcard host/*.h) $(wildcard bindings/*.h) $(wildcard lib/*.h)
 
-.PHONY: all deps run test asan bench lint clean
+.PHONY: all deps run test asan bench lint install uninstall clean
 
 all: $(BUILD)/luahost
 
@@ -68,6 +80,18 @@ bench: all
 lint: all
 	$(BUILD)/luahost spec/bindcov.lua
 	luacheck --no-color -q lib scripts spec bench
+
+# The binary is self-contained (Lua, libuv and lib/*.lua inside), so the
+# install is the binary, its man page and the docs.
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR)
+	install -m 755 $(BUILD)/luahost $(DESTDIR)$(BINDIR)/luahost
+	install -m 644 man/luahost.1 $(DESTDIR)$(MANDIR)/man1/luahost.1
+	install -m 644 README.md LICENSE docs/*.md $(DESTDIR)$(DOCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/luahost $(DESTDIR)$(MANDIR)/man1/luahost.1
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf build

@@ -213,7 +213,9 @@ int host_daemonize(const host_options *ho) {
       redirect(STDIN_FILENO, "/dev/null", O_RDONLY) != 0) {
     _exit(EXIT_FAILURE);
   }
-  dup2(STDOUT_FILENO, STDERR_FILENO);
+  /* stderr stays the starter's until the verdict (host_daemon_ready), so
+  ** a script that fails at start (a syntax error, an error in the main
+  ** chunk, a bind that fails) is seen where it was started. */
   log_path = ho->log;
   /* No chdir("/"): the script and the pid file may be relative paths. */
   ready_fd = fds[1];
@@ -232,6 +234,8 @@ int host_log_reopen(void) {
 void host_daemon_ready(int ok) {
   char c = ok ? 'R' : 'F';
   if (ready_fd < 0) return;
+  fflush(stderr);
+  dup2(STDOUT_FILENO, STDERR_FILENO); /* from now on, the log */
   if (write(ready_fd, &c, 1) < 0) { /* starter gone: nothing to tell */ }
   close(ready_fd);
   ready_fd = -1;

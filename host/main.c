@@ -43,7 +43,8 @@ static void print_usage(const char *badoption) {
   "  --        stop handling options\n"
   "  -         stop handling options and execute stdin\n"
   "Host options (before the script):\n"
-  "  --help              show this help and exit\n"
+  "  -h, --help          show this help and exit\n"
+  "  --version           show the version and exit\n"
   "%s"
   "Environment: LUA_INIT_5_4 or LUA_INIT (code or @file run first),\n"
   "  LUA_PATH_5_4/LUA_PATH, LUA_CPATH_5_4/LUA_CPATH (module search paths).\n",
@@ -59,7 +60,8 @@ static void print_usage(const char *badoption) {
 #define has_v 4      /* -v */
 #define has_e 8      /* -e */
 #define has_E 16     /* -E */
-#define has_help 32  /* --help */
+#define has_help 32  /* --help, -h */
+#define has_version 64 /* --version: -v, then exit without running */
 
 /*
 ** Traverse the options, checking them. Returns the flags above and sets
@@ -82,6 +84,10 @@ static int collectargs(char **argv, int argc, int *first,
           args |= has_help;
           break;
         }
+        if (strcmp(argv[i], "--version") == 0) {
+          args |= has_version;
+          break;
+        }
         {
           int used = host_parse_option(ho, argc - i, argv + i);
           if (used <= 0) {
@@ -94,6 +100,10 @@ static int collectargs(char **argv, int argc, int *first,
         break;
       case '\0': /* '-': script is stdin */
         return args;
+      case 'h': /* as --help */
+        if (argv[i][2] != '\0') return has_error;
+        args |= has_help;
+        break;
       case 'E':
         if (argv[i][2] != '\0') return has_error;
         args |= has_E;
@@ -277,8 +287,9 @@ static int pmain(lua_State *L) {
       print_usage(argv[argc - 1]);
     return 0;
   }
-  if (args & has_help) {
-    print_usage(NULL);
+  if (args & (has_help | has_version)) {
+    if (args & has_help) print_usage(NULL);
+    else host_print_version();
     ctx->exit_code = 0;
     lua_pushboolean(L, 1);
     return 1;
@@ -371,10 +382,13 @@ int main(int argc, char **argv) {
   host_options ho;
   lua_State *L;
   int status, ok, args, script = argc, code;
+  /* libuv keeps a copy of argv so that uv.set_process_title may reuse
+  ** the memory of the original: from here on, only the copy is read. */
+  argv = uv_setup_args(argc, argv);
   if (argv[0] && argv[0][0]) progname = argv[0];
   host_options_init(&ho);
   args = collectargs(argv, argc, &script, &ho);
-  if (args != has_error && !(args & has_help) &&
+  if (args != has_error && !(args & (has_help | has_version)) &&
       setup_process(&ho, argc, argv, script, &code))
     return code;
   memset(&ctx, 0, sizeof(ctx));

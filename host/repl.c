@@ -5,12 +5,21 @@
 **
 ** Each statement runs as a task, so it may block (net.connect, task.sleep):
 ** while it runs, reading stops; when it finishes, its values are printed,
-** the prompt comes back and the lines already read are processed.
+** the prompt comes back and the lines already read are processed. Ctrl-C
+** cancels the running statement (tasks and servers started before keep
+** running) or, at the prompt, discards the line.
+**
+** On a terminal, lines are edited with libedit (history, arrow keys)
+** through its readline callback interface, fed by a uv_poll_t on fd 0;
+** elsewhere (a pipe, a file) input is read as it comes.
 ** See Copyright Notice in README.md
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <editline/readline.h>
 
 #include "runtime.h"
 
@@ -19,13 +28,19 @@
 /* The handle comes first: a repl is found from its handle by a cast. Its
 ** data is the lh_internal, so uv.walk hides it and shutdown frees it. */
 typedef struct repl {
-  union { uv_tty_t tty; uv_pipe_t pipe; uv_handle_t handle; } in;
+  union {
+    uv_tty_t tty; uv_pipe_t pipe; uv_poll_t poll; uv_handle_t handle;
+  } in;
   lh_internal internal;
   lh_ctx *ctx;
   int has_handle;   /* stdin is polled through `in` (not a regular file) */
   int busy;         /* a statement's task is running */
   int starting;     /* inside start_statement: done() must not recurse */
   int eof;          /* no more input will come */
+  int editing;      /* libedit reads the terminal; `in` is a uv_poll_t */
+  int edit_on;      /* libedit's line handler is installed (raw mode) */
+  int next_first;   /* the prompt to show when editing resumes */
+  int task_ref;     /* the running statement's task record */
   int closed;       /* finished: handle closing or struct freed */
   int runner_ref;   /* the Lua wrapper that runs one statement */
   int done_ref;     /* done(): a closure over a box that points to us */
@@ -66,6 +81,70 @@ static const char runner_source[] =
 
 static void process(repl *r);
 
+/* {====================================================== line editing */
+
+/* readline's callback interface passes no user data: the one REPL that
+** reads the terminal is found here. Only the REPL sets it, for its life. */
+static repl *edit_owner;
+
+static const char *get_prompt(lua_State *L, int first);
+static int append_input(repl *r, const char *s, size_t n);
+
+/* Leave raw mode and stop reading the terminal (a statement runs). */
+static void edit_pause(repl *r) {
+  if (r->edit_on) {
+    rl_callback_handler_remove();
+    r->edit_on = 0;
+  }
+  if (!uv_is_closing(&r->in.handle)) uv_poll_stop(&r->in.poll);
+}
+
+static void edit_line(char *line);
+
+static void poll_cb(uv_poll_t *p, int status, int events) {
+  repl *r = (repl *)p;
+  (void)events;
+  if (status < 0) {
+    r->eof = 1;
+    edit_pause(r);
+    process(r);
+    return;
+  }
+  if (r->edit_on) rl_callback_read_char();
+}
+
+/* Show the prompt (libedit prints it) and read the terminal again. */
+static void edit_resume(repl *r, int first) {
+  if (r->busy || r->closed || uv_is_closing(&r->in.handle)) return;
+  if (r->edit_on) rl_callback_handler_remove();
+  rl_callback_handler_install(get_prompt(r->ctx->L, first), edit_line);
+  r->edit_on = 1;
+  r->next_first = first;
+  uv_poll_start(&r->in.poll, UV_READABLE, poll_cb);
+}
+
+/* A whole line (or NULL at end of input) from libedit. */
+static void edit_line(char *line) {
+  repl *r = edit_owner;
+  if (r == NULL) {
+    free(line);
+    return;
+  }
+  /* Cooked mode while the line runs: the statement may print or read. */
+  rl_callback_handler_remove();
+  r->edit_on = 0;
+  if (line == NULL) {
+    r->eof = 1;
+  } else {
+    if (line[0] != '\0') add_history(line);
+    if (append_input(r, line, strlen(line))) append_input(r, "\n", 1);
+    free(line);
+  }
+  process(r);
+}
+
+/* }====================================================== */
+
 static const char *get_prompt(lua_State *L, int first) {
   const char *p;
   lua_getglobal(L, first ? "_PROMPT" : "_PROMPT2");
@@ -76,6 +155,10 @@ static const char *get_prompt(lua_State *L, int first) {
 }
 
 static void prompt(repl *r, int first) {
+  if (r->editing) {
+    r->next_first = first;
+    return; /* shown by edit_resume when input is read again */
+  }
   fputs(get_prompt(r->ctx->L, first), stdout);
   fflush(stdout);
 }
@@ -112,14 +195,12 @@ static void start_statement(repl *r) {
   lua_State *L = ctx->L, *co;
   int chunk = lua_gettop(L);
   co = lua_newthread(L);
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "task");
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, "_adopt"); /* a task, so that it may block */
-  lua_pushvalue(L, -3);
+  host_push_task_hook(L, "adopt"); /* a task, so that it may block */
+  lua_pushvalue(L, -2);
   lua_pushboolean(L, 0);
-  lua_call(L, 2, 0);
-  lua_pop(L, 1); /* task module */
+  lua_call(L, 2, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, r->task_ref);
+  r->task_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* Ctrl-C cancels it */
   lua_rawgeti(co, LUA_REGISTRYINDEX, r->runner_ref);
   lua_pushvalue(L, chunk);
   lua_xmove(L, co, 1);
@@ -193,8 +274,14 @@ static void feed_line(repl *r, const char *s, size_t len) {
 static void free_repl(repl *r) {
   lua_State *L = r->ctx->L;
   *r->box = NULL;
+  if (edit_owner == r) edit_owner = NULL;
+  if (r->ctx->repl == r) {
+    r->ctx->repl = NULL;
+    r->ctx->on_interrupt = NULL;
+  }
   luaL_unref(L, LUA_REGISTRYINDEX, r->runner_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, r->done_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, r->task_ref);
   free(r->input);
   free(r->stmt);
   free(r);
@@ -220,6 +307,7 @@ static void close_cb(uv_handle_t *h) {
 /* End of input with no statement running: the session is over. */
 static void finish(repl *r) {
   if (r->closed) return;
+  if (r->editing) edit_pause(r);
   r->closed = 1;
   fputc('\n', stdout);
   fflush(stdout);
@@ -265,7 +353,10 @@ static void process(repl *r) {
     finish(r);
     return;
   }
-  if (r->has_handle && !uv_is_closing(&r->in.handle)) {
+  if (r->editing) {
+    if (r->busy) edit_pause(r);
+    else if (!r->edit_on) edit_resume(r, r->next_first);
+  } else if (r->has_handle && !uv_is_closing(&r->in.handle)) {
     if (r->busy)
       uv_read_stop((uv_stream_t *)&r->in.handle);
     else
@@ -308,12 +399,68 @@ void host_print_version(void) {
   fflush(stdout);
 }
 
+/* SIGINT with the REPL on: cancel the running statement, or at the
+** prompt drop what was typed. The session and its servers go on. */
+static int repl_interrupt(lh_ctx *ctx) {
+  repl *r = (repl *)ctx->repl;
+  lua_State *L = ctx->L;
+  if (r == NULL || r->closed || ctx->shutting_down) return 0;
+  if (r->busy) {
+    /* lh_report, not stdout: the statement may have printed half a line */
+    lh_report("interrupted!");
+    lua_checkstack(L, 4);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->task_ref);
+    if (lua_getfield(L, -1, "cancel") == LUA_TFUNCTION) {
+      lua_insert(L, -2);
+      if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        lh_report(lua_tostring(L, -1));
+        lua_pop(L, 1);
+      }
+    } else {
+      lua_pop(L, 2);
+    }
+    return 1;
+  }
+  /* at the prompt: discard the line and any unfinished statement */
+  free(r->stmt);
+  r->stmt = NULL;
+  r->stmtlen = 0;
+  r->inlen = 0;
+  fputc('\n', stdout);
+  fflush(stdout);
+  if (r->editing) {
+    if (r->edit_on) edit_resume(r, 1); /* libedit clears its line */
+  } else {
+    prompt(r, 1);
+  }
+  return 1;
+}
+
+/* libedit on a terminal: history, arrow keys. Signals stay libuv's. */
+static int edit_start(repl *r) {
+  const char *term = getenv("TERM");
+  if (!isatty(1) || term == NULL || strcmp(term, "dumb") == 0 ||
+      edit_owner != NULL)
+    return 0;
+  rl_catch_signals = 0;
+  if (rl_initialize() != 0) return 0;
+  rl_readline_name = "luahost";
+  stifle_history(1000);
+  if (uv_poll_init(r->ctx->loop, &r->in.poll, 0) != 0) return 0;
+  edit_owner = r;
+  r->editing = 1;
+  r->has_handle = 1;
+  r->next_first = 1;
+  return 1;
+}
+
 void host_repl_start(lh_ctx *ctx, lua_State *L) {
   repl *r = (repl *)calloc(1, sizeof(repl));
   uv_handle_type t = uv_guess_handle(0);
   int st = 0;
   if (r == NULL) return;
   r->ctx = ctx;
+  r->task_ref = LUA_NOREF;
   if (luaL_loadbuffer(L, runner_source, sizeof(runner_source) - 1,
                       "=[repl]") != LUA_OK) {
     lh_report(lua_tostring(L, -1));
@@ -330,7 +477,9 @@ void host_repl_start(lh_ctx *ctx, lua_State *L) {
   lua_setmetatable(L, -2);
   lua_pushcclosure(L, statement_done, 1);
   r->done_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (t == UV_TTY) {
+  if (t == UV_TTY && edit_start(r)) {
+    /* r->in is the poll handle */
+  } else if (t == UV_TTY) {
     st = uv_tty_init(ctx->loop, &r->in.tty, 0, 1);
     r->has_handle = 1;
   } else if (t == UV_NAMED_PIPE || t == UV_TCP) {
@@ -348,12 +497,17 @@ void host_repl_start(lh_ctx *ctx, lua_State *L) {
     }
     return;
   }
+  ctx->repl = r;
+  ctx->on_interrupt = repl_interrupt;
   prompt(r, 1);
   if (r->has_handle) {
     r->internal.tag = &lh_internal_tag;
     r->internal.close_cb = close_cb;
     r->in.handle.data = &r->internal;
-    uv_read_start((uv_stream_t *)&r->in.handle, alloc_cb, read_cb);
+    if (r->editing)
+      edit_resume(r, 1);
+    else
+      uv_read_start((uv_stream_t *)&r->in.handle, alloc_cb, read_cb);
   } else {
     /* A regular file (or /dev/null) cannot be polled and never blocks:
     ** take it all now; statements still run as tasks, in order. */

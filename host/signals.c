@@ -8,8 +8,10 @@
 **   SIGPIPE  ignored: a write to a closed peer is an error, not a death
 **   SIGINT   "interrupted!", 130   ignored (Ctrl-C       graceful stop
 **            (unless the script    reaches the whole     (supervisor.c)
-**            watches SIGINT)       group: the
-**                                  supervisor decides)
+**            watches SIGINT; in    group: the
+**            the REPL it cancels   supervisor decides)
+**            the running
+**            statement, repl.c)
 **   SIGTERM  default (death);      drain (drain.c); a    graceful stop; a
 **            with --daemon or      second one is left    second one stops
 **            --pidfile: drain, a   to the supervisor     at once: SIGKILL
@@ -53,6 +55,7 @@ static void sigint_cb(uv_signal_t *handle, int signum) {
   (void)signum;
   uv_walk(handle->loop, find_user_sigint, &watched);
   if (watched) return; /* the script handles SIGINT itself */
+  if (hs->ctx->on_interrupt && hs->ctx->on_interrupt(hs->ctx)) return;
   lh_report("interrupted!");
   lh_fatal(hs->ctx, 128 + SIGINT);
 }

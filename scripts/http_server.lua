@@ -19,7 +19,11 @@ Expect: 100-continue, HEAD, Date. A bad request gets 400, 404, 405, 413,
 414 or 431 and, where the stream can no longer be trusted, a closed
 connection. A request head must arrive whole within HTTP_HEAD_TIMEOUT
 seconds of its first byte (environment, default 10; then 408 and close:
-no slowloris), and a silent connection is closed after 30 s. Paths never
+no slowloris), a body within HTTP_BODY_TIMEOUT seconds of its head
+(default 30: 1 MiB at 35 KB/s at least), and a silent connection is
+closed after 30 s. Header values with control characters (bare CR, NUL),
+a repeated Host and Transfer-Encoding in HTTP/1.0 get 400; a chunked body
+whose framing outweighs its data (many tiny chunks) gets 413. Paths never
 leave ROOT: ".." in any spelling is refused and symbolic links are
 followed only while they stay inside ROOT.
 
@@ -41,6 +45,11 @@ local MAX_BODY = 1024 * 1024 -- request body (413 above)
 local IDLE = 30              -- seconds a connection may stay silent
 -- seconds from a request's first byte to its last header line
 local HEAD_TIMEOUT = tonumber(os.getenv("HTTP_HEAD_TIMEOUT")) or 10
+-- seconds from a request's head to the last byte of its body
+local BODY_TIMEOUT = tonumber(os.getenv("HTTP_BODY_TIMEOUT")) or 30
+-- bytes of chunked framing (size lines, CR LFs) allowed besides 1/8 of
+-- the data: 1-byte chunks cost a loop turn and a string each
+local MAX_FRAMING = 64 * 1024
 local CHUNK = 64 * 1024      -- bytes per write when sending a file
 
 local REASON = {
@@ -190,10 +199,13 @@ local OUT_MAX = 64 * 1024 -- bytes of answers queued before a write
 -- that req.headers holds (see parse_request), again = whether req asks
 -- for the same as the request before it, fills = how many times buf was
 -- refilled, hback/hwait and bback/bwait = how long heads and blocks are
--- not kept after a miss, and how much of that is left}.
+-- not kept after a miss, and how much of that is left, due = the
+-- deadline of the head or body being read or false, late = the error
+-- when it passes}.
 local function client(conn)
   return {conn = conn, buf = "", pos = 1, out = {}, nout = 0, nbytes = 0,
     head = false, block = false, again = false, fills = 0,
+    due = false, late = false,
     hback = 0, hwait = 0, bback = 0, bwait = 0,
     req = {method = false, target = false, version = false, headers = {},
            body = false, close = false, path = false}}
@@ -228,6 +240,21 @@ local function send(c, s)
   return true
 end
 
+-- The next chunk of input, or nil, err. Inside a request head or body
+-- its deadline (c.due) bounds the wait: then the error is c.late ("head
+-- timeout" or "body timeout").
+local function recv(c)
+  local due = c.due
+  if not due then return c.conn:recv() end
+  local left = due - task.now()
+  if left <= 0 then return nil, c.late end
+  c.conn:settimeout(left < IDLE and left or IDLE)
+  local data, err = c.conn:recv()
+  c.conn:settimeout(IDLE)
+  if err == "timeout" and left < IDLE then err = c.late end
+  return data, err
+end
+
 -- More input (after writing what is queued: the client may wait for the
 -- answers before it sends more); nil, err at its end or on failure.
 local function fill(c)
@@ -240,17 +267,7 @@ local function fill(c)
     buf, pos = "", 1
     c.buf, c.pos = buf, pos
   end
-  local due, data, err = c.head_due
-  if due then -- inside a request head: its deadline bounds this read
-    local left = due - task.now()
-    if left <= 0 then return nil, "head timeout" end
-    c.conn:settimeout(left < IDLE and left or IDLE)
-    data, err = c.conn:recv()
-    c.conn:settimeout(IDLE)
-    if err == "timeout" and left < IDLE then err = "head timeout" end
-  else
-    data, err = c.conn:recv()
-  end
+  local data, err = recv(c)
   if not data then return nil, err end
   -- (a new buffer may equal the old one byte for byte: pipelined copies
   -- of one request; the memos compare refill counts, not contents)
@@ -266,7 +283,8 @@ end
 
 -- The next line, as positions in c.buf: first, last (without CR LF);
 -- or nil, err ("line too long" past MAX_LINE). At the end of input the
--- last partial line counts, as read("l") gives it.
+-- last partial line counts, as read("l") gives it; a timeout or a reset
+-- in the middle of a line is an error.
 local function next_line(c)
   while true do
     local buf, pos = c.buf, c.pos
@@ -285,7 +303,7 @@ local function next_line(c)
     end
     local ok, err = fill(c)
     if not ok then
-      if pos > len then return nil, err end
+      if pos > len or err ~= "closed" then return nil, err end
       c.pos = len + 1
       if byte(buf, len) == 13 then len = len - 1 end
       return pos, len
@@ -300,7 +318,8 @@ local function read_line(c)
   return sub(c.buf, s, e)
 end
 
--- The next n bytes, or nil when the input ends first.
+-- The next n bytes, or nil, err when the input ends first (what follows
+-- them stays in c.buf).
 local function read_bytes(c, n)
   local buf, pos = c.buf, c.pos
   local have = #buf - pos + 1
@@ -308,12 +327,23 @@ local function read_bytes(c, n)
     c.pos = pos + n
     return sub(buf, pos, pos + n - 1)
   end
-  local part = have > 0 and sub(buf, pos) or ""
+  local parts = {have > 0 and sub(buf, pos) or ""}
   c.buf, c.pos, c.fills = "", 1, c.fills + 1
-  if not flush(c) then return nil end
-  local rest = c.conn:read(n - have)
-  if not rest or #rest < n - have then return nil end
-  return part .. rest
+  local ok, err = flush(c)
+  if not ok then return nil, err end
+  while have < n do
+    local data
+    data, err = recv(c)
+    if not data then return nil, err end
+    local want = n - have
+    if #data > want then -- the start of the next request
+      c.buf = sub(data, want + 1)
+      data = sub(data, 1, want)
+    end
+    parts[#parts + 1] = data
+    have = have + #data
+  end
+  return concat(parts)
 end
 
 -- }================================================================
@@ -341,6 +371,16 @@ local function date()
   return date_s
 end
 
+-- A header value as sent: control characters but HTAB (a request's words
+-- may end up in a value: a Location made of its path) are percent-encoded,
+-- so no value can end the header early or forge another.
+local function safe(v)
+  if not find(v, "[%z\1-\8\10-\31\127]") then return v end
+  return (v:gsub("[%z\1-\8\10-\31\127]", function(ch)
+    return ("%%%02X"):format(byte(ch))
+  end))
+end
+
 -- The status line and headers of a response: headers is a list of
 -- {name, value}; length the body's size; `close` (or req.close) ends the
 -- connection after this response.
@@ -351,7 +391,7 @@ local function head(req, status, headers, length, close)
     for i = 1, #headers do
       local h = headers[i]
       lines[n + 1], lines[n + 2], lines[n + 3], lines[n + 4] =
-        h[1], ": ", h[2], "\r\n"
+        h[1], ": ", safe(h[2]), "\r\n"
       n = n + 4
     end
   end
@@ -408,7 +448,8 @@ local header_names, nnames = {}, 0
 
 -- The name (lower case) and value (without surrounding blanks) of the
 -- header line buf[s..e]; nil when it is not one (the name must be a
--- token, RFC 9110, right before the colon).
+-- token, RFC 9110, right before the colon; the value holds no control
+-- character but HTAB: a bare CR or a NUL is refused, never passed on).
 local function parse_header(buf, s, e)
   local colon = find(buf, ":", s, true)
   if not colon or colon > e then return nil end
@@ -431,7 +472,9 @@ local function parse_header(buf, s, e)
     e = e - 1
     b = byte(buf, e)
   end
-  return key, sub(buf, v, e)
+  local value = sub(buf, v, e)
+  if find(value, "[%z\1-\8\10-\31\127]") then return nil end
+  return key, value
 end
 
 -- Read one header block into headers, which must be empty (lower-case
@@ -445,6 +488,7 @@ local function read_headers(c, headers)
     local key, value = parse_header(c.buf, s, e)
     if not key then return nil, 400 end
     local old = headers[key]
+    if old and key == "host" then return nil, 400 end -- RFC 9112 3.2
     headers[key] = old and old .. ", " .. value or value
   end
   return nil, 431
@@ -457,10 +501,14 @@ local function read_body(c, req)
   local te, cl = h["transfer-encoding"], h["content-length"]
   if te then
     if cl or te:lower() ~= "chunked" then return nil, 400 end
-    local parts, total = {}, 0
+    -- (the framing is counted: past MAX_FRAMING and 1/8 of the data,
+    -- tiny chunks would cost far more than the body they carry)
+    local parts, total, framing = {}, 0, 0
     while true do
-      local line = read_line(c)
-      if not line then return nil, 400 end
+      local line, err = read_line(c)
+      if not line then return nil, err == "body timeout" and 408 or 400 end
+      framing = framing + #line + 4
+      if framing > MAX_FRAMING + total // 8 then return nil, 413 end
       -- a hex size, maybe extensions (";name=value"); 8 digits are plenty
       local hex = line:match("^(%x+)[ \t]*;") or line:match("^(%x+)[ \t]*$")
       if not hex or #hex > 8 then return nil, 400 end
@@ -468,12 +516,15 @@ local function read_body(c, req)
       if size == 0 then break end
       total = total + size
       if total > MAX_BODY then return nil, 413 end
-      local chunk = read_bytes(c, size)
-      if not chunk then return nil, 400 end
+      local chunk
+      chunk, err = read_bytes(c, size)
+      if not chunk then return nil, err == "body timeout" and 408 or 400 end
       parts[#parts + 1] = chunk
-      if read_line(c) ~= "" then return nil, 400 end
+      line, err = read_line(c)
+      if line ~= "" then return nil, err == "body timeout" and 408 or 400 end
     end
-    if not read_headers(c, {}) then return nil, 400 end -- trailers
+    local ok, err = read_headers(c, {}) -- trailers
+    if not ok then return nil, err == "body timeout" and 408 or 400 end
     return concat(parts)
   end
   if not cl then return "" end
@@ -481,8 +532,8 @@ local function read_body(c, req)
   if not n then return nil, 400 end
   if n > MAX_BODY then return nil, 413 end
   if n == 0 then return "" end
-  local body = read_bytes(c, n)
-  if not body then return nil, 400 end
+  local body, err = read_bytes(c, n)
+  if not body then return nil, err == "body timeout" and 408 or 400 end
   return body
 end
 
@@ -563,6 +614,7 @@ local function handle(c, req)
     if method ~= "POST" then
       return error_page(c, req, 405, false, {{"Allow", "POST"}})
     end
+    -- (a request's header values hold no control character: parse_header)
     return respond(c, req, 200, {{"Content-Type",
       req.headers["content-type"] or "application/octet-stream"}}, req.body)
   end
@@ -590,11 +642,12 @@ local SAME_HEAD_MAX = 1024
 -- Parse the next request into c.req (see read_request).
 local function parse_request(c)
   local s, e
-  c.head_due = task.now() + HEAD_TIMEOUT -- bytes of this head are here
+  c.due, c.late = task.now() + HEAD_TIMEOUT, "head timeout" -- (bytes of
+  -- this head are here)
   repeat -- RFC 9112: ignore empty lines before a request
     s, e = next_line(c)
     if not s then
-      c.head_due = nil
+      c.due = false
       if e == "line too long" then return nil, 414 end
       if e == "head timeout" then return nil, 408 end
       return nil
@@ -626,7 +679,7 @@ local function parse_request(c)
     end
     local ok, status = read_headers(c, headers)
     if not ok then
-      c.head_due = nil
+      c.due = false
       return nil, status == "head timeout" and 408 or tonumber(status)
     end
     -- (the block must have come from buf: a refill may bring the very
@@ -638,7 +691,7 @@ local function parse_request(c)
       c.block = sub(buf, pos, c.pos - 1)
     end
   end
-  c.head_due = nil -- the head is complete; a body has its own pace
+  c.due = false -- the head is complete; a body has its own deadline
   local connection = headers.connection
   if version == "HTTP/1.1" then
     if not headers.host then return nil, 400, req end
@@ -653,6 +706,8 @@ local function parse_request(c)
     req.body = ""
     return req
   end
+  -- RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing
+  if te and version ~= "HTTP/1.1" then return nil, 400, req end
   local n = cl and tonumber(cl)
   if n and n > MAX_BODY then return nil, 413, req end
   local expect = headers.expect
@@ -661,7 +716,9 @@ local function parse_request(c)
     send(c, "HTTP/1.1 100 Continue\r\n\r\n") -- go on, send the body
   end
   local status
+  c.due, c.late = task.now() + BODY_TIMEOUT, "body timeout"
   req.body, status = read_body(c, req)
+  c.due = false
   if not req.body then return nil, status, req end
   return req
 end

@@ -15,6 +15,14 @@ KEYS pattern, DBSIZE, FLUSHALL, QUIT (and CONFIG GET, which redis-benchmark
 asks). Requests may be pipelined; "inline" commands (plain words on a line,
 as typed into nc) work too. Keys with a time to live vanish when it passes
 (checked on access, as Redis does lazily).
+
+Limits against hostile clients (environment variables override the last
+two): an argument of at most 1 MiB, a request of at most 64 MiB in all
+(KV_MAX_REQUEST), a request must arrive whole within 10 s of the moment
+the server starts waiting for its rest (KV_REQUEST_TIMEOUT; then the
+connection is closed), a client silent for 300 s is dropped, a KEYS
+pattern is at most 128 bytes, and an error reply quotes at most a few
+bytes of what the client sent.
 ]]
 local net = require "net"
 local task = require "task"
@@ -23,11 +31,21 @@ local host = arg[1] or "127.0.0.1"
 local port = tonumber(arg[2] or 6379)
 
 local MAX_ARGS = 1024 * 1024        -- elements in one request
-local MAX_BULK = 64 * 1024 * 1024   -- bytes in one argument
--- bytes in one whole request (Redis: client-query-buffer-limit, 1 GiB)
-local MAX_REQUEST = tonumber(os.getenv("KV_MAX_REQUEST")) or 512 * 1024 * 1024
+local MAX_BULK = 1024 * 1024        -- bytes in one argument
+-- bytes in one whole request, each element counted with ELEMENT more for
+-- what it costs to keep (Redis's ratio: proto-max-bulk-len 512 MiB,
+-- client-query-buffer-limit 1 GiB; here 1 MiB and 64 MiB)
+local MAX_REQUEST = tonumber(os.getenv("KV_MAX_REQUEST")) or 64 * 1024 * 1024
+local ELEMENT = 32
 local MAX_INLINE = 64 * 1024        -- bytes in an inline command line
 local IDLE = 300                    -- seconds a client may stay silent
+-- seconds a request may take to arrive once its first bytes are here
+local REQUEST_TIMEOUT = tonumber(os.getenv("KV_REQUEST_TIMEOUT")) or 10
+local MAX_GLOB = 128                -- bytes in a KEYS pattern (see glob)
+-- seconds of time to live at most (Redis: what fits in 64-bit ms); past
+-- 2^53 ms float arithmetic would lose the second
+local MAX_TTL = 1e15
+local QUOTE = 32                    -- bytes of a client's word in an error
 
 local data = {}    -- key -> string value
 local expires = {} -- key -> time (task.now() seconds) it dies at
@@ -71,49 +89,72 @@ local function get(key)
 end
 
 -- A Redis glob (*, ?, [abc], [^a-z], \x) as a matcher: key -> boolean.
--- The glob is cut at each "*" into pieces that match a fixed number of
--- characters (Lua patterns without repetition); the first piece must match
--- at the start, the last at the end, the others are found left to right.
--- That takes time linear in the key whatever the glob: as one Lua pattern,
--- "*a*a*a...*b" backtracks exponentially and one KEYS would stall every
--- client. A malformed set matches nothing.
+-- It is compiled in one pass, in time linear in its length (a run of "*"
+-- counts as one), into pieces cut at each "*", each a Lua pattern without
+-- repetition that matches a fixed number of characters. A key shorter
+-- than all the pieces together is refused at once; the first piece must
+-- match at the start and the last at the end (both at fixed places), the
+-- others are found left to right (the leftmost place is always a right
+-- one). A key then costs at most its length times the glob's (MAX_GLOB
+-- bounds that), never the backtracking of "*a*a*a...*b" as one Lua
+-- pattern. A malformed set matches nothing.
 local function glob(pattern)
-  local pieces, cur, i = {}, {}, 1
-  while i <= #pattern do
+  local pieces, widths, cur, w = {}, {}, {}, 0
+  local i, len, close, star = 1, #pattern, nil, false
+  local function cut()
+    pieces[#pieces + 1], widths[#widths + 1] = table.concat(cur), w
+    cur, w = {}, 0
+  end
+  while i <= len do
     local c = pattern:sub(i, i)
     if c == "*" then
-      pieces[#pieces + 1] = table.concat(cur)
-      cur = {}
-    elseif c == "?" then cur[#cur + 1] = "."
-    elseif c == "\\" and i < #pattern then
-      i = i + 1
-      c = pattern:sub(i, i)
-      cur[#cur + 1] = c:match("%w") and c or "%" .. c -- (%a is a class)
-    elseif c == "[" then
-      local close = pattern:find("]", i + 2, true)
-      if not close then
-        cur[#cur + 1] = "%["
-      else
-        -- a Lua set reads like a glob set; only % needs escaping
-        local set = pattern:sub(i + 1, close - 1):gsub("%%", "%%%%")
-        cur[#cur + 1] = "[" .. set .. "]"
-        i = close
-      end
-    elseif c:match("%p") then cur[#cur + 1] = "%" .. c
-    else cur[#cur + 1] = c end
+      if not star then cut() end -- ("a**b" is "a*b")
+      star = true
+    else
+      star = false
+      w = w + 1
+      if c == "?" then cur[#cur + 1] = "."
+      elseif c == "\\" and i < len then
+        i = i + 1
+        c = pattern:sub(i, i)
+        cur[#cur + 1] = c:match("%w") and c or "%" .. c -- (%a is a class)
+      elseif c == "[" then
+        -- the next "]" is found once for all the "[" before it: a glob
+        -- of "[[[[..." must not search the rest for each
+        if close ~= false and (not close or close < i + 2) then
+          close = pattern:find("]", i + 2, true) or false
+        end
+        if not close then
+          cur[#cur + 1] = "%["
+        else
+          -- a Lua set reads like a glob set; only % needs escaping
+          local set = pattern:sub(i + 1, close - 1):gsub("%%", "%%%%")
+          cur[#cur + 1] = "[" .. set .. "]"
+          i = close
+        end
+      elseif c:match("%p") then cur[#cur + 1] = "%" .. c
+      else cur[#cur + 1] = c end
+    end
     i = i + 1
   end
-  pieces[#pieces + 1] = table.concat(cur)
-  local n = #pieces
+  cut()
+  local n, need = #pieces, 0
+  for k = 1, n do need = need + widths[k] end
+  local first, last = "^" .. pieces[1], "^" .. pieces[n]
+  local whole, wlast = first .. "$", widths[n]
   local function match(key)
-    if n == 1 then return key:find("^" .. pieces[1] .. "$") ~= nil end
-    local _, e = key:find("^" .. pieces[1])
+    local klen = #key
+    if klen < need then return false end
+    if n == 1 then return klen == need and key:find(whole) ~= nil end
+    local at = klen - wlast + 1 -- where the last piece must start
+    if not key:find(last, at) then return false end
+    local _, e = key:find(first)
     if not e then return false end
     for k = 2, n - 1 do
       _, e = key:find(pieces[k], e + 1)
-      if not e then return false end
+      if not e or e >= at then return false end
     end
-    return key:find(pieces[n] .. "$", e + 1) ~= nil
+    return true
   end
   return function(key)
     local ok, found = pcall(match, key)
@@ -164,6 +205,9 @@ commands.set = {-3, function(a)
         return err("ERR invalid expire time in 'set' command")
       end
       ttl = opt == "EX" and n or n / 1000
+      if ttl > MAX_TTL then
+        return err("ERR invalid expire time in 'set' command")
+      end
       i = i + 2
     elseif opt == "NX" and not xx then nx, i = true, i + 1
     elseif opt == "XX" and not nx then xx, i = true, i + 1
@@ -202,6 +246,9 @@ commands.expire = {3, function(a)
   local n = math.tointeger(tonumber(a[3]))
   if not n then return NOT_INT end
   if get(a[2]) == nil then return int(0) end
+  if n > MAX_TTL then -- (now + n must stay a float that counts seconds)
+    return err("ERR invalid expire time in 'expire' command")
+  end
   if n <= 0 then
     data[a[2]], expires[a[2]] = nil, nil
   else
@@ -214,12 +261,26 @@ commands.ttl = {2, function(a)
   if get(a[2]) == nil then return int(-2) end
   local at = expires[a[2]]
   if not at then return int(-1) end
-  return int(math.floor(at - task.now() + 0.5)) -- rounded, as Redis does
+  -- rounded, as Redis does (at - now < MAX_TTL + 1: an integer)
+  return int(math.floor(at - task.now() + 0.5))
 end}
 
+local TOO_LONG = err("ERR pattern too long")
+
+-- (the keys are listed first and matched in slices, with other clients
+-- served in between: a big key space takes its time, it stalls no one)
+local SLICE = 1024 * 1024 -- bytes of keys matched between two yields
 commands.keys = {2, function(a)
-  local match, list = glob(a[2]), {}
-  for key in pairs(data) do
+  if #a[2] > MAX_GLOB then return TOO_LONG end
+  local match, all, list = glob(a[2]), {}, {}
+  for key in pairs(data) do all[#all + 1] = key end
+  local work = 0
+  for _, key in ipairs(all) do
+    work = work + #key + 16
+    if work > SLICE then
+      task.yield()
+      work = 0
+    end
     if get(key) ~= nil and match(key) then list[#list + 1] = key end
   end
   table.sort(list)
@@ -243,6 +304,7 @@ commands.config = {-2, function(a)
   if a[2]:upper() ~= "GET" or #a ~= 3 then
     return err("ERR unsupported CONFIG subcommand")
   end
+  if #a[3] > MAX_GLOB then return TOO_LONG end
   local known = {save = "", appendonly = "no"}
   local list = {}
   for name, value in pairs(known) do
@@ -269,16 +331,24 @@ local function command_name(s)
   return name
 end
 
+-- At most QUOTE bytes of a client's word, for an error reply.
+local function quote(s)
+  if #s <= QUOTE then return s end
+  return s:sub(1, QUOTE) .. "..."
+end
+
 -- The reply to one request (a list of strings), checked for arity; and
 -- the command's name when it is known.
 local function execute(a)
   local name = command_name(a[1])
   local cmd = commands[name]
-  if not cmd then
+  if not cmd then -- (quoting a few bytes of each of a few words)
     local rest = {}
-    for i = 2, math.min(#a, 10) do rest[#rest + 1] = "'" .. a[i] .. "'" end
+    for i = 2, math.min(#a, 4) do
+      rest[#rest + 1] = "'" .. quote(a[i]) .. "'"
+    end
     return err(("ERR unknown command '%s', with args beginning with: %s")
-      :format(a[1], table.concat(rest, " ")))
+      :format(quote(a[1]), table.concat(rest, " ")))
   end
   local arity = cmd[1]
   if (arity > 0 and #a ~= arity) or (arity < 0 and #a < -arity) then
@@ -308,10 +378,11 @@ local FAST_ARGS = 64      -- longer requests take the general path
 -- A client: {conn =, buf = input, pos = first unread byte of buf,
 -- out = queued replies, nout = their count, nbytes = their size,
 -- args = the request table the fast path reuses, nargs = slots of it
--- that may be set}.
+-- that may be set, due = the deadline of the request being read or
+-- false}.
 local function new_client(conn)
   return {conn = conn, buf = "", pos = 1, out = {}, nout = 0, nbytes = 0,
-    args = {}, nargs = 0}
+    args = {}, nargs = 0, due = false}
 end
 
 -- Write what is queued, in one write.
@@ -344,8 +415,29 @@ local function send(c, s)
   return true
 end
 
+-- The next chunk of input, or nil, err. Inside a request (busy) its
+-- deadline bounds the wait: a request dripped a byte at a time is dropped
+-- REQUEST_TIMEOUT seconds after the server first waited for its rest
+-- ("request timeout"); between requests only IDLE does.
+local function recv(c, busy)
+  if not busy then return c.conn:recv() end
+  local due = c.due
+  if not due then
+    due = task.now() + REQUEST_TIMEOUT
+    c.due = due
+  end
+  local left = due - task.now()
+  if left <= 0 then return nil, "request timeout" end
+  if left >= IDLE then return c.conn:recv() end
+  c.conn:settimeout(left)
+  local input, e = c.conn:recv()
+  c.conn:settimeout(IDLE)
+  if e == "timeout" then e = "request timeout" end
+  return input, e
+end
+
 -- More input, after writing the replies queued; nil, err at its end.
-local function fill(c)
+local function fill(c, busy)
   if c.nout > 0 then
     local ok, e = flush(c)
     if not ok then return nil, e end
@@ -355,7 +447,7 @@ local function fill(c)
     buf, pos = "", 1
     c.buf, c.pos = buf, pos
   end
-  local input, e = c.conn:recv()
+  local input, e = recv(c, busy)
   if not input then return nil, e end
   if pos > #buf then
     c.buf = input
@@ -385,9 +477,9 @@ local function read_line(c)
       c.pos = len + 1
       return nil, "line too long"
     end
-    local ok, why = fill(c)
+    local ok, why = fill(c, true)
     if not ok then
-      if pos > len then return nil, why end
+      if pos > len or why == "request timeout" then return nil, why end
       c.pos = len + 1
       if byte(buf, len) == 13 then len = len - 1 end
       return sub(buf, pos, len)
@@ -395,7 +487,8 @@ local function read_line(c)
   end
 end
 
--- The next n bytes, or nil when the input ends first.
+-- The next n bytes, or nil, err when the input ends first (what follows
+-- them stays in c.buf).
 local function read_bytes(c, n)
   local buf, pos = c.buf, c.pos
   local have = #buf - pos + 1
@@ -403,12 +496,23 @@ local function read_bytes(c, n)
     c.pos = pos + n
     return sub(buf, pos, pos + n - 1)
   end
-  local part = have > 0 and sub(buf, pos) or ""
+  local parts = {have > 0 and sub(buf, pos) or ""}
   c.buf, c.pos = "", 1
-  if not flush(c) then return nil end
-  local rest = c.conn:read(n - have)
-  if not rest or #rest < n - have then return nil end
-  return part .. rest
+  local ok, e = flush(c)
+  if not ok then return nil, e end
+  while have < n do
+    local input
+    input, e = recv(c, true)
+    if not input then return nil, e end
+    local want = n - have
+    if #input > want then -- the start of the next request
+      c.buf = sub(input, want + 1)
+      input = sub(input, 1, want)
+    end
+    parts[#parts + 1] = input
+    have = have + #input
+  end
+  return concat(parts)
 end
 
 -- Read one request (the general path: any size, any split, inline
@@ -436,12 +540,13 @@ local function read_request_slow(c)
     if not len or len > MAX_BULK then
       return nil, "Protocol error: invalid bulk length"
     end
-    total = total + len
+    total = total + len + ELEMENT
     if total > MAX_REQUEST then -- checked before the bytes are taken in
       return nil, "Protocol error: request too large"
     end
-    local s = read_bytes(c, len + 2) -- the value and its CRLF
-    if not s then return nil, "closed" end
+    local s
+    s, e = read_bytes(c, len + 2) -- the value and its CRLF
+    if not s then return nil, e end
     if s:sub(-2) ~= "\r\n" then return nil, "Protocol error: bad bulk" end
     a[i] = s:sub(1, len)
   end
@@ -472,6 +577,7 @@ end})
 -- it); anything else goes the general way.
 local function read_request(c)
   local buf, pos = c.buf, c.pos
+  c.due = false -- (a new request: its deadline starts when it waits)
   if pos > #buf then
     local ok, e = fill(c)
     if not ok then return nil, e end
@@ -503,6 +609,20 @@ local function read_request(c)
   return read_request_slow(c)
 end
 
+-- A failing command must not take its client down nor print a
+-- traceback per request (one client could flood the log): it answers an
+-- error, and one line a second at most goes to stderr.
+local logged = -math.huge
+local function run(a)
+  local ok, reply, name = pcall(execute, a)
+  if ok then return reply, name end
+  if task.now() - logged >= 1 then
+    logged = task.now()
+    io.stderr:write("kv_server: ", tostring(reply):sub(1, 200), "\n")
+  end
+  return err("ERR internal error")
+end
+
 local function client(conn)
   local c = new_client(conn)
   while true do
@@ -514,7 +634,7 @@ local function client(conn)
       break
     end
     if #a > 0 then -- an empty line or "*0" asks nothing
-      local reply, name = execute(a)
+      local reply, name = run(a)
       if not send(c, reply) or name == "quit" then break end
     end
   end

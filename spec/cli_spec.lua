@@ -65,6 +65,22 @@ describe("luahost CLI", function()
     assert.equal(0, code)
   end)
 
+  it("--version prints the version and exits 0 without running", function()
+    local out, err, code = run_host({"--version", "-e", "print('ran')"})
+    assert.matches("^luahost %d+%.%d+%.%d+ +%(Lua 5%.4", out)
+    assert.falsy(out:find("ran", 1, true))
+    assert.equal("", err)
+    assert.equal(0, code)
+  end)
+
+  it("-h is --help", function()
+    local out, _, code = run_host({"-h"})
+    local out2 = run_host({"--help"})
+    assert.equal(0, code)
+    assert.equal(out2, out)
+    assert.truthy(out:find("--version", 1, true))
+  end)
+
   it("--help lists the options and exits 0", function()
     local out, _, code = run_host({"--help"})
     for _, opt in ipairs({"-e stat", "-l mod", "-i", "-v", "-E", "-W",

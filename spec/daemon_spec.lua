@@ -100,9 +100,29 @@ describe("luahost --daemon", function()
       "print(1)"})
     assert.equal(1, code)
     assert.matches("is held by running process", err)
-    local _, err2, code2 = run_host({"--daemon", "-e", "error('x')"})
+  end)
+
+  it("shows a start-up error where it was started, then exits 1", function()
+    local log = tmpname()
+    -- an error in the main chunk: message and traceback on the starter's
+    -- stderr, nothing left running
+    local _, err, code = run_host({"--daemon", "--log", log, "-e",
+      "error('boom at start')"})
+    assert.equal(1, code)
+    assert.matches("luahost: .-boom at start", err)
+    assert.matches("traceback", err)
+    -- a script that does not compile
+    local bad = script_file("local x = = 1\n")
+    local _, err2, code2 = run_host({"--daemon", bad})
     assert.equal(1, code2)
-    assert.equal("", err2) -- the error went to /dev/null, the status did not
+    assert.matches(bad:gsub("%p", "%%%0") .. ":1:", err2)
+    -- a listen that fails at start
+    local _, err3, code3 = run_host({"--daemon", "-e",
+      "local net = require 'net'; local s = assert(net.listen{host = " ..
+      "'127.0.0.1', port = 0}); assert(net.listen{host = '127.0.0.1', " ..
+      "port = s:sockname() and select(2, s:sockname())})"})
+    assert.equal(1, code3)
+    assert.matches("EADDRINUSE", err3)
   end)
 end)
 

@@ -1,0 +1,452 @@
+--[[
+http.client: HTTP/1.1 requests over net, with a connection pool per
+origin.
+
+  local res = assert(http.request{method = "POST", url = "http://h/x",
+    headers = {["Content-Type"] = "text/plain"}, body = "hi",
+    timeout = 10, redirects = 5})
+  res.status, res.reason, res.headers, res.version, res.fields
+  res:body([max]) -> string       res:chunks([max]) -> iterator
+  res:close()                      drop the connection (body unread)
+  local res = assert(http.get(url [, opts]))   -- body already read
+
+`source` instead of `body`: a function returning the next piece (nil at
+the end), sent chunked. A connection goes back to the pool when its
+response body has been read to the end; the pool keeps at most
+limits.pool idle connections per origin, each for at most
+timeouts.pool seconds. A request that fails on a reused connection
+before any response byte (the server closed it meanwhile) is sent once
+more on a new one when it can be (its body is a string).
+]]
+local net = require "net"
+local task = require "task"
+local core = require "http.core"
+local common = require "http.common"
+
+local M = {}
+
+local now, concat, lower = task.now, table.concat, string.lower
+
+local DEFAULT_PORT = {http = 80, https = 443, ws = 80, wss = 443}
+
+--- parse_url(url) -> {scheme, host, port, target, authority} | nil, err
+function M.parse_url(url)
+  if type(url) ~= "string" then return nil, "URL expected" end
+  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
+  if not scheme then return nil, "not a URL: " .. url end
+  scheme = lower(scheme)
+  if not DEFAULT_PORT[scheme] then
+    return nil, "unsupported scheme: " .. scheme
+  end
+  local authority, target = rest:match("^([^/?#]*)([^#]*)")
+  if target == "" or target:sub(1, 1) == "?" then target = "/" .. target end
+  if target:find("[%z\1-\32\127]") then
+    return nil, "bad character in URL: " .. url
+  end
+  if authority:find("@", 1, true) then
+    return nil, "user info in URLs is not supported"
+  end
+  local host, port = authority:match("^%[([%x:.]+)%]:?(%d*)$")
+  if not host then host, port = authority:match("^([%w.-]+):?(%d*)$") end
+  if not host or host == "" then return nil, "bad host in URL: " .. url end
+  port = port ~= "" and tonumber(port) or DEFAULT_PORT[scheme]
+  if port < 1 or port > 65535 then return nil, "bad port in URL" end
+  return {scheme = scheme, host = host, port = port, target = target,
+    authority = authority}
+end
+
+-- The absolute URL of a Location header seen at base.
+local function resolve(base, location)
+  if location:match("^%a[%w+.-]*://") then return location end
+  local origin = base:match("^(%a[%w+.-]*://[^/?#]*)")
+  if location:sub(1, 2) == "//" then
+    return base:match("^(%a[%w+.-]*:)") .. location
+  end
+  if location:sub(1, 1) == "/" then return origin .. location end
+  local dir = base:match("^%a[%w+.-]*://[^/?#]*(/[^?#]*/)") or "/"
+  return origin .. dir .. location
+end
+M.resolve = resolve
+
+-- {{{ pool
+
+local pools = {} -- origin -> list of {conn =, reader =, t =}
+
+local function checkout(origin)
+  local list = pools[origin]
+  while list and #list > 0 do
+    local e = table.remove(list)
+    if now() - e.t < common.defaults.timeouts.pool and
+      not e.conn:is_closed() and e.reader:buffered() == 0 and
+      e.conn:buffered() == 0 then
+      return e.conn, e.reader
+    end
+    e.conn:close()
+  end
+  return nil
+end
+
+local function checkin(origin, conn, reader)
+  local list = pools[origin] or {}
+  pools[origin] = list
+  if #list >= common.defaults.limits.pool or conn:is_closed() then
+    conn:close()
+    return
+  end
+  list[#list + 1] = {conn = conn, reader = reader, t = now()}
+end
+
+--- close_idle(): close every pooled connection.
+function M.close_idle()
+  for origin, list in pairs(pools) do
+    for _, e in ipairs(list) do e.conn:close() end
+    pools[origin] = nil
+  end
+end
+
+--- pool_size([origin]) -> idle pooled connections (for one origin or all)
+function M.pool_size(origin)
+  local n = 0
+  for o, list in pairs(pools) do
+    if origin == nil or o == origin then n = n + #list end
+  end
+  return n
+end
+
+-- }}}
+
+-- {{{ responses
+
+local Response = {}
+Response.__index = Response
+Response.__name = "http.client_response"
+
+local function release(self)
+  local conn = self._conn
+  if not conn then return end
+  self._conn = nil
+  if self.keep then checkin(self._origin, conn, self._reader)
+  else conn:close() end
+end
+
+local function next_piece(self, max)
+  if self._done then return nil end
+  local r, timeout = self._reader, self._timeout
+  local piece
+  if self._decoder then
+    while true do
+      if r.pos <= #r.buf then
+        local d, nxt = self._decoder:decode(r.buf, r.pos)
+        if not d then
+          self.keep = false
+          release(self)
+          return nil, "bad chunked body: " .. nxt
+        end
+        if nxt then
+          r.pos = nxt
+          self._done = true
+        else
+          r.buf, r.pos = "", 1
+        end
+        if d ~= "" then piece = d break end
+        if self._done then release(self) return nil end
+      end
+      local ok, err = r:fill(timeout)
+      if not ok then
+        self.keep = false
+        release(self)
+        return nil, err
+      end
+    end
+  elseif self._left then
+    if self._left == 0 then
+      self._done = true
+      release(self)
+      return nil
+    end
+    local err
+    piece, err = r:some(math.min(self._left, 65536), timeout)
+    if not piece then
+      self.keep = false
+      release(self)
+      return nil, err == "closed" and "closed before the end of the body"
+        or err
+    end
+    self._left = self._left - #piece
+  else -- until the server closes
+    local err
+    piece, err = r:some(65536, timeout)
+    if not piece then
+      self._done = true
+      self.keep = false
+      release(self)
+      if err == "closed" or err == "EOF" then return nil end
+      return nil, err
+    end
+  end
+  self._got = self._got + #piece
+  if self._got > max then
+    self.keep = false
+    self._done = true
+    release(self)
+    return nil, "body larger than " .. max
+  end
+  return piece
+end
+
+--- res:chunks([max]) -> iterator of body pieces; on failure the iterator
+--- returns nil, err (check res.error after the loop).
+function Response:chunks(max)
+  max = max or math.huge
+  return function()
+    local p, err = next_piece(self, max)
+    if err then self.error = err end
+    return p
+  end
+end
+
+--- res:body([max]) -> the whole body | nil, err (max: default
+--- limits.body; math.huge for none)
+function Response:body(max)
+  if self._body then return self._body end
+  max = max or self._max or common.defaults.limits.body
+  local parts = {}
+  while true do
+    local p, err = next_piece(self, max)
+    if err then return nil, err end
+    if not p then break end
+    parts[#parts + 1] = p
+  end
+  self._body = concat(parts)
+  return self._body
+end
+
+--- res:close(): drop the connection (when the body will not be read).
+function Response:close()
+  if self._conn then
+    self.keep = false
+    release(self)
+  end
+  self._done = true
+end
+
+-- }}}
+
+-- {{{ requests
+
+local REQUEST_OPTS = {method = true, url = true, headers = true,
+  body = true, source = true, timeout = true, redirects = true,
+  max_body = true}
+
+local function check_opts(opts)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'request' (table expected, got " ..
+      type(opts) .. ")", 3)
+  end
+  for k in pairs(opts) do
+    if not REQUEST_OPTS[k] then
+      error(("bad argument #1 to 'request' (unknown option '%s')")
+        :format(tostring(k)), 3)
+    end
+  end
+  if type(opts.url) ~= "string" then
+    error("bad argument #1 to 'request' (url: string expected)", 3)
+  end
+  local method = opts.method or "GET"
+  if type(method) ~= "string" or not method:match("^[%u%-_]+$") then
+    error("bad argument #1 to 'request' (method: token expected)", 3)
+  end
+  if opts.body ~= nil and type(opts.body) ~= "string" then
+    error("bad argument #1 to 'request' (body: string expected)", 3)
+  end
+  if opts.source ~= nil and type(opts.source) ~= "function" then
+    error("bad argument #1 to 'request' (source: function expected)", 3)
+  end
+  if opts.body ~= nil and opts.source ~= nil then
+    error("bad argument #1 to 'request' (body and source both given)", 3)
+  end
+  if opts.headers ~= nil and type(opts.headers) ~= "table" then
+    error("bad argument #1 to 'request' (headers: table expected)", 3)
+  end
+  for name, value in pairs(opts.headers or {}) do
+    if type(name) ~= "string" or (type(value) ~= "string" and
+      type(value) ~= "number") then
+      error("bad argument #1 to 'request' (headers: name = value " ..
+        "strings expected)", 3)
+    end
+    local ok, err = pcall(core.check_field, name, tostring(value))
+    if not ok then
+      error("bad argument #1 to 'request' (header " .. name .. ": " ..
+        (err:match("%((.-)%)$") or err) .. ")", 3)
+    end
+    local l = lower(name)
+    if l == "content-length" or l == "transfer-encoding" or l == "host"
+      or l == "connection" then
+      error("bad argument #1 to 'request' (header " .. name ..
+        " is set by the client)", 3)
+    end
+  end
+  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or
+    opts.timeout ~= opts.timeout or opts.timeout <= 0) then
+    error("bad argument #1 to 'request' (timeout: positive number " ..
+      "expected)", 3)
+  end
+  local redirects = opts.redirects
+  if redirects ~= nil and (math.type(redirects) ~= "integer" or
+    redirects < 0) then
+    error("bad argument #1 to 'request' (redirects: integer >= 0 " ..
+      "expected)", 3)
+  end
+  return method
+end
+
+local function head_bytes(method, u, headers, body, source)
+  local out = {method, " ", u.target, " HTTP/1.1\r\nHost: ", u.authority,
+    "\r\n"}
+  local has_ua, has_accept = false, false
+  for name, value in pairs(headers or {}) do
+    local l = lower(name)
+    if l == "user-agent" then has_ua = true end
+    if l == "accept" then has_accept = true end
+    out[#out + 1] = name .. ": " .. tostring(value) .. "\r\n"
+  end
+  if not has_ua then out[#out + 1] = "User-Agent: luahost\r\n" end
+  if not has_accept then out[#out + 1] = "Accept: */*\r\n" end
+  if source then
+    out[#out + 1] = "Transfer-Encoding: chunked\r\n"
+  elseif body then
+    out[#out + 1] = "Content-Length: " .. #body .. "\r\n"
+  end
+  out[#out + 1] = "\r\n"
+  return concat(out)
+end
+
+-- One exchange on one connection: res | nil, err, retryable.
+local function exchange(method, u, opts, body, timeout)
+  local origin = u.scheme .. "://" .. u.host .. ":" .. u.port
+  if u.scheme ~= "http" then
+    return nil, u.scheme .. ":// is not available in this build yet"
+  end
+  local conn, r = checkout(origin)
+  local reused = conn ~= nil
+  if not conn then
+    local err
+    conn, err = net.connect(u.host, u.port, {timeout = math.min(timeout,
+      common.defaults.timeouts.connect)})
+    if not conn then return nil, err end
+    r = common.reader(conn)
+  end
+  conn:settimeout(timeout)
+  local function broken(err)
+    conn:close()
+    return nil, err, reused
+  end
+  local ok, err = conn:write(head_bytes(method, u, opts.headers, body,
+    opts.source))
+  if not ok then return broken(err) end
+  if body and body ~= "" then
+    ok, err = conn:write(body)
+    if not ok then return broken(err) end
+  elseif opts.source then
+    for _ = 1, math.maxinteger do
+      local piece = opts.source()
+      if piece == nil then break end
+      if type(piece) ~= "string" then
+        conn:close()
+        error("request: source must return strings (or nil at the end)", 3)
+      end
+      if #piece > 0 then
+        ok, err = conn:write(("%x\r\n"):format(#piece), piece, "\r\n")
+        if not ok then conn:close() return nil, err end
+      end
+    end
+    ok, err = conn:write("0\r\n\r\n")
+    if not ok then conn:close() return nil, err end
+    reused = false -- a source cannot be replayed
+  end
+  local h
+  local deadline = now() + timeout
+  repeat -- interim 1xx answers are skipped
+    h, err = common.read_response_head(r, deadline)
+    if not h then
+      if r:buffered() > 0 then reused = false end
+      return broken(err)
+    end
+  until h.status >= 200 or h.status == 101
+  local res = setmetatable(h, Response)
+  res._conn, res._reader, res._origin, res._timeout = conn, r, origin,
+    timeout
+  res._got, res._max = 0, opts.max_body
+  res.keep = not h.close
+  if method == "HEAD" or h.status == 204 or h.status == 304 or
+    h.status < 200 then
+    res._done = true
+    if h.status ~= 101 then release(res) end
+  elseif h.chunked then
+    res._decoder = core.chunked()
+  elseif h.length then
+    res._left = h.length
+    if h.length == 0 then
+      res._done = true
+      release(res)
+    end
+  else
+    res.keep = false -- until_close
+  end
+  return res
+end
+
+local REDIRECT = {[301] = true, [302] = true, [303] = true, [307] = true,
+  [308] = true}
+
+--- request{method=, url=, headers=, body= | source=, timeout=,
+--- redirects=, max_body=} -> res | nil, err
+function M.request(opts)
+  local method = check_opts(opts)
+  local url, body = opts.url, opts.body
+  local timeout = opts.timeout or 30
+  local left = opts.redirects or 5
+  while true do
+    local u, uerr = M.parse_url(url)
+    if not u then return nil, uerr end
+    local res, err, retry = exchange(method, u, opts, body, timeout)
+    if not res and retry and not opts.source then
+      res, err = exchange(method, u, opts, body, timeout)
+    end
+    if not res then return nil, err end
+    local location = res.headers.location
+    if not (REDIRECT[res.status] and location and left > 0) then
+      res.url = url
+      return res
+    end
+    -- follow: drop the body (bounded) and go again
+    if not res:body(common.defaults.limits.drain) then res:close() end
+    left = left - 1
+    url = resolve(url, location)
+    if res.status == 303 or ((res.status == 301 or res.status == 302) and
+      method == "POST") then
+      method, body = method == "HEAD" and "HEAD" or "GET", nil
+      opts = setmetatable({source = false, headers = opts.headers},
+        {__index = opts})
+    end
+  end
+end
+
+--- get(url [, opts]) -> res (body read: res:body() returns it) | nil, err
+function M.get(url, opts)
+  if type(url) ~= "string" then
+    error("bad argument #1 to 'get' (string expected, got " .. type(url) ..
+      ")", 2)
+  end
+  local o = {url = url}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local res, err = M.request(o)
+  if not res then return nil, err end
+  local ok, berr = res:body(o.max_body)
+  if not ok then return nil, berr end
+  return res
+end
+
+-- }}}
+
+return M

@@ -1,0 +1,248 @@
+--[[
+http.common: what the server, the client and WebSocket share: defaults,
+reason phrases, the Date header, header tables, the HTTP error object and
+a buffered reader over a net connection.
+]]
+local core = require "http.core"
+local task = require "task"
+
+local M = {}
+
+--- Limits and timeouts, in one place; http.listen{limits=, timeouts=} and
+--- http.request override them field by field.
+M.defaults = {
+  limits = {
+    line = 8192,          -- request line (414 above)
+    head = 16384,         -- header block bytes (431 above)
+    fields = 100,         -- header fields (431 above)
+    body = 1024 * 1024,   -- req:body() / res:body() (413 above)
+    drain = 64 * 1024,    -- unread body skipped to keep a connection
+    framing = 64 * 1024,  -- chunk framing bytes allowed besides data/8
+    ws_message = 1024 * 1024, -- WebSocket message (close 1009 above)
+    connections = 10000,  -- per server
+    pool = 16,            -- client: idle connections kept per origin
+  },
+  timeouts = {
+    idle = 30,    -- keep-alive connection with no request
+    head = 10,    -- first byte of a head to its end (408)
+    body = 30,    -- req:body(): whole body, from the head (408);
+                  -- req:chunks(math.huge): between two reads
+    write = 30,   -- a write that does not progress
+    connect = 10, -- client: connect
+    pool = 30,    -- client: how long an idle pooled connection is kept
+  },
+}
+
+M.REASON = {
+  [100] = "Continue", [101] = "Switching Protocols",
+  [200] = "OK", [201] = "Created", [202] = "Accepted",
+  [204] = "No Content", [206] = "Partial Content",
+  [301] = "Moved Permanently", [302] = "Found", [303] = "See Other",
+  [304] = "Not Modified", [307] = "Temporary Redirect",
+  [308] = "Permanent Redirect",
+  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden",
+  [404] = "Not Found", [405] = "Method Not Allowed",
+  [406] = "Not Acceptable", [408] = "Request Timeout", [409] = "Conflict",
+  [410] = "Gone", [411] = "Length Required",
+  [412] = "Precondition Failed", [413] = "Content Too Large",
+  [414] = "URI Too Long", [415] = "Unsupported Media Type",
+  [416] = "Range Not Satisfiable", [417] = "Expectation Failed",
+  [426] = "Upgrade Required", [429] = "Too Many Requests",
+  [431] = "Request Header Fields Too Large",
+  [500] = "Internal Server Error", [501] = "Not Implemented",
+  [502] = "Bad Gateway", [503] = "Service Unavailable",
+  [504] = "Gateway Timeout", [505] = "HTTP Version Not Supported",
+}
+
+-- Merge user options over defaults (unknown names raise).
+function M.merge(defaults, given, what, fname)
+  local out = {}
+  for k, v in pairs(defaults) do out[k] = v end
+  if given ~= nil then
+    if type(given) ~= "table" then
+      error(("bad argument #1 to '%s' (%s: table expected, got %s)")
+        :format(fname, what, type(given)), 3)
+    end
+    for k, v in pairs(given) do
+      if defaults[k] == nil then
+        error(("bad argument #1 to '%s' (unknown %s '%s')")
+          :format(fname, what, tostring(k)), 3)
+      end
+      if type(v) ~= "number" or v ~= v or v <= 0 then
+        error(("bad argument #1 to '%s' (%s.%s: positive number expected)")
+          :format(fname, what, tostring(k)), 3)
+      end
+      out[k] = v
+    end
+  end
+  return out
+end
+
+-- The Date header's value (RFC 9110 IMF-fixdate), formatted once a second.
+local date_t, date_s
+function M.date(t)
+  if t then return os.date("!%a, %d %b %Y %H:%M:%S GMT", t) end
+  t = os.time()
+  if t ~= date_t then
+    date_t, date_s = t, os.date("!%a, %d %b %Y %H:%M:%S GMT", t)
+  end
+  return date_s
+end
+
+local MONTHS = {Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+                Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12}
+
+-- Seconds since the epoch of an IMF-fixdate, or nil (counted by hand:
+-- os.time would read the fields as local time).
+function M.parse_date(s)
+  local d, mon, y, hh, mm, ss = (s or ""):match(
+    "^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  local m = MONTHS[mon]
+  if not m then return nil end
+  y, d = tonumber(y), tonumber(d)
+  if m <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return (era * 146097 + doe - 719468) * 86400 + tonumber(hh) * 3600 +
+    tonumber(mm) * 60 + tonumber(ss)
+end
+
+-- Header tables: lower-case keys; a lookup with any case works.
+local lower = string.lower
+M.headers_mt = {__index = function(t, k)
+  if type(k) == "string" then
+    local l = lower(k)
+    if l ~= k then return rawget(t, l) end
+  end
+  return nil
+end}
+
+-- Does the comma list value v hold token tok (case-insensitive)?
+function M.has_token(v, tok)
+  if not v then return false end
+  for e in v:gmatch("[^,]+") do
+    if lower(e:match("^[ \t]*(.-)[ \t]*$")) == tok then return true end
+  end
+  return false
+end
+
+--- An HTTP error raised by req:body() and friends: the server answers
+--- its status (and closes) when the handler lets it through.
+local HttpError = {__name = "http.error"}
+HttpError.__index = HttpError
+function HttpError.__tostring(e)
+  return ("http error %s: %s"):format(tostring(e.status), e.message)
+end
+M.HttpError = HttpError
+function M.raise(status, message)
+  error(setmetatable({status = status, message = message}, HttpError), 0)
+end
+function M.is_error(e) return getmetatable(e) == HttpError end
+
+M.check_field = core.check_field
+
+-- {{{ reader: buffered input over a net connection
+
+local Reader = {}
+Reader.__index = Reader
+M.Reader = Reader
+
+local sub = string.sub
+
+function M.reader(conn)
+  return setmetatable({conn = conn, buf = "", pos = 1}, Reader)
+end
+
+-- Bytes buffered and not consumed.
+function Reader:buffered() return #self.buf - self.pos + 1 end
+
+-- Read more input (waiting at most `timeout` seconds, nil = the
+-- connection's own); returns true or nil, err ("closed", "timeout"...).
+function Reader:fill(timeout)
+  local conn = self.conn
+  if timeout then conn:settimeout(timeout) end
+  local data, err = conn:recv()
+  if not data then return nil, err end
+  local buf, pos = self.buf, self.pos
+  if pos > #buf then
+    self.buf = data
+  else
+    self.buf = sub(buf, pos) .. data
+  end
+  self.pos = 1
+  return true
+end
+
+-- Up to max bytes of what is buffered, reading once if nothing is.
+function Reader:some(max, timeout)
+  if self.pos > #self.buf then
+    local ok, err = self:fill(timeout)
+    if not ok then return nil, err end
+  end
+  local buf, pos = self.buf, self.pos
+  local last = pos + max - 1
+  if last >= #buf then
+    self.buf, self.pos = "", 1
+    if pos == 1 then return buf end
+    return sub(buf, pos)
+  end
+  self.pos = last + 1
+  return sub(buf, pos, last)
+end
+
+-- Exactly n bytes, or nil, err (pieces are gathered in a list: a large n
+-- costs one concatenation, not one per read).
+function Reader:take(n, timeout)
+  local deadline = timeout and task.now() + timeout
+  local have = #self.buf - self.pos + 1
+  if have >= n then
+    local pos = self.pos
+    self.pos = pos + n
+    return sub(self.buf, pos, pos + n - 1)
+  end
+  local parts, got = {}, 0
+  while got < n do
+    if self.pos > #self.buf then
+      local left = deadline and deadline - task.now()
+      if left and left <= 0 then return nil, "timeout" end
+      local ok, err = self:fill(left)
+      if not ok then return nil, err end
+    end
+    local piece = self:some(n - got)
+    parts[#parts + 1] = piece
+    got = got + #piece
+  end
+  return table.concat(parts)
+end
+
+--- Read a response head through reader r: the head table (headers with
+--- headers_mt), or nil, err. `deadline` (task.now() based) bounds it.
+function M.read_response_head(r, deadline)
+  local L = M.defaults.limits
+  local from = r.pos
+  while true do
+    if r.pos <= #r.buf then
+      local h, nxt, why = core.parse_response(r.buf, r.pos, from, L.line,
+        L.head, L.fields)
+      if h then
+        r.pos = nxt
+        setmetatable(h.headers, M.headers_mt)
+        return h
+      elseif h == false then
+        return nil, "bad response: " .. why
+      end
+    end
+    local left = deadline and deadline - task.now()
+    if left and left <= 0 then return nil, "timeout" end
+    local before = #r.buf - r.pos + 1
+    local ok, err = r:fill(left)
+    if not ok then return nil, err end
+    from = before + 1
+  end
+end
+
+-- }}}
+
+return M

@@ -1,0 +1,169 @@
+--[[
+http.router: method + path routing for http.listen.
+
+  local app = http.router()
+  app:use(function(req, res, next) ... next() end)  -- in order of use
+  app:get("/users/:id", function(req, res) ... req.params.id ... end)
+  app:post("/files/*path", fn)       -- *name: the rest of the path
+  app:mount("/static", http.files("public"))  -- req.path loses the prefix
+  http.listen{port = 8080, handler = app}
+
+A path that matches no route is 404; one that matches routes of other
+methods only is 405 with Allow. HEAD is answered by a GET route. Captures
+are percent-decoded (a capture never holds a decoded "/" that was not
+sent as %2F: ":name" stops at a "/" as sent).
+]]
+local M = {}
+
+local Router = {}
+Router.__index = Router
+Router.__name = "http.router"
+
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h)
+    return string.char(tonumber(h, 16))
+  end))
+end
+
+-- "/users/:id/*rest" -> a Lua pattern and the capture names.
+local function compile(pattern, fname)
+  if type(pattern) ~= "string" or pattern:sub(1, 1) ~= "/" then
+    error(("bad argument #1 to '%s' (path pattern starting with '/' " ..
+      "expected, got %s)"):format(fname, tostring(pattern)), 3)
+  end
+  local names, out, i = {}, {"^"}, 1
+  while i <= #pattern do
+    local c = pattern:sub(i, i)
+    local name = pattern:match("^[%a_][%w_]*", i + 1)
+    if c == ":" and name then
+      names[#names + 1] = name
+      out[#out + 1] = "([^/]+)"
+      i = i + 1 + #name
+    elseif c == "*" then
+      names[#names + 1] = name or "splat"
+      out[#out + 1] = "(.*)"
+      i = i + 1 + (name and #name or 0)
+      if i <= #pattern then
+        error(("bad argument #1 to '%s' ('*' must end the pattern)")
+          :format(fname), 3)
+      end
+    else
+      out[#out + 1] = c:gsub("%W", "%%%0")
+      i = i + 1
+    end
+  end
+  out[#out + 1] = "$"
+  return table.concat(out), names
+end
+
+local function check_fn(fn, fname)
+  local mt = getmetatable(fn)
+  if type(fn) ~= "function" and not (mt and mt.__call) then
+    error(("bad argument #2 to '%s' (function expected, got %s)")
+      :format(fname, type(fn)), 3)
+  end
+end
+
+--- router:route(method, pattern, fn) -> router ("*" = any method)
+function Router:route(method, pattern, fn)
+  if type(method) ~= "string" or not method:match("^[%u*]+$") then
+    error("bad argument #1 to 'route' (method expected, got " ..
+      tostring(method) .. ")", 2)
+  end
+  local lpat, names = compile(pattern, "route")
+  check_fn(fn, "route")
+  self.routes[#self.routes + 1] = {method = method, lpat = lpat,
+    names = names, fn = fn}
+  return self
+end
+
+for _, m in ipairs({"get", "post", "put", "delete", "patch", "head",
+  "options", "all"}) do
+  local method = m == "all" and "*" or m:upper()
+  Router[m] = function(self, pattern, fn)
+    local lpat, names = compile(pattern, m)
+    check_fn(fn, m)
+    self.routes[#self.routes + 1] = {method = method, lpat = lpat,
+      names = names, fn = fn}
+    return self
+  end
+end
+
+--- router:use(fn(req, res, next)) -> router: middleware, run in order of
+--- use before the routes; it goes on only when it calls next().
+function Router:use(fn)
+  local mt = getmetatable(fn)
+  if type(fn) ~= "function" and not (mt and mt.__call) then
+    error("bad argument #1 to 'use' (function expected, got " ..
+      type(fn) .. ")", 2)
+  end
+  self.middleware[#self.middleware + 1] = fn
+  return self
+end
+
+--- router:mount(prefix, handler) -> router: requests under prefix go to
+--- handler(req, res) with req.path relative to it (req.mount = prefix).
+function Router:mount(prefix, fn)
+  if type(prefix) ~= "string" or prefix:sub(1, 1) ~= "/" then
+    error("bad argument #1 to 'mount' (path prefix expected)", 2)
+  end
+  check_fn(fn, "mount")
+  prefix = prefix:gsub("/+$", "")
+  self.mounts[#self.mounts + 1] = {prefix = prefix, fn = fn}
+  return self
+end
+
+local function dispatch(self, req, res)
+  local path, method = req.path, req.method
+  local allowed
+  for _, r in ipairs(self.routes) do
+    local caps = {path:match(r.lpat)}
+    if caps[1] or path:match(r.lpat) then
+      if r.method == "*" or r.method == method or
+        (method == "HEAD" and r.method == "GET") then
+        local params = {}
+        for i, name in ipairs(r.names) do params[name] = unescape(caps[i]) end
+        req.params = params
+        return r.fn(req, res)
+      end
+      allowed = allowed or {}
+      allowed[r.method] = true
+      if r.method == "GET" then allowed.HEAD = true end
+    end
+  end
+  for _, m in ipairs(self.mounts) do
+    local p = m.prefix
+    if path == p or path:sub(1, #p + 1) == p .. "/" or p == "" then
+      req.mount = p
+      req.path = path:sub(#p + 1)
+      if req.path == "" then req.path = "/" end
+      return m.fn(req, res)
+    end
+  end
+  if allowed then
+    local list = {}
+    for k in pairs(allowed) do list[#list + 1] = k end
+    table.sort(list)
+    res:header("Allow", table.concat(list, ", "))
+    return res:send(405, "405 Method Not Allowed\n")
+  end
+  return res:send(404, "404 Not Found\n")
+end
+
+function Router:__call(req, res)
+  local mw, i = self.middleware, 0
+  local function nxt()
+    i = i + 1
+    local f = mw[i]
+    if f then return f(req, res, nxt) end
+    return dispatch(self, req, res)
+  end
+  return nxt()
+end
+
+--- router() -> a router (callable as a handler)
+function M.new()
+  return setmetatable({routes = {}, middleware = {}, mounts = {}}, Router)
+end
+
+return M

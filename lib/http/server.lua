@@ -1,0 +1,662 @@
+--[[
+http.server: HTTP/1.1 on net. One task per connection; requests on it are
+read, handled and answered in order (pipelining), the head parsed in C
+(http.core.parse_request, which also decides the body's framing).
+
+  handler(req, res) runs once per request, in the connection's task:
+  req.method, req.target, req.path (without the query, not decoded),
+  req.query (decoded table), req.version, req.headers (lower-case keys,
+  any case looks up, repeated fields joined by ", "), req.fields (the
+  fields in order, name, value, name, value...), req.peer ("ip:port"),
+  req:body([max]), req:chunks([max]);
+  res:status(code), res:header(name, value), res:add_header(name, value),
+  res:write(...), res:send([status,] [body]), res:finish(),
+  res:sendfile(path).
+
+An error the handler lets through is logged and answered 500 (or, for
+http errors raised by req:body(), their status: 400, 408, 413); the
+connection then closes. Nothing reaches a response head unchecked: a
+header name must be a token and a value must hold no CR, LF, NUL or other
+control byte, else res:header raises.
+]]
+local net = require "net"
+local task = require "task"
+local core = require "http.core"
+local common = require "http.common"
+
+local REASON, raise, is_error = common.REASON, common.raise, common.is_error
+local parse_request, check_field = core.parse_request, core.check_field
+local now, concat, lower, fmt =
+  task.now, table.concat, string.lower,
+  string.format
+local tointeger = math.tointeger
+
+local M = {}
+
+-- {{{ query strings
+
+local function unescape(s)
+  s = s:gsub("+", " ")
+  return (s:gsub("%%(%x%x)", function(h)
+    return string.char(tonumber(h, 16))
+  end))
+end
+M.unescape = unescape
+
+--- decode_query("a=1&b=x%20y") -> {a = "1", b = "x y"} (the last of a
+--- repeated name wins; a name without "=" maps to "").
+function M.decode_query(q)
+  local t = {}
+  if not q then return t end
+  for pair in q:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    t[unescape(k)] = unescape(v)
+  end
+  return t
+end
+
+-- }}}
+
+-- {{{ requests
+
+local Request = {}
+Request.__index = Request
+Request.__name = "http.request"
+
+local function send_continue(req)
+  if req._expect then
+    req._expect = false
+    req._conn:write("HTTP/1.1 100 Continue\r\n\r\n")
+  end
+end
+
+-- The next piece of the body, or nil at its end; raises an http error
+-- (400 bad framing or closed, 408 timeout, 413 over max).
+local function next_piece(req, max)
+  if req._done then return nil end
+  send_continue(req)
+  local r, srv = req._reader, req._server
+  -- a bounded read has a deadline for the whole body, counted from the
+  -- head; an unbounded stream only a limit between two reads
+  local timeout = srv.timeouts.body
+  local deadline = req._deadline
+  if deadline then
+    timeout = deadline - now()
+    if timeout <= 0 then raise(408, "body timeout") end
+  end
+  local piece
+  local dec = req._decoder
+  if dec then
+    while true do
+      local pos = r.pos
+      if pos <= #r.buf then
+        local d, nxt = dec:decode(r.buf, pos)
+        if not d then raise(400, nxt) end
+        if nxt then
+          r.pos = nxt
+          req._done = true
+        else
+          nxt = #r.buf + 1
+          r.buf, r.pos = "", 1
+        end
+        -- framing that outweighs its data (floods of tiny chunks): 413
+        local framing = req._framing + (nxt - pos) - #d
+        req._framing = framing
+        if framing > srv.limits.framing + (req._got + #d) // 8 then
+          req._done = true
+          raise(413, "chunked framing outweighs its data")
+        end
+        if req._got + #d + dec:pending() > max then
+          req._done = true
+          raise(413, "body larger than " .. max)
+        end
+        if d ~= "" then
+          piece = d
+          break
+        end
+        if req._done then return nil end
+      end
+      local ok, err = r:fill(timeout)
+      if not ok then raise(err == "timeout" and 408 or 400, err) end
+      if deadline then timeout = deadline - now() end
+    end
+  else
+    local left = req._left
+    if left == 0 then
+      req._done = true
+      return nil
+    end
+    local err
+    piece, err = r:some(left < 65536 and left or 65536, timeout)
+    if not piece then raise(err == "timeout" and 408 or 400, err) end
+    left = left - #piece
+    req._left = left
+    if left == 0 then req._done = true end
+  end
+  local got = req._got + #piece
+  req._got = got
+  if got > max then
+    req._done, req._toolarge = true, true
+    raise(413, "body larger than " .. max)
+  end
+  return piece
+end
+
+--- req:chunks([max]) -> iterator over the body's pieces as they arrive
+--- (any framing); more than max bytes in all (default limits.body;
+--- math.huge: no limit) raises 413.
+function Request:chunks(max)
+  if max ~= nil and type(max) ~= "number" then
+    error("bad argument #1 to 'chunks' (number expected, got " ..
+      type(max) .. ")", 2)
+  end
+  max = max or self._server.limits.body
+  if self._length and self._length > max then
+    raise(413, "body larger than " .. max)
+  end
+  if max ~= math.huge and not self._deadline then
+    self._deadline = self._t0 + self._server.timeouts.body
+  end
+  return function() return next_piece(self, max) end
+end
+
+--- req:body([max]) -> the whole body (a string; "" when there is none);
+--- over max bytes (default limits.body) raises 413.
+function Request:body(max)
+  if self._body then return self._body end
+  if self._got > 0 then
+    error("the body is being read with chunks()", 2)
+  end
+  local parts = {}
+  for piece in self:chunks(max) do parts[#parts + 1] = piece end
+  self._body = concat(parts)
+  return self._body
+end
+
+-- }}}
+
+-- {{{ responses
+
+local Response = {}
+Response.__index = Response
+Response.__name = "http.response"
+
+-- Headers a handler may not set: the server frames the message itself.
+local RESERVED = {["transfer-encoding"] = true}
+
+--- res:status(code) -> res
+function Response:status(code)
+  if math.type(code) ~= "integer" or code < 100 or code > 999 then
+    error("bad argument #1 to 'status' (integer in 100..999 expected, got "
+      .. tostring(code) .. ")", 2)
+  end
+  if self.head_sent then error("status: the head is already sent", 2) end
+  self._status = code
+  return self
+end
+
+local function header_value(v, fname)
+  local tv = type(v)
+  if tv == "number" then return tostring(math.tointeger(v) or v) end
+  if tv ~= "string" then
+    error(("bad argument #2 to '%s' (string expected, got %s)")
+      :format(fname, tv), 3)
+  end
+  return v
+end
+
+local function set_header(self, name, value, add, fname)
+  if type(name) ~= "string" then
+    error(("bad argument #1 to '%s' (string expected, got %s)")
+      :format(fname, type(name)), 3)
+  end
+  if self.head_sent then error(fname .. ": the head is already sent", 3) end
+  local key = lower(name)
+  if RESERVED[key] then
+    error(("bad argument #1 to '%s' (%s is set by the server)")
+      :format(fname, name), 3)
+  end
+  local list = self._headers
+  if not add then
+    for i = #list, 1, -1 do
+      if list[i][3] == key then table.remove(list, i) end
+    end
+  end
+  if value == nil then return self end
+  value = header_value(value, fname)
+  local ok, err = pcall(check_field, name, value)
+  if not ok then
+    error(("bad argument to '%s' (%s)"):format(fname,
+      err:match("%((.*)%)") or err), 3)
+  end
+  list[#list + 1] = {name, value, key}
+  return self
+end
+
+--- res:header(name, value) -> res: set (replacing), nil removes.
+function Response:header(name, value)
+  return set_header(self, name, value, false, "header")
+end
+
+--- res:add_header(name, value) -> res: one more field of that name.
+function Response:add_header(name, value)
+  return set_header(self, name, value, true, "add_header")
+end
+
+--- res:get_header(name) -> the value set, or nil
+function Response:get_header(name)
+  local key = lower(name)
+  for _, h in ipairs(self._headers) do
+    if h[3] == key then return h[2] end
+  end
+  return nil
+end
+
+local function no_body_status(s)
+  return s < 200 or s == 204 or s == 304
+end
+
+-- The head, as a string; decides the framing: length given (a number
+-- or nil), else chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
+local function build_head(self, length)
+  local req, status = self._req, self._status
+  local out = {"HTTP/1.1 ", status, " ", REASON[status] or "Unknown",
+    "\r\n"}
+  local n = #out
+  local has_date, cl = false, nil
+  for _, h in ipairs(self._headers) do
+    local key = h[3]
+    if key == "date" then has_date = true
+    elseif key == "content-length" then cl = tointeger(tonumber(h[2]))
+    elseif key == "connection" and common.has_token(h[2], "close") then
+      self._close = true
+    end
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = h[1], ": ", h[2],
+      "\r\n"
+    n = n + 4
+  end
+  if not has_date then
+    out[n + 1], out[n + 2], out[n + 3] = "Date: ", common.date(), "\r\n"
+    n = n + 3
+  end
+  if no_body_status(status) then
+    self._length = 0
+  elseif cl then
+    self._length = cl
+  elseif length then
+    self._length = length
+    out[n + 1], out[n + 2], out[n + 3] = "Content-Length: ", length, "\r\n"
+    n = n + 3
+  elseif req.version == "HTTP/1.1" then
+    self._chunked = true
+    out[n + 1] = "Transfer-Encoding: chunked\r\n"
+    n = n + 1
+  else
+    self._close = true -- the end of the body is the end of the connection
+  end
+  if req.close or self._close then
+    self._close = true
+    if req.version == "HTTP/1.1" and not common.has_token(
+      self:get_header("connection"), "close") then
+      out[n + 1] = "Connection: close\r\n"
+      n = n + 1
+    end
+  elseif req.version == "HTTP/1.0" then
+    out[n + 1] = "Connection: keep-alive\r\n"
+    n = n + 1
+  end
+  out[n + 1] = "\r\n"
+  self.head_sent = true
+  return concat(out)
+end
+
+local function send_raw(self, ...)
+  local ok, err = self._conn:write(...)
+  if not ok then
+    self._close = true
+    self._broken = err
+    error(setmetatable({status = false, message = "write: " .. err},
+      common.HttpError), 0)
+  end
+end
+
+-- May the body go out (not HEAD, not a status without body)?
+local function body_allowed(self)
+  return self._req.method ~= "HEAD" and not no_body_status(self._status)
+end
+
+--- res:write(...) -> res: body bytes (strings or numbers), sent at once;
+--- blocks while the peer is slow (backpressure). The head goes first,
+--- chunked when no Content-Length was set.
+function Response:write(...)
+  if self.finished then error("write: the response is finished", 2) end
+  local n = select("#", ...)
+  local data = n == 1 and ... or concat({...})
+  if type(data) ~= "string" then
+    if type(data) == "number" then data = tostring(data)
+    else error("bad argument #1 to 'write' (string expected, got " ..
+      type(data) .. ")", 2) end
+  end
+  local head = not self.head_sent and build_head(self, nil)
+  local len = #data
+  self._sent = self._sent + len
+  if self._length and self._sent > self._length and body_allowed(self) then
+    error("write: more bytes than the Content-Length set", 2)
+  end
+  if not body_allowed(self) or len == 0 then
+    if head then send_raw(self, head) end
+    return self
+  end
+  if self._chunked then
+    local size = fmt("%x\r\n", len)
+    if head then send_raw(self, head, size, data, "\r\n")
+    else send_raw(self, size, data, "\r\n") end
+  elseif head then
+    send_raw(self, head, data)
+  else
+    send_raw(self, data)
+  end
+  return self
+end
+
+--- res:finish(): end the response (the last chunk, when chunked).
+function Response:finish()
+  if self.finished then return self end
+  if not self.head_sent then
+    send_raw(self, build_head(self, 0))
+  elseif self._chunked and body_allowed(self) then
+    send_raw(self, "0\r\n\r\n")
+  elseif self._length and self._sent < self._length and body_allowed(self)
+  then
+    self._close = true -- short of its Content-Length: the peer must know
+  end
+  self.finished = true
+  return self
+end
+
+--- res:send([status,] [body]) -> res: the whole response at once (or the
+--- last of it, after writes).
+function Response:send(status, body)
+  if type(status) == "string" and body == nil then
+    status, body = nil, status
+  end
+  if status ~= nil then self:status(status) end
+  if body ~= nil and type(body) ~= "string" then
+    error("bad argument #2 to 'send' (string expected, got " ..
+      type(body) .. ")", 2)
+  end
+  if self.head_sent then
+    if body then self:write(body) end
+    return self:finish()
+  end
+  body = body or ""
+  self._sent = #body
+  local head = build_head(self, #body)
+  if body_allowed(self) and body ~= "" then send_raw(self, head, body)
+  else send_raw(self, head) end
+  self.finished = true
+  return self
+end
+
+--- res:sendfile(path [, content_type]) -> true | nil, err: a whole file.
+--- (Read with io.open, blocking the loop for each 64 KiB read: a stopgap
+--- until the uv fs functions land; http.files has ranges and validators.)
+function Response:sendfile(path, ctype)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local size = f:seek("end")
+  f:seek("set", 0)
+  if ctype then self:header("Content-Type", ctype) end
+  self:header("Content-Length", size)
+  self:write("")
+  if body_allowed(self) then
+    while true do
+      local chunk = f:read(65536)
+      if not chunk then break end
+      self:write(chunk)
+    end
+  end
+  f:close()
+  self:finish()
+  return true
+end
+
+-- }}}
+
+-- {{{ connections
+
+local function access_log(srv, req, res)
+  local log = srv.log
+  if not log then return end
+  local line = fmt('%s - - [%s] "%s %s %s" %d %s\n', req.peer_ip or "-",
+    os.date("!%d/%b/%Y:%H:%M:%S +0000"), req.method, req.target,
+    req.version, res._status, res._sent > 0 and res._sent or "-")
+  log(line)
+end
+
+-- A response to a request that could not be read: status, then close.
+local function reply_error(conn, status, why)
+  local body = status .. " " .. (REASON[status] or "Error") .. "\n"
+  conn:write("HTTP/1.1 ", status, " ", REASON[status] or "Error", "\r\n",
+    "Date: ", common.date(), "\r\n",
+    "Content-Type: text/plain; charset=utf-8\r\n",
+    "Content-Length: ", #body, "\r\n",
+    "Connection: close\r\n\r\n", body)
+  local _ = why
+end
+
+-- Read the next head: the head table, or nil, status, why (answer and
+-- close), or nil (the peer is gone or idle too long).
+local function read_head(srv, r)
+  local L, T = srv.limits, srv.timeouts
+  local from, deadline = r.pos, nil
+  while true do
+    if r.pos <= #r.buf then
+      deadline = deadline or now() + T.head
+      local h, nxt, why = parse_request(r.buf, r.pos, from, L.line, L.head,
+        L.fields)
+      if h then
+        r.pos = nxt
+        return h
+      elseif h == false then
+        return nil, nxt, why
+      end
+    end
+    local timeout = T.idle
+    if deadline then
+      timeout = deadline - now()
+      if timeout <= 0 then return nil, 408, "head timeout" end
+    end
+    local before = #r.buf - r.pos + 1
+    local idle = srv._idle
+    if before == 0 then idle[r.conn] = true end
+    local ok, err = r:fill(timeout)
+    idle[r.conn] = nil
+    if not ok then
+      if err == "timeout" and deadline then
+        return nil, 408, "head timeout"
+      end
+      return nil
+    end
+    from = before + 1
+  end
+end
+
+local function new_request(srv, conn, r, h, peer_ip, peer_s)
+  local target = h.target
+  local path, query = target:match("^([^?#]*)%??([^#]*)")
+  if path:find("^%a[%w+.-]*://") then -- absolute-form
+    path = path:match("^%a[%w+.-]*://[^/]*(.*)$")
+    if path == "" then path = "/" end
+  end
+  setmetatable(h.headers, common.headers_mt)
+  local req = setmetatable(h, Request)
+  req.path, req.query_string = path, query
+  req.query = M.decode_query(query)
+  req.peer, req.peer_ip = peer_s, peer_ip
+  req._server, req._conn, req._reader = srv, conn, r
+  req._got, req._framing, req._t0 = 0, 0, now()
+  if h.chunked then
+    req._decoder = core.chunked()
+  else
+    req._left = h.length
+    req._length = h.length
+    if h.length == 0 then req._done = true end
+  end
+  local expect = h.headers.expect
+  if expect and not req._done and lower(expect) == "100-continue" and
+    h.version == "HTTP/1.1" then
+    req._expect = true
+  end
+  return req
+end
+
+-- Skip what the handler left of the body, up to limits.drain; false when
+-- the connection cannot go on.
+local function drain(req)
+  if req._done then return true end
+  if req._expect then return false end -- never asked for: not coming
+  if req._length and req._length - req._got > req._server.limits.drain then
+    return false
+  end
+  local ok = pcall(function()
+    for _ in req:chunks(req._got + req._server.limits.drain) do end
+  end)
+  return ok and req._done
+end
+
+local function traceback(e)
+  if is_error(e) then return e end
+  return debug.traceback(tostring(e), 2)
+end
+
+local function serve_conn(srv, conn)
+  local r = common.reader(conn)
+  local ip, port = conn:peername()
+  local peer_s = ip and (ip:find(":", 1, true) and "[" .. ip .. "]" or ip)
+    .. ":" .. tostring(port) or "-"
+  local handler, T = srv.handler, srv.timeouts
+  while true do
+    local h, status, why = read_head(srv, r)
+    if not h then
+      if status then
+        reply_error(conn, status, why)
+        access_log(srv, {peer_ip = ip, method = "-", target = "-",
+          version = "-"}, {_status = status, _sent = 0})
+      end
+      return
+    end
+    local req = new_request(srv, conn, r, h, ip, peer_s)
+    local res = setmetatable({_conn = conn, _req = req, _status = 200,
+      _headers = {}, _sent = 0, head_sent = false, finished = false},
+      Response)
+    conn:settimeout(T.write)
+    local ok, err = xpcall(handler, traceback, req, res)
+    if ok and res.upgraded then return end -- the connection is theirs
+    if not ok then
+      if is_error(err) then
+        if err.status and not res.head_sent then
+          res._headers, res._close = {}, true
+          pcall(res.send, res, err.status,
+            err.status .. " " .. (REASON[err.status] or "Error") .. "\n")
+        end
+      else
+        io.stderr:write("http: handler error: ", tostring(err), "\n")
+        if not res.head_sent then
+          res._headers, res._close = {}, true
+          pcall(res.send, res, 500, "500 Internal Server Error\n")
+        end
+      end
+      access_log(srv, req, res)
+      return
+    end
+    if not res.finished then
+      ok = pcall(res.finish, res)
+      if not ok then return end
+    end
+    access_log(srv, req, res)
+    if res._close or req.close or not drain(req) then return end
+  end
+end
+
+-- }}}
+
+-- {{{ servers
+
+local Server = {}
+Server.__index = Server
+Server.__name = "http.server"
+
+--- close(): stop accepting, and close the connections that wait for a
+--- next request (requests being handled finish).
+function Server:close()
+  local r = self._net:close()
+  for conn in pairs(self._idle) do conn:close() end
+  return r
+end
+function Server:sockname() return self._net:sockname() end
+function Server:active() return self._net:active() end
+
+local LISTEN_OPTS = {host = true, port = true, path = true, fd = true,
+  tls = true, handler = true, limits = true, timeouts = true, log = true,
+  backlog = true, reuseport = true}
+
+local function make_log(log)
+  if log == nil or log == false then return nil end
+  if log == true then
+    return function(line) io.stderr:write(line) end
+  end
+  if type(log) == "string" then
+    local f = assert(io.open(log, "a"))
+    f:setvbuf("line")
+    return function(line) f:write(line) end
+  end
+  if type(log) == "function" then return log end
+  error("bad argument #1 to 'listen' (log: true, a file name or a " ..
+    "function expected)", 3)
+end
+
+--- listen{host=, port= | path= | fd=, handler=, limits=, timeouts=,
+---   log=, backlog=, reuseport=} -> server | nil, err
+function M.listen(opts)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'listen' (table expected, got " ..
+      type(opts) .. ")", 2)
+  end
+  for k in pairs(opts) do
+    if not LISTEN_OPTS[k] then
+      error(("bad argument #1 to 'listen' (unknown option '%s')")
+        :format(tostring(k)), 2)
+    end
+  end
+  local handler = opts.handler
+  local mt = getmetatable(handler)
+  if type(handler) ~= "function" and not (mt and mt.__call) then
+    error("bad argument #1 to 'listen' (handler: function expected, got " ..
+      type(handler) .. ")", 2)
+  end
+  if opts.tls ~= nil then
+    error("bad argument #1 to 'listen' (tls: not available in this " ..
+      "build yet)", 2)
+  end
+  local d = common.defaults
+  local srv = setmetatable({handler = handler,
+    limits = common.merge(d.limits, opts.limits, "limits", "listen"),
+    timeouts = common.merge(d.timeouts, opts.timeouts, "timeouts", "listen"),
+    log = make_log(opts.log),
+    _idle = setmetatable({}, {__mode = "k"})}, Server)
+  local s, err = net.listen{host = opts.host, port = opts.port,
+    path = opts.path, fd = opts.fd, backlog = opts.backlog,
+    reuseport = opts.reuseport, max_connections = srv.limits.connections,
+    idle_timeout = srv.timeouts.idle}
+  if not s then return nil, err end
+  srv._net = s
+  task.spawn(function()
+    s:serve(function(conn) serve_conn(srv, conn) end)
+  end)
+  return srv
+end
+
+-- }}}
+
+return M

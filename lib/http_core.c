@@ -1,0 +1,18 @@
+/*
+** http_core.c: luaopen_http_core, the C half of require "http".
+** See Copyright Notice in README.md
+*/
+#include "http_core.h"
+
+static void add(lua_State *L, const luaL_Reg *l) {
+  luaL_setfuncs(L, l, 0);
+}
+
+int luaopen_http_core(lua_State *L) {
+  http_chunked_open(L);
+  lua_newtable(L);
+  add(L, http_head_funcs);
+  add(L, http_chunked_funcs);
+  add(L, http_ws_funcs);
+  return 1;
+}

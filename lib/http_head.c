@@ -1,0 +1,484 @@
+/*
+** http_head.c: strict HTTP/1.x message heads (RFC 9110, RFC 9112).
+** See Copyright Notice in README.md
+**
+** parse_request / parse_response read one head from a Lua string and make
+** the one framing decision of RFC 9112 6.3 for its body, so Lua never
+** looks at Content-Length or Transfer-Encoding itself. Anything a
+** front-end and a back-end could read two ways is refused: bare CR,
+** obs-fold, whitespace before the colon, control bytes and NUL in names
+** or values, Transfer-Encoding with Content-Length, more than one
+** Content-Length, a Transfer-Encoding whose final coding is not chunked,
+** Transfer-Encoding in HTTP/1.0, a missing or repeated Host.
+**
+** Lines may end in CRLF or in a bare LF (RFC 9112 2.2 lets a recipient
+** accept LF); a CR anywhere else is an error.
+**
+** A head that has not fully arrived costs no parse: the terminator
+** (an empty line) is searched for only in the bytes added since the last
+** call (argument `from`), so a head trickled in byte by byte stays linear.
+*/
+#include <string.h>
+
+#include "http_core.h"
+
+/* Bit 1: tchar (RFC 9110 5.6.2). Bit 2: allowed inside a field value
+** (VCHAR, obs-text, SP, HTAB). */
+const unsigned char http_tchar[256] = {
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0,     /* HTAB */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  /* SP ! " # $ % & ' ( ) * + , - . / */
+  2, 3, 2, 3, 3, 3, 3, 3, 2, 2, 3, 3, 2, 3, 3, 2,
+  /* 0-9 : ; < = > ? */
+  3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2,
+  /* @ A-O */
+  2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+  /* P-Z [ \ ] ^ _ */
+  3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 3, 3,
+  /* ` a-o */
+  3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+  /* p-z { | } ~ DEL */
+  3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 3, 2, 3, 0,
+  /* obs-text 0x80-0xFF: values only */
+  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
+#define MAX_NAME 256  /* longest field name kept (longer: 431) */
+#define MAX_SKIP 256  /* empty lines tolerated before a request line */
+
+typedef struct head {
+  int request;         /* parsing a request (else a response) */
+  int version;         /* 10 or 11 */
+  int nte, ncl, nhost; /* how many of these fields */
+  int conn_close, conn_keepalive;
+  const char *te, *cl; /* the (last) value of each, with its length */
+  size_t tel, cll;
+  int te_chunked;      /* TE list ends in chunked */
+  int te_other;        /* TE list has another coding */
+  int te_bad;          /* a chunked not last, twice, or a non-token */
+} head;
+
+/* Result of a failed parse: false, status, reason; returns 3. */
+static int bad(lua_State *L, int status, const char *why) {
+  lua_pushboolean(L, 0);
+  lua_pushinteger(L, status);
+  lua_pushstring(L, why);
+  return 3;
+}
+
+/* The end of the line starting at p (the LF), or NULL. */
+static const char *eol(const char *p, const char *end) {
+  return (const char *)memchr(p, '\n', (size_t)(end - p));
+}
+
+/* Where the line [s, lf) really ends: before a CR right before the LF. */
+static const char *trim_cr(const char *s, const char *lf) {
+  return (lf > s && lf[-1] == '\r') ? lf - 1 : lf;
+}
+
+static int ieq(const char *a, size_t al, const char *b) {
+  size_t i, bl = strlen(b);
+  if (al != bl) return 0;
+  for (i = 0; i < al; i++) {
+    char c = a[i];
+    if (c >= 'A' && c <= 'Z') c = (char)(c + 32);
+    if (c != b[i]) return 0;
+  }
+  return 1;
+}
+
+/*
+** Walk a comma-separated list value (RFC 9110 5.6.1), calling fn on each
+** element (OWS trimmed). Empty elements are skipped, as the RFC allows.
+*/
+typedef void (*elem_fn)(head *h, const char *s, size_t n, int last);
+
+static void each_elem(head *h, const char *v, size_t n, elem_fn fn) {
+  size_t i = 0;
+  while (i < n) {
+    size_t s, e;
+    while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+    s = i;
+    while (i < n && v[i] != ',') i++;
+    e = i;
+    while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+    if (e > s) {
+      size_t j = i;
+      while (j < n && (v[j] == ' ' || v[j] == '\t' || v[j] == ',')) j++;
+      fn(h, v + s, e - s, j >= n);
+    }
+  }
+}
+
+static void conn_elem(head *h, const char *s, size_t n, int last) {
+  (void)last;
+  if (ieq(s, n, "close")) h->conn_close = 1;
+  else if (ieq(s, n, "keep-alive")) h->conn_keepalive = 1;
+}
+
+/* Transfer-Encoding: only a final "chunked" is understood; any other
+** coding, a chunked that is not last, or a non-token element is noted. */
+static void te_elem(head *h, const char *s, size_t n, int last) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (!HTTP_TCHAR(s[i])) { h->te_bad = 1; return; }
+  if (ieq(s, n, "chunked")) {
+    if (h->te_chunked || !last) h->te_bad = 1; /* only once, and last */
+    if (last) h->te_chunked = 1;
+  } else {
+    h->te_other = 1;
+  }
+}
+
+/* The fields named in the framing decision, seen while they are read. */
+static void note_field(head *h, const char *name, size_t nl, const char *v,
+                       size_t vl) {
+  switch (nl) {
+    case 4:
+      if (ieq(name, nl, "host")) h->nhost++;
+      break;
+    case 10:
+      if (ieq(name, nl, "connection")) each_elem(h, v, vl, conn_elem);
+      break;
+    case 14:
+      if (ieq(name, nl, "content-length")) {
+        h->ncl++;
+        h->cl = v;
+        h->cll = vl;
+      }
+      break;
+    case 17:
+      if (ieq(name, nl, "transfer-encoding")) {
+        h->nte++;
+        h->te = v;
+        h->tel = vl;
+        if (h->te_chunked) h->te_bad = 1; /* chunked, then more codings */
+        h->te_chunked = 0; /* only the final coding of all the lines counts */
+        each_elem(h, v, vl, te_elem);
+      }
+      break;
+  }
+}
+
+/*
+** One header line [s, e) (without its line end): validate it, store it in
+** the headers table (at hidx, lower-case name, repeated fields joined by
+** ", " as RFC 9110 5.3 allows) and in the fields list (at fidx: name as
+** sent, value, name, value...). Returns 0 or the error status.
+*/
+static int field(lua_State *L, head *h, const char *s, const char *e,
+                 int hidx, int fidx, int n, const char **why) {
+  const char *p = s, *v, *ve;
+  char lname[MAX_NAME];
+  size_t nl, i;
+  if (*s == ' ' || *s == '\t') { *why = "obs-fold"; return 400; }
+  while (p < e && HTTP_TCHAR(*p)) p++;
+  if (p == e || *p != ':' || p == s) {
+    *why = "bad header name";
+    return 400;
+  }
+  nl = (size_t)(p - s);
+  if (nl > MAX_NAME) { *why = "header name too long"; return 431; }
+  v = p + 1;
+  while (v < e && (*v == ' ' || *v == '\t')) v++;
+  ve = e;
+  while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+  for (p = v; p < ve; p++)
+    if (!HTTP_VCHAR(*p)) {
+      *why = *p == '\r' ? "bare CR" : "control byte in header value";
+      return 400;
+    }
+  note_field(h, s, nl, v, (size_t)(ve - v));
+  for (i = 0; i < nl; i++) {
+    char c = s[i];
+    lname[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+  }
+  lua_pushlstring(L, s, nl);
+  lua_rawseti(L, fidx, 2 * n - 1);
+  lua_pushlstring(L, v, (size_t)(ve - v));
+  lua_rawseti(L, fidx, 2 * n);
+  lua_pushlstring(L, lname, nl);           /* key */
+  lua_pushvalue(L, -1);
+  if (lua_rawget(L, hidx) == LUA_TSTRING) { /* key old */
+    lua_pushliteral(L, ", ");
+    lua_pushlstring(L, v, (size_t)(ve - v));
+    lua_concat(L, 3);                       /* key "old, new" */
+  } else {
+    lua_pop(L, 1);
+    lua_pushlstring(L, v, (size_t)(ve - v));
+  }
+  lua_rawset(L, hidx);
+  return 0;
+}
+
+/* Content-Length: 1*DIGIT. A value of more than 15 digits is larger
+** than any body limit: it becomes 2^53 (so the answer is 413, not 400),
+** which no integer arithmetic on it can overflow. */
+#define HUGE_LENGTH ((lua_Integer)1 << 53)
+static int content_length(const char *v, size_t n, lua_Integer *len) {
+  size_t i;
+  lua_Integer x = 0;
+  if (n == 0) return 0;
+  for (i = 0; i < n; i++) {
+    if (v[i] < '0' || v[i] > '9') return 0;
+    if (x < HUGE_LENGTH) x = x * 10 + (v[i] - '0');
+  }
+  *len = x < HUGE_LENGTH ? x : HUGE_LENGTH;
+  return 1;
+}
+
+/* The request line [s, e): method, target, version into the table at
+** -1. Returns 0 or an error status. */
+static int request_line(lua_State *L, head *h, const char *s, const char *e,
+                        const char **why) {
+  const char *p = s, *t;
+  /* Methods are case-sensitive tokens, and every registered one is upper
+  ** case (A-Z, '-', '_'): "get" is refused rather than guessed at. */
+  while (p < e && ((*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_')) p++;
+  if (p == s || p == e || *p != ' ') { *why = "bad method"; return 400; }
+  lua_pushlstring(L, s, (size_t)(p - s));
+  lua_setfield(L, -2, "method");
+  t = ++p;
+  while (p < e && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f) p++;
+  if (p == t || p == e || *p != ' ') { *why = "bad target"; return 400; }
+  lua_pushlstring(L, t, (size_t)(p - t));
+  lua_setfield(L, -2, "target");
+  p++;
+  if (e - p != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' ||
+      p[5] < '0' || p[5] > '9' || p[7] < '0' || p[7] > '9') {
+    *why = "bad version";
+    return 400;
+  }
+  if (p[5] != '1' || (p[7] != '0' && p[7] != '1')) {
+    *why = "version not supported";
+    return 505;
+  }
+  h->version = p[7] == '1' ? 11 : 10;
+  return 0;
+}
+
+/* The status line [s, e): status and reason into the table at -1. */
+static int status_line(lua_State *L, head *h, const char *s, const char *e,
+                       const char **why) {
+  const char *p = s + 12;
+  if (e - s < 12 || memcmp(s, "HTTP/1.", 7) != 0 ||
+      (s[7] != '0' && s[7] != '1') || s[8] != ' ' ||
+      s[9] < '1' || s[9] > '9' || s[10] < '0' || s[10] > '9' ||
+      s[11] < '0' || s[11] > '9' || (p < e && *p != ' ')) {
+    *why = "bad status line";
+    return 400;
+  }
+  h->version = s[7] == '1' ? 11 : 10;
+  lua_pushinteger(L, (s[9] - '0') * 100 + (s[10] - '0') * 10 + s[11] - '0');
+  lua_setfield(L, -2, "status");
+  if (p < e) p++;
+  {
+    const char *q;
+    for (q = p; q < e; q++)
+      if (!HTTP_VCHAR(*q)) { *why = "bad reason phrase"; return 400; }
+  }
+  lua_pushlstring(L, p, (size_t)(e - p));
+  lua_setfield(L, -2, "reason");
+  return 0;
+}
+
+/*
+** The body's framing, RFC 9112 6.3, into the table at -1: `length` (bytes
+** that follow), `chunked` (true), or for a response `until_close` (true).
+** A response to HEAD, 1xx, 204 and 304 have no body whatever the fields
+** say: Lua decides that, it knows the request.
+*/
+static int framing(lua_State *L, head *h, const char **why) {
+  lua_Integer len = 0;
+  if (h->nte > 0) {
+    if (h->ncl > 0) {
+      *why = "both Transfer-Encoding and Content-Length";
+      return 400;
+    }
+    if (h->version == 10) {
+      *why = "Transfer-Encoding in HTTP/1.0";
+      return 400;
+    }
+    if (h->te_chunked && !h->te_other && !h->te_bad) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "chunked");
+      return 0;
+    }
+    if (h->request) {
+      int unknown = h->te_chunked && !h->te_bad;
+      *why = unknown ? "transfer coding not implemented"
+                     : "final transfer coding is not chunked";
+      return unknown ? 501 : 400;
+    }
+    lua_pushboolean(L, 1); /* a response: read until the server closes */
+    lua_setfield(L, -2, "until_close");
+    return 0;
+  }
+  if (h->ncl > 1) { *why = "repeated Content-Length"; return 400; }
+  if (h->ncl == 1 && !content_length(h->cl, h->cll, &len)) {
+    *why = "bad Content-Length";
+    return 400;
+  }
+  if (h->ncl == 0 && !h->request) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "until_close");
+    return 0;
+  }
+  lua_pushinteger(L, len);
+  lua_setfield(L, -2, "length");
+  return 0;
+}
+
+/* Is the head complete in [p, end): an empty line after a line end? The
+** search starts at `from` (earlier bytes were searched before). */
+static int complete(const char *p, const char *from, const char *end) {
+  from -= 2; /* an LF, CR searched before may begin the empty line */
+  if (from < p) from = p;
+  while (from < end) {
+    const char *lf = eol(from, end);
+    if (lf == NULL) return 0;
+    if (lf + 1 < end && lf[1] == '\n') return 1;
+    if (lf + 2 < end && lf[1] == '\r' && lf[2] == '\n') return 1;
+    from = lf + 1;
+  }
+  return 0;
+}
+
+/*
+** parse(buf, init, from, max_line, max_head, max_fields), shared by both
+** kinds. Returns:
+**   nil                           the head is not complete yet;
+**   t, next                       t = the head, next = first body byte;
+**   false, status, reason         a bad head (answer status and close).
+*/
+static int parse(lua_State *L, int request) {
+  size_t len;
+  const char *buf = luaL_checklstring(L, 1, &len);
+  lua_Integer init = luaL_optinteger(L, 2, 1);
+  lua_Integer from = luaL_optinteger(L, 3, init);
+  lua_Integer max_line = luaL_optinteger(L, 4, 8192);
+  lua_Integer max_head = luaL_optinteger(L, 5, 16384);
+  lua_Integer max_fields = luaL_optinteger(L, 6, 100);
+  const char *p, *end = buf + len, *lf, *line, *hb;
+  const char *why = NULL;
+  head h;
+  int n = 0, st, hidx, fidx;
+  luaL_argcheck(L, init >= 1 && (size_t)init <= len + 1, 2, "out of range");
+  luaL_argcheck(L, from >= 1, 3, "out of range");
+  luaL_argcheck(L, max_line > 0 && max_head > 0 && max_fields > 0, 4,
+                "limits must be positive");
+  p = buf + init - 1;
+  /* RFC 9112 2.2: empty lines before a request line are ignored */
+  line = p;
+  while (request && line < end && (*line == '\r' || *line == '\n')) {
+    if (*line == '\r' && line + 1 < end && line[1] != '\n')
+      return bad(L, 400, "bare CR");
+    line++;
+    if (line - p > MAX_SKIP) return bad(L, 400, "too many empty lines");
+  }
+  if (from > (lua_Integer)len + 1) from = (lua_Integer)len + 1;
+  if (line == end || !complete(line, buf + from - 1, end)) {
+    /* not complete: only the limits can be judged */
+    lf = eol(line, end);
+    if (lf == NULL) {
+      if (end - line > max_line + 1)
+        return bad(L, request ? 414 : 400, "start line too long");
+    } else if (lf - line > max_line + 1) {
+      return bad(L, request ? 414 : 400, "start line too long");
+    } else if (end - (lf + 1) > max_head + 2) {
+      return bad(L, request ? 431 : 400, "header block too large");
+    }
+    lua_pushnil(L);
+    return 1;
+  }
+  memset(&h, 0, sizeof h);
+  h.request = request;
+  lf = eol(line, end); /* complete() found one */
+  {
+    const char *le = trim_cr(line, lf), *q;
+    if (le - line > max_line)
+      return bad(L, request ? 414 : 400, "start line too long");
+    for (q = line; q < le; q++)
+      if (*q == '\r' || *q == '\0')
+        return bad(L, 400, *q ? "bare CR" : "NUL in start line");
+    lua_createtable(L, 0, 8);
+    st = request ? request_line(L, &h, line, le, &why)
+                 : status_line(L, &h, line, le, &why);
+    if (st) return bad(L, st, why);
+  }
+  lua_createtable(L, 0, 8);
+  hidx = lua_gettop(L);
+  lua_createtable(L, 16, 0);
+  fidx = lua_gettop(L);
+  hb = lf + 1;
+  for (p = hb;;) {
+    const char *le;
+    lf = eol(p, end);
+    if (lf == NULL) { lua_settop(L, 0); lua_pushnil(L); return 1; }
+    if (lf + 1 - hb > max_head + 2)
+      return bad(L, request ? 431 : 400, "header block too large");
+    le = trim_cr(p, lf);
+    if (le == p) break; /* the empty line */
+    if (le - p > max_line)
+      return bad(L, request ? 431 : 400, "header line too long");
+    if (memchr(p, '\r', (size_t)(le - p)) != NULL)
+      return bad(L, 400, "bare CR");
+    if (++n > max_fields)
+      return bad(L, request ? 431 : 400, "too many header fields");
+    st = field(L, &h, p, le, hidx, fidx, n, &why);
+    if (st) return bad(L, request ? st : 400, why);
+    p = lf + 1;
+  }
+  lua_pushvalue(L, fidx);
+  lua_setfield(L, hidx - 1, "fields");
+  lua_pushvalue(L, hidx);
+  lua_setfield(L, hidx - 1, "headers");
+  lua_settop(L, hidx - 1); /* the head table */
+  if (request && (h.version == 11 ? h.nhost != 1 : h.nhost > 1))
+    return bad(L, 400, h.nhost ? "repeated Host" : "missing Host");
+  st = framing(L, &h, &why);
+  if (st) return bad(L, st, why);
+  lua_pushstring(L, h.version == 11 ? "HTTP/1.1" : "HTTP/1.0");
+  lua_setfield(L, -2, "version");
+  /* persistence (RFC 9112 9.3) */
+  lua_pushboolean(L, h.conn_close || (h.version == 10 && !h.conn_keepalive));
+  lua_setfield(L, -2, "close");
+  lua_pushinteger(L, (lua_Integer)(lf + 1 - buf) + 1);
+  return 2;
+}
+
+static int head_parse_request(lua_State *L) { return parse(L, 1); }
+static int head_parse_response(lua_State *L) { return parse(L, 0); }
+
+/*
+** check_field(name, value): raises unless name is a token and value holds
+** only field-value bytes (no CR, LF, NUL or other control byte): a value
+** from a handler must never split a response (header injection).
+*/
+static int head_check_field(lua_State *L) {
+  size_t nl, vl, i;
+  const char *n = luaL_checklstring(L, 1, &nl);
+  const char *v = luaL_checklstring(L, 2, &vl);
+  luaL_argcheck(L, nl > 0, 1, "empty header name");
+  for (i = 0; i < nl; i++)
+    if (!HTTP_TCHAR(n[i]))
+      return luaL_argerror(L, 1, "header name is not a token");
+  for (i = 0; i < vl; i++)
+    if (!HTTP_VCHAR(v[i]))
+      return luaL_argerror(L, 2, "CR, LF, NUL or control byte in value");
+  return 0;
+}
+
+const luaL_Reg http_head_funcs[] = {
+  {"check_field", head_check_field},
+  {"parse_request", head_parse_request},
+  {"parse_response", head_parse_response},
+  {NULL, NULL}
+};
