@@ -376,6 +376,16 @@ end)
   reply or ("%q .. ' ' .. id"):format(tag))
 end
 
+-- The uv server, unchanged for a group: tcp:bind then listen, as alone.
+local function own_uv_server_script(tag, reply, port)
+  return uv_server_script(tag, reply)
+    :gsub('local l = require%("luahost"%).listen_fds%(%)%[1%]\n', "")
+    :gsub("assert%(server:open%(l%.fd%)%)", ([[
+if %d == 80 then task.sleep(0.01) end -- past the --user drop: not root
+assert(server:bind("127.0.0.1", %d))]]):format(port or 0, port or 0))
+    :gsub('print%("ready "', 'local l = server:getsockname()\nprint("ready "')
+end
+
 -- One request: connect, send line, read one reply line; cb(err, reply).
 local function request(port, line, cb)
   local c = uv.new_tcp()
@@ -434,15 +444,17 @@ end
 
 local function shared_socket_specs(flavour)
 local server_script = flavour == "net" and net_server_script or
-  flavour == "uv" and uv_server_script or own_server_script
-local own = flavour == "unchanged" or nil
+  flavour == "uv" and uv_server_script or
+  flavour == "unchanged uv" and own_uv_server_script or own_server_script
+local own = flavour:match("^unchanged") and true or nil
 local real_start_group = start_group
 local function start_group(script, n, own_sockets) -- luacheck: ignore 431
   return real_start_group(script, n, own_sockets or own)
 end
 
 describe(own and "luahost --workers, a script that binds its own socket " ..
-         "(net.listen): the supervisor owns it" or
+         "(" .. (flavour == "unchanged" and "net.listen" or
+           "uv tcp:bind, listen") .. "): the supervisor owns it" or
          "luahost --workers with --listen, " .. flavour .. " server",
          function()
   after_each(function() assert_clean() end)
@@ -642,6 +654,7 @@ end
 shared_socket_specs("uv")
 shared_socket_specs("net")
 shared_socket_specs("unchanged")
+shared_socket_specs("unchanged uv")
 
 -- {===== the supervisor owns every socket a worker asks for: scripts run
 -- unchanged in a group =====
@@ -945,6 +958,46 @@ describe("luahost --workers: the sockets the supervisor owns", function()
         port))
     assert.equal(lone .. lone, out)
     assert.equal("tcp\tnil\tEADDRINUSE\nunix\tnil\tEACCES\n", lone) -- (libuv's)
+  end)
+
+  it("in uv: pipe:bind then listen shares the path; a bind before connect " ..
+     "is the worker's own; errors come from listen or connect", function()
+    local busy = uv.new_tcp()
+    finally(function() if not busy:is_closing() then busy:close() end end)
+    assert(busy:bind("127.0.0.1", 0))
+    assert(busy:listen(8, function() end)) -- (the kernel completes them)
+    local port = busy:getsockname().port
+    local path = tmpname() .. ".sock"
+    finally(function() os.remove(path) end)
+    local out, err, code = run_host({"--workers", "2", script_file(([[
+      local uv = require "uv"
+      local id = require("task").worker()
+      local p = uv.new_pipe()
+      assert(p:bind(%q))
+      assert(p:listen(8, function() end))
+      -- a client choosing its source address: bound here, connects
+      local c = uv.new_tcp()
+      assert(c:bind("127.0.0.1", 0))
+      assert(c:connect("127.0.0.1", %d, function(e)
+        print("connect " .. id, e)
+        c:close()
+        p:close()
+      end))
+      -- listening on a busy port: as alone, nil, err (from listen here)
+      local t = uv.new_tcp()
+      local ok, e = t:bind("127.0.0.1", %d)
+      if ok then ok, e = t:listen(8, function() end) end
+      print("busy " .. id, ok, e)
+      t:close()]]):format(path, port, port))})
+    assert.equal(0, code, err)
+    for id = 1, 2 do
+      assert.matches("connect " .. id .. "\tnil\n", out)
+      assert.matches("busy " .. id .. "\tnil\tEADDRINUSE: address already " ..
+        "in use\n", out)
+    end
+    -- one socket file, bound once: the second worker did not fail on it
+    assert.not_matches("EADDRINUSE", err)
+    busy:close()
   end)
 
   it("still gives up on a group whose workers all fail to bind at start",
