@@ -1025,6 +1025,7 @@ describe("luahost --workers: the sockets the supervisor owns", function()
       while true do
         local data, ip, port = u:recvfrom()
         if not data then break end
+        require("task").sleep(0.02) -- busy: the other worker reads next
         u:sendto(data .. " " .. id, ip, port)
       end]]), nil, "^udp on (%d+)$", 2, "1")
     finally(function() p:stop() end)
@@ -1040,15 +1041,16 @@ describe("luahost --workers: the sockets the supervisor owns", function()
       end
     end))
     -- in rounds, so both workers are woken with datagrams waiting
-    for round = 0, 9 do
-      for i = 1, 20 do
-        assert(c:send(tostring(round * 20 + i), "127.0.0.1", port))
+    for round = 0, 4 do
+      for i = 1, 10 do
+        assert(c:send(tostring(round * 10 + i), "127.0.0.1", port))
       end
-      proc.wait(function() return #replies == (round + 1) * 20 end, nil,
+      proc.wait(function() return #replies == (round + 1) * 10 end, nil,
         "the replies of round " .. round)
     end
     table.sort(replies, function(x, y) return tonumber(x) < tonumber(y) end)
-    for i = 1, 200 do assert.equal(tostring(i), replies[i]) end
+    for i = 1, 50 do assert.equal(tostring(i), replies[i]) end
+    assert.equal(50, #replies)
     assert.is_true((by["1"] or 0) > 0 and (by["2"] or 0) > 0,
       "datagrams by worker: " .. tostring(by["1"]) .. ", " ..
       tostring(by["2"]))
