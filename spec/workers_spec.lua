@@ -779,6 +779,19 @@ describe("luahost --workers 2 runs every server in scripts/ unchanged",
       "connections by worker: " .. table.concat(counts, ", "))
   end
 
+  -- Bursts of 16 held connections until both workers took some (a loaded
+  -- machine may keep one worker off the CPU for a whole burst): at most 5.
+  local function both_spread(p, port)
+    local total = {0, 0}
+    for _ = 1, 5 do
+      local counts = spread(p, port, 16)
+      assert.equal(2, #counts)
+      total[1], total[2] = total[1] + counts[1], total[2] + counts[2]
+      if total[1] > 0 and total[2] > 0 then break end
+    end
+    both(total)
+  end
+
   it("echo.lua, driven by nc", function()
     local p, port = start_unchanged("scripts/echo.lua", {"127.0.0.1", "0"},
       "^listening on 127%.0%.0%.1:(%d+)$")
@@ -787,7 +800,7 @@ describe("luahost --workers 2 runs every server in scripts/ unchanged",
       assert.equal("line " .. i .. "\n", sh(("printf 'line %d\\n' | " ..
         "nc -N -w 10 127.0.0.1 %d"):format(i, port)))
     end
-    both(spread(p, port, 16))
+    both_spread(p, port)
     stop_group(p)
   end)
 
@@ -800,7 +813,7 @@ describe("luahost --workers 2 runs every server in scripts/ unchanged",
         "TCP:127.0.0.1:%d"):format(i, port))
       assert.matches("nick%? welcome nick" .. i, out)
     end
-    both(spread(p, port, 16))
+    both_spread(p, port)
     stop_group(p)
   end)
 
@@ -861,7 +874,7 @@ describe("luahost --workers 2 runs every server in scripts/ unchanged",
       :format(port), 60)
     assert.matches("Complete requests:%s+400\n", ab)
     assert.matches("Failed requests:%s+0\n", ab)
-    both(spread(p, port, 16))
+    both_spread(p, port)
     stop_group(p)
   end)
 
@@ -875,7 +888,7 @@ describe("luahost --workers 2 runs every server in scripts/ unchanged",
       assert.equal("OK\nv" .. i .. "\n", sh(("printf 'SET k v%d\\nGET k\\n'" ..
         " | redis-cli -p %d"):format(i, port)))
     end
-    both(spread(p, port, 16))
+    both_spread(p, port)
     stop_group(p)
   end)
 
@@ -892,7 +905,7 @@ describe("luahost --workers 2 runs every server in scripts/ unchanged",
       assert.equal("via " .. i .. "\n", sh(("printf 'via %d\\n' | " ..
         "nc -N -w 10 127.0.0.1 %d"):format(i, port)))
     end
-    both(spread(p, port, 16))
+    both_spread(p, port)
     stop_group(p)
   end)
 end)
