@@ -202,7 +202,10 @@ int host_lua_share(lua_State *L) {
   }
   /* (a NUL byte, a bad address: the caller's own bind says what is wrong
   ** with it) */
-  if (self.chan < 0 || strlen(where) != len || salen == 0) {
+  /* (a thread's state binds for itself: the channel is the main state's,
+  ** one request at a time) */
+  if (self.chan < 0 || lh_getctx(L)->sub != NULL || strlen(where) != len ||
+      salen == 0) {
     lua_pushboolean(L, 0);
     return 1;
   }
