@@ -187,13 +187,15 @@ start_echo() {
       start "$n" echo print "$LUAHOST" "$here/net_echo.lua"
     fi ;;
   lh_net_w2)
+    # scripts/echo.lua unchanged: the supervisor binds the socket it asks
+    # for and every worker serves it
     if ! lh_has 'assert(require("luahost").listen_fds and require("net"))'
     then
-      set_state "$n" "na luahost has no --workers/listen_fds yet"
+      set_state "$n" "na luahost has no --workers yet"
     else
       p=$(free_port)
       srv_cpus=0,1 nworkers=2 start "$n" echo "$p" "$LUAHOST" --workers 2 \
-        --listen "127.0.0.1:$p" "$here/net_echo_workers.lua"
+        "$top/scripts/echo.lua" 127.0.0.1 "$p"
     fi ;;
   luv)
     if lua5.4 -e 'require "luv"' >/dev/null 2>&1; then
@@ -265,11 +267,12 @@ start_http() {
     if [ ! -f "$top/scripts/http_server.lua" ]; then
       set_state lh_http_w2 "na scripts/http_server.lua not written yet"
     elif ! lh_has 'assert(require("luahost").listen_fds)'; then
-      set_state lh_http_w2 "na luahost has no --workers/listen_fds yet"
+      set_state lh_http_w2 "na luahost has no --workers yet"
     else
-      p=$(free_port)
+      p=$(free_port) # http_server.lua unchanged, as for echo above
       srv_cpus=0,1 nworkers=2 start lh_http_w2 http "$p" "$LUAHOST" \
-        --workers 2 --listen "127.0.0.1:$p" "$here/http_workers.lua" "$top"
+        --workers 2 "$top/scripts/http_server.lua" 127.0.0.1 "$p" \
+        "$top/scripts"
     fi ;;
   node_http)
     if command -v node >/dev/null; then

@@ -507,6 +507,7 @@ lh_handle *lh_check_handle(lua_State *L, int idx, int mask) {
   lh_handle *h = lh_check_handle_any(L, idx, mask);
   if (h == NULL || uv_is_closing(h->uv))
     luaL_argerror(L, idx, "attempt to use a closed handle");
+  if (h->bind != NULL) lh_bind_now(h); /* not a listen: bind it here */
   return h;
 }
 
@@ -515,6 +516,7 @@ static void handle_close_cb(uv_handle_t *uvh) {
   lh_ctx *ctx = h->ctx;
   lua_State *L = ctx->L;
   if (h->free_extra) h->free_extra(h);
+  free(h->bind); /* (a deferred bind never made) */
   if (h->ref != LUA_NOREF && lh_push_cb(h, LH_CB_CLOSE)) {
     lh_call(ctx, 0);
   }

@@ -49,11 +49,19 @@ typedef struct lh_ctx {
   ** the running statement or clear the line); 1 = handled, go on. */
   int (*on_interrupt)(struct lh_ctx *ctx);
   void *repl;            /* the interactive reader, or NULL */
+  /* In a --workers worker (set by the host, else NULL): the group's
+  ** socket for sa (type UV_TCP, UV_NAMED_PIPE or UV_UDP; flags
+  ** LH_SHARE_*), bound by the supervisor and, but for UDP, listening with
+  ** backlog. Returns an fd the caller owns, or a negative libuv error. */
+  int (*share_socket)(struct lh_ctx *ctx, int type, const struct sockaddr *sa,
+                      int len, int backlog, int flags);
 } lh_ctx;
 
 /* uv_default_loop(), noting in ctx->libuv_fds the process-wide fds libuv
 ** creates while making its first loop (lh_check_fd refuses them). */
 uv_loop_t *lh_default_loop(lh_ctx *ctx);
+#define LH_SHARE_V6ONLY 1
+#define LH_SHARE_REUSEPORT 2
 
 /* The context pointer is stored in the state's extra space, which every
 ** coroutine inherits from the main thread at creation. */
@@ -182,6 +190,8 @@ typedef struct lh_handle {
   uv_handle_t *uv;        /* points just past this header */
   int pins;               /* requests that still point at this handle */
   int closed;             /* close_cb ran while pinned: the last unpin frees */
+  struct lh_bind *bind;   /* a bind a worker deferred (groupbind.c) */
+  int bind_err;           /* that bind failed when it was made at last */
 } lh_handle;
 
 #define LH_STREAM_MASK ((1 << UV_TCP) | (1 << UV_NAMED_PIPE) | (1 << UV_TTY))
@@ -194,6 +204,19 @@ typedef struct lh_handle {
 lh_handle *lh_handle_new(lua_State *L, uv_handle_type type);
 /* Undo lh_handle_new when uv_*_init failed: frees, box marked closed. */
 void lh_handle_abort(lua_State *L, lh_handle *h);
+/* groupbind.c: in a --workers worker, tcp:bind and pipe:bind only note
+** the address; listen then asks the supervisor for the group's socket
+** (lh_bind_listen), and any other use binds in the worker after all
+** (lh_bind_now, from lh_check_handle: a client's bind before connect).
+** lh_bind_defer: 1 when deferred, 0 when the caller binds now. */
+int lh_bind_defer(lh_handle *h, const struct sockaddr *sa, int len,
+                  int flags);
+void lh_bind_now(lh_handle *h);
+/* The deferred bind's failure (once), or 0. */
+int lh_bind_error(lh_handle *h);
+/* listen on a handle whose bind was deferred: adopt the group's socket. 0
+** or a negative libuv error. */
+int lh_bind_listen(lh_handle *h, int backlog);
 /* Check arg idx is an open handle whose type is in mask; raises
 ** "attempt to use a closed handle" for a closing or closed one. */
 lh_handle *lh_check_handle(lua_State *L, int idx, int mask);

@@ -55,9 +55,16 @@ static int pipe_open(lua_State *L) {
 }
 
 static int pipe_bind(lua_State *L) {
-  uv_pipe_t *p = check_pipe(L, 1, NULL);
+  lh_handle *h;
+  uv_pipe_t *p = check_pipe(L, 1, &h);
   const char *name = check_path(L, 2);
+  struct sockaddr_un un;
   if (name == NULL) return lh_fail(L, UV_ENAMETOOLONG);
+  memset(&un, 0, sizeof(un));
+  un.sun_family = AF_UNIX;
+  memcpy(un.sun_path, name, strlen(name) + 1); /* fits: check_path */
+  if (lh_bind_defer(h, (struct sockaddr *)&un, (int)sizeof(un), 0))
+    return lh_result(L, 0); /* a worker: listen asks the supervisor */
   return lh_result(L, uv_pipe_bind(p, name));
 }
 
@@ -72,11 +79,14 @@ static void connect_cb(uv_connect_t *c, int status) {
 
 /* connect(name, cb(err)): libuv reports every failure through cb. */
 static int pipe_connect(lua_State *L) {
-  uv_pipe_t *p = check_pipe(L, 1, NULL);
+  lh_handle *h;
+  uv_pipe_t *p = check_pipe(L, 1, &h);
   const char *name = check_path(L, 2);
   lh_req *r;
+  int st;
   lh_check_callable(L, 3);
   if (name == NULL) return lh_fail(L, UV_ENAMETOOLONG);
+  if ((st = lh_bind_error(h)) < 0) return lh_fail(L, st);
   r = lh_req_new(L, sizeof(uv_connect_t), 3);
   uv_pipe_connect(lh_req_uv(r, uv_connect_t), p, name, connect_cb);
   lua_pushinteger(L, 0);

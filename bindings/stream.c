@@ -261,11 +261,18 @@ static void connection_cb(uv_stream_t *s, int status) {
 }
 
 static int stream_listen(lua_State *L) {
-  lh_handle *h;
-  uv_stream_t *s = check_stream(L, 1, &h);
-  int backlog = (int)lh_check_range(L, 2, 0, 0x7fffffff), st;
+  /* not check_stream: it would make a worker's deferred bind here */
+  lh_handle *h = lh_check_handle_any(L, 1, LH_STREAM_MASK);
+  uv_stream_t *s;
+  int backlog, st;
+  if (h == NULL || uv_is_closing(h->uv))
+    luaL_argerror(L, 1, "attempt to use a closed handle");
+  s = lh_uv(h, uv_stream_t);
+  backlog = (int)lh_check_range(L, 2, 0, 0x7fffffff);
   lh_check_callable(L, 3);
-  st = uv_listen(s, backlog, connection_cb);
+  if (h->bind != NULL) st = lh_bind_listen(h, backlog);
+  else st = lh_bind_error(h);
+  if (st == 0) st = uv_listen(s, backlog, connection_cb);
   if (st < 0) return lh_fail(L, st);
   lh_set_cb(L, h, LH_CB_AUX, 3);
   lua_pushinteger(L, 0);

@@ -84,7 +84,8 @@ static int tcp_simultaneous_accepts(lua_State *L) {
 
 /* bind(host, port [, {ipv6only = bool}]) */
 static int tcp_bind(lua_State *L) {
-  uv_tcp_t *t = check_tcp(L, 1, NULL);
+  lh_handle *h;
+  uv_tcp_t *t = check_tcp(L, 1, &h);
   struct sockaddr_storage ss;
   unsigned flags = 0;
   lh_check_addr(L, 2, 3, &ss);
@@ -92,6 +93,11 @@ static int tcp_bind(lua_State *L) {
     luaL_checktype(L, 4, LUA_TTABLE);
     if (lh_opt_boolfield(L, 4, "ipv6only")) flags |= UV_TCP_IPV6ONLY;
   }
+  if (lh_bind_defer(h, (struct sockaddr *)&ss,
+                    ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                             : sizeof(struct sockaddr_in),
+                    (flags & UV_TCP_IPV6ONLY) ? LH_SHARE_V6ONLY : 0))
+    return lh_result(L, 0); /* a worker: listen asks the supervisor */
   return lh_result(L, uv_tcp_bind(t, (struct sockaddr *)&ss, flags));
 }
 
@@ -102,9 +108,11 @@ static int push_name(lua_State *L, int st, struct sockaddr_storage *ss) {
 }
 
 static int tcp_getsockname(lua_State *L) {
-  uv_tcp_t *t = check_tcp(L, 1, NULL);
+  lh_handle *h;
+  uv_tcp_t *t = check_tcp(L, 1, &h);
   struct sockaddr_storage ss;
-  int len = (int)sizeof(ss);
+  int len = (int)sizeof(ss), st = lh_bind_error(h);
+  if (st < 0) return lh_fail(L, st); /* a worker's deferred bind */
   return push_name(L, uv_tcp_getsockname(t, (struct sockaddr *)&ss, &len),
                    &ss);
 }
@@ -138,12 +146,14 @@ static void connect_cb(uv_connect_t *c, int status) {
 /* connect(host, port, cb(err)): the address is checked before the request
 ** is allocated; a call that fails at once never runs cb. */
 static int tcp_connect(lua_State *L) {
-  uv_tcp_t *t = check_tcp(L, 1, NULL);
+  lh_handle *h;
+  uv_tcp_t *t = check_tcp(L, 1, &h);
   struct sockaddr_storage ss;
   lh_req *r;
   int st;
   lh_check_addr(L, 2, 3, &ss);
   lh_check_callable(L, 4);
+  if ((st = lh_bind_error(h)) < 0) return lh_fail(L, st);
   r = lh_req_new(L, sizeof(uv_connect_t), 4);
   st = uv_tcp_connect(lh_req_uv(r, uv_connect_t), t,
                       (struct sockaddr *)&ss, connect_cb);

@@ -111,7 +111,8 @@ static int bind_new(const share_req *rq) {
       (type == SOCK_STREAM && listen(fd, rq->backlog) != 0)) {
     int err = -errno;
     close(fd);
-    return err;
+    /* uv_pipe_bind's answer for a missing directory (as on Windows) */
+    return rq->op == SHARE_UNIX && err == UV_ENOENT ? UV_EACCES : err;
   }
   return fd;
 }

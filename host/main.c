@@ -396,6 +396,7 @@ int main(int argc, char **argv) {
   ctx.task_finish_ref = LUA_NOREF;
   ctx.callback_errors_fatal = 1;
   ctx.exit_code = 0;
+  host_worker_share(&ctx); /* a worker: the supervisor owns the sockets */
   L = host_newstate(&ctx);
   if (L == NULL) {
     lh_report("cannot create state: not enough memory");

@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -131,12 +132,33 @@ static int worker_socket(share_req *rq) {
   return r < 0 ? r : recv_rep(rq->seq);
 }
 
-/* kind "tcp" | "udp" | "unix" -> SHARE_*; 0 for none. */
-static int share_op(const char *kind) {
-  if (strcmp(kind, "tcp") == 0) return SHARE_TCP;
-  if (strcmp(kind, "udp") == 0) return SHARE_UDP;
-  if (strcmp(kind, "unix") == 0) return SHARE_UNIX;
-  return 0;
+/* ctx->share_socket (common.h): the group's socket for sa, from the
+** supervisor. */
+static int share_socket(lh_ctx *ctx, int type, const struct sockaddr *sa,
+                        int len, int backlog, int flags) {
+  share_req rq;
+  (void)ctx;
+  if (len <= 0 || len > (int)sizeof(rq.addr)) return UV_EINVAL;
+  memset(&rq, 0, sizeof(rq));
+  rq.op = type == UV_UDP ? SHARE_UDP
+        : type == UV_NAMED_PIPE ? SHARE_UNIX : SHARE_TCP;
+  rq.backlog = backlog;
+  rq.flags = (flags & LH_SHARE_V6ONLY ? SHARE_V6ONLY : 0) |
+             (flags & LH_SHARE_REUSEPORT ? SHARE_REUSEPORT : 0);
+  rq.addrlen = (uint32_t)len;
+  memcpy(&rq.addr, sa, (size_t)len);
+  /* Every worker runs the same script: its nth port-0 socket is the nth
+  ** of every other worker (one port for the group). */
+  if ((sa->sa_family == AF_INET &&
+       ((const struct sockaddr_in *)sa)->sin_port == 0) ||
+      (sa->sa_family == AF_INET6 &&
+       ((const struct sockaddr_in6 *)sa)->sin6_port == 0))
+    rq.nth = ++self.nth0;
+  return worker_socket(&rq);
+}
+
+void host_worker_share(lh_ctx *ctx) {
+  if (self.chan >= 0) ctx->share_socket = share_socket;
 }
 
 /*
@@ -148,50 +170,47 @@ static int share_op(const char *kind) {
 ** refuse (a NUL byte, a bad IP, a path too long): bind it yourself.
 */
 int host_lua_share(lua_State *L) {
-  const char *kind = luaL_checkstring(L, 1);
+  static const char *const kinds[] = {"tcp", "udp", "unix", NULL};
+  static const int types[] = {UV_TCP, UV_UDP, UV_NAMED_PIPE};
+  int type = types[luaL_checkoption(L, 1, NULL, kinds)];
   size_t len;
   const char *where = luaL_checklstring(L, 2, &len);
-  share_req rq;
-  int r;
-  memset(&rq, 0, sizeof(rq));
-  rq.op = share_op(kind);
-  luaL_argcheck(L, rq.op != 0, 1, "'tcp', 'udp' or 'unix' expected");
-  rq.backlog = (int32_t)luaL_optinteger(L, 4, 511);
-  luaL_argcheck(L, rq.backlog >= 1 && rq.backlog <= 65535, 4,
-                "out of range");
-  rq.flags = (lua_toboolean(L, 5) ? SHARE_V6ONLY : 0) |
-             (lua_toboolean(L, 6) ? SHARE_REUSEPORT : 0);
-  if (self.chan < 0 || strlen(where) != len) { /* (a NUL byte: the
-    caller's own bind says what is wrong with it) */
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  if (rq.op == SHARE_UNIX) {
-    struct sockaddr_un *un = (struct sockaddr_un *)&rq.addr;
-    if (len >= sizeof(un->sun_path)) {
-      lua_pushboolean(L, 0);
-      return 1;
+  int backlog = (int)luaL_optinteger(L, 4, 511);
+  int flags = (lua_toboolean(L, 5) ? LH_SHARE_V6ONLY : 0) |
+              (lua_toboolean(L, 6) ? LH_SHARE_REUSEPORT : 0);
+  struct sockaddr_storage ss;
+  int salen, r;
+  luaL_argcheck(L, backlog >= 1 && backlog <= 65535, 4, "out of range");
+  memset(&ss, 0, sizeof(ss));
+  if (type == UV_NAMED_PIPE) {
+    struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+    salen = (int)sizeof(*un);
+    if (len >= sizeof(un->sun_path)) salen = 0;
+    else {
+      un->sun_family = AF_UNIX;
+      memcpy(un->sun_path, where, len + 1);
     }
-    un->sun_family = AF_UNIX;
-    memcpy(un->sun_path, where, len + 1);
-    rq.addrlen = (uint32_t)sizeof(*un);
   } else {
     lua_Integer port = luaL_checkinteger(L, 3);
     luaL_argcheck(L, port >= 0 && port <= 65535, 3, "out of range");
-    if (uv_ip4_addr(where, (int)port, (struct sockaddr_in *)&rq.addr) == 0)
-      rq.addrlen = sizeof(struct sockaddr_in);
-    else if (uv_ip6_addr(where, (int)port,
-                         (struct sockaddr_in6 *)&rq.addr) == 0)
-      rq.addrlen = sizeof(struct sockaddr_in6);
-    else {
-      lua_pushboolean(L, 0);
-      return 1;
-    }
-    /* Every worker runs the same script: its nth port-0 socket is the
-    ** nth of every other worker (one port for the group). */
-    if (port == 0) rq.nth = ++self.nth0;
+    if (uv_ip4_addr(where, (int)port, (struct sockaddr_in *)&ss) == 0)
+      salen = sizeof(struct sockaddr_in);
+    else if (uv_ip6_addr(where, (int)port, (struct sockaddr_in6 *)&ss) == 0)
+      salen = sizeof(struct sockaddr_in6);
+    else
+      salen = 0;
   }
-  r = worker_socket(&rq);
+  /* (a NUL byte, a bad address: the caller's own bind says what is wrong
+  ** with it) */
+  /* (a thread's state binds for itself: the channel is the main state's,
+  ** one request at a time) */
+  if (self.chan < 0 || lh_getctx(L)->sub != NULL || strlen(where) != len ||
+      salen == 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  r = share_socket(NULL, type, (struct sockaddr *)&ss, salen, backlog,
+                   flags);
   if (r < 0) {
     lua_pushnil(L);
     lua_pushstring(L, r == UV_ETIMEDOUT ? "timeout" : uv_err_name(r));

@@ -21,5 +21,8 @@ int host_lua_worker(lua_State *L);
 ** nil, err | false (not a worker): the group's socket, from the
 ** supervisor. */
 int host_lua_share(lua_State *L);
+/* In a worker: let the uv bindings ask the supervisor too (tcp:bind and
+** pipe:bind, then listen: ctx->share_socket). */
+void host_worker_share(lh_ctx *ctx);
 
 #endif

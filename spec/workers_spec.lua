@@ -376,6 +376,16 @@ end)
   reply or ("%q .. ' ' .. id"):format(tag))
 end
 
+-- The uv server, unchanged for a group: tcp:bind then listen, as alone.
+local function own_uv_server_script(tag, reply, port)
+  return uv_server_script(tag, reply)
+    :gsub('local l = require%("luahost"%).listen_fds%(%)%[1%]\n', "")
+    :gsub("assert%(server:open%(l%.fd%)%)", ([[
+if %d == 80 then task.sleep(0.01) end -- past the --user drop: not root
+assert(server:bind("127.0.0.1", %d))]]):format(port or 0, port or 0))
+    :gsub('print%("ready "', 'local l = server:getsockname()\nprint("ready "')
+end
+
 -- One request: connect, send line, read one reply line; cb(err, reply).
 local function request(port, line, cb)
   local c = uv.new_tcp()
@@ -434,15 +444,17 @@ end
 
 local function shared_socket_specs(flavour)
 local server_script = flavour == "net" and net_server_script or
-  flavour == "uv" and uv_server_script or own_server_script
-local own = flavour == "unchanged" or nil
+  flavour == "uv" and uv_server_script or
+  flavour == "unchanged uv" and own_uv_server_script or own_server_script
+local own = flavour:match("^unchanged") and true or nil
 local real_start_group = start_group
 local function start_group(script, n, own_sockets) -- luacheck: ignore 431
   return real_start_group(script, n, own_sockets or own)
 end
 
 describe(own and "luahost --workers, a script that binds its own socket " ..
-         "(net.listen): the supervisor owns it" or
+         "(" .. (flavour == "unchanged" and "net.listen" or
+           "uv tcp:bind, listen") .. "): the supervisor owns it" or
          "luahost --workers with --listen, " .. flavour .. " server",
          function()
   after_each(function() assert_clean() end)
@@ -642,3 +654,576 @@ end
 shared_socket_specs("uv")
 shared_socket_specs("net")
 shared_socket_specs("unchanged")
+shared_socket_specs("unchanged uv")
+
+-- {===== the supervisor owns every socket a worker asks for: scripts run
+-- unchanged in a group =====
+
+-- Run a shell command line to completion, bounded; returns its output.
+local function sh(cmd, secs)
+  local p = assert(io.popen(("timeout -s KILL %d sh -c %s 2>&1"):format(
+    secs or 30, shell_quote(cmd))))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+-- The supervisor's children (its workers), by pid.
+local function children(pid)
+  local pids = {}
+  for kid in proc.slurp(("/proc/%d/task/%d/children"):format(pid, pid))
+      :gmatch("%d+") do
+    pids[#pids + 1] = tonumber(kid)
+  end
+  return pids
+end
+
+-- How many established connections to local port `port` each pid holds
+-- (its fds matched against the kernel's socket table by inode).
+local function conns_by_pid(pids, port)
+  local inodes = {}
+  for _, f in ipairs({"/proc/net/tcp", "/proc/net/tcp6"}) do
+    for line in proc.slurp(f):gmatch("[^\n]+") do
+      local w = {}
+      for word in line:gmatch("%S+") do w[#w + 1] = word end
+      local lport = w[2] and w[2]:match(":(%x+)$")
+      if lport and tonumber(lport, 16) == port and w[4] == "01" then
+        inodes[w[10]] = true
+      end
+    end
+  end
+  local counts = {}
+  for _, pid in ipairs(pids) do
+    local n = 0
+    local ls = io.popen("ls -l /proc/" .. pid .. "/fd 2>/dev/null")
+    for ino in ls:read("a"):gmatch("socket:%[(%d+)%]") do
+      if inodes[ino] then n = n + 1 end
+    end
+    ls:close()
+    counts[#counts + 1] = n
+  end
+  return counts
+end
+
+-- Hold n connections to port open until every one is accepted; returns
+-- how many each worker of supervisor p took, then closes them.
+local function spread(p, port, n)
+  local held, up = {}, 0
+  finally(function()
+    for _, c in ipairs(held) do
+      if not c:is_closing() then c:close() end
+    end
+  end)
+  for i = 1, n do
+    held[i] = uv.new_tcp()
+    held[i]:connect("127.0.0.1", port, function(err)
+      assert(not err, err)
+      up = up + 1
+    end)
+  end
+  proc.wait(function() return up == n end, nil, n .. " connections")
+  local counts
+  proc.wait(function()
+    counts = conns_by_pid(children(p.pid), port)
+    local total = 0
+    for _, c in ipairs(counts) do total = total + c end
+    return total == n
+  end, nil, "the workers to accept " .. n .. " connections")
+  for _, c in ipairs(held) do c:close() end
+  return counts
+end
+
+-- The write(2) calls each worker of supervisor p made so far.
+local function writes(p)
+  local counts = {}
+  for i, pid in ipairs(children(p.pid)) do
+    counts[i] = tonumber(proc.slurp("/proc/" .. pid .. "/io")
+      :match("syscw:%s*(%d+)"))
+  end
+  return counts
+end
+
+-- Start `luahost --workers n script args...`; waits until every worker
+-- printed its first line (matching `ready`, which captures the port) and
+-- checks they all printed the same. Returns the process and the port.
+local function start_unchanged(script, args, ready, n, drain)
+  local words = {"--workers", tostring(n or 2), "--drain", drain or "5",
+    script}
+  for _, a in ipairs(args or {}) do words[#words + 1] = a end
+  local p = proc.start(words)
+  local lines
+  proc.wait(function()
+    lines = {}
+    for line in p:out():gmatch("[^\n]+") do
+      if line:match(ready) then lines[#lines + 1] = line end
+    end
+    return #lines >= (n or 2) or p:code() ~= nil
+  end, nil, "the workers of " .. script .. " to start")
+  assert(#lines >= (n or 2), script .. " failed: " .. p:err())
+  for i = 2, #lines do assert.equal(lines[1], lines[i]) end
+  return p, tonumber(lines[1]:match(ready))
+end
+
+local function stop_group(p)
+  p:signal("TERM")
+  assert.equal(0, p:wait_exit())
+end
+
+describe("luahost --workers 2 runs every server in scripts/ unchanged",
+         function()
+  after_each(function() assert_clean() end)
+
+  local function both(counts)
+    assert.equal(2, #counts)
+    assert.is_true(counts[1] > 0 and counts[2] > 0,
+      "connections by worker: " .. table.concat(counts, ", "))
+  end
+
+  -- Bursts of 16 held connections until both workers took some (a loaded
+  -- machine may keep one worker off the CPU for a whole burst): at most 5.
+  local function both_spread(p, port)
+    local total = {0, 0}
+    for _ = 1, 5 do
+      local counts = spread(p, port, 16)
+      assert.equal(2, #counts)
+      total[1], total[2] = total[1] + counts[1], total[2] + counts[2]
+      if total[1] > 0 and total[2] > 0 then break end
+    end
+    both(total)
+  end
+
+  it("echo.lua, driven by nc", function()
+    local p, port = start_unchanged("scripts/echo.lua", {"127.0.0.1", "0"},
+      "^listening on 127%.0%.0%.1:(%d+)$")
+    finally(function() p:stop() end)
+    for i = 1, 10 do
+      assert.equal("line " .. i .. "\n", sh(("printf 'line %d\\n' | " ..
+        "nc -N -w 10 127.0.0.1 %d"):format(i, port)))
+    end
+    both_spread(p, port)
+    stop_group(p)
+  end)
+
+  it("chat.lua, driven by socat", function()
+    local p, port = start_unchanged("scripts/chat.lua", {"127.0.0.1", "0"},
+      "^listening on 127%.0%.0%.1:(%d+)$")
+    finally(function() p:stop() end)
+    for i = 1, 5 do
+      local out = sh(("printf 'nick%d\\n/quit\\n' | socat -t 10 - " ..
+        "TCP:127.0.0.1:%d"):format(i, port))
+      assert.matches("nick%? welcome nick" .. i, out)
+    end
+    both_spread(p, port)
+    stop_group(p)
+  end)
+
+  for _, s in ipairs({"daytime", "time"}) do
+    it(s .. ".lua, tcp by nc and udp by socat (each datagram answered " ..
+       "once)", function()
+      local p, port = start_unchanged("scripts/" .. s .. ".lua",
+        {"127.0.0.1", "0"},
+        "^listening on 127%.0%.0%.1:(%d+) %(tcp and udp%)$", 2, "1")
+      finally(function() p:stop() end)
+      -- each answer is written and the connection closed at once: count
+      -- the workers' writes instead of holding connections
+      local before = writes(p)
+      for _ = 1, 20 do
+        local out = sh(("nc -d -w 10 127.0.0.1 %d | wc -c"):format(port))
+        if s == "time" then
+          assert.equal(4, tonumber(out:match("%d+")))
+        else
+          assert.matches("%d%d:%d%d:%d%d", sh(("nc -d -w 10 127.0.0.1 %d")
+            :format(port)))
+        end
+      end
+      local after = writes(p)
+      both({after[1] - before[1], after[2] - before[2]})
+      for _ = 1, 3 do
+        local udp = sh(("printf x | socat -t 1 - UDP:127.0.0.1:%d | " ..
+          "wc -c"):format(port))
+        assert.equal(s == "time" and 4 or
+          #os.date("!%a, %d %b %Y %H:%M:%S GMT\r\n"),
+          tonumber(udp:match("%d+")))
+      end
+      p:signal("TERM") -- udp never drains by itself: --drain 1 ends it
+      assert.equal(0, p:wait_exit(30))
+    end)
+  end
+
+  it("udp_echo.lua, driven by socat", function()
+    local p, port = start_unchanged("scripts/udp_echo.lua",
+      {"127.0.0.1", "0"}, "^listening on 127%.0%.0%.1:(%d+)$", 2, "1")
+    finally(function() p:stop() end)
+    for i = 1, 4 do
+      assert.equal("dgram " .. i, sh(("printf 'dgram %d' | " ..
+        "socat -t 1 - UDP:127.0.0.1:%d"):format(i, port)))
+    end
+    p:signal("TERM") -- udp never drains by itself: --drain 1 ends it
+    assert.equal(0, p:wait_exit(30))
+  end)
+
+  it("http_server.lua, driven by curl and ab", function()
+    local p, port = start_unchanged("scripts/http_server.lua",
+      {"127.0.0.1", "0", "."}, "^serving %S+ on http://127%.0%.0%.1:(%d+)/$")
+    finally(function() p:stop() end)
+    for _ = 1, 5 do
+      assert.equal("hello world\n", sh(("curl -s -m 10 " ..
+        "http://127.0.0.1:%d/hello"):format(port)))
+    end
+    local ab = sh(("ab -q -n 400 -c 8 -s 20 http://127.0.0.1:%d/hello")
+      :format(port), 60)
+    assert.matches("Complete requests:%s+400\n", ab)
+    assert.matches("Failed requests:%s+0\n", ab)
+    both_spread(p, port)
+    stop_group(p)
+  end)
+
+  it("kv_server.lua, driven by redis-cli", function()
+    local p, port = start_unchanged("scripts/kv_server.lua",
+      {"127.0.0.1", "0"}, "^listening on 127%.0%.0%.1:(%d+)$")
+    finally(function() p:stop() end)
+    for i = 1, 5 do
+      assert.equal("PONG\n", sh(("redis-cli -p %d PING"):format(port)))
+      -- one connection: each worker keeps its own store
+      assert.equal("OK\nv" .. i .. "\n", sh(("printf 'SET k v%d\\nGET k\\n'" ..
+        " | redis-cli -p %d"):format(i, port)))
+    end
+    both_spread(p, port)
+    stop_group(p)
+  end)
+
+  it("proxy.lua, driven by nc through it to echo.lua", function()
+    local up = proc.start({"scripts/echo.lua", "127.0.0.1", "0"})
+    finally(function() up:stop() end)
+    up:wait_for("listening on")
+    local up_port = up:out():match("listening on 127%.0%.0%.1:(%d+)")
+    local p, port = start_unchanged("scripts/proxy.lua",
+      {"127.0.0.1", up_port, "127.0.0.1", "0"},
+      "^listening on 127%.0%.0%.1:(%d+) %-> ")
+    finally(function() p:stop() end)
+    for i = 1, 10 do
+      assert.equal("via " .. i .. "\n", sh(("printf 'via %d\\n' | " ..
+        "nc -N -w 10 127.0.0.1 %d"):format(i, port)))
+    end
+    both_spread(p, port)
+    stop_group(p)
+  end)
+end)
+
+describe("luahost --workers: the sockets the supervisor owns", function()
+  after_each(function() assert_clean() end)
+
+  -- Run a one-shot script in a group of n and a lone process; returns the
+  -- group's output and the lone one's.
+  local function group_and_lone(text, n)
+    local script = script_file(text)
+    local out, err, code = run_host({"--workers", tostring(n or 2), script})
+    assert.equal(0, code, err)
+    local lone, lerr, lcode = run_host({script})
+    assert.equal(0, lcode, lerr)
+    return out, lone
+  end
+
+  it("gives every worker the same port for port 0, a port per port-0 " ..
+     "server of the script, and keeps them across a reload", function()
+    local script = script_file([[
+      local net = require "net"
+      local a = assert(net.listen{host = "127.0.0.1", port = 0})
+      local b = assert(net.listen{host = "127.0.0.1", port = 0})
+      print(("ports %d %d gen %d"):format(select(2, a:sockname()),
+        select(2, b:sockname()), select(3, require("luahost").worker())))
+      io.stdout:flush()
+      a:serve(function() end)]])
+    local p = proc.start({"--workers", "2", script})
+    finally(function() p:stop() end)
+    local lines
+    proc.wait(function()
+      lines = {}
+      for a, b in p:out():gmatch("ports (%d+) (%d+) gen 1") do
+        lines[#lines + 1] = a .. " " .. b
+      end
+      return #lines == 2
+    end)
+    assert.equal(lines[1], lines[2])
+    local a, b = lines[1]:match("(%d+) (%d+)")
+    assert.are_not.equal(a, b)
+    p:signal("HUP")
+    p:wait_for("reloaded: generation 2 serving", nil, "err")
+    local gen2 = {}
+    for x, y in p:out():gmatch("ports (%d+) (%d+) gen 2") do
+      gen2[#gen2 + 1] = x .. " " .. y
+    end
+    assert.same({lines[1], lines[1]}, gen2)
+    stop_group(p)
+  end)
+
+  it("returns the bind's own error to net.listen, as a lone process " ..
+     "gets it", function()
+    local busy = uv.new_tcp()
+    finally(function() busy:close() end)
+    assert(busy:bind("127.0.0.1", 0))
+    assert(busy:listen(8, function() end))
+    local port = busy:getsockname().port
+    local out, lone = group_and_lone(([[
+      local net = require "net"
+      print("tcp", net.listen{host = "127.0.0.1", port = %d})
+      print("unix", net.listen{path = "/nonexistent-dir/sock"})]]):format(
+        port))
+    assert.equal(lone .. lone, out)
+    assert.equal("tcp\tnil\tEADDRINUSE\nunix\tnil\tEACCES\n", lone) -- (libuv's)
+  end)
+
+  it("in uv: pipe:bind then listen shares the path; a bind before connect " ..
+     "is the worker's own; errors come from listen or connect", function()
+    local busy = uv.new_tcp()
+    finally(function() if not busy:is_closing() then busy:close() end end)
+    assert(busy:bind("127.0.0.1", 0))
+    assert(busy:listen(8, function() end)) -- (the kernel completes them)
+    local port = busy:getsockname().port
+    local path = tmpname() .. ".sock"
+    finally(function() os.remove(path) end)
+    local out, err, code = run_host({"--workers", "2", script_file(([[
+      local uv = require "uv"
+      local id = require("task").worker()
+      local p = uv.new_pipe()
+      assert(p:bind(%q))
+      assert(p:listen(8, function() end))
+      -- a client choosing its source address: bound here, connects
+      local c = uv.new_tcp()
+      assert(c:bind("127.0.0.1", 0))
+      assert(c:connect("127.0.0.1", %d, function(e)
+        print("connect " .. id, e)
+        c:close()
+        p:close()
+      end))
+      -- listening on a busy port: as alone, nil, err (from listen here)
+      local t = uv.new_tcp()
+      local ok, e = t:bind("127.0.0.1", %d)
+      if ok then ok, e = t:listen(8, function() end) end
+      print("busy " .. id, ok, e)
+      t:close()]]):format(path, port, port))})
+    assert.equal(0, code, err)
+    for id = 1, 2 do
+      assert.matches("connect " .. id .. "\tnil\n", out)
+      assert.matches("busy " .. id .. "\tnil\tEADDRINUSE: address already " ..
+        "in use\n", out)
+    end
+    -- one socket file, bound once: the second worker did not fail on it
+    assert.not_matches("EADDRINUSE", err)
+    busy:close()
+  end)
+
+  it("still gives up on a group whose workers all fail to bind at start",
+     function()
+    local busy = uv.new_tcp()
+    finally(function() busy:close() end)
+    assert(busy:bind("127.0.0.1", 0))
+    assert(busy:listen(8, function() end))
+    local _, err, code = run_host({"--workers", "2", script_file(([[
+      assert(require("net").listen{host = "127.0.0.1", port = %d})]])
+      :format(busy:getsockname().port))})
+    assert.equal(1, code)
+    assert.matches("EADDRINUSE", err)
+    assert.matches("workers keep dying at start%-up", err)
+  end)
+
+  it("shares a bound UDP socket: each datagram reaches one worker",
+     function()
+    local p, port = start_unchanged(script_file([[
+      local net = require "net"
+      local id = require("task").worker()
+      local u = assert(net.udp{host = "127.0.0.1", port = 0})
+      print("udp on " .. select(2, u:sockname()))
+      io.stdout:flush()
+      while true do
+        local data, ip, port = u:recvfrom()
+        if not data then break end
+        require("task").sleep(0.02) -- busy: the other worker reads next
+        u:sendto(data .. " " .. id, ip, port)
+      end]]), nil, "^udp on (%d+)$", 2, "1")
+    finally(function() p:stop() end)
+    local c = uv.new_udp()
+    finally(function() c:close() end)
+    local replies, by = {}, {}
+    assert(c:recv_start(function(err, data)
+      assert(not err, err)
+      if data then
+        local n, id = data:match("^(%d+) (%d)$")
+        replies[#replies + 1] = n
+        by[id] = (by[id] or 0) + 1
+      end
+    end))
+    -- in rounds, so both workers are woken with datagrams waiting
+    for round = 0, 4 do
+      for i = 1, 10 do
+        assert(c:send(tostring(round * 10 + i), "127.0.0.1", port))
+      end
+      proc.wait(function() return #replies == (round + 1) * 10 end, nil,
+        "the replies of round " .. round)
+    end
+    table.sort(replies, function(x, y) return tonumber(x) < tonumber(y) end)
+    for i = 1, 50 do assert.equal(tostring(i), replies[i]) end
+    assert.equal(50, #replies)
+    assert.is_true((by["1"] or 0) > 0 and (by["2"] or 0) > 0,
+      "datagrams by worker: " .. tostring(by["1"]) .. ", " ..
+      tostring(by["2"]))
+    p:signal("TERM")
+    assert.equal(0, p:wait_exit(30))
+  end)
+
+  it("binds a unix socket path once for the group", function()
+    local path = tmpname() .. ".sock"
+    finally(function() os.remove(path) end)
+    local p = start_unchanged(script_file(([[
+      local net = require "net"
+      local server = assert(net.listen{path = %q})
+      print("unix ready")
+      io.stdout:flush()
+      server:serve(function(conn)
+        for line in conn:lines() do
+          conn:write(line, " ", require("task").worker(), "\n")
+        end
+      end)]]):format(path)), nil, "^unix (ready)$")
+    finally(function() p:stop() end)
+    for i = 1, 20 do
+      local out = sh(("printf 'u%d\\n' | socat -t 5 - UNIX-CONNECT:%s")
+        :format(i, shell_quote(path)))
+      assert.matches("^u" .. i .. " [12]\n$", out)
+    end
+    stop_group(p)
+  end)
+
+  it("hands a --listen socket to a script that asks for its address",
+     function()
+    local probe = uv.new_tcp()
+    assert(probe:bind("127.0.0.1", 0))
+    local port = probe:getsockname().port
+    probe:close()
+    local p = proc.start({"--workers", "2", "--listen",
+      "127.0.0.1:" .. port, script_file(own_server_script("L", nil, port))})
+    finally(function() p:stop() end)
+    proc.wait(function()
+      return select(2, p:out():gsub("ready %d " .. port, "")) == 2
+    end, nil, "two workers on the --listen socket")
+    local ids, errors = burst(port, 20)
+    assert.same({}, errors)
+    assert.equal(20, (ids["L 1"] or 0) + (ids["L 2"] or 0))
+    stop_group(p)
+  end)
+
+  it("closes a socket the new generation does not ask for once the old " ..
+     "one has drained", function()
+    local script = script_file(own_server_script("A"))
+    local p, port = start_group(script, 2, true)
+    finally(function() p:stop() end)
+    assert.same({}, select(2, burst(port, 4)))
+    -- generation 2 listens elsewhere (127.0.0.2: another address)
+    proc.write(script, own_server_script("B"):gsub("127%.0%.0%.1",
+      "127.0.0.2"))
+    p:signal("HUP")
+    p:wait_for("reloaded: generation 2 serving", nil, "err")
+    local old = children(p.pid)
+    proc.wait(function()
+      local alive = 0
+      for _, pid in ipairs(old) do
+        if proc.alive(pid) then alive = alive + 1 end
+      end
+      return #children(p.pid) == 2 and alive <= 2
+    end, nil, "the old generation to exit")
+    local _, errors = burst(port, 1)
+    assert.same({"ECONNREFUSED"}, errors)
+    stop_group(p)
+  end)
+
+  for _, listen in ipairs({true, false}) do
+    it("refuses new clients at once during the final drain" ..
+       (listen and " (--listen)" or ""), function()
+      local probe = uv.new_tcp()
+      assert(probe:bind("127.0.0.1", 0))
+      local port = probe:getsockname().port
+      probe:close()
+      local args = {"--workers", "2", "--drain", "10",
+        script_file(listen and net_server_script("D") or
+          own_server_script("D", nil, port))}
+      if listen then
+        table.insert(args, 1, "--listen")
+        table.insert(args, 2, "127.0.0.1:" .. port)
+      end
+      local p = proc.start(args)
+      finally(function() p:stop() end)
+      proc.wait(function()
+        return select(2, p:out():gsub("ready %d", "")) == 2
+      end)
+      -- a client that keeps its worker draining
+      local held = uv.new_tcp()
+      finally(function() if not held:is_closing() then held:close() end end)
+      local up = false
+      held:connect("127.0.0.1", port, function(err)
+        assert(not err, err)
+        up = true
+      end)
+      proc.wait(function() return up end)
+      p:signal("TERM")
+      -- new clients: served until the drain starts, then refused; none
+      -- may hang (accepted by the kernel where nobody accepts any more)
+      local refused, tries = false, 0
+      while not refused do
+        tries = tries + 1
+        assert(tries <= 100, "never refused")
+        local result
+        local timer = uv.new_timer()
+        request(port, "hi", function(e) result = result or e or "served" end)
+        timer:start(3000, 0, function() result = result or "hung" end)
+        proc.wait(function() return result ~= nil end)
+        timer:close()
+        assert.is_true(result == "served" or result == "ECONNREFUSED",
+          "a new client during the drain: " .. result)
+        refused = result == "ECONNREFUSED"
+      end
+      assert.is_nil(p:code()) -- still draining the held client
+      held:close()
+      assert.equal(0, p:wait_exit(20))
+    end)
+  end
+
+  it("exits 128+15 when a second SIGTERM cuts the drain short",
+     function()
+    local p = proc.start({"--workers", "1", "--drain", "60",
+      script_file(worker_script("T",
+        "require('uv').new_timer():start(10, 10, function() end)"))})
+    finally(function() p:stop() end)
+    p:wait_for("T worker 1 ")
+    p:signal("TERM")
+    p:wait_for("draining 1")
+    p:signal("TERM")
+    assert.equal(128 + 15, p:wait_exit(10))
+  end)
+
+  it("logs the rest of an abandoned reload as such, not as old workers",
+     function()
+    local script = script_file(worker_script("ok"))
+    local p = proc.start({"--workers", "2", script})
+    finally(function() p:stop() end)
+    proc.wait(function() return count_keys(worker_pids(p:out(), "ok")) == 2 end)
+    local flag = tmpname()
+    os.remove(flag)
+    proc.write(script, ([[
+      local task = require "task"
+      if task.worker() == 1 then
+        local t0 = os.time()
+        repeat -- until worker 2 is up (no wait: worker 1 is never ready)
+          local up = io.open(%q)
+        until up or os.time() - t0 > 20
+        error("fails at start")
+      end
+      io.open(%q, "w"):close()
+      task.sleep(0.5) -- past the abandon (SIGTERM drains), then fails too
+      error("fails later")]]):format(flag, flag))
+    p:signal("HUP")
+    p:wait_for("reload failed: new worker 1 ", nil, "err")
+    p:wait_for("abandoned new worker 2 %(pid %d+, generation 2%) exited " ..
+      "with status 1", nil, "err")
+    assert.not_matches("%]: old worker", p:err())
+    stop_group(p)
+  end)
+end)
