@@ -118,7 +118,7 @@ local function dispatch(self, req, res)
   local allowed
   for _, r in ipairs(self.routes) do
     local caps = {path:match(r.lpat)}
-    if caps[1] or path:match(r.lpat) then
+    if caps[1] then
       if r.method == "*" or r.method == method or
         (method == "HEAD" and r.method == "GET") then
         local params = {}
@@ -131,6 +131,13 @@ local function dispatch(self, req, res)
       if r.method == "GET" then allowed.HEAD = true end
     end
   end
+  if allowed then
+    local list = {}
+    for k in pairs(allowed) do list[#list + 1] = k end
+    table.sort(list)
+    res:header("Allow", table.concat(list, ", "))
+    return res:send(405, "405 Method Not Allowed\n")
+  end
   for _, m in ipairs(self.mounts) do
     local p = m.prefix
     if path == p or path:sub(1, #p + 1) == p .. "/" or p == "" then
@@ -139,13 +146,6 @@ local function dispatch(self, req, res)
       if req.path == "" then req.path = "/" end
       return m.fn(req, res)
     end
-  end
-  if allowed then
-    local list = {}
-    for k in pairs(allowed) do list[#list + 1] = k end
-    table.sort(list)
-    res:header("Allow", table.concat(list, ", "))
-    return res:send(405, "405 Method Not Allowed\n")
   end
   return res:send(404, "404 Not Found\n")
 end

@@ -1,0 +1,273 @@
+--[[
+http.files: static files from one directory, as a handler.
+
+  app:mount("/static", http.files("public"))
+  http.listen{port = 8080, handler = http.files(".", {index = "index.html",
+    listing = true})}
+
+opts: index (a file name served for a directory; default none), listing
+(an HTML listing for a directory without index; default false), max_age
+(seconds: Cache-Control), types (extension -> Content-Type, added to the
+built-in ones).
+
+GET and HEAD (else 405); Content-Type by extension, ETag and
+Last-Modified, 304 for If-None-Match / If-Modified-Since, one byte Range
+(206; 416 when it cannot be satisfied; If-Range honoured). A path never
+leaves the directory: a ".." segment (in any spelling) is 403, an encoded
+"/" or NUL or a bad %-escape is 400, and symbolic links are followed only
+while they stay inside (403 when one points out).
+
+STOPGAP, until the uv fs_* functions land in this build: files are
+stat'ed with lfs (lua-filesystem) and read with io.open, 64 KiB at a
+time, which blocks the loop for each read (fine for a local disk, not for
+a slow one). The handler's interface will not change.
+]]
+local lfs = require "lfs"
+local common = require "http.common"
+
+local M = {}
+
+local TYPES = {
+  html = "text/html; charset=utf-8", htm = "text/html; charset=utf-8",
+  txt = "text/plain; charset=utf-8", lua = "text/plain; charset=utf-8",
+  md = "text/markdown; charset=utf-8", css = "text/css",
+  js = "text/javascript", mjs = "text/javascript", json = "application/json",
+  xml = "application/xml", svg = "image/svg+xml", png = "image/png",
+  jpg = "image/jpeg", jpeg = "image/jpeg", gif = "image/gif",
+  webp = "image/webp", ico = "image/x-icon", pdf = "application/pdf",
+  wasm = "application/wasm", woff2 = "font/woff2", mp4 = "video/mp4",
+}
+M.TYPES = TYPES
+
+local CHUNK = 64 * 1024
+
+-- Resolve every symbolic link in an absolute path, like realpath(3); nil
+-- if a component is missing or the links loop.
+local function realpath(path)
+  local done, todo = {}, {}
+  for c in path:gmatch("[^/]+") do todo[#todo + 1] = c end
+  local links, i = 0, 1
+  while i <= #todo do
+    local c = todo[i]
+    i = i + 1
+    if c == ".." then
+      done[#done] = nil
+    elseif c ~= "." then
+      local p = "/" .. table.concat(done, "/") .. (#done > 0 and "/" or "") ..
+        c
+      local mode = lfs.symlinkattributes(p, "mode")
+      if not mode then return nil end
+      if mode == "link" then
+        links = links + 1
+        if links > 40 then return nil end
+        local target = lfs.symlinkattributes(p, "target")
+        if not target then return nil end
+        if target:sub(1, 1) == "/" then done = {} end
+        local rest = {}
+        for t in target:gmatch("[^/]+") do rest[#rest + 1] = t end
+        for j = i, #todo do rest[#rest + 1] = todo[j] end
+        todo, i = rest, 1
+      else
+        done[#done + 1] = c
+      end
+    end
+  end
+  return "/" .. table.concat(done, "/")
+end
+
+-- A path for a Location header or a link: every byte that is not
+-- unreserved or "/" is %-encoded (no control byte can reach a head).
+local function encode_path(p)
+  return (p:gsub("[^%w%-._~/]", function(c)
+    return ("%%%02X"):format(c:byte())
+  end))
+end
+M.encode_path = encode_path
+
+-- The decoded request path, or nil, status.
+local function decode_path(path)
+  if path:sub(1, 1) ~= "/" then return nil, 400 end
+  local bad = false
+  local dec = path:gsub("%%(%x?%x?)", function(h)
+    if #h < 2 then bad = true return "" end
+    local c = string.char(tonumber(h, 16))
+    if c == "\0" or c == "/" then bad = true end
+    return c
+  end)
+  if bad or dec:find("\0", 1, true) then return nil, 400 end
+  for seg in dec:gmatch("[^/]+") do
+    if seg == ".." then return nil, 403 end
+  end
+  return dec
+end
+
+local function html_escape(s)
+  return (s:gsub("[&<>\"]", {["&"] = "&amp;", ["<"] = "&lt;",
+    [">"] = "&gt;", ['"'] = "&quot;"}))
+end
+
+local function listing(path, real)
+  local names = {}
+  for name in lfs.dir(real) do
+    if name:sub(1, 1) ~= "." then
+      local mode = lfs.attributes(real .. "/" .. name, "mode")
+      names[#names + 1] = name .. (mode == "directory" and "/" or "")
+    end
+  end
+  table.sort(names)
+  local out = {"<!DOCTYPE html>\n<title>", html_escape(path),
+    "</title>\n<h1>", html_escape(path), "</h1>\n<ul>\n"}
+  for _, n in ipairs(names) do
+    out[#out + 1] = ('<li><a href="%s">%s</a>\n'):format(encode_path(n),
+      html_escape(n))
+  end
+  out[#out + 1] = "</ul>\n"
+  return table.concat(out)
+end
+
+-- One byte range of a file of `size` bytes: first, last; false when it
+-- cannot be satisfied (416); nil when there is none to honour (200).
+local function parse_range(h, size)
+  local a, b = (h or ""):match("^bytes=(%d*)%-(%d*)$")
+  if not a or (a == "" and b == "") or #a > 15 or #b > 15 then return nil end
+  if a == "" then -- the last b bytes
+    local n = tonumber(b)
+    if n == 0 or size == 0 then return false end
+    return math.max(0, size - n), size - 1
+  end
+  local first, last = tonumber(a), b ~= "" and tonumber(b) or size - 1
+  if last < first then return nil end -- invalid: ignored (RFC 9110 14.2)
+  if first >= size then return false end
+  return first, math.min(last, size - 1)
+end
+
+local function send_file(res, req, real, attr, opts)
+  local size, mtime = attr.size, attr.modification
+  local etag = ('W/"%x-%x"'):format(size, mtime)
+  local lastmod = common.date(mtime)
+  res:header("Last-Modified", lastmod)
+  res:header("ETag", etag)
+  res:header("Accept-Ranges", "bytes")
+  if opts.max_age then
+    res:header("Cache-Control", "max-age=" .. math.floor(opts.max_age))
+  end
+  local h = req.headers
+  local inm = h["if-none-match"]
+  if inm then
+    for tag in inm:gmatch("[^,%s][^,]*") do
+      tag = tag:match("^(.-)%s*$")
+      if tag == "*" or tag == etag or "W/" .. tag == etag or
+        tag == etag:sub(3) then
+        return res:send(304)
+      end
+    end
+  else
+    local since = common.parse_date(h["if-modified-since"])
+    if since and mtime <= since then return res:send(304) end
+  end
+  local ext = real:match("%.([^./]+)$")
+  ext = ext and ext:lower()
+  res:header("Content-Type", (opts.types and opts.types[ext]) or
+    TYPES[ext] or "application/octet-stream")
+  local first, last = 0, size - 1
+  local range = h.range
+  local ifr = h["if-range"]
+  if range and ifr and ifr ~= etag and ifr ~= lastmod then range = nil end
+  if range then
+    local f, l = parse_range(range, size)
+    if f == false then
+      res:header("Content-Range", "bytes */" .. size)
+      return res:send(416, "416 Range Not Satisfiable\n")
+    elseif f then
+      first, last = f, l
+      res:status(206)
+      res:header("Content-Range", ("bytes %d-%d/%d"):format(f, l, size))
+    end
+  end
+  local length = last - first + 1
+  res:header("Content-Length", length)
+  if req.method == "HEAD" or length == 0 then return res:finish() end
+  local file = io.open(real, "rb")
+  if not file then
+    res:header("Content-Length", nil)
+    return res:send(403, "403 Forbidden\n")
+  end
+  file:seek("set", first)
+  local left = length
+  while left > 0 do
+    local piece = file:read(math.min(CHUNK, left))
+    if not piece then break end
+    left = left - #piece
+    local ok, werr = pcall(res.write, res, piece)
+    if not ok then file:close() error(werr, 0) end
+  end
+  file:close()
+  return res:finish()
+end
+
+--- files(dir [, opts]) -> handler(req, res)
+function M.new(dir, opts)
+  if type(dir) ~= "string" then
+    error("bad argument #1 to 'files' (string expected, got " ..
+      type(dir) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'files' (table expected, got " ..
+      type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "index" and k ~= "listing" and k ~= "max_age" and k ~= "types"
+    then
+      error(("bad argument #2 to 'files' (unknown option '%s')")
+        :format(tostring(k)), 2)
+    end
+  end
+  local abs = dir:sub(1, 1) == "/" and dir or
+    assert(lfs.currentdir()) .. "/" .. dir
+  local root = realpath(abs)
+  if not root or lfs.attributes(root, "mode") ~= "directory" then
+    error("bad argument #1 to 'files' (not a directory: " .. dir .. ")", 2)
+  end
+  local inside = root == "/" and "/" or root .. "/"
+  return function(req, res)
+    if req.method ~= "GET" and req.method ~= "HEAD" then
+      res:header("Allow", "GET, HEAD")
+      return res:send(405, "405 Method Not Allowed\n")
+    end
+    local path, status = decode_path(req.path)
+    if not path then
+      return res:send(status, status .. " " .. common.REASON[status] .. "\n")
+    end
+    local real = realpath(root .. path)
+    if not real then return res:send(404, "404 Not Found\n") end
+    if real ~= root and real:sub(1, #inside) ~= inside then
+      return res:send(403, "403 Forbidden\n") -- a link pointing out
+    end
+    local attr = lfs.attributes(real)
+    if not attr then return res:send(404, "404 Not Found\n") end
+    if attr.mode == "directory" then
+      if not opts.index and not opts.listing then
+        return res:send(404, "404 Not Found\n")
+      end
+      if path:sub(-1) ~= "/" then -- relative links need the slash
+        res:header("Location", encode_path((req.mount or "") .. path .. "/"))
+        return res:send(301, "301 Moved Permanently\n")
+      end
+      local index = opts.index and real .. "/" .. opts.index
+      local iattr = index and lfs.attributes(index)
+      if iattr and iattr.mode == "file" then
+        real, attr = index, iattr
+      elseif opts.listing then
+        res:header("Content-Type", "text/html; charset=utf-8")
+        return res:send(200, listing(path, real))
+      else
+        return res:send(404, "404 Not Found\n")
+      end
+    end
+    if attr.mode ~= "file" then return res:send(403, "403 Forbidden\n") end
+    return send_file(res, req, real, attr, opts)
+  end
+end
+
+return M
