@@ -136,7 +136,7 @@ local function parse_range(h, size)
     return math.max(0, size - n), size - 1
   end
   local first, last = tonumber(a), b ~= "" and tonumber(b) or size - 1
-  if last < first then return nil end -- invalid: ignored (RFC 9110 14.2)
+  if b ~= "" and last < first then return nil end -- invalid: ignored
   if first >= size then return false end
   return first, math.min(last, size - 1)
 end
