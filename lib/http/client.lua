@@ -378,6 +378,7 @@ local function exchange(method, u, opts, body, timeout)
     timeout
   res._got, res._max = 0, opts.max_body
   res.keep = not h.close
+  res.close = nil -- (the head's flag; res:close() is the method)
   if method == "HEAD" or h.status == 204 or h.status == 304 or
     h.status < 200 then
     res._done = true
