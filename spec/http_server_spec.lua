@@ -203,3 +203,39 @@ for i in range(1, 6):
       '%+0000%] "GET /users/42 HTTP/1%.1" 200 %d+\n', server:err())
   end)
 end)
+
+describe("http server under --workers", function()
+  it("serves from every worker on the socket the supervisor bound",
+    function()
+    local net = require "net"
+    local s = assert(net.listen{port = 0})
+    local _, port = s:sockname()
+    s:close()
+    local script = tmpname()
+    proc.write(script, [[
+local http = require "http"
+local host = require "luahost"
+local l = assert(host.listen_fds()[1])
+assert(http.listen{fd = l.fd, handler = function(_, res)
+  res:send("pid " .. require("uv").os_getpid() .. "\n")
+end})
+print("ready")
+io.stdout:flush()
+]])
+    local p = proc.start({"--workers", "2", "--listen", "127.0.0.1:" .. port,
+      script})
+    finally(function() p:stop() end)
+    local pids = {}
+    for _ = 1, 200 do -- distinct connections until both answered
+      local out = sh(("curl -s http://127.0.0.1:%d/"):format(port))
+      local pid = out:match("^pid (%d+)\n$")
+      if pid then pids[pid] = true end
+      local n = 0
+      for _ in pairs(pids) do n = n + 1 end
+      if n == 2 then break end
+    end
+    local n = 0
+    for _ in pairs(pids) do n = n + 1 end
+    assert.are.equal(2, n)
+  end)
+end)
