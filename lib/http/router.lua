@@ -15,6 +15,8 @@ sent as %2F: ":name" stops at a "/" as sent).
 ]]
 local M = {}
 
+local find = string.find
+
 local Router = {}
 Router.__index = Router
 Router.__name = "http.router"
@@ -116,13 +118,19 @@ end
 local function dispatch(self, req, res)
   local path, method = req.path, req.method
   local allowed
-  for _, r in ipairs(self.routes) do
-    local caps = {path:match(r.lpat)}
-    if caps[1] then
+  local routes = self.routes
+  for i = 1, #routes do
+    local r = routes[i]
+    -- (a route without captures costs one find and no table)
+    if find(path, r.lpat) then
       if r.method == "*" or r.method == method or
         (method == "HEAD" and r.method == "GET") then
         local params = {}
-        for i, name in ipairs(r.names) do params[name] = unescape(caps[i]) end
+        local names = r.names
+        if #names > 0 then
+          local caps = {path:match(r.lpat)}
+          for k = 1, #names do params[names[k]] = unescape(caps[k]) end
+        end
         req.params = params
         return r.fn(req, res)
       end
@@ -152,6 +160,7 @@ end
 
 function Router:__call(req, res)
   local mw, i = self.middleware, 0
+  if #mw == 0 then return dispatch(self, req, res) end
   local function nxt()
     i = i + 1
     local f = mw[i]

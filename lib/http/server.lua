@@ -25,10 +25,11 @@ local core = require "http.core"
 local common = require "http.common"
 
 local REASON, raise, is_error = common.REASON, common.raise, common.is_error
-local parse_request, check_field = core.parse_request, core.check_field
-local now, concat, lower, fmt =
-  task.now, table.concat, string.lower,
-  string.format
+local parse_request, field_ok = core.parse_request, core.field_ok
+local now, concat, lower, fmt, find, sub, byte =
+  task.now, table.concat, string.lower, string.format, string.find,
+  string.sub, string.byte
+local headers_mt = common.headers_mt
 local tointeger = math.tointeger
 
 local M = {}
@@ -224,10 +225,9 @@ local function set_header(self, name, value, add, fname)
   end
   if value == nil then return self end
   value = header_value(value, fname)
-  local ok, err = pcall(check_field, name, value)
+  local ok, why = field_ok(name, value)
   if not ok then
-    error(("bad argument to '%s' (%s)"):format(fname,
-      err:match("%((.*)%)") or err), 3)
+    error(("bad argument to '%s' (%s: %s)"):format(fname, name, why), 3)
   end
   list[#list + 1] = {name, value, key}
   return self
@@ -484,15 +484,17 @@ end
 
 local function new_request(srv, conn, r, h, peer_ip, peer_s)
   local target = h.target
-  local path, query = target:match("^([^?#]*)%??([^#]*)")
-  if path:find("^%a[%w+.-]*://") then -- absolute-form
-    path = path:match("^%a[%w+.-]*://[^/]*(.*)$")
+  local path, query = target, ""
+  local q = find(target, "?", 1, true)
+  if q then path, query = sub(target, 1, q - 1), sub(target, q + 1) end
+  if byte(path, 1) ~= 47 and find(path, "^%a[%w+.-]*://") then
+    path = path:match("^%a[%w+.-]*://[^/]*(.*)$") -- absolute-form
     if path == "" then path = "/" end
   end
-  setmetatable(h.headers, common.headers_mt)
+  setmetatable(h.headers, headers_mt)
   local req = setmetatable(h, Request)
   req.path, req.query_string = path, query
-  req.query = M.decode_query(query)
+  req.query = query == "" and {} or M.decode_query(query)
   req.peer, req.peer_ip = peer_s, peer_ip
   req._server, req._conn, req._reader = srv, conn, r
   req._got, req._framing, req._t0 = 0, 0, now()
