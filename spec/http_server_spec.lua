@@ -239,3 +239,70 @@ io.stdout:flush()
     assert.are.equal(2, n)
   end)
 end)
+
+describe("http server API", function()
+  local http = require "http"
+  local net = require "net"
+
+  it("raises on bad arguments to listen", function()
+    assert.has_error(function() http.listen() end)
+    assert.has_error(function() http.listen{} end) -- no handler
+    assert.has_error(function() http.listen{handler = 1} end)
+    assert.has_error(function() http.listen{handler = print, bogus = 1} end)
+    assert.has_error(function()
+      http.listen{handler = print, limits = {body = -1}}
+    end)
+    assert.has_error(function()
+      http.listen{handler = print, limits = {nope = 1}}
+    end)
+    assert.has_error(function()
+      http.listen{handler = print, timeouts = "x"}
+    end)
+    assert.has_error(function() http.listen{handler = print, log = 42} end)
+    assert.has_error(function() http.listen{handler = print, tls = {}} end)
+  end)
+
+  it("raises in the handler on misuse of req and res; the error is its own",
+    function()
+    run_task(function()
+      local errors = {}
+      local function try(name, f)
+        local ok, err = pcall(f)
+        errors[name] = not ok and tostring(err) or false
+      end
+      local srv = assert(http.listen{port = 0, handler = function(req, res)
+        try("status", function() res:status(99) end)
+        try("status_s", function() res:status("200") end)
+        try("header_name", function() res:header("Bad Name", "x") end)
+        try("header_value", function() res:header("X", "a\nb") end)
+        try("header_nul", function() res:header("X", "a\0b") end)
+        try("header_type", function() res:header("X", {}) end)
+        try("te", function() res:header("Transfer-Encoding", "chunked") end)
+        try("write", function() res:write({}) end)
+        try("send", function() res:send(200, {}) end)
+        try("chunks", function() req:chunks("x") end)
+        res:send("fine\n")
+        try("after", function() res:header("X", "late") end)
+        try("status_after", function() res:status(201) end)
+        try("write_after", function() res:write("more") end)
+      end})
+      local _, port = srv:sockname()
+      local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+      c:write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      local all = c:read("a")
+      c:close()
+      srv:close()
+      assert.matches("^HTTP/1.1 200 OK\r\n", all)
+      assert.matches("fine\n$", all)
+      for _, name in ipairs({"status", "status_s", "header_name",
+        "header_value", "header_nul", "header_type", "te", "write", "send",
+        "chunks", "after", "status_after", "write_after"}) do
+        assert.is_string(errors[name], name)
+      end
+      assert.matches("bad argument #1 to 'status'", errors.status)
+      assert.matches("'header'.*CR, LF, NUL", errors.header_value)
+      assert.matches("bad argument #1 to 'write'", errors.write)
+      assert.matches("already sent", errors.after)
+    end)
+  end)
+end)
