@@ -306,3 +306,43 @@ describe("http server API", function()
     end)
   end)
 end)
+
+describe("scripts/rproxy.lua", function()
+  it("passes requests and bodies both ways over a pooled upstream",
+    function()
+    local app = proc.start({"spec/http_app.lua"})
+    finally(function() app:stop() end)
+    local up = tonumber(app:wait_for("listening (%d+)", 20))
+    local p = proc.start({"scripts/rproxy.lua", "127.0.0.1", "0",
+      "http://127.0.0.1:" .. up})
+    finally(function() p:stop() end)
+    local port = p:wait_for("proxying http://127%.0%.0%.1:(%d+)/", 20)
+    local base = "http://127.0.0.1:" .. port
+    local out = sh(("curl -s -i %s/hello"):format(base))
+    assert.matches("^HTTP/1.1 200 OK\r\n", out)
+    assert.matches("Content%-Length: 12\r\n", out)
+    assert.matches("X%-Middleware: 1\r\n", out)
+    assert.matches("hello world\n$", out)
+    -- the upstream saw the same connection twice (the pool)
+    local a = sh(("curl -s %s/peer"):format(base))
+    local b = sh(("curl -s %s/peer"):format(base))
+    assert.matches("^127%.0%.0%.1:%d+\n$", a)
+    assert.are.equal(a, b)
+    -- a chunked upload streamed through, a chunked answer streamed back
+    local file = tmpname()
+    local data = {}
+    for i = 1, 30000 do data[i] = ("%05d\n"):format(i) end
+    proc.write(file, table.concat(data))
+    local sum = sh("md5sum < " .. q(file)):match("%x+")
+    out = sh(("curl -s --data-binary @%s -H 'Transfer-Encoding: chunked' " ..
+      "%s/echo | md5sum"):format(q(file), base))
+    assert.are.equal(sum, out:match("%x+"))
+    assert.are.equal("line 1\nline 2\nline 3\n",
+      sh(("curl -s %s/stream"):format(base)))
+    assert.matches("^HTTP/1.1 404 ", sh(("curl -s -i %s/nope"):format(base)))
+    assert.matches("^HTTP/1.1 500 ", sh(("curl -s -i %s/error"):format(base)))
+    -- the upstream gone: 502
+    app:stop()
+    assert.matches("^HTTP/1.1 502 ", sh(("curl -s -i %s/hello"):format(base)))
+  end)
+end)

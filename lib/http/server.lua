@@ -498,6 +498,7 @@ local function new_request(srv, conn, r, h, peer_ip, peer_s)
   req.peer, req.peer_ip = peer_s, peer_ip
   req._server, req._conn, req._reader = srv, conn, r
   req._got, req._framing, req._t0 = 0, 0, now()
+  req.has_body = h.chunked or h.length > 0
   if h.chunked then
     req._decoder = core.chunked()
   else
