@@ -958,38 +958,23 @@ describe("scripts/redis_client.lua", function()
     assert_quiet(p)
   end)
 
-  it("works as a module: call, errors, pipeline, null", function()
+  it("reads back what the redis module wrote", function()
     if not have("redis-server") then
       pending("redis-server is not installed") return
     end
     local with = servers()
     local _, port = start_redis(with)
-    local saved = package.path
-    package.path = "scripts/?.lua;" .. package.path
-    local ok, redis = pcall(require, "redis_client")
-    package.path = saved
-    package.loaded.redis_client = nil
-    assert(ok, redis)
+    local redis = require "redis"
     run_task(function()
       local db <close> = assert(redis.connect("127.0.0.1", port))
-      assert.equal("OK", db:call("SET", "k", "v"))
-      assert.equal("v", db:call("GET", "k"))
-      assert.equal(redis.null, db:call("GET", "missing"))
       assert.equal(3, db:call("RPUSH", "list", "a", "b", "c"))
-      assert.same({"a", "b", "c"}, db:call("LRANGE", "list", 0, -1))
-      local v, err = db:call("INCR", "k")
-      assert.is_nil(v)
-      assert.matches("^ERR value is not an integer", err)
-      local replies = assert(db:pipeline{{"INCR", "n"}, {"INCR", "k"},
-        {"INCRBY", "n", 10}})
-      assert.equal(1, replies[1])
-      assert.matches("^ERR", replies[2].err)
-      assert.equal(11, replies[3])
+      assert.equal("OK", db:set("k", "v\n2"))
     end)
-    -- and the tool reads back what the module wrote
     local out = run_script("scripts/redis_client.lua", {"-p", port,
       "lrange", "list", "0", "-1"})
     assert.equal('1) "a"\n2) "b"\n3) "c"\n', out)
+    out = run_script("scripts/redis_client.lua", {"-p", port, "get", "k"})
+    assert.equal('"v\\n2"\n', out)
   end)
 
   it("reports a refused connection", function()
