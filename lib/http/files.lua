@@ -17,13 +17,14 @@ leaves the directory: a ".." segment (in any spelling) is 403, an encoded
 "/" or NUL or a bad %-escape is 400, and symbolic links are followed only
 while they stay inside (403 when one points out).
 
-STOPGAP, until the uv fs_* functions land in this build: files are
-stat'ed with lfs (lua-filesystem) and read with io.open, 64 KiB at a
-time, which blocks the loop for each read (fine for a local disk, not for
-a slow one). The handler's interface will not change.
+Files are stat'ed, resolved (fs_realpath), listed and read (64 KiB at a
+time) with the uv fs functions on libuv's thread pool: the loop and the
+other connections never wait for the disk.
 ]]
-local lfs = require "lfs"
 local common = require "http.common"
+local uv = require "uv"
+
+local fs = common.fs
 
 local M = {}
 
@@ -41,38 +42,9 @@ M.TYPES = TYPES
 
 local CHUNK = 64 * 1024
 
--- Resolve every symbolic link in an absolute path, like realpath(3); nil
--- if a component is missing or the links loop.
+-- The real path (every link resolved) or nil.
 local function realpath(path)
-  local done, todo = {}, {}
-  for c in path:gmatch("[^/]+") do todo[#todo + 1] = c end
-  local links, i = 0, 1
-  while i <= #todo do
-    local c = todo[i]
-    i = i + 1
-    if c == ".." then
-      done[#done] = nil
-    elseif c ~= "." then
-      local p = "/" .. table.concat(done, "/") .. (#done > 0 and "/" or "") ..
-        c
-      local mode = lfs.symlinkattributes(p, "mode")
-      if not mode then return nil end
-      if mode == "link" then
-        links = links + 1
-        if links > 40 then return nil end
-        local target = lfs.symlinkattributes(p, "target")
-        if not target then return nil end
-        if target:sub(1, 1) == "/" then done = {} end
-        local rest = {}
-        for t in target:gmatch("[^/]+") do rest[#rest + 1] = t end
-        for j = i, #todo do rest[#rest + 1] = todo[j] end
-        todo, i = rest, 1
-      else
-        done[#done + 1] = c
-      end
-    end
-  end
-  return "/" .. table.concat(done, "/")
+  return (fs("realpath", path))
 end
 
 -- A path for a Location header or a link: every byte that is not
@@ -108,10 +80,16 @@ end
 
 local function listing(path, real)
   local names = {}
-  for name in lfs.dir(real) do
-    if name:sub(1, 1) ~= "." then
-      local mode = lfs.attributes(real .. "/" .. name, "mode")
-      names[#names + 1] = name .. (mode == "directory" and "/" or "")
+  local req = fs("scandir", real)
+  if req then
+    for name, kind in uv.fs_scandir_next, req do
+      if name:sub(1, 1) ~= "." then
+        if kind == "link" then -- a link to a directory lists as one
+          local st = fs("stat", real .. "/" .. name)
+          kind = st and st.type
+        end
+        names[#names + 1] = name .. (kind == "directory" and "/" or "")
+      end
     end
   end
   table.sort(names)
@@ -142,7 +120,7 @@ local function parse_range(h, size)
 end
 
 local function send_file(res, req, real, attr, opts)
-  local size, mtime = attr.size, attr.modification
+  local size, mtime = attr.size, attr.mtime.sec
   local etag = ('W/"%x-%x"'):format(size, mtime)
   local lastmod = common.date(mtime)
   res:header("Last-Modified", lastmod)
@@ -187,21 +165,22 @@ local function send_file(res, req, real, attr, opts)
   local length = last - first + 1
   res:header("Content-Length", length)
   if req.method == "HEAD" or length == 0 then return res:finish() end
-  local file = io.open(real, "rb")
-  if not file then
+  local fd = fs("open", real, "r", 0)
+  if not fd then
     res:header("Content-Length", nil)
     return res:send(403, "403 Forbidden\n")
   end
-  file:seek("set", first)
-  local left = length
-  while left > 0 do
-    local piece = file:read(math.min(CHUNK, left))
-    if not piece then break end
-    left = left - #piece
-    local ok, werr = pcall(res.write, res, piece)
-    if not ok then file:close() error(werr, 0) end
-  end
-  file:close()
+  local pos, last_byte = first, first + length
+  local ok, err = pcall(function()
+    while pos < last_byte do
+      local piece = fs("read", fd, math.min(CHUNK, last_byte - pos), pos)
+      if not piece or piece == "" then break end -- (the file shrank)
+      pos = pos + #piece
+      res:write(piece)
+    end
+  end)
+  fs("close", fd)
+  if not ok then error(err, 0) end
   return res:finish()
 end
 
@@ -223,10 +202,10 @@ function M.new(dir, opts)
         :format(tostring(k)), 2)
     end
   end
-  local abs = dir:sub(1, 1) == "/" and dir or
-    assert(lfs.currentdir()) .. "/" .. dir
-  local root = realpath(abs)
-  if not root or lfs.attributes(root, "mode") ~= "directory" then
+  -- (once, synchronously: this may run outside a task)
+  local root = uv.fs_realpath(dir)
+  local st = root and uv.fs_stat(root)
+  if not st or st.type ~= "directory" then
     error("bad argument #1 to 'files' (not a directory: " .. dir .. ")", 2)
   end
   local inside = root == "/" and "/" or root .. "/"
@@ -244,9 +223,9 @@ function M.new(dir, opts)
     if real ~= root and real:sub(1, #inside) ~= inside then
       return res:send(403, "403 Forbidden\n") -- a link pointing out
     end
-    local attr = lfs.attributes(real)
+    local attr = fs("stat", real)
     if not attr then return res:send(404, "404 Not Found\n") end
-    if attr.mode == "directory" then
+    if attr.type == "directory" then
       if not opts.index and not opts.listing then
         return res:send(404, "404 Not Found\n")
       end
@@ -255,8 +234,8 @@ function M.new(dir, opts)
         return res:send(301, "301 Moved Permanently\n")
       end
       local index = opts.index and real .. "/" .. opts.index
-      local iattr = index and lfs.attributes(index)
-      if iattr and iattr.mode == "file" then
+      local iattr = index and fs("stat", index)
+      if iattr and iattr.type == "file" then
         real, attr = index, iattr
       elseif opts.listing then
         res:header("Content-Type", "text/html; charset=utf-8")
@@ -265,7 +244,7 @@ function M.new(dir, opts)
         return res:send(404, "404 Not Found\n")
       end
     end
-    if attr.mode ~= "file" then return res:send(403, "403 Forbidden\n") end
+    if attr.type ~= "file" then return res:send(403, "403 Forbidden\n") end
     return send_file(res, req, real, attr, opts)
   end
 end

@@ -482,25 +482,38 @@ function Response:send(status, body)
   return self
 end
 
---- res:sendfile(path [, content_type]) -> true | nil, err: a whole file.
---- (Read with io.open, blocking the loop for each 64 KiB read: a stopgap
---- until the uv fs functions land; http.files has ranges and validators.)
+--- res:sendfile(path [, content_type]) -> true | nil, err: a whole file,
+--- read on libuv's thread pool 64 KiB at a time (http.files adds types,
+--- ranges and validators).
 function Response:sendfile(path, ctype)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local size = f:seek("end")
-  f:seek("set", 0)
-  if ctype then self:header("Content-Type", ctype) end
-  self:header("Content-Length", size)
-  self:write("")
-  if body_allowed(self) then
-    while true do
-      local chunk = f:read(65536)
-      if not chunk then break end
-      self:write(chunk)
-    end
+  if type(path) ~= "string" then
+    error("bad argument #1 to 'sendfile' (string expected, got " ..
+      type(path) .. ")", 2)
   end
-  f:close()
+  if ctype ~= nil and type(ctype) ~= "string" then
+    error("bad argument #2 to 'sendfile' (string expected, got " ..
+      type(ctype) .. ")", 2)
+  end
+  local fs = common.fs
+  local st, err = fs("stat", path)
+  if not st then return nil, err end
+  if st.type ~= "file" then return nil, "not a regular file: " .. path end
+  local fd, oerr = fs("open", path, "r", 0)
+  if not fd then return nil, oerr end
+  if ctype then self:header("Content-Type", ctype) end
+  self:header("Content-Length", st.size)
+  local ok, werr = pcall(function()
+    self:write("")
+    local pos = 0
+    while body_allowed(self) and pos < st.size do
+      local piece = fs("read", fd, math.min(65536, st.size - pos), pos)
+      if not piece or piece == "" then break end
+      pos = pos + #piece
+      self:write(piece)
+    end
+  end)
+  fs("close", fd)
+  if not ok then error(werr, 0) end
   self:finish()
   return true
 end
