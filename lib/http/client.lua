@@ -130,7 +130,10 @@ local function release(self)
 end
 
 local function next_raw(self, max)
-  if self._done then return nil end
+  if self._done then
+    release(self) -- (the last piece may have come with the end)
+    return nil
+  end
   local r, timeout = self._reader, self._timeout
   local piece
   if self._decoder then

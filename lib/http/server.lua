@@ -676,6 +676,8 @@ local function serve_conn(srv, conn)
     end
     access_log(srv, req, res)
     if res._close or req.close or not drain(req) then return end
+    -- a closed server keeps no connection for a next request
+    if srv._net:is_closed() then return end
   end
 end
 
