@@ -45,6 +45,28 @@ describe("http client", function()
     end)
   end)
 
+  it("sends a request again when the pooled connection was closed",
+    function()
+    run_task(function()
+      local n = 0
+      local srv = assert(http.listen{port = 0, timeouts = {idle = 0.2},
+        handler = function(req, res)
+          n = n + 1
+          res:send(req.method .. " " .. n)
+        end})
+      local base = "http://127.0.0.1:" .. select(2, srv:sockname())
+      assert.are.equal("GET 1", assert(http.get(base)):body())
+      assert.are.equal(1, client.pool_size())
+      task.sleep(0.6) -- the server drops the idle connection
+      assert.are.equal("GET 2", assert(http.get(base)):body())
+      task.sleep(0.6)
+      local res = assert(http.request{method = "POST", url = base,
+        body = "x"})
+      assert.are.equal("POST 3", res:body())
+      srv:close()
+    end)
+  end)
+
   it("sends chunked (source) and reads chunked and close-delimited bodies",
     function()
     run_task(function()
