@@ -22,10 +22,12 @@ CFLAGS  += -std=c99 $(OPT) $(WARN) -D_GNU_SOURCE $(LUA_INC) -Ihost -Ibindings -I
 EDIT_LIBS := $(LIBDIR)/libedit.a $(LIBDIR)/libbsd.a $(LIBDIR)/libmd.a \
            $(LIBDIR)/libtinfo.a
 SSLDIR  := $(shell pkg-config --variable=libdir openssl 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)
-# OpenSSL 3 (TLS for net) is linked statically too: libssl before libcrypto.
+# OpenSSL 3 (TLS for net) is linked statically too: libssl before libcrypto;
+# zlib (gzip in http) as well.
 LIBS    := -Wl,-E -Wl,--whole-archive $(LIBDIR)/liblua5.4.a \
            -Wl,--no-whole-archive $(LIBDIR)/libuv_a.a $(EDIT_LIBS) \
-           $(SSLDIR)/libssl.a $(SSLDIR)/libcrypto.a -lm -ldl -lpthread
+           $(SSLDIR)/libssl.a $(SSLDIR)/libcrypto.a $(LIBDIR)/libz.a \
+           -lm -ldl -lpthread
 
 BUILD   ?= build
 PREFIX  ?= /usr/local

@@ -10,9 +10,11 @@ static void add(lua_State *L, const luaL_Reg *l) {
 
 int luaopen_http_core(lua_State *L) {
   http_chunked_open(L);
+  http_gzip_open(L);
   lua_newtable(L);
   add(L, http_head_funcs);
   add(L, http_chunked_funcs);
   add(L, http_ws_funcs);
+  add(L, http_gzip_funcs);
   return 1;
 }

@@ -6,7 +6,8 @@
 ** http_core.c assembles into the module table:
 **   http_head.c    - strict request and response heads (RFC 9112)
 **   http_chunked.c - the chunked transfer coding, decoded incrementally
-**   http_ws.c      - WebSocket helpers: SHA-1, base64, masking, frames
+**   http_ws.c      - WebSocket helpers: SHA-1, base64, masking
+**   http_gzip.c    - gzip streams (zlib) for Content-Encoding
 */
 #ifndef HTTP_CORE_H
 #define HTTP_CORE_H
@@ -17,9 +18,12 @@
 extern const luaL_Reg http_head_funcs[];
 extern const luaL_Reg http_chunked_funcs[];
 extern const luaL_Reg http_ws_funcs[];
+extern const luaL_Reg http_gzip_funcs[];
 
 /* The chunked decoder's metatable (created by luaopen_http_core). */
 void http_chunked_open(lua_State *L);
+/* The gzip stream metatable. */
+void http_gzip_open(lua_State *L);
 
 /* Character classes of RFC 9110 (5.6.2 token, 5.5 field values). */
 extern const unsigned char http_tchar[256];

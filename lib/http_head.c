@@ -476,8 +476,32 @@ static int head_check_field(lua_State *L) {
   return 0;
 }
 
+/*
+** field_ok(name, value) -> true | false, why: check_field without raising
+** (the server names its own function in the error it raises).
+*/
+static int head_field_ok(lua_State *L) {
+  size_t nl, vl, i;
+  const char *n = luaL_checklstring(L, 1, &nl);
+  const char *v = luaL_checklstring(L, 2, &vl);
+  const char *why = NULL;
+  if (nl == 0) why = "empty header name";
+  for (i = 0; why == NULL && i < nl; i++)
+    if (!HTTP_TCHAR(n[i])) why = "header name is not a token";
+  for (i = 0; why == NULL && i < vl; i++)
+    if (!HTTP_VCHAR(v[i])) why = "CR, LF, NUL or control byte in value";
+  if (why == NULL) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_pushstring(L, why);
+  return 2;
+}
+
 const luaL_Reg http_head_funcs[] = {
   {"check_field", head_check_field},
+  {"field_ok", head_field_ok},
   {"parse_request", head_parse_request},
   {"parse_response", head_parse_response},
   {NULL, NULL}

@@ -205,8 +205,14 @@ describe("http_server.lua against one hostile client", function()
           "HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert.equal(301, status(r))
         assert.is_nil(r:find("\r\nSet-Cookie", 1, true), r)
-        assert.matches("\r\nLocation: /d%%0D%%0ASet%-Cookie: injected=1/\r\n",
-          r)
+        -- %-encoded (how much is encoded is the encoder's choice), and
+        -- naming the directory once decoded
+        local loc = r:match("\r\nLocation: ([^\r\n]*)\r\n")
+        assert.truthy(loc, r)
+        assert.is_nil(loc:find("[%c]"))
+        assert.equal("/" .. evil .. "/", (loc:gsub("%%(%x%x)", function(h)
+          return string.char(tonumber(h, 16))
+        end)))
       end)
       proc:stop_quiet()
     end)

@@ -45,6 +45,28 @@ describe("http client", function()
     end)
   end)
 
+  it("sends a request again when the pooled connection was closed",
+    function()
+    run_task(function()
+      local n = 0
+      local srv = assert(http.listen{port = 0, timeouts = {idle = 0.2},
+        handler = function(req, res)
+          n = n + 1
+          res:send(req.method .. " " .. n)
+        end})
+      local base = "http://127.0.0.1:" .. select(2, srv:sockname())
+      assert.are.equal("GET 1", assert(http.get(base)):body())
+      assert.are.equal(1, client.pool_size())
+      task.sleep(0.6) -- the server drops the idle connection
+      assert.are.equal("GET 2", assert(http.get(base)):body())
+      task.sleep(0.6)
+      local res = assert(http.request{method = "POST", url = base,
+        body = "x"})
+      assert.are.equal("POST 3", res:body())
+      srv:close()
+    end)
+  end)
+
   it("sends chunked (source) and reads chunked and close-delimited bodies",
     function()
     run_task(function()
@@ -107,15 +129,18 @@ describe("http client", function()
 
   it("times out, and refuses bad answers and bad URLs", function()
     run_task(function()
+      local finished = task.event()
       local base, srv = serve(function(_, res)
-        task.sleep(3)
-        res:send("late")
+        task.sleep(1.5)
+        pcall(res.send, res, "late") -- (the client is gone by now)
+        finished:set()
       end)
       local t0 = task.now()
       local res, err = http.request{url = base, timeout = 0.3}
       assert.is_nil(res)
       assert.are.equal("timeout", err)
-      assert.is_true(task.now() - t0 < 2.5)
+      assert.is_true(task.now() - t0 < 1.4)
+      assert.is_true(finished:wait(10))
       srv:close()
       -- a smuggling-shaped answer
       local raw = assert(net.listen{port = 0})

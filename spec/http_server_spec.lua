@@ -203,3 +203,146 @@ for i in range(1, 6):
       '%+0000%] "GET /users/42 HTTP/1%.1" 200 %d+\n', server:err())
   end)
 end)
+
+describe("http server under --workers", function()
+  it("serves from every worker on the socket the supervisor bound",
+    function()
+    local net = require "net"
+    local s = assert(net.listen{port = 0})
+    local _, port = s:sockname()
+    s:close()
+    local script = tmpname()
+    proc.write(script, [[
+local http = require "http"
+local host = require "luahost"
+local l = assert(host.listen_fds()[1])
+assert(http.listen{fd = l.fd, handler = function(_, res)
+  res:send("pid " .. require("uv").os_getpid() .. "\n")
+end})
+print("ready")
+io.stdout:flush()
+]])
+    local p = proc.start({"--workers", "2", "--listen", "127.0.0.1:" .. port,
+      script})
+    finally(function() p:stop() end)
+    local pids = {}
+    for _ = 1, 200 do -- distinct connections until both answered
+      local out = sh(("curl -s http://127.0.0.1:%d/"):format(port))
+      local pid = out:match("^pid (%d+)\n$")
+      if pid then pids[pid] = true end
+      local n = 0
+      for _ in pairs(pids) do n = n + 1 end
+      if n == 2 then break end
+    end
+    local n = 0
+    for _ in pairs(pids) do n = n + 1 end
+    assert.are.equal(2, n)
+  end)
+end)
+
+describe("http server API", function()
+  local http = require "http"
+  local net = require "net"
+
+  it("raises on bad arguments to listen", function()
+    assert.has_error(function() http.listen() end)
+    assert.has_error(function() http.listen{} end) -- no handler
+    assert.has_error(function() http.listen{handler = 1} end)
+    assert.has_error(function() http.listen{handler = print, bogus = 1} end)
+    assert.has_error(function()
+      http.listen{handler = print, limits = {body = -1}}
+    end)
+    assert.has_error(function()
+      http.listen{handler = print, limits = {nope = 1}}
+    end)
+    assert.has_error(function()
+      http.listen{handler = print, timeouts = "x"}
+    end)
+    assert.has_error(function() http.listen{handler = print, log = 42} end)
+    assert.has_error(function() http.listen{handler = print, tls = {}} end)
+  end)
+
+  it("raises in the handler on misuse of req and res; the error is its own",
+    function()
+    run_task(function()
+      local errors = {}
+      local function try(name, f)
+        local ok, err = pcall(f)
+        errors[name] = not ok and tostring(err) or false
+      end
+      local srv = assert(http.listen{port = 0, handler = function(req, res)
+        try("status", function() res:status(99) end)
+        try("status_s", function() res:status("200") end)
+        try("header_name", function() res:header("Bad Name", "x") end)
+        try("header_value", function() res:header("X", "a\nb") end)
+        try("header_nul", function() res:header("X", "a\0b") end)
+        try("header_type", function() res:header("X", {}) end)
+        try("te", function() res:header("Transfer-Encoding", "chunked") end)
+        try("write", function() res:write({}) end)
+        try("send", function() res:send(200, {}) end)
+        try("chunks", function() req:chunks("x") end)
+        res:send("fine\n")
+        try("after", function() res:header("X", "late") end)
+        try("status_after", function() res:status(201) end)
+        try("write_after", function() res:write("more") end)
+      end})
+      local _, port = srv:sockname()
+      local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+      c:write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      local all = c:read("a")
+      c:close()
+      srv:close()
+      assert.matches("^HTTP/1.1 200 OK\r\n", all)
+      assert.matches("fine\n$", all)
+      for _, name in ipairs({"status", "status_s", "header_name",
+        "header_value", "header_nul", "header_type", "te", "write", "send",
+        "chunks", "after", "status_after", "write_after"}) do
+        assert.is_string(errors[name], name)
+      end
+      assert.matches("bad argument #1 to 'status'", errors.status)
+      assert.matches("'header'.*CR, LF, NUL", errors.header_value)
+      assert.matches("bad argument #1 to 'write'", errors.write)
+      assert.matches("already sent", errors.after)
+    end)
+  end)
+end)
+
+describe("scripts/rproxy.lua", function()
+  it("passes requests and bodies both ways over a pooled upstream",
+    function()
+    local app = proc.start({"spec/http_app.lua"})
+    finally(function() app:stop() end)
+    local up = tonumber(app:wait_for("listening (%d+)", 20))
+    local p = proc.start({"scripts/rproxy.lua", "127.0.0.1", "0",
+      "http://127.0.0.1:" .. up})
+    finally(function() p:stop() end)
+    local port = p:wait_for("proxying http://127%.0%.0%.1:(%d+)/", 20)
+    local base = "http://127.0.0.1:" .. port
+    local out = sh(("curl -s -i %s/hello"):format(base))
+    assert.matches("^HTTP/1.1 200 OK\r\n", out)
+    assert.matches("Content%-Length: 12\r\n", out)
+    assert.matches("X%-Middleware: 1\r\n", out)
+    assert.matches("hello world\n$", out)
+    -- the upstream saw the same connection twice (the pool)
+    local a = sh(("curl -s %s/peer"):format(base))
+    local b = sh(("curl -s %s/peer"):format(base))
+    assert.matches("^127%.0%.0%.1:%d+\n$", a)
+    assert.are.equal(a, b)
+    -- a chunked upload streamed through, a chunked answer streamed back
+    local file = tmpname()
+    local data = {}
+    for i = 1, 30000 do data[i] = ("%05d\n"):format(i) end
+    proc.write(file, table.concat(data))
+    local sum = sh("md5sum < " .. q(file)):match("%x+")
+    out = sh(("curl -s --data-binary @%s -H 'Transfer-Encoding: chunked' " ..
+      "%s/echo | md5sum"):format(q(file), base))
+    assert.are.equal(sum, out:match("%x+"))
+    assert.are.equal("line 1\nline 2\nline 3\n",
+      sh(("curl -s %s/stream"):format(base)))
+    assert.matches("^HTTP/1.1 404 ", sh(("curl -s -i %s/nope"):format(base)))
+    assert.matches("^HTTP/1.1 500 ", sh(("curl -s -i %s/error"):format(base)))
+    -- the upstream gone: 502
+    app:stop()
+    assert.matches("^HTTP/1.1 502 ", sh(("curl -s -i %s/hello"):format(base)))
+  end)
+end)

@@ -203,3 +203,40 @@ asyncio.run(main())
     end)
   end)
 end)
+
+describe("scripts/ws_chat.lua", function()
+  it("relays messages to everyone in the room, python3 and luahost alike",
+    function()
+    local p = proc.start({"scripts/ws_chat.lua", "127.0.0.1", "0"})
+    finally(function() p:stop() end)
+    local port = p:wait_for("chat on http://127%.0%.0%.1:(%d+)/", 20)
+    local page = sh(("curl -s http://127.0.0.1:%s/"):format(port))
+    assert.matches('new WebSocket', page, 1, true)
+    run_task(function()
+      local a = assert(http.websocket.connect("ws://127.0.0.1:" .. port ..
+        "/ws"))
+      assert.are.equal("1 joined", (a:receive()))
+      local b = assert(http.websocket.connect("ws://127.0.0.1:" .. port ..
+        "/ws"))
+      assert.are.equal("2 joined", (a:receive()))
+      assert.are.equal("2 joined", (b:receive()))
+      assert(a:send("hello"))
+      assert.are.equal("1: hello", (a:receive()))
+      assert.are.equal("1: hello", (b:receive()))
+      b:close()
+      assert.are.equal("2 left", (a:receive()))
+      a:close()
+    end, 20)
+    -- a python3 websockets client joins, talks and leaves
+    local out = python([[
+import asyncio, sys, websockets
+async def main():
+    async with websockets.connect("ws://127.0.0.1:%s/ws" % sys.argv[1]) as ws:
+        print(await ws.recv())
+        await ws.send("hi from python")
+        print(await ws.recv())
+asyncio.run(main())
+]], port)
+    assert.matches("^3 joined\n3: hi from python\n$", out)
+  end)
+end)

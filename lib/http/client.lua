@@ -129,8 +129,11 @@ local function release(self)
   else conn:close() end
 end
 
-local function next_piece(self, max)
-  if self._done then return nil end
+local function next_raw(self, max)
+  if self._done then
+    release(self) -- (the last piece may have come with the end)
+    return nil
+  end
   local r, timeout = self._reader, self._timeout
   local piece
   if self._decoder then
@@ -194,6 +197,40 @@ local function next_piece(self, max)
   return piece
 end
 
+-- The next piece of the body, gunzipped when the client asked for gzip
+-- and got it (max then bounds the decoded size: no zip bombs).
+local function next_piece(self, max)
+  local z = self._gunzip
+  if not z then return next_raw(self, max) end
+  while true do
+    local raw, err = next_raw(self, math.huge)
+    if err then return nil, err end
+    if not raw then
+      self._gunzip = nil
+      local done = z:done()
+      z:close()
+      if not done then return nil, "truncated gzip body" end
+      return nil
+    end
+    local left = max - self._decoded
+    local piece, zerr = z:write(raw, left < math.maxinteger and
+      math.floor(left) or math.maxinteger)
+    if not piece then
+      self.keep = false
+      self._done = true
+      release(self)
+      z:close()
+      self._gunzip = nil
+      return nil, zerr == "too large" and "body larger than " .. max or
+        "bad gzip body: " .. zerr
+    end
+    if #piece > 0 then
+      self._decoded = self._decoded + #piece
+      return piece
+    end
+  end
+end
+
 --- res:chunks([max]) -> iterator of body pieces; on failure the iterator
 --- returns nil, err (check res.error after the loop).
 function Response:chunks(max)
@@ -236,7 +273,7 @@ end
 
 local REQUEST_OPTS = {method = true, url = true, headers = true,
   body = true, source = true, timeout = true, redirects = true,
-  max_body = true}
+  max_body = true, gzip = true}
 
 local function check_opts(opts)
   if type(opts) ~= "table" then
@@ -300,7 +337,7 @@ local function check_opts(opts)
   return method
 end
 
-local function head_bytes(method, u, headers, body, source)
+local function head_bytes(method, u, headers, body, source, gzip)
   local out = {method, " ", u.target, " HTTP/1.1\r\nHost: ", u.authority,
     "\r\n"}
   local has_ua, has_accept = false, false
@@ -312,6 +349,10 @@ local function head_bytes(method, u, headers, body, source)
   end
   if not has_ua then out[#out + 1] = "User-Agent: luahost\r\n" end
   if not has_accept then out[#out + 1] = "Accept: */*\r\n" end
+  if gzip and not (headers and (headers["Accept-Encoding"] or
+    headers["accept-encoding"])) then
+    out[#out + 1] = "Accept-Encoding: gzip\r\n"
+  end
   if source then
     out[#out + 1] = "Transfer-Encoding: chunked\r\n"
   elseif body then
@@ -342,7 +383,7 @@ local function exchange(method, u, opts, body, timeout)
     return nil, err, reused
   end
   local ok, err = conn:write(head_bytes(method, u, opts.headers, body,
-    opts.source))
+    opts.source, opts.gzip))
   if not ok then return broken(err) end
   if body and body ~= "" then
     ok, err = conn:write(body)
@@ -376,8 +417,14 @@ local function exchange(method, u, opts, body, timeout)
   local res = setmetatable(h, Response)
   res._conn, res._reader, res._origin, res._timeout = conn, r, origin,
     timeout
-  res._got, res._max = 0, opts.max_body
+  res._got, res._max, res._decoded = 0, opts.max_body, 0
+  local ce = h.headers["content-encoding"]
+  if opts.gzip and ce and (lower(ce) == "gzip" or lower(ce) == "x-gzip") then
+    res._gunzip = core.gunzip()
+    res.gunzipped = true
+  end
   res.keep = not h.close
+  res.close = nil -- (the head's flag; res:close() is the method)
   if method == "HEAD" or h.status == 204 or h.status == 304 or
     h.status < 200 then
     res._done = true

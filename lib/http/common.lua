@@ -143,6 +143,30 @@ function M.is_error(e) return getmetatable(e) == HttpError end
 
 M.check_field = core.check_field
 
+-- {{{ files without blocking the loop
+
+local uv = require "uv"
+
+--- fs(name, ...) -> the results of uv.fs_<name>(...) run on libuv's
+--- thread pool while the current task waits (other tasks and connections
+--- go on); nil, err on failure.
+function M.fs(name, ...)
+  local ev, r = task.event(), nil
+  local n = select("#", ...)
+  local args = {...}
+  args[n + 1] = function(...)
+    r = table.pack(...)
+    ev:set()
+  end
+  local req, err = uv["fs_" .. name](table.unpack(args, 1, n + 1))
+  if not req then return nil, err end
+  ev:wait()
+  if r[1] then return nil, r[1] end
+  return table.unpack(r, 2, r.n)
+end
+
+-- }}}
+
 -- {{{ reader: buffered input over a net connection
 
 local Reader = {}

@@ -15,6 +15,8 @@ sent as %2F: ":name" stops at a "/" as sent).
 ]]
 local M = {}
 
+local find = string.find
+
 local Router = {}
 Router.__index = Router
 Router.__name = "http.router"
@@ -116,13 +118,19 @@ end
 local function dispatch(self, req, res)
   local path, method = req.path, req.method
   local allowed
-  for _, r in ipairs(self.routes) do
-    local caps = {path:match(r.lpat)}
-    if caps[1] or path:match(r.lpat) then
+  local routes = self.routes
+  for i = 1, #routes do
+    local r = routes[i]
+    -- (a route without captures costs one find and no table)
+    if find(path, r.lpat) then
       if r.method == "*" or r.method == method or
         (method == "HEAD" and r.method == "GET") then
         local params = {}
-        for i, name in ipairs(r.names) do params[name] = unescape(caps[i]) end
+        local names = r.names
+        if #names > 0 then
+          local caps = {path:match(r.lpat)}
+          for k = 1, #names do params[names[k]] = unescape(caps[k]) end
+        end
         req.params = params
         return r.fn(req, res)
       end
@@ -130,6 +138,13 @@ local function dispatch(self, req, res)
       allowed[r.method] = true
       if r.method == "GET" then allowed.HEAD = true end
     end
+  end
+  if allowed then
+    local list = {}
+    for k in pairs(allowed) do list[#list + 1] = k end
+    table.sort(list)
+    res:header("Allow", table.concat(list, ", "))
+    return res:send(405, "405 Method Not Allowed\n")
   end
   for _, m in ipairs(self.mounts) do
     local p = m.prefix
@@ -140,18 +155,12 @@ local function dispatch(self, req, res)
       return m.fn(req, res)
     end
   end
-  if allowed then
-    local list = {}
-    for k in pairs(allowed) do list[#list + 1] = k end
-    table.sort(list)
-    res:header("Allow", table.concat(list, ", "))
-    return res:send(405, "405 Method Not Allowed\n")
-  end
   return res:send(404, "404 Not Found\n")
 end
 
 function Router:__call(req, res)
   local mw, i = self.middleware, 0
+  if #mw == 0 then return dispatch(self, req, res) end
   local function nxt()
     i = i + 1
     local f = mw[i]

@@ -25,10 +25,11 @@ local core = require "http.core"
 local common = require "http.common"
 
 local REASON, raise, is_error = common.REASON, common.raise, common.is_error
-local parse_request, check_field = core.parse_request, core.check_field
-local now, concat, lower, fmt =
-  task.now, table.concat, string.lower,
-  string.format
+local parse_request, field_ok = core.parse_request, core.field_ok
+local now, concat, lower, fmt, find, sub, byte =
+  task.now, table.concat, string.lower, string.format, string.find,
+  string.sub, string.byte
+local headers_mt = common.headers_mt
 local tointeger = math.tointeger
 
 local M = {}
@@ -224,10 +225,9 @@ local function set_header(self, name, value, add, fname)
   end
   if value == nil then return self end
   value = header_value(value, fname)
-  local ok, err = pcall(check_field, name, value)
+  local ok, why = field_ok(name, value)
   if not ok then
-    error(("bad argument to '%s' (%s)"):format(fname,
-      err:match("%((.*)%)") or err), 3)
+    error(("bad argument to '%s' (%s: %s)"):format(fname, name, why), 3)
   end
   list[#list + 1] = {name, value, key}
   return self
@@ -325,6 +325,63 @@ local function body_allowed(self)
   return self._req.method ~= "HEAD" and not no_body_status(self._status)
 end
 
+-- {{{ gzip (http.listen{gzip = true}): text-like types, when asked
+
+local function compressible(ctype)
+  ctype = lower(ctype)
+  return find(ctype, "^text/") or find(ctype, "^application/json") or
+    find(ctype, "^application/javascript") or
+    find(ctype, "^application/xml") or find(ctype, "%+xml") or
+    find(ctype, "%+json") or false
+end
+
+-- Does Accept-Encoding v take gzip (q > 0)?
+local function accepts_gzip(v)
+  if not v then return false end
+  for e in v:gmatch("[^,]+") do
+    local name, params = e:match("^[ \t]*([^; \t]+)[ \t]*(.*)$")
+    name = name and lower(name)
+    if name == "gzip" or name == "x-gzip" or name == "*" then
+      local q = params:match("[qQ][ \t]*=[ \t]*([%d.]+)")
+      return not q or (tonumber(q) or 0) > 0
+    end
+  end
+  return false
+end
+M.accepts_gzip = accepts_gzip
+
+-- Decide once per response whether its body is gzipped; a type that could
+-- be gets "Vary: Accept-Encoding" either way.
+local function plan_gzip(self)
+  local gz = self._req._server.gzip
+  if not gz or self._gz_planned then return false end
+  self._gz_planned = true
+  local status = self._status
+  if no_body_status(status) or status == 206 or
+    self:get_header("content-encoding") or
+    self:get_header("content-range") then
+    return false
+  end
+  local ctype = self:get_header("content-type")
+  if not ctype or not compressible(ctype) then return false end
+  if not common.has_token(self:get_header("vary"), "accept-encoding") then
+    local list = self._headers
+    list[#list + 1] = {"Vary", "Accept-Encoding", "vary"}
+  end
+  return accepts_gzip(self._req.headers["accept-encoding"])
+end
+
+-- The body goes out gzipped: its length is no longer the handler's.
+local function start_gzip(self)
+  local list = self._headers
+  for i = #list, 1, -1 do
+    if list[i][3] == "content-length" then table.remove(list, i) end
+  end
+  list[#list + 1] = {"Content-Encoding", "gzip", "content-encoding"}
+end
+
+-- }}}
+
 --- res:write(...) -> res: body bytes (strings or numbers), sent at once;
 --- blocks while the peer is slow (backpressure). The head goes first,
 --- chunked when no Content-Length was set.
@@ -337,12 +394,22 @@ function Response:write(...)
     else error("bad argument #1 to 'write' (string expected, got " ..
       type(data) .. ")", 2) end
   end
-  local head = not self.head_sent and build_head(self, nil)
-  local len = #data
-  self._sent = self._sent + len
+  local head = false
+  if not self.head_sent then
+    if plan_gzip(self) then
+      start_gzip(self)
+      self._gz = core.gzip(self._req._server.gzip.level)
+    end
+    head = build_head(self, nil)
+  end
+  self._sent = self._sent + #data
   if self._length and self._sent > self._length and body_allowed(self) then
     error("write: more bytes than the Content-Length set", 2)
   end
+  if self._gz and body_allowed(self) and #data > 0 then
+    data = self._gz:write(data)
+  end
+  local len = #data
   if not body_allowed(self) or len == 0 then
     if head then send_raw(self, head) end
     return self
@@ -362,6 +429,16 @@ end
 --- res:finish(): end the response (the last chunk, when chunked).
 function Response:finish()
   if self.finished then return self end
+  local gz = self._gz
+  if gz then -- the end of the gzip stream, then of the body
+    self._gz = nil
+    local tail = gz:finish()
+    gz:close()
+    if body_allowed(self) and #tail > 0 then
+      if self._chunked then send_raw(self, fmt("%x\r\n", #tail), tail, "\r\n")
+      else send_raw(self, tail) end
+    end
+  end
   if not self.head_sent then
     send_raw(self, build_head(self, 0))
   elseif self._chunked and body_allowed(self) then
@@ -391,6 +468,13 @@ function Response:send(status, body)
   end
   body = body or ""
   self._sent = #body
+  local gz = plan_gzip(self) and self._req._server.gzip
+  if gz and #body >= gz.min_size then
+    start_gzip(self)
+    local z = core.gzip(gz.level)
+    body = z:write(body) .. z:finish()
+    z:close()
+  end
   local head = build_head(self, #body)
   if body_allowed(self) and body ~= "" then send_raw(self, head, body)
   else send_raw(self, head) end
@@ -398,25 +482,38 @@ function Response:send(status, body)
   return self
 end
 
---- res:sendfile(path [, content_type]) -> true | nil, err: a whole file.
---- (Read with io.open, blocking the loop for each 64 KiB read: a stopgap
---- until the uv fs functions land; http.files has ranges and validators.)
+--- res:sendfile(path [, content_type]) -> true | nil, err: a whole file,
+--- read on libuv's thread pool 64 KiB at a time (http.files adds types,
+--- ranges and validators).
 function Response:sendfile(path, ctype)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local size = f:seek("end")
-  f:seek("set", 0)
-  if ctype then self:header("Content-Type", ctype) end
-  self:header("Content-Length", size)
-  self:write("")
-  if body_allowed(self) then
-    while true do
-      local chunk = f:read(65536)
-      if not chunk then break end
-      self:write(chunk)
-    end
+  if type(path) ~= "string" then
+    error("bad argument #1 to 'sendfile' (string expected, got " ..
+      type(path) .. ")", 2)
   end
-  f:close()
+  if ctype ~= nil and type(ctype) ~= "string" then
+    error("bad argument #2 to 'sendfile' (string expected, got " ..
+      type(ctype) .. ")", 2)
+  end
+  local fs = common.fs
+  local st, err = fs("stat", path)
+  if not st then return nil, err end
+  if st.type ~= "file" then return nil, "not a regular file: " .. path end
+  local fd, oerr = fs("open", path, "r", 0)
+  if not fd then return nil, oerr end
+  if ctype then self:header("Content-Type", ctype) end
+  self:header("Content-Length", st.size)
+  local ok, werr = pcall(function()
+    self:write("")
+    local pos = 0
+    while body_allowed(self) and pos < st.size do
+      local piece = fs("read", fd, math.min(65536, st.size - pos), pos)
+      if not piece or piece == "" then break end
+      pos = pos + #piece
+      self:write(piece)
+    end
+  end)
+  fs("close", fd)
+  if not ok then error(werr, 0) end
   self:finish()
   return true
 end
@@ -484,18 +581,21 @@ end
 
 local function new_request(srv, conn, r, h, peer_ip, peer_s)
   local target = h.target
-  local path, query = target:match("^([^?#]*)%??([^#]*)")
-  if path:find("^%a[%w+.-]*://") then -- absolute-form
-    path = path:match("^%a[%w+.-]*://[^/]*(.*)$")
+  local path, query = target, ""
+  local q = find(target, "?", 1, true)
+  if q then path, query = sub(target, 1, q - 1), sub(target, q + 1) end
+  if byte(path, 1) ~= 47 and find(path, "^%a[%w+.-]*://") then
+    path = path:match("^%a[%w+.-]*://[^/]*(.*)$") -- absolute-form
     if path == "" then path = "/" end
   end
-  setmetatable(h.headers, common.headers_mt)
+  setmetatable(h.headers, headers_mt)
   local req = setmetatable(h, Request)
   req.path, req.query_string = path, query
-  req.query = M.decode_query(query)
+  req.query = query == "" and {} or M.decode_query(query)
   req.peer, req.peer_ip = peer_s, peer_ip
   req._server, req._conn, req._reader = srv, conn, r
   req._got, req._framing, req._t0 = 0, 0, now()
+  req.has_body = h.chunked or h.length > 0
   if h.chunked then
     req._decoder = core.chunked()
   else
@@ -576,6 +676,8 @@ local function serve_conn(srv, conn)
     end
     access_log(srv, req, res)
     if res._close or req.close or not drain(req) then return end
+    -- a closed server keeps no connection for a next request
+    if srv._net:is_closed() then return end
   end
 end
 
@@ -599,6 +701,7 @@ function Server:active() return self._net:active() end
 
 local LISTEN_OPTS = {host = true, port = true, path = true, fd = true,
   tls = true, handler = true, limits = true, timeouts = true, log = true,
+  gzip = true,
   backlog = true, reuseport = true}
 
 local function make_log(log)
@@ -617,7 +720,7 @@ local function make_log(log)
 end
 
 --- listen{host=, port= | path= | fd=, handler=, limits=, timeouts=,
----   log=, backlog=, reuseport=} -> server | nil, err
+---   log=, gzip=, backlog=, reuseport=} -> server | nil, err
 function M.listen(opts)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'listen' (table expected, got " ..
@@ -639,8 +742,23 @@ function M.listen(opts)
     error("bad argument #1 to 'listen' (tls: not available in this " ..
       "build yet)", 2)
   end
+  local gzip = opts.gzip
+  if gzip == true then gzip = {} end
+  if gzip then
+    if type(gzip) ~= "table" then
+      error("bad argument #1 to 'listen' (gzip: true or a table expected)",
+        2)
+    end
+    local level, min = gzip.level or 6, gzip.min_size or 256
+    if math.type(level) ~= "integer" or level < 1 or level > 9 or
+      math.type(min) ~= "integer" or min < 0 then
+      error("bad argument #1 to 'listen' (gzip: level 1..9, min_size " ..
+        ">= 0 expected)", 2)
+    end
+    gzip = {level = level, min_size = min}
+  end
   local d = common.defaults
-  local srv = setmetatable({handler = handler,
+  local srv = setmetatable({handler = handler, gzip = gzip or nil,
     limits = common.merge(d.limits, opts.limits, "limits", "listen"),
     timeouts = common.merge(d.timeouts, opts.timeouts, "timeouts", "listen"),
     log = make_log(opts.log),

@@ -37,6 +37,7 @@ app:get("/headers", function(req, res)
   res:send((req.headers["X-Test"] or "-") .. "|" .. req.peer:match(
     "^(127%.0%.0%.1):%d+$") .. "\n")
 end)
+app:get("/peer", function(req, res) res:send(req.peer .. "\n") end)
 app:get("/ws", function(req, res)
   local ws, err = http.websocket.accept(req, res, {max_message = 100000})
   if not ws then return err end

@@ -1,0 +1,252 @@
+--[[
+http.files: static files from one directory, as a handler.
+
+  app:mount("/static", http.files("public"))
+  http.listen{port = 8080, handler = http.files(".", {index = "index.html",
+    listing = true})}
+
+opts: index (a file name served for a directory; default none), listing
+(an HTML listing for a directory without index; default false), max_age
+(seconds: Cache-Control), types (extension -> Content-Type, added to the
+built-in ones).
+
+GET and HEAD (else 405); Content-Type by extension, ETag and
+Last-Modified, 304 for If-None-Match / If-Modified-Since, one byte Range
+(206; 416 when it cannot be satisfied; If-Range honoured). A path never
+leaves the directory: a ".." segment (in any spelling) is 403, an encoded
+"/" or NUL or a bad %-escape is 400, and symbolic links are followed only
+while they stay inside (403 when one points out).
+
+Files are stat'ed, resolved (fs_realpath), listed and read (64 KiB at a
+time) with the uv fs functions on libuv's thread pool: the loop and the
+other connections never wait for the disk.
+]]
+local common = require "http.common"
+local uv = require "uv"
+
+local fs = common.fs
+
+local M = {}
+
+local TYPES = {
+  html = "text/html; charset=utf-8", htm = "text/html; charset=utf-8",
+  txt = "text/plain; charset=utf-8", lua = "text/plain; charset=utf-8",
+  md = "text/markdown; charset=utf-8", css = "text/css",
+  js = "text/javascript", mjs = "text/javascript", json = "application/json",
+  xml = "application/xml", svg = "image/svg+xml", png = "image/png",
+  jpg = "image/jpeg", jpeg = "image/jpeg", gif = "image/gif",
+  webp = "image/webp", ico = "image/x-icon", pdf = "application/pdf",
+  wasm = "application/wasm", woff2 = "font/woff2", mp4 = "video/mp4",
+}
+M.TYPES = TYPES
+
+local CHUNK = 64 * 1024
+
+-- The real path (every link resolved) or nil.
+local function realpath(path)
+  return (fs("realpath", path))
+end
+
+-- A path for a Location header or a link: every byte that is not
+-- unreserved or "/" is %-encoded (no control byte can reach a head).
+local function encode_path(p)
+  return (p:gsub("[^%w%-._~/]", function(c)
+    return ("%%%02X"):format(c:byte())
+  end))
+end
+M.encode_path = encode_path
+
+-- The decoded request path, or nil, status.
+local function decode_path(path)
+  if path:sub(1, 1) ~= "/" then return nil, 400 end
+  local bad = false
+  local dec = path:gsub("%%(%x?%x?)", function(h)
+    if #h < 2 then bad = true return "" end
+    local c = string.char(tonumber(h, 16))
+    if c == "\0" or c == "/" then bad = true end
+    return c
+  end)
+  if bad or dec:find("\0", 1, true) then return nil, 400 end
+  for seg in dec:gmatch("[^/]+") do
+    if seg == ".." then return nil, 403 end
+  end
+  return dec
+end
+
+local function html_escape(s)
+  return (s:gsub("[&<>\"]", {["&"] = "&amp;", ["<"] = "&lt;",
+    [">"] = "&gt;", ['"'] = "&quot;"}))
+end
+
+local function listing(path, real)
+  local names = {}
+  local req = fs("scandir", real)
+  if req then
+    for name, kind in uv.fs_scandir_next, req do
+      if name:sub(1, 1) ~= "." then
+        if kind == "link" then -- a link to a directory lists as one
+          local st = fs("stat", real .. "/" .. name)
+          kind = st and st.type
+        end
+        names[#names + 1] = name .. (kind == "directory" and "/" or "")
+      end
+    end
+  end
+  table.sort(names)
+  local out = {"<!DOCTYPE html>\n<title>", html_escape(path),
+    "</title>\n<h1>", html_escape(path), "</h1>\n<ul>\n"}
+  for _, n in ipairs(names) do
+    out[#out + 1] = ('<li><a href="%s">%s</a>\n'):format(encode_path(n),
+      html_escape(n))
+  end
+  out[#out + 1] = "</ul>\n"
+  return table.concat(out)
+end
+
+-- One byte range of a file of `size` bytes: first, last; false when it
+-- cannot be satisfied (416); nil when there is none to honour (200).
+local function parse_range(h, size)
+  local a, b = (h or ""):match("^bytes=(%d*)%-(%d*)$")
+  if not a or (a == "" and b == "") or #a > 15 or #b > 15 then return nil end
+  if a == "" then -- the last b bytes
+    local n = tonumber(b)
+    if n == 0 or size == 0 then return false end
+    return math.max(0, size - n), size - 1
+  end
+  local first, last = tonumber(a), b ~= "" and tonumber(b) or size - 1
+  if b ~= "" and last < first then return nil end -- invalid: ignored
+  if first >= size then return false end
+  return first, math.min(last, size - 1)
+end
+
+local function send_file(res, req, real, attr, opts)
+  local size, mtime = attr.size, attr.mtime.sec
+  local etag = ('W/"%x-%x"'):format(size, mtime)
+  local lastmod = common.date(mtime)
+  res:header("Last-Modified", lastmod)
+  res:header("ETag", etag)
+  res:header("Accept-Ranges", "bytes")
+  if opts.max_age then
+    res:header("Cache-Control", "max-age=" .. math.floor(opts.max_age))
+  end
+  local h = req.headers
+  local inm = h["if-none-match"]
+  if inm then
+    for tag in inm:gmatch("[^,%s][^,]*") do
+      tag = tag:match("^(.-)%s*$")
+      if tag == "*" or tag == etag or "W/" .. tag == etag or
+        tag == etag:sub(3) then
+        return res:send(304)
+      end
+    end
+  else
+    local since = common.parse_date(h["if-modified-since"])
+    if since and mtime <= since then return res:send(304) end
+  end
+  local ext = real:match("%.([^./]+)$")
+  ext = ext and ext:lower()
+  res:header("Content-Type", (opts.types and opts.types[ext]) or
+    TYPES[ext] or "application/octet-stream")
+  local first, last = 0, size - 1
+  local range = h.range
+  local ifr = h["if-range"]
+  if range and ifr and ifr ~= etag and ifr ~= lastmod then range = nil end
+  if range then
+    local f, l = parse_range(range, size)
+    if f == false then
+      res:header("Content-Range", "bytes */" .. size)
+      return res:send(416, "416 Range Not Satisfiable\n")
+    elseif f then
+      first, last = f, l
+      res:status(206)
+      res:header("Content-Range", ("bytes %d-%d/%d"):format(f, l, size))
+    end
+  end
+  local length = last - first + 1
+  res:header("Content-Length", length)
+  if req.method == "HEAD" or length == 0 then return res:finish() end
+  local fd = fs("open", real, "r", 0)
+  if not fd then
+    res:header("Content-Length", nil)
+    return res:send(403, "403 Forbidden\n")
+  end
+  local pos, last_byte = first, first + length
+  local ok, err = pcall(function()
+    while pos < last_byte do
+      local piece = fs("read", fd, math.min(CHUNK, last_byte - pos), pos)
+      if not piece or piece == "" then break end -- (the file shrank)
+      pos = pos + #piece
+      res:write(piece)
+    end
+  end)
+  fs("close", fd)
+  if not ok then error(err, 0) end
+  return res:finish()
+end
+
+--- files(dir [, opts]) -> handler(req, res)
+function M.new(dir, opts)
+  if type(dir) ~= "string" then
+    error("bad argument #1 to 'files' (string expected, got " ..
+      type(dir) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'files' (table expected, got " ..
+      type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "index" and k ~= "listing" and k ~= "max_age" and k ~= "types"
+    then
+      error(("bad argument #2 to 'files' (unknown option '%s')")
+        :format(tostring(k)), 2)
+    end
+  end
+  -- (once, synchronously: this may run outside a task)
+  local root = uv.fs_realpath(dir)
+  local st = root and uv.fs_stat(root)
+  if not st or st.type ~= "directory" then
+    error("bad argument #1 to 'files' (not a directory: " .. dir .. ")", 2)
+  end
+  local inside = root == "/" and "/" or root .. "/"
+  return function(req, res)
+    if req.method ~= "GET" and req.method ~= "HEAD" then
+      res:header("Allow", "GET, HEAD")
+      return res:send(405, "405 Method Not Allowed\n")
+    end
+    local path, status = decode_path(req.path)
+    if not path then
+      return res:send(status, status .. " " .. common.REASON[status] .. "\n")
+    end
+    local real = realpath(root .. path)
+    if not real then return res:send(404, "404 Not Found\n") end
+    if real ~= root and real:sub(1, #inside) ~= inside then
+      return res:send(403, "403 Forbidden\n") -- a link pointing out
+    end
+    local attr = fs("stat", real)
+    if not attr then return res:send(404, "404 Not Found\n") end
+    if attr.type == "directory" then
+      if not opts.index and not opts.listing then
+        return res:send(404, "404 Not Found\n")
+      end
+      if path:sub(-1) ~= "/" then -- relative links need the slash
+        res:header("Location", encode_path((req.mount or "") .. path .. "/"))
+        return res:send(301, "301 Moved Permanently\n")
+      end
+      local index = opts.index and real .. "/" .. opts.index
+      local iattr = index and fs("stat", index)
+      if iattr and iattr.type == "file" then
+        real, attr = index, iattr
+      elseif opts.listing then
+        res:header("Content-Type", "text/html; charset=utf-8")
+        return res:send(200, listing(path, real))
+      else
+        return res:send(404, "404 Not Found\n")
+      end
+    end
+    if attr.type ~= "file" then return res:send(403, "403 Forbidden\n") end
+    return send_file(res, req, real, attr, opts)
+  end
+end
+
+return M

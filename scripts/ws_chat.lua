@@ -1,0 +1,83 @@
+--[[
+ws_chat.lua: a WebSocket chat room on the http module.
+
+  usage: luahost scripts/ws_chat.lua [host] [port]
+         (defaults: 127.0.0.1 8090; port 0 picks a free port)
+  try:   open http://127.0.0.1:8090/ in two browser tabs, or
+         python3 -m websockets ws://127.0.0.1:8090/ws
+
+It prints "chat on http://HOST:PORT/" once it is ready. Every text
+message sent to /ws goes to everyone in the room, prefixed with its
+sender's number ("3: hello"); arrivals and departures are announced.
+A client too slow to take its messages (64 queued) is dropped rather
+than slowing the room down. GET / gives a small HTML page that talks to
+/ws.
+]]
+local http = require "http"
+local task = require "task"
+
+local host = arg[1] or "127.0.0.1"
+local port = tonumber(arg[2] or 8090)
+
+local PAGE = [[<!DOCTYPE html>
+<title>chat</title>
+<pre id="log"></pre>
+<form id="f"><input id="m" autofocus size="60"></form>
+<script>
+const ws = new WebSocket("ws://" + location.host + "/ws");
+const log = document.getElementById("log");
+ws.onmessage = e => { log.textContent += e.data + "\n"; };
+document.getElementById("f").onsubmit = e => {
+  e.preventDefault();
+  const m = document.getElementById("m");
+  ws.send(m.value); m.value = "";
+};
+</script>
+]]
+
+local room, last = {}, 0 -- queue -> number
+
+-- Queue a message for everyone; a full queue means a stuck client.
+local function broadcast(text)
+  for q in pairs(room) do
+    if q:len() >= 64 then
+      room[q] = nil
+      q:close()
+    else
+      q:put(text)
+    end
+  end
+end
+
+local app = http.router()
+app:get("/", function(_, res)
+  res:header("Content-Type", "text/html; charset=utf-8")
+  res:send(PAGE)
+end)
+app:get("/ws", function(req, res)
+  local ws = http.websocket.accept(req, res, {max_message = 4096})
+  if not ws then return end
+  last = last + 1
+  local me, q = last, task.queue()
+  room[q] = me
+  -- the writer: this client's messages, in order, at its own pace
+  local writer = task.spawn(function()
+    for text in function() return q:get() end do
+      if not ws:send(text) then break end
+    end
+  end)
+  broadcast(me .. " joined")
+  for msg, kind in ws:messages() do
+    if kind == "text" then broadcast(me .. ": " .. msg) end
+  end
+  room[q] = nil
+  q:close()
+  writer:join()
+  broadcast(me .. " left")
+end)
+
+local server = assert(http.listen{host = host, port = port, handler = app})
+local ip, bound = server:sockname()
+print(("chat on http://%s:%d/"):format(ip:find(":") and "[" .. ip .. "]"
+  or ip, bound))
+io.stdout:flush()

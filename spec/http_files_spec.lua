@@ -1,0 +1,181 @@
+-- http.files: validators, ranges, HEAD, directories, and no way out of
+-- the directory (.., encoded forms, NUL, symbolic links pointing out).
+local http = require "http"
+local net = require "net"
+local lfs = require "lfs"
+
+local function q(s) return shell_quote(s) end
+
+local function write(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+-- Raw request -> status, head, body (Connection: close is added).
+local function ask(port, method, target, headers)
+  local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+  c:write(method, " ", target, " HTTP/1.1\r\nHost: x\r\n", headers or "",
+    "Connection: close\r\n\r\n")
+  local all = c:read("a") or ""
+  c:close()
+  local head, body = all:match("^(.-\r\n)\r\n(.*)$")
+  return tonumber(all:match("^HTTP/1%.1 (%d+)")), head or all, body
+end
+
+describe("http.files", function()
+  local base, root, data
+  setup(function()
+    base = os.tmpname()
+    os.remove(base)
+    assert(lfs.mkdir(base))
+    root = base .. "/www"
+    assert(lfs.mkdir(root))
+    data = ("0123456789"):rep(10)
+    write(root .. "/f.txt", data)
+    write(root .. "/page.html", "<p>x</p>")
+    write(base .. "/secret", "outside\n")
+    assert(lfs.mkdir(root .. "/dir"))
+    write(root .. "/dir/index.html", "index\n")
+    assert(lfs.link("f.txt", root .. "/in.txt", true))
+    assert(lfs.link("../secret", root .. "/out.txt", true))
+    assert(lfs.link(base, root .. "/up", true))
+  end)
+  teardown(function() os.execute("rm -rf " .. q(base)) end)
+
+  local function with_server(opts, fn)
+    run_task(function()
+      local app = http.router()
+      app:get("/api", function(_, res) res:send("api\n") end)
+      app:get("/sendfile", function(_, res)
+        assert(res:sendfile(root .. "/f.txt", "text/x-test"))
+      end)
+      app:get("/sendfile-missing", function(_, res)
+        local ok, err = res:sendfile(root .. "/nope")
+        res:send(404, tostring(ok) .. " " .. err)
+      end)
+      app:mount("/static", http.files(root, opts))
+      local srv = assert(http.listen{port = 0, handler = app})
+      local _, port = srv:sockname()
+      local ok, err = pcall(fn, port)
+      srv:close()
+      assert(ok, err)
+    end, 20)
+  end
+
+  it("serves a file with type, validators and a length; HEAD too",
+    function()
+    with_server(nil, function(port)
+      local st, head, body = ask(port, "GET", "/static/f.txt")
+      assert.are.equal(200, st)
+      assert.are.equal(data, body)
+      assert.matches("Content%-Type: text/plain; charset=utf%-8\r\n", head)
+      assert.matches("Content%-Length: 100\r\n", head)
+      assert.matches('ETag: W/"%x+%-%x+"\r\n', head)
+      assert.matches("Last%-Modified: %a%a%a, ", head)
+      assert.matches("Accept%-Ranges: bytes\r\n", head)
+      local etag = head:match("ETag: ([^\r]+)")
+      local lm = head:match("Last%-Modified: ([^\r]+)")
+      st, head, body = ask(port, "HEAD", "/static/f.txt")
+      assert.are.equal(200, st)
+      assert.matches("Content%-Length: 100\r\n", head)
+      assert.are.equal("", body)
+      st, _, body = ask(port, "GET", "/static/f.txt",
+        "If-None-Match: " .. etag .. "\r\n")
+      assert.are.equal(304, st)
+      assert.are.equal("", body)
+      st = ask(port, "GET", "/static/f.txt",
+        "If-None-Match: \"other\"\r\n")
+      assert.are.equal(200, st)
+      st = ask(port, "GET", "/static/f.txt", "If-Modified-Since: " .. lm ..
+        "\r\n")
+      assert.are.equal(304, st)
+      assert.are.equal("text/html; charset=utf-8", select(2,
+        ask(port, "GET", "/static/page.html")):match(
+        "Content%-Type: ([^\r]+)"))
+      assert.are.equal(data, select(3, ask(port, "GET", "/static/in.txt")))
+      assert.are.equal("api\n", select(3, ask(port, "GET", "/api")))
+      st, head, body = ask(port, "GET", "/sendfile")
+      assert.are.equal(200, st)
+      assert.are.equal(data, body)
+      assert.matches("Content%-Type: text/x%-test\r\n", head)
+      assert.matches("Content%-Length: 100\r\n", head)
+      st, _, body = ask(port, "GET", "/sendfile-missing")
+      assert.are.equal(404, st)
+      assert.matches("^nil ENOENT", body)
+    end)
+  end)
+
+  it("answers ranges with 206, 416, and ignores a stale If-Range",
+    function()
+    with_server(nil, function(port)
+      local st, head, body = ask(port, "GET", "/static/f.txt",
+        "Range: bytes=10-19\r\n")
+      assert.are.equal(206, st)
+      assert.are.equal("0123456789", body)
+      assert.matches("Content%-Range: bytes 10%-19/100\r\n", head)
+      st, _, body = ask(port, "GET", "/static/f.txt", "Range: bytes=-5\r\n")
+      assert.are.equal(206, st)
+      assert.are.equal("56789", body)
+      st, _, body = ask(port, "GET", "/static/f.txt", "Range: bytes=95-\r\n")
+      assert.are.equal("56789", body)
+      st, _, body = ask(port, "GET", "/static/f.txt",
+        "Range: bytes=90-1000\r\n")
+      assert.are.equal("0123456789", body)
+      st, head = ask(port, "GET", "/static/f.txt", "Range: bytes=100-\r\n")
+      assert.are.equal(416, st)
+      assert.matches("Content%-Range: bytes %*/100\r\n", head)
+      st, _, body = ask(port, "GET", "/static/f.txt",
+        "Range: bytes=0-1\r\nIf-Range: \"stale\"\r\n")
+      assert.are.equal(200, st)
+      assert.are.equal(data, body)
+      -- malformed or multiple ranges: the whole file
+      assert.are.equal(200, (ask(port, "GET", "/static/f.txt",
+        "Range: bytes=5-1\r\n")))
+      assert.are.equal(200, (ask(port, "GET", "/static/f.txt",
+        "Range: bytes=0-1,5-6\r\n")))
+    end)
+  end)
+
+  it("lists no directory by default; index and 301 when asked", function()
+    with_server(nil, function(port)
+      assert.are.equal(404, (ask(port, "GET", "/static/dir/")))
+      assert.are.equal(404, (ask(port, "GET", "/static/dir")))
+    end)
+    with_server({index = "index.html"}, function(port)
+      local st, head = ask(port, "GET", "/static/dir")
+      assert.are.equal(301, st)
+      assert.matches("Location: /static/dir/\r\n", head)
+      assert.are.equal("index\n", select(3, ask(port, "GET",
+        "/static/dir/")))
+    end)
+  end)
+
+  it("never leaves its directory", function()
+    with_server({index = "index.html", listing = true}, function(port)
+      for target, want in pairs({
+        ["/static/../secret"] = 403,
+        ["/static/%2e%2e/secret"] = 403,
+        ["/static/%2E%2E/secret"] = 403,
+        ["/static/dir/../../secret"] = 403,
+        ["/static/..%2fsecret"] = 400,
+        ["/static/a%00b"] = 400,
+        ["/static/%zz"] = 400,
+        ["/static/out.txt"] = 403,
+        ["/static/up/secret"] = 403,
+        ["/static/nothere"] = 404,
+      }) do
+        local st, _, body = ask(port, "GET", target)
+        assert.are.equal(want, st, target)
+        assert.is_nil(body:find("outside", 1, true), target)
+      end
+      assert.are.equal(405, (ask(port, "POST", "/static/f.txt")))
+    end)
+  end)
+
+  it("raises on a bad directory or options", function()
+    assert.has_error(function() http.files(base .. "/nope") end)
+    assert.has_error(function() http.files(root, {bogus = 1}) end)
+    assert.has_error(function() http.files(42) end)
+  end)
+end)
