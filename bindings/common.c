@@ -443,6 +443,7 @@ lh_req *lh_req_new(lua_State *L, size_t size, int cbidx) {
 
 void lh_req_free(lh_req *r) {
   lua_State *L = r->ctx->L;
+  if (r->box) r->box->req = NULL; /* done: its userdata outlives it */
   luaL_unref(L, LUA_REGISTRYINDEX, r->cb_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, r->data_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, r->handle_ref);

@@ -23,6 +23,8 @@
 
 /* {====================================================== context */
 
+struct lh_sub;
+
 typedef struct lh_ctx {
   uv_loop_t *loop;
   lua_State *L;          /* main thread: every callback runs on it */
@@ -33,6 +35,9 @@ typedef struct lh_ctx {
   int shutting_down;     /* host is closing everything: no new Lua calls */
   int callback_errors_fatal; /* policy: 1 = report and exit 1 (default) */
   int in_run;            /* uv_run is on the C stack: do not re-enter */
+  int run_mode;          /* its uv_run_mode while in_run (uv.loop_mode) */
+  struct lh_sub *sub;    /* a substate's link to its thread (xfer.h), or
+                            NULL in the host's main state */
   int script_ran_loop;   /* the script called uv.run itself (luv style) */
   int main_done;         /* the main task has finished */
   char *readbuf;         /* shared receive buffer (lh_readbuf), or NULL */
@@ -212,7 +217,26 @@ typedef struct lh_req {
   int data_ref;
   int handle_ref;
   void *extra;
+  struct lh_reqbox *box; /* its Lua userdata (req.c), or NULL */
 } lh_req;
+
+/*
+** The Lua face of a request (req.c): a userdata with metatable "uv_req"
+** (cancel, get_type). It points at the request while that is in flight;
+** lh_req_free clears the pointer, its __gc clears the request's. `owned`:
+** the request is done but kept for its results (fs_scandir), and the box
+** frees it when collected.
+*/
+typedef struct lh_reqbox {
+  lh_req *req;
+  int type;  /* uv_req_type, kept after the request is done */
+  int owned;
+} lh_reqbox;
+
+/* Push a new box for request r of the given type and link the two. */
+lh_reqbox *lh_req_push_box(lua_State *L, lh_req *r, uv_req_type type);
+/* Check that arg idx is a request box; returns it. */
+lh_reqbox *lh_check_reqbox(lua_State *L, int idx);
 
 /* Allocate a request of `size` bytes for the libuv request struct; the
 ** callable at cbidx (0 = none) is referenced. */
@@ -285,6 +309,13 @@ void lh_dns_open(lua_State *L);
 void lh_netdb_open(lua_State *L);
 void lh_sockopt_open(lua_State *L);
 void lh_misc_open(lua_State *L);
+void lh_req_open(lua_State *L);
+void lh_fs_open(lua_State *L);
+void lh_fsdir_open(lua_State *L);
+void lh_fs_event_open(lua_State *L);
+void lh_fs_poll_open(lua_State *L);
+void lh_thread_open(lua_State *L);
+void lh_work_open(lua_State *L);
 
 int luaopen_uv(lua_State *L);
 

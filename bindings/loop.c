@@ -3,16 +3,18 @@
 ** hrtime, backend_fd, backend_timeout).
 ** See Copyright Notice in README.md
 */
-#include "common.h"
+#include "xfer.h"
+
+static const char *const run_modes[] = {"default", "once", "nowait", NULL};
 
 /* uv.run([mode]): "default" | "once" | "nowait". Running the loop from
-** inside a callback would re-enter libuv, which it forbids: raise. */
+** inside a callback would re-enter libuv, which it forbids: raise. In a
+** thread's state (xfer.h) the host's exit stops the loop and raises. */
 static int loop_run(lua_State *L) {
-  static const char *const modes[] = {"default", "once", "nowait", NULL};
   static const uv_run_mode values[] = {UV_RUN_DEFAULT, UV_RUN_ONCE,
                                        UV_RUN_NOWAIT};
   lh_ctx *ctx = lh_getctx(L);
-  int mode = luaL_checkoption(L, 1, "default", modes);
+  int mode = luaL_checkoption(L, 1, "default", run_modes);
   int ret;
   if (ctx->in_run)
     return luaL_error(L, "uv.run: the loop is already running");
@@ -21,10 +23,17 @@ static int loop_run(lua_State *L) {
     return 1;
   }
   ctx->in_run = 1;
+  ctx->run_mode = mode;
   ctx->script_ran_loop = 1;
   ret = uv_run(ctx->loop, values[mode]);
   ctx->in_run = 0;
-  if (ctx->fatal || ctx->exit_requested) /* an error stopped it: unwind */
+  if (ctx->sub && lh_sub_cancelled(ctx->sub))
+    return luaL_error(L, "cancelled: the host is exiting");
+  if (ctx->exit_requested) { /* os.exit(code, true): unwind to the host */
+    lua_pushlightuserdata(L, lh_exit_marker());
+    return lua_error(L);
+  }
+  if (ctx->fatal) /* an error stopped it: unwind */
     return luaL_error(L, "uv.run: stopped by an uncaught error");
   if (ret < 0) return lh_fail(L, ret);
   lua_pushboolean(L, ret != 0);
@@ -91,11 +100,64 @@ static int loop_walk(lua_State *L) {
   return 0;
 }
 
+/* loop_mode(): the mode of the uv.run in progress, or nil. */
+static int loop_mode(lua_State *L) {
+  lh_ctx *ctx = lh_getctx(L);
+  if (!ctx->in_run) lua_pushnil(L);
+  else lua_pushstring(L, run_modes[ctx->run_mode]);
+  return 1;
+}
+
+/* loop_configure("block_signal", sig) | loop_configure("metrics_idle_time"):
+** libuv wants it before the loop first runs; it answers EINVAL/ENOSYS. */
+static int loop_configure(lua_State *L) {
+  static const char *const options[] = {"block_signal", "metrics_idle_time",
+                                        NULL};
+  uv_loop_t *loop = lh_getctx(L)->loop;
+  if (luaL_checkoption(L, 1, NULL, options) == 0)
+    return lh_result(L, uv_loop_configure(loop, UV_LOOP_BLOCK_SIGNAL,
+                                          lh_check_signal(L, 2)));
+  return lh_result(L, uv_loop_configure(loop, UV_METRICS_IDLE_TIME));
+}
+
+/* metrics_idle_time(): nanoseconds the loop spent waiting for events,
+** counted once loop_configure("metrics_idle_time") asked for it. */
+static int loop_metrics_idle_time(lua_State *L) {
+  lua_pushinteger(L,
+    (lua_Integer)uv_metrics_idle_time(lh_getctx(L)->loop));
+  return 1;
+}
+
+/*
+** loop_close(): luv closes the loop, which libuv refuses (EBUSY) while a
+** handle or request is alive. Here the loop belongs to the host, which
+** closes it at exit and may still need it (a later require "uv", the exit
+** itself): so this answers as uv_loop_close would for the script's own
+** handles and requests, and 0 when none is left, closing nothing else.
+*/
+static void count_open_cb(uv_handle_t *uvh, void *arg) {
+  if (!lh_is_internal(uvh) && !uv_is_closing(uvh)) (*(int *)arg)++;
+}
+
+static int loop_close(lua_State *L) {
+  lh_ctx *ctx = lh_getctx(L);
+  int open = 0;
+  if (ctx->in_run) return lh_fail(L, UV_EBUSY);
+  uv_walk(ctx->loop, count_open_cb, &open);
+  if (open > 0 || uv_loop_alive(ctx->loop)) return lh_fail(L, UV_EBUSY);
+  lua_pushinteger(L, 0);
+  return 1;
+}
+
 static const luaL_Reg loop_functions[] = {
   {"backend_fd", loop_backend_fd},
   {"backend_timeout", loop_backend_timeout},
   {"hrtime", loop_hrtime},
   {"loop_alive", loop_alive},
+  {"loop_close", loop_close},
+  {"loop_configure", loop_configure},
+  {"loop_mode", loop_mode},
+  {"metrics_idle_time", loop_metrics_idle_time},
   {"now", loop_now},
   {"run", loop_run},
   {"stop", loop_stop},

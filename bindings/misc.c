@@ -2,10 +2,13 @@
 ** misc.c: libuv's system utilities with luv's names and result shapes:
 ** the host (hostname, uname, interfaces, memory, load, cpus, uptime), the
 ** process (pid, ppid, cwd, chdir, exepath, env, rusage, passwd) and a few
-** odds and ends (version, gettimeofday, sleep, random).
+** odds and ends (version, gettimeofday, sleep, random, process title,
+** setuid/setgid, translate_sys_error, the handle dumps).
 ** See Copyright Notice in README.md
 */
+#include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -139,6 +142,66 @@ static int misc_getuid(lua_State *L) {
 static int misc_getgid(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)getgid());
   return 1;
+}
+
+/* getpid(): luv's older name of os_getpid. */
+static int misc_getpid(lua_State *L) { return misc_os_getpid(L); }
+
+/* setuid(id), setgid(id): nothing on success (luv's shape); unlike luv,
+** which raises, a refusal by the system is the fail triple. */
+static int misc_setuid(lua_State *L) {
+  uid_t id = (uid_t)lh_check_range(L, 1, 0, 0xFFFFFFFEu);
+  if (setuid(id) != 0) return lh_fail(L, uv_translate_sys_error(errno));
+  return 0;
+}
+
+static int misc_setgid(lua_State *L) {
+  gid_t id = (gid_t)lh_check_range(L, 1, 0, 0xFFFFFFFEu);
+  if (setgid(id) != 0) return lh_fail(L, uv_translate_sys_error(errno));
+  return 0;
+}
+
+/* get_process_title() / set_process_title(title): the host hands its
+** argv to libuv (uv_setup_args) at start, so the title can be set. */
+static int misc_get_process_title(lua_State *L) {
+  char buf[NAMEBUF];
+  int rc = uv_get_process_title(buf, sizeof(buf));
+  if (rc < 0) return lh_fail(L, rc);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+static int misc_set_process_title(lua_State *L) {
+  return lh_result(L, uv_set_process_title(lh_check_cstring(L, 1)));
+}
+
+static int misc_disable_stdio_inheritance(lua_State *L) {
+  (void)L;
+  uv_disable_stdio_inheritance();
+  return 0;
+}
+
+/* translate_sys_error(errno) -> "ENAME: message", "ENAME" | nothing for
+** 0, as luv. */
+static int misc_translate_sys_error(lua_State *L) {
+  int rc = uv_translate_sys_error((int)lh_check_range(L, 1, INT_MIN + 1,
+                                                      INT_MAX));
+  if (rc >= 0) return 0;
+  lh_fail(L, rc);
+  lua_remove(L, -3); /* the nil */
+  return 2;
+}
+
+/* print_all_handles(), print_active_handles(): libuv's debugging dump of
+** the loop's handles, on stderr. */
+static int misc_print_all_handles(lua_State *L) {
+  uv_print_all_handles(lh_getctx(L)->loop, stderr);
+  return 0;
+}
+
+static int misc_print_active_handles(lua_State *L) {
+  uv_print_active_handles(lh_getctx(L)->loop, stderr);
+  return 0;
 }
 
 static void set_timeval(lua_State *L, const char *field, uv_timeval_t tv) {
@@ -433,7 +496,10 @@ static const luaL_Reg misc_functions[] = {
   {"get_constrained_memory", misc_get_constrained_memory},
   {"get_free_memory", misc_get_free_memory},
   {"get_total_memory", misc_get_total_memory},
+  {"disable_stdio_inheritance", misc_disable_stdio_inheritance},
+  {"get_process_title", misc_get_process_title},
   {"getgid", misc_getgid},
+  {"getpid", misc_getpid},
   {"getrusage", misc_getrusage},
   {"gettimeofday", misc_gettimeofday},
   {"getuid", misc_getuid},
@@ -453,10 +519,16 @@ static const luaL_Reg misc_functions[] = {
   {"os_setpriority", misc_os_setpriority},
   {"os_tmpdir", misc_os_tmpdir},
   {"os_uname", misc_os_uname},
+  {"print_active_handles", misc_print_active_handles},
+  {"print_all_handles", misc_print_all_handles},
   {"os_unsetenv", misc_os_unsetenv},
   {"random", misc_random},
   {"resident_set_memory", misc_resident_set_memory},
+  {"set_process_title", misc_set_process_title},
+  {"setgid", misc_setgid},
+  {"setuid", misc_setuid},
   {"sleep", misc_sleep},
+  {"translate_sys_error", misc_translate_sys_error},
   {"uptime", misc_uptime},
   {"version", misc_version},
   {"version_string", misc_version_string},

@@ -1,5 +1,6 @@
 /*
-** tty.c: uv_tty_t (new_tty, tty_set_mode, tty_reset_mode, tty_get_winsize)
+** tty.c: uv_tty_t (new_tty, tty_set_mode, tty_reset_mode, tty_get_winsize,
+** tty_get/set_vterm_state)
 ** and guess_handle. A tty is a stream: the stream methods come from
 ** stream.c through LH_MT_STREAM.
 ** See Copyright Notice in README.md
@@ -45,6 +46,25 @@ static int tty_reset_mode(lua_State *L) {
   return lh_result(L, uv_tty_reset_mode());
 }
 
+/* tty_set_vterm_state("supported" | "unsupported"),
+** tty_get_vterm_state(): Windows console state; elsewhere libuv ignores
+** the set and answers ENOTSUP to the get, as luv returns them. */
+static const char *const vterm_states[] = {"supported", "unsupported", NULL};
+
+static int tty_set_vterm_state(lua_State *L) {
+  int st = luaL_checkoption(L, 1, NULL, vterm_states);
+  uv_tty_set_vterm_state(st == 0 ? UV_TTY_SUPPORTED : UV_TTY_UNSUPPORTED);
+  return 0;
+}
+
+static int tty_get_vterm_state(lua_State *L) {
+  uv_tty_vtermstate_t st;
+  int rc = uv_tty_get_vterm_state(&st);
+  if (rc < 0) return lh_fail(L, rc);
+  lua_pushstring(L, vterm_states[st == UV_TTY_SUPPORTED ? 0 : 1]);
+  return 1;
+}
+
 static int tty_get_winsize(lua_State *L) {
   lh_handle *h = lh_check_handle(L, 1, 1 << UV_TTY);
   int w, hgt, rc = uv_tty_get_winsize(lh_uv(h, uv_tty_t), &w, &hgt);
@@ -71,9 +91,11 @@ static int guess_handle(lua_State *L) {
 static const luaL_Reg tty_functions[] = {
   {"guess_handle", guess_handle},
   {"new_tty", tty_new},
+  {"tty_get_vterm_state", tty_get_vterm_state},
   {"tty_get_winsize", tty_get_winsize},
   {"tty_reset_mode", tty_reset_mode},
   {"tty_set_mode", tty_set_mode},
+  {"tty_set_vterm_state", tty_set_vterm_state},
   {NULL, NULL}
 };
 

@@ -34,6 +34,13 @@ int luaopen_uv(lua_State *L) {
   lh_netdb_open(L);
   lh_sockopt_open(L);
   lh_misc_open(L);
+  lh_req_open(L);
+  lh_fs_open(L);
+  lh_fsdir_open(L);
+  lh_fs_event_open(L);
+  lh_fs_poll_open(L);
+  lh_thread_open(L);
+  lh_work_open(L);
   push_errno_table(L);
   lua_setfield(L, -2, "errno");
   return 1;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "xfer.h"
 
 /* {====================================================== idle/prepare/check */
 
@@ -52,86 +52,164 @@ WATCHER(check, CHECK)
 
 /*
 ** async_send may run on another thread, so its values are copied into C
-** memory under a mutex and turned back into Lua values by the callback on
-** the loop thread. libuv coalesces sends that arrive before the callback
-** runs into one call: the last send's values win.
+** memory (xfer.c) and turned back into Lua values by the callback on the
+** loop thread. libuv coalesces sends that arrive before the callback runs
+** into one call: the last send's values win. At most LH_XFER_MAXARGS
+** values are sent, as in luv; more are dropped.
+**
+** The handle's shared part outlives it: another thread may hold a copy of
+** the async (a "uv_async_ref" userdata, received as an argument or a
+** value), whose send must find out, under the mutex, that the handle is
+** gone instead of touching freed memory. It is freed with its last
+** reference.
 */
-#define ASYNC_MAXARGS 64
-
-typedef struct aval {
-  int type;               /* LUA_TNIL, LUA_TBOOLEAN, LUA_TNUMBER, LUA_TSTRING */
-  int isint;
-  union { int b; lua_Integer i; lua_Number n; } v;
-  char *s;                /* malloc'd copy for strings */
-  size_t len;
-} aval;
-
-typedef struct async_state {
+typedef struct async_shared {
   uv_mutex_t mutex;
-  int n;                  /* values waiting for the callback */
-  aval vals[ASYNC_MAXARGS];
-} async_state;
+  int refs;               /* the handle's and each copy's (under mutex) */
+  lh_handle *h;           /* the open handle, NULL from its close_cb on */
+  lh_ctx *ctx;            /* the state that owns the handle */
+  lh_buf vals;            /* the last send's values, for the callback */
+} async_shared;
 
-static void clear_vals(aval *vals, int n) {
-  int i;
-  for (i = 0; i < n; i++) free(vals[i].s);
+#define ASYNC_REF "uv_async_ref"
+
+void lh_async_release(void *p) {
+  async_shared *sh = (async_shared *)p;
+  int refs;
+  uv_mutex_lock(&sh->mutex);
+  refs = --sh->refs;
+  uv_mutex_unlock(&sh->mutex);
+  if (refs > 0) return;
+  lh_xfer_free(&sh->vals);
+  uv_mutex_destroy(&sh->mutex);
+  free(sh);
 }
 
 static void async_free_extra(lh_handle *h) {
-  async_state *st = (async_state *)h->extra;
-  clear_vals(st->vals, st->n);
-  uv_mutex_destroy(&st->mutex);
-  free(st);
+  async_shared *sh = (async_shared *)h->extra;
+  lh_buf vals;
+  uv_mutex_lock(&sh->mutex);
+  sh->h = NULL;
+  vals = sh->vals;
+  memset(&sh->vals, 0, sizeof(sh->vals));
+  uv_mutex_unlock(&sh->mutex);
+  lh_xfer_free(&vals);
+  lh_async_release(sh);
   h->extra = NULL;
 }
 
-static void push_val(lua_State *L, const aval *a) {
-  switch (a->type) {
-    case LUA_TBOOLEAN: lua_pushboolean(L, a->v.b); break;
-    case LUA_TNUMBER:
-      if (a->isint) lua_pushinteger(L, a->v.i);
-      else lua_pushnumber(L, a->v.n);
-      break;
-    case LUA_TSTRING: lua_pushlstring(L, a->s ? a->s : "", a->len); break;
-    default: lua_pushnil(L); break;
+/* The shared part of the async at idx, or NULL. No reference taken. */
+static async_shared *to_shared(lua_State *L, int idx) {
+  async_shared **ref = (async_shared **)luaL_testudata(L, idx, ASYNC_REF);
+  lh_handle **box;
+  if (ref != NULL) return *ref;
+  box = (lh_handle **)luaL_testudata(L, idx, "uv_async");
+  if (box == NULL || *box == NULL || uv_is_closing((*box)->uv)) return NULL;
+  return (async_shared *)(*box)->extra;
+}
+
+void *lh_async_share(lua_State *L, int idx) {
+  async_shared *sh = to_shared(L, idx);
+  if (sh == NULL) return NULL;
+  uv_mutex_lock(&sh->mutex);
+  sh->refs++;
+  uv_mutex_unlock(&sh->mutex);
+  return sh;
+}
+
+static int ref_gc(lua_State *L) {
+  async_shared **ref = (async_shared **)luaL_checkudata(L, 1, ASYNC_REF);
+  if (*ref) lh_async_release(*ref);
+  *ref = NULL;
+  return 0;
+}
+
+static int ref_tostring(lua_State *L) {
+  async_shared **ref = (async_shared **)luaL_checkudata(L, 1, ASYNC_REF);
+  lua_pushfstring(L, "uv_async (of another thread): %p", (void *)*ref);
+  return 1;
+}
+
+static int async_send(lua_State *L);
+
+void lh_async_push(lua_State *L, void *p) {
+  async_shared *sh = (async_shared *)p;
+  async_shared **ref;
+  int mine;
+  uv_mutex_lock(&sh->mutex);
+  mine = sh->h != NULL && sh->ctx == lh_getctx(L);
+  if (mine) lh_push_handle(L, sh->h); /* back home: the handle itself */
+  uv_mutex_unlock(&sh->mutex);
+  if (mine) return;
+  ref = (async_shared **)lua_newuserdatauv(L, sizeof(*ref), 0);
+  *ref = NULL;
+  if (luaL_newmetatable(L, ASYNC_REF)) {
+    static const luaL_Reg methods[] = {{"send", async_send}, {NULL, NULL}};
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, ref_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, ref_tostring);
+    lua_setfield(L, -2, "__tostring");
   }
+  lua_setmetatable(L, -2);
+  uv_mutex_lock(&sh->mutex);
+  sh->refs++;
+  uv_mutex_unlock(&sh->mutex);
+  *ref = sh;
+}
+
+/* On the loop's state, protected: push the values (1 = the buffer). */
+static int push_vals(lua_State *L) {
+  lh_buf *b = (lh_buf *)lua_touserdata(L, 1);
+  lua_remove(L, 1);
+  return lh_xfer_push(L, b);
 }
 
 static void async_cb(uv_async_t *a) {
   lh_handle *h = (lh_handle *)a->data;
-  async_state *st = (async_state *)h->extra;
-  aval vals[ASYNC_MAXARGS];
-  int i, n;
+  async_shared *sh = (async_shared *)h->extra;
+  lua_State *L = h->ctx->L;
+  lh_buf vals;
   /* Take the values out under the lock; build Lua values outside it. */
-  uv_mutex_lock(&st->mutex);
-  n = st->n;
-  memcpy(vals, st->vals, sizeof(aval) * (size_t)n);
-  st->n = 0;
-  uv_mutex_unlock(&st->mutex);
+  uv_mutex_lock(&sh->mutex);
+  vals = sh->vals;
+  memset(&sh->vals, 0, sizeof(sh->vals));
+  uv_mutex_unlock(&sh->mutex);
   if (lh_push_cb(h, LH_CB_EVENT)) {
-    lua_State *L = h->ctx->L;
-    luaL_checkstack(L, n + 1, "too many async values");
-    for (i = 0; i < n; i++) push_val(L, &vals[i]);
-    clear_vals(vals, n); /* before the call: it may close the handle */
+    int top = lua_gettop(L), n;
+    lua_pushcfunction(L, push_vals);
+    lua_pushlightuserdata(L, &vals);
+    if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) { /* out of memory */
+      lh_report(lua_tostring(L, -1));
+      lua_settop(L, top - 1);
+      lh_xfer_free(&vals);
+      return;
+    }
+    n = lua_gettop(L) - top;
+    lh_xfer_free(&vals); /* before the call: it may close the handle */
     lh_call(h->ctx, n);
   } else {
-    clear_vals(vals, n);
+    lh_xfer_free(&vals);
   }
 }
 
 static int async_new(lua_State *L) {
   lh_handle *h;
-  async_state *st;
+  async_shared *sh;
   int rc;
   lh_check_callable(L, 1);
   h = lh_handle_new(L, UV_ASYNC);
-  st = (async_state *)calloc(1, sizeof(async_state));
-  if (st == NULL || (rc = uv_mutex_init(&st->mutex)) < 0) {
-    free(st);
+  sh = (async_shared *)calloc(1, sizeof(async_shared));
+  if (sh == NULL || uv_mutex_init(&sh->mutex) < 0) {
+    free(sh);
     lh_handle_abort(L, h);
     return luaL_error(L, "not enough memory");
   }
-  h->extra = st;
+  sh->refs = 1;
+  sh->h = h;
+  sh->ctx = h->ctx;
+  h->extra = sh;
   h->free_extra = async_free_extra;
   rc = uv_async_init(h->ctx->loop, lh_uv(h, uv_async_t), async_cb);
   if (rc < 0) {
@@ -143,53 +221,32 @@ static int async_new(lua_State *L) {
   return 1;
 }
 
-/* Copy the Lua values from idx to top into vals; raises on a value that
-** cannot cross threads (only nil, booleans, numbers and strings can). */
-static int copy_vals(lua_State *L, int idx, aval *vals) {
-  int top = lua_gettop(L), i, n = 0;
-  if (top - idx + 1 > ASYNC_MAXARGS)
-    return luaL_error(L, "too many values for async_send (max %d)",
-                      ASYNC_MAXARGS);
-  for (i = idx; i <= top; i++) {
-    int t = lua_type(L, i);
-    if (t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER &&
-        t != LUA_TSTRING)
-      luaL_typeerror(L, i, "nil, boolean, number or string");
-  }
-  for (i = idx; i <= top; i++, n++) {
-    aval *a = &vals[n];
-    memset(a, 0, sizeof(*a));
-    a->type = lua_type(L, i);
-    if (a->type == LUA_TBOOLEAN) {
-      a->v.b = lua_toboolean(L, i);
-    } else if (a->type == LUA_TNUMBER) {
-      a->isint = lua_isinteger(L, i);
-      if (a->isint) a->v.i = lua_tointeger(L, i);
-      else a->v.n = lua_tonumber(L, i);
-    } else if (a->type == LUA_TSTRING) {
-      const char *s = lua_tolstring(L, i, &a->len);
-      a->s = (char *)malloc(a->len + 1);
-      if (a->s == NULL) {
-        clear_vals(vals, n);
-        return luaL_error(L, "not enough memory");
-      }
-      memcpy(a->s, s, a->len + 1);
-    }
-  }
-  return n;
-}
-
+/* async_send(async, ...): async is a handle of this state, or one that
+** came from another thread (it then wakes that thread's loop; a send after
+** that handle closed returns fail EINVAL). */
 static int async_send(lua_State *L) {
-  lh_handle *h = lh_check_handle(L, 1, 1 << UV_ASYNC);
-  async_state *st = (async_state *)h->extra;
-  aval vals[ASYNC_MAXARGS];
-  int n = copy_vals(L, 2, vals);
-  uv_mutex_lock(&st->mutex);
-  clear_vals(st->vals, st->n); /* coalesced: the last values win */
-  memcpy(st->vals, vals, sizeof(aval) * (size_t)n);
-  st->n = n;
-  uv_mutex_unlock(&st->mutex);
-  return lh_result(L, uv_async_send(lh_uv(h, uv_async_t)));
+  async_shared *sh;
+  lh_buf vals, old;
+  int n = lua_gettop(L) - 1, rc;
+  if (luaL_testudata(L, 1, ASYNC_REF))
+    sh = *(async_shared **)lua_touserdata(L, 1);
+  else
+    sh = (async_shared *)lh_check_handle(L, 1, 1 << UV_ASYNC)->extra;
+  if (sh == NULL) return luaL_argerror(L, 1, "attempt to use a closed handle");
+  if (n > LH_XFER_MAXARGS) n = LH_XFER_MAXARGS;
+  lh_xfer_put(L, 2, n, LH_XFER_ARGS, &vals);
+  uv_mutex_lock(&sh->mutex);
+  if (sh->h == NULL) {
+    old = vals;
+    rc = UV_EINVAL;
+  } else {
+    old = sh->vals; /* coalesced: the last values win */
+    sh->vals = vals;
+    rc = uv_async_send(lh_uv(sh->h, uv_async_t));
+  }
+  uv_mutex_unlock(&sh->mutex);
+  lh_xfer_free(&old);
+  return lh_result(L, rc);
 }
 
 static const luaL_Reg async_methods[] = {

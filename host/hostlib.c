@@ -1,9 +1,10 @@
 /*
-** hostlib.c: the "luahost" module, the whole table in one place: what the
-** Lua side (task.lua, net.lua) needs from the host (resuming tasks through
-** the one C path, reporting, stopping), and facts about this process
-** (its place in a worker group, the drain, the sockets it was given),
-** whose functions live with their role (worker.c, drain.c, daemon.c).
+** hostlib.c: the "luahost" module, the whole table in one place: facts
+** about this process (its place in a worker group, the drain, the sockets
+** it was given), whose functions live with their role (worker.c, drain.c,
+** daemon.c); and, apart, the host's plumbing for the embedded modules
+** (resuming tasks through the one C path, reporting, stopping), which
+** scripts never see (host_private_lib).
 ** See Copyright Notice in README.md
 */
 #include "runtime.h"
@@ -11,7 +12,7 @@
 #include "drain.h"
 #include "worker.h"
 
-/* luahost.resume(co, ...): wake a suspended task (stale wake-ups of a
+/* resume(co, ...): wake a suspended task (stale wake-ups of a
 ** finished or cancelled task are ignored), the same path C events use. */
 static int hostlib_resume(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
@@ -24,7 +25,7 @@ static int hostlib_resume(lua_State *L) {
   return 0;
 }
 
-/* luahost.start(co, ...): run a fresh coroutine (from coroutine.create)
+/* start(co, ...): run a fresh coroutine (from coroutine.create)
 ** until its first wait, with the same outcome handling as a resume. */
 static int hostlib_start(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
@@ -39,31 +40,35 @@ static int hostlib_start(lua_State *L) {
   return 0;
 }
 
-/* luahost.report(msg): print "luahost: msg" on stderr. */
+/* report(msg): print "luahost: msg" on stderr. */
 static int hostlib_report(lua_State *L) {
   lh_report(luaL_checkstring(L, 1));
   return 0;
 }
 
-/* luahost.fatal(code): stop the loop; the process exits with code. */
+/* fatal(code): stop the loop; the process exits with code. */
 static int hostlib_fatal(lua_State *L) {
   lh_fatal(lh_getctx(L), (int)luaL_optinteger(L, 1, 1));
   return 0;
 }
 
-/* luahost.main_done(): the main task finished (task.lua tells us). */
+/* main_done(): the main task finished (task.lua tells us). */
 static int hostlib_main_done(lua_State *L) {
   lh_getctx(L)->main_done = 1;
   return 0;
 }
 
+/* The public table: only what docs/deploy.md documents. */
 static const luaL_Reg hostlib_functions[] = {
-  /* documented (docs/deploy.md) */
   {"exiting", host_lua_exiting},       /* drain.c */
   {"listen_fds", host_lua_listen_fds}, /* daemon.c */
   {"on_drain", host_lua_on_drain},     /* drain.c */
   {"worker", host_lua_worker},         /* worker.c */
-  /* the host's plumbing for the embedded modules */
+  {NULL, NULL}
+};
+
+/* The host's plumbing for the embedded modules. */
+static const luaL_Reg private_functions[] = {
   {"fatal", hostlib_fatal},
   {"main_done", hostlib_main_done},
   {"report", hostlib_report},
@@ -79,4 +84,8 @@ int luaopen_luahost(lua_State *L) {
   lua_pushliteral(L, HOST_VERSION);
   lua_setfield(L, -2, "version");
   return 1;
+}
+
+void host_private_lib(lua_State *L) {
+  luaL_newlib(L, private_functions);
 }

@@ -382,6 +382,9 @@ int main(int argc, char **argv) {
   host_options ho;
   lua_State *L;
   int status, ok, args, script = argc, code;
+  /* libuv keeps a copy of argv so that uv.set_process_title may reuse
+  ** the memory of the original: from here on, only the copy is read. */
+  argv = uv_setup_args(argc, argv);
   if (argv[0] && argv[0][0]) progname = argv[0];
   host_options_init(&ho);
   args = collectargs(argv, argc, &script, &ho);

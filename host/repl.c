@@ -195,16 +195,12 @@ static void start_statement(repl *r) {
   lua_State *L = ctx->L, *co;
   int chunk = lua_gettop(L);
   co = lua_newthread(L);
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "task");
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, "_adopt"); /* a task, so that it may block */
-  lua_pushvalue(L, -3);
+  host_push_task_hook(L, "adopt"); /* a task, so that it may block */
+  lua_pushvalue(L, -2);
   lua_pushboolean(L, 0);
   lua_call(L, 2, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, r->task_ref);
   r->task_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* Ctrl-C cancels it */
-  lua_pop(L, 1); /* task module */
   lua_rawgeti(co, LUA_REGISTRYINDEX, r->runner_ref);
   lua_pushvalue(L, chunk);
   lua_xmove(L, co, 1);

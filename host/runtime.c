@@ -13,6 +13,7 @@
 #include "runtime.h"
 #include "http_core.h"
 #include "netcore.h"
+#include "xfer.h"
 
 int luaopen_luahost(lua_State *L);
 int luaopen_luahost_thread(lua_State *L);
@@ -27,8 +28,21 @@ static int load_embedded(lua_State *L) {
   if (luaL_loadbuffer(L, m->source, m->size, m->chunkname) != LUA_OK)
     return lua_error(L);
   lua_pushstring(L, m->name);
-  lua_call(L, 1, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, HOST_PRIVATE);
+  lua_call(L, 2, 1);
   return 1;
+}
+
+void host_push_task_hook(lua_State *L, const char *name) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "task");
+  lua_call(L, 1, 0);
+  lua_getfield(L, LUA_REGISTRYINDEX, HOST_PRIVATE);
+  lua_getfield(L, -1, "task");
+  luaL_checktype(L, -1, LUA_TTABLE);
+  lua_getfield(L, -1, name);
+  lua_replace(L, -3); /* the hook where the private table was */
+  lua_pop(L, 1);
 }
 
 /* require "luv" is require "uv": one module, one table. */
@@ -75,6 +89,14 @@ static const luaL_Reg c_modules[] = {
   {NULL, NULL}
 };
 
+/* LUAHOST_SYSTEM_SOCKET=1: require "socket" finds the system LuaSocket
+** (blocking) instead of the embedded one that parks only the task. */
+static int system_socket(const char *name) {
+  const char *v = getenv("LUAHOST_SYSTEM_SOCKET");
+  if (v == NULL || strcmp(v, "1") != 0) return 0;
+  return strcmp(name, "socket") == 0 || strncmp(name, "socket.", 7) == 0;
+}
+
 lua_State *host_newstate(lh_ctx *ctx) {
   lua_State *L = luaL_newstate();
   int i;
@@ -82,6 +104,8 @@ lua_State *host_newstate(lh_ctx *ctx) {
   lh_setctx(L, ctx);
   ctx->L = L;
   luaL_openlibs(L);
+  host_private_lib(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, HOST_PRIVATE);
   lua_getglobal(L, "os");
   lua_pushcfunction(L, host_os_exit);
   lua_setfield(L, -2, "exit");
@@ -92,6 +116,7 @@ lua_State *host_newstate(lh_ctx *ctx) {
     lua_setfield(L, -2, c_modules[i].name);
   }
   for (i = 0; host_modules[i].name != NULL; i++) {
+    if (system_socket(host_modules[i].name)) continue;
     lua_pushinteger(L, i);
     lua_pushcclosure(L, load_embedded, 1);
     lua_setfield(L, -2, host_modules[i].name);
@@ -154,22 +179,29 @@ static int run_steps(lua_State *L) {
   return run_steps_k(L, LUA_OK, 0);
 }
 
+/* task.lua's finish and adopt hooks (run protected: requiring task can
+** fail). */
+static int push_task_hooks(lua_State *L) {
+  host_push_task_hook(L, "finish");
+  host_push_task_hook(L, "adopt");
+  return 2;
+}
+
 void host_start_main(lh_ctx *ctx, lua_State *L) {
   lua_State *co;
   int steps = lua_gettop(L);
   /* task.lua owns task bookkeeping; it hands us its finish hook. */
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "task");
-  if (host_docall(L, 1, 1) != LUA_OK) {
+  lua_pushcfunction(L, push_task_hooks);
+  if (host_docall(L, 0, 2) != LUA_OK) {
     host_report(L, LUA_ERRRUN);
     lh_fatal(ctx, 1);
     lua_settop(L, steps - 1);
     return;
   }
-  lua_getfield(L, -1, "_finish");
+  lua_insert(L, -2); /* adopt, finish */
   ctx->task_finish_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   co = lua_newthread(L);
-  lua_getfield(L, -2, "_adopt"); /* task._adopt(co, true) anchors co */
+  lua_pushvalue(L, -2); /* adopt(co, true) anchors co */
   lua_pushvalue(L, -2);
   lua_pushboolean(L, 1);
   lua_call(L, 2, 0);
@@ -179,7 +211,7 @@ void host_start_main(lh_ctx *ctx, lua_State *L) {
   /* co stays on L's stack while it runs: a running coroutine must be
   ** anchored by its resumer. Later, task.lua holds the main task. */
   lh_start(ctx, co, 1);
-  lua_settop(L, steps - 1); /* drop steps, task table and co */
+  lua_settop(L, steps - 1); /* drop steps, adopt and co */
 }
 
 /* }====================================================== */
@@ -192,6 +224,7 @@ void host_run_loop(lh_ctx *ctx) {
   if (ctx->fatal || ctx->exit_requested) return;
   if (ctx->script_ran_loop && ctx->main_done) return;
   ctx->in_run = 1;
+  ctx->run_mode = UV_RUN_DEFAULT;
   uv_run(ctx->loop, UV_RUN_DEFAULT);
   ctx->in_run = 0;
 }
@@ -228,6 +261,79 @@ int host_shutdown(lh_ctx *ctx, lua_State *L) {
     lh_report("warning: the loop still had live handles at exit");
   lua_close(L);
   return ctx->exit_code;
+}
+
+/* }====================================================== */
+
+/* {====================================================== substates */
+
+/*
+** A substate (xfer.h) is one block: its context, its loop, and the
+** wake-up through which the loop thread stops it at host exit. It is
+** shut down exactly as the host's own state is (host_shutdown).
+*/
+typedef struct substate {
+  lh_ctx ctx;            /* first: found from the context by a cast */
+  uv_loop_t loop;
+  uv_async_t wake;
+  lh_internal wake_internal;
+} substate;
+
+#define HOOK_COUNT 10000     /* instructions between cancel checks */
+
+static void cancel_hook(lua_State *T, lua_Debug *ar) {
+  lh_ctx *ctx = lh_getctx(T);
+  (void)ar;
+  if (ctx->sub && lh_sub_cancelled(ctx->sub))
+    luaL_error(T, "cancelled: the host is exiting");
+}
+
+static void wake_cb(uv_async_t *a) {
+  uv_stop(a->loop); /* uv.run sees the cancel flag and raises */
+}
+
+static void wake_closed(uv_handle_t *h) {
+  substate *st = (substate *)h->loop->data;
+  uv_mutex_lock(&st->ctx.sub->mutex);
+  st->ctx.sub->wake = NULL;
+  uv_mutex_unlock(&st->ctx.sub->mutex);
+}
+
+lua_State *lh_substate_open(lh_sub *s) {
+  substate *st = (substate *)calloc(1, sizeof(substate));
+  lua_State *T;
+  if (st == NULL) return NULL;
+  if (uv_loop_init(&st->loop) != 0) {
+    free(st);
+    return NULL;
+  }
+  st->loop.data = st;
+  st->ctx.loop = &st->loop;
+  st->ctx.task_finish_ref = LUA_NOREF;
+  st->ctx.callback_errors_fatal = 1;
+  st->ctx.sub = s;
+  T = host_newstate(&st->ctx);
+  if (T == NULL || uv_async_init(&st->loop, &st->wake, wake_cb) != 0) {
+    if (T) lua_close(T);
+    uv_loop_close(&st->loop);
+    free(st);
+    return NULL;
+  }
+  st->wake_internal.tag = &lh_internal_tag;
+  st->wake_internal.close_cb = wake_closed;
+  st->wake.data = &st->wake_internal;
+  uv_unref((uv_handle_t *)&st->wake);
+  uv_mutex_lock(&s->mutex);
+  s->wake = &st->wake;
+  uv_mutex_unlock(&s->mutex);
+  lua_sethook(T, cancel_hook, LUA_MASKCOUNT, HOOK_COUNT);
+  return T;
+}
+
+void lh_substate_close(lua_State *T) {
+  substate *st = (substate *)lh_getctx(T);
+  host_shutdown(&st->ctx, T);
+  free(st);
 }
 
 /* }====================================================== */

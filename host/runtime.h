@@ -23,6 +23,16 @@ extern const host_module host_modules[];
 /* Create the state with ctx attached, standard libraries open, the
 ** embedded modules and uv/luv preloaded, os.exit made loop-safe. */
 lua_State *host_newstate(lh_ctx *ctx);
+
+/* The plumbing the embedded modules share, out of the scripts' reach: a
+** table in the registry, handed to each embedded module as its second
+** argument (`local _, private = ...`). It holds the host's functions
+** (resume, start, report, fatal, main_done, share: hostlib.c) and, once
+** task.lua ran, its hooks in private.task (finish, adopt, own, wait...). */
+#define HOST_PRIVATE "luahost.private"
+void host_private_lib(lua_State *L);
+/* Push private.task[name] (requiring "task" first); raises on failure. */
+void host_push_task_hook(lua_State *L, const char *name);
 /* Run the function under nargs args synchronously with a traceback
 ** handler (lua.c's docall). */
 int host_docall(lua_State *L, int narg, int nres);

@@ -23,12 +23,14 @@
 #include <lualib.h>
 
 #include "runtime.h"
+#include "xfer.h"
 
-#define MAX_DEPTH 100        /* nesting of copied tables */
 #define HOOK_COUNT 10000     /* instructions between cancel checks */
 
 /* {====================================================== copying */
 
+/* Values cross through xfer.c (tables of plain data included); the code
+** through this small buffer. */
 typedef struct buf {
   char *p;
   size_t n, cap;
@@ -50,148 +52,6 @@ static int put_try(buf *b, const void *s, size_t len) {
   return 0;
 }
 
-/* Append len bytes; raises in L when memory runs out. */
-static void put(lua_State *L, buf *b, const void *s, size_t len) {
-  if (put_try(b, s, len) != 0) luaL_error(L, "not enough memory");
-}
-
-static void put_tag(lua_State *L, buf *b, char tag) { put(L, b, &tag, 1); }
-
-/*
-** Encode the value at idx. `seen` is the index of a table holding the
-** tables being encoded (a cycle raises; a table met twice on different
-** paths is simply copied twice).
-*/
-static void encode(lua_State *L, buf *b, int idx, int seen, int depth) {
-  idx = lua_absindex(L, idx);
-  switch (lua_type(L, idx)) {
-    case LUA_TNIL: put_tag(L, b, 'n'); break;
-    case LUA_TBOOLEAN: put_tag(L, b, lua_toboolean(L, idx) ? 'T' : 'F');
-      break;
-    case LUA_TNUMBER:
-      if (lua_isinteger(L, idx)) {
-        lua_Integer i = lua_tointeger(L, idx);
-        put_tag(L, b, 'i');
-        put(L, b, &i, sizeof(i));
-      } else {
-        lua_Number d = lua_tonumber(L, idx);
-        put_tag(L, b, 'd');
-        put(L, b, &d, sizeof(d));
-      }
-      break;
-    case LUA_TSTRING: {
-      size_t len;
-      const char *s = lua_tolstring(L, idx, &len);
-      put_tag(L, b, 's');
-      put(L, b, &len, sizeof(len));
-      put(L, b, s, len);
-      break;
-    }
-    case LUA_TTABLE:
-      if (depth >= MAX_DEPTH)
-        luaL_error(L, "cannot copy tables nested deeper than %d",
-                   MAX_DEPTH);
-      luaL_checkstack(L, 4, "nested tables");
-      lua_pushvalue(L, idx);
-      if (lua_rawget(L, seen) != LUA_TNIL)
-        luaL_error(L, "cannot copy a table with a cycle");
-      lua_pop(L, 1);
-      lua_pushvalue(L, idx);
-      lua_pushboolean(L, 1);
-      lua_rawset(L, seen);
-      put_tag(L, b, 't');
-      lua_pushnil(L);
-      while (lua_next(L, idx)) { /* raw: metatables are not copied */
-        encode(L, b, -2, seen, depth + 1);
-        encode(L, b, -1, seen, depth + 1);
-        lua_pop(L, 1);
-      }
-      put_tag(L, b, 'e');
-      lua_pushvalue(L, idx);
-      lua_pushnil(L);
-      lua_rawset(L, seen);
-      break;
-    default:
-      luaL_error(L, "cannot copy a %s value to or from a thread (plain "
-                 "data only)", luaL_typename(L, idx));
-  }
-}
-
-/* Encode n values from first into b, as a count then the values. */
-static void encode_values(lua_State *L, buf *b, int first, int n) {
-  int i, seen;
-  lua_newtable(L);
-  seen = lua_gettop(L);
-  for (i = 0; i < n; i++) encode(L, b, first + i, seen, 0);
-  lua_pop(L, 1);
-}
-
-typedef struct reader {
-  const char *p, *end;
-} reader;
-
-static void take(lua_State *L, reader *r, void *dst, size_t len) {
-  if ((size_t)(r->end - r->p) < len) luaL_error(L, "corrupt thread data");
-  memcpy(dst, r->p, len);
-  r->p += len;
-}
-
-/* Push the next value; returns 0 (pushing nothing) at a table's end. */
-static int decode(lua_State *L, reader *r) {
-  char tag;
-  luaL_checkstack(L, 3, "nested tables");
-  take(L, r, &tag, 1);
-  switch (tag) {
-    case 'n': lua_pushnil(L); break;
-    case 'T': lua_pushboolean(L, 1); break;
-    case 'F': lua_pushboolean(L, 0); break;
-    case 'i': {
-      lua_Integer i;
-      take(L, r, &i, sizeof(i));
-      lua_pushinteger(L, i);
-      break;
-    }
-    case 'd': {
-      lua_Number d;
-      take(L, r, &d, sizeof(d));
-      lua_pushnumber(L, d);
-      break;
-    }
-    case 's': {
-      size_t len;
-      take(L, r, &len, sizeof(len));
-      if ((size_t)(r->end - r->p) < len) luaL_error(L, "corrupt thread data");
-      lua_pushlstring(L, r->p, len);
-      r->p += len;
-      break;
-    }
-    case 't':
-      lua_newtable(L);
-      while (decode(L, r)) { /* key */
-        if (!decode(L, r)) luaL_error(L, "corrupt thread data");
-        lua_rawset(L, -3);
-      }
-      break;
-    case 'e': return 0;
-    default: luaL_error(L, "corrupt thread data");
-  }
-  return 1;
-}
-
-/* Push every value of b; returns how many. */
-static int decode_values(lua_State *L, const buf *b) {
-  reader r;
-  int n = 0;
-  r.p = b->p;
-  r.end = b->p + b->n;
-  while (r.p < r.end) {
-    luaL_checkstack(L, 1, "too many values");
-    if (!decode(L, &r)) luaL_error(L, "corrupt thread data");
-    n++;
-  }
-  return n;
-}
-
 /* }====================================================== */
 
 /* {====================================================== jobs */
@@ -206,7 +66,9 @@ typedef struct job {
   int co_ref;            /* the waiting task, anchored */
   lua_State *co;
   int is_dump;           /* code is string.dump output, not source */
-  buf code, args, out;
+  buf code;
+  lh_buf args, out;
+  char *err;             /* the error message, when ok is 0 */
   int ok;                /* out holds results (1) or an error message */
   int done;              /* after_work is resuming the task with them */
   int detached;          /* the task went on without it (cancelled) */
@@ -261,8 +123,9 @@ static pool *get_pool(lua_State *L, lh_ctx *ctx) {
 
 static void job_free(job *j) {
   free(j->code.p);
-  free(j->args.p);
-  free(j->out.p);
+  lh_xfer_free(&j->args);
+  lh_xfer_free(&j->out);
+  free(j->err);
   free(j);
 }
 
@@ -301,11 +164,11 @@ static int job_main(lua_State *T) {
   }
   lua_pushcfunction(T, lh_msghandler);
   lua_insert(T, 1);
-  n = decode_values(T, &j->args);
+  n = lh_xfer_push(T, &j->args);
   st = lua_pcall(T, n, LUA_MULTRET, 1);
   if (st != LUA_OK) return lua_error(T); /* message with traceback */
   base = 2;
-  encode_values(T, &j->out, base, lua_gettop(T) - base + 1);
+  lh_xfer_put(T, base, lua_gettop(T) - base + 1, LH_XFER_TABLES, &j->out);
   return 0;
 }
 
@@ -315,8 +178,7 @@ static void work_cb(uv_work_t *w) {
   const char *msg;
   if (T == NULL) {
     msg = "not enough memory for a thread state";
-    j->out.p = strdup(msg);
-    j->out.n = j->out.p ? strlen(msg) : 0;
+    j->err = strdup(msg);
     return;
   }
   *(job **)lua_getextraspace(T) = j;
@@ -332,10 +194,8 @@ static void work_cb(uv_work_t *w) {
       s = "(error object is not a string)";
       len = strlen(s);
     }
-    free(j->out.p);
-    j->out.p = (char *)malloc(len ? len : 1);
-    j->out.n = j->out.p ? len : 0;
-    if (j->out.p) memcpy(j->out.p, s, len);
+    j->err = (char *)malloc(len + 1);
+    if (j->err) memcpy(j->err, s, len + 1);
   }
   lua_close(T);
 }
@@ -344,9 +204,9 @@ static void work_cb(uv_work_t *w) {
 static int push_outcome(lua_State *L) {
   job *j = (job *)lua_touserdata(L, 1);
   lua_settop(L, 0);
-  if (j->ok) return decode_values(L, &j->out);
+  if (j->ok) return lh_xfer_push(L, &j->out);
   lua_pushnil(L);
-  lua_pushlstring(L, j->out.p ? j->out.p : "thread failed", j->out.n);
+  lua_pushstring(L, j->err ? j->err : "thread failed");
   return 2;
 }
 
@@ -424,9 +284,10 @@ static int thread_copy_in(lua_State *L) {
   } else {
     size_t len;
     const char *src = lua_tolstring(L, 2, &len);
-    put(L, &j->code, src, len);
+    if (put_try(&j->code, src, len) != 0)
+      return luaL_error(L, "not enough memory");
   }
-  encode_values(L, &j->args, 3, n);
+  lh_xfer_put(L, 3, n, LH_XFER_TABLES, &j->args);
   return 0;
 }
 

@@ -9,7 +9,8 @@
 ** trailer section is checked and dropped as it streams by. Strict where
 ** readers disagree (the "funky chunks" smuggling family): every line of
 ** the framing ends in CRLF (a bare LF or CR is an error), a size is 1 to
-** 15 hex digits, an extension must start with ';' and holds no control
+** 8 significant hex digits (under 4 GiB a chunk; 16 digits with leading
+** zeros), an extension must start with ';' and holds no control
 ** byte, the CRLF after the data must be exactly there, and a trailer line
 ** is a field (no obs-fold). Limits: 4 KiB of extension per chunk line,
 ** 16 KiB and 100 fields of trailers.
@@ -18,7 +19,10 @@
 
 #include "http_core.h"
 
-#define MAX_DIGITS 15
+/* A chunk holds less than 4 GiB (8 significant hex digits; a body may
+** have many chunks); leading zeros count towards 16 digits in all. */
+#define MAX_DIGITS 16
+#define MAX_SIGNIFICANT 8
 #define MAX_EXT 4096
 #define MAX_TRAILER 16384
 #define MAX_TRAILER_FIELDS 100
@@ -104,7 +108,8 @@ static int chunked_decode(lua_State *L) {
       case S_SIZE: {
         int v = hexval(c);
         if (v >= 0) {
-          if (++d->digits > MAX_DIGITS)
+          if (++d->digits > MAX_DIGITS ||
+              d->size >= (1ull << (4 * (MAX_SIGNIFICANT - 1))))
             return fail(L, d, &b, "chunk size too long");
           d->size = d->size * 16 + (unsigned)v;
           break;
@@ -198,6 +203,14 @@ static int chunked_total(lua_State *L) {
   return 1;
 }
 
+/* decoder:pending() -> data bytes announced by the current chunk's size
+** and not yet decoded (a 4 GiB chunk on a 1 MiB limit is 413 at once) */
+static int chunked_pending(lua_State *L) {
+  decoder *d = (decoder *)luaL_checkudata(L, 1, DECODER);
+  lua_pushinteger(L, d->state == S_DATA ? (lua_Integer)d->size : 0);
+  return 1;
+}
+
 /* decoder:done() -> whether the last chunk and trailers have been read */
 static int chunked_done(lua_State *L) {
   decoder *d = (decoder *)luaL_checkudata(L, 1, DECODER);
@@ -208,6 +221,7 @@ static int chunked_done(lua_State *L) {
 static const luaL_Reg decoder_methods[] = {
   {"decode", chunked_decode},
   {"done", chunked_done},
+  {"pending", chunked_pending},
   {"total", chunked_total},
   {NULL, NULL}
 };

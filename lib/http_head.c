@@ -218,17 +218,19 @@ static int field(lua_State *L, head *h, const char *s, const char *e,
   return 0;
 }
 
-/* Content-Length: 1*DIGIT, at most 15 digits (below 2^53, exact in a
-** double and in any integer). */
+/* Content-Length: 1*DIGIT. A value of more than 15 digits is larger
+** than any body limit: it becomes 2^53 (so the answer is 413, not 400),
+** which no integer arithmetic on it can overflow. */
+#define HUGE_LENGTH ((lua_Integer)1 << 53)
 static int content_length(const char *v, size_t n, lua_Integer *len) {
   size_t i;
   lua_Integer x = 0;
-  if (n == 0 || n > 15) return 0;
+  if (n == 0) return 0;
   for (i = 0; i < n; i++) {
     if (v[i] < '0' || v[i] > '9') return 0;
-    x = x * 10 + (v[i] - '0');
+    if (x < HUGE_LENGTH) x = x * 10 + (v[i] - '0');
   }
-  *len = x;
+  *len = x < HUGE_LENGTH ? x : HUGE_LENGTH;
   return 1;
 }
 
@@ -237,7 +239,9 @@ static int content_length(const char *v, size_t n, lua_Integer *len) {
 static int request_line(lua_State *L, head *h, const char *s, const char *e,
                         const char **why) {
   const char *p = s, *t;
-  while (p < e && HTTP_TCHAR(*p)) p++;
+  /* Methods are case-sensitive tokens, and every registered one is upper
+  ** case (A-Z, '-', '_'): "get" is refused rather than guessed at. */
+  while (p < e && ((*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_')) p++;
   if (p == s || p == e || *p != ' ') { *why = "bad method"; return 400; }
   lua_pushlstring(L, s, (size_t)(p - s));
   lua_setfield(L, -2, "method");
@@ -422,6 +426,8 @@ static int parse(lua_State *L, int request) {
       return bad(L, request ? 431 : 400, "header block too large");
     le = trim_cr(p, lf);
     if (le == p) break; /* the empty line */
+    if (le - p > max_line)
+      return bad(L, request ? 431 : 400, "header line too long");
     if (memchr(p, '\r', (size_t)(le - p)) != NULL)
       return bad(L, 400, "bare CR");
     if (++n > max_fields)

@@ -2,12 +2,14 @@
 net: sockets as files, for straight-line Lua in tasks.
 
 The hot path (reading, writing, accepting, connecting, waiting) is C
-(net.core, lib/netcore.c); this file parses options, resolves names, tries
+(net.core, lib/net_*.c); this file parses options, resolves names, tries
 addresses in order and runs servers (one task per connection).
 
 Failures a program must expect return nil, err with a short stable string
 (see docs/net.md, "Errors"); programmer mistakes raise naming the argument.
 ]]
+-- The host's plumbing and task.lua's hooks: not in any public table.
+local private = select(2, ...)
 local core = require "net.core"
 local task = require "task"
 
@@ -26,13 +28,13 @@ net.defaults = {
   write_hwm = 64 * 1024,    -- write blocks while more is queued (bytes)
 }
 
-local own, spawn_light = task._own, task._spawn_light
-local wait = task._wait
-local resume = require("luahost").resume
+local own, spawn_light = private.task.own, private.task.spawn_light
+local park, wake = private.task.park, private.task.wake
+local cancelled = private.task.cancelled
 -- In a worker group, the supervisor owns every listening socket (and every
 -- bound UDP socket): share(kind, ...) gets the group's, or false outside
 -- a group (see docs/deploy.md, Workers).
-local share = require("luahost").share
+local share = private.share
 
 local Conn, Server = core.conn_methods, core.server_methods
 
@@ -325,7 +327,7 @@ Slot.__close = function(slot)
   local w = st.waiter
   if w then
     st.waiter = nil
-    resume(w)
+    wake(w)
   end
 end
 
@@ -378,7 +380,7 @@ end
 --- handled by handler(conn) in its own task; conn is closed when the
 --- handler returns or fails. Returns true once the server is closed.
 function Server:serve(handler)
-  handler = task._check_callable(handler, "serve")
+  handler = private.task.check_callable(handler, "serve")
   local st = servers[self]
   if st == nil then argerror(1, "serve", "net.server expected") end
   local accept = core_accept
@@ -388,8 +390,13 @@ function Server:serve(handler)
         log(st, "full", "max_connections (%d) reached and none idle: new " ..
           "clients wait in the backlog", st.max)
       end
-      st.waiter = coroutine.running()
-      wait()
+      local co = coroutine.running()
+      st.waiter = co
+      local r = park(nil, "serve")
+      if r ~= true then
+        if st.waiter == co then st.waiter = nil end
+        cancelled(r)
+      end
     end
     local conn, err = accept(self)
     if conn then
@@ -412,7 +419,7 @@ function Server:close()
   local w = st and st.waiter
   if w then
     st.waiter = nil
-    resume(w)
+    wake(w)
   end
   return r
 end

@@ -4,8 +4,10 @@ task: the coroutine scheduler of luahost.
 The main chunk, every connection handler and every spawned function runs
 as a task: a coroutine that the loop resumes from libuv callbacks. A call
 that would wait yields the current task; the rest of the host keeps running.
-All wake-ups go through luahost.resume or lh_resume (C), so a finished or
-cancelled task is never resumed by a stale event.
+Events resume a task through lh_resume (C), which ignores a finished or
+cancelled one; a task woken by another task (join, queues, events, server
+slots) goes through net.core's ready queue (core.wake), see "One wake
+discipline" below.
 
 Waiting is done in C (net.core): sleep, yield and every socket wait park
 the task with lua_yieldk, and deadlines live in one heap on one uv timer.
@@ -17,14 +19,19 @@ so the task unwinds like an error that is not reported: its pending
 opened (net.listen, net.connect, accept, net.udp) that is still open is
 closed.
 ]]
-local host = require "luahost"
+-- The host's plumbing (resume, start, report, fatal, main_done), out of the
+-- public luahost table; this module adds its own hooks as private.task.
+local private = select(2, ...)
 local core = require "net.core"
 
 local coroutine_running, coroutine_yield = coroutine.running, coroutine.yield
-local resume = host.resume
+local resume = private.resume
 local CANCEL, DROP = core.CANCEL, core.DROP
 
 local task = {}
+-- The hooks the host (finish, adopt) and net.lua (own, park, ...) use.
+local hooks = {}
+private.task = hooks
 
 local Task = {}
 Task.__index = Task
@@ -55,37 +62,27 @@ end
 -- The main task is held strongly: the host keeps no reference to its
 -- coroutine, and a running coroutine is not a GC root by itself.
 local main_task
-function task._adopt(co, main)
+function hooks.adopt(co, main)
   local t = new_record(co, main)
   if main then main_task = t end
   return t
 end
-function task._main() return main_task end
+function hooks.main() return main_task end
 
--- The running task's record, or raises: blocking calls need a task.
+-- The running task's record, or raises (at the caller of the function
+-- that asks): blocking calls need a task that can yield (checked in C, as
+-- for every wait of net.core).
+local need_task = core.need_task
 local function current(fname)
-  local co, ismain = coroutine_running()
-  local t = record(co)
-  if ismain or t == nil then
-    error((fname or "this function") .. " must be called from a task " ..
-      "(the main chunk, a handler or task.spawn), not from a callback", 3)
-  end
-  return t, co
+  local co = coroutine_running()
+  need_task(fname or "this function", 3)
+  return record(co), co
 end
-task._current = current
-
--- Yield the running task until something resumes it; a cancel raises.
-local function wait()
-  local a, b, c = coroutine_yield()
-  if a == CANCEL then error(CANCEL, 0) end
-  while a == DROP do a, b, c = coroutine_yield() end -- (see Task:cancel)
-  return a, b, c
-end
-task._wait = wait
+hooks.current = current
 
 -- Remember a socket the running task opened (closed if it is cancelled
 -- or fails). Outside a task, nothing to do.
-function task._own(sock)
+function hooks.own(sock)
   local t = record(coroutine_running())
   if t and not t.main then
     local owned = t.owned
@@ -108,29 +105,25 @@ local function close_owned(t)
   end
 end
 
+-- One wake discipline: whatever a task waits for (a join, a queue, an
+-- event, a free connection slot of a server), its waker never resumes it
+-- directly: core.wake moves it to net.core's ready queue, run after the
+-- next poll in the order woken. So a waker returns before the woken task
+-- runs, and no chain of wake-ups (a joiner that finishes and wakes its
+-- own joiners...) deepens the C stack. (I/O, deadlines and signals resume
+-- from their libuv callback: that is already the loop's turn.)
+local park, wake = core.park, core.wake
 
--- Joiners are woken through one trampoline: a joiner that finishes in turn
--- queues its own joiners instead of resuming them from inside this call,
--- so a long chain of joins never deepens the C stack.
-local ready, ready_head, ready_tail, draining = {}, 1, 0, false
-local function wake_joiners(list)
-  for i = 1, #list do
-    ready_tail = ready_tail + 1
-    ready[ready_tail] = list[i]
-  end
-  if draining then return end
-  draining = true
-  while ready_head <= ready_tail do
-    local co = ready[ready_head]
-    ready[ready_head] = nil
-    ready_head = ready_head + 1
-    resume(co)
-  end
-  ready_head, ready_tail, draining = 1, 0, false
+-- Raise the cancel marker a park returned; a drop marker stays parked
+-- first (see Task:cancel).
+local function cancelled(r)
+  while r == DROP do r = coroutine_yield() end
+  error(CANCEL, 0)
 end
+hooks.park, hooks.wake, hooks.cancelled = park, wake, cancelled
 
 -- The finish hook the host calls when a task returns or fails.
-function task._finish(co, ok, ...)
+function hooks.finish(co, ok, ...)
   local t = tasks[co]
   if t == nil then return end
   if t == true then -- a handler nobody asked about
@@ -138,7 +131,7 @@ function task._finish(co, ok, ...)
     if not ok then
       local traceback, err = ...
       coroutine.close(co)
-      if err ~= CANCEL then host.report(traceback) end
+      if err ~= CANCEL then private.report(traceback) end
     end
     return
   end
@@ -146,21 +139,21 @@ function task._finish(co, ok, ...)
     t.status, t.results = "done", table.pack(...)
   else
     local traceback, err = ...
-    local cancelled = err == CANCEL or t.cancelled
-    t.status, t.err = cancelled and "cancelled" or "failed", err
+    local stopped = err == CANCEL or t.cancelled
+    t.status, t.err = stopped and "cancelled" or "failed", err
     -- Close the <close> variables the error left pending.
     coroutine.close(co)
     close_owned(t)
-    if not cancelled then
-      host.report(traceback)
-      if t.main then host.fatal(1) end
+    if not stopped then
+      private.report(traceback)
+      if t.main then private.fatal(1) end
     end
   end
-  if t.main then host.main_done() end
+  if t.main then private.main_done() end
   local joiners = t.joiners
   if joiners then
     t.joiners = nil
-    wake_joiners(joiners)
+    for i = 1, #joiners do wake(joiners[i]) end
   end
 end
 
@@ -173,7 +166,7 @@ local function check_callable(fn, fname)
   end
   return function(...) return fn(...) end
 end
-task._check_callable = check_callable
+hooks.check_callable = check_callable
 
 --- Run fn(...) as a new task; returns the task. fn runs at once until its
 --- first wait.
@@ -181,7 +174,7 @@ function task.spawn(fn, ...)
   fn = check_callable(fn, "spawn")
   local co = coroutine.create(fn)
   local t = new_record(co, false)
-  host.start(co, ...)
+  private.start(co, ...)
   return t
 end
 
@@ -192,15 +185,15 @@ local function check_seconds(s, fname)
       ")", 3)
   end
 end
-task._check_seconds = check_seconds
+hooks.check_seconds = check_seconds
 
 local core_sleep = core.sleep
 
 -- Start fn(...) as a task without a record (see new_record).
-function task._spawn_light(fn, ...)
+function hooks.spawn_light(fn, ...)
   local co = coroutine.create(fn)
   tasks[co] = true
-  host.start(co, ...)
+  private.start(co, ...)
 end
 
 --- Suspend the current task for `seconds` (a number >= 0).
@@ -235,7 +228,13 @@ function Task:join()
     local j = self.joiners or {}
     self.joiners = j
     j[#j + 1] = co
-    wait()
+    local r = park(nil, "join")
+    if r ~= true then
+      for i = #j, 1, -1 do
+        if j[i] == co then table.remove(j, i) break end
+      end
+      cancelled(r)
+    end
   end
   if self.status == "done" then
     return table.unpack(self.results, 1, self.results.n)
@@ -270,7 +269,7 @@ function Task:cancel()
     resume(co, DROP)
     if self.status == "running" and coroutine.status(co) == "suspended" then
       coroutine.close(co)
-      task._finish(co, false, "cancelled", CANCEL)
+      hooks.finish(co, false, "cancelled", CANCEL)
     end
   end
   return true
@@ -349,8 +348,6 @@ end
 -- max, and a woken waiter cancelled before it ran only gives its
 -- reservation back: an item leaves the queue only in a get that returns
 -- it, and enters only in a put that returns true.
-local park, wake = core.park, core.wake
-
 local function link(list, w)
   local tail = list.tail
   w.prev = tail
@@ -380,13 +377,6 @@ local function wake_first(list, ok)
   return nil
 end
 
--- Raise the cancel marker a park returned; a drop marker stays parked
--- first (see Task:cancel).
-local function cancelled(r)
-  while r == DROP do r = coroutine_yield() end
-  error(CANCEL, 0)
-end
-
 local function bad_self(fname, want, v)
   error(("calling '%s' on bad self (%s expected, got %s)"):format(fname,
     want, type(v)), 3)
@@ -396,16 +386,8 @@ end
 -- before the waiter goes on a list: a park that raised would leave it
 -- there, and a later wake would reach the task in another wait.
 local function waiter_co(fname)
-  local co, ismain = coroutine_running()
-  if ismain or record(co) == nil then
-    error(fname .. " must be called from a task (the main chunk, a " ..
-      "handler or task.spawn), not from a callback", 3)
-  end
-  if not coroutine.isyieldable() then
-    error(fname .. " cannot wait here: the task is inside a C function " ..
-      "(a metamethod, table.sort, string.gsub...)", 3)
-  end
-  return co
+  need_task(fname, 3)
+  return (coroutine_running())
 end
 
 local function check_timeout(timeout, fname)
@@ -594,14 +576,15 @@ function Event:__tostring()
 end
 -- }=====
 
--- {===== worker processes and threads (host/workers.c, host/thread.c) =====
--- Kept in one block at the end: owned by the workers branch.
+-- {===== worker processes and threads (host/worker.c, host/drain.c,
+-- host/thread.c) =====
+local luahost = require "luahost"
 local thread = require "luahost.thread"
 
 --- This worker's id (1..count) and the worker count, or nil when the
 --- process is not one of a --workers group.
 function task.worker()
-  local id, count = host.worker()
+  local id, count = luahost.worker()
   if id == nil then return nil end
   return id, count
 end
@@ -609,7 +592,7 @@ end
 --- True once this process started to drain (SIGTERM under --workers,
 --- --daemon or --pidfile): finish the work at hand, take no new work.
 function task.exiting()
-  return host.exiting()
+  return luahost.exiting()
 end
 
 -- A cancel resumes the waiting task with the marker: raise it (the job

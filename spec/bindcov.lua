@@ -35,6 +35,20 @@ spawn process_kill kill new_tty tty_set_mode tty_get_winsize guess_handle
 interface_addresses os_gethostname os_uname if_indextoname if_indextoiid
 os_getpid version version_string exepath cwd chdir
 getservbyname getservbyport getprotobyname getprotobynumber
+cancel req_get_type
+fs_open fs_close fs_read fs_write fs_unlink fs_mkdir fs_mkdtemp fs_mkstemp
+fs_rmdir fs_scandir fs_scandir_next fs_opendir fs_readdir fs_closedir
+fs_stat fs_fstat fs_lstat fs_statfs fs_rename fs_fsync fs_fdatasync
+fs_ftruncate fs_sendfile fs_access fs_chmod fs_fchmod fs_utime fs_futime
+fs_lutime fs_link fs_symlink fs_readlink fs_realpath fs_chown fs_fchown
+fs_lchown fs_copyfile
+new_fs_event fs_event_start fs_event_stop fs_event_getpath
+new_fs_poll fs_poll_start fs_poll_stop fs_poll_getpath
+new_thread thread_join thread_self thread_equal new_work queue_work
+loop_configure loop_mode loop_close metrics_idle_time getpid setuid setgid
+get_process_title set_process_title print_all_handles print_active_handles
+translate_sys_error disable_stdio_inheritance tty_get_vterm_state
+tty_set_vterm_state
 ]]
 
 -- Functions not required to appear in a spec, each with its reason.

@@ -71,7 +71,6 @@ describe("http.core.parse_request", function()
     refused(H .. "Content-Length: 3, 3\r\n\r\n")
     refused(H .. "Content-Length: +3\r\n\r\n")
     refused(H .. "Content-Length: 0x3\r\n\r\n")
-    refused(H .. "Content-Length: 1234567890123456\r\n\r\n")
     refused(H .. "Content-Length : 3\r\n\r\n")
     refused(H .. " Content-Length: 3\r\n\r\n")
     refused(H .. "Transfer-Encoding: chunked, identity\r\n\r\n")
@@ -95,6 +94,20 @@ describe("http.core.parse_request", function()
     refused(H .. "X a\r\n\r\n")
     refused("GET / HTTP/1.1\r\n\r\n")              -- no Host
     refused("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+  end)
+
+  it("reads a Content-Length past any limit as 2^53 (413, not 400)",
+    function()
+    local t = req("POST / HTTP/1.1\r\nHost: a\r\n" ..
+      "Content-Length: 99999999999999999999999\r\n\r\n")
+    assert.are.equal(1 << 53, t.length)
+  end)
+
+  it("takes upper-case methods only", function()
+    refused("get / HTTP/1.1\r\nHost: a\r\n\r\n")
+    refused("Get / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert.are.equal("VERSION-CONTROL", req("VERSION-CONTROL / HTTP/1.1\r\n" ..
+      "Host: a\r\n\r\n").method)
   end)
 
   it("refuses a transfer coding it does not implement with 501", function()
@@ -122,6 +135,9 @@ describe("http.core.parse_request", function()
     for i = 1, 100 do many[#many + 1] = "X" .. i .. ": v\r\n" end
     refused(table.concat(many) .. "\r\n", 431)
     refused("GET / HTTP/1.1\r\nHost: a\r\nX: " .. ("v"):rep(17000), 431)
+    -- one field line longer than the line limit (8 KiB)
+    refused("GET / HTTP/1.1\r\nHost: a\r\nX: " .. ("v"):rep(9000) ..
+      "\r\n\r\n", 431)
     refused("GET / HTTP/1.1\r\nHost: a\r\n" ..
       (("X: " .. ("v"):rep(1000) .. "\r\n"):rep(17)) .. "\r\n", 431)
     -- limits are arguments
@@ -214,7 +230,8 @@ describe("http.core.chunked", function()
       "5\r\nhelloX\r\n",               -- data longer than its size
       "x\r\n", "\r\n", ";a\r\n",      -- no size
       "-5\r\n", "+5\r\n", "0x5\r\n",
-      "1000000000000000\r\n",          -- 16 digits
+      "00000000000000001\r\n",         -- 17 digits
+      "123456789\r\n",                  -- 9 significant digits
       "5 x\r\n",                       -- not an extension
       "5;a\0\r\n", "5;a\n",
       "5\r\x00",
@@ -227,6 +244,13 @@ describe("http.core.chunked", function()
       assert.is_nil(data, ("%q"):format(bad))
       assert.is_string(err)
     end
+  end)
+
+  it("tells how much of a chunk is still announced", function()
+    local d = core.chunked()
+    assert.are.equal("abc", (d:decode("ffffffff\r\nabc")))
+    assert.are.equal(0xffffffff - 3, d:pending())
+    assert.are.equal("x", (core.chunked():decode("0000000000000001\r\nx")))
   end)
 
   it("bounds extensions and trailers", function()

@@ -27,6 +27,8 @@ local skip = {
   sleep = "blocks the whole process for as long as it is told",
   pipe = "returns raw fds that nothing in the sweep would close",
   socketpair = "returns raw fds that nothing in the sweep would close",
+  print_all_handles = "dumps every handle to stderr (uv_misc_spec runs it)",
+  print_active_handles = "dumps handles to stderr (uv_misc_spec runs it)",
   pipe_bind = "a number coerces to a name: binds a socket file in the " ..
               "suite's working directory",
 }
@@ -39,7 +41,10 @@ local nparams = {}
 for name in ([[available_parallelism backend_fd backend_timeout cpu_info cwd
     exepath get_constrained_memory get_free_memory get_total_memory
     getgid getuid getrusage gettimeofday hrtime interface_addresses loadavg
-    loop_alive
+    loop_alive new_fs_event new_fs_poll
+    loop_alive loop_mode metrics_idle_time thread_self getpid
+    get_process_title disable_stdio_inheritance print_all_handles
+    print_active_handles tty_get_vterm_state loop_close
     new_check new_idle new_prepare new_signal new_timer now os_environ
     os_get_passwd os_gethostname os_getpid os_getppid os_homedir os_tmpdir
     os_uname resident_set_memory tty_reset_mode update_time uptime version
@@ -53,7 +58,8 @@ for name in ([[get_type handle_get_type is_active is_closing has_ref ref
     process_get_pid read_stop is_readable is_writable pipe_pending_type
     pipe_pending_count tcp_write_queue_size stream_get_write_queue_size
     get_write_queue_size udp_recv_stop udp_get_send_queue_size
-    udp_get_send_queue_count]]):gmatch("%S+") do
+    udp_get_send_queue_count fs_event_stop fs_event_getpath fs_poll_stop
+    fs_poll_getpath]]):gmatch("%S+") do
   nparams[name] = 1
 end
 nparams.new_pipe = 1  -- new_pipe([ipc])
@@ -87,6 +93,13 @@ local legit = {
 -- async_send carries any plain values
 local plain = {number = true, string = true, boolean = true}
 legit.async_send = {[2] = plain, [3] = plain, [4] = plain}
+-- threads and work take their code as a function or as source (the empty
+-- string is an empty chunk), then plain values
+local code = {string = true, ["function"] = true}
+legit.new_thread = {[1] = code, [2] = plain, [3] = plain}
+legit.new_work = {[1] = code, [2] = {["function"] = true}}
+legit.set_process_title = {[1] = {string = true, number = true}}
+legit.translate_sys_error = {[1] = {number = true}}
 
 -- Functions of uv's stream family: any tcp, pipe or tty is a stream.
 local stream_fn = {}
@@ -143,6 +156,8 @@ local function fixtures()
   add("check", uv.new_check)
   add("async", function() return uv.new_async(function() end) end)
   add("signal", uv.new_signal)
+  if uv.new_fs_event then add("fs_event", uv.new_fs_event) end
+  if uv.new_fs_poll then add("fs_poll", uv.new_fs_poll) end
   if uv.new_tcp then add("tcp", uv.new_tcp) end
   if uv.new_udp then add("udp", uv.new_udp) end
   if uv.new_pipe then add("pipe", function() return uv.new_pipe(false) end) end

@@ -75,6 +75,96 @@ describe("uv loop", function()
     assert.truthy(uv.backend_fd() >= 0)
     assert.equal("number", type(uv.backend_timeout()))
   end)
+
+  it("loop_mode names the mode of the run in progress, nil outside",
+    function()
+      assert.is_nil(uv.loop_mode())
+      local seen = {}
+      local t = uv.new_timer()
+      for _, mode in ipairs{"once", "nowait", "default"} do
+        t:start(0, 0, function() seen[#seen + 1] = uv.loop_mode() end)
+        uv.update_time()
+        uv.sleep(2) -- due by the time the loop looks
+        uv.run(mode)
+      end
+      t:close()
+      assert.same({"once", "nowait", "default"}, seen)
+      assert.is_nil(uv.loop_mode())
+    end)
+
+  it("os.exit(code, true) inside an explicit uv.run exits with code",
+    function()
+      local path = tmpname()
+      local f = assert(io.open(path, "w"))
+      f:write([[
+        local uv = require "uv"
+        local t = uv.new_timer()
+        t:start(10, 0, function() t:close() os.exit(5, true) end)
+        uv.run()
+        print("not reached")
+      ]])
+      f:close()
+      local out, err, code = run_host({path})
+      assert.equal("", out)
+      assert.equal("", err)
+      assert.equal(5, code)
+    end)
+
+  it("loop_configure: block_signal and metrics_idle_time", function()
+    assert.equal(0, uv.loop_configure("block_signal", "sigprof"))
+    assert.equal(0, uv.loop_configure("block_signal", 27))
+    assert.matches("bad argument #1",
+      select(2, pcall(uv.loop_configure, "bogus")))
+    assert.matches("bad argument #1",
+      select(2, pcall(uv.loop_configure)))
+    assert.matches("bad argument #2",
+      select(2, pcall(uv.loop_configure, "block_signal", "nosuchsig")))
+    assert.matches("bad argument #2",
+      select(2, pcall(uv.loop_configure, "block_signal")))
+    -- libuv refuses a signal it cannot block that way
+    local ok, err, name = uv.loop_configure("block_signal", "sigint")
+    assert.is_nil(ok)
+    assert.equal("EINVAL", name)
+    assert.matches("^EINVAL: ", err)
+  end)
+
+  it("metrics_idle_time counts the time the loop waited", function()
+    local path = tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write([[
+      local uv = require "uv"
+      assert(uv.loop_configure("metrics_idle_time") == 0)
+      local t = uv.new_timer()
+      t:start(100, 0, function() t:close() end)
+      uv.run()
+      print(math.type(uv.metrics_idle_time()), uv.metrics_idle_time())
+    ]])
+    f:close()
+    local out, err, code = run_host({path})
+    assert.equal("", err)
+    assert.equal(0, code)
+    local kind, ns = out:match("^(%a+)\t(%d+)")
+    assert.equal("integer", kind)
+    assert.truthy(tonumber(ns) >= 50e6, out) -- waited ~100 ms of it
+  end)
+
+  it("loop_close: EBUSY while the script has handles, 0 when none",
+    function()
+      local t = uv.new_timer()
+      local ok, err, name = uv.loop_close()
+      assert.is_nil(ok)
+      assert.equal("EBUSY", name)
+      assert.matches("^EBUSY: ", err)
+      t:close()
+      uv.run("nowait")
+      assert.equal(0, uv.loop_close())
+      -- the host's loop still works afterwards
+      local fired = false
+      t = uv.new_timer()
+      t:start(1, 0, function() fired = true end)
+      run_loop(function() return fired end)
+      t:close()
+    end)
 end)
 
 describe("uv timer", function()

@@ -181,4 +181,127 @@ describe("uv misc", function()
       assert.matches("bad argument", err, 1, true)
     end
   end)
+
+  it("getpid is os_getpid", function()
+    assert.equal(uv.os_getpid(), uv.getpid())
+    assert.equal(math.type(1), math.type(uv.getpid()))
+  end)
+
+  it("process title: get, set, get", function()
+    local path = tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write([[
+      local uv = require "uv"
+      print(uv.get_process_title())
+      print(uv.set_process_title("luahost-title-test"))
+      print(uv.get_process_title())
+      print(pcall(uv.set_process_title, "a\0b"))
+    ]])
+    f:close()
+    local out, err, code = run_host({path})
+    assert.equal("", err)
+    assert.equal(0, code)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.matches("luahost", lines[1])
+    assert.equal("0", lines[2])
+    assert.equal("luahost-title-test", lines[3])
+    assert.matches("^false\tbad argument #1", lines[4])
+    assert.matches("bad argument #1",
+      select(2, pcall(uv.set_process_title, {})))
+  end)
+
+  it("setuid/setgid: nothing on success, the fail triple when refused",
+    function()
+      assert.matches("bad argument #1", select(2, pcall(uv.setuid, -1)))
+      assert.matches("bad argument #1", select(2, pcall(uv.setgid, "x")))
+      assert.matches("bad argument #1", select(2, pcall(uv.setuid)))
+      if uv.getuid() ~= 0 then
+        pending("needs root to drop and try to regain privileges")
+        return
+      end
+      local path = tmpname()
+      local f = assert(io.open(path, "w"))
+      f:write([[
+        local uv = require "uv"
+        print(select("#", uv.setgid(65534)), uv.getgid())
+        print(select("#", uv.setuid(65534)), uv.getuid())
+        print(uv.setuid(0))
+        print(uv.setgid(0))
+      ]])
+      f:close()
+      local out, err, code = run_host({path})
+      assert.equal("", err)
+      assert.equal(0, code)
+      assert.equal("0\t65534\n0\t65534\n" ..
+        "nil\tEPERM: operation not permitted\tEPERM\n" ..
+        "nil\tEPERM: operation not permitted\tEPERM\n", out)
+    end)
+
+  it("translate_sys_error names an errno as luv does", function()
+    assert.same({"ENOENT: no such file or directory", "ENOENT"},
+      {uv.translate_sys_error(2)})
+    assert.same({"EPIPE: broken pipe", "EPIPE"},
+      {uv.translate_sys_error(32)})
+    assert.equal(0, select("#", uv.translate_sys_error(0)))
+    assert.matches("bad argument #1",
+      select(2, pcall(uv.translate_sys_error, "x")))
+    assert.matches("bad argument #1",
+      select(2, pcall(uv.translate_sys_error, 0.5)))
+  end)
+
+  it("print_all_handles / print_active_handles dump to stderr", function()
+    local path = tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write([[
+      local uv = require "uv"
+      local t, i = uv.new_timer(), uv.new_idle()
+      t:start(1000, 0, function() end)
+      uv.print_all_handles()
+      io.stderr:write("--\n")
+      uv.print_active_handles()
+      t:close() i:close()
+    ]])
+    f:close()
+    local out, err, code = run_host({path})
+    assert.equal("", out)
+    assert.equal(0, code)
+    local all, active = err:match("^(.*)%-%-\n(.*)$")
+    assert.matches("timer", all)
+    assert.matches("idle", all)
+    assert.matches("%[RA%-%] timer", active)
+    assert.is_nil(active:find("idle", 1, true))
+  end)
+
+  it("disable_stdio_inheritance returns nothing; spawn still works",
+    function()
+      local path = tmpname()
+      local f = assert(io.open(path, "w"))
+      f:write([[
+        local uv = require "uv"
+        print(select("#", uv.disable_stdio_inheritance()))
+        local p = uv.spawn("/bin/sh", {args = {"-c", "exit 7"}},
+          function(code) print("child", code) end)
+        uv.run()
+        p:close()
+      ]])
+      f:close()
+      local out, err, code = run_host({path})
+      assert.equal("", err)
+      assert.equal(0, code)
+      assert.equal("0\nchild\t7\n", out)
+    end)
+
+  it("tty vterm state: Windows only, answered as libuv does", function()
+    local ok, err, name = uv.tty_get_vterm_state()
+    assert.is_nil(ok)
+    assert.equal("ENOTSUP", name)
+    assert.matches("^ENOTSUP: ", err)
+    assert.equal(0, select("#", uv.tty_set_vterm_state("supported")))
+    assert.equal(0, select("#", uv.tty_set_vterm_state("unsupported")))
+    assert.matches("bad argument #1",
+      select(2, pcall(uv.tty_set_vterm_state, "maybe")))
+    assert.matches("bad argument #1",
+      select(2, pcall(uv.tty_set_vterm_state)))
+  end)
 end)

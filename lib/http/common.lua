@@ -17,6 +17,7 @@ M.defaults = {
     fields = 100,         -- header fields (431 above)
     body = 1024 * 1024,   -- req:body() / res:body() (413 above)
     drain = 64 * 1024,    -- unread body skipped to keep a connection
+    framing = 64 * 1024,  -- chunk framing bytes allowed besides data/8
     ws_message = 1024 * 1024, -- WebSocket message (close 1009 above)
     connections = 10000,  -- per server
     pool = 16,            -- client: idle connections kept per origin
@@ -24,7 +25,8 @@ M.defaults = {
   timeouts = {
     idle = 30,    -- keep-alive connection with no request
     head = 10,    -- first byte of a head to its end (408)
-    body = 30,    -- between two reads of a body (408)
+    body = 30,    -- req:body(): whole body, from the head (408);
+                  -- req:chunks(math.huge): between two reads
     write = 30,   -- a write that does not progress
     connect = 10, -- client: connect
     pool = 30,    -- client: how long an idle pooled connection is kept

@@ -75,19 +75,40 @@ end
 local function next_piece(req, max)
   if req._done then return nil end
   send_continue(req)
-  local r, T = req._reader, req._server.timeouts
+  local r, srv = req._reader, req._server
+  -- a bounded read has a deadline for the whole body, counted from the
+  -- head; an unbounded stream only a limit between two reads
+  local timeout = srv.timeouts.body
+  local deadline = req._deadline
+  if deadline then
+    timeout = deadline - now()
+    if timeout <= 0 then raise(408, "body timeout") end
+  end
   local piece
   local dec = req._decoder
   if dec then
     while true do
-      if r.pos <= #r.buf then
-        local d, nxt = dec:decode(r.buf, r.pos)
+      local pos = r.pos
+      if pos <= #r.buf then
+        local d, nxt = dec:decode(r.buf, pos)
         if not d then raise(400, nxt) end
         if nxt then
           r.pos = nxt
           req._done = true
         else
+          nxt = #r.buf + 1
           r.buf, r.pos = "", 1
+        end
+        -- framing that outweighs its data (floods of tiny chunks): 413
+        local framing = req._framing + (nxt - pos) - #d
+        req._framing = framing
+        if framing > srv.limits.framing + (req._got + #d) // 8 then
+          req._done = true
+          raise(413, "chunked framing outweighs its data")
+        end
+        if req._got + #d + dec:pending() > max then
+          req._done = true
+          raise(413, "body larger than " .. max)
         end
         if d ~= "" then
           piece = d
@@ -95,8 +116,9 @@ local function next_piece(req, max)
         end
         if req._done then return nil end
       end
-      local ok, err = r:fill(T.body)
+      local ok, err = r:fill(timeout)
       if not ok then raise(err == "timeout" and 408 or 400, err) end
+      if deadline then timeout = deadline - now() end
     end
   else
     local left = req._left
@@ -105,7 +127,7 @@ local function next_piece(req, max)
       return nil
     end
     local err
-    piece, err = r:some(left < 65536 and left or 65536, T.body)
+    piece, err = r:some(left < 65536 and left or 65536, timeout)
     if not piece then raise(err == "timeout" and 408 or 400, err) end
     left = left - #piece
     req._left = left
@@ -131,6 +153,9 @@ function Request:chunks(max)
   max = max or self._server.limits.body
   if self._length and self._length > max then
     raise(413, "body larger than " .. max)
+  end
+  if max ~= math.huge and not self._deadline then
+    self._deadline = self._t0 + self._server.timeouts.body
   end
   return function() return next_piece(self, max) end
 end
@@ -470,7 +495,7 @@ local function new_request(srv, conn, r, h, peer_ip, peer_s)
   req.query = M.decode_query(query)
   req.peer, req.peer_ip = peer_s, peer_ip
   req._server, req._conn, req._reader = srv, conn, r
-  req._got = 0
+  req._got, req._framing, req._t0 = 0, 0, now()
   if h.chunked then
     req._decoder = core.chunked()
   else

@@ -1,0 +1,581 @@
+/*
+** net_conn.c: the socket object of net.core, shared by streams, servers
+** and udp: lifetime, close, the reader and writer slots, timeouts, names,
+** options, addresses.
+** See Copyright Notice in README.md
+*/
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/un.h>
+
+#include "net_core.h"
+
+const char *const net_tnames[] = {"net.conn", "net.server", "net.udp"};
+
+/* {====================================================== results */
+
+/* The error strings of the high-level API: short and stable. */
+const char *net_errname(int status) {
+  switch (status) {
+    case UV_EOF: return "closed";
+    case UV_ETIMEDOUT: return "timeout";
+    case UV_EAI_NONAME: case UV_EAI_NODATA: case UV_EAI_AGAIN:
+    case UV_EAI_FAIL:
+      return "ENOTFOUND";
+    default: return uv_err_name(status);
+  }
+}
+
+int net_fail_str(lua_State *L, const char *msg) {
+  lua_pushnil(L);
+  lua_pushstring(L, msg);
+  return 2;
+}
+
+int net_fail_st(lua_State *L, int status) {
+  return net_fail_str(L, net_errname(status));
+}
+
+/* }====================================================== */
+
+/* {====================================================== lifetime */
+
+static void conn_free(lh_handle *h) {
+  conn *c = (conn *)h->extra;
+  lua_State *L = h->ctx->L;
+  if (!h->ctx->shutting_down && (c->rco != NULL || c->wco != NULL)) {
+    /* Closed under a waiting task (uv.walk + close, a drain): tell it
+    ** "closed" rather than leave it parked for ever. */
+    c->closed = 1;
+    net_wake_reader(L, c);
+    net_wake_writer(L, c);
+  }
+  h->extra = NULL;
+  if (c->tp->free) c->tp->free(c);
+  net_tmo_del(c->K, &c->rt);
+  net_tmo_del(c->K, &c->wt);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->rref);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->wref);
+  free(c->buf);
+  while (c->qhead) {
+    dgram *d = c->qhead;
+    c->qhead = d->next;
+    free(d);
+  }
+  if (c->ud) *c->ud = NULL;
+  free(c);
+}
+
+/* Push a new conn userdata of kind with an lh_handle of type (not yet
+** initialized: call net_conn_init_done next). */
+conn *net_conn_new(lua_State *L, core *K, uv_handle_type type, int kind) {
+  conn **ud = (conn **)lua_newuserdatauv(L, sizeof(conn *), 0);
+  conn *c;
+  lh_handle *h;
+  *ud = NULL;
+  luaL_setmetatable(L, net_tnames[kind]);
+  c = (conn *)calloc(1, sizeof(conn));
+  if (c == NULL) luaL_error(L, "not enough memory");
+  h = lh_handle_new(L, type); /* pushes the uv box, anchored */
+  lua_pop(L, 1);
+  c->h = h;
+  c->ud = ud;
+  c->K = K;
+  c->tp = &net_plain;
+  c->kind = (unsigned char)kind;
+  c->rref = c->wref = LUA_NOREF;
+  c->rt.idx = c->wt.idx = -1;
+  c->timeout = c->idle = -1;
+  c->maxline = K->maxline;
+  c->hwm = K->hwm;
+  h->extra = c;
+  h->free_extra = conn_free;
+  *ud = c;
+  return c;
+}
+
+/* After conn_new: r is the uv_*_init result; on failure undo all. */
+int net_conn_init_done(lua_State *L, conn *c, int r) {
+  if (r < 0) {
+    c->h->extra = NULL;
+    lh_handle_abort(L, c->h);
+    *c->ud = NULL;
+    free(c);
+  } else {
+    /* A socket keeps the host alive only while a task waits on it (or
+    ** output is queued: write requests count by themselves). */
+    uv_unref(c->h->uv);
+  }
+  return r;
+}
+
+conn *net_to_conn(lua_State *L, int idx, int kind) {
+  conn **ud = (conn **)luaL_checkudata(L, idx, net_tnames[kind]);
+  return *ud;
+}
+
+/* }====================================================== */
+
+/* {====================================================== waits */
+
+/* Resume the task parked in c's reader slot (reader, acceptor, connect). */
+void net_wake_reader(lua_State *L, conn *c) {
+  lua_State *co = c->rco;
+  if (co == NULL) return;
+  c->rco = NULL;
+  c->rdue = 0; /* its deadline entry, if any, is now stale (rd_fire) */
+  uv_unref(c->h->uv);
+  /* The slot keeps co alive during the resume; cleared after unless the
+  ** task parked here again. conn memory outlives this: it is only freed
+  ** by the close callback, which never runs inside a resume. */
+  lh_resume(c->K->ctx, co, 0);
+  if (c->rco == NULL) net_unanchor(L, c->rref);
+}
+
+void net_wake_writer(lua_State *L, conn *c) {
+  lua_State *co = c->wco;
+  if (co == NULL) return;
+  c->wco = NULL;
+  net_tmo_del(c->K, &c->wt);
+  lh_resume(c->K->ctx, co, 0);
+  if (c->wco == NULL) net_unanchor(L, c->wref);
+}
+
+static void shutdown_close_cb(uv_shutdown_t *req, int status) {
+  conn *c = (conn *)req->data;
+  (void)status;
+  free(req);
+  if (c != NULL && c->h != NULL) lh_handle_close(c->h);
+}
+
+/* LINGER_MS after a close with output queued: close now. */
+static void linger_fire(core *K, tmo *t) {
+  (void)K;
+  lh_handle_close(container_of(t, conn, wt)->h);
+}
+
+/* SO_LINGER on with 0 seconds: the owner asked for a reset on close, so
+** queued output is dropped rather than drained first. */
+static int abortive(conn *c) {
+  uv_os_fd_t fd;
+  struct linger lg;
+  socklen_t len = sizeof(lg);
+  return uv_fileno(c->h->uv, &fd) == 0 &&
+         getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0 &&
+         lg.l_onoff && lg.l_linger == 0;
+}
+
+/* Close c for Lua now; queued output still goes out (bounded by
+** LINGER_MS), then the handle closes, unless linger is set to 0 (a
+** reset now). Waiting tasks get "closed". */
+void net_conn_close(lua_State *L, conn *c) {
+  if (c->closed) return;
+  c->closed = 1;
+  if (c->reading) {
+    if (c->kind == K_UDP)
+      uv_udp_recv_stop((uv_udp_t *)c->h->uv);
+    else
+      uv_read_stop(STREAM(c));
+    c->reading = 0;
+  }
+  net_wake_reader(L, c);
+  net_wake_writer(L, c);
+  if (c->tp->close && c->kind == K_STREAM && !uv_is_closing(c->h->uv))
+    c->tp->close(c); /* e.g. a TLS close_notify, queued with net_send */
+  if (c->nwreq > 0 && c->kind == K_STREAM && !uv_is_closing(c->h->uv) &&
+      !abortive(c)) {
+    uv_shutdown_t *req = (uv_shutdown_t *)malloc(sizeof(uv_shutdown_t));
+    if (req != NULL && uv_shutdown(req, STREAM(c), shutdown_close_cb) == 0) {
+      req->data = c;
+      net_tmo_add(c->K, &c->wt, linger_fire, LINGER_MS);
+      return;
+    }
+    free(req);
+  }
+  lh_handle_close(c->h);
+}
+
+/* The reader's deadline. Lazy: the entry may be older than the wait
+** (see net_park_reader). */
+static void rd_fire(core *K, tmo *t) {
+  conn *c = container_of(t, conn, rt);
+  if (c->rco == NULL || c->rdue == 0) return; /* stale */
+  if (c->rdue > uv_now(K->ctx->loop)) { /* early: queue it again */
+    net_tmo_add_at(K, &c->rt, rd_fire, c->rdue);
+    return;
+  }
+  /* (the deadline of a task closed by force: nobody to time out) */
+  c->rtimed = lua_status(c->rco) == LUA_YIELD;
+  net_wake_reader(K->ctx->L, c);
+}
+
+static void wr_fire(core *K, tmo *t) {
+  conn *c = container_of(t, conn, wt);
+  c->wtimed = c->wco != NULL && lua_status(c->wco) == LUA_YIELD;
+  net_wake_writer(K->ctx->L, c);
+}
+
+/* Park the running task in c's reader slot; k continues it. */
+int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
+                    lua_KFunction k, const char *what) {
+  if (L != c->task) { /* checked once per task and connection */
+    net_need_task(L, c->K, what);
+    c->task = L;
+  }
+  if (c->rco != NULL && lua_status(c->rco) == LUA_YIELD)
+    return luaL_error(L, "%s: another task is already waiting on this "
+                      "socket", what);
+  if (ms >= 0) {
+    /* Deadlines of reads are lazy: most reads end before it, and an entry
+    ** already queued for an earlier time is kept (it fires early and is
+    ** queued again): no heap operation per message. */
+    uint64_t due = net_now(c->K) + (uint64_t)ms;
+    c->rdue = due;
+    if (c->rt.idx >= 0 && c->rt.due > due) net_tmo_del(c->K, &c->rt);
+    if (c->rt.idx < 0 && net_tmo_add_at(c->K, &c->rt, rd_fire, due) < 0)
+      return luaL_error(L, "not enough memory");
+  }
+  c->rco = L;
+  c->rtimed = 0;
+  uv_ref(c->h->uv); /* a task waits on it: keep the host alive */
+  net_anchor(L, &c->rref);
+  return lua_yieldk(L, 0, kc, k);
+}
+
+int net_park_writer(lua_State *L, conn *c, int flush, lua_KFunction k,
+                    const char *what) {
+  net_need_task(L, c->K, what);
+  if (c->wco != NULL && lua_status(c->wco) == LUA_YIELD)
+    return luaL_error(L, "%s: another task is already writing to this "
+                      "socket", what);
+  if (c->timeout >= 0 &&
+      net_tmo_add(c->K, &c->wt, wr_fire, (uint64_t)c->timeout) < 0)
+    return luaL_error(L, "not enough memory");
+  c->wco = L;
+  c->wtimed = 0;
+  c->wflush = (unsigned char)flush;
+  net_anchor(L, &c->wref);
+  return lua_yieldk(L, 0, 0, k);
+}
+
+/* Cancel cleanup for either slot. */
+void net_drop_waits(lua_State *L, conn *c) {
+  if (c == NULL) return;
+  if (c->rco == L) {
+    c->rco = NULL;
+    c->rdue = 0;
+    uv_unref(c->h->uv);
+    net_unanchor(L, c->rref);
+  }
+  if (c->wco == L) {
+    c->wco = NULL;
+    net_tmo_del(c->K, &c->wt);
+    net_unanchor(L, c->wref);
+  }
+}
+
+static int conn_close_m(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  luaL_argexpected(L, ud != NULL && (luaL_testudata(L, 1, net_tnames[0]) ||
+                   luaL_testudata(L, 1, net_tnames[1]) ||
+                   luaL_testudata(L, 1, net_tnames[2])), 1, "socket");
+  if (*ud != NULL) net_conn_close(L, *ud);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int conn_gc(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  conn *c = *ud;
+  if (c != NULL) {
+    *ud = NULL;
+    c->ud = NULL;
+    if (!c->closed) net_conn_close(L, c);
+  }
+  return 0;
+}
+
+static int conn_tostring(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  const char *tname = "net socket";
+  int i;
+  for (i = 0; i < 3; i++)
+    if (luaL_testudata(L, 1, net_tnames[i])) tname = net_tnames[i];
+  if (!LIVE(*ud))
+    lua_pushfstring(L, "%s (closed)", tname);
+  else
+    lua_pushfstring(L, "%s (%s): %p", tname,
+                    uv_handle_type_name((*ud)->h->uv->type), (void *)*ud);
+  return 1;
+}
+
+static int is_closed_m(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  luaL_argexpected(L, ud != NULL, 1, "socket");
+  lua_pushboolean(L, !LIVE(*ud));
+  return 1;
+}
+
+/* Seconds (checked: not NaN) to milliseconds for a wait: -1 (none)
+** when negative; past INT_MAX ms (24.8 days) clamped, since converting a
+** double out of int's range is undefined (a long timeout became none). */
+int net_secs_to_ms(double s) {
+  if (s < 0) return -1;
+  if (s * 1000 + 0.5 >= (double)INT_MAX) return INT_MAX;
+  return (int)(s * 1000 + 0.5);
+}
+
+/* settimeout(seconds | nil): nil or negative means none. */
+static int conn_settimeout(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  conn *c;
+  luaL_argexpected(L, ud != NULL, 1, "socket");
+  c = *ud;
+  if (lua_isnoneornil(L, 2)) {
+    if (c) c->timeout = -1;
+  } else {
+    double s = luaL_checknumber(L, 2);
+    luaL_argcheck(L, s == s, 2, "invalid timeout");
+    if (c) c->timeout = s < 0 ? -1 : net_secs_to_ms(s);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int conn_gettimeout(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  luaL_argexpected(L, ud != NULL, 1, "socket");
+  if (*ud == NULL || (*ud)->timeout < 0)
+    lua_pushnil(L);
+  else
+    lua_pushnumber(L, (*ud)->timeout / 1000.0);
+  return 1;
+}
+
+int net_push_sockaddr(lua_State *L, const struct sockaddr *sa) {
+  char ip[INET6_ADDRSTRLEN];
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+    uv_ip4_name(a, ip, sizeof(ip));
+    lua_pushstring(L, ip);
+    lua_pushinteger(L, ntohs(a->sin_port));
+    lua_pushliteral(L, "inet");
+    return 3;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+    uv_ip6_name(a, ip, sizeof(ip));
+    lua_pushstring(L, ip);
+    lua_pushinteger(L, ntohs(a->sin6_port));
+    lua_pushliteral(L, "inet6");
+    return 3;
+  }
+  return net_fail_str(L, "EAFNOSUPPORT");
+}
+
+static int get_name(lua_State *L, int peer) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  conn *c;
+  struct sockaddr_storage ss;
+  int len = sizeof(ss), r;
+  luaL_argexpected(L, ud != NULL, 1, "socket");
+  c = *ud;
+  if (!LIVE(c)) return net_fail_str(L, "closed");
+  if (c->h->uv->type == UV_NAMED_PIPE) {
+    char path[256];
+    size_t n = sizeof(path);
+    r = peer ? uv_pipe_getpeername((uv_pipe_t *)c->h->uv, path, &n)
+             : uv_pipe_getsockname((uv_pipe_t *)c->h->uv, path, &n);
+    if (r < 0) return net_fail_st(L, r);
+    lua_pushlstring(L, path, n);
+    return 1;
+  }
+  memset(&ss, 0, sizeof(ss));
+  if (c->h->uv->type == UV_UDP)
+    r = peer ? uv_udp_getpeername((uv_udp_t *)c->h->uv,
+                                  (struct sockaddr *)&ss, &len)
+             : uv_udp_getsockname((uv_udp_t *)c->h->uv,
+                                  (struct sockaddr *)&ss, &len);
+  else
+    r = peer ? uv_tcp_getpeername((uv_tcp_t *)c->h->uv,
+                                  (struct sockaddr *)&ss, &len)
+             : uv_tcp_getsockname((uv_tcp_t *)c->h->uv,
+                                  (struct sockaddr *)&ss, &len);
+  if (r < 0) return net_fail_st(L, r);
+  return net_push_sockaddr(L, (struct sockaddr *)&ss);
+}
+
+static int conn_peername(lua_State *L) { return get_name(L, 1); }
+static int conn_sockname(lua_State *L) { return get_name(L, 0); }
+
+static int conn_fd(lua_State *L, uv_os_fd_t *fd) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  luaL_argexpected(L, ud != NULL, 1, "socket");
+  luaL_checkstring(L, 2);
+  if (!LIVE(*ud)) return UV_EBADF;
+  return uv_fileno((*ud)->h->uv, fd);
+}
+
+/* lh_sockopt_* answer luv-style (nil, "ENAME: msg", "ENAME"): keep the
+** short name; set returns the socket so calls chain. */
+static int sockopt_result(lua_State *L, int r, int chain) {
+  if (r >= 3 && lua_isnil(L, -r)) {
+    const char *name = lua_tostring(L, -1);
+    return net_fail_str(L, name ? name : "EINVAL");
+  }
+  if (chain) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  return r;
+}
+
+int net_conn_setopt(lua_State *L) {
+  uv_os_fd_t fd;
+  int r = conn_fd(L, &fd);
+  if (r < 0) return net_fail_str(L, r == UV_EBADF ? "closed" : net_errname(r));
+  luaL_checkany(L, 3);
+  r = lh_sockopt_set(L, fd, 2, 3);
+  return sockopt_result(L, r, 1);
+}
+
+static int conn_getopt(lua_State *L) {
+  uv_os_fd_t fd;
+  int r = conn_fd(L, &fd);
+  if (r < 0) return net_fail_str(L, r == UV_EBADF ? "closed" : net_errname(r));
+  return sockopt_result(L, lh_sockopt_get(L, fd, 2), 0);
+}
+
+static int conn_getfd(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  uv_os_fd_t fd;
+  luaL_argexpected(L, ud != NULL, 1, "socket");
+  if (!LIVE(*ud) || uv_fileno((*ud)->h->uv, &fd) < 0) return net_fail_str(L,
+                                                                "closed");
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* }====================================================== */
+
+/* {====================================================== addresses */
+
+/* True when the string at idx holds a NUL byte: C would see only what
+** precedes it ("localhost\0.example.com" would resolve as localhost,
+** whatever a check on the Lua string concluded). */
+int net_has_nul(lua_State *L, int idx) {
+  size_t len;
+  const char *s;
+  if (lua_type(L, idx) != LUA_TSTRING) return 0; /* (no number converted) */
+  s = lua_tolstring(L, idx, &len);
+  return strlen(s) != len;
+}
+
+/* Parse ip + port; 0 on success. */
+int net_parse_addr(const char *ip, int port, struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof(*ss));
+  if (uv_ip4_addr(ip, port, (struct sockaddr_in *)ss) == 0) return 0;
+  if (uv_ip6_addr(ip, port, (struct sockaddr_in6 *)ss) == 0) return 0;
+  return UV_EINVAL;
+}
+
+/* A unix socket path at idx: a NUL byte raises (libuv would cut the path
+** there); a path too long for sun_path fails with UV_ENAMETOOLONG (libuv
+** 1.44 would truncate it: bind or connect to another path). */
+int net_check_sock_path(lua_State *L, int idx) {
+  size_t len;
+  const char *p = luaL_checklstring(L, idx, &len);
+  luaL_argcheck(L, strlen(p) == len, idx, "path contains a NUL byte");
+  return len >= sizeof(((struct sockaddr_un *)0)->sun_path)
+         ? UV_ENAMETOOLONG : 0;
+}
+
+/* }====================================================== */
+
+/* {====================================================== opener */
+
+/* configure(sock, maxline, hwm, idle_ms): limits (nil keeps a value). */
+static int core_configure(lua_State *L) {
+  conn **ud = (conn **)lua_touserdata(L, 1);
+  conn *c;
+  luaL_argexpected(L, ud != NULL, 1, "socket");
+  c = *ud;
+  if (c == NULL) return 0;
+  if (!lua_isnoneornil(L, 2))
+    c->maxline = (size_t)lh_check_range(L, 2, 1, (lua_Integer)1 << 40);
+  if (!lua_isnoneornil(L, 3))
+    c->hwm = (size_t)lh_check_range(L, 3, 1, (lua_Integer)1 << 40);
+  if (!lua_isnoneornil(L, 4))
+    c->idle = (int)lh_check_range(L, 4, -1, (lua_Integer)1 << 30);
+  return 0;
+}
+
+/* The metatable of a socket kind; its methods table is returned in the
+** module (core.conn_methods...) so that net.lua adds the Lua ones. The
+** other files add theirs with net_add_methods. */
+static void new_kind(lua_State *L, int module, int kind,
+                     const luaL_Reg *methods, const char *field) {
+  luaL_newmetatable(L, net_tnames[kind]);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, module, field); /* module.<field> = methods */
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, conn_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, conn_close_m);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, conn_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+}
+
+void net_add_methods(lua_State *L, int kind, const luaL_Reg *l) {
+  luaL_getmetatable(L, net_tnames[kind]);
+  lua_getfield(L, -1, "__index");
+  luaL_setfuncs(L, l, 0);
+  lua_pop(L, 2);
+}
+
+/* What every socket kind has; peername only where there is a peer. */
+static const luaL_Reg conn_methods[] = {
+  {"close", conn_close_m},
+  {"getfd", conn_getfd},
+  {"getopt", conn_getopt},
+  {"gettimeout", conn_gettimeout},
+  {"is_closed", is_closed_m},
+  {"peername", conn_peername},
+  {"setopt", net_conn_setopt},
+  {"settimeout", conn_settimeout},
+  {"sockname", conn_sockname},
+  {NULL, NULL}
+};
+
+static const luaL_Reg server_methods[] = {
+  {"close", conn_close_m},
+  {"getfd", conn_getfd},
+  {"getopt", conn_getopt},
+  {"gettimeout", conn_gettimeout},
+  {"is_closed", is_closed_m},
+  {"setopt", net_conn_setopt},
+  {"settimeout", conn_settimeout},
+  {"sockname", conn_sockname},
+  {NULL, NULL}
+};
+
+static const luaL_Reg conn_functions[] = {
+  {"configure", core_configure},
+  {NULL, NULL}
+};
+
+void net_conn_open(lua_State *L) {
+  int module = lua_absindex(L, -2);
+  net_setfuncs(L, conn_functions);
+  new_kind(L, module, K_STREAM, conn_methods, "conn_methods");
+  new_kind(L, module, K_SERVER, server_methods, "server_methods");
+  new_kind(L, module, K_UDP, conn_methods, "udp_methods");
+}
+
+/* }====================================================== */

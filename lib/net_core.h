@@ -1,0 +1,320 @@
+/*
+** net_core.h: the private header of net.core, the C core of the net and
+** task modules. Only lib/net_*.c and lib/netcore.c include it; the host
+** sees lib/netcore.h (luaopen_net_core) alone.
+** See Copyright Notice in README.md
+**
+** A blocking call parks the running task with lua_yieldk and returns from
+** its continuation; the libuv callback that completes the wait resumes the
+** task directly (lh_resume) with no values: the continuation re-reads the
+** state it needs from the connection. A task is cancelled by resuming it
+** with the cancel marker (net.core.CANCEL): every continuation then drops
+** its wait (heap entry, parked slot, request) and raises the marker
+** (net_was_cancelled + net_cancel_exit).
+**
+** The files, one concern each; netcore.c opens them as bindings/uv.c does:
+**   net_sched.c     - the deadline heap on one uv_timer, the ready queue,
+**                     sleep, yield, park and wake, the "inside a task" check;
+**   net_conn.c      - the socket object: lifetime, close, the reader and
+**                     writer slots, names, options, timeouts, addresses;
+**   net_read.c      - buffered input (the borrowed read buffer), io.read
+**                     formats, recv;
+**   net_write.c     - write, flush, shutdown: backpressure over a transport;
+**   net_transport.c - the plain byte transport and the raw send path
+**                     (uv_try_write first, queue the rest);
+**   net_listen.c    - listen, accept, connect;
+**   net_dns.c       - getaddrinfo / getnameinfo without blocking the loop;
+**   net_udp.c       - datagrams, a bounded receive queue;
+**   net_sys.c       - signals and host information.
+*/
+#ifndef NET_CORE_H
+#define NET_CORE_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common.h"
+#include "netcore.h"
+
+#define RBUF_SIZE 65536        /* the shared read buffer */
+#define RHWM (256 * 1024)      /* stop reading when this much is unread */
+#define UDP_QMAX 64            /* datagrams queued while nobody reads */
+#define LINGER_MS 10000        /* close(): time left to send queued data */
+#define MAX_FORMATS 200
+
+/* The cancel and drop markers (light userdata; see net_sched.c). */
+extern const char net_cancel_mark, net_drop_mark;
+#define CANCEL ((void *)&net_cancel_mark)
+#define DROP ((void *)&net_drop_mark)
+
+#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
+
+typedef struct core core;
+typedef struct conn conn;
+
+/* {====================================================== scheduler */
+
+/*
+** One deadline in the heap. Whoever queues it names the callback that
+** runs when it is due (libuv style): the heap knows no kind of waiter.
+** The entry is out of the heap when fire runs; fire may queue it again.
+*/
+typedef struct tmo tmo;
+typedef void (*tmo_fire)(core *K, tmo *t);
+struct tmo {
+  uint64_t due, seq;
+  int idx;              /* heap position, -1 when not queued */
+  tmo_fire fire;
+};
+
+typedef struct sleeper {
+  tmo t;
+  lua_State *co;
+  int ref;              /* registry slot anchoring co while it sleeps */
+  int ready;            /* in the ready queue (yield), not in the heap */
+  int park;             /* core.park: resumed with true (woken) or false
+                           (its deadline), see net_sched.c */
+  struct sleeper *next; /* free list or ready queue */
+  struct sleeper *all;  /* every node ever made, freed with the core */
+} sleeper;
+
+/* Per-state data: one full userdata, the upvalue of every core function. */
+struct core {
+  lh_internal in;       /* first: the handles' data; uv.walk skips them */
+  uv_timer_t timer;
+  uv_idle_t idle;       /* runs the ready queue, once per loop iteration */
+  sleeper *rhead, *rtail; /* tasks that yielded, in order */
+  lh_ctx *ctx;
+  tmo **heap;
+  int n, cap;
+  uint64_t seq;
+  int tasks_ref;        /* task.lua's coroutine -> task table */
+  int borrowing;        /* rbuf is lent to a conn being resumed */
+  int armed;            /* the timer is started, for armed_due */
+  int nsleep;           /* sleeping tasks: only they need the timer ref'd
+                           (other waits keep their own handle ref'd) */
+  uint64_t armed_due;
+  sleeper *free_sleepers, *all_sleepers;
+  int parked_ref;       /* parked coroutine -> its sleeper (core.park) */
+  size_t maxline, hwm;  /* defaults, set by net.lua */
+  char rbuf[RBUF_SIZE];
+};
+
+/* The core of a function registered by an opener (upvalue 1). */
+#define net_getcore(L) ((core *)lua_touserdata(L, lua_upvalueindex(1)))
+
+/* The loop's clock brought up to date: the base of every deadline. */
+uint64_t net_now(core *K);
+/* Queue t to fire ms from now / at due (a queued t moves); 0 or
+** UV_ENOMEM. */
+int net_tmo_add(core *K, tmo *t, tmo_fire fire, uint64_t ms);
+int net_tmo_add_at(core *K, tmo *t, tmo_fire fire, uint64_t due);
+/* Take t out of the heap (no-op when not queued). */
+void net_tmo_del(core *K, tmo *t);
+
+/* Anchor the running coroutine L in registry slot *ref (made once);
+** unanchor clears the slot, keeping it for reuse. */
+void net_anchor(lua_State *L, int *ref);
+void net_unanchor(lua_State *L, int ref);
+/* Raise unless L is a task that can yield; what names the caller. */
+void net_need_task(lua_State *L, core *K, const char *what);
+/* Resume values beyond base: 1 for the cancel marker, 2 for the drop
+** marker, 0 for nothing; the stack is cut back to base. */
+int net_was_cancelled(lua_State *L, int base);
+/* After a wait dropped its registration: raise the cancel marker, or,
+** for the drop marker (how == 2), stay parked with nothing registered. */
+int net_cancel_exit(lua_State *L, int how);
+
+void net_sched_init(lua_State *L, core *K);  /* timer, idle, parked */
+void net_sched_free(core *K);                /* at the core's __gc */
+
+/* }====================================================== */
+
+/* {====================================================== transport */
+
+/*
+** The byte transport of a stream connection: what lies between the
+** socket and the plaintext that read/write see. Plain (net_plain) moves
+** bytes through unchanged; a TLS transport (a file of its own) encrypts
+** and decrypts. The conn holds `tp` (never NULL for a stream) and `tpdata`
+** (the transport's own state, NULL for plain).
+**
+** Contract, hook by hook (c is always a live stream conn; none of them
+** runs Lua except through the net_* functions named below):
+**
+** on_data(c, p, n): n > 0 bytes arrived from the socket at p. p is valid
+**   only during the call (it is often the shared read buffer). The
+**   transport hands the plaintext it gets to net_deliver(c, q, m), in
+**   order, as often as it likes (0 times for a record still incomplete;
+**   net_deliver wakes the parked reader, which may run Lua, close c or
+**   even switch the transport: re-read c->tp and check c->closed after
+**   it). It may send bytes of its own (handshake, alerts) with
+**   net_send. Returns 0, or a libuv-style error (< 0), which becomes the
+**   conn's sticky read error: reading stops and the reader gets
+**   net_errname(err) (a transport can set c->rerr itself first, with
+**   its own code, if it keeps a message for the reader elsewhere).
+**
+** on_end(c, status): the socket reported status < 0 (UV_EOF or an
+**   error). Returns the status the reader will see: plain returns it
+**   unchanged; TLS turns a UV_EOF with no close_notify after an
+**   incomplete record into an error. NULL means unchanged.
+**
+** write(c, bufs, nb): plaintext to send, nb >= 1 buffers, none empty.
+**   Everything is sent or queued before it returns: the bytes are copied
+**   when they cannot go at once (the caller's memory is not kept). It
+**   sends through net_send (plain: write is net_send itself). Returns 0,
+**   UV_ENOMEM (the caller raises "not enough memory") or an error (it
+**   becomes the sticky write error). Backpressure (parking the writer
+**   while more than hwm bytes are queued in libuv) and flush are the
+**   caller's: they count what net_send queued.
+**
+** shutdown(c): conn:shutdown(): no more output after what is queued
+**   (TLS: close_notify, then the plain shutdown, net_shutdown). Returns 0
+**   or an error (reported, not sticky).
+**
+** close(c): c is being closed for Lua (conn:close, collection, a failed
+**   connect), after the waiting tasks were woken and before the decision
+**   to drain queued output (LINGER_MS) or close at once: a TLS transport
+**   may queue a close_notify here with net_send. NULL for nothing.
+**
+** free(c): the conn's memory goes (the handle is closed); release tpdata.
+**   Never runs Lua. NULL for nothing.
+**
+** net_set_transport(c, tp, data) switches a connection (STARTTLS): it
+** stores tp and data, then hands tp->on_data the input already received
+** and not yet read (a copy: the read buffer is emptied first), so no byte
+** that arrived in plaintext mode is lost or read twice.
+*/
+typedef struct lh_transport {
+  const char *name;                 /* "plain", "tls" */
+  int (*on_data)(conn *c, const char *p, size_t n);
+  int (*on_end)(conn *c, int status);
+  int (*write)(conn *c, const uv_buf_t *bufs, int nb);
+  int (*shutdown)(conn *c);
+  void (*close)(conn *c);
+  void (*free)(conn *c);
+} lh_transport;
+
+extern const lh_transport net_plain;
+
+/* The raw send path of every transport: uv_try_write first when nothing
+** is queued, a copy of the rest queued with uv_write; 0 or an error. */
+int net_send(conn *c, const uv_buf_t *bufs, int nb);
+/* uv_shutdown of the socket (after queued output); 0 or an error. */
+int net_shutdown(conn *c);
+/* Switch c's transport; 0 or the first error of tp->on_data. */
+int net_set_transport(conn *c, const lh_transport *tp, void *data);
+/* Plaintext for the reader (see on_data above); 0 or UV_ENOMEM. */
+int net_deliver(conn *c, const char *p, size_t n);
+
+/* }====================================================== */
+
+/* {====================================================== connection */
+
+enum { K_STREAM, K_SERVER, K_UDP };
+extern const char *const net_tnames[];
+
+typedef struct dgram {
+  struct dgram *next;
+  struct sockaddr_storage from;
+  size_t len;
+  char data[1];
+} dgram;
+
+struct conn {
+  lh_handle *h;          /* the uv handle; freed with this struct */
+  struct conn **ud;      /* the Lua userdata, NULL once collected */
+  core *K;
+  const lh_transport *tp; /* streams: the byte transport (see above) */
+  void *tpdata;          /* the transport's state */
+  char *buf;             /* owned input storage */
+  size_t cap;
+  const char *rp;        /* unread input: rp[0 .. rlen) */
+  size_t rlen;
+  lua_State *rco, *wco;  /* parked reader (or acceptor) and writer */
+  lua_State *task;       /* last thread known to be a task (need_task) */
+  int rref, wref;        /* registry slots anchoring them */
+  tmo rt, wt;
+  uint64_t rdue;         /* deadline of the parked reader, 0 = none */
+  int timeout;           /* ms for every later wait, -1 = none */
+  int idle;              /* server: timeout given to accepted conns */
+  int rerr, werr;        /* sticky: UV_EOF or an error */
+  int cstatus;           /* connect: 1 in progress, else its status */
+  unsigned nwreq;        /* queued writes */
+  size_t maxline, hwm;
+  dgram *qhead, *qtail;  /* udp: received, not yet read */
+  int qlen;
+  unsigned char kind, reading, closed, rtimed, wtimed, wflush, pending;
+  unsigned char skipline;
+};
+
+#define STREAM(c) ((uv_stream_t *)(c)->h->uv)
+#define LIVE(c) ((c) != NULL && !(c)->closed)
+
+/* Push a new conn userdata of kind with an lh_handle of type (not yet
+** initialized: call net_conn_init_done with the uv_*_init result). */
+conn *net_conn_new(lua_State *L, core *K, uv_handle_type type, int kind);
+int net_conn_init_done(lua_State *L, conn *c, int r);
+/* The conn at idx of kind (raises on another type); NULL once freed. */
+conn *net_to_conn(lua_State *L, int idx, int kind);
+void net_conn_close(lua_State *L, conn *c);
+/* Resume the task parked in the reader (reader, acceptor, connect) or
+** writer slot, if any. */
+void net_wake_reader(lua_State *L, conn *c);
+void net_wake_writer(lua_State *L, conn *c);
+/* Park the running task in a slot; k continues it. ms < 0: no deadline
+** (the writer's deadline is c->timeout). flush: the writer waits for an
+** empty queue rather than for room under hwm. */
+int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
+                    lua_KFunction k, const char *what);
+int net_park_writer(lua_State *L, conn *c, int flush, lua_KFunction k,
+                    const char *what);
+/* Cancel cleanup: take L out of whichever slot of c it waits in. */
+void net_drop_waits(lua_State *L, conn *c);
+/* Seconds (not NaN) to ms for a wait: -1 when negative, clamped. */
+int net_secs_to_ms(double s);
+/* conn:setopt, the generic socket options (udp's setopt falls back). */
+int net_conn_setopt(lua_State *L);
+/* Add methods to the __index table of a socket kind. */
+void net_add_methods(lua_State *L, int kind, const luaL_Reg *l);
+
+/* The error strings of the high-level API: short and stable. */
+const char *net_errname(int status);
+/* Push nil, msg / nil, net_errname(status); return 2. */
+int net_fail_str(lua_State *L, const char *msg);
+int net_fail_st(lua_State *L, int status);
+
+/* Addresses: push ip, port, family (3) or nil, "EAFNOSUPPORT" (2). */
+int net_push_sockaddr(lua_State *L, const struct sockaddr *sa);
+/* Does the string at idx hold a NUL byte (numbers never do)? */
+int net_has_nul(lua_State *L, int idx);
+/* Parse ip + port; 0 or UV_EINVAL. */
+int net_parse_addr(const char *ip, int port, struct sockaddr_storage *ss);
+/* A unix socket path at idx: raises on a NUL byte; UV_ENAMETOOLONG when
+** too long for sun_path, else 0. */
+int net_check_sock_path(lua_State *L, int idx);
+
+/* }====================================================== */
+
+/* {====================================================== input */
+
+/* Start / stop reading the socket of a stream. */
+void net_rstart(conn *c);
+void net_rstop(conn *c);
+
+/* }====================================================== */
+
+/* The openers, called with the module table at -2 and the core at -1
+** (left there): each adds its functions with net_setfuncs (upvalue 1:
+** the core) and its methods to the socket kinds (net_add_methods). */
+void net_setfuncs(lua_State *L, const luaL_Reg *l);
+void net_sched_open(lua_State *L);
+void net_conn_open(lua_State *L);
+void net_read_open(lua_State *L);
+void net_write_open(lua_State *L);
+void net_listen_open(lua_State *L);
+void net_dns_open(lua_State *L);
+void net_udp_open(lua_State *L);
+void net_sys_open(lua_State *L);
+
+#endif

@@ -1,0 +1,260 @@
+/*
+** net_listen.c: listen, accept and connect.
+** See Copyright Notice in README.md
+*/
+#include <errno.h>
+#include <stdlib.h>
+
+#include "net_core.h"
+
+/* {====================================================== server */
+
+static void connection_cb(uv_stream_t *s, int status) {
+  conn *c = (conn *)((lh_handle *)s->data)->extra;
+  if (status < 0)
+    c->rerr = status;
+  else
+    c->pending = 1; /* libuv holds the fd and stops polling until accept */
+  net_wake_reader(c->K->ctx->L, c);
+}
+
+/* listen(ip, port, backlog, v6only, reuseport) / listen(path, nil,
+** backlog): a server, or nil, err. */
+static int core_listen(lua_State *L) {
+  core *K = net_getcore(L);
+  const char *where = luaL_checkstring(L, 1);
+  int pipe = lua_isnoneornil(L, 2);
+  int port = pipe ? 0 : (int)lh_check_range(L, 2, 0, 65535);
+  int backlog = (int)lh_opt_range(L, 3, 511, 1, 65535);
+  int v6only = lua_toboolean(L, 4), reuseport = lua_toboolean(L, 5);
+  struct sockaddr_storage ss;
+  conn *c;
+  int r;
+  if (!pipe && (net_has_nul(L, 1) || net_parse_addr(where, port, &ss) < 0))
+    return luaL_argerror(L, 1, "invalid IP address");
+  if (pipe && (r = net_check_sock_path(L, 1)) < 0) return net_fail_st(L, r);
+  c = net_conn_new(L, K, pipe ? UV_NAMED_PIPE : UV_TCP, K_SERVER);
+  if (pipe)
+    r = uv_pipe_init(K->ctx->loop, (uv_pipe_t *)c->h->uv, 0);
+  else
+    r = uv_tcp_init_ex(K->ctx->loop, (uv_tcp_t *)c->h->uv, ss.ss_family);
+  if (net_conn_init_done(L, c, r) < 0) return net_fail_st(L, r);
+  if (pipe) {
+    r = uv_pipe_bind((uv_pipe_t *)c->h->uv, where);
+  } else {
+    if (reuseport) {
+      uv_os_fd_t fd;
+      int on = 1;
+      r = uv_fileno(c->h->uv, &fd);
+      if (r == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
+                               sizeof(on)) < 0)
+        r = uv_translate_sys_error(errno);
+    } else {
+      r = 0;
+    }
+    if (r == 0)
+      r = uv_tcp_bind((uv_tcp_t *)c->h->uv, (struct sockaddr *)&ss,
+                      v6only ? UV_TCP_IPV6ONLY : 0);
+  }
+  if (r == 0) r = uv_listen(STREAM(c), backlog, connection_cb);
+  if (r < 0) {
+    net_conn_close(L, c);
+    return net_fail_st(L, r);
+  }
+  return 1;
+}
+
+/* listen_fd(fd, backlog): a server on an inherited listening socket (a
+** supervisor's, or systemd's LISTEN_FDS). */
+static int core_listen_fd(lua_State *L) {
+  core *K = net_getcore(L);
+  int fd = (int)lh_check_range(L, 1, 0, 1 << 30);
+  int backlog = (int)lh_opt_range(L, 2, 511, 1, 65535);
+  uv_handle_type t = uv_guess_handle(fd);
+  conn *c;
+  int r;
+  if (t != UV_TCP && t != UV_NAMED_PIPE)
+    return luaL_argerror(L, 1, "not a stream socket");
+  c = net_conn_new(L, K, t, K_SERVER);
+  r = t == UV_TCP ? uv_tcp_init(K->ctx->loop, (uv_tcp_t *)c->h->uv)
+                  : uv_pipe_init(K->ctx->loop, (uv_pipe_t *)c->h->uv, 0);
+  if (net_conn_init_done(L, c, r) < 0) return net_fail_st(L, r);
+  r = t == UV_TCP ? uv_tcp_open((uv_tcp_t *)c->h->uv, fd)
+                  : uv_pipe_open((uv_pipe_t *)c->h->uv, fd);
+  if (r == 0) r = uv_listen(STREAM(c), backlog, connection_cb);
+  if (r < 0) {
+    net_conn_close(L, c);
+    return net_fail_st(L, r);
+  }
+  return 1;
+}
+
+static int accept_k(lua_State *L, int status, lua_KContext kc) {
+  conn *c = *(conn **)lua_touserdata(L, 1);
+  int ms = (int)kc;
+  (void)status;
+  int how = net_was_cancelled(L, 2);
+  if (how) {
+    net_drop_waits(L, c);
+    return net_cancel_exit(L, how);
+  }
+  if (!LIVE(c)) return net_fail_str(L, "closed");
+  if (c->pending) {
+    uv_handle_type t = c->h->uv->type;
+    conn *nc = net_conn_new(L, c->K, t, K_STREAM);
+    int r = t == UV_TCP ? uv_tcp_init(c->K->ctx->loop, (uv_tcp_t *)nc->h->uv)
+                        : uv_pipe_init(c->K->ctx->loop,
+                                       (uv_pipe_t *)nc->h->uv, 0);
+    c->pending = 0;
+    if (net_conn_init_done(L, nc, r) < 0) return net_fail_st(L, r);
+    r = uv_accept(STREAM(c), STREAM(nc));
+    if (r < 0) {
+      net_conn_close(L, nc);
+      return net_fail_st(L, r);
+    }
+    if (t == UV_TCP) uv_tcp_nodelay((uv_tcp_t *)nc->h->uv, 1);
+    nc->maxline = c->maxline;
+    nc->hwm = c->hwm;
+    nc->timeout = c->idle;
+    return 1;
+  }
+  if (c->rerr) {
+    int e = c->rerr;
+    c->rerr = 0; /* e.g. EMFILE: report it, keep listening */
+    return net_fail_st(L, e);
+  }
+  if (c->rtimed) {
+    c->rtimed = 0;
+    return net_fail_str(L, "timeout");
+  }
+  return net_park_reader(L, c, ms, kc, accept_k, "accept");
+}
+
+/* accept([timeout]): the next connection. */
+static int server_accept(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_SERVER);
+  int ms;
+  if (lua_isnoneornil(L, 2)) {
+    ms = c ? c->timeout : -1;
+  } else {
+    double s = luaL_checknumber(L, 2);
+    luaL_argcheck(L, s == s, 2, "invalid timeout");
+    ms = s < 0 ? -1 : net_secs_to_ms(s);
+  }
+  lua_settop(L, 2);
+  return accept_k(L, LUA_OK, (lua_KContext)ms);
+}
+
+/* }====================================================== */
+
+/* {====================================================== connect */
+
+static void connect_cb(uv_connect_t *req, int status) {
+  conn *c = (conn *)req->data;
+  free(req);
+  c->cstatus = status;
+  net_wake_reader(c->K->ctx->L, c);
+}
+
+static int connect_k(lua_State *L, int status, lua_KContext kc) {
+  conn *c = *(conn **)lua_touserdata(L, 1); /* stack: conn [marker] */
+  (void)status; (void)kc;
+  int how = net_was_cancelled(L, 1);
+  if (how) {
+    net_drop_waits(L, c);
+    if (c) net_conn_close(L, c);
+    return net_cancel_exit(L, how);
+  }
+  if (c == NULL || c->closed) return net_fail_str(L, "closed");
+  if (c->cstatus == 1) {
+    if (c->rtimed) {
+      net_conn_close(L, c);
+      return net_fail_str(L, "timeout");
+    }
+    return net_park_reader(L, c, -1, 0, connect_k, "connect");
+  }
+  if (c->cstatus < 0) {
+    int e = c->cstatus;
+    net_conn_close(L, c);
+    return net_fail_st(L, e);
+  }
+  return 1; /* the conn */
+}
+
+/* connect(ip, port, timeout_ms, bind_ip, bind_port, nodelay) or
+** connect(path, nil, timeout_ms): a conn, or nil, err. */
+static int core_connect(lua_State *L) {
+  core *K = net_getcore(L);
+  const char *where = luaL_checkstring(L, 1);
+  int pipe = lua_isnoneornil(L, 2);
+  int port = pipe ? 0 : (int)lh_check_range(L, 2, 0, 65535);
+  int ms = (int)lh_opt_range(L, 3, -1, -1, (lua_Integer)1 << 30);
+  struct sockaddr_storage ss, bs;
+  uv_connect_t *req;
+  conn *c;
+  int r;
+  net_need_task(L, K, "net.connect");
+  if (!pipe && (net_has_nul(L, 1) || net_parse_addr(where, port, &ss) < 0))
+    return luaL_argerror(L, 1, "invalid IP address");
+  if (pipe && (r = net_check_sock_path(L, 1)) < 0) return net_fail_st(L, r);
+  if (!lua_isnoneornil(L, 4) &&
+      (net_parse_addr(luaL_checkstring(L, 4),
+                  (int)lh_opt_range(L, 5, 0, 0, 65535), &bs) < 0 ||
+       net_has_nul(L, 4)))
+    return luaL_argerror(L, 4, "invalid bind address");
+  req = (uv_connect_t *)malloc(sizeof(uv_connect_t));
+  if (req == NULL) return luaL_error(L, "not enough memory");
+  c = net_conn_new(L, K, pipe ? UV_NAMED_PIPE : UV_TCP, K_STREAM);
+  r = pipe ? uv_pipe_init(K->ctx->loop, (uv_pipe_t *)c->h->uv, 0)
+           : uv_tcp_init_ex(K->ctx->loop, (uv_tcp_t *)c->h->uv,
+                            ss.ss_family);
+  if (net_conn_init_done(L, c, r) < 0) {
+    free(req);
+    return net_fail_st(L, r);
+  }
+  r = 0;
+  if (!pipe && !lua_isnoneornil(L, 4))
+    r = uv_tcp_bind((uv_tcp_t *)c->h->uv, (struct sockaddr *)&bs, 0);
+  if (r == 0 && !pipe && lua_toboolean(L, 6))
+    r = uv_tcp_nodelay((uv_tcp_t *)c->h->uv, 1);
+  req->data = c;
+  if (r == 0) {
+    if (pipe)
+      uv_pipe_connect(req, (uv_pipe_t *)c->h->uv, where, connect_cb);
+    else
+      r = uv_tcp_connect(req, (uv_tcp_t *)c->h->uv, (struct sockaddr *)&ss,
+                         connect_cb);
+  }
+  if (r < 0) {
+    free(req);
+    net_conn_close(L, c);
+    return net_fail_st(L, r);
+  }
+  c->cstatus = 1;
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  return net_park_reader(L, c, ms, 0, connect_k, "net.connect");
+}
+
+/* }====================================================== */
+
+/* {====================================================== opener */
+
+static const luaL_Reg listen_functions[] = {
+  {"connect", core_connect},
+  {"listen", core_listen},
+  {"listen_fd", core_listen_fd},
+  {NULL, NULL}
+};
+
+static const luaL_Reg server_methods[] = {
+  {"accept", server_accept},
+  {NULL, NULL}
+};
+
+void net_listen_open(lua_State *L) {
+  net_setfuncs(L, listen_functions);
+  net_add_methods(L, K_SERVER, server_methods);
+}
+
+/* }====================================================== */

@@ -1,0 +1,394 @@
+/*
+** net_read.c: buffered input of a stream conn: the borrowed read buffer,
+** io.read formats, recv.
+** See Copyright Notice in README.md
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "net_core.h"
+
+/* {====================================================== buffer */
+
+static void alloc_cb(uv_handle_t *uvh, size_t hint, uv_buf_t *b) {
+  conn *c = (conn *)((lh_handle *)uvh->data)->extra;
+  core *K = c->K;
+  (void)hint;
+  if (!K->borrowing) {
+    b->base = K->rbuf;
+    b->len = RBUF_SIZE;
+  } else { /* the shared buffer is lent out (a nested loop run) */
+    b->base = (char *)malloc(RBUF_SIZE);
+    b->len = b->base ? RBUF_SIZE : 0;
+  }
+}
+
+/* Append n bytes to c's owned input. */
+static int append(conn *c, const char *p, size_t n) {
+  size_t used;
+  if (c->rlen == 0) c->rp = c->buf;
+  used = (size_t)(c->rp - c->buf);
+  if (used + c->rlen + n > c->cap) {
+    if (used > 0) {
+      memmove(c->buf, c->rp, c->rlen);
+      c->rp = c->buf;
+    }
+    if (c->rlen + n > c->cap) {
+      size_t ncap = c->cap ? c->cap : 1024;
+      char *nb;
+      while (ncap < c->rlen + n) ncap *= 2;
+      nb = (char *)realloc(c->buf, ncap);
+      if (nb == NULL) return UV_ENOMEM;
+      c->buf = nb;
+      c->rp = nb;
+      c->cap = ncap;
+    }
+  }
+  memcpy((char *)c->rp + c->rlen, p, n);
+  c->rlen += n;
+  return 0;
+}
+
+static void consume(conn *c, size_t n) {
+  if (n == 0) return;
+  c->rp += n;
+  c->rlen -= n;
+}
+
+static const char *find_nl(const conn *c) {
+  return c->rlen ? (const char *)memchr(c->rp, '\n', c->rlen) : NULL;
+}
+
+void net_rstop(conn *c) {
+  if (c->reading) {
+    uv_read_stop(STREAM(c));
+    c->reading = 0;
+  }
+}
+
+/* Plaintext for the reader, from the transport (plain: what the socket
+** read). p is valid during the call only. */
+int net_deliver(conn *c, const char *p, size_t n) {
+  core *K = c->K;
+  lua_State *L = K->ctx->L;
+  if (c->rco && c->rlen == 0 && !K->borrowing) {
+    /* Fast path: the reader reads straight from p, lent while it runs;
+    ** only what it leaves is copied. A nested loop run meanwhile reads
+    ** into buffers of its own (see alloc_cb). */
+    c->rp = p;
+    c->rlen = n;
+    K->borrowing = 1;
+    net_wake_reader(L, c);
+    K->borrowing = 0;
+    if (c->rlen > 0) {
+      const char *q = c->rp;
+      size_t m = c->rlen;
+      c->rlen = 0;
+      if (!c->closed && append(c, q, m) < 0) return UV_ENOMEM;
+    }
+    return 0;
+  }
+  if (append(c, p, n) < 0) return UV_ENOMEM;
+  net_wake_reader(L, c);
+  return 0;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
+  conn *c = (conn *)((lh_handle *)s->data)->extra;
+  core *K = c->K;
+  int r = 0;
+  if (nread > 0 && !c->closed) /* (a closed conn drops input) */
+    r = c->tp->on_data(c, b->base, (size_t)nread);
+  else if (nread < 0)
+    r = c->tp->on_end ? c->tp->on_end(c, (int)nread) : (int)nread;
+  if (r < 0) {
+    if (!c->rerr) c->rerr = r;
+    net_rstop(c);
+    net_wake_reader(K->ctx->L, c);
+  }
+  if (b->base != NULL && b->base != K->rbuf) free(b->base);
+  /* Nobody reads and enough is buffered: let TCP push back on the peer. */
+  if (c->reading && c->rco == NULL && c->rlen >= RHWM) net_rstop(c);
+}
+
+void net_rstart(conn *c) {
+  if (!c->reading && !c->rerr && !c->closed) {
+    int r = uv_read_start(STREAM(c), alloc_cb, read_cb);
+    if (r < 0)
+      c->rerr = r;
+    else
+      c->reading = 1;
+  }
+}
+
+/* An empty owned buffer is freed before parking: idle connections then
+** hold no input memory at all. */
+static void shrink(conn *c) {
+  if (c->rlen == 0 && c->buf != NULL && c->rp != c->K->rbuf) {
+    free(c->buf);
+    c->buf = NULL;
+    c->rp = NULL;
+    c->cap = 0;
+  }
+}
+
+/* }====================================================== */
+
+/* {====================================================== formats */
+
+static int push_fail_input(lua_State *L, conn *c) {
+  lua_pushnil(L);
+  lua_pushstring(L, c == NULL || c->closed ? "closed" : net_errname(c->rerr));
+  return -1;
+}
+
+/* A number ("n"): the longest numeral prefix, as io.read does. */
+static int read_number(lua_State *L, conn *c) {
+  size_t i = 0, j;
+  char tmp[201];
+  while (i < c->rlen && strchr(" \t\r\n\f\v", c->rp[i]) && c->rp[i]) i++;
+  for (j = i; j < c->rlen && j - i < 200; j++)
+    if (!strchr("0123456789+-.xXaAbBcCdDeEfFpP", c->rp[j]) || !c->rp[j])
+      break;
+  if (j == c->rlen && j - i < 200 && !c->rerr) {
+    consume(c, i); /* skipped blanks go: a flood of them stays bounded */
+    return 0;      /* need more */
+  }
+  if (j > i) memcpy(tmp, c->rp + i, j - i); /* rp may be NULL when empty */
+  tmp[j - i] = '\0';
+  consume(c, j);
+  if (j > i && lua_stringtonumber(L, tmp) != 0) return 1;
+  if (j == i && c->rerr && c->rlen == 0) return push_fail_input(L, c);
+  lua_pushnil(L);
+  lua_pushliteral(L, "not a number");
+  return -1;
+}
+
+/* Try to satisfy the format at fidx from buffered input: 1 = one value
+** pushed, 0 = need more input, -1 = nil, err pushed. */
+static int read_one(lua_State *L, conn *c, int fidx) {
+  if (c == NULL || c->closed) return push_fail_input(L, c);
+  if (lua_type(L, fidx) == LUA_TNUMBER) {
+    size_t n = (size_t)lua_tointeger(L, fidx);
+    if (c->rlen >= n && (n > 0 || c->rlen > 0 || !c->rerr)) {
+      lua_pushlstring(L, c->rp, n);
+      consume(c, n);
+      return 1;
+    }
+    if (!c->rerr) return 0;
+    if (c->rlen == 0) return push_fail_input(L, c);
+    lua_pushlstring(L, c->rp, c->rlen); /* the rest, as io.read */
+    consume(c, c->rlen);
+    return 1;
+  }
+  switch (lua_tostring(L, fidx)[0] == '*' ? lua_tostring(L, fidx)[1]
+                                          : lua_tostring(L, fidx)[0]) {
+    case 'l': case 'L': {
+      int keep = (lua_tostring(L, fidx)[0] == '*'
+                  ? lua_tostring(L, fidx)[1] : lua_tostring(L, fidx)[0])
+                 == 'L';
+      const char *nl;
+      while (c->skipline) { /* the rest of an over-long line */
+        nl = find_nl(c);
+        if (nl == NULL) {
+          consume(c, c->rlen);
+          if (!c->rerr) return 0;
+          break;
+        }
+        consume(c, (size_t)(nl - c->rp) + 1);
+        c->skipline = 0;
+      }
+      nl = find_nl(c);
+      if (nl != NULL) {
+        size_t n = (size_t)(nl - c->rp);
+        if (n > c->maxline) {
+          consume(c, n + 1);
+          lua_pushnil(L);
+          lua_pushliteral(L, "line too long");
+          return -1;
+        }
+        lua_pushlstring(L, c->rp, n + (size_t)keep);
+        consume(c, n + 1);
+        return 1;
+      }
+      if (c->rlen > c->maxline) { /* drop it: memory stays bounded */
+        consume(c, c->rlen);
+        c->skipline = 1;
+        lua_pushnil(L);
+        lua_pushliteral(L, "line too long");
+        return -1;
+      }
+      if (!c->rerr) return 0;
+      if (c->rlen == 0) return push_fail_input(L, c);
+      lua_pushlstring(L, c->rp, c->rlen); /* last line, no newline */
+      consume(c, c->rlen);
+      return 1;
+    }
+    case 'a':
+      if (!c->rerr) return 0;
+      lua_pushlstring(L, c->rp, c->rlen);
+      consume(c, c->rlen);
+      return 1;
+    default: /* 'n' */
+      return read_number(L, c);
+  }
+}
+
+#define KC(i, nf) ((lua_KContext)((i) | ((nf) << 16)))
+
+static int read_k(lua_State *L, int status, lua_KContext kc) {
+  int i = (int)(kc & 0xffff), nf = (int)(kc >> 16);
+  int base = 1 + nf + (i - 2); /* conn, formats, results so far */
+  conn *c = *(conn **)lua_touserdata(L, 1);
+  (void)status;
+  int how = net_was_cancelled(L, base);
+  if (how) {
+    net_drop_waits(L, c);
+    return net_cancel_exit(L, how);
+  }
+  for (; i <= nf + 1; i++) {
+    int r = read_one(L, c, i);
+    if (r < 0) return lua_gettop(L) - (nf + 1);
+    if (r == 0) {
+      if (c->rtimed) {
+        c->rtimed = 0;
+        lua_pushnil(L);
+        lua_pushliteral(L, "timeout");
+        return lua_gettop(L) - (nf + 1);
+      }
+      net_rstart(c);
+      if (c->rerr) { i--; continue; } /* read_start failed: report it */
+      shrink(c);
+      return net_park_reader(L, c, c->timeout, KC(i, nf), read_k, "read");
+    }
+  }
+  /* all done; keep the socket reading only while input is wanted */
+  if (c->rlen >= RHWM) net_rstop(c);
+  return lua_gettop(L) - (nf + 1);
+}
+
+static const char *const formats[] = {"l", "L", "a", "n", "*l", "*L", "*a",
+                                      "*n", NULL};
+
+/* read(fmt...): io.read's formats; default "l". */
+static int conn_read(lua_State *L) {
+  int n = lua_gettop(L), i;
+  conn *c = net_to_conn(L, 1, K_STREAM);
+  if (n == 1) {
+    lua_pushliteral(L, "l");
+    n = 2;
+  }
+  luaL_argcheck(L, n - 1 <= MAX_FORMATS, MAX_FORMATS, "too many formats");
+  for (i = 2; i <= n; i++) {
+    if (lua_type(L, i) == LUA_TNUMBER) {
+      luaL_argcheck(L, lua_isinteger(L, i) && lua_tointeger(L, i) >= 0, i,
+                    "invalid format");
+    } else {
+      luaL_checkoption(L, i, NULL, formats);
+    }
+  }
+  /* read_k pushes one result per format (as lines_iter makes room for) */
+  luaL_checkstack(L, n + LUA_MINSTACK, "too many formats");
+  (void)c;
+  return read_k(L, LUA_OK, KC(2, n - 1));
+}
+
+/* The iterator of lines(): upvalues are the conn and the formats. */
+static int lines_iter(lua_State *L) {
+  int nf = (int)lua_tointeger(L, lua_upvalueindex(1)), i;
+  lua_settop(L, 0);
+  luaL_checkstack(L, nf + LUA_MINSTACK, "too many formats");
+  for (i = 0; i <= nf; i++) lua_pushvalue(L, lua_upvalueindex(i + 2));
+  return read_k(L, LUA_OK, KC(2, nf));
+}
+
+/* lines(fmt...): for line in conn:lines() do ... end; ends on any
+** failure (end of input, timeout, ...). */
+static int conn_lines(lua_State *L) {
+  int n = lua_gettop(L), i;
+  net_to_conn(L, 1, K_STREAM);
+  if (n == 1) {
+    lua_pushliteral(L, "l");
+    n = 2;
+  }
+  luaL_argcheck(L, n - 1 <= MAX_FORMATS, MAX_FORMATS, "too many formats");
+  for (i = 2; i <= n; i++) {
+    if (lua_type(L, i) == LUA_TNUMBER)
+      luaL_argcheck(L, lua_isinteger(L, i) && lua_tointeger(L, i) >= 0, i,
+                    "invalid format");
+    else
+      luaL_checkoption(L, i, NULL, formats);
+  }
+  lua_pushinteger(L, n - 1);
+  lua_insert(L, 1); /* nf, conn, formats */
+  lua_pushcclosure(L, lines_iter, n + 1);
+  return 1;
+}
+
+/* }====================================================== */
+
+/* {====================================================== recv */
+
+static int recv_k(lua_State *L, int status, lua_KContext kc) {
+  conn *c = *(conn **)lua_touserdata(L, 1);
+  size_t max = (size_t)kc;
+  (void)status;
+  int how = net_was_cancelled(L, 2);
+  if (how) {
+    net_drop_waits(L, c);
+    return net_cancel_exit(L, how);
+  }
+  if (c == NULL || c->closed) return net_fail_str(L, "closed");
+  if (c->rlen > 0) {
+    size_t n = c->rlen < max ? c->rlen : max;
+    lua_pushlstring(L, c->rp, n);
+    consume(c, n);
+    return 1;
+  }
+  if (c->rerr) return net_fail_str(L, net_errname(c->rerr));
+  if (c->rtimed) {
+    c->rtimed = 0;
+    return net_fail_str(L, "timeout");
+  }
+  net_rstart(c);
+  if (c->rerr) return net_fail_str(L, net_errname(c->rerr));
+  shrink(c);
+  return net_park_reader(L, c, c->timeout, kc, recv_k, "recv");
+}
+
+/* buffered(): bytes received and not yet read, without any I/O: a
+** pipelining server reads requests while this is above 0, then writes
+** its replies at once. (Input arrives only while the conn is reading,
+** that is after a first read; a closed conn has dropped its input.) */
+static int conn_buffered(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_STREAM);
+  lua_pushinteger(L, LIVE(c) ? (lua_Integer)c->rlen : 0);
+  return 1;
+}
+
+/* recv([max]): the next chunk of input, whatever has arrived. */
+static int conn_recv(lua_State *L) {
+  lua_Integer max = luaL_optinteger(L, 2, RBUF_SIZE);
+  net_to_conn(L, 1, K_STREAM);
+  luaL_argcheck(L, max > 0, 2, "positive size expected");
+  lua_settop(L, 2);
+  return recv_k(L, LUA_OK, (lua_KContext)max);
+}
+
+/* }====================================================== */
+
+/* {====================================================== opener */
+
+static const luaL_Reg read_methods[] = {
+  {"buffered", conn_buffered},
+  {"lines", conn_lines},
+  {"read", conn_read},
+  {"recv", conn_recv},
+  {NULL, NULL}
+};
+
+void net_read_open(lua_State *L) {
+  net_add_methods(L, K_STREAM, read_methods);
+}
+
+/* }====================================================== */

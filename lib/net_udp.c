@@ -1,0 +1,308 @@
+/*
+** net_udp.c: udp sockets: datagrams, a bounded receive queue.
+** See Copyright Notice in README.md
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include "net_core.h"
+
+/* {====================================================== udp */
+
+static void udp_alloc_cb(uv_handle_t *uvh, size_t hint, uv_buf_t *b) {
+  conn *c = (conn *)((lh_handle *)uvh->data)->extra;
+  (void)hint;
+  b->base = c->K->rbuf;
+  b->len = RBUF_SIZE;
+}
+
+static void udp_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *b,
+                        const struct sockaddr *addr, unsigned flags) {
+  conn *c = (conn *)((lh_handle *)u->data)->extra;
+  dgram *d;
+  (void)flags;
+  if (nread < 0) {
+    c->rerr = (int)nread;
+    net_wake_reader(c->K->ctx->L, c);
+    return;
+  }
+  if (addr == NULL) return; /* nothing more to read now */
+  if (c->qlen >= UDP_QMAX) return; /* nobody reads: drop, as the kernel
+                                      would */
+  d = (dgram *)malloc(sizeof(dgram) + (size_t)nread);
+  if (d == NULL) return;
+  d->next = NULL;
+  d->len = (size_t)nread;
+  memcpy(d->data, b->base, (size_t)nread);
+  memset(&d->from, 0, sizeof(d->from));
+  memcpy(&d->from, addr, addr->sa_family == AF_INET6
+         ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+  if (c->qtail) c->qtail->next = d; else c->qhead = d;
+  c->qtail = d;
+  c->qlen++;
+  net_wake_reader(c->K->ctx->L, c);
+}
+
+/* udp(ip|nil, port, reuseaddr, family): a udp socket, bound if ip given */
+static int core_udp(lua_State *L) {
+  core *K = net_getcore(L);
+  const char *ip = luaL_optstring(L, 1, NULL);
+  int port = (int)lh_opt_range(L, 2, 0, 0, 65535);
+  int reuse = lua_toboolean(L, 3);
+  const char *fam = luaL_optstring(L, 4, NULL);
+  struct sockaddr_storage ss;
+  unsigned family = AF_UNSPEC;
+  conn *c;
+  int r;
+  if (ip != NULL && (net_has_nul(L, 1) || net_parse_addr(ip, port, &ss) < 0))
+    return luaL_argerror(L, 1, "invalid IP address");
+  if (ip != NULL) family = ss.ss_family;
+  else if (fam != NULL) family = strcmp(fam, "inet6") == 0 ? AF_INET6
+                                                           : AF_INET;
+  c = net_conn_new(L, K, UV_UDP, K_UDP);
+  r = uv_udp_init_ex(K->ctx->loop, (uv_udp_t *)c->h->uv, family);
+  if (net_conn_init_done(L, c, r) < 0) return net_fail_st(L, r);
+  if (ip != NULL) {
+    r = uv_udp_bind((uv_udp_t *)c->h->uv, (struct sockaddr *)&ss,
+                    reuse ? UV_UDP_REUSEADDR : 0);
+    if (r < 0) {
+      net_conn_close(L, c);
+      return net_fail_st(L, r);
+    }
+  }
+  return 1;
+}
+
+/* udp_fd(fd): a udp socket on a bound datagram socket it now owns (a
+** worker group's, from the supervisor). */
+static int core_udp_fd(lua_State *L) {
+  core *K = net_getcore(L);
+  int fd = (int)lh_check_range(L, 1, 0, 1 << 30);
+  conn *c = net_conn_new(L, K, UV_UDP, K_UDP);
+  int r = uv_udp_init(K->ctx->loop, (uv_udp_t *)c->h->uv);
+  if (net_conn_init_done(L, c, r) < 0) {
+    close(fd);
+    return net_fail_st(L, r);
+  }
+  r = uv_udp_open((uv_udp_t *)c->h->uv, fd);
+  if (r < 0) {
+    close(fd);
+    net_conn_close(L, c);
+    return net_fail_st(L, r);
+  }
+  return 1;
+}
+
+typedef struct sreq {
+  uv_udp_send_t req;
+  char data[1];
+} sreq;
+
+static void udp_send_cb(uv_udp_send_t *req, int status) {
+  (void)status; /* datagrams are fire and forget, as sendto(2) */
+  free(container_of(req, sreq, req));
+}
+
+static int udp_send_to(lua_State *L, conn *c, int didx,
+                       const struct sockaddr *sa) {
+  size_t len;
+  const char *data = luaL_checklstring(L, didx, &len);
+  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+  uv_udp_t *u;
+  int r;
+  if (!LIVE(c)) return net_fail_str(L, "closed");
+  u = (uv_udp_t *)c->h->uv;
+  r = uv_udp_try_send(u, &b, 1, sa);
+  if (r == UV_EAGAIN || r == UV_ENOSYS) { /* queue a copy */
+    sreq *q = (sreq *)malloc(sizeof(sreq) + len);
+    if (q == NULL) return luaL_error(L, "not enough memory");
+    memcpy(q->data, data, len);
+    b = uv_buf_init(q->data, (unsigned)len);
+    r = uv_udp_send(&q->req, u, &b, 1, sa, udp_send_cb);
+    if (r < 0) free(q);
+  }
+  if (r < 0) return net_fail_st(L, r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* sendto(data, ip, port) */
+static int udp_sendto(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_UDP);
+  struct sockaddr_storage ss;
+  const char *ip;
+  int port;
+  luaL_checkstring(L, 2);
+  ip = luaL_checkstring(L, 3);
+  port = (int)lh_check_range(L, 4, 0, 65535);
+  if (net_has_nul(L, 3) || net_parse_addr(ip, port, &ss) < 0)
+    return luaL_argerror(L, 3, "invalid IP address");
+  return udp_send_to(L, c, 2, (struct sockaddr *)&ss);
+}
+
+/* send(data): to the connected peer */
+static int udp_send(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_UDP);
+  return udp_send_to(L, c, 2, NULL);
+}
+
+/* connect(ip, port) / connect(): set or clear the default peer */
+static int udp_connect(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_UDP);
+  struct sockaddr_storage ss;
+  int r;
+  if (lua_isnoneornil(L, 2)) {
+    if (!LIVE(c)) return net_fail_str(L, "closed");
+    r = uv_udp_connect((uv_udp_t *)c->h->uv, NULL);
+  } else {
+    const char *ip = luaL_checkstring(L, 2);
+    int port = (int)lh_check_range(L, 3, 0, 65535);
+    if (net_has_nul(L, 2) || net_parse_addr(ip, port, &ss) < 0)
+      return luaL_argerror(L, 2, "invalid IP address");
+    if (!LIVE(c)) return net_fail_str(L, "closed");
+    r = uv_udp_connect((uv_udp_t *)c->h->uv, (struct sockaddr *)&ss);
+  }
+  if (r < 0) return net_fail_st(L, r);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int udp_recv_k(lua_State *L, int status, lua_KContext kc) {
+  conn *c = *(conn **)lua_touserdata(L, 1);
+  int withaddr = (int)(kc & 1), ms = (int)((kc >> 1) - 1);
+  (void)status;
+  int how = net_was_cancelled(L, 1);
+  if (how) {
+    net_drop_waits(L, c);
+    return net_cancel_exit(L, how);
+  }
+  if (!LIVE(c)) return net_fail_str(L, "closed");
+  if (c->qhead != NULL) {
+    dgram *d = c->qhead;
+    int n = 1;
+    c->qhead = d->next;
+    if (c->qhead == NULL) c->qtail = NULL;
+    c->qlen--;
+    lua_pushlstring(L, d->data, d->len);
+    if (withaddr && net_push_sockaddr(L, (struct sockaddr *)&d->from) == 3) {
+      lua_pop(L, 1); /* data, ip, port */
+      n = 3;
+    }
+    free(d);
+    return n;
+  }
+  if (c->rerr) {
+    int e = c->rerr;
+    c->rerr = 0;
+    return net_fail_st(L, e);
+  }
+  if (c->rtimed) {
+    c->rtimed = 0;
+    return net_fail_str(L, "timeout");
+  }
+  if (!c->reading) {
+    int r = uv_udp_recv_start((uv_udp_t *)c->h->uv, udp_alloc_cb,
+                              udp_recv_cb);
+    if (r < 0) return net_fail_st(L, r);
+    c->reading = 1;
+  }
+  return net_park_reader(L, c, ms, kc, udp_recv_k, "recvfrom");
+}
+
+static int udp_recv_common(lua_State *L, int withaddr) {
+  conn *c = net_to_conn(L, 1, K_UDP);
+  int ms;
+  if (lua_isnoneornil(L, 2)) {
+    ms = c ? c->timeout : -1;
+  } else {
+    double s = luaL_checknumber(L, 2);
+    luaL_argcheck(L, s == s, 2, "invalid timeout");
+    ms = s < 0 ? -1 : net_secs_to_ms(s);
+  }
+  lua_settop(L, 1);
+  return udp_recv_k(L, LUA_OK, (lua_KContext)(((lua_KContext)ms + 1) << 1
+                                              | withaddr));
+}
+
+/* recvfrom([timeout]) -> data, ip, port */
+static int udp_recvfrom(lua_State *L) { return udp_recv_common(L, 1); }
+/* recv([timeout]) -> data */
+static int udp_recv(lua_State *L) { return udp_recv_common(L, 0); }
+
+/* setopt(name, value): the udp options of libuv, else the generic ones. */
+static int udp_setopt(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_UDP);
+  static const char *const opts[] = {"broadcast", "ttl", "multicast_ttl",
+    "multicast_loop", "multicast_interface", "join", "leave", NULL};
+  const char *name = luaL_checkstring(L, 2);
+  uv_udp_t *u;
+  int i, r = 0;
+  for (i = 0; opts[i] && strcmp(opts[i], name) != 0; i++) {}
+  if (opts[i] == NULL) return net_conn_setopt(L);
+  luaL_checkany(L, 3);
+  if (!LIVE(c)) return net_fail_str(L, "closed");
+  u = (uv_udp_t *)c->h->uv;
+  switch (i) {
+    case 0: r = uv_udp_set_broadcast(u, lua_toboolean(L, 3)); break;
+    case 1: r = uv_udp_set_ttl(u, (int)lh_check_range(L, 3, 1, 255)); break;
+    case 2:
+      r = uv_udp_set_multicast_ttl(u, (int)lh_check_range(L, 3, 0, 255));
+      break;
+    case 3: r = uv_udp_set_multicast_loop(u, lua_toboolean(L, 3)); break;
+    case 4: /* (C would see only what precedes a NUL byte) */
+      luaL_checkstring(L, 3);
+      if (net_has_nul(L, 3)) return luaL_argerror(L, 3, "invalid IP address");
+      r = uv_udp_set_multicast_interface(u, lua_tostring(L, 3));
+      break;
+    default: { /* join/leave: group [, interface] */
+      const char *group, *iface = NULL;
+      int bad;
+      if (lua_istable(L, 3)) {
+        lua_rawgeti(L, 3, 1);
+        lua_rawgeti(L, 3, 2);
+        group = luaL_checkstring(L, -2);
+        iface = lua_tostring(L, -1);
+        bad = net_has_nul(L, -2) || net_has_nul(L, -1);
+      } else {
+        group = luaL_checkstring(L, 3);
+        iface = luaL_optstring(L, 4, NULL);
+        bad = net_has_nul(L, 3) || net_has_nul(L, 4);
+      }
+      if (bad) return luaL_argerror(L, 3, "invalid IP address");
+      r = uv_udp_set_membership(u, group, iface,
+                                i == 5 ? UV_JOIN_GROUP : UV_LEAVE_GROUP);
+    }
+  }
+  if (r < 0) return net_fail_st(L, r);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* }====================================================== */
+
+/* {====================================================== opener */
+
+static const luaL_Reg udp_functions[] = {
+  {"udp", core_udp},
+  {"udp_fd", core_udp_fd},
+  {NULL, NULL}
+};
+
+static const luaL_Reg udp_methods[] = {
+  {"connect", udp_connect},
+  {"recv", udp_recv},
+  {"recvfrom", udp_recvfrom},
+  {"send", udp_send},
+  {"sendto", udp_sendto},
+  {"setopt", udp_setopt},
+  {NULL, NULL}
+};
+
+void net_udp_open(lua_State *L) {
+  net_setfuncs(L, udp_functions);
+  net_add_methods(L, K_UDP, udp_methods);
+}
+
+/* }====================================================== */

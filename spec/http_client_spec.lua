@@ -1,0 +1,235 @@
+-- http.request / http.get: against http.listen in the same process and
+-- against nginx (started here, own prefix, stopped by PID).
+local http = require "http"
+local net = require "net"
+local task = require "task"
+local client = require "http.client"
+local proc = require "process_helper"
+
+local function q(s) return shell_quote(s) end
+
+-- A server in this process: returns its base URL and the server.
+local function serve(handler)
+  local srv = assert(http.listen{port = 0, handler = handler})
+  local _, port = srv:sockname()
+  return "http://127.0.0.1:" .. port, srv
+end
+
+describe("http client", function()
+  after_each(function() client.close_idle() end)
+
+  it("gets, posts, and pools one connection per origin", function()
+    run_task(function()
+      local peers = {}
+      local base, srv = serve(function(req, res)
+        peers[#peers + 1] = req.peer
+        if req.method == "POST" then
+          res:send(201, req.method .. " " .. req:body())
+        else
+          res:header("Content-Type", "text/plain")
+          res:send("got " .. req.target)
+        end
+      end)
+      local res = assert(http.get(base .. "/a?x=1"))
+      assert.are.equal(200, res.status)
+      assert.are.equal("OK", res.reason)
+      assert.are.equal("text/plain", res.headers["Content-Type"])
+      assert.are.equal("got /a?x=1", res:body())
+      assert.are.equal(1, client.pool_size())
+      res = assert(http.request{method = "POST", url = base .. "/p",
+        body = "data", headers = {["X-A"] = "1"}})
+      assert.are.equal(201, res.status)
+      assert.are.equal("POST data", res:body())
+      assert.are.equal(peers[1], peers[2]) -- the same connection
+      srv:close()
+    end)
+  end)
+
+  it("sends chunked (source) and reads chunked and close-delimited bodies",
+    function()
+    run_task(function()
+      local base, srv = serve(function(req, res)
+        local n = 0
+        for piece in req:chunks() do
+          n = n + #piece
+          res:write(piece:upper())
+        end
+        res:write(" ", n)
+      end)
+      local pieces = {"abc", "", "def", ("x"):rep(100000)}
+      local i = 0
+      local res = assert(http.request{method = "PUT", url = base,
+        source = function() i = i + 1 return pieces[i] end})
+      assert.are.equal("chunked", res.headers["transfer-encoding"])
+      local body = assert(res:body())
+      assert.are.equal("ABCDEF" .. ("X"):rep(100000) .. " 100006", body)
+      srv:close()
+      -- a close-delimited answer from a raw server
+      local raw = assert(net.listen{port = 0})
+      local _, port = raw:sockname()
+      task.spawn(function()
+        local c = raw:accept()
+        repeat local l = c:read("l") until l == "\r" or not l
+        c:write("HTTP/1.1 200 OK\r\n\r\nuntil the end")
+        c:close()
+      end)
+      res = assert(http.get("http://127.0.0.1:" .. port .. "/"))
+      assert.are.equal("until the end", res:body())
+      raw:close()
+    end)
+  end)
+
+  it("follows redirects (bounded), 303 turns POST into GET", function()
+    run_task(function()
+      local base, srv = serve(function(req, res)
+        if req.path == "/loop" then
+          res:header("Location", "/loop")
+          return res:send(302, "")
+        elseif req.path == "/see" then
+          res:header("Location", "http://127.0.0.1:" ..
+            select(2, req._conn:sockname()) .. "/end")
+          return res:send(303, "moved")
+        end
+        res:send(req.method .. " " .. req.path)
+      end)
+      local res = assert(http.request{method = "POST", url = base .. "/see",
+        body = "x"})
+      assert.are.equal(200, res.status)
+      assert.are.equal("GET /end", res:body())
+      res = assert(http.request{url = base .. "/loop", redirects = 3})
+      assert.are.equal(302, res.status)
+      res = assert(http.request{url = base .. "/see", redirects = 0})
+      assert.are.equal(303, res.status)
+      assert.are.equal("moved", res:body())
+      srv:close()
+    end)
+  end)
+
+  it("times out, and refuses bad answers and bad URLs", function()
+    run_task(function()
+      local base, srv = serve(function(_, res)
+        task.sleep(3)
+        res:send("late")
+      end)
+      local t0 = task.now()
+      local res, err = http.request{url = base, timeout = 0.3}
+      assert.is_nil(res)
+      assert.are.equal("timeout", err)
+      assert.is_true(task.now() - t0 < 2.5)
+      srv:close()
+      -- a smuggling-shaped answer
+      local raw = assert(net.listen{port = 0})
+      local _, port = raw:sockname()
+      task.spawn(function()
+        local c = raw:accept()
+        repeat local l = c:read("l") until l == "\r" or not l
+        c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" ..
+          "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        c:close()
+      end)
+      res, err = http.get("http://127.0.0.1:" .. port .. "/")
+      assert.is_nil(res)
+      assert.matches("bad response", err)
+      raw:close()
+      assert.matches("not a URL", select(2, http.get("nope")))
+      assert.matches("unsupported scheme", select(2, http.get("ftp://x/")))
+      assert.matches("user info", select(2, http.get("http://u@h/")))
+      res, err = http.get("http://nothing.invalid/", {timeout = 5})
+      assert.is_nil(res)
+      assert.is_string(err)
+    end)
+  end)
+
+  it("raises on bad arguments", function()
+    assert.has_error(function() http.request() end)
+    assert.has_error(function() http.request{} end)
+    assert.has_error(function() http.request{url = "http://x/", bogus = 1} end)
+    assert.has_error(function()
+      http.request{url = "http://x/", headers = {X = "a\r\nb"}}
+    end)
+    assert.has_error(function()
+      http.request{url = "http://x/", headers = {["Content-Length"] = "1"}}
+    end)
+    assert.has_error(function()
+      http.request{url = "http://x/", body = "a", source = print}
+    end)
+    assert.has_error(function() http.get(42) end)
+  end)
+end)
+
+describe("http client against nginx", function()
+  it("keeps the connection alive, follows its redirect, reads its files",
+    function()
+    local prefix = os.tmpname()
+    os.remove(prefix)
+    assert(os.execute("mkdir -p " .. q(prefix .. "/root")))
+    finally(function() os.execute("rm -rf " .. q(prefix)) end)
+    local big = ("0123456789"):rep(200000)
+    proc.write(prefix .. "/root/a.txt", "file a\n")
+    proc.write(prefix .. "/root/big.bin", big)
+    local s = assert(net.listen{port = 0})
+    local _, port = s:sockname()
+    s:close()
+    proc.write(prefix .. "/nginx.conf", ([[
+daemon off;
+worker_processes 1;
+pid %s/nginx.pid;
+error_log %s/error.log notice;
+events { worker_connections 64; }
+http {
+  log_format conn "$connection $request";
+  access_log %s/access.log conn;
+  client_body_temp_path %s/body;
+  proxy_temp_path %s/proxy;
+  fastcgi_temp_path %s/fastcgi;
+  uwsgi_temp_path %s/uwsgi;
+  scgi_temp_path %s/scgi;
+  server {
+    listen 127.0.0.1:%d;
+    root %s/root;
+    location = /go { return 302 /a.txt; }
+  }
+}
+]]):format(prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix,
+      port, prefix))
+    local pidf = prefix .. "/shell.pid"
+    assert(os.execute(("nginx -p %s -c %s/nginx.conf >/dev/null 2>&1 & " ..
+      "echo $! > %s"):format(q(prefix), q(prefix), q(pidf))))
+    local pid = tonumber(proc.slurp(pidf):match("%d+"))
+    finally(function() os.execute("kill -TERM " .. pid .. " 2>/dev/null") end)
+    run_task(function()
+      local base = "http://127.0.0.1:" .. port
+      local res
+      for _ = 1, 200 do -- until nginx listens
+        res = http.get(base .. "/a.txt")
+        if res then break end
+        task.sleep(0.05)
+      end
+      assert(res, "nginx did not answer")
+      assert.are.equal("file a\n", res:body())
+      res = assert(http.get(base .. "/go"))
+      assert.are.equal("file a\n", res:body())
+      res = assert(http.request{url = base .. "/big.bin"})
+      local n = 0
+      for piece in res:chunks() do n = n + #piece end
+      assert.is_nil(res.error)
+      assert.are.equal(#big, n)
+      res = assert(http.get(base .. "/missing"))
+      assert.are.equal(404, res.status)
+      assert.are.equal(1, client.pool_size())
+    end, 30)
+    -- nginx saw one connection for all the requests ($connection)
+    local log = prefix .. "/access.log"
+    proc.wait(function()
+      return select(2, proc.slurp(log):gsub("\n", "")) >= 5
+    end, 10, "nginx's access log")
+    local conns = {}
+    for c in proc.slurp(log):gmatch("(%d+) GET") do conns[c] = true end
+    assert.are.equal(1, #(function()
+      local l = {}
+      for c in pairs(conns) do l[#l + 1] = c end
+      return l
+    end)())
+    client.close_idle()
+  end)
+end)

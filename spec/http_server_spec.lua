@@ -1,0 +1,205 @@
+-- http.listen against real clients: curl, ab, python3 (http.client and
+-- raw sockets), and the limits and smuggling guards seen from outside.
+local proc = require "process_helper"
+
+local function q(s) return shell_quote(s) end
+
+local function sh(cmd, secs)
+  local p = assert(io.popen(("timeout -s KILL %d sh -c %s 2>&1"):format(
+    secs or 60, q(cmd))))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return out, code
+end
+
+-- Send raw bytes, read until the server closes (bounded): python3 as a
+-- plain socket client, so that bytes go out exactly as written.
+local function raw(port, bytes, secs)
+  local f = tmpname()
+  proc.write(f, bytes)
+  return sh(("/usr/bin/python3 -c %s %d %s"):format(q([[
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(15)
+s.sendall(open(sys.argv[2], "rb").read())
+out = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d: break
+        out += d
+except Exception as e:
+    out += b"\n<" + str(e).encode() + b">"
+sys.stdout.buffer.write(out)
+]]), port, f), secs or 30)
+end
+
+describe("http server with real clients", function()
+  local server, port, base
+  setup(function()
+    server = proc.start({"spec/http_app.lua"},
+      {env = "HTTP_HEAD_TIMEOUT=1"})
+    port = tonumber(server:wait_for("listening (%d+)", 20))
+    base = "http://127.0.0.1:" .. port
+  end)
+  teardown(function() server:stop() end)
+
+  it("answers curl and keeps the connection alive", function()
+    local out = sh(("curl -sv %s/hello %s/users/7?q=a%%20b"):format(base,
+      base))
+    assert.matches("hello world\n", out, 1, true)
+    assert.matches("user 7 q=a b\n", out, 1, true)
+    assert.matches("Re%-using existing connection", out)
+    assert.matches("< X%-Middleware: 1", out)
+    assert.matches("< Date: %a%a%a, %d%d %a%a%a %d%d%d%d", out)
+  end)
+
+  it("takes chunked uploads and Expect: 100-continue from curl", function()
+    local file = tmpname()
+    local data = {}
+    for i = 1, 20000 do data[i] = ("%05d\n"):format(i) end
+    proc.write(file, table.concat(data))
+    local sum = sh("md5sum < " .. q(file)):match("%x+")
+    local out = sh(("curl -s --data-binary @%s -H 'Transfer-Encoding: " ..
+      "chunked' %s/echo | md5sum"):format(q(file), base))
+    assert.are.equal(sum, out:match("%x+"))
+    out = sh(("curl -sv --data-binary @%s -H 'Expect: 100-continue' " ..
+      "%s/echo -o /dev/null"):format(q(file), base))
+    assert.matches("HTTP/1.1 100 Continue", out)
+    assert.matches("HTTP/1.1 200 OK", out)
+    -- streamed past the body limit (256 KiB) by a handler that asks
+    local big = tmpname()
+    assert(os.execute(("head -c 3000000 /dev/zero > %s"):format(q(big))))
+    out = sh(("curl -s --data-binary @%s -H 'Transfer-Encoding: chunked' " ..
+      "%s/count"):format(q(big), base))
+    assert.are.equal("3000000\n", out)
+    -- over it for req:body(): 413, before the body is sent
+    out = sh(("curl -s -o /dev/null -w '%%{http_code}' --data-binary @%s " ..
+      "%s/echo"):format(q(big), base))
+    assert.are.equal("413", out)
+  end)
+
+  it("streams responses chunked, with backpressure", function()
+    assert.are.equal("line 1\nline 2\nline 3\n",
+      sh(("curl -s %s/stream"):format(base)))
+    local out = sh(("curl -s --limit-rate 2M %s/big | wc -c"):format(base))
+    assert.are.equal(4 * 1024 * 1024, tonumber(out))
+  end)
+
+  it("speaks HTTP/1.0, with and without keep-alive", function()
+    local out = sh(("curl -s -0 -i %s/hello"):format(base))
+    assert.matches("^HTTP/1.1 200 OK", out)
+    assert.matches("Content%-Length: 12", out)
+    assert.not_matches("Transfer%-Encoding", out)
+    out = raw(port, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" ..
+      "GET /stream HTTP/1.0\r\n\r\n")
+    assert.matches("Connection: keep%-alive", out)
+    -- a 1.0 response without a length ends with the connection
+    assert.matches("hello world\n.*line 1\nline 2\nline 3\n$", out)
+  end)
+
+  it("answers pipelined requests in order (python3 http.client by hand)",
+    function()
+    local out = sh(("/usr/bin/python3 -c %s %d"):format(q([[
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+c.connect()
+reqs = b"".join(b"GET /users/%d HTTP/1.1\r\nHost: x\r\n\r\n" % i
+                for i in range(1, 6))
+c.sock.sendall(reqs)
+f = c.sock.makefile("rb")
+class Keep:  # every response reads from the same buffered file
+    def __getattr__(self, name): return getattr(f, name)
+    def close(self): pass
+class Shared:
+    def makefile(self, mode): return Keep()
+for i in range(1, 6):
+    r = http.client.HTTPResponse(Shared())
+    r.begin()
+    sys.stdout.write(r.read().decode())
+]]), port))
+    assert.are.equal("user 1 q=\nuser 2 q=\nuser 3 q=\nuser 4 q=\n" ..
+      "user 5 q=\n", out)
+  end)
+
+  it("survives ab -k with every request answered", function()
+    local out = sh(("ab -k -n 2000 -c 10 %s/hello"):format(base), 120)
+    assert.matches("Complete requests:%s+2000", out)
+    assert.matches("Failed requests:%s+0", out)
+    assert.matches("Keep%-Alive requests:%s+2000", out)
+  end)
+
+  it("answers limits with their status and closes", function()
+    local out = raw(port, "GET /" .. ("a"):rep(9000) .. " HTTP/1.1\r\n" ..
+      "Host: a\r\n\r\n")
+    assert.matches("^HTTP/1.1 414 URI Too Long\r\n", out)
+    assert.matches("Connection: close", out)
+    local many = {"GET /hello HTTP/1.1\r\nHost: a\r\n"}
+    for i = 1, 101 do many[#many + 1] = "X-" .. i .. ": v\r\n" end
+    out = raw(port, table.concat(many) .. "\r\n")
+    assert.matches("^HTTP/1.1 431 ", out)
+    out = raw(port, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: " ..
+      "999999\r\n\r\n")
+    assert.matches("^HTTP/1.1 413 ", out)
+    -- a head that never ends: 408 after the head timeout (1 s here)
+    out = raw(port, "GET /hello HTTP/1.1\r\nHost: a\r\n")
+    assert.matches("^HTTP/1.1 408 ", out)
+    -- a body that stops coming: 408 after the body timeout (2 s)
+    out = raw(port, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: " ..
+      "10\r\n\r\nabc")
+    assert.matches("^HTTP/1.1 408 ", out)
+  end)
+
+  it("refuses smuggling with 400 and closes, answering nothing after",
+    function()
+    for _, bad in ipairs({
+      "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n" ..
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n" ..
+        "Content-Length: 4\r\n\r\nabcd",
+      "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+        "3\nabc\r\n0\r\n\r\n",
+      "GET /hello HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n",
+      "GET /hello HTTP/1.1\r\nHost: a\r\nX: a\r\n folded\r\n\r\n",
+      "GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    }) do
+      local out = raw(port, bad .. "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+      assert.matches("^HTTP/1.1 400 Bad Request\r\n", out)
+      assert.not_matches("hello world", out)
+      local _, n = out:gsub("HTTP/1%.1 %d%d%d", "")
+      assert.are.equal(1, n, out)
+    end
+  end)
+
+  it("keeps handler errors in the handler: 500, then serves on", function()
+    local out = sh(("curl -s -i %s/error"):format(base))
+    assert.matches("^HTTP/1.1 500 ", out)
+    out = sh(("curl -s -i %s/inject"):format(base))
+    assert.matches("^HTTP/1.1 500 ", out)
+    assert.not_matches("injected", out)
+    assert.matches("hello world", sh(("curl -s %s/hello"):format(base)))
+    assert.matches("handler error: .*boom", server:err())
+    assert.matches("CR, LF, NUL or control byte", server:err())
+  end)
+
+  it("routes: 404, 405 with Allow, HEAD by GET, captures decoded", function()
+    local out = sh(("curl -s -i -X DELETE %s/hello"):format(base))
+    assert.matches("^HTTP/1.1 405 ", out)
+    assert.matches("Allow: GET, HEAD", out)
+    out = sh(("curl -s -i %s/nope"):format(base))
+    assert.matches("^HTTP/1.1 404 ", out)
+    out = sh(("curl -s -I %s/hello"):format(base))
+    assert.matches("^HTTP/1.1 200 ", out)
+    assert.matches("Content%-Length: 12", out)
+    assert.are.equal("user a/b q=\n",
+      sh(("curl -s %s/users/a%%2Fb"):format(base)))
+    assert.are.equal("x, y|127.0.0.1\n", sh(("curl -s -H 'X-Test: x' " ..
+      "-H 'x-test: y' %s/headers"):format(base)))
+  end)
+
+  it("writes an access log line per request (common log format)", function()
+    sh(("curl -s %s/users/42"):format(base))
+    assert.matches('127%.0%.0%.1 %- %- %[%d%d/%a%a%a/%d%d%d%d:%d%d:%d%d:%d%d ' ..
+      '%+0000%] "GET /users/42 HTTP/1%.1" 200 %d+\n', server:err())
+  end)
+end)

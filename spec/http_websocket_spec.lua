@@ -1,0 +1,205 @@
+-- http.websocket (RFC 6455) against python3's websockets package, both
+-- ways, and protocol violations sent as raw frames.
+local proc = require "process_helper"
+local http = require "http"
+local net = require "net"
+
+local function q(s) return shell_quote(s) end
+
+local function sh(cmd, secs)
+  local p = assert(io.popen(("timeout -s KILL %d sh -c %s 2>&1"):format(
+    secs or 60, q(cmd))))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return out, code
+end
+
+local function python(script, ...)
+  local f = tmpname()
+  proc.write(f, script)
+  local args = {}
+  for i, a in ipairs({...}) do args[i] = q(a) end
+  return sh("/usr/bin/python3 " .. q(f) .. " " .. table.concat(args, " "))
+end
+
+describe("websocket server with python3 websockets as the client", function()
+  local server, port
+  setup(function()
+    server = proc.start({"spec/http_app.lua"})
+    port = tonumber(server:wait_for("listening (%d+)", 20))
+  end)
+  teardown(function() server:stop() end)
+
+  it("echoes text, binary and fragmented messages; pings; closes", function()
+    local out = python([[
+import asyncio, sys, websockets
+async def main():
+    url = "ws://127.0.0.1:%s/ws" % sys.argv[1]
+    async with websockets.connect(url, max_size=None) as ws:
+        await ws.send("héllo")
+        print("text", await ws.recv())
+        await ws.send(bytes(range(256)) * 300)
+        b = await ws.recv()
+        print("binary", len(b), b == bytes(range(256)) * 300)
+        await ws.send(["frag", "ment", "ed"])  # one message, 3 frames
+        print("fragments", await ws.recv())
+        pong = await ws.ping(b"p")
+        await asyncio.wait_for(pong, 5)
+        print("pong")
+        await ws.close(code=4001, reason="bye")
+        print("closed", ws.close_code)
+asyncio.run(main())
+]], port)
+    assert.matches("text héllo\n", out, 1, true)
+    assert.matches("binary 76800 True\n", out, 1, true)
+    assert.matches("fragments fragmented\n", out, 1, true)
+    assert.matches("pong\n", out, 1, true)
+    assert.matches("closed 4001\n", out, 1, true)
+  end)
+
+  it("closes with 1009 past the message limit and 1007 on bad UTF-8",
+    function()
+    local out = python([[
+import asyncio, sys, websockets
+async def main():
+    url = "ws://127.0.0.1:%s/ws" % sys.argv[1]
+    async with websockets.connect(url, max_size=None) as ws:
+        await ws.send(b"x" * 200000)
+        try:
+            await ws.recv()
+        except websockets.ConnectionClosed as e:
+            print("big", e.rcvd.code if e.rcvd else None)
+asyncio.run(main())
+]], port)
+    assert.matches("big 1009", out, 1, true)
+  end)
+
+  it("answers a plain GET on the WebSocket route with 400", function()
+    local out = sh(("curl -s -o /dev/null -w '%%{http_code}' " ..
+      "http://127.0.0.1:%d/ws"):format(port))
+    assert.are.equal("400", out)
+    out = sh(("curl -s -i -H 'Upgrade: websocket' -H 'Connection: Upgrade' " ..
+      "-H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' " ..
+      "-H 'Sec-WebSocket-Version: 8' http://127.0.0.1:%d/ws"):format(port))
+    assert.matches("^HTTP/1.1 426 ", out)
+    assert.matches("Sec%-WebSocket%-Version: 13", out)
+  end)
+
+  -- A raw client: handshake, then frames exactly as given.
+  local function raw_frames(frames)
+    return run_task(function()
+      local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+      c:write("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n" ..
+        "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" ..
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+      local status = c:read("l")
+      assert.matches("^HTTP/1.1 101 ", status)
+      repeat local l = c:read("l") until l == "\r" or l == nil
+      c:write(frames)
+      local rest = c:read("a") or ""
+      c:close()
+      return rest
+    end, 20)
+  end
+
+  local function close_code(bytes)
+    -- the server's close frame: 0x88, length, code
+    local i = bytes:find("\136", 1, true)
+    assert(i, ("no close frame in %q"):format(bytes))
+    return string.unpack(">I2", bytes, i + 2)
+  end
+
+  it("enforces masking, reserved bits, UTF-8 and control frame rules",
+    function()
+    local key = "\0\0\0\0" -- a zero mask leaves the payload as it is
+    -- unmasked frame from a client
+    assert.are.equal(1002, close_code(raw_frames("\129\2hi")))
+    -- reserved bit
+    assert.are.equal(1002, close_code(raw_frames("\193\130" .. key .. "hi")))
+    -- invalid UTF-8 in a text message
+    assert.are.equal(1007, close_code(raw_frames("\129\130" .. key ..
+      "\255\254")))
+    -- a fragmented ping
+    assert.are.equal(1002, close_code(raw_frames("\9\128" .. key)))
+    -- a continuation with nothing to continue
+    assert.are.equal(1002, close_code(raw_frames("\128\130" .. key .. "hi")))
+    -- an unknown opcode
+    assert.are.equal(1002, close_code(raw_frames("\131\128" .. key)))
+    -- a bad close code
+    assert.are.equal(1002, close_code(raw_frames("\136\130" .. key ..
+      "\3\237"))) -- 1005 may not be sent
+    -- a good close is echoed with its code
+    assert.are.equal(1000, close_code(raw_frames("\136\130" .. key ..
+      "\3\232")))
+  end)
+end)
+
+describe("websocket client against python3 websockets as the server",
+  function()
+  it("exchanges messages, pings, and completes the close handshake",
+    function()
+    local log = tmpname()
+    local script = tmpname()
+    proc.write(script, [[
+import asyncio, sys, websockets
+async def echo(ws):
+    try:
+        async for msg in ws:
+            await ws.send(msg)
+    except websockets.ConnectionClosed:
+        pass  # (a code other than 1000/1001 ends the loop this way)
+    with open(sys.argv[2], "w") as f:
+        f.write("closed %s %s\n" % (ws.close_code, ws.close_reason))
+async def main():
+    async with websockets.serve(echo, "127.0.0.1", 0) as srv:
+        print(srv.sockets[0].getsockname()[1], flush=True)
+        await asyncio.sleep(60)
+asyncio.run(main())
+]])
+    local out = os.tmpname()
+    local pidf = os.tmpname()
+    assert(os.execute(("(/usr/bin/python3 %s x %s & echo $! > %s) > %s")
+      :format(q(script), q(log), q(pidf), q(out))))
+    local pid = tonumber(proc.slurp(pidf):match("%d+"))
+    finally(function()
+      os.execute("kill " .. pid .. " 2>/dev/null")
+      os.remove(out)
+      os.remove(pidf)
+    end)
+    proc.wait(function() return proc.slurp(out):match("%d+") end, 20,
+      "python websockets server")
+    local port = proc.slurp(out):match("%d+")
+    run_task(function()
+      local ws = assert(http.websocket.connect("ws://127.0.0.1:" .. port ..
+        "/"))
+      assert(ws:send("hello"))
+      assert.are.same({"hello", "text"}, {ws:receive()})
+      local blob = ("\0\1\2\255"):rep(50000)
+      assert(ws:send(blob, "binary"))
+      assert.are.same({blob, "binary"}, {ws:receive()})
+      assert(ws:ping("x"))
+      assert(ws:send("after ping"))
+      assert.are.equal("after ping", (ws:receive()))
+      assert.are.equal("x", ws.last_pong)
+      assert.has_error(function() ws:send("\255", "text") end)
+      assert.has_error(function() ws:send("x", "nope") end)
+      assert.is_true(ws:close(4000, "done"))
+    end, 30)
+    proc.wait(function() return proc.slurp(log) ~= "" end, 10,
+      "the server's close")
+    assert.are.equal("closed 4000 done\n", proc.slurp(log))
+  end)
+
+  it("refuses a server that does not upgrade", function()
+    run_task(function()
+      local srv = assert(http.listen{port = 0, handler = function(_, res)
+        res:send(200, "no\n")
+      end})
+      local _, port = srv:sockname()
+      local ws, err = http.websocket.connect("ws://127.0.0.1:" .. port)
+      assert.is_nil(ws)
+      assert.matches("handshake refused: 200", err)
+      srv:close()
+    end)
+  end)
+end)

@@ -1,0 +1,257 @@
+-- require "socket": LuaSocket's API on tasks. The servers below run in the
+-- same process as the LuaSocket clients, so a client call that blocked the
+-- loop would deadlock the spec: every passing case proves it parks only
+-- its task. Debian's own socket.http and socket.smtp (lua-socket) run
+-- unchanged on it.
+local socket = require "socket"
+local net = require "net"
+local task = require "task"
+
+-- A ticker that counts loop turns while fn runs: a stalled loop stops it.
+local function ticking(fn)
+  local ticks = 0
+  local t = task.spawn(function()
+    while true do task.sleep(0.01); ticks = ticks + 1 end
+  end)
+  local res = table.pack(fn())
+  t:cancel()
+  return ticks, table.unpack(res, 1, res.n)
+end
+
+local function serve_once(handler)
+  local srv = assert(net.listen{host = "127.0.0.1", port = 0})
+  local _, port = srv:sockname()
+  task.spawn(function()
+    local c = srv:accept(10)
+    if c then handler(c); c:close() end
+    srv:close()
+  end)
+  return port
+end
+
+describe("socket (LuaSocket on tasks)", function()
+  it("is the embedded one, and socket.core is its core", function()
+    assert.matches("luahost", socket._VERSION)
+    assert.equal(socket, require "socket.core")
+  end)
+
+  it("receive: lines (CR dropped), counts, all; prefix; partial on close",
+     function()
+    run_task(function()
+      local port = serve_once(function(c)
+        c:write("one\r\ntwo\nthree!")
+        task.sleep(0.05)
+        c:write("tail")
+      end)
+      local c = assert(socket.connect("127.0.0.1", port))
+      c:settimeout(5)
+      assert.equal("one", c:receive())
+      assert.equal("two", c:receive("*l"))
+      assert.equal(">three", c:receive(5, ">"))
+      assert.equal("!tail", c:receive("*a"))
+      local data, err, partial = c:receive(1)
+      assert.is_nil(data)
+      assert.equal("closed", err)
+      assert.equal("", partial)
+      c:close()
+    end)
+  end)
+
+  it("a timeout returns what came, and the loop ran meanwhile", function()
+    run_task(function()
+      local port = serve_once(function(c)
+        c:write("par")
+        task.sleep(1)
+      end)
+      local c = assert(socket.connect("127.0.0.1", port))
+      c:settimeout(0.3)
+      local ticks, data, err, partial = ticking(function()
+        return c:receive("*l")
+      end)
+      assert.is_nil(data)
+      assert.equal("timeout", err)
+      assert.equal("par", partial)
+      assert.is_true(ticks >= 10, "loop stalled: " .. ticks .. " ticks")
+      c:close()
+    end)
+  end)
+
+  it("send returns the last byte index; i and j select a slice", function()
+    run_task(function()
+      local got
+      local port = serve_once(function(c) got = c:read("a") end)
+      local c = assert(socket.connect("127.0.0.1", port))
+      assert.equal(5, c:send("hello"))
+      assert.equal(4, c:send("xyzw", 2, 4))
+      c:close()
+      local t0 = task.now()
+      while got == nil and task.now() - t0 < 5 do task.sleep(0.01) end
+      assert.equal("helloyzw", got)
+    end)
+  end)
+
+  it("connect errors read as LuaSocket's", function()
+    run_task(function()
+      local c = socket.tcp()
+      c:settimeout(2)
+      local ok, err = c:connect("127.0.0.1", 1)
+      assert.is_nil(ok)
+      assert.equal("connection refused", err)
+      local ok2, err2 = socket.connect("nowhere.invalid", 80)
+      assert.is_nil(ok2)
+      assert.equal("host not found", err2)
+    end)
+  end)
+
+  it("bind/accept, select on a server and a client", function()
+    run_task(function()
+      local srv = assert(socket.bind("127.0.0.1", 0))
+      local _, port = srv:getsockname()
+      srv:settimeout(5)
+      local r, _, err = socket.select({srv}, nil, 0.05)
+      assert.same({}, r)
+      assert.equal("timeout", err)
+      task.spawn(function()
+        local c = assert(socket.connect("127.0.0.1", tonumber(port)))
+        task.sleep(0.1)
+        c:send("after select\n")
+        task.sleep(0.2)
+        c:close()
+      end)
+      r = socket.select({srv}, nil, 5)
+      assert.equal(srv, r[1])
+      local c = assert(srv:accept())
+      c:settimeout(5)
+      r = socket.select({c}, {}, 5)
+      assert.equal(c, r[1])
+      assert.equal("after select", c:receive())
+      c:close()
+      srv:close()
+    end)
+  end)
+
+  it("udp: setsockname, sendto/receivefrom, setpeername/send/receive",
+     function()
+    run_task(function()
+      local a, b = socket.udp(), socket.udp()
+      assert(a:setsockname("127.0.0.1", 0))
+      local ip, port = a:getsockname()
+      assert.equal(5, b:sendto("hello", ip, port))
+      a:settimeout(5)
+      local data, from_ip = a:receivefrom()
+      assert.equal("hello", data)
+      assert.equal("127.0.0.1", from_ip)
+      assert(b:setpeername(ip, port))
+      assert.equal(3, b:send("abc"))
+      assert.equal("ab", a:receive(2)) -- cut to size, as recv(2) does
+      a:settimeout(0.05)
+      assert.same({nil, "timeout"}, {a:receive()})
+      a:close(); b:close()
+    end)
+  end)
+
+  it("dns, gettime, sleep, try/protect, skip", function()
+    run_task(function()
+      local ip, info = socket.dns.toip("localhost")
+      assert.equal("127.0.0.1", ip)
+      assert.equal("localhost", info.name)
+      assert.equal(net.hostname(), socket.dns.gethostname())
+      assert.is_nil((socket.dns.toip("nowhere.invalid")))
+      assert.is_true(math.abs(socket.gettime() - os.time()) < 2)
+      local t0 = task.now()
+      socket.sleep(0.05)
+      assert.is_true(task.now() - t0 >= 0.04)
+      local f = socket.protect(function(x)
+        socket.try(x, "failed here")
+        return "ok"
+      end)
+      assert.same({nil, "failed here"}, {f(false)})
+      assert.equal("ok", f(true))
+      assert.equal(3, socket.skip(2, 1, 2, 3))
+    end)
+  end)
+
+  it("raises naming the function on a wrong argument", function()
+    assert.has_error(function() socket.tcp():settimeout("x") end,
+      "bad argument #1 to 'settimeout' (number expected)")
+    assert.has_error(function() socket.select(1) end,
+      "bad argument #1 to 'select' (table expected)")
+    assert.has_error(function() socket.tcp().receive(42) end,
+      "bad argument #1 to 'receive' (tcp{client} expected)")
+  end)
+
+  it("runs Debian's socket.http unchanged, without stalling the loop",
+     function()
+    run_task(function()
+      local http = require "socket.http"
+      local ltn12 = require "ltn12"
+      local port = serve_once(function(c)
+        local req = c:read("l")
+        repeat local h = c:read("l") until h == "\r" or h == "" or h == nil
+        task.sleep(0.2) -- the client waits meanwhile: the ticker must run
+        local body = "you asked for " .. req:match("^GET (%S+)")
+        c:write("HTTP/1.1 200 OK\r\nContent-Length: ", #body,
+          "\r\nConnection: close\r\n\r\n", body)
+      end)
+      local sink = {}
+      local ticks, ok, code = ticking(function()
+        return http.request{url = "http://127.0.0.1:" .. port .. "/x?y=1",
+          sink = ltn12.sink.table(sink)}
+      end)
+      assert.equal(1, ok)
+      assert.equal(200, code)
+      assert.equal("you asked for /x?y=1", table.concat(sink))
+      assert.is_true(ticks >= 10, "loop stalled: " .. ticks .. " ticks")
+    end)
+  end)
+
+  it("runs Debian's socket.smtp unchanged against a server in the same process",
+     function()
+    run_task(function()
+      local smtp = require "socket.smtp"
+      local received = {}
+      local port = serve_once(function(c)
+        c:settimeout(5)
+        c:write("220 test ESMTP\r\n")
+        while true do
+          local line = c:read("l")
+          if not line then break end
+          line = line:gsub("\r$", "")
+          received[#received + 1] = line
+          if line:match("^EHLO") then
+            c:write("250-test\r\n250 OK\r\n")
+          elseif line == "DATA" then
+            c:write("354 go on\r\n")
+            repeat
+              local l = c:read("l"):gsub("\r$", "")
+              received[#received + 1] = l
+            until l == "."
+            c:write("250 queued\r\n")
+          elseif line == "QUIT" then
+            c:write("221 bye\r\n")
+            break
+          else
+            c:write("250 OK\r\n")
+          end
+        end
+      end)
+      local ok, err = smtp.send{from = "<a@example.invalid>",
+        rcpt = "<b@example.invalid>", server = "127.0.0.1", port = port,
+        source = smtp.message{headers = {subject = "hi"}, body = "text"}}
+      assert.equal(1, ok, err)
+      local all = table.concat(received, "\n")
+      assert.matches("MAIL FROM:<a@example.invalid>", all, 1, true)
+      assert.matches("RCPT TO:<b@example.invalid>", all, 1, true)
+      assert.matches("Subject: hi", all, 1, true)
+      assert.matches("\ntext\n", all, 1, true)
+    end)
+  end)
+
+  it("LUAHOST_SYSTEM_SOCKET=1 gives back the system LuaSocket", function()
+    local out, err, code = run_host({"-e",
+      "print(require('socket')._VERSION)"}, nil,
+      "LUAHOST_SYSTEM_SOCKET=1")
+    assert.equal(0, code, err)
+    assert.matches("^LuaSocket [%d.]+\n$", out) -- not "(luahost)"
+  end)
+end)
