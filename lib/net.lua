@@ -337,41 +337,61 @@ local function run_handler(slot, handler, conn)
   handler(conn)
 end
 
--- Take a slot for conn, or refuse it (closed at once, logged): one
--- address may hold max_per_address connections (unix sockets: no limit).
-local function admit(st, conn)
+-- The client address of conn for the per-address count (nil: not
+-- counted, a unix socket), or false when that address has
+-- max_per_address connections already: then conn is closed (logged).
+local function address(st, conn)
   local ip, _, family = conn:peername()
-  if family ~= "inet" and family ~= "inet6" then ip = nil end
-  if ip then
-    local n = st.addrs[ip] or 0
-    if n >= st.per_addr then
-      log(st, "per_address", "%s has max_per_address (%d) connections: " ..
-        "refusing more from it", ip, st.per_addr)
-      conn:close()
-      return nil
-    end
-    st.addrs[ip] = n + 1
+  if family ~= "inet" and family ~= "inet6" then return nil end
+  if (st.addrs[ip] or 0) >= st.per_addr then
+    log(st, "per_address", "%s has max_per_address (%d) connections: " ..
+      "refusing more from it", ip, st.per_addr)
+    conn:close()
+    return false
   end
+  return ip
+end
+
+-- Take a slot for conn (from ip, nil when not counted).
+local function take_slot(st, conn, ip)
+  if ip then st.addrs[ip] = (st.addrs[ip] or 0) + 1 end
   st.active = st.active + 1
   st.conns[conn] = true
   return setmetatable({st = st, ip = ip, conn = conn}, Slot)
 end
 
+-- Wait until a slot is free or the server is closed, holding conn (the
+-- next client: it waits unserved, the others in the backlog).
+local function wait_slot(server, st, conn)
+  while st.active >= st.max and not server:is_closed() do
+    local co = coroutine.running()
+    st.waiter = co
+    local r = park(nil, "serve")
+    if r ~= true then
+      if st.waiter == co then st.waiter = nil end
+      conn:close()
+      cancelled(r)
+    end
+  end
+end
+
 -- At max_connections: close the connection idle the longest (its handler
--- waits to read, nothing unread), so that a crowd of silent clients
--- cannot lock out new ones. False when none is idle (then new clients
--- wait in the backlog until a handler ends).
-local idle_since = core.idle_since
+-- waits to read, nothing unread) if it has been idle SHED_IDLE seconds at
+-- least, so that a crowd of silent clients cannot lock out new ones (and
+-- a burst of fresh ones, their first request still on the way, is not
+-- cut). False when none is (then new clients wait in the backlog until a
+-- handler ends).
+local SHED_IDLE = 2
+local idle_for = core.idle_for
 local function shed(st)
-  if not idle_since then return false end
-  local oldest, since = nil, math.huge
+  local oldest, longest = nil, SHED_IDLE
   for conn in pairs(st.conns) do
-    local t = idle_since(conn)
-    if t and t < since then oldest, since = conn, t end
+    local t = idle_for(conn)
+    if t and t >= longest then oldest, longest = conn, t end
   end
   if not oldest then return false end
   log(st, "shed", "max_connections (%d) reached: closing the connection " ..
-    "idle the longest", st.max)
+    "idle the longest (%.0f s)", st.max, longest)
   oldest:close()
   return true
 end
@@ -385,27 +405,41 @@ function Server:serve(handler)
   if st == nil then argerror(1, "serve", "net.server expected") end
   local accept = core_accept
   while true do
-    while st.active >= st.max and not self:is_closed() do
-      if not shed(st) then
-        log(st, "full", "max_connections (%d) reached and none idle: new " ..
-          "clients wait in the backlog", st.max)
-      end
-      local co = coroutine.running()
-      st.waiter = co
-      local r = park(nil, "serve")
-      if r ~= true then
-        if st.waiter == co then st.waiter = nil end
-        cancelled(r)
-      end
-    end
     local conn, err = accept(self)
     if conn then
-      local slot = admit(st, conn)
-      if slot then spawn_light(run_handler, slot, handler, conn) end
+      if st.short then -- an episode out of descriptors ends
+        io.stderr:write(("net: %s: accepting again after %.1f s out of " ..
+          "file descriptors\n"):format(st.name, task.now() - st.short))
+        st.short = nil
+      end
+      local ip = address(st, conn)
+      if ip ~= false and st.active >= st.max then
+        -- full, and a client waits: make room (or wait for it)
+        if not shed(st) then
+          log(st, "full", "max_connections (%d) reached and none idle: " ..
+            "new clients wait in the backlog", st.max)
+        end
+        wait_slot(self, st, conn)
+        if self:is_closed() then
+          conn:close()
+          return true
+        end
+      end
+      if ip ~= false then
+        spawn_light(run_handler, take_slot(st, conn, ip), handler, conn)
+      end
     elseif err == "closed" then
       return true
     elseif err ~= "timeout" then
-      task.sleep(0.05) -- e.g. EMFILE: back off, the backlog holds them
+      -- e.g. EMFILE: back off, the backlog holds them (net.core leaves
+      -- them there while descriptors are short); one line per episode
+      if (err == "EMFILE" or err == "ENFILE") and not st.short then
+        st.short = task.now()
+        io.stderr:write(("net: %s: out of file descriptors (%s): not " ..
+          "accepting for now, clients wait in the backlog\n"):format(
+          st.name, err))
+      end
+      task.sleep(0.05)
     end
   end
 end

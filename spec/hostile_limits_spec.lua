@@ -121,4 +121,112 @@ describe("net servers against one hostile address", function()
     assert.is_true(lines >= 1 and lines <= 2, err)
     proc:stop_quiet()
   end)
+  it("at max_connections the connection idle the longest is shed",
+    function()
+    local proc, port = start("{max_connections = 10, max_per_address = 100}")
+    run_task(function()
+      -- 10 silent clients: each handler waits in a read, nothing unread
+      local quiet = {}
+      for i = 1, 10 do
+        quiet[i] = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        task.sleep(0.02) -- (accepted in this order)
+      end
+      task.sleep(2.5) -- (idle for 2 s at least: quiet, not just arrived)
+      -- a new client gets in: the oldest silent one is closed for it
+      local t0 = task.now()
+      assert.is_true(hello(port))
+      assert.is_true(task.now() - t0 < 3)
+      quiet[1]:settimeout(5)
+      assert.same({nil, "closed"}, {quiet[1]:read()})
+      -- the others are still there
+      assert(quiet[10]:write("still\n"))
+      assert.equal("echo: still", quiet[10]:read())
+      for _, c in ipairs(quiet) do c:close() end
+      task.sleep(0.3)
+      -- none idle (each sent half a line): new clients wait in the
+      -- backlog until one of them ends
+      local busy = {}
+      for i = 1, 10 do
+        busy[i] = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        assert(busy[i]:write("half"))
+      end
+      task.sleep(0.3)
+      local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+      assert(c:write("hello\n"))
+      c:settimeout(0.5)
+      assert.same({nil, "timeout"}, {c:read()})
+      busy[1]:close()
+      c:settimeout(5)
+      assert.equal("echo: hello", c:read())
+      c:close()
+      for _, b in ipairs(busy) do b:close() end
+    end, 40)
+    local err = proc:stderr()
+    assert.matches("max_connections %(10%) reached: closing the " ..
+      "connection idle the longest %(%d s%)", err)
+    assert.matches("max_connections %(10%) reached and none idle: new " ..
+      "clients wait in the backlog", err)
+    proc:stop_quiet()
+  end)
+
+  it("out of file descriptors: clients wait in the backlog, then get in",
+    function()
+    -- 64 descriptors for the server; 150 clients each send a line at
+    -- once. Those it cannot take yet must stay connected (libuv's own
+    -- way out, accepting and closing the whole backlog, dropped them
+    -- silently), and all are served as the first ones leave. The log
+    -- says so once per episode, not once per try.
+    local proc, port = start("{max_per_address = 1000}", "ulimit -n 64")
+    run_task(function()
+      local N = 150
+      local cs, served, lost = {}, {}, {}
+      for i = 1, N do
+        cs[i] = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        assert(cs[i]:write("hello\n"))
+      end
+      local rounds = 0
+      while true do
+        rounds = rounds + 1
+        assert.is_true(rounds <= 30, "not all were served")
+        -- who gets an answer now
+        local ts, got = {}, 0
+        for i = 1, N do
+          if not served[i] and not lost[i] then
+            ts[#ts + 1] = task.spawn(function()
+              cs[i]:settimeout(1)
+              local line, err = cs[i]:read()
+              if line == "echo: hello" then
+                served[i] = true
+                got = got + 1
+              elseif err ~= "timeout" then
+                lost[i] = err or line
+              end
+            end)
+          end
+        end
+        for _, t in ipairs(ts) do t:join() end
+        local left = 0
+        for i = 1, N do
+          if not served[i] and not lost[i] then left = left + 1 end
+        end
+        if left == 0 then break end
+        -- the ones served leave: descriptors free up
+        for i = 1, N do
+          if served[i] and not cs[i]:is_closed() then cs[i]:close() end
+        end
+      end
+      for i = 1, N do
+        assert.is_nil(lost[i], ("client %d: %s"):format(i,
+          tostring(lost[i])))
+      end
+      assert.is_true(rounds >= 2, "the server never ran short")
+      for i = 1, N do cs[i]:close() end
+    end, 90)
+    local err = proc:stderr()
+    local short = count(err, "out of file descriptors (EMFILE): not " ..
+      "accepting for now")
+    assert.is_true(short >= 1 and short <= 15, err)
+    assert.is_true(count(err, "accepting again after") >= 1, err)
+    proc:stop_quiet()
+  end)
 end)
