@@ -29,6 +29,12 @@ local skip = {
   socketpair = "returns raw fds that nothing in the sweep would close",
   print_all_handles = "dumps every handle to stderr (uv_misc_spec runs it)",
   print_active_handles = "dumps handles to stderr (uv_misc_spec runs it)",
+  disable_stdio_inheritance = "marks the suite's fds 0-2 close-on-exec: " ..
+    "every child the suite starts later would lose its stdio " ..
+    "(uv_misc_spec runs it in a child)",
+  set_process_title = "renames the suite's process",
+  setuid = "drops the suite's privileges",
+  setgid = "drops the suite's privileges",
   pipe_bind = "a number coerces to a name: binds a socket file in the " ..
               "suite's working directory",
 }
