@@ -9,9 +9,11 @@ local host = arg[1] or "127.0.0.1"
 local port = tonumber(arg[2] or "0")
 
 -- max_connections above the 10,000 of the idle-connection case (the
--- default is 10,000); every other limit keeps its default.
+-- default is 10,000), and as many from one address (the load generator's:
+-- the default is 256); every other limit keeps its default.
 local server = assert(net.listen{host = host, port = port, backlog = 1024,
-                                 max_connections = 20000})
+                                 max_connections = 20000,
+                                 max_per_address = 20000})
 local _, bound = server:sockname()
 print("port " .. bound)
 io.stdout:flush()

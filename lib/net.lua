@@ -19,7 +19,10 @@ local net = {}
 --- per server or connection; changing a field here affects later sockets.
 net.defaults = {
   backlog = 511,            -- listen queue of the kernel
-  max_connections = 10000,  -- per server; further clients wait in backlog
+  max_connections = 10000,  -- per server; then idle ones are shed, oldest
+                            -- first, or new clients wait in the backlog
+  max_per_address = 256,    -- per server and client IP address; more are
+                            -- closed at once
   max_line = 64 * 1024,     -- longest line read("l"/"L") returns (bytes)
   idle_timeout = 60,        -- seconds a served connection may wait idle
   write_hwm = 64 * 1024,    -- write blocks while more is queued (bytes)
@@ -219,15 +222,18 @@ end
 local LISTEN_OPTS = {host = true, port = true, path = true, fd = true,
   backlog = true,
   reuseport = true, v6only = true, max_connections = true, max_line = true,
-  idle_timeout = true, write_hwm = true}
+  idle_timeout = true, write_hwm = true, max_per_address = true}
 
 local ANY = {["*"] = "0.0.0.0", ["0.0.0.0"] = "0.0.0.0", ["::"] = "::"}
 
--- per server: {max =, active =, waiter =, release = <close> object}
+-- per server: {max =, active =, waiter =, per_addr = max_per_address,
+-- addrs = {ip -> connections}, conns = {conn -> true} being served,
+-- logged = {what -> time of its last log line}, name = "ip:port"}
 local servers = setmetatable({}, {__mode = "k"})
 
 --- listen{host=, port= | path= | fd=, backlog=, reuseport=, v6only=,
----   max_connections=, max_line=, idle_timeout=, write_hwm=} -> server
+---   max_connections=, max_per_address=, max_line=, idle_timeout=,
+---   write_hwm=} -> server
 function net.listen(opts)
   check_type(opts, "table", 1, "listen")
   check_options(opts, LISTEN_OPTS, "listen")
@@ -236,6 +242,8 @@ function net.listen(opts)
     or d.backlog
   local maxc = check_size(opts.max_connections, 1, "listen",
     "max_connections") or d.max_connections
+  local per_addr = check_size(opts.max_per_address, 1, "listen",
+    "max_per_address") or d.max_per_address
   check_size(opts.max_line, 1, "listen", "max_line")
   check_size(opts.write_hwm, 1, "listen", "write_hwm")
   local idle = check_seconds(opts.idle_timeout, 1, "listen", "idle_timeout")
@@ -278,25 +286,114 @@ function net.listen(opts)
   if not server then return nil, err end
   core.configure(server, opts.max_line or d.max_line,
     opts.write_hwm or d.write_hwm, idle and ms(idle) or -1)
-  local st = {max = maxc, active = 0}
-  st.release = setmetatable({}, {__close = function()
-    st.active = st.active - 1
-    local w = st.waiter
-    if w then
-      st.waiter = nil
-      wake(w)
-    end
-  end})
-  servers[server] = st
+  local ip, bound = server:sockname()
+  servers[server] = {max = maxc, active = 0, per_addr = per_addr,
+    addrs = {}, conns = {}, logged = {},
+    name = bound and ip .. ":" .. bound or tostring(ip)}
   return own(server)
 end
 
 local core_accept = Server.accept
 
-local function run_handler(st, handler, conn)
-  local _slot <close> = st.release -- luacheck: ignore 211
+-- A line on stderr about a server, at most one per 10 s for each `what`
+-- (an attack must not flood the log): with the count of the events it
+-- stands for.
+local function log(st, what, fmt, ...)
+  local l = st.logged[what]
+  if not l then
+    l = {t = -math.huge, n = 0}
+    st.logged[what] = l
+  end
+  l.n = l.n + 1
+  local now = task.now()
+  if now - l.t < 10 then return end
+  io.stderr:write(("net: %s: "):format(st.name), fmt:format(...),
+    l.n > 1 and (" (%d times since the last line)"):format(l.n) or "",
+    "\n")
+  l.t, l.n = now, 0
+end
+
+-- One connection's slot, given back when its handler ends.
+local Slot = {}
+Slot.__index = Slot
+Slot.__close = function(slot)
+  local st, ip = slot.st, slot.ip
+  st.active = st.active - 1
+  st.conns[slot.conn] = nil
+  if ip then
+    local n = st.addrs[ip] - 1
+    st.addrs[ip] = n > 0 and n or nil
+  end
+  local w = st.waiter
+  if w then
+    st.waiter = nil
+    wake(w)
+  end
+end
+
+local function run_handler(slot, handler, conn)
+  local _slot <close> = slot -- luacheck: ignore 211
   local _conn <close> = conn -- luacheck: ignore 211
   handler(conn)
+end
+
+-- The client address of conn for the per-address count (nil: not
+-- counted, a unix socket), or false when that address has
+-- max_per_address connections already: then conn is closed (logged).
+local function address(st, conn)
+  local ip, _, family = conn:peername()
+  if family ~= "inet" and family ~= "inet6" then return nil end
+  if (st.addrs[ip] or 0) >= st.per_addr then
+    log(st, "per_address", "%s has max_per_address (%d) connections: " ..
+      "refusing more from it", ip, st.per_addr)
+    conn:close()
+    return false
+  end
+  return ip
+end
+
+-- Take a slot for conn (from ip, nil when not counted).
+local function take_slot(st, conn, ip)
+  if ip then st.addrs[ip] = (st.addrs[ip] or 0) + 1 end
+  st.active = st.active + 1
+  st.conns[conn] = true
+  return setmetatable({st = st, ip = ip, conn = conn}, Slot)
+end
+
+-- Wait until a slot is free or the server is closed, holding conn (the
+-- next client: it waits unserved, the others in the backlog).
+local function wait_slot(server, st, conn)
+  while st.active >= st.max and not server:is_closed() do
+    local co = coroutine.running()
+    st.waiter = co
+    local r = park(nil, "serve")
+    if r ~= true then
+      if st.waiter == co then st.waiter = nil end
+      conn:close()
+      cancelled(r)
+    end
+  end
+end
+
+-- At max_connections: close the connection idle the longest (its handler
+-- waits to read, nothing unread) if it has been idle SHED_IDLE seconds at
+-- least, so that a crowd of silent clients cannot lock out new ones (and
+-- a burst of fresh ones, their first request still on the way, is not
+-- cut). False when none is (then new clients wait in the backlog until a
+-- handler ends).
+local SHED_IDLE = 2
+local idle_for = core.idle_for
+local function shed(st)
+  local oldest, longest = nil, SHED_IDLE
+  for conn in pairs(st.conns) do
+    local t = idle_for(conn)
+    if t and t >= longest then oldest, longest = conn, t end
+  end
+  if not oldest then return false end
+  log(st, "shed", "max_connections (%d) reached: closing the connection " ..
+    "idle the longest (%.0f s)", st.max, longest)
+  oldest:close()
+  return true
 end
 
 --- serve(handler): accept connections until the server is closed, each
@@ -308,23 +405,41 @@ function Server:serve(handler)
   if st == nil then argerror(1, "serve", "net.server expected") end
   local accept = core_accept
   while true do
-    while st.active >= st.max and not self:is_closed() do
-      local co = coroutine.running()
-      st.waiter = co
-      local r = park(nil, "serve")
-      if r ~= true then
-        if st.waiter == co then st.waiter = nil end
-        cancelled(r)
-      end
-    end
     local conn, err = accept(self)
     if conn then
-      st.active = st.active + 1
-      spawn_light(run_handler, st, handler, conn)
+      if st.short then -- an episode out of descriptors ends
+        io.stderr:write(("net: %s: accepting again after %.1f s out of " ..
+          "file descriptors\n"):format(st.name, task.now() - st.short))
+        st.short = nil
+      end
+      local ip = address(st, conn)
+      if ip ~= false and st.active >= st.max then
+        -- full, and a client waits: make room (or wait for it)
+        if not shed(st) then
+          log(st, "full", "max_connections (%d) reached and none idle: " ..
+            "new clients wait in the backlog", st.max)
+        end
+        wait_slot(self, st, conn)
+        if self:is_closed() then
+          conn:close()
+          return true
+        end
+      end
+      if ip ~= false then
+        spawn_light(run_handler, take_slot(st, conn, ip), handler, conn)
+      end
     elseif err == "closed" then
       return true
     elseif err ~= "timeout" then
-      task.sleep(0.05) -- e.g. EMFILE: back off, the backlog holds them
+      -- e.g. EMFILE: back off, the backlog holds them (net.core leaves
+      -- them there while descriptors are short); one line per episode
+      if (err == "EMFILE" or err == "ENFILE") and not st.short then
+        st.short = task.now()
+        io.stderr:write(("net: %s: out of file descriptors (%s): not " ..
+          "accepting for now, clients wait in the backlog\n"):format(
+          st.name, err))
+      end
+      task.sleep(0.05)
     end
   end
 end

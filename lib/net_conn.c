@@ -250,6 +250,7 @@ int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
   }
   c->rco = L;
   c->rtimed = 0;
+  c->rsince = net_now(c->K);
   uv_ref(c->h->uv); /* a task waits on it: keep the host alive */
   net_anchor(L, &c->rref);
   return lua_yieldk(L, 0, kc, k);
@@ -532,8 +533,23 @@ static const luaL_Reg server_methods[] = {
   {NULL, NULL}
 };
 
+/* idle_for(conn): seconds a task has been waiting to read the live
+** stream conn with nothing unread, or nil when it is not idle (nobody
+** waits to read, or input waits to be read: a client that sent half a
+** line is not idle). net's serve sheds the one idle the longest at
+** max_connections. */
+static int core_idle_for(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_STREAM);
+  if (!LIVE(c) || c->rco == NULL || lua_status(c->rco) != LUA_YIELD ||
+      c->rlen > 0 || c->cstatus == 1)
+    return 0;
+  lua_pushnumber(L, (double)(net_now(c->K) - c->rsince) / 1000);
+  return 1;
+}
+
 static const luaL_Reg conn_functions[] = {
   {"configure", core_configure},
+  {"idle_for", core_idle_for},
   {NULL, NULL}
 };
 

@@ -254,6 +254,7 @@ struct conn {
   int rref, wref;        /* registry slots anchoring them */
   tmo rt, wt;
   uint64_t rdue;         /* deadline of the parked reader, 0 = none */
+  uint64_t rsince;       /* when the reader parked (net_now, ms) */
   int timeout;           /* ms for every later wait, -1 = none */
   int idle;              /* server: timeout given to accepted conns */
   int rerr, werr;        /* sticky: UV_EOF or an error */

@@ -4,6 +4,8 @@
 */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "net_core.h"
 
@@ -97,6 +99,34 @@ static int core_listen_fd(lua_State *L) {
   return 1;
 }
 
+/* Descriptors kept free for what the handlers open (files, upstream
+** connections): with fewer left, serve stops accepting (see accept_k). */
+static int fd_reserve(rlim_t limit) {
+  rlim_t r = limit / 16;
+  return (int)(r < 8 ? 8 : r > 256 ? 256 : r);
+}
+
+/* Is the descriptor libuv accepted (fd) one too close to the limit?
+** Then accepting more would run the process out: libuv's accept() would
+** fail with EMFILE and its way out (closing a spare descriptor to accept
+** and close every client in the backlog) drops clients silently. While
+** that is so the connection stays with libuv, which polls the listening
+** socket no more: the other clients wait in the kernel's backlog, and
+** accept answers nil, "EMFILE" until enough descriptors are free (the
+** lowest free one, which a dup would get, is below the reserve again). */
+static int fd_short(uv_stream_t *s) {
+  struct rlimit rl;
+  int fd = s->accepted_fd, spare;
+  if (fd < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0 ||
+      rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)1 << 30)
+    return 0;
+  if ((rlim_t)fd + fd_reserve(rl.rlim_cur) < rl.rlim_cur) return 0;
+  spare = dup(fd); /* the lowest free descriptor */
+  if (spare < 0) return 1;
+  close(spare);
+  return (rlim_t)spare + fd_reserve(rl.rlim_cur) >= rl.rlim_cur;
+}
+
 static int accept_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
   int ms = (int)kc;
@@ -109,7 +139,9 @@ static int accept_k(lua_State *L, int status, lua_KContext kc) {
   if (!LIVE(c)) return net_fail_str(L, "closed");
   if (c->pending) {
     uv_handle_type t = c->h->uv->type;
-    conn *nc = net_conn_new(L, c->K, t, K_STREAM);
+    conn *nc;
+    if (fd_short(STREAM(c))) return net_fail_st(L, UV_EMFILE);
+    nc = net_conn_new(L, c->K, t, K_STREAM);
     int r = t == UV_TCP ? uv_tcp_init(c->K->ctx->loop, (uv_tcp_t *)nc->h->uv)
                         : uv_pipe_init(c->K->ctx->loop,
                                        (uv_pipe_t *)nc->h->uv, 0);

@@ -667,13 +667,17 @@ function Pool:put(c)
 end
 
 local function finish(self, c, ok, ...)
+  -- (after an error the client may have a reply on the way that nobody
+  -- will read: it is closed, not given back)
+  if not ok then c:close() end
   self:put(c)
   if not ok then error((...), 0) end
   return ...
 end
 
 --- with(fn) -> fn(client)'s results: the client goes back to the pool
---- afterwards, also when fn raises (the error is raised again).
+--- afterwards; when fn raises, the client is closed (its stream may be
+--- half way through a reply), its slot freed, and the error raised again.
 function Pool:with(fn)
   check_pool(self, "with")
   if type(fn) ~= "function" then argerror(2, "with", "function expected") end
@@ -692,7 +696,11 @@ function Pool:call(...)
   for _ = 1, self.size + 1 do
     local c, reused = self:get()
     if not c then return nil, reused end
-    local v, err = c:call(...)
+    local ok, v, err = pcall(c.call, c, ...)
+    if not ok then -- (a wrong argument: raised before anything was sent)
+      self:put(c)
+      error((tostring(v):gsub("^[^:]*redis%.lua:%d+: ", "")), 2)
+    end
     local failed = c:is_closed()
     self:put(c)
     if v ~= nil or not (failed and reused and RETRY[err]) then

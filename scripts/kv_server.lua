@@ -269,14 +269,15 @@ local TOO_LONG = err("ERR pattern too long")
 
 -- (the keys are listed first and matched in slices, with other clients
 -- served in between: a big key space takes its time, it stalls no one)
-local SLICE = 1024 * 1024 -- bytes of keys matched between two yields
+local SLICE = 1 << 22 -- key bytes times glob length between two yields
 commands.keys = {2, function(a)
-  if #a[2] > MAX_GLOB then return TOO_LONG end
-  local match, all, list = glob(a[2]), {}, {}
+  local pattern = a[2]
+  if #pattern > MAX_GLOB then return TOO_LONG end
+  local match, all, list = glob(pattern), {}, {}
   for key in pairs(data) do all[#all + 1] = key end
-  local work = 0
+  local work, cost = 0, #pattern + 1
   for _, key in ipairs(all) do
-    work = work + #key + 16
+    work = work + (#key + 16) * cost
     if work > SLICE then
       task.yield()
       work = 0

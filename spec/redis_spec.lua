@@ -376,12 +376,22 @@ describe("redis client against redis-server", function()
       end)
       c = assert(small:get()) -- given back meanwhile
       assert.equal(held, c)
-      -- an error in with() gives the client back, then raises
+      -- an error in with() closes the client (a reply may be on its way)
+      -- and frees its slot, then raises
       small:put(c)
       assert.has_error(function()
-        small:with(function() error("boom", 0) end)
+        small:with(function(db)
+          assert(db:pipeline{{"PING"}})
+          error("boom", 0)
+        end)
       end, "boom")
-      assert.equal(1, select(2, small:stats()))
+      assert.same({0, 0}, {small:stats()})
+      assert.is_true(c:is_closed())
+      assert.equal("PONG", small:call("PING")) -- (a new connection)
+      -- a wrong argument raises, and the client goes back
+      assert.has_error(function() small:call("SET", {}) end,
+        "bad argument #2 to 'call' (string or number expected, got table)")
+      assert.same({1, 1}, {small:stats()})
       small:close()
       assert.same({nil, "closed"}, {small:get()})
       pool:close()
