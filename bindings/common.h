@@ -160,6 +160,8 @@ typedef struct lh_bufs {
   uv_buf_t small[LH_SMALL_BUFS];
 } lh_bufs;
 
+/* May push a buffer array: callers first lua_settop to their last
+** argument, so it never sits where an absent argument is read. */
 void lh_check_bufs(lua_State *L, int idx, lh_bufs *b, size_t max);
 /* A registry ref anchoring what bufs point into for a queued request: the
 ** string, or a fresh array of the same strings (the caller may change its

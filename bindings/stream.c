@@ -108,6 +108,7 @@ static int do_write(lua_State *L, int sendidx, int cbidx) {
   int hascb, st, data_ref = LUA_NOREF;
   lh_req *r;
   uv_write_t *w;
+  lua_settop(L, cbidx); /* a buffer array check_bufs pushes goes above */
   lh_check_bufs(L, 2, &bs, MAX_BUFS);
   if (sendidx) send = check_send_handle(L, sendidx);
   hascb = lh_opt_callable(L, cbidx);
@@ -163,6 +164,7 @@ static int stream_write2(lua_State *L) {
 static int stream_try_write(lua_State *L) {
   uv_stream_t *s = check_stream_live(L, 1, NULL);
   lh_bufs bs;
+  lua_settop(L, 2);
   lh_check_bufs(L, 2, &bs, MAX_BUFS);
   if (!has_fd((uv_handle_t *)s)) return lh_fail(L, UV_EBADF);
   return lh_result(L, uv_try_write(s, bs.bufs, bs.n));
@@ -172,6 +174,7 @@ static int stream_try_write2(lua_State *L) {
   uv_stream_t *s = check_stream_live(L, 1, NULL);
   lh_handle *sh;
   lh_bufs bs;
+  lua_settop(L, 3);
   lh_check_bufs(L, 2, &bs, MAX_BUFS);
   sh = check_send_handle(L, 3);
   if (!has_fd((uv_handle_t *)s)) return lh_fail(L, UV_EBADF);

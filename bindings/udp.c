@@ -270,6 +270,7 @@ static int udp_send(lua_State *L) {
   lh_bufs b;
   lh_req *r;
   int st, hascb;
+  lua_settop(L, 5); /* a buffer array check_bufs pushes goes above */
   lh_check_bufs(L, 2, &b, MAX_BUFS);
   sa = check_opt_addr(L, 3, &ss);
   hascb = lh_opt_callable(L, 5);
@@ -292,6 +293,7 @@ static int udp_try_send(lua_State *L) {
   struct sockaddr_storage ss;
   struct sockaddr *sa;
   lh_bufs b;
+  lua_settop(L, 4);
   lh_check_bufs(L, 2, &b, MAX_BUFS);
   sa = check_opt_addr(L, 3, &ss);
   return lh_result(L, uv_udp_try_send(u, b.bufs, b.n, sa));

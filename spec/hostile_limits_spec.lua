@@ -6,7 +6,7 @@
 -- luahost so that its stderr (the log lines) can be checked.
 local net = require "net"
 local task = require "task"
-local H = require "spec.hostile_helper"
+local H = require "hostile_helper"
 
 -- A line server: answers each line with "echo: line". Its listen options
 -- come from its second argument (Lua table syntax).

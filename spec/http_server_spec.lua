@@ -310,7 +310,7 @@ end)
 describe("scripts/rproxy.lua", function()
   it("passes requests and bodies both ways over a pooled upstream",
     function()
-    local app = proc.start({"spec/http_app.lua"})
+    local app = proc.start({"spec/support/http_app.lua"})
     finally(function() app:stop() end)
     local up = tonumber(app:wait_for("listening (%d+)", 20))
     local p = proc.start({"scripts/rproxy.lua", "127.0.0.1", "0",
