@@ -1176,9 +1176,13 @@ describe("luahost --workers: the sockets the supervisor owns", function()
         timer:start(3000, 0, function() result = result or "hung" end)
         proc.wait(function() return result ~= nil end)
         timer:close()
-        assert.is_true(result == "served" or result == "ECONNREFUSED",
+        -- ECONNRESET: the client raced into the kernel's accept queue
+        -- just before the last copy of the listener closed; the kernel
+        -- resets such connections, which is a refusal, not a hang
+        assert.is_true(result == "served" or result == "ECONNREFUSED"
+          or result == "ECONNRESET",
           "a new client during the drain: " .. result)
-        refused = result == "ECONNREFUSED"
+        refused = result ~= "served"
       end
       assert.is_nil(p:code()) -- still draining the held client
       held:close()
