@@ -25,6 +25,7 @@
 
 #include <lauxlib.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -179,7 +180,7 @@ SSL_SESSION *tls_ctx_session(tls_ctx *t, const char *key, size_t klen) {
 static const char *const known[] = {
   "alpn", "ca", "cert", "ciphers", "ciphersuites", "handshake_timeout",
   "key", "max_version", "min_version", "servername", "session_cache",
-  "sni", "tickets", "verify", NULL
+  "sni", "ticket_key", "tickets", "verify", NULL
 };
 
 /* Unknown option names raise: a typo must not silently mean a default. */
@@ -412,6 +413,10 @@ static void check_types(lua_State *L, int idx) {
         lua_tointeger(L, -1) <= (1 << 24)))
     opt_error(L, "session_cache", "boolean or positive integer expected");
   lua_pop(L, 1);
+  ty = rawfield(L, idx, "ticket_key");
+  if (ty != LUA_TNIL && (ty != LUA_TSTRING || lua_rawlen(L, -1) < 32))
+    opt_error(L, "ticket_key", "string of 32 bytes or more expected");
+  lua_pop(L, 1);
   ty = rawfield(L, idx, "tickets");
   if (ty != LUA_TNIL && ty != LUA_TBOOLEAN)
     opt_error(L, "tickets", "boolean expected");
@@ -477,6 +482,36 @@ static int ctx_tostring(lua_State *L) {
                     (*ud)->has_cert ? "certificate" : "no certificate",
                     (void *)*ud);
   return 1;
+}
+
+const char *host_ticket_seed(void); /* host/worker.c: a group's secret */
+
+/* The session ticket keys (name, HMAC and AES keys: 80 bytes) derived
+** from a secret: contexts made from the same secret, in any process,
+** decrypt each other's tickets (a worker group, a fleet given one
+** ticket_key). 1 on success. */
+static int set_ticket_keys(SSL_CTX *ssl, const char *k, size_t kl) {
+  unsigned char keys[80], md[EVP_MAX_MD_SIZE];
+  unsigned mdlen = 0;
+  EVP_MD_CTX *m = EVP_MD_CTX_new();
+  int ok = m != NULL && EVP_DigestInit_ex(m, EVP_sha512(), NULL) == 1 &&
+           EVP_DigestUpdate(m, "luahost tickets\n", 16) == 1 &&
+           EVP_DigestUpdate(m, k, kl) == 1 &&
+           EVP_DigestFinal_ex(m, md, &mdlen) == 1 && mdlen == 64;
+  if (ok) {
+    memcpy(keys, md, 64);
+    ok = EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1 &&
+         EVP_DigestUpdate(m, k, kl) == 1 &&
+         EVP_DigestUpdate(m, "luahost ticket name", 19) == 1 &&
+         EVP_DigestFinal_ex(m, md, &mdlen) == 1;
+    memcpy(keys + 64, md, 16);
+  }
+  EVP_MD_CTX_free(m);
+  if (ok) ok = SSL_CTX_set_tlsext_ticket_keys(ssl, keys, sizeof(keys)) == 1;
+  OPENSSL_cleanse(keys, sizeof(keys));
+  OPENSSL_cleanse(md, sizeof(md));
+  ERR_clear_error();
+  return ok;
 }
 
 int tls_context_new(lua_State *L, int idx) {
@@ -561,6 +596,17 @@ int tls_context_new(lua_State *L, int idx) {
     SSL_CTX_sess_set_new_cb(ssl, new_session_cb);
   }
   lua_pop(L, 1);
+  {
+    const char *k;
+    size_t kl = 0;
+    if (rawfield(L, idx, "ticket_key") == LUA_TSTRING)
+      k = lua_tolstring(L, -1, &kl);
+    else if ((k = host_ticket_seed()) != NULL)
+      kl = strlen(k);
+    if (k != NULL && set_ticket_keys(ssl, k, kl) != 1)
+      return luaL_error(L, "tls: cannot set the ticket keys");
+    lua_pop(L, 1);
+  }
   SSL_CTX_set_session_id_context(ssl, (const unsigned char *)"luahost", 7);
   if ((s = opt_string(L, idx, "cert")) != NULL) {
     if (load_cert(ssl, s) != 1) return load_fail(L, "cert", s);
