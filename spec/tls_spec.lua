@@ -449,3 +449,99 @@ describe("https", function()
     end)
   end)
 end)
+
+describe("tls under --workers 2", function()
+  local proc = require "process_helper"
+  setup(function() c = T.certs() end)
+  after_each(assert_clean)
+
+  it("serves TLS in both workers; a session resumes on either", function()
+    local script = tmpname() .. ".lua"
+    proc.write(script, ([[
+local net, task = require "net", require "task"
+local s = assert(net.listen{port = 0, tls = {cert = %q, key = %q}})
+print("port " .. select(2, s:sockname()))
+io.stdout:flush()
+s:serve(function(conn)
+  local l = conn:read("l")
+  if l then conn:write(tostring(task.worker()), "\n") end
+end)
+]]):format(c.server, c.server_key))
+    local p = proc.start({"--workers", "2", script})
+    finally(function() p:stop() end)
+    proc.wait(function()
+      local _, n = p:out():gsub("port %d+", "")
+      return n == 2
+    end, nil, "two workers listening")
+    local port = tonumber(p:out():match("port (%d+)"))
+    local seen, resumed = {}, {}
+    run_task(function()
+      local opts = {ca = c.ca}
+      for i = 1, 60 do
+        local conn = assert(net.connect("localhost", port,
+          {tls = opts, timeout = 5}))
+        conn:write("who\n")
+        local id = assert(conn:read("l"))
+        seen[id] = true
+        if i > 1 then resumed[id] = conn:tlsinfo().resumed end
+        conn:close()
+        if resumed["1"] and resumed["2"] then break end
+      end
+    end, 30)
+    assert.is_true(seen["1"] and seen["2"], "both workers served")
+    assert.is_true(resumed["1"], "resumed on worker 1")
+    assert.is_true(resumed["2"], "resumed on worker 2")
+    p:signal("TERM")
+    p:wait_exit()
+  end)
+end)
+
+describe("the TLS scripts", function()
+  setup(function() c = T.certs() end)
+  after_each(assert_clean)
+
+  local function env()
+    return ("env TLS_CERT=%s TLS_KEY=%s %s "):format(q(c.server),
+      q(c.server_key), q(LUAHOST))
+  end
+
+  it("echo.lua with TLS_CERT/TLS_KEY answers socat's OPENSSL", function()
+    local p = T.start(env() .. "scripts/echo.lua 127.0.0.1 0")
+    finally(function() p:stop() end)
+    local port = p:wait_for("listening on 127%.0%.0%.1:(%d+)")
+    local out = T.run(("socat -t 1 - OPENSSL:localhost:%s,cafile=%s")
+      :format(port, q(c.ca)), "echo me\n", 5)
+    assert.matches("echo me\n", out)
+  end)
+
+  it("http_server.lua serves HTTPS to curl --cacert", function()
+    local p = T.start(env() .. "scripts/http_server.lua 127.0.0.1 0 .")
+    finally(function() p:stop() end)
+    local port = p:wait_for("on https://127%.0%.0%.1:(%d+)/")
+    local out, err, code = T.run(("curl -sS --cacert %s " ..
+      "https://localhost:%s/hello"):format(q(c.ca), port))
+    assert.equal(0, code, err)
+    assert.equal("hello world\n", out)
+  end)
+
+  it("tls_client.lua shows the chain, version, ALPN and verdict", function()
+    local srv, port = T.s_server(("-cert %s -key %s -alpn x-probe -www")
+      :format(q(c.server), q(c.server_key)))
+    finally(function() srv:stop() end)
+    local probe = ("%s scripts/tls_client.lua localhost %d --alpn x-probe ")
+      :format(q(LUAHOST), port)
+    local out, err, code = T.run(probe .. "--ca " .. q(c.ca))
+    assert.equal(0, code, err)
+    assert.matches("verification: OK %(localhost%)", out)
+    assert.matches("0 s:CN=localhost", out)
+    assert.matches("i:CN=luahost test CA", out)
+    assert.matches("version: +TLSv1%.3", out)
+    assert.matches("alpn: +x%-probe", out)
+    -- the system store does not know the test CA: status 1, the reason
+    out, err, code = T.run(probe)
+    assert.equal(1, code, err)
+    assert.matches("verification: FAILED: tls: certificate verify " ..
+      "failed: unable to get local issuer certificate %(localhost%)", out)
+    assert.matches("0 s:CN=localhost", out)
+  end)
+end)
