@@ -399,6 +399,78 @@ for mode in ("notify", "cut", "clean"):
     end)
   end)
 
+  it("a client that never reads a 64 MiB reply: the writer waits, " ..
+     "memory stays bounded", function()
+    local function rss()
+      local f = assert(io.open("/proc/self/status"))
+      local kb = f:read("a"):match("VmRSS:%s*(%d+)")
+      f:close()
+      return tonumber(kb) * 1024
+    end
+    local sent, finished = 0, false
+    local s, port = tls_server(server_opts(), function(conn)
+      conn:read("l")
+      local chunk = ("z"):rep(65536)
+      for _ = 1, 1024 do
+        if not conn:write(chunk) then break end
+        sent = sent + #chunk
+      end
+      finished = true
+    end)
+    run_task(function()
+      local conn = assert(net.connect("localhost", port,
+        {tls = {ca = c.ca}, timeout = 5}))
+      local before = rss()
+      conn:write("go\n")
+      task.sleep(1)
+      local grown = rss() - before
+      assert.is_false(finished)
+      assert.is_true(sent < 16 * 1024 * 1024, "sent " .. sent)
+      assert.is_true(grown < 16 * 1024 * 1024, "grew " .. grown)
+      -- it reads now: everything arrives, in order
+      local got = 0
+      while got < 64 * 1024 * 1024 do
+        local d = assert(conn:recv())
+        got = got + #d
+      end
+      assert.equal(64 * 1024 * 1024, got)
+      conn:close()
+      s:close()
+    end, 60)
+    assert.is_true(finished)
+  end)
+
+  it("many handshakes in a row leave no descriptor behind", function()
+    local function fds()
+      local p = io.popen("ls /proc/self/fd | wc -l")
+      local n = tonumber(p:read("a"))
+      p:close()
+      return n
+    end
+    local N = tonumber(os.getenv("LUAHOST_TLS_HANDSHAKES")) or 300
+    local s, port = tls_server(server_opts())
+    run_task(function()
+      local ctx = assert(tls.context{ca = c.ca, session_cache = false})
+      for _ = 1, 20 do
+        local conn = assert(net.connect("localhost", port, {tls = ctx}))
+        conn:close()
+      end
+      task.sleep(0.1)
+      local before = fds()
+      for i = 1, N do
+        local conn = assert(net.connect("localhost", port, {tls = ctx}))
+        if i % 2 == 0 then
+          conn:write("x\n")
+          assert.equal("X", conn:read("l"))
+        end
+        conn:close()
+      end
+      task.sleep(0.2)
+      assert.is_true(fds() <= before + 2, fds() .. " vs " .. before)
+      s:close()
+    end, 120)
+  end)
+
   it("raises on wrong tls options, naming the function", function()
     run_task(function()
       local ok, err = pcall(net.listen, {port = 0, tls = true})
