@@ -203,17 +203,29 @@ local function tls_start(c, ctx, server, host, port, secs, lazy)
   return c
 end
 
---- starttls([opts]): TLS from now on, on a connected plaintext conn
---- (opts: true, an options table or a tls.context; a client by
---- default, the server side for a conn a server accepted). The input
---- already buffered is the first of the TLS stream: nothing is lost.
+--- starttls([opts [, how]]): TLS from now on, on a connected plaintext
+--- conn (opts: true, an options table or a tls.context). The client side
+--- on a conn made by connect, the server side on one a server accepted;
+--- how = {server =, host =, timeout =} overrides the side, the name to
+--- verify and the handshake's deadline. The input already buffered is
+--- the first of the TLS stream: nothing is lost.
 --- -> conn | nil, err (the conn is closed on failure)
-function Conn:starttls(opts)
+function Conn:starttls(opts, how)
   local r = roles[self] or {}
   if opts == nil then opts = true end
-  local ctx, err = tls_context(opts, 1, "starttls", r.server)
+  check_type(how, "table", 2, "starttls", true)
+  local server, host = r.server, r.host
+  if how then
+    check_options(how, {server = true, host = true, timeout = true},
+      "starttls", 2)
+    if how.server ~= nil then server = how.server and true or false end
+    if how.host ~= nil then host = check_type(how.host, "string", 2,
+      "starttls") end
+    check_seconds(how.timeout, 2, "starttls", "timeout")
+  end
+  local ctx, err = tls_context(opts, 1, "starttls", server)
   if not ctx then return nil, err end
-  return tls_start(self, ctx, r.server, r.host, r.port)
+  return tls_start(self, ctx, server, host, r.port, how and how.timeout)
 end
 
 -- }}}
