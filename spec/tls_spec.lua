@@ -426,7 +426,10 @@ for mode in ("notify", "cut", "clean"):
       local grown = rss() - before
       assert.is_false(finished)
       assert.is_true(sent < 16 * 1024 * 1024, "sent " .. sent)
-      assert.is_true(grown < 16 * 1024 * 1024, "grew " .. grown)
+      -- (ASan keeps freed memory in quarantine: RSS says little there)
+      if not os.getenv("LUAHOST_ASAN") then
+        assert.is_true(grown < 16 * 1024 * 1024, "grew " .. grown)
+      end
       -- it reads now: everything arrives, in order
       local got = 0
       while got < 64 * 1024 * 1024 do
@@ -469,6 +472,110 @@ for mode in ("notify", "cut", "clean"):
       assert.is_true(fds() <= before + 2, fds() .. " vs " .. before)
       s:close()
     end, 120)
+  end)
+
+  it("a server asking for client certificates: verify = 'require'",
+    function()
+    local seen = {}
+    local s, port = tls_server(server_opts{ca = c.ca, verify = "require"},
+      function(conn)
+        local p = conn:tlsinfo().peer
+        seen[#seen + 1] = p and p.subject
+        conn:write("hello ", p and p.subject or "?", "\n")
+      end)
+    run_task(function()
+      local conn, err = net.connect("localhost", port,
+        {tls = {ca = c.ca}, timeout = 5})
+      if conn then -- TLS 1.3: the refusal comes after the client's Finished
+        local l, e = conn:read("l")
+        assert.is_nil(l)
+        err = e
+        conn:close()
+      end
+      assert.matches("^tls: ", err)
+      conn = assert(net.connect("localhost", port, {tls = {ca = c.ca,
+        cert = c.client, key = c.client_key}, timeout = 5}))
+      assert.equal("hello CN=client", conn:read("l"))
+      conn:close()
+      -- a client certificate from a CA the server does not trust
+      conn, err = net.connect("localhost", port, {tls = {ca = c.ca,
+        cert = c.unknown, key = c.unknown_key}, timeout = 5})
+      if conn then
+        local l, e = conn:read("l")
+        assert.is_nil(l)
+        err = e
+        conn:close()
+      end
+      assert.matches("^tls: ", err)
+      s:close()
+    end)
+    assert.same({"CN=client"}, seen)
+  end)
+
+  it("luahost clients against nginx with ssl: verified, resumed, " ..
+     "https keep-alive", function()
+    local proc = require "process_helper"
+    local prefix = os.tmpname()
+    os.remove(prefix)
+    assert(os.execute("mkdir -p " .. q(prefix)))
+    finally(function() os.execute("rm -rf " .. q(prefix)) end)
+    local l = assert(net.listen{port = 0})
+    local _, port = l:sockname()
+    l:close()
+    proc.write(prefix .. "/nginx.conf", ([[
+daemon off;
+master_process off;
+pid %s/nginx.pid;
+error_log %s/error.log notice;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path %s/body;
+  proxy_temp_path %s/proxy;
+  fastcgi_temp_path %s/fastcgi;
+  uwsgi_temp_path %s/uwsgi;
+  scgi_temp_path %s/scgi;
+  ssl_session_cache shared:S:1m;
+  server {
+    listen 127.0.0.1:%d ssl;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    location / { return 200 "nginx $ssl_protocol $ssl_session_reused\n"; }
+  }
+}
+]]):format(prefix, prefix, prefix, prefix, prefix, prefix, prefix, port,
+      c.server, c.server_key))
+    local p = T.start(("nginx -p %s -c %s/nginx.conf"):format(q(prefix),
+      q(prefix)))
+    finally(function() p:stop() end)
+    run_task(function()
+      local url = ("https://localhost:%d/"):format(port)
+      local res
+      for _ = 1, 200 do -- until nginx listens
+        res = http.request{url = url, tls = {ca = c.ca}, timeout = 5}
+        if res then break end
+        task.sleep(0.05)
+      end
+      assert(res, "nginx did not answer")
+      assert.equal("nginx TLSv1.3 .\n", res:body())
+      require("http.client").close_idle()
+      local opts = {ca = c.ca}
+      for i = 1, 3 do
+        local conn = assert(net.connect("127.0.0.1", port,
+          {tls = opts, timeout = 5}))
+        conn:write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close" ..
+          "\r\n\r\n")
+        local body = conn:read("a")
+        assert.matches("nginx TLSv1%.3 " .. (i > 1 and "r" or "%.") .. "\n$",
+          body)
+        assert.equal(i > 1, conn:tlsinfo().resumed)
+        conn:close()
+      end
+      local r2, err = http.request{url = url, timeout = 5}
+      assert.is_nil(r2)
+      assert.matches("^tls: certificate verify failed", err)
+    end, 30)
   end)
 
   it("raises on wrong tls options, naming the function", function()
