@@ -52,6 +52,8 @@ static void ctx_free_ex(void *parent, void *ptr, CRYPTO_EX_DATA *ad,
   }
   free(t->servername);
   free(t->alpn);
+  free(t->cert_src);
+  free(t->key_src);
   free(t);
 }
 
@@ -619,6 +621,10 @@ int tls_context_new(lua_State *L, int idx) {
       return 2;
     }
     t->has_cert = 1;
+    t->cert_src = strdup(s);
+    t->key_src = strdup(opt_string(L, idx, "key"));
+    if (t->cert_src == NULL || t->key_src == NULL)
+      return luaL_error(L, "not enough memory");
   }
   if ((s = opt_string(L, idx, "ca")) != NULL) {
     errno = 0;
@@ -662,6 +668,65 @@ static int tls_has_cert(lua_State *L) {
   return 1;
 }
 
+/* ctx:reload([cert, key]): read the certificate and key again (the
+** files the context was made from, or new ones): connections made from
+** now on present them; established ones keep theirs. Both are checked
+** on a scratch context first, so a failure (nil, err) changes nothing. */
+static int ctx_reload(lua_State *L) {
+  tls_ctx *t = tls_check_ctx(L, 1);
+  const char *cert = luaL_optstring(L, 2, t->cert_src);
+  const char *key = luaL_optstring(L, 3, t->key_src);
+  SSL_CTX *scratch;
+  char *nc, *nk;
+  if (cert == NULL || key == NULL)
+    return luaL_error(L, "reload: the context has no certificate");
+  scratch = SSL_CTX_new(TLS_method());
+  if (scratch == NULL) return luaL_error(L, "not enough memory");
+  errno = 0;
+  if (load_cert(scratch, cert) != 1) {
+    SSL_CTX_free(scratch);
+    return load_fail(L, "cert", cert);
+  }
+  if (load_key(scratch, key) != 1) {
+    SSL_CTX_free(scratch);
+    return load_fail(L, "key", key);
+  }
+  if (SSL_CTX_check_private_key(scratch) != 1) {
+    SSL_CTX_free(scratch);
+    ERR_clear_error();
+    lua_pushnil(L);
+    lua_pushliteral(L, "tls: key does not match cert");
+    return 2;
+  }
+  SSL_CTX_free(scratch);
+  nc = strdup(cert);
+  nk = strdup(key);
+  if (nc == NULL || nk == NULL) {
+    free(nc);
+    free(nk);
+    return luaL_error(L, "not enough memory");
+  }
+  SSL_CTX_clear_chain_certs(t->ssl);
+  if (load_cert(t->ssl, nc) != 1 || load_key(t->ssl, nk) != 1 ||
+      SSL_CTX_check_private_key(t->ssl) != 1) { /* the files changed? */
+    free(nc);
+    free(nk);
+    return load_fail(L, "cert", cert);
+  }
+  free(t->cert_src);
+  free(t->key_src);
+  t->cert_src = nc;
+  t->key_src = nk;
+  ERR_clear_error();
+  lua_settop(L, 1);
+  return 1;
+}
+
+static const luaL_Reg ctx_methods[] = {
+  {"reload", ctx_reload},
+  {NULL, NULL}
+};
+
 static const luaL_Reg tls_functions[] = {
   {"_has_cert", tls_has_cert},
   {"context", tls_context},
@@ -679,6 +744,8 @@ int luaopen_tls(lua_State *L) {
     lua_setfield(L, -2, "__name");
     lua_pushliteral(L, "tls.context");
     lua_setfield(L, -2, "__metatable");
+    luaL_newlib(L, ctx_methods);
+    lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
   luaL_newlib(L, tls_functions);

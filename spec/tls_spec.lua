@@ -578,6 +578,46 @@ http {
     end, 30)
   end)
 
+  it("ctx:reload() re-reads the certificate files (SIGHUP's job)",
+    function()
+    local cert, key = os.tmpname(), os.tmpname()
+    finally(function() os.remove(cert) os.remove(key) end)
+    local function put(src, dst)
+      local f = assert(io.open(dst, "w"))
+      f:write(T.read(src))
+      f:close()
+    end
+    put(c.server, cert)
+    put(c.server_key, key)
+    local ctx = assert(tls.context{cert = cert, key = key})
+    local s, port = tls_server(ctx)
+    run_task(function()
+      local function subject(name)
+        local conn, err = net.connect("127.0.0.1", port, {tls = {ca = c.ca,
+          servername = name}, timeout = 5})
+        if not conn then return nil, err end
+        local sub = conn:tlsinfo().peer.subject
+        conn:close()
+        return sub
+      end
+      assert.equal("CN=localhost", subject("localhost"))
+      put(c.other, cert)
+      put(c.other_key, key)
+      assert.equal(ctx, ctx:reload())
+      assert.equal("CN=other.test", subject("other.test"))
+      -- a key that does not match: nil, err, and nothing changes
+      put(c.server_key, key)
+      local ok, err = ctx:reload()
+      assert.is_nil(ok)
+      assert.matches("^tls: .*key", err)
+      assert.equal("CN=other.test", subject("other.test"))
+      -- or new files given
+      assert(ctx:reload(c.server, c.server_key))
+      assert.equal("CN=localhost", subject("localhost"))
+      s:close()
+    end)
+  end)
+
   it("raises on wrong tls options, naming the function", function()
     run_task(function()
       local ok, err = pcall(net.listen, {port = 0, tls = true})
