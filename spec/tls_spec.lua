@@ -618,6 +618,34 @@ http {
     end)
   end)
 
+  it("sni = function(name): picks the certificate per name; an error " ..
+     "in it is reported and the default certificate serves", function()
+    local other = assert(tls.context{cert = c.other, key = c.other_key})
+    local asked = {}
+    local s, port = tls_server(server_opts{sni = function(name)
+      asked[#asked + 1] = name
+      if name == "boom.test" then error("sni failed on purpose") end
+      if name == "other.test" then return other end
+    end})
+    run_task(function()
+      local function subject(name)
+        local conn = assert(net.connect("127.0.0.1", port,
+          {tls = {ca = c.ca, servername = name, verify = name ~=
+          "boom.test"}, timeout = 5}))
+        local i = conn:tlsinfo()
+        conn:write("x\n")
+        assert.equal("X", conn:read("l"))
+        conn:close()
+        return i.peer.subject
+      end
+      assert.equal("CN=other.test", subject("other.test"))
+      assert.equal("CN=localhost", subject("localhost"))
+      assert.equal("CN=localhost", subject("boom.test"))
+      s:close()
+    end)
+    assert.same({"other.test", "localhost", "boom.test"}, asked)
+  end)
+
   it("raises on wrong tls options, naming the function", function()
     run_task(function()
       local ok, err = pcall(net.listen, {port = 0, tls = true})
