@@ -414,20 +414,33 @@ static void exit_cb(uv_process_t *p, int64_t status, int sig) {
 /* The environment of a worker: ours, minus what we set, plus its
 ** identity and the listening sockets. Returns a malloc'd array whose
 ** strings are in the same block. */
+/* The group's TLS ticket secret (hex), made once per supervisor: every
+** worker, of every generation (SIGHUP), derives the same ticket keys
+** from it, so a session one worker issued resumes on another. */
+static char ticket_seed[65];
+
+static void make_ticket_seed(void) {
+  unsigned char b[32];
+  int i;
+  if (uv_random(NULL, NULL, b, sizeof(b), 0, NULL) != 0) return;
+  for (i = 0; i < 32; i++) sprintf(ticket_seed + 2 * i, "%02x", b[i]);
+}
+
 static char **worker_env(supervisor *sup, int id, int gen, int fd) {
-  size_t n = 0, i, k = 0, extra = 4;
+  size_t n = 0, i, k = 0, extra = 5;
   char **env;
   char *p;
   size_t names = 1;
   int j, nl = host_listen_count();
   for (j = 0; j < nl; j++) names += strlen(host_listen_name(j)) + 1;
   while (environ[n]) n++;
-  env = (char **)malloc((n + extra + 1) * sizeof(char *) + 256 + names +
+  env = (char **)malloc((n + extra + 1) * sizeof(char *) + 352 + names +
                         sizeof("LISTEN_FDNAMES="));
   if (env == NULL) return NULL;
   p = (char *)(env + n + extra + 1);
   for (i = 0; i < n; i++) {
     if (strncmp(environ[i], "LUAHOST_WORKER=", 15) == 0 ||
+        strncmp(environ[i], "LUAHOST_TICKET_SEED=", 20) == 0 ||
         strncmp(environ[i], "LISTEN_", 7) == 0)
       continue;
     env[k++] = environ[i];
@@ -435,6 +448,10 @@ static char **worker_env(supervisor *sup, int id, int gen, int fd) {
   env[k++] = p;
   p += sprintf(p, "LUAHOST_WORKER=%d:%d:%d:%d:%ld", id, sup->count, gen,
                fd, (long)getpid()) + 1;
+  if (ticket_seed[0]) {
+    env[k++] = p;
+    p += sprintf(p, "LUAHOST_TICKET_SEED=%s", ticket_seed) + 1;
+  }
   /* Workers share each listening socket, and every one of them is woken
   ** for a new connection; by default libuv accepts until the queue is
   ** empty, so one worker would take a burst alone. One accept at a time
@@ -595,6 +612,7 @@ int host_supervise(const host_options *ho, int argc, char **argv,
   sup.script = argv[script];
   sup.drain = ho->drain;
   sup.gen = sup.lastgen = 1;
+  make_ticket_seed();
   if (uv_exepath(sup.exe, &len) != 0 || uv_loop_init(&sup.loop) != 0) {
     fprintf(stderr, "luahost: cannot start the supervisor\n");
     return EXIT_FAILURE;

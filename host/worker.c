@@ -36,8 +36,19 @@ static struct {
   int nth0;           /* port-0 requests so far */
 } self = {0, 0, 0, -1, 0, 0};
 
+static char ticket_seed[65];
+
+const char *host_ticket_seed(void) {
+  return ticket_seed[0] ? ticket_seed : NULL;
+}
+
 int host_worker_init(void) {
   const char *s = getenv("LUAHOST_WORKER");
+  const char *seed = getenv("LUAHOST_TICKET_SEED");
+  if (seed != NULL) { /* kept here, not passed to what the script runs */
+    snprintf(ticket_seed, sizeof(ticket_seed), "%s", seed);
+    unsetenv("LUAHOST_TICKET_SEED");
+  }
   int id, count, gen, fd;
   long ppid;
   if (s == NULL) return 0;

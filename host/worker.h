@@ -13,6 +13,9 @@
 ** the supervisor's environment entry; 1 yes, 0 no, -1 bad (printed). */
 int host_worker_init(void);
 int host_is_worker(void);
+/* The group's TLS ticket secret (from the supervisor), NULL outside a
+** group: tls_context.c derives the ticket keys from it. */
+const char *host_ticket_seed(void);
 /* The main chunk ran to its first wait: tell the supervisor (workers). */
 void host_worker_started(void);
 /* luahost.worker() -> id, count, generation (nothing outside a group). */

@@ -138,7 +138,97 @@ Conn.receive = Conn.read
 
 local CONNECT_OPTS = {timeout = true, bind = true, nodelay = true,
   family = true, path = true, host = true, port = true, max_line = true,
-  write_hwm = true}
+  write_hwm = true, tls = true}
+
+-- {{{ tls: the glue is C (lib/tls_conn.c); here, options to contexts
+
+local tls_mod -- require "tls", when first needed
+local default_client -- the context of tls = true (its session cache too)
+-- A context per options table, so that connections made with the same
+-- table share one (and resume each other's sessions).
+local ctx_of_opts = setmetatable({}, {__mode = "k"})
+-- conn -> {server = bool, host =, port =}: the side starttls takes.
+local roles = setmetatable({}, {__mode = "k"})
+
+-- The context for a tls = option: a context, true (clients: the
+-- defaults) or an options table; nil, err when it cannot be made.
+local function tls_context(v, n, fname, server)
+  tls_mod = tls_mod or require "tls"
+  if tls_mod.is_context(v) then
+    if server and not tls_mod._has_cert(v) then
+      argerror(n, fname, "tls: a server context needs cert and key", 2)
+    end
+    return v
+  end
+  if v == true and not server then
+    if not default_client then
+      local err
+      default_client, err = tls_mod.context{}
+      if not default_client then return nil, err end
+    end
+    return default_client
+  end
+  if type(v) ~= "table" then
+    argerror(n, fname, "tls: true, an options table or a tls.context " ..
+      "expected, got " .. (v == true and "true (a server needs cert and " ..
+      "key)" or type(v)), 2)
+  end
+  local ctx = ctx_of_opts[v]
+  if not ctx then
+    local ok, c, err = pcall(tls_mod.context, v)
+    if not ok then
+      argerror(n, fname, "tls: " .. (tostring(c):match("%((.*)%)$") or
+        tostring(c)), 2)
+    end
+    if not c then return nil, err end
+    ctx = c
+    ctx_of_opts[v] = ctx
+  end
+  if server and not tls_mod._has_cert(ctx) then
+    argerror(n, fname, "tls: a server needs cert and key", 2)
+  end
+  return ctx
+end
+
+-- Run TLS on c (a connected client or an accepted conn) and, unless
+-- lazy, wait for the handshake (secs: its deadline, nil for the
+-- context's handshake_timeout). c, or nil, err (c is closed then).
+local function tls_start(c, ctx, server, host, port, secs, lazy)
+  local ok, err = core.tls_attach(c, ctx, server, host, port)
+  if ok and not lazy then ok, err = c:handshake(secs) end
+  if not ok then
+    c:close()
+    return nil, err
+  end
+  return c
+end
+
+--- starttls([opts [, how]]): TLS from now on, on a connected plaintext
+--- conn (opts: true, an options table or a tls.context). The client side
+--- on a conn made by connect, the server side on one a server accepted;
+--- how = {server =, host =, timeout =} overrides the side, the name to
+--- verify and the handshake's deadline. The input already buffered is
+--- the first of the TLS stream: nothing is lost.
+--- -> conn | nil, err (the conn is closed on failure)
+function Conn:starttls(opts, how)
+  local r = roles[self] or {}
+  if opts == nil then opts = true end
+  check_type(how, "table", 2, "starttls", true)
+  local server, host = r.server, r.host
+  if how then
+    check_options(how, {server = true, host = true, timeout = true},
+      "starttls", 2)
+    if how.server ~= nil then server = how.server and true or false end
+    if how.host ~= nil then host = check_type(how.host, "string", 2,
+      "starttls") end
+    check_seconds(how.timeout, 2, "starttls", "timeout")
+  end
+  local ctx, err = tls_context(opts, 1, "starttls", server)
+  if not ctx then return nil, err end
+  return tls_start(self, ctx, server, host, r.port, how and how.timeout)
+end
+
+-- }}}
 
 local function configure(sock, opts)
   local d = net.defaults
@@ -160,12 +250,28 @@ function net.connect(host, port, opts)
   check_size(opts.max_line, 3, "connect", "max_line")
   check_size(opts.write_hwm, 3, "connect", "write_hwm")
   local path = opts.path
+  local ctx, cerr
+  if opts.tls ~= nil and opts.tls ~= false then
+    ctx, cerr = tls_context(opts.tls, 3, "connect")
+    if not ctx then return nil, cerr end
+  end
+  local t0 = task.now()
+  -- the handshake's deadline: what the connect timeout leaves, if any
+  local function hs_left()
+    return timeout and math.max(0, timeout - (task.now() - t0))
+  end
   if path ~= nil then
     check_type(path, "string", 1, "connect")
+    if host ~= nil then check_type(host, "string", 1, "connect") end
     local c, err = core.connect(path, nil, ms(timeout))
     if not c then return nil, err end
     configure(c, opts)
     if timeout then c:settimeout(timeout) end
+    roles[c] = {server = false, host = host}
+    if ctx then
+      c, err = tls_start(c, ctx, false, host, 0, hs_left())
+      if not c then return nil, err end
+    end
     return own(c)
   end
   check_type(host, "string", 1, "connect")
@@ -208,6 +314,11 @@ function net.connect(host, port, opts)
       if c then
         configure(c, opts)
         if timeout then c:settimeout(timeout) end
+        roles[c] = {server = false, host = host, port = port}
+        if ctx then
+          c, err = tls_start(c, ctx, false, host, port, hs_left())
+          if not c then return nil, err end
+        end
         return own(c)
       end
     end
@@ -222,7 +333,8 @@ end
 local LISTEN_OPTS = {host = true, port = true, path = true, fd = true,
   backlog = true,
   reuseport = true, v6only = true, max_connections = true, max_line = true,
-  idle_timeout = true, write_hwm = true, max_per_address = true}
+  idle_timeout = true, write_hwm = true, max_per_address = true,
+  tls = true}
 
 local ANY = {["*"] = "0.0.0.0", ["0.0.0.0"] = "0.0.0.0", ["::"] = "::"}
 
@@ -248,7 +360,11 @@ function net.listen(opts)
   check_size(opts.write_hwm, 1, "listen", "write_hwm")
   local idle = check_seconds(opts.idle_timeout, 1, "listen", "idle_timeout")
   if opts.idle_timeout == nil then idle = d.idle_timeout end
-  local server, err
+  local server, err, ctx
+  if opts.tls ~= nil and opts.tls ~= false then
+    ctx, err = tls_context(opts.tls, 1, "listen", true)
+    if not ctx then return nil, err end
+  end
   if opts.fd ~= nil then
     if math.type(opts.fd) ~= "integer" or opts.fd < 0 then
       argerror(1, "listen", "fd: non-negative integer expected")
@@ -288,7 +404,7 @@ function net.listen(opts)
     opts.write_hwm or d.write_hwm, idle and ms(idle) or -1)
   local ip, bound = server:sockname()
   servers[server] = {max = maxc, active = 0, per_addr = per_addr,
-    addrs = {}, conns = {}, logged = {},
+    addrs = {}, conns = {}, logged = {}, tls = ctx,
     name = bound and ip .. ":" .. bound or tostring(ip)}
   return own(server)
 end
@@ -334,7 +450,19 @@ end
 local function run_handler(slot, handler, conn)
   local _slot <close> = slot -- luacheck: ignore 211
   local _conn <close> = conn -- luacheck: ignore 211
+  -- TLS: the handshake (bounded by handshake_timeout) before the handler
+  if slot.st.tls and not conn:handshake() then return end
   handler(conn)
+end
+
+-- An accepted conn of server st: the server side of starttls, and TLS
+-- at once on a TLS server (the handshake runs as bytes arrive). False
+-- when TLS could not start (conn closed).
+local function accepted(st, conn)
+  roles[conn] = {server = true}
+  if st.tls then return tls_start(conn, st.tls, true, nil, nil, nil, true)
+    ~= nil end
+  return true
 end
 
 -- The client address of conn for the per-address count (nil: not
@@ -413,6 +541,7 @@ function Server:serve(handler)
         st.short = nil
       end
       local ip = address(st, conn)
+      if ip ~= false and not accepted(st, conn) then ip = false end
       if ip ~= false and st.active >= st.max then
         -- full, and a client waits: make room (or wait for it)
         if not shed(st) then
@@ -470,7 +599,13 @@ function Server:accept(timeout)
       "got %s)"):format(tostring(timeout)), 2)
   end
   local c, err = core_accept(self, timeout)
-  if c then return own(c) end
+  if c then
+    -- (a TLS conn: its handshake runs as bytes arrive; conn:handshake()
+    -- waits for it, read and write just work)
+    local st = servers[self]
+    if st and not accepted(st, c) then return nil, "tls: cannot start" end
+    return own(c)
+  end
   return nil, err
 end
 

@@ -345,5 +345,6 @@ void net_listen_open(lua_State *L);
 void net_dns_open(lua_State *L);
 void net_udp_open(lua_State *L);
 void net_sys_open(lua_State *L);
+void net_tls_open(lua_State *L);     /* tls_conn.c */
 
 #endif

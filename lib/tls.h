@@ -53,6 +53,8 @@ typedef struct tls_ctx {
   unsigned char *alpn;           /* wire format (length-prefixed names) */
   unsigned alpn_len;
   int has_cert;                  /* a certificate was loaded (server) */
+  char *cert_src, *key_src;      /* what cert and key were loaded from
+                                    (files or PEM text), for reload */
   int client_cache;              /* max client sessions, 0 = none */
   int nsess;
   tls_sess *sess;                /* most recent first */

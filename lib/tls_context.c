@@ -25,6 +25,7 @@
 
 #include <lauxlib.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -51,6 +52,8 @@ static void ctx_free_ex(void *parent, void *ptr, CRYPTO_EX_DATA *ad,
   }
   free(t->servername);
   free(t->alpn);
+  free(t->cert_src);
+  free(t->key_src);
   free(t);
 }
 
@@ -179,7 +182,7 @@ SSL_SESSION *tls_ctx_session(tls_ctx *t, const char *key, size_t klen) {
 static const char *const known[] = {
   "alpn", "ca", "cert", "ciphers", "ciphersuites", "handshake_timeout",
   "key", "max_version", "min_version", "servername", "session_cache",
-  "sni", "tickets", "verify", NULL
+  "sni", "ticket_key", "tickets", "verify", NULL
 };
 
 /* Unknown option names raise: a typo must not silently mean a default. */
@@ -412,6 +415,10 @@ static void check_types(lua_State *L, int idx) {
         lua_tointeger(L, -1) <= (1 << 24)))
     opt_error(L, "session_cache", "boolean or positive integer expected");
   lua_pop(L, 1);
+  ty = rawfield(L, idx, "ticket_key");
+  if (ty != LUA_TNIL && (ty != LUA_TSTRING || lua_rawlen(L, -1) < 32))
+    opt_error(L, "ticket_key", "string of 32 bytes or more expected");
+  lua_pop(L, 1);
   ty = rawfield(L, idx, "tickets");
   if (ty != LUA_TNIL && ty != LUA_TBOOLEAN)
     opt_error(L, "tickets", "boolean expected");
@@ -477,6 +484,36 @@ static int ctx_tostring(lua_State *L) {
                     (*ud)->has_cert ? "certificate" : "no certificate",
                     (void *)*ud);
   return 1;
+}
+
+const char *host_ticket_seed(void); /* host/worker.c: a group's secret */
+
+/* The session ticket keys (name, HMAC and AES keys: 80 bytes) derived
+** from a secret: contexts made from the same secret, in any process,
+** decrypt each other's tickets (a worker group, a fleet given one
+** ticket_key). 1 on success. */
+static int set_ticket_keys(SSL_CTX *ssl, const char *k, size_t kl) {
+  unsigned char keys[80], md[EVP_MAX_MD_SIZE];
+  unsigned mdlen = 0;
+  EVP_MD_CTX *m = EVP_MD_CTX_new();
+  int ok = m != NULL && EVP_DigestInit_ex(m, EVP_sha512(), NULL) == 1 &&
+           EVP_DigestUpdate(m, "luahost tickets\n", 16) == 1 &&
+           EVP_DigestUpdate(m, k, kl) == 1 &&
+           EVP_DigestFinal_ex(m, md, &mdlen) == 1 && mdlen == 64;
+  if (ok) {
+    memcpy(keys, md, 64);
+    ok = EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1 &&
+         EVP_DigestUpdate(m, k, kl) == 1 &&
+         EVP_DigestUpdate(m, "luahost ticket name", 19) == 1 &&
+         EVP_DigestFinal_ex(m, md, &mdlen) == 1;
+    memcpy(keys + 64, md, 16);
+  }
+  EVP_MD_CTX_free(m);
+  if (ok) ok = SSL_CTX_set_tlsext_ticket_keys(ssl, keys, sizeof(keys)) == 1;
+  OPENSSL_cleanse(keys, sizeof(keys));
+  OPENSSL_cleanse(md, sizeof(md));
+  ERR_clear_error();
+  return ok;
 }
 
 int tls_context_new(lua_State *L, int idx) {
@@ -561,6 +598,17 @@ int tls_context_new(lua_State *L, int idx) {
     SSL_CTX_sess_set_new_cb(ssl, new_session_cb);
   }
   lua_pop(L, 1);
+  {
+    const char *k;
+    size_t kl = 0;
+    if (rawfield(L, idx, "ticket_key") == LUA_TSTRING)
+      k = lua_tolstring(L, -1, &kl);
+    else if ((k = host_ticket_seed()) != NULL)
+      kl = strlen(k);
+    if (k != NULL && set_ticket_keys(ssl, k, kl) != 1)
+      return luaL_error(L, "tls: cannot set the ticket keys");
+    lua_pop(L, 1);
+  }
   SSL_CTX_set_session_id_context(ssl, (const unsigned char *)"luahost", 7);
   if ((s = opt_string(L, idx, "cert")) != NULL) {
     if (load_cert(ssl, s) != 1) return load_fail(L, "cert", s);
@@ -573,6 +621,10 @@ int tls_context_new(lua_State *L, int idx) {
       return 2;
     }
     t->has_cert = 1;
+    t->cert_src = strdup(s);
+    t->key_src = strdup(opt_string(L, idx, "key"));
+    if (t->cert_src == NULL || t->key_src == NULL)
+      return luaL_error(L, "not enough memory");
   }
   if ((s = opt_string(L, idx, "ca")) != NULL) {
     errno = 0;
@@ -616,6 +668,65 @@ static int tls_has_cert(lua_State *L) {
   return 1;
 }
 
+/* ctx:reload([cert, key]): read the certificate and key again (the
+** files the context was made from, or new ones): connections made from
+** now on present them; established ones keep theirs. Both are checked
+** on a scratch context first, so a failure (nil, err) changes nothing. */
+static int ctx_reload(lua_State *L) {
+  tls_ctx *t = tls_check_ctx(L, 1);
+  const char *cert = luaL_optstring(L, 2, t->cert_src);
+  const char *key = luaL_optstring(L, 3, t->key_src);
+  SSL_CTX *scratch;
+  char *nc, *nk;
+  if (cert == NULL || key == NULL)
+    return luaL_error(L, "reload: the context has no certificate");
+  scratch = SSL_CTX_new(TLS_method());
+  if (scratch == NULL) return luaL_error(L, "not enough memory");
+  errno = 0;
+  if (load_cert(scratch, cert) != 1) {
+    SSL_CTX_free(scratch);
+    return load_fail(L, "cert", cert);
+  }
+  if (load_key(scratch, key) != 1) {
+    SSL_CTX_free(scratch);
+    return load_fail(L, "key", key);
+  }
+  if (SSL_CTX_check_private_key(scratch) != 1) {
+    SSL_CTX_free(scratch);
+    ERR_clear_error();
+    lua_pushnil(L);
+    lua_pushliteral(L, "tls: key does not match cert");
+    return 2;
+  }
+  SSL_CTX_free(scratch);
+  nc = strdup(cert);
+  nk = strdup(key);
+  if (nc == NULL || nk == NULL) {
+    free(nc);
+    free(nk);
+    return luaL_error(L, "not enough memory");
+  }
+  SSL_CTX_clear_chain_certs(t->ssl);
+  if (load_cert(t->ssl, nc) != 1 || load_key(t->ssl, nk) != 1 ||
+      SSL_CTX_check_private_key(t->ssl) != 1) { /* the files changed? */
+    free(nc);
+    free(nk);
+    return load_fail(L, "cert", cert);
+  }
+  free(t->cert_src);
+  free(t->key_src);
+  t->cert_src = nc;
+  t->key_src = nk;
+  ERR_clear_error();
+  lua_settop(L, 1);
+  return 1;
+}
+
+static const luaL_Reg ctx_methods[] = {
+  {"reload", ctx_reload},
+  {NULL, NULL}
+};
+
 static const luaL_Reg tls_functions[] = {
   {"_has_cert", tls_has_cert},
   {"context", tls_context},
@@ -633,6 +744,8 @@ int luaopen_tls(lua_State *L) {
     lua_setfield(L, -2, "__name");
     lua_pushliteral(L, "tls.context");
     lua_setfield(L, -2, "__metatable");
+    luaL_newlib(L, ctx_methods);
+    lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
   luaL_newlib(L, tls_functions);

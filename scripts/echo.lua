@@ -4,6 +4,8 @@ echo.lua: a TCP echo server. Every byte a client sends comes back to it.
   usage: luahost scripts/echo.lua [host] [port]
          (defaults: 127.0.0.1 7000; port 0 picks a free port)
   try:   socat - TCP:127.0.0.1:7000
+  TLS:   TLS_CERT=cert.pem TLS_KEY=key.pem luahost scripts/echo.lua
+         openssl s_client -connect 127.0.0.1:7000 -CAfile ca.pem
 
 It prints "listening on HOST:PORT" once it is ready. Each connection runs in
 its own task: a client that goes quiet for a minute is dropped, and a client
@@ -16,7 +18,11 @@ local port = tonumber(arg[2] or 7000)
 
 -- idle_timeout: a client silent for a minute is dropped (each read or
 -- write waits at most that long).
-local server = assert(net.listen{host = host, port = port, idle_timeout = 60})
+-- TLS when TLS_CERT and TLS_KEY name a certificate (chain) and its key.
+local cert = os.getenv("TLS_CERT")
+local tls = cert and {cert = cert, key = os.getenv("TLS_KEY")} or nil
+local server = assert(net.listen{host = host, port = port, idle_timeout = 60,
+  tls = tls})
 local ip, bound = server:sockname()
 if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end -- IPv6
 print(("listening on %s:%d"):format(ip, bound))

@@ -6,7 +6,9 @@ from a directory, plus two fixed routes.
          (defaults: 127.0.0.1 8080 .; port 0 picks a free port)
   try:   curl -v http://127.0.0.1:8080/hello http://127.0.0.1:8080/
 
-It prints "serving ROOT on http://HOST:PORT/" once it is ready.
+It prints "serving ROOT on http://HOST:PORT/" once it is ready. With
+TLS_CERT=cert.pem TLS_KEY=key.pem in the environment it serves HTTPS
+(https://HOST:PORT/; try curl --cacert ca.pem).
 
   GET|HEAD /hello     "hello world\n" (a fixed small answer, for benchmarks)
   POST /echo          the request body, sent back
@@ -47,10 +49,15 @@ app:post("/echo", function(req, res)
 end)
 app:mount("/", files)
 
+-- HTTPS when TLS_CERT and TLS_KEY name a certificate (chain) and its key.
+local cert = os.getenv("TLS_CERT")
+local tls = cert and {cert = cert, key = os.getenv("TLS_KEY"),
+  alpn = {"http/1.1"}} or nil
 local server = assert(http.listen{host = host, port = port, handler = app,
+  tls = tls,
   timeouts = {head = tonumber(os.getenv("HTTP_HEAD_TIMEOUT")) or 10,
     body = tonumber(os.getenv("HTTP_BODY_TIMEOUT")) or 30, idle = 30}})
 local ip, bound = server:sockname()
-print(("serving %s on http://%s:%d/"):format(root,
+print(("serving %s on %s://%s:%d/"):format(root, tls and "https" or "http",
   ip:find(":") and "[" .. ip .. "]" or ip, bound))
 io.stdout:flush()

@@ -273,7 +273,7 @@ end
 
 local REQUEST_OPTS = {method = true, url = true, headers = true,
   body = true, source = true, timeout = true, redirects = true,
-  max_body = true, gzip = true}
+  max_body = true, gzip = true, tls = true}
 
 local function check_opts(opts)
   if type(opts) ~= "table" then
@@ -365,15 +365,19 @@ end
 -- One exchange on one connection: res | nil, err, retryable.
 local function exchange(method, u, opts, body, timeout)
   local origin = u.scheme .. "://" .. u.host .. ":" .. u.port
-  if u.scheme ~= "http" then
-    return nil, u.scheme .. ":// is not available in this build yet"
+  if u.scheme ~= "http" and u.scheme ~= "https" then
+    return nil, u.scheme .. ":// is not supported by request"
   end
+  -- https: verified by default (tls = options or a context for ca =,
+  -- client certificates...); pooled per origin and tls setting
+  local tls = u.scheme == "https" and (opts.tls or true) or nil
+  if tls and tls ~= true then origin = origin .. " " .. tostring(tls) end
   local conn, r = checkout(origin)
   local reused = conn ~= nil
   if not conn then
     local err
     conn, err = net.connect(u.host, u.port, {timeout = math.min(timeout,
-      common.defaults.timeouts.connect)})
+      common.defaults.timeouts.connect), tls = tls})
     if not conn then return nil, err end
     r = common.reader(conn)
   end

@@ -720,7 +720,8 @@ local function make_log(log)
 end
 
 --- listen{host=, port= | path= | fd=, handler=, limits=, timeouts=,
----   log=, gzip=, backlog=, reuseport=} -> server | nil, err
+---   log=, gzip=, backlog=, reuseport=, tls=} -> server | nil, err
+--- (tls: a tls.context or its options, as net.listen: HTTPS)
 function M.listen(opts)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'listen' (table expected, got " ..
@@ -737,10 +738,6 @@ function M.listen(opts)
   if type(handler) ~= "function" and not (mt and mt.__call) then
     error("bad argument #1 to 'listen' (handler: function expected, got " ..
       type(handler) .. ")", 2)
-  end
-  if opts.tls ~= nil then
-    error("bad argument #1 to 'listen' (tls: not available in this " ..
-      "build yet)", 2)
   end
   local gzip = opts.gzip
   if gzip == true then gzip = {} end
@@ -766,7 +763,7 @@ function M.listen(opts)
   local s, err = net.listen{host = opts.host, port = opts.port,
     path = opts.path, fd = opts.fd, backlog = opts.backlog,
     reuseport = opts.reuseport, max_connections = srv.limits.connections,
-    idle_timeout = srv.timeouts.idle}
+    idle_timeout = srv.timeouts.idle, tls = opts.tls}
   if not s then return nil, err end
   srv._net = s
   task.spawn(function()

@@ -334,9 +334,12 @@ function M.connect(url, opts)
   local client = require "http.client"
   local u, uerr = client.parse_url(url, {ws = 80})
   if not u then return nil, uerr end
-  if u.scheme ~= "ws" then return nil, "only ws:// URLs are supported" end
+  if u.scheme ~= "ws" and u.scheme ~= "wss" then
+    return nil, "only ws:// and wss:// URLs are supported"
+  end
   local timeout = opts.timeout or common.defaults.timeouts.connect
-  local conn, err = net.connect(u.host, u.port, {timeout = timeout})
+  local conn, err = net.connect(u.host, u.port, {timeout = timeout,
+    tls = u.scheme == "wss" and (opts.tls or true) or nil})
   if not conn then return nil, err end
   local key = core.b64encode(random_bytes(16))
   local lines = {"GET ", u.target, " HTTP/1.1\r\nHost: ", u.authority,

@@ -51,7 +51,8 @@ end
 function M.alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat")
   if not f then return false end
-  local stat = f:read("a")
+  -- (read fails when the process went between open and read: gone)
+  local stat = f:read("a") or ""
   f:close()
   local state = stat:match("^%d+ %b() (%a)")
   return state ~= nil and state ~= "Z" and state ~= "X"

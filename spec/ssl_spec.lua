@@ -1,0 +1,140 @@
+-- ssl: LuaSec's API over luahost's tls and socket (lib/ssl.lua,
+-- lib/ssl/https.lua): code written for LuaSec, and Debian's socket.http
+-- with https:// URLs, against real peers (openssl s_server, curl).
+local task = require "task"
+local http = require "http"
+local T = require "tls_helper"
+
+local c
+local q = shell_quote
+
+describe("ssl (LuaSec's API)", function()
+  setup(function() c = T.certs() end)
+  after_each(assert_clean)
+
+  it("newcontext, wrap, sni, dohandshake, send, receive against " ..
+     "openssl s_server", function()
+    local srv, port = T.s_server(("-cert %s -key %s -www"):format(
+      q(c.server), q(c.server_key)))
+    finally(function() srv:stop() end)
+    run_task(function()
+      local socket, ssl = require "socket", require "ssl"
+      local s = socket.tcp()
+      s:settimeout(5)
+      assert(s:connect("127.0.0.1", port))
+      local ctx = assert(ssl.newcontext{mode = "client",
+        protocol = "tlsv1_2", cafile = c.ca, verify = "peer",
+        options = "all"})
+      local conn = assert(ssl.wrap(s, ctx))
+      conn:sni("localhost")
+      assert.is_true(conn:dohandshake())
+      assert.equal(18, conn:send("GET / HTTP/1.0\r\n\r\n"))
+      assert.matches("^HTTP/1%.0 200", conn:receive("*l"))
+      local rest = conn:receive("*a")
+      assert.matches("</HTML>", rest)
+      assert.equal("TLSv1.2", conn:info().protocol)
+      assert.equal("TLSv1.2", conn:info("protocol"))
+      assert.equal("CN=localhost", conn:getpeercertificate():subject())
+      assert.matches("^%x+$", conn:getpeercertificate():digest("sha256"))
+      assert.is_true(conn:getpeerverification())
+      conn:close()
+    end)
+  end)
+
+  it("verifies by default, the host too; verify = 'none' written out",
+    function()
+    local srv, port = T.s_server(("-cert %s -key %s -www"):format(
+      q(c.wrong), q(c.wrong_key)))
+    finally(function() srv:stop() end)
+    run_task(function()
+      local socket, ssl = require "socket", require "ssl"
+      local s = socket.tcp()
+      s:settimeout(5)
+      assert(s:connect("127.0.0.1", port))
+      -- no verify field: LuaSec would accept anything, this does not
+      local conn = assert(ssl.wrap(s, {mode = "client", cafile = c.ca}))
+      conn:sni("localhost")
+      local ok, err = conn:dohandshake()
+      assert.is_nil(ok)
+      assert.equal("tls: certificate verify failed: hostname mismatch " ..
+        "(localhost)", err)
+      conn:close()
+      s = socket.tcp()
+      s:settimeout(5)
+      assert(s:connect("127.0.0.1", port))
+      conn = assert(ssl.wrap(s, {mode = "client", verify = "none"}))
+      assert.is_true(conn:dohandshake())
+      local v, errs = conn:getpeerverification()
+      assert.is_false(v)
+      assert.equal("table", type(errs))
+      conn:close()
+      -- TLS 1.0/1.1 are refused, by name
+      local ctx, e = ssl.newcontext{mode = "client", protocol = "tlsv1"}
+      assert.is_nil(ctx)
+      assert.matches("refused", e)
+    end)
+  end)
+
+  it("Debian's socket.http fetches https:// through ssl.https", function()
+    local srv = assert(http.listen{port = 0, tls = {cert = c.server,
+      key = c.server_key}, handler = function(req, res)
+        res:send(200, "secure " .. req.method .. "\n")
+      end})
+    local _, port = srv:sockname()
+    run_task(function()
+      local shttp, ltn12 = require "socket.http", require "ltn12"
+      local url = ("https://localhost:%d/x"):format(port)
+      -- the system store does not know the test CA
+      local r, err = shttp.request(url)
+      assert.is_nil(r)
+      assert.matches("^tls: certificate verify failed: unable to get " ..
+        "local issuer certificate %(localhost%)", err)
+      local t = {}
+      local one, code = shttp.request{url = url, cafile = c.ca,
+        sink = ltn12.sink.table(t)}
+      assert.equal(1, one)
+      assert.equal(200, code)
+      assert.equal("secure GET\n", table.concat(t))
+      local https = require "ssl.https"
+      t = {}
+      one, code = https.request{url = url, method = "POST", cafile = c.ca,
+        source = ltn12.source.string("x"), headers = {["content-length"] =
+        1}, sink = ltn12.sink.table(t)}
+      assert.equal(200, code)
+      assert.equal("secure POST\n", table.concat(t))
+      srv:close()
+    end)
+  end)
+
+  it("a LuaSec-style server: accept, wrap in server mode, curl", function()
+    local served
+    local socket, ssl = require "socket", require "ssl"
+    local server_ctx = assert(ssl.newcontext{mode = "server",
+      certificate = c.server, key = c.server_key})
+    local port
+    local t = task.spawn(function()
+      local ls = assert(socket.bind("127.0.0.1", 0))
+      local _, p = ls:getsockname()
+      port = tonumber(p)
+      ls:settimeout(10)
+      local cl = assert(ls:accept())
+      cl:settimeout(5)
+      local conn = assert(ssl.wrap(cl, server_ctx))
+      assert(conn:dohandshake())
+      local line = conn:receive("*l")
+      repeat local h = conn:receive("*l") until h == "" or h == nil
+      conn:send("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: " ..
+        "close\r\n\r\nok\n")
+      served = line
+      conn:close()
+      ls:close()
+    end)
+    run_loop(function() return port ~= nil end)
+    local out, err, code = T.run(("curl -sS --cacert %s " ..
+      "https://localhost:%d/luasec"):format(q(c.ca), port))
+    assert.equal(0, code, err)
+    assert.equal("ok\n", out)
+    assert.equal("GET /luasec HTTP/1.1", served)
+    run_task(function() t:join() end)
+  end)
+end)
