@@ -222,7 +222,41 @@ end
 local LISTEN_OPTS = {host = true, port = true, path = true, fd = true,
   backlog = true,
   reuseport = true, v6only = true, max_connections = true, max_line = true,
-  idle_timeout = true, write_hwm = true, max_per_address = true}
+  idle_timeout = true, write_hwm = true, max_per_address = true,
+  proxy_protocol = true}
+
+-- proxy_protocol = true | {trusted = {cidr...}, timeout = seconds}:
+-- {ms = header deadline, trusted = cidr list or nil}, or nil when off.
+local PROXY_TIMEOUT = 5
+local function check_proxy(p)
+  if p == nil or p == false then return nil end
+  if p == true then return {ms = ms(PROXY_TIMEOUT)} end
+  if type(p) ~= "table" then
+    argerror(1, "listen", "proxy_protocol: boolean or table expected")
+  end
+  for k in pairs(p) do
+    if k ~= "trusted" and k ~= "timeout" then
+      argerror(1, "listen", "proxy_protocol: unknown option '" ..
+        tostring(k) .. "'")
+    end
+  end
+  local t = check_seconds(p.timeout, 1, "listen", "proxy_protocol.timeout")
+  local trusted
+  if p.trusted ~= nil then
+    if type(p.trusted) ~= "table" then
+      argerror(1, "listen", "proxy_protocol.trusted: table expected")
+    end
+    trusted = {}
+    for i, c in ipairs(p.trusted) do
+      if type(c) ~= "string" or not core.proxy_cidr(c) then
+        argerror(1, "listen", "proxy_protocol.trusted[" .. i ..
+          "]: CIDR expected")
+      end
+      trusted[i] = c
+    end
+  end
+  return {ms = ms(t or PROXY_TIMEOUT), trusted = trusted}
+end
 
 local ANY = {["*"] = "0.0.0.0", ["0.0.0.0"] = "0.0.0.0", ["::"] = "::"}
 
@@ -248,6 +282,7 @@ function net.listen(opts)
   check_size(opts.write_hwm, 1, "listen", "write_hwm")
   local idle = check_seconds(opts.idle_timeout, 1, "listen", "idle_timeout")
   if opts.idle_timeout == nil then idle = d.idle_timeout end
+  local proxy = check_proxy(opts.proxy_protocol)
   local server, err
   if opts.fd ~= nil then
     if math.type(opts.fd) ~= "integer" or opts.fd < 0 then
@@ -288,7 +323,7 @@ function net.listen(opts)
     opts.write_hwm or d.write_hwm, idle and ms(idle) or -1)
   local ip, bound = server:sockname()
   servers[server] = {max = maxc, active = 0, per_addr = per_addr,
-    addrs = {}, conns = {}, logged = {},
+    addrs = {}, conns = {}, logged = {}, proxy = proxy,
     name = bound and ip .. ":" .. bound or tostring(ip)}
   return own(server)
 end
@@ -331,16 +366,39 @@ Slot.__close = function(slot)
   end
 end
 
+local address
+
+-- On a proxy_protocol server: read the header (net_proxy.c) before the
+-- handler sees conn; false (conn to be closed, logged) when it fails.
+local proxy_header = core.proxy_header
+local function read_proxy(st, conn)
+  local ok, err = proxy_header(conn, st.proxy.ms, st.proxy.trusted)
+  if not ok then
+    log(st, "proxy " .. err, "PROXY protocol: %s from %s: connection closed",
+      err, tostring((conn:peername())))
+  end
+  return ok, err
+end
+
 local function run_handler(slot, handler, conn)
   local _slot <close> = slot -- luacheck: ignore 211
   local _conn <close> = conn -- luacheck: ignore 211
+  local st = slot.st
+  if st.proxy then
+    -- the client's own address counts for max_per_address
+    if not read_proxy(st, conn) then return end
+    local ip = address(st, conn)
+    if ip == false then return end
+    if ip then st.addrs[ip] = (st.addrs[ip] or 0) + 1 end
+    slot.ip = ip
+  end
   handler(conn)
 end
 
 -- The client address of conn for the per-address count (nil: not
 -- counted, a unix socket), or false when that address has
 -- max_per_address connections already: then conn is closed (logged).
-local function address(st, conn)
+function address(st, conn)
   local ip, _, family = conn:peername()
   if family ~= "inet" and family ~= "inet6" then return nil end
   if (st.addrs[ip] or 0) >= st.per_addr then
@@ -412,7 +470,8 @@ function Server:serve(handler)
           "file descriptors\n"):format(st.name, task.now() - st.short))
         st.short = nil
       end
-      local ip = address(st, conn)
+      local ip = nil -- proxied: counted once the header is read
+      if not st.proxy then ip = address(st, conn) end
       if ip ~= false and st.active >= st.max then
         -- full, and a client waits: make room (or wait for it)
         if not shed(st) then
@@ -470,7 +529,19 @@ function Server:accept(timeout)
       "got %s)"):format(tostring(timeout)), 2)
   end
   local c, err = core_accept(self, timeout)
-  if c then return own(c) end
+  if c then
+    local st = servers[self]
+    if st and st.proxy then
+      c = own(c)
+      local ok, perr = read_proxy(st, c)
+      if not ok then
+        c:close()
+        return nil, perr
+      end
+      return c
+    end
+    return own(c)
+  end
   return nil, err
 end
 
