@@ -203,10 +203,21 @@ static int in_cidr(const char *s, const struct sockaddr *sa) {
   return 1;
 }
 
-/* proxy_cidr(s): is s a CIDR (for net.listen's check)? */
+/* proxy_cidr(s [, ip]): is s a CIDR (net.listen's check)? With ip: is
+** the address ip in it (http's trusted proxies)? */
 static int core_proxy_cidr(lua_State *L) {
   const char *s = luaL_checkstring(L, 1);
-  lua_pushboolean(L, !lh_has_nul(L, 1) && in_cidr(s, NULL) == 0);
+  struct sockaddr_storage ss;
+  if (lh_has_nul(L, 1)) return lua_pushboolean(L, 0), 1;
+  if (lua_isnoneornil(L, 2)) {
+    lua_pushboolean(L, in_cidr(s, NULL) == 0);
+    return 1;
+  }
+  if (lh_has_nul(L, 2) || lh_parse_ip(luaL_checkstring(L, 2), 0, &ss) < 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushboolean(L, in_cidr(s, (struct sockaddr *)&ss) == 1);
   return 1;
 }
 
