@@ -228,6 +228,22 @@ local LISTEN_OPTS = {host = true, port = true, path = true, fd = true,
 -- proxy_protocol = true | {trusted = {cidr...}, timeout = seconds}:
 -- {ms = header deadline, trusted = cidr list or nil}, or nil when off.
 local PROXY_TIMEOUT = 5
+
+-- A server on a socket given as `--listen ADDR,proxy` (or a systemd
+-- socket named "...,proxy"): the PROXY protocol is on unless the script
+-- said proxy_protocol = false.
+local function inherited_proxy(server)
+  local ok, fds = pcall(require("luahost").listen_fds)
+  if not ok or type(fds) ~= "table" then return nil end
+  local ip, port = server:sockname()
+  for _, f in ipairs(fds) do
+    if f.proxy and ((f.path and f.path == ip) or
+      (f.port and f.port == port and f.ip == ip)) then
+      return {ms = ms(PROXY_TIMEOUT)}
+    end
+  end
+  return nil
+end
 local function check_proxy(p)
   if p == nil or p == false then return nil end
   if p == true then return {ms = ms(PROXY_TIMEOUT)} end
@@ -319,6 +335,9 @@ function net.listen(opts)
     end
   end
   if not server then return nil, err end
+  if proxy == nil and opts.proxy_protocol == nil then
+    proxy = inherited_proxy(server)
+  end
   core.configure(server, opts.max_line or d.max_line,
     opts.write_hwm or d.write_hwm, idle and ms(idle) or -1)
   local ip, bound = server:sockname()

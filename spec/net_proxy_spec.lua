@@ -249,3 +249,34 @@ describe("PROXY header parser fuzz", function()
     assert.equal(0, parse("\r\n\r\n\0"))
   end)
 end)
+
+describe("--listen ADDR,proxy", function()
+  local function free_port()
+    local s = assert(net.listen{host = "127.0.0.1", port = 0})
+    local _, port = s:sockname()
+    s:close()
+    return port
+  end
+
+  for _, workers in ipairs{false, true} do
+    it("turns the PROXY protocol on" .. (workers and " under --workers"
+      or ""), function()
+      local port = free_port()
+      local args = {"--listen", "127.0.0.1:" .. port .. ",proxy",
+        "spec/support/proxy_fd_app.lua", tostring(port),
+        not workers and "fd" or nil}
+      if workers then
+        table.insert(args, 1, "2")
+        table.insert(args, 1, "--workers")
+      end
+      local s = proc.start(args)
+      finally(function() s:stop() end)
+      s:wait_for("listening", 20)
+      assert.equal("peer 203.0.113.9\n", raw(port,
+        {"PROXY TCP4 203.0.113.9 127.0.0.1 1000 80\r\n"}))
+      assert.is_true(refused(raw(port, {"plain\n"})))
+      proc.wait(function() return s:err():find("invalid PROXY") end, 10,
+        "the refusal logged")
+    end)
+  end
+end)
