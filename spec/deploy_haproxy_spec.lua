@@ -88,14 +88,13 @@ local HAPROXY_CFG = [[
 global
   maxconn 200
 defaults
-  mode http
+  mode %s
   timeout connect 1s
   timeout client 10s
   timeout server 10s
   retries 3
   option redispatch 1
-  option http-server-close
-frontend fe
+%sfrontend fe
   bind 127.0.0.1:%d
   default_backend be
 backend be
@@ -110,8 +109,11 @@ backend be
 local describe_if = (have("haproxy") and have("redis-server")) and describe
   or pending
 
-describe_if("behind HAProxy (PROXY v2, health checks, redis state)",
-  function()
+-- HAProxy in HTTP mode (it parses requests) and in TCP mode (it passes
+-- bytes): the same backends, the same checks.
+for _, mode in ipairs{"http", "tcp"} do
+describe_if("behind HAProxy, " .. mode .. " mode (PROXY v2, health " ..
+  "checks, redis state)", function()
   local tmp = {}
   local rds, hap, inst = nil, nil, {}
   local fe, ports, rport
@@ -154,7 +156,9 @@ describe_if("behind HAProxy (PROXY v2, health checks, redis state)",
     start_instance(1)
     start_instance(2)
     local cfg = dir .. "/haproxy.cfg"
-    proc.write(cfg, HAPROXY_CFG:format(fe, ports[1], ports[2]))
+    proc.write(cfg, HAPROXY_CFG:format(mode,
+      mode == "http" and "  option http-server-close\n" or "",
+      fe, ports[1], ports[2]))
     hap = start_bg(("timeout -s KILL 300 haproxy -db -f %s"):format(q(cfg)),
       nil, dir .. "/haproxy.err")
     wait_up({"inst1", "inst2"})
@@ -236,3 +240,4 @@ describe_if("behind HAProxy (PROXY v2, health checks, redis state)",
     assert.equal(0, inst[1]:wait_exit(10))
   end)
 end)
+end

@@ -5,6 +5,7 @@
 local proc = require "process_helper"
 local net = require "net"
 local core = require "net.core"
+local task = require "task"
 
 local function q(s) return shell_quote(s) end
 
@@ -279,4 +280,80 @@ describe("--listen ADDR,proxy", function()
         "the refusal logged")
     end)
   end
+end)
+
+describe("http behind proxies", function()
+  local http = require "http"
+  after_each(assert_clean)
+
+  -- One request on a new connection; the whole answer (the server
+  -- closes: Connection: close).
+  local function get(port, head, pre)
+    local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+    c:write(pre or "", head, "Connection: close\r\n\r\n")
+    local out = c:read("a")
+    c:close()
+    return out
+  end
+
+  it("believes X-Forwarded-For from trusted proxies only", function()
+    run_task(function()
+      local lines = {}
+      local function serve(trusted)
+        return assert(http.listen{port = 0, trusted_proxies = trusted,
+          log = function(l) lines[#lines + 1] = l end,
+          handler = function(req, res)
+            res:send(("%s %s\n"):format(req.peer_ip, req.proxy_ip or "-"))
+          end})
+      end
+      local s1 = serve({"127.0.0.0/8"})
+      local _, p1 = s1:sockname()
+      local xff = "X-Forwarded-For: 6.6.6.6, 198.51.100.1, 127.0.0.5\r\n"
+      assert.matches("\r\n\r\n198%.51%.100%.1 127%.0%.0%.1\n$",
+        get(p1, "GET / HTTP/1.1\r\nHost: x\r\n" .. xff))
+      assert.matches("198%.51%.100%.1 %- %- %[", lines[1])
+      assert.matches("\r\n\r\n127%.0%.0%.1 %-\n$",
+        get(p1, "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: junk\r\n"))
+      local s2 = serve({"10.0.0.0/8"}) -- the peer is not trusted
+      local _, p2 = s2:sockname()
+      assert.matches("\r\n\r\n127%.0%.0%.1 %-\n$",
+        get(p2, "GET / HTTP/1.1\r\nHost: x\r\n" .. xff))
+      local s3 = assert(http.listen{port = 0, proxy_protocol = true,
+        handler = function(req, res)
+          res:send(("%s %s\n"):format(req.peer_ip, req.proxy_ip or "-"))
+        end})
+      local _, p3 = s3:sockname()
+      assert.matches("\r\n\r\n192%.0%.2%.44 127%.0%.0%.1\n$",
+        get(p3, "GET / HTTP/1.1\r\nHost: x\r\n",
+          "PROXY TCP4 192.0.2.44 127.0.0.1 999 80\r\n"))
+      s1:close(); s2:close(); s3:close()
+      task.sleep(0.05)
+    end)
+    assert.has_error(function()
+      http.listen{handler = function() end, trusted_proxies = {"x/99"}}
+    end)
+  end)
+
+  it("http.health answers 200, then 503 after fail()", function()
+    run_task(function()
+      local h = http.health("/hz")
+      local app = http.router()
+      app:use(h)
+      app:get("/", function(_, res) res:send("root\n") end)
+      local s = assert(http.listen{port = 0, handler = app})
+      local _, p = s:sockname()
+      assert.matches("^HTTP/1.1 200.*\r\n\r\nok\n$",
+        get(p, "GET /hz HTTP/1.1\r\nHost: x\r\n"))
+      assert.matches("root\n$", get(p, "GET / HTTP/1.1\r\nHost: x\r\n"))
+      h.fail()
+      assert.matches("^HTTP/1.1 503.*\r\n\r\ndraining\n$",
+        get(p, "GET /hz HTTP/1.1\r\nHost: x\r\n"))
+      h.ok()
+      assert.matches("^HTTP/1.1 200",
+        get(p, "HEAD /hz HTTP/1.1\r\nHost: x\r\n"))
+      s:close()
+      task.sleep(0.05)
+    end)
+    assert.has_error(function() http.health("nope") end)
+  end)
 end)
