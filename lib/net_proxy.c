@@ -243,11 +243,12 @@ static int trusted(lua_State *L, conn *c, int idx) {
 
 /* {====================================================== reading */
 
-/* stack: conn, trusted, [marker]. kc: the deadline's ms. */
+/* stack: conn, trusted, [marker]. kc: the header's deadline (loop
+** time, ms), -1 for none. */
 static int proxy_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
   net_proxied px;
-  int r;
+  int r, ms = -1;
   (void)status;
   int how = net_was_cancelled(L, 2);
   if (how) {
@@ -286,7 +287,12 @@ static int proxy_k(lua_State *L, int status, lua_KContext kc) {
   }
   net_rstart(c);
   if (c->rerr) return net_fail_str(L, net_conn_errname(c, c->rerr));
-  return net_park_reader(L, c, (int)kc, kc, proxy_k, "proxy_header");
+  if (kc >= 0) { /* one deadline for the whole header, however sent */
+    uint64_t now = net_now(c->K);
+    if ((uint64_t)kc <= now) return net_fail_str(L, "timeout");
+    ms = (int)((uint64_t)kc - now);
+  }
+  return net_park_reader(L, c, ms, kc, proxy_k, "proxy_header");
 }
 
 /* proxy_header(conn, ms, trusted): read the PROXY header of a conn just
@@ -301,7 +307,8 @@ static int core_proxy_header(lua_State *L) {
   if (!LIVE(c)) return net_fail_str(L, "closed");
   if (!trusted(L, c, 3)) return net_fail_str(L, "untrusted");
   lua_remove(L, 2); /* conn, trusted */
-  return proxy_k(L, LUA_OK, (lua_KContext)ms);
+  return proxy_k(L, LUA_OK,
+                 ms < 0 ? -1 : (lua_KContext)(net_now(c->K) + (uint64_t)ms));
 }
 
 /* proxyname(): the balancer's address (the socket's peer) when a PROXY

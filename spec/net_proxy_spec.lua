@@ -102,8 +102,12 @@ describe("PROXY protocol with real clients", function()
     local tlv = v4body("192.0.2.1", "127.0.0.1", 1, 2) .. "\4\0\3abc"
     assert.equal("peer 192.0.2.1 1 proxy 127.0.0.1 END\n",
       raw(port, {v2(1, 0x11, tlv) .. "END\n"}))
-    local pieces = {}
-    for i = 1, #h do pieces[i] = h:sub(i, i) end
+    -- split inside the signature, the version, the length, the addresses
+    local pieces, from = {}, 1
+    for _, to in ipairs{1, 6, 12, 13, 15, 16, 21, #h} do
+      pieces[#pieces + 1] = h:sub(from, to)
+      from = to + 1
+    end
     pieces[#pieces + 1] = "END\n"
     assert.equal("peer 198.51.100.9 5555 proxy 127.0.0.1 END\n",
       raw(port, pieces))
@@ -155,6 +159,24 @@ print(repr(s.recv(10)))
     assert.equal("b''\n", out)
     assert.is_true(os.time() - t0 <= 10)
     assert.matches("timeout", server:err())
+  end)
+
+  it("the deadline bounds the whole header, not each piece", function()
+    -- a byte every 0.2 s: each piece is in time, the header is not (1 s)
+    local out = sh(("/usr/bin/python3 -c %s %d"):format(q([[
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+t0 = time.monotonic()
+try:
+    for b in b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n":
+        s.sendall(bytes([b]))
+        time.sleep(0.2)
+    print("sent all", s.recv(10))
+except OSError:
+    print("closed after", round(time.monotonic() - t0))
+]]), port))
+    assert.matches("^closed after [12]\n$", out)
   end)
 end)
 
@@ -355,5 +377,30 @@ describe("http behind proxies", function()
       task.sleep(0.05)
     end)
     assert.has_error(function() http.health("nope") end)
+  end)
+end)
+
+describe("http.health in a drain", function()
+  it("turns 503 on a kept-alive connection once SIGTERM drains", function()
+    local pidf = tmpname()
+    os.remove(pidf)
+    local s = proc.start({"--pidfile", pidf, "--drain", "5",
+      "spec/support/health_app.lua"})
+    finally(function() s:stop() end)
+    local port = tonumber(s:wait_for("listening (%d+)", 20))
+    local out = sh(("/usr/bin/python3 -c %s %d %d"):format(q([[
+import http.client, os, signal, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+c.request("GET", "/health")
+r = c.getresponse()
+print(r.status, r.read().decode().strip())
+os.kill(int(sys.argv[2]), signal.SIGTERM)
+time.sleep(0.3)
+c.request("GET", "/health")
+r = c.getresponse()
+print(r.status, r.read().decode().strip(), r.getheader("Connection"))
+]]), port, s.pid))
+    assert.equal("200 ok\n503 draining close\n", out)
+    assert.equal(0, s:wait_exit(10))
   end)
 end)
