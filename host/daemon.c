@@ -270,7 +270,8 @@ static int add_listen(int fd, const char *name) {
 }
 
 /* The i-th name of LISTEN_FDNAMES (colon-separated) into buf. */
-static const char *fdname(const char *names, int i, char *buf, size_t sz) {
+static const char *fdname(const char *names, int i, char *buf, size_t sz,
+                          int unescape) {
   const char *p = names;
   size_t len;
   while (p && i-- > 0) {
@@ -282,6 +283,21 @@ static const char *fdname(const char *names, int i, char *buf, size_t sz) {
   if (len == 0 || len >= sz) return "unknown";
   memcpy(buf, p, len);
   buf[len] = '\0';
+  if (unescape) { /* our supervisor's %3A and %25 (supervisor.c) */
+    char *r = buf, *w = buf;
+    for (; *r; r++) {
+      if (r[0] == '%' && r[1] == '3' && r[2] == 'A') {
+        *w++ = ':';
+        r += 2;
+      } else if (r[0] == '%' && r[1] == '2' && r[2] == '5') {
+        *w++ = '%';
+        r += 2;
+      } else {
+        *w++ = *r;
+      }
+    }
+    *w = '\0';
+  }
   return buf;
 }
 
@@ -308,7 +324,7 @@ static int inherit_fds(int trust_pid) {
       fprintf(stderr, "luahost: LISTEN_FDS: fd %d is not open\n", fd);
       return -1;
     }
-    if (add_listen(fd, fdname(names, (int)i, buf, sizeof(buf))) != 0)
+    if (add_listen(fd, fdname(names, (int)i, buf, sizeof(buf), trust_pid)) != 0)
       return -1;
   }
   /* Not for the processes the script starts (sd_listen_fds(1)'s unset). */
@@ -376,11 +392,26 @@ static void remove_stale_socket(const struct sockaddr_un *un) {
   close(fd);
 }
 
+/* "ADDR,proxy": a socket whose clients come through a load balancer
+** that sends the PROXY protocol header (listen_fds: proxy = true). */
+#define PROXY_SUFFIX ",proxy"
+
+static int has_proxy_suffix(const char *name) {
+  size_t n = strlen(name), k = sizeof(PROXY_SUFFIX) - 1;
+  return n > k && strcmp(name + n - k, PROXY_SUFFIX) == 0;
+}
+
 static int bind_listen(const char *spec) {
   struct sockaddr_storage ss;
   socklen_t len;
   int fd, on = 1;
-  if (parse_addr(spec, &ss, &len) != 0) {
+  char addr[1024];
+  size_t n = strlen(spec);
+  if (has_proxy_suffix(spec)) n -= sizeof(PROXY_SUFFIX) - 1;
+  if (n >= sizeof(addr)) n = sizeof(addr) - 1; /* parse_addr refuses it */
+  memcpy(addr, spec, n);
+  addr[n] = '\0';
+  if (parse_addr(addr, &ss, &len) != 0) {
     fprintf(stderr, "luahost: --listen: bad address '%s' (HOST:PORT, "
             "[V6]:PORT or a path)\n", spec);
     return -1;
@@ -463,11 +494,15 @@ int host_lua_listen_fds(lua_State *L) {
   int i;
   lua_createtable(L, nlistening, 0);
   for (i = 0; i < nlistening; i++) {
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
     lua_pushinteger(L, listening[i].fd);
     lua_setfield(L, -2, "fd");
     lua_pushstring(L, listening[i].name);
     lua_setfield(L, -2, "name");
+    if (has_proxy_suffix(listening[i].name)) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "proxy");
+    }
     push_sockname(L, listening[i].fd);
     lua_rawseti(L, -2, i + 1);
   }

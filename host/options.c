@@ -91,7 +91,8 @@ static const option_def options[] = {
    "on SIGTERM, let open connections finish for SECS (10)"},
   {"--listen", "ADDR", set_listen,
    "bind HOST:PORT, [V6]:PORT or a path before the script\n"
-   "                      runs; see luahost.listen_fds()"},
+   "                      runs; see luahost.listen_fds(); ADDR,proxy:\n"
+   "                      clients send the PROXY protocol header"},
   {"--log", "FILE", set_log, "with --daemon: append stdout/stderr to FILE"},
   {"--pidfile", "FILE", set_pidfile,
    "write the pid to FILE; refuse to start while it is held"},

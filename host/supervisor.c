@@ -432,7 +432,7 @@ static char **worker_env(supervisor *sup, int id, int gen, int fd) {
   char *p;
   size_t names = 1;
   int j, nl = host_listen_count();
-  for (j = 0; j < nl; j++) names += strlen(host_listen_name(j)) + 1;
+  for (j = 0; j < nl; j++) names += 3 * strlen(host_listen_name(j)) + 1;
   while (environ[n]) n++;
   env = (char **)malloc((n + extra + 1) * sizeof(char *) + 352 + names +
                         sizeof("LISTEN_FDNAMES="));
@@ -464,8 +464,19 @@ static char **worker_env(supervisor *sup, int id, int gen, int fd) {
     p += sprintf(p, "LISTEN_FDS=%d", nl) + 1;
     env[k++] = p;
     p += sprintf(p, "LISTEN_FDNAMES=");
-    for (j = 0; j < nl; j++)
-      p += sprintf(p, "%s%s", j ? ":" : "", host_listen_name(j));
+    /* A --listen name holds ':' (HOST:PORT), the separator: escaped as
+    ** %3A (and '%' as %25); the worker unescapes (daemon.c, fdname). */
+    for (j = 0; j < nl; j++) {
+      const char *c = host_listen_name(j);
+      if (j) *p++ = ':';
+      for (; *c; c++) {
+        if (*c == ':' || *c == '%')
+          p += sprintf(p, "%%%02X", (unsigned char)*c);
+        else
+          *p++ = *c;
+      }
+    }
+    *p++ = '\0';
   }
   env[k] = NULL;
   return env;

@@ -21,6 +21,36 @@ http.REASON = common.REASON
 http.listen = server.listen
 http.router = router.new
 http.decode_query = server.decode_query
+
+--- health([path]) -> middleware: answers GET/HEAD path (default
+--- "/health") with 200 "ok", and 503 "draining" once the process
+--- drains (task.exiting()) or after h:fail() (a pre-stop hook: take the
+--- instance out of the balancer before stopping it); h:ok() undoes
+--- fail(). Other requests go on to the next handler.
+function http.health(path)
+  path = path or "/health"
+  if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
+    error("bad argument #1 to 'health' (path starting with '/' expected)",
+      2)
+  end
+  local task = require "task"
+  local h = {failed = false}
+  function h.fail() h.failed = true end
+  function h.ok() h.failed = false end
+  return setmetatable(h, {__call = function(_, req, res, nxt)
+    if req.path ~= path or (req.method ~= "GET" and req.method ~= "HEAD")
+    then
+      if nxt then return nxt() end
+      return res:send(404, "404 Not Found\n")
+    end
+    res:header("Cache-Control", "no-store")
+    if h.failed or task.exiting() then
+      res:header("Connection", "close")
+      return res:send(503, "draining\n")
+    end
+    return res:send(200, "ok\n")
+  end})
+end
 http.date = common.date
 http.HttpError = common.HttpError
 

@@ -334,7 +334,56 @@ local LISTEN_OPTS = {host = true, port = true, path = true, fd = true,
   backlog = true,
   reuseport = true, v6only = true, max_connections = true, max_line = true,
   idle_timeout = true, write_hwm = true, max_per_address = true,
-  tls = true}
+  tls = true, proxy_protocol = true}
+
+-- proxy_protocol = true | {trusted = {cidr...}, timeout = seconds}:
+-- {ms = header deadline, trusted = cidr list or nil}, or nil when off.
+local PROXY_TIMEOUT = 5
+
+-- A server on a socket given as `--listen ADDR,proxy` (or a systemd
+-- socket named "...,proxy"): the PROXY protocol is on unless the script
+-- said proxy_protocol = false.
+local function inherited_proxy(server)
+  local ok, fds = pcall(require("luahost").listen_fds)
+  if not ok or type(fds) ~= "table" then return nil end
+  local ip, port = server:sockname()
+  for _, f in ipairs(fds) do
+    if f.proxy and ((f.path and f.path == ip) or
+      (f.port and f.port == port and f.ip == ip)) then
+      return {ms = ms(PROXY_TIMEOUT)}
+    end
+  end
+  return nil
+end
+local function check_proxy(p)
+  if p == nil or p == false then return nil end
+  if p == true then return {ms = ms(PROXY_TIMEOUT)} end
+  if type(p) ~= "table" then
+    argerror(1, "listen", "proxy_protocol: boolean or table expected")
+  end
+  for k in pairs(p) do
+    if k ~= "trusted" and k ~= "timeout" then
+      argerror(1, "listen", "proxy_protocol: unknown option '" ..
+        tostring(k) .. "'")
+    end
+  end
+  local t = check_seconds(p.timeout, 1, "listen", "proxy_protocol.timeout")
+  local trusted
+  if p.trusted ~= nil then
+    if type(p.trusted) ~= "table" then
+      argerror(1, "listen", "proxy_protocol.trusted: table expected")
+    end
+    trusted = {}
+    for i, c in ipairs(p.trusted) do
+      if type(c) ~= "string" or not core.proxy_cidr(c) then
+        argerror(1, "listen", "proxy_protocol.trusted[" .. i ..
+          "]: CIDR expected")
+      end
+      trusted[i] = c
+    end
+  end
+  return {ms = ms(t or PROXY_TIMEOUT), trusted = trusted}
+end
 
 local ANY = {["*"] = "0.0.0.0", ["0.0.0.0"] = "0.0.0.0", ["::"] = "::"}
 
@@ -365,6 +414,7 @@ function net.listen(opts)
     ctx, err = tls_context(opts.tls, 1, "listen", true)
     if not ctx then return nil, err end
   end
+  local proxy = check_proxy(opts.proxy_protocol)
   if opts.fd ~= nil then
     if math.type(opts.fd) ~= "integer" or opts.fd < 0 then
       argerror(1, "listen", "fd: non-negative integer expected")
@@ -400,11 +450,14 @@ function net.listen(opts)
     end
   end
   if not server then return nil, err end
+  if proxy == nil and opts.proxy_protocol == nil then
+    proxy = inherited_proxy(server)
+  end
   core.configure(server, opts.max_line or d.max_line,
     opts.write_hwm or d.write_hwm, idle and ms(idle) or -1)
   local ip, bound = server:sockname()
   servers[server] = {max = maxc, active = 0, per_addr = per_addr,
-    addrs = {}, conns = {}, logged = {}, tls = ctx,
+    addrs = {}, conns = {}, logged = {}, tls = ctx, proxy = proxy,
     name = bound and ip .. ":" .. bound or tostring(ip)}
   return own(server)
 end
@@ -447,18 +500,43 @@ Slot.__close = function(slot)
   end
 end
 
+local address, accepted
+
+-- On a proxy_protocol server: read the header (net_proxy.c) before the
+-- handler sees conn; false (conn to be closed, logged) when it fails.
+local proxy_header = core.proxy_header
+local function read_proxy(st, conn)
+  local ok, err = proxy_header(conn, st.proxy.ms, st.proxy.trusted)
+  if not ok then
+    log(st, "proxy " .. err, "PROXY protocol: %s from %s: connection closed",
+      err, tostring((conn:peername())))
+  end
+  return ok, err
+end
+
 local function run_handler(slot, handler, conn)
   local _slot <close> = slot -- luacheck: ignore 211
   local _conn <close> = conn -- luacheck: ignore 211
-  -- TLS: the handshake (bounded by handshake_timeout) before the handler
-  if slot.st.tls and not conn:handshake() then return end
+  local st = slot.st
+  if st.proxy then
+    -- the client's own address counts for max_per_address
+    if not read_proxy(st, conn) then return end
+    local ip = address(st, conn)
+    if ip == false then return end
+    if ip then st.addrs[ip] = (st.addrs[ip] or 0) + 1 end
+    slot.ip = ip
+  end
+  -- TLS: after the PROXY header (it precedes the handshake), then the
+  -- handshake (bounded by handshake_timeout) before the handler
+  if st.proxy and not accepted(st, conn) then return end
+  if st.tls and not conn:handshake() then return end
   handler(conn)
 end
 
 -- An accepted conn of server st: the server side of starttls, and TLS
 -- at once on a TLS server (the handshake runs as bytes arrive). False
 -- when TLS could not start (conn closed).
-local function accepted(st, conn)
+function accepted(st, conn)
   roles[conn] = {server = true}
   if st.tls then return tls_start(conn, st.tls, true, nil, nil, nil, true)
     ~= nil end
@@ -468,7 +546,7 @@ end
 -- The client address of conn for the per-address count (nil: not
 -- counted, a unix socket), or false when that address has
 -- max_per_address connections already: then conn is closed (logged).
-local function address(st, conn)
+function address(st, conn)
   local ip, _, family = conn:peername()
   if family ~= "inet" and family ~= "inet6" then return nil end
   if (st.addrs[ip] or 0) >= st.per_addr then
@@ -540,8 +618,11 @@ function Server:serve(handler)
           "file descriptors\n"):format(st.name, task.now() - st.short))
         st.short = nil
       end
-      local ip = address(st, conn)
-      if ip ~= false and not accepted(st, conn) then ip = false end
+      local ip = nil -- proxied: counted once the header is read
+      if not st.proxy then
+        ip = address(st, conn)
+        if ip ~= false and not accepted(st, conn) then ip = false end
+      end
       if ip ~= false and st.active >= st.max then
         -- full, and a client waits: make room (or wait for it)
         if not shed(st) then
@@ -600,9 +681,19 @@ function Server:accept(timeout)
   end
   local c, err = core_accept(self, timeout)
   if c then
+    local st = servers[self]
+    if st and st.proxy then
+      c = own(c)
+      local ok, perr = read_proxy(st, c)
+      if not ok then
+        c:close()
+        return nil, perr
+      end
+      if not accepted(st, c) then return nil, "tls: cannot start" end
+      return c
+    end
     -- (a TLS conn: its handshake runs as bytes arrive; conn:handshake()
     -- waits for it, read and write just work)
-    local st = servers[self]
     if st and not accepted(st, c) then return nil, "tls: cannot start" end
     return own(c)
   end

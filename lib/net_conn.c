@@ -64,6 +64,7 @@ static void conn_free(lh_handle *h) {
   luaL_unref(L, LUA_REGISTRYINDEX, c->rref);
   luaL_unref(L, LUA_REGISTRYINDEX, c->wref);
   free(c->buf);
+  free(c->px);
   net_batch_free(c);
   while (c->qhead) {
     dgram *d = c->qhead;
@@ -394,6 +395,8 @@ static int get_name(lua_State *L, int peer) {
     lua_pushlstring(L, path, n);
     return 1;
   }
+  if (peer && c->px != NULL) /* the client a PROXY header named */
+    return net_push_sockaddr(L, (struct sockaddr *)&c->px->src);
   memset(&ss, 0, sizeof(ss));
   if (c->h->uv->type == UV_UDP)
     r = peer ? uv_udp_getpeername((uv_udp_t *)c->h->uv,

@@ -25,6 +25,8 @@
 **   net_listen.c    - listen, accept, connect;
 **   net_dns.c       - getaddrinfo / getnameinfo without blocking the loop;
 **   net_udp.c       - datagrams, a bounded receive queue;
+**   net_proxy.c     - the PROXY protocol header (v1, v2) of an accepted
+**                     conn, read before any transport handshake;
 **   net_sys.c       - signals and host information.
 */
 #ifndef NET_CORE_H
@@ -52,6 +54,18 @@ extern const char net_cancel_mark, net_drop_mark;
 
 typedef struct core core;
 typedef struct conn conn;
+
+/* What a PROXY protocol header said (net_proxy.c): the original client
+** (src) and the address it connected to (dst); local: a header with no
+** addresses to use (LOCAL command, UNSPEC, UNKNOWN). */
+typedef struct net_proxied {
+  struct sockaddr_storage src, dst;
+  int local;
+} net_proxied;
+#define NET_PROXY_BAD (-1)
+/* Parse a header at p (n > 0 bytes): its length, 0 while incomplete,
+** NET_PROXY_BAD when p cannot start a valid one. */
+int net_proxy_parse(const unsigned char *p, size_t n, net_proxied *out);
 
 /* {====================================================== scheduler */
 
@@ -264,6 +278,7 @@ struct conn {
   char *obuf;            /* setvbuf "full"/"line": output not yet sent */
   struct conn *bnext, *bprev; /* on K->batched while obuf holds data */
   size_t olen, osize;    /* bytes in obuf; flushed past osize */
+  net_proxied *px;       /* a PROXY header's client, NULL if none */
   dgram *qhead, *qtail;  /* udp: received, not yet read */
   int qlen;
   unsigned char kind, reading, closed, rtimed, wtimed, wflush, pending;
@@ -344,6 +359,7 @@ void net_write_open(lua_State *L);
 void net_listen_open(lua_State *L);
 void net_dns_open(lua_State *L);
 void net_udp_open(lua_State *L);
+void net_proxy_open(lua_State *L);
 void net_sys_open(lua_State *L);
 void net_tls_open(lua_State *L);     /* tls_conn.c */
 

@@ -101,6 +101,7 @@ int luaopen_net_core(lua_State *L) {
   net_listen_open(L);
   net_dns_open(L);
   net_udp_open(L);
+  net_proxy_open(L);
   net_sys_open(L);
   net_tls_open(L);
   lua_pop(L, 1);             /* the core */

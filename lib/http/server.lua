@@ -579,6 +579,35 @@ local function read_head(srv, r)
   end
 end
 
+-- The client behind trusted proxies: X-Forwarded-For read from the right,
+-- past the addresses of trusted proxies; only when the peer itself is one
+-- (anyone else could write the header). nil: keep the peer.
+local in_cidr = require("net.core").proxy_cidr
+local function is_trusted(list, ip)
+  for i = 1, #list do
+    if in_cidr(list[i], ip) then return true end
+  end
+  return false
+end
+local function forwarded_for(srv, h, peer_ip)
+  local list = srv.trusted
+  local xff = h.headers["x-forwarded-for"]
+  if not list or not peer_ip or not xff or not is_trusted(list, peer_ip) then
+    return nil
+  end
+  if type(xff) == "table" then xff = table.concat(xff, ",") end
+  local hops = {}
+  for a in xff:gmatch("[^,%s]+") do hops[#hops + 1] = a end
+  for i = #hops, 1, -1 do
+    local a = hops[i]
+    if not in_cidr(a:find(":", 1, true) and "::/0" or "0.0.0.0/0", a) then
+      return nil -- not an address: trust nothing of it
+    end
+    if i == 1 or not is_trusted(list, a) then return a end
+  end
+  return nil
+end
+
 local function new_request(srv, conn, r, h, peer_ip, peer_s)
   local target = h.target
   local path, query = target, ""
@@ -593,6 +622,9 @@ local function new_request(srv, conn, r, h, peer_ip, peer_s)
   req.path, req.query_string = path, query
   req.query = query == "" and {} or M.decode_query(query)
   req.peer, req.peer_ip = peer_s, peer_ip
+  req.proxy_ip = srv.proxy_protocol and conn:proxyname() or nil
+  local client = forwarded_for(srv, h, peer_ip)
+  if client then req.peer_ip, req.proxy_ip = client, peer_ip end
   req._server, req._conn, req._reader = srv, conn, r
   req._got, req._framing, req._t0 = 0, 0, now()
   req.has_body = h.chunked or h.length > 0
@@ -701,7 +733,7 @@ function Server:active() return self._net:active() end
 
 local LISTEN_OPTS = {host = true, port = true, path = true, fd = true,
   tls = true, handler = true, limits = true, timeouts = true, log = true,
-  gzip = true,
+  gzip = true, proxy_protocol = true, trusted_proxies = true,
   backlog = true, reuseport = true}
 
 local function make_log(log)
@@ -720,7 +752,8 @@ local function make_log(log)
 end
 
 --- listen{host=, port= | path= | fd=, handler=, limits=, timeouts=,
----   log=, gzip=, backlog=, reuseport=, tls=} -> server | nil, err
+---   log=, gzip=, backlog=, reuseport=, tls=, proxy_protocol=,
+---   trusted_proxies=} -> server | nil, err
 --- (tls: a tls.context or its options, as net.listen: HTTPS)
 function M.listen(opts)
   if type(opts) ~= "table" then
@@ -754,8 +787,20 @@ function M.listen(opts)
     end
     gzip = {level = level, min_size = min}
   end
+  local trusted = opts.trusted_proxies
+  if trusted ~= nil then
+    local ok = type(trusted) == "table"
+    for _, c in ipairs(ok and trusted or {}) do
+      if type(c) ~= "string" or not in_cidr(c) then ok = false end
+    end
+    if not ok then
+      error("bad argument #1 to 'listen' (trusted_proxies: a list of " ..
+        "CIDRs expected)", 2)
+    end
+  end
   local d = common.defaults
   local srv = setmetatable({handler = handler, gzip = gzip or nil,
+    trusted = trusted, proxy_protocol = opts.proxy_protocol,
     limits = common.merge(d.limits, opts.limits, "limits", "listen"),
     timeouts = common.merge(d.timeouts, opts.timeouts, "timeouts", "listen"),
     log = make_log(opts.log),
@@ -763,6 +808,7 @@ function M.listen(opts)
   local s, err = net.listen{host = opts.host, port = opts.port,
     path = opts.path, fd = opts.fd, backlog = opts.backlog,
     reuseport = opts.reuseport, max_connections = srv.limits.connections,
+    proxy_protocol = opts.proxy_protocol,
     idle_timeout = srv.timeouts.idle, tls = opts.tls}
   if not s then return nil, err end
   srv._net = s
