@@ -274,6 +274,31 @@ print(buf.decode().strip(), o.version())
     end)
   end)
 
+  it("TLS after a PROXY header: the header first, then the handshake",
+     function()
+    local s, port = tls_server(server_opts(), function(conn)
+      local ip = conn:peername()
+      local pip = conn:proxyname()
+      conn:write(conn:read("l"), " from ", ip, " via ", tostring(pip), " ",
+        conn:tlsinfo().version, "\n")
+    end, {proxy_protocol = true})
+    run_task(function()
+      local conn = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+      -- a balancer's v1 header, then the client's ClientHello
+      conn:write("PROXY TCP4 192.0.2.7 127.0.0.1 40000 " .. port .. "\r\n")
+      assert(conn:starttls{ca = c.ca, servername = "localhost"})
+      conn:write("hi\n")
+      assert.equal("hi from 192.0.2.7 via 127.0.0.1 TLSv1.3",
+        conn:read("l"))
+      conn:close()
+      -- no header: closed before any handshake, never treated as data
+      local bare = net.connect("localhost", port,
+        {tls = {ca = c.ca}, timeout = 5})
+      assert.is_nil(bare)
+      s:close()
+    end)
+  end)
+
   it("connects over a unix socket with a servername", function()
     local path = os.tmpname()
     os.remove(path)
