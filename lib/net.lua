@@ -149,6 +149,8 @@ local default_client -- the context of tls = true (its session cache too)
 local ctx_of_opts = setmetatable({}, {__mode = "k"})
 -- conn -> {server = bool, host =, port =}: the side starttls takes.
 local roles = setmetatable({}, {__mode = "k"})
+-- every accepted conn shares one (read-only) role: no table per accept
+local SERVER_ROLE = {server = true}
 
 -- The context for a tls = option: a context, true (clients: the
 -- defaults) or an options table; nil, err when it cannot be made.
@@ -537,7 +539,7 @@ end
 -- at once on a TLS server (the handshake runs as bytes arrive). False
 -- when TLS could not start (conn closed).
 function accepted(st, conn)
-  roles[conn] = {server = true}
+  roles[conn] = SERVER_ROLE
   if st.tls then return tls_start(conn, st.tls, true, nil, nil, nil, true)
     ~= nil end
   return true
