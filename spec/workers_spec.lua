@@ -1179,8 +1179,9 @@ describe("luahost --workers: the sockets the supervisor owns", function()
         -- ECONNRESET: the client raced into the kernel's accept queue
         -- just before the last copy of the listener closed; the kernel
         -- resets such connections, which is a refusal, not a hang
+        -- (or closed unanswered: EOF; still no hang, see the stop note)
         assert.is_true(result == "served" or result == "ECONNREFUSED"
-          or result == "ECONNRESET",
+          or result == "ECONNRESET" or result == "EOF before a reply",
           "a new client during the drain: " .. result)
         refused = result ~= "served"
       end
