@@ -274,6 +274,11 @@ describe("hostile peers (inline net servers)", function()
   end)
 
   it("an error in one handler stays in it", function()
+    local reports = {}
+    local prev = task.on_error(function(tb, t)
+      reports[#reports + 1] = {tb, t}
+    end)
+    finally(function() task.on_error(prev) end)
     run_task(function()
       local s = assert(net.listen{port = 0})
       local _, port = s:sockname()
@@ -298,6 +303,12 @@ describe("hostile peers (inline net servers)", function()
       assert.is_true(s:active() <= 1)
       stop(s)
     end)
+    -- reported once (not printed here), where it failed, with the stack
+    assert.equal(1, #reports)
+    assert.matches("^spec/hostile_net_spec%.lua:%d+: attempt to index a " ..
+      "nil value %(local 'x'%)\nstack traceback:\n.*in local 'handler'",
+      reports[1][1])
+    assert.is_nil(reports[1][2]) -- a handler: no task record
   end)
 
   it("a task still asleep when the host exits leaks nothing", function()
