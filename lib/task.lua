@@ -202,11 +202,11 @@ function task.spawn(fn, ...)
   return t
 end
 
-local function check_seconds(s, fname)
+local function check_seconds(s, fname, level)
   if type(s) ~= "number" or s ~= s or s < 0 then
     error("bad argument #1 to '" .. fname .. "' (non-negative number " ..
       "expected, got " .. (type(s) == "number" and tostring(s) or type(s)) ..
-      ")", 3)
+      ")", level or 3)
   end
 end
 hooks.check_seconds = check_seconds
@@ -415,7 +415,7 @@ local function waiter_co(fname)
 end
 
 local function check_timeout(timeout, fname)
-  if timeout ~= nil then check_seconds(timeout, fname) end
+  if timeout ~= nil then check_seconds(timeout, fname, 4) end
 end
 
 local Queue = {__name = "task.queue"}

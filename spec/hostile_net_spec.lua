@@ -496,8 +496,14 @@ s:close()
       assert(os.execute("mkdir " .. shell_quote(dir)))
       local long = dir .. "/" .. string.rep("a", 300)
       local cut = long:sub(1, 107) -- what sun_path would have kept
-      assert.same({nil, "ENAMETOOLONG"}, {net.listen{path = long}})
-      assert.same({nil, "ENAMETOOLONG"}, {net.connect{path = long}})
+      local r = {net.listen{path = long}}
+      assert.same({nil, "ENAMETOOLONG"}, {r[1], r[2]})
+      -- the message names the path, cut to 200 bytes
+      assert.equal("listen " .. long:sub(1, 200) .. "...: ENAMETOOLONG " ..
+        "(name too long)", r[3])
+      r = {net.connect{path = long}}
+      assert.same({nil, "ENAMETOOLONG"}, {r[1], r[2]})
+      assert.matches("^connect /.*%.%.%.: ENAMETOOLONG", r[3])
       assert.is_nil(io.open(cut, "r"), "a socket at the cut path")
       local nul = dir .. "/x\0y"
       assert.matches("path contains a NUL byte", select(2,
@@ -523,10 +529,17 @@ s:close()
     run_task(function()
       local evil = "localhost\0.example.com"
       assert.same({nil, "ENOTFOUND"}, {net.lookup(evil)})
-      assert.same({nil, "ENOTFOUND"}, {net.connect(evil, 9, {timeout = 2})})
-      assert.same({nil, "ENOTFOUND"}, {net.listen{host = evil}})
-      assert.same({nil, "ENOTFOUND"}, {net.listen{host = "127.0.0.1\0x"}})
-      assert.same({nil, "ENOTFOUND"}, {net.udp{host = "127.0.0.1\0x",
+      -- (the third value, the message, shows the NUL byte escaped)
+      local bad = "localhost\\x00.example.com"
+      assert.same({nil, "ENOTFOUND", "connect " .. bad .. ":9: ENOTFOUND " ..
+        "(name does not resolve)"}, {net.connect(evil, 9, {timeout = 2})})
+      assert.same({nil, "ENOTFOUND", "listen " .. bad .. ":0: ENOTFOUND " ..
+        "(name does not resolve)"}, {net.listen{host = evil}})
+      assert.same({nil, "ENOTFOUND", "listen 127.0.0.1\\x00x:0: " ..
+        "ENOTFOUND (name does not resolve)"},
+        {net.listen{host = "127.0.0.1\0x"}})
+      assert.same({nil, "ENOTFOUND", "udp 127.0.0.1\\x00x:0: ENOTFOUND " ..
+        "(name does not resolve)"}, {net.udp{host = "127.0.0.1\0x",
         port = 0}})
       assert.same({nil, "ENOTFOUND"}, {net.service("http\0x")})
       assert.same({nil, "ENOTFOUND"}, {net.service("http", "tcp\0x")})

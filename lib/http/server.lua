@@ -805,12 +805,19 @@ function M.listen(opts)
     timeouts = common.merge(d.timeouts, opts.timeouts, "timeouts", "listen"),
     log = make_log(opts.log),
     _idle = setmetatable({}, {__mode = "k"})}, Server)
-  local s, err = net.listen{host = opts.host, port = opts.port,
-    path = opts.path, fd = opts.fd, backlog = opts.backlog,
-    reuseport = opts.reuseport, max_connections = srv.limits.connections,
+  -- net.listen checks the rest: its argument errors are raised again
+  -- here, so that they point at the caller's line, not at this one
+  local ok, s, err, msg = pcall(net.listen, {host = opts.host,
+    port = opts.port, path = opts.path, fd = opts.fd,
+    backlog = opts.backlog, reuseport = opts.reuseport,
+    max_connections = srv.limits.connections,
     proxy_protocol = opts.proxy_protocol,
-    idle_timeout = srv.timeouts.idle, tls = opts.tls}
-  if not s then return nil, err end
+    idle_timeout = srv.timeouts.idle, tls = opts.tls})
+  if not ok then
+    if type(s) == "string" then s = s:gsub("^[^\n]-:%d+: ", "", 1) end
+    error(s, 2)
+  end
+  if not s then return nil, err, msg end
   srv._net = s
   task.spawn(function()
     s:serve(function(conn) serve_conn(srv, conn) end)
