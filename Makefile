@@ -99,8 +99,12 @@ lint: all
 	luacheck --no-color -q lib scripts spec bench
 
 # The binary is self-contained (Lua, libuv and lib/*.lua inside), so the
-# install is the binary, its man page and the docs.
-install: all
+# install is the binary, its man page and the docs. It installs the binary
+# that is there and never rebuilds it (make first): `make install
+# BUILD=build/asan` installs the ASan build as it is.
+install:
+	@test -x $(BUILD)/luahost || { echo "make install: no $(BUILD)/luahost:" \
+	  "run make first" >&2; exit 1; }
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR)
 	install -m 755 $(BUILD)/luahost $(DESTDIR)$(BINDIR)/luahost
 	install -m 644 man/luahost.1 $(DESTDIR)$(MANDIR)/man1/luahost.1

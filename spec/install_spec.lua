@@ -23,6 +23,17 @@ describe("make install", function()
       shell_quote(build)))
     assert.equal(0, code, out)
     local bin = dest .. "/opt/lh/bin/luahost"
+    -- the very binary under test (the ASan one under make asan): install
+    -- never rebuilds, even with a source newer than the binary (-W)
+    local _, same = sh(("cmp %s %s"):format(shell_quote(bin),
+      shell_quote(LUAHOST)))
+    assert.equal(0, same, "the installed binary is not the one under test")
+    local plan, pcode = sh(("make -n -W host/main.c -C %s install " ..
+      "DESTDIR=%s BUILD=%s"):format(shell_quote(root), shell_quote(dest),
+      shell_quote(build)))
+    assert.equal(0, pcode, plan)
+    assert.not_matches("%f[%w]cc ", plan)
+    assert.matches("install %-m 755", plan)
     local v, vcode = sh(shell_quote(bin) .. " --version")
     assert.equal(0, vcode, v)
     assert.matches("^luahost %d+%.%d+%.%d+", v)
@@ -46,5 +57,21 @@ describe("make install", function()
       assert.truthy(io.open(dest .. "/opt/lh/share/doc/luahost/" .. doc),
         "missing doc " .. doc)
     end
+  end)
+
+  it("refuses, without building, when there is no binary", function()
+    local dest, empty = tmpname(), tmpname()
+    os.remove(dest)
+    os.remove(empty)
+    finally(function()
+      sh("rm -rf " .. shell_quote(dest) .. " " .. shell_quote(empty))
+    end)
+    local out, code = sh(("make -s -C %s install DESTDIR=%s BUILD=%s")
+      :format(shell_quote(root), shell_quote(dest), shell_quote(empty)))
+    assert.is_not.equal(0, code)
+    assert.matches("no " .. empty:gsub("%p", "%%%0") .. "/luahost: run " ..
+      "make first", out)
+    assert.is_nil(io.open(empty .. "/luahost"))
+    assert.is_nil(io.open(dest))
   end)
 end)
