@@ -1,5 +1,7 @@
 # luahost: a Lua 5.4 + libuv network host.
-#   make          build build/luahost (installs Debian deps first if needed)
+#   make          build build/luahost (installs the build deps first if needed)
+#   make deps     every Debian package of vendor/packages.txt (CI); by
+#                 purpose: make deps-build, deps-test, deps-bench
 #   make run      build and start the main example server
 #   make test     run the busted suite inside luahost (private netns if able)
 #   make asan     build with ASan+UBSan into build/asan and run the suite
@@ -37,18 +39,26 @@ DOCDIR  ?= $(PREFIX)/share/doc/luahost
 SRCS    := $(wildcard host/*.c) $(wildcard bindings/*.c) $(wildcard lib/*.c)
 LUASRC  := $(shell find lib -name '*.lua' | sort)
 OBJS    := $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/embed.o
-DEPS_OK := build/.deps-ok
+# One stamp per section of vendor/packages.txt: what building needs, what
+# the suite (and lint) needs, the bench peers.
+DEPS_OK := build/.deps-build
+DEPS_TEST := build/.deps-tests
+DEPS_BENCH := build/.deps-bench
 HEADERS := $(wildcard host/*.h) $(wildcard bindings/*.h) $(wildcard lib/*.h)
 
-.PHONY: all deps run test asan asan-build fuzz bench lint install uninstall clean
+.PHONY: all deps deps-build deps-test deps-bench run test asan asan-build \
+        fuzz bench lint install uninstall clean
 
 all: $(BUILD)/luahost
 
-deps: $(DEPS_OK)
+deps: deps-build deps-test deps-bench
+deps-build: $(DEPS_OK)
+deps-test: $(DEPS_TEST)
+deps-bench: $(DEPS_BENCH)
 
-$(DEPS_OK): vendor/packages.txt vendor/install.sh
+build/.deps-%: vendor/packages.txt vendor/install.sh
 	@mkdir -p build
-	sh vendor/install.sh
+	sh vendor/install.sh $*
 	@touch $@
 
 $(BUILD)/%.o: %.c $(HEADERS) | $(DEPS_OK)
@@ -68,10 +78,10 @@ $(BUILD)/luahost: $(OBJS)
 run: all
 	$(BUILD)/luahost scripts/http_server.lua 127.0.0.1 8080 scripts
 
-test: all
+test: all $(DEPS_TEST)
 	sh spec/run.sh $(BUILD)/luahost
 
-asan: asan-build
+asan: asan-build $(DEPS_TEST)
 	LUAHOST_ASAN=1 sh spec/run.sh build/asan/luahost
 
 asan-build:
@@ -84,13 +94,13 @@ STEPS ?= 60
 fuzz: asan-build
 	sh spec/uv_fuzz.sh build/asan/luahost $(SEEDS) $(STEPS)
 
-bench: all
+bench: all $(DEPS_BENCH)
 	$(MAKE) -C bench LUAHOST=$(CURDIR)/$(BUILD)/luahost
 
 # C layout (Lua's manner, by hand): 80 columns, spaces, no trailing blanks.
 CFILES  := $(SRCS) $(HEADERS) $(wildcard bench/*.c)
 
-lint: all
+lint: all $(DEPS_TEST)
 	$(BUILD)/luahost spec/support/bindcov.lua
 	@awk 'length > 80 { print FILENAME ":" FNR ": longer than 80 columns"; e = 1 } \
 	     /\t/ { print FILENAME ":" FNR ": a tab"; e = 1 } \

@@ -75,3 +75,74 @@ describe("make install", function()
     assert.is_nil(io.open(dest))
   end)
 end)
+
+describe("dependencies by purpose (vendor/packages.txt)", function()
+  local function list(section)
+    local out, code = sh("sh " .. root .. "/vendor/install.sh --list " ..
+      section)
+    assert.equal(0, code, out)
+    local set = {}
+    for name in out:gmatch("%S+") do set[name] = true end
+    return set, out
+  end
+
+  it("lists build, test and bench packages apart", function()
+    local bld, tests, bench = list("build"), list("tests"), list("bench")
+    -- building needs the compiler and the static libraries, nothing more
+    for _, p in ipairs({"gcc", "make", "liblua5.4-dev", "libuv1-dev",
+      "libssl-dev"}) do
+      assert.is_true(bld[p], p)
+    end
+    for _, p in ipairs({"nodejs", "wrk", "nginx-light", "redis-server",
+      "lua-busted", "lua5.4"}) do
+      assert.is_nil(bld[p], p .. " is not needed to build")
+    end
+    -- the suite: busted, its peers; not the bench's
+    for _, p in ipairs({"lua-busted", "lua-check", "curl", "redis-server",
+      "haproxy", "openssl"}) do
+      assert.is_true(tests[p], p)
+    end
+    for _, p in ipairs({"nodejs", "wrk", "lua-luv", "gcc"}) do
+      assert.is_nil(tests[p], p .. " is not the suite's")
+    end
+    for _, p in ipairs({"nodejs", "wrk", "lua5.4", "lua-luv",
+      "nginx-light"}) do
+      assert.is_true(bench[p], p)
+    end
+    -- no section argument: every package of the file, once
+    local all, out = list("")
+    local n = 0
+    for _ in pairs(all) do n = n + 1 end
+    local _, lines = out:gsub("\n", "")
+    assert.equal(n, lines)
+    local f = assert(io.open(root .. "/vendor/packages.txt"))
+    for line in f:lines() do
+      local name = line:gsub("#.*", ""):match("^(%S+)")
+      if name then assert.is_true(all[name], name) end
+    end
+    f:close()
+    local msg, code = sh("sh " .. root .. "/vendor/install.sh bogus")
+    assert.equal(2, code)
+    assert.matches("unknown section 'bogus'", msg)
+  end)
+
+  it("make installs the build section, make test the tests, make bench " ..
+     "the peers, make deps all three", function()
+    local function plan(target)
+      -- -W: as if the list had changed, so every stamp is out of date
+      local out, code = sh(("make -n -W vendor/packages.txt -C %s %s")
+        :format(shell_quote(root), target))
+      assert.equal(0, code, out)
+      local got = {}
+      for s in out:gmatch("vendor/install%.sh (%a+)") do got[#got + 1] = s end
+      table.sort(got)
+      return table.concat(got, " ")
+    end
+    assert.equal("build", plan("all"))
+    assert.equal("build tests", plan("test"))
+    assert.equal("build tests", plan("lint"))
+    assert.equal("bench build", plan("bench"))
+    assert.equal("bench build tests", plan("deps"))
+    assert.equal("tests", plan("deps-test"))
+  end)
+end)
