@@ -9,6 +9,7 @@
 #   make lint     binding coverage and static checks
 #   make fuzz     the uv fuzzer under ASan: make fuzz SEEDS=1-2000 [STEPS=60]
 #   make install  binary, man page and docs under $(DESTDIR)$(PREFIX)
+#   make deb      a Debian package of build/luahost (dpkg-deb)
 #   make clean    remove build/
 
 CC      ?= cc
@@ -47,7 +48,7 @@ DEPS_BENCH := build/.deps-bench
 HEADERS := $(wildcard host/*.h) $(wildcard bindings/*.h) $(wildcard lib/*.h)
 
 .PHONY: all deps deps-build deps-test deps-bench run test asan asan-build \
-        fuzz bench lint install uninstall clean
+        fuzz bench lint install uninstall deb clean
 
 all: $(BUILD)/luahost
 
@@ -119,6 +120,13 @@ install:
 	install -m 755 $(BUILD)/luahost $(DESTDIR)$(BINDIR)/luahost
 	install -m 644 man/luahost.1 $(DESTDIR)$(MANDIR)/man1/luahost.1
 	install -m 644 README.md LICENSE docs/*.md $(DESTDIR)$(DOCDIR)/
+
+# A Debian package of the binary that is there (make first), from a
+# staged `make install PREFIX=/usr`; Depends computed (pkg/mkdeb.sh).
+DEB := $(BUILD)/luahost_$(shell sed -n 's/^\#define HOST_VERSION "\(.*\)"/\1/p' \
+         host/runtime.h)-1_$(shell dpkg --print-architecture 2>/dev/null).deb
+deb:
+	MAKE="$(MAKE)" sh pkg/mkdeb.sh $(BUILD) $(DEB)
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/luahost $(DESTDIR)$(MANDIR)/man1/luahost.1

@@ -146,3 +146,82 @@ describe("dependencies by purpose (vendor/packages.txt)", function()
     assert.equal("tests", plan("deps-test"))
   end)
 end)
+
+describe("make deb", function()
+  it("packages the binary under test: control, contents, Depends " ..
+     "computed, and the extracted binary runs", function()
+    local out, code = sh(("make -s -C %s deb BUILD=%s"):format(
+      shell_quote(root), shell_quote(build)))
+    assert.equal(0, code, out)
+    local deb = out:match("([^\n]+%.deb)\n?$")
+    assert.truthy(deb, out)
+    if deb:sub(1, 1) ~= "/" then deb = root .. "/" .. deb end
+    finally(function() os.remove(deb) end)
+    local version = sh(shell_quote(LUAHOST) .. " --version"):match(
+      "^luahost (%d+%.%d+%.%d+)")
+    assert.truthy(version)
+    local info, icode = sh("dpkg-deb -I " .. shell_quote(deb))
+    assert.equal(0, icode, info)
+    assert.matches("\n Package: luahost\n", info)
+    assert.matches("\n Version: " .. version:gsub("%.", "%%.") .. "%-1\n",
+      info)
+    assert.matches("\n Architecture: " .. sh("dpkg --print-architecture")
+      :gsub("%s+$", "") .. "\n", info)
+    local depends = info:match("\n Depends: ([^\n]*)")
+    assert.truthy(depends, info)
+    -- Lua, libuv, OpenSSL, zlib, libedit are inside: not dependencies
+    for _, p in ipairs({"liblua", "libuv", "libssl", "zlib", "libedit",
+      "libbsd", "libtinfo"}) do
+      assert.is_nil(depends:find(p, 1, true), depends)
+    end
+    -- each shared library the binary needs is a dependency, with libc6's
+    -- least version the highest GLIBC_ symbol version it uses
+    local needed = sh("objdump -p " .. shell_quote(LUAHOST))
+    local n = 0
+    for soname in needed:gmatch("NEEDED%s+(%S+)") do
+      n = n + 1
+      local owner = sh("dpkg -S '*/" .. soname .. "' | grep " ..
+        "\"/$(gcc -print-multiarch)/\" | head -n 1")
+      local pkg = owner:match("^([^:]+)")
+      assert.truthy(pkg, owner)
+      assert.truthy(depends:find(pkg, 1, true), soname .. " (" .. pkg ..
+        ") missing from Depends: " .. depends)
+    end
+    assert.is_true(n >= 1)
+    local glibc = "0"
+    for v in sh("objdump -T " .. shell_quote(LUAHOST)):gmatch(
+      "GLIBC_([%d%.]+)") do
+      local a1, b1 = v:match("(%d+)%.(%d+)")
+      local a2, b2 = glibc:match("(%d+)%.?(%d*)")
+      if tonumber(a1) * 1000 + tonumber(b1) >
+        tonumber(a2) * 1000 + (tonumber(b2) or 0) then glibc = v end
+    end
+    assert.truthy(depends:find("libc6 (>= " .. glibc .. ")", 1, true),
+      depends)
+    -- the files
+    local list, lcode = sh("dpkg-deb -c " .. shell_quote(deb))
+    assert.equal(0, lcode, list)
+    for _, f in ipairs({"./usr/bin/luahost",
+      "./usr/share/man/man1/luahost.1.gz",
+      "./usr/share/doc/luahost/copyright",
+      "./usr/share/doc/luahost/README.md",
+      "./usr/share/doc/luahost/log.md"}) do
+      assert.truthy(list:find(" " .. f .. "\n", 1, true), f .. "\n" .. list)
+    end
+    assert.matches("%-rwxr%-xr%-x root/root +%d+ [^\n]* %./usr/bin/luahost\n",
+      list)
+    -- extracted (not installed), it runs
+    local dir = tmpname()
+    os.remove(dir)
+    finally(function() sh("rm -rf " .. shell_quote(dir)) end)
+    local x, xcode = sh(("dpkg -x %s %s"):format(shell_quote(deb),
+      shell_quote(dir)))
+    assert.equal(0, xcode, x)
+    local bin = dir .. "/usr/bin/luahost"
+    local v, vcode = sh(shell_quote(bin) .. " --version")
+    assert.equal(0, vcode, v)
+    assert.matches("^luahost " .. version:gsub("%.", "%%."), v)
+    assert.equal("function\n", sh(shell_quote(bin) ..
+      " -e 'print(type(require(\"log\").info))'"))
+  end)
+end)
