@@ -230,6 +230,11 @@ void host_log(int level, const char *fmt, ...) {
 
 /* {====================================================== private.log */
 
+/* The line being made by log_write: one per thread (task.thread states
+** log too). No Lua runs while it is being filled (the fields are turned
+** into strings first: a __tostring that logs cannot clobber it). */
+static __thread line lua_line;
+
 /* write(level, msg [, fields]): a line, if level is on. fields: a table
 ** of string keys to strings, numbers or booleans, written in key order
 ** (so lines compare); other values are written with tostring. */
@@ -237,44 +242,48 @@ static int log_write(lua_State *L) {
   int level = luaL_checkoption(L, 1, NULL, level_names);
   size_t n, kn, vn;
   const char *msg = luaL_checklstring(L, 2, &n);
-  line *l;
-  int i, nkeys = 0;
+  line *l = &lua_line;
+  int i, nkeys = 0, base;
+  char quoted[256];
   if (level < log_level) return 0;
-  l = (line *)lua_newuserdatauv(L, sizeof(line), 0); /* 8 KB: not C stack */
-  begin(l, level, msg, n);
+  lua_settop(L, 3);
+  base = lua_gettop(L);
   if (lua_type(L, 3) == LUA_TTABLE) {
-    lua_newtable(L); /* the keys, sorted */
+    lua_newtable(L); /* base + 1: the keys, sorted */
     lua_pushnil(L);
     while (lua_next(L, 3)) {
       lua_pop(L, 1);
-      if (lua_type(L, -1) == LUA_TSTRING) {
+      if (lua_type(L, -1) == LUA_TSTRING && nkeys < (int)sizeof(quoted)) {
         lua_pushvalue(L, -1);
-        lua_rawseti(L, -3, ++nkeys);
+        lua_rawseti(L, base + 1, ++nkeys);
       }
     }
     lua_getglobal(L, "table");
     lua_getfield(L, -1, "sort");
-    lua_pushvalue(L, -3);
+    lua_pushvalue(L, base + 1);
     lua_call(L, 1, 0);
     lua_pop(L, 1);
-    for (i = 1; i <= nkeys; i++) {
-      const char *k, *v;
-      int t, quoted;
-      lua_rawgeti(L, -1, i);
-      k = lua_tolstring(L, -1, &kn);
+    luaL_checkstack(L, 2 * nkeys + 2, "too many fields");
+    for (i = 1; i <= nkeys; i++) { /* key, then its value as a string */
+      int t;
+      lua_rawgeti(L, base + 1, i);
       lua_pushvalue(L, -1);
       lua_rawget(L, 3);
       t = lua_type(L, -1);
-      quoted = !(t == LUA_TNUMBER || t == LUA_TBOOLEAN);
-      if (t == LUA_TNUMBER && lua_isinteger(L, -1) == 0) {
+      quoted[i - 1] = !(t == LUA_TNUMBER || t == LUA_TBOOLEAN);
+      if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
         lua_Number x = lua_tonumber(L, -1);
-        if (x - x != 0) quoted = 1; /* inf or NaN: not JSON numbers */
+        if (x - x != 0) quoted[i - 1] = 1; /* inf, NaN: not JSON numbers */
       }
-      v = luaL_tolstring(L, -1, &vn);
-      field(l, k, kn, v, vn, quoted);
-      lua_pop(L, 3);
+      luaL_tolstring(L, -1, NULL);
+      lua_replace(L, -2);
     }
-    lua_pop(L, 1);
+  }
+  begin(l, level, msg, n);
+  for (i = 1; i <= nkeys; i++) {
+    const char *k = lua_tolstring(L, base + 2 * i, &kn);
+    const char *v = lua_tolstring(L, base + 2 * i + 1, &vn);
+    field(l, k, kn, v, vn, quoted[i - 1]);
   }
   finish(l);
   return 0;

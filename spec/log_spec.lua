@@ -140,6 +140,21 @@ describe("log", function()
     assert.equal("still to the file", cjson.decode(fl[2]).msg)
   end)
 
+  it("a field whose tostring logs does not garble the line", function()
+    local _, err, code = run_host({"-e", [[
+      local log = require "log"
+      local t = setmetatable({}, {__tostring = function()
+        log.info("inner", {z = 1})
+        return "T"
+      end})
+      log.info("outer", {a = t, b = 2})]]})
+    assert.equal(0, code, err)
+    local l = lines(err)
+    assert.equal(2, #l, err)
+    assert.matches(" info luahost%[%d+%]: inner z=1$", l[1])
+    assert.matches(" info luahost%[%d+%]: outer a=T b=2$", l[2])
+  end)
+
   it("raises on wrong arguments, naming the function", function()
     local out, err, code = run_host({"-e", [[
       local log = require "log"
