@@ -9,8 +9,8 @@
 **   checks    - argument checks that raise naming the argument;
 **   handles   - userdata <-> libuv handle, anchoring, callback slots;
 **   requests  - libuv requests that carry a callback and anchored data;
-**   dispatch  - lh_call, the single entry point for every call into Lua;
-**   tasks     - lh_resume, resuming a task coroutine from C.
+**   dispatch  - lh_call, the single entry point for every call into Lua
+**               (resuming a task is the scheduler's: lib/netcore.h).
 */
 #ifndef LH_COMMON_H
 #define LH_COMMON_H
@@ -355,21 +355,6 @@ void lh_fatal(lh_ctx *ctx, int code);
 
 /* {====================================================== tasks */
 
-/*
-** Resume coroutine co with nargs values already pushed on co. A yield is
-** the normal case: its values are dropped. When co finishes or fails,
-** task.lua's finish hook runs as finish(co, ok, results... | err), where err
-** carries co's traceback. Resuming a coroutine that is not suspended is a
-** no-op (a cancelled task that an event still refers to).
-** Contracts: while a task waits on a C event, the C side must hold a strong
-** reference to its coroutine (a registry ref or a user value) — task.lua
-** keeps tasks only weakly; lh_resume anchors co while it runs. Before
-** pushing the resume values on co, call lua_checkstack(co, n).
-*/
-void lh_resume(lh_ctx *ctx, lua_State *co, int nargs);
-/* Start a fresh coroutine (function + nargs args on co), same outcome
-** handling as lh_resume. */
-void lh_start(lh_ctx *ctx, lua_State *co, int nargs);
 /* The error value os.exit(code, true) raises to unwind to the host. */
 void *lh_exit_marker(void);
 /* close method shared by every handle (also __close). */

@@ -13,7 +13,8 @@
 ** (net_was_cancelled + net_cancel_exit).
 **
 ** The files, one concern each; netcore.c opens them as bindings/uv.c does:
-**   net_sched.c     - the deadline heap on one uv_timer, the ready queue,
+**   net_sched.c     - the scheduler: resuming a task from C (lh_resume),
+**                     the deadline heap on one uv_timer, the ready queue,
 **                     sleep, yield, park and wake, the "inside a task" check;
 **   net_conn.c      - the socket object: lifetime, close, the reader and
 **                     writer slots, names, options, timeouts, addresses;
@@ -27,7 +28,6 @@
 **   net_udp.c       - datagrams, a bounded receive queue;
 **   net_proxy.c     - the PROXY protocol header (v1, v2) of an accepted
 **                     conn, read before any transport handshake;
-**   net_sys.c       - signals and host information.
 */
 #ifndef NET_CORE_H
 #define NET_CORE_H
@@ -360,7 +360,6 @@ void net_listen_open(lua_State *L);
 void net_dns_open(lua_State *L);
 void net_udp_open(lua_State *L);
 void net_proxy_open(lua_State *L);
-void net_sys_open(lua_State *L);
 void net_tls_open(lua_State *L);     /* tls_conn.c */
 
 #endif

@@ -80,7 +80,7 @@ static core *new_core(lua_State *L, lh_ctx *ctx) {
 int luaopen_net_core(lua_State *L) {
   lh_ctx *ctx = lh_getctx(L);
   static const char *const uvtypes[] = {"uv_tcp", "uv_pipe", "uv_udp",
-                                        "uv_signal", NULL};
+                                        NULL};
   int i;
   /* The uv handles behind sockets must have their metatables even when
   ** the uv bindings of those types are not built in. */
@@ -102,7 +102,6 @@ int luaopen_net_core(lua_State *L) {
   net_dns_open(L);
   net_udp_open(L);
   net_proxy_open(L);
-  net_sys_open(L);
   net_tls_open(L);
   lua_pop(L, 1);             /* the core */
   return 1;

@@ -945,12 +945,16 @@ describe("net", function()
       assert.is_true(#h > 0)
       local ifs = net.interfaces()
       local lo
-      for _, i in ipairs(ifs) do
+      for k, i in ipairs(ifs) do
         if i.address == "127.0.0.1" then lo = i end
+        assert.is_true(k == 1 or ifs[k - 1].name <= i.name) -- by name
+        assert.matches("^%x%x:%x%x:%x%x:%x%x:%x%x:%x%x$", i.mac)
       end
       assert.is_not_nil(lo)
       assert.is_true(lo.internal)
       assert.equal("inet", lo.family)
+      assert.equal("255.0.0.0", lo.netmask)
+      assert.equal("lo", lo.name)
       assert.equal(80, net.service("http"))
       assert.equal("ssh", net.service(22))
       assert.equal(53, net.service("domain", "udp"))

@@ -192,6 +192,11 @@ describe("luahost --workers", function()
         io.stdout:flush()
         stop()
       end)
+      -- (the watcher does not keep the worker alive: this task does,
+      -- until the drain)
+      task.spawn(function()
+        while not task.exiting() do task.sleep(0.05) end
+      end)
       print("up " .. id)
       io.stdout:flush()]])})
     finally(function() p:stop() end)

@@ -582,7 +582,7 @@ end
 -- The client behind trusted proxies: X-Forwarded-For read from the right,
 -- past the addresses of trusted proxies; only when the peer itself is one
 -- (anyone else could write the header). nil: keep the peer.
-local in_cidr = require("net.core").proxy_cidr
+local in_cidr = select(2, ...).require("net.core").proxy_cidr
 local function is_trusted(list, ip)
   for i = 1, #list do
     if in_cidr(list[i], ip) then return true end
