@@ -632,6 +632,20 @@ char *lh_readbuf(lua_State *L, size_t size) {
   return ctx->readbuf;
 }
 
+void lh_readbuf_alloc(lh_ctx *ctx, uv_buf_t *b) {
+  if (!ctx->readbuf_lent) {
+    b->base = ctx->readbuf;
+    b->len = ctx->readbuf != NULL ? ctx->readbuf_size : 0;
+  } else {
+    b->base = (char *)malloc(ctx->readbuf_size);
+    b->len = b->base != NULL ? ctx->readbuf_size : 0;
+  }
+}
+
+int lh_readbuf_owned(lh_ctx *ctx, const uv_buf_t *b) {
+  return b->base != NULL && b->base != ctx->readbuf;
+}
+
 void lh_new_metatable(lua_State *L, const char *tname, const luaL_Reg *own,
                       int flags) {
   luaL_newmetatable(L, tname);
