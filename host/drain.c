@@ -26,10 +26,11 @@ static int exiting; /* a drain started (read by luahost.exiting) */
 typedef struct drain {
   uv_signal_t sigterm;
   uv_signal_t sighup;   /* --daemon --log: reopen the log (logrotate) */
+  uv_timer_t delay;     /* --drain-delay: until the listeners close */
   uv_timer_t deadline;
   lh_internal internal;
   lh_ctx *ctx;
-  double seconds;
+  double seconds, delay_s;
   int open;           /* handles not yet closed */
 } drain;
 
@@ -170,6 +171,18 @@ static void run_drain_hooks(lh_ctx *ctx) {
   lua_pop(L, 1);
 }
 
+/* The drain proper: stop listening, then give the open connections
+** d->seconds. */
+static void close_listeners(drain *d) {
+  stop_listening(d->ctx->loop, d->ctx);
+  uv_timer_start(&d->deadline, deadline_cb,
+                 (uint64_t)(d->seconds * 1000 + 0.5), 0);
+}
+
+static void delay_cb(uv_timer_t *t) {
+  close_listeners(drain_of((uv_handle_t *)t));
+}
+
 static void sigterm_cb(uv_signal_t *h, int signum) {
   drain *d = drain_of((uv_handle_t *)h);
   (void)signum;
@@ -181,28 +194,40 @@ static void sigterm_cb(uv_signal_t *h, int signum) {
     if (!host_is_worker()) stop_now(d->ctx);
     return;
   }
-  exiting = 1;
-  stop_listening(h->loop, d->ctx);
-  uv_timer_start(&d->deadline, deadline_cb,
-                 (uint64_t)(d->seconds * 1000 + 0.5), 0);
+  exiting = 1; /* from now on http.health answers 503 */
+  /* --drain-delay: go on listening (and serving) while the balancer's
+  ** health checks fail and it stops sending here; then close. Not for a
+  ** worker a reload replaces: the next generation serves the same
+  ** sockets (its health checks pass), nothing to wait for. */
+  if (d->delay_s > 0 && (!host_is_worker() || host_worker_final_stop())) {
+    uv_timer_start(&d->delay, delay_cb,
+                   (uint64_t)(d->delay_s * 1000 + 0.5), 0);
+    return;
+  }
+  close_listeners(d);
 }
 
-void host_drain_init(lh_ctx *ctx, double seconds, int reopen_log) {
+void host_drain_init(lh_ctx *ctx, double seconds, double delay,
+                     int reopen_log) {
   drain *d = (drain *)calloc(1, sizeof(drain));
   if (d == NULL) return;
   d->ctx = ctx;
   d->seconds = seconds;
+  d->delay_s = delay;
   d->internal.tag = &lh_internal_tag;
   d->internal.close_cb = drain_closed;
-  d->open = 3;
+  d->open = 4;
   uv_signal_init(ctx->loop, &d->sigterm);
   uv_signal_init(ctx->loop, &d->sighup);
+  uv_timer_init(ctx->loop, &d->delay);
   uv_timer_init(ctx->loop, &d->deadline);
   d->sigterm.data = d->sighup.data = d->deadline.data = &d->internal;
+  d->delay.data = &d->internal;
   uv_signal_start(&d->sigterm, sigterm_cb, SIGTERM);
   if (reopen_log) uv_signal_start(&d->sighup, sighup_cb, SIGHUP);
   uv_unref((uv_handle_t *)&d->sigterm);
   uv_unref((uv_handle_t *)&d->sighup);
+  uv_unref((uv_handle_t *)&d->delay);
   uv_unref((uv_handle_t *)&d->deadline);
 }
 

@@ -118,10 +118,11 @@ describe_if("behind HAProxy, " .. mode .. " mode (PROXY v2, health " ..
   local rds, hap, inst = nil, nil, {}
   local fe, ports, rport
 
-  local function start_instance(i)
+  local function start_instance(i, delay)
     local pidf = tmpname()
     os.remove(pidf)
     inst[i] = proc.start({"--pidfile", pidf, "--drain", "3",
+      "--drain-delay", delay or "0",
       "scripts/counter_api.lua", tostring(ports[i]), tostring(rport),
       "inst" .. i, "proxy"}, {env = "RATE_LIMIT=100000"})
     inst[i]:wait_for("listening", 20)
@@ -227,6 +228,45 @@ describe_if("behind HAProxy, " .. mode .. " mode (PROXY v2, health " ..
     assert.same({inst1 = true}, last)
     -- back: a new instance on the same port rejoins after its check
     inst[2]:stop()
+    start_instance(2)
+    wait_up({"inst1", "inst2"})
+  end)
+
+  -- what HAProxy logged (stderr) about server name going down
+  local function down_reasons(name)
+    local f = io.open(tmp.dir .. "/haproxy.err")
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    local list = {}
+    for why in text:gmatch("Server be/" .. name .. " is DOWN, reason: " ..
+      "([^,\n]+)") do
+      list[#list + 1] = why
+    end
+    return list
+  end
+
+  it("with --drain-delay, takes a drained instance out by its health " ..
+     "check before its listener closes", function()
+    inst[2]:stop()
+    start_instance(2, "1") -- > inter 100ms x fall 1, with a margin
+    wait_up({"inst1", "inst2"})
+    local before = #down_reasons("b")
+    local rows = client(fe, 60, "POST", "/counter/dd", 10, "TERM",
+      inst[2].pid)
+    local last = {}
+    for i, r in ipairs(rows) do
+      assert.equal("200", r.status, r.line)
+      assert.equal(tostring(i), r.body)
+      if i > 40 then last[r.inst] = true end
+    end
+    assert.same({inst1 = true}, last)
+    assert.equal(0, inst[2]:wait_exit(10))
+    -- the measure: HAProxy took it out on the 503 of its health check
+    -- (Layer7), not on a refused connect (Layer4): the listener was
+    -- still open when the balancer stopped sending
+    local reasons = down_reasons("b")
+    assert.equal(before + 1, #reasons)
+    assert.matches("Layer7 wrong status", reasons[#reasons])
     start_instance(2)
     wait_up({"inst1", "inst2"})
   end)
