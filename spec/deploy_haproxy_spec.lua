@@ -4,7 +4,9 @@
 -- them. Shows: connections spread over both; the servers see the real
 -- client address; one shared state whichever instance answers; a killed
 -- instance is routed around and a drained one taken out by the health
--- check, with no failed request. Every process is stopped by PID.
+-- check, with no failed request (with --drain-delay: out on its 503 before
+-- its listener closes). The HAProxy configurations are the ones of
+-- docs/deploy.md, read from there. Every process is stopped by PID.
 local proc = require "process_helper"
 local net = require "net"
 
@@ -84,27 +86,28 @@ local function client(port, n, method, path, at, sig, pid)
   return rows
 end
 
-local HAPROXY_CFG = [[
-global
-  maxconn 200
-defaults
-  mode %s
-  timeout connect 1s
-  timeout client 10s
-  timeout server 10s
-  retries 3
-  option redispatch 1
-%sfrontend fe
-  bind 127.0.0.1:%d
-  default_backend be
-backend be
-  balance roundrobin
-  option httpchk GET /health
-  http-check expect status 200
-  default-server send-proxy-v2 check-send-proxy check inter 100ms fall 1 rise 1
-  server a 127.0.0.1:%d
-  server b 127.0.0.1:%d
-]]
+-- The HAProxy configurations of docs/deploy.md, run as written there: only
+-- the addresses (loopback ports) and the check timings (quick) change.
+local doc = require "deploy_doc"
+local function haproxy_cfg(mode, fe, a, b)
+  return doc.subst(doc.block("haproxy-" .. mode), {
+    {"bind :80", "bind 127.0.0.1:" .. fe},
+    {"10.0.0.11:8080", "127.0.0.1:" .. a},
+    {"10.0.0.12:8080", "127.0.0.1:" .. b},
+    {"inter 1s fall 2 rise 2", "inter 100ms fall 1 rise 1"}})
+end
+
+describe("the HAProxy configurations of docs/deploy.md", function()
+  it("retry, in HTTP mode, a request that never reached a server",
+     function()
+    assert.matches("\n  retry%-on conn%-failure empty%-response\n",
+      doc.block("haproxy-http"))
+    for _, mode in ipairs{"http", "tcp"} do
+      assert.matches("\n  retries 3\n  option redispatch 1\n",
+        doc.block("haproxy-" .. mode))
+    end
+  end)
+end)
 
 local describe_if = (have("haproxy") and have("redis-server")) and describe
   or pending
@@ -157,13 +160,7 @@ describe_if("behind HAProxy, " .. mode .. " mode (PROXY v2, health " ..
     start_instance(1)
     start_instance(2)
     local cfg = dir .. "/haproxy.cfg"
-    proc.write(cfg, HAPROXY_CFG:format(mode,
-      -- a connect the kernel queued just before a draining instance
-      -- closed its listener is reset with the request unread: HAProxy
-      -- retries it elsewhere (L7 retry) instead of answering 502
-      mode == "http" and "  option http-server-close\n" ..
-        "  retry-on conn-failure empty-response\n" or "",
-      fe, ports[1], ports[2]))
+    proc.write(cfg, haproxy_cfg(mode, fe, ports[1], ports[2]))
     hap = start_bg(("timeout -s KILL 300 haproxy -db -f %s"):format(q(cfg)),
       nil, dir .. "/haproxy.err")
     wait_up({"inst1", "inst2"})
@@ -238,7 +235,7 @@ describe_if("behind HAProxy, " .. mode .. " mode (PROXY v2, health " ..
     local text = f and f:read("a") or ""
     if f then f:close() end
     local list = {}
-    for why in text:gmatch("Server be/" .. name .. " is DOWN, reason: " ..
+    for why in text:gmatch("Server %w+/" .. name .. " is DOWN, reason: " ..
       "([^,\n]+)") do
       list[#list + 1] = why
     end
