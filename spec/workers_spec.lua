@@ -1193,12 +1193,55 @@ describe("luahost --workers: the sockets the supervisor owns", function()
 
   -- A server whose handler can block its whole worker: "spin NAME"
   -- busy-waits (no yield: the worker's loop stands still) until the file
-  -- flag .. NAME exists.
-  local function spin_server_script(listen, port, flag)
-    return ([[
+  -- flag .. NAME exists. kind: "listen" (net on the --listen socket),
+  -- "own" (net binding its own address), "uv" (raw uv, --listen socket).
+  local function spin_server_script(kind, port, flag)
+    local spin = ([[
+local function spin(line)
+  local name = line:match("^spin (%%w+)$")
+  if not name then return end
+  print("spinning " .. id .. " " .. name)
+  io.stdout:flush()
+  local t0 = os.time()
+  repeat
+    local f = io.open(%q .. name)
+    if f then f:close() end
+  until f or os.time() - t0 > 20
+end
+]]):format(flag)
+    if kind == "uv" then
+      return [[
+local uv = require "uv"
+local id = require("task").worker()
+]] .. spin .. [[
+local server = uv.new_tcp()
+assert(server:open(require("luahost").listen_fds()[1].fd))
+assert(server:listen(511, function(err)
+  assert(not err, err)
+  local c = uv.new_tcp()
+  assert(server:accept(c))
+  local buf = ""
+  c:read_start(function(rerr, data)
+    if rerr or not data then
+      if not c:is_closing() then c:close() end
+      return
+    end
+    buf = buf .. data
+    for line in buf:gmatch("(.-)\n") do
+      spin(line)
+      c:write("S " .. id .. "\n")
+    end
+    buf = buf:match("[^\n]*$")
+  end)
+end))
+print("ready " .. id)
+io.stdout:flush()
+]]
+    end
+    return [[
 local net = require "net"
-local task = require "task"
-local id = task.worker()
+local id = require("task").worker()
+]] .. spin .. ([[
 local server
 if %s then
   server = assert(net.listen{fd = require("luahost").listen_fds()[1].fd})
@@ -1209,20 +1252,11 @@ print("ready " .. id)
 io.stdout:flush()
 server:serve(function(conn)
   for line in conn:lines() do
-    local name = line:match("^spin (%%w+)$")
-    if name then
-      print("spinning " .. id .. " " .. name)
-      io.stdout:flush()
-      local t0 = os.time()
-      repeat
-        local f = io.open(%q .. name)
-        if f then f:close() end
-      until f or os.time() - t0 > 20
-    end
+    spin(line)
     conn:write("S " .. id .. "\n")
   end
 end)
-]]):format(tostring(listen), port, flag)
+]]):format(tostring(kind == "listen"), port)
   end
 
   -- A client that stays connected: c.lines gets every reply line.
@@ -1249,16 +1283,18 @@ end)
     return select(2, out:gsub(pattern, ""))
   end
 
-  for _, listen in ipairs({true, false}) do
-    it("serves the clients queued just as the final drain starts" ..
-       (listen and " (--listen)" or ""), function()
+  for _, kind in ipairs({"listen", "own", "uv"}) do
+    local listen = kind ~= "own"
+    it("serves the clients queued just as the final drain starts (" ..
+       (kind == "uv" and "uv server, --listen" or kind == "listen" and
+        "--listen" or "own socket") .. ")", function()
       local probe = uv.new_tcp()
       assert(probe:bind("127.0.0.1", 0))
       local port = probe:getsockname().port
       probe:close()
       local flag = tmpname()
       local args = {"--workers", "2", "--drain", "10",
-        script_file(spin_server_script(listen, port, flag))}
+        script_file(spin_server_script(kind, port, flag))}
       if listen then
         table.insert(args, 1, "--listen")
         table.insert(args, 2, "127.0.0.1:" .. port)
@@ -1358,7 +1394,7 @@ end)
       local port = probe:getsockname().port
       probe:close()
       local args = {"--workers", "2", "--drain", "10",
-        script_file(spin_server_script(listen, port, "/nonexistent"))}
+        script_file(spin_server_script(kind, port, "/nonexistent"))}
       if listen then
         table.insert(args, 1, "--listen")
         table.insert(args, 2, "127.0.0.1:" .. port)
