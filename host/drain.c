@@ -20,7 +20,7 @@ static int exiting; /* a drain started (read by luahost.exiting) */
 ** here; with shared sockets the other workers take them) and
 ** sets the exiting flag the script can read. The loop then ends by itself
 ** when the open connections are done; if they are not done within the
-** drain time, the host stops in order anyway, exit status 0. Both handles
+** drain time, the host stops in order anyway, exit status 0. Its handles
 ** are host-internal and unreferenced: they never keep the loop alive.
 */
 typedef struct drain {
@@ -97,9 +97,9 @@ static void close_listener(uv_handle_t *h, void *arg) {
 ** accept (EAGAIN) and the close is still reset: a refusal, never a
 ** connection accepted and dropped.
 */
-static void serve_backlog(uv_stream_t *s) {
+static void serve_backlog(lh_ctx *ctx, uv_stream_t *s) {
   int i;
-  for (i = 0; i < BACKLOG_MAX; i++) {
+  for (i = 0; i < BACKLOG_MAX && !ctx->fatal; i++) {
     uv_os_fd_t fd;
     int c;
     if (uv_is_closing((uv_handle_t *)s) || s->accepted_fd != -1 ||
@@ -143,7 +143,7 @@ static void stop_listening(uv_loop_t *loop, lh_ctx *ctx) {
   uv_walk(loop, collect_listener, &l);
   for (i = 0; i < l.n && !ctx->fatal; i++) {
     if (uv_is_closing(l.h[i]->uv)) continue;
-    serve_backlog((uv_stream_t *)l.h[i]->uv);
+    serve_backlog(ctx, (uv_stream_t *)l.h[i]->uv);
     lh_handle_close(l.h[i]);
   }
   free(l.h);
@@ -239,9 +239,10 @@ int host_lua_exiting(lua_State *L) {
 
 /*
 ** luahost.on_drain(fn): call fn() when a drain (SIGTERM under --workers,
-** --daemon or --pidfile) closes the listening sockets, right after each
-** was served its queue and closed. For modules that own servers (net):
-** closing their objects lets the tasks waiting in accept return.
+** --daemon, --pidfile or --drain-delay) closes the listening sockets
+** (after the delay), right after each was served its queue and closed.
+** For modules that own servers (net): closing their objects lets the
+** tasks waiting in accept return.
 */
 int host_lua_on_drain(lua_State *L) {
   lh_check_callable(L, 1);
