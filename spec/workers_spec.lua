@@ -1307,35 +1307,25 @@ end)
         p:stop()
       end)
       proc.wait(function() return count(p:out(), "ready %d") == 2 end)
-      -- one kept-alive client per worker
-      local idle, tries = {}, 0
-      while not (idle[1] and idle[2]) do
-        tries = tries + 1
-        assert(tries <= 40, "no client reached both workers")
-        local c = client(port)
-        held[#held + 1] = c
-        c.send("hi")
-        proc.wait(function() return #c.lines == 1 end)
-        local id = tonumber(c.lines[1]:match("^S (%d)$"))
-        idle[id] = idle[id] or c
-      end
       -- both workers stand still in a handler ("spin a"; a spinning
-      -- worker accepts nothing, so the second one reaches the other)
+      -- worker accepts nothing, so the second client reaches the other)
+      local spinners = {}
       for n = 1, 2 do
         local c = client(port)
         held[#held + 1] = c
+        spinners[n] = c
         c.send("spin a")
         proc.wait(function()
           return count(p:out(), "spinning %d a") == n
         end, nil, "worker " .. n .. " to spin")
       end
-      -- the drain signal, and a request on each kept-alive client, wait
-      -- for both workers; libuv runs signal callbacks after the others
-      -- of the same loop iteration, so each worker next runs "spin b",
-      -- the drain still to start
+      -- the drain signal, and a next request on each client, wait for
+      -- both workers; libuv runs signal callbacks after the others of
+      -- the same loop iteration, so each worker next runs "spin b" (the
+      -- handler reads it on its return), the drain still to start
       p:signal("TERM")
-      idle[1].send("spin b")
-      idle[2].send("spin b")
+      spinners[1].send("spin b")
+      spinners[2].send("spin b")
       proc.write(flag .. "a", "")
       proc.wait(function() return count(p:out(), "spinning %d b") == 2 end,
         nil, "both workers in spin b")
