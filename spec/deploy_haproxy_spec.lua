@@ -60,6 +60,18 @@ n, at, pid = int(n), int(at), int(pid)
 for i in range(n):
     if i == at and pid > 0:
         os.kill(pid, getattr(signal, "SIG" + sig))
+        # SIGKILL: wait (bounded) until the process is dead (a zombie or
+        # gone); until then the kernel still queues connects on its
+        # listener, and in TCP mode HAProxy cannot retry one that was
+        # accepted and then reset as the process died
+        for _ in range(500 if sig == "KILL" else 0):
+            try:
+                st = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1]
+            except OSError:
+                break
+            if st.split()[0] in ("Z", "X"):
+                break
+            time.sleep(0.01)
     try:
         c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10,
                                        source_address=("127.0.0.7", 0))
