@@ -622,7 +622,9 @@ local function new_request(srv, conn, r, h, peer_ip, peer_s)
   req.path, req.query_string = path, query
   req.query = query == "" and {} or M.decode_query(query)
   req.peer, req.peer_ip = peer_s, peer_ip
-  req.proxy_ip = srv.proxy_protocol and conn:proxyname() or nil
+  -- (also when the PROXY protocol came with the socket: --listen
+  -- ADDR,proxy, a systemd socket named "...,proxy")
+  req.proxy_ip = conn:proxyname()
   local client = forwarded_for(srv, h, peer_ip)
   if client then req.peer_ip, req.proxy_ip = client, peer_ip end
   req._server, req._conn, req._reader = srv, conn, r
