@@ -592,7 +592,7 @@ end
 -- The client behind trusted proxies: X-Forwarded-For read from the right,
 -- past the addresses of trusted proxies; only when the peer itself is one
 -- (anyone else could write the header). nil: keep the peer.
-local in_cidr = require("net.core").proxy_cidr
+local in_cidr = select(2, ...).require("net.core").proxy_cidr
 local function is_trusted(list, ip)
   for i = 1, #list do
     if in_cidr(list[i], ip) then return true end
@@ -633,7 +633,9 @@ local function new_request(srv, conn, r, h, peer_ip, peer_s)
   if srv.log_module then req._t0 = task.now() end
   req.query = query == "" and {} or M.decode_query(query)
   req.peer, req.peer_ip = peer_s, peer_ip
-  req.proxy_ip = srv.proxy_protocol and conn:proxyname() or nil
+  -- (also when the PROXY protocol came with the socket: --listen
+  -- ADDR,proxy, a systemd socket named "...,proxy")
+  req.proxy_ip = conn:proxyname()
   local client = forwarded_for(srv, h, peer_ip)
   if client then req.peer_ip, req.proxy_ip = client, peer_ip end
   req._server, req._conn, req._reader = srv, conn, r
