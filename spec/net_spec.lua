@@ -830,6 +830,112 @@ describe("net", function()
     end)
   end)
 
+  describe("rest", function()
+    -- A line server whose handler answers one line per round, then
+    -- rests the conn (no task until the next line); rounds[] records the
+    -- coroutine of each round.
+    local function rest_server(opts, rounds)
+      return echo_server(function(c)
+        rounds[#rounds + 1] = coroutine.running()
+        while true do
+          local l, err = c:read()
+          if not l then return err end
+          c:write(l, "\n")
+          if c:rest() then return end
+        end
+      end, opts)
+    end
+
+    it("a rested conn runs its handler again, in a new task, on input",
+      function()
+      run_task(function()
+        local rounds = {}
+        local s, port = rest_server({}, rounds)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        for i = 1, 3 do
+          c:write("line " .. i .. "\n")
+          assert.equal("line " .. i, c:read())
+        end
+        assert.equal(3, #rounds)
+        assert.are_not.equal(rounds[1], rounds[2])
+        assert.equal("dead", coroutine.status(rounds[1]))
+        assert.equal(1, s:active()) -- resting: its slot is kept
+        -- pipelined: the second line is buffered, rest says false and
+        -- the same round answers it
+        c:write("a\nb\n")
+        assert.equal("a", c:read())
+        assert.equal("b", c:read())
+        c:close()
+        stop(s)
+      end)
+    end)
+
+    it("peer close, idle_timeout and close_idle end a resting conn",
+      function()
+      run_task(function()
+        local rounds = {}
+        local s, port = rest_server({idle_timeout = 0.1}, rounds)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        c:write("x\n")
+        assert.equal("x", c:read())
+        -- silent past idle_timeout: closed by the server, slot given back
+        assert.same({nil, "closed"}, {c:read()})
+        c:close()
+        assert.equal(1, #rounds) -- the handler did not run for it
+        for _ = 1, 100 do
+          if s:active() == 0 then break end
+          task.sleep(0.01)
+        end
+        assert.equal(0, s:active())
+        -- the peer closes a resting conn: its slot goes too
+        local d = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        d:write("y\n")
+        assert.equal("y", d:read())
+        assert.equal(1, s:active())
+        d:close()
+        for _ = 1, 100 do
+          if s:active() == 0 then break end
+          task.sleep(0.01)
+        end
+        assert.equal(0, s:active())
+        -- close_idle closes resting conns only
+        local e = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        e:write("z\n")
+        assert.equal("z", e:read())
+        assert.equal(1, s:close_idle())
+        assert.same({nil, "closed"}, {e:read()})
+        e:close()
+        stop(s)
+      end)
+    end)
+
+    it("a resting conn counts as idle; a conn not served cannot rest",
+      function()
+      run_task(function()
+        local core = require "net.core"
+        local held = {}
+        local s, port = echo_server(function(c)
+          held[1] = c
+          c:write(c:read(), "\n")
+          if c:rest() then return end
+        end)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        c:write("x\n")
+        assert.equal("x", c:read())
+        task.sleep(0.02)
+        assert.is_true(core.idle_for(held[1]) >= 0)
+        -- already resting: a second rest does nothing
+        assert.is_false(held[1]:rest())
+        -- a conn no server serves cannot rest; nor can a closed one
+        assert.is_false(c:rest())
+        assert.is_nil(core.idle_for(c))
+        c:close()
+        assert.is_false(c:rest())
+        stop(s)
+      end)
+    end)
+  end)
+
   describe("udp", function()
     it("sendto / recvfrom on loopback, with a timeout", function()
       run_task(function()

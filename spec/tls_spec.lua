@@ -694,6 +694,37 @@ describe("https", function()
   setup(function() c = T.certs() end)
   after_each(assert_clean)
 
+  it("a TLS conn rests between lines (conn:rest): no task, then a new one",
+    function()
+    local rounds = {}
+    local s, port = tls_server(server_opts(), function(conn)
+      rounds[#rounds + 1] = coroutine.running()
+      while true do
+        local l = conn:read()
+        if not l then return end
+        conn:write(l:upper(), "\n")
+        if conn:rest() then return end
+      end
+    end)
+    run_task(function()
+      local conn = assert(net.connect("localhost", port,
+        {tls = {ca = c.ca}, timeout = 5}))
+      for i = 1, 3 do
+        conn:write("line " .. i .. "\n")
+        assert.equal("LINE " .. i, conn:read())
+      end
+      assert.equal(3, #rounds)
+      assert.are_not.equal(rounds[2], rounds[3])
+      conn:close()
+      for _ = 1, 100 do
+        if s:active() == 0 then break end
+        task.sleep(0.01)
+      end
+      assert.equal(0, s:active())
+      s:close()
+    end)
+  end)
+
   it("http.listen{tls} serves curl --cacert, keep-alive reused", function()
     local srv = assert(http.listen{port = 0, tls = server_opts(),
       handler = function(_, res) res:send(200, "secure\n") end})

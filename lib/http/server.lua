@@ -710,6 +710,10 @@ local function serve_conn(srv, conn)
     if res._close or req.close or not drain(req) then return end
     -- a closed server keeps no connection for a next request
     if srv._net:is_closed() then return end
+    -- nothing more buffered: the conn waits for the next request in C,
+    -- with no task and no buffer (net's conn:rest); serve_conn runs
+    -- again, in a new task, when it comes
+    if r.pos > #r.buf and conn:rest() then return end
   end
 end
 
@@ -726,6 +730,7 @@ Server.__name = "http.server"
 function Server:close()
   local r = self._net:close()
   for conn in pairs(self._idle) do conn:close() end
+  self._net:close_idle()
   return r
 end
 function Server:sockname() return self._net:sockname() end
