@@ -408,7 +408,9 @@ static int parse(lua_State *L, int request) {
     for (q = line; q < le; q++)
       if (*q == '\r' || *q == '\0')
         return bad(L, 400, *q ? "bare CR" : "NUL in start line");
-    lua_createtable(L, 0, 8);
+    /* a request gets room for what http.server adds (path, query_string,
+    ** _reader, has_body, _left, _length, _done): no rehash */
+    lua_createtable(L, 0, request ? 16 : 8);
     st = request ? request_line(L, &h, line, le, &why)
                  : status_line(L, &h, line, le, &why);
     if (st) return bad(L, st, why);

