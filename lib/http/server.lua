@@ -310,11 +310,24 @@ end
 -- The head, as a string; decides the framing: length given (a number
 -- or nil), else chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
 local out = {} -- build_head's buffer (it never waits: one is enough)
+-- Status lines and small Content-Length values, as strings made once (a
+-- number in a concat is formatted each time).
+local STATUS_LINE = setmetatable({}, {__index = function(t, status)
+  local v = "HTTP/1.1 " .. status .. " " .. (REASON[status] or "Unknown") ..
+    "\r\n"
+  t[status] = v
+  return v
+end})
+local LENGTH_LINE = setmetatable({}, {__index = function(t, n)
+  local v = "Content-Length: " .. n .. "\r\n"
+  if n < 4096 then t[n] = v end
+  return v
+end})
+local date_s, date_line -- the Date field, made once a second
 local function build_head(self, length)
   local req, status = self._req, self._status
-  out[1], out[2], out[3], out[4], out[5] = "HTTP/1.1 ", status, " ",
-    REASON[status] or "Unknown", "\r\n"
-  local n = 5
+  out[1] = STATUS_LINE[status]
+  local n = 1
   local has_date, cl = false, nil
   local list = self._headers
   for i = 1, #list, 3 do
@@ -330,8 +343,10 @@ local function build_head(self, length)
     n = n + 4
   end
   if not has_date then
-    out[n + 1], out[n + 2], out[n + 3] = "Date: ", common.date(), "\r\n"
-    n = n + 3
+    local d = common.date()
+    if d ~= date_s then date_s, date_line = d, "Date: " .. d .. "\r\n" end
+    n = n + 1
+    out[n] = date_line
   end
   if no_body_status(status) then
     self._length = 0
@@ -339,8 +354,8 @@ local function build_head(self, length)
     self._length = cl
   elseif length then
     self._length = length
-    out[n + 1], out[n + 2], out[n + 3] = "Content-Length: ", length, "\r\n"
-    n = n + 3
+    out[n + 1] = LENGTH_LINE[length]
+    n = n + 1
   elseif req.version == "HTTP/1.1" then
     self._chunked = true
     out[n + 1] = "Transfer-Encoding: chunked\r\n"
@@ -407,7 +422,7 @@ M.accepts_gzip = accepts_gzip
 -- Decide once per response whether its body is gzipped; a type that could
 -- be gets "Vary: Accept-Encoding" either way.
 local function plan_gzip(self)
-  local gz = self._req._server.gzip
+  local gz = self._req._reader.srv.gzip
   if not gz or self._gz_planned then return false end
   self._gz_planned = true
   local status = self._status
@@ -453,7 +468,7 @@ function Response:write(...)
   if not self.head_sent then
     if plan_gzip(self) then
       start_gzip(self)
-      self._gz = core.gzip(self._req._server.gzip.level)
+      self._gz = core.gzip(self._req._reader.srv.gzip.level)
     end
     head = build_head(self, nil)
   end
@@ -523,7 +538,7 @@ function Response:send(status, body)
   end
   body = body or ""
   self._sent = #body
-  local gz = plan_gzip(self) and self._req._server.gzip
+  local gz = plan_gzip(self) and self._req._reader.srv.gzip
   if gz and #body >= gz.min_size then
     start_gzip(self)
     local z = core.gzip(gz.level)
@@ -701,7 +716,7 @@ local function new_request(srv, r, h)
     end
   end
   if not req._done and h.version == "HTTP/1.1" then
-    local expect = h.headers.expect
+    local expect = rawget(h.headers, "expect")
     if expect and lower(expect) == "100-continue" then req._expect = true end
   end
   return req
