@@ -415,11 +415,22 @@ static int parse(lua_State *L, int request) {
                  : status_line(L, &h, line, le, &why);
     if (st) return bad(L, st, why);
   }
-  lua_createtable(L, 0, 8);
-  hidx = lua_gettop(L);
-  lua_createtable(L, 16, 0);
-  fidx = lua_gettop(L);
   hb = lf + 1;
+  {
+    /* the tables sized for the fields there are (counted up to the empty
+    ** line, max_fields at most): no rehash, no empty room */
+    int nf = 0;
+    const char *q = hb, *ql;
+    while (nf <= max_fields && (ql = eol(q, end)) != NULL &&
+           trim_cr(q, ql) != q) {
+      nf++;
+      q = ql + 1;
+    }
+    lua_createtable(L, 0, nf);
+    hidx = lua_gettop(L);
+    lua_createtable(L, 2 * nf, 0);
+    fidx = lua_gettop(L);
+  }
   for (p = hb;;) {
     const char *le;
     lf = eol(p, end);
