@@ -202,19 +202,21 @@ static int field(lua_State *L, head *h, const char *s, const char *e,
   }
   lua_pushlstring(L, s, nl);
   lua_rawseti(L, fidx, 2 * n - 1);
-  lua_pushlstring(L, v, (size_t)(ve - v));
-  lua_rawseti(L, fidx, 2 * n);
-  lua_pushlstring(L, lname, nl);           /* key */
+  lua_pushlstring(L, v, (size_t)(ve - v)); /* value (made once) */
   lua_pushvalue(L, -1);
-  if (lua_rawget(L, hidx) == LUA_TSTRING) { /* key old */
+  lua_rawseti(L, fidx, 2 * n);
+  lua_pushlstring(L, lname, nl);           /* value key */
+  lua_pushvalue(L, -1);
+  if (lua_rawget(L, hidx) == LUA_TSTRING) { /* value key old */
     lua_pushliteral(L, ", ");
-    lua_pushlstring(L, v, (size_t)(ve - v));
-    lua_concat(L, 3);                       /* key "old, new" */
+    lua_pushvalue(L, -4);
+    lua_concat(L, 3);                       /* value key "old, new" */
   } else {
     lua_pop(L, 1);
-    lua_pushlstring(L, v, (size_t)(ve - v));
+    lua_pushvalue(L, -2);                   /* value key value */
   }
   lua_rawset(L, hidx);
+  lua_pop(L, 1);
   return 0;
 }
 
