@@ -120,9 +120,20 @@ int net_conn_init_done(lua_State *L, conn *c, int r) {
   return r;
 }
 
+/* The metatables of the kinds are also kept under light userdata keys
+** (&net_tnames[kind]): checking a conn argument (every method call) then
+** needs no string look-up. */
 conn *net_to_conn(lua_State *L, int idx, int kind) {
-  conn **ud = (conn **)luaL_checkudata(L, idx, net_tnames[kind]);
-  return *ud;
+  conn **ud = (conn **)lua_touserdata(L, idx);
+  if (ud != NULL && lua_getmetatable(L, idx)) {
+    int same;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &net_tnames[kind]);
+    same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (same) return *ud;
+  }
+  luaL_typeerror(L, idx, net_tnames[kind]);
+  return NULL;
 }
 
 /* }====================================================== */
@@ -522,6 +533,8 @@ static int core_configure(lua_State *L) {
 static void new_kind(lua_State *L, int module, int kind,
                      const luaL_Reg *methods, const char *field) {
   luaL_newmetatable(L, net_tnames[kind]);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &net_tnames[kind]);
   lua_newtable(L);
   luaL_setfuncs(L, methods, 0);
   lua_pushvalue(L, -1);

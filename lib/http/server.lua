@@ -271,9 +271,9 @@ local function set_header(self, name, value, add, fname)
       :format(fname, name), 3)
   end
   local list = self._headers
-  if not add then remove_header(list, key) end
+  if not add and list[1] ~= nil then remove_header(list, key) end
   if value == nil then return self end
-  value = header_value(value, fname)
+  if type(value) ~= "string" then value = header_value(value, fname) end
   local ok, why = field_ok(name, value)
   if not ok then
     error(("bad argument to '%s' (%s: %s)"):format(fname, name, why), 3)
@@ -323,7 +323,8 @@ local LENGTH_LINE = setmetatable({}, {__index = function(t, n)
   if n < 4096 then t[n] = v end
   return v
 end})
-local date_s, date_line -- the Date field, made once a second
+local os_time = os.time
+local date_t, date_line -- the Date field, made once a second
 local function build_head(self, length)
   local req, status = self._req, self._status
   out[1] = STATUS_LINE[status]
@@ -343,8 +344,10 @@ local function build_head(self, length)
     n = n + 4
   end
   if not has_date then
-    local d = common.date()
-    if d ~= date_s then date_s, date_line = d, "Date: " .. d .. "\r\n" end
+    local t = os_time()
+    if t ~= date_t then
+      date_t, date_line = t, "Date: " .. common.date() .. "\r\n"
+    end
     n = n + 1
     out[n] = date_line
   end
@@ -538,7 +541,9 @@ function Response:send(status, body)
   end
   body = body or ""
   self._sent = #body
-  local gz = plan_gzip(self) and self._req._reader.srv.gzip
+  local req = self._req
+  local gz = req._reader.srv.gzip
+  gz = gz and plan_gzip(self) and gz
   if gz and #body >= gz.min_size then
     start_gzip(self)
     local z = core.gzip(gz.level)
@@ -546,8 +551,12 @@ function Response:send(status, body)
     z:close()
   end
   local head = build_head(self, #body)
-  if body_allowed(self) and body ~= "" then send_raw(self, head, body)
-  else send_raw(self, head) end
+  if body ~= "" and req.method ~= "HEAD" and not no_body_status(self._status)
+  then
+    send_raw(self, head, body)
+  else
+    send_raw(self, head)
+  end
   self.finished = true
   return self
 end
@@ -789,7 +798,9 @@ local function serve_conn(srv, conn)
       if not ok then return end
     end
     if srv.log then access_log(srv, req, res) end
-    if res._close or req.close or not drain(req) then return end
+    if res._close or req.close or not (req._done or drain(req)) then
+      return
+    end
     -- a closed server keeps no connection for a next request
     if srv._net:is_closed() then return end
   end
