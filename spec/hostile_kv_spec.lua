@@ -94,7 +94,11 @@ describe("kv_server.lua against one hostile client", function()
       local took = task.now() - t0
       local worst = p.finish()
       assert.is_true(took < 5, ("the patterns took %.1f s"):format(took))
-      assert.is_true(worst < 1.5, ("a PING waited %.1f s"):format(worst))
+      -- (a slow, shared machine stretches both; a PING stuck behind the
+      -- patterns would wait about as long as they all took)
+      assert.is_true(worst < math.max(1.5, took / 2),
+        ("a PING waited %.1f s of the %.1f s the patterns took"):format(
+          worst, took))
       c:close()
     end, 60)
     run_task(function()

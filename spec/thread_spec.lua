@@ -130,17 +130,21 @@ describe("task.thread", function()
     assert.is_true(spins > 0)
     assert.is_true(elapsed >= 0.9, "thread returned too early")
     assert.is_true(ticks >= 50, "only " .. ticks .. " ticks")
-    -- A loop blocked by the computation would be ~1000 ms late. The bound
-    -- is 50 ms for every tick but the worst one, which may meet a
-    -- scheduler hiccup of this shared 2-core machine (more under ASan).
+    -- A loop blocked by the computation would give a handful of ticks,
+    -- one of them ~1000 ms late. A loop that keeps ticking has most ticks
+    -- on time: the bound is on the median and the tenth worst (a shared
+    -- 2-core machine, more so under ASan, has scheduler hiccups that make
+    -- a few ticks late), and the worst stays well under the second.
     table.sort(late, function(a, b) return a > b end)
     local bound = os.getenv("LUAHOST_ASAN") and 100 or 50
-    assert.is_true(late[1] < 500, ("a tick came %.1f ms late"):format(late[1]))
-    assert.is_true(late[2] < bound, ("ticks came %.1f and %.1f ms late"):
-      format(late[1], late[2]))
+    assert.is_true(late[1] < 700, ("a tick came %.1f ms late"):format(late[1]))
+    assert.is_true(late[#late // 2] < bound / 2,
+      ("half the ticks came %.1f ms late"):format(late[#late // 2]))
+    assert.is_true(late[10] < bound, ("ten ticks came %.1f ms late or more")
+      :format(late[10]))
     if os.getenv("SPEC_VERBOSE") then
-      print(("\nthread: %d ticks in %.2fs, latest %.1f ms, then %.1f ms")
-        :format(ticks, elapsed, late[1], late[2]))
+      print(("\nthread: %d ticks in %.2fs, latest %.1f ms, tenth %.1f ms")
+        :format(ticks, elapsed, late[1], late[10]))
     end
   end)
 

@@ -112,6 +112,41 @@ if ok_busted and busted.subscribe then
 end
 -- }=====
 
+-- {===== finally: every cleanup runs
+-- busted keeps only the last function given to finally() in a test, so a
+-- test that starts two processes and registers a stop for each would leak
+-- the first one (a workers test left an echo.lua running after every
+-- suite). Each test's finally() here collects its functions and runs them
+-- all, last registered first, even when one fails; the first error is the
+-- test's.
+if ok_busted and busted.subscribe then
+  busted.subscribe({"test", "start"}, function(element)
+    local env = element.env
+    local register = env and env.finally
+    if register then
+      local fns = {}
+      env.finally = function(fn)
+        if type(fn) ~= "function" then
+          error("finally: function expected, got " .. type(fn), 2)
+        end
+        fns[#fns + 1] = fn
+        if #fns == 1 then
+          register(function()
+            local first
+            for i = #fns, 1, -1 do
+              local ok, err = pcall(fns[i])
+              if not ok and first == nil then first = err end
+            end
+            if first ~= nil then error(first, 0) end
+          end)
+        end
+      end
+    end
+    return nil, true
+  end)
+end
+-- }=====
+
 function assert_clean()
   local errors = {}
   local stray = stray_files()
