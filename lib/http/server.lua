@@ -771,8 +771,11 @@ local function serve_conn(srv, conn)
       return
     end
     local req = new_request(srv, r, h)
-    local res = setmetatable({_conn = conn, _req = req, _headers = {}},
-      Response)
+    -- (every field a plain response sets, so that its table is made
+    -- once at its size)
+    local res = setmetatable({_conn = conn, _req = req, _headers = {},
+      _sent = 0, _length = false, _close = false, head_sent = false,
+      finished = false}, Response)
     conn:settimeout(T.write)
     local ok, err = xpcall(handler, traceback, req, res)
     if ok and res.upgraded then return end -- the connection is theirs
