@@ -552,39 +552,41 @@ local function round(slot, handler, conn, first)
   handler(conn)
 end
 
--- Rest workers: a light task whose round ended waits in net.core's pool
--- (rest_pool: parked, nothing else registered) to run the next round of
--- any served conn: input on a resting conn resumes one straight from C,
--- an accept hands it its first round (rest_run). No coroutine is made per
--- round. At most 64 wait; the others end.
+-- Rest workers: a light task whose round ended with its conn resting
+-- waits here (a plain yield, nothing registered) to serve the next round
+-- of any rested conn: no coroutine is made per round. At most POOL_MAX
+-- wait; the others end.
+local pool, npool, POOL_MAX = {}, 0, 64
 local start_round
 local is_light = private.task.is_light
-local coroutine_running = coroutine.running
-local rest_pool, rest_run = core.rest_pool, core.rest_run
+local coroutine_running, coroutine_yield =
+  coroutine.running, coroutine.yield
 
 local function worker(slot, handler, conn, first)
   while true do
-    if slot then round(slot, handler, conn, first) end
-    if not is_light(coroutine_running()) then return end
+    round(slot, handler, conn, first)
+    local co = coroutine_running()
+    if npool >= POOL_MAX or not is_light(co) then return end
+    npool = npool + 1
+    pool[npool] = co
     -- nothing kept while it waits (the stack is traversed)
-    slot, handler = nil, nil -- luacheck: ignore 311
-    conn, first = rest_pool()
-    if not conn then return end
-    slot = roles[conn]
-    if getmetatable(slot) == Slot and slot.st.conns[conn] == slot then
-      slot.resting = false
-      handler = slot.st.handler
-    else -- (cannot happen: only served conns are given)
-      slot = nil
-      conn:close()
-    end
+    slot, handler, conn = nil, nil, nil -- luacheck: ignore 311
+    repeat -- (only start_round resumes it, with a slot)
+      slot, handler, conn, first = coroutine_yield()
+    until getmetatable(slot) == Slot
   end
 end
 
 -- Run a round (the first: first = true) in a waiting rest worker, or in
 -- a new light task.
+local resume = private.resume
 start_round = function(slot, handler, conn, first)
-  if rest_run(conn, first) then return end
+  if npool > 0 then
+    local co = pool[npool]
+    pool[npool] = nil
+    npool = npool - 1
+    return resume(co, slot, handler, conn, first)
+  end
   return spawn_light(worker, slot, handler, conn, first)
 end
 
@@ -622,8 +624,7 @@ function Conn:rest(timeout)
     return false
   end
   local st = slot.st
-  if not core_rest(self, timeout and ms(timeout) or st.idle, st.rest, true)
-  then
+  if not core_rest(self, timeout and ms(timeout) or st.idle, st.rest) then
     return false
   end
   slot.resting = true
@@ -711,7 +712,6 @@ function Server:serve(handler)
   if st == nil then argerror(1, "serve", "net.server expected") end
   local accept = core_accept
   st.rest = st.rest or rest_callback(st, handler)
-  st.handler = st.handler or handler
   while true do
     local conn, err = accept(self)
     if conn then

@@ -163,10 +163,6 @@ static void rest_wake(lua_State *L, conn *c) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->rref);
   net_unanchor(L, c->iref);
   net_unanchor(L, c->rref);
-  if (err == NULL && c->rpooled && net_pool_run(L, c->K, -1, 0)) {
-    lua_pop(L, 2); /* a waiting worker took the round */
-    return;
-  }
   if (err) lua_pushstring(L, err); else lua_pushnil(L);
   lh_call(ctx, 2);
 }

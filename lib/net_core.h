@@ -113,9 +113,6 @@ struct core {
   uint64_t armed_due;
   sleeper *free_sleepers, *all_sleepers;
   int parked_ref;       /* parked coroutine -> its sleeper (core.park) */
-  int pool_ref;         /* rest workers waiting for a round (net_read.c) */
-  int npool;
-  lua_State *handoff;   /* the worker being given a round */
   size_t maxline, hwm;  /* defaults, set by net.lua */
   lua_Integer nsends;   /* net_send calls, for core.stats */
   char rbuf[RBUF_SIZE];
@@ -290,7 +287,6 @@ struct conn {
   unsigned char skipline;
   unsigned char resting; /* rest: waits in C for input, no task (see
                             net_read.c) */
-  unsigned char rpooled; /* rest: input goes to a pooled worker first */
   unsigned char vbuf;    /* VBUF_NO (default), VBUF_FULL, VBUF_LINE */
 };
 
@@ -319,9 +315,6 @@ int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
                     lua_KFunction k, const char *what);
 int net_park_writer(lua_State *L, conn *c, int flush, lua_KFunction k,
                     const char *what);
-/* Give the round of the conn at idx (on L) to a pooled rest worker:
-** 1, or 0 when none waits (see net_read.c). */
-int net_pool_run(lua_State *L, core *K, int idx, int first);
 /* The reader's deadline (lazy: see net_park_reader), also a resting
 ** conn's. */
 void net_rd_fire(core *K, tmo *t);

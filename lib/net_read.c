@@ -383,18 +383,16 @@ static int conn_recv(lua_State *L) {
 /* {====================================================== rest */
 
 /*
-** rest(conn, ms, fn [, pooled]): between two requests, a server's
-** connection waits here with no task, no coroutine and no input buffer:
-** the conn and fn are anchored in two registry slots, the socket keeps
-** reading, and the first thing to tell calls fn(conn, err) from the loop
-** (as a callback: it must not fail, nor wait): err is nil when input
-** arrived (the task fn starts reads it straight from the shared read
-** buffer), else "closed" (the peer's end of input, or conn:close()),
-** "timeout" (ms passed with nothing, ms < 0: never) or the error. Then
-** the conn no longer rests. pooled: input goes to a waiting rest worker
-** first (see below), fn only when none waits. Returns false, doing
-** nothing, when the conn cannot rest: input is buffered already
-** (pipelining: read it), an error or the end of input
+** rest(conn, ms, fn): between two requests, a server's connection waits
+** here with no task, no coroutine and no input buffer: the conn and fn
+** are anchored in two registry slots, the socket keeps reading, and the
+** first thing to tell calls fn(conn, err) from the loop (as a callback:
+** it must not fail, nor wait): err is nil when input arrived (the task fn
+** starts reads it straight from the shared read buffer), else "closed"
+** (the peer's end of input, or conn:close()), "timeout" (ms passed with
+** nothing, ms < 0: never) or the error. Then the conn no longer rests.
+** Returns false, doing nothing, when the conn cannot rest: input is
+** buffered already (pipelining: read it), an error or the end of input
 ** is pending, a task waits to read it, or it is closed.
 */
 static void anchor_top(lua_State *L, int *ref) {
@@ -407,7 +405,6 @@ static void anchor_top(lua_State *L, int *ref) {
 static int core_rest(lua_State *L) {
   conn *c = net_to_conn(L, 1, K_STREAM);
   lua_Integer ms = luaL_checkinteger(L, 2);
-  int pooled = lua_toboolean(L, 4);
   luaL_checktype(L, 3, LUA_TFUNCTION);
   if (!LIVE(c) || c->rlen > 0 || c->rerr || c->cstatus == 1 || c->resting ||
       (c->rco != NULL && lua_status(c->rco) == LUA_YIELD)) {
@@ -436,85 +433,13 @@ static int core_rest(lua_State *L) {
   c->rtimed = 0;
   c->rsince = net_now(c->K);
   c->resting = 1;
-  c->rpooled = (unsigned char)pooled;
   uv_ref(c->h->uv); /* as a task waiting to read would */
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/*
-** The pool of rest workers (net.lua): tasks that ended a round and wait,
-** parked here with nothing else registered, to run the next round of any
-** resting conn. With rest(conn, ms, fn, true), input on conn goes straight
-** to one of them (resumed with conn, false) instead of through fn; fn
-** still gets everything else, and the input when none waits.
-*/
-#define REST_POOL 64
-
-static int pool_k(lua_State *L, int status, lua_KContext kc) {
-  core *K = net_getcore(L);
-  (void)status;
-  if (K->handoff != L) { /* a stray resume: stay in the pool */
-    lua_settop(L, 0);
-    return lua_yieldk(L, 0, kc, pool_k);
-  }
-  K->handoff = NULL;
-  return lua_gettop(L); /* conn, first */
-}
-
-/* rest_pool(): wait in the pool for a round: conn, first; false at once
-** when REST_POOL workers wait already (the caller then ends). */
-static int core_rest_pool(lua_State *L) {
-  core *K = net_getcore(L);
-  net_need_task(L, K, "rest_pool");
-  if (K->npool >= REST_POOL) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, K->pool_ref);
-  lua_pushthread(L);
-  lua_rawseti(L, -2, ++K->npool);
-  lua_settop(L, 0);
-  return lua_yieldk(L, 0, 0, pool_k);
-}
-
-int net_pool_run(lua_State *L, core *K, int idx, int first) {
-  lua_State *co;
-  if (K->npool == 0) return 0;
-  idx = lua_absindex(L, idx);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, K->pool_ref);
-  lua_rawgeti(L, -1, K->npool); /* pool co: co stays anchored here */
-  co = lua_tothread(L, -1);
-  lua_pushnil(L);
-  lua_rawseti(L, -3, K->npool--);
-  if (co == NULL || lua_status(co) != LUA_YIELD ||
-      !lua_checkstack(co, 2)) {
-    lua_pop(L, 2);
-    return 0;
-  }
-  lua_pushvalue(L, idx);
-  lua_pushboolean(L, first);
-  lua_xmove(L, co, 2);
-  K->handoff = co;
-  lh_resume(K->ctx, co, 2);
-  if (K->handoff == co) K->handoff = NULL;
-  lua_pop(L, 2);
-  return 1;
-}
-
-/* rest_run(conn, first): give conn's round to a waiting worker: true, or
-** false when none waits. */
-static int core_rest_run(lua_State *L) {
-  net_to_conn(L, 1, K_STREAM);
-  lua_pushboolean(L, net_pool_run(L, net_getcore(L), 1,
-                                  lua_toboolean(L, 2)));
-  return 1;
-}
-
 static const luaL_Reg rest_functions[] = {
   {"rest", core_rest},
-  {"rest_pool", core_rest_pool},
-  {"rest_run", core_rest_run},
   {NULL, NULL}
 };
 

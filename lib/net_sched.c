@@ -464,8 +464,6 @@ void net_sched_init(lua_State *L, core *K) {
   lh_ctx *ctx = K->ctx;
   lua_newtable(L);
   K->parked_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);
-  K->pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   uv_timer_init(ctx->loop, &K->timer);
   uv_unref((uv_handle_t *)&K->timer);
   K->timer.data = K;
