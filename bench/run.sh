@@ -16,7 +16,9 @@
 # memory case, default 10000), BENCH_README (where to write, default
 # bench/README.md; "-" for nowhere), BENCH_ONLY (a subset of servers and
 # cases, e.g. "lh_net_w2 pp100 http"; the floors c and nginx always run; a
-# subset is not written to README.md unless BENCH_README is set).
+# subset is not written to README.md unless BENCH_README is set; "tls" is
+# the TLS case, bench/tls_bench.lua, which also reads BENCH_TLS_IDLE and
+# BENCH_TLS_BULK).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -303,7 +305,8 @@ stop() {
 cases=$(only "pp1 pp100 pipe stream")
 http_cases=$(only "http httpv"); http_on=$http_cases; idle_on=$(only idle)
 hidle_on=$(only hidle)
-if [ -n "$ONLY" ] && [ -z "$cases$http_on$idle_on$hidle_on" ]; then
+tls_on=$(only tls)
+if [ -n "$ONLY" ] && [ -z "$cases$http_on$idle_on$hidle_on$tls_on" ]; then
   cases="pp1 pp100 pipe stream"; http_cases="http httpv"   # servers only
   http_on=1; idle_on=1; hidle_on=1
 fi
@@ -690,6 +693,24 @@ fi
   run_hidle "$s"
 done
 
+# TLS: bench/tls_bench.lua against nginx, its own servers and clients
+# (openssl s_time, curl), the same core split, RUNS interleaved runs.
+tls_skip=""
+if [ -n "$tls_on" ]; then
+  for t in nginx openssl curl; do
+    command -v $t >/dev/null || tls_skip="${tls_skip:+$tls_skip, }$t not installed"
+  done
+  [ -x "$LUAHOST" ] || tls_skip="$LUAHOST missing"
+  if [ -n "$tls_skip" ]; then
+    say "bench: skipping the TLS case: $tls_skip"
+  else
+    say "bench: TLS: handshakes, bulk and idle memory against nginx"
+    (cd "$top" && BENCH_DURATION=$DUR BENCH_RUNS=$RUNS \
+      "$LUAHOST" bench/tls_bench.lua) >"$tmp/tls.md" ||
+      failure "TLS: bench/tls_bench.lua failed (see above)"
+  fi
+fi
+
 # {=========================================================================
 # The report
 # ==========================================================================
@@ -741,6 +762,13 @@ report() {
     echo "### Memory: $HIDLE idle HTTP keep-alive connections, each after one request (bench/http_idle.py)"
     echo
     hidle_table
+  fi
+  if [ -n "$tls_on" ]; then
+    echo
+    echo "### TLS against nginx (bench/tls_bench.lua; servers on core $SRV_CPU, clients on core $CLI_CPU)"
+    echo
+    if [ -n "$tls_skip" ]; then echo "n/a: $tls_skip"
+    else cat "$tmp/tls.md"; fi
   fi
 }
 report >"$tmp/report.md"

@@ -632,6 +632,20 @@ char *lh_readbuf(lua_State *L, size_t size) {
   return ctx->readbuf;
 }
 
+void lh_readbuf_alloc(lh_ctx *ctx, uv_buf_t *b) {
+  if (!ctx->readbuf_lent) {
+    b->base = ctx->readbuf;
+    b->len = ctx->readbuf != NULL ? ctx->readbuf_size : 0;
+  } else {
+    b->base = (char *)malloc(ctx->readbuf_size);
+    b->len = b->base != NULL ? ctx->readbuf_size : 0;
+  }
+}
+
+int lh_readbuf_owned(lh_ctx *ctx, const uv_buf_t *b) {
+  return b->base != NULL && b->base != ctx->readbuf;
+}
+
 void lh_new_metatable(lua_State *L, const char *tname, const luaL_Reg *own,
                       int flags) {
   luaL_newmetatable(L, tname);
@@ -740,90 +754,6 @@ int lh_call(lh_ctx *ctx, int nargs) {
   lua_remove(L, base); /* remove message handler */
   if (ctx->exit_requested) uv_stop(ctx->loop);
   return status;
-}
-
-/* }====================================================== */
-
-/* {====================================================== tasks */
-
-/* Push on L the message of the error value on top of co, lua.c style. */
-static const char *error_text(lua_State *L, lua_State *co) {
-  const char *msg = lua_tostring(co, -1);
-  if (msg != NULL) return lua_pushstring(L, msg);
-  if (luaL_callmeta(co, -1, "__tostring") && lua_isstring(co, -1)) {
-    msg = lua_pushstring(L, lua_tostring(co, -1));
-    lua_pop(co, 1);
-    return msg;
-  }
-  return lua_pushfstring(L, "(error object is a %s value)",
-                         luaL_typename(co, -1));
-}
-
-static void resume_anchored(lh_ctx *ctx, lua_State *co, int nargs) {
-  lua_State *L = ctx->L;
-  int nres, status = lua_resume(co, L, nargs, &nres);
-  if (status == LUA_YIELD) {
-    lua_pop(co, nres);
-    return;
-  }
-  if (status != LUA_OK && lua_touserdata(co, -1) == &exit_marker) {
-    lua_settop(co, 0);
-    uv_stop(ctx->loop); /* os.exit(code, true) inside a task */
-    return;
-  }
-  if (ctx->task_finish_ref == LUA_NOREF) { /* no task module: be plain */
-    if (status != LUA_OK) {
-      luaL_traceback(L, co, error_text(L, co), 0);
-      lh_report(lua_tostring(L, -1));
-      lua_pop(L, 2);
-      lh_fatal(ctx, 1);
-    }
-    lua_settop(co, 0);
-    return;
-  }
-  /* Finished or failed: hand the outcome to task.lua's finish hook. */
-  if (!lua_checkstack(L, nres + 4)) { /* cannot carry them: drop them */
-    lua_settop(co, 0);
-    nres = 0;
-  }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->task_finish_ref);
-  lua_pushthread(co);
-  lua_xmove(co, L, 1);
-  lua_pushboolean(L, status == LUA_OK);
-  if (status == LUA_OK) {
-    lua_xmove(co, L, nres);
-    lh_call(ctx, 2 + nres); /* finish(co, true, results...) */
-  } else {
-    /* The message with the coroutine's own traceback, taken now, before
-    ** the hook closes the coroutine; then the original error value. */
-    luaL_traceback(L, co, error_text(L, co), 0);
-    lua_remove(L, -2);   /* the bare message */
-    lua_xmove(co, L, 1); /* the error value */
-    lua_settop(co, 0);
-    lh_call(ctx, 4); /* finish(co, false, traceback, errvalue) */
-  }
-}
-
-/* A running coroutine must be anchored by its resumer: keep it on L. */
-static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
-  lua_State *L = ctx->L;
-  lua_checkstack(L, LUA_MINSTACK); /* see lh_push_cb */
-  lua_pushthread(co);
-  lua_xmove(co, L, 1);
-  resume_anchored(ctx, co, nargs);
-  lua_pop(L, 1);
-}
-
-void lh_resume(lh_ctx *ctx, lua_State *co, int nargs) {
-  if (lua_status(co) != LUA_YIELD) {
-    lua_pop(co, nargs); /* not suspended: a stale wake-up, ignore it */
-    return;
-  }
-  resume(ctx, co, nargs);
-}
-
-void lh_start(lh_ctx *ctx, lua_State *co, int nargs) {
-  resume(ctx, co, nargs);
 }
 
 /* }====================================================== */

@@ -9,8 +9,8 @@
 **   checks    - argument checks that raise naming the argument;
 **   handles   - userdata <-> libuv handle, anchoring, callback slots;
 **   requests  - libuv requests that carry a callback and anchored data;
-**   dispatch  - lh_call, the single entry point for every call into Lua;
-**   tasks     - lh_resume, resuming a task coroutine from C.
+**   dispatch  - lh_call, the single entry point for every call into Lua
+**               (resuming a task is the scheduler's: lib/netcore.h).
 */
 #ifndef LH_COMMON_H
 #define LH_COMMON_H
@@ -42,6 +42,7 @@ typedef struct lh_ctx {
   int main_done;         /* the main task has finished */
   char *readbuf;         /* shared receive buffer (lh_readbuf), or NULL */
   size_t readbuf_size;
+  int readbuf_lent;      /* net lends it to a reader running Lua */
   int libuv_fds[4];      /* fd + 1 of each fd libuv made for itself
                             outside the loop struct (its signal lock pipe),
                             0 when unused: see lh_default_loop */
@@ -254,9 +255,17 @@ void lh_new_metatable(lua_State *L, const char *tname, const luaL_Reg *own,
 ** size bytes (raises on out of memory, so call it from Lua, e.g. in
 ** read_start/recv_start, never from alloc_cb). libuv hands the buffer to
 ** the read callback before the next alloc_cb, and callbacks cannot re-enter
-** the loop, so one buffer serves all handles with no malloc per read. The
-** memory is Lua userdata anchored in the registry: lua_close frees it. */
+** the loop, so one buffer serves all handles, uv's and net's, with no malloc
+** per read. The memory is Lua userdata anchored in the registry: lua_close
+** frees it. */
 char *lh_readbuf(lua_State *L, size_t size);
+/* An alloc_cb's buffer: the shared one; or, while net lends it to a reader
+** running Lua (readbuf_lent: lib/net_read.c) and a loop run nested there
+** reads, a malloc'd one of the same size. The read callback asks
+** lh_readbuf_owned first thing (before any Lua runs: Lua may grow the
+** shared buffer) and frees an owned one at its end. */
+void lh_readbuf_alloc(lh_ctx *ctx, uv_buf_t *b);
+int lh_readbuf_owned(lh_ctx *ctx, const uv_buf_t *b);
 /* Typed view of the uv handle. */
 #define lh_uv(h, T) ((T *)(h)->uv)
 
@@ -355,21 +364,6 @@ void lh_fatal(lh_ctx *ctx, int code);
 
 /* {====================================================== tasks */
 
-/*
-** Resume coroutine co with nargs values already pushed on co. A yield is
-** the normal case: its values are dropped. When co finishes or fails,
-** task.lua's finish hook runs as finish(co, ok, results... | err), where err
-** carries co's traceback. Resuming a coroutine that is not suspended is a
-** no-op (a cancelled task that an event still refers to).
-** Contracts: while a task waits on a C event, the C side must hold a strong
-** reference to its coroutine (a registry ref or a user value) — task.lua
-** keeps tasks only weakly; lh_resume anchors co while it runs. Before
-** pushing the resume values on co, call lua_checkstack(co, n).
-*/
-void lh_resume(lh_ctx *ctx, lua_State *co, int nargs);
-/* Start a fresh coroutine (function + nargs args on co), same outcome
-** handling as lh_resume. */
-void lh_start(lh_ctx *ctx, lua_State *co, int nargs);
 /* The error value os.exit(code, true) raises to unwind to the host. */
 void *lh_exit_marker(void);
 /* close method shared by every handle (also __close). */

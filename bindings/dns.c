@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "common.h"
+#include "sock.h"
 
 /* {====================================================== names */
 
@@ -268,10 +269,8 @@ static void check_nameinfo_addr(lua_State *L, int idx,
     luaL_argerror(L, idx, "field 'family' must be 'inet' or 'inet6'");
   lua_pop(L, 1);
   if (ip == NULL) ip = family == AF_INET6 ? "::" : "0.0.0.0";
-  if ((family != AF_INET6 &&
-       uv_ip4_addr(ip, port, (struct sockaddr_in *)ss) == 0) ||
-      (family != AF_INET &&
-       uv_ip6_addr(ip, port, (struct sockaddr_in6 *)ss) == 0))
+  if (lh_parse_ip(ip, port, ss) == 0 &&
+      (family == AF_UNSPEC || ss->ss_family == family))
     return;
   luaL_argerror(L, idx, lua_pushfstring(L, "invalid IP address '%s'", ip));
 }

@@ -453,14 +453,21 @@ static void random_cb(uv_random_t *req, int status, void *buf, size_t len) {
 }
 
 /* random(len[, flags[, cb]]): len random bytes; with cb, from the thread
-** pool and cb(err, bytes) later. flags must be nil or 0 (libuv has none
-** yet); luv also accepts an empty table. */
+** pool and cb(err, bytes) later. flags is nil, an integer or a table
+** (luv's reserved options). As in luv, a negative len fails with E2BIG
+** and flags other than 0 with EINVAL (libuv has none yet); a len over
+** RANDOM_MAX fails with E2BIG too (luv would try to allocate it). */
 static int misc_random(lua_State *L) {
-  size_t len = (size_t)lh_check_range(L, 1, 0, RANDOM_MAX);
+  lua_Integer n = luaL_checkinteger(L, 1);
+  size_t len;
   int rc, t = lua_type(L, 2);
-  if (t == LUA_TNUMBER) lh_check_range(L, 2, 0, 0);
-  else if (t != LUA_TNONE && t != LUA_TNIL && t != LUA_TTABLE)
-    luaL_typeerror(L, 2, "nil or 0");
+  if (t == LUA_TNUMBER) {
+    if (luaL_checkinteger(L, 2) != 0) return lh_fail(L, UV_EINVAL);
+  } else if (t != LUA_TNONE && t != LUA_TNIL && t != LUA_TTABLE) {
+    luaL_typeerror(L, 2, "nil, integer or table");
+  }
+  if (n < 0 || n > RANDOM_MAX) return lh_fail(L, UV_E2BIG);
+  len = (size_t)n;
   if (lh_opt_callable(L, 3)) {
     lh_req *r;
     void *buf = malloc(len ? len : 1);

@@ -20,8 +20,10 @@
 
 #include "common.h"
 
-/* Value types. */
-enum { T_BOOL, T_INT, T_LINGER, T_SECS, T_TYPE, T_FAMILY };
+/* Value types. T_TTL and T_HOPS are integers in 1..255 and 0..255, the
+** ranges libuv's uv_udp_set_ttl and uv_udp_set_multicast_ttl take: net's
+** udp sockets set them here too. */
+enum { T_BOOL, T_INT, T_LINGER, T_SECS, T_TYPE, T_FAMILY, T_TTL, T_HOPS };
 
 /* Levels: LV_IP picks IPPROTO_IP/opt or IPPROTO_IPV6/opt6 by the socket's
 ** family (ttl, tos, multicast...): one name for both families. */
@@ -48,7 +50,8 @@ static const sockopt options[] = {
   {"maxseg", LV_TCP, TCP_MAXSEG, 0, T_INT, 0},
   {"multicast_loop", LV_IP, IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP, T_BOOL,
    0},
-  {"multicast_ttl", LV_IP, IP_MULTICAST_TTL, IPV6_MULTICAST_HOPS, T_INT, 0},
+  {"multicast_ttl", LV_IP, IP_MULTICAST_TTL, IPV6_MULTICAST_HOPS, T_HOPS,
+   0},
   {"nodelay", LV_TCP, TCP_NODELAY, 0, T_BOOL, 0},
   {"oobinline", LV_SOCKET, SO_OOBINLINE, 0, T_BOOL, 0},
   {"priority", LV_SOCKET, SO_PRIORITY, 0, T_INT, 0},
@@ -62,7 +65,7 @@ static const sockopt options[] = {
   {"sndbuf", LV_SOCKET, SO_SNDBUF, 0, T_INT, 0},
   {"sndtimeo", LV_SOCKET, SO_SNDTIMEO, 0, T_SECS, 0},
   {"tos", LV_IP, IP_TOS, IPV6_TCLASS, T_INT, 0},
-  {"ttl", LV_IP, IP_TTL, IPV6_UNICAST_HOPS, T_INT, 0},
+  {"ttl", LV_IP, IP_TTL, IPV6_UNICAST_HOPS, T_TTL, 0},
   {"type", LV_SOCKET, SO_TYPE, 0, T_TYPE, 1},
   {"user_timeout", LV_TCP, TCP_USER_TIMEOUT, 0, T_INT, 0},
   {"v6only", LV_IPV6, IPV6_V6ONLY, 0, T_BOOL, 0},
@@ -168,6 +171,9 @@ static socklen_t check_value(lua_State *L, const sockopt *o, int nameidx,
     case T_SECS:
       check_secs(L, idx, &v->tv);
       return sizeof(v->tv);
+    case T_TTL: case T_HOPS:
+      v->i = (int)lh_check_range(L, idx, o->type == T_TTL, 255);
+      return sizeof(v->i);
     default:
       v->i = (int)lh_check_range(L, idx, 0, INT_MAX);
       return sizeof(v->i);

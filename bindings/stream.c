@@ -202,30 +202,31 @@ static int stream_shutdown(lua_State *L) {
 
 /* {====================================================== reading */
 
-/* The shared buffer is allocated on the first read; if that fails libuv
-** reports UV_ENOBUFS to read_cb. */
+/* The shared buffer (made by read_start through lh_readbuf); if there is
+** none libuv reports UV_ENOBUFS to read_cb. */
 static void alloc_cb(uv_handle_t *uvh, size_t suggested, uv_buf_t *buf) {
-  lh_ctx *ctx = ((lh_handle *)uvh->data)->ctx;
   (void)suggested;
-  buf->base = ctx->readbuf; /* made by read_start through lh_readbuf */
-  buf->len = ctx->readbuf != NULL ? ctx->readbuf_size : 0;
+  lh_readbuf_alloc(((lh_handle *)uvh->data)->ctx, buf);
 }
 
 /* cb(nil, data); at EOF cb() with no arguments, on error cb(err), as luv. */
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   lh_handle *h = (lh_handle *)s->data;
   lua_State *L = h->ctx->L;
-  if (nread == 0 || !lh_push_cb(h, LH_CB_EVENT)) return; /* 0: EAGAIN */
-  if (nread > 0) {
-    lua_pushnil(L);
-    lua_pushlstring(L, buf->base, (size_t)nread);
-    lh_call(h->ctx, 2);
-  } else if (nread == UV_EOF) {
-    lh_call(h->ctx, 0);
-  } else {
-    lh_push_status(L, (int)nread);
-    lh_call(h->ctx, 1);
+  int owned = lh_readbuf_owned(h->ctx, buf);
+  if (nread != 0 && lh_push_cb(h, LH_CB_EVENT)) { /* 0: EAGAIN */
+    if (nread > 0) {
+      lua_pushnil(L);
+      lua_pushlstring(L, buf->base, (size_t)nread);
+      lh_call(h->ctx, 2);
+    } else if (nread == UV_EOF) {
+      lh_call(h->ctx, 0);
+    } else {
+      lh_push_status(L, (int)nread);
+      lh_call(h->ctx, 1);
+    }
   }
+  if (owned) free(buf->base);
 }
 
 /* The callback is stored only once libuv accepted the call, so a failed

@@ -244,16 +244,38 @@ static const luaL_Reg thread_functions[] = {
   {NULL, NULL}
 };
 
+/* Push the thread metatable, made on first use: a substate may receive a
+** thread value before its code has loaded uv. */
+static void thread_mt(lua_State *L) {
+  if (luaL_newmetatable(L, THREAD_MT)) {
+    luaL_newlib(L, thread_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, thread_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, thread_eq);
+    lua_setfield(L, -2, "__eq");
+    lua_pushcfunction(L, thread_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+}
+
+int lh_thread_get(lua_State *L, int idx, uv_thread_t *tid) {
+  tbox *box = (tbox *)luaL_testudata(L, idx, THREAD_MT);
+  if (box == NULL) return 0;
+  *tid = box->tid;
+  return 1;
+}
+
+void lh_thread_push(lua_State *L, uv_thread_t tid) {
+  tbox *box = (tbox *)lua_newuserdatauv(L, sizeof(tbox), 0);
+  memset(box, 0, sizeof(*box));
+  box->tid = tid;
+  thread_mt(L);
+  lua_setmetatable(L, -2);
+}
+
 void lh_thread_open(lua_State *L) {
   luaL_setfuncs(L, thread_functions, 0);
-  luaL_newmetatable(L, THREAD_MT);
-  luaL_newlib(L, thread_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, thread_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, thread_eq);
-  lua_setfield(L, -2, "__eq");
-  lua_pushcfunction(L, thread_tostring);
-  lua_setfield(L, -2, "__tostring");
+  thread_mt(L);
   lua_pop(L, 1);
 }

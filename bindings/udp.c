@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "sock.h"
 
 /* Largest datagram payload (IPv4: 65535 - 20 - 8 = 65507); a receive slot
 ** of 64 KiB therefore always holds a whole datagram. */
@@ -169,8 +170,7 @@ static int udp_getpeername(lua_State *L) {
 static const char *check_ip(lua_State *L, int idx) {
   struct sockaddr_storage ss;
   const char *ip = lh_check_cstring(L, idx);
-  if (uv_ip4_addr(ip, 0, (struct sockaddr_in *)&ss) != 0 &&
-      uv_ip6_addr(ip, 0, (struct sockaddr_in6 *)&ss) != 0)
+  if (lh_parse_ip(ip, 0, &ss) < 0)
     luaL_argerror(L, idx, lua_pushfstring(L, "invalid IP address '%s'", ip));
   return ip;
 }
@@ -304,12 +304,16 @@ static int udp_try_send(lua_State *L) {
 /* {====================================================== receive */
 
 /* Every handle reads into the state's shared buffer (lh_readbuf), made
-** big enough by recv_start: no allocation per datagram. */
+** big enough by recv_start: no allocation per datagram. While net lends
+** it to a reader (lh_readbuf_alloc), a loop run nested there gets none:
+** libuv reports UV_ENOBUFS and the datagram waits in the kernel (chunks
+** of one recvmmsg buffer reach Lua one by one: one malloc'd buffer would
+** have no safe place to be freed). */
 static void alloc_cb(uv_handle_t *uvh, size_t suggested, uv_buf_t *buf) {
   lh_handle *h = (lh_handle *)uvh->data;
   (void)suggested;
-  buf->base = h->ctx->readbuf;
-  buf->len = get_mmsgs(h) * DGRAM_SLOT;
+  buf->base = h->ctx->readbuf_lent ? NULL : h->ctx->readbuf;
+  buf->len = buf->base != NULL ? get_mmsgs(h) * DGRAM_SLOT : 0;
 }
 
 /*

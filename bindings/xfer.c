@@ -61,7 +61,10 @@ static void check(lua_State *L, int idx, int flags, int seen, int depth,
     case LUA_TLIGHTUSERDATA:
       return;
     case LUA_TUSERDATA: {
-      void *sh = lh_async_share(L, idx);
+      uv_thread_t tid;
+      void *sh;
+      if (lh_thread_get(L, idx, &tid)) return;
+      sh = lh_async_share(L, idx);
       if (sh != NULL) {
         lh_async_release(sh);
         return;
@@ -99,7 +102,8 @@ static void check(lua_State *L, int idx, int flags, int seen, int depth,
                   "cannot copy a %s value to another thread", what(L, idx)));
   luaL_error(L, "cannot copy a %s value to or from a thread (%s)",
              what(L, idx), (flags & LH_XFER_TABLES)
-             ? "plain data only" : "nil, boolean, number, string, async");
+             ? "plain data only"
+             : "nil, boolean, number, string, thread, async");
 }
 
 /* Pass 2: write the value at idx; 0, or -1 when memory runs out. */
@@ -126,8 +130,12 @@ static int encode(lua_State *L, lh_buf *b, int idx) {
       void *p = lua_touserdata(L, idx);
       return put_tag(b, 'p') || put(b, &p, sizeof(p));
     }
-    case LUA_TUSERDATA: { /* an async: check said so */
-      void *sh = lh_async_share(L, idx);
+    case LUA_TUSERDATA: { /* a thread or an async: check said so */
+      uv_thread_t tid;
+      void *sh;
+      if (lh_thread_get(L, idx, &tid))
+        return put_tag(b, 'h') || put(b, &tid, sizeof(tid));
+      sh = lh_async_share(L, idx);
       if (sh == NULL) return -1;
       if (add_ref(b, sh) != 0) {
         lh_async_release(sh);
@@ -227,6 +235,12 @@ static int decode(lua_State *L, reader *r) {
       void *sh;
       take(L, r, &sh, sizeof(sh));
       lh_async_push(L, sh);
+      break;
+    }
+    case 'h': {
+      uv_thread_t tid;
+      take(L, r, &tid, sizeof(tid));
+      lh_thread_push(L, tid);
       break;
     }
     case 't':

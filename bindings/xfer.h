@@ -14,9 +14,10 @@
 /*
 ** Values are encoded into a malloc'd buffer that any thread may decode:
 ** nil, booleans, integers and floats (kept apart), strings, light
-** userdata, and async handles (passed by reference: the receiving state
-** gets a handle whose send wakes the original loop). Tables of those are
-** copied too when LH_XFER_TABLES is given (task.thread does; luv does not).
+** userdata, thread values (by id), and async handles (passed by
+** reference: the receiving state gets a handle whose send wakes the
+** original loop). Tables of those are copied too when LH_XFER_TABLES is
+** given (task.thread does; luv does not).
 ** An async handle in a buffer holds a reference until lh_xfer_free.
 */
 #define LH_XFER_TABLES 1   /* copy tables (no cycles, nesting <= 100) */
@@ -48,6 +49,12 @@ void lh_xfer_free(lh_buf *b);
 void *lh_async_share(lua_State *L, int idx);
 void lh_async_push(lua_State *L, void *shared);
 void lh_async_release(void *shared);
+
+/* Thread values (thread.c) cross by id, as luv copies them: the copy
+** compares equal and prints the same, but only the state that made a
+** thread can join it. get: 1 and the id if idx holds a thread value. */
+int lh_thread_get(lua_State *L, int idx, uv_thread_t *tid);
+void lh_thread_push(lua_State *L, uv_thread_t tid);
 
 /* }====================================================== */
 

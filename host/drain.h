@@ -9,14 +9,17 @@
 
 #include "runtime.h"
 
-/* Watch SIGTERM: stop accepting, let connections finish for `seconds`,
-** then exit 0 (a second SIGTERM stops a lone process at once; a worker
-** leaves that to its supervisor). With reopen_log, SIGHUP reopens the
-** --log file (after logrotate moved it). */
-void host_drain_init(lh_ctx *ctx, double seconds, int reopen_log);
+/* Watch SIGTERM: luahost.exiting() turns true at once (http.health
+** answers 503), the listeners stay open `delay` seconds more (not in a
+** worker a reload replaces), then stop accepting, let connections finish
+** for `seconds`, then exit 0 (a second SIGTERM stops a lone process at
+** once; a worker leaves that to its supervisor). With reopen_log, SIGHUP
+** reopens the --log file (after logrotate moved it). */
+void host_drain_init(lh_ctx *ctx, double seconds, double delay,
+                     int reopen_log);
 /* luahost.exiting() -> true once a drain started. */
 int host_lua_exiting(lua_State *L);
-/* luahost.on_drain(fn): call fn() when a drain starts. */
+/* luahost.on_drain(fn): call fn() when the drain closes the listeners. */
 int host_lua_on_drain(lua_State *L);
 
 #endif

@@ -7,6 +7,8 @@
 ** scripts never see (host_private_lib).
 ** See Copyright Notice in README.md
 */
+#include <string.h>
+
 #include "runtime.h"
 #include "daemon.h"
 #include "drain.h"
@@ -58,6 +60,43 @@ static int hostlib_main_done(lua_State *L) {
   return 0;
 }
 
+/* The C modules only the embedded modules use (task.lua and net.lua's
+** scheduler and sockets, task.thread's pool): not in package.preload, so
+** no script can require them and reach the plumbing. */
+static const luaL_Reg private_modules[] = {
+  {"luahost.thread", luaopen_luahost_thread},
+  {"net.core", luaopen_net_core},
+  {NULL, NULL}
+};
+
+/* Registry key of the private modules opened so far. */
+static const char private_loaded_key = 'p';
+
+/* require(name): a private C module, opened once. */
+static int hostlib_require(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  int i;
+  lua_settop(L, 1);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &private_loaded_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &private_loaded_key);
+  }
+  if (lua_getfield(L, 2, name) != LUA_TNIL) return 1;
+  for (i = 0; private_modules[i].name != NULL; i++) {
+    if (strcmp(private_modules[i].name, name) == 0) {
+      lua_pushcfunction(L, private_modules[i].func);
+      lua_pushvalue(L, 1);
+      lua_call(L, 1, 1);
+      lua_pushvalue(L, -1);
+      lua_setfield(L, 2, name);
+      return 1;
+    }
+  }
+  return luaL_error(L, "no private module '%s'", name);
+}
+
 /* The public table: only what docs/deploy.md documents. */
 static const luaL_Reg hostlib_functions[] = {
   {"exiting", host_lua_exiting},       /* drain.c */
@@ -72,6 +111,7 @@ static const luaL_Reg private_functions[] = {
   {"fatal", hostlib_fatal},
   {"main_done", hostlib_main_done},
   {"report", hostlib_report},
+  {"require", hostlib_require},
   {"resume", hostlib_resume},
   {"share", host_lua_share},           /* worker.c: a group's socket */
   {"start", hostlib_start},

@@ -402,9 +402,9 @@ int main(int argc, char **argv) {
     lh_report("cannot create state: not enough memory");
     return EXIT_FAILURE;
   }
-  if (host_is_worker() || ho.daemon || ho.pidfile)
+  if (host_is_worker() || ho.daemon || ho.pidfile || ho.drain_delay_given)
     host_drain_init(&ctx, ho.drain, /* SIGTERM drains, then exit 0 */
-                    !host_is_worker() && ho.log != NULL);
+                    ho.drain_delay, !host_is_worker() && ho.log != NULL);
   if (!host_is_worker()) host_signals_init(&ctx);
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);

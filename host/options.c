@@ -51,6 +51,18 @@ static int set_drain(host_options *ho, const char *v) {
   return 0;
 }
 
+static int set_drain_delay(host_options *ho, const char *v) {
+  char *end;
+  double d;
+  errno = 0;
+  d = strtod(v, &end);
+  if (errno != 0 || end == v || *end != '\0' || !(d >= 0) || d > 3600)
+    return bad_value("--drain-delay", v, "seconds in [0, 3600]");
+  ho->drain_delay = d;
+  ho->drain_delay_given = 1;
+  return 0;
+}
+
 static int set_daemon(host_options *ho, const char *v) {
   (void)v;
   ho->daemon = 1;
@@ -89,6 +101,10 @@ static const option_def options[] = {
    "detach; stdio to /dev/null (or --log)"},
   {"--drain", "SECS", set_drain,
    "on SIGTERM, let open connections finish for SECS (10)"},
+  {"--drain-delay", "SECS", set_drain_delay,
+   "on SIGTERM, keep listening SECS more (health checks\n"
+   "                      fail: the balancer moves away), then drain (0);\n"
+   "                      turns the drain on for a lone process"},
   {"--listen", "ADDR", set_listen,
    "bind HOST:PORT, [V6]:PORT or a path before the script\n"
    "                      runs; see luahost.listen_fds(); ADDR,proxy:\n"

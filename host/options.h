@@ -11,6 +11,9 @@
 typedef struct host_options {
   int workers;         /* --workers N: 0 = no supervisor, -1 = auto */
   double drain;        /* --drain SECONDS: grace for open connections */
+  double drain_delay;  /* --drain-delay SECONDS: listen on (health 503)
+                          this long before the drain closes listeners */
+  int drain_delay_given; /* (a lone process then drains on SIGTERM) */
   int daemon;          /* --daemon: detach from the terminal */
   const char *log;     /* --log FILE: daemon's stdout/stderr (append) */
   const char *pidfile; /* --pidfile FILE */

@@ -16,7 +16,6 @@
 #include "xfer.h"
 
 int luaopen_luahost(lua_State *L);
-int luaopen_luahost_thread(lua_State *L);
 int luaopen_tls(lua_State *L);
 
 /* {====================================================== state */
@@ -81,9 +80,7 @@ static int host_os_exit(lua_State *L) {
 static const luaL_Reg c_modules[] = {
   {"http.core", luaopen_http_core},
   {"luahost", luaopen_luahost},
-  {"luahost.thread", luaopen_luahost_thread},
   {"luv", load_luv},
-  {"net.core", luaopen_net_core},
   {"tls", luaopen_tls},
   {"uv", luaopen_uv},
   {NULL, NULL}

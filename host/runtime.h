@@ -7,6 +7,7 @@
 #define HOST_RUNTIME_H
 
 #include "../bindings/common.h"
+#include "netcore.h"
 
 #define HOST_NAME "luahost"
 #define HOST_VERSION "0.1.0"
@@ -27,10 +28,13 @@ lua_State *host_newstate(lh_ctx *ctx);
 /* The plumbing the embedded modules share, out of the scripts' reach: a
 ** table in the registry, handed to each embedded module as its second
 ** argument (`local _, private = ...`). It holds the host's functions
-** (resume, start, report, fatal, main_done, share: hostlib.c) and, once
+** (resume, start, report, fatal, main_done, share: hostlib.c), require
+** for the private C modules ("net.core", "luahost.thread": the scheduler
+** and the thread pool, which package.preload does not hold) and, once
 ** task.lua ran, its hooks in private.task (finish, adopt, own, wait...). */
 #define HOST_PRIVATE "luahost.private"
 void host_private_lib(lua_State *L);
+int luaopen_luahost_thread(lua_State *L); /* thread.c */
 /* Push private.task[name] (requiring "task" first); raises on failure. */
 void host_push_task_hook(lua_State *L, const char *name);
 /* Run the function under nargs args synchronously with a traceback

@@ -38,11 +38,17 @@ typedef struct share_req {
   struct sockaddr_storage addr; /* as asked (a sockaddr_un fits) */
 } share_req;
 
+/* A message from the supervisor that answers no request (seq 0): the
+** final stop is starting (sent just before SIGTERM), so the worker's
+** drain is not a reload's and --drain-delay applies. */
+#define SHARE_STOP_NOTICE 1
+
 typedef struct share_rep {
   uint32_t magic;
   uint32_t seq;
   int32_t status;     /* 0: the socket rides along (SCM_RIGHTS); or a
-                         negative libuv error (UV_EADDRINUSE, ...) */
+                         negative libuv error (UV_EADDRINUSE, ...); or
+                         SHARE_STOP_NOTICE (seq 0) */
 } share_rep;
 
 #endif

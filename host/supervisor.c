@@ -82,7 +82,7 @@ struct supervisor {
   char **argv;
   const char *script;
   char exe[4096];
-  double drain;
+  double drain, drain_delay;
 };
 
 static void sup_log(const char *fmt, ...)
@@ -124,6 +124,24 @@ static void signal_gen(supervisor *sup, int gen, int sig) {
       if (sig == SIGTERM) w->draining = 1;
       uv_process_kill(&w->proc, sig);
     }
+}
+
+/* Tell every live worker that the SIGTERM coming is the final stop (not
+** a reload): their --drain-delay applies. A full channel or a worker gone
+** only loses the notice (that worker then closes at once). */
+static void notify_stop(supervisor *sup) {
+  worker *w;
+  share_rep rep;
+  memset(&rep, 0, sizeof(rep));
+  rep.magic = SHARE_MAGIC;
+  rep.seq = 0;
+  rep.status = SHARE_STOP_NOTICE;
+  for (w = sup->list; w; w = w->next) {
+    ssize_t n;
+    if (w->exited) continue;
+    do n = send(w->chan_fd, &rep, sizeof(rep), MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+  }
 }
 
 static void close_if_open(uv_handle_t *h) {
@@ -168,12 +186,14 @@ static void sup_stop(supervisor *sup, int code) {
   sup->pending = 0;
   uv_timer_stop(&sup->reload_timer);
   for (i = 0; i < sup->count; i++) uv_timer_stop(&sup->slots[i].timer);
+  notify_stop(sup);
   signal_gen(sup, 0, SIGTERM);
   if (alive_count(sup) == 0) {
     sup_finish(sup);
     return;
   }
-  grace = (uint64_t)(sup->drain * 1000) + KILL_GRACE_MS;
+  grace = (uint64_t)((sup->drain + sup->drain_delay) * 1000) +
+          KILL_GRACE_MS;
   uv_timer_start(&sup->kill_timer, kill_timer_cb, grace, 0);
 }
 
@@ -622,6 +642,7 @@ int host_supervise(const host_options *ho, int argc, char **argv,
   sup.argv = argv;
   sup.script = argv[script];
   sup.drain = ho->drain;
+  sup.drain_delay = ho->drain_delay;
   sup.gen = sup.lastgen = 1;
   make_ticket_seed();
   if (uv_exepath(sup.exe, &len) != 0 || uv_loop_init(&sup.loop) != 0) {

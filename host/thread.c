@@ -305,8 +305,7 @@ static int thread_run(lua_State *L) {
   int t = lua_type(L, 1);
   luaL_argexpected(L, t == LUA_TFUNCTION || t == LUA_TSTRING, 1,
                    "function or string");
-  if (!lua_isyieldable(L)) /* task.thread checked it is a task */
-    return luaL_error(L, "thread.run must be called from a task");
+  lh_need_task(L, "thread.run");
   if (t == LUA_TFUNCTION && lua_iscfunction(L, 1))
     return luaL_argerror(L, 1, "a C function cannot run in a thread");
   p = get_pool(L, ctx);
@@ -344,7 +343,6 @@ static const luaL_Reg thread_functions[] = {
   {NULL, NULL}
 };
 
-int luaopen_luahost_thread(lua_State *L);
 int luaopen_luahost_thread(lua_State *L) {
   luaL_newlib(L, thread_functions);
   return 1;

@@ -34,7 +34,8 @@ static struct {
   int chan;           /* the channel to the supervisor (share.h) */
   uint32_t seq;       /* of the last request */
   int nth0;           /* port-0 requests so far */
-} self = {0, 0, 0, -1, 0, 0};
+  int stop_notice;    /* the supervisor said: the final stop */
+} self = {0, 0, 0, -1, 0, 0, 0};
 
 static char ticket_seed[65];
 
@@ -126,6 +127,8 @@ static int recv_rep(uint32_t seq) {
     }
     if (rep.seq != seq) { /* late: its request gave up already */
       if (fd >= 0) close(fd);
+      if (rep.seq == 0 && rep.status == SHARE_STOP_NOTICE)
+        self.stop_notice = 1;
       continue;
     }
     if (rep.status < 0) {
@@ -134,6 +137,40 @@ static int recv_rep(uint32_t seq) {
     }
     return fd >= 0 ? fd : UV_EPROTO;
   }
+}
+
+int host_worker_final_stop(void) {
+  /* No request is outstanding here (they are synchronous): whatever is
+  ** queued is the notice or late replies to drop. Bounded: the channel
+  ** holds few messages. */
+  int i;
+  for (i = 0; i < 64 && self.chan >= 0 && !self.stop_notice; i++) {
+    share_rep rep;
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    struct iovec iov = {&rep, sizeof(rep)};
+    struct msghdr mh;
+    struct cmsghdr *cm;
+    ssize_t n;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = u.buf;
+    mh.msg_controllen = sizeof(u.buf);
+    n = recvmsg(self.chan, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    cm = CMSG_FIRSTHDR(&mh);
+    if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+        cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+      close(fd);
+    }
+    if (n == (ssize_t)sizeof(rep) && rep.magic == SHARE_MAGIC &&
+        rep.seq == 0 && rep.status == SHARE_STOP_NOTICE)
+      self.stop_notice = 1;
+  }
+  return self.stop_notice;
 }
 
 /* Ask the supervisor for the socket rq describes: its fd (ours to keep),

@@ -18,6 +18,9 @@ int host_is_worker(void);
 const char *host_ticket_seed(void);
 /* The main chunk ran to its first wait: tell the supervisor (workers). */
 void host_worker_started(void);
+/* Did the supervisor announce the final stop (not a reload)? Reads the
+** channel without waiting; call when SIGTERM arrives. */
+int host_worker_final_stop(void);
 /* luahost.worker() -> id, count, generation (nothing outside a group). */
 int host_lua_worker(lua_State *L);
 /* luahost.share(kind, where, port, backlog, v6only, reuseport) -> fd |

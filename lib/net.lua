@@ -10,7 +10,7 @@ Failures a program must expect return nil, err with a short stable string
 ]]
 -- The host's plumbing and task.lua's hooks: not in any public table.
 local private = select(2, ...)
-local core = require "net.core"
+local core = private.require "net.core"
 local task = require "task"
 
 local net = {}
@@ -896,21 +896,59 @@ end
 -- }}}
 
 -- {{{ host facts (none of these waits on the network)
+-- Cold paths: Lua over uv, so that each look-up has one implementation in
+-- C (bindings/misc.c, bindings/netdb.c); net only reshapes the results
+-- and names failures as net does.
+
+local uv = require "uv"
+
+-- uv's fail (nil, "NAME: message", "NAME") as net's nil, err.
+local NOTFOUND = {EAI_NONAME = true, EAI_NODATA = true, EAI_AGAIN = true,
+  EAI_FAIL = true, EAI_PROTOCOL = true}
+local function uv_fail(_, name)
+  return nil, NOTFOUND[name] and "ENOTFOUND" or name
+end
 
 --- hostname() -> name
-function net.hostname() return core.hostname() end
+function net.hostname()
+  local name, msg, ename = uv.os_gethostname()
+  if not name then return uv_fail(msg, ename) end
+  return name
+end
 
 --- interfaces() -> {{name=, address=, family=, netmask=, internal=,
---- mac=}...}
-function net.interfaces() return core.interfaces() end
+--- mac=}...}, ordered by name
+function net.interfaces()
+  local byname, msg, ename = uv.interface_addresses()
+  if not byname then return uv_fail(msg, ename) end
+  local names, list = {}, {}
+  for name in pairs(byname) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    for _, a in ipairs(byname[name]) do
+      list[#list + 1] = {name = name, address = a.ip, family = a.family,
+        netmask = a.netmask, internal = a.internal,
+        mac = ("%02x:%02x:%02x:%02x:%02x:%02x"):format(a.mac:byte(1, 6))}
+    end
+  end
+  return list
+end
 
 --- service(name | port [, proto = "tcp"]) -> port | name | nil, err
 function net.service(what, proto)
   if type(what) ~= "string" and math.type(what) ~= "integer" then
     argerror(1, "service", "string or integer expected, got " .. type(what))
   end
-  check_type(proto, "string", 2, "service", true)
-  return core.service(what, proto)
+  proto = check_type(proto, "string", 2, "service", true) or "tcp"
+  if type(what) == "string" then
+    local se, msg, ename = uv.getservbyname(what, proto)
+    if not se then return uv_fail(msg, ename) end
+    return se.port
+  end
+  check_port(what, 1, "service")
+  local se, msg, ename = uv.getservbyport(what, proto)
+  if not se then return uv_fail(msg, ename) end
+  return se.name
 end
 
 --- protocol(name | number) -> number | name | nil, err
@@ -918,7 +956,17 @@ function net.protocol(what)
   if type(what) ~= "string" and math.type(what) ~= "integer" then
     argerror(1, "protocol", "string or integer expected, got " .. type(what))
   end
-  return core.protocol(what)
+  if type(what) == "string" then
+    local pe, msg, ename = uv.getprotobyname(what)
+    if not pe then return uv_fail(msg, ename) end
+    return pe.proto
+  end
+  if what < 0 or what > 255 then
+    argerror(1, "protocol", "integer in 0..255 expected, got " .. what)
+  end
+  local pe, msg, ename = uv.getprotobynumber(what)
+  if not pe then return uv_fail(msg, ename) end
+  return pe.name
 end
 
 -- }}}

@@ -13,7 +13,8 @@
 ** (net_was_cancelled + net_cancel_exit).
 **
 ** The files, one concern each; netcore.c opens them as bindings/uv.c does:
-**   net_sched.c     - the deadline heap on one uv_timer, the ready queue,
+**   net_sched.c     - the scheduler: resuming a task from C (lh_resume),
+**                     the deadline heap on one uv_timer, the ready queue,
 **                     sleep, yield, park and wake, the "inside a task" check;
 **   net_conn.c      - the socket object: lifetime, close, the reader and
 **                     writer slots, names, options, timeouts, addresses;
@@ -27,7 +28,6 @@
 **   net_udp.c       - datagrams, a bounded receive queue;
 **   net_proxy.c     - the PROXY protocol header (v1, v2) of an accepted
 **                     conn, read before any transport handshake;
-**   net_sys.c       - signals and host information.
 */
 #ifndef NET_CORE_H
 #define NET_CORE_H
@@ -39,7 +39,8 @@
 #include "sock.h"
 #include "netcore.h"
 
-#define RBUF_SIZE 65536        /* the shared read buffer */
+#define RBUF_SIZE 65536        /* the shared read buffer (lh_readbuf), at
+                                  least; recv's default size */
 #define RHWM (256 * 1024)      /* stop reading when this much is unread */
 #define UDP_QMAX 64            /* datagrams queued while nobody reads */
 #define LINGER_MS 10000        /* close(): time left to send queued data */
@@ -106,7 +107,8 @@ struct core {
   int n, cap;
   uint64_t seq;
   int tasks_ref;        /* task.lua's coroutine -> task table */
-  int borrowing;        /* rbuf is lent to a conn being resumed */
+  const char *lent;     /* the shared read buffer (lh_readbuf) while it is
+                           lent to a conn being resumed, or NULL */
   int armed;            /* the timer is started, for armed_due */
   int nsleep;           /* sleeping tasks: only they need the timer ref'd
                            (other waits keep their own handle ref'd) */
@@ -115,7 +117,6 @@ struct core {
   int parked_ref;       /* parked coroutine -> its sleeper (core.park) */
   size_t maxline, hwm;  /* defaults, set by net.lua */
   lua_Integer nsends;   /* net_send calls, for core.stats */
-  char rbuf[RBUF_SIZE];
 };
 
 /* The core of a function registered by an opener (upvalue 1). */
@@ -369,7 +370,6 @@ void net_listen_open(lua_State *L);
 void net_dns_open(lua_State *L);
 void net_udp_open(lua_State *L);
 void net_proxy_open(lua_State *L);
-void net_sys_open(lua_State *L);
 void net_tls_open(lua_State *L);     /* tls_conn.c */
 
 #endif

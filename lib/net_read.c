@@ -11,17 +11,13 @@
 
 /* {====================================================== buffer */
 
+/* The state's one read buffer, shared with uv's handles (lh_readbuf, made
+** at least RBUF_SIZE by net.core's opener); a malloc'd one while it is
+** lent out (a nested loop run). */
 static void alloc_cb(uv_handle_t *uvh, size_t hint, uv_buf_t *b) {
   conn *c = (conn *)((lh_handle *)uvh->data)->extra;
-  core *K = c->K;
   (void)hint;
-  if (!K->borrowing) {
-    b->base = K->rbuf;
-    b->len = RBUF_SIZE;
-  } else { /* the shared buffer is lent out (a nested loop run) */
-    b->base = (char *)malloc(RBUF_SIZE);
-    b->len = b->base ? RBUF_SIZE : 0;
-  }
+  lh_readbuf_alloc(c->K->ctx, b);
 }
 
 /* Append n bytes to c's owned input. */
@@ -72,16 +68,18 @@ void net_rstop(conn *c) {
 int net_deliver(conn *c, const char *p, size_t n) {
   core *K = c->K;
   lua_State *L = K->ctx->L;
-  if ((c->rco || c->resting) && c->rlen == 0 && !K->borrowing) {
+  if ((c->rco || c->resting) && c->rlen == 0 && !K->ctx->readbuf_lent) {
     /* Fast path: the reader (or the task a resting conn's callback
     ** starts) reads straight from p, lent while it runs;
     ** only what it leaves is copied. A nested loop run meanwhile reads
-    ** into buffers of its own (see alloc_cb). */
+    ** into buffers of its own (see lh_readbuf_alloc). */
     c->rp = p;
     c->rlen = n;
-    K->borrowing = 1;
+    K->ctx->readbuf_lent = 1;
+    K->lent = p;
     net_wake_reader(L, c);
-    K->borrowing = 0;
+    K->ctx->readbuf_lent = 0;
+    K->lent = NULL;
     if (c->rlen > 0) {
       const char *q = c->rp;
       size_t m = c->rlen;
@@ -98,7 +96,7 @@ int net_deliver(conn *c, const char *p, size_t n) {
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
   conn *c = (conn *)((lh_handle *)s->data)->extra;
   core *K = c->K;
-  int r = 0;
+  int r = 0, owned = lh_readbuf_owned(K->ctx, b);
   if (nread > 0 && !c->closed) /* (a closed conn drops input) */
     r = c->tp->on_data(c, b->base, (size_t)nread);
   else if (nread < 0)
@@ -108,7 +106,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
     net_rstop(c);
     net_wake_reader(K->ctx->L, c);
   }
-  if (b->base != NULL && b->base != K->rbuf) free(b->base);
+  if (owned) free(b->base);
   /* Nobody reads and enough is buffered: let TCP push back on the peer. */
   if (c->reading && c->rco == NULL && c->rlen >= RHWM) net_rstop(c);
 }
@@ -126,7 +124,7 @@ void net_rstart(conn *c) {
 /* An empty owned buffer is freed before parking: idle connections then
 ** hold no input memory at all. */
 static void shrink(conn *c) {
-  if (c->rlen == 0 && c->buf != NULL && c->rp != c->K->rbuf) {
+  if (c->rlen == 0 && c->buf != NULL && c->rp != c->K->lent) {
     free(c->buf);
     c->buf = NULL;
     c->rp = NULL;

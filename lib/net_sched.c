@@ -1,6 +1,8 @@
 /*
-** net_sched.c: the scheduler of net.core: the deadline heap on one uv_timer,
-** the ready queue, sleep and yield, park and wake.
+** net_sched.c: the scheduler, in one place: resuming a task from C (the
+** one path every event, deadline and wake-up takes), the deadline heap on
+** one uv_timer, the ready queue, sleep and yield, park and wake, and the
+** one check that a call may wait.
 ** See Copyright Notice in README.md
 */
 #include <stdlib.h>
@@ -8,6 +10,90 @@
 #include "net_core.h"
 
 const char net_cancel_mark = 'c', net_drop_mark = 'd';
+
+/* {====================================================== resume */
+
+/* Push on L the message of the error value on top of co, lua.c style. */
+static const char *error_text(lua_State *L, lua_State *co) {
+  const char *msg = lua_tostring(co, -1);
+  if (msg != NULL) return lua_pushstring(L, msg);
+  if (luaL_callmeta(co, -1, "__tostring") && lua_isstring(co, -1)) {
+    msg = lua_pushstring(L, lua_tostring(co, -1));
+    lua_pop(co, 1);
+    return msg;
+  }
+  return lua_pushfstring(L, "(error object is a %s value)",
+                         luaL_typename(co, -1));
+}
+
+static void resume_anchored(lh_ctx *ctx, lua_State *co, int nargs) {
+  lua_State *L = ctx->L;
+  int nres, status = lua_resume(co, L, nargs, &nres);
+  if (status == LUA_YIELD) {
+    lua_pop(co, nres);
+    return;
+  }
+  if (status != LUA_OK && lua_touserdata(co, -1) == lh_exit_marker()) {
+    lua_settop(co, 0);
+    uv_stop(ctx->loop); /* os.exit(code, true) inside a task */
+    return;
+  }
+  if (ctx->task_finish_ref == LUA_NOREF) { /* no task module: be plain */
+    if (status != LUA_OK) {
+      luaL_traceback(L, co, error_text(L, co), 0);
+      lh_report(lua_tostring(L, -1));
+      lua_pop(L, 2);
+      lh_fatal(ctx, 1);
+    }
+    lua_settop(co, 0);
+    return;
+  }
+  /* Finished or failed: hand the outcome to task.lua's finish hook. */
+  if (!lua_checkstack(L, nres + 4)) { /* cannot carry them: drop them */
+    lua_settop(co, 0);
+    nres = 0;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->task_finish_ref);
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+  lua_pushboolean(L, status == LUA_OK);
+  if (status == LUA_OK) {
+    lua_xmove(co, L, nres);
+    lh_call(ctx, 2 + nres); /* finish(co, true, results...) */
+  } else {
+    /* The message with the coroutine's own traceback, taken now, before
+    ** the hook closes the coroutine; then the original error value. */
+    luaL_traceback(L, co, error_text(L, co), 0);
+    lua_remove(L, -2);   /* the bare message */
+    lua_xmove(co, L, 1); /* the error value */
+    lua_settop(co, 0);
+    lh_call(ctx, 4); /* finish(co, false, traceback, errvalue) */
+  }
+}
+
+/* A running coroutine must be anchored by its resumer: keep it on L. */
+static void resume(lh_ctx *ctx, lua_State *co, int nargs) {
+  lua_State *L = ctx->L;
+  lua_checkstack(L, LUA_MINSTACK); /* see lh_push_cb */
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+  resume_anchored(ctx, co, nargs);
+  lua_pop(L, 1);
+}
+
+void lh_resume(lh_ctx *ctx, lua_State *co, int nargs) {
+  if (lua_status(co) != LUA_YIELD) {
+    lua_pop(co, nargs); /* not suspended: a stale wake-up, ignore it */
+    return;
+  }
+  resume(ctx, co, nargs);
+}
+
+void lh_start(lh_ctx *ctx, lua_State *co, int nargs) {
+  resume(ctx, co, nargs);
+}
+
+/* }====================================================== */
 
 /* {====================================================== deadline heap */
 
@@ -184,7 +270,7 @@ int net_cancel_exit(lua_State *L, int how) {
 static void need_task_at(lua_State *L, core *K, const char *what,
                          int level) {
   int task = 0;
-  if (K->tasks_ref != LUA_NOREF) {
+  if (K != NULL && K->tasks_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, K->tasks_ref);
     lua_pushthread(L);
     task = lua_rawget(L, -2) != LUA_TNIL;
@@ -204,6 +290,14 @@ static void need_task_at(lua_State *L, core *K, const char *what,
 }
 
 void net_need_task(lua_State *L, core *K, const char *what) {
+  need_task_at(L, K, what, 1);
+}
+
+void lh_need_task(lua_State *L, const char *what) {
+  core *K;
+  lua_getfield(L, LUA_REGISTRYINDEX, "net.core"); /* (see new_core) */
+  K = (core *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
   need_task_at(L, K, what, 1);
 }
 

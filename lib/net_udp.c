@@ -11,18 +11,29 @@
 
 /* {====================================================== udp */
 
+/* The state's one read buffer (see net_read.c); the datagram is copied
+** out before any Lua runs. */
 static void udp_alloc_cb(uv_handle_t *uvh, size_t hint, uv_buf_t *b) {
   conn *c = (conn *)((lh_handle *)uvh->data)->extra;
   (void)hint;
-  b->base = c->K->rbuf;
-  b->len = RBUF_SIZE;
+  lh_readbuf_alloc(c->K->ctx, b);
 }
+
+static void udp_take(conn *c, ssize_t nread, const uv_buf_t *b,
+                     const struct sockaddr *addr);
 
 static void udp_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *b,
                         const struct sockaddr *addr, unsigned flags) {
   conn *c = (conn *)((lh_handle *)u->data)->extra;
-  dgram *d;
+  int owned = lh_readbuf_owned(c->K->ctx, b);
   (void)flags;
+  udp_take(c, nread, b, addr);
+  if (owned) free(b->base);
+}
+
+static void udp_take(conn *c, ssize_t nread, const uv_buf_t *b,
+                     const struct sockaddr *addr) {
+  dgram *d;
   if (nread < 0) {
     c->rerr = (int)nread;
     net_wake_reader(c->K->ctx->L, c);
@@ -231,11 +242,13 @@ static int udp_recvfrom(lua_State *L) { return udp_recv_common(L, 1); }
 /* recv([timeout]) -> data */
 static int udp_recv(lua_State *L) { return udp_recv_common(L, 0); }
 
-/* setopt(name, value): the udp options of libuv, else the generic ones. */
+/* setopt(name, value): the options that take an address (libuv picks the
+** family's call and looks the interface up), else sockopt.c's table
+** (broadcast, ttl, multicast_ttl, multicast_loop... as on every socket). */
 static int udp_setopt(lua_State *L) {
   conn *c = net_to_conn(L, 1, K_UDP);
-  static const char *const opts[] = {"broadcast", "ttl", "multicast_ttl",
-    "multicast_loop", "multicast_interface", "join", "leave", NULL};
+  static const char *const opts[] = {"multicast_interface", "join", "leave",
+    NULL};
   const char *name = luaL_checkstring(L, 2);
   uv_udp_t *u;
   int i, r = 0;
@@ -245,13 +258,7 @@ static int udp_setopt(lua_State *L) {
   if (!LIVE(c)) return net_fail_str(L, "closed");
   u = (uv_udp_t *)c->h->uv;
   switch (i) {
-    case 0: r = uv_udp_set_broadcast(u, lua_toboolean(L, 3)); break;
-    case 1: r = uv_udp_set_ttl(u, (int)lh_check_range(L, 3, 1, 255)); break;
-    case 2:
-      r = uv_udp_set_multicast_ttl(u, (int)lh_check_range(L, 3, 0, 255));
-      break;
-    case 3: r = uv_udp_set_multicast_loop(u, lua_toboolean(L, 3)); break;
-    case 4: /* (C would see only what precedes a NUL byte) */
+    case 0: /* (C would see only what precedes a NUL byte) */
       luaL_checkstring(L, 3);
       if (lh_has_nul(L, 3)) return luaL_argerror(L, 3, "invalid IP address");
       r = uv_udp_set_multicast_interface(u, lua_tostring(L, 3));
@@ -272,7 +279,7 @@ static int udp_setopt(lua_State *L) {
       }
       if (bad) return luaL_argerror(L, 3, "invalid IP address");
       r = uv_udp_set_membership(u, group, iface,
-                                i == 5 ? UV_JOIN_GROUP : UV_LEAVE_GROUP);
+                                i == 1 ? UV_JOIN_GROUP : UV_LEAVE_GROUP);
     }
   }
   if (r < 0) return net_fail_st(L, r);

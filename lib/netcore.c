@@ -59,13 +59,14 @@ static const luaL_Reg core_functions[] = {
 ** function of the module. */
 static core *new_core(lua_State *L, lh_ctx *ctx) {
   core *K = (core *)lua_newuserdatauv(L, sizeof(core), 0);
-  memset(K, 0, offsetof(core, rbuf));
+  memset(K, 0, sizeof(core));
   K->in.tag = &lh_internal_tag;
   K->in.close_cb = NULL;
   K->ctx = ctx;
   K->tasks_ref = LUA_NOREF;
   K->maxline = 65536;
   K->hwm = 65536;
+  lh_readbuf(L, RBUF_SIZE); /* the read buffer uv's handles use too */
   net_sched_init(L, K);
   net_write_init(K);
   lua_createtable(L, 0, 1);
@@ -80,7 +81,7 @@ static core *new_core(lua_State *L, lh_ctx *ctx) {
 int luaopen_net_core(lua_State *L) {
   lh_ctx *ctx = lh_getctx(L);
   static const char *const uvtypes[] = {"uv_tcp", "uv_pipe", "uv_udp",
-                                        "uv_signal", NULL};
+                                        NULL};
   int i;
   /* The uv handles behind sockets must have their metatables even when
   ** the uv bindings of those types are not built in. */
@@ -102,7 +103,6 @@ int luaopen_net_core(lua_State *L) {
   net_dns_open(L);
   net_udp_open(L);
   net_proxy_open(L);
-  net_sys_open(L);
   net_tls_open(L);
   lua_pop(L, 1);             /* the core */
   return 1;

@@ -4,10 +4,10 @@ task: the coroutine scheduler of luahost.
 The main chunk, every connection handler and every spawned function runs
 as a task: a coroutine that the loop resumes from libuv callbacks. A call
 that would wait yields the current task; the rest of the host keeps running.
-Events resume a task through lh_resume (C), which ignores a finished or
-cancelled one; a task woken by another task (join, queues, events, server
-slots) goes through net.core's ready queue (core.wake), see "One wake
-discipline" below.
+Events resume a task through lh_resume (C, lib/net_sched.c, with the rest
+of the scheduler), which ignores a finished or cancelled one; a task
+woken by another task (join, queues, events, server slots) goes through
+net.core's ready queue (core.wake), see "One wake discipline" below.
 
 Waiting is done in C (net.core): sleep, yield and every socket wait park
 the task with lua_yieldk, and deadlines live in one heap on one uv timer.
@@ -22,7 +22,8 @@ closed.
 -- The host's plumbing (resume, start, report, fatal, main_done), out of the
 -- public luahost table; this module adds its own hooks as private.task.
 local private = select(2, ...)
-local core = require "net.core"
+local core = private.require "net.core"
+local uv = require "uv"
 
 local coroutine_running, coroutine_yield = coroutine.running, coroutine.yield
 local resume = private.resume
@@ -211,7 +212,7 @@ function task.yield()
   return core_sleep(0, true)
 end
 
-local hrtime = require("uv").hrtime
+local hrtime = uv.hrtime
 
 --- Seconds since an arbitrary point, monotonic (float).
 function task.now()
@@ -279,6 +280,27 @@ function Task:cancel()
   return true
 end
 
+-- {===== signals: Lua over uv's signal watchers (bindings/signal.c)
+
+-- A started uv signal watcher that calls fn(name), name as given; it
+-- keeps the host alive only with keepalive. nil, message for a bad name
+-- (as argument n of fname) or a watcher libuv refused.
+local function watch(name, fn, keepalive, n, fname)
+  local h, msg = uv.new_signal()
+  if not h then return nil, fname .. ": " .. msg end
+  local ok, r, err = pcall(h.start, h, name, function() fn(name) end)
+  if not ok or not r then
+    h:close()
+    if not ok then
+      return nil, (tostring(r):gsub("^bad argument #2 to '[%w_.]+'",
+        "bad argument #" .. n .. " to '" .. fname .. "'"))
+    end
+    return nil, fname .. ": " .. tostring(err)
+  end
+  if not keepalive then h:unref() end
+  return h
+end
+
 --- on_signal(name, fn): run fn(name) as a new task each time the signal
 --- arrives; returns a function that stops it. The watcher does not keep
 --- the host alive by itself.
@@ -288,7 +310,9 @@ function task.on_signal(name, fn)
     error("bad argument #1 to 'on_signal' (signal name expected, got " ..
       type(name) .. ")", 2)
   end
-  local h = assert(core.signal(name, function(n) task.spawn(fn, n) end))
+  local h, err = watch(name, function(n) task.spawn(fn, n) end, false, 1,
+    "on_signal")
+  if not h then error(err, 2) end
   return function()
     if not h:is_closing() then h:close() end
   end
@@ -316,11 +340,10 @@ function task.wait_signal(...)
     end
   end
   for i = 1, n do
-    local name = select(i, ...)
-    local ok, h = pcall(core.signal, name, on, true)
-    if not ok then
+    local h, err = watch(select(i, ...), on, true, i, "wait_signal")
+    if not h then
       stop()
-      error(h:gsub("#1 to 'signal'", "#" .. i .. " to 'wait_signal'"), 2)
+      error(err, 2)
     end
     handles[i] = h
   end
@@ -332,6 +355,7 @@ function task.wait_signal(...)
   end
   return got
 end
+-- }=====
 
 function Task:__tostring()
   return "task (" .. self.status .. ")"
@@ -583,7 +607,7 @@ end
 -- {===== worker processes and threads (host/worker.c, host/drain.c,
 -- host/thread.c) =====
 local luahost = require "luahost"
-local thread = require "luahost.thread"
+local thread = private.require "luahost.thread"
 
 --- This worker's id (1..count) and the worker count, or nil when the
 --- process is not one of a --workers group.

@@ -29,6 +29,9 @@
 #include "tls.h"
 
 #define IN_KEEP 16384   /* an input buffer this small is kept while busy */
+/* The most a record adds to its plaintext: TLS 1.3 5 + 1 + 16, TLS 1.2
+** AEAD 5 + 8 + 16, CBC 5 + IV 16 + MAC up to 64 + padding up to 16. */
+#define RECORD_COST 128
 
 struct tlse {
   SSL *ssl;
@@ -388,9 +391,21 @@ int tlse_read(tlse *e, char *buf, size_t cap, size_t *got) {
 }
 
 int tlse_write(tlse *e, const char *p, size_t n) {
-  size_t w;
+  size_t w, need;
   if (e->failed) return TLSE_ERR;
   if (n == 0) return TLSE_OK;
+  /* Room for all the records at once (each adds at most RECORD_COST):
+  ** one allocation, not a doubling from 4 KiB that copies at each step.
+  ** (Failing, bio_write grows it or fails.) */
+  if (e->outoff > 0 && e->outoff == e->outlen) e->outoff = e->outlen = 0;
+  need = e->outlen + n + (n / 16384 + 1) * RECORD_COST;
+  if (need > e->outcap) {
+    char *nb = (char *)realloc(e->out, need);
+    if (nb != NULL) {
+      e->out = nb;
+      e->outcap = need;
+    }
+  }
   ERR_clear_error();
   /* The BIO takes everything, so one call encrypts it all. */
   if (SSL_write_ex(e->ssl, p, n, &w) == 1 && w == n) return TLSE_OK;

@@ -5,6 +5,7 @@ serve one consistent state (see docs/deploy.md).
 
   usage: luahost [--pidfile F --drain SECS] scripts/counter_api.lua
            [port] [redis_port] [name] [proxy]
+         (a socket from systemd or --listen is used instead of port)
          (defaults: 8080 6379 hostname; "proxy": the listener expects
          the PROXY protocol header, v1 or v2, as HAProxy's send-proxy-v2)
   try:   curl -X POST http://127.0.0.1:8080/counter/visits
@@ -75,7 +76,12 @@ app:get("/whoami", function(req, res)
     req.proxy_ip or "-"))
 end)
 
-local server = assert(http.listen{host = "127.0.0.1", port = port,
+-- A socket given by systemd (socket activation) or --listen is adopted;
+-- named "...,proxy" (FileDescriptorName=api,proxy), it expects the PROXY
+-- header. Otherwise: 127.0.0.1, port.
+local given = require("luahost").listen_fds()[1]
+local server = assert(http.listen{fd = given and given.fd,
+  host = not given and "127.0.0.1" or nil, port = not given and port or nil,
   handler = app, proxy_protocol = proxy or nil,
   trusted_proxies = {"127.0.0.1/32", "::1/128"}})
 local _, bound = server:sockname()

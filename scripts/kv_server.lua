@@ -367,53 +367,30 @@ end
 -- =================================================================
 
 -- Requests are parsed from the input already received (a whole
--- pipelined batch at a time), and the replies to a batch are queued and
--- written together once it is done: one write per batch, not per reply.
+-- pipelined batch at a time); the connection batches the replies
+-- (conn:setvbuf "full"): they leave together before the server waits for
+-- more input, one write per batch, not per reply.
 
 local find, sub, byte = string.find, string.sub, string.byte
-local unpack, concat = table.unpack, table.concat
+local concat = table.concat
 
-local OUT_MAX = 64 * 1024 -- bytes of replies queued before a write
+local OUT_MAX = 64 * 1024 -- bytes of replies batched before a write
 local FAST_ARGS = 64      -- longer requests take the general path
 
 -- A client: {conn =, buf = input, pos = first unread byte of buf,
--- out = queued replies, nout = their count, nbytes = their size,
 -- args = the request table the fast path reuses, nargs = slots of it
 -- that may be set, due = the deadline of the request being read or
--- false}.
+-- false}. Its replies are batched by the connection (setvbuf "full"):
+-- sent before a read waits, or once OUT_MAX bytes are batched (then the
+-- write waits while the client does not read).
 local function new_client(conn)
-  return {conn = conn, buf = "", pos = 1, out = {}, nout = 0, nbytes = 0,
-    args = {}, nargs = 0, due = false}
+  conn:setvbuf("full", OUT_MAX)
+  return {conn = conn, buf = "", pos = 1, args = {}, nargs = 0,
+    due = false}
 end
 
--- Write what is queued, in one write.
-local function flush(c)
-  local n = c.nout
-  if n == 0 then return true end
-  local out = c.out
-  local ok, e
-  if n == 1 then
-    ok, e = c.conn:write(out[1])
-  elseif n <= 16 then
-    ok, e = c.conn:write(unpack(out, 1, n))
-  else
-    ok, e = c.conn:write(concat(out, "", 1, n))
-  end
-  for i = 1, n do out[i] = nil end
-  c.nout, c.nbytes = 0, 0
-  return ok, e
-end
-
--- Queue a reply; written before the next read waits, or once enough is
--- queued (then the write waits while the client does not read).
 local function send(c, s)
-  local n = c.nout + 1
-  c.out[n] = s
-  c.nout = n
-  local b = c.nbytes + #s
-  c.nbytes = b
-  if b >= OUT_MAX then return flush(c) end
-  return true
+  return c.conn:write(s)
 end
 
 -- The next chunk of input, or nil, err. Inside a request (busy) its
@@ -437,12 +414,8 @@ local function recv(c, busy)
   return input, e
 end
 
--- More input, after writing the replies queued; nil, err at its end.
+-- More input (the batched replies leave first); nil, err at its end.
 local function fill(c, busy)
-  if c.nout > 0 then
-    local ok, e = flush(c)
-    if not ok then return nil, e end
-  end
   local buf, pos = c.buf, c.pos
   if pos > #buf then -- (an idle connection holds no input)
     buf, pos = "", 1
@@ -499,11 +472,8 @@ local function read_bytes(c, n)
   end
   local parts = {have > 0 and sub(buf, pos) or ""}
   c.buf, c.pos = "", 1
-  local ok, e = flush(c)
-  if not ok then return nil, e end
   while have < n do
-    local input
-    input, e = recv(c, true)
+    local input, e = recv(c, true)
     if not input then return nil, e end
     local want = n - have
     if #input > want then -- the start of the next request
@@ -639,7 +609,6 @@ local function client(conn)
       if not send(c, reply) or name == "quit" then break end
     end
   end
-  flush(c)
   conn:close()
 end
 

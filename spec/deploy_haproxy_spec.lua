@@ -4,7 +4,9 @@
 -- them. Shows: connections spread over both; the servers see the real
 -- client address; one shared state whichever instance answers; a killed
 -- instance is routed around and a drained one taken out by the health
--- check, with no failed request. Every process is stopped by PID.
+-- check, with no failed request (with --drain-delay: out on its 503 before
+-- its listener closes). The HAProxy configurations are the ones of
+-- docs/deploy.md, read from there. Every process is stopped by PID.
 local proc = require "process_helper"
 local net = require "net"
 
@@ -58,6 +60,18 @@ n, at, pid = int(n), int(at), int(pid)
 for i in range(n):
     if i == at and pid > 0:
         os.kill(pid, getattr(signal, "SIG" + sig))
+        # SIGKILL: wait (bounded) until the process is dead (a zombie or
+        # gone); until then the kernel still queues connects on its
+        # listener, and in TCP mode HAProxy cannot retry one that was
+        # accepted and then reset as the process died
+        for _ in range(500 if sig == "KILL" else 0):
+            try:
+                st = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1]
+            except OSError:
+                break
+            if st.split()[0] in ("Z", "X"):
+                break
+            time.sleep(0.01)
     try:
         c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10,
                                        source_address=("127.0.0.7", 0))
@@ -84,27 +98,28 @@ local function client(port, n, method, path, at, sig, pid)
   return rows
 end
 
-local HAPROXY_CFG = [[
-global
-  maxconn 200
-defaults
-  mode %s
-  timeout connect 1s
-  timeout client 10s
-  timeout server 10s
-  retries 3
-  option redispatch 1
-%sfrontend fe
-  bind 127.0.0.1:%d
-  default_backend be
-backend be
-  balance roundrobin
-  option httpchk GET /health
-  http-check expect status 200
-  default-server send-proxy-v2 check-send-proxy check inter 100ms fall 1 rise 1
-  server a 127.0.0.1:%d
-  server b 127.0.0.1:%d
-]]
+-- The HAProxy configurations of docs/deploy.md, run as written there: only
+-- the addresses (loopback ports) and the check timings (quick) change.
+local doc = require "deploy_doc"
+local function haproxy_cfg(mode, fe, a, b)
+  return doc.subst(doc.block("haproxy-" .. mode), {
+    {"bind :80", "bind 127.0.0.1:" .. fe},
+    {"10.0.0.11:8080", "127.0.0.1:" .. a},
+    {"10.0.0.12:8080", "127.0.0.1:" .. b},
+    {"inter 1s fall 2 rise 2", "inter 100ms fall 1 rise 1"}})
+end
+
+describe("the HAProxy configurations of docs/deploy.md", function()
+  it("retry, in HTTP mode, a request that never reached a server",
+     function()
+    assert.matches("\n  retry%-on conn%-failure empty%-response\n",
+      doc.block("haproxy-http"))
+    for _, mode in ipairs{"http", "tcp"} do
+      assert.matches("\n  retries 3\n  option redispatch 1\n",
+        doc.block("haproxy-" .. mode))
+    end
+  end)
+end)
 
 local describe_if = (have("haproxy") and have("redis-server")) and describe
   or pending
@@ -118,10 +133,11 @@ describe_if("behind HAProxy, " .. mode .. " mode (PROXY v2, health " ..
   local rds, hap, inst = nil, nil, {}
   local fe, ports, rport
 
-  local function start_instance(i)
+  local function start_instance(i, delay)
     local pidf = tmpname()
     os.remove(pidf)
     inst[i] = proc.start({"--pidfile", pidf, "--drain", "3",
+      "--drain-delay", delay or "0",
       "scripts/counter_api.lua", tostring(ports[i]), tostring(rport),
       "inst" .. i, "proxy"}, {env = "RATE_LIMIT=100000"})
     inst[i]:wait_for("listening", 20)
@@ -156,13 +172,7 @@ describe_if("behind HAProxy, " .. mode .. " mode (PROXY v2, health " ..
     start_instance(1)
     start_instance(2)
     local cfg = dir .. "/haproxy.cfg"
-    proc.write(cfg, HAPROXY_CFG:format(mode,
-      -- a connect the kernel queued just before a draining instance
-      -- closed its listener is reset with the request unread: HAProxy
-      -- retries it elsewhere (L7 retry) instead of answering 502
-      mode == "http" and "  option http-server-close\n" ..
-        "  retry-on conn-failure empty-response\n" or "",
-      fe, ports[1], ports[2]))
+    proc.write(cfg, haproxy_cfg(mode, fe, ports[1], ports[2]))
     hap = start_bg(("timeout -s KILL 300 haproxy -db -f %s"):format(q(cfg)),
       nil, dir .. "/haproxy.err")
     wait_up({"inst1", "inst2"})
@@ -227,6 +237,45 @@ describe_if("behind HAProxy, " .. mode .. " mode (PROXY v2, health " ..
     assert.same({inst1 = true}, last)
     -- back: a new instance on the same port rejoins after its check
     inst[2]:stop()
+    start_instance(2)
+    wait_up({"inst1", "inst2"})
+  end)
+
+  -- what HAProxy logged (stderr) about server name going down
+  local function down_reasons(name)
+    local f = io.open(tmp.dir .. "/haproxy.err")
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    local list = {}
+    for why in text:gmatch("Server %w+/" .. name .. " is DOWN, reason: " ..
+      "([^,\n]+)") do
+      list[#list + 1] = why
+    end
+    return list
+  end
+
+  it("with --drain-delay, takes a drained instance out by its health " ..
+     "check before its listener closes", function()
+    inst[2]:stop()
+    start_instance(2, "1") -- > inter 100ms x fall 1, with a margin
+    wait_up({"inst1", "inst2"})
+    local before = #down_reasons("b")
+    local rows = client(fe, 60, "POST", "/counter/dd", 10, "TERM",
+      inst[2].pid)
+    local last = {}
+    for i, r in ipairs(rows) do
+      assert.equal("200", r.status, r.line)
+      assert.equal(tostring(i), r.body)
+      if i > 40 then last[r.inst] = true end
+    end
+    assert.same({inst1 = true}, last)
+    assert.equal(0, inst[2]:wait_exit(10))
+    -- the measure: HAProxy took it out on the 503 of its health check
+    -- (Layer7), not on a refused connect (Layer4): the listener was
+    -- still open when the balancer stopped sending
+    local reasons = down_reasons("b")
+    assert.equal(before + 1, #reasons)
+    assert.matches("Layer7 wrong status", reasons[#reasons])
     start_instance(2)
     wait_up({"inst1", "inst2"})
   end)

@@ -388,18 +388,22 @@ describe("http.health in a drain", function()
       "spec/support/health_app.lua"})
     finally(function() s:stop() end)
     local port = tonumber(s:wait_for("listening (%d+)", 20))
-    local out = sh(("/usr/bin/python3 -c %s %d %d"):format(q([[
+    -- (the event: the app prints "draining true" once SIGTERM arrived)
+    local out = sh(("/usr/bin/python3 -c %s %d %d %s"):format(q([[
 import http.client, os, signal, sys, time
 c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
 c.request("GET", "/health")
 r = c.getresponse()
 print(r.status, r.read().decode().strip())
 os.kill(int(sys.argv[2]), signal.SIGTERM)
-time.sleep(0.3)
+for _ in range(1000):
+    if "draining true" in open(sys.argv[3]).read():
+        break
+    time.sleep(0.01)
 c.request("GET", "/health")
 r = c.getresponse()
 print(r.status, r.read().decode().strip(), r.getheader("Connection"))
-]]), port, s.pid))
+]]), port, s.pid, q(s.outf)))
     assert.equal("200 ok\n503 draining close\n", out)
     assert.equal(0, s:wait_exit(10))
   end)

@@ -1021,6 +1021,15 @@ describe("net", function()
         assert.equal("back", b:recv(5))
         assert.equal(a, a:setopt("multicast_loop", true))
         assert.equal(a, a:setopt("multicast_ttl", 2))
+        -- one table of options by name (bindings/sockopt.c) for uv and net
+        assert.equal(2, a:getopt("multicast_ttl"))
+        assert.equal(5, a:getopt("ttl"))
+        assert.equal(a, a:setopt("ttl", 64))
+        assert.equal(64, a:getopt("ttl"))
+        assert.is_true(a:getopt("broadcast"))
+        assert.has_error(function() a:setopt("multicast_ttl", 256) end,
+          "bad argument #2 to 'setopt' (out of range [0, 255])")
+        assert.has_error(function() a:setopt("broadcast", 1) end)
         local ok, err = a:setopt("join", "239.1.2.3")
         assert.is_true(ok == a or type(err) == "string")
         assert.has_error(function() a:setopt("ttl", 0) end)
@@ -1095,12 +1104,16 @@ describe("net", function()
       assert.is_true(#h > 0)
       local ifs = net.interfaces()
       local lo
-      for _, i in ipairs(ifs) do
+      for k, i in ipairs(ifs) do
         if i.address == "127.0.0.1" then lo = i end
+        assert.is_true(k == 1 or ifs[k - 1].name <= i.name) -- by name
+        assert.matches("^%x%x:%x%x:%x%x:%x%x:%x%x:%x%x$", i.mac)
       end
       assert.is_not_nil(lo)
       assert.is_true(lo.internal)
       assert.equal("inet", lo.family)
+      assert.equal("255.0.0.0", lo.netmask)
+      assert.equal("lo", lo.name)
       assert.equal(80, net.service("http"))
       assert.equal("ssh", net.service(22))
       assert.equal(53, net.service("domain", "udp"))

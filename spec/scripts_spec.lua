@@ -5,34 +5,7 @@
 
 local lfs = require "lfs"
 
--- The scripts need the high-level net module; until it is in the binary
--- every test here is pending (with the reason), not silently skipped.
-local has_net, net = pcall(require, "net")
-local busted_it = it
-local function it(name, fn)
-  busted_it(name, function(...)
-    if not has_net then
-      pending("the net module is not in this build")
-      return
-    end
-    return fn(...)
-  end)
-end
-
-local busted_before_each = before_each
-local function before_each(fn)
-  busted_before_each(function(...)
-    if has_net then return fn(...) end
-  end)
-end
-
--- UDP scripts also need net.udp: true (and the test pending) without it.
-local function no_udp()
-  if not (has_net and net.udp) then
-    pending("net.udp is not in this build yet")
-    return true
-  end
-end
+local net = require "net"
 
 -- {====================================================================
 -- Processes
@@ -255,7 +228,6 @@ end)
 describe("scripts/udp_echo.lua", function()
   it("echoes datagrams to socat and nc, and to 100 clients at once",
      function()
-    if no_udp() then return end
     local with = servers()
     local p, port = start_script("scripts/udp_echo.lua", {"127.0.0.1", "0"})
     with(p)
@@ -1065,7 +1037,6 @@ end)
 
 describe("scripts/daytime.lua and scripts/time.lua", function()
   it("daytime answers over TCP and UDP", function()
-    if no_udp() then return end
     local with = servers()
     local p, port = with(start_script("scripts/daytime.lua",
       {"127.0.0.1", "0"}))
@@ -1080,7 +1051,6 @@ describe("scripts/daytime.lua and scripts/time.lua", function()
   end)
 
   it("time answers 32-bit seconds since 1900 over TCP and UDP", function()
-    if no_udp() then return end
     local with = servers()
     local p, port = with(start_script("scripts/time.lua",
       {"127.0.0.1", "0"}))
@@ -1210,10 +1180,6 @@ describe("scripts/lookup.lua", function()
   end)
 
   it("services and protocols match getent", function()
-    if not (net.service and net.protocol) then
-      pending("net.service / net.protocol are not in this build yet")
-      return
-    end
     local name, port, proto = getent("services http"):match(
       "^(%S+)%s+(%d+)/(%a+)")
     assert.equal(("%s %s/%s\n"):format(name, port, proto),
@@ -1232,10 +1198,6 @@ describe("scripts/lookup.lua", function()
   end)
 
   it("prints the hostname and the interfaces", function()
-    if not (net.hostname and net.interfaces) then
-      pending("net.hostname / net.interfaces are not in this build yet")
-      return
-    end
     assert.equal(sh("hostname"), lookup({"-H"}))
     assert.matches("lo%s+127%.0%.0%.1%s+inet\n", lookup({"-i"}))
   end)
@@ -1258,14 +1220,12 @@ describe("scripts over IPv6", function()
     assert.equal("six\n", (sh(("printf 'six\\n' | socat -t 5 - " ..
       "TCP6:[::1]:%d"):format(port))))
     assert_quiet(p)
-    if not no_udp() then
-      local u, uport = with(start_script("scripts/udp_echo.lua",
-        {"::1", "0"}))
-      assert.matches("^listening on %[::1%]:%d+$", u.first)
-      assert.equal("dgram6", (sh(("printf dgram6 | socat -t 0.5 - " ..
-        "UDP6:[::1]:%d"):format(uport))))
-      assert_quiet(u)
-    end
+    local u, uport = with(start_script("scripts/udp_echo.lua",
+      {"::1", "0"}))
+    assert.matches("^listening on %[::1%]:%d+$", u.first)
+    assert.equal("dgram6", (sh(("printf dgram6 | socat -t 0.5 - " ..
+      "UDP6:[::1]:%d"):format(uport))))
+    assert_quiet(u)
     local h, hport = with(start_script("scripts/http_server.lua",
       {"::1", "0", "scripts"}))
     assert.matches("on http://%[::1%]:%d+/$", h.first)

@@ -279,6 +279,16 @@ describe("task", function()
       end)
     end)
 
+    it("an on_signal watcher does not keep the host alive", function()
+      local out, err, code = run_host({"-e", [[
+        local task = require "task"
+        task.on_signal("SIGUSR1", print)
+        print("main done")]]})
+      assert.equal("", err)
+      assert.equal("main done\n", out)
+      assert.equal(0, code)
+    end)
+
     it("cancel of a task in wait_signal closes its watchers", function()
       run_task(function()
         local t = task.spawn(task.wait_signal, "SIGHUP")
@@ -782,5 +792,19 @@ describe("task", function()
                         "share"}) do
       assert.is_nil(require("luahost")[k])
     end
+  end)
+
+  it("a script cannot require the scheduler's C core or the thread pool",
+    function()
+    -- (specs get them from spec/support/helper.lua, by the registry)
+    local out, err, code = run_host({"-e", [[
+      for _, m in ipairs{"net.core", "luahost.thread"} do
+        print(m, (pcall(require, m)))
+      end
+      local task = require "task"
+      print(task.thread(function() return 6 * 7 end))]]})
+    assert.equal("", err)
+    assert.equal("net.core\tfalse\nluahost.thread\tfalse\n42\n", out)
+    assert.equal(0, code)
   end)
 end)

@@ -109,6 +109,19 @@ describe("task.thread", function()
     assert.matches("must be called from a task", err)
   end)
 
+  it("its C side asks the scheduler's one task check", function()
+    local run = require("luahost.thread").run
+    local err
+    local t = uv.new_timer()
+    t:start(1, 0, function()
+      t:close()
+      err = select(2, pcall(run, function() end))
+    end)
+    run_loop(function() return err ~= nil end)
+    assert.matches("thread.run must be called from a task (the main chunk",
+      err, 1, true)
+  end)
+
   it_task("computes for a second while the loop keeps ticking", function()
     -- lateness: how long after its due time (10 ms after the previous
     -- one) each tick ran

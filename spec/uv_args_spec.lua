@@ -65,7 +65,7 @@ for name in ([[get_type handle_get_type is_active is_closing has_ref ref
     pipe_pending_count tcp_write_queue_size stream_get_write_queue_size
     get_write_queue_size udp_recv_stop udp_get_send_queue_size
     udp_get_send_queue_count fs_event_stop fs_event_getpath fs_poll_stop
-    fs_poll_getpath]]):gmatch("%S+") do
+    fs_poll_getpath tty_get_winsize]]):gmatch("%S+") do
   nparams[name] = 1
 end
 nparams.new_pipe = 1  -- new_pipe([ipc])
@@ -93,6 +93,12 @@ local legit = {
   tcp_keepalive = {[2] = {boolean = true}}, -- keepalive(enable[, delay])
   tcp_simultaneous_accepts = {[2] = {boolean = true}},
   udp_recv_start = {[2] = {["function"] = true}},
+  -- a stream that can take them (a tty, writable at once) takes these
+  read_start = {[2] = {["function"] = true}},
+  stream_set_blocking = {[2] = {boolean = true}},
+  set_blocking = {[2] = {boolean = true}},
+  write = {[2] = {string = true, table = true}},
+  try_write = {[2] = {string = true, table = true}},
   -- Lua turns numbers into strings: a numeric host or service is legal
   getaddrinfo = {[1] = {number = true}, [2] = {number = true, string = true}},
 }
@@ -140,6 +146,7 @@ local NOPATH = "/nonexistent-luahost-sweep/x"
 local HUGE = ("x"):rep(1 << 20)
 
 local made = {} -- every handle the sweep creates, to close at the end
+local pty -- {pid, path, file}: the pty whose slave makes the tty fixtures
 local raw_fds = {} -- fds polled by the poll fixtures: closed after them
 
 -- Close the raw fds once the handles are closed (the loop has run).
@@ -154,6 +161,34 @@ local function track(h)
     made[#made + 1] = h
   end
   return h
+end
+
+-- A uv_tty needs a terminal fd: spec/support/pty_pair.py holds a pty
+-- open and drains it, and each tty fixture is a fresh open of its slave
+-- (a real terminal: libuv reopens it non-blocking, so even a huge write
+-- never blocks the loop). Started once, stopped by PID in teardown.
+local function pty_slave()
+  if pty == nil then
+    pty = false
+    local f = io.popen("timeout -s KILL 300 /usr/bin/python3 " ..
+      "spec/support/pty_pair.py 240 2>/dev/null")
+    local line = f and f:read("l")
+    local pid, path = (line or ""):match("^(%d+) (/dev/%S+)$")
+    if pid then
+      pty = {pid = tonumber(pid), path = path, file = f}
+    elseif f then
+      f:close()
+    end
+  end
+  return pty and pty.path
+end
+
+local function stop_pty()
+  if pty then
+    uv.kill(pty.pid, "sigterm")
+    pty.file:close()
+  end
+  pty = nil
 end
 
 -- One fresh handle of each type uv offers here.
@@ -187,6 +222,15 @@ local function fixtures()
   add("process", function()
     return uv.spawn("/bin/sh", {args = {"-c", "exit 0"}}, function() end)
   end)
+  local path = pty_slave()
+  if path then
+    -- the fd is the spec's to close, after the handle (libuv reopens it)
+    local fd = uv.fs_open(path, "r+", 0)
+    if fd then
+      raw_fds[#raw_fds + 1] = fd
+      add("tty", function() return uv.new_tty(fd, true) end)
+    end
+  end
   local closed = track(uv.new_timer())
   closed:close()
   f.closed = closed
@@ -250,6 +294,7 @@ describe("uv argument sweep", function()
     close_all()
     assert_clean()
   end)
+  teardown(stop_pty)
 
   it("every uv function: raises naming the argument or fails", function()
     local names = {}
@@ -291,53 +336,73 @@ describe("uv argument sweep", function()
     assert.truthy(calls > 1000)
   end)
 
+  -- Sweep the methods of the handle types `want` accepts; returns how
+  -- many methods were swept.
+  local function sweep_methods(want)
+    local fx = fixtures()
+    local types = {}
+    for tname, h in pairs(fx) do
+      if tname ~= "closed" and want(tname) then
+        local methods = {}
+        for m in pairs(getmetatable(h).__index) do
+          methods[#methods + 1] = m
+        end
+        table.sort(methods)
+        types[#types + 1] = {tname, methods}
+      end
+    end
+    close_all()
+    table.sort(types, function(a, b) return a[1] < b[1] end)
+    local swept = 0
+    for _, t in ipairs(types) do
+      local tname, methods = t[1], t[2]
+      for _, m in ipairs(methods) do
+        local label = tname .. ":" .. m
+        -- judged as the module function of the same name would be
+        local mname = uv[tname .. "_" .. m] and tname .. "_" .. m or m
+        if skip[mname] then goto next_method end
+        local fx2 = fixtures()
+        local h = fx2[tname]
+        local method = getmetatable(h).__index[m]
+        for _, lv in ipairs(sweep_values(fx2, tname)) do
+          -- wrong self
+          check(mname, "self=" .. lv[1], 1, lv[2], pcall(method, lv[2]))
+          -- right self, wrong arguments
+          check(mname, label .. "," .. lv[1], 2, lv[2],
+                pcall(method, h, lv[2]))
+          check(mname, label .. "," .. lv[1] .. "," .. lv[1], 2, lv[2],
+                pcall(method, h, lv[2], lv[2], lv[2]))
+        end
+        swept = swept + 1
+        close_all()
+        ::next_method::
+      end
+    end
+    return swept, #types
+  end
+
   it("every method of every handle type: bad self or bad arguments",
     function()
-      local fx = fixtures()
-      local types = {}
-      for tname, h in pairs(fx) do
-        if tname ~= "closed" then
-          local methods = {}
-          for m in pairs(getmetatable(h).__index) do
-            methods[#methods + 1] = m
-          end
-          table.sort(methods)
-          types[#types + 1] = {tname, methods}
-        end
-      end
-      close_all()
-      table.sort(types, function(a, b) return a[1] < b[1] end)
-      assert.truthy(#types >= 7, "too few handle types")
-      for _, t in ipairs(types) do
-        local tname, methods = t[1], t[2]
-        for _, m in ipairs(methods) do
-          local label = tname .. ":" .. m
-          -- judged as the module function of the same name would be
-          local mname = uv[tname .. "_" .. m] and tname .. "_" .. m or m
-          if skip[mname] then goto next_method end
-          local fx2 = fixtures()
-          local h = fx2[tname]
-          local method = getmetatable(h).__index[m]
-          for _, lv in ipairs(sweep_values(fx2, tname)) do
-            -- wrong self
-            check(mname, "self=" .. lv[1], 1, lv[2], pcall(method, lv[2]))
-            -- right self, wrong arguments
-            check(mname, label .. "," .. lv[1], 2, lv[2],
-                  pcall(method, h, lv[2]))
-            check(mname, label .. "," .. lv[1] .. "," .. lv[1], 2, lv[2],
-                  pcall(method, h, lv[2], lv[2], lv[2]))
-          end
-          close_all()
-          ::next_method::
-        end
-      end
+      -- tty has a test of its own, below
+      local _, ntypes = sweep_methods(function(t) return t ~= "tty" end)
+      assert.truthy(ntypes >= 7, "too few handle types")
       assert.equal(0, #problems, table.concat(problems, "\n"))
     end)
 
   it("tty methods", function()
-    -- new_tty needs a terminal fd; the suite's stdio is never one.
-    -- spec/uv_tty_spec.lua checks tty argument errors in a pty instead.
-    pending("no terminal fd in the suite to make a uv_tty from")
+    -- the suite's stdio is never a terminal: the tty is a pty's slave
+    assert.truthy(pty_slave(), "no pty (spec/support/pty_pair.py)")
+    local swept = sweep_methods(function(t) return t == "tty" end)
+    -- set_mode, get_winsize, the stream methods and the handle methods
+    assert.truthy(swept >= 20, "only " .. swept .. " tty methods swept")
+    assert.equal(0, #problems, table.concat(problems, "\n"))
+    -- the tty still writes after the sweep
+    local fx = fixtures()
+    local wrote
+    assert.equal(0, fx.tty:write("still a terminal\n",
+      function(err) wrote = err or true end))
+    run_loop(function() return wrote ~= nil end)
+    assert.equal(true, wrote)
   end)
 
   it("leaves the loop usable: a timer still fires", function()

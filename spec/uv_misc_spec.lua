@@ -166,13 +166,26 @@ describe("uv misc", function()
     assert.equal(32, #got)
   end)
 
+  it("random fails as luv does: E2BIG for a bad len, EINVAL for flags",
+    function()
+      -- luv's own test-misc "uv.random errors"
+      assert.same({nil, "E2BIG: argument list too long", "E2BIG"},
+        {uv.random(-1)})
+      assert.same({nil, "E2BIG: argument list too long", "E2BIG"},
+        {uv.random(2^40)})
+      assert.same({nil, "EINVAL: invalid argument", "EINVAL"},
+        {uv.random(0, -1)})
+      assert.same({nil, "EINVAL: invalid argument", "EINVAL"},
+        {uv.random(1, 5, function() error("never called") end)})
+    end)
+
   it("raises on wrong arguments, naming them", function()
     local cases = {
       {uv.chdir}, {uv.chdir, {}}, {uv.os_getenv}, {uv.os_setenv, "x"},
       {uv.os_unsetenv, false}, {uv.if_indextoname, -1},
       {uv.if_indextoname, "lo"}, {uv.if_indextoiid, 2^40},
-      {uv.sleep, -1}, {uv.sleep, 0.5}, {uv.random, -1}, {uv.random, 2^40},
-      {uv.random, 1, 5}, {uv.random, 1, nil, 5},
+      {uv.sleep, -1}, {uv.sleep, 0.5}, {uv.random, 0.5}, {uv.random, 1, 0.5},
+      {uv.random, 1, "x"}, {uv.random, 1, nil, 5},
       {uv.os_getpriority, "x"},
     }
     for i, c in ipairs(cases) do

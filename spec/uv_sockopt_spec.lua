@@ -210,6 +210,9 @@ describe("uv socket options", function()
     raises("bad argument #3 .*out of range", u.setopt, u, "rcvbuf", -1)
     raises("bad argument #3 .*out of range", u.setopt, u, "ttl", 2^40)
     raises("bad argument #3 .*integer", u.setopt, u, "ttl", 1.5)
+    raises("bad argument #3 .*out of range %[1, 255%]", u.setopt, u, "ttl", 0)
+    raises("bad argument #3 .*out of range %[0, 255%]", u.setopt, u,
+           "multicast_ttl", 256)
     raises("bad argument #3 .*seconds", u.setopt, u, "rcvtimeo", "1")
     raises("bad argument #3 .*out of range", u.setopt, u, "rcvtimeo", -1)
     raises("bad argument #3 .*out of range", u.setopt, u, "sndtimeo",

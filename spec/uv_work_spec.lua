@@ -133,6 +133,29 @@ describe("uv work", function()
       assert.equal(1, code)
     end)
 
+  it("a thread value crosses both ways (luv's test-work returns one)",
+    function()
+      local got
+      local me = uv.thread_self()
+      local work = uv.new_work(function(main)
+        local wuv = require "uv"
+        local self = wuv.thread_self()
+        return self, main, wuv.thread_equal(main, self), tostring(self)
+      end, function(...) got = table.pack(...) end)
+      assert.is_true(work:queue(me))
+      run_loop(function() return got ~= nil end)
+      local t, main, same, str = got[1], got[2], got[3], got[4]
+      assert.matches("^uv_thread_t: ", tostring(t))
+      assert.equal(str, tostring(t))
+      assert.is_false(same)
+      assert.is_false(uv.thread_equal(t, me))
+      assert.is_true(uv.thread_equal(main, me))
+      assert.is_true(main == me)
+      -- a copy names the thread; only the state that made one joins it
+      assert.same({nil, "EINVAL: invalid argument", "EINVAL"},
+        {uv.thread_join(t)})
+    end)
+
   it("a result that cannot cross is an error in work_fn", function()
     local _, err, code = host_script([[
       local uv = require "uv"

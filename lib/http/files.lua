@@ -40,7 +40,11 @@ local TYPES = {
 }
 M.TYPES = TYPES
 
-local CHUNK = 64 * 1024
+-- Bytes per read: each read is a round trip to libuv's thread pool (two
+-- thread wake-ups and a resume), so pieces of 256 KiB rather than 64 KiB
+-- cut the server's CPU per byte of a large file by ~25% (over TLS: from
+-- 1.4x nginx's to about 1.0x; bench/README.md).
+local CHUNK = 256 * 1024
 
 -- The real path (every link resolved) or nil.
 local function realpath(path)

@@ -31,7 +31,7 @@ local now, concat, lower, fmt, find, sub, byte =
   string.sub, string.byte
 local headers_mt = common.headers_mt
 local tointeger = math.tointeger
-local Conn = require("net.core").conn_methods
+local Conn = select(2, ...).require("net.core").conn_methods
 local buffered, rest = Conn.buffered, Conn.rest
 
 local M = {}
@@ -666,7 +666,7 @@ end
 -- The client behind trusted proxies: X-Forwarded-For read from the right,
 -- past the addresses of trusted proxies; only when the peer itself is one
 -- (anyone else could write the header). nil: keep the peer.
-local in_cidr = require("net.core").proxy_cidr
+local in_cidr = select(2, ...).require("net.core").proxy_cidr
 local function is_trusted(list, ip)
   for i = 1, #list do
     if in_cidr(list[i], ip) then return true end
@@ -704,7 +704,9 @@ local function new_request(srv, r, h)
   setmetatable(h.headers, headers_mt)
   local req = setmetatable(h, Request)
   req.path, req.query_string, req._reader = path, query, r
-  if srv.proxy_protocol then req.proxy_ip = r.conn:proxyname() end
+  -- (also when the PROXY protocol came with the socket: --listen
+  -- ADDR,proxy, a systemd socket named "...,proxy")
+  req.proxy_ip = r.conn:proxyname()
   if srv.trusted then
     local peer_ip = req.peer_ip
     local client = forwarded_for(srv, h, peer_ip)

@@ -117,8 +117,11 @@ function M.start(args, opts)
     opts.env or "", opts.wrapper or "", p.pidf, shell_quote(LUAHOST),
     table.concat(q, " "), p.codef, p.outf, p.errf)
   assert(os.execute(cmd))
-  M.wait(function() return slurp(p.pidf):match("%d+") ~= nil end, 5,
-    "luahost to start")
+  -- (the shell writes the pid first thing; a loaded 2-core machine under
+  -- ASan has taken more than 5 s to get there, and a start given up on
+  -- would leave its process running with no one to stop it)
+  M.wait(function() return slurp(p.pidf):match("%d+") ~= nil end,
+    3 * TEST_TIMEOUT, "luahost to start")
   p.pid = tonumber(slurp(p.pidf):match("%d+"))
   return p
 end

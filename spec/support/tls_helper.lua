@@ -196,7 +196,7 @@ function M.start(cmd, opts)
     p.fifow:setvbuf("no")
   end
   proc.wait(function() return proc.slurp(p.pidf):match("%d+") ~= nil end,
-    5, "process to start")
+    3 * TEST_TIMEOUT, "process to start")
   p.pid = tonumber(proc.slurp(p.pidf):match("%d+"))
   return p
 end
