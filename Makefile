@@ -1,5 +1,7 @@
 # luahost: a Lua 5.4 + libuv network host.
-#   make          build build/luahost (installs Debian deps first if needed)
+#   make          build build/luahost (installs the build deps first if needed)
+#   make deps     every Debian package of vendor/packages.txt (CI); by
+#                 purpose: make deps-build, deps-test, deps-bench
 #   make run      build and start the main example server
 #   make test     run the busted suite inside luahost (private netns if able)
 #   make asan     build with ASan+UBSan into build/asan and run the suite
@@ -7,6 +9,7 @@
 #   make lint     binding coverage and static checks
 #   make fuzz     the uv fuzzer under ASan: make fuzz SEEDS=1-2000 [STEPS=60]
 #   make install  binary, man page and docs under $(DESTDIR)$(PREFIX)
+#   make deb      a Debian package of build/luahost (dpkg-deb)
 #   make clean    remove build/
 
 CC      ?= cc
@@ -37,18 +40,26 @@ DOCDIR  ?= $(PREFIX)/share/doc/luahost
 SRCS    := $(wildcard host/*.c) $(wildcard bindings/*.c) $(wildcard lib/*.c)
 LUASRC  := $(shell find lib -name '*.lua' | sort)
 OBJS    := $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/embed.o
-DEPS_OK := build/.deps-ok
+# One stamp per section of vendor/packages.txt: what building needs, what
+# the suite (and lint) needs, the bench peers.
+DEPS_OK := build/.deps-build
+DEPS_TEST := build/.deps-tests
+DEPS_BENCH := build/.deps-bench
 HEADERS := $(wildcard host/*.h) $(wildcard bindings/*.h) $(wildcard lib/*.h)
 
-.PHONY: all deps run test asan asan-build fuzz bench lint install uninstall clean
+.PHONY: all deps deps-build deps-test deps-bench run test asan asan-build \
+        fuzz bench lint install uninstall deb clean
 
 all: $(BUILD)/luahost
 
-deps: $(DEPS_OK)
+deps: deps-build deps-test deps-bench
+deps-build: $(DEPS_OK)
+deps-test: $(DEPS_TEST)
+deps-bench: $(DEPS_BENCH)
 
-$(DEPS_OK): vendor/packages.txt vendor/install.sh
+build/.deps-%: vendor/packages.txt vendor/install.sh
 	@mkdir -p build
-	sh vendor/install.sh
+	sh vendor/install.sh $*
 	@touch $@
 
 $(BUILD)/%.o: %.c $(HEADERS) | $(DEPS_OK)
@@ -68,10 +79,10 @@ $(BUILD)/luahost: $(OBJS)
 run: all
 	$(BUILD)/luahost scripts/http_server.lua 127.0.0.1 8080 scripts
 
-test: all
+test: all $(DEPS_TEST)
 	sh spec/run.sh $(BUILD)/luahost
 
-asan: asan-build
+asan: asan-build $(DEPS_TEST)
 	LUAHOST_ASAN=1 sh spec/run.sh build/asan/luahost
 
 asan-build:
@@ -84,13 +95,13 @@ STEPS ?= 60
 fuzz: asan-build
 	sh spec/uv_fuzz.sh build/asan/luahost $(SEEDS) $(STEPS)
 
-bench: all
+bench: all $(DEPS_BENCH)
 	$(MAKE) -C bench LUAHOST=$(CURDIR)/$(BUILD)/luahost
 
 # C layout (Lua's manner, by hand): 80 columns, spaces, no trailing blanks.
 CFILES  := $(SRCS) $(HEADERS) $(wildcard bench/*.c)
 
-lint: all
+lint: all $(DEPS_TEST)
 	$(BUILD)/luahost spec/support/bindcov.lua
 	@awk 'length > 80 { print FILENAME ":" FNR ": longer than 80 columns"; e = 1 } \
 	     /\t/ { print FILENAME ":" FNR ": a tab"; e = 1 } \
@@ -99,12 +110,23 @@ lint: all
 	luacheck --no-color -q lib scripts spec bench
 
 # The binary is self-contained (Lua, libuv and lib/*.lua inside), so the
-# install is the binary, its man page and the docs.
-install: all
+# install is the binary, its man page and the docs. It installs the binary
+# that is there and never rebuilds it (make first): `make install
+# BUILD=build/asan` installs the ASan build as it is.
+install:
+	@test -x $(BUILD)/luahost || { echo "make install: no $(BUILD)/luahost:" \
+	  "run make first" >&2; exit 1; }
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR)
 	install -m 755 $(BUILD)/luahost $(DESTDIR)$(BINDIR)/luahost
 	install -m 644 man/luahost.1 $(DESTDIR)$(MANDIR)/man1/luahost.1
 	install -m 644 README.md LICENSE docs/*.md $(DESTDIR)$(DOCDIR)/
+
+# A Debian package of the binary that is there (make first), from a
+# staged `make install PREFIX=/usr`; Depends computed (pkg/mkdeb.sh).
+DEB := $(BUILD)/luahost_$(shell sed -n 's/^\#define HOST_VERSION "\(.*\)"/\1/p' \
+         host/runtime.h)-1_$(shell dpkg --print-architecture 2>/dev/null).deb
+deb:
+	MAKE="$(MAKE)" sh pkg/mkdeb.sh $(BUILD) $(DEB)
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/luahost $(DESTDIR)$(MANDIR)/man1/luahost.1

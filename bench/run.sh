@@ -76,6 +76,8 @@ label() { eval "printf '%s' \"\$lb_$1\""; }
 # wait_port_line FILE PID: waits (10 s at most) for the line where the
 # server says its port, prints the port. Understood: "port N" (bench/*),
 # "listening on HOST:N" and "serving ROOT on http://HOST:N/" (scripts/*).
+# The example scripts run with --log-level warn: no line per request or
+# connection (nginx's peer runs with access_log off too).
 wait_port_line() {
   i=0
   while [ $i -lt 100 ]; do
@@ -186,7 +188,8 @@ start_echo() {
     if ! lh_has 'require("net")'; then
       set_state "$n" "na luahost has no net module yet"
     elif [ -f "$top/scripts/echo.lua" ]; then
-      start "$n" echo print "$LUAHOST" "$top/scripts/echo.lua" 127.0.0.1 0
+      start "$n" echo print "$LUAHOST" --log-level warn \
+        "$top/scripts/echo.lua" 127.0.0.1 0
     else
       start "$n" echo print "$LUAHOST" "$here/net_echo.lua"
     fi ;;
@@ -199,7 +202,7 @@ start_echo() {
     else
       p=$(free_port)
       srv_cpus=0,1 nworkers=2 start "$n" echo "$p" "$LUAHOST" --workers 2 \
-        "$top/scripts/echo.lua" 127.0.0.1 "$p"
+        --log-level warn "$top/scripts/echo.lua" 127.0.0.1 "$p"
     fi ;;
   luv)
     if lua5.4 -e 'require "luv"' >/dev/null 2>&1; then
@@ -262,7 +265,8 @@ start_http() {
   nginx) start_nginx ;;
   lh_http)
     if [ -f "$top/scripts/http_server.lua" ]; then
-      start lh_http http print "$LUAHOST" "$top/scripts/http_server.lua" \
+      start lh_http http print "$LUAHOST" --log-level warn \
+        "$top/scripts/http_server.lua" \
         127.0.0.1 0 "$top/scripts"
     else
       set_state lh_http "na scripts/http_server.lua not written yet"
@@ -275,7 +279,8 @@ start_http() {
     else
       p=$(free_port) # http_server.lua unchanged, as for echo above
       srv_cpus=0,1 nworkers=2 start lh_http_w2 http "$p" "$LUAHOST" \
-        --workers 2 "$top/scripts/http_server.lua" 127.0.0.1 "$p" \
+        --workers 2 --log-level warn "$top/scripts/http_server.lua" \
+        127.0.0.1 "$p" \
         "$top/scripts"
     fi ;;
   node_http)

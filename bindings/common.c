@@ -703,7 +703,13 @@ int lh_req_push_cb(lh_req *r) {
 
 /* {====================================================== dispatch */
 
+void (*lh_report_hook)(const char *msg) = NULL;
+
 void lh_report(const char *msg) {
+  if (lh_report_hook != NULL) {
+    lh_report_hook(msg);
+    return;
+  }
   fprintf(stderr, "luahost: %s\n", msg);
   fflush(stderr);
 }

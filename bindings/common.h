@@ -357,6 +357,8 @@ int lh_call(lh_ctx *ctx, int nargs);
 int lh_msghandler(lua_State *L);
 /* Print "luahost: msg" to stderr. */
 void lh_report(const char *msg);
+/* When set, lh_report hands msg to it instead (the host's JSON log). */
+extern void (*lh_report_hook)(const char *msg);
 /* Ask the host to stop: exit code, loop stopped. */
 void lh_fatal(lh_ctx *ctx, int code);
 

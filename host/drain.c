@@ -10,6 +10,7 @@
 
 #include "daemon.h"
 #include "drain.h"
+#include "log.h"
 #include "worker.h"
 
 static int exiting; /* a drain started (read by luahost.exiting) */
@@ -57,7 +58,7 @@ static void stop_now(lh_ctx *ctx) {
 
 static void deadline_cb(uv_timer_t *t) {
   drain *d = drain_of((uv_handle_t *)t);
-  lh_report("drain time is over; closing what is left");
+  host_log(HOST_LOG_WARN, "drain time is over; closing what is left");
   stop_now(d->ctx);
 }
 

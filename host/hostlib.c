@@ -12,6 +12,7 @@
 #include "runtime.h"
 #include "daemon.h"
 #include "drain.h"
+#include "log.h"
 #include "worker.h"
 
 /* resume(co, ...): wake a suspended task (stale wake-ups of a
@@ -128,4 +129,6 @@ int luaopen_luahost(lua_State *L) {
 
 void host_private_lib(lua_State *L) {
   luaL_newlib(L, private_functions);
+  host_private_log(L); /* log.c: the log module's writer */
+  lua_setfield(L, -2, "log");
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "options.h"
 
 typedef int (*option_set)(host_options *ho, const char *value);
@@ -95,6 +96,20 @@ static int set_listen(host_options *ho, const char *v) {
   return 0;
 }
 
+static int set_log_format(host_options *ho, const char *v) {
+  (void)ho;
+  if (host_log_set_format(v) != 0)
+    return bad_value("--log-format", v, "text or json");
+  return 0;
+}
+
+static int set_log_level(host_options *ho, const char *v) {
+  (void)ho;
+  if (host_log_set_level(v) != 0)
+    return bad_value("--log-level", v, "debug, info, warn or error");
+  return 0;
+}
+
 /* Alphabetical; the usage text is built from this table. */
 static const option_def options[] = {
   {"--daemon", NULL, set_daemon,
@@ -110,6 +125,10 @@ static const option_def options[] = {
    "                      runs; see luahost.listen_fds(); ADDR,proxy:\n"
    "                      clients send the PROXY protocol header"},
   {"--log", "FILE", set_log, "with --daemon: append stdout/stderr to FILE"},
+  {"--log-format", "FMT", set_log_format,
+   "log lines as text (default) or json (one object a line)"},
+  {"--log-level", "LEVEL", set_log_level,
+   "debug, info (default), warn or error: the least logged"},
   {"--pidfile", "FILE", set_pidfile,
    "write the pid to FILE; refuse to start while it is held"},
   {"--user", "U[:G]", set_user,

@@ -29,6 +29,7 @@
 
 #include "daemon.h"
 #include "listeners.h"
+#include "log.h"
 #include "supervisor.h"
 
 extern char **environ;
@@ -85,18 +86,8 @@ struct supervisor {
   double drain, drain_delay;
 };
 
-static void sup_log(const char *fmt, ...)
-  __attribute__((format(printf, 1, 2)));
-
-static void sup_log(const char *fmt, ...) {
-  va_list ap;
-  fprintf(stderr, "luahost[%ld]: ", (long)getpid());
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  fflush(stderr);
-}
+/* The supervisor's lines: the host's log format (log.c). */
+#define sup_log(level, ...) host_log(HOST_LOG_##level, __VA_ARGS__)
 
 /* How a worker ended, for the log: "exited with status 1" or "was killed
 ** by signal 9 (SIGKILL)". */
@@ -163,7 +154,7 @@ static void sup_finish(supervisor *sup) {
 
 static void kill_timer_cb(uv_timer_t *t) {
   supervisor *sup = (supervisor *)t->data;
-  sup_log("workers still running after the drain; killing them");
+  sup_log(WARN, "workers still running after the drain; killing them");
   signal_gen(sup, 0, SIGKILL);
 }
 
@@ -314,7 +305,7 @@ static void abandon_reload(supervisor *sup, int sig) {
 static void reload_timer_cb(uv_timer_t *t) {
   supervisor *sup = (supervisor *)t->data;
   if (!sup->pending) return;
-  sup_log("reload failed: the new workers were not ready after %ds; "
+  sup_log(ERROR, "reload failed: the new workers were not ready after %ds; "
           "keeping the old workers", RELOAD_READY_MS / 1000);
   abandon_reload(sup, SIGKILL); /* may be stuck before its first wait */
 }
@@ -328,7 +319,7 @@ static void commit_reload(supervisor *sup) {
   sup->gen = sup->pending;
   sup->pending = 0;
   signal_gen(sup, old, SIGTERM);
-  sup_log("reloaded: generation %d serving, generation %d draining",
+  sup_log(INFO, "reloaded: generation %d serving, generation %d draining",
           sup->gen, old);
 }
 
@@ -360,7 +351,7 @@ static void restart_cb(uv_timer_t *t) {
   if (spawn_worker(sup, s->id, sup->gen) != 0) {
     sup->startup_failures++;
     if (sup->startup_failures >= MAX_STARTUP_FAILURES) {
-      sup_log("cannot start workers; giving up");
+      sup_log(ERROR, "cannot start workers; giving up");
       sup_stop(sup, EXIT_FAILURE);
       return;
     }
@@ -375,7 +366,7 @@ static void schedule_restart(supervisor *sup, worker *w) {
   delay = (uint64_t)BACKOFF_FIRST_MS << (s->fails < 6 ? s->fails : 6);
   if (delay > BACKOFF_MAX_MS) delay = BACKOFF_MAX_MS;
   s->fails++;
-  sup_log("restarting worker %d in %.1fs", w->id, (double)delay / 1000);
+  sup_log(INFO, "restarting worker %d in %.1fs", w->id, (double)delay / 1000);
   uv_timer_start(&s->timer, restart_cb, delay, 0);
 }
 
@@ -393,13 +384,13 @@ static void exit_cb(uv_process_t *p, int64_t status, int sig) {
   how_ended(how, sizeof(how), status, sig);
   if (sup->stopping) {
     if (crashed && sup->stopping == 1)
-      sup_log("worker %d (pid %d) %s while stopping", w->id, p->pid, how);
+      sup_log(WARN, "worker %d (pid %d) %s while stopping", w->id, p->pid, how);
     if (alive_count(sup) == 0) sup_finish(sup);
     return;
   }
   if (sup->pending && w->gen == sup->pending) {
     /* The new generation failed: keep the old one serving. */
-    sup_log("reload failed: new worker %d (pid %d) %s; keeping the old "
+    sup_log(ERROR, "reload failed: new worker %d (pid %d) %s; keeping the old "
             "workers", w->id, p->pid, how);
     abandon_reload(sup, SIGTERM);
     return;
@@ -407,7 +398,7 @@ static void exit_cb(uv_process_t *p, int64_t status, int sig) {
   if (w->draining || w->gen != sup->gen) {
     /* A generation a reload replaced, or the rest of one it abandoned. */
     if (crashed && sig != SIGTERM)
-      sup_log("%s worker %d (pid %d, generation %d) %s",
+      sup_log(WARN, "%s worker %d (pid %d, generation %d) %s",
               w->gen > sup->gen ? "abandoned new" : "old", w->id, p->pid,
               w->gen, how);
     return;
@@ -421,9 +412,9 @@ static void exit_cb(uv_process_t *p, int64_t status, int sig) {
     }
     return;
   }
-  sup_log("worker %d (pid %d) %s", w->id, p->pid, how);
+  sup_log(WARN, "worker %d (pid %d) %s", w->id, p->pid, how);
   if (!w->ready && ++sup->startup_failures >= MAX_STARTUP_FAILURES) {
-    sup_log("workers keep dying at start-up (%d in a row, the last %s); "
+    sup_log(ERROR, "workers keep dying at start-up (%d in a row, the last %s); "
             "giving up", sup->startup_failures, how);
     sup_stop(sup, EXIT_FAILURE);
     return;
@@ -513,7 +504,7 @@ static int spawn_worker(supervisor *sup, int id, int gen) {
   worker *w = (worker *)calloc(1, sizeof(worker));
   if (w == NULL ||
       socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
-    sup_log("cannot start worker %d: out of resources", id);
+    sup_log(ERROR, "cannot start worker %d: out of resources", id);
     free(w);
     return -1;
   }
@@ -540,7 +531,7 @@ static int spawn_worker(supervisor *sup, int id, int gen) {
   free(env);
   close(fds[1]);
   if (st != 0) {
-    sup_log("cannot start worker %d: %s", id, uv_strerror(st));
+    sup_log(ERROR, "cannot start worker %d: %s", id, uv_strerror(st));
     close(fds[0]);
     if (env) /* uv_spawn registered the handle before failing */
       uv_close((uv_handle_t *)&w->proc, free_data);
@@ -587,18 +578,18 @@ static void reload(supervisor *sup) {
                         new file (the supervisor too) */
   if (sup->stopping) return;
   if (sup->pending) {
-    sup_log("reload already in progress; SIGHUP ignored");
+    sup_log(WARN, "reload already in progress; SIGHUP ignored");
     return;
   }
   if (!script_compiles(sup->script, why, sizeof(why))) {
-    sup_log("reload: %s; keeping the old workers", why);
+    sup_log(ERROR, "reload: %s; keeping the old workers", why);
     return;
   }
   sup->pending = ++sup->lastgen;
-  sup_log("reload: starting generation %d", sup->pending);
+  sup_log(INFO, "reload: starting generation %d", sup->pending);
   for (i = 1; i <= sup->count; i++) {
     if (spawn_worker(sup, i, sup->pending) != 0) {
-      sup_log("reload failed; keeping the old workers");
+      sup_log(ERROR, "reload failed; keeping the old workers");
       abandon_reload(sup, SIGTERM);
       return;
     }

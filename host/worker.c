@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "share.h"
+#include "log.h"
 #include "worker.h"
 
 /* A supervisor answers at once (it binds, nothing slower); one that does
@@ -62,6 +63,7 @@ int host_worker_init(void) {
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != (pid_t)ppid) return -1;
   self.id = id;
+  host_log_set_worker(id); /* its log lines say which worker */
   self.count = count;
   self.gen = gen;
   self.chan = fd;

@@ -59,11 +59,11 @@ local function check_port(v, n, fname, what)
   return v
 end
 
-local function check_seconds(v, n, fname, what)
+local function check_seconds(v, n, fname, what, level)
   if v == nil then return nil end
   if type(v) ~= "number" or v ~= v or v < 0 then
     error(("bad argument #%d to '%s' (%s: non-negative number expected, " ..
-      "got %s)"):format(n, fname, what, tostring(v)), 3)
+      "got %s)"):format(n, fname, what, tostring(v)), level or 3)
   end
   return v
 end
@@ -91,6 +91,36 @@ local function is_ip(s)
   return s:match("^%d+%.%d+%.%d+%.%d+$") ~= nil or s:find(":", 1, true) ~= nil
 end
 net.is_ip = is_ip
+
+-- A failure's message naming the operation and the address, for the
+-- third value: "listen 127.0.0.1:7000: EADDRINUSE (address already in
+-- use)". where: "ip:port" ("[ip6]:port"), a path or a name.
+local strerror = core.strerror
+-- (a name or path is shown as bytes the log can hold: control bytes
+-- escaped, at most 200 of them)
+local function shown(v)
+  v = tostring(v)
+  local cut = #v > 200
+  v = v:sub(1, 200):gsub("[%c\\]", function(ch)
+    return ("\\x%02x"):format(ch:byte())
+  end)
+  return cut and v .. "..." or v
+end
+local function where(host, port)
+  host = shown(host)
+  if port == nil then return host end
+  if host:find(":", 1, true) then return "[" .. host .. "]:" .. port end
+  return host .. ":" .. port
+end
+net._where = where
+local function fail(op, at, err)
+  err = err or "EAFNOSUPPORT"
+  local d = type(err) == "string" and err:match("^E[%u%d_]+$") and
+    (strerror(err) or err == "ENOTFOUND" and "name does not resolve")
+  return nil, err, ("%s %s: %s"):format(op, at,
+    d and ("%s (%s)"):format(err, d) or tostring(err))
+end
+net._fail = fail
 
 local function ms(seconds)
   if seconds == nil then return -1 end
@@ -158,7 +188,7 @@ local function tls_context(v, n, fname, server)
   tls_mod = tls_mod or require "tls"
   if tls_mod.is_context(v) then
     if server and not tls_mod._has_cert(v) then
-      argerror(n, fname, "tls: a server context needs cert and key", 2)
+      argerror(n, fname, "tls: a server context needs cert and key", 3)
     end
     return v
   end
@@ -173,21 +203,21 @@ local function tls_context(v, n, fname, server)
   if type(v) ~= "table" then
     argerror(n, fname, "tls: true, an options table or a tls.context " ..
       "expected, got " .. (v == true and "true (a server needs cert and " ..
-      "key)" or type(v)), 2)
+      "key)" or type(v)), 3)
   end
   local ctx = ctx_of_opts[v]
   if not ctx then
     local ok, c, err = pcall(tls_mod.context, v)
     if not ok then
       argerror(n, fname, "tls: " .. (tostring(c):match("%((.*)%)$") or
-        tostring(c)), 2)
+        tostring(c)), 3)
     end
     if not c then return nil, err end
     ctx = c
     ctx_of_opts[v] = ctx
   end
   if server and not tls_mod._has_cert(ctx) then
-    argerror(n, fname, "tls: a server needs cert and key", 2)
+    argerror(n, fname, "tls: a server needs cert and key", 3)
   end
   return ctx
 end
@@ -255,7 +285,10 @@ function net.connect(host, port, opts)
   local ctx, cerr
   if opts.tls ~= nil and opts.tls ~= false then
     ctx, cerr = tls_context(opts.tls, 3, "connect")
-    if not ctx then return nil, cerr end
+    if not ctx then
+      return fail("connect", where(path or host, path == nil and port or
+        nil), cerr)
+    end
   end
   local t0 = task.now()
   -- the handshake's deadline: what the connect timeout leaves, if any
@@ -266,13 +299,13 @@ function net.connect(host, port, opts)
     check_type(path, "string", 1, "connect")
     if host ~= nil then check_type(host, "string", 1, "connect") end
     local c, err = core.connect(path, nil, ms(timeout))
-    if not c then return nil, err end
+    if not c then return fail("connect", where(path), err) end
     configure(c, opts)
     if timeout then c:settimeout(timeout) end
     roles[c] = {server = false, host = host}
     if ctx then
       c, err = tls_start(c, ctx, false, host, 0, hs_left())
-      if not c then return nil, err end
+      if not c then return fail("connect", where(path), err) end
     end
     return own(c)
   end
@@ -298,13 +331,15 @@ function net.connect(host, port, opts)
     addrs = {host}
   else
     addrs, err = net.lookup(host, {family = opts.family, timeout = timeout})
-    if not addrs then return nil, err end
+    if not addrs then return fail("connect", where(host, port), err) end
   end
   for i = 1, #addrs do
     local left = -1
     if deadline then
       left = ms(deadline - task.now())
-      if left <= 0 then return nil, "timeout" end
+      if left <= 0 then
+        return fail("connect", where(host, port), "timeout")
+      end
     end
     local ip = addrs[i]
     -- a bind address of the other family cannot work: skip that address
@@ -319,13 +354,13 @@ function net.connect(host, port, opts)
         roles[c] = {server = false, host = host, port = port}
         if ctx then
           c, err = tls_start(c, ctx, false, host, port, hs_left())
-          if not c then return nil, err end
+          if not c then return fail("connect", where(host, port), err) end
         end
         return own(c)
       end
     end
   end
-  return nil, err or "EAFNOSUPPORT"
+  return fail("connect", where(host, port), err)
 end
 
 -- }}}
@@ -361,25 +396,26 @@ local function check_proxy(p)
   if p == nil or p == false then return nil end
   if p == true then return {ms = ms(PROXY_TIMEOUT)} end
   if type(p) ~= "table" then
-    argerror(1, "listen", "proxy_protocol: boolean or table expected")
+    argerror(1, "listen", "proxy_protocol: boolean or table expected", 3)
   end
   for k in pairs(p) do
     if k ~= "trusted" and k ~= "timeout" then
       argerror(1, "listen", "proxy_protocol: unknown option '" ..
-        tostring(k) .. "'")
+        tostring(k) .. "'", 3)
     end
   end
-  local t = check_seconds(p.timeout, 1, "listen", "proxy_protocol.timeout")
+  local t = check_seconds(p.timeout, 1, "listen", "proxy_protocol.timeout",
+    4)
   local trusted
   if p.trusted ~= nil then
     if type(p.trusted) ~= "table" then
-      argerror(1, "listen", "proxy_protocol.trusted: table expected")
+      argerror(1, "listen", "proxy_protocol.trusted: table expected", 3)
     end
     trusted = {}
     for i, c in ipairs(p.trusted) do
       if type(c) ~= "string" or not core.proxy_cidr(c) then
         argerror(1, "listen", "proxy_protocol.trusted[" .. i ..
-          "]: CIDR expected")
+          "]: CIDR expected", 3)
       end
       trusted[i] = c
     end
@@ -411,19 +447,25 @@ function net.listen(opts)
   check_size(opts.write_hwm, 1, "listen", "write_hwm")
   local idle = check_seconds(opts.idle_timeout, 1, "listen", "idle_timeout")
   if opts.idle_timeout == nil then idle = d.idle_timeout end
-  local server, err, ctx
+  local server, err, ctx, at
   if opts.tls ~= nil and opts.tls ~= false then
     ctx, err = tls_context(opts.tls, 1, "listen", true)
-    if not ctx then return nil, err end
+    if not ctx then
+      return fail("listen", opts.path and where(opts.path) or
+        opts.fd and "fd " .. tostring(opts.fd) or
+        where(opts.host or "127.0.0.1", opts.port or 0), err)
+    end
   end
   local proxy = check_proxy(opts.proxy_protocol)
   if opts.fd ~= nil then
     if math.type(opts.fd) ~= "integer" or opts.fd < 0 then
       argerror(1, "listen", "fd: non-negative integer expected")
     end
+    at = "fd " .. opts.fd
     server, err = core.listen_fd(opts.fd, backlog)
   elseif opts.path ~= nil then
     check_type(opts.path, "string", 1, "listen")
+    at = where(opts.path)
     local fd
     fd, err = share("unix", opts.path, nil, backlog)
     if fd == false then
@@ -436,10 +478,11 @@ function net.listen(opts)
     check_type(host, "string", 1, "listen")
     local port = check_port(opts.port or 0, 1, "listen")
     host = ANY[host] or host
+    at = where(host, port)
     if not is_ip(host) then
       local addrs
       addrs, err = net.lookup(host)
-      if not addrs then return nil, err end
+      if not addrs then return fail("listen", at, err) end
       host = addrs[1]
     end
     local fd
@@ -451,7 +494,7 @@ function net.listen(opts)
       server, err = core.listen_fd(fd, backlog)
     end
   end
-  if not server then return nil, err end
+  if not server then return fail("listen", at, err) end
   if proxy == nil and opts.proxy_protocol == nil then
     proxy = inherited_proxy(server)
   end
@@ -860,7 +903,7 @@ function net.udp(opts)
     host = ANY[host] or host
     if not is_ip(host) then
       local addrs, err = net.lookup(host, {family = family})
-      if not addrs then return nil, err end
+      if not addrs then return fail("udp", where(host, port or 0), err) end
       host = addrs[1]
     end
   end
@@ -876,7 +919,9 @@ function net.udp(opts)
   elseif fd == false then
     u, err = core.udp(host, port or 0, opts.reuseaddr, family)
   end
-  if not u then return nil, err end
+  if not u then
+    return fail("udp", host and where(host, port or 0) or "socket", err)
+  end
   for _, name in ipairs({"broadcast", "ttl", "multicast_ttl",
     "multicast_loop", "multicast_interface", "join"}) do
     if opts[name] ~= nil then

@@ -49,9 +49,25 @@ static int core_stats(lua_State *L) {
   return 1;
 }
 
+/* strerror(name): libuv's description of an error name ("EADDRINUSE":
+** "address already in use"), nil for a name libuv does not know. */
+static int core_strerror(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+#define NET_XX(code, _)                       \
+  if (strcmp(name, #code) == 0) {             \
+    lua_pushstring(L, uv_strerror(UV_##code)); \
+    return 1;                                 \
+  }
+  UV_ERRNO_MAP(NET_XX)
+#undef NET_XX
+  lua_pushnil(L);
+  return 1;
+}
+
 static const luaL_Reg core_functions[] = {
   {"init", core_init},
   {"stats", core_stats},
+  {"strerror", core_strerror},
   {NULL, NULL}
 };
 

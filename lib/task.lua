@@ -123,6 +123,19 @@ local function cancelled(r)
 end
 hooks.park, hooks.wake, hooks.cancelled = park, wake, cancelled
 
+-- Where a failed task's traceback goes: task.on_error's function, or the
+-- host's report (stderr). A failing function is reported itself, then
+-- the original error, so nothing is lost.
+local on_error
+local function report(traceback, t)
+  if on_error then
+    local ok, e = pcall(on_error, traceback, t)
+    if ok then return end
+    private.report("task.on_error: " .. tostring(e))
+  end
+  private.report(traceback)
+end
+
 -- The finish hook the host calls when a task returns or fails.
 function hooks.finish(co, ok, ...)
   local t = tasks[co]
@@ -132,7 +145,7 @@ function hooks.finish(co, ok, ...)
     if not ok then
       local traceback, err = ...
       coroutine.close(co)
-      if err ~= CANCEL then private.report(traceback) end
+      if err ~= CANCEL then report(traceback, nil) end
     end
     return
   end
@@ -146,7 +159,7 @@ function hooks.finish(co, ok, ...)
     coroutine.close(co)
     close_owned(t)
     if not stopped then
-      private.report(traceback)
+      report(traceback, t)
       if t.main then private.fatal(1) end
     end
   end
@@ -169,6 +182,17 @@ local function check_callable(fn, fname)
 end
 hooks.check_callable = check_callable
 
+--- on_error(fn): fn(traceback, t) receives the error (with its
+--- traceback) of every task that fails from now on, in place of the
+--- report on stderr (t: the task, nil for a connection handler nobody
+--- asked about); nil restores the report. Returns the previous fn.
+function task.on_error(fn)
+  if fn ~= nil then fn = check_callable(fn, "on_error") end
+  local prev = on_error
+  on_error = fn
+  return prev
+end
+
 --- Run fn(...) as a new task; returns the task. fn runs at once until its
 --- first wait.
 function task.spawn(fn, ...)
@@ -179,11 +203,11 @@ function task.spawn(fn, ...)
   return t
 end
 
-local function check_seconds(s, fname)
+local function check_seconds(s, fname, level)
   if type(s) ~= "number" or s ~= s or s < 0 then
     error("bad argument #1 to '" .. fname .. "' (non-negative number " ..
       "expected, got " .. (type(s) == "number" and tostring(s) or type(s)) ..
-      ")", 3)
+      ")", level or 3)
   end
 end
 hooks.check_seconds = check_seconds
@@ -419,7 +443,7 @@ local function waiter_co(fname)
 end
 
 local function check_timeout(timeout, fname)
-  if timeout ~= nil then check_seconds(timeout, fname) end
+  if timeout ~= nil then check_seconds(timeout, fname, 4) end
 end
 
 local Queue = {__name = "task.queue"}

@@ -9,9 +9,13 @@ echo.lua: a TCP echo server. Every byte a client sends comes back to it.
 
 It prints "listening on HOST:PORT" once it is ready. Each connection runs in
 its own task: a client that goes quiet for a minute is dropped, and a client
-that misbehaves only ends its own connection.
+that misbehaves only ends its own connection. When one ends, a log line on
+stderr says who, how many bytes came back and for how long (the log
+module; --log-format json, --log-level warn for none).
 ]]
 local net = require "net"
+local task = require "task"
+local log = require "log"
 
 local host = arg[1] or "127.0.0.1"
 local port = tonumber(arg[2] or 7000)
@@ -29,11 +33,19 @@ print(("listening on %s:%d"):format(ip, bound))
 io.stdout:flush()
 
 server:serve(function(conn)
+  local t0, bytes = task.now(), 0
+  local why
   while true do
     -- recv returns whatever arrived (up to the buffer size), so binary data
     -- and partial lines are echoed at once.
-    local data = conn:recv()
-    if not data then break end -- "closed", "timeout", "ECONNRESET", ...
-    if not conn:write(data) then break end -- blocks while the peer is slow
+    local data, err = conn:recv()
+    if not data then why = err break end -- "closed", "timeout", ...
+    local ok, werr = conn:write(data) -- blocks while the peer is slow
+    if not ok then why = werr break end
+    bytes = bytes + #data
+  end
+  if log.enabled("info") then
+    log.info("connection ended", {peer = (conn:peername()), bytes = bytes,
+      secs = math.floor((task.now() - t0) * 1000 + 0.5) / 1000, why = why})
   end
 end) -- serve closes conn when the handler returns

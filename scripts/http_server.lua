@@ -6,7 +6,10 @@ from a directory, plus two fixed routes.
          (defaults: 127.0.0.1 8080 .; port 0 picks a free port)
   try:   curl -v http://127.0.0.1:8080/hello http://127.0.0.1:8080/
 
-It prints "serving ROOT on http://HOST:PORT/" once it is ready. With
+It prints "serving ROOT on http://HOST:PORT/" once it is ready, and one
+log line per request on stderr (the log module: time, method, target,
+status, bytes, milliseconds; --log-format json for JSON lines,
+--log-level warn for none). With
 TLS_CERT=cert.pem TLS_KEY=key.pem in the environment it serves HTTPS
 (https://HOST:PORT/; try curl --cacert ca.pem).
 
@@ -24,6 +27,7 @@ head (default 30); a silent connection is closed after 30 s. Paths never
 leave ROOT.
 ]]
 local http = require "http"
+local log = require "log"
 
 local host = arg[1] or "127.0.0.1"
 local port = tonumber(arg[2] or 8080)
@@ -54,7 +58,7 @@ local cert = os.getenv("TLS_CERT")
 local tls = cert and {cert = cert, key = os.getenv("TLS_KEY"),
   alpn = {"http/1.1"}} or nil
 local server = assert(http.listen{host = host, port = port, handler = app,
-  tls = tls,
+  tls = tls, log = log,
   timeouts = {head = tonumber(os.getenv("HTTP_HEAD_TIMEOUT")) or 10,
     body = tonumber(os.getenv("HTTP_BODY_TIMEOUT")) or 30, idle = 30}})
 local ip, bound = server:sockname()

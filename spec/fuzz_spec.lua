@@ -262,6 +262,10 @@ describe("fuzz", function()
   it("net: random reads, writes, closes and cancels never crash",
     function()
     local seed = H.seed(99)
+    -- the handlers that fail on purpose: their reports are collected
+    -- here (task.on_error) and checked, not printed
+    local failed, reports = 0, {}
+    local prev = task.on_error(function(tb) reports[#reports + 1] = tb end)
     local ok, err = pcall(run_task, function()
       local g = H.prng(seed)
       local s = assert(net.listen{port = 0, max_connections = 5,
@@ -282,7 +286,10 @@ describe("fuzz", function()
           if not d and e ~= "line too long" and e ~= "not a number" then
             return
           end
-          if hg:chance(0.05) then error("a handler fails") end
+          if hg:chance(0.05) then
+            failed = failed + 1
+            error("a handler fails")
+          end
           if hg:chance(0.05) then c:close() end
           if not c:write(tostring(d)) then return end
         end
@@ -376,7 +383,15 @@ describe("fuzz", function()
       end
       assert.equal(0, s:active())
     end, 30)
+    task.on_error(prev)
     assert(ok, ("seed %d: %s"):format(seed, tostring(err)))
+    -- each failure reported once, with the handler's line and a traceback
+    -- (and no other task failed)
+    for _, tb in ipairs(reports) do
+      assert.matches("^spec/fuzz_spec%.lua:%d+: a handler fails\n" ..
+        "stack traceback:\n", tb)
+    end
+    assert.equal(failed, #reports)
   end)
 
   it("uv: a write's table emptied right after the call sends intact data",

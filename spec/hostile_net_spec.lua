@@ -274,6 +274,11 @@ describe("hostile peers (inline net servers)", function()
   end)
 
   it("an error in one handler stays in it", function()
+    local reports = {}
+    local prev = task.on_error(function(tb, t)
+      reports[#reports + 1] = {tb, t}
+    end)
+    finally(function() task.on_error(prev) end)
     run_task(function()
       local s = assert(net.listen{port = 0})
       local _, port = s:sockname()
@@ -298,6 +303,12 @@ describe("hostile peers (inline net servers)", function()
       assert.is_true(s:active() <= 1)
       stop(s)
     end)
+    -- reported once (not printed here), where it failed, with the stack
+    assert.equal(1, #reports)
+    assert.matches("^spec/hostile_net_spec%.lua:%d+: attempt to index a " ..
+      "nil value %(local 'x'%)\nstack traceback:\n.*in local 'handler'",
+      reports[1][1])
+    assert.is_nil(reports[1][2]) -- a handler: no task record
   end)
 
   it("a task still asleep when the host exits leaks nothing", function()
@@ -485,8 +496,14 @@ s:close()
       assert(os.execute("mkdir " .. shell_quote(dir)))
       local long = dir .. "/" .. string.rep("a", 300)
       local cut = long:sub(1, 107) -- what sun_path would have kept
-      assert.same({nil, "ENAMETOOLONG"}, {net.listen{path = long}})
-      assert.same({nil, "ENAMETOOLONG"}, {net.connect{path = long}})
+      local r = {net.listen{path = long}}
+      assert.same({nil, "ENAMETOOLONG"}, {r[1], r[2]})
+      -- the message names the path, cut to 200 bytes
+      assert.equal("listen " .. long:sub(1, 200) .. "...: ENAMETOOLONG " ..
+        "(name too long)", r[3])
+      r = {net.connect{path = long}}
+      assert.same({nil, "ENAMETOOLONG"}, {r[1], r[2]})
+      assert.matches("^connect /.*%.%.%.: ENAMETOOLONG", r[3])
       assert.is_nil(io.open(cut, "r"), "a socket at the cut path")
       local nul = dir .. "/x\0y"
       assert.matches("path contains a NUL byte", select(2,
@@ -512,10 +529,17 @@ s:close()
     run_task(function()
       local evil = "localhost\0.example.com"
       assert.same({nil, "ENOTFOUND"}, {net.lookup(evil)})
-      assert.same({nil, "ENOTFOUND"}, {net.connect(evil, 9, {timeout = 2})})
-      assert.same({nil, "ENOTFOUND"}, {net.listen{host = evil}})
-      assert.same({nil, "ENOTFOUND"}, {net.listen{host = "127.0.0.1\0x"}})
-      assert.same({nil, "ENOTFOUND"}, {net.udp{host = "127.0.0.1\0x",
+      -- (the third value, the message, shows the NUL byte escaped)
+      local bad = "localhost\\x00.example.com"
+      assert.same({nil, "ENOTFOUND", "connect " .. bad .. ":9: ENOTFOUND " ..
+        "(name does not resolve)"}, {net.connect(evil, 9, {timeout = 2})})
+      assert.same({nil, "ENOTFOUND", "listen " .. bad .. ":0: ENOTFOUND " ..
+        "(name does not resolve)"}, {net.listen{host = evil}})
+      assert.same({nil, "ENOTFOUND", "listen 127.0.0.1\\x00x:0: " ..
+        "ENOTFOUND (name does not resolve)"},
+        {net.listen{host = "127.0.0.1\0x"}})
+      assert.same({nil, "ENOTFOUND", "udp 127.0.0.1\\x00x:0: ENOTFOUND " ..
+        "(name does not resolve)"}, {net.udp{host = "127.0.0.1\0x",
         port = 0}})
       assert.same({nil, "ENOTFOUND"}, {net.service("http\0x")})
       assert.same({nil, "ENOTFOUND"}, {net.service("http", "tcp\0x")})

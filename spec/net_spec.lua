@@ -80,10 +80,25 @@ describe("net", function()
       run_task(function()
         local a = assert(net.listen{})
         local _, port = a:sockname()
-        local b, err = net.listen{port = port}
+        local b, err, msg = net.listen{port = port}
         assert.is_nil(b)
         assert.equal("EADDRINUSE", err)
+        -- the message names the operation and the address
+        assert.equal(("listen 127.0.0.1:%d: EADDRINUSE (address already " ..
+          "in use)"):format(port), msg)
+        -- http.listen gives the same three values
+        assert.same({nil, err, msg}, {require("http").listen{port = port,
+          handler = function() end}})
         a:close()
+        local c
+        c, err, msg = net.connect("127.0.0.1", port)
+        assert.is_nil(c)
+        assert.equal("ECONNREFUSED", err)
+        assert.equal(("connect 127.0.0.1:%d: ECONNREFUSED (connection " ..
+          "refused)"):format(port), msg)
+        c, err, msg = net.connect("::1", port)
+        assert.is_nil(c)
+        assert.matches("^connect %[::1%]:" .. port .. ": E", msg)
         local r1 = assert(net.listen{reuseport = true})
         local _, p = r1:sockname()
         local r2 = assert(net.listen{port = p, reuseport = true})
@@ -125,7 +140,9 @@ describe("net", function()
         "bad argument #1 to 'listen' (port: integer in 0..65535 " ..
         "expected, got 70000)")
       run_task(function()
-        assert.same({nil, "ENOTFOUND"}, {net.listen{host = "no.such.invalid"}})
+        assert.same({nil, "ENOTFOUND", "listen no.such.invalid:0: " ..
+          "ENOTFOUND (name does not resolve)"},
+          {net.listen{host = "no.such.invalid"}})
       end)
     end)
 
@@ -1133,5 +1150,54 @@ describe("net", function()
       assert.matches("bad argument #1 to 'accept'", err)
     end
     s:close()
+  end)
+end)
+
+describe("argument errors", function()
+  after_each(assert_clean)
+
+  -- Each case on its own line: the error must name that line of this file
+  -- (the caller's), never a line inside lib/.
+  it("point at the caller's line, not into lib/ (net, task, http)",
+    function()
+    local http = require "http"
+    local cases = {
+      function() net.listen{port = "x"} end,
+      function() net.listen{port = 0, bogus = 1} end,
+      function() net.listen{port = 0, backlog = -1} end,
+      function() net.listen{port = 0, proxy_protocol = 3} end,
+      function() net.listen{port = 0, proxy_protocol = {trusted = 1}} end,
+      function() net.listen{port = 0, proxy_protocol = {timeout = -1}} end,
+      function() net.listen{port = 0, tls = 3} end,
+      function() net.listen{port = 0, tls = {bogus = 1}} end,
+      function() net.connect(3, 4) end,
+      function() net.connect("127.0.0.1", "x") end,
+      function() net.connect("127.0.0.1", 1, {timeout = -1}) end,
+      function() net.connect("127.0.0.1", 1, {tls = {verfy = 1}}) end,
+      function() net.connect("127.0.0.1", 1, {tls = 1}) end,
+      function() net.lookup("x", {family = "z"}) end,
+      function() net.udp{port = "x"} end,
+      function() task.spawn(3) end,
+      function() task.sleep(-1) end,
+      function() task.queue(0) end,
+      function() task.queue():get(-1) end,
+      function() task.queue():put(nil) end,
+      function() task.event():wait(-1) end,
+      function() task.on_error(3) end,
+      function() task.wait_signal() end,
+      function() http.listen{port = "x", handler = print} end,
+      function() http.listen{port = 0, handler = print, backlog = 0} end,
+      function() http.listen{port = 0, handler = print, tls = 3} end,
+      function() http.listen{port = 0} end,
+    }
+    run_task(function()
+      for i, f in ipairs(cases) do
+        local ok, err = pcall(f)
+        assert.is_false(ok, "case " .. i .. " raised nothing")
+        local line = debug.getinfo(f, "S").linedefined
+        assert.matches("^spec/net_spec%.lua:" .. line .. ": bad argument",
+          err)
+      end
+    end)
   end)
 end)

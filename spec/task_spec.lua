@@ -218,6 +218,33 @@ describe("task", function()
     assert.equal(0, code)
   end)
 
+  it("on_error takes the reports of failed tasks; a failing one is " ..
+     "reported with the error it got", function()
+    local out, err, code = run_host({"-e", [[
+      local task = require "task"
+      local got = {}
+      assert(task.on_error(function(tb, t) got[#got + 1] = {tb, t} end)
+        == nil)
+      local t = task.spawn(function() task.sleep(0.01); error("one") end)
+      t:join()
+      print(#got, got[1][2] == t, got[1][1]:match("^[^\n]*"))
+      print(got[1][1]:match("stack traceback") ~= nil)
+      assert(type(task.on_error(function() error("hook fails") end))
+        == "function")
+      task.spawn(function() error("two") end)
+      assert(type(task.on_error(nil)) == "function")
+      task.spawn(function() error("three") end)
+      print(pcall(task.on_error, 42))]]})
+    assert.equal(0, code, err)
+    assert.equal("1\ttrue\t(command line):5: one\ntrue\n" ..
+      "false\tbad argument #1 to 'on_error' (function expected, got " ..
+      "number)\n", out)
+    assert.matches("^luahost: task.on_error: %(command line%):9: hook " ..
+      "fails\nluahost: %(command line%):11: two\nstack traceback:", err)
+    assert.matches("\nluahost: %(command line%):13: three\nstack", err)
+    assert.not_matches("one", err)
+  end)
+
   it("an error in the main chunk after a wait exits 1", function()
     local out, err, code = run_host({"-e", [[
       local task = require "task"

@@ -1,6 +1,9 @@
 #!/bin/sh
-# vendor/install.sh: install the Debian packages listed in vendor/packages.txt
-# that are missing, then check every listed package meets its minimum version.
+# vendor/install.sh [--list] [SECTION...]: install the Debian packages of
+# vendor/packages.txt that are missing, then check every one of them meets
+# its minimum version. SECTION: build, tests or bench (the "# build",
+# "# tests" and "# bench peers" parts of the list); none: all of them.
+# --list: print the names of those packages, one a line, and nothing else.
 #
 # As root it runs apt-get itself; otherwise it prints the one command to run
 # and fails. Services that packages would start at install time (nginx,
@@ -9,9 +12,37 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 list="$here/packages.txt"
 
-names=$(sed -e 's/#.*//' "$list" | awk 'NF {print $1}')
+list_only=0
+if [ "${1:-}" = --list ]; then list_only=1; shift; fi
+sections=${*:-build tests bench}
+for s in $sections; do
+  case "$s" in
+    build|tests|bench) ;;
+    *) echo "vendor/install.sh: unknown section '$s'" \
+         "(build, tests or bench)" >&2; exit 2 ;;
+  esac
+done
+
+# "name minimum" for each package of the sections asked, once each.
+wanted=$(awk -v want=" $sections " '
+  /^# *build *$/ { sec = "build"; next }
+  /^# *tests *$/ { sec = "tests"; next }
+  /^# *bench/    { sec = "bench"; next }
+  { sub(/#.*/, "") }
+  NF && sec != "" && index(want, " " sec " ") && !seen[$1]++ { print $1, $2 }
+' "$list")
+if [ -z "$wanted" ]; then
+  echo "vendor/install.sh: no package in section(s): $sections" >&2
+  exit 1
+fi
+
+if [ "$list_only" = 1 ]; then
+  echo "$wanted" | awk '{print $1}'
+  exit 0
+fi
+
 missing=""
-for p in $names; do
+for p in $(echo "$wanted" | awk '{print $1}'); do
   st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
   [ "$st" = installed ] || missing="$missing $p"
 done
@@ -39,7 +70,7 @@ fi
 
 # Every package present and at least at its listed version.
 bad=0
-sed -e 's/#.*//' "$list" | awk 'NF {print $1, $2}' | while read -r p min; do
+echo "$wanted" | while read -r p min; do
   have=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || true)
   if [ -z "$have" ] || ! dpkg --compare-versions "$have" ge "$min"; then
     echo "vendor/install.sh: $p is '${have:-absent}', need >= $min" >&2
@@ -47,4 +78,4 @@ sed -e 's/#.*//' "$list" | awk 'NF {print $1, $2}' | while read -r p min; do
   fi
 done || bad=1
 [ "$bad" = 0 ] || exit 1
-echo "vendor/install.sh: all packages present"
+echo "vendor/install.sh: all packages present ($sections)"

@@ -604,6 +604,16 @@ end
 local function access_log(srv, req, res)
   local log = srv.log
   if not log then return end
+  local mod = srv.log_module
+  if mod then -- the log module's format: one info line, fields apart
+    if mod.enabled("info") then
+      mod.info(req.method .. " " .. req.target, {peer = req.peer_ip,
+        status = res._status, bytes = res._sent, version = req.version,
+        ms = req._t0 and math.floor((task.now() - req._t0) * 1e4 + 0.5)
+          / 10 or nil})
+    end
+    return
+  end
   local line = fmt('%s - - [%s] "%s %s %s" %d %s\n', req.peer_ip or "-",
     os.date("!%d/%b/%Y:%H:%M:%S +0000"), req.method, req.target,
     req.version, res._status, res._sent > 0 and res._sent or "-")
@@ -704,6 +714,7 @@ local function new_request(srv, r, h)
   setmetatable(h.headers, headers_mt)
   local req = setmetatable(h, Request)
   req.path, req.query_string, req._reader = path, query, r
+  if srv.log_module then req._t0 = task.now() end
   -- (also when the PROXY protocol came with the socket: --listen
   -- ADDR,proxy, a systemd socket named "...,proxy")
   req.proxy_ip = r.conn:proxyname()
@@ -789,7 +800,11 @@ local function serve_conn(srv, conn)
             err.status .. " " .. (REASON[err.status] or "Error") .. "\n")
         end
       else
-        io.stderr:write("http: handler error: ", tostring(err), "\n")
+        if srv.log_module then
+          srv.log_module.error("http: handler error: " .. tostring(err))
+        else
+          io.stderr:write("http: handler error: ", tostring(err), "\n")
+        end
         if not res.head_sent then
           res._headers, res._close = {}, true
           pcall(res.send, res, 500, "500 Internal Server Error\n")
@@ -834,6 +849,9 @@ local LISTEN_OPTS = {host = true, port = true, path = true, fd = true,
 
 local function make_log(log)
   if log == nil or log == false then return nil end
+  if type(log) == "table" and log == package.loaded.log then
+    return true, log -- lines through the log module (access_log)
+  end
   if log == true then
     return function(line) io.stderr:write(line) end
   end
@@ -843,8 +861,8 @@ local function make_log(log)
     return function(line) f:write(line) end
   end
   if type(log) == "function" then return log end
-  error("bad argument #1 to 'listen' (log: true, a file name or a " ..
-    "function expected)", 3)
+  error("bad argument #1 to 'listen' (log: true, a file name, a " ..
+    "function or the log module expected)", 3)
 end
 
 --- listen{host=, port= | path= | fd=, handler=, limits=, timeouts=,
@@ -895,17 +913,26 @@ function M.listen(opts)
     end
   end
   local d = common.defaults
-  local srv = setmetatable({handler = handler, gzip = gzip or nil,
+  local log, log_module = make_log(opts.log)
+  local srv = setmetatable({handler = handler, log = log,
+    log_module = log_module, gzip = gzip or nil,
     trusted = trusted, proxy_protocol = opts.proxy_protocol,
     limits = common.merge(d.limits, opts.limits, "limits", "listen"),
     timeouts = common.merge(d.timeouts, opts.timeouts, "timeouts", "listen"),
-    log = make_log(opts.log)}, Server)
-  local s, err = net.listen{host = opts.host, port = opts.port,
-    path = opts.path, fd = opts.fd, backlog = opts.backlog,
-    reuseport = opts.reuseport, max_connections = srv.limits.connections,
+    }, Server)
+  -- net.listen checks the rest: its argument errors are raised again
+  -- here, so that they point at the caller's line, not at this one
+  local ok, s, err, msg = pcall(net.listen, {host = opts.host,
+    port = opts.port, path = opts.path, fd = opts.fd,
+    backlog = opts.backlog, reuseport = opts.reuseport,
+    max_connections = srv.limits.connections,
     proxy_protocol = opts.proxy_protocol,
-    idle_timeout = srv.timeouts.idle, tls = opts.tls}
-  if not s then return nil, err end
+    idle_timeout = srv.timeouts.idle, tls = opts.tls})
+  if not ok then
+    if type(s) == "string" then s = s:gsub("^[^\n]-:%d+: ", "", 1) end
+    error(s, 2)
+  end
+  if not s then return nil, err, msg end
   srv._net = s
   task.spawn(function()
     s:serve(function(conn) serve_conn(srv, conn) end)

@@ -64,8 +64,13 @@ function run_loop(cond, seconds)
       if not ok or met then uv.stop() end
     end)
   end
+  -- and a clock bound: once an uncaught callback error stopped the host,
+  -- uv.run returns at once without running timers, so the guard alone
+  -- could never fire (the suite spun for ever instead of failing)
+  local deadline = uv.hrtime() + seconds * 1e9
   while not (cond and cond()) and not timed_out do
     if not uv.run("once") and not cond then break end
+    if uv.hrtime() > deadline then timed_out = true end
   end
   if early then early:close() end
   if not guard:is_closing() then guard:close() end
