@@ -11,7 +11,8 @@
 # start although it is available); never because of speed.
 #
 # Knobs: BENCH_DURATION (seconds per measured run, default 3), BENCH_WARMUP
-# (default 0.5), BENCH_RUNS (default 3), BENCH_IDLE (connections of the
+# (default 0.5), BENCH_RUNS (default 3), BENCH_HIDLE (HTTP keep-alive
+# connections of the hidle case, default 2000), BENCH_IDLE (connections of the
 # memory case, default 10000), BENCH_README (where to write, default
 # bench/README.md; "-" for nowhere), BENCH_ONLY (a subset of servers and
 # cases, e.g. "lh_net_w2 pp100 http"; the floors c and nginx always run; a
@@ -28,6 +29,7 @@ DUR=${BENCH_DURATION:-3}
 WARM=${BENCH_WARMUP:-0.5}
 RUNS=${BENCH_RUNS:-3}
 IDLE=${BENCH_IDLE:-10000}
+HIDLE=${BENCH_HIDLE:-2000}
 ONLY=${BENCH_ONLY:-}
 if [ -n "$ONLY" ]; then README=${BENCH_README:--}
 else README=${BENCH_README:-$here/README.md}; fi
@@ -307,10 +309,11 @@ stop() {
 # echo cases: name, label, loadgen arguments
 cases=$(only "pp1 pp100 pipe stream")
 http_cases=$(only "http httpv"); http_on=$http_cases; idle_on=$(only idle)
+hidle_on=$(only hidle)
 tls_on=$(only tls)
-if [ -n "$ONLY" ] && [ -z "$cases$http_on$idle_on$tls_on" ]; then
+if [ -n "$ONLY" ] && [ -z "$cases$http_on$idle_on$hidle_on$tls_on" ]; then
   cases="pp1 pp100 pipe stream"; http_cases="http httpv"   # servers only
-  http_on=1; idle_on=1
+  http_on=1; idle_on=1; hidle_on=1
 fi
 if [ -n "$ONLY" ] &&
    [ -z "$(only "lh_uv lh_net lh_net_w2 luv node lh_http lh_http_w2 node_http")" ]
@@ -318,7 +321,7 @@ then                                                       # cases only
   echo_servers="c lh_uv lh_net lh_net_w2 luv node"
   http_servers="nginx lh_http lh_http_w2 node_http"
 fi
-[ -n "$http_on" ] || http_servers=""
+[ -n "$http_on$hidle_on" ] || http_servers=""
 cl_pp1="ping-pong 1 conn x 64 B"
 ca_pp1="-c 1 -m 64 -w 1"
 cl_pp100="ping-pong 100 conns x 64 B"
@@ -438,6 +441,21 @@ run_idle() {  # run_idle SERVER: a fresh server, IDLE connections
     echo "case=idle server=$1 $out" >>"$res"
   fi
   stop "$1_idle"
+}
+
+run_hidle() {  # run_hidle SERVER: a fresh HTTP server, HIDLE keep-alive
+  start_http "$1"  # connections idle after one request each
+  set -- "$1" $(state "$1")
+  [ "$2" = up ] || return 0
+  out=$(taskset -c $CLI_CPU /usr/bin/python3 "$here/http_idle.py" "$3" \
+        "$4" "$HIDLE" 2>"$tmp/hidle.err")
+  if [ $? -ne 0 ]; then
+    failure "hidle on $1: $(cat "$tmp/hidle.err")"
+    echo "case=hidle server=$1 run=1 error=1" >>"$res"
+  else
+    echo "case=hidle server=$1 $out" >>"$res"
+  fi
+  stop "$1"
 }
 
 # }=========================================================================
@@ -570,6 +588,26 @@ idle_table() {
   done
 }
 
+hidle_table() {
+  echo "| server | RSS before (KiB) | RSS with $HIDLE conns (KiB) | bytes per idle conn | vs nginx | target |"
+  echo "|---|--:|--:|--:|--:|---|"
+  nbpc=$(med hidle nginx bytes_per_conn)
+  for s in $http_servers; do
+    [ "$s" = lh_http_w2 ] && continue
+    bpc=$(med hidle "$s" bytes_per_conn)
+    if [ -z "$bpc" ]; then
+      r=$(note_for "$s")
+      failed_in hidle "$s" && r="FAILED: (see the log)"
+      echo "| $(label "$s") | $r | | | | |"
+      continue
+    fi
+    t=""
+    [ "$s" = lh_http ] && t=$(awk -v b="$bpc" 'BEGIN {
+      printf "≤ 600 %s", (b <= 600) ? "met" : "MISSED" }')
+    echo "| $(label "$s") | $(med hidle "$s" rss_before_kib) | $(med hidle "$s" rss_after_kib) | $(fmt "$bpc" %.0f) | $(ratio "$bpc" "$nbpc") | $t |"
+  done
+}
+
 # }=========================================================================
 
 [ -x "$loadgen" ] && [ -x "$build/echo_server" ] || {
@@ -648,6 +686,18 @@ else
   done
 fi
 
+# HTTP keep-alive connections idle after one request: one run each.
+if [ -n "$hidle_on" ] && [ "$(ulimit -n)" != unlimited ] &&
+   [ "$(ulimit -n)" -lt $((HIDLE + 100)) ]; then
+  say "bench: skipping the hidle case: open-file limit $(ulimit -n)"
+  hidle_on=""
+fi
+[ -n "$hidle_on" ] && for s in $http_servers; do
+  case $s in lh_http_w2) continue ;; esac
+  say "bench: hidle: $HIDLE keep-alive connections on $s"
+  run_hidle "$s"
+done
+
 # TLS: bench/tls_bench.lua against nginx, its own servers and clients
 # (openssl s_time, curl), the same core split, RUNS interleaved runs.
 tls_skip=""
@@ -711,6 +761,12 @@ report() {
     echo "### Memory: $IDLE idle connections, each handler waiting in a read"
     echo
     idle_table
+  fi
+  if [ -n "$hidle_on" ]; then
+    echo
+    echo "### Memory: $HIDLE idle HTTP keep-alive connections, each after one request (bench/http_idle.py)"
+    echo
+    hidle_table
   fi
   if [ -n "$tls_on" ]; then
     echo

@@ -202,19 +202,21 @@ static int field(lua_State *L, head *h, const char *s, const char *e,
   }
   lua_pushlstring(L, s, nl);
   lua_rawseti(L, fidx, 2 * n - 1);
-  lua_pushlstring(L, v, (size_t)(ve - v));
-  lua_rawseti(L, fidx, 2 * n);
-  lua_pushlstring(L, lname, nl);           /* key */
+  lua_pushlstring(L, v, (size_t)(ve - v)); /* value (made once) */
   lua_pushvalue(L, -1);
-  if (lua_rawget(L, hidx) == LUA_TSTRING) { /* key old */
+  lua_rawseti(L, fidx, 2 * n);
+  lua_pushlstring(L, lname, nl);           /* value key */
+  lua_pushvalue(L, -1);
+  if (lua_rawget(L, hidx) == LUA_TSTRING) { /* value key old */
     lua_pushliteral(L, ", ");
-    lua_pushlstring(L, v, (size_t)(ve - v));
-    lua_concat(L, 3);                       /* key "old, new" */
+    lua_pushvalue(L, -4);
+    lua_concat(L, 3);                       /* value key "old, new" */
   } else {
     lua_pop(L, 1);
-    lua_pushlstring(L, v, (size_t)(ve - v));
+    lua_pushvalue(L, -2);                   /* value key value */
   }
   lua_rawset(L, hidx);
+  lua_pop(L, 1);
   return 0;
 }
 
@@ -408,16 +410,29 @@ static int parse(lua_State *L, int request) {
     for (q = line; q < le; q++)
       if (*q == '\r' || *q == '\0')
         return bad(L, 400, *q ? "bare CR" : "NUL in start line");
-    lua_createtable(L, 0, 8);
+    /* a request gets room for what http.server adds (path, query_string,
+    ** _reader, has_body, _left, _length, _done): no rehash */
+    lua_createtable(L, 0, request ? 16 : 8);
     st = request ? request_line(L, &h, line, le, &why)
                  : status_line(L, &h, line, le, &why);
     if (st) return bad(L, st, why);
   }
-  lua_createtable(L, 0, 8);
-  hidx = lua_gettop(L);
-  lua_createtable(L, 16, 0);
-  fidx = lua_gettop(L);
   hb = lf + 1;
+  {
+    /* the tables sized for the fields there are (counted up to the empty
+    ** line, max_fields at most): no rehash, no empty room */
+    int nf = 0;
+    const char *q = hb, *ql;
+    while (nf <= max_fields && (ql = eol(q, end)) != NULL &&
+           trim_cr(q, ql) != q) {
+      nf++;
+      q = ql + 1;
+    }
+    lua_createtable(L, 0, nf);
+    hidx = lua_gettop(L);
+    lua_createtable(L, 2 * nf, 0);
+    fidx = lua_gettop(L);
+  }
   for (p = hb;;) {
     const char *le;
     lf = eol(p, end);

@@ -503,6 +503,7 @@ function net.listen(opts)
   local ip, bound = server:sockname()
   servers[server] = {max = maxc, active = 0, per_addr = per_addr,
     addrs = {}, conns = {}, logged = {}, tls = ctx, proxy = proxy,
+    idle = idle and ms(idle) or -1,
     name = bound and ip .. ":" .. bound or tostring(ip)}
   return own(server)
 end
@@ -527,10 +528,13 @@ local function log(st, what, fmt, ...)
   l.t, l.n = now, 0
 end
 
--- One connection's slot, given back when its handler ends.
-local Slot = {}
+-- One connection's slot, given back when its handler ends, or, for a
+-- conn the handler let rest (conn:rest), when that conn is closed.
+-- Between two rounds the slot is the conn's only Lua state: the key of
+-- st.conns and its role (the server side of starttls).
+local Slot = {server = true}
 Slot.__index = Slot
-Slot.__close = function(slot)
+local function release(slot)
   local st, ip = slot.st, slot.ip
   st.active = st.active - 1
   st.conns[slot.conn] = nil
@@ -543,6 +547,11 @@ Slot.__close = function(slot)
     st.waiter = nil
     wake(w)
   end
+end
+Slot.__close = function(slot)
+  if slot.resting then return end -- the conn waits in C (conn:rest)
+  slot.conn:close()
+  release(slot)
 end
 
 local address, accepted
@@ -559,30 +568,117 @@ local function read_proxy(st, conn)
   return ok, err
 end
 
-local function run_handler(slot, handler, conn)
-  local _slot <close> = slot -- luacheck: ignore 211
-  local _conn <close> = conn -- luacheck: ignore 211
+-- Before the first round: the PROXY header and the TLS handshake; false
+-- when the conn cannot be served (the round's slot closes it).
+local function prepare(slot, conn)
   local st = slot.st
   if st.proxy then
     -- the client's own address counts for max_per_address
-    if not read_proxy(st, conn) then return end
+    if not read_proxy(st, conn) then return false end
     local ip = address(st, conn)
-    if ip == false then return end
+    if ip == false then return false end
     if ip then st.addrs[ip] = (st.addrs[ip] or 0) + 1 end
     slot.ip = ip
   end
   -- TLS: after the PROXY header (it precedes the handshake), then the
   -- handshake (bounded by handshake_timeout) before the handler
-  if st.proxy and not accepted(st, conn) then return end
-  if st.tls and not conn:handshake() then return end
+  if st.proxy and not accepted(st, conn) then return false end
+  if st.tls and not conn:handshake() then return false end
+  return true
+end
+
+-- One round of a served conn: the handler, in the running task; the slot
+-- closes the conn and is given back after it, unless the conn rests.
+local function round(slot, handler, conn, first)
+  local _slot <close> = slot -- luacheck: ignore 211
+  if first and not prepare(slot, conn) then return end
   handler(conn)
+end
+
+-- Rest workers: a light task whose round ended with its conn resting
+-- waits here (a plain yield, nothing registered) to serve the next round
+-- of any rested conn: no coroutine is made per round. At most POOL_MAX
+-- wait; the others end.
+local pool, npool, POOL_MAX = {}, 0, 64
+local start_round
+local is_light = private.task.is_light
+local coroutine_running, coroutine_yield =
+  coroutine.running, coroutine.yield
+
+local function worker(slot, handler, conn, first)
+  while true do
+    round(slot, handler, conn, first)
+    local co = coroutine_running()
+    if npool >= POOL_MAX or not is_light(co) then return end
+    npool = npool + 1
+    pool[npool] = co
+    -- nothing kept while it waits (the stack is traversed)
+    slot, handler, conn = nil, nil, nil -- luacheck: ignore 311
+    repeat -- (only start_round resumes it, with a slot)
+      slot, handler, conn, first = coroutine_yield()
+    until getmetatable(slot) == Slot
+  end
+end
+
+-- Run a round (the first: first = true) in a waiting rest worker, or in
+-- a new light task.
+local resume = private.resume
+start_round = function(slot, handler, conn, first)
+  if npool > 0 then
+    local co = pool[npool]
+    pool[npool] = nil
+    npool = npool - 1
+    return resume(co, slot, handler, conn, first)
+  end
+  return spawn_light(worker, slot, handler, conn, first)
+end
+
+-- The callback of a resting conn of server st (net_read.c, core.rest):
+-- input (err nil) runs the handler in a new round; anything else closes
+-- the conn.
+local function rest_callback(st, handler)
+  return function(conn, err)
+    local slot = st.conns[conn]
+    if not slot then return conn:close() end
+    slot.resting = false
+    if err then
+      conn:close()
+      return release(slot)
+    end
+    return start_round(slot, handler, conn)
+  end
+end
+
+local core_rest = core.rest
+
+--- conn:rest([timeout]) -> true | false: in a handler run by
+--- server:serve, wait for the conn's next input with no task: when it
+--- returns true, the handler must return at once (without touching
+--- conn); when input arrives, the handler runs again, in a new task, with
+--- the same conn; when the peer closes, the conn fails, is closed
+--- (server:close_idle) or stays silent for timeout seconds (default: the
+--- server's idle_timeout), it is closed and the handler does not run.
+--- False, doing nothing, when input is buffered already (read it) or the
+--- conn is not a served one.
+function Conn:rest(timeout)
+  local slot = roles[self]
+  if getmetatable(slot) ~= Slot or slot.resting or
+    slot.st.conns[self] ~= slot then
+    return false
+  end
+  local st = slot.st
+  if not core_rest(self, timeout and ms(timeout) or st.idle, st.rest) then
+    return false
+  end
+  slot.resting = true
+  return true
 end
 
 -- An accepted conn of server st: the server side of starttls, and TLS
 -- at once on a TLS server (the handshake runs as bytes arrive). False
 -- when TLS could not start (conn closed).
 function accepted(st, conn)
-  roles[conn] = SERVER_ROLE
+  roles[conn] = roles[conn] or SERVER_ROLE -- (its slot, when served)
   if st.tls then return tls_start(conn, st.tls, true, nil, nil, nil, true)
     ~= nil end
   return true
@@ -607,8 +703,11 @@ end
 local function take_slot(st, conn, ip)
   if ip then st.addrs[ip] = (st.addrs[ip] or 0) + 1 end
   st.active = st.active + 1
-  st.conns[conn] = true
-  return setmetatable({st = st, ip = ip, conn = conn}, Slot)
+  local slot = setmetatable({st = st, ip = ip, conn = conn, resting = false},
+    Slot)
+  st.conns[conn] = slot
+  roles[conn] = slot
+  return slot
 end
 
 -- Wait until a slot is free or the server is closed, holding conn (the
@@ -655,6 +754,7 @@ function Server:serve(handler)
   local st = servers[self]
   if st == nil then argerror(1, "serve", "net.server expected") end
   local accept = core_accept
+  st.rest = st.rest or rest_callback(st, handler)
   while true do
     local conn, err = accept(self)
     if conn then
@@ -681,7 +781,7 @@ function Server:serve(handler)
         end
       end
       if ip ~= false then
-        spawn_light(run_handler, take_slot(st, conn, ip), handler, conn)
+        start_round(take_slot(st, conn, ip), handler, conn, true)
       end
     elseif err == "closed" then
       return true
@@ -711,6 +811,22 @@ function Server:close()
     wake(w)
   end
   return r
+end
+
+--- close_idle(): close the served connections resting between two
+--- rounds (conn:rest); returns how many.
+function Server:close_idle()
+  local st, n = servers[self], 0
+  if not st then return 0 end
+  local list = {}
+  for conn, slot in pairs(st.conns) do
+    if slot.resting then list[#list + 1] = conn end
+  end
+  for i = 1, #list do
+    list[i]:close()
+    n = n + 1
+  end
+  return n
 end
 
 --- The number of connections being served.

@@ -50,7 +50,8 @@ const char *net_conn_errname(conn *c, int status) {
 static void conn_free(lh_handle *h) {
   conn *c = (conn *)h->extra;
   lua_State *L = h->ctx->L;
-  if (!h->ctx->shutting_down && (c->rco != NULL || c->wco != NULL)) {
+  if (!h->ctx->shutting_down &&
+      (c->rco != NULL || c->wco != NULL || c->resting)) {
     /* Closed under a waiting task (uv.walk + close, a drain): tell it
     ** "closed" rather than leave it parked for ever. */
     c->closed = 1;
@@ -63,6 +64,7 @@ static void conn_free(lh_handle *h) {
   net_tmo_del(c->K, &c->wt);
   luaL_unref(L, LUA_REGISTRYINDEX, c->rref);
   luaL_unref(L, LUA_REGISTRYINDEX, c->wref);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->iref);
   free(c->buf);
   free(c->px);
   net_batch_free(c);
@@ -92,7 +94,7 @@ conn *net_conn_new(lua_State *L, core *K, uv_handle_type type, int kind) {
   c->K = K;
   c->tp = &net_plain;
   c->kind = (unsigned char)kind;
-  c->rref = c->wref = LUA_NOREF;
+  c->rref = c->wref = c->iref = LUA_NOREF;
   c->rt.idx = c->wt.idx = -1;
   c->timeout = c->idle = -1;
   c->maxline = K->maxline;
@@ -118,27 +120,69 @@ int net_conn_init_done(lua_State *L, conn *c, int r) {
   return r;
 }
 
+/* The metatables of the kinds are also kept under light userdata keys
+** (&net_tnames[kind]): checking a conn argument (every method call) then
+** needs no string look-up. */
 conn *net_to_conn(lua_State *L, int idx, int kind) {
-  conn **ud = (conn **)luaL_checkudata(L, idx, net_tnames[kind]);
-  return *ud;
+  conn **ud = (conn **)lua_touserdata(L, idx);
+  if (ud != NULL && lua_getmetatable(L, idx)) {
+    int same;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &net_tnames[kind]);
+    same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (same) return *ud;
+  }
+  luaL_typeerror(L, idx, net_tnames[kind]);
+  return NULL;
 }
 
 /* }====================================================== */
 
 /* {====================================================== waits */
 
+/* A resting conn has something to tell (see core.rest, net_read.c): its
+** callback runs, fn(conn, err): err nil when input waits to be read,
+** else "closed", "timeout" or the error. The slots are cleared first:
+** the callback may rest the conn again. */
+static void rest_wake(lua_State *L, conn *c) {
+  lh_ctx *ctx = c->K->ctx;
+  const char *err = NULL;
+  (void)L;
+  if (c->closed) err = "closed";
+  else if (c->rlen > 0) err = NULL;
+  else if (c->rerr) err = net_conn_errname(c, c->rerr);
+  else if (c->rtimed) err = "timeout";
+  else return; /* nothing to tell (a TLS handshake step, a stale wake) */
+  c->resting = 0;
+  c->rtimed = 0;
+  c->rdue = 0;
+  uv_unref(c->h->uv);
+  L = ctx->L;
+  lua_checkstack(L, LUA_MINSTACK); /* see lh_push_cb */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->iref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->rref);
+  net_unanchor(L, c->iref);
+  net_unanchor(L, c->rref);
+  if (err) lua_pushstring(L, err); else lua_pushnil(L);
+  lh_call(ctx, 2);
+}
+
 /* Resume the task parked in c's reader slot (reader, acceptor, connect). */
 void net_wake_reader(lua_State *L, conn *c) {
   lua_State *co = c->rco;
-  if (co == NULL) return;
+  if (co == NULL) {
+    if (c->resting) rest_wake(L, c);
+    return;
+  }
   c->rco = NULL;
-  c->rdue = 0; /* its deadline entry, if any, is now stale (rd_fire) */
+  c->rdue = 0; /* its deadline entry, if any, is now stale (net_rd_fire) */
   uv_unref(c->h->uv);
   /* The slot keeps co alive during the resume; cleared after unless the
   ** task parked here again. conn memory outlives this: it is only freed
   ** by the close callback, which never runs inside a resume. */
   lh_resume(c->K->ctx, co, 0);
-  if (c->rco == NULL) net_unanchor(L, c->rref);
+  /* (a task that ended by resting the conn anchored the conn there) */
+  if (c->rco == NULL && !c->resting) net_unanchor(L, c->rref);
 }
 
 void net_wake_writer(lua_State *L, conn *c) {
@@ -208,15 +252,15 @@ void net_conn_close(lua_State *L, conn *c) {
 
 /* The reader's deadline. Lazy: the entry may be older than the wait
 ** (see net_park_reader). */
-static void rd_fire(core *K, tmo *t) {
+void net_rd_fire(core *K, tmo *t) {
   conn *c = container_of(t, conn, rt);
-  if (c->rco == NULL || c->rdue == 0) return; /* stale */
+  if ((c->rco == NULL && !c->resting) || c->rdue == 0) return; /* stale */
   if (c->rdue > uv_now(K->ctx->loop)) { /* early: queue it again */
-    net_tmo_add_at(K, &c->rt, rd_fire, c->rdue);
+    net_tmo_add_at(K, &c->rt, net_rd_fire, c->rdue);
     return;
   }
   /* (the deadline of a task closed by force: nobody to time out) */
-  c->rtimed = lua_status(c->rco) == LUA_YIELD;
+  c->rtimed = c->resting || lua_status(c->rco) == LUA_YIELD;
   net_wake_reader(K->ctx->L, c);
 }
 
@@ -246,7 +290,7 @@ int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
     uint64_t due = net_now(c->K) + (uint64_t)ms;
     c->rdue = due;
     if (c->rt.idx >= 0 && c->rt.due > due) net_tmo_del(c->K, &c->rt);
-    if (c->rt.idx < 0 && net_tmo_add_at(c->K, &c->rt, rd_fire, due) < 0)
+    if (c->rt.idx < 0 && net_tmo_add_at(c->K, &c->rt, net_rd_fire, due) < 0)
       return luaL_error(L, "not enough memory");
   }
   c->rco = L;
@@ -489,6 +533,8 @@ static int core_configure(lua_State *L) {
 static void new_kind(lua_State *L, int module, int kind,
                      const luaL_Reg *methods, const char *field) {
   luaL_newmetatable(L, net_tnames[kind]);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &net_tnames[kind]);
   lua_newtable(L);
   luaL_setfuncs(L, methods, 0);
   lua_pushvalue(L, -1);
@@ -537,13 +583,15 @@ static const luaL_Reg server_methods[] = {
 };
 
 /* idle_for(conn): seconds a task has been waiting to read the live
-** stream conn with nothing unread, or nil when it is not idle (nobody
+** stream conn (or the conn has been resting, core.rest) with nothing
+** unread, or nil when it is not idle (nobody
 ** waits to read, or input waits to be read: a client that sent half a
 ** line is not idle). net's serve sheds the one idle the longest at
 ** max_connections. */
 static int core_idle_for(lua_State *L) {
   conn *c = net_to_conn(L, 1, K_STREAM);
-  if (!LIVE(c) || c->rco == NULL || lua_status(c->rco) != LUA_YIELD ||
+  if (!LIVE(c) || ((c->rco == NULL || lua_status(c->rco) != LUA_YIELD) &&
+                   !c->resting) ||
       c->rlen > 0 || c->cstatus == 1)
     return 0;
   lua_pushnumber(L, (double)(net_now(c->K) - c->rsince) / 1000);

@@ -267,6 +267,8 @@ struct conn {
   lua_State *rco, *wco;  /* parked reader (or acceptor) and writer */
   lua_State *task;       /* last thread known to be a task (need_task) */
   int rref, wref;        /* registry slots anchoring them */
+  int iref;              /* rest: the registry slot of its callback (the
+                            conn itself is anchored in rref meanwhile) */
   tmo rt, wt;
   uint64_t rdue;         /* deadline of the parked reader, 0 = none */
   uint64_t rsince;       /* when the reader parked (net_now, ms) */
@@ -284,6 +286,8 @@ struct conn {
   int qlen;
   unsigned char kind, reading, closed, rtimed, wtimed, wflush, pending;
   unsigned char skipline;
+  unsigned char resting; /* rest: waits in C for input, no task (see
+                            net_read.c) */
   unsigned char vbuf;    /* VBUF_NO (default), VBUF_FULL, VBUF_LINE */
 };
 
@@ -300,7 +304,9 @@ int net_conn_init_done(lua_State *L, conn *c, int r);
 conn *net_to_conn(lua_State *L, int idx, int kind);
 void net_conn_close(lua_State *L, conn *c);
 /* Resume the task parked in the reader (reader, acceptor, connect) or
-** writer slot, if any. */
+** writer slot, if any. A resting conn (no task: see core.rest in
+** net_read.c) has its callback called instead, once there is something
+** to tell: input, an error or end of input, its close, its deadline. */
 void net_wake_reader(lua_State *L, conn *c);
 void net_wake_writer(lua_State *L, conn *c);
 /* Park the running task in a slot; k continues it. ms < 0: no deadline
@@ -310,6 +316,9 @@ int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
                     lua_KFunction k, const char *what);
 int net_park_writer(lua_State *L, conn *c, int flush, lua_KFunction k,
                     const char *what);
+/* The reader's deadline (lazy: see net_park_reader), also a resting
+** conn's. */
+void net_rd_fire(core *K, tmo *t);
 /* Cancel cleanup: take L out of whichever slot of c it waits in. */
 void net_drop_waits(lua_State *L, conn *c);
 /* Seconds (not NaN) to ms for a wait: -1 when negative, clamped. */

@@ -3,6 +3,7 @@
 ** io.read formats, recv.
 ** See Copyright Notice in README.md
 */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,8 +68,9 @@ void net_rstop(conn *c) {
 int net_deliver(conn *c, const char *p, size_t n) {
   core *K = c->K;
   lua_State *L = K->ctx->L;
-  if (c->rco && c->rlen == 0 && !K->ctx->readbuf_lent) {
-    /* Fast path: the reader reads straight from p, lent while it runs;
+  if ((c->rco || c->resting) && c->rlen == 0 && !K->ctx->readbuf_lent) {
+    /* Fast path: the reader (or the task a resting conn's callback
+    ** starts) reads straight from p, lent while it runs;
     ** only what it leaves is copied. A nested loop run meanwhile reads
     ** into buffers of its own (see lh_readbuf_alloc). */
     c->rp = p;
@@ -376,6 +378,71 @@ static int conn_recv(lua_State *L) {
 
 /* }====================================================== */
 
+/* {====================================================== rest */
+
+/*
+** rest(conn, ms, fn): between two requests, a server's connection waits
+** here with no task, no coroutine and no input buffer: the conn and fn
+** are anchored in two registry slots, the socket keeps reading, and the
+** first thing to tell calls fn(conn, err) from the loop (as a callback:
+** it must not fail, nor wait): err is nil when input arrived (the task fn
+** starts reads it straight from the shared read buffer), else "closed"
+** (the peer's end of input, or conn:close()), "timeout" (ms passed with
+** nothing, ms < 0: never) or the error. Then the conn no longer rests.
+** Returns false, doing nothing, when the conn cannot rest: input is
+** buffered already (pipelining: read it), an error or the end of input
+** is pending, a task waits to read it, or it is closed.
+*/
+static void anchor_top(lua_State *L, int *ref) {
+  if (*ref == LUA_NOREF || *ref == LUA_REFNIL)
+    *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  else
+    lua_rawseti(L, LUA_REGISTRYINDEX, *ref);
+}
+
+static int core_rest(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_STREAM);
+  lua_Integer ms = luaL_checkinteger(L, 2);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  if (!LIVE(c) || c->rlen > 0 || c->rerr || c->cstatus == 1 || c->resting ||
+      (c->rco != NULL && lua_status(c->rco) == LUA_YIELD)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (c->olen > 0) net_flush_out(c); /* as a read that waits does */
+  net_rstart(c);
+  if (c->rerr) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  shrink(c);
+  c->rdue = 0;
+  if (ms >= 0) { /* lazy, as net_park_reader's */
+    uint64_t due = net_now(c->K) + (uint64_t)(ms > INT_MAX ? INT_MAX : ms);
+    c->rdue = due;
+    if (c->rt.idx >= 0 && c->rt.due > due) net_tmo_del(c->K, &c->rt);
+    if (c->rt.idx < 0 && net_tmo_add_at(c->K, &c->rt, net_rd_fire, due) < 0)
+      return luaL_error(L, "not enough memory");
+  }
+  lua_settop(L, 3);
+  anchor_top(L, &c->iref); /* fn */
+  lua_settop(L, 1);
+  anchor_top(L, &c->rref); /* the conn */
+  c->rtimed = 0;
+  c->rsince = net_now(c->K);
+  c->resting = 1;
+  uv_ref(c->h->uv); /* as a task waiting to read would */
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static const luaL_Reg rest_functions[] = {
+  {"rest", core_rest},
+  {NULL, NULL}
+};
+
+/* }====================================================== */
+
 /* {====================================================== opener */
 
 static const luaL_Reg read_methods[] = {
@@ -387,6 +454,7 @@ static const luaL_Reg read_methods[] = {
 };
 
 void net_read_open(lua_State *L) {
+  net_setfuncs(L, rest_functions);
   net_add_methods(L, K_STREAM, read_methods);
 }
 

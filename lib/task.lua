@@ -221,6 +221,10 @@ function hooks.spawn_light(fn, ...)
   private.start(co, ...)
 end
 
+-- Is co a task without a record (nobody asked about it: it may be
+-- reused for other work, see net.lua's rest workers)?
+function hooks.is_light(co) return tasks[co] == true end
+
 --- Suspend the current task for `seconds` (a number >= 0).
 function task.sleep(seconds)
   check_seconds(seconds, "sleep")

@@ -307,6 +307,97 @@ describe("http server API", function()
   end)
 end)
 
+describe("http server keep-alive", function()
+  local http = require "http"
+  local net = require "net"
+  local task = require "task"
+
+  local function get(c, path)
+    c:write("GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n")
+    local head = {}
+    while true do
+      local l = assert(c:read())
+      if l == "\r" then break end
+      head[#head + 1] = l
+    end
+    local n = tonumber(table.concat(head, "\n"):match(
+      "Content%-Length: (%d+)"))
+    return head[1], c:read(n)
+  end
+
+  it("between requests an idle conn has no task (Lua memory per conn)",
+    function()
+    run_task(function()
+      local cos = {}
+      local srv = assert(http.listen{port = 0, handler = function(req, res)
+        cos[#cos + 1] = coroutine.running()
+        res:send(req.path .. "\n")
+      end})
+      local _, port = srv:sockname()
+      local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+      assert.same({"HTTP/1.1 200 OK\r", "/a\n"}, {get(c, "/a")})
+      assert.same({"HTTP/1.1 200 OK\r", "/b\n"}, {get(c, "/b")})
+      assert.equal(2, #cos)
+      -- 100 idle keep-alive conns: no task, no coroutine each (a parked
+      -- coroutine alone is over 1 KB of Lua memory)
+      local function heap()
+        collectgarbage()
+        collectgarbage()
+        return collectgarbage("count") * 1024
+      end
+      local idle = {}
+      local function open(i)
+        idle[i] = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        get(idle[i], "/i")
+      end
+      for i = 1, 80 do open(i) end -- (warm: the pool of workers)
+      local before = heap()
+      for i = 81, 180 do open(i) end
+      task.sleep(0.02)
+      -- (both sides counted: the client's conn is about 250 B)
+      local per = (heap() - before) / 100
+      assert.is_true(per < 1000, ("%.0f bytes per conn"):format(per))
+      for i = 1, 180 do idle[i]:close() end
+      -- pipelined: both already buffered, answered in order
+      c:write("GET /c HTTP/1.1\r\nHost: x\r\n\r\n" ..
+        "GET /d HTTP/1.1\r\nHost: x\r\n\r\n")
+      local all = {}
+      for _ = 1, 2 do
+        local l
+        repeat l = assert(c:read()) until l == "\r"
+        all[#all + 1] = c:read(3)
+      end
+      assert.same({"/c\n", "/d\n"}, all)
+      c:close()
+      srv:close()
+    end)
+  end)
+
+  it("timeouts.idle closes an idle keep-alive conn; close() closes idle ones",
+    function()
+    run_task(function()
+      local srv = assert(http.listen{port = 0, timeouts = {idle = 0.2},
+        handler = function(_, res) res:send("ok\n") end})
+      local _, port = srv:sockname()
+      local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+      assert.same({"HTTP/1.1 200 OK\r", "ok\n"}, {get(c, "/")})
+      local t0 = task.now()
+      assert.same({nil, "closed"}, {c:read()})
+      local waited = task.now() - t0
+      assert.is_true(waited > 0.1 and waited < 3, tostring(waited))
+      c:close()
+      -- server:close() closes a conn waiting idle between requests
+      local d = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+      assert.same({"HTTP/1.1 200 OK\r", "ok\n"}, {get(d, "/")})
+      srv:close()
+      t0 = task.now()
+      assert.same({nil, "closed"}, {d:read()})
+      assert.is_true(task.now() - t0 < 0.15)
+      d:close()
+    end)
+  end)
+end)
+
 describe("scripts/rproxy.lua", function()
   it("passes requests and bodies both ways over a pooled upstream",
     function()

@@ -847,6 +847,156 @@ describe("net", function()
     end)
   end)
 
+  describe("rest", function()
+    -- A line server whose handler answers one line per round, then
+    -- rests the conn (no task until the next line); rounds[] records the
+    -- coroutine of each round.
+    local function rest_server(opts, rounds)
+      return echo_server(function(c)
+        rounds[#rounds + 1] = coroutine.running()
+        while true do
+          local l, err = c:read()
+          if not l then return err end
+          c:write(l, "\n")
+          if c:rest() then return end
+        end
+      end, opts)
+    end
+
+    it("a rested conn runs its handler again, in a new round, on input",
+      function()
+      run_task(function()
+        local rounds = {}
+        local s, port = rest_server({}, rounds)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        for i = 1, 3 do
+          c:write("line " .. i .. "\n")
+          assert.equal("line " .. i, c:read())
+        end
+        assert.equal(3, #rounds)
+        assert.equal(1, s:active()) -- resting: its slot is kept
+        -- pipelined: the second line is buffered, rest says false and
+        -- the same round answers it
+        c:write("a\nb\n")
+        assert.equal("a", c:read())
+        assert.equal("b", c:read())
+        c:close()
+        stop(s)
+      end)
+    end)
+
+    it("peer close, idle_timeout and close_idle end a resting conn",
+      function()
+      run_task(function()
+        local rounds = {}
+        local s, port = rest_server({idle_timeout = 0.1}, rounds)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        c:write("x\n")
+        assert.equal("x", c:read())
+        -- silent past idle_timeout: closed by the server, slot given back
+        assert.same({nil, "closed"}, {c:read()})
+        c:close()
+        assert.equal(1, #rounds) -- the handler did not run for it
+        for _ = 1, 100 do
+          if s:active() == 0 then break end
+          task.sleep(0.01)
+        end
+        assert.equal(0, s:active())
+        -- the peer closes a resting conn: its slot goes too
+        local d = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        d:write("y\n")
+        assert.equal("y", d:read())
+        assert.equal(1, s:active())
+        d:close()
+        for _ = 1, 100 do
+          if s:active() == 0 then break end
+          task.sleep(0.01)
+        end
+        assert.equal(0, s:active())
+        -- close_idle closes resting conns only
+        local e = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        e:write("z\n")
+        assert.equal("z", e:read())
+        assert.equal(1, s:close_idle())
+        assert.same({nil, "closed"}, {e:read()})
+        e:close()
+        stop(s)
+      end)
+    end)
+
+    it("resting conns hold no coroutine (Lua memory per conn)", function()
+      run_task(function()
+        local function heap()
+          collectgarbage()
+          collectgarbage()
+          return collectgarbage("count") * 1024
+        end
+        -- per conn, both sides counted: conns whose handler waits in a
+        -- read (a coroutine each) against resting ones
+        local function per_conn(handler)
+          local s, port = echo_server(handler)
+          local cs, n = {}, 100
+          local function open(i)
+            cs[i] = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+            cs[i]:write("x\n")
+            assert.equal("x", cs[i]:read())
+          end
+          -- (the first ones warm what rounds use, the pool of workers)
+          for i = 1, 80 do open(i) end
+          local before = heap()
+          for i = 81, 80 + n do open(i) end
+          task.sleep(0.02)
+          local per = (heap() - before) / n
+          assert.equal(80 + n, s:active())
+          for i = 1, 80 + n do cs[i]:close() end
+          stop(s)
+          return per
+        end
+        local parked = per_conn(function(c)
+          for l in c:lines() do c:write(l, "\n") end
+        end)
+        local resting = per_conn(function(c)
+          while true do
+            local l = c:read()
+            if not l then return end
+            c:write(l, "\n")
+            if c:rest() then return end
+          end
+        end)
+        -- a parked coroutine alone is over 1 KB
+        assert.is_true(resting < parked - 800, ("%.0f bytes per conn " ..
+          "resting, %.0f parked"):format(resting, parked))
+        assert.is_true(resting < 800, ("%.0f bytes"):format(resting))
+      end)
+    end)
+
+    it("a resting conn counts as idle; a conn not served cannot rest",
+      function()
+      run_task(function()
+        local core = require "net.core"
+        local held = {}
+        local s, port = echo_server(function(c)
+          held[1] = c
+          c:write(c:read(), "\n")
+          if c:rest() then return end
+        end)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        c:write("x\n")
+        assert.equal("x", c:read())
+        task.sleep(0.02)
+        assert.is_true(core.idle_for(held[1]) >= 0)
+        -- already resting: a second rest does nothing
+        assert.is_false(held[1]:rest())
+        -- a conn no server serves cannot rest; nor can a closed one
+        assert.is_false(c:rest())
+        assert.is_nil(core.idle_for(c))
+        c:close()
+        assert.is_false(c:rest())
+        stop(s)
+      end)
+    end)
+  end)
+
   describe("udp", function()
     it("sendto / recvfrom on loopback, with a timeout", function()
       run_task(function()

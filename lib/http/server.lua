@@ -31,6 +31,8 @@ local now, concat, lower, fmt, find, sub, byte =
   string.sub, string.byte
 local headers_mt = common.headers_mt
 local tointeger = math.tointeger
+local Conn = select(2, ...).require("net.core").conn_methods
+local buffered, rest = Conn.buffered, Conn.rest
 
 local M = {}
 
@@ -60,9 +62,45 @@ end
 
 -- {{{ requests
 
-local Request = {}
-Request.__index = Request
-Request.__name = "http.request"
+local Request = {__name = "http.request"}
+-- Defaults of the private state: a request that never reads its body
+-- writes none of it.
+local REQ_DEFAULTS = {_got = 0, _framing = 0}
+
+-- The peer of the request's conn: ip, "ip:port" ("[ip]:port" for IPv6),
+-- asked of the socket only when someone wants it.
+local function peer_of(req)
+  local ip, port = req._reader.conn:peername()
+  if not ip then return nil, "-" end
+  if port == nil then return ip, ip end -- a unix socket: its path
+  return ip, (find(ip, ":", 1, true) and "[" .. ip .. "]" or ip) .. ":" ..
+    port
+end
+
+-- Methods, then the fields made on first use: peer, peer_ip, query,
+-- _server, _conn.
+function Request.__index(req, k)
+  local v = Request[k]
+  if v ~= nil then return v end
+  v = REQ_DEFAULTS[k]
+  if v ~= nil then return v end
+  if k == "peer" or k == "peer_ip" then
+    local ip, ps = peer_of(req)
+    rawset(req, "peer", ps)
+    if rawget(req, "peer_ip") == nil then rawset(req, "peer_ip", ip) end
+    return rawget(req, k)
+  elseif k == "query" then
+    local q = req.query_string
+    v = q == "" and {} or M.decode_query(q)
+    rawset(req, "query", v)
+    return v
+  elseif k == "_server" then
+    return req._reader.srv
+  elseif k == "_conn" then
+    return req._reader.conn
+  end
+  return nil
+end
 
 local function send_continue(req)
   if req._expect then
@@ -156,7 +194,7 @@ function Request:chunks(max)
     raise(413, "body larger than " .. max)
   end
   if max ~= math.huge and not self._deadline then
-    self._deadline = self._t0 + self._server.timeouts.body
+    self._deadline = (self._t0 or now()) + self._server.timeouts.body
   end
   return function() return next_piece(self, max) end
 end
@@ -178,7 +216,11 @@ end
 
 -- {{{ responses
 
-local Response = {}
+-- The fields a response starts with are defaults here: a response is
+-- made with _conn, _req and _headers only. _headers is flat: name as
+-- given, value, lower-case name, for each field in order.
+local Response = {_status = 200, _sent = 0, head_sent = false,
+  finished = false}
 Response.__index = Response
 Response.__name = "http.response"
 
@@ -206,6 +248,17 @@ local function header_value(v, fname)
   return v
 end
 
+-- Remove every field named key (lower-case) from a flat header list.
+local function remove_header(list, key)
+  local n = #list
+  for i = n - 2, 1, -3 do
+    if list[i + 2] == key then
+      table.move(list, i + 3, n + 3, i)
+      n = n - 3
+    end
+  end
+end
+
 local function set_header(self, name, value, add, fname)
   if type(name) ~= "string" then
     error(("bad argument #1 to '%s' (string expected, got %s)")
@@ -218,18 +271,15 @@ local function set_header(self, name, value, add, fname)
       :format(fname, name), 3)
   end
   local list = self._headers
-  if not add then
-    for i = #list, 1, -1 do
-      if list[i][3] == key then table.remove(list, i) end
-    end
-  end
+  if not add and list[1] ~= nil then remove_header(list, key) end
   if value == nil then return self end
-  value = header_value(value, fname)
+  if type(value) ~= "string" then value = header_value(value, fname) end
   local ok, why = field_ok(name, value)
   if not ok then
     error(("bad argument to '%s' (%s: %s)"):format(fname, name, why), 3)
   end
-  list[#list + 1] = {name, value, key}
+  local n = #list
+  list[n + 1], list[n + 2], list[n + 3] = name, value, key
   return self
 end
 
@@ -246,8 +296,9 @@ end
 --- res:get_header(name) -> the value set, or nil
 function Response:get_header(name)
   local key = lower(name)
-  for _, h in ipairs(self._headers) do
-    if h[3] == key then return h[2] end
+  local list = self._headers
+  for i = 3, #list, 3 do
+    if list[i] == key then return list[i - 1] end
   end
   return nil
 end
@@ -258,26 +309,47 @@ end
 
 -- The head, as a string; decides the framing: length given (a number
 -- or nil), else chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
+local out = {} -- build_head's buffer (it never waits: one is enough)
+-- Status lines and small Content-Length values, as strings made once (a
+-- number in a concat is formatted each time).
+local STATUS_LINE = setmetatable({}, {__index = function(t, status)
+  local v = "HTTP/1.1 " .. status .. " " .. (REASON[status] or "Unknown") ..
+    "\r\n"
+  t[status] = v
+  return v
+end})
+local LENGTH_LINE = setmetatable({}, {__index = function(t, n)
+  local v = "Content-Length: " .. n .. "\r\n"
+  if n < 4096 then t[n] = v end
+  return v
+end})
+local os_time = os.time
+local date_t, date_line -- the Date field, made once a second
 local function build_head(self, length)
   local req, status = self._req, self._status
-  local out = {"HTTP/1.1 ", status, " ", REASON[status] or "Unknown",
-    "\r\n"}
-  local n = #out
+  out[1] = STATUS_LINE[status]
+  local n = 1
   local has_date, cl = false, nil
-  for _, h in ipairs(self._headers) do
-    local key = h[3]
+  local list = self._headers
+  for i = 1, #list, 3 do
+    local key = list[i + 2]
     if key == "date" then has_date = true
-    elseif key == "content-length" then cl = tointeger(tonumber(h[2]))
-    elseif key == "connection" and common.has_token(h[2], "close") then
+    elseif key == "content-length" then cl = tointeger(tonumber(list[i + 1]))
+    elseif key == "connection" and common.has_token(list[i + 1], "close")
+    then
       self._close = true
     end
-    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = h[1], ": ", h[2],
-      "\r\n"
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = list[i], ": ",
+      list[i + 1], "\r\n"
     n = n + 4
   end
   if not has_date then
-    out[n + 1], out[n + 2], out[n + 3] = "Date: ", common.date(), "\r\n"
-    n = n + 3
+    local t = os_time()
+    if t ~= date_t then
+      date_t, date_line = t, "Date: " .. common.date() .. "\r\n"
+    end
+    n = n + 1
+    out[n] = date_line
   end
   if no_body_status(status) then
     self._length = 0
@@ -285,8 +357,8 @@ local function build_head(self, length)
     self._length = cl
   elseif length then
     self._length = length
-    out[n + 1], out[n + 2], out[n + 3] = "Content-Length: ", length, "\r\n"
-    n = n + 3
+    out[n + 1] = LENGTH_LINE[length]
+    n = n + 1
   elseif req.version == "HTTP/1.1" then
     self._chunked = true
     out[n + 1] = "Transfer-Encoding: chunked\r\n"
@@ -307,7 +379,7 @@ local function build_head(self, length)
   end
   out[n + 1] = "\r\n"
   self.head_sent = true
-  return concat(out)
+  return concat(out, "", 1, n + 1)
 end
 
 local function send_raw(self, ...)
@@ -353,7 +425,7 @@ M.accepts_gzip = accepts_gzip
 -- Decide once per response whether its body is gzipped; a type that could
 -- be gets "Vary: Accept-Encoding" either way.
 local function plan_gzip(self)
-  local gz = self._req._server.gzip
+  local gz = self._req._reader.srv.gzip
   if not gz or self._gz_planned then return false end
   self._gz_planned = true
   local status = self._status
@@ -366,7 +438,8 @@ local function plan_gzip(self)
   if not ctype or not compressible(ctype) then return false end
   if not common.has_token(self:get_header("vary"), "accept-encoding") then
     local list = self._headers
-    list[#list + 1] = {"Vary", "Accept-Encoding", "vary"}
+    local n = #list
+    list[n + 1], list[n + 2], list[n + 3] = "Vary", "Accept-Encoding", "vary"
   end
   return accepts_gzip(self._req.headers["accept-encoding"])
 end
@@ -374,10 +447,10 @@ end
 -- The body goes out gzipped: its length is no longer the handler's.
 local function start_gzip(self)
   local list = self._headers
-  for i = #list, 1, -1 do
-    if list[i][3] == "content-length" then table.remove(list, i) end
-  end
-  list[#list + 1] = {"Content-Encoding", "gzip", "content-encoding"}
+  remove_header(list, "content-length")
+  local n = #list
+  list[n + 1], list[n + 2], list[n + 3] = "Content-Encoding", "gzip",
+    "content-encoding"
 end
 
 -- }}}
@@ -398,7 +471,7 @@ function Response:write(...)
   if not self.head_sent then
     if plan_gzip(self) then
       start_gzip(self)
-      self._gz = core.gzip(self._req._server.gzip.level)
+      self._gz = core.gzip(self._req._reader.srv.gzip.level)
     end
     head = build_head(self, nil)
   end
@@ -468,7 +541,9 @@ function Response:send(status, body)
   end
   body = body or ""
   self._sent = #body
-  local gz = plan_gzip(self) and self._req._server.gzip
+  local req = self._req
+  local gz = req._reader.srv.gzip
+  gz = gz and plan_gzip(self) and gz
   if gz and #body >= gz.min_size then
     start_gzip(self)
     local z = core.gzip(gz.level)
@@ -476,8 +551,12 @@ function Response:send(status, body)
     z:close()
   end
   local head = build_head(self, #body)
-  if body_allowed(self) and body ~= "" then send_raw(self, head, body)
-  else send_raw(self, head) end
+  if body ~= "" and req.method ~= "HEAD" and not no_body_status(self._status)
+  then
+    send_raw(self, head, body)
+  else
+    send_raw(self, head)
+  end
   self.finished = true
   return self
 end
@@ -553,10 +632,14 @@ local function reply_error(conn, status, why)
 end
 
 -- Read the next head: the head table, or nil, status, why (answer and
--- close), or nil (the peer is gone or idle too long).
+-- close), or nil (the peer is gone or idle too long), or false: nothing
+-- is buffered and the conn rests (net's conn:rest: it waits in C, with
+-- no task and no buffer, and serve_conn runs again, in a new round,
+-- when the next request arrives).
 local function read_head(srv, r)
   local L, T = srv.limits, srv.timeouts
   local from, deadline = r.pos, nil
+  local conn = r.conn
   while true do
     if r.pos <= #r.buf then
       deadline = deadline or now() + T.head
@@ -570,15 +653,16 @@ local function read_head(srv, r)
       end
     end
     local timeout = T.idle
+    local before = #r.buf - r.pos + 1
     if deadline then
       timeout = deadline - now()
       if timeout <= 0 then return nil, 408, "head timeout" end
+    elseif before == 0 and buffered(conn) == 0 then
+      -- idle: the conn rests (no task, no buffer); should it not be
+      -- able to (a pending error), the read below reports it
+      if rest(conn, timeout) then return false end
     end
-    local before = #r.buf - r.pos + 1
-    local idle = srv._idle
-    if before == 0 then idle[r.conn] = true end
     local ok, err = r:fill(timeout)
-    idle[r.conn] = nil
     if not ok then
       if err == "timeout" and deadline then
         return nil, 408, "head timeout"
@@ -618,7 +702,7 @@ local function forwarded_for(srv, h, peer_ip)
   return nil
 end
 
-local function new_request(srv, conn, r, h, peer_ip, peer_s)
+local function new_request(srv, r, h)
   local target = h.target
   local path, query = target, ""
   local q = find(target, "?", 1, true)
@@ -629,29 +713,33 @@ local function new_request(srv, conn, r, h, peer_ip, peer_s)
   end
   setmetatable(h.headers, headers_mt)
   local req = setmetatable(h, Request)
-  req.path, req.query_string = path, query
+  req.path, req.query_string, req._reader = path, query, r
   if srv.log_module then req._t0 = task.now() end
-  req.query = query == "" and {} or M.decode_query(query)
-  req.peer, req.peer_ip = peer_s, peer_ip
   -- (also when the PROXY protocol came with the socket: --listen
   -- ADDR,proxy, a systemd socket named "...,proxy")
-  req.proxy_ip = conn:proxyname()
-  local client = forwarded_for(srv, h, peer_ip)
-  if client then req.peer_ip, req.proxy_ip = client, peer_ip end
-  req._server, req._conn, req._reader = srv, conn, r
-  req._got, req._framing, req._t0 = 0, 0, now()
-  req.has_body = h.chunked or h.length > 0
-  if h.chunked then
-    req._decoder = core.chunked()
-  else
-    req._left = h.length
-    req._length = h.length
-    if h.length == 0 then req._done = true end
+  req.proxy_ip = r.conn:proxyname()
+  if srv.trusted then
+    local peer_ip = req.peer_ip
+    local client = forwarded_for(srv, h, peer_ip)
+    if client then req.peer_ip, req.proxy_ip = client, peer_ip end
   end
-  local expect = h.headers.expect
-  if expect and not req._done and lower(expect) == "100-continue" and
-    h.version == "HTTP/1.1" then
-    req._expect = true
+  if h.chunked then
+    req.has_body = true
+    req._decoder = core.chunked()
+    req._t0 = now()
+  else
+    local length = h.length
+    req._left, req._length = length, length
+    if length == 0 then
+      req.has_body, req._done = false, true
+    else
+      req.has_body = true
+      req._t0 = now()
+    end
+  end
+  if not req._done and h.version == "HTTP/1.1" then
+    local expect = rawget(h.headers, "expect")
+    if expect and lower(expect) == "100-continue" then req._expect = true end
   end
   return req
 end
@@ -675,26 +763,32 @@ local function traceback(e)
   return debug.traceback(tostring(e), 2)
 end
 
+-- One round of a connection (net's serve runs it again after a rest):
+-- requests read, handled and answered in order while input is
+-- buffered; then the conn rests (read_head) until the next one.
 local function serve_conn(srv, conn)
-  local r = common.reader(conn)
-  local ip, port = conn:peername()
-  local peer_s = ip and (ip:find(":", 1, true) and "[" .. ip .. "]" or ip)
-    .. ":" .. tostring(port) or "-"
+  local r = setmetatable({conn = conn, buf = "", pos = 1, srv = srv},
+    common.Reader)
   local handler, T = srv.handler, srv.timeouts
   while true do
     local h, status, why = read_head(srv, r)
+    if h == false then return end -- resting (net's conn:rest)
     if not h then
       if status then
         reply_error(conn, status, why)
-        access_log(srv, {peer_ip = ip, method = "-", target = "-",
-          version = "-"}, {_status = status, _sent = 0})
+        if srv.log then
+          access_log(srv, {peer_ip = (conn:peername()), method = "-",
+            target = "-", version = "-"}, {_status = status, _sent = 0})
+        end
       end
       return
     end
-    local req = new_request(srv, conn, r, h, ip, peer_s)
-    local res = setmetatable({_conn = conn, _req = req, _status = 200,
-      _headers = {}, _sent = 0, head_sent = false, finished = false},
-      Response)
+    local req = new_request(srv, r, h)
+    -- (every field a plain response sets, so that its table is made
+    -- once at its size)
+    local res = setmetatable({_conn = conn, _req = req, _headers = {},
+      _sent = 0, _length = false, _close = false, head_sent = false,
+      finished = false}, Response)
     conn:settimeout(T.write)
     local ok, err = xpcall(handler, traceback, req, res)
     if ok and res.upgraded then return end -- the connection is theirs
@@ -723,14 +817,14 @@ local function serve_conn(srv, conn)
       ok = pcall(res.finish, res)
       if not ok then return end
     end
-    access_log(srv, req, res)
-    if res._close or req.close or not drain(req) then return end
+    if srv.log then access_log(srv, req, res) end
+    if res._close or req.close or not (req._done or drain(req)) then
+      return
+    end
     -- a closed server keeps no connection for a next request
     if srv._net:is_closed() then return end
   end
 end
-
--- }}}
 
 -- {{{ servers
 
@@ -742,7 +836,7 @@ Server.__name = "http.server"
 --- next request (requests being handled finish).
 function Server:close()
   local r = self._net:close()
-  for conn in pairs(self._idle) do conn:close() end
+  self._net:close_idle()
   return r
 end
 function Server:sockname() return self._net:sockname() end
@@ -825,7 +919,7 @@ function M.listen(opts)
     trusted = trusted, proxy_protocol = opts.proxy_protocol,
     limits = common.merge(d.limits, opts.limits, "limits", "listen"),
     timeouts = common.merge(d.timeouts, opts.timeouts, "timeouts", "listen"),
-    _idle = setmetatable({}, {__mode = "k"})}, Server)
+    }, Server)
   -- net.listen checks the rest: its argument errors are raised again
   -- here, so that they point at the caller's line, not at this one
   local ok, s, err, msg = pcall(net.listen, {host = opts.host,
