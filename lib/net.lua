@@ -667,6 +667,9 @@ function Conn:rest(timeout)
     return false
   end
   local st = slot.st
+  -- a closed server (a drain) keeps no connection for a next input: the
+  -- slot closes it when the handler returns
+  if st.closed then return true end
   if not core_rest(self, timeout and ms(timeout) or st.idle, st.rest) then
     return false
   end
@@ -805,6 +808,7 @@ local core_close = Server.close
 function Server:close()
   local r = core_close(self)
   local st = servers[self]
+  if st then st.closed = true end
   local w = st and st.waiter
   if w then
     st.waiter = nil
@@ -862,13 +866,18 @@ function Server:accept(timeout)
 end
 
 -- A drain (SIGTERM under --workers, --daemon, --pidfile) closes every
--- server: the tasks in serve and accept return, connections go on.
+-- server: the tasks in serve and accept return, connections being served
+-- go on (and close instead of resting when their handler is done), the
+-- resting ones close at once (no request in flight: nothing to wait for,
+-- and left resting they would hold the drain until their idle timeout).
 do
   local host = require "luahost"
   if host.on_drain then
     host.on_drain(function()
-      for server in pairs(servers) do
+      for server, st in pairs(servers) do
         if not server:is_closed() then server:close() end
+        st.closed = true -- (also when drain.c closed its socket first)
+        server:close_idle()
       end
     end)
   end

@@ -812,6 +812,50 @@ describe("net", function()
       assert.equal(0, code)
     end)
 
+    it("a drain closes resting connections at once; a round that ends " ..
+       "during it closes its conn instead of resting", function()
+      local pidfile = tmpname()
+      local t0 = uv.hrtime()
+      local out, err, code = run_host({"--pidfile", pidfile, "-e", [[
+        local net, task = require "net", require "task"
+        local pid = io.open("/proc/self/stat"):read("n")
+        local s = assert(net.listen{idle_timeout = 60})
+        local _, port = s:sockname()
+        local busy = false
+        task.spawn(function()
+          local a = assert(net.connect("127.0.0.1", port))
+          a:write("x\n")
+          print("a", a:read()) -- then a rests
+          local b = assert(net.connect("127.0.0.1", port))
+          b:write("slow\n")
+          while not busy do task.sleep(0.01) end
+          io.popen("kill -TERM " .. pid):close()
+          print("a closed", a:read() == nil)
+          print("b", b:read())
+          print("b closed", b:read() == nil)
+        end)
+        print("serve", s:serve(function(c)
+          local l = c:read()
+          if not l then return end
+          if l == "slow" then
+            busy = true
+            for _ = 1, 1000 do
+              if task.exiting() then break end
+              task.sleep(0.01)
+            end
+          end
+          c:write(l, "\n")
+          local rested = c:rest()
+          if l == "slow" then print("rest", rested) end
+        end))]]})
+      local secs = (uv.hrtime() - t0) / 1e9
+      assert.equal("", err)
+      assert.equal(0, code)
+      assert.equal("a\tx\nserve\ttrue\na closed\ttrue\n" ..
+        "rest\ttrue\nb\tslow\nb closed\ttrue\n", out)
+      assert.is_true(secs < 5, ("exited after %.1f s"):format(secs))
+    end)
+
     it("close returns serve even while it waits for a free slot",
       function()
       run_task(function()

@@ -366,7 +366,8 @@ local function build_head(self, length)
   else
     self._close = true -- the end of the body is the end of the connection
   end
-  if req.close or self._close then
+  -- (a closed server, a drain: this is the connection's last response)
+  if req.close or self._close or req._server._net:is_closed() then
     self._close = true
     if req.version == "HTTP/1.1" and not common.has_token(
       self:get_header("connection"), "close") then
