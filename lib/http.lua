@@ -19,6 +19,8 @@ local http = {}
 http.defaults = common.defaults
 http.REASON = common.REASON
 http.listen = server.listen
+-- (http.listen fails as net.listen does: nil, err, msg; this raises msg)
+http.assert = require("net").assert
 http.router = router.new
 http.decode_query = server.decode_query
 

@@ -92,6 +92,17 @@ local function is_ip(s)
 end
 net.is_ip = is_ip
 
+--- assert(v, err, msg, ...): assert for net's failures (nil, err, msg:
+--- err the code to compare, msg the message naming the operation and the
+--- address): raises msg (err when there is none) when v is nil or false,
+--- else returns all its arguments. net.assert(net.listen{port = 7000})
+--- fails with "listen 127.0.0.1:7000: EADDRINUSE (address already in
+--- use)" where assert(...) would say only "EADDRINUSE".
+function net.assert(v, err, msg, ...)
+  if v then return v, err, msg, ... end
+  error(msg or err or "assertion failed!", 2)
+end
+
 -- A failure's message naming the operation and the address, for the
 -- third value: "listen 127.0.0.1:7000: EADDRINUSE (address already in
 -- use)". where: "ip:port" ("[ip6]:port"), a path or a name.

@@ -121,7 +121,7 @@ local function session(conn)
   conn:close()
 end
 
-local server = assert(net.listen{host = host, port = port,
+local server = net.assert(net.listen{host = host, port = port,
   idle_timeout = IDLE})
 local ip, bound = server:sockname()
 if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end -- IPv6

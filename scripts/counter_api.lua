@@ -80,7 +80,7 @@ end)
 -- named "...,proxy" (FileDescriptorName=api,proxy), it expects the PROXY
 -- header. Otherwise: 127.0.0.1, port.
 local given = require("luahost").listen_fds()[1]
-local server = assert(http.listen{fd = given and given.fd,
+local server = http.assert(http.listen{fd = given and given.fd,
   host = not given and "127.0.0.1" or nil, port = not given and port or nil,
   handler = app, proxy_protocol = proxy or nil,
   trusted_proxies = {"127.0.0.1/32", "::1/128"}})

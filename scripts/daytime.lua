@@ -21,10 +21,10 @@ local function daytime()
   return os.date("!%a, %d %b %Y %H:%M:%S GMT") .. "\r\n"
 end
 
-local server = assert(net.listen{host = host, port = port})
+local server = net.assert(net.listen{host = host, port = port})
 local ip, bound = server:sockname()
 -- UDP on the port TCP got (port 0 lets the kernel pick it).
-local udp = assert(net.udp{host = ip, port = bound})
+local udp = net.assert(net.udp{host = ip, port = bound})
 if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end -- IPv6
 print(("listening on %s:%d (tcp and udp)"):format(ip, bound))
 io.stdout:flush()

@@ -25,8 +25,8 @@ local port = tonumber(arg[2] or 7000)
 -- TLS when TLS_CERT and TLS_KEY name a certificate (chain) and its key.
 local cert = os.getenv("TLS_CERT")
 local tls = cert and {cert = cert, key = os.getenv("TLS_KEY")} or nil
-local server = assert(net.listen{host = host, port = port, idle_timeout = 60,
-  tls = tls})
+local server = net.assert(net.listen{host = host, port = port,
+  idle_timeout = 60, tls = tls})
 local ip, bound = server:sockname()
 if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end -- IPv6
 print(("listening on %s:%d"):format(ip, bound))

@@ -57,8 +57,8 @@ app:mount("/", files)
 local cert = os.getenv("TLS_CERT")
 local tls = cert and {cert = cert, key = os.getenv("TLS_KEY"),
   alpn = {"http/1.1"}} or nil
-local server = assert(http.listen{host = host, port = port, handler = app,
-  tls = tls, log = log,
+local server = http.assert(http.listen{host = host, port = port,
+  handler = app, tls = tls, log = log,
   timeouts = {head = tonumber(os.getenv("HTTP_HEAD_TIMEOUT")) or 10,
     body = tonumber(os.getenv("HTTP_BODY_TIMEOUT")) or 30, idle = 30}})
 local ip, bound = server:sockname()

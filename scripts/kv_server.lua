@@ -614,7 +614,7 @@ end
 
 -- }================================================================
 
-local server = assert(net.listen{host = host, port = port,
+local server = net.assert(net.listen{host = host, port = port,
   max_line = MAX_INLINE, idle_timeout = IDLE})
 local ip, bound = server:sockname()
 if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end -- IPv6

@@ -68,7 +68,7 @@ local function forward(client)
   client:close()
 end
 
-local server = assert(net.listen{host = host, port = port})
+local server = net.assert(net.listen{host = host, port = port})
 local ip, bound = server:sockname()
 if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end -- IPv6
 print(("listening on %s:%d -> %s:%d"):format(ip, bound, up_host,

@@ -60,7 +60,7 @@ local function handler(req, res)
   if up.error then error("upstream: " .. up.error) end -- 502 or a cut
 end
 
-local server = assert(http.listen{host = host, port = port,
+local server = http.assert(http.listen{host = host, port = port,
   handler = handler})
 local ip, bound = server:sockname()
 print(("proxying http://%s:%d/ to %s"):format(ip:find(":") and

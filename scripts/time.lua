@@ -24,9 +24,9 @@ local function now32()
   return string.pack(">I4", (os.time() + EPOCH_1900) & 0xFFFFFFFF)
 end
 
-local server = assert(net.listen{host = host, port = port})
+local server = net.assert(net.listen{host = host, port = port})
 local ip, bound = server:sockname()
-local udp = assert(net.udp{host = ip, port = bound})
+local udp = net.assert(net.udp{host = ip, port = bound})
 if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end -- IPv6
 print(("listening on %s:%d (tcp and udp)"):format(ip, bound))
 io.stdout:flush()

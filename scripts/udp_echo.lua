@@ -13,7 +13,7 @@ local net = require "net"
 local host = arg[1] or "127.0.0.1"
 local port = tonumber(arg[2] or 7000)
 
-local sock = assert(net.udp{host = host, port = port})
+local sock = net.assert(net.udp{host = host, port = port})
 local ip, bound = sock:sockname()
 if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end -- IPv6
 print(("listening on %s:%d"):format(ip, bound))

@@ -76,7 +76,8 @@ app:get("/ws", function(req, res)
   broadcast(me .. " left")
 end)
 
-local server = assert(http.listen{host = host, port = port, handler = app})
+local server = http.assert(http.listen{host = host, port = port,
+  handler = app})
 local ip, bound = server:sockname()
 print(("chat on http://%s:%d/"):format(ip:find(":") and "[" .. ip .. "]"
   or ip, bound))

@@ -89,6 +89,17 @@ describe("net", function()
         -- http.listen gives the same three values
         assert.same({nil, err, msg}, {require("http").listen{port = port,
           handler = function() end}})
+        -- net.assert raises the message, at the caller's line (assert
+        -- would say "EADDRINUSE" alone)
+        local line = debug.getinfo(1, "l").currentline + 1
+        local ok, e = pcall(function() net.assert(net.listen{port = port}) end)
+        assert.is_false(ok)
+        assert.equal(("spec/net_spec.lua:%d: %s"):format(line, msg), e)
+        ok, e = pcall(net.assert, nil, "EX")
+        assert.same({false, "EX"}, {ok, e})
+        ok, e = pcall(net.assert, false)
+        assert.same({false, "assertion failed!"}, {ok, e})
+        assert.same({a, 1, nil, 3}, {net.assert(a, 1, nil, 3)})
         a:close()
         local c
         c, err, msg = net.connect("127.0.0.1", port)

@@ -6,6 +6,7 @@
 local lfs = require "lfs"
 
 local net = require "net"
+local uv = require "uv"
 
 -- {====================================================================
 -- Processes
@@ -171,6 +172,24 @@ local function parallel(n, cmd)
   sh(script, 60)
   return dir
 end
+
+describe("scripts on a port already taken", function()
+  it("say which address could not be bound (net.assert, http.assert)",
+     function()
+    local taken = uv.new_tcp()
+    assert(taken:bind("127.0.0.1", 0))
+    assert(taken:listen(1, function() end))
+    local port = taken:getsockname().port
+    finally(function() taken:close() end)
+    for _, script in ipairs{"echo", "chat", "http_server", "ws_chat"} do
+      local _, err, code = run_host({"scripts/" .. script .. ".lua",
+        "127.0.0.1", tostring(port)})
+      assert.equal(1, code, script)
+      assert.matches(("listen 127.0.0.1:%d: EADDRINUSE (address already " ..
+        "in use)"):format(port), err, 1, true)
+    end
+  end)
+end)
 
 describe("scripts/echo.lua", function()
   it("echoes lines to socat and bytes to nc, then to 100 clients at once",
