@@ -14,6 +14,7 @@
 #include "worker.h"
 
 static int exiting; /* a drain started (read by luahost.exiting) */
+static int closing; /* it closes the listeners (after --drain-delay) */
 
 /*
 ** The drain: SIGTERM closes every listening socket, after serving the
@@ -91,15 +92,21 @@ static void close_listener(uv_handle_t *h, void *arg) {
 ** reset what the others left). So before closing, accept until the queue
 ** is empty, handing each connection to the listener's own callback, as
 ** libuv does when the socket is readable (net's serve takes it and starts
-** its handler at once; a uv script's callback accepts it). Stops when the
-** callback leaves one unaccepted (a net server at max_connections: the
-** rest are reset as before) or the listener is closed by it. Only a client
+** its handler at once; a uv script's callback accepts it). A connection
+** libuv accepted already and the callback left unaccepted (a net server
+** at max_connections: serve waits for a slot) is offered once more first:
+** now that the drain closes, net serves the queue past max_connections.
+** Stops when the callback leaves one unaccepted (the rest are reset) or
+** the listener is closed by it. Only a client
 ** that completes its handshake in the microseconds between the last
 ** accept (EAGAIN) and the close is still reset: a refusal, never a
 ** connection accepted and dropped.
 */
 static void serve_backlog(lh_ctx *ctx, uv_stream_t *s) {
   int i;
+  if (!uv_is_closing((uv_handle_t *)s) && s->accepted_fd != -1 &&
+      s->connection_cb != NULL)
+    s->connection_cb(s, 0);
   for (i = 0; i < BACKLOG_MAX && !ctx->fatal; i++) {
     uv_os_fd_t fd;
     int c;
@@ -175,6 +182,7 @@ static void run_drain_hooks(lh_ctx *ctx) {
 /* The drain proper: stop listening, then give the open connections
 ** d->seconds. */
 static void close_listeners(drain *d) {
+  closing = 1;
   stop_listening(d->ctx->loop, d->ctx);
   uv_timer_start(&d->deadline, deadline_cb,
                  (uint64_t)(d->seconds * 1000 + 0.5), 0);
@@ -235,6 +243,13 @@ void host_drain_init(lh_ctx *ctx, double seconds, double delay,
 /* luahost.exiting() -> true once a drain (SIGTERM) started. */
 int host_lua_exiting(lua_State *L) {
   lua_pushboolean(L, exiting);
+  return 1;
+}
+
+/* closing() -> true once the drain closes the listeners (private: net's
+** serve takes the clients queued then past max_connections). */
+int host_lua_closing(lua_State *L) {
+  lua_pushboolean(L, closing);
   return 1;
 }
 

@@ -19,6 +19,8 @@ void host_drain_init(lh_ctx *ctx, double seconds, double delay,
                      int reopen_log);
 /* luahost.exiting() -> true once a drain started. */
 int host_lua_exiting(lua_State *L);
+/* closing() -> true once the drain closes the listeners (private). */
+int host_lua_closing(lua_State *L);
 /* luahost.on_drain(fn): call fn() when the drain closes the listeners. */
 int host_lua_on_drain(lua_State *L);
 

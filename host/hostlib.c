@@ -109,6 +109,7 @@ static const luaL_Reg hostlib_functions[] = {
 
 /* The host's plumbing for the embedded modules. */
 static const luaL_Reg private_functions[] = {
+  {"closing", host_lua_closing},       /* drain.c */
   {"fatal", hostlib_fatal},
   {"main_done", hostlib_main_done},
   {"report", hostlib_report},

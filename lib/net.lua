@@ -724,9 +724,41 @@ local function take_slot(st, conn, ip)
   return slot
 end
 
+-- true once a drain closes the listeners (after --drain-delay)
+local closing = private.closing
+local core_on_pending = core.on_pending
+
+-- A client of serve's, accepted: its address counted (nil: not counted;
+-- proxied: counted once the header is read) and TLS started, or false
+-- (refused, closed).
+local function admit(st, conn)
+  local ip = nil
+  if not st.proxy then
+    ip = address(st, conn)
+    if ip ~= false and not accepted(st, conn) then ip = false end
+  end
+  return ip
+end
+
 -- Wait until a slot is free or the server is closed, holding conn (the
--- next client: it waits unserved, the others in the backlog).
-local function wait_slot(server, st, conn)
+-- next client: it waits unserved, the others in the backlog). In a drain
+-- the clients queued in the backlog are served at once, past
+-- max_connections (drain.c takes them from the queue before closing the
+-- socket, which would reset them; the queue is bounded by the backlog,
+-- descriptors by accept's reserve): on_pending is how a client pending
+-- while serve waits here reaches it.
+local function wait_slot(server, st, conn, handler)
+  local _ <close> = setmetatable({}, {__close = function()
+    core_on_pending(server, nil)
+  end})
+  core_on_pending(server, function()
+    if not closing() then return end -- (the backlog holds them)
+    local c = core_accept(server, 0) -- (pending: at once)
+    local ip = c and admit(st, c)
+    if ip ~= false and c then
+      start_round(take_slot(st, c, ip), handler, c, true)
+    end
+  end)
   while st.active >= st.max and not server:is_closed() do
     local co = coroutine.running()
     st.waiter = co
@@ -777,24 +809,20 @@ function Server:serve(handler)
           "file descriptors\n"):format(st.name, task.now() - st.short))
         st.short = nil
       end
-      local ip = nil -- proxied: counted once the header is read
-      if not st.proxy then
-        ip = address(st, conn)
-        if ip ~= false and not accepted(st, conn) then ip = false end
-      end
-      if ip ~= false and st.active >= st.max then
+      local ip = admit(st, conn)
+      if ip ~= false and st.active >= st.max and not closing() then
         -- full, and a client waits: make room (or wait for it)
         if not shed(st) then
           log(st, "full", "max_connections (%d) reached and none idle: " ..
             "new clients wait in the backlog", st.max)
         end
-        wait_slot(self, st, conn)
-        if self:is_closed() then
+        wait_slot(self, st, conn, handler)
+        if self:is_closed() and not closing() then
           conn:close()
           return true
         end
       end
-      if ip ~= false then
+      if ip ~= false then -- (in a drain past max_connections: wait_slot)
         start_round(take_slot(st, conn, ip), handler, conn, true)
       end
     elseif err == "closed" then
@@ -888,6 +916,11 @@ do
       for server, st in pairs(servers) do
         if not server:is_closed() then server:close() end
         st.closed = true -- (also when drain.c closed its socket first)
+        local w = st.waiter -- (serve waiting for a slot returns)
+        if w then
+          st.waiter = nil
+          wake(w)
+        end
         server:close_idle()
       end
     end)

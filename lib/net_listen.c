@@ -11,13 +11,50 @@
 
 /* {====================================================== server */
 
+/* The registry key of the table server conn (light userdata) -> fn of
+** core.on_pending. */
+static const char pending_key = 'p';
+
 static void connection_cb(uv_stream_t *s, int status) {
   conn *c = (conn *)((lh_handle *)s->data)->extra;
+  lua_State *L = c->K->ctx->L;
   if (status < 0)
     c->rerr = status;
   else
     c->pending = 1; /* libuv holds the fd and stops polling until accept */
-  net_wake_reader(c->K->ctx->L, c);
+  net_wake_reader(L, c);
+  /* still pending, no task in accept: the server's on_pending, if any */
+  if (c->pending && c->rco == NULL && LIVE(c)) {
+    int top;
+    lua_checkstack(L, LUA_MINSTACK); /* (see lh_push_cb) */
+    top = lua_gettop(L);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &pending_key) == LUA_TTABLE &&
+        lua_rawgetp(L, -1, c) == LUA_TFUNCTION) {
+      lua_remove(L, -2);
+      lh_call(c->K->ctx, 0);
+    }
+    lua_settop(L, top);
+  }
+}
+
+/* on_pending(server, fn | nil): while set, fn() is called when a client
+** is pending and no task waits in accept (serve at max_connections: a
+** drain takes the queued clients through it, see net.lua's wait_slot).
+** The caller clears it (nil) before the server can be freed. */
+static int core_on_pending(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_SERVER);
+  if (!lua_isnil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  if (c == NULL) return 0;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &pending_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &pending_key);
+  }
+  lua_pushvalue(L, 2);
+  lua_rawsetp(L, -2, c);
+  return 0;
 }
 
 /* The path of a unix socket at idx: raises on a NUL byte or an empty
@@ -284,6 +321,7 @@ static const luaL_Reg listen_functions[] = {
   {"connect", core_connect},
   {"listen", core_listen},
   {"listen_fd", core_listen_fd},
+  {"on_pending", core_on_pending},
   {NULL, NULL}
 };
 

@@ -867,6 +867,49 @@ describe("net", function()
       assert.is_true(secs < 5, ("exited after %.1f s"):format(secs))
     end)
 
+    it("a drain serves the clients queued behind a full server " ..
+       "(max_connections), not resetting them", function()
+      local pidfile = tmpname()
+      local out, err, code = run_host({"--pidfile", pidfile, "-e", [[
+        local net, task = require "net", require "task"
+        local pid = io.open("/proc/self/stat"):read("n")
+        local s = assert(net.listen{max_connections = 1})
+        local _, port = s:sockname()
+        local busy = false
+        task.spawn(function()
+          local cs = {assert(net.connect("127.0.0.1", port))}
+          cs[1]:write("first\n")
+          while not busy do task.sleep(0.01) end
+          -- one waits accepted in serve, the others in the backlog
+          for i = 2, 6 do
+            cs[i] = assert(net.connect("127.0.0.1", port))
+            cs[i]:write(i, "\n")
+          end
+          task.sleep(0.1) -- (serve takes the second: either way is right)
+          io.popen("kill -TERM " .. pid):close()
+          for i = 1, 6 do
+            cs[i]:settimeout(5)
+            print(i, cs[i]:read())
+          end
+        end)
+        print("serve", s:serve(function(c)
+          local l = c:read()
+          if l == "first" then
+            busy = true
+            for _ = 1, 1000 do
+              if task.exiting() then break end
+              task.sleep(0.01)
+            end
+          end
+          c:write("re ", l, "\n")
+        end))]]})
+      assert.equal(0, code)
+      assert.matches("^net: 127.0.0.1:%d+: max_connections %(1%) reached " ..
+        "and none idle: new clients wait in the backlog\n$", err)
+      assert.equal("serve\ttrue\n1\tre first\n2\tre 2\n3\tre 3\n" ..
+        "4\tre 4\n5\tre 5\n6\tre 6\n", out)
+    end)
+
     it("close returns serve even while it waits for a free slot",
       function()
       run_task(function()
