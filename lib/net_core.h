@@ -117,6 +117,9 @@ struct core {
   int parked_ref;       /* parked coroutine -> its sleeper (core.park) */
   size_t maxline, hwm;  /* defaults, set by net.lua */
   lua_Integer nsends;   /* net_send calls, for core.stats */
+  uint64_t nofile, nofile_at; /* RLIMIT_NOFILE's soft limit (0: not read
+                           yet) and when it was read (loop ms): accept's
+                           reserve check (net_listen.c) */
 };
 
 /* The core of a function registered by an opener (upvalue 1). */

@@ -18,9 +18,10 @@ static const char pending_key = 'p';
 static void connection_cb(uv_stream_t *s, int status) {
   conn *c = (conn *)((lh_handle *)s->data)->extra;
   lua_State *L = c->K->ctx->L;
-  if (status < 0)
+  if (status < 0) {
     c->rerr = status;
-  else
+    if (status == UV_EMFILE) c->K->nofile = 0; /* (read the limit again) */
+  } else
     c->pending = 1; /* libuv holds the fd and stops polling until accept */
   net_wake_reader(L, c);
   /* still pending, no task in accept: the server's on_pending, if any */
@@ -151,17 +152,35 @@ static int fd_reserve(rlim_t limit) {
 ** socket no more: the other clients wait in the kernel's backlog, and
 ** accept answers nil, "EMFILE" until enough descriptors are free (the
 ** lowest free one, which a dup would get, is below the reserve again). */
-static int fd_short(uv_stream_t *s) {
-  struct rlimit rl;
+/* The soft RLIMIT_NOFILE (0: none to heed), read at most once a second
+** (getrlimit was a system call per accept), and at once when fresh: a
+** limit raised (setrlimit, prlimit) is seen before any client waits for
+** it. */
+#define NOFILE_NONE ((uint64_t)1 << 62) /* (no limit, or one above 2^30) */
+static rlim_t nofile(core *K, int fresh) {
+  uint64_t now = uv_now(K->ctx->loop);
+  if (fresh || K->nofile == 0 || now - K->nofile_at >= 1000) {
+    struct rlimit rl;
+    K->nofile = getrlimit(RLIMIT_NOFILE, &rl) < 0 ||
+      rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)1 << 30 ?
+      NOFILE_NONE : (uint64_t)rl.rlim_cur;
+    K->nofile_at = now;
+  }
+  return K->nofile == NOFILE_NONE ? 0 : (rlim_t)K->nofile;
+}
+
+static int fd_short(core *K, uv_stream_t *s) {
   int fd = s->accepted_fd, spare;
-  if (fd < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0 ||
-      rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)1 << 30)
-    return 0;
-  if ((rlim_t)fd + fd_reserve(rl.rlim_cur) < rl.rlim_cur) return 0;
+  rlim_t lim;
+  if (fd < 0) return 0;
+  lim = nofile(K, 0);
+  if (lim == 0 || (rlim_t)fd + fd_reserve(lim) < lim) return 0;
+  lim = nofile(K, 1); /* close to it: the limit as it is now */
+  if (lim == 0 || (rlim_t)fd + fd_reserve(lim) < lim) return 0;
   spare = dup(fd); /* the lowest free descriptor */
   if (spare < 0) return 1;
   close(spare);
-  return (rlim_t)spare + fd_reserve(rl.rlim_cur) >= rl.rlim_cur;
+  return (rlim_t)spare + fd_reserve(lim) >= lim;
 }
 
 static int accept_k(lua_State *L, int status, lua_KContext kc) {
@@ -177,7 +196,7 @@ static int accept_k(lua_State *L, int status, lua_KContext kc) {
   if (c->pending) {
     uv_handle_type t = c->h->uv->type;
     conn *nc;
-    if (fd_short(STREAM(c))) return net_fail_st(L, UV_EMFILE);
+    if (fd_short(c->K, STREAM(c))) return net_fail_st(L, UV_EMFILE);
     nc = net_conn_new(L, c->K, t, K_STREAM);
     int r = t == UV_TCP ? uv_tcp_init(c->K->ctx->loop, (uv_tcp_t *)nc->h->uv)
                         : uv_pipe_init(c->K->ctx->loop,
