@@ -495,10 +495,10 @@ target() {
 # targets from the issue: CASE SERVER -> "what op limit"
 targets_for() {
   case "$1/$2" in
-  pp100/lh_net) echo "msgs 0.90 cpu 1.10" ;;
+  pp100/lh_net) echo "cpu 1.05" ;;
   pp100/lh_uv) echo "cpu 1.05" ;;
-  pipe/lh_net) echo "msgs 0.95" ;;
-  stream/lh_net) echo "mb 0.98" ;;
+  pipe/lh_net) echo "cpu 1.05" ;;
+  stream/lh_net) echo "mb 0.95" ;;
   esac
 }
 
@@ -561,7 +561,7 @@ http_table() {
     c=$(med $h "$s" cpu_us_per_msg)
     rc=$(ratio "$c" "$nc")
     t=""
-    [ "$s" = lh_http ] && t="$(target "$rc" ≤ 1.30) CPU"
+    [ "$s" = lh_http ] && t="$(target "$rc" ≤ 1.05) CPU"
     echo "| $hl | $(label "$s") | $(fmt "$m" %.0f) | $(ratio "$m" "$nm") | $(fmt "$(med $h "$s" p50_us)" %.1f) | $(fmt "$(med $h "$s" p99_us)" %.1f) | $(fmt "$(med $h "$s" cli_cpu_pct)" %.0f) | $(fmt "$(med $h "$s" srv_cpu_pct)" %.0f) | $(fmt "$(med $h "$s" other_cpu_pct)" %.0f) | $(fmt "$c" %.3f)$(spread $h "$s" cpu_us_per_msg) | $rc | $t |"
   done
   done
