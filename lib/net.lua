@@ -193,6 +193,24 @@ local roles = setmetatable({}, {__mode = "k"})
 -- every accepted conn shares one (read-only) role: no table per accept
 local SERVER_ROLE = {server = true}
 
+-- close() takes a socket out of roles and its task's owned set at once:
+-- the weak keys are only for sockets dropped unclosed (left to the GC,
+-- 10,000 handshakes filled them with dead entries, the tables growing
+-- with them until a cycle ran).
+local disown = private.task.disown
+do
+  local core_close = Conn.close -- (conn_close_m, for every kind)
+  local function close(self)
+    -- (protected: a bad self is the caller's error, at its line)
+    local ok, err = pcall(core_close, self)
+    if not ok then error(err, 2) end
+    roles[self] = nil
+    disown(self)
+    return true
+  end
+  Conn.close, core.udp_methods.close = close, close
+end
+
 -- The context for a tls = option: a context, true (clients: the
 -- defaults) or an options table; nil, err when it cannot be made.
 local function tls_context(v, n, fname, server)
@@ -845,6 +863,7 @@ end
 --- free connection slot). Connections being served go on.
 local core_close = Server.close
 function Server:close()
+  private.task.disown(self)
   local r = core_close(self)
   local st = servers[self]
   if st then st.closed = true end

@@ -82,7 +82,12 @@ end
 hooks.current = current
 
 -- Remember a socket the running task opened (closed if it is cancelled
--- or fails). Outside a task, nothing to do.
+-- or fails). Outside a task, nothing to do. owner_of: sock -> the owned
+-- set it is in, so that closing it takes it out at once (disown): the
+-- weak keys are only for sockets dropped unclosed. (Left to the GC, a
+-- task that opens and closes thousands of sockets fills its set with
+-- dead entries, and the set grows with them until a cycle runs.)
+local owner_of = setmetatable({}, {__mode = "k"})
 function hooks.own(sock)
   local t = record(coroutine_running())
   if t and not t.main then
@@ -92,8 +97,18 @@ function hooks.own(sock)
       t.owned = owned
     end
     owned[sock] = true
+    owner_of[sock] = owned
   end
   return sock
+end
+
+-- sock is closed: no task owns it any more.
+function hooks.disown(sock)
+  local owned = owner_of[sock]
+  if owned then
+    owned[sock] = nil
+    owner_of[sock] = nil
+  end
 end
 
 local function close_owned(t)
@@ -101,6 +116,7 @@ local function close_owned(t)
   if owned then
     t.owned = nil
     for sock in pairs(owned) do
+      owner_of[sock] = nil
       if not sock:is_closed() then pcall(sock.close, sock) end
     end
   end
@@ -164,6 +180,9 @@ function hooks.finish(co, ok, ...)
     end
   end
   if t.main then private.main_done() end
+  -- (a finished task is found through its Task object, never through
+  -- its coroutine: no dead entry left for the GC to clear)
+  tasks[co] = nil
   local joiners = t.joiners
   if joiners then
     t.joiners = nil

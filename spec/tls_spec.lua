@@ -508,12 +508,6 @@ for mode in ("notify", "cut", "clean"):
         assert.equal("X", conn:read("l"))
         if conn:tlsinfo().resumed then resumed = resumed + 1 end
         conn:close()
-        -- A full collection every 250: the weak tables keyed by conns and
-        -- tasks (net's roles, task's records, the owner's sockets) grow
-        -- with the entries dead since the last cycle and keep that size
-        -- after it; without this, how far they grow depends on the heap
-        -- the earlier specs left (the GC's pace), not on a leak.
-        if i % 250 == 0 then collectgarbage() end
       end
       for i = 1, 200 do one(i) end -- every cache and free list warm
       task.sleep(0.1)
