@@ -9,13 +9,7 @@ local task = require "task"
 
 local function q(s) return shell_quote(s) end
 
-local function sh(cmd, secs)
-  local p = assert(io.popen(("timeout -s KILL %d sh -c %s 2>&1"):format(
-    secs or 30, q(cmd))))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return out, code
-end
+local sh = require("common").sh
 
 -- Send pieces (python bytes literals, written as Lua strings), each its
 -- own send, then read until the server closes (bounded).
@@ -274,12 +268,7 @@ describe("PROXY header parser fuzz", function()
 end)
 
 describe("--listen ADDR,proxy", function()
-  local function free_port()
-    local s = assert(net.listen{host = "127.0.0.1", port = 0})
-    local _, port = s:sockname()
-    s:close()
-    return port
-  end
+  local free_port = require("common").free_port
 
   for _, workers in ipairs{false, true} do
     it("turns the PROXY protocol on" .. (workers and " under --workers"
@@ -384,8 +373,11 @@ describe("http.health in a drain", function()
   it("turns 503 on a kept-alive connection once SIGTERM drains", function()
     local pidf = tmpname()
     os.remove(pidf)
+    -- (--drain-delay: the listeners, and the kept-alive connections
+    -- resting between requests, stay until the delay ends; without it
+    -- the drain closes an idle keep-alive connection at once)
     local s = proc.start({"--pidfile", pidf, "--drain", "5",
-      "spec/support/health_app.lua"})
+      "--drain-delay", "3", "spec/support/health_app.lua"})
     finally(function() s:stop() end)
     local port = tonumber(s:wait_for("listening (%d+)", 20))
     -- (the event: the app prints "draining true" once SIGTERM arrived)
