@@ -6,29 +6,15 @@
 -- spec/support/sdactivate.pl, a stand-in for systemd's socket activation.
 -- Every process is stopped by PID.
 local proc = require "process_helper"
-local net = require "net"
 local doc = require "deploy_doc"
 
 local function q(s) return shell_quote(s) end
 
-local function have(cmd)
-  return os.execute("command -v " .. cmd .. " >/dev/null 2>&1") == true
-end
+local have = require("common").have
 
-local function free_port()
-  local s = assert(net.listen{host = "127.0.0.1", port = 0})
-  local _, port = s:sockname()
-  s:close()
-  return port
-end
+local free_port = require("common").free_port
 
-local function slurp(name)
-  local f = io.open(name, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = require("common").slurp
 
 -- GET path on 127.0.0.1:port with curl from 127.0.0.7 (an address no
 -- server or balancer uses); haproxy: curl sends a PROXY v1 header itself.

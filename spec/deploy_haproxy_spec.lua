@@ -8,20 +8,12 @@
 -- its listener closes). The HAProxy configurations are the ones of
 -- docs/deploy.md, read from there. Every process is stopped by PID.
 local proc = require "process_helper"
-local net = require "net"
 
 local function q(s) return shell_quote(s) end
 
-local function have(cmd)
-  return os.execute("command -v " .. cmd .. " >/dev/null 2>&1") == true
-end
+local have = require("common").have
 
-local function free_port()
-  local s = assert(net.listen{host = "127.0.0.1", port = 0})
-  local _, port = s:sockname()
-  s:close()
-  return port
-end
+local free_port = require("common").free_port
 
 -- A background command whose PID is known (the shell execs it): popen's
 -- pipe gives the PID, then lines up to `ready` (a Lua pattern).
@@ -225,16 +217,22 @@ describe_if("behind HAProxy, " .. mode .. " mode (PROXY v2, health " ..
     assert.equal("20", rows[2].body)
   end)
 
-  it("routes around a killed instance with no failed request", function()
-    local rows = client(fe, 60, "POST", "/counter/k", 10, "KILL",
-      inst[2].pid)
+  -- 60 POSTs to path in a row, signal sig sent to pid after the 10th:
+  -- every one answered 200 with the next count, the last 20 by the
+  -- instance named survivor alone.
+  local function counted_through(path, sig, pid, survivor)
+    local rows = client(fe, 60, "POST", path, 10, sig, pid)
     local last = {}
     for i, r in ipairs(rows) do
       assert.equal("200", r.status, r.line)
       assert.equal(tostring(i), r.body)
       if i > 40 then last[r.inst] = true end
     end
-    assert.same({inst1 = true}, last)
+    assert.same({[survivor] = true}, last)
+  end
+
+  it("routes around a killed instance with no failed request", function()
+    counted_through("/counter/k", "KILL", inst[2].pid, "inst1")
     -- back: a new instance on the same port rejoins after its check
     inst[2]:stop()
     start_instance(2)
@@ -260,15 +258,7 @@ describe_if("behind HAProxy, " .. mode .. " mode (PROXY v2, health " ..
     start_instance(2, "1") -- > inter 100ms x fall 1, with a margin
     wait_up({"inst1", "inst2"})
     local before = #down_reasons("b")
-    local rows = client(fe, 60, "POST", "/counter/dd", 10, "TERM",
-      inst[2].pid)
-    local last = {}
-    for i, r in ipairs(rows) do
-      assert.equal("200", r.status, r.line)
-      assert.equal(tostring(i), r.body)
-      if i > 40 then last[r.inst] = true end
-    end
-    assert.same({inst1 = true}, last)
+    counted_through("/counter/dd", "TERM", inst[2].pid, "inst1")
     assert.equal(0, inst[2]:wait_exit(10))
     -- the measure: HAProxy took it out on the 503 of its health check
     -- (Layer7), not on a refused connect (Layer4): the listener was
@@ -281,15 +271,7 @@ describe_if("behind HAProxy, " .. mode .. " mode (PROXY v2, health " ..
   end)
 
   it("takes a drained instance out with no failed request", function()
-    local rows = client(fe, 60, "POST", "/counter/d", 10, "TERM",
-      inst[1].pid)
-    local last = {}
-    for i, r in ipairs(rows) do
-      assert.equal("200", r.status, r.line)
-      assert.equal(tostring(i), r.body)
-      if i > 40 then last[r.inst] = true end
-    end
-    assert.same({inst2 = true}, last)
+    counted_through("/counter/d", "TERM", inst[1].pid, "inst2")
     assert.equal(0, inst[1]:wait_exit(10))
   end)
 end)

@@ -7,13 +7,7 @@ local proc = require "process_helper"
 
 local function q(s) return shell_quote(s) end
 
-local function sh(cmd, secs)
-  local p = assert(io.popen(("timeout -s KILL %d sh -c %s 2>&1"):format(
-    secs or 60, q(cmd))))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local sh = require("common").sh
 
 local TEXT = {}
 for i = 1, 5000 do TEXT[i] = ("line %d of a compressible text\n"):format(i) end

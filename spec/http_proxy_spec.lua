@@ -4,7 +4,6 @@
 -- environment's http_proxy / https_proxy / no_proxy, and proxy
 -- authentication.
 local http = require "http"
-local net = require "net"
 local uv = require "uv"
 local client = require "http.client"
 local proc = require "process_helper"
@@ -12,12 +11,7 @@ local T = require "tls_helper"
 
 local function q(s) return shell_quote(s) end
 
-local function free_port()
-  local s = assert(net.listen{host = "127.0.0.1", port = 0})
-  local _, port = s:sockname()
-  s:close()
-  return port
-end
+local free_port = require("common").free_port
 
 -- tinyproxy on 127.0.0.1:port; extra: more configuration lines.
 local function start_proxy(extra)

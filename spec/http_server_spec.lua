@@ -4,13 +4,7 @@ local proc = require "process_helper"
 
 local function q(s) return shell_quote(s) end
 
-local function sh(cmd, secs)
-  local p = assert(io.popen(("timeout -s KILL %d sh -c %s 2>&1"):format(
-    secs or 60, q(cmd))))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return out, code
-end
+local sh = require("common").sh
 
 -- Send raw bytes, read until the server closes (bounded): python3 as a
 -- plain socket client, so that bytes go out exactly as written.

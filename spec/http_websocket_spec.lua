@@ -6,13 +6,7 @@ local net = require "net"
 
 local function q(s) return shell_quote(s) end
 
-local function sh(cmd, secs)
-  local p = assert(io.popen(("timeout -s KILL %d sh -c %s 2>&1"):format(
-    secs or 60, q(cmd))))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return out, code
-end
+local sh = require("common").sh
 
 local function python(script, ...)
   local f = tmpname()

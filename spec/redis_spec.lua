@@ -10,20 +10,13 @@ local H = require "hostile_helper"
 
 local q = shell_quote
 
-local function have(cmd)
-  return os.execute("command -v " .. cmd .. " >/dev/null 2>&1") == true
-end
+local have = require("common").have
 
 -- {==================================================================
 -- redis-server on a free port, no persistence
 -- ===================================================================
 
-local function free_port()
-  local s = assert(net.listen{host = "127.0.0.1", port = 0})
-  local _, port = s:sockname()
-  s:close()
-  return port
-end
+local free_port = require("common").free_port
 
 local Server = {}
 Server.__index = Server

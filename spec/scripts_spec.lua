@@ -5,7 +5,6 @@
 
 local lfs = require "lfs"
 
-local net = require "net"
 local uv = require "uv"
 
 -- {====================================================================
@@ -15,26 +14,12 @@ local uv = require "uv"
 local q = shell_quote
 local LIMIT = 120 -- seconds any started process may live, whatever happens
 
-local function have(cmd)
-  return os.execute("command -v " .. cmd .. " >/dev/null 2>&1") == true
-end
+local have = require("common").have
 
 -- Run a shell command line to completion (bounded); returns stdout, status.
-local function sh(cmd, secs)
-  local p = assert(io.popen(("timeout -s KILL %d sh -c %s 2>&1"):format(
-    secs or 60, q(cmd))))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return out, code
-end
+local sh = require("common").sh
 
-local function slurp(name)
-  local f = io.open(name, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = require("common").slurp
 
 -- Wall-clock seconds (float), for bounds on how long something took.
 local function task_now()
@@ -727,12 +712,7 @@ end)
 -- =====================================================================
 
 -- A port nobody listens on (bound, read back, closed).
-local function free_port()
-  local s = assert(net.listen{host = "127.0.0.1", port = 0})
-  local _, port = s:sockname()
-  s:close()
-  return port
-end
+local free_port = require("common").free_port
 
 local function tmpdir()
   local dir = os.tmpname()

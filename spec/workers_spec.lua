@@ -665,13 +665,7 @@ shared_socket_specs("unchanged uv")
 -- unchanged in a group =====
 
 -- Run a shell command line to completion, bounded; returns its output.
-local function sh(cmd, secs)
-  local p = assert(io.popen(("timeout -s KILL %d sh -c %s 2>&1"):format(
-    secs or 30, shell_quote(cmd))))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local sh = require("common").sh
 
 -- The supervisor's children (its workers), by pid.
 local function children(pid)
@@ -1298,6 +1292,51 @@ end)
     return select(2, out:gsub(pattern, ""))
   end
 
+  -- n uv clients of port at once, each sending "hi\n" once connected:
+  -- results[i] is the first line of its reply, or its error ("EOF
+  -- before a reply", "hung" after secs); st.connected counts the
+  -- handshakes done; on_connect(i, connected), if given, runs as each
+  -- one connects (before it sends).
+  local function line_clients(port, n, secs, on_connect)
+    local results, st, timers = {}, {connected = 0}, {}
+    finally(function()
+      for _, t in ipairs(timers) do
+        if not t:is_closing() then t:close() end
+      end
+    end)
+    for i = 1, n do
+      local c = uv.new_tcp()
+      local buf = ""
+      local function finish(r)
+        if results[i] then return end
+        results[i] = r
+        if not c:is_closing() then c:close() end
+      end
+      c:connect("127.0.0.1", port, function(err)
+        if err then return finish(err) end
+        st.connected = st.connected + 1
+        if on_connect then on_connect(i, st.connected) end
+        c:write("hi\n")
+        c:read_start(function(rerr, data)
+          if rerr then return finish(rerr) end
+          if not data then return finish("EOF before a reply") end
+          buf = buf .. data
+          if buf:match("\n") then finish(buf:match("^(.-)\n")) end
+        end)
+      end)
+      local t = uv.new_timer()
+      timers[i] = t
+      t:start(secs * 1000, 0, function() finish("hung") end)
+    end
+    return results, st
+  end
+
+  -- results[1..n] are all in
+  local function all_in(results, n)
+    for i = 1, n do if not results[i] then return false end end
+    return true
+  end
+
   for _, kind in ipairs({"listen", "own", "uv"}) do
     local listen = kind ~= "own"
     it("serves the clients queued just as the final drain starts (" ..
@@ -1346,43 +1385,14 @@ end)
         nil, "both workers in spin b")
       -- meanwhile, 50 clients complete their handshakes on the listening
       -- socket no worker has closed yet: the kernel queues them
-      local n, connected, results, timers = 50, 0, {}, {}
-      finally(function()
-        for _, t in ipairs(timers) do
-          if not t:is_closing() then t:close() end
-        end
-      end)
-      for i = 1, n do
-        local c = uv.new_tcp()
-        local buf = ""
-        local function finish(r)
-          if results[i] then return end
-          results[i] = r
-          if not c:is_closing() then c:close() end
-        end
-        c:connect("127.0.0.1", port, function(err)
-          if err then return finish(err) end
-          connected = connected + 1
-          c:write("hi\n")
-          c:read_start(function(rerr, data)
-            if rerr then return finish(rerr) end
-            if not data then return finish("EOF before a reply") end
-            buf = buf .. data
-            if buf:match("\n") then finish(buf:match("^(.-)\n")) end
-          end)
-        end)
-        local t = uv.new_timer()
-        timers[i] = t
-        t:start(15000, 0, function() finish("hung") end)
-      end
-      proc.wait(function() return connected == n end, nil,
+      local n = 50
+      local results, st = line_clients(port, n, 15)
+      proc.wait(function() return st.connected == n end, nil,
         n .. " handshakes")
       -- the workers go on: the drain starts with 50 clients queued
       proc.write(flag .. "b", "")
-      proc.wait(function()
-        for i = 1, n do if not results[i] then return false end end
-        return true
-      end, 20, n .. " replies")
+      proc.wait(function() return all_in(results, n) end, 20,
+        n .. " replies")
       for i = 1, n do
         assert.matches("^S [12]$", results[i], "client " .. i)
       end
@@ -1409,45 +1419,15 @@ end)
       proc.wait(function()
         return select(2, p:out():gsub("ready %d", "")) == 2
       end)
-      local n, signalled, results, before = 50, false, {}, {}
-      local connected, timers = 0, {}
-      finally(function()
-        for _, t in ipairs(timers) do
-          if not t:is_closing() then t:close() end
+      local n, signalled, before = 50, false, {}
+      local results = line_clients(port, n, 5, function(i, connected)
+        before[i] = not signalled
+        if connected == n // 2 then -- half of them in: the drain starts
+          p:signal("TERM")
+          signalled = true
         end
       end)
-      for i = 1, n do
-        local c = uv.new_tcp()
-        local buf = ""
-        local function finish(r)
-          if results[i] then return end
-          results[i] = r
-          if not c:is_closing() then c:close() end
-        end
-        c:connect("127.0.0.1", port, function(err)
-          if err then return finish(err) end
-          before[i] = not signalled
-          connected = connected + 1
-          if connected == n // 2 then -- half of them in: the drain starts
-            p:signal("TERM")
-            signalled = true
-          end
-          c:write("hi\n")
-          c:read_start(function(rerr, data)
-            if rerr then return finish(rerr) end
-            if not data then return finish("EOF before a reply") end
-            buf = buf .. data
-            if buf:match("\n") then finish(buf:match("^(.-)\n")) end
-          end)
-        end)
-        local t = uv.new_timer()
-        timers[i] = t
-        t:start(5000, 0, function() finish("hung") end)
-      end
-      proc.wait(function()
-        for i = 1, n do if not results[i] then return false end end
-        return true
-      end, 20, "50 results")
+      proc.wait(function() return all_in(results, n) end, 20, "50 results")
       local nbefore = 0
       for i = 1, n do
         if before[i] then

@@ -133,13 +133,7 @@ function H.rss_kb(pid)
   return tonumber(s:match("VmRSS:%s*(%d+)"))
 end
 
-local function slurp(name)
-  local f = io.open(name, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = require("process_helper").slurp
 
 local Proc = {}
 Proc.__index = Proc
