@@ -46,6 +46,18 @@ local function count_keys(t)
   return n
 end
 
+-- A group of 2 workers running worker_script(tag) from a file, stopped
+-- by the test's end: the process, the script's path and the workers'
+-- pids by id, once both printed.
+local function start_two(tag)
+  local script = script_file(worker_script(tag))
+  local p = proc.start({"--workers", "2", script})
+  finally(function() p:stop() end)
+  proc.wait(function() return count_keys(worker_pids(p:out(), tag)) == 2 end,
+    nil, "two workers")
+  return p, script, worker_pids(p:out(), tag)
+end
+
 describe("luahost --workers", function()
   it("runs the script in N workers, each knowing its id and the count; " ..
      "the supervisor does not run it", function()
@@ -100,11 +112,8 @@ describe("luahost --workers", function()
   end)
 
   it("restarts a worker killed by SIGKILL, logging the signal", function()
-    local p = proc.start({"--workers", "2", script_file(worker_script("A"))})
-    finally(function() p:stop() end)
-    proc.wait(function() return count_keys(worker_pids(p:out(), "A")) == 2 end,
-      nil, "two workers")
-    local victim = worker_pids(p:out(), "A")[1]
+    local p, _, pids = start_two("A")
+    local victim = pids[1]
     proc.kill(victim, "KILL")
     p:wait_for("worker 1 %(pid " .. victim ..
       "%) was killed by signal 9 %(SIGKILL%)", nil, "err")
@@ -118,10 +127,7 @@ describe("luahost --workers", function()
   end)
 
   it("leaves no orphan when the supervisor is killed", function()
-    local p = proc.start({"--workers", "2", script_file(worker_script("O"))})
-    finally(function() p:stop() end)
-    proc.wait(function() return count_keys(worker_pids(p:out(), "O")) == 2 end)
-    local pids = worker_pids(p:out(), "O")
+    local p, _, pids = start_two("O")
     p:signal("KILL")
     p:wait_exit()
     proc.wait(function()
@@ -171,9 +177,7 @@ describe("luahost --workers", function()
   end)
 
   it("drains on SIGTERM: task.exiting() turns true, then exit 0", function()
-    local p = proc.start({"--workers", "2", script_file(worker_script("B"))})
-    finally(function() p:stop() end)
-    proc.wait(function() return count_keys(worker_pids(p:out(), "B")) == 2 end)
+    local p = start_two("B")
     p:signal("TERM")
     assert.equal(0, p:wait_exit())
     local out = p:out()
@@ -236,11 +240,7 @@ describe("luahost --workers", function()
 
   it("reloads on SIGHUP: a new generation reads the script again, then " ..
      "the old one drains", function()
-    local script = script_file(worker_script("v1"))
-    local p = proc.start({"--workers", "2", script})
-    finally(function() p:stop() end)
-    proc.wait(function() return count_keys(worker_pids(p:out(), "v1")) == 2 end)
-    local old = worker_pids(p:out(), "v1")
+    local p, script, old = start_two("v1")
     proc.write(script, worker_script("v2"))
     p:signal("HUP")
     proc.wait(function() return count_keys(worker_pids(p:out(), "v2")) == 2 end,
@@ -259,11 +259,7 @@ describe("luahost --workers", function()
 
   it("keeps the old workers when the new script does not compile or " ..
      "fails at start", function()
-    local script = script_file(worker_script("ok"))
-    local p = proc.start({"--workers", "2", script})
-    finally(function() p:stop() end)
-    proc.wait(function() return count_keys(worker_pids(p:out(), "ok")) == 2 end)
-    local old = worker_pids(p:out(), "ok")
+    local p, script, old = start_two("ok")
     proc.write(script, "this is not Lua\n")
     p:signal("HUP")
     p:wait_for("reload: .-:1: syntax error near .-; keeping the old " ..
@@ -324,15 +320,11 @@ io.stdout:flush()
 ]]):format(reply or ("%q .. ' ' .. id"):format(tag))
 end
 
-local function net_server_script(tag, reply)
+-- The net servers' common part: announce "ready <id> <port> <pid>" and
+-- serve (server and port set by the part before it).
+local function net_serve_part(tag, reply)
   return ([[
-local net = require "net"
-local task = require "task"
-local id = task.worker()
-local l = require("luahost").listen_fds()[1]
-local server = assert(net.listen{fd = l.fd})
-require("luahost").on_drain(function() server:close() end)
-print("ready " .. id .. " " .. l.port .. " " ..
+print("ready " .. id .. " " .. port .. " " ..
   io.open("/proc/self/stat"):read("n"))
 io.stdout:flush()
 server:serve(function(conn)
@@ -351,6 +343,18 @@ end)
 ]]):format(reply or ("%q .. ' ' .. id"):format(tag))
 end
 
+local function net_server_script(tag, reply)
+  return [[
+local net = require "net"
+local task = require "task"
+local id = task.worker()
+local l = require("luahost").listen_fds()[1]
+local server = assert(net.listen{fd = l.fd})
+require("luahost").on_drain(function() server:close() end)
+local port = l.port
+]] .. net_serve_part(tag, reply)
+end
+
 -- The same server, unchanged for a group: it binds its own address (port
 -- 0 unless given), as it would alone; the supervisor owns the socket.
 local function own_server_script(tag, reply, port)
@@ -361,24 +365,7 @@ local id = task.worker()
 if %d == 80 then task.sleep(0.01) end -- past the --user drop: not root
 local server = assert(net.listen{host = "127.0.0.1", port = %d})
 local _, port = server:sockname()
-print("ready " .. id .. " " .. port .. " " ..
-  io.open("/proc/self/stat"):read("n"))
-io.stdout:flush()
-server:serve(function(conn)
-  for line in conn:lines() do
-    local reply = %s
-    if line:match("slow") then
-      print("slow request " .. id)
-      io.stdout:flush()
-      task.sleep(0.5)
-      conn:write("slow done " .. reply .. "\n")
-    else
-      conn:write(reply .. "\n")
-    end
-  end
-end)
-]]):format(port or 0, port or 0,
-  reply or ("%q .. ' ' .. id"):format(tag))
+]]):format(port or 0, port or 0) .. net_serve_part(tag, reply)
 end
 
 -- The uv server, unchanged for a group: tcp:bind then listen, as alone.
