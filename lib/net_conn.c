@@ -74,7 +74,7 @@ static void conn_free(lh_handle *h) {
     free(d);
   }
   if (c->ud) *c->ud = NULL;
-  free(c);
+  /* (c's memory is the handle's: it goes with it) */
 }
 
 /* Push a new conn userdata of kind with an lh_handle of type (not yet
@@ -85,10 +85,12 @@ conn *net_conn_new(lua_State *L, core *K, uv_handle_type type, int kind) {
   lh_handle *h;
   *ud = NULL;
   luaL_setmetatable(L, net_tnames[kind]);
-  c = (conn *)calloc(1, sizeof(conn));
-  if (c == NULL) luaL_error(L, "not enough memory");
-  h = lh_handle_new(L, type); /* pushes the uv box, anchored */
-  lua_pop(L, 1);
+  /* One block: the lh_handle header, the uv handle and c. A stream has no
+  ** uv box (uv.walk makes one if it lists it): an idle connection then
+  ** costs Lua its userdata alone. Servers and udp sockets keep theirs. */
+  h = lh_handle_new_ex(L, type, sizeof(conn), kind != K_STREAM);
+  if (kind != K_STREAM) lua_pop(L, 1); /* the box, anchored */
+  c = (conn *)h->extra;
   c->h = h;
   c->ud = ud;
   c->K = K;
@@ -108,10 +110,9 @@ conn *net_conn_new(lua_State *L, core *K, uv_handle_type type, int kind) {
 /* After conn_new: r is the uv_*_init result; on failure undo all. */
 int net_conn_init_done(lua_State *L, conn *c, int r) {
   if (r < 0) {
-    c->h->extra = NULL;
-    lh_handle_abort(L, c->h);
     *c->ud = NULL;
-    free(c);
+    c->h->extra = NULL;
+    lh_handle_abort(L, c->h); /* (c with it) */
   } else {
     /* A socket keeps the host alive only while a task waits on it (or
     ** output is queued: write requests count by themselves). */
