@@ -425,9 +425,11 @@ end
 
 local ANY = {["*"] = "0.0.0.0", ["0.0.0.0"] = "0.0.0.0", ["::"] = "::"}
 
--- per server: {max =, active =, waiter =, per_addr = max_per_address,
--- addrs = {ip -> connections}, conns = {conn -> true} being served,
--- logged = {what -> time of its last log line}, name = "ip:port"}
+-- per server: {max =, active = connections (resting ones too), waiter =,
+-- per_addr = max_per_address, addrs = {ip -> connections}, conns =
+-- {conn -> slot} in a round, rest_fn = the callback of resting conns,
+-- logged = {what -> time of its last log line}, name = "ip:port",
+-- server =, handler =}
 local servers = setmetatable({}, {__mode = "k"})
 
 --- listen{host=, port= | path= | fd=, backlog=, reuseport=, v6only=,
@@ -503,6 +505,7 @@ function net.listen(opts)
   local ip, bound = server:sockname()
   servers[server] = {max = maxc, active = 0, per_addr = per_addr,
     addrs = {}, conns = {}, logged = {}, tls = ctx, proxy = proxy,
+    server = server,
     idle = idle and ms(idle) or -1,
     name = bound and ip .. ":" .. bound or tostring(ip)}
   return own(server)
@@ -528,16 +531,18 @@ local function log(st, what, fmt, ...)
   l.t, l.n = now, 0
 end
 
--- One connection's slot, given back when its handler ends, or, for a
--- conn the handler let rest (conn:rest), when that conn is closed.
--- Between two rounds the slot is the conn's only Lua state: the key of
--- st.conns and its role (the server side of starttls).
+-- One connection's slot while a round runs: the key of st.conns and its
+-- role (the server side of starttls), given back when its handler ends.
+-- A conn the handler lets rest (conn:rest) gives its slot up instead and
+-- waits in C with no Lua state at all (no userdata, no table entry), but
+-- for two registry slots: its server's callback (rest_fn) and its client
+-- address (a string shared with st.addrs); the next round gets a new
+-- slot. The
+-- server's counts (active, per address) keep it until it is closed.
 local Slot = {server = true}
 Slot.__index = Slot
-local function release(slot)
-  local st, ip = slot.st, slot.ip
+local function release(st, ip)
   st.active = st.active - 1
-  st.conns[slot.conn] = nil
   if ip then
     local n = st.addrs[ip] - 1
     st.addrs[ip] = n > 0 and n or nil
@@ -550,8 +555,18 @@ local function release(slot)
 end
 Slot.__close = function(slot)
   if slot.resting then return end -- the conn waits in C (conn:rest)
-  slot.conn:close()
-  release(slot)
+  local conn = slot.conn
+  slot.st.conns[conn] = nil
+  conn:close()
+  release(slot.st, slot.ip)
+end
+
+local function new_slot(st, conn, ip)
+  local slot = setmetatable({st = st, ip = ip, conn = conn, resting = false},
+    Slot)
+  st.conns[conn] = slot
+  roles[conn] = slot
+  return slot
 end
 
 local address, accepted
@@ -638,29 +653,32 @@ start_round = function(slot, handler, conn, first)
   return spawn_light(worker, slot, handler, conn, first)
 end
 
--- The callback of a resting conn of server st (net_read.c, core.rest):
--- input (err nil) runs the handler in a new round; anything else closes
--- the conn.
-local function rest_callback(st, handler)
-  return function(conn, err)
-    local slot = st.conns[conn]
-    if not slot then return conn:close() end
-    slot.resting = false
+-- The callback of the resting conns of server st (net_read.c, core.rest;
+-- ip: the tag given to it, the client address or false): input (err nil)
+-- runs the handler in a new round, with a new slot; anything else closes
+-- the conn and gives its place back.
+local function rest_fn(st)
+  return function(conn, err, ip)
+    ip = ip or nil
     if err then
       conn:close()
-      return release(slot)
+      return release(st, ip)
     end
-    return start_round(slot, handler, conn)
+    return start_round(new_slot(st, conn, ip), st.handler, conn)
   end
 end
 
-local core_rest = core.rest
+local core_rest, resting, close_resting =
+  core.rest, core.resting, core.close_resting
 
 --- conn:rest([timeout]) -> true | false: in a handler run by
 --- server:serve, wait for the conn's next input with no task: when it
 --- returns true, the handler must return at once (without touching
 --- conn); when input arrives, the handler runs again, in a new task, with
---- the same conn; when the peer closes, the conn fails, is closed
+--- a new conn object for the same connection (the one the handler had
+--- reads as closed once rest returned true: C alone holds the
+--- connection, with nothing in Lua); when the peer closes, the conn
+--- fails, is closed
 --- (server:close_idle) or stays silent for timeout seconds (default: the
 --- server's idle_timeout), it is closed and the handler does not run.
 --- False, doing nothing, when input is buffered already (read it) or the
@@ -672,10 +690,12 @@ function Conn:rest(timeout)
     return false
   end
   local st = slot.st
-  if not core_rest(self, timeout and ms(timeout) or st.idle, st.rest) then
+  if not core_rest(self, timeout and ms(timeout) or st.idle, st.rest_fn,
+    st.server, slot.ip or false) then
     return false
   end
   slot.resting = true
+  st.conns[self], roles[self] = nil, nil
   return true
 end
 
@@ -708,11 +728,7 @@ end
 local function take_slot(st, conn, ip)
   if ip then st.addrs[ip] = (st.addrs[ip] or 0) + 1 end
   st.active = st.active + 1
-  local slot = setmetatable({st = st, ip = ip, conn = conn, resting = false},
-    Slot)
-  st.conns[conn] = slot
-  roles[conn] = slot
-  return slot
+  return new_slot(st, conn, ip)
 end
 
 -- Wait until a slot is free or the server is closed, holding conn (the
@@ -744,6 +760,13 @@ local function shed(st)
     local t = idle_for(conn)
     if t and t >= longest then oldest, longest = conn, t end
   end
+  local _, t = resting(st.server) -- the one resting the longest
+  if t and t >= longest then
+    log(st, "shed", "max_connections (%d) reached: closing the " ..
+      "connection idle the longest (%.0f s)", st.max, t)
+    close_resting(st.server, 1)
+    return true
+  end
   if not oldest then return false end
   log(st, "shed", "max_connections (%d) reached: closing the connection " ..
     "idle the longest (%.0f s)", st.max, longest)
@@ -759,7 +782,8 @@ function Server:serve(handler)
   local st = servers[self]
   if st == nil then argerror(1, "serve", "net.server expected") end
   local accept = core_accept
-  st.rest = st.rest or rest_callback(st, handler)
+  st.handler = st.handler or handler -- (for the rounds after a rest)
+  st.rest_fn = st.rest_fn or rest_fn(st)
   while true do
     local conn, err = accept(self)
     if conn then
@@ -821,17 +845,8 @@ end
 --- close_idle(): close the served connections resting between two
 --- rounds (conn:rest); returns how many.
 function Server:close_idle()
-  local st, n = servers[self], 0
-  if not st then return 0 end
-  local list = {}
-  for conn, slot in pairs(st.conns) do
-    if slot.resting then list[#list + 1] = conn end
-  end
-  for i = 1, #list do
-    list[i]:close()
-    n = n + 1
-  end
-  return n
+  if not servers[self] then return 0 end
+  return close_resting(self)
 end
 
 --- The number of connections being served.

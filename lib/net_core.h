@@ -115,6 +115,8 @@ struct core {
   uint64_t armed_due;
   sleeper *free_sleepers, *all_sleepers;
   int parked_ref;       /* parked coroutine -> its sleeper (core.park) */
+  conn *rest_head, *rest_tail; /* resting conns, oldest first (rest) */
+  int ngroups;          /* servers made: each its group number */
   size_t maxline, hwm;  /* defaults, set by net.lua */
   lua_Integer nsends;   /* net_send calls, for core.stats */
 };
@@ -268,7 +270,11 @@ struct conn {
   lua_State *task;       /* last thread known to be a task (need_task) */
   int rref, wref;        /* registry slots anchoring them */
   int iref;              /* rest: the registry slot of its callback (the
-                            conn itself is anchored in rref meanwhile) */
+                            conn has no userdata meanwhile: see
+                            net_read.c) */
+  int group;             /* server: its number; a resting conn: its
+                            server's (server:close_idle, shedding) */
+  struct conn *rsnext, *rsprev; /* on K's list while resting */
   tmo rt, wt;
   uint64_t rdue;         /* deadline of the parked reader, 0 = none */
   uint64_t rsince;       /* when the reader parked (net_now, ms) */
@@ -316,6 +322,10 @@ int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
                     lua_KFunction k, const char *what);
 int net_park_writer(lua_State *L, conn *c, int flush, lua_KFunction k,
                     const char *what);
+/* Put a conn that starts resting at the end of K's list. */
+void net_rest_link(conn *c);
+/* Take a conn off K's list (it no longer rests). */
+void net_rest_unlink(conn *c);
 /* The reader's deadline (lazy: see net_park_reader), also a resting
 ** conn's. */
 void net_rd_fire(core *K, tmo *t);

@@ -976,7 +976,7 @@ describe("net", function()
         local core = require "net.core"
         local held = {}
         local s, port = echo_server(function(c)
-          held[1] = c
+          held[#held + 1] = c
           c:write(c:read(), "\n")
           if c:rest() then return end
         end)
@@ -984,9 +984,22 @@ describe("net", function()
         c:write("x\n")
         assert.equal("x", c:read())
         task.sleep(0.02)
-        assert.is_true(core.idle_for(held[1]) >= 0)
-        -- already resting: a second rest does nothing
+        -- it rests with nothing in Lua: the handler's conn object let go
+        -- of it, and the server counts it as idle (shed, close_idle)
+        assert.is_true(held[1]:is_closed())
+        assert.is_nil(core.idle_for(held[1]))
+        local n, secs = core.resting(s)
+        assert.equal(1, n)
+        assert.is_true(secs >= 0.01, tostring(secs))
+        -- the object it let go of cannot rest again (nor read)
         assert.is_false(held[1]:rest())
+        assert.same({nil, "closed"}, {held[1]:read()})
+        -- the next line: a new round, with a new object, same connection
+        c:write("y\n")
+        assert.equal("y", c:read())
+        assert.equal(2, #held)
+        assert.are_not.equal(held[1], held[2])
+        assert.equal(1, (core.resting(s)))
         -- a conn no server serves cannot rest; nor can a closed one
         assert.is_false(c:rest())
         assert.is_nil(core.idle_for(c))
