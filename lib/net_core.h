@@ -274,7 +274,6 @@ struct conn {
                             net_read.c) */
   int group;             /* server: its number; a resting conn: its
                             server's (server:close_idle, shedding) */
-  struct conn *rsnext, *rsprev; /* on K's list while resting */
   tmo rt, wt;
   uint64_t rdue;         /* deadline of the parked reader, 0 = none */
   uint64_t rsince;       /* when the reader parked (net_now, ms) */
@@ -285,11 +284,16 @@ struct conn {
   unsigned nwreq;        /* queued writes */
   size_t maxline, hwm;
   char *obuf;            /* setvbuf "full"/"line": output not yet sent */
-  struct conn *bnext, *bprev; /* on K->batched while obuf holds data */
   size_t olen, osize;    /* bytes in obuf; flushed past osize */
   net_proxied *px;       /* a PROXY header's client, NULL if none */
-  dgram *qhead, *qtail;  /* udp: received, not yet read */
-  int qlen;
+  union {               /* one list at a time (anonymous: GNU C, C11) */
+    struct { struct conn *bnext, *bprev; }; /* on K->batched while obuf
+                                               holds data */
+    struct { struct conn *rsnext, *rsprev; }; /* on K's list while it
+                                                 rests (rest flushed obuf) */
+    struct { dgram *qhead, *qtail; }; /* udp: received, not yet read */
+  };
+  int qlen;              /* udp: datagrams queued */
   unsigned char kind, reading, closed, rtimed, wtimed, wflush, pending;
   unsigned char skipline;
   unsigned char resting; /* rest: waits in C for input, no task (see
