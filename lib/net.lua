@@ -427,7 +427,8 @@ local ANY = {["*"] = "0.0.0.0", ["0.0.0.0"] = "0.0.0.0", ["::"] = "::"}
 
 -- per server: {max =, active = connections (resting ones too), waiter =,
 -- per_addr = max_per_address, addrs = {ip -> connections}, conns =
--- {conn -> slot} in a round, rest_fn = the callback of resting conns,
+-- slot_mt = the metatable of its slots, rest_fn = the callback of resting
+-- conns,
 -- logged = {what -> time of its last log line}, name = "ip:port",
 -- server =, handler =}
 local servers = setmetatable({}, {__mode = "k"})
@@ -504,7 +505,7 @@ function net.listen(opts)
     opts.write_hwm or d.write_hwm, idle and ms(idle) or -1)
   local ip, bound = server:sockname()
   servers[server] = {max = maxc, active = 0, per_addr = per_addr,
-    addrs = {}, conns = {}, logged = {}, tls = ctx, proxy = proxy,
+    addrs = {}, logged = {}, tls = ctx, proxy = proxy,
     server = server,
     idle = idle and ms(idle) or -1,
     name = bound and ip .. ":" .. bound or tostring(ip)}
@@ -531,16 +532,17 @@ local function log(st, what, fmt, ...)
   l.t, l.n = now, 0
 end
 
--- One connection's slot while a round runs: the key of st.conns and its
--- role (the server side of starttls), given back when its handler ends.
--- A conn the handler lets rest (conn:rest) gives its slot up instead and
--- waits in C with no Lua state at all (no userdata, no table entry), but
--- for two registry slots: its server's callback (rest_fn) and its client
--- address (a string shared with st.addrs); the next round gets a new
--- slot. The
--- server's counts (active, per address) keep it until it is closed.
-local Slot = {server = true}
-Slot.__index = Slot
+-- One connection's slot while a round runs: {conn, ip}, its role (the
+-- server side of starttls: roles[conn]), given back when its handler
+-- ends. Small on purpose (an array of two, its server in its metatable:
+-- st.slot_mt), as every connection in a round has one. A conn the
+-- handler lets rest (conn:rest) gives its slot up instead (slot[1] =
+-- false) and waits in C with no Lua state at all (no userdata, no table
+-- entry), but for two registry slots: its server's callback (rest_fn) and
+-- its client address (a string shared with st.addrs); the next round
+-- gets a new slot. The server's counts (active, per address) keep it
+-- until it is closed.
+local SlotBase = {server = true}
 local function release(st, ip)
   st.active = st.active - 1
   if ip then
@@ -553,18 +555,24 @@ local function release(st, ip)
     wake(w)
   end
 end
-Slot.__close = function(slot)
-  if slot.resting then return end -- the conn waits in C (conn:rest)
-  local conn = slot.conn
-  slot.st.conns[conn] = nil
+-- The server of a slot, nil for anything else.
+local function slot_st(v)
+  local mt = type(v) == "table" and getmetatable(v)
+  return mt and rawget(mt, "st")
+end
+local function slot_close(slot)
+  local conn = slot[1]
+  if not conn then return end -- the conn waits in C (conn:rest)
+  slot[1] = false
   conn:close()
-  release(slot.st, slot.ip)
+  release(slot_st(slot), slot[2])
+end
+local function slot_mt(st)
+  return {__index = SlotBase, __close = slot_close, st = st}
 end
 
 local function new_slot(st, conn, ip)
-  local slot = setmetatable({st = st, ip = ip, conn = conn, resting = false},
-    Slot)
-  st.conns[conn] = slot
+  local slot = setmetatable({conn, ip}, st.slot_mt)
   roles[conn] = slot
   return slot
 end
@@ -586,14 +594,14 @@ end
 -- Before the first round: the PROXY header and the TLS handshake; false
 -- when the conn cannot be served (the round's slot closes it).
 local function prepare(slot, conn)
-  local st = slot.st
+  local st = slot_st(slot)
   if st.proxy then
     -- the client's own address counts for max_per_address
     if not read_proxy(st, conn) then return false end
     local ip = address(st, conn)
     if ip == false then return false end
     if ip then st.addrs[ip] = (st.addrs[ip] or 0) + 1 end
-    slot.ip = ip
+    slot[2] = ip
   end
   -- TLS: after the PROXY header (it precedes the handshake), then the
   -- handshake (bounded by handshake_timeout) before the handler
@@ -636,7 +644,7 @@ local function worker(slot, handler, conn, first)
     slot, handler, conn = nil, nil, nil -- luacheck: ignore 311
     repeat -- (only start_round resumes it, with a slot)
       slot, handler, conn, first = coroutine_yield()
-    until getmetatable(slot) == Slot
+    until slot_st(slot)
   end
 end
 
@@ -685,17 +693,14 @@ local core_rest, resting, close_resting =
 --- conn is not a served one.
 function Conn:rest(timeout)
   local slot = roles[self]
-  if getmetatable(slot) ~= Slot or slot.resting or
-    slot.st.conns[self] ~= slot then
-    return false
-  end
-  local st = slot.st
+  local st = slot_st(slot)
+  if not st or slot[1] ~= self then return false end
   if not core_rest(self, timeout and ms(timeout) or st.idle, st.rest_fn,
-    st.server, slot.ip or false) then
+    st.server, slot[2] or false) then
     return false
   end
-  slot.resting = true
-  st.conns[self], roles[self] = nil, nil
+  slot[1] = false
+  roles[self] = nil
   return true
 end
 
@@ -756,9 +761,11 @@ local SHED_IDLE = 2
 local idle_for = core.idle_for
 local function shed(st)
   local oldest, longest = nil, SHED_IDLE
-  for conn in pairs(st.conns) do
-    local t = idle_for(conn)
-    if t and t >= longest then oldest, longest = conn, t end
+  for conn, slot in pairs(roles) do -- (its conns in a round)
+    if slot[1] == conn and slot_st(slot) == st then
+      local t = idle_for(conn)
+      if t and t >= longest then oldest, longest = conn, t end
+    end
   end
   local _, t = resting(st.server) -- the one resting the longest
   if t and t >= longest then
@@ -784,6 +791,7 @@ function Server:serve(handler)
   local accept = core_accept
   st.handler = st.handler or handler -- (for the rounds after a rest)
   st.rest_fn = st.rest_fn or rest_fn(st)
+  st.slot_mt = st.slot_mt or slot_mt(st)
   while true do
     local conn, err = accept(self)
     if conn then
