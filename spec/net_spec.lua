@@ -970,6 +970,33 @@ describe("net", function()
       end)
     end)
 
+    it("at max_connections the conn resting the longest is shed",
+      function()
+      run_task(function()
+        local rounds = {}
+        local s, port = rest_server({max_connections = 2}, rounds)
+        local cs = {}
+        for i = 1, 2 do
+          cs[i] = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+          cs[i]:write("x\n")
+          assert.equal("x", cs[i]:read())
+          task.sleep(0.05) -- (the first rests the longest)
+        end
+        assert.equal(2, (require("net.core").resting(s)))
+        task.sleep(2.1) -- (shed only past 2 s idle: not a fresh client)
+        -- a third client gets in: the oldest resting conn is closed for it
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        c:write("y\n")
+        assert.equal("y", c:read())
+        assert.same({nil, "closed"}, {cs[1]:read()})
+        cs[2]:write("z\n") -- the other still rests, and wakes
+        assert.equal("z", cs[2]:read())
+        assert.equal(2, s:active())
+        for _, d in ipairs({c, cs[1], cs[2]}) do d:close() end
+        stop(s)
+      end)
+    end)
+
     it("a resting conn counts as idle; a conn not served cannot rest",
       function()
       run_task(function()
