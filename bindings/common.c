@@ -442,34 +442,73 @@ static void unref_all(lua_State *L, lh_handle *h) {
   }
 }
 
-lh_handle *lh_handle_new(lua_State *L, uv_handle_type type) {
-  size_t size = sizeof(lh_handle) + uv_handle_size(type);
-  lh_handle **box;
+/* The box of h: a userdata with h's metatable, anchored by h->ref. */
+static void new_box(lua_State *L, lh_handle *h) {
+  char tname[32];
+  lh_handle **box = (lh_handle **)lua_newuserdatauv(L, sizeof(lh_handle *),
+                                                    0);
+  *box = NULL;
+  snprintf(tname, sizeof(tname), "uv_%s", uv_handle_type_name(h->uv->type));
+  luaL_setmetatable(L, tname);
+  lua_pushvalue(L, -1);
+  h->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  h->box = box;
+  *box = h;
+}
+
+/* The owner's state starts here, past the uv handle, aligned as malloc
+** aligns. */
+#define EXTRA_AT(type) (((sizeof(lh_handle) + uv_handle_size(type)) + 15) & \
+                        ~(size_t)15)
+
+lh_handle *lh_handle_new_ex(lua_State *L, uv_handle_type type, size_t extra,
+                            int boxed) {
+  size_t size = extra ? EXTRA_AT(type) + extra
+                      : sizeof(lh_handle) + uv_handle_size(type);
+  lh_handle **box = NULL;
   lh_handle *h;
   int i;
   /* The box exists, closed, before the memory: an allocation error then
   ** leaves nothing half-made (liolib's newprefile). */
-  char tname[32];
-  snprintf(tname, sizeof(tname), "uv_%s", uv_handle_type_name(type));
-  box = (lh_handle **)lua_newuserdatauv(L, sizeof(lh_handle *), 0);
-  *box = NULL;
-  luaL_setmetatable(L, tname);
+  if (boxed) {
+    char tname[32];
+    snprintf(tname, sizeof(tname), "uv_%s", uv_handle_type_name(type));
+    box = (lh_handle **)lua_newuserdatauv(L, sizeof(lh_handle *), 0);
+    *box = NULL;
+    luaL_setmetatable(L, tname);
+  }
   h = (lh_handle *)malloc(size);
   if (h == NULL) luaL_error(L, "not enough memory");
   memset(h, 0, size);
   h->ctx = lh_getctx(L);
-  h->box = box;
   h->uv = (uv_handle_t *)(h + 1);
+  h->ref = LUA_NOREF;
   for (i = 0; i < LH_NCB; i++) h->cb[i] = LUA_NOREF;
-  lua_pushvalue(L, -1);
-  h->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (extra) h->extra = (char *)h + EXTRA_AT(type);
   h->uv->data = h;
-  *box = h;
+  if (boxed) {
+    h->box = box;
+    lua_pushvalue(L, -1);
+    h->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    *box = h;
+  }
   return h;
 }
 
+lh_handle *lh_handle_new(lua_State *L, uv_handle_type type) {
+  return lh_handle_new_ex(L, type, 0, 1);
+}
+
+void lh_handle_push_box(lua_State *L, lh_handle *h) {
+  if (h->ref == LUA_NOREF && h->box == NULL && !uv_is_closing(h->uv)) {
+    new_box(L, h);
+    return;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
+}
+
 void lh_handle_abort(lua_State *L, lh_handle *h) {
-  *h->box = NULL;
+  if (h->box != NULL) *h->box = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
   unref_all(L, h);
   free(h);

@@ -205,6 +205,17 @@ typedef struct lh_handle {
 ** set, anchored). The uv handle is NOT initialized: the caller calls
 ** uv_<type>_init and, if that fails, lh_handle_abort. */
 lh_handle *lh_handle_new(lua_State *L, uv_handle_type type);
+/* The same with `extra` bytes of the owner's state in the same block
+** (h->extra points at them, zeroed: one malloc for the header, the uv
+** handle and the owner's struct). boxed: push the box as lh_handle_new
+** does; 0: no box and nothing pushed (a handle that only its owner shows
+** to Lua, such as net's connections: no userdata and no registry slot of
+** its own); lh_handle_push_box makes one when it is asked for. */
+lh_handle *lh_handle_new_ex(lua_State *L, uv_handle_type type, size_t extra,
+                            int boxed);
+/* Push h's box, made (and anchored) now for an open handle made without
+** one. */
+void lh_handle_push_box(lua_State *L, lh_handle *h);
 /* Undo lh_handle_new when uv_*_init failed: frees, box marked closed. */
 void lh_handle_abort(lua_State *L, lh_handle *h);
 /* groupbind.c: in a --workers worker, tcp:bind and pipe:bind only note

@@ -81,8 +81,10 @@ static int loop_backend_timeout(lua_State *L) {
 static void collect_cb(uv_handle_t *uvh, void *arg) {
   lua_State *L = (lua_State *)arg;
   lh_handle *h = (lh_handle *)uvh->data;
-  if (lh_is_internal(uvh) || h->ref == LUA_NOREF) return;
-  lh_push_handle(L, h);
+  if (lh_is_internal(uvh) ||
+      (h->ref == LUA_NOREF && (h->box != NULL || uv_is_closing(uvh))))
+    return; /* (a collected box: its handle is closing) */
+  lh_handle_push_box(L, h); /* (made now for a handle without one) */
   lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
 }
 

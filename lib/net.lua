@@ -454,9 +454,12 @@ end
 
 local ANY = {["*"] = "0.0.0.0", ["0.0.0.0"] = "0.0.0.0", ["::"] = "::"}
 
--- per server: {max =, active =, waiter =, per_addr = max_per_address,
--- addrs = {ip -> connections}, conns = {conn -> true} being served,
--- logged = {what -> time of its last log line}, name = "ip:port"}
+-- per server: {max =, active = connections (resting ones too), waiter =,
+-- per_addr = max_per_address, addrs = {ip -> connections}, closed (a
+-- drain or close), slot_mt = the metatable of its slots, rest_fn = the
+-- callback of resting conns,
+-- logged = {what -> time of its last log line}, name = "ip:port",
+-- server =, handler =}
 local servers = setmetatable({}, {__mode = "k"})
 
 --- listen{host=, port= | path= | fd=, backlog=, reuseport=, v6only=,
@@ -531,7 +534,8 @@ function net.listen(opts)
     opts.write_hwm or d.write_hwm, idle and ms(idle) or -1)
   local ip, bound = server:sockname()
   servers[server] = {max = maxc, active = 0, per_addr = per_addr,
-    addrs = {}, conns = {}, logged = {}, tls = ctx, proxy = proxy,
+    addrs = {}, logged = {}, tls = ctx, proxy = proxy,
+    server = server,
     idle = idle and ms(idle) or -1,
     name = bound and ip .. ":" .. bound or tostring(ip)}
   return own(server)
@@ -557,16 +561,19 @@ local function log(st, what, fmt, ...)
   l.t, l.n = now, 0
 end
 
--- One connection's slot, given back when its handler ends, or, for a
--- conn the handler let rest (conn:rest), when that conn is closed.
--- Between two rounds the slot is the conn's only Lua state: the key of
--- st.conns and its role (the server side of starttls).
-local Slot = {server = true}
-Slot.__index = Slot
-local function release(slot)
-  local st, ip = slot.st, slot.ip
+-- One connection's slot while a round runs: {conn, ip}, its role (the
+-- server side of starttls: roles[conn]), given back when its handler
+-- ends. Small on purpose (an array of two, its server in its metatable:
+-- st.slot_mt), as every connection in a round has one. A conn the
+-- handler lets rest (conn:rest) gives its slot up instead (slot[1] =
+-- false) and waits in C with no Lua state at all (no userdata, no table
+-- entry), but for two registry slots: its server's callback (rest_fn) and
+-- its client address (a string shared with st.addrs); the next round
+-- gets a new slot. The server's counts (active, per address) keep it
+-- until it is closed.
+local SlotBase = {server = true}
+local function release(st, ip)
   st.active = st.active - 1
-  st.conns[slot.conn] = nil
   if ip then
     local n = st.addrs[ip] - 1
     st.addrs[ip] = n > 0 and n or nil
@@ -577,10 +584,26 @@ local function release(slot)
     wake(w)
   end
 end
-Slot.__close = function(slot)
-  if slot.resting then return end -- the conn waits in C (conn:rest)
-  slot.conn:close()
-  release(slot)
+-- The server of a slot, nil for anything else.
+local function slot_st(v)
+  local mt = type(v) == "table" and getmetatable(v)
+  return mt and rawget(mt, "st")
+end
+local function slot_close(slot)
+  local conn = slot[1]
+  if not conn then return end -- the conn waits in C (conn:rest)
+  slot[1] = false
+  conn:close()
+  release(slot_st(slot), slot[2])
+end
+local function slot_mt(st)
+  return {__index = SlotBase, __close = slot_close, st = st}
+end
+
+local function new_slot(st, conn, ip)
+  local slot = setmetatable({conn, ip}, st.slot_mt)
+  roles[conn] = slot
+  return slot
 end
 
 local address, accepted
@@ -600,28 +623,20 @@ end
 -- Before the first round: the PROXY header and the TLS handshake; false
 -- when the conn cannot be served (the round's slot closes it).
 local function prepare(slot, conn)
-  local st = slot.st
+  local st = slot_st(slot)
   if st.proxy then
     -- the client's own address counts for max_per_address
     if not read_proxy(st, conn) then return false end
     local ip = address(st, conn)
     if ip == false then return false end
     if ip then st.addrs[ip] = (st.addrs[ip] or 0) + 1 end
-    slot.ip = ip
+    slot[2] = ip
   end
   -- TLS: after the PROXY header (it precedes the handshake), then the
   -- handshake (bounded by handshake_timeout) before the handler
   if st.proxy and not accepted(st, conn) then return false end
   if st.tls and not conn:handshake() then return false end
   return true
-end
-
--- One round of a served conn: the handler, in the running task; the slot
--- closes the conn and is given back after it, unless the conn rests.
-local function round(slot, handler, conn, first)
-  local _slot <close> = slot -- luacheck: ignore 211
-  if first and not prepare(slot, conn) then return end
-  handler(conn)
 end
 
 -- Rest workers: a light task whose round ended with its conn resting
@@ -634,9 +649,22 @@ local is_light = private.task.is_light
 local coroutine_running, coroutine_yield =
   coroutine.running, coroutine.yield
 
+-- One round of a served conn: the handler, in the running task; the slot
+-- closes the conn and is given back after it, unless the conn rests.
+-- The round is inline, not a function of its own: every frame under a
+-- handler parked in a read counts. A C call needs 20 free stack slots
+-- above its arguments; when the frames below the handler's read or write
+-- push that past the 40 slots a coroutine starts with, its stack doubles
+-- to 80 (+640 B per idle connection) and the collector never shrinks it
+-- back (it does only past 3 times what is in use). Here the handler's
+-- frame starts at slot 8, which leaves room for a handler with a dozen
+-- registers (scripts/echo.lua's) to read and write within the 40.
 local function worker(slot, handler, conn, first)
   while true do
-    round(slot, handler, conn, first)
+    do
+      local _slot <close> = slot -- luacheck: ignore 211
+      if not first or prepare(slot, conn) then handler(conn) end
+    end
     local co = coroutine_running()
     if npool >= POOL_MAX or not is_light(co) then return end
     npool = npool + 1
@@ -645,7 +673,7 @@ local function worker(slot, handler, conn, first)
     slot, handler, conn = nil, nil, nil -- luacheck: ignore 311
     repeat -- (only start_round resumes it, with a slot)
       slot, handler, conn, first = coroutine_yield()
-    until getmetatable(slot) == Slot
+    until slot_st(slot)
   end
 end
 
@@ -662,47 +690,49 @@ start_round = function(slot, handler, conn, first)
   return spawn_light(worker, slot, handler, conn, first)
 end
 
--- The callback of a resting conn of server st (net_read.c, core.rest):
--- input (err nil) runs the handler in a new round; anything else closes
--- the conn.
-local function rest_callback(st, handler)
-  return function(conn, err)
-    local slot = st.conns[conn]
-    if not slot then return conn:close() end
-    slot.resting = false
+-- The callback of the resting conns of server st (net_read.c, core.rest;
+-- ip: the tag given to it, the client address or false): input (err nil)
+-- runs the handler in a new round, with a new slot; anything else closes
+-- the conn and gives its place back.
+local function rest_fn(st)
+  return function(conn, err, ip)
+    ip = ip or nil
     if err then
       conn:close()
-      return release(slot)
+      return release(st, ip)
     end
-    return start_round(slot, handler, conn)
+    return start_round(new_slot(st, conn, ip), st.handler, conn)
   end
 end
 
-local core_rest = core.rest
+local core_rest, resting, close_resting =
+  core.rest, core.resting, core.close_resting
 
 --- conn:rest([timeout]) -> true | false: in a handler run by
 --- server:serve, wait for the conn's next input with no task: when it
 --- returns true, the handler must return at once (without touching
 --- conn); when input arrives, the handler runs again, in a new task, with
---- the same conn; when the peer closes, the conn fails, is closed
+--- a new conn object for the same connection (the one the handler had
+--- reads as closed once rest returned true: C alone holds the
+--- connection, with nothing in Lua); when the peer closes, the conn
+--- fails, is closed
 --- (server:close_idle) or stays silent for timeout seconds (default: the
 --- server's idle_timeout), it is closed and the handler does not run.
 --- False, doing nothing, when input is buffered already (read it) or the
 --- conn is not a served one.
 function Conn:rest(timeout)
   local slot = roles[self]
-  if getmetatable(slot) ~= Slot or slot.resting or
-    slot.st.conns[self] ~= slot then
-    return false
-  end
-  local st = slot.st
+  local st = slot_st(slot)
+  if not st or slot[1] ~= self then return false end
   -- a closed server (a drain) keeps no connection for a next input: the
-  -- slot closes it when the handler returns
+  -- round closes it when the handler returns
   if st.closed then return true end
-  if not core_rest(self, timeout and ms(timeout) or st.idle, st.rest) then
+  if not core_rest(self, timeout and ms(timeout) or st.idle, st.rest_fn,
+    st.server, slot[2] or false) then
     return false
   end
-  slot.resting = true
+  slot[1] = false
+  roles[self] = nil
   return true
 end
 
@@ -735,11 +765,7 @@ end
 local function take_slot(st, conn, ip)
   if ip then st.addrs[ip] = (st.addrs[ip] or 0) + 1 end
   st.active = st.active + 1
-  local slot = setmetatable({st = st, ip = ip, conn = conn, resting = false},
-    Slot)
-  st.conns[conn] = slot
-  roles[conn] = slot
-  return slot
+  return new_slot(st, conn, ip)
 end
 
 -- true once a drain closes the listeners (after --drain-delay)
@@ -799,9 +825,18 @@ local SHED_IDLE = 2
 local idle_for = core.idle_for
 local function shed(st)
   local oldest, longest = nil, SHED_IDLE
-  for conn in pairs(st.conns) do
-    local t = idle_for(conn)
-    if t and t >= longest then oldest, longest = conn, t end
+  for conn, slot in pairs(roles) do -- (its conns in a round)
+    if slot[1] == conn and slot_st(slot) == st then
+      local t = idle_for(conn)
+      if t and t >= longest then oldest, longest = conn, t end
+    end
+  end
+  local _, t = resting(st.server) -- the one resting the longest
+  if t and t >= longest then
+    log(st, "shed", "max_connections (%d) reached: closing the " ..
+      "connection idle the longest (%.0f s)", st.max, t)
+    close_resting(st.server, 1)
+    return true
   end
   if not oldest then return false end
   log(st, "shed", "max_connections (%d) reached: closing the connection " ..
@@ -818,7 +853,9 @@ function Server:serve(handler)
   local st = servers[self]
   if st == nil then argerror(1, "serve", "net.server expected") end
   local accept = core_accept
-  st.rest = st.rest or rest_callback(st, handler)
+  st.handler = st.handler or handler -- (for the rounds after a rest)
+  st.rest_fn = st.rest_fn or rest_fn(st)
+  st.slot_mt = st.slot_mt or slot_mt(st)
   while true do
     local conn, err = accept(self)
     if conn then
@@ -878,17 +915,8 @@ end
 --- close_idle(): close the served connections resting between two
 --- rounds (conn:rest); returns how many.
 function Server:close_idle()
-  local st, n = servers[self], 0
-  if not st then return 0 end
-  local list = {}
-  for conn, slot in pairs(st.conns) do
-    if slot.resting then list[#list + 1] = conn end
-  end
-  for i = 1, #list do
-    list[i]:close()
-    n = n + 1
-  end
-  return n
+  if not servers[self] then return 0 end
+  return close_resting(self)
 end
 
 --- The number of connections being served.

@@ -58,6 +58,7 @@ static void conn_free(lh_handle *h) {
     net_wake_reader(L, c);
     net_wake_writer(L, c);
   }
+  if (c->resting) net_rest_unlink(c); /* (shutting down: nobody told) */
   h->extra = NULL;
   if (c->tp->free) c->tp->free(c);
   net_tmo_del(c->K, &c->rt);
@@ -74,7 +75,7 @@ static void conn_free(lh_handle *h) {
     free(d);
   }
   if (c->ud) *c->ud = NULL;
-  free(c);
+  /* (c's memory is the handle's: it goes with it) */
 }
 
 /* Push a new conn userdata of kind with an lh_handle of type (not yet
@@ -85,10 +86,12 @@ conn *net_conn_new(lua_State *L, core *K, uv_handle_type type, int kind) {
   lh_handle *h;
   *ud = NULL;
   luaL_setmetatable(L, net_tnames[kind]);
-  c = (conn *)calloc(1, sizeof(conn));
-  if (c == NULL) luaL_error(L, "not enough memory");
-  h = lh_handle_new(L, type); /* pushes the uv box, anchored */
-  lua_pop(L, 1);
+  /* One block: the lh_handle header, the uv handle and c. A stream has no
+  ** uv box (uv.walk makes one if it lists it): an idle connection then
+  ** costs Lua its userdata alone. Servers and udp sockets keep theirs. */
+  h = lh_handle_new_ex(L, type, sizeof(conn), kind != K_STREAM);
+  if (kind != K_STREAM) lua_pop(L, 1); /* the box, anchored */
+  c = (conn *)h->extra;
   c->h = h;
   c->ud = ud;
   c->K = K;
@@ -99,6 +102,7 @@ conn *net_conn_new(lua_State *L, core *K, uv_handle_type type, int kind) {
   c->timeout = c->idle = -1;
   c->maxline = K->maxline;
   c->hwm = K->hwm;
+  if (kind == K_SERVER) c->group = ++K->ngroups;
   h->extra = c;
   h->free_extra = conn_free;
   *ud = c;
@@ -108,10 +112,9 @@ conn *net_conn_new(lua_State *L, core *K, uv_handle_type type, int kind) {
 /* After conn_new: r is the uv_*_init result; on failure undo all. */
 int net_conn_init_done(lua_State *L, conn *c, int r) {
   if (r < 0) {
-    c->h->extra = NULL;
-    lh_handle_abort(L, c->h);
     *c->ud = NULL;
-    free(c);
+    c->h->extra = NULL;
+    lh_handle_abort(L, c->h); /* (c with it) */
   } else {
     /* A socket keeps the host alive only while a task waits on it (or
     ** output is queued: write requests count by themselves). */
@@ -140,10 +143,37 @@ conn *net_to_conn(lua_State *L, int idx, int kind) {
 
 /* {====================================================== waits */
 
+/* {------------------------------------------------------ resting */
+
+void net_rest_link(conn *c) {
+  core *K = c->K;
+  c->rsnext = NULL;
+  c->rsprev = K->rest_tail;
+  if (K->rest_tail) K->rest_tail->rsnext = c; else K->rest_head = c;
+  K->rest_tail = c;
+}
+
+void net_rest_unlink(conn *c) {
+  core *K = c->K;
+  if (c->rsprev) c->rsprev->rsnext = c->rsnext; else K->rest_head = c->rsnext;
+  if (c->rsnext) c->rsnext->rsprev = c->rsprev; else K->rest_tail = c->rsprev;
+  c->rsnext = c->rsprev = NULL;
+  c->resting = 0;
+}
+
+/* Push a new userdata for c, which has none (a resting conn). */
+static void push_new_ud(lua_State *L, conn *c) {
+  conn **ud = (conn **)lua_newuserdatauv(L, sizeof(conn *), 0);
+  *ud = c;
+  luaL_setmetatable(L, net_tnames[K_STREAM]);
+  c->ud = ud;
+}
+
 /* A resting conn has something to tell (see core.rest, net_read.c): its
-** callback runs, fn(conn, err): err nil when input waits to be read,
-** else "closed", "timeout" or the error. The slots are cleared first:
-** the callback may rest the conn again. */
+** callback runs, fn(conn, err, tag), with a new conn userdata (it had none
+** while it rested): err nil when input waits to be read, else "closed",
+** "timeout" or the error. The conn is off the list first: the callback
+** may rest it again. */
 static void rest_wake(lua_State *L, conn *c) {
   lh_ctx *ctx = c->K->ctx;
   const char *err = NULL;
@@ -153,19 +183,66 @@ static void rest_wake(lua_State *L, conn *c) {
   else if (c->rerr) err = net_conn_errname(c, c->rerr);
   else if (c->rtimed) err = "timeout";
   else return; /* nothing to tell (a TLS handshake step, a stale wake) */
-  c->resting = 0;
+  net_rest_unlink(c);
   c->rtimed = 0;
   c->rdue = 0;
   uv_unref(c->h->uv);
   L = ctx->L;
   lua_checkstack(L, LUA_MINSTACK); /* see lh_push_cb */
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->iref);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, c->rref);
   net_unanchor(L, c->iref);
-  net_unanchor(L, c->rref);
+  push_new_ud(L, c);
   if (err) lua_pushstring(L, err); else lua_pushnil(L);
-  lh_call(ctx, 2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->rref);
+  net_unanchor(L, c->rref);
+  lh_call(ctx, 3);
 }
+
+/* resting(server) -> n, secs: how many conns of server's rest, and for
+** how long the oldest of them has (nil when none). */
+static int core_resting(lua_State *L) {
+  conn *s = net_to_conn(L, 1, K_SERVER);
+  conn *c, *oldest = NULL;
+  lua_Integer n = 0;
+  int group = s ? s->group : 0;
+  for (c = s ? s->K->rest_head : NULL; c != NULL; c = c->rsnext)
+    if (c->group == group) {
+      if (oldest == NULL) oldest = c;
+      n++;
+    }
+  lua_pushinteger(L, n);
+  if (oldest == NULL) return 1;
+  lua_pushnumber(L, (double)(net_now(s->K) - oldest->rsince) / 1000);
+  return 2;
+}
+
+/* close_resting(server [, n]): close the n (default: all) conns of
+** server's that rest the longest; their callbacks run (err "closed").
+** Returns how many. */
+static int core_close_resting(lua_State *L) {
+  conn *s = net_to_conn(L, 1, K_SERVER);
+  lua_Integer max = luaL_optinteger(L, 2, LUA_MAXINTEGER), n = 0;
+  int group;
+  if (s == NULL) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  group = s->group;
+  /* From the head each time: a callback may rest or close other conns.
+  ** Each pass closes one (it leaves the list), so at most max passes. */
+  while (n < max) {
+    conn *c = s->K->rest_head;
+    while (c != NULL && (c->group != group || c->closed)) c = c->rsnext;
+    if (c == NULL) break;
+    net_conn_close(L, c);
+    if (c->resting) net_rest_unlink(c); /* (not told: shutting down) */
+    n++;
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* }------------------------------------------------------ */
 
 /* Resume the task parked in c's reader slot (reader, acceptor, connect). */
 void net_wake_reader(lua_State *L, conn *c) {
@@ -599,8 +676,10 @@ static int core_idle_for(lua_State *L) {
 }
 
 static const luaL_Reg conn_functions[] = {
+  {"close_resting", core_close_resting},
   {"configure", core_configure},
   {"idle_for", core_idle_for},
+  {"resting", core_resting},
   {NULL, NULL}
 };
 

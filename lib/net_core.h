@@ -115,6 +115,8 @@ struct core {
   uint64_t armed_due;
   sleeper *free_sleepers, *all_sleepers;
   int parked_ref;       /* parked coroutine -> its sleeper (core.park) */
+  conn *rest_head, *rest_tail; /* resting conns, oldest first (rest) */
+  int ngroups;          /* servers made: each its group number */
   size_t maxline, hwm;  /* defaults, set by net.lua */
   lua_Integer nsends;   /* net_send calls, for core.stats */
   uint64_t nofile, nofile_at; /* RLIMIT_NOFILE's soft limit (0: not read
@@ -271,7 +273,10 @@ struct conn {
   lua_State *task;       /* last thread known to be a task (need_task) */
   int rref, wref;        /* registry slots anchoring them */
   int iref;              /* rest: the registry slot of its callback (the
-                            conn itself is anchored in rref meanwhile) */
+                            conn has no userdata meanwhile: see
+                            net_read.c) */
+  int group;             /* server: its number; a resting conn: its
+                            server's (server:close_idle, shedding) */
   tmo rt, wt;
   uint64_t rdue;         /* deadline of the parked reader, 0 = none */
   uint64_t rsince;       /* when the reader parked (net_now, ms) */
@@ -282,11 +287,16 @@ struct conn {
   unsigned nwreq;        /* queued writes */
   size_t maxline, hwm;
   char *obuf;            /* setvbuf "full"/"line": output not yet sent */
-  struct conn *bnext, *bprev; /* on K->batched while obuf holds data */
   size_t olen, osize;    /* bytes in obuf; flushed past osize */
   net_proxied *px;       /* a PROXY header's client, NULL if none */
-  dgram *qhead, *qtail;  /* udp: received, not yet read */
-  int qlen;
+  union {               /* one list at a time (anonymous: GNU C, C11) */
+    struct { struct conn *bnext, *bprev; }; /* on K->batched while obuf
+                                               holds data */
+    struct { struct conn *rsnext, *rsprev; }; /* on K's list while it
+                                                 rests (rest flushed obuf) */
+    struct { dgram *qhead, *qtail; }; /* udp: received, not yet read */
+  };
+  int qlen;              /* udp: datagrams queued */
   unsigned char kind, reading, closed, rtimed, wtimed, wflush, pending;
   unsigned char skipline;
   unsigned char resting; /* rest: waits in C for input, no task (see
@@ -319,6 +329,10 @@ int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
                     lua_KFunction k, const char *what);
 int net_park_writer(lua_State *L, conn *c, int flush, lua_KFunction k,
                     const char *what);
+/* Put a conn that starts resting at the end of K's list. */
+void net_rest_link(conn *c);
+/* Take a conn off K's list (it no longer rests). */
+void net_rest_unlink(conn *c);
 /* The reader's deadline (lazy: see net_park_reader), also a resting
 ** conn's. */
 void net_rd_fire(core *K, tmo *t);

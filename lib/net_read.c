@@ -381,14 +381,20 @@ static int conn_recv(lua_State *L) {
 /* {====================================================== rest */
 
 /*
-** rest(conn, ms, fn): between two requests, a server's connection waits
-** here with no task, no coroutine and no input buffer: the conn and fn
-** are anchored in two registry slots, the socket keeps reading, and the
-** first thing to tell calls fn(conn, err) from the loop (as a callback:
-** it must not fail, nor wait): err is nil when input arrived (the task fn
-** starts reads it straight from the shared read buffer), else "closed"
-** (the peer's end of input, or conn:close()), "timeout" (ms passed with
-** nothing, ms < 0: never) or the error. Then the conn no longer rests.
+** rest(conn, ms, fn, server, tag): between two requests, a server's
+** connection waits here with no task, no coroutine, no input buffer and
+** nothing in Lua but two registry slots (fn and tag, a value the caller
+** gets back: net.lua's is the client address, shared by the conns from
+** there): the conn's userdata lets go of it (it reads
+** as closed from now on; nothing holds the connection in Lua), the socket
+** keeps reading, and the first thing to tell calls fn(conn, err, tag) from the
+** loop with a new userdata for it (as a callback: it must not fail, nor
+** wait): err is nil when input arrived (the task fn starts reads it
+** straight from the shared read buffer), else "closed" (the peer's end of
+** input, or a close: close_resting), "timeout" (ms passed with nothing,
+** ms < 0: never) or the error. Then the conn no longer rests. Meanwhile
+** it is on the core's list of resting conns, under server's group
+** (core.resting, core.close_resting: net_conn.c).
 ** Returns false, doing nothing, when the conn cannot rest: input is
 ** buffered already (pipelining: read it), an error or the end of input
 ** is pending, a task waits to read it, or it is closed.
@@ -403,9 +409,11 @@ static void anchor_top(lua_State *L, int *ref) {
 static int core_rest(lua_State *L) {
   conn *c = net_to_conn(L, 1, K_STREAM);
   lua_Integer ms = luaL_checkinteger(L, 2);
+  conn *s;
   luaL_checktype(L, 3, LUA_TFUNCTION);
-  if (!LIVE(c) || c->rlen > 0 || c->rerr || c->cstatus == 1 || c->resting ||
-      (c->rco != NULL && lua_status(c->rco) == LUA_YIELD)) {
+  s = net_to_conn(L, 4, K_SERVER);
+  if (!LIVE(c) || s == NULL || c->rlen > 0 || c->rerr || c->cstatus == 1 ||
+      c->resting || (c->rco != NULL && lua_status(c->rco) == LUA_YIELD)) {
     lua_pushboolean(L, 0);
     return 1;
   }
@@ -424,13 +432,19 @@ static int core_rest(lua_State *L) {
     if (c->rt.idx < 0 && net_tmo_add_at(c->K, &c->rt, net_rd_fire, due) < 0)
       return luaL_error(L, "not enough memory");
   }
+  /* fn in iref, tag in the reader's slot (no reader while it rests) */
+  lua_settop(L, 5);
+  anchor_top(L, &c->rref); /* tag */
   lua_settop(L, 3);
   anchor_top(L, &c->iref); /* fn */
-  lua_settop(L, 1);
-  anchor_top(L, &c->rref); /* the conn */
   c->rtimed = 0;
   c->rsince = net_now(c->K);
   c->resting = 1;
+  c->group = s->group;
+  net_rest_link(c);
+  c->task = NULL;
+  *c->ud = NULL; /* the userdata lets go: C alone holds the conn */
+  c->ud = NULL;
   uv_ref(c->h->uv); /* as a task waiting to read would */
   lua_pushboolean(L, 1);
   return 1;

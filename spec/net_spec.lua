@@ -1068,13 +1068,40 @@ describe("net", function()
       end)
     end)
 
+    it("at max_connections the conn resting the longest is shed",
+      function()
+      run_task(function()
+        local rounds = {}
+        local s, port = rest_server({max_connections = 2}, rounds)
+        local cs = {}
+        for i = 1, 2 do
+          cs[i] = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+          cs[i]:write("x\n")
+          assert.equal("x", cs[i]:read())
+          task.sleep(0.05) -- (the first rests the longest)
+        end
+        assert.equal(2, (require("net.core").resting(s)))
+        task.sleep(2.1) -- (shed only past 2 s idle: not a fresh client)
+        -- a third client gets in: the oldest resting conn is closed for it
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        c:write("y\n")
+        assert.equal("y", c:read())
+        assert.same({nil, "closed"}, {cs[1]:read()})
+        cs[2]:write("z\n") -- the other still rests, and wakes
+        assert.equal("z", cs[2]:read())
+        assert.equal(2, s:active())
+        for _, d in ipairs({c, cs[1], cs[2]}) do d:close() end
+        stop(s)
+      end)
+    end)
+
     it("a resting conn counts as idle; a conn not served cannot rest",
       function()
       run_task(function()
         local core = require "net.core"
         local held = {}
         local s, port = echo_server(function(c)
-          held[1] = c
+          held[#held + 1] = c
           c:write(c:read(), "\n")
           if c:rest() then return end
         end)
@@ -1082,9 +1109,22 @@ describe("net", function()
         c:write("x\n")
         assert.equal("x", c:read())
         task.sleep(0.02)
-        assert.is_true(core.idle_for(held[1]) >= 0)
-        -- already resting: a second rest does nothing
+        -- it rests with nothing in Lua: the handler's conn object let go
+        -- of it, and the server counts it as idle (shed, close_idle)
+        assert.is_true(held[1]:is_closed())
+        assert.is_nil(core.idle_for(held[1]))
+        local n, secs = core.resting(s)
+        assert.equal(1, n)
+        assert.is_true(secs >= 0.01, tostring(secs))
+        -- the object it let go of cannot rest again (nor read)
         assert.is_false(held[1]:rest())
+        assert.same({nil, "closed"}, {held[1]:read()})
+        -- the next line: a new round, with a new object, same connection
+        c:write("y\n")
+        assert.equal("y", c:read())
+        assert.equal(2, #held)
+        assert.are_not.equal(held[1], held[2])
+        assert.equal(1, (core.resting(s)))
         -- a conn no server serves cannot rest; nor can a closed one
         assert.is_false(c:rest())
         assert.is_nil(core.idle_for(c))
