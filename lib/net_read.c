@@ -334,7 +334,7 @@ static int recv_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
   size_t max = (size_t)kc;
   (void)status;
-  int how = net_was_cancelled(L, 2);
+  int how = net_was_cancelled(L, 1);
   if (how) {
     net_drop_waits(L, c);
     return net_cancel_exit(L, how);
@@ -372,7 +372,7 @@ static int conn_recv(lua_State *L) {
   lua_Integer max = luaL_optinteger(L, 2, RBUF_SIZE);
   net_to_conn(L, 1, K_STREAM);
   luaL_argcheck(L, max > 0, 2, "positive size expected");
-  lua_settop(L, 2);
+  if (lua_gettop(L) != 1) lua_settop(L, 1); /* (as recv_k wants it) */
   return recv_k(L, LUA_OK, (lua_KContext)max);
 }
 
@@ -427,6 +427,7 @@ static int core_rest(lua_State *L) {
   lua_settop(L, 3);
   anchor_top(L, &c->iref); /* fn */
   lua_settop(L, 1);
+  net_rslot_forget(c);
   anchor_top(L, &c->rref); /* the conn */
   c->rtimed = 0;
   c->rsince = net_now(c->K);
