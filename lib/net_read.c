@@ -330,15 +330,10 @@ static int conn_lines(lua_State *L) {
 
 /* {====================================================== recv */
 
-static int recv_k(lua_State *L, int status, lua_KContext kc) {
-  conn *c = *(conn **)lua_touserdata(L, 1);
-  size_t max = (size_t)kc;
-  (void)status;
-  int how = net_was_cancelled(L, 1);
-  if (how) {
-    net_drop_waits(L, c);
-    return net_cancel_exit(L, how);
-  }
+static int recv_k(lua_State *L, int status, lua_KContext kc);
+
+/* recv's work on c (conn at 1, nothing above it), max bytes at most. */
+static int recv_do(lua_State *L, conn *c, size_t max) {
   if (c == NULL || c->closed) return net_fail_str(L, "closed");
   if (c->rlen > 0) {
     size_t n = c->rlen < max ? c->rlen : max;
@@ -354,7 +349,19 @@ static int recv_k(lua_State *L, int status, lua_KContext kc) {
   net_rstart(c);
   if (c->rerr) return net_fail_str(L, net_conn_errname(c, c->rerr));
   shrink(c);
-  return net_park_reader(L, c, c->timeout, kc, recv_k, "recv");
+  return net_park_reader(L, c, c->timeout, (lua_KContext)max, recv_k,
+                         "recv");
+}
+
+static int recv_k(lua_State *L, int status, lua_KContext kc) {
+  conn *c = *(conn **)lua_touserdata(L, 1);
+  (void)status;
+  int how = net_was_cancelled(L, 1);
+  if (how) {
+    net_drop_waits(L, c);
+    return net_cancel_exit(L, how);
+  }
+  return recv_do(L, c, (size_t)kc);
 }
 
 /* buffered(): bytes received and not yet read, without any I/O: a
@@ -369,11 +376,12 @@ static int conn_buffered(lua_State *L) {
 
 /* recv([max]): the next chunk of input, whatever has arrived. */
 static int conn_recv(lua_State *L) {
-  lua_Integer max = luaL_optinteger(L, 2, RBUF_SIZE);
-  net_to_conn(L, 1, K_STREAM);
+  int n = lua_gettop(L);
+  lua_Integer max = n < 2 ? RBUF_SIZE : luaL_optinteger(L, 2, RBUF_SIZE);
+  conn *c = net_to_conn(L, 1, K_STREAM);
   luaL_argcheck(L, max > 0, 2, "positive size expected");
-  if (lua_gettop(L) != 1) lua_settop(L, 1); /* (as recv_k wants it) */
-  return recv_k(L, LUA_OK, (lua_KContext)max);
+  if (n != 1) lua_settop(L, 1); /* (as recv_k wants it) */
+  return recv_do(L, c, (size_t)max);
 }
 
 /* }====================================================== */

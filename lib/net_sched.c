@@ -30,7 +30,7 @@ static void resume_anchored(lh_ctx *ctx, lua_State *co, int nargs) {
   lua_State *L = ctx->L;
   int nres, status = lua_resume(co, L, nargs, &nres);
   if (status == LUA_YIELD) {
-    lua_pop(co, nres);
+    if (nres > 0) lua_pop(co, nres);
     return;
   }
   if (status != LUA_OK && lua_touserdata(co, -1) == lh_exit_marker()) {
