@@ -137,7 +137,8 @@ static int conn_write(lua_State *L) {
   }
   for (i = 2; i <= n; i++) { /* (one pass: check and gather) */
     size_t l;
-    const char *s = luaL_checklstring(L, i, &l);
+    const char *s = lua_tolstring(L, i, &l); /* (a number becomes one) */
+    if (s == NULL) luaL_checklstring(L, i, NULL); /* raises */
     if (l == 0) continue;
     bufs[nb].base = (char *)s;
     bufs[nb].len = l;
