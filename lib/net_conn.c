@@ -206,7 +206,7 @@ void net_wake_writer(lua_State *L, conn *c) {
   if (co == NULL) return;
   c->wco = NULL;
   net_tmo_del(c->K, &c->wt);
-  lh_resume(c->K->ctx, co, 0);
+  net_resume(c->K, co); /* (the slot anchors co meanwhile) */
   if (c->wco == NULL) net_unanchor(L, c->wref);
 }
 
