@@ -182,12 +182,10 @@ static int read_one(lua_State *L, conn *c, int fidx) {
     consume(c, c->rlen);
     return 1;
   }
-  switch (lua_tostring(L, fidx)[0] == '*' ? lua_tostring(L, fidx)[1]
-                                          : lua_tostring(L, fidx)[0]) {
+  const char *f = lua_tostring(L, fidx); /* (one look at the format) */
+  switch (f[0] == '*' ? f[1] : f[0]) {
     case 'l': case 'L': {
-      int keep = (lua_tostring(L, fidx)[0] == '*'
-                  ? lua_tostring(L, fidx)[1] : lua_tostring(L, fidx)[0])
-                 == 'L';
+      int keep = (f[0] == '*' ? f[1] : f[0]) == 'L';
       const char *nl;
       while (c->skipline) { /* the rest of an over-long line */
         nl = find_nl(c);
@@ -275,9 +273,9 @@ static const char *const formats[] = {"l", "L", "a", "n", "*l", "*L", "*a",
 static int conn_read(lua_State *L) {
   int n = lua_gettop(L), i;
   conn *c = net_to_conn(L, 1, K_STREAM);
-  if (n == 1) {
+  if (n == 1) { /* the default: nothing to check */
     lua_pushliteral(L, "l");
-    n = 2;
+    return read_k(L, LUA_OK, KC(2, 1));
   }
   luaL_argcheck(L, n - 1 <= MAX_FORMATS, MAX_FORMATS, "too many formats");
   for (i = 2; i <= n; i++) {
