@@ -63,6 +63,7 @@ static void conn_free(lh_handle *h) {
   if (c->tp->free) c->tp->free(c);
   net_tmo_del(c->K, &c->rt);
   net_tmo_del(c->K, &c->wt);
+  net_rslot_forget(c);
   luaL_unref(L, LUA_REGISTRYINDEX, c->rref);
   luaL_unref(L, LUA_REGISTRYINDEX, c->wref);
   luaL_unref(L, LUA_REGISTRYINDEX, c->iref);
@@ -124,15 +125,23 @@ int net_conn_init_done(lua_State *L, conn *c, int r) {
 }
 
 /* The metatables of the kinds are also kept under light userdata keys
-** (&net_tnames[kind]): checking a conn argument (every method call) then
-** needs no string look-up. */
+** (&net_tnames[kind]), and their addresses in the core (K->mt): checking
+** a conn argument (every method call) is then a pointer comparison when
+** the caller has the core as upvalue 1 (every function net registers:
+** net_setfuncs, net_add_methods), a registry look-up otherwise. */
 conn *net_to_conn(lua_State *L, int idx, int kind) {
   conn **ud = (conn **)lua_touserdata(L, idx);
   if (ud != NULL && lua_getmetatable(L, idx)) {
+    core *K = net_getcore(L); /* NULL: a function without upvalues */
     int same;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &net_tnames[kind]);
-    same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
+    if (K != NULL) {
+      same = lua_topointer(L, -1) == K->mt[kind];
+      lua_pop(L, 1);
+    } else {
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &net_tnames[kind]);
+      same = lua_rawequal(L, -1, -2);
+      lua_pop(L, 2);
+    }
     if (same) return *ud;
   }
   luaL_typeerror(L, idx, net_tnames[kind]);
@@ -194,6 +203,7 @@ static void rest_wake(lua_State *L, conn *c) {
   push_new_ud(L, c);
   if (err) lua_pushstring(L, err); else lua_pushnil(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->rref);
+  net_rslot_forget(c);
   net_unanchor(L, c->rref);
   lh_call(ctx, 3);
 }
@@ -255,11 +265,17 @@ void net_wake_reader(lua_State *L, conn *c) {
   c->rdue = 0; /* its deadline entry, if any, is now stale (net_rd_fire) */
   uv_unref(c->h->uv);
   /* The slot keeps co alive during the resume; cleared after unless the
-  ** task parked here again. conn memory outlives this: it is only freed
-  ** by the close callback, which never runs inside a resume. */
-  lh_resume(c->K->ctx, co, 0);
+  ** task parked here again (then it did not store itself again: anch_c).
+  ** conn memory outlives this: it is only freed by the close callback,
+  ** which never runs inside a resume. */
+  c->K->anch_c = c;
+  c->K->anch_co = co;
+  net_resume(c->K, co);
   /* (a task that ended by resting the conn anchored the conn there) */
-  if (c->rco == NULL && !c->resting) net_unanchor(L, c->rref);
+  if (c->rco == NULL && !c->resting) {
+    net_rslot_forget(c);
+    net_unanchor(L, c->rref);
+  }
 }
 
 void net_wake_writer(lua_State *L, conn *c) {
@@ -267,7 +283,7 @@ void net_wake_writer(lua_State *L, conn *c) {
   if (co == NULL) return;
   c->wco = NULL;
   net_tmo_del(c->K, &c->wt);
-  lh_resume(c->K->ctx, co, 0);
+  net_resume(c->K, co); /* (the slot anchors co meanwhile) */
   if (c->wco == NULL) net_unanchor(L, c->wref);
 }
 
@@ -360,11 +376,12 @@ int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
   /* A read that would wait first sends what setvbuf batched: the peer
   ** may be waiting for it before it answers. */
   if (c->olen > 0) net_flush_out(c);
+  c->rsince = net_now(c->K); /* (one clock read per wait) */
   if (ms >= 0) {
     /* Deadlines of reads are lazy: most reads end before it, and an entry
     ** already queued for an earlier time is kept (it fires early and is
     ** queued again): no heap operation per message. */
-    uint64_t due = net_now(c->K) + (uint64_t)ms;
+    uint64_t due = c->rsince + (uint64_t)ms;
     c->rdue = due;
     if (c->rt.idx >= 0 && c->rt.due > due) net_tmo_del(c->K, &c->rt);
     if (c->rt.idx < 0 && net_tmo_add_at(c->K, &c->rt, net_rd_fire, due) < 0)
@@ -372,9 +389,13 @@ int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
   }
   c->rco = L;
   c->rtimed = 0;
-  c->rsince = net_now(c->K);
   uv_ref(c->h->uv); /* a task waits on it: keep the host alive */
-  net_anchor(L, &c->rref);
+  /* The slot holds L already when L was just woken from it. */
+  if (c->K->anch_c != c || c->K->anch_co != L) {
+    net_anchor(L, &c->rref);
+    c->K->anch_c = c;
+    c->K->anch_co = L;
+  }
   return lua_yieldk(L, 0, kc, k);
 }
 
@@ -401,6 +422,7 @@ void net_drop_waits(lua_State *L, conn *c) {
     c->rco = NULL;
     c->rdue = 0;
     uv_unref(c->h->uv);
+    net_rslot_forget(c);
     net_unanchor(L, c->rref);
   }
   if (c->wco == L) {
@@ -609,11 +631,14 @@ static int core_configure(lua_State *L) {
 ** other files add theirs with net_add_methods. */
 static void new_kind(lua_State *L, int module, int kind,
                      const luaL_Reg *methods, const char *field) {
+  core *K = (core *)lua_touserdata(L, -1);
   luaL_newmetatable(L, net_tnames[kind]);
+  K->mt[kind] = lua_topointer(L, -1);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &net_tnames[kind]);
   lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
+  lua_pushvalue(L, -3); /* the core: upvalue 1 (see net_to_conn) */
+  luaL_setfuncs(L, methods, 1);
   lua_pushvalue(L, -1);
   lua_setfield(L, module, field); /* module.<field> = methods */
   lua_setfield(L, -2, "__index");
@@ -629,7 +654,8 @@ static void new_kind(lua_State *L, int module, int kind,
 void net_add_methods(lua_State *L, int kind, const luaL_Reg *l) {
   luaL_getmetatable(L, net_tnames[kind]);
   lua_getfield(L, -1, "__index");
-  luaL_setfuncs(L, l, 0);
+  lua_pushvalue(L, -3); /* the core: upvalue 1 (see net_to_conn) */
+  luaL_setfuncs(L, l, 1);
   lua_pop(L, 2);
 }
 

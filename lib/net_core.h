@@ -122,7 +122,14 @@ struct core {
   uint64_t nofile, nofile_at; /* RLIMIT_NOFILE's soft limit (0: not read
                            yet) and when it was read (loop ms): accept's
                            reserve check (net_listen.c) */
+  const void *mt[3];    /* the metatables of the kinds (net_to_conn) */
+  conn *anch_c;         /* anch_c's reader slot (rref) holds anch_co: a */
+  lua_State *anch_co;   /* task that parks there again skips anchoring */
 };
+
+/* Anything that writes c's reader slot but net_park_reader says so. */
+#define net_rslot_forget(c) \
+  ((c)->K->anch_c == (c) ? (void)((c)->K->anch_c = NULL) : (void)0)
 
 /* The core of a function registered by an opener (upvalue 1). */
 #define net_getcore(L) ((core *)lua_touserdata(L, lua_upvalueindex(1)))
@@ -136,6 +143,9 @@ int net_tmo_add_at(core *K, tmo *t, tmo_fire fire, uint64_t due);
 /* Take t out of the heap (no-op when not queued). */
 void net_tmo_del(core *K, tmo *t);
 
+/* lh_resume with no values for a co the caller anchors (a registry
+** slot): nothing is pushed on the main thread to keep it alive. */
+void net_resume(core *K, lua_State *co);
 /* Anchor the running coroutine L in registry slot *ref (made once);
 ** unanchor clears the slot, keeping it for reuse. */
 void net_anchor(lua_State *L, int *ref);
@@ -313,7 +323,9 @@ enum { VBUF_NO, VBUF_FULL, VBUF_LINE };
 ** initialized: call net_conn_init_done with the uv_*_init result). */
 conn *net_conn_new(lua_State *L, core *K, uv_handle_type type, int kind);
 int net_conn_init_done(lua_State *L, conn *c, int r);
-/* The conn at idx of kind (raises on another type); NULL once freed. */
+/* The conn at idx of kind (raises on another type); NULL once freed.
+** Called from functions whose upvalue 1 is the core, or that have no
+** upvalues (never another userdata there). */
 conn *net_to_conn(lua_State *L, int idx, int kind);
 void net_conn_close(lua_State *L, conn *c);
 /* Resume the task parked in the reader (reader, acceptor, connect) or

@@ -182,12 +182,10 @@ static int read_one(lua_State *L, conn *c, int fidx) {
     consume(c, c->rlen);
     return 1;
   }
-  switch (lua_tostring(L, fidx)[0] == '*' ? lua_tostring(L, fidx)[1]
-                                          : lua_tostring(L, fidx)[0]) {
+  const char *f = lua_tostring(L, fidx); /* (one look at the format) */
+  switch (f[0] == '*' ? f[1] : f[0]) {
     case 'l': case 'L': {
-      int keep = (lua_tostring(L, fidx)[0] == '*'
-                  ? lua_tostring(L, fidx)[1] : lua_tostring(L, fidx)[0])
-                 == 'L';
+      int keep = (f[0] == '*' ? f[1] : f[0]) == 'L';
       const char *nl;
       while (c->skipline) { /* the rest of an over-long line */
         nl = find_nl(c);
@@ -275,9 +273,9 @@ static const char *const formats[] = {"l", "L", "a", "n", "*l", "*L", "*a",
 static int conn_read(lua_State *L) {
   int n = lua_gettop(L), i;
   conn *c = net_to_conn(L, 1, K_STREAM);
-  if (n == 1) {
+  if (n == 1) { /* the default: nothing to check */
     lua_pushliteral(L, "l");
-    n = 2;
+    return read_k(L, LUA_OK, KC(2, 1));
   }
   luaL_argcheck(L, n - 1 <= MAX_FORMATS, MAX_FORMATS, "too many formats");
   for (i = 2; i <= n; i++) {
@@ -330,15 +328,10 @@ static int conn_lines(lua_State *L) {
 
 /* {====================================================== recv */
 
-static int recv_k(lua_State *L, int status, lua_KContext kc) {
-  conn *c = *(conn **)lua_touserdata(L, 1);
-  size_t max = (size_t)kc;
-  (void)status;
-  int how = net_was_cancelled(L, 2);
-  if (how) {
-    net_drop_waits(L, c);
-    return net_cancel_exit(L, how);
-  }
+static int recv_k(lua_State *L, int status, lua_KContext kc);
+
+/* recv's work on c (conn at 1, nothing above it), max bytes at most. */
+static int recv_do(lua_State *L, conn *c, size_t max) {
   if (c == NULL || c->closed) return net_fail_str(L, "closed");
   if (c->rlen > 0) {
     size_t n = c->rlen < max ? c->rlen : max;
@@ -354,7 +347,19 @@ static int recv_k(lua_State *L, int status, lua_KContext kc) {
   net_rstart(c);
   if (c->rerr) return net_fail_str(L, net_conn_errname(c, c->rerr));
   shrink(c);
-  return net_park_reader(L, c, c->timeout, kc, recv_k, "recv");
+  return net_park_reader(L, c, c->timeout, (lua_KContext)max, recv_k,
+                         "recv");
+}
+
+static int recv_k(lua_State *L, int status, lua_KContext kc) {
+  conn *c = *(conn **)lua_touserdata(L, 1);
+  (void)status;
+  int how = net_was_cancelled(L, 1);
+  if (how) {
+    net_drop_waits(L, c);
+    return net_cancel_exit(L, how);
+  }
+  return recv_do(L, c, (size_t)kc);
 }
 
 /* buffered(): bytes received and not yet read, without any I/O: a
@@ -369,11 +374,12 @@ static int conn_buffered(lua_State *L) {
 
 /* recv([max]): the next chunk of input, whatever has arrived. */
 static int conn_recv(lua_State *L) {
-  lua_Integer max = luaL_optinteger(L, 2, RBUF_SIZE);
-  net_to_conn(L, 1, K_STREAM);
+  int n = lua_gettop(L);
+  lua_Integer max = n < 2 ? RBUF_SIZE : luaL_optinteger(L, 2, RBUF_SIZE);
+  conn *c = net_to_conn(L, 1, K_STREAM);
   luaL_argcheck(L, max > 0, 2, "positive size expected");
-  lua_settop(L, 2);
-  return recv_k(L, LUA_OK, (lua_KContext)max);
+  if (n != 1) lua_settop(L, 1); /* (as recv_k wants it) */
+  return recv_do(L, c, (size_t)max);
 }
 
 /* }====================================================== */
@@ -434,6 +440,7 @@ static int core_rest(lua_State *L) {
   }
   /* fn in iref, tag in the reader's slot (no reader while it rests) */
   lua_settop(L, 5);
+  net_rslot_forget(c);
   anchor_top(L, &c->rref); /* tag */
   lua_settop(L, 3);
   anchor_top(L, &c->iref); /* fn */

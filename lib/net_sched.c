@@ -30,7 +30,7 @@ static void resume_anchored(lh_ctx *ctx, lua_State *co, int nargs) {
   lua_State *L = ctx->L;
   int nres, status = lua_resume(co, L, nargs, &nres);
   if (status == LUA_YIELD) {
-    lua_pop(co, nres);
+    if (nres > 0) lua_pop(co, nres);
     return;
   }
   if (status != LUA_OK && lua_touserdata(co, -1) == lh_exit_marker()) {
@@ -87,6 +87,10 @@ void lh_resume(lh_ctx *ctx, lua_State *co, int nargs) {
     return;
   }
   resume(ctx, co, nargs);
+}
+
+void net_resume(core *K, lua_State *co) {
+  if (lua_status(co) == LUA_YIELD) resume_anchored(K->ctx, co, 0);
 }
 
 void lh_start(lh_ctx *ctx, lua_State *co, int nargs) {
@@ -245,7 +249,9 @@ static int raise_cancel(lua_State *L) {
 /* Resume values beyond base: 1 for the cancel marker, 2 for the drop
 ** marker, 0 for nothing. */
 int net_was_cancelled(lua_State *L, int base) {
-  void *m = lua_gettop(L) > base ? lua_touserdata(L, -1) : NULL;
+  void *m;
+  if (lua_gettop(L) == base) return 0; /* a plain wake-up: no values */
+  m = lua_gettop(L) > base ? lua_touserdata(L, -1) : NULL;
   lua_settop(L, base);
   return m == CANCEL ? 1 : m == DROP ? 2 : 0;
 }

@@ -125,28 +125,30 @@ static int write_k(lua_State *L, int status, lua_KContext kc) {
 ** and queues the rest; blocks while more than hwm bytes are queued. */
 static int conn_write(lua_State *L) {
   conn *c = net_to_conn(L, 1, K_STREAM);
-  int n = lua_gettop(L), i, nb = 0, r;
+  int n = lua_gettop(L), i, nb = 1, r; /* bufs[0] is for the batch */
   uv_buf_t bufs[17]; /* [0]: setvbuf's batch, when it goes too */
   size_t total = 0;
-  for (i = 2; i <= n; i++) luaL_checklstring(L, i, NULL);
-  if (!LIVE(c)) return net_fail_str(L, "closed");
-  if (c->werr) return net_fail_str(L, net_conn_errname(c, c->werr));
   if (n - 1 > 16) {
+    for (i = 2; i <= n; i++) luaL_checklstring(L, i, NULL);
+    if (!LIVE(c)) return net_fail_str(L, "closed");
+    if (c->werr) return net_fail_str(L, net_conn_errname(c, c->werr));
     lua_concat(L, n - 1);
     n = 2;
   }
-  nb = 1; /* bufs[0] is for the batch */
-  for (i = 2; i <= n; i++) {
+  for (i = 2; i <= n; i++) { /* (one pass: check and gather) */
     size_t l;
-    const char *s = lua_tolstring(L, i, &l);
+    const char *s = lua_tolstring(L, i, &l); /* (a number becomes one) */
+    if (s == NULL) luaL_checklstring(L, i, NULL); /* raises */
     if (l == 0) continue;
     bufs[nb].base = (char *)s;
     bufs[nb].len = l;
     nb++;
     total += l;
   }
+  if (!LIVE(c)) return net_fail_str(L, "closed");
+  if (c->werr) return net_fail_str(L, net_conn_errname(c, c->werr));
   if (total == 0) {
-    lua_settop(L, 1);
+    lua_pushvalue(L, 1);
     return 1;
   }
   if (c->vbuf != VBUF_NO && batch(c, bufs + 1, nb - 1, total, &r)) {
@@ -164,11 +166,12 @@ static int conn_write(lua_State *L) {
     return net_fail_str(L, net_conn_errname(c, r));
   }
   /* (Nothing is queued when everything went at once.) */
-  if (uv_stream_get_write_queue_size(STREAM(c)) > c->hwm) {
+  if (c->nwreq > 0 &&
+      uv_stream_get_write_queue_size(STREAM(c)) > c->hwm) {
     lua_settop(L, 1);
     return net_park_writer(L, c, 0, write_k, "write");
   }
-  lua_settop(L, 1);
+  lua_pushvalue(L, 1); /* the conn: calls chain */
   return 1;
 }
 

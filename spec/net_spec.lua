@@ -689,6 +689,13 @@ describe("net", function()
         assert.has_error(function() conn_methods.buffered(u) end,
           "bad argument #1 to 'buffered' (net.conn expected, got net.udp)")
         u:close()
+        -- other full userdata: a file, a server; what recv and write see
+        assert.has_error(function() conn_methods.recv(io.stdout) end,
+          "bad argument #1 to 'recv' (net.conn expected, got FILE*)")
+        local s = assert(net.listen{})
+        assert.has_error(function() conn_methods.write(s, "x") end,
+          "bad argument #1 to 'write' (net.conn expected, got net.server)")
+        s:close()
       end)
     end)
   end)
