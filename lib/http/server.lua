@@ -30,7 +30,6 @@ local now, concat, lower, fmt, find, sub, byte =
   task.now, table.concat, string.lower, string.format, string.find,
   string.sub, string.byte
 local headers_mt = common.headers_mt
-local tointeger = math.tointeger
 local Conn = select(2, ...).require("net.core").conn_methods
 local buffered, rest = Conn.buffered, Conn.rest
 
@@ -283,13 +282,25 @@ local function set_header(self, name, value, add, fname)
   return self
 end
 
+-- (the common case in C: a valid field; anything else, and every error,
+-- through set_header)
+local header_set = core.header_set
+
 --- res:header(name, value) -> res: set (replacing), nil removes.
 function Response:header(name, value)
+  if not self.head_sent and header_set(self._headers, name, value, false)
+  then
+    return self
+  end
   return set_header(self, name, value, false, "header")
 end
 
 --- res:add_header(name, value) -> res: one more field of that name.
 function Response:add_header(name, value)
+  if not self.head_sent and header_set(self._headers, name, value, true)
+  then
+    return self
+  end
   return set_header(self, name, value, true, "add_header")
 end
 
@@ -307,79 +318,14 @@ local function no_body_status(s)
   return s < 200 or s == 204 or s == 304
 end
 
--- The head, as a string; decides the framing: length given (a number
--- or nil), else chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
-local out = {} -- build_head's buffer (it never waits: one is enough)
--- Status lines and small Content-Length values, as strings made once (a
--- number in a concat is formatted each time).
-local STATUS_LINE = setmetatable({}, {__index = function(t, status)
-  local v = "HTTP/1.1 " .. status .. " " .. (REASON[status] or "Unknown") ..
-    "\r\n"
-  t[status] = v
-  return v
-end})
-local LENGTH_LINE = setmetatable({}, {__index = function(t, n)
-  local v = "Content-Length: " .. n .. "\r\n"
-  if n < 4096 then t[n] = v end
-  return v
-end})
-local os_time = os.time
-local date_t, date_line -- the Date field, made once a second
-local function build_head(self, length)
-  local req, status = self._req, self._status
-  out[1] = STATUS_LINE[status]
-  local n = 1
-  local has_date, cl = false, nil
-  local list = self._headers
-  for i = 1, #list, 3 do
-    local key = list[i + 2]
-    if key == "date" then has_date = true
-    elseif key == "content-length" then cl = tointeger(tonumber(list[i + 1]))
-    elseif key == "connection" and common.has_token(list[i + 1], "close")
-    then
-      self._close = true
-    end
-    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = list[i], ": ",
-      list[i + 1], "\r\n"
-    n = n + 4
-  end
-  if not has_date then
-    local t = os_time()
-    if t ~= date_t then
-      date_t, date_line = t, "Date: " .. common.date() .. "\r\n"
-    end
-    n = n + 1
-    out[n] = date_line
-  end
-  if no_body_status(status) then
-    self._length = 0
-  elseif cl then
-    self._length = cl
-  elseif length then
-    self._length = length
-    out[n + 1] = LENGTH_LINE[length]
-    n = n + 1
-  elseif req.version == "HTTP/1.1" then
-    self._chunked = true
-    out[n + 1] = "Transfer-Encoding: chunked\r\n"
-    n = n + 1
-  else
-    self._close = true -- the end of the body is the end of the connection
-  end
-  if req.close or self._close then
-    self._close = true
-    if req.version == "HTTP/1.1" and not common.has_token(
-      self:get_header("connection"), "close") then
-      out[n + 1] = "Connection: close\r\n"
-      n = n + 1
-    end
-  elseif req.version == "HTTP/1.0" then
-    out[n + 1] = "Connection: keep-alive\r\n"
-    n = n + 1
-  end
-  out[n + 1] = "\r\n"
-  self.head_sent = true
-  return concat(out, "", 1, n + 1)
+-- The head, as a string (http_resp.c); decides the framing: length
+-- given (a number or nil), else chunked (HTTP/1.1) or close-delimited
+-- (HTTP/1.0); sets _length, _chunked, _close, head_sent. With body: the
+-- body follows the head in the string when it may be sent and is small
+-- (the second result is true when it may be sent and is not in it).
+local c_build_head = core.build_head
+local function build_head(self, length, body)
+  return c_build_head(self, length, self._req, REASON[self._status], body)
 end
 
 local function send_raw(self, ...)
@@ -513,7 +459,7 @@ function Response:finish()
     end
   end
   if not self.head_sent then
-    send_raw(self, build_head(self, 0))
+    send_raw(self, (build_head(self, 0)))
   elseif self._chunked and body_allowed(self) then
     send_raw(self, "0\r\n\r\n")
   elseif self._length and self._sent < self._length and body_allowed(self)
@@ -550,13 +496,8 @@ function Response:send(status, body)
     body = z:write(body) .. z:finish()
     z:close()
   end
-  local head = build_head(self, #body)
-  if body ~= "" and req.method ~= "HEAD" and not no_body_status(self._status)
-  then
-    send_raw(self, head, body)
-  else
-    send_raw(self, head)
-  end
+  local data, apart = build_head(self, #body, body)
+  if apart then send_raw(self, data, body) else send_raw(self, data) end
   self.finished = true
   return self
 end
