@@ -236,8 +236,40 @@ static int content_length(const char *v, size_t n, lua_Integer *len) {
   return 1;
 }
 
-/* The request line [s, e): method, target, version into the table at
-** -1. Returns 0 or an error status. */
+static int is_alpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/*
+** The target [t, e) as path (up to a '?', not decoded) and query_string
+** (after it, or ""), into the table at -1. An absolute-form target
+** ("http://host/p", RFC 9112 3.2.2) gives the path after the authority
+** ("/" when there is none).
+*/
+static void target_parts(lua_State *L, const char *t, const char *e) {
+  const char *q = (const char *)memchr(t, '?', (size_t)(e - t));
+  const char *pe = q ? q : e, *ps = t;
+  if (pe > t && *t != '/' && is_alpha(*t)) { /* scheme "://" ? */
+    const char *c = t + 1;
+    while (c < pe && (is_alpha(*c) || (*c >= '0' && *c <= '9') ||
+                      *c == '+' || *c == '.' || *c == '-'))
+      c++;
+    if (pe - c >= 3 && c[0] == ':' && c[1] == '/' && c[2] == '/') {
+      ps = c + 3;
+      while (ps < pe && *ps != '/') ps++;
+    }
+  }
+  if (ps == pe && ps != t) lua_pushliteral(L, "/");
+  else lua_pushlstring(L, ps, (size_t)(pe - ps));
+  lua_setfield(L, -2, "path");
+  if (q) lua_pushlstring(L, q + 1, (size_t)(e - q - 1));
+  else lua_pushliteral(L, "");
+  lua_setfield(L, -2, "query_string");
+}
+
+/* The request line [s, e): method, target (and its path and
+** query_string), version into the table at -1. Returns 0 or an error
+** status. */
 static int request_line(lua_State *L, head *h, const char *s, const char *e,
                         const char **why) {
   const char *p = s, *t;
@@ -252,6 +284,7 @@ static int request_line(lua_State *L, head *h, const char *s, const char *e,
   if (p == t || p == e || *p != ' ') { *why = "bad target"; return 400; }
   lua_pushlstring(L, t, (size_t)(p - t));
   lua_setfield(L, -2, "target");
+  target_parts(L, t, p);
   p++;
   if (e - p != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' ||
       p[5] < '0' || p[5] > '9' || p[7] < '0' || p[7] > '9') {
@@ -297,7 +330,8 @@ static int status_line(lua_State *L, head *h, const char *s, const char *e,
 ** A response to HEAD, 1xx, 204 and 304 have no body whatever the fields
 ** say: Lua decides that, it knows the request.
 */
-static int framing(lua_State *L, head *h, const char **why) {
+static int framing(lua_State *L, head *h, const char **why,
+                   lua_Integer *blen) {
   lua_Integer len = 0;
   if (h->nte > 0) {
     if (h->ncl > 0) {
@@ -311,6 +345,7 @@ static int framing(lua_State *L, head *h, const char **why) {
     if (h->te_chunked && !h->te_other && !h->te_bad) {
       lua_pushboolean(L, 1);
       lua_setfield(L, -2, "chunked");
+      *blen = -1;
       return 0;
     }
     if (h->request) {
@@ -335,6 +370,7 @@ static int framing(lua_State *L, head *h, const char **why) {
   }
   lua_pushinteger(L, len);
   lua_setfield(L, -2, "length");
+  *blen = len;
   return 0;
 }
 
@@ -354,8 +390,36 @@ static int complete(const char *p, const char *from, const char *end) {
 }
 
 /*
-** parse(buf, init, from, max_line, max_head, max_fields), shared by both
-** kinds. Returns:
+** http.server's request (parse_request given its two metatables, at 7
+** and 8): the head table at -1 gets the request's, its headers the
+** headers', and the state of its body: has_body, and for a length _left,
+** _length and (none) _done.
+*/
+static void server_request(lua_State *L, lua_Integer blen) {
+  lua_pushvalue(L, 7);
+  lua_setmetatable(L, -2);
+  lua_getfield(L, -1, "headers");
+  lua_pushvalue(L, 8);
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1);
+  lua_pushboolean(L, blen != 0);
+  lua_setfield(L, -2, "has_body");
+  if (blen >= 0) {
+    lua_pushinteger(L, blen);
+    lua_setfield(L, -2, "_left");
+    lua_pushinteger(L, blen);
+    lua_setfield(L, -2, "_length");
+    if (blen == 0) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "_done");
+    }
+  }
+}
+
+/*
+** parse(buf, init, from, max_line, max_head, max_fields [, req_mt,
+** headers_mt]), shared by both kinds (the metatables: a request for
+** http.server, see server_request). Returns:
 **   nil                           the head is not complete yet;
 **   t, next                       t = the head, next = first body byte;
 **   false, status, reason         a bad head (answer status and close).
@@ -368,6 +432,8 @@ static int parse(lua_State *L, int request) {
   lua_Integer max_line = luaL_optinteger(L, 4, 8192);
   lua_Integer max_head = luaL_optinteger(L, 5, 16384);
   lua_Integer max_fields = luaL_optinteger(L, 6, 100);
+  int server = request && !lua_isnoneornil(L, 7);
+  lua_Integer blen = 0;
   const char *p, *end = buf + len, *lf, *line, *hb;
   const char *why = NULL;
   head h;
@@ -376,6 +442,11 @@ static int parse(lua_State *L, int request) {
   luaL_argcheck(L, from >= 1, 3, "out of range");
   luaL_argcheck(L, max_line > 0 && max_head > 0 && max_fields > 0, 4,
                 "limits must be positive");
+  if (server) {
+    luaL_checktype(L, 7, LUA_TTABLE);
+    luaL_checktype(L, 8, LUA_TTABLE);
+  }
+  lua_settop(L, 8); /* the head table goes at 9 */
   p = buf + init - 1;
   /* RFC 9112 2.2: empty lines before a request line are ignored */
   line = p;
@@ -458,13 +529,14 @@ static int parse(lua_State *L, int request) {
   lua_settop(L, hidx - 1); /* the head table */
   if (request && (h.version == 11 ? h.nhost != 1 : h.nhost > 1))
     return bad(L, 400, h.nhost ? "repeated Host" : "missing Host");
-  st = framing(L, &h, &why);
+  st = framing(L, &h, &why, &blen);
   if (st) return bad(L, st, why);
   lua_pushstring(L, h.version == 11 ? "HTTP/1.1" : "HTTP/1.0");
   lua_setfield(L, -2, "version");
   /* persistence (RFC 9112 9.3) */
   lua_pushboolean(L, h.conn_close || (h.version == 10 && !h.conn_keepalive));
   lua_setfield(L, -2, "close");
+  if (server) server_request(L, blen);
   lua_pushinteger(L, (lua_Integer)(lf + 1 - buf) + 1);
   return 2;
 }

@@ -26,9 +26,8 @@ local common = require "http.common"
 
 local REASON, raise, is_error = common.REASON, common.raise, common.is_error
 local parse_request, field_ok = core.parse_request, core.field_ok
-local now, concat, lower, fmt, find, sub, byte =
-  task.now, table.concat, string.lower, string.format, string.find,
-  string.sub, string.byte
+local now, concat, lower, fmt, find =
+  task.now, table.concat, string.lower, string.format, string.find
 local headers_mt = common.headers_mt
 local Conn = select(2, ...).require("net.core").conn_methods
 local buffered, rest = Conn.buffered, Conn.rest
@@ -77,7 +76,7 @@ local function peer_of(req)
 end
 
 -- Methods, then the fields made on first use: peer, peer_ip, query,
--- _server, _conn.
+-- proxy_ip, params, _server, _conn.
 function Request.__index(req, k)
   local v = Request[k]
   if v ~= nil then return v end
@@ -92,6 +91,12 @@ function Request.__index(req, k)
     local q = req.query_string
     v = q == "" and {} or M.decode_query(q)
     rawset(req, "query", v)
+    return v
+  elseif k == "proxy_ip" then
+    return req._reader.conn:proxyname()
+  elseif k == "params" then -- (a router sets it when it has captures)
+    v = {}
+    rawset(req, "params", v)
     return v
   elseif k == "_server" then
     return req._reader.srv
@@ -585,7 +590,7 @@ local function read_head(srv, r)
     if r.pos <= #r.buf then
       deadline = deadline or now() + T.head
       local h, nxt, why = parse_request(r.buf, r.pos, from, L.line, L.head,
-        L.fields)
+        L.fields, Request, headers_mt)
       if h then
         r.pos = nxt
         return h
@@ -643,44 +648,28 @@ local function forwarded_for(srv, h, peer_ip)
   return nil
 end
 
-local function new_request(srv, r, h)
-  local target = h.target
-  local path, query = target, ""
-  local q = find(target, "?", 1, true)
-  if q then path, query = sub(target, 1, q - 1), sub(target, q + 1) end
-  if byte(path, 1) ~= 47 and find(path, "^%a[%w+.-]*://") then
-    path = path:match("^%a[%w+.-]*://[^/]*(.*)$") -- absolute-form
-    if path == "" then path = "/" end
-  end
-  setmetatable(h.headers, headers_mt)
-  local req = setmetatable(h, Request)
-  req.path, req.query_string, req._reader = path, query, r
-  if srv.log_module then req._t0 = task.now() end
-  -- (also when the PROXY protocol came with the socket: --listen
-  -- ADDR,proxy, a systemd socket named "...,proxy")
-  req.proxy_ip = r.conn:proxyname()
+-- h came from parse_request with the request's metatables: its path,
+-- query_string and body state (has_body, _left, _length, _done) are set.
+local function new_request(srv, r, req)
+  req._reader = r
+  if srv.log_module then req._t0 = now() end
+  -- (proxy_ip: __index asks the conn when wanted, also when the PROXY
+  -- protocol came with the socket: --listen ADDR,proxy, a systemd socket
+  -- named "...,proxy")
   if srv.trusted then
     local peer_ip = req.peer_ip
-    local client = forwarded_for(srv, h, peer_ip)
+    local client = forwarded_for(srv, req, peer_ip)
     if client then req.peer_ip, req.proxy_ip = client, peer_ip end
   end
-  if h.chunked then
-    req.has_body = true
-    req._decoder = core.chunked()
+  if req.has_body then
+    if req.chunked then req._decoder = core.chunked() end
     req._t0 = now()
-  else
-    local length = h.length
-    req._left, req._length = length, length
-    if length == 0 then
-      req.has_body, req._done = false, true
-    else
-      req.has_body = true
-      req._t0 = now()
+    if req.version == "HTTP/1.1" then
+      local expect = rawget(req.headers, "expect")
+      if expect and lower(expect) == "100-continue" then
+        req._expect = true
+      end
     end
-  end
-  if not req._done and h.version == "HTTP/1.1" then
-    local expect = rawget(h.headers, "expect")
-    if expect and lower(expect) == "100-continue" then req._expect = true end
   end
   return req
 end
