@@ -22,6 +22,8 @@ extern const luaL_Reg http_chunked_funcs[];
 extern const luaL_Reg http_ws_funcs[];
 extern const luaL_Reg http_gzip_funcs[];
 
+/* parse_request and parse_response, into the module table at -1. */
+void http_head_open(lua_State *L);
 /* The chunked decoder's metatable (created by luaopen_http_core). */
 void http_chunked_open(lua_State *L);
 /* The gzip stream metatable. */

@@ -50,6 +50,52 @@ const unsigned char http_tchar[256] = {
   2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
 };
 
+/* The field names of a head table, interned once: upvalues of the parse
+** functions (a rawset with one of them costs no string look-up). */
+enum {
+  K_METHOD = 1,
+  K_TARGET,
+  K_PATH,
+  K_QUERY_STRING,
+  K_STATUS,
+  K_REASON,
+  K_CHUNKED,
+  K_UNTIL_CLOSE,
+  K_LENGTH,
+  K_HAS_BODY,
+  KP_LEFT,    /* _left */
+  KP_LENGTH,  /* _length */
+  KP_DONE,    /* _done */
+  K_FIELDS,
+  K_HEADERS,
+  K_VERSION,
+  K_CLOSE,
+  NKEYS = K_CLOSE
+};
+static const char *const key_names[NKEYS] = {
+  "method",
+  "target",
+  "path",
+  "query_string",
+  "status",
+  "reason",
+  "chunked",
+  "until_close",
+  "length",
+  "has_body",
+  "_left",
+  "_length",
+  "_done",
+  "fields",
+  "headers",
+  "version",
+  "close",
+};
+#define KEY(k) lua_upvalueindex(k)
+/* t[key] = v, t at -2 and v at -1 (v popped) */
+#define SETK(L, k) \
+  (lua_pushvalue((L), KEY(k)), lua_insert((L), -2), lua_rawset((L), -3))
+
 #define MAX_NAME 256  /* longest field name kept (longer: 431) */
 #define MAX_SKIP 256  /* empty lines tolerated before a request line */
 
@@ -261,10 +307,10 @@ static void target_parts(lua_State *L, const char *t, const char *e) {
   }
   if (ps == pe && ps != t) lua_pushliteral(L, "/");
   else lua_pushlstring(L, ps, (size_t)(pe - ps));
-  lua_setfield(L, -2, "path");
+  SETK(L, K_PATH);
   if (q) lua_pushlstring(L, q + 1, (size_t)(e - q - 1));
   else lua_pushliteral(L, "");
-  lua_setfield(L, -2, "query_string");
+  SETK(L, K_QUERY_STRING);
 }
 
 /* The request line [s, e): method, target (and its path and
@@ -278,12 +324,12 @@ static int request_line(lua_State *L, head *h, const char *s, const char *e,
   while (p < e && ((*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_')) p++;
   if (p == s || p == e || *p != ' ') { *why = "bad method"; return 400; }
   lua_pushlstring(L, s, (size_t)(p - s));
-  lua_setfield(L, -2, "method");
+  SETK(L, K_METHOD);
   t = ++p;
   while (p < e && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f) p++;
   if (p == t || p == e || *p != ' ') { *why = "bad target"; return 400; }
   lua_pushlstring(L, t, (size_t)(p - t));
-  lua_setfield(L, -2, "target");
+  SETK(L, K_TARGET);
   target_parts(L, t, p);
   p++;
   if (e - p != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' ||
@@ -312,7 +358,7 @@ static int status_line(lua_State *L, head *h, const char *s, const char *e,
   }
   h->version = s[7] == '1' ? 11 : 10;
   lua_pushinteger(L, (s[9] - '0') * 100 + (s[10] - '0') * 10 + s[11] - '0');
-  lua_setfield(L, -2, "status");
+  SETK(L, K_STATUS);
   if (p < e) p++;
   {
     const char *q;
@@ -320,7 +366,7 @@ static int status_line(lua_State *L, head *h, const char *s, const char *e,
       if (!HTTP_VCHAR(*q)) { *why = "bad reason phrase"; return 400; }
   }
   lua_pushlstring(L, p, (size_t)(e - p));
-  lua_setfield(L, -2, "reason");
+  SETK(L, K_REASON);
   return 0;
 }
 
@@ -344,7 +390,7 @@ static int framing(lua_State *L, head *h, const char **why,
     }
     if (h->te_chunked && !h->te_other && !h->te_bad) {
       lua_pushboolean(L, 1);
-      lua_setfield(L, -2, "chunked");
+      SETK(L, K_CHUNKED);
       *blen = -1;
       return 0;
     }
@@ -355,7 +401,7 @@ static int framing(lua_State *L, head *h, const char **why,
       return unknown ? 501 : 400;
     }
     lua_pushboolean(L, 1); /* a response: read until the server closes */
-    lua_setfield(L, -2, "until_close");
+    SETK(L, K_UNTIL_CLOSE);
     return 0;
   }
   if (h->ncl > 1) { *why = "repeated Content-Length"; return 400; }
@@ -365,11 +411,11 @@ static int framing(lua_State *L, head *h, const char **why,
   }
   if (h->ncl == 0 && !h->request) {
     lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "until_close");
+    SETK(L, K_UNTIL_CLOSE);
     return 0;
   }
   lua_pushinteger(L, len);
-  lua_setfield(L, -2, "length");
+  SETK(L, K_LENGTH);
   *blen = len;
   return 0;
 }
@@ -398,20 +444,21 @@ static int complete(const char *p, const char *from, const char *end) {
 static void server_request(lua_State *L, lua_Integer blen) {
   lua_pushvalue(L, 7);
   lua_setmetatable(L, -2);
-  lua_getfield(L, -1, "headers");
+  lua_pushvalue(L, KEY(K_HEADERS));
+  lua_rawget(L, -2);
   lua_pushvalue(L, 8);
   lua_setmetatable(L, -2);
   lua_pop(L, 1);
   lua_pushboolean(L, blen != 0);
-  lua_setfield(L, -2, "has_body");
+  SETK(L, K_HAS_BODY);
   if (blen >= 0) {
     lua_pushinteger(L, blen);
-    lua_setfield(L, -2, "_left");
+    SETK(L, KP_LEFT);
     lua_pushinteger(L, blen);
-    lua_setfield(L, -2, "_length");
+    SETK(L, KP_LENGTH);
     if (blen == 0) {
       lua_pushboolean(L, 1);
-      lua_setfield(L, -2, "_done");
+      SETK(L, KP_DONE);
     }
   }
 }
@@ -522,20 +569,22 @@ static int parse(lua_State *L, int request) {
     if (st) return bad(L, request ? st : 400, why);
     p = lf + 1;
   }
+  lua_pushvalue(L, KEY(K_FIELDS));
   lua_pushvalue(L, fidx);
-  lua_setfield(L, hidx - 1, "fields");
+  lua_rawset(L, hidx - 1);
+  lua_pushvalue(L, KEY(K_HEADERS));
   lua_pushvalue(L, hidx);
-  lua_setfield(L, hidx - 1, "headers");
+  lua_rawset(L, hidx - 1);
   lua_settop(L, hidx - 1); /* the head table */
   if (request && (h.version == 11 ? h.nhost != 1 : h.nhost > 1))
     return bad(L, 400, h.nhost ? "repeated Host" : "missing Host");
   st = framing(L, &h, &why, &blen);
   if (st) return bad(L, st, why);
   lua_pushstring(L, h.version == 11 ? "HTTP/1.1" : "HTTP/1.0");
-  lua_setfield(L, -2, "version");
+  SETK(L, K_VERSION);
   /* persistence (RFC 9112 9.3) */
   lua_pushboolean(L, h.conn_close || (h.version == 10 && !h.conn_keepalive));
-  lua_setfield(L, -2, "close");
+  SETK(L, K_CLOSE);
   if (server) server_request(L, blen);
   lua_pushinteger(L, (lua_Integer)(lf + 1 - buf) + 1);
   return 2;
@@ -589,7 +638,18 @@ static int head_field_ok(lua_State *L) {
 const luaL_Reg http_head_funcs[] = {
   {"check_field", head_check_field},
   {"field_ok", head_field_ok},
-  {"parse_request", head_parse_request},
-  {"parse_response", head_parse_response},
   {NULL, NULL}
 };
+
+/* parse_request and parse_response into the table at -1, with the
+** interned field names as their upvalues. */
+void http_head_open(lua_State *L) {
+  int i, f;
+  lua_CFunction fn[2] = {head_parse_request, head_parse_response};
+  const char *name[2] = {"parse_request", "parse_response"};
+  for (f = 0; f < 2; f++) {
+    for (i = 0; i < NKEYS; i++) lua_pushstring(L, key_names[i]);
+    lua_pushcclosure(L, fn[f], NKEYS);
+    lua_setfield(L, -2, name[f]);
+  }
+}

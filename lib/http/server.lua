@@ -697,7 +697,8 @@ end
 -- requests read, handled and answered in order while input is
 -- buffered; then the conn rests (read_head) until the next one.
 local function serve_conn(srv, conn)
-  local r = setmetatable({conn = conn, buf = "", pos = 1, srv = srv},
+  local r = setmetatable({conn = conn, buf = "", pos = 1, srv = srv,
+    timeout = false},
     common.Reader)
   local handler, T = srv.handler, srv.timeouts
   while true do
@@ -715,12 +716,17 @@ local function serve_conn(srv, conn)
     end
     local req = new_request(srv, r, h)
     -- (every field a plain response sets, so that its table is made
-    -- once at its size)
-    local res = setmetatable({_conn = conn, _req = req, _headers = {},
+    -- once at its size; the header list has room for two fields: the
+    -- nils size its array, # is 0)
+    local res = setmetatable({_conn = conn, _req = req,
+      _headers = {nil, nil, nil, nil, nil, nil}, -- luacheck: ignore
       _sent = 0, _length = false, _close = false, head_sent = false,
       finished = false}, Response)
-    conn:settimeout(T.write)
+    -- (the reads of the head set the conn's timeout to T.idle: often
+    -- the same)
+    if r.timeout ~= T.write then conn:settimeout(T.write) end
     local ok, err = xpcall(handler, traceback, req, res)
+    r.timeout = nil -- (the handler may have set another)
     if ok and res.upgraded then return end -- the connection is theirs
     if not ok then
       if is_error(err) then
