@@ -92,9 +92,9 @@ static const char *const key_names[NKEYS] = {
   "close",
 };
 #define KEY(k) lua_upvalueindex(k)
-/* t[key] = v, t at -2 and v at -1 (v popped) */
-#define SETK(L, k) \
-  (lua_pushvalue((L), KEY(k)), lua_insert((L), -2), lua_rawset((L), -3))
+/* t[key] = the value `push` pushes, t at -1 */
+#define SETKV(L, k, push) \
+  (lua_pushvalue((L), KEY(k)), (push), lua_rawset((L), -3))
 
 #define MAX_NAME 256  /* longest field name kept (longer: 431) */
 #define MAX_SKIP 256  /* empty lines tolerated before a request line */
@@ -305,12 +305,14 @@ static void target_parts(lua_State *L, const char *t, const char *e) {
       while (ps < pe && *ps != '/') ps++;
     }
   }
+  lua_pushvalue(L, KEY(K_PATH));
   if (ps == pe && ps != t) lua_pushliteral(L, "/");
   else lua_pushlstring(L, ps, (size_t)(pe - ps));
-  SETK(L, K_PATH);
+  lua_rawset(L, -3);
+  lua_pushvalue(L, KEY(K_QUERY_STRING));
   if (q) lua_pushlstring(L, q + 1, (size_t)(e - q - 1));
   else lua_pushliteral(L, "");
-  SETK(L, K_QUERY_STRING);
+  lua_rawset(L, -3);
 }
 
 /* The request line [s, e): method, target (and its path and
@@ -323,13 +325,11 @@ static int request_line(lua_State *L, head *h, const char *s, const char *e,
   ** case (A-Z, '-', '_'): "get" is refused rather than guessed at. */
   while (p < e && ((*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_')) p++;
   if (p == s || p == e || *p != ' ') { *why = "bad method"; return 400; }
-  lua_pushlstring(L, s, (size_t)(p - s));
-  SETK(L, K_METHOD);
+  SETKV(L, K_METHOD, lua_pushlstring(L, s, (size_t)(p - s)));
   t = ++p;
   while (p < e && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f) p++;
   if (p == t || p == e || *p != ' ') { *why = "bad target"; return 400; }
-  lua_pushlstring(L, t, (size_t)(p - t));
-  SETK(L, K_TARGET);
+  SETKV(L, K_TARGET, lua_pushlstring(L, t, (size_t)(p - t)));
   target_parts(L, t, p);
   p++;
   if (e - p != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' ||
@@ -357,16 +357,15 @@ static int status_line(lua_State *L, head *h, const char *s, const char *e,
     return 400;
   }
   h->version = s[7] == '1' ? 11 : 10;
-  lua_pushinteger(L, (s[9] - '0') * 100 + (s[10] - '0') * 10 + s[11] - '0');
-  SETK(L, K_STATUS);
+  SETKV(L, K_STATUS, lua_pushinteger(L, (s[9] - '0') * 100 +
+                                        (s[10] - '0') * 10 + s[11] - '0'));
   if (p < e) p++;
   {
     const char *q;
     for (q = p; q < e; q++)
       if (!HTTP_VCHAR(*q)) { *why = "bad reason phrase"; return 400; }
   }
-  lua_pushlstring(L, p, (size_t)(e - p));
-  SETK(L, K_REASON);
+  SETKV(L, K_REASON, lua_pushlstring(L, p, (size_t)(e - p)));
   return 0;
 }
 
@@ -389,8 +388,7 @@ static int framing(lua_State *L, head *h, const char **why,
       return 400;
     }
     if (h->te_chunked && !h->te_other && !h->te_bad) {
-      lua_pushboolean(L, 1);
-      SETK(L, K_CHUNKED);
+      SETKV(L, K_CHUNKED, lua_pushboolean(L, 1));
       *blen = -1;
       return 0;
     }
@@ -400,8 +398,8 @@ static int framing(lua_State *L, head *h, const char **why,
                      : "final transfer coding is not chunked";
       return unknown ? 501 : 400;
     }
-    lua_pushboolean(L, 1); /* a response: read until the server closes */
-    SETK(L, K_UNTIL_CLOSE);
+    /* a response: read until the server closes */
+    SETKV(L, K_UNTIL_CLOSE, lua_pushboolean(L, 1));
     return 0;
   }
   if (h->ncl > 1) { *why = "repeated Content-Length"; return 400; }
@@ -410,12 +408,10 @@ static int framing(lua_State *L, head *h, const char **why,
     return 400;
   }
   if (h->ncl == 0 && !h->request) {
-    lua_pushboolean(L, 1);
-    SETK(L, K_UNTIL_CLOSE);
+    SETKV(L, K_UNTIL_CLOSE, lua_pushboolean(L, 1));
     return 0;
   }
-  lua_pushinteger(L, len);
-  SETK(L, K_LENGTH);
+  SETKV(L, K_LENGTH, lua_pushinteger(L, len));
   *blen = len;
   return 0;
 }
@@ -449,16 +445,12 @@ static void server_request(lua_State *L, lua_Integer blen) {
   lua_pushvalue(L, 8);
   lua_setmetatable(L, -2);
   lua_pop(L, 1);
-  lua_pushboolean(L, blen != 0);
-  SETK(L, K_HAS_BODY);
+  SETKV(L, K_HAS_BODY, lua_pushboolean(L, blen != 0));
   if (blen >= 0) {
-    lua_pushinteger(L, blen);
-    SETK(L, KP_LEFT);
-    lua_pushinteger(L, blen);
-    SETK(L, KP_LENGTH);
+    SETKV(L, KP_LEFT, lua_pushinteger(L, blen));
+    SETKV(L, KP_LENGTH, lua_pushinteger(L, blen));
     if (blen == 0) {
-      lua_pushboolean(L, 1);
-      SETK(L, KP_DONE);
+      SETKV(L, KP_DONE, lua_pushboolean(L, 1));
     }
   }
 }
@@ -580,11 +572,12 @@ static int parse(lua_State *L, int request) {
     return bad(L, 400, h.nhost ? "repeated Host" : "missing Host");
   st = framing(L, &h, &why, &blen);
   if (st) return bad(L, st, why);
-  lua_pushstring(L, h.version == 11 ? "HTTP/1.1" : "HTTP/1.0");
-  SETK(L, K_VERSION);
+  SETKV(L, K_VERSION,
+        lua_pushstring(L, h.version == 11 ? "HTTP/1.1" : "HTTP/1.0"));
   /* persistence (RFC 9112 9.3) */
-  lua_pushboolean(L, h.conn_close || (h.version == 10 && !h.conn_keepalive));
-  SETK(L, K_CLOSE);
+  SETKV(L, K_CLOSE, lua_pushboolean(L, h.conn_close ||
+                                      (h.version == 10 &&
+                                       !h.conn_keepalive)));
   if (server) server_request(L, blen);
   lua_pushinteger(L, (lua_Integer)(lf + 1 - buf) + 1);
   return 2;
