@@ -588,7 +588,6 @@ local function read_head(srv, r)
   local conn = r.conn
   while true do
     if r.pos <= #r.buf then
-      deadline = deadline or now() + T.head
       local h, nxt, why = parse_request(r.buf, r.pos, from, L.line, L.head,
         L.fields, Request, headers_mt)
       if h then
@@ -597,6 +596,8 @@ local function read_head(srv, r)
       elseif h == false then
         return nil, nxt, why
       end
+      -- (a head that came whole in one read never asks the clock)
+      deadline = deadline or now() + T.head
     end
     local timeout = T.idle
     local before = #r.buf - r.pos + 1
