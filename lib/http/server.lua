@@ -333,14 +333,16 @@ local function build_head(self, length, body)
   return c_build_head(self, length, self._req, REASON[self._status], body)
 end
 
+local function send_failed(self, err)
+  self._close = true
+  self._broken = err
+  error(setmetatable({status = false, message = "write: " .. err},
+    common.HttpError), 0)
+end
+
 local function send_raw(self, ...)
   local ok, err = self._conn:write(...)
-  if not ok then
-    self._close = true
-    self._broken = err
-    error(setmetatable({status = false, message = "write: " .. err},
-      common.HttpError), 0)
-  end
+  if not ok then send_failed(self, err) end
 end
 
 -- May the body go out (not HEAD, not a status without body)?
@@ -501,8 +503,13 @@ function Response:send(status, body)
     body = z:write(body) .. z:finish()
     z:close()
   end
-  local data, apart = build_head(self, #body, body)
-  if apart then send_raw(self, data, body) else send_raw(self, data) end
+  -- (build_head and send_raw inlined: the common response's path)
+  local data, apart = c_build_head(self, #body, req, REASON[self._status],
+    body)
+  local ok, err
+  if apart then ok, err = self._conn:write(data, body)
+  else ok, err = self._conn:write(data) end
+  if not ok then send_failed(self, err) end
   self.finished = true
   return self
 end
