@@ -70,7 +70,9 @@ enum {
   K_HEADERS,
   K_VERSION,
   K_CLOSE,
-  NKEYS = K_CLOSE
+  K_HBUF,     /* _hbuf */
+  K_HB,       /* _hb */
+  NKEYS = K_HB
 };
 static const char *const key_names[NKEYS] = {
   "method",
@@ -90,6 +92,8 @@ static const char *const key_names[NKEYS] = {
   "headers",
   "version",
   "close",
+  "_hbuf",
+  "_hb",
 };
 #define KEY(k) lua_upvalueindex(k)
 /* t[key] = the value `push` pushes, t at -1 */
@@ -246,11 +250,15 @@ static int field(lua_State *L, head *h, const char *s, const char *e,
     char c = s[i];
     lname[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
   }
-  lua_pushlstring(L, s, nl);
-  lua_rawseti(L, fidx, 2 * n - 1);
+  if (fidx) { /* (0: the server's request makes its list when used) */
+    lua_pushlstring(L, s, nl);
+    lua_rawseti(L, fidx, 2 * n - 1);
+  }
   lua_pushlstring(L, v, (size_t)(ve - v)); /* value (made once) */
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, fidx, 2 * n);
+  if (fidx) {
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, fidx, 2 * n);
+  }
   lua_pushlstring(L, lname, nl);           /* value key */
   lua_pushvalue(L, -1);
   if (lua_rawget(L, hidx) == LUA_TSTRING) { /* value key old */
@@ -435,7 +443,9 @@ static int complete(const char *p, const char *from, const char *end) {
 ** http.server's request (parse_request given its two metatables, at 7
 ** and 8): the head table at -1 gets the request's, its headers the
 ** headers', and the state of its body: has_body, and for a length _left,
-** _length and (none) _done.
+** _length and (none) _done. Its fields list is not made: _hbuf (the
+** string parsed) and _hb (where its field lines start) let head_fields
+** make it when it is read.
 */
 static void server_request(lua_State *L, lua_Integer blen) {
   lua_pushvalue(L, 7);
@@ -540,8 +550,11 @@ static int parse(lua_State *L, int request) {
     }
     lua_createtable(L, 0, nf);
     hidx = lua_gettop(L);
-    lua_createtable(L, 2 * nf, 0);
-    fidx = lua_gettop(L);
+    fidx = 0;
+    if (!server) {
+      lua_createtable(L, 2 * nf, 0);
+      fidx = lua_gettop(L);
+    }
   }
   for (p = hb;;) {
     const char *le;
@@ -561,9 +574,18 @@ static int parse(lua_State *L, int request) {
     if (st) return bad(L, request ? st : 400, why);
     p = lf + 1;
   }
-  lua_pushvalue(L, KEY(K_FIELDS));
-  lua_pushvalue(L, fidx);
-  lua_rawset(L, hidx - 1);
+  if (fidx) {
+    lua_pushvalue(L, KEY(K_FIELDS));
+    lua_pushvalue(L, fidx);
+    lua_rawset(L, hidx - 1);
+  } else { /* the head's bytes, for head_fields when req.fields is read */
+    lua_pushvalue(L, KEY(K_HBUF));
+    lua_pushvalue(L, 1);
+    lua_rawset(L, hidx - 1);
+    lua_pushvalue(L, KEY(K_HB));
+    lua_pushinteger(L, (lua_Integer)(hb - buf) + 1);
+    lua_rawset(L, hidx - 1);
+  }
   lua_pushvalue(L, KEY(K_HEADERS));
   lua_pushvalue(L, hidx);
   lua_rawset(L, hidx - 1);
@@ -628,9 +650,44 @@ static int head_field_ok(lua_State *L) {
   return 2;
 }
 
+/*
+** head_fields(buf, init) -> {name, value, ...}: the field lines of a head
+** that parse_request accepted, from init up to the empty line, as its
+** fields list (names as sent, values without their blanks). The server's
+** requests make req.fields so, when it is read. Any string is safe: a
+** line with no ':' ends the list.
+*/
+static int head_fields(lua_State *L) {
+  size_t len;
+  const char *buf = luaL_checklstring(L, 1, &len);
+  lua_Integer init = luaL_checkinteger(L, 2);
+  const char *p, *end = buf + len;
+  int n = 0;
+  luaL_argcheck(L, init >= 1 && (size_t)init <= len + 1, 2, "out of range");
+  lua_newtable(L);
+  for (p = buf + init - 1; p < end;) {
+    const char *lf = eol(p, end), *le, *c, *v, *ve;
+    if (lf == NULL) lf = end;
+    le = trim_cr(p, lf);
+    c = (const char *)memchr(p, ':', (size_t)(le - p));
+    if (le == p || c == NULL) break;
+    v = c + 1;
+    while (v < le && (*v == ' ' || *v == '\t')) v++;
+    ve = le;
+    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+    lua_pushlstring(L, p, (size_t)(c - p));
+    lua_rawseti(L, -2, ++n);
+    lua_pushlstring(L, v, (size_t)(ve - v));
+    lua_rawseti(L, -2, ++n);
+    p = lf + 1;
+  }
+  return 1;
+}
+
 const luaL_Reg http_head_funcs[] = {
   {"check_field", head_check_field},
   {"field_ok", head_field_ok},
+  {"head_fields", head_fields},
   {NULL, NULL}
 };
 

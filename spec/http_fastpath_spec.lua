@@ -269,6 +269,8 @@ describe("parse_request for the server", function()
     assert.is_true(t.has_body)
     assert.are.equal(5, t._left)
     assert.is_nil(t._done)
+    assert.are.same({"Host", "a", "Content-Length", "5"},
+      core.head_fields(t._hbuf, t._hb))
     t = parse("POST / HTTP/1.1\r\nHost: a\r\n" ..
       "Transfer-Encoding: chunked\r\n\r\n")
     assert.is_true(t.has_body)
@@ -309,12 +311,53 @@ describe("parse_request for the server", function()
       assert.are.equal(b1, b2, ("%q"):format(s))
       if a1 then
         assert.are.equal(a1.path, a2.path)
+        -- the fields list, made later from the head's bytes
+        assert.is_nil(rawget(a2, "fields"))
+        assert.are.same(a1.fields, core.head_fields(a2._hbuf, a2._hb),
+          ("%q"):format(s))
         assert.are.equal(a1.length ~= nil and a1.length ~= 0 or
           a1.chunked == true, a2.has_body)
       else
         assert.are.equal(c1, c2)
       end
     end
+  end)
+end)
+
+describe("head_fields", function()
+  it("stops at the empty line, a line without ':' or the end", function()
+    assert.are.same({"A", "1", "b", "x y"},
+      core.head_fields("GET / HTTP/1.1\r\nA: 1\r\nb:\tx y \r\n\r\nC: 2", 17))
+    assert.are.same({"A", ""}, core.head_fields("A:", 1))
+    assert.are.same({}, core.head_fields("nocolon\r\nA: 1\r\n", 1))
+    assert.are.same({}, core.head_fields("", 1))
+    assert.has_error(function() core.head_fields("abc", 5) end)
+    assert.has_error(function() core.head_fields("abc", 0) end)
+  end)
+
+  it("gives a served request its fields when read", function()
+    local net = require "net"
+    local srv = assert(http.listen{host = "127.0.0.1", port = 0,
+      handler = function(req, res)
+        local f = req.fields
+        res:send(#f .. " " .. f[3] .. "=" .. f[4])
+      end})
+    local _, port = srv:sockname()
+    local got
+    run_task(function()
+      local c = assert(net.connect("127.0.0.1", port))
+      c:write("GET / HTTP/1.1\r\nHost: a\r\nX-Y:  z \r\n" ..
+        "Connection: close\r\n\r\n")
+      local parts = {}
+      while true do
+        local d = c:recv()
+        if not d then break end
+        parts[#parts + 1] = d
+      end
+      got = table.concat(parts)
+    end)
+    srv:close()
+    assert.matches("\r\n\r\n6 X%-Y=z$", got)
   end)
 end)
 
