@@ -13,6 +13,8 @@ int luaopen_http_core(lua_State *L) {
   http_gzip_open(L);
   lua_newtable(L);
   add(L, http_head_funcs);
+  http_head_open(L);
+  add(L, http_resp_funcs);
   add(L, http_chunked_funcs);
   add(L, http_ws_funcs);
   add(L, http_gzip_funcs);

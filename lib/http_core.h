@@ -5,6 +5,7 @@
 ** One file per concern, each exporting one luaL_Reg list that
 ** http_core.c assembles into the module table:
 **   http_head.c    - strict request and response heads (RFC 9112)
+**   http_resp.c    - the server's response heads, serialized in C
 **   http_chunked.c - the chunked transfer coding, decoded incrementally
 **   http_ws.c      - WebSocket helpers: SHA-1, base64, masking
 **   http_gzip.c    - gzip streams (zlib) for Content-Encoding
@@ -16,10 +17,13 @@
 #include <lauxlib.h>
 
 extern const luaL_Reg http_head_funcs[];
+extern const luaL_Reg http_resp_funcs[];
 extern const luaL_Reg http_chunked_funcs[];
 extern const luaL_Reg http_ws_funcs[];
 extern const luaL_Reg http_gzip_funcs[];
 
+/* parse_request and parse_response, into the module table at -1. */
+void http_head_open(lua_State *L);
 /* The chunked decoder's metatable (created by luaopen_http_core). */
 void http_chunked_open(lua_State *L);
 /* The gzip stream metatable. */

@@ -50,6 +50,56 @@ const unsigned char http_tchar[256] = {
   2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
 };
 
+/* The field names of a head table, interned once: upvalues of the parse
+** functions (a rawset with one of them costs no string look-up). */
+enum {
+  K_METHOD = 1,
+  K_TARGET,
+  K_PATH,
+  K_QUERY_STRING,
+  K_STATUS,
+  K_REASON,
+  K_CHUNKED,
+  K_UNTIL_CLOSE,
+  K_LENGTH,
+  K_HAS_BODY,
+  KP_LEFT,    /* _left */
+  KP_LENGTH,  /* _length */
+  KP_DONE,    /* _done */
+  K_FIELDS,
+  K_HEADERS,
+  K_VERSION,
+  K_CLOSE,
+  K_HBUF,     /* _hbuf */
+  K_HB,       /* _hb */
+  NKEYS = K_HB
+};
+static const char *const key_names[NKEYS] = {
+  "method",
+  "target",
+  "path",
+  "query_string",
+  "status",
+  "reason",
+  "chunked",
+  "until_close",
+  "length",
+  "has_body",
+  "_left",
+  "_length",
+  "_done",
+  "fields",
+  "headers",
+  "version",
+  "close",
+  "_hbuf",
+  "_hb",
+};
+#define KEY(k) lua_upvalueindex(k)
+/* t[key] = the value `push` pushes, t at -1 */
+#define SETKV(L, k, push) \
+  (lua_pushvalue((L), KEY(k)), (push), lua_rawset((L), -3))
+
 #define MAX_NAME 256  /* longest field name kept (longer: 431) */
 #define MAX_SKIP 256  /* empty lines tolerated before a request line */
 
@@ -200,11 +250,15 @@ static int field(lua_State *L, head *h, const char *s, const char *e,
     char c = s[i];
     lname[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
   }
-  lua_pushlstring(L, s, nl);
-  lua_rawseti(L, fidx, 2 * n - 1);
+  if (fidx) { /* (0: the server's request makes its list when used) */
+    lua_pushlstring(L, s, nl);
+    lua_rawseti(L, fidx, 2 * n - 1);
+  }
   lua_pushlstring(L, v, (size_t)(ve - v)); /* value (made once) */
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, fidx, 2 * n);
+  if (fidx) {
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, fidx, 2 * n);
+  }
   lua_pushlstring(L, lname, nl);           /* value key */
   lua_pushvalue(L, -1);
   if (lua_rawget(L, hidx) == LUA_TSTRING) { /* value key old */
@@ -236,8 +290,42 @@ static int content_length(const char *v, size_t n, lua_Integer *len) {
   return 1;
 }
 
-/* The request line [s, e): method, target, version into the table at
-** -1. Returns 0 or an error status. */
+static int is_alpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/*
+** The target [t, e) as path (up to a '?', not decoded) and query_string
+** (after it, or ""), into the table at -1. An absolute-form target
+** ("http://host/p", RFC 9112 3.2.2) gives the path after the authority
+** ("/" when there is none).
+*/
+static void target_parts(lua_State *L, const char *t, const char *e) {
+  const char *q = (const char *)memchr(t, '?', (size_t)(e - t));
+  const char *pe = q ? q : e, *ps = t;
+  if (pe > t && *t != '/' && is_alpha(*t)) { /* scheme "://" ? */
+    const char *c = t + 1;
+    while (c < pe && (is_alpha(*c) || (*c >= '0' && *c <= '9') ||
+                      *c == '+' || *c == '.' || *c == '-'))
+      c++;
+    if (pe - c >= 3 && c[0] == ':' && c[1] == '/' && c[2] == '/') {
+      ps = c + 3;
+      while (ps < pe && *ps != '/') ps++;
+    }
+  }
+  lua_pushvalue(L, KEY(K_PATH));
+  if (ps == pe && ps != t) lua_pushliteral(L, "/");
+  else lua_pushlstring(L, ps, (size_t)(pe - ps));
+  lua_rawset(L, -3);
+  lua_pushvalue(L, KEY(K_QUERY_STRING));
+  if (q) lua_pushlstring(L, q + 1, (size_t)(e - q - 1));
+  else lua_pushliteral(L, "");
+  lua_rawset(L, -3);
+}
+
+/* The request line [s, e): method, target (and its path and
+** query_string), version into the table at -1. Returns 0 or an error
+** status. */
 static int request_line(lua_State *L, head *h, const char *s, const char *e,
                         const char **why) {
   const char *p = s, *t;
@@ -245,13 +333,12 @@ static int request_line(lua_State *L, head *h, const char *s, const char *e,
   ** case (A-Z, '-', '_'): "get" is refused rather than guessed at. */
   while (p < e && ((*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_')) p++;
   if (p == s || p == e || *p != ' ') { *why = "bad method"; return 400; }
-  lua_pushlstring(L, s, (size_t)(p - s));
-  lua_setfield(L, -2, "method");
+  SETKV(L, K_METHOD, lua_pushlstring(L, s, (size_t)(p - s)));
   t = ++p;
   while (p < e && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f) p++;
   if (p == t || p == e || *p != ' ') { *why = "bad target"; return 400; }
-  lua_pushlstring(L, t, (size_t)(p - t));
-  lua_setfield(L, -2, "target");
+  SETKV(L, K_TARGET, lua_pushlstring(L, t, (size_t)(p - t)));
+  target_parts(L, t, p);
   p++;
   if (e - p != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' ||
       p[5] < '0' || p[5] > '9' || p[7] < '0' || p[7] > '9') {
@@ -278,16 +365,15 @@ static int status_line(lua_State *L, head *h, const char *s, const char *e,
     return 400;
   }
   h->version = s[7] == '1' ? 11 : 10;
-  lua_pushinteger(L, (s[9] - '0') * 100 + (s[10] - '0') * 10 + s[11] - '0');
-  lua_setfield(L, -2, "status");
+  SETKV(L, K_STATUS, lua_pushinteger(L, (s[9] - '0') * 100 +
+                                        (s[10] - '0') * 10 + s[11] - '0'));
   if (p < e) p++;
   {
     const char *q;
     for (q = p; q < e; q++)
       if (!HTTP_VCHAR(*q)) { *why = "bad reason phrase"; return 400; }
   }
-  lua_pushlstring(L, p, (size_t)(e - p));
-  lua_setfield(L, -2, "reason");
+  SETKV(L, K_REASON, lua_pushlstring(L, p, (size_t)(e - p)));
   return 0;
 }
 
@@ -297,7 +383,8 @@ static int status_line(lua_State *L, head *h, const char *s, const char *e,
 ** A response to HEAD, 1xx, 204 and 304 have no body whatever the fields
 ** say: Lua decides that, it knows the request.
 */
-static int framing(lua_State *L, head *h, const char **why) {
+static int framing(lua_State *L, head *h, const char **why,
+                   lua_Integer *blen) {
   lua_Integer len = 0;
   if (h->nte > 0) {
     if (h->ncl > 0) {
@@ -309,8 +396,8 @@ static int framing(lua_State *L, head *h, const char **why) {
       return 400;
     }
     if (h->te_chunked && !h->te_other && !h->te_bad) {
-      lua_pushboolean(L, 1);
-      lua_setfield(L, -2, "chunked");
+      SETKV(L, K_CHUNKED, lua_pushboolean(L, 1));
+      *blen = -1;
       return 0;
     }
     if (h->request) {
@@ -319,8 +406,8 @@ static int framing(lua_State *L, head *h, const char **why) {
                      : "final transfer coding is not chunked";
       return unknown ? 501 : 400;
     }
-    lua_pushboolean(L, 1); /* a response: read until the server closes */
-    lua_setfield(L, -2, "until_close");
+    /* a response: read until the server closes */
+    SETKV(L, K_UNTIL_CLOSE, lua_pushboolean(L, 1));
     return 0;
   }
   if (h->ncl > 1) { *why = "repeated Content-Length"; return 400; }
@@ -329,12 +416,11 @@ static int framing(lua_State *L, head *h, const char **why) {
     return 400;
   }
   if (h->ncl == 0 && !h->request) {
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "until_close");
+    SETKV(L, K_UNTIL_CLOSE, lua_pushboolean(L, 1));
     return 0;
   }
-  lua_pushinteger(L, len);
-  lua_setfield(L, -2, "length");
+  SETKV(L, K_LENGTH, lua_pushinteger(L, len));
+  *blen = len;
   return 0;
 }
 
@@ -354,8 +440,35 @@ static int complete(const char *p, const char *from, const char *end) {
 }
 
 /*
-** parse(buf, init, from, max_line, max_head, max_fields), shared by both
-** kinds. Returns:
+** http.server's request (parse_request given its two metatables, at 7
+** and 8): the head table at -1 gets the request's, its headers the
+** headers', and the state of its body: has_body, and for a length _left,
+** _length and (none) _done. Its fields list is not made: _hbuf (the
+** string parsed) and _hb (where its field lines start) let head_fields
+** make it when it is read.
+*/
+static void server_request(lua_State *L, lua_Integer blen) {
+  lua_pushvalue(L, 7);
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, KEY(K_HEADERS));
+  lua_rawget(L, -2);
+  lua_pushvalue(L, 8);
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1);
+  SETKV(L, K_HAS_BODY, lua_pushboolean(L, blen != 0));
+  if (blen >= 0) {
+    SETKV(L, KP_LEFT, lua_pushinteger(L, blen));
+    SETKV(L, KP_LENGTH, lua_pushinteger(L, blen));
+    if (blen == 0) {
+      SETKV(L, KP_DONE, lua_pushboolean(L, 1));
+    }
+  }
+}
+
+/*
+** parse(buf, init, from, max_line, max_head, max_fields [, req_mt,
+** headers_mt]), shared by both kinds (the metatables: a request for
+** http.server, see server_request). Returns:
 **   nil                           the head is not complete yet;
 **   t, next                       t = the head, next = first body byte;
 **   false, status, reason         a bad head (answer status and close).
@@ -368,6 +481,8 @@ static int parse(lua_State *L, int request) {
   lua_Integer max_line = luaL_optinteger(L, 4, 8192);
   lua_Integer max_head = luaL_optinteger(L, 5, 16384);
   lua_Integer max_fields = luaL_optinteger(L, 6, 100);
+  int server = request && !lua_isnoneornil(L, 7);
+  lua_Integer blen = 0;
   const char *p, *end = buf + len, *lf, *line, *hb;
   const char *why = NULL;
   head h;
@@ -376,6 +491,11 @@ static int parse(lua_State *L, int request) {
   luaL_argcheck(L, from >= 1, 3, "out of range");
   luaL_argcheck(L, max_line > 0 && max_head > 0 && max_fields > 0, 4,
                 "limits must be positive");
+  if (server) {
+    luaL_checktype(L, 7, LUA_TTABLE);
+    luaL_checktype(L, 8, LUA_TTABLE);
+  }
+  lua_settop(L, 8); /* the head table goes at 9 */
   p = buf + init - 1;
   /* RFC 9112 2.2: empty lines before a request line are ignored */
   line = p;
@@ -430,8 +550,11 @@ static int parse(lua_State *L, int request) {
     }
     lua_createtable(L, 0, nf);
     hidx = lua_gettop(L);
-    lua_createtable(L, 2 * nf, 0);
-    fidx = lua_gettop(L);
+    fidx = 0;
+    if (!server) {
+      lua_createtable(L, 2 * nf, 0);
+      fidx = lua_gettop(L);
+    }
   }
   for (p = hb;;) {
     const char *le;
@@ -451,20 +574,33 @@ static int parse(lua_State *L, int request) {
     if (st) return bad(L, request ? st : 400, why);
     p = lf + 1;
   }
-  lua_pushvalue(L, fidx);
-  lua_setfield(L, hidx - 1, "fields");
+  if (fidx) {
+    lua_pushvalue(L, KEY(K_FIELDS));
+    lua_pushvalue(L, fidx);
+    lua_rawset(L, hidx - 1);
+  } else { /* the head's bytes, for head_fields when req.fields is read */
+    lua_pushvalue(L, KEY(K_HBUF));
+    lua_pushvalue(L, 1);
+    lua_rawset(L, hidx - 1);
+    lua_pushvalue(L, KEY(K_HB));
+    lua_pushinteger(L, (lua_Integer)(hb - buf) + 1);
+    lua_rawset(L, hidx - 1);
+  }
+  lua_pushvalue(L, KEY(K_HEADERS));
   lua_pushvalue(L, hidx);
-  lua_setfield(L, hidx - 1, "headers");
+  lua_rawset(L, hidx - 1);
   lua_settop(L, hidx - 1); /* the head table */
   if (request && (h.version == 11 ? h.nhost != 1 : h.nhost > 1))
     return bad(L, 400, h.nhost ? "repeated Host" : "missing Host");
-  st = framing(L, &h, &why);
+  st = framing(L, &h, &why, &blen);
   if (st) return bad(L, st, why);
-  lua_pushstring(L, h.version == 11 ? "HTTP/1.1" : "HTTP/1.0");
-  lua_setfield(L, -2, "version");
+  SETKV(L, K_VERSION,
+        lua_pushstring(L, h.version == 11 ? "HTTP/1.1" : "HTTP/1.0"));
   /* persistence (RFC 9112 9.3) */
-  lua_pushboolean(L, h.conn_close || (h.version == 10 && !h.conn_keepalive));
-  lua_setfield(L, -2, "close");
+  SETKV(L, K_CLOSE, lua_pushboolean(L, h.conn_close ||
+                                      (h.version == 10 &&
+                                       !h.conn_keepalive)));
+  if (server) server_request(L, blen);
   lua_pushinteger(L, (lua_Integer)(lf + 1 - buf) + 1);
   return 2;
 }
@@ -514,10 +650,56 @@ static int head_field_ok(lua_State *L) {
   return 2;
 }
 
+/*
+** head_fields(buf, init) -> {name, value, ...}: the field lines of a head
+** that parse_request accepted, from init up to the empty line, as its
+** fields list (names as sent, values without their blanks). The server's
+** requests make req.fields so, when it is read. Any string is safe: a
+** line with no ':' ends the list.
+*/
+static int head_fields(lua_State *L) {
+  size_t len;
+  const char *buf = luaL_checklstring(L, 1, &len);
+  lua_Integer init = luaL_checkinteger(L, 2);
+  const char *p, *end = buf + len;
+  int n = 0;
+  luaL_argcheck(L, init >= 1 && (size_t)init <= len + 1, 2, "out of range");
+  lua_newtable(L);
+  for (p = buf + init - 1; p < end;) {
+    const char *lf = eol(p, end), *le, *c, *v, *ve;
+    if (lf == NULL) lf = end;
+    le = trim_cr(p, lf);
+    c = (const char *)memchr(p, ':', (size_t)(le - p));
+    if (le == p || c == NULL) break;
+    v = c + 1;
+    while (v < le && (*v == ' ' || *v == '\t')) v++;
+    ve = le;
+    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+    lua_pushlstring(L, p, (size_t)(c - p));
+    lua_rawseti(L, -2, ++n);
+    lua_pushlstring(L, v, (size_t)(ve - v));
+    lua_rawseti(L, -2, ++n);
+    p = lf + 1;
+  }
+  return 1;
+}
+
 const luaL_Reg http_head_funcs[] = {
   {"check_field", head_check_field},
   {"field_ok", head_field_ok},
-  {"parse_request", head_parse_request},
-  {"parse_response", head_parse_response},
+  {"head_fields", head_fields},
   {NULL, NULL}
 };
+
+/* parse_request and parse_response into the table at -1, with the
+** interned field names as their upvalues. */
+void http_head_open(lua_State *L) {
+  int i, f;
+  lua_CFunction fn[2] = {head_parse_request, head_parse_response};
+  const char *name[2] = {"parse_request", "parse_response"};
+  for (f = 0; f < 2; f++) {
+    for (i = 0; i < NKEYS; i++) lua_pushstring(L, key_names[i]);
+    lua_pushcclosure(L, fn[f], NKEYS);
+    lua_setfield(L, -2, name[f]);
+  }
+}

@@ -184,9 +184,13 @@ function Reader:buffered() return #self.buf - self.pos + 1 end
 
 -- Read more input (waiting at most `timeout` seconds, nil = the
 -- connection's own); returns true or nil, err ("closed", "timeout"...).
+-- self.timeout: the timeout it last set on the conn.
 function Reader:fill(timeout)
   local conn = self.conn
-  if timeout then conn:settimeout(timeout) end
+  if timeout then
+    conn:settimeout(timeout)
+    self.timeout = timeout
+  end
   local data, err = conn:recv()
   if not data then return nil, err end
   local buf, pos = self.buf, self.pos

@@ -55,7 +55,7 @@ local function compile(pattern, fname)
     end
   end
   out[#out + 1] = "$"
-  return table.concat(out), names
+  return table.concat(out), names, #names == 0 and pattern or nil
 end
 
 local function check_fn(fn, fname)
@@ -72,10 +72,10 @@ function Router:route(method, pattern, fn)
     error("bad argument #1 to 'route' (method expected, got " ..
       tostring(method) .. ")", 2)
   end
-  local lpat, names = compile(pattern, "route")
+  local lpat, names, literal = compile(pattern, "route")
   check_fn(fn, "route")
   self.routes[#self.routes + 1] = {method = method, lpat = lpat,
-    names = names, fn = fn}
+    names = names, fn = fn, literal = literal}
   return self
 end
 
@@ -83,10 +83,10 @@ for _, m in ipairs({"get", "post", "put", "delete", "patch", "head",
   "options", "all"}) do
   local method = m == "all" and "*" or m:upper()
   Router[m] = function(self, pattern, fn)
-    local lpat, names = compile(pattern, m)
+    local lpat, names, literal = compile(pattern, m)
     check_fn(fn, m)
     self.routes[#self.routes + 1] = {method = method, lpat = lpat,
-      names = names, fn = fn}
+      names = names, fn = fn, literal = literal}
     return self
   end
 end
@@ -115,10 +115,43 @@ function Router:mount(prefix, fn)
   return self
 end
 
+-- A route whose pattern is a plain path (no capture) is found by one
+-- look-up, path -> its routes, when no route with captures comes before
+-- it (the result is then the one the loop below would find).
+local function exact_index(self)
+  local exact, routes = {}, self.routes
+  for i = 1, #routes do
+    local r = routes[i]
+    if not r.literal then break end
+    local list = exact[r.literal]
+    if not list then
+      list = {}
+      exact[r.literal] = list
+    end
+    list[#list + 1] = r
+  end
+  self._exact, self._nexact = exact, #routes
+  return exact
+end
+
 local function dispatch(self, req, res)
   local path, method = req.path, req.method
-  local allowed
   local routes = self.routes
+  local exact = self._exact
+  if not exact or self._nexact ~= #routes then exact = exact_index(self) end
+  local hits = exact[path]
+  if hits then
+    for i = 1, #hits do
+      local r = hits[i]
+      local m = r.method
+      if m == method or m == "*" or (method == "HEAD" and m == "GET") then
+        -- (no captures: req.params made empty when first read)
+        if rawget(req, "params") ~= nil then req.params = {} end
+        return r.fn(req, res)
+      end
+    end
+  end
+  local allowed
   for i = 1, #routes do
     local r = routes[i]
     -- (a route without captures costs one find and no table)

@@ -25,12 +25,11 @@ local core = require "http.core"
 local common = require "http.common"
 
 local REASON, raise, is_error = common.REASON, common.raise, common.is_error
-local parse_request, field_ok = core.parse_request, core.field_ok
-local now, concat, lower, fmt, find, sub, byte =
-  task.now, table.concat, string.lower, string.format, string.find,
-  string.sub, string.byte
+local parse_request, field_ok, head_fields = core.parse_request,
+  core.field_ok, core.head_fields
+local now, concat, lower, fmt, find =
+  task.now, table.concat, string.lower, string.format, string.find
 local headers_mt = common.headers_mt
-local tointeger = math.tointeger
 local Conn = select(2, ...).require("net.core").conn_methods
 local buffered, rest = Conn.buffered, Conn.rest
 
@@ -78,7 +77,7 @@ local function peer_of(req)
 end
 
 -- Methods, then the fields made on first use: peer, peer_ip, query,
--- _server, _conn.
+-- fields, proxy_ip, params, _server, _conn.
 function Request.__index(req, k)
   local v = Request[k]
   if v ~= nil then return v end
@@ -93,6 +92,16 @@ function Request.__index(req, k)
     local q = req.query_string
     v = q == "" and {} or M.decode_query(q)
     rawset(req, "query", v)
+    return v
+  elseif k == "fields" then -- (made from the head's bytes when read)
+    v = head_fields(rawget(req, "_hbuf"), rawget(req, "_hb"))
+    rawset(req, "fields", v)
+    return v
+  elseif k == "proxy_ip" then
+    return req._reader.conn:proxyname()
+  elseif k == "params" then -- (a router sets it when it has captures)
+    v = {}
+    rawset(req, "params", v)
     return v
   elseif k == "_server" then
     return req._reader.srv
@@ -283,13 +292,25 @@ local function set_header(self, name, value, add, fname)
   return self
 end
 
+-- (the common case in C: a valid field; anything else, and every error,
+-- through set_header)
+local header_set = core.header_set
+
 --- res:header(name, value) -> res: set (replacing), nil removes.
 function Response:header(name, value)
+  if not self.head_sent and header_set(self._headers, name, value, false)
+  then
+    return self
+  end
   return set_header(self, name, value, false, "header")
 end
 
 --- res:add_header(name, value) -> res: one more field of that name.
 function Response:add_header(name, value)
+  if not self.head_sent and header_set(self._headers, name, value, true)
+  then
+    return self
+  end
   return set_header(self, name, value, true, "add_header")
 end
 
@@ -307,90 +328,29 @@ local function no_body_status(s)
   return s < 200 or s == 204 or s == 304
 end
 
--- The head, as a string; decides the framing: length given (a number
--- or nil), else chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
-local out = {} -- build_head's buffer (it never waits: one is enough)
--- Status lines and small Content-Length values, as strings made once (a
--- number in a concat is formatted each time).
-local STATUS_LINE = setmetatable({}, {__index = function(t, status)
-  local v = "HTTP/1.1 " .. status .. " " .. (REASON[status] or "Unknown") ..
-    "\r\n"
-  t[status] = v
-  return v
-end})
-local LENGTH_LINE = setmetatable({}, {__index = function(t, n)
-  local v = "Content-Length: " .. n .. "\r\n"
-  if n < 4096 then t[n] = v end
-  return v
-end})
-local os_time = os.time
-local date_t, date_line -- the Date field, made once a second
-local function build_head(self, length)
-  local req, status = self._req, self._status
-  out[1] = STATUS_LINE[status]
-  local n = 1
-  local has_date, cl = false, nil
-  local list = self._headers
-  for i = 1, #list, 3 do
-    local key = list[i + 2]
-    if key == "date" then has_date = true
-    elseif key == "content-length" then cl = tointeger(tonumber(list[i + 1]))
-    elseif key == "connection" and common.has_token(list[i + 1], "close")
-    then
-      self._close = true
-    end
-    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = list[i], ": ",
-      list[i + 1], "\r\n"
-    n = n + 4
-  end
-  if not has_date then
-    local t = os_time()
-    if t ~= date_t then
-      date_t, date_line = t, "Date: " .. common.date() .. "\r\n"
-    end
-    n = n + 1
-    out[n] = date_line
-  end
-  if no_body_status(status) then
-    self._length = 0
-  elseif cl then
-    self._length = cl
-  elseif length then
-    self._length = length
-    out[n + 1] = LENGTH_LINE[length]
-    n = n + 1
-  elseif req.version == "HTTP/1.1" then
-    self._chunked = true
-    out[n + 1] = "Transfer-Encoding: chunked\r\n"
-    n = n + 1
-  else
-    self._close = true -- the end of the body is the end of the connection
-  end
+-- The head, as a string (http_resp.c); decides the framing: length
+-- given (a number or nil), else chunked (HTTP/1.1) or close-delimited
+-- (HTTP/1.0); sets _length, _chunked, _close, head_sent. With body: the
+-- body follows the head in the string when it may be sent and is small
+-- (the second result is true when it may be sent and is not in it).
+local c_build_head = core.build_head
+local function build_head(self, length, body)
+  local req = self._req
   -- (a closed server, a drain: this is the connection's last response)
-  if req.close or self._close or req._server._net:is_closed() then
-    self._close = true
-    if req.version == "HTTP/1.1" and not common.has_token(
-      self:get_header("connection"), "close") then
-      out[n + 1] = "Connection: close\r\n"
-      n = n + 1
-    end
-  elseif req.version == "HTTP/1.0" then
-    out[n + 1] = "Connection: keep-alive\r\n"
-    n = n + 1
-  end
-  out[n + 1] = "\r\n"
-  self.head_sent = true
-  return concat(out, "", 1, n + 1)
+  if req._server._net:is_closed() then self._close = true end
+  return c_build_head(self, length, req, REASON[self._status], body)
+end
+
+local function send_failed(self, err)
+  self._close = true
+  self._broken = err
+  error(setmetatable({status = false, message = "write: " .. err},
+    common.HttpError), 0)
 end
 
 local function send_raw(self, ...)
   local ok, err = self._conn:write(...)
-  if not ok then
-    self._close = true
-    self._broken = err
-    error(setmetatable({status = false, message = "write: " .. err},
-      common.HttpError), 0)
-  end
+  if not ok then send_failed(self, err) end
 end
 
 -- May the body go out (not HEAD, not a status without body)?
@@ -514,7 +474,7 @@ function Response:finish()
     end
   end
   if not self.head_sent then
-    send_raw(self, build_head(self, 0))
+    send_raw(self, (build_head(self, 0)))
   elseif self._chunked and body_allowed(self) then
     send_raw(self, "0\r\n\r\n")
   elseif self._length and self._sent < self._length and body_allowed(self)
@@ -551,13 +511,14 @@ function Response:send(status, body)
     body = z:write(body) .. z:finish()
     z:close()
   end
-  local head = build_head(self, #body)
-  if body ~= "" and req.method ~= "HEAD" and not no_body_status(self._status)
-  then
-    send_raw(self, head, body)
-  else
-    send_raw(self, head)
-  end
+  -- (build_head and send_raw inlined: the common response's path)
+  if req._reader.srv._net:is_closed() then self._close = true end -- (drain)
+  local data, apart = c_build_head(self, #body, req, REASON[self._status],
+    body)
+  local ok, err
+  if apart then ok, err = self._conn:write(data, body)
+  else ok, err = self._conn:write(data) end
+  if not ok then send_failed(self, err) end
   self.finished = true
   return self
 end
@@ -643,15 +604,16 @@ local function read_head(srv, r)
   local conn = r.conn
   while true do
     if r.pos <= #r.buf then
-      deadline = deadline or now() + T.head
       local h, nxt, why = parse_request(r.buf, r.pos, from, L.line, L.head,
-        L.fields)
+        L.fields, Request, headers_mt)
       if h then
         r.pos = nxt
         return h
       elseif h == false then
         return nil, nxt, why
       end
+      -- (a head that came whole in one read never asks the clock)
+      deadline = deadline or now() + T.head
     end
     local timeout = T.idle
     local before = #r.buf - r.pos + 1
@@ -703,44 +665,28 @@ local function forwarded_for(srv, h, peer_ip)
   return nil
 end
 
-local function new_request(srv, r, h)
-  local target = h.target
-  local path, query = target, ""
-  local q = find(target, "?", 1, true)
-  if q then path, query = sub(target, 1, q - 1), sub(target, q + 1) end
-  if byte(path, 1) ~= 47 and find(path, "^%a[%w+.-]*://") then
-    path = path:match("^%a[%w+.-]*://[^/]*(.*)$") -- absolute-form
-    if path == "" then path = "/" end
-  end
-  setmetatable(h.headers, headers_mt)
-  local req = setmetatable(h, Request)
-  req.path, req.query_string, req._reader = path, query, r
-  if srv.log_module then req._t0 = task.now() end
-  -- (also when the PROXY protocol came with the socket: --listen
-  -- ADDR,proxy, a systemd socket named "...,proxy")
-  req.proxy_ip = r.conn:proxyname()
+-- h came from parse_request with the request's metatables: its path,
+-- query_string and body state (has_body, _left, _length, _done) are set.
+local function new_request(srv, r, req)
+  req._reader = r
+  if srv.log_module then req._t0 = now() end
+  -- (proxy_ip: __index asks the conn when wanted, also when the PROXY
+  -- protocol came with the socket: --listen ADDR,proxy, a systemd socket
+  -- named "...,proxy")
   if srv.trusted then
     local peer_ip = req.peer_ip
-    local client = forwarded_for(srv, h, peer_ip)
+    local client = forwarded_for(srv, req, peer_ip)
     if client then req.peer_ip, req.proxy_ip = client, peer_ip end
   end
-  if h.chunked then
-    req.has_body = true
-    req._decoder = core.chunked()
+  if req.has_body then
+    if req.chunked then req._decoder = core.chunked() end
     req._t0 = now()
-  else
-    local length = h.length
-    req._left, req._length = length, length
-    if length == 0 then
-      req.has_body, req._done = false, true
-    else
-      req.has_body = true
-      req._t0 = now()
+    if req.version == "HTTP/1.1" then
+      local expect = rawget(req.headers, "expect")
+      if expect and lower(expect) == "100-continue" then
+        req._expect = true
+      end
     end
-  end
-  if not req._done and h.version == "HTTP/1.1" then
-    local expect = rawget(h.headers, "expect")
-    if expect and lower(expect) == "100-continue" then req._expect = true end
   end
   return req
 end
@@ -768,7 +714,8 @@ end
 -- requests read, handled and answered in order while input is
 -- buffered; then the conn rests (read_head) until the next one.
 local function serve_conn(srv, conn)
-  local r = setmetatable({conn = conn, buf = "", pos = 1, srv = srv},
+  local r = setmetatable({conn = conn, buf = "", pos = 1, srv = srv,
+    timeout = false},
     common.Reader)
   local handler, T = srv.handler, srv.timeouts
   while true do
@@ -786,12 +733,17 @@ local function serve_conn(srv, conn)
     end
     local req = new_request(srv, r, h)
     -- (every field a plain response sets, so that its table is made
-    -- once at its size)
-    local res = setmetatable({_conn = conn, _req = req, _headers = {},
+    -- once at its size; the header list has room for two fields: the
+    -- nils size its array, # is 0)
+    local res = setmetatable({_conn = conn, _req = req,
+      _headers = {nil, nil, nil, nil, nil, nil}, -- luacheck: ignore
       _sent = 0, _length = false, _close = false, head_sent = false,
       finished = false}, Response)
-    conn:settimeout(T.write)
+    -- (the reads of the head set the conn's timeout to T.idle: often
+    -- the same)
+    if r.timeout ~= T.write then conn:settimeout(T.write) end
     local ok, err = xpcall(handler, traceback, req, res)
+    r.timeout = nil -- (the handler may have set another)
     if ok and res.upgraded then return end -- the connection is theirs
     if not ok then
       if is_error(err) then

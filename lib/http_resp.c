@@ -1,0 +1,309 @@
+/*
+** http_resp.c: the server's response head, serialized in C.
+** See Copyright Notice in README.md
+**
+** build_head makes the whole head of a response (status line, the fields
+** the handler set, Date, the framing fields, Connection) in one string,
+** with the body after it when it is small, so that a plain response is
+** one allocation and one write; header_set is res:header's common case
+** (a valid field, set or removed) without the Lua VM. Both decide exactly
+** as http.server did in Lua: anything unusual (a bad name or value, a
+** reserved field) is left to the Lua path, which raises the error.
+*/
+#include <string.h>
+#include <time.h>
+
+#include "http_core.h"
+
+#define MAX_KEY 256      /* header_set: longer names take the Lua path */
+#define MAX_INLINE 16384 /* a larger body is written after the head */
+
+/* [s, s+n) equals the lower-case b, in any case? */
+static int ieq(const char *s, size_t n, const char *b, size_t bl) {
+  size_t i;
+  if (n != bl) return 0;
+  for (i = 0; i < n; i++) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z') c = (char)(c + 32);
+    if (c != b[i]) return 0;
+  }
+  return 1;
+}
+
+/* Does the comma list v hold "close" (any case, blanks trimmed)? As
+** common.has_token(v, "close"). */
+static int has_close(const char *v, size_t n) {
+  size_t i = 0;
+  while (i <= n) {
+    size_t s = i, e;
+    while (i < n && v[i] != ',') i++;
+    e = i;
+    while (s < e && (v[s] == ' ' || v[s] == '\t')) s++;
+    while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+    if (ieq(v + s, e - s, "close", 5)) return 1;
+    i++;
+  }
+  return 0;
+}
+
+/* "Date: <IMF-fixdate>\r\n", made once a second (per thread: a Lua state
+** may run in a thread of its own). */
+static _Thread_local time_t date_t = (time_t)-1;
+static _Thread_local char date_buf[48];
+static _Thread_local size_t date_len;
+
+static const char *date_line(size_t *len) {
+  static const char wd[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri",
+                                "Sat"};
+  static const char mo[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  time_t t = time(NULL);
+  if (t != date_t) {
+    struct tm tm;
+    int n;
+    if (gmtime_r(&t, &tm) == NULL) memset(&tm, 0, sizeof tm);
+    n = snprintf(date_buf, sizeof date_buf,
+                 "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n",
+                 wd[tm.tm_wday % 7], tm.tm_mday, mo[tm.tm_mon % 12],
+                 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    date_len = n > 0 && (size_t)n < sizeof date_buf ? (size_t)n : 0;
+    date_t = t;
+  }
+  *len = date_len;
+  return date_buf;
+}
+
+/* A field of the flat list (name, value, lower-case name per field). */
+typedef struct fld {
+  const char *s;
+  size_t n;
+} fld;
+
+static fld list_str(lua_State *L, int list, lua_Integer i) {
+  fld f;
+  if (lua_rawgeti(L, list, i) != LUA_TSTRING)
+    luaL_error(L, "build_head: header list item %d is not a string",
+               (int)i);
+  f.s = lua_tolstring(L, -1, &f.n); /* anchored by the list */
+  lua_pop(L, 1);
+  return f;
+}
+
+static int no_body_status(lua_Integer s) {
+  return s < 200 || s == 204 || s == 304;
+}
+
+#define ADD(p, s, n) (memcpy((p), (s), (n)), (p) += (n))
+#define ADDLIT(p, lit) ADD(p, lit, sizeof(lit) - 1)
+
+/*
+** build_head(res, length, req, reason [, body]) -> data, body_apart
+** res._status, res._headers (flat list), res._close; req.version,
+** req.close, req.method. length: the body's length when known (nil:
+** chunked on HTTP/1.1, else until close), unless the handler set a
+** Content-Length. Sets res._length, res._chunked, res._close and
+** res.head_sent. data is the head, followed by body when one is given,
+** may be sent (not HEAD, a status with a body) and is at most 16 KiB;
+** body_apart is true when a body that may be sent is not in data.
+*/
+static int resp_build_head(lua_State *L) {
+  lua_Integer status, length = 0, cl = 0, n, i;
+  int has_length, has_cl = 0, has_date = 0, close, first_conn = -1;
+  int v11, req_close, head_req, allowed;
+  size_t rl, bl = 0, total, dl = 0;
+  const char *reason, *body, *date = NULL;
+  char *p, *start;
+  luaL_Buffer b;
+  int list;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  has_length = !lua_isnoneornil(L, 2);
+  if (has_length) length = luaL_checkinteger(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  reason = luaL_optlstring(L, 4, "Unknown", &rl);
+  body = luaL_optlstring(L, 5, NULL, &bl);
+  lua_settop(L, 5);
+  lua_getfield(L, 1, "_status");                    /* 6 */
+  status = lua_tointeger(L, 6);
+  luaL_argcheck(L, status >= 100 && status <= 999, 1, "bad _status");
+  lua_getfield(L, 1, "_close");                     /* 7 */
+  close = lua_toboolean(L, 7);
+  lua_getfield(L, 3, "version");                    /* 8 */
+  {
+    size_t vl;
+    const char *v = lua_tolstring(L, 8, &vl);
+    v11 = v != NULL && vl == 8 && memcmp(v, "HTTP/1.1", 8) == 0;
+  }
+  lua_getfield(L, 3, "close");                      /* 9 */
+  req_close = lua_toboolean(L, 9);
+  lua_getfield(L, 3, "method");                     /* 10 */
+  {
+    size_t ml;
+    const char *m = lua_tolstring(L, 10, &ml);
+    head_req = m != NULL && ml == 4 && memcmp(m, "HEAD", 4) == 0;
+  }
+  if (lua_getfield(L, 1, "_headers") != LUA_TTABLE) /* 11 */
+    return luaL_argerror(L, 1, "no header list");
+  list = 11;
+  n = (lua_Integer)lua_rawlen(L, list);
+  /* pass 1: what the fields decide, and the size */
+  total = 9 + 3 + 1 + rl + 2 + 2;
+  for (i = 1; i + 2 <= n; i += 3) {
+    fld name = list_str(L, list, i), value = list_str(L, list, i + 1);
+    fld key = list_str(L, list, i + 2);
+    total += name.n + 2 + value.n + 2;
+    if (key.n == 4 && memcmp(key.s, "date", 4) == 0) {
+      has_date = 1;
+    } else if (key.n == 14 && memcmp(key.s, "content-length", 14) == 0) {
+      /* tointeger(tonumber(v)), as in Lua: the last one counts */
+      int isint = 0;
+      has_cl = 0;
+      if (lua_stringtonumber(L, value.s) != 0) {
+        lua_Integer x = lua_tointegerx(L, -1, &isint);
+        if (isint) { cl = x; has_cl = 1; }
+        lua_pop(L, 1);
+      }
+    } else if (key.n == 10 && memcmp(key.s, "connection", 10) == 0) {
+      int c = has_close(value.s, value.n);
+      if (c) close = 1;
+      if (first_conn < 0) first_conn = c;
+    }
+  }
+  if (!has_date) {
+    date = date_line(&dl);
+    total += dl;
+  }
+  total += 128; /* the framing and Connection fields */
+  allowed = body != NULL && bl > 0 && !head_req && !no_body_status(status);
+  if (allowed && bl <= MAX_INLINE) total += bl;
+  start = p = luaL_buffinitsize(L, &b, total);
+  ADDLIT(p, "HTTP/1.1 ");
+  *p++ = (char)('0' + status / 100);
+  *p++ = (char)('0' + status / 10 % 10);
+  *p++ = (char)('0' + status % 10);
+  *p++ = ' ';
+  ADD(p, reason, rl);
+  ADDLIT(p, "\r\n");
+  for (i = 1; i + 2 <= n; i += 3) {
+    fld name = list_str(L, list, i), value = list_str(L, list, i + 1);
+    ADD(p, name.s, name.n);
+    ADDLIT(p, ": ");
+    ADD(p, value.s, value.n);
+    ADDLIT(p, "\r\n");
+  }
+  if (date) ADD(p, date, dl);
+  if (no_body_status(status)) {
+    lua_pushinteger(L, 0);
+  } else if (has_cl) {
+    lua_pushinteger(L, cl);
+  } else if (has_length) {
+    char num[24];
+    int k = snprintf(num, sizeof num, "%lld", (long long)length);
+    ADDLIT(p, "Content-Length: ");
+    ADD(p, num, (size_t)k);
+    ADDLIT(p, "\r\n");
+    lua_pushinteger(L, length);
+  } else if (v11) {
+    ADDLIT(p, "Transfer-Encoding: chunked\r\n");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, 1, "_chunked");
+    lua_pushnil(L);
+  } else {
+    close = 1; /* the end of the body is the end of the connection */
+    lua_pushnil(L);
+  }
+  if (!lua_isnil(L, -1)) lua_setfield(L, 1, "_length");
+  else lua_pop(L, 1);
+  if (req_close || close) {
+    close = 1;
+    if (v11 && first_conn != 1) ADDLIT(p, "Connection: close\r\n");
+  } else if (!v11) {
+    ADDLIT(p, "Connection: keep-alive\r\n");
+  }
+  ADDLIT(p, "\r\n");
+  if (allowed && bl <= MAX_INLINE) ADD(p, body, bl);
+  if (close) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, 1, "_close");
+  }
+  lua_pushboolean(L, 1);
+  lua_setfield(L, 1, "head_sent");
+  luaL_pushresultsize(&b, (size_t)(p - start));
+  lua_pushboolean(L, allowed && bl > MAX_INLINE);
+  return 2;
+}
+
+/*
+** header_set(list, name, value|nil, add) -> true | false
+** res:header / res:add_header on the flat list (name, value, lower-case
+** name per field): removes the fields of that name (unless add), then
+** appends the new one (unless value is nil). False, the list untouched,
+** for anything else (a name or value that is not a string, a bad name or
+** value, a reserved field): the Lua path then raises the right error.
+*/
+static int resp_header_set(lua_State *L) {
+  size_t nl, vl = 0, i;
+  const char *name, *value = NULL;
+  char key[MAX_KEY];
+  int add = lua_toboolean(L, 4);
+  lua_Integer n, j, w;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_type(L, 2) != LUA_TSTRING) goto slow;
+  name = lua_tolstring(L, 2, &nl);
+  if (!lua_isnil(L, 3)) {
+    if (lua_type(L, 3) != LUA_TSTRING) goto slow;
+    value = lua_tolstring(L, 3, &vl);
+  }
+  if (nl == 0 || nl > MAX_KEY) goto slow;
+  for (i = 0; i < nl; i++) {
+    char c = name[i];
+    if (!HTTP_TCHAR(c)) goto slow;
+    key[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+  }
+  if (nl == 17 && memcmp(key, "transfer-encoding", 17) == 0) goto slow;
+  for (i = 0; value != NULL && i < vl; i++)
+    if (!HTTP_VCHAR(value[i])) goto slow;
+  lua_settop(L, 3);
+  n = (lua_Integer)lua_rawlen(L, 1);
+  if (!add && n > 0) { /* remove every field of that name, in place */
+    for (j = 1, w = 1; j + 2 <= n; j += 3) {
+      size_t kl;
+      const char *k;
+      lua_rawgeti(L, 1, j + 2);
+      k = lua_tolstring(L, -1, &kl);
+      lua_pop(L, 1);
+      if (k != NULL && kl == nl && memcmp(k, key, nl) == 0) continue;
+      if (w != j) {
+        int d;
+        for (d = 0; d < 3; d++) {
+          lua_rawgeti(L, 1, j + d);
+          lua_rawseti(L, 1, w + d);
+        }
+      }
+      w += 3;
+    }
+    for (j = w; j <= n; j++) {
+      lua_pushnil(L);
+      lua_rawseti(L, 1, j);
+    }
+    n = w - 1;
+  }
+  if (value != NULL) {
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, 1, n + 1);
+    lua_pushvalue(L, 3);
+    lua_rawseti(L, 1, n + 2);
+    lua_pushlstring(L, key, nl);
+    lua_rawseti(L, 1, n + 3);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+slow:
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+const luaL_Reg http_resp_funcs[] = {
+  {"build_head", resp_build_head},
+  {"header_set", resp_header_set},
+  {NULL, NULL}
+};
