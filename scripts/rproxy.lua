@@ -44,7 +44,8 @@ local function handler(req, res)
   end
   local up, err = http.request{method = req.method, url = upstream ..
     req.target, headers = headers, source = source, redirects = 0,
-    timeout = 30}
+    timeout = 30, proxy = false} -- (the upstream is named: never via
+                                   -- the machine's http_proxy)
   if not up then
     local status = err == "timeout" and 504 or 502
     return res:send(status, status .. " upstream: " .. err .. "\n")

@@ -9,6 +9,10 @@ luahost=$1
 shift
 case "$luahost" in /*) ;; *) luahost="$(pwd)/$luahost" ;; esac
 export LUAHOST="$luahost"
+# The specs talk to loopback only: a proxy set for the machine (curl and
+# the http client both honour these) would route them elsewhere.
+unset http_proxy https_proxy HTTPS_PROXY HTTP_PROXY all_proxy ALL_PROXY \
+  no_proxy NO_PROXY
 
 if [ "${LUAHOST_NETNS:-}" != 1 ]; then
   if unshare -n sh -c 'ip link set lo up' 2>/dev/null; then

@@ -17,6 +17,14 @@ limits.pool idle connections per origin, each for at most
 timeouts.pool seconds. A request that fails on a reused connection
 before any response byte (the server closed it meanwhile) is sent once
 more on a new one when it can be (its body is a string).
+
+Proxies: `proxy = "http://[user:pass@]host:port"` (or false for none);
+by default the environment's `http_proxy` for http:// URLs and
+`https_proxy` (or `HTTPS_PROXY`) for https:// ones, except for the hosts
+`no_proxy` (or `NO_PROXY`) lists. `HTTP_PROXY` in capitals is ignored,
+as curl does: CGI puts a request's `Proxy:` header there ("httpoxy").
+http:// requests go to the proxy in absolute form; https:// ones through
+a `CONNECT` tunnel, TLS end to end with the origin's name verified.
 ]]
 local net = require "net"
 local task = require "task"
@@ -28,6 +36,8 @@ local M = {}
 local now, concat, lower = task.now, table.concat, string.lower
 
 local DEFAULT_PORT = {http = 80, https = 443, ws = 80, wss = 443}
+
+local tunnel -- (below)
 
 --- parse_url(url) -> {scheme, host, port, target, authority} | nil, err
 function M.parse_url(url)
@@ -67,6 +77,78 @@ local function resolve(base, location)
   return origin .. dir .. location
 end
 M.resolve = resolve
+
+-- {{{ proxies
+
+-- Does no_proxy (a comma- or space-separated list: "*", host names,
+-- domain suffixes with or without a leading dot, IP addresses, each with
+-- an optional :port, IPv6 ones in brackets then) exempt host:port?
+local function exempt(list, host, port)
+  host = lower(host)
+  for entry in list:gmatch("[^,%s]+") do
+    entry = lower(entry)
+    if entry == "*" then return true end
+    local name, p = entry:match("^%[(.-)%]:?(%d*)$")
+    if not name then
+      name, p = entry:match("^([^:]+):(%d+)$")
+      if not name then name, p = entry, "" end
+    end
+    name = name:gsub("^%.", "")
+    if (p == "" or tonumber(p) == port) and name ~= "" and (host == name or
+      host:sub(-#name - 1) == "." .. name) then
+      return true
+    end
+  end
+  return false
+end
+M.no_proxy_exempts = exempt
+
+-- The proxy URL (string or nil) as {host, port, auth} | nil | nil, err.
+local function parse_proxy(url)
+  local scheme, userinfo, rest = url:match("^(%a[%w+.-]*)://([^/@]*)@(.*)$")
+  if not scheme then
+    scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
+  end
+  if not scheme then -- "host:port", as curl takes it
+    scheme, rest = "http", url
+  end
+  if lower(scheme) ~= "http" then
+    return nil, "proxy " .. url .. ": only http:// proxies are supported"
+  end
+  local u, err = M.parse_url("http://" .. rest)
+  if not u then return nil, "proxy " .. url .. ": " .. err end
+  if u.port == 80 and not u.authority:find(":%d+$") then u.port = 1080 end
+  local auth
+  if userinfo then
+    local unescape = function(x)
+      return (x:gsub("%%(%x%x)", function(h)
+        return string.char(tonumber(h, 16)) end))
+    end
+    local user, pass = userinfo:match("^([^:]*):?(.*)$")
+    auth = "Basic " .. core.b64encode(unescape(user) .. ":" .. unescape(pass))
+  end
+  return {host = u.host, port = u.port, auth = auth}
+end
+
+-- The proxy a request to u goes through: opts.proxy (false: none), else
+-- the environment's. -> proxy | nil | nil, err
+local function proxy_for(u, opts)
+  local url = opts.proxy
+  if url == false then return nil end
+  if url == nil then
+    if u.scheme == "https" then
+      url = os.getenv("https_proxy") or os.getenv("HTTPS_PROXY")
+    else
+      url = os.getenv("http_proxy")
+    end
+    if not url or url == "" then return nil end
+    local list = os.getenv("no_proxy") or os.getenv("NO_PROXY")
+    if list and exempt(list, u.host, u.port) then return nil end
+  end
+  return parse_proxy(url)
+end
+
+-- }}}
 
 -- {{{ pool
 
@@ -273,7 +355,7 @@ end
 
 local REQUEST_OPTS = {method = true, url = true, headers = true,
   body = true, source = true, timeout = true, redirects = true,
-  max_body = true, gzip = true, tls = true}
+  max_body = true, gzip = true, tls = true, proxy = true}
 
 local function check_opts(opts)
   if type(opts) ~= "table" then
@@ -328,6 +410,11 @@ local function check_opts(opts)
     error("bad argument #1 to 'request' (timeout: positive number " ..
       "expected)", 3)
   end
+  if opts.proxy ~= nil and opts.proxy ~= false and
+    type(opts.proxy) ~= "string" then
+    error("bad argument #1 to 'request' (proxy: URL string or false " ..
+      "expected)", 3)
+  end
   local redirects = opts.redirects
   if redirects ~= nil and (math.type(redirects) ~= "integer" or
     redirects < 0) then
@@ -337,9 +424,16 @@ local function check_opts(opts)
   return method
 end
 
-local function head_bytes(method, u, headers, body, source, gzip)
-  local out = {method, " ", u.target, " HTTP/1.1\r\nHost: ", u.authority,
+local function head_bytes(method, u, headers, body, source, gzip, proxy)
+  local target = u.target
+  if proxy and u.scheme == "http" then -- absolute form (RFC 9112 3.2.2)
+    target = "http://" .. u.authority .. target
+  end
+  local out = {method, " ", target, " HTTP/1.1\r\nHost: ", u.authority,
     "\r\n"}
+  if proxy and proxy.auth and u.scheme == "http" then
+    out[#out + 1] = "Proxy-Authorization: " .. proxy.auth .. "\r\n"
+  end
   local has_ua, has_accept = false, false
   for name, value in pairs(headers or {}) do
     local l = lower(name)
@@ -362,6 +456,68 @@ local function head_bytes(method, u, headers, body, source, gzip)
   return concat(out)
 end
 
+-- The pool key of a tls setting: equal option tables written anew for
+-- each request (`tls = {ca = "ca.pem"}`) share connections; a context
+-- or a table holding one goes by identity.
+local function tls_key(tls)
+  if type(tls) ~= "table" or getmetatable(tls) then return tostring(tls) end
+  local keys = {}
+  for k, v in pairs(tls) do
+    local tv = type(v)
+    if tv == "table" then
+      local n = 0
+      for _ in pairs(v) do n = n + 1 end
+      if n ~= #v or getmetatable(v) then return tostring(tls) end
+      for i, x in ipairs(v) do
+        if type(x) ~= "string" then return tostring(tls) end
+        keys[#keys + 1] = ("%s[%d]=%q"):format(k, i, x)
+      end
+    elseif tv == "string" or tv == "number" or tv == "boolean" then
+      keys[#keys + 1] = ("%s=%q"):format(k, v)
+    else
+      return tostring(tls)
+    end
+  end
+  table.sort(keys)
+  return "{" .. concat(keys, ",") .. "}"
+end
+
+-- A connection to the proxy; for https, a CONNECT tunnel through it
+-- with TLS to the origin on top. -> conn, reader | nil, nil, err
+tunnel = function(u, proxy, tls, timeout)
+  local deadline = now() + timeout
+  local conn, err = net.connect(proxy.host, proxy.port, {timeout =
+    math.min(timeout, common.defaults.timeouts.connect)})
+  if not conn then return nil, nil, err end
+  local r = common.reader(conn)
+  if not tls then return conn, r end
+  local function fail(why)
+    conn:close()
+    return nil, nil, why
+  end
+  local hostport = (u.host:find(":", 1, true) and "[" .. u.host .. "]" or
+    u.host) .. ":" .. u.port
+  local ok
+  ok, err = conn:write("CONNECT ", hostport, " HTTP/1.1\r\nHost: ",
+    hostport, "\r\n", proxy.auth and "Proxy-Authorization: " .. proxy.auth
+    .. "\r\n" or "", "\r\n")
+  if not ok then return fail(err) end
+  local h
+  h, err = common.read_response_head(r, deadline)
+  if not h then return fail("proxy CONNECT: " .. err) end
+  if h.status < 200 or h.status > 299 then
+    return fail(("proxy CONNECT %s: %d %s"):format(hostport, h.status,
+      h.reason or ""))
+  end
+  if r:buffered() > 0 then -- (a tunnel carries nothing before our hello)
+    return fail("proxy CONNECT: data before the TLS handshake")
+  end
+  local left = math.max(0.001, deadline - now())
+  conn, err = conn:starttls(tls, {host = u.host, timeout = left})
+  if not conn then return nil, nil, err end
+  return conn, common.reader(conn)
+end
+
 -- One exchange on one connection: res | nil, err, retryable.
 local function exchange(method, u, opts, body, timeout)
   local origin = u.scheme .. "://" .. u.host .. ":" .. u.port
@@ -371,15 +527,26 @@ local function exchange(method, u, opts, body, timeout)
   -- https: verified by default (tls = options or a context for ca =,
   -- client certificates...); pooled per origin and tls setting
   local tls = u.scheme == "https" and (opts.tls or true) or nil
-  if tls and tls ~= true then origin = origin .. " " .. tostring(tls) end
+  if tls and tls ~= true then origin = origin .. " " .. tls_key(tls) end
+  local proxy, perr = proxy_for(u, opts)
+  if perr then return nil, perr end
+  if proxy then -- plain: one pool per proxy; https: per tunnel's origin
+    local via = " via " .. proxy.host .. ":" .. proxy.port .. " " ..
+      tostring(proxy.auth)
+    origin = (u.scheme == "http" and "http-proxy" or origin) .. via
+  end
   local conn, r = checkout(origin)
   local reused = conn ~= nil
   if not conn then
     local err
-    conn, err = net.connect(u.host, u.port, {timeout = math.min(timeout,
-      common.defaults.timeouts.connect), tls = tls})
+    if proxy then
+      conn, r, err = tunnel(u, proxy, tls, timeout)
+    else
+      conn, err = net.connect(u.host, u.port, {timeout = math.min(timeout,
+        common.defaults.timeouts.connect), tls = tls})
+      r = conn and common.reader(conn)
+    end
     if not conn then return nil, err end
-    r = common.reader(conn)
   end
   conn:settimeout(timeout)
   local function broken(err)
@@ -387,7 +554,7 @@ local function exchange(method, u, opts, body, timeout)
     return nil, err, reused
   end
   local ok, err = conn:write(head_bytes(method, u, opts.headers, body,
-    opts.source, opts.gzip))
+    opts.source, opts.gzip, proxy))
   if not ok then return broken(err) end
   if body and body ~= "" then
     ok, err = conn:write(body)
