@@ -177,6 +177,9 @@ end
 
 Conn.receive = Conn.read
 
+--- splice(a, b [, opts]): see lib/net_pipe.c and docs/net.md
+net.splice = core.splice
+
 local CONNECT_OPTS = {timeout = true, bind = true, nodelay = true,
   family = true, path = true, host = true, port = true, max_line = true,
   write_hwm = true, tls = true}

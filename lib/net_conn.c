@@ -50,6 +50,10 @@ const char *net_conn_errname(conn *c, int status) {
 static void conn_free(lh_handle *h) {
   conn *c = (conn *)h->extra;
   lua_State *L = h->ctx->L;
+  if (c->pipe != NULL) { /* closed under a pipe (uv.walk, the end) */
+    c->closed = 1;
+    net_pipe_gone(c, !h->ctx->shutting_down);
+  }
   if (!h->ctx->shutting_down &&
       (c->rco != NULL || c->wco != NULL || c->resting)) {
     /* Closed under a waiting task (uv.walk + close, a drain): tell it
@@ -256,7 +260,9 @@ static int core_close_resting(lua_State *L) {
 
 /* Resume the task parked in c's reader slot (reader, acceptor, connect). */
 void net_wake_reader(lua_State *L, conn *c) {
-  lua_State *co = c->rco;
+  lua_State *co;
+  if (c->pipe != NULL && net_pipe_input(c)) return; /* a pipe reads c */
+  co = c->rco;
   if (co == NULL) {
     if (c->resting) rest_wake(L, c);
     return;
@@ -326,6 +332,7 @@ void net_conn_close(lua_State *L, conn *c) {
   }
   net_wake_reader(L, c);
   net_wake_writer(L, c);
+  if (c->pipe != NULL) net_pipe_gone(c, 1);
   if (c->olen > 0)
     net_flush_out(c); /* setvbuf's batch goes out before the close */
   if (c->tp->close && c->kind == K_STREAM && !uv_is_closing(c->h->uv))

@@ -28,6 +28,7 @@
 **   net_udp.c       - datagrams, a bounded receive queue;
 **   net_proxy.c     - the PROXY protocol header (v1, v2) of an accepted
 **                     conn, read before any transport handshake;
+**   net_pipe.c      - conn:pipe, net.splice: bytes from conn to conn in C;
 */
 #ifndef NET_CORE_H
 #define NET_CORE_H
@@ -55,6 +56,7 @@ extern const char net_cancel_mark, net_drop_mark;
 
 typedef struct core core;
 typedef struct conn conn;
+typedef struct net_pipe net_pipe;
 
 /* What a PROXY protocol header said (net_proxy.c): the original client
 ** (src) and the address it connected to (dst); local: a header with no
@@ -299,6 +301,8 @@ struct conn {
   char *obuf;            /* setvbuf "full"/"line": output not yet sent */
   size_t olen, osize;    /* bytes in obuf; flushed past osize */
   net_proxied *px;       /* a PROXY header's client, NULL if none */
+  net_pipe *pipe;        /* the pipe or splice moving its bytes, if any
+                            (net_pipe.c) */
   union {               /* one list at a time (anonymous: GNU C, C11) */
     struct { struct conn *bnext, *bprev; }; /* on K->batched while obuf
                                                holds data */
@@ -387,6 +391,22 @@ void net_rstop(conn *c);
 
 /* }====================================================== */
 
+/* {====================================================== pipes */
+
+/* The hooks of net_pipe.c, called only when c->pipe is set. */
+/* Plaintext of c (net_deliver): 1 when the pipe took it, 0 when c is no
+** source of the pipe (read as usual). */
+int net_pipe_data(conn *c, const char *p, size_t n);
+/* c's input ended or failed (net_wake_reader): 1 when the pipe took the
+** news (c is its source). */
+int net_pipe_input(conn *c);
+/* A write request of c left (write_cb). */
+void net_pipe_written(conn *c);
+/* c is being closed or freed: its pipe ends; wake: resume the task. */
+void net_pipe_gone(conn *c, int wake);
+
+/* }====================================================== */
+
 /* The openers, called with the module table at -2 and the core at -1
 ** (left there): each adds its functions with net_setfuncs (upvalue 1:
 ** the core) and its methods to the socket kinds (net_add_methods). */
@@ -400,5 +420,6 @@ void net_dns_open(lua_State *L);
 void net_udp_open(lua_State *L);
 void net_proxy_open(lua_State *L);
 void net_tls_open(lua_State *L);     /* tls_conn.c */
+void net_pipe_open(lua_State *L);
 
 #endif

@@ -120,6 +120,7 @@ int luaopen_net_core(lua_State *L) {
   net_udp_open(L);
   net_proxy_open(L);
   net_tls_open(L);
+  net_pipe_open(L);
   lua_pop(L, 1);             /* the core */
   return 1;
 }

@@ -9,13 +9,15 @@ connection to the upstream server, and bytes flow both ways.
 
 It prints "listening on HOST:PORT -> UPSTREAM:PORT" once it is ready.
 
-Each direction is one task doing read-then-write, so a slow reader on one
-side slows the writer on the other (backpressure: nothing piles up in
-memory). When one side finishes sending, the proxy half-closes the other
-side (shutdown) and keeps the reverse direction open until it ends too.
+The bytes never become Lua strings: net.splice moves them in C, both
+ways at once, from one connection's read straight to the other's write.
+A slow reader on one side stops the reading on the other (backpressure:
+nothing piles up in memory). When one side finishes sending, the proxy
+half-closes the other side (shutdown) and keeps the reverse direction
+open until it ends too. A reset, an error or IDLE seconds with no byte
+either way close both connections.
 ]]
 local net = require "net"
-local task = require "task"
 
 local up_host, up_port = arg[1], tonumber(arg[2])
 local host = arg[3] or "127.0.0.1"
@@ -27,27 +29,7 @@ if not up_host or not up_port then
 end
 
 local CONNECT_TIMEOUT = 10
-local IDLE = 300 -- seconds a direction may stay silent
-
--- Copy from `src` to `dst` until src ends, then half-close dst. If the
--- copy breaks off (reset, timeout), both connections are closed, which
--- also ends the other direction.
-local function pump(src, dst, pair)
-  while true do
-    local data, err = src:recv()
-    if not data then
-      if err == "closed" and not pair.broken then -- a clean end: pass it on
-        dst:shutdown()
-        return
-      end
-      break
-    end
-    if not dst:write(data) then break end -- waits while dst is slow
-  end
-  pair.broken = true
-  src:close()
-  dst:close()
-end
+local IDLE = 300 -- seconds the pair may stay silent (no byte either way)
 
 local function forward(client)
   local upstream, err = net.connect(up_host, up_port,
@@ -60,10 +42,7 @@ local function forward(client)
   end
   client:settimeout(IDLE)
   upstream:settimeout(IDLE)
-  local pair = {}
-  local back = task.spawn(pump, upstream, client, pair)
-  pump(client, upstream, pair)
-  back:join()
+  net.splice(client, upstream) -- until both ends are done, or a failure
   upstream:close()
   client:close()
 end
