@@ -50,12 +50,12 @@ const char *net_conn_errname(conn *c, int status) {
 static void conn_free(lh_handle *h) {
   conn *c = (conn *)h->extra;
   lua_State *L = h->ctx->L;
-  if (c->pipe != NULL) { /* closed under a pipe (uv.walk, the end) */
+  if (X_PIPE(c) != NULL) { /* closed under a pipe (uv.walk, the end) */
     c->closed = 1;
     net_pipe_gone(c, !h->ctx->shutting_down);
   }
   if (!h->ctx->shutting_down &&
-      (c->rco != NULL || c->wco != NULL || c->resting)) {
+      (c->rco != NULL || X_WCO(c) != NULL || c->resting)) {
     /* Closed under a waiting task (uv.walk + close, a drain): tell it
     ** "closed" rather than leave it parked for ever. */
     c->closed = 1;
@@ -66,14 +66,18 @@ static void conn_free(lh_handle *h) {
   h->extra = NULL;
   if (c->tp->free) c->tp->free(c);
   net_tmo_del(c->K, &c->rt);
-  net_tmo_del(c->K, &c->wt);
   net_rslot_forget(c);
   luaL_unref(L, LUA_REGISTRYINDEX, c->rref);
-  luaL_unref(L, LUA_REGISTRYINDEX, c->wref);
   luaL_unref(L, LUA_REGISTRYINDEX, c->iref);
   free(c->buf);
-  free(c->px);
-  net_batch_free(c);
+  if (c->x != NULL) {
+    net_tmo_del(c->K, &c->x->wt);
+    luaL_unref(L, LUA_REGISTRYINDEX, c->x->wref);
+    free(c->x->px);
+    net_batch_free(c);
+    free(c->x);
+    c->x = NULL;
+  }
   while (c->qhead) {
     dgram *d = c->qhead;
     c->qhead = d->next;
@@ -81,6 +85,18 @@ static void conn_free(lh_handle *h) {
   }
   if (c->ud) *c->ud = NULL;
   /* (c's memory is the handle's: it goes with it) */
+}
+
+conn_x *net_conn_x(conn *c) {
+  conn_x *x = c->x;
+  if (x != NULL) return x;
+  x = (conn_x *)calloc(1, sizeof(conn_x));
+  if (x == NULL) return NULL;
+  x->c = c;
+  x->wref = LUA_NOREF;
+  x->wt.idx = -1;
+  c->x = x;
+  return x;
 }
 
 /* Push a new conn userdata of kind with an lh_handle of type (not yet
@@ -102,12 +118,15 @@ conn *net_conn_new(lua_State *L, core *K, uv_handle_type type, int kind) {
   c->K = K;
   c->tp = &net_plain;
   c->kind = (unsigned char)kind;
-  c->rref = c->wref = c->iref = LUA_NOREF;
-  c->rt.idx = c->wt.idx = -1;
-  c->timeout = c->idle = -1;
+  c->rref = c->iref = LUA_NOREF;
+  c->rt.idx = -1;
+  c->timeout = -1;
   c->maxline = K->maxline;
   c->hwm = K->hwm;
-  if (kind == K_SERVER) c->group = ++K->ngroups;
+  if (kind == K_SERVER) {
+    c->group = ++K->ngroups;
+    c->idle = -1;
+  }
   h->extra = c;
   h->free_extra = conn_free;
   *ud = c;
@@ -261,7 +280,8 @@ static int core_close_resting(lua_State *L) {
 /* Resume the task parked in c's reader slot (reader, acceptor, connect). */
 void net_wake_reader(lua_State *L, conn *c) {
   lua_State *co;
-  if (c->pipe != NULL && net_pipe_input(c)) return; /* a pipe reads c */
+  if (X_PIPE(c) != NULL && net_pipe_input(c)) return; /* a pipe reads
+                                                            c */
   co = c->rco;
   if (co == NULL) {
     if (c->resting) rest_wake(L, c);
@@ -285,12 +305,13 @@ void net_wake_reader(lua_State *L, conn *c) {
 }
 
 void net_wake_writer(lua_State *L, conn *c) {
-  lua_State *co = c->wco;
+  conn_x *x = c->x;
+  lua_State *co = x != NULL ? x->wco : NULL;
   if (co == NULL) return;
-  c->wco = NULL;
-  net_tmo_del(c->K, &c->wt);
+  x->wco = NULL;
+  net_tmo_del(c->K, &x->wt);
   net_resume(c->K, co); /* (the slot anchors co meanwhile) */
-  if (c->wco == NULL) net_unanchor(L, c->wref);
+  if (c->x == x && x->wco == NULL) net_unanchor(L, x->wref);
 }
 
 static void shutdown_close_cb(uv_shutdown_t *req, int status) {
@@ -303,7 +324,7 @@ static void shutdown_close_cb(uv_shutdown_t *req, int status) {
 /* LINGER_MS after a close with output queued: close now. */
 static void linger_fire(core *K, tmo *t) {
   (void)K;
-  lh_handle_close(container_of(t, conn, wt)->h);
+  lh_handle_close(container_of(t, conn_x, wt)->c->h);
 }
 
 /* SO_LINGER on with 0 seconds: the owner asked for a reset on close, so
@@ -332,17 +353,19 @@ void net_conn_close(lua_State *L, conn *c) {
   }
   net_wake_reader(L, c);
   net_wake_writer(L, c);
-  if (c->pipe != NULL) net_pipe_gone(c, 1);
-  if (c->olen > 0)
+  if (X_PIPE(c) != NULL) net_pipe_gone(c, 1);
+  if (X_OLEN(c) > 0)
     net_flush_out(c); /* setvbuf's batch goes out before the close */
   if (c->tp->close && c->kind == K_STREAM && !uv_is_closing(c->h->uv))
     c->tp->close(c); /* e.g. a TLS close_notify, queued with net_send */
   if (c->nwreq > 0 && c->kind == K_STREAM && !uv_is_closing(c->h->uv) &&
       !abortive(c)) {
-    uv_shutdown_t *req = (uv_shutdown_t *)malloc(sizeof(uv_shutdown_t));
+    conn_x *x = net_conn_x(c); /* (its wt: the linger's deadline) */
+    uv_shutdown_t *req = x != NULL ?
+      (uv_shutdown_t *)malloc(sizeof(uv_shutdown_t)) : NULL;
     if (req != NULL && uv_shutdown(req, STREAM(c), shutdown_close_cb) == 0) {
       req->data = c;
-      net_tmo_add(c->K, &c->wt, linger_fire, LINGER_MS);
+      net_tmo_add(c->K, &x->wt, linger_fire, LINGER_MS);
       return;
     }
     free(req);
@@ -365,8 +388,8 @@ void net_rd_fire(core *K, tmo *t) {
 }
 
 static void wr_fire(core *K, tmo *t) {
-  conn *c = container_of(t, conn, wt);
-  c->wtimed = c->wco != NULL && lua_status(c->wco) == LUA_YIELD;
+  conn *c = container_of(t, conn_x, wt)->c;
+  c->wtimed = c->x->wco != NULL && lua_status(c->x->wco) == LUA_YIELD;
   net_wake_writer(K->ctx->L, c);
 }
 
@@ -382,7 +405,7 @@ int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
                       "socket", what);
   /* A read that would wait first sends what setvbuf batched: the peer
   ** may be waiting for it before it answers. */
-  if (c->olen > 0) net_flush_out(c);
+  if (X_OLEN(c) > 0) net_flush_out(c);
   c->rsince = net_now(c->K); /* (one clock read per wait) */
   if (ms >= 0) {
     /* Deadlines of reads are lazy: most reads end before it, and an entry
@@ -408,17 +431,19 @@ int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
 
 int net_park_writer(lua_State *L, conn *c, int flush, lua_KFunction k,
                     const char *what) {
+  conn_x *x;
   net_need_task(L, c->K, what);
-  if (c->wco != NULL && lua_status(c->wco) == LUA_YIELD)
+  if (X_WCO(c) != NULL && lua_status(c->x->wco) == LUA_YIELD)
     return luaL_error(L, "%s: another task is already writing to this "
                       "socket", what);
-  if (c->timeout >= 0 &&
-      net_tmo_add(c->K, &c->wt, wr_fire, (uint64_t)c->timeout) < 0)
+  x = net_conn_x(c);
+  if (x == NULL || (c->timeout >= 0 &&
+      net_tmo_add(c->K, &x->wt, wr_fire, (uint64_t)c->timeout) < 0))
     return luaL_error(L, "not enough memory");
-  c->wco = L;
+  x->wco = L;
   c->wtimed = 0;
   c->wflush = (unsigned char)flush;
-  net_anchor(L, &c->wref);
+  net_anchor(L, &x->wref);
   return lua_yieldk(L, 0, 0, k);
 }
 
@@ -432,10 +457,10 @@ void net_drop_waits(lua_State *L, conn *c) {
     net_rslot_forget(c);
     net_unanchor(L, c->rref);
   }
-  if (c->wco == L) {
-    c->wco = NULL;
-    net_tmo_del(c->K, &c->wt);
-    net_unanchor(L, c->wref);
+  if (X_WCO(c) == L) {
+    c->x->wco = NULL;
+    net_tmo_del(c->K, &c->x->wt);
+    net_unanchor(L, c->x->wref);
   }
 }
 
@@ -545,8 +570,8 @@ static int get_name(lua_State *L, int peer) {
     lua_pushlstring(L, path, n);
     return 1;
   }
-  if (peer && c->px != NULL) /* the client a PROXY header named */
-    return net_push_sockaddr(L, (struct sockaddr *)&c->px->src);
+  if (peer && c->x != NULL && c->x->px != NULL) /* a PROXY header's */
+    return net_push_sockaddr(L, (struct sockaddr *)&c->x->px->src);
   memset(&ss, 0, sizeof(ss));
   if (c->h->uv->type == UV_UDP)
     r = peer ? uv_udp_getpeername((uv_udp_t *)c->h->uv,
@@ -628,7 +653,7 @@ static int core_configure(lua_State *L) {
     c->maxline = (size_t)lh_check_range(L, 2, 1, (lua_Integer)1 << 40);
   if (!lua_isnoneornil(L, 3))
     c->hwm = (size_t)lh_check_range(L, 3, 1, (lua_Integer)1 << 40);
-  if (!lua_isnoneornil(L, 4))
+  if (!lua_isnoneornil(L, 4) && c->kind == K_SERVER)
     c->idle = (int)lh_check_range(L, 4, -1, (lua_Integer)1 << 30);
   return 0;
 }

@@ -281,28 +281,13 @@ struct conn {
   size_t cap;
   const char *rp;        /* unread input: rp[0 .. rlen) */
   size_t rlen;
-  lua_State *rco, *wco;  /* parked reader (or acceptor) and writer */
+  lua_State *rco;        /* parked reader (or acceptor) */
   lua_State *task;       /* last thread known to be a task (need_task) */
-  int rref, wref;        /* registry slots anchoring them */
-  int iref;              /* rest: the registry slot of its callback (the
-                            conn has no userdata meanwhile: see
-                            net_read.c) */
-  int group;             /* server: its number; a resting conn: its
-                            server's (server:close_idle, shedding) */
-  tmo rt, wt;
+  struct conn_x *x;      /* what only some conns use, NULL until then */
+  tmo rt;                /* the reader's deadline (also a resting conn's) */
   uint64_t rdue;         /* deadline of the parked reader, 0 = none */
   uint64_t rsince;       /* when the reader parked (net_now, ms) */
-  int timeout;           /* ms for every later wait, -1 = none */
-  int idle;              /* server: timeout given to accepted conns */
-  int rerr, werr;        /* sticky: UV_EOF or an error */
-  int cstatus;           /* connect: 1 in progress, else its status */
-  unsigned nwreq;        /* queued writes */
   size_t maxline, hwm;
-  char *obuf;            /* setvbuf "full"/"line": output not yet sent */
-  size_t olen, osize;    /* bytes in obuf; flushed past osize */
-  net_proxied *px;       /* a PROXY header's client, NULL if none */
-  net_pipe *pipe;        /* the pipe or splice moving its bytes, if any
-                            (net_pipe.c) */
   union {               /* one list at a time (anonymous: GNU C, C11) */
     struct { struct conn *bnext, *bprev; }; /* on K->batched while obuf
                                                holds data */
@@ -310,6 +295,20 @@ struct conn {
                                                  rests (rest flushed obuf) */
     struct { dgram *qhead, *qtail; }; /* udp: received, not yet read */
   };
+  int rref;              /* registry slot anchoring rco */
+  int iref;              /* rest: the registry slot of its callback (the
+                            conn has no userdata meanwhile: see
+                            net_read.c) */
+  int group;             /* server: its number; a resting conn: its
+                            server's (server:close_idle, shedding) */
+  int timeout;           /* ms for every later wait, -1 = none */
+  int rerr, werr;        /* sticky: UV_EOF or an error */
+  union {
+    int cstatus;         /* stream: connect: 1 in progress, else its
+                            status */
+    int idle;            /* server: timeout given to accepted conns */
+  };
+  unsigned nwreq;        /* queued writes */
   int qlen;              /* udp: datagrams queued */
   unsigned char kind, reading, closed, rtimed, wtimed, wflush, pending;
   unsigned char skipline;
@@ -319,6 +318,33 @@ struct conn {
 };
 
 enum { VBUF_NO, VBUF_FULL, VBUF_LINE };
+
+/*
+** The part of a conn that an idle one does not use, in a block of its
+** own made on first use (net_conn_x) and freed with the conn: a writer
+** parked by backpressure (or flush), the linger of a close with output
+** queued, setvbuf's batch, a PROXY header's addresses, a pipe. A conn
+** that reads and writes without ever waiting to write has none: every
+** idle connection is that much smaller (one C block per connection).
+*/
+typedef struct conn_x {
+  conn *c;
+  lua_State *wco;        /* parked writer */
+  int wref;              /* registry slot anchoring it */
+  tmo wt;                /* the writer's deadline; close's linger */
+  char *obuf;            /* setvbuf "full"/"line": output not yet sent */
+  size_t olen, osize;    /* bytes in obuf; flushed past osize */
+  net_proxied *px;       /* a PROXY header's client, NULL if none */
+  net_pipe *pipe;        /* the pipe or splice moving its bytes, if any
+                            (net_pipe.c) */
+} conn_x;
+
+/* c's conn_x, made now if it has none; NULL when out of memory. */
+conn_x *net_conn_x(conn *c);
+/* Reads of the fields of c->x for a conn that may have none. */
+#define X_WCO(c) ((c)->x != NULL ? (c)->x->wco : NULL)
+#define X_OLEN(c) ((c)->x != NULL ? (c)->x->olen : 0)
+#define X_PIPE(c) ((c)->x != NULL ? (c)->x->pipe : NULL)
 
 #define STREAM(c) ((uv_stream_t *)(c)->h->uv)
 #define LIVE(c) ((c) != NULL && !(c)->closed)

@@ -6,7 +6,7 @@
 **
 ** A pipe is a session of one direction (conn:pipe) or two (splice) over
 ** a pair of conns; the calling task waits, with nothing else to do, until
-** the session ends. Both conns point at the session (conn->pipe) while it
+** the session ends. Both conns point at the session (conn->x->pipe) while it
 ** runs; the hooks elsewhere are few:
 **   net_deliver (net_read.c)   - plaintext of a source: net_pipe_data;
 **   net_wake_reader (net_conn.c) - end of input or a read error of a
@@ -99,7 +99,7 @@ static void detach(net_pipe *P) {
   for (i = 0; i < 2; i++) {
     conn *c = P->c[i];
     if (c == NULL) continue;
-    c->pipe = NULL;
+    c->x->pipe = NULL;
     unref_handle(c);
     P->c[i] = NULL;
     unref_pipe(P); /* (never the last: the box holds one) */
@@ -151,7 +151,7 @@ static void src_eof(net_pipe *P, int i) {
   }
   if (P->eof == EOF_SHUTDOWN && LIVE(dst)) {
     int r = 0;
-    if (dst->olen > 0) r = net_flush_out(dst);
+    if (X_OLEN(dst) > 0) r = net_flush_out(dst);
     if (r == 0) r = dst->tp->shutdown(dst);
     if (r < 0) {
       fail(P, i, r, AT_WRITE);
@@ -263,7 +263,7 @@ static int move(net_pipe *P, int i, const char *p, size_t n) {
 }
 
 int net_pipe_data(conn *c, const char *p, size_t n) {
-  net_pipe *P = c->pipe;
+  net_pipe *P = c->x->pipe;
   int i = dir_of_src(P, c);
   if (i < 0) return 0; /* c is only a destination: read as usual */
   move(P, i, p, n);
@@ -271,7 +271,7 @@ int net_pipe_data(conn *c, const char *p, size_t n) {
 }
 
 int net_pipe_input(conn *c) {
-  net_pipe *P = c->pipe;
+  net_pipe *P = c->x->pipe;
   int i = dir_of_src(P, c);
   if (i < 0) return 0;
   if (c->rerr == UV_EOF)
@@ -282,7 +282,7 @@ int net_pipe_input(conn *c) {
 }
 
 void net_pipe_written(conn *c) {
-  net_pipe *P = c->pipe;
+  net_pipe *P = c->x->pipe;
   int i;
   for (i = 0; i < P->nd; i++) {
     pdir *d = &P->d[i];
@@ -309,7 +309,7 @@ void net_pipe_written(conn *c) {
 }
 
 void net_pipe_gone(conn *c, int wake) {
-  net_pipe *P = c->pipe;
+  net_pipe *P = c->x->pipe;
   int i;
   for (i = 0; i < P->nd; i++)
     if (P->d[i].on && (P->d[i].src == c || P->d[i].dst == c)) break;
@@ -379,7 +379,7 @@ static int check_opts(lua_State *L, int idx) {
 
 /* Why a conn cannot take part: a programmer's mistake raises. */
 static void check_free(lua_State *L, conn *c, const char *fname) {
-  if (c->pipe != NULL)
+  if (X_PIPE(c) != NULL)
     luaL_error(L, "%s: the connection is already piped", fname);
   if (c->resting)
     luaL_error(L, "%s: the connection is resting", fname);
@@ -510,6 +510,9 @@ static int run(lua_State *L, conn *a, conn *b, int nd, const char *fname) {
       return luaL_error(L, "%s: another task is already waiting on this "
                         "socket", fname);
   }
+  /* (the pipe's pointer lives in each conn's conn_x) */
+  if ((LIVE(a) && net_conn_x(a) == NULL) || (LIVE(b) && net_conn_x(b) == NULL))
+    return luaL_error(L, "not enough memory");
   lua_settop(L, 3);
   box = (net_pipe **)lua_newuserdatauv(L, sizeof(net_pipe *), 0);
   *box = NULL;
@@ -541,11 +544,11 @@ static int run(lua_State *L, conn *a, conn *b, int nd, const char *fname) {
   }
   P->c[0] = a;
   P->c[1] = b;
-  a->pipe = P;
-  b->pipe = P;
+  a->x->pipe = P;
+  b->x->pipe = P;
   P->refs += b != a ? 2 : 1;
-  if (b->olen > 0) net_flush_out(b); /* what b batched goes first */
-  if (nd > 1 && a->olen > 0) net_flush_out(a);
+  if (X_OLEN(b) > 0) net_flush_out(b); /* what b batched goes first */
+  if (nd > 1 && X_OLEN(a) > 0) net_flush_out(a);
   for (i = 0; i < nd && !P->done; i++) start_dir(P, i);
   if (!P->done && arm(P) < 0) {
     detach(P);

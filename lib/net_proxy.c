@@ -262,13 +262,15 @@ static int proxy_k(lua_State *L, int status, lua_KContext kc) {
   if (r == NET_PROXY_BAD) return net_fail_str(L, "invalid PROXY header");
   if (r > 0) {
     net_proxied *keep = NULL;
+    conn_x *x = net_conn_x(c);
+    if (x == NULL) return luaL_error(L, "not enough memory");
     if (!px.local) {
       keep = (net_proxied *)malloc(sizeof(net_proxied));
       if (keep == NULL) return luaL_error(L, "not enough memory");
       *keep = px;
     }
-    free(c->px);
-    c->px = keep;
+    free(x->px);
+    x->px = keep;
     c->rp += r; /* the header goes; what follows stays unread */
     c->rlen -= (size_t)r;
     c->rtimed = 0;
@@ -318,7 +320,7 @@ static int conn_proxyname(lua_State *L) {
   struct sockaddr_storage ss;
   int len = sizeof(ss), r;
   if (!LIVE(c)) return net_fail_str(L, "closed");
-  if (c->px == NULL) {
+  if (c->x == NULL || c->x->px == NULL) {
     lua_pushnil(L);
     return 1;
   }

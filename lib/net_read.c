@@ -68,7 +68,7 @@ void net_rstop(conn *c) {
 int net_deliver(conn *c, const char *p, size_t n) {
   core *K = c->K;
   lua_State *L = K->ctx->L;
-  if (c->pipe != NULL && net_pipe_data(c, p, n)) return 0;
+  if (X_PIPE(c) != NULL && net_pipe_data(c, p, n)) return 0;
   if ((c->rco || c->resting) && c->rlen == 0 && !K->ctx->readbuf_lent) {
     /* Fast path: the reader (or the task a resting conn's callback
     ** starts) reads straight from p, lent while it runs;
@@ -424,7 +424,7 @@ static int core_rest(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  if (c->olen > 0) net_flush_out(c); /* as a read that waits does */
+  if (X_OLEN(c) > 0) net_flush_out(c); /* as a read that waits does */
   net_rstart(c);
   if (c->rerr) {
     lua_pushboolean(L, 0);

@@ -26,8 +26,8 @@ static void write_cb(uv_write_t *req, int status) {
   free(w);
   c->nwreq--;
   if (status < 0 && status != UV_ECANCELED && !c->werr) c->werr = status;
-  if (c->pipe != NULL && !c->closed) net_pipe_written(c);
-  if (c->wco != NULL) {
+  if (X_PIPE(c) != NULL && !c->closed) net_pipe_written(c);
+  if (X_WCO(c) != NULL) {
     size_t q = c->closed ? 0 : uv_stream_get_write_queue_size(STREAM(c));
     if (c->werr || c->closed ||
         (c->wflush ? c->nwreq == 0 : q <= c->hwm / 2))

@@ -44,17 +44,21 @@ static void link_batched(conn *c) {
 
 /* Take c's batch away: the buffer, for the caller to free. */
 static char *take_batch(conn *c) {
-  char *p = c->obuf;
-  if (c->olen > 0) unlink_batched(c);
-  c->obuf = NULL;
-  c->olen = 0;
+  conn_x *x = c->x;
+  char *p;
+  if (x == NULL) return NULL;
+  p = x->obuf;
+  if (x->olen > 0) unlink_batched(c);
+  x->obuf = NULL;
+  x->olen = 0;
   return p;
 }
 
 int net_flush_out(conn *c) {
-  uv_buf_t b = uv_buf_init(c->obuf, (unsigned)c->olen);
+  size_t olen = X_OLEN(c);
+  uv_buf_t b = uv_buf_init(olen > 0 ? c->x->obuf : NULL, (unsigned)olen);
   int r = c->werr; /* after a write error the batch is dropped */
-  if (r == 0 && c->olen > 0 && !uv_is_closing(c->h->uv))
+  if (r == 0 && olen > 0 && !uv_is_closing(c->h->uv))
     r = c->tp->write(c, &b, 1);
   free(take_batch(c)); /* the transport copied what it could not send */
   if (r < 0 && !c->werr) c->werr = r;
@@ -79,20 +83,21 @@ void net_write_init(core *K) {
 ** newline: *r is the flush's result), 0 = they do not fit. */
 static int batch(conn *c, const uv_buf_t *bufs, int nb, size_t total,
                  int *r) {
+  conn_x *x = c->x; /* (setvbuf made it) */
   int i, nl = 0;
   *r = 0;
-  if (c->olen + total > c->osize) return 0;
-  if (c->obuf == NULL) {
-    c->obuf = (char *)malloc(c->osize);
-    if (c->obuf == NULL) {
+  if (x->olen + total > x->osize) return 0;
+  if (x->obuf == NULL) {
+    x->obuf = (char *)malloc(x->osize);
+    if (x->obuf == NULL) {
       *r = UV_ENOMEM;
       return 1;
     }
   }
-  if (c->olen == 0) link_batched(c);
+  if (x->olen == 0) link_batched(c);
   for (i = 0; i < nb; i++) {
-    memcpy(c->obuf + c->olen, bufs[i].base, bufs[i].len);
-    c->olen += bufs[i].len;
+    memcpy(x->obuf + x->olen, bufs[i].base, bufs[i].len);
+    x->olen += bufs[i].len;
     if (c->vbuf == VBUF_LINE && memchr(bufs[i].base, '\n', bufs[i].len))
       nl = 1;
   }
@@ -153,8 +158,8 @@ static int conn_write(lua_State *L) {
   }
   if (c->vbuf != VBUF_NO && batch(c, bufs + 1, nb - 1, total, &r)) {
     /* kept for later (or flushed at a newline) */
-  } else if (c->olen > 0) { /* the batch and the new data, in order */
-    bufs[0] = uv_buf_init(c->obuf, (unsigned)c->olen);
+  } else if (X_OLEN(c) > 0) { /* the batch and the new data, in order */
+    bufs[0] = uv_buf_init(c->x->obuf, (unsigned)c->x->olen);
     r = c->tp->write(c, bufs, nb);
     net_batch_free(c);
   } else {
@@ -181,7 +186,7 @@ static int conn_flush(lua_State *L) {
   lua_settop(L, 1);
   if (!LIVE(c)) return net_fail_str(L, "closed");
   if (c->werr) return net_fail_str(L, net_conn_errname(c, c->werr));
-  if (c->olen > 0 && net_flush_out(c) < 0)
+  if (X_OLEN(c) > 0 && net_flush_out(c) < 0)
     return net_fail_str(L, net_conn_errname(c, c->werr));
   if (c->nwreq == 0) return 1;
   return net_park_writer(L, c, 1, write_k, "flush");
@@ -192,7 +197,7 @@ static int conn_shutdown(lua_State *L) {
   conn *c = net_to_conn(L, 1, K_STREAM);
   int r;
   if (!LIVE(c)) return net_fail_str(L, "closed");
-  if (c->olen > 0 && (r = net_flush_out(c)) < 0)
+  if (X_OLEN(c) > 0 && (r = net_flush_out(c)) < 0)
     return net_fail_str(L, net_conn_errname(c, r));
   r = c->tp->shutdown(c);
   if (r == UV_ENOMEM) return luaL_error(L, "not enough memory");
@@ -216,11 +221,14 @@ static int conn_setvbuf(lua_State *L) {
                                      (lua_Integer)1 << 30);
   lua_settop(L, 1);
   if (!LIVE(c)) return net_fail_str(L, "closed");
-  if (c->olen > 0 && net_flush_out(c) < 0)
+  if (X_OLEN(c) > 0 && net_flush_out(c) < 0)
     return net_fail_str(L, net_conn_errname(c, c->werr));
   net_batch_free(c); /* (none after a flush; a new size next time) */
+  if (mode != VBUF_NO) { /* (the batch lives in c->x) */
+    if (net_conn_x(c) == NULL) return luaL_error(L, "not enough memory");
+    c->x->osize = size;
+  }
   c->vbuf = (unsigned char)mode;
-  c->osize = size;
   return 1;
 }
 

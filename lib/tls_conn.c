@@ -238,7 +238,7 @@ static int core_tls_attach(lua_State *L) {
     return luaL_error(L, "starttls: the connection runs TLS already");
   if (server && !t->has_cert)
     return luaL_error(L, "tls: a server context needs cert and key");
-  if (c->olen > 0 && net_flush_out(c) < 0) /* plaintext batch first */
+  if (X_OLEN(c) > 0 && net_flush_out(c) < 0) /* plaintext batch first */
     return net_fail_str(L, net_conn_errname(c, c->werr));
   tc = (tconn *)calloc(1, sizeof(tconn));
   if (tc == NULL) return luaL_error(L, "not enough memory");
