@@ -249,8 +249,7 @@ static int move(net_pipe *P, int i, const char *p, size_t n) {
   }
   d->bytes += (lua_Integer)n;
   P->last = uv_now(P->K->ctx->loop);
-  if (!d->paused &&
-      uv_stream_get_write_queue_size(STREAM(dst)) > dst->hwm) {
+  if (!d->paused && net_queued(dst) > dst->hwm) {
     d->paused = 1;
     d->since = P->last;
     net_rstop(d->src);
@@ -291,8 +290,7 @@ void net_pipe_written(conn *c) {
       fail(P, i, c->werr, AT_WRITE);
       return;
     }
-    if (d->paused && uv_stream_get_write_queue_size(STREAM(c)) <=
-                         c->hwm / 2) {
+    if (d->paused && net_queued(c) <= c->hwm / 2) {
       d->paused = 0;
       P->last = uv_now(P->K->ctx->loop);
       net_rstart(d->src);

@@ -165,9 +165,9 @@ static int conn_write(lua_State *L) {
     c->werr = r;
     return net_fail_str(L, net_conn_errname(c, r));
   }
-  /* (Nothing is queued when everything went at once.) */
-  if (c->nwreq > 0 &&
-      uv_stream_get_write_queue_size(STREAM(c)) > c->hwm) {
+  /* (Nothing is queued when everything went at once; a TLS conn holds
+  ** what is written before its handshake ended: counted too.) */
+  if ((c->nwreq > 0 || c->tp->held != NULL) && net_queued(c) > c->hwm) {
     lua_settop(L, 1);
     return net_park_writer(L, c, 0, write_k, "write");
   }
@@ -183,7 +183,7 @@ static int conn_flush(lua_State *L) {
   if (c->werr) return net_fail_str(L, net_conn_errname(c, c->werr));
   if (c->olen > 0 && net_flush_out(c) < 0)
     return net_fail_str(L, net_conn_errname(c, c->werr));
-  if (c->nwreq == 0) return 1;
+  if (c->nwreq == 0 && net_held(c) == 0) return 1;
   return net_park_writer(L, c, 1, write_k, "flush");
 }
 

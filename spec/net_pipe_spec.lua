@@ -385,4 +385,92 @@ describe("net pipes", function()
     assert.same({n, n, n = 2}, results[1])
     assert.same({n, n = 1}, echoed[1])
   end)
+
+  it("a TLS destination still in its handshake (a bare accept): the " ..
+    "source waits, then every byte goes once the handshake is done",
+    function()
+    -- before the handshake ends, TLS keeps what is written; that counts
+    -- as queued: the source must stop being read, not fill memory
+    local certs = T.certs()
+    local tls_s = assert(net.listen{port = 0, tls = {cert = certs.server,
+      key = certs.server_key}})
+    local _, tls_port = tls_s:sockname()
+    local s = assert(net.listen{port = 0})
+    local _, port = s:sockname()
+    local N, chunk = 48 * 1024 * 1024, ("p"):rep(65536)
+    run_task(function()
+      local a = assert(net.connect("127.0.0.1", port))
+      local b = assert(s:accept(5))
+      local cl = assert(net.connect("127.0.0.1", tls_port)) -- no TLS yet
+      local d = assert(tls_s:accept(5)) -- its handshake waits for cl
+      local fed = 0
+      local feeder = task.spawn(function()
+        while fed < N do
+          assert(a:write(chunk))
+          fed = fed + #chunk
+        end
+        a:shutdown()
+      end)
+      local piping = task.spawn(function() return b:pipe(d) end)
+      -- the feeder stalls (a stays above its hwm) well before N
+      local last, still = -1, 0
+      for _ = 1, 500 do
+        task.sleep(0.02)
+        if fed == N then break end
+        if fed == last then still = still + 1 else still = 0 end
+        if still >= 10 then break end
+        last = fed
+      end
+      assert.is_true(fed < N // 3, ("%d bytes fed before the handshake, " ..
+        "not held back"):format(fed))
+      -- the handshake: everything arrives, in order, then the end
+      assert(cl:starttls{ca = certs.ca})
+      local got, bad = 0, false
+      while true do
+        local data = cl:recv()
+        if not data then break end
+        got = got + #data
+        if data:find("[^p]") then bad = true end
+      end
+      feeder:join()
+      assert.same({N}, {piping:join()})
+      assert.equal(N, got)
+      assert.is_false(bad)
+      for _, x in ipairs{a, b, cl, d, s, tls_s} do x:close() end
+    end, 60)
+  end)
+
+  it("write to a TLS conn still in its handshake waits above write_hwm",
+    function()
+    local certs = T.certs()
+    local tls_s = assert(net.listen{port = 0, tls = {cert = certs.server,
+      key = certs.server_key}})
+    local _, tls_port = tls_s:sockname()
+    run_task(function()
+      local cl = assert(net.connect("127.0.0.1", tls_port))
+      local d = assert(tls_s:accept(5))
+      local big = ("w"):rep(256 * 1024)
+      local done = false
+      local writer = task.spawn(function()
+        local r = table.pack(d:write(big))
+        done = true
+        return table.unpack(r, 1, r.n)
+      end)
+      task.sleep(0.2)
+      assert.is_false(done) -- held, above write_hwm: the writer waits
+      assert(cl:starttls{ca = certs.ca})
+      assert.equal(big, cl:read(#big))
+      assert.equal(d, (writer:join()))
+      -- a handshake that fails wakes a waiting writer with its error
+      local cl2 = assert(net.connect("127.0.0.1", tls_port))
+      local d2 = assert(tls_s:accept(5))
+      writer = task.spawn(function() return d2:write(big) end)
+      task.yield()
+      cl2:write("GET / HTTP/1.0\r\n\r\n") -- not a ClientHello
+      local r = table.pack(writer:join())
+      assert.is_nil(r[1])
+      assert.matches("^tls: ", r[2])
+      for _, x in ipairs{cl, d, cl2, d2, tls_s} do x:close() end
+    end, 20)
+  end)
 end)
