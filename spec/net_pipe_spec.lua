@@ -115,7 +115,7 @@ describe("net pipes", function()
         c:close()
         local r = table.pack(t:join())
         assert.same({nil, "closed", "pipe: closed reading the " ..
-          "source after 0 bytes", n = 3}, r)
+          "source after 0 bytes", 0, n = 4}, r)
         d:close()
         s:close()
       end)
@@ -253,6 +253,8 @@ describe("net pipes", function()
       assert.equal("ECONNRESET", moved[2])
       assert.matches("after (%d+) bytes", moved[3])
       assert.equal(tonumber(moved[3]:match("after (%d+) bytes")), drained)
+      assert.equal(moved[4], drained) -- the count as a number too
+      assert.equal(4, moved.n)
     end
     assert.is_true(drained > 0)
   end)
@@ -275,6 +277,9 @@ describe("net pipes", function()
       assert.matches("^E", results[1][2])
       assert.matches("^splice: E%u+ %(.*%) reading a after 65536 bytes " ..
         "a to b, 65536 b to a$", results[1][3])
+      assert.equal(65536, results[1][4])
+      assert.equal(65536, results[1][5])
+      assert.equal(5, results[1].n)
       -- the other splice goes on
       for _ = 1, 20 do
         b:write(chunk)
@@ -304,7 +309,7 @@ describe("net pipes", function()
       a:write("ab")
       local r = table.pack(b:pipe(d)) -- a says nothing after "ab"
       assert.same({nil, "timeout", "pipe: timeout reading the source " ..
-        "after 2 bytes", n = 3}, r)
+        "after 2 bytes", 2, n = 4}, r)
       assert.is_true(task.now() - t0 >= 0.19)
       assert.equal("ab", c:read(2))
       -- both stay usable
@@ -324,6 +329,7 @@ describe("net pipes", function()
       assert.equal("timeout", r[2])
       assert.matches("^pipe: timeout writing the destination after %d+ " ..
         "bytes$", r[3])
+      assert.equal(tonumber(r[3]:match("after (%d+) bytes")), r[4])
       a:close()
       w:join()
       for _, x in ipairs{b, c, d, s} do x:close() end
@@ -344,7 +350,7 @@ describe("net pipes", function()
       assert.equal("x", c:read(1))
       d:close()
       assert.same({nil, "closed", "pipe: closed writing the " ..
-        "destination after 1 bytes"}, {t:join()})
+        "destination after 1 bytes", 1}, {t:join()})
       -- cancelled while piping: the conns stay usable
       local e = assert(net.connect("127.0.0.1", port))
       local f = assert(s:accept(5))
