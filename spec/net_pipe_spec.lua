@@ -479,4 +479,32 @@ describe("net pipes", function()
       for _, x in ipairs{cl, d, cl2, d2, tls_s} do x:close() end
     end, 20)
   end)
+
+  it("a write held for a TLS handshake keeps the host alive until it " ..
+    "goes (the script's last task writes; openssl s_client the peer)",
+    function()
+    -- before the fix the host ended with the writer parked: nothing
+    -- printed, nothing sent
+    local certs = T.certs()
+    local got, script = tmpname(), tmpname()
+    local f = assert(io.open(script, "wb"))
+    f:write(([[
+local net = require "net"
+local s = assert(net.listen{port = 0, tls = {cert = %q, key = %q}})
+local _, port = s:sockname()
+local peer = io.popen(("exec openssl s_client -connect 127.0.0.1:%%d " ..
+  "-quiet < /dev/null > %s 2>/dev/null"):format(port))
+local c = assert(s:accept(10))
+s:close()
+c:settimeout(10)
+print("write", c:write(("w"):rep(256 * 1024)) == c)
+c:close()
+peer:close()
+]]):format(certs.server, certs.server_key, q(got)))
+    f:close()
+    local out, err, code = run_host({script})
+    assert.equal(0, code, err)
+    assert.equal("write\ttrue\n", out)
+    assert.equal(("w"):rep(256 * 1024), slurp(got))
+  end)
 end)
