@@ -18,7 +18,8 @@
 # cases, e.g. "lh_net_w2 pp100 http"; the floors c and nginx always run; a
 # subset is not written to README.md unless BENCH_README is set; "tls" is
 # the TLS case, bench/tls_bench.lua, which also reads BENCH_TLS_IDLE and
-# BENCH_TLS_BULK).
+# BENCH_TLS_BULK; "proxy" is the proxy case: loadgen through
+# scripts/proxy.lua, haproxy and build/proxy_server to a C echo server).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -312,8 +313,9 @@ http_cases=$(only "http httpv"); http_on=$http_cases; idle_on=$(only idle)
 hidle_on=$(only hidle)
 hclient_on=$(only hclient)
 tls_on=$(only tls)
+proxy_on=$(only proxy)
 if [ -n "$ONLY" ] &&
-   [ -z "$cases$http_on$idle_on$hidle_on$hclient_on$tls_on" ]; then
+   [ -z "$cases$http_on$idle_on$hidle_on$hclient_on$tls_on$proxy_on" ]; then
   cases="pp1 pp100 pipe stream"; http_cases="http httpv"   # servers only
   http_on=1; idle_on=1; hidle_on=1; hclient_on=1
 fi
@@ -324,6 +326,7 @@ then                                                       # cases only
   http_servers="nginx lh_http lh_http_w2 node_http"
 fi
 [ -n "$http_on$hidle_on" ] || http_servers=""
+[ -n "$cases$idle_on" ] || echo_servers=""
 # the client case loads nginx (and only nginx, when it runs alone)
 if [ -n "$hclient_on" ]; then
   case " $http_servers " in *" nginx "*) ;; *) http_servers="nginx" ;; esac
@@ -493,6 +496,93 @@ run_hidle() {  # run_hidle SERVER: a fresh HTTP server, HIDLE keep-alive
   stop "$1"
 }
 
+# The proxy case ("proxy"): loadgen -> a proxy (core 0, measured) -> the C
+# echo server (on the client core: part of the load, as loadgen is). The
+# proxies in table order; pr_c is the floor.
+proxies="pr_c pr_haproxy pr_lh"
+lb_pr_c="C libuv proxy (floor)"
+lb_pr_haproxy="haproxy $(haproxy -v 2>/dev/null |
+  sed -n 's/^HAProxy version \([^ ]*\).*/\1/p'), mode tcp, 1 thread"
+lb_pr_lh="luahost scripts/proxy.lua (net.splice)"
+pcases="pstream ppipe"
+cl_pstream="streaming 10 conns x 64 KiB x 4"
+ca_pstream=$ca_stream
+ms_pstream=65536
+cl_ppipe="pipelined 100 conns x 64 B x 16"
+ca_ppipe=$ca_pipe
+ms_ppipe=64
+
+start_proxies() {
+  srv_cpus=$CLI_CPU start pr_up echo print "$build/echo_server"
+  set -- $(state pr_up)
+  if [ "$1" != up ]; then
+    for s in $proxies; do set_state $s "na the upstream did not start"; done
+    return
+  fi
+  up=$3
+  start pr_c echo print "$build/proxy_server" 127.0.0.1 "$up"
+  if command -v haproxy >/dev/null; then
+    p=$(free_port)
+    mkdir -p "$tmp/haproxy"
+    # one thread, so that /proc/PID/stat is all of its CPU; no splice()
+    # (haproxy's default without option splice-*)
+    cat >"$tmp/haproxy/haproxy.cfg" <<EOF
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+listen proxy
+  bind 127.0.0.1:$p
+  server up 127.0.0.1:$up
+EOF
+    start pr_haproxy echo "$p" haproxy -db -f "$tmp/haproxy/haproxy.cfg"
+  else
+    set_state pr_haproxy "na haproxy not installed"
+  fi
+  if [ ! -f "$top/scripts/proxy.lua" ]; then
+    set_state pr_lh "na scripts/proxy.lua not written yet"
+  elif ! lh_has 'assert(require("net").splice)'; then
+    set_state pr_lh "na luahost has no net.splice yet"
+  else
+    p=$(free_port)  # (its "listening on" line ends with the upstream's)
+    start pr_lh echo "$p" "$LUAHOST" --log-level warn \
+      "$top/scripts/proxy.lua" 127.0.0.1 "$up" 127.0.0.1 "$p"
+  fi
+}
+
+run_proxy() {  # run_proxy CASE PROXY RUN
+  set -- "$1" "$2" "$3" $(state "$2")
+  [ "$4" = up ] || return 0
+  eval "args=\$ca_$1"
+  upid=$(state pr_up | cut -d' ' -f2)
+  e0=$(cpu_ticks "$upid"); w0=$(date +%s.%N)
+  out=$(taskset -c $CLI_CPU "$loadgen" -p "$6" $args -d "$DUR" -W "$WARM" \
+        -P "$5" 2>"$tmp/loadgen.err")
+  st=$?
+  e1=$(cpu_ticks "$upid"); w1=$(date +%s.%N)
+  if [ $st -ne 0 ]; then
+    failure "$1 on $2: $(cat "$tmp/loadgen.err")"
+    set_state "$2" "fail $1: $(head -n 1 "$tmp/loadgen.err")"
+    echo "case=$1 server=$2 run=$3 error=1" >>"$res"
+    return 0
+  fi
+  # The upstream echo server is part of the load, not "other load": its
+  # CPU (over the whole loadgen run, as a rate) is taken off.
+  echo "case=$1 server=$2 run=$3 $(printf '%s\n' "$out" | awk \
+    -v e=$((e1 - e0)) -v hz="$(getconf CLK_TCK)" -v w0="$w0" -v w1="$w1" '{
+      up = (w1 > w0) ? e / hz / (w1 - w0) * 100 : 0
+      for (i = 1; i <= NF; i++)
+        if ($i ~ /^other_cpu_pct=/) {
+          o = substr($i, 15) - up
+          $i = sprintf("other_cpu_pct=%.0f", (o > 0) ? o : 0)
+        }
+      printf "%s up_cpu_pct=%.0f\n", $0, up }')" >>"$res"
+}
+
 # }=========================================================================
 
 # {=========================================================================
@@ -616,6 +706,28 @@ hclient_table() {
   echo "| luahost http.request, 50 tasks, pooled | $(fmt "$m" %.0f)$(spread hclient lh_client msgs_per_s) | $(ratio "$m" "$wm") | $(fmt "$c" %.3f)$(spread hclient lh_client cli_us_per_msg) | $(ratio "$c" "$wc") | $(fmt "$(med hclient lh_client srv_us_per_msg)" %.3f) |"
 }
 
+proxy_table() {
+  echo "| load | proxy | msgs/s | MB/s | vs C | p50 µs | p99 µs | client CPU % | upstream echo CPU % | proxy CPU % | other load % | proxy CPU µs/MiB | vs C | target |"
+  echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+  for k in $pcases; do
+    eval "cl=\$cl_$k; ms=\$ms_$k"
+    cb=$(med "$k" pr_c mb_per_s); cc=$(med "$k" pr_c cpu_us_per_msg)
+    for s in $proxies; do
+      m=$(med "$k" "$s" msgs_per_s)
+      if [ -z "$m" ] || failed_in "$k" "$s"; then
+        echo "| $cl | $(label "$s") | $(note_for "$s") | | | | | | | | | | | |"
+        continue
+      fi
+      b=$(med "$k" "$s" mb_per_s); c=$(med "$k" "$s" cpu_us_per_msg)
+      rb=$(ratio "$b" "$cb"); rc=$(ratio "$c" "$cc")
+      t=""
+      [ "$k/$s" = pstream/pr_lh ] && t="$(target "$rb" ≥ 0.95) MB/s"
+      echo "| $cl | $(label "$s") | $(fmt "$m" %.0f) | $(fmt "$b" %.1f)$(spread "$k" "$s" mb_per_s) | $rb | $(fmt "$(med "$k" "$s" p50_us)" %.1f) | $(fmt "$(med "$k" "$s" p99_us)" %.1f) | $(fmt "$(med "$k" "$s" cli_cpu_pct)" %.0f) | $(fmt "$(med "$k" "$s" up_cpu_pct)" %.0f) | $(fmt "$(med "$k" "$s" srv_cpu_pct)" %.0f) | $(fmt "$(med "$k" "$s" other_cpu_pct)" %.0f) | $(awk -v c="$c" -v m="$ms" 'BEGIN { printf "%.0f", c * 1048576 / m }')$(spread "$k" "$s" cpu_us_per_msg) | $rc | $t |"
+    done
+  done
+}
+
+
 idle_table() {
   echo "| server | RSS before (KiB) | RSS with $IDLE conns (KiB) | bytes per idle conn | vs C | target |"
   echo "|---|--:|--:|--:|--:|---|"
@@ -692,7 +804,18 @@ say "bench: servers on core $SRV_CPU, clients on core $CLI_CPU;" \
 
 for s in $echo_servers; do start_echo "$s"; done
 for s in $http_servers; do start_http "$s"; done
-for s in $echo_servers $http_servers; do
+pr_list=""
+lb_pr_up="C libuv echo (the proxies' upstream, core $CLI_CPU)"
+if [ -z "$proxy_on" ]; then
+  pcases=""
+elif [ -x "$build/proxy_server" ]; then
+  start_proxies
+  pr_list="pr_up $proxies"
+else
+  failure "build/proxy_server missing (run make -C bench)"
+  pcases=""
+fi
+for s in $echo_servers $http_servers $pr_list; do
   set -- $(state "$s")
   case $1 in
   up) say "bench: $(label "$s") on port $3 (pid $2${4:+; CPU of $4})" ;;
@@ -710,6 +833,12 @@ while [ $r -le "$RUNS" ]; do
       run_echo "$k" "$s" "$r"
     done
   done
+  for k in $pcases; do
+    for s in $proxies; do
+      say "bench: run $r/$RUNS: $k through $s"
+      run_proxy "$k" "$s" "$r"
+    done
+  done
   if command -v wrk >/dev/null; then
     for h in $http_cases; do
       for s in $http_servers; do
@@ -724,7 +853,7 @@ while [ $r -le "$RUNS" ]; do
   fi
   r=$((r + 1))
 done
-for s in $echo_servers $http_servers; do stop "$s"; done
+for s in $echo_servers $http_servers $pr_list; do stop "$s"; done
 
 # Memory: one run on a fresh server each.
 idle_skip=""
@@ -815,6 +944,12 @@ report() {
     echo
     if command -v wrk >/dev/null; then hclient_table
     else echo "wrk not installed: n/a"; fi
+  fi
+  if [ -n "$pcases" ]; then
+    echo
+    echo "### TCP proxy: loadgen (core $CLI_CPU) -> proxy (core $SRV_CPU) -> C echo server (core $CLI_CPU); \"per MiB\": of echo loadgen received, each byte having crossed the proxy twice"
+    echo
+    proxy_table
   fi
   if [ -n "$idle_on" ]; then
     echo

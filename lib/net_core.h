@@ -203,9 +203,9 @@ void net_sched_free(core *K);                /* at the core's __gc */
 **   becomes the sticky write error). It can be called whenever c is
 **   live, handshake or not: setvbuf's batch is flushed when a read would
 **   wait, at close, and from an idle callback (net_flush_out).
-**   Backpressure (parking the writer while more than hwm bytes are
-**   queued in libuv) and flush are the caller's: they count what
-**   net_send queued.
+**   Backpressure (parking the writer, pausing a pipe, while more than
+**   hwm bytes are queued) and flush are the caller's: they count what
+**   net_send queued and what the transport holds (held, below).
 **
 ** shutdown(c): conn:shutdown(): no more output after what is queued
 **   (TLS: close_notify, then the plain shutdown, net_shutdown). Returns 0
@@ -218,6 +218,13 @@ void net_sched_free(core *K);                /* at the core's __gc */
 **
 ** free(c): the conn's memory goes (the handle is closed); release tpdata.
 **   Never runs Lua. NULL for nothing.
+**
+** held(c): plaintext written and kept by the transport, not yet handed
+**   to net_send (TLS: what was written before the handshake ended).
+**   Backpressure counts it with libuv's queue (net_queued). Once it
+**   sends that on or fails without a write of the caller's (the
+**   handshake ends), the transport calls net_written(c), as a write
+**   leaving libuv's queue does. NULL: the transport keeps nothing.
 **
 ** errmsg(c): the message of the last NET_ETRANSPORT this transport
 **   returned (from any hook above): what read, recv, write and flush
@@ -239,6 +246,7 @@ typedef struct lh_transport {
   void (*close)(conn *c);
   void (*free)(conn *c);
   const char *(*errmsg)(conn *c);
+  size_t (*held)(conn *c);
 } lh_transport;
 
 /* The error code of a transport failure that libuv has no name for
@@ -252,6 +260,13 @@ extern const lh_transport net_plain;
 int net_send(conn *c, const uv_buf_t *bufs, int nb);
 /* uv_shutdown of the socket (after queued output); 0 or an error. */
 int net_shutdown(conn *c);
+/* Output not yet sent: what the transport holds plus libuv's queue. */
+size_t net_held(conn *c);
+size_t net_queued(conn *c);
+/* Output left (a write done, or what the transport held sent on): resume
+** a paused pipe, wake a writer waiting for the queue to drain. May run
+** Lua: check c->closed after it. */
+void net_written(conn *c);
 /* Switch c's transport; 0 or the first error of tp->on_data. */
 int net_set_transport(conn *c, const lh_transport *tp, void *data);
 /* Plaintext for the reader (see on_data above); 0 or UV_ENOMEM. */

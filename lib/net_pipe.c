@@ -249,8 +249,7 @@ static int move(net_pipe *P, int i, const char *p, size_t n) {
   }
   d->bytes += (lua_Integer)n;
   P->last = uv_now(P->K->ctx->loop);
-  if (!d->paused &&
-      uv_stream_get_write_queue_size(STREAM(dst)) > dst->hwm) {
+  if (!d->paused && net_queued(dst) > dst->hwm) {
     d->paused = 1;
     d->since = P->last;
     net_rstop(d->src);
@@ -291,8 +290,7 @@ void net_pipe_written(conn *c) {
       fail(P, i, c->werr, AT_WRITE);
       return;
     }
-    if (d->paused && uv_stream_get_write_queue_size(STREAM(c)) <=
-                         c->hwm / 2) {
+    if (d->paused && net_queued(c) <= c->hwm / 2) {
       d->paused = 0;
       P->last = uv_now(P->K->ctx->loop);
       net_rstart(d->src);
@@ -453,7 +451,10 @@ static int pipe_k(lua_State *L, int status, lua_KContext kc) {
     c = P->at == AT_READ ? d->src : d->dst;
     /* (the conn is live, or eclosed: its name is not needed) */
     push_err(L, P, P->eclosed ? NULL : c, fname);
-    return 3;
+    lua_pushinteger(L, P->d[0].bytes); /* what was moved all the same */
+    if (P->nd == 1) return 4;
+    lua_pushinteger(L, P->d[1].bytes);
+    return 5;
   }
   lua_pushinteger(L, P->d[0].bytes);
   if (P->nd == 1) return 1;
@@ -564,7 +565,8 @@ static int run(lua_State *L, conn *a, conn *b, int nd, const char *fname) {
 
 /* conn:pipe(dst [, {eof = "shutdown" | "close" | "none"}]): move what
 ** conn receives to dst until conn's end of input (then dst is shut down,
-** closed or left as is) or an error: bytes moved, or nil, err, msg. */
+** closed or left as is) or an error: bytes moved, or nil, err, msg,
+** bytes moved. */
 static int conn_pipe(lua_State *L) {
   conn *a = net_to_conn(L, 1, K_STREAM);
   conn *b = net_to_conn(L, 2, K_STREAM);
@@ -572,14 +574,16 @@ static int conn_pipe(lua_State *L) {
     lua_pushnil(L);
     lua_pushliteral(L, "closed");
     lua_pushliteral(L, "pipe: closed");
-    return 3;
+    lua_pushinteger(L, 0);
+    return 4;
   }
   return run(L, a, b, 1, "pipe");
 }
 
 /* splice(a, b [, opts]): conn:pipe both ways at once, in the calling
 ** task, until both directions ended: bytes a to b, bytes b to a, or nil,
-** err, msg at the first failure (then neither direction moves on). */
+** err, msg, bytes a to b, bytes b to a at the first failure (then neither
+** direction moves on). */
 static int core_splice(lua_State *L) {
   conn *a = net_to_conn(L, 1, K_STREAM);
   conn *b = net_to_conn(L, 2, K_STREAM);
@@ -587,7 +591,9 @@ static int core_splice(lua_State *L) {
     lua_pushnil(L);
     lua_pushliteral(L, "closed");
     lua_pushliteral(L, "splice: closed");
-    return 3;
+    lua_pushinteger(L, 0);
+    lua_pushinteger(L, 0);
+    return 5;
   }
   if (a == b) luaL_argerror(L, 2, "a different connection than a expected");
   return run(L, a, b, 2, "splice");

@@ -18,21 +18,33 @@ typedef struct wreq {
   char data[1];
 } wreq;
 
-/* A queued write left: wake the writer once the queue is under half of
-** hwm (write) or empty (flush), or on an error. */
+size_t net_held(conn *c) {
+  return c->tp->held != NULL ? c->tp->held(c) : 0;
+}
+
+size_t net_queued(conn *c) {
+  return uv_stream_get_write_queue_size(STREAM(c)) + net_held(c);
+}
+
+/* Output left: wake the writer once the queue is under half of hwm
+** (write) or empty (flush), or on an error; resume a paused pipe. */
+void net_written(conn *c) {
+  if (X_PIPE(c) != NULL && !c->closed) net_pipe_written(c);
+  if (X_WCO(c) != NULL) {
+    size_t q = c->closed ? 0 : net_queued(c);
+    if (c->werr || c->closed ||
+        (c->wflush ? c->nwreq == 0 && q == 0 : q <= c->hwm / 2))
+      net_wake_writer(c->K->ctx->L, c);
+  }
+}
+
 static void write_cb(uv_write_t *req, int status) {
   wreq *w = container_of(req, wreq, req);
   conn *c = w->c;
   free(w);
   c->nwreq--;
   if (status < 0 && status != UV_ECANCELED && !c->werr) c->werr = status;
-  if (X_PIPE(c) != NULL && !c->closed) net_pipe_written(c);
-  if (X_WCO(c) != NULL) {
-    size_t q = c->closed ? 0 : uv_stream_get_write_queue_size(STREAM(c));
-    if (c->werr || c->closed ||
-        (c->wflush ? c->nwreq == 0 : q <= c->hwm / 2))
-      net_wake_writer(c->K->ctx->L, c);
-  }
+  net_written(c);
 }
 
 int net_send(conn *c, const uv_buf_t *bufs, int nb) {
@@ -103,7 +115,8 @@ const lh_transport net_plain = {
   net_shutdown, /* shutdown */
   NULL,         /* close */
   NULL,         /* free */
-  NULL          /* errmsg: only libuv's errors */
+  NULL,         /* errmsg: only libuv's errors */
+  NULL          /* held: nothing kept */
 };
 
 /* }====================================================== */

@@ -109,10 +109,24 @@ static int batch(conn *c, const uv_buf_t *bufs, int nb, size_t total,
 
 /* {====================================================== write */
 
+/* Park the writer. A queued write keeps the host alive while it waits;
+** output a transport holds (a TLS handshake not done) has no request of
+** libuv's: the handle does, until write_k. */
+static int write_k(lua_State *L, int status, lua_KContext kc);
+
+static int park(lua_State *L, conn *c, int flush) {
+  if (c->nwreq == 0) uv_ref(c->h->uv);
+  return net_park_writer(L, c, flush, write_k, flush ? "flush" : "write");
+}
+
 static int write_k(lua_State *L, int status, lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
   (void)status; (void)kc;
   int how = net_was_cancelled(L, 1);
+  /* (as park left it: ref'd only while a task waits to read) */
+  if (c != NULL && !c->closed && c->rco == NULL && !c->resting &&
+      X_PIPE(c) == NULL)
+    uv_unref(c->h->uv);
   if (how) {
     net_drop_waits(L, c);
     return net_cancel_exit(L, how);
@@ -170,11 +184,11 @@ static int conn_write(lua_State *L) {
     c->werr = r;
     return net_fail_str(L, net_conn_errname(c, r));
   }
-  /* (Nothing is queued when everything went at once.) */
-  if (c->nwreq > 0 &&
-      uv_stream_get_write_queue_size(STREAM(c)) > c->hwm) {
+  /* (Nothing is queued when everything went at once; a TLS conn holds
+  ** what is written before its handshake ended: counted too.) */
+  if ((c->nwreq > 0 || c->tp->held != NULL) && net_queued(c) > c->hwm) {
     lua_settop(L, 1);
-    return net_park_writer(L, c, 0, write_k, "write");
+    return park(L, c, 0);
   }
   lua_pushvalue(L, 1); /* the conn: calls chain */
   return 1;
@@ -188,8 +202,8 @@ static int conn_flush(lua_State *L) {
   if (c->werr) return net_fail_str(L, net_conn_errname(c, c->werr));
   if (X_OLEN(c) > 0 && net_flush_out(c) < 0)
     return net_fail_str(L, net_conn_errname(c, c->werr));
-  if (c->nwreq == 0) return 1;
-  return net_park_writer(L, c, 1, write_k, "flush");
+  if (c->nwreq == 0 && net_held(c) == 0) return 1;
+  return park(L, c, 1);
 }
 
 /* shutdown(): no more output (after what is queued); input continues. */

@@ -99,12 +99,25 @@ static int drive(conn *c, tconn *tc) {
   if (!tlse_done(tc->e)) {
     r = tlse_handshake(tc->e, L);
     s = pump(c, tc);
-    if (r == TLSE_ERR) return NET_ETRANSPORT;
+    if (r == TLSE_ERR) {
+      /* what was written meanwhile cannot go: a write error too, for a
+      ** writer or pipe waiting on it (the caller wakes the reader) */
+      if (tc->plen > 0 && !c->werr) {
+        c->werr = NET_ETRANSPORT;
+        net_written(c);
+      }
+      return NET_ETRANSPORT;
+    }
     if (s < 0) return s;
     if (r != TLSE_OK) return 0; /* more from the peer first */
-    if ((s = after_handshake(c, tc)) < 0) return s;
+    s = tc->plen > 0;
+    if ((r = after_handshake(c, tc)) < 0) return r;
     net_wake_reader(L, c); /* the task in handshake(), if any */
     if (c->closed || tls_of(c) != tc) return 0;
+    if (s) { /* what was held went on: a writer or pipe may go on too */
+      net_written(c);
+      if (c->closed || tls_of(c) != tc) return 0;
+    }
   }
   for (;;) {
     size_t got = 0;
@@ -206,6 +219,11 @@ static void t_free(conn *c) {
   free(tc);
 }
 
+static size_t t_held(conn *c) {
+  tconn *tc = (tconn *)c->tpdata;
+  return tc != NULL ? tc->plen : 0;
+}
+
 static const char *t_errmsg(conn *c) {
   tconn *tc = (tconn *)c->tpdata;
   return tc != NULL ? tlse_errmsg(tc->e) : "tls: protocol error";
@@ -213,7 +231,7 @@ static const char *t_errmsg(conn *c) {
 
 static const lh_transport tls_transport = {
   "tls", t_on_data, t_on_end, t_write, t_shutdown, t_close, t_free,
-  t_errmsg
+  t_errmsg, t_held
 };
 
 /* }====================================================== */

@@ -115,7 +115,7 @@ describe("net pipes", function()
         c:close()
         local r = table.pack(t:join())
         assert.same({nil, "closed", "pipe: closed reading the " ..
-          "source after 0 bytes", n = 3}, r)
+          "source after 0 bytes", 0, n = 4}, r)
         d:close()
         s:close()
       end)
@@ -253,6 +253,8 @@ describe("net pipes", function()
       assert.equal("ECONNRESET", moved[2])
       assert.matches("after (%d+) bytes", moved[3])
       assert.equal(tonumber(moved[3]:match("after (%d+) bytes")), drained)
+      assert.equal(moved[4], drained) -- the count as a number too
+      assert.equal(4, moved.n)
     end
     assert.is_true(drained > 0)
   end)
@@ -275,6 +277,9 @@ describe("net pipes", function()
       assert.matches("^E", results[1][2])
       assert.matches("^splice: E%u+ %(.*%) reading a after 65536 bytes " ..
         "a to b, 65536 b to a$", results[1][3])
+      assert.equal(65536, results[1][4])
+      assert.equal(65536, results[1][5])
+      assert.equal(5, results[1].n)
       -- the other splice goes on
       for _ = 1, 20 do
         b:write(chunk)
@@ -304,7 +309,7 @@ describe("net pipes", function()
       a:write("ab")
       local r = table.pack(b:pipe(d)) -- a says nothing after "ab"
       assert.same({nil, "timeout", "pipe: timeout reading the source " ..
-        "after 2 bytes", n = 3}, r)
+        "after 2 bytes", 2, n = 4}, r)
       assert.is_true(task.now() - t0 >= 0.19)
       assert.equal("ab", c:read(2))
       -- both stay usable
@@ -324,6 +329,7 @@ describe("net pipes", function()
       assert.equal("timeout", r[2])
       assert.matches("^pipe: timeout writing the destination after %d+ " ..
         "bytes$", r[3])
+      assert.equal(tonumber(r[3]:match("after (%d+) bytes")), r[4])
       a:close()
       w:join()
       for _, x in ipairs{b, c, d, s} do x:close() end
@@ -344,7 +350,7 @@ describe("net pipes", function()
       assert.equal("x", c:read(1))
       d:close()
       assert.same({nil, "closed", "pipe: closed writing the " ..
-        "destination after 1 bytes"}, {t:join()})
+        "destination after 1 bytes", 1}, {t:join()})
       -- cancelled while piping: the conns stay usable
       local e = assert(net.connect("127.0.0.1", port))
       local f = assert(s:accept(5))
@@ -384,5 +390,121 @@ describe("net pipes", function()
     local n = 3 * 1024 * 1024 + 17
     assert.same({n, n, n = 2}, results[1])
     assert.same({n, n = 1}, echoed[1])
+  end)
+
+  it("a TLS destination still in its handshake (a bare accept): the " ..
+    "source waits, then every byte goes once the handshake is done",
+    function()
+    -- before the handshake ends, TLS keeps what is written; that counts
+    -- as queued: the source must stop being read, not fill memory
+    local certs = T.certs()
+    local tls_s = assert(net.listen{port = 0, tls = {cert = certs.server,
+      key = certs.server_key}})
+    local _, tls_port = tls_s:sockname()
+    local s = assert(net.listen{port = 0})
+    local _, port = s:sockname()
+    local N, chunk = 48 * 1024 * 1024, ("p"):rep(65536)
+    run_task(function()
+      local a = assert(net.connect("127.0.0.1", port))
+      local b = assert(s:accept(5))
+      local cl = assert(net.connect("127.0.0.1", tls_port)) -- no TLS yet
+      local d = assert(tls_s:accept(5)) -- its handshake waits for cl
+      local fed = 0
+      local feeder = task.spawn(function()
+        while fed < N do
+          assert(a:write(chunk))
+          fed = fed + #chunk
+        end
+        a:shutdown()
+      end)
+      local piping = task.spawn(function() return b:pipe(d) end)
+      -- the feeder stalls (a stays above its hwm) well before N
+      local last, still = -1, 0
+      for _ = 1, 500 do
+        task.sleep(0.02)
+        if fed == N then break end
+        if fed == last then still = still + 1 else still = 0 end
+        if still >= 10 then break end
+        last = fed
+      end
+      assert.is_true(fed < N // 3, ("%d bytes fed before the handshake, " ..
+        "not held back"):format(fed))
+      -- the handshake: everything arrives, in order, then the end
+      assert(cl:starttls{ca = certs.ca})
+      local got, bad = 0, false
+      while true do
+        local data = cl:recv()
+        if not data then break end
+        got = got + #data
+        if data:find("[^p]") then bad = true end
+      end
+      feeder:join()
+      assert.same({N}, {piping:join()})
+      assert.equal(N, got)
+      assert.is_false(bad)
+      for _, x in ipairs{a, b, cl, d, s, tls_s} do x:close() end
+    end, 60)
+  end)
+
+  it("write to a TLS conn still in its handshake waits above write_hwm",
+    function()
+    local certs = T.certs()
+    local tls_s = assert(net.listen{port = 0, tls = {cert = certs.server,
+      key = certs.server_key}})
+    local _, tls_port = tls_s:sockname()
+    run_task(function()
+      local cl = assert(net.connect("127.0.0.1", tls_port))
+      local d = assert(tls_s:accept(5))
+      local big = ("w"):rep(256 * 1024)
+      local done = false
+      local writer = task.spawn(function()
+        local r = table.pack(d:write(big))
+        done = true
+        return table.unpack(r, 1, r.n)
+      end)
+      task.sleep(0.2)
+      assert.is_false(done) -- held, above write_hwm: the writer waits
+      assert(cl:starttls{ca = certs.ca})
+      assert.equal(big, cl:read(#big))
+      assert.equal(d, (writer:join()))
+      -- a handshake that fails wakes a waiting writer with its error
+      local cl2 = assert(net.connect("127.0.0.1", tls_port))
+      local d2 = assert(tls_s:accept(5))
+      writer = task.spawn(function() return d2:write(big) end)
+      task.yield()
+      cl2:write("GET / HTTP/1.0\r\n\r\n") -- not a ClientHello
+      local r = table.pack(writer:join())
+      assert.is_nil(r[1])
+      assert.matches("^tls: ", r[2])
+      for _, x in ipairs{cl, d, cl2, d2, tls_s} do x:close() end
+    end, 20)
+  end)
+
+  it("a write held for a TLS handshake keeps the host alive until it " ..
+    "goes (the script's last task writes; openssl s_client the peer)",
+    function()
+    -- before the fix the host ended with the writer parked: nothing
+    -- printed, nothing sent
+    local certs = T.certs()
+    local got, script = tmpname(), tmpname()
+    local f = assert(io.open(script, "wb"))
+    f:write(([[
+local net = require "net"
+local s = assert(net.listen{port = 0, tls = {cert = %q, key = %q}})
+local _, port = s:sockname()
+local peer = io.popen(("exec openssl s_client -connect 127.0.0.1:%%d " ..
+  "-quiet < /dev/null > %s 2>/dev/null"):format(port))
+local c = assert(s:accept(10))
+s:close()
+c:settimeout(10)
+print("write", c:write(("w"):rep(256 * 1024)) == c)
+c:close()
+peer:close()
+]]):format(certs.server, certs.server_key, q(got)))
+    f:close()
+    local out, err, code = run_host({script})
+    assert.equal(0, code, err)
+    assert.equal("write\ttrue\n", out)
+    assert.equal(("w"):rep(256 * 1024), slurp(got))
   end)
 end)

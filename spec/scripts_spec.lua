@@ -1028,6 +1028,39 @@ describe("scripts/proxy.lua", function()
     assert.matches("ECONNREFUSED", p2:stderr())
     assert_quiet(p)
   end)
+
+  it("moves 20 MiB each way at once, checksummed (nc through the proxy " ..
+     "to socat)", function()
+    if not have("socat") then pending("socat is not installed") return end
+    local with = servers()
+    local dir = tmpdir()
+    local to_up, from_up = dir .. "/to_up", dir .. "/from_up"
+    local got_up, got_client = dir .. "/got_up", dir .. "/got_client"
+    for _, f in ipairs{to_up, from_up} do
+      sh(("head -c %d /dev/urandom > %s"):format(20 * 1024 * 1024, q(f)))
+    end
+    -- the upstream sends its file while it saves what comes; -t: after
+    -- the client's end arrived, time for its own file to finish
+    local uport = free_port()
+    local up = with(start("sh -c " .. q(("exec socat -d -d -t 60 " ..
+      "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr SYSTEM:%s 2>&1"):format(
+      uport, q(("cat %s & cat > %s; wait"):format(q(from_up),
+      q(got_up)))))))
+    local line = up:line() -- socat is listening
+    assert.matches("listening on", line or up:stderr())
+    local p, port = with(start_script("scripts/proxy.lua",
+      {"127.0.0.1", uport, "127.0.0.1", "0"}))
+    -- nc -N: a half-close after its file, the download goes on
+    local out, code = sh(("nc -N 127.0.0.1 %d < %s > %s"):format(port,
+      q(to_up), q(got_client)), 60)
+    assert.equal(0, code, out)
+    local function sum(f)
+      return (sh("sha256sum < " .. q(f))):match("%x+")
+    end
+    assert.equal(sum(to_up), sum(got_up), "upload differs")
+    assert.equal(sum(from_up), sum(got_client), "download differs")
+    assert_quiet(p)
+  end)
 end)
 
 -- {====================================================================
