@@ -190,12 +190,19 @@ static void warn_on(void *ud, const char *msg, int tocont) {
   warn_cont(ud, msg, tocont);
 }
 
+/* Read once, by the first state (the main one, before any thread runs):
+** a thread pool's state made later never calls getenv while a script's
+** uv.os_setenv may be changing the environment. */
 static int pooled(void) {
 #if defined(__SANITIZE_ADDRESS__)
   return 0; /* every block through malloc, so ASan sees each use */
 #else
-  const char *v = getenv("LUAHOST_MALLOC");
-  return v == NULL || strcmp(v, "libc") != 0;
+  static int pool_on = -1;
+  if (pool_on < 0) {
+    const char *v = getenv("LUAHOST_MALLOC");
+    pool_on = v == NULL || strcmp(v, "libc") != 0;
+  }
+  return pool_on;
 #endif
 }
 
