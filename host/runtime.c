@@ -11,6 +11,7 @@
 #include <lualib.h>
 
 #include "runtime.h"
+#include "alloc.h"
 #include "http_core.h"
 #include "netcore.h"
 #include "xfer.h"
@@ -95,7 +96,7 @@ static int system_socket(const char *name) {
 }
 
 lua_State *host_newstate(lh_ctx *ctx) {
-  lua_State *L = luaL_newstate();
+  lua_State *L = lh_state_new();
   int i;
   if (L == NULL) return NULL;
   lh_setctx(L, ctx);
@@ -256,7 +257,7 @@ int host_shutdown(lh_ctx *ctx, lua_State *L) {
   }
   if (uv_loop_close(ctx->loop) != 0)
     lh_report("warning: the loop still had live handles at exit");
-  lua_close(L);
+  lh_state_close(L);
   return ctx->exit_code;
 }
 
@@ -328,7 +329,7 @@ lua_State *lh_substate_open(lh_sub *s) {
   st->ctx.callback_errors_fatal = 1;
   T = host_newstate(&st->ctx);
   if (T == NULL || uv_async_init(&st->loop, &st->wake, wake_cb) != 0) {
-    if (T) lua_close(T);
+    if (T) lh_state_close(T);
     uv_loop_close(&st->loop);
     free(st);
     return NULL;

@@ -23,6 +23,7 @@
 #include <lualib.h>
 
 #include "runtime.h"
+#include "alloc.h"
 #include "xfer.h"
 
 #define HOOK_COUNT 10000     /* instructions between cancel checks */
@@ -174,7 +175,7 @@ static int job_main(lua_State *T) {
 
 static void work_cb(uv_work_t *w) {
   job *j = (job *)w->data;
-  lua_State *T = luaL_newstate();
+  lua_State *T = lh_state_new();
   const char *msg;
   if (T == NULL) {
     msg = "not enough memory for a thread state";
@@ -197,7 +198,7 @@ static void work_cb(uv_work_t *w) {
     j->err = (char *)malloc(len + 1);
     if (j->err) memcpy(j->err, s, len + 1);
   }
-  lua_close(T);
+  lh_state_close(T);
 }
 
 /* On the loop's state, protected: push the results (or nil, err). */
