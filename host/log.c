@@ -300,6 +300,17 @@ static int log_config(lua_State *L) {
   return 2;
 }
 
+/* enabled(level) -> would a line at level be written? (log.enabled: in C,
+** as the http server asks it once per request for its access line) */
+static int log_enabled(lua_State *L) {
+  int i = lua_type(L, 1) == LUA_TSTRING ? find(level_names,
+    lua_tostring(L, 1)) : -1;
+  if (i < 0)
+    return luaL_error(L, "bad argument #1 to 'enabled' (level name expected)");
+  lua_pushboolean(L, i >= log_level);
+  return 1;
+}
+
 /* open(path | nil): lines go to path (appended, created 0644), or back to
 ** stderr with nil. true, or nil, err. */
 static int log_open(lua_State *L) {
@@ -323,6 +334,7 @@ void host_private_log(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"write", log_write},
     {"config", log_config},
+    {"enabled", log_enabled},
     {"open", log_open},
     {NULL, NULL}
   };

@@ -770,7 +770,11 @@ local function serve_conn(srv, conn)
       ok = pcall(res.finish, res)
       if not ok then return end
     end
-    if srv.log then access_log(srv, req, res) end
+    -- (the log module's level asked here: no call when it is off)
+    local log_module = srv.log_module
+    if srv.log and not (log_module and not log_module.enabled("info")) then
+      access_log(srv, req, res)
+    end
     if res._close or req.close or not (req._done or drain(req)) then
       return
     end
