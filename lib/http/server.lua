@@ -31,7 +31,7 @@ local now, concat, lower, fmt, find =
   task.now, table.concat, string.lower, string.format, string.find
 local headers_mt = common.headers_mt
 local Conn = select(2, ...).require("net.core").conn_methods
-local buffered, rest = Conn.buffered, Conn.rest
+local buffered, rest, recv = Conn.buffered, Conn.rest, Conn.recv
 
 local M = {}
 
@@ -617,15 +617,24 @@ local function read_head(srv, r)
     end
     local timeout = T.idle
     local before = #r.buf - r.pos + 1
+    local ok, err
     if deadline then
       timeout = deadline - now()
       if timeout <= 0 then return nil, 408, "head timeout" end
-    elseif before == 0 and buffered(conn) == 0 then
-      -- idle: the conn rests (no task, no buffer); should it not be
-      -- able to (a pending error), the read below reports it
-      if rest(conn, timeout) then return false end
+    elseif before == 0 then
+      if buffered(conn) == 0 then
+        -- idle: the conn rests (no task, no buffer) for net's
+        -- idle_timeout, which is T.idle; should it not be able to (a
+        -- pending error), the read below reports it
+        if rest(conn) then return false end
+      else
+        -- input waits in C (a round's first read): taken at once, with
+        -- no wait and so no timeout to set
+        ok, err = recv(conn)
+        if ok then r.buf, r.pos = ok, 1 end
+      end
     end
-    local ok, err = r:fill(timeout)
+    if ok == nil then ok, err = r:fill(timeout) end
     if not ok then
       if err == "timeout" and deadline then
         return nil, 408, "head timeout"
@@ -669,7 +678,9 @@ end
 -- query_string and body state (has_body, _left, _length, _done) are set.
 local function new_request(srv, r, req)
   req._reader = r
-  if srv.log_module then req._t0 = now() end
+  -- (the time taken goes in the log module's access line, when it is on)
+  local log_module = srv.log_module
+  if log_module and log_module.enabled("info") then req._t0 = now() end
   -- (proxy_ip: __index asks the conn when wanted, also when the PROXY
   -- protocol came with the socket: --listen ADDR,proxy, a systemd socket
   -- named "...,proxy")
