@@ -252,7 +252,7 @@ local function header_value(v, fname)
   if tv == "number" then return tostring(math.tointeger(v) or v) end
   if tv ~= "string" then
     error(("bad argument #2 to '%s' (string expected, got %s)")
-      :format(fname, tv), 3)
+      :format(fname, tv), 4) -- (the caller of res:header, a C function)
   end
   return v
 end
@@ -292,27 +292,14 @@ local function set_header(self, name, value, add, fname)
   return self
 end
 
--- (the common case in C: a valid field; anything else, and every error,
--- through set_header)
-local header_set = core.header_set
-
+-- (res:header and res:add_header are C functions, http_resp.c's
+-- header_method: a valid field before the head is sent is set with no Lua
+-- call; anything else, and every error, goes through set_header)
 --- res:header(name, value) -> res: set (replacing), nil removes.
-function Response:header(name, value)
-  if not self.head_sent and header_set(self._headers, name, value, false)
-  then
-    return self
-  end
-  return set_header(self, name, value, false, "header")
-end
+Response.header = core.header_method(set_header, false, "header")
 
 --- res:add_header(name, value) -> res: one more field of that name.
-function Response:add_header(name, value)
-  if not self.head_sent and header_set(self._headers, name, value, true)
-  then
-    return self
-  end
-  return set_header(self, name, value, true, "add_header")
-end
+Response.add_header = core.header_method(set_header, true, "add_header")
 
 --- res:get_header(name) -> the value set, or nil
 function Response:get_header(name)
@@ -903,7 +890,7 @@ function M.listen(opts)
   if not s then return nil, err, msg end
   srv._net = s
   task.spawn(function()
-    s:serve(function(conn) serve_conn(srv, conn) end)
+    s:serve(function(conn) return serve_conn(srv, conn) end)
   end)
   return srv
 end
