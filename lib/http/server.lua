@@ -32,6 +32,10 @@ local now, concat, lower, fmt, find =
 local headers_mt = common.headers_mt
 local Conn = select(2, ...).require("net.core").conn_methods
 local buffered, rest, recv = Conn.buffered, Conn.rest, Conn.recv
+-- (the C methods called once a request, without the look-up through the
+-- conn's metatable)
+local conn_write, settimeout = Conn.write, Conn.settimeout
+local is_closed = select(2, ...).require("net.core").server_methods.is_closed
 
 local M = {}
 
@@ -499,12 +503,12 @@ function Response:send(status, body)
     z:close()
   end
   -- (build_head and send_raw inlined: the common response's path)
-  if req._reader.srv._net:is_closed() then self._close = true end -- (drain)
+  if is_closed(req._reader.srv._net) then self._close = true end -- (drain)
   local data, apart = c_build_head(self, #body, req, REASON[self._status],
     body)
   local ok, err
-  if apart then ok, err = self._conn:write(data, body)
-  else ok, err = self._conn:write(data) end
+  if apart then ok, err = conn_write(self._conn, data, body)
+  else ok, err = conn_write(self._conn, data) end
   if not ok then send_failed(self, err) end
   self.finished = true
   return self
@@ -729,7 +733,16 @@ local function serve_conn(srv, conn)
       end
       return
     end
-    local req = new_request(srv, r, h)
+    -- (new_request only for a request with a body or behind trusted
+    -- proxies: most have neither)
+    local req = h
+    if srv.trusted or h.has_body then
+      new_request(srv, r, h)
+    else
+      h._reader = r
+      local log_module = srv.log_module
+      if log_module and log_module.enabled("info") then h._t0 = now() end
+    end
     -- (every field a plain response sets, so that its table is made
     -- once at its size; the header list has room for two fields: the
     -- nils size its array, # is 0)
@@ -739,7 +752,7 @@ local function serve_conn(srv, conn)
       finished = false}, Response)
     -- (the reads of the head set the conn's timeout to T.idle: often
     -- the same)
-    if r.timeout ~= T.write then conn:settimeout(T.write) end
+    if r.timeout ~= T.write then settimeout(conn, T.write) end
     local ok, err = xpcall(handler, traceback, req, res)
     r.timeout = nil -- (the handler may have set another)
     if ok and res.upgraded then return end -- the connection is theirs
@@ -777,7 +790,9 @@ local function serve_conn(srv, conn)
       return
     end
     -- a closed server keeps no connection for a next request
-    if srv._net:is_closed() then return end
+    if is_closed(srv._net) then return end
+    -- nothing more to read: the conn rests at once (as read_head would)
+    if r.pos > #r.buf and buffered(conn) == 0 and rest(conn) then return end
   end
 end
 
