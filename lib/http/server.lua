@@ -494,7 +494,8 @@ function Response:send(status, body)
   body = body or ""
   self._sent = #body
   local req = self._req
-  local gz = req._reader.srv.gzip
+  local srv = req._reader.srv
+  local gz = srv.gzip
   gz = gz and plan_gzip(self) and gz
   if gz and #body >= gz.min_size then
     start_gzip(self)
@@ -503,7 +504,7 @@ function Response:send(status, body)
     z:close()
   end
   -- (build_head and send_raw inlined: the common response's path)
-  if is_closed(req._reader.srv._net) then self._close = true end -- (drain)
+  if is_closed(srv._net) then self._close = true end -- (drain)
   local data, apart = c_build_head(self, #body, req, REASON[self._status],
     body)
   local ok, err
