@@ -669,6 +669,9 @@ local function worker(slot, handler, conn, first)
       local _slot <close> = slot -- luacheck: ignore 211
       if not first or prepare(slot, conn) then handler(conn) end
     end
+    -- a slot given up (the conn rests or is closed) serves again, for
+    -- its server's next round (nothing else holds it: roles let it go)
+    if slot[1] == false then slot[3].free_slot = slot end
     local co = coroutine_running()
     if npool >= POOL_MAX or light_tasks[co] ~= true then return end
     npool = npool + 1
@@ -705,8 +708,15 @@ local function rest_fn(st)
       conn:close()
       return release(st, ip)
     end
-    -- (new_slot and start_round inline: once a request)
-    local slot = setmetatable({conn, ip or false, st}, st.slot_mt)
+    -- (new_slot and start_round inline: once a request; the slot of the
+    -- last round that ended, when there is one)
+    local slot = st.free_slot
+    if slot then
+      st.free_slot = false
+      slot[1], slot[2] = conn, ip or false
+    else
+      slot = setmetatable({conn, ip or false, st}, st.slot_mt)
+    end
     roles[conn] = slot
     if npool > 0 then
       local co = pool[npool]
