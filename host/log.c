@@ -300,6 +300,30 @@ static int log_config(lua_State *L) {
   return 2;
 }
 
+/* enabled(level) -> would a line at level be written? (log.enabled: in C,
+** as the http server asks it once per request for its access line) */
+static int log_enabled(lua_State *L) {
+  size_t n;
+  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n)
+                                                : NULL;
+  int i = -1;
+  if (s != NULL) { /* the names differ in their first byte: one compare */
+    switch (s[0]) {
+    case 'd': i = 0; break;
+    case 'i': i = 1; break;
+    case 'w': i = 2; break;
+    case 'e': i = 3; break;
+    }
+    if (i >= 0 && (strlen(level_names[i]) != n ||
+                   memcmp(s, level_names[i], n) != 0))
+      i = -1;
+  }
+  if (i < 0)
+    return luaL_error(L, "bad argument #1 to 'enabled' (level name expected)");
+  lua_pushboolean(L, i >= log_level);
+  return 1;
+}
+
 /* open(path | nil): lines go to path (appended, created 0644), or back to
 ** stderr with nil. true, or nil, err. */
 static int log_open(lua_State *L) {
@@ -323,6 +347,7 @@ void host_private_log(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"write", log_write},
     {"config", log_config},
+    {"enabled", log_enabled},
     {"open", log_open},
     {NULL, NULL}
   };

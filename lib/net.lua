@@ -603,8 +603,9 @@ local function slot_mt(st)
   return {__index = SlotBase, __close = slot_close, st = st}
 end
 
+-- (slot[3] is its server too: the hot paths find it with no call)
 local function new_slot(st, conn, ip)
-  local slot = setmetatable({conn, ip}, st.slot_mt)
+  local slot = setmetatable({conn, ip or false, st}, st.slot_mt)
   roles[conn] = slot
   return slot
 end
@@ -652,7 +653,7 @@ end
 -- wait; the others end.
 local pool, npool, POOL_MAX = {}, 0, 64
 local start_round
-local is_light = private.task.is_light
+local light_tasks = private.task.tasks -- (co -> true: a light task)
 local coroutine_running, coroutine_yield =
   coroutine.running, coroutine.yield
 
@@ -672,15 +673,18 @@ local function worker(slot, handler, conn, first)
       local _slot <close> = slot -- luacheck: ignore 211
       if not first or prepare(slot, conn) then handler(conn) end
     end
+    -- a slot given up (the conn rests or is closed) serves again, for
+    -- its server's next round (nothing else holds it: roles let it go)
+    if slot[1] == false then slot[3].free_slot = slot end
     local co = coroutine_running()
-    if npool >= POOL_MAX or not is_light(co) then return end
+    if npool >= POOL_MAX or light_tasks[co] ~= true then return end
     npool = npool + 1
     pool[npool] = co
     -- nothing kept while it waits (the stack is traversed)
     slot, handler, conn = nil, nil, nil -- luacheck: ignore 311
     repeat -- (only start_round resumes it, with a slot)
       slot, handler, conn, first = coroutine_yield()
-    until slot_st(slot)
+    until type(slot) == "table" and slot[3]
   end
 end
 
@@ -708,7 +712,23 @@ local function rest_fn(st)
       conn:close()
       return release(st, ip)
     end
-    return start_round(new_slot(st, conn, ip), st.handler, conn)
+    -- (new_slot and start_round inline: once a request; the slot of the
+    -- last round that ended, when there is one)
+    local slot = st.free_slot
+    if slot then
+      st.free_slot = false
+      slot[1], slot[2] = conn, ip or false
+    else
+      slot = setmetatable({conn, ip or false, st}, st.slot_mt)
+    end
+    roles[conn] = slot
+    if npool > 0 then
+      local co = pool[npool]
+      pool[npool] = nil
+      npool = npool - 1
+      return resume(co, slot, st.handler, conn)
+    end
+    return spawn_light(worker, slot, st.handler, conn)
   end
 end
 
@@ -729,7 +749,7 @@ local core_rest, resting, close_resting =
 --- conn is not a served one.
 function Conn:rest(timeout)
   local slot = roles[self]
-  local st = slot_st(slot)
+  local st = slot and slot[3] -- (a role that is not a slot has none)
   if not st or slot[1] ~= self then return false end
   -- a closed server (a drain) keeps no connection for a next input: the
   -- round closes it when the handler returns

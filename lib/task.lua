@@ -243,6 +243,7 @@ end
 -- Is co a task without a record (nobody asked about it: it may be
 -- reused for other work, see net.lua's rest workers)?
 function hooks.is_light(co) return tasks[co] == true end
+hooks.tasks = tasks -- (net.lua's rest workers ask it inline, once a round)
 
 --- Suspend the current task for `seconds` (a number >= 0).
 function task.sleep(seconds)

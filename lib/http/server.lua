@@ -31,7 +31,11 @@ local now, concat, lower, fmt, find =
   task.now, table.concat, string.lower, string.format, string.find
 local headers_mt = common.headers_mt
 local Conn = select(2, ...).require("net.core").conn_methods
-local buffered, rest = Conn.buffered, Conn.rest
+local buffered, rest, recv = Conn.buffered, Conn.rest, Conn.recv
+-- (the C methods called once a request, without the look-up through the
+-- conn's metatable)
+local conn_write, settimeout = Conn.write, Conn.settimeout
+local is_closed = select(2, ...).require("net.core").server_methods.is_closed
 
 local M = {}
 
@@ -252,7 +256,7 @@ local function header_value(v, fname)
   if tv == "number" then return tostring(math.tointeger(v) or v) end
   if tv ~= "string" then
     error(("bad argument #2 to '%s' (string expected, got %s)")
-      :format(fname, tv), 3)
+      :format(fname, tv), 4) -- (the caller of res:header, a C function)
   end
   return v
 end
@@ -292,27 +296,14 @@ local function set_header(self, name, value, add, fname)
   return self
 end
 
--- (the common case in C: a valid field; anything else, and every error,
--- through set_header)
-local header_set = core.header_set
-
+-- (res:header and res:add_header are C functions, http_resp.c's
+-- header_method: a valid field before the head is sent is set with no Lua
+-- call; anything else, and every error, goes through set_header)
 --- res:header(name, value) -> res: set (replacing), nil removes.
-function Response:header(name, value)
-  if not self.head_sent and header_set(self._headers, name, value, false)
-  then
-    return self
-  end
-  return set_header(self, name, value, false, "header")
-end
+Response.header = core.header_method(set_header, false, "header")
 
 --- res:add_header(name, value) -> res: one more field of that name.
-function Response:add_header(name, value)
-  if not self.head_sent and header_set(self._headers, name, value, true)
-  then
-    return self
-  end
-  return set_header(self, name, value, true, "add_header")
-end
+Response.add_header = core.header_method(set_header, true, "add_header")
 
 --- res:get_header(name) -> the value set, or nil
 function Response:get_header(name)
@@ -503,7 +494,8 @@ function Response:send(status, body)
   body = body or ""
   self._sent = #body
   local req = self._req
-  local gz = req._reader.srv.gzip
+  local srv = req._reader.srv
+  local gz = srv.gzip
   gz = gz and plan_gzip(self) and gz
   if gz and #body >= gz.min_size then
     start_gzip(self)
@@ -512,12 +504,12 @@ function Response:send(status, body)
     z:close()
   end
   -- (build_head and send_raw inlined: the common response's path)
-  if req._reader.srv._net:is_closed() then self._close = true end -- (drain)
+  if is_closed(srv._net) then self._close = true end -- (drain)
   local data, apart = c_build_head(self, #body, req, REASON[self._status],
     body)
   local ok, err
-  if apart then ok, err = self._conn:write(data, body)
-  else ok, err = self._conn:write(data) end
+  if apart then ok, err = conn_write(self._conn, data, body)
+  else ok, err = conn_write(self._conn, data) end
   if not ok then send_failed(self, err) end
   self.finished = true
   return self
@@ -617,15 +609,24 @@ local function read_head(srv, r)
     end
     local timeout = T.idle
     local before = #r.buf - r.pos + 1
+    local ok, err
     if deadline then
       timeout = deadline - now()
       if timeout <= 0 then return nil, 408, "head timeout" end
-    elseif before == 0 and buffered(conn) == 0 then
-      -- idle: the conn rests (no task, no buffer); should it not be
-      -- able to (a pending error), the read below reports it
-      if rest(conn, timeout) then return false end
+    elseif before == 0 then
+      if buffered(conn) == 0 then
+        -- idle: the conn rests (no task, no buffer) for net's
+        -- idle_timeout, which is T.idle; should it not be able to (a
+        -- pending error), the read below reports it
+        if rest(conn) then return false end
+      else
+        -- input waits in C (a round's first read): taken at once, with
+        -- no wait and so no timeout to set
+        ok, err = recv(conn)
+        if ok then r.buf, r.pos = ok, 1 end
+      end
     end
-    local ok, err = r:fill(timeout)
+    if ok == nil then ok, err = r:fill(timeout) end
     if not ok then
       if err == "timeout" and deadline then
         return nil, 408, "head timeout"
@@ -669,7 +670,9 @@ end
 -- query_string and body state (has_body, _left, _length, _done) are set.
 local function new_request(srv, r, req)
   req._reader = r
-  if srv.log_module then req._t0 = now() end
+  -- (the time taken goes in the log module's access line, when it is on)
+  local log_module = srv.log_module
+  if log_module and log_module.enabled("info") then req._t0 = now() end
   -- (proxy_ip: __index asks the conn when wanted, also when the PROXY
   -- protocol came with the socket: --listen ADDR,proxy, a systemd socket
   -- named "...,proxy")
@@ -731,7 +734,16 @@ local function serve_conn(srv, conn)
       end
       return
     end
-    local req = new_request(srv, r, h)
+    -- (new_request only for a request with a body or behind trusted
+    -- proxies: most have neither)
+    local req = h
+    if srv.trusted or h.has_body then
+      new_request(srv, r, h)
+    else
+      h._reader = r
+      local log_module = srv.log_module
+      if log_module and log_module.enabled("info") then h._t0 = now() end
+    end
     -- (every field a plain response sets, so that its table is made
     -- once at its size; the header list has room for two fields: the
     -- nils size its array, # is 0)
@@ -741,7 +753,7 @@ local function serve_conn(srv, conn)
       finished = false}, Response)
     -- (the reads of the head set the conn's timeout to T.idle: often
     -- the same)
-    if r.timeout ~= T.write then conn:settimeout(T.write) end
+    if r.timeout ~= T.write then settimeout(conn, T.write) end
     local ok, err = xpcall(handler, traceback, req, res)
     r.timeout = nil -- (the handler may have set another)
     if ok and res.upgraded then return end -- the connection is theirs
@@ -770,12 +782,18 @@ local function serve_conn(srv, conn)
       ok = pcall(res.finish, res)
       if not ok then return end
     end
-    if srv.log then access_log(srv, req, res) end
+    -- (the log module's level asked here: no call when it is off)
+    local log_module = srv.log_module
+    if srv.log and not (log_module and not log_module.enabled("info")) then
+      access_log(srv, req, res)
+    end
     if res._close or req.close or not (req._done or drain(req)) then
       return
     end
     -- a closed server keeps no connection for a next request
-    if srv._net:is_closed() then return end
+    if is_closed(srv._net) then return end
+    -- nothing more to read: the conn rests at once (as read_head would)
+    if r.pos > #r.buf and buffered(conn) == 0 and rest(conn) then return end
   end
 end
 
@@ -888,7 +906,7 @@ function M.listen(opts)
   if not s then return nil, err, msg end
   srv._net = s
   task.spawn(function()
-    s:serve(function(conn) serve_conn(srv, conn) end)
+    s:serve(function(conn) return serve_conn(srv, conn) end)
   end)
   return srv
 end
