@@ -363,12 +363,17 @@ void net_conn_close(lua_State *L, conn *c) {
     conn_x *x = net_conn_x(c); /* (its wt: the linger's deadline) */
     uv_shutdown_t *req = x != NULL ?
       (uv_shutdown_t *)malloc(sizeof(uv_shutdown_t)) : NULL;
-    if (req != NULL && uv_shutdown(req, STREAM(c), shutdown_close_cb) == 0) {
-      req->data = c;
+    int r = req != NULL ? uv_shutdown(req, STREAM(c), shutdown_close_cb)
+                        : UV_ENOMEM;
+    if (r == 0) req->data = c;
+    else free(req);
+    /* ENOTCONN with writes in flight: a shutdown asked earlier (conn:
+    ** shutdown, a pipe's end) waits for them, and its callback closes the
+    ** handle (net_shutdown_cb); closing now would drop them. */
+    if (r == 0 || (r == UV_ENOTCONN && x != NULL)) {
       net_tmo_add(c->K, &x->wt, linger_fire, LINGER_MS);
       return;
     }
-    free(req);
   }
   lh_handle_close(c->h);
 }

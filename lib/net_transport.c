@@ -91,6 +91,9 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
   conn *c = (conn *)req->data;
   free(req);
   if (status < 0 && status != UV_ECANCELED && !c->werr) c->werr = status;
+  /* closed by Lua while this shutdown waited for the queue (see
+  ** net_conn_close): the output is out, the handle may close */
+  if (c->closed && c->h != NULL) lh_handle_close(c->h);
 }
 
 int net_shutdown(conn *c) {
