@@ -2,14 +2,6 @@
 -- collector in generational mode, luaL_newstate's panic and warnings.
 -- Each case runs build/luahost as a separate process (run_host).
 
-local function write_file(text)
-  local name = tmpname()
-  local f = assert(io.open(name, "wb"))
-  f:write(text)
-  f:close()
-  return name
-end
-
 -- Blocks of every pooled size and past it (POOL_MAX is 2056), grown and
 -- shrunk across classes (strings, table parts, coroutine stacks), half
 -- dropped and collected in between so that freed blocks are reused; every
@@ -66,7 +58,7 @@ describe("the host's Lua states", function()
 
   it("keep every byte of pooled blocks reused across size classes",
      function()
-    local script = write_file(churn_main)
+    local script = tmpfile(churn_main)
     local out, err, code = run_host({script})
     assert.equal("", err)
     assert.equal(0, code)
@@ -75,7 +67,7 @@ describe("the host's Lua states", function()
 
   it("use the plain allocator with LUAHOST_MALLOC=libc, same results",
      function()
-    local script = write_file(churn_main)
+    local script = tmpfile(churn_main)
     local out, err, code = run_host({script}, nil, "LUAHOST_MALLOC=libc")
     assert.equal("", err)
     assert.equal(0, code)
@@ -83,7 +75,7 @@ describe("the host's Lua states", function()
   end)
 
   it("run task.thread's states with pooled blocks too", function()
-    local script = write_file("local task = require 'task'\n" ..
+    local script = tmpfile("local task = require 'task'\n" ..
       "print(task.thread(" .. ("%q"):format(churn) .. "))")
     local out, err, code = run_host({script})
     assert.equal("", err)

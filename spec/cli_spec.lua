@@ -2,14 +2,6 @@
 -- tracebacks, the main task, os.exit, module loading and the REPL.
 -- Each case runs build/luahost as a separate process (run_host).
 
-local function write_file(text)
-  local name = tmpname()
-  local f = assert(io.open(name, "wb"))
-  f:write(text)
-  f:close()
-  return name
-end
-
 describe("luahost CLI", function()
   it("runs -e and exits 0", function()
     local out, err, code = run_host({"-e", "print('hi')"})
@@ -27,7 +19,7 @@ describe("luahost CLI", function()
 
   it("passes script arguments as ... and in arg, with negative indices",
      function()
-    local script = write_file("print(select('#', ...), ...)\n" ..
+    local script = tmpfile("print(select('#', ...), ...)\n" ..
       "print(arg[0] == SCRIPT, arg[1], arg[2], arg[-1], arg[-2] ~= nil)\n")
     local out, err, code = run_host({"-e", "SCRIPT=" .. ("%q"):format(script),
                                      script, "a", "b c"})
@@ -38,7 +30,7 @@ describe("luahost CLI", function()
   end)
 
   it("-- stops option handling", function()
-    local script = write_file("print(arg[1])")
+    local script = tmpfile("print(arg[1])")
     local out, _, code = run_host({"--", script, "-v"})
     assert.equal("-v\n", out)
     assert.equal(0, code)
@@ -143,7 +135,7 @@ describe("luahost CLI", function()
   end)
 
   it("LUA_INIT=@file runs the file first", function()
-    local init = write_file("print('from init file')")
+    local init = tmpfile("print('from init file')")
     local out, _, code = run_host({"-e", "print('after')"}, nil,
                                   "LUA_INIT=@" .. shell_quote(init))
     assert.equal("from init file\nafter\n", out)
@@ -168,7 +160,7 @@ describe("luahost CLI", function()
 
   it("reports an error in the main chunk with script:line and traceback",
      function()
-    local script = write_file("local function inner()\n" ..
+    local script = tmpfile("local function inner()\n" ..
       "  error('deep failure')\nend\nlocal function outer() inner() end\n" ..
       "outer()\n")
     local out, err, code = run_host({script})
@@ -341,7 +333,7 @@ describe("luahost REPL", function()
      function()
     -- stdin is a pipe that stays open until the timer has fired: the
     -- shell writes the last line only after seeing the timer's output.
-    local script = write_file([[
+    local script = tmpfile([[
       local uv = require "uv"
       local t = uv.new_timer()
       t:start(20, 0, function() print("timer fired") t:close() end)

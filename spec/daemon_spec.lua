@@ -4,9 +4,7 @@ local proc = require "process_helper"
 local is_root = io.popen("id -u"):read("n") == 0
 
 local function script_file(text)
-  local name = tmpname() .. ".lua"
-  proc.write(name, text)
-  return name
+  return tmpfile(text, ".lua")
 end
 
 -- The real uid of this process, from /proc (Lua has no getuid).

@@ -5,14 +5,6 @@
 local cjson = require "cjson"
 local proc = require "process_helper"
 
-local function script_file(text)
-  local name = tmpname()
-  local f = assert(io.open(name, "wb"))
-  f:write(text)
-  f:close()
-  return name
-end
-
 local function lines(s)
   local t = {}
   for l in s:gmatch("[^\n]+") do t[#t + 1] = l end
@@ -194,7 +186,7 @@ describe("log", function()
 
   it("the supervisor's lines and the workers' share the format (text and " ..
      "JSON), with the worker id", function()
-    local script = script_file([[
+    local script = tmpfile([[
       local task = require "task"
       local log = require "log"
       log.info("worker up", {id = (task.worker())})
@@ -242,7 +234,7 @@ describe("log", function()
 
   it("http.listen{log = log}: one access line per request in the log " ..
      "format", function()
-    local script = script_file([[
+    local script = tmpfile([[
       local http = require "http"
       local s = assert(http.listen{port = 0, log = require "log",
         handler = function(req, res)

@@ -26,9 +26,7 @@ end)
 end
 
 local function script_file(text)
-  local name = tmpname() .. ".lua"
-  proc.write(name, text)
-  return name
+  return tmpfile(text, ".lua")
 end
 
 -- The pids of the workers that printed "<tag> worker <id> ...", by id.

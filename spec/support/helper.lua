@@ -14,6 +14,9 @@ harness and lua-http's spec helper.
                           by `timeout`); returns stdout, stderr, exit status
   LUAHOST                 path of the luahost binary under test
   tmpname()               a fresh temporary file path, removed at exit
+  tmpfile(text[, suffix]) text written to a fresh temporary file (its
+                          name ends in suffix, e.g. ".lua"), removed at
+                          exit; returns the path
 ]]
 local uv = require "uv"
 
@@ -197,6 +200,18 @@ local tmpfiles = {}
 function tmpname()
   local name = os.tmpname()
   tmpfiles[#tmpfiles + 1] = name
+  return name
+end
+
+function tmpfile(text, suffix)
+  local name = tmpname()
+  if suffix then
+    name = name .. suffix
+    tmpfiles[#tmpfiles + 1] = name
+  end
+  local f = assert(io.open(name, "wb"))
+  assert(f:write(text))
+  assert(f:close())
   return name
 end
 
