@@ -38,13 +38,7 @@ local function server_opts(extra)
   return o
 end
 
-local function py(code)
-  local f = os.tmpname()
-  local h = assert(io.open(f, "w"))
-  h:write(code)
-  h:close()
-  return f
-end
+local function py(code) return tmpfile(code) end
 
 describe("tls over net", function()
   setup(function() c = T.certs() end)
