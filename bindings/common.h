@@ -231,6 +231,12 @@ int lh_bind_error(lh_handle *h);
 /* listen on a handle whose bind was deferred: adopt the group's socket. 0
 ** or a negative libuv error. */
 int lh_bind_listen(lh_handle *h, int backlog);
+/* Is the stream listening? libuv watches a listening stream with its
+** accept callback alone, which asserts on anything but input: a write,
+** shutdown or connect on it would abort the process (libuv 1.44 sets the
+** stream writable on a failed connect and feeds a pipe's connect error to
+** that callback), so the bindings refuse them first. */
+#define lh_is_listening(s) (((uv_stream_t *)(s))->connection_cb != NULL)
 /* Check arg idx is an open handle whose type is in mask; raises
 ** "attempt to use a closed handle" for a closing or closed one. */
 lh_handle *lh_check_handle(lua_State *L, int idx, int mask);

@@ -87,6 +87,7 @@ static int pipe_connect(lua_State *L) {
   lh_check_callable(L, 3);
   if (name == NULL) return lh_fail(L, UV_ENAMETOOLONG);
   if ((st = lh_bind_error(h)) < 0) return lh_fail(L, st);
+  if (lh_is_listening(p)) return lh_fail(L, UV_EISCONN); /* (see common.h) */
   r = lh_req_new(L, sizeof(uv_connect_t), 3);
   uv_pipe_connect(lh_req_uv(r, uv_connect_t), p, name, connect_cb);
   lua_pushinteger(L, 0);

@@ -113,6 +113,7 @@ static int do_write(lua_State *L, int sendidx, int cbidx) {
   if (sendidx) send = check_send_handle(L, sendidx);
   hascb = lh_opt_callable(L, cbidx);
   if (!has_fd((uv_handle_t *)s)) return lh_fail(L, UV_EBADF); /* closing */
+  if (lh_is_listening(s)) return lh_fail(L, UV_ENOTCONN);
   if (send != NULL && !has_fd(send->uv)) return lh_fail(L, UV_EBADF);
   if (send == NULL) {
     st = uv_try_write(s, bs.bufs, bs.n);
@@ -187,7 +188,8 @@ static int stream_shutdown(lua_State *L) {
   uv_stream_t *s = check_stream_live(L, 1, NULL);
   int hascb = lh_opt_callable(L, 2), st;
   lh_req *r;
-  if (!has_fd((uv_handle_t *)s)) return lh_fail(L, UV_ENOTCONN);
+  if (!has_fd((uv_handle_t *)s) || lh_is_listening(s))
+    return lh_fail(L, UV_ENOTCONN);
   r = lh_req_new(L, sizeof(uv_shutdown_t), hascb ? 2 : 0);
   st = uv_shutdown(lh_req_uv(r, uv_shutdown_t), s, shutdown_cb);
   if (st < 0) {
@@ -237,7 +239,8 @@ static int stream_read_start(lua_State *L) {
   int st;
   lh_check_callable(L, 2);
   if (uv_is_closing((uv_handle_t *)s)) return lh_fail(L, UV_EINVAL);
-  if (!has_fd((uv_handle_t *)s)) return lh_fail(L, UV_ENOTCONN);
+  if (!has_fd((uv_handle_t *)s) || lh_is_listening(s))
+    return lh_fail(L, UV_ENOTCONN);
   lh_readbuf(L, READBUF_SIZE); /* the shared buffer alloc_cb hands out */
   st = uv_read_start(s, alloc_cb, read_cb);
   if (st < 0) return lh_fail(L, st);

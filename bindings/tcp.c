@@ -154,6 +154,7 @@ static int tcp_connect(lua_State *L) {
   lh_check_addr(L, 2, 3, &ss);
   lh_check_callable(L, 4);
   if ((st = lh_bind_error(h)) < 0) return lh_fail(L, st);
+  if (lh_is_listening(t)) return lh_fail(L, UV_EISCONN);
   r = lh_req_new(L, sizeof(uv_connect_t), 4);
   st = uv_tcp_connect(lh_req_uv(r, uv_connect_t), t,
                       (struct sockaddr *)&ss, connect_cb);

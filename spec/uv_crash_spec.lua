@@ -123,6 +123,41 @@ describe("uv crash cases", function()
         "done"}, "\n") .. "\n", (out:gsub("fd %d+", "fd %%d+")))
     end)
 
+  it("connect, write, shutdown or read_start on a listening stream " ..
+     "(libuv asserts in its accept callback): refused", function()
+    -- (found by the uv fuzzer: a tcp connect on a listening socket fails
+    -- but leaves it flagged writable, and a shutdown then aborted; a
+    -- pipe's connect error was fed to the accept callback at once)
+    local out = run_case([[
+      local uv = require "uv"
+      local t = uv.new_tcp()
+      assert(t:bind("127.0.0.1", 0))
+      assert(t:listen(8, function() end))
+      print(t:connect("127.0.0.1", t:getsockname().port, function() end))
+      print(t:shutdown(function() end))
+      print(t:write("x", function() end))
+      print(t:read_start(function() end))
+      uv.run("nowait") -- (where a queued shutdown aborted)
+      t:close()
+      local name = os.tmpname()
+      os.remove(name)
+      local p = uv.new_pipe()
+      assert(p:bind(name))
+      assert(p:listen(8, function() end))
+      print(p:connect(name, function() end))
+      print(p:write("x"))
+      print(p:shutdown())
+      uv.run("nowait") -- (where the fed connect error aborted)
+      p:close()
+      uv.run()
+      os.remove(name)
+      print("done")]])
+    local eisconn = "nil\tEISCONN: socket is already connected\tEISCONN"
+    local enotconn = "nil\tENOTCONN: socket is not connected\tENOTCONN"
+    assert.equal(table.concat({eisconn, enotconn, enotconn, enotconn,
+      eisconn, enotconn, enotconn, "done"}, "\n") .. "\n", out)
+  end)
+
   local stdin_case = [[
     local uv = require "uv"
     local p = uv.new_pipe(false)

@@ -69,6 +69,7 @@ local cbR               -- callbacks' own stream (their timing varies)
 local pool              -- handles
 local fds               -- fds the seed made: {fd = {dev, ino}}
 local fdlist            -- the same, as a list, in creation order
+local drawn             -- those a call may be given (blocking_stream)
 local ports             -- ports of bound sockets
 local pids              -- pids of spawned children
 local loop_fds = {}     -- the loop's own fds (must be refused)
@@ -84,11 +85,25 @@ local function is_handle(v)
   return ok and (s:find("^uv_") or s:find("^uv handle")) ~= nil
 end
 
+-- A socket or pipe in blocking mode (a raw socketpair or pipe made
+-- without nonblock): a read of it with nothing to read waits forever, in
+-- the loop's thread (fs_read) as in any program. It is closed with the
+-- seed's other fds but never drawn for a call.
+local function blocking_stream(fd, st)
+  if st.type ~= "socket" and st.type ~= "fifo" then return false end
+  local f = io.open("/proc/self/fdinfo/" .. fd)
+  local flags = f and f:read("a"):match("flags:%s*(%d+)")
+  if f then f:close() end
+  return flags ~= nil and tonumber(flags, 8) & 0x800 == 0 -- O_NONBLOCK
+end
+
 local function note_fd(fd)
   if type(fd) ~= "number" or fds[fd] then return end
   local ok, st = pcall(uv.fs_fstat, fd)
   fds[fd] = ok and st and {st.dev, st.ino} or {0, 0}
+  fds[fd].blocking = ok and st and blocking_stream(fd, st)
   fdlist[#fdlist + 1] = fd
+  if not fds[fd].blocking then drawn[#drawn + 1] = fd end
 end
 
 -- Remember what a call returned: handles join the pool, fds the fd list.
@@ -172,7 +187,7 @@ end
 local function random_int()
   local k = R(10)
   if k <= 5 then return pick(INTS) end
-  if k == 6 and #fdlist > 0 then return pick(fdlist) end
+  if k == 6 and #drawn > 0 then return pick(drawn) end
   if k == 7 and #loop_fds > 0 then return pick(loop_fds) end
   if k == 8 and #ports > 0 then return pick(ports) end
   if k == 9 and #pids > 0 then return pick(pids) end
@@ -205,7 +220,10 @@ local function safe_int(v)
   -- fs_fstat raises for an fd the loop made since (inotify...): refused
   -- wherever it goes, so safe
   local ok, st = pcall(uv.fs_fstat, math.tointeger(v))
-  return fds[v] or is_loop_fd[v] or not ok or not st
+  if fds[v] then -- (asked now: set_blocking may have changed it)
+    return not (ok and st and blocking_stream(math.tointeger(v), st))
+  end
+  return is_loop_fd[v] or not ok or not st
 end
 
 local function random_args(name)
@@ -219,7 +237,7 @@ local function random_args(name)
         math.type(v) == "integer" and v >= 0 and v < 2^31 then
       -- an fd position: ours (files, sockets) or the loop's
       v = R(3) == 1 and #loop_fds > 0 and pick(loop_fds) or
-          (#fdlist > 0 and pick(fdlist) or -1)
+          (#drawn > 0 and pick(drawn) or -1)
     end
     args[i] = v
   end
@@ -244,7 +262,7 @@ local G = {
                                "sigterm", 0} end,
   ev = function() return pick{"r", "w", "rw", "rd", "rwdp"} end,
   bool = function() return R(2) == 1 end,
-  fd = function() return #fdlist > 0 and pick(fdlist) or -1 end,
+  fd = function() return #drawn > 0 and pick(drawn) or -1 end,
   opt = function() return pick{"so_rcvbuf", "so_sndbuf", "tcp_nodelay",
                                "so_keepalive", "so_reuseaddr"} end,
 }
@@ -340,7 +358,8 @@ local makers = {
     return a
   end,
   function() -- a raw socketpair / pipe, left for random opens
-    local p = R(2) == 1 and uv.socketpair() or uv.pipe()
+    local nb = R(2) == 1 and {nonblock = true} or nil -- (else never drawn)
+    local p = R(2) == 1 and uv.socketpair(nil, nil, nb, nb) or uv.pipe(nb, nb)
     for _, fd in pairs(p) do note_fd(fd) end
     return uv.new_timer()
   end,
@@ -492,7 +511,7 @@ local function run_seed(seed)
     return cbstate % n + 1
   end
   math.randomseed(seed)
-  pool, fds, fdlist, ports, pids = {}, {}, {}, {}, {}
+  pool, fds, fdlist, drawn, ports, pids = {}, {}, {}, {}, {}, {}
   local dir = scratch .. "/" .. seed
   assert(uv.fs_mkdir and uv.fs_mkdir(dir, 448) or
          os.execute("mkdir " .. dir))
