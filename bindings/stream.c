@@ -279,6 +279,9 @@ static int stream_listen(lua_State *L) {
   lh_check_callable(L, 3);
   if (h->bind != NULL) st = lh_bind_listen(h, backlog);
   else st = lh_bind_error(h);
+  /* libuv accepts until EAGAIN: a socket made blocking (set_blocking)
+  ** would block the loop in accept once the backlog is empty */
+  if (st == 0 && has_fd((uv_handle_t *)s)) st = uv_stream_set_blocking(s, 0);
   if (st == 0) st = uv_listen(s, backlog, connection_cb);
   if (st < 0) return lh_fail(L, st);
   lh_set_cb(L, h, LH_CB_AUX, 3);
@@ -312,9 +315,12 @@ static int stream_get_write_queue_size(lua_State *L) {
   return 1;
 }
 
+/* Refused on a listening stream (EINVAL): see stream_listen. */
 static int stream_set_blocking(lua_State *L) {
   uv_stream_t *s = check_stream(L, 1, NULL);
   luaL_checktype(L, 2, LUA_TBOOLEAN);
+  if (lh_is_listening(s) && lua_toboolean(L, 2))
+    return lh_fail(L, UV_EINVAL);
   return lh_result(L, uv_stream_set_blocking(s, lua_toboolean(L, 2)));
 }
 

@@ -158,6 +158,36 @@ describe("uv crash cases", function()
       eisconn, enotconn, enotconn, "done"}, "\n") .. "\n", out)
   end)
 
+  it("set_blocking on a listening stream, before or after listen: " ..
+     "accept never blocks the loop", function()
+    -- (found by the uv fuzzer: libuv accepts until EAGAIN, and on a
+    -- blocking socket the accept after the last client waited forever)
+    local out = run_case([[
+      local uv = require "uv"
+      local t = uv.new_tcp()
+      assert(t:bind("127.0.0.1", 0))
+      print(t:set_blocking(true))
+      assert(t:listen(8, function(err)
+        local c = uv.new_tcp()
+        print("accepted", err, t:accept(c))
+        c:close()
+      end))
+      print(t:set_blocking(true))
+      local c = uv.new_tcp()
+      c:connect("127.0.0.1", t:getsockname().port, function(err)
+        print("connected", err)
+        local timer = uv.new_timer() -- (the accept runs meanwhile)
+        timer:start(100, 0, function() timer:close() c:close() t:close() end)
+      end)
+      uv.run()
+      print("done")]])
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    table.sort(lines) -- (connect and accept callbacks in either order)
+    assert.same({"0", "accepted\tnil\t0", "connected\tnil", "done",
+      "nil\tEINVAL: invalid argument\tEINVAL"}, lines)
+  end)
+
   local stdin_case = [[
     local uv = require "uv"
     local p = uv.new_pipe(false)
