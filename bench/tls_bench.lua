@@ -150,9 +150,11 @@ end
 local function luahost(script, kind, pat, extra)
   local env = kind and ("env TLS_CERT=%s TLS_KEY=%s "):format(
     file(kind .. ".pem"), file(kind .. ".key")) or ""
-  local p = start(("taskset -c 0 %s%s %s 127.0.0.1 0%s"):format(env,
-    LUAHOST, script, extra or ""), "luahost-" .. (kind or "plain") ..
-    "-" .. script:match("(%w+)%.lua$"))
+  -- --log-level warn: no line per connection or request (the example
+  -- scripts log one at info), as nginx runs here with access_log off
+  local p = start(("taskset -c 0 %s%s --log-level warn %s 127.0.0.1 0%s")
+    :format(env, LUAHOST, script, extra or ""),
+    "luahost-" .. (kind or "plain") .. "-" .. script:match("(%w+)%.lua$"))
   p.port = tonumber(wait_out(p, pat))
   return p
 end

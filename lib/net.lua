@@ -732,8 +732,9 @@ local function rest_fn(st)
   end
 end
 
-local core_rest, resting, close_resting =
-  core.rest, core.resting, core.close_resting
+local core_rest, resting, close_resting, fed =
+  core.rest, core.resting, core.close_resting, core.fed
+local FRESH_MS = core.FRESH_MS
 
 --- conn:rest([timeout]) -> true | false: in a handler run by
 --- server:serve, wait for the conn's next input with no task: when it
@@ -751,11 +752,17 @@ function Conn:rest(timeout)
   local slot = roles[self]
   local st = slot and slot[3] -- (a role that is not a slot has none)
   if not st or slot[1] ~= self then return false end
-  -- a closed server (a drain) keeps no connection for a next input: the
-  -- round closes it when the handler returns
-  if st.closed then return true end
-  if not core_rest(self, timeout and ms(timeout) or st.idle, st.rest_fn,
-    st.server, slot[2] or false) then
+  local wait = timeout and ms(timeout) or st.idle
+  if st.closed then
+    -- a closed server (a drain) keeps no connection for a next input: the
+    -- round closes it when the handler returns; but a new one that has
+    -- sent nothing yet may have its first request in flight (a balancer
+    -- connects, then sends): it rests FRESH_MS at most (as close_idle
+    -- leaves it, net_conn.c)
+    if fed(self) then return true end
+    if wait < 0 or wait > FRESH_MS then wait = FRESH_MS end
+  end
+  if not core_rest(self, wait, st.rest_fn, st.server, slot[2] or false) then
     return false
   end
   slot[1] = false

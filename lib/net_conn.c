@@ -249,23 +249,48 @@ static int core_resting(lua_State *L) {
   return 2;
 }
 
+/* fed(conn): has input arrived on it (ever)? */
+static int core_fed(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_STREAM);
+  lua_pushboolean(L, c != NULL && c->fed);
+  return 1;
+}
+
 /* close_resting(server [, n]): close the n (default: all) conns of
 ** server's that rest the longest; their callbacks run (err "closed").
 ** Returns how many. */
 static int core_close_resting(lua_State *L) {
   conn *s = net_to_conn(L, 1, K_SERVER);
+  int all = lua_isnoneornil(L, 2);
   lua_Integer max = luaL_optinteger(L, 2, LUA_MAXINTEGER), n = 0;
   int group;
+  conn *c;
   if (s == NULL) {
     lua_pushinteger(L, 0);
     return 1;
   }
   group = s->group;
+  /* All of them (close_idle, a drain): a conn that has sent nothing yet
+  ** is no idle keep-alive connection but a new one whose first request
+  ** may be in flight (a balancer connects, then sends): closing it would
+  ** lose that request. It gets FRESH_MS to send it instead (lazy
+  ** deadline, as core_rest's). */
+  for (c = all ? s->K->rest_head : NULL; c != NULL; c = c->rsnext) {
+    uint64_t due = net_now(s->K) + FRESH_MS;
+    if (c->group != group || c->closed || c->fed) continue;
+    if (c->rdue != 0 && c->rdue <= due) continue;
+    c->rdue = due;
+    if (c->rt.idx >= 0 && c->rt.due > due) net_tmo_del(c->K, &c->rt);
+    if (c->rt.idx < 0 && net_tmo_add_at(c->K, &c->rt, net_rd_fire, due) < 0)
+      c->fed = 1; /* (out of memory: closed below, as before) */
+  }
   /* From the head each time: a callback may rest or close other conns.
   ** Each pass closes one (it leaves the list), so at most max passes. */
   while (n < max) {
-    conn *c = s->K->rest_head;
-    while (c != NULL && (c->group != group || c->closed)) c = c->rsnext;
+    c = s->K->rest_head;
+    while (c != NULL && (c->group != group || c->closed ||
+                         (all && !c->fed)))
+      c = c->rsnext;
     if (c == NULL) break;
     net_conn_close(L, c);
     if (c->resting) net_rest_unlink(c); /* (not told: shutting down) */
@@ -740,6 +765,7 @@ static int core_idle_for(lua_State *L) {
 
 static const luaL_Reg conn_functions[] = {
   {"close_resting", core_close_resting},
+  {"fed", core_fed},
   {"configure", core_configure},
   {"idle_for", core_idle_for},
   {"resting", core_resting},

@@ -45,6 +45,8 @@
 #define RHWM (256 * 1024)      /* stop reading when this much is unread */
 #define UDP_QMAX 64            /* datagrams queued while nobody reads */
 #define LINGER_MS 10000        /* close(): time left to send queued data */
+#define FRESH_MS 1000          /* a drain: time a new conn that has sent
+                                  nothing yet gets to send (net_conn.c) */
 #define MAX_FORMATS 200
 
 /* The cancel and drop markers (light userdata; see net_sched.c). */
@@ -327,6 +329,9 @@ struct conn {
   int qlen;              /* udp: datagrams queued */
   unsigned char kind, reading, closed, rtimed, wtimed, wflush, pending;
   unsigned char skipline;
+  unsigned char fed;     /* input has arrived (net_deliver): one that has
+                            not may have its first bytes in flight (a
+                            drain gives it a grace, core_close_resting) */
   unsigned char resting; /* rest: waits in C for input, no task (see
                             net_read.c) */
   unsigned char vbuf;    /* VBUF_NO (default), VBUF_FULL, VBUF_LINE */

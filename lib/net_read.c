@@ -68,6 +68,7 @@ void net_rstop(conn *c) {
 int net_deliver(conn *c, const char *p, size_t n) {
   core *K = c->K;
   lua_State *L = K->ctx->L;
+  c->fed = 1;
   if (X_PIPE(c) != NULL && net_pipe_data(c, p, n)) return 0;
   if ((c->rco || c->resting) && c->rlen == 0 && !K->ctx->readbuf_lent) {
     /* Fast path: the reader (or the task a resting conn's callback

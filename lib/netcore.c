@@ -122,5 +122,7 @@ int luaopen_net_core(lua_State *L) {
   net_tls_open(L);
   net_pipe_open(L);
   lua_pop(L, 1);             /* the core */
+  lua_pushinteger(L, FRESH_MS); /* (net.lua's drain of a new conn) */
+  lua_setfield(L, -2, "FRESH_MS");
   return 1;
 }

@@ -33,7 +33,7 @@ end
 
 -- A background command whose PID is the command's own (the shell execs).
 local function start_bg(cmd, errfile)
-  local pidf = os.tmpname()
+  local pidf = tmpname()
   assert(os.execute(("sh -c %s >/dev/null 2>%s </dev/null &"):format(
     q("echo $$ >" .. q(pidf) .. "; exec " .. cmd), q(errfile))))
   local pid

@@ -899,6 +899,47 @@ describe("net", function()
       assert.is_true(secs < 5, ("exited after %.1f s"):format(secs))
     end)
 
+    it("a drain gives a new connection that has sent nothing yet a " ..
+       "second for its first request, then closes it", function()
+      -- (a balancer connects, then sends: at a drain, that request may be
+      -- in flight; closing the connection as idle would lose it)
+      local pidfile = tmpname()
+      local t0 = uv.hrtime()
+      local out, err, code = run_host({"--pidfile", pidfile, "-e", [[
+        local net, task = require "net", require "task"
+        local pid = io.open("/proc/self/stat"):read("n")
+        local s = assert(net.listen{idle_timeout = 60})
+        local _, port = s:sockname()
+        local rested = 0
+        task.spawn(function()
+          local a = assert(net.connect("127.0.0.1", port))
+          local b = assert(net.connect("127.0.0.1", port))
+          while rested < 2 do task.sleep(0.01) end -- both rest, unfed
+          io.popen("kill -TERM " .. pid):close()
+          while not task.exiting() do task.sleep(0.01) end
+          a:write("late\n") -- after the drain closed the idle ones
+          print("a", a:read())
+          print("a closed", a:read() == nil)
+          local b0 = task.now()
+          print("b closed", b:read() == nil) -- b never sends
+          print("b within 3 s", task.now() - b0 < 3)
+        end)
+        print("serve", s:serve(function(c)
+          if c:buffered() == 0 then
+            rested = rested + 1
+            if c:rest() then return end
+          end
+          local l = c:read()
+          if l then c:write(l, "\n") end
+        end))]]})
+      local secs = (uv.hrtime() - t0) / 1e9
+      assert.equal("", err)
+      assert.equal(0, code)
+      assert.equal("serve\ttrue\na\tlate\na closed\ttrue\n" ..
+        "b closed\ttrue\nb within 3 s\ttrue\n", out)
+      assert.is_true(secs < 8, ("exited after %.1f s"):format(secs))
+    end)
+
     it("a drain serves the clients queued behind a full server " ..
        "(max_connections), not resetting them", function()
       local pidfile = tmpname()

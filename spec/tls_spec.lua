@@ -38,13 +38,7 @@ local function server_opts(extra)
   return o
 end
 
-local function py(code)
-  local f = os.tmpname()
-  local h = assert(io.open(f, "w"))
-  h:write(code)
-  h:close()
-  return f
-end
+local function py(code) return tmpfile(code) end
 
 describe("tls over net", function()
   setup(function() c = T.certs() end)
@@ -420,6 +414,31 @@ for mode in ("notify", "cut", "clean"):
       ok:write("alive\n")
       assert.equal("ALIVE", ok:read("l"))
       ok:close()
+      s:close()
+    end)
+  end)
+
+  it("close after shutdown still sends everything queued (the " ..
+     "records, then close_notify)", function()
+    run_task(function()
+      local s = assert(net.listen{port = 0, tls = server_opts()})
+      local _, port = s:sockname()
+      local size, closed, got = 8 * 1024 * 1024, false, nil
+      local t = task.spawn(function()
+        local conn = assert(s:accept(5))
+        while not closed do task.sleep(0.01) end -- read only after
+        got = assert(conn:read("a"))
+        conn:close()
+      end)
+      local conn = assert(net.connect("localhost", port,
+        {tls = {ca = c.ca}, timeout = 5, write_hwm = 4 * size}))
+      assert(conn:write(string.rep("q", size)))
+      assert(conn:shutdown())
+      conn:close()
+      closed = true
+      t:join()
+      assert.equal(size, #got)
+      assert.equal(string.rep("q", size), got)
       s:close()
     end)
   end)
