@@ -246,6 +246,7 @@ static int field(lua_State *L, head *h, const char *s, const char *e,
       return 400;
     }
   note_field(h, s, nl, v, (size_t)(ve - v));
+  if (!hidx) return 0; /* (the server's request: req.headers made later) */
   for (i = 0; i < nl; i++) {
     char c = s[i];
     lname[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
@@ -441,20 +442,16 @@ static int complete(const char *p, const char *from, const char *end) {
 
 /*
 ** http.server's request (parse_request given its two metatables, at 7
-** and 8): the head table at -1 gets the request's, its headers the
-** headers', and the state of its body: has_body, and for a length _left,
-** _length and (none) _done. Its fields list is not made: _hbuf (the
-** string parsed) and _hb (where its field lines start) let head_fields
-** make it when it is read.
+** and 8): the head table at -1 gets the request's, and the state of its
+** body: has_body, and for a length _left, _length and (none) _done. Its
+** headers table and fields list are not made: _hbuf (the string parsed)
+** and _hb (where its field lines start) let head_headers and head_fields
+** make them when they are read (req.headers gets the headers metatable
+** then, in the server's Lua).
 */
 static void server_request(lua_State *L, lua_Integer blen) {
   lua_pushvalue(L, 7);
   lua_setmetatable(L, -2);
-  lua_pushvalue(L, KEY(K_HEADERS));
-  lua_rawget(L, -2);
-  lua_pushvalue(L, 8);
-  lua_setmetatable(L, -2);
-  lua_pop(L, 1);
   SETKV(L, K_HAS_BODY, lua_pushboolean(L, blen != 0));
   if (blen >= 0) {
     SETKV(L, KP_LEFT, lua_pushinteger(L, blen));
@@ -548,10 +545,10 @@ static int parse(lua_State *L, int request) {
       nf++;
       q = ql + 1;
     }
-    lua_createtable(L, 0, nf);
-    hidx = lua_gettop(L);
-    fidx = 0;
+    hidx = fidx = 0;
     if (!server) {
+      lua_createtable(L, 0, nf);
+      hidx = lua_gettop(L);
       lua_createtable(L, 2 * nf, 0);
       fidx = lua_gettop(L);
     }
@@ -578,18 +575,16 @@ static int parse(lua_State *L, int request) {
     lua_pushvalue(L, KEY(K_FIELDS));
     lua_pushvalue(L, fidx);
     lua_rawset(L, hidx - 1);
-  } else { /* the head's bytes, for head_fields when req.fields is read */
-    lua_pushvalue(L, KEY(K_HBUF));
-    lua_pushvalue(L, 1);
+    lua_pushvalue(L, KEY(K_HEADERS));
+    lua_pushvalue(L, hidx);
     lua_rawset(L, hidx - 1);
-    lua_pushvalue(L, KEY(K_HB));
-    lua_pushinteger(L, (lua_Integer)(hb - buf) + 1);
-    lua_rawset(L, hidx - 1);
+    lua_settop(L, hidx - 1); /* the head table */
+  } else {
+    /* the head's bytes, for head_fields and head_headers when req.fields
+    ** or req.headers is read */
+    SETKV(L, K_HBUF, lua_pushvalue(L, 1));
+    SETKV(L, K_HB, lua_pushinteger(L, (lua_Integer)(hb - buf) + 1));
   }
-  lua_pushvalue(L, KEY(K_HEADERS));
-  lua_pushvalue(L, hidx);
-  lua_rawset(L, hidx - 1);
-  lua_settop(L, hidx - 1); /* the head table */
   if (request && (h.version == 11 ? h.nhost != 1 : h.nhost > 1))
     return bad(L, 400, h.nhost ? "repeated Host" : "missing Host");
   st = framing(L, &h, &why, &blen);
@@ -684,10 +679,59 @@ static int head_fields(lua_State *L) {
   return 1;
 }
 
+/*
+** head_headers(buf, init) -> {lower-case name = value}: the headers
+** table of a head that parse_request accepted (its field lines from init
+** up to the empty line), repeated fields joined by ", ", as
+** parse_request makes it; the server's requests make req.headers so,
+** when it is read. Any string is safe: a line with no ':' ends it.
+*/
+static int head_headers(lua_State *L) {
+  size_t len;
+  const char *buf = luaL_checklstring(L, 1, &len);
+  lua_Integer init = luaL_checkinteger(L, 2);
+  const char *p, *end = buf + len;
+  char lname[MAX_NAME];
+  luaL_argcheck(L, init >= 1 && (size_t)init <= len + 1, 2, "out of range");
+  lua_newtable(L);
+  for (p = buf + init - 1; p < end;) {
+    const char *lf = eol(p, end), *le, *c, *v, *ve;
+    size_t nl, i;
+    if (lf == NULL) lf = end;
+    le = trim_cr(p, lf);
+    c = (const char *)memchr(p, ':', (size_t)(le - p));
+    if (le == p || c == NULL) break;
+    nl = (size_t)(c - p);
+    if (nl > MAX_NAME) break; /* (parse_request refused it: 431) */
+    v = c + 1;
+    while (v < le && (*v == ' ' || *v == '\t')) v++;
+    ve = le;
+    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+    for (i = 0; i < nl; i++) {
+      char ch = p[i];
+      lname[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    lua_pushlstring(L, lname, nl);           /* key */
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) == LUA_TSTRING) {  /* key old */
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, v, (size_t)(ve - v));
+      lua_concat(L, 3);                      /* key "old, new" */
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, v, (size_t)(ve - v));
+    }
+    lua_rawset(L, -3);
+    p = lf + 1;
+  }
+  return 1;
+}
+
 const luaL_Reg http_head_funcs[] = {
   {"check_field", head_check_field},
   {"field_ok", head_field_ok},
   {"head_fields", head_fields},
+  {"head_headers", head_headers},
   {NULL, NULL}
 };
 

@@ -260,7 +260,10 @@ describe("parse_request for the server", function()
     end
     local t = parse("GET /a?b HTTP/1.1\r\nHost: a\r\n\r\n")
     assert.are.equal(Req, getmetatable(t))
-    assert.are.equal(Hdr, getmetatable(t.headers))
+    -- (req.headers is made when read, from the head's bytes: see
+    -- head_headers; the server gives it the headers metatable then)
+    assert.is_nil(rawget(t, "headers"))
+    assert.are.same({host = "a"}, core.head_headers(t._hbuf, t._hb))
     assert.are.equal(false, t.has_body)
     assert.are.equal(0, t._left)
     assert.are.equal(0, t._length)
@@ -315,12 +318,28 @@ describe("parse_request for the server", function()
         assert.is_nil(rawget(a2, "fields"))
         assert.are.same(a1.fields, core.head_fields(a2._hbuf, a2._hb),
           ("%q"):format(s))
+        assert.is_nil(rawget(a2, "headers"))
+        assert.are.same(a1.headers, core.head_headers(a2._hbuf, a2._hb),
+          ("%q"):format(s))
         assert.are.equal(a1.length ~= nil and a1.length ~= 0 or
           a1.chunked == true, a2.has_body)
       else
         assert.are.equal(c1, c2)
       end
     end
+  end)
+end)
+
+describe("head_headers", function()
+  it("lower-cases names and joins repeated fields, as parse_request",
+    function()
+    local s = "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nx-a:\t2 \r\n" ..
+      "Accept:\r\n\r\nC: 3"
+    local t = core.parse_request(s)
+    assert.are.same({host = "a", ["x-a"] = "1, 2", accept = ""}, t.headers)
+    assert.are.same(t.headers, core.head_headers(s, 17))
+    assert.are.same({}, core.head_headers("x", 2))
+    assert.has_error(function() core.head_headers("x", 3) end)
   end)
 end)
 

@@ -27,6 +27,7 @@ local common = require "http.common"
 local REASON, raise, is_error = common.REASON, common.raise, common.is_error
 local parse_request, field_ok, head_fields = core.parse_request,
   core.field_ok, core.head_fields
+local head_headers = core.head_headers
 local now, concat, lower, fmt, find =
   task.now, table.concat, string.lower, string.format, string.find
 local headers_mt = common.headers_mt
@@ -81,7 +82,7 @@ local function peer_of(req)
 end
 
 -- Methods, then the fields made on first use: peer, peer_ip, query,
--- fields, proxy_ip, params, _server, _conn.
+-- headers, fields, proxy_ip, params, _server, _conn.
 function Request.__index(req, k)
   local v = Request[k]
   if v ~= nil then return v end
@@ -96,6 +97,11 @@ function Request.__index(req, k)
     local q = req.query_string
     v = q == "" and {} or M.decode_query(q)
     rawset(req, "query", v)
+    return v
+  elseif k == "headers" then -- (made from the head's bytes when read)
+    v = setmetatable(head_headers(rawget(req, "_hbuf"), rawget(req, "_hb")),
+      headers_mt)
+    rawset(req, "headers", v)
     return v
   elseif k == "fields" then -- (made from the head's bytes when read)
     v = head_fields(rawget(req, "_hbuf"), rawget(req, "_hb"))
