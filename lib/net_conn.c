@@ -394,7 +394,8 @@ void net_conn_close(lua_State *L, conn *c) {
     else free(req);
     /* ENOTCONN with writes in flight: a shutdown asked earlier (conn:
     ** shutdown, a pipe's end) waits for them, and its callback closes the
-    ** handle (net_shutdown_cb); closing now would drop them. */
+    ** handle (net_transport.c's shutdown_cb); closing now would drop
+    ** them. */
     if (r == 0 || (r == UV_ENOTCONN && x != NULL)) {
       net_tmo_add(c->K, &x->wt, linger_fire, LINGER_MS);
       return;
