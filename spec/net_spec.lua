@@ -559,25 +559,10 @@ describe("net", function()
     it("close after shutdown still sends everything queued", function()
       -- shutdown waits for the queue; a close right after must not cut it
       run_task(function()
-        local s = assert(net.listen{port = 0})
-        local _, port = s:sockname()
-        local size, closed, got = 8 * 1024 * 1024, false, nil
-        local t = task.spawn(function()
-          local c = assert(s:accept(5))
-          while not closed do task.sleep(0.01) end -- read only after
-          got = assert(c:read("a"))
-          c:close()
-        end)
-        local c = assert(net.connect("127.0.0.1", port,
-          {write_hwm = 2 * size})) -- (the write queues, never waits)
-        assert(c:write(string.rep("q", size)))
-        assert(c:shutdown())
-        c:close()
-        closed = true
-        t:join()
+        local size, got = require("common").close_after_shutdown({},
+          "127.0.0.1", {})
         assert.equal(size, #got)
         assert.equal(string.rep("q", size), got)
-        s:close()
       end)
     end)
 

@@ -421,25 +421,10 @@ for mode in ("notify", "cut", "clean"):
   it("close after shutdown still sends everything queued (the " ..
      "records, then close_notify)", function()
     run_task(function()
-      local s = assert(net.listen{port = 0, tls = server_opts()})
-      local _, port = s:sockname()
-      local size, closed, got = 8 * 1024 * 1024, false, nil
-      local t = task.spawn(function()
-        local conn = assert(s:accept(5))
-        while not closed do task.sleep(0.01) end -- read only after
-        got = assert(conn:read("a"))
-        conn:close()
-      end)
-      local conn = assert(net.connect("localhost", port,
-        {tls = {ca = c.ca}, timeout = 5, write_hwm = 4 * size}))
-      assert(conn:write(string.rep("q", size)))
-      assert(conn:shutdown())
-      conn:close()
-      closed = true
-      t:join()
+      local size, got = require("common").close_after_shutdown(
+        {tls = server_opts()}, "localhost", {tls = {ca = c.ca}, timeout = 5})
       assert.equal(size, #got)
       assert.equal(string.rep("q", size), got)
-      s:close()
     end)
   end)
 

@@ -10,6 +10,10 @@ rather than one per spec).
   common.sh(cmd[, secs])    run a shell command line to completion, killed
                             after secs (default 60): stdout and stderr
                             together, and the exit status
+  common.close_after_shutdown(listen_opts, host, connect_opts)
+                            in a task: a client queues 8 MiB, shuts down
+                            and closes before the server reads; returns
+                            the size and what the server read
 ]]
 local net = require "net"
 
@@ -34,6 +38,29 @@ function M.sh(cmd, secs)
   local out = p:read("a")
   local _, _, code = p:close()
   return out, code
+end
+
+function M.close_after_shutdown(listen_opts, host, connect_opts)
+  local task = require "task"
+  local size, closed, got = 8 * 1024 * 1024, false, nil
+  listen_opts.port = 0
+  connect_opts.write_hwm = 4 * size -- (the write queues, never waits)
+  local s = assert(net.listen(listen_opts))
+  local _, port = s:sockname()
+  local t = task.spawn(function()
+    local c = assert(s:accept(5))
+    while not closed do task.sleep(0.01) end -- read only after the close
+    got = assert(c:read("a"))
+    c:close()
+  end)
+  local c = assert(net.connect(host, port, connect_opts))
+  assert(c:write(string.rep("q", size)))
+  assert(c:shutdown())
+  c:close()
+  closed = true
+  t:join()
+  s:close()
+  return size, got
 end
 
 return M
