@@ -256,6 +256,13 @@ static int core_fed(lua_State *L) {
   return 1;
 }
 
+/* rested(conn): has it rested (core.rest) after some input before? */
+static int core_rested(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_STREAM);
+  lua_pushboolean(L, c != NULL && c->rested);
+  return 1;
+}
+
 /* close_resting(server [, n]): close the n (default: all) conns of
 ** server's that rest the longest; their callbacks run (err "closed").
 ** Returns how many. */
@@ -767,6 +774,7 @@ static int core_idle_for(lua_State *L) {
 static const luaL_Reg conn_functions[] = {
   {"close_resting", core_close_resting},
   {"fed", core_fed},
+  {"rested", core_rested},
   {"configure", core_configure},
   {"idle_for", core_idle_for},
   {"resting", core_resting},

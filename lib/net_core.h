@@ -334,6 +334,9 @@ struct conn {
                             drain gives it a grace, core_close_resting) */
   unsigned char resting; /* rest: waits in C for input, no task (see
                             net_read.c) */
+  unsigned char rested;  /* it has rested after input once (a kept-alive
+                            conn that came back: http waits for its next
+                            request before it rests again) */
   unsigned char vbuf;    /* VBUF_NO (default), VBUF_FULL, VBUF_LINE */
 };
 

@@ -449,6 +449,7 @@ static int core_rest(lua_State *L) {
   c->rtimed = 0;
   c->rsince = net_now(c->K);
   c->resting = 1;
+  c->rested |= c->fed; /* (after input: between two requests) */
   c->group = s->group;
   net_rest_link(c);
   c->task = NULL;

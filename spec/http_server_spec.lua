@@ -324,7 +324,8 @@ describe("http server keep-alive", function()
     run_task(function()
       local cos = {}
       local srv = assert(http.listen{port = 0, handler = function(req, res)
-        cos[#cos + 1] = coroutine.running()
+        -- (not the idle ones: a list of every task would keep them)
+        if req.path ~= "/i" then cos[#cos + 1] = coroutine.running() end
         res:send(req.path .. "\n")
       end})
       local _, port = srv:sockname()
@@ -347,9 +348,14 @@ describe("http server keep-alive", function()
       for i = 1, 80 do open(i) end -- (warm: the pool of workers)
       local before = heap()
       for i = 81, 180 do open(i) end
-      task.sleep(0.02)
-      -- (both sides counted: the client's conn is about 250 B)
-      local per = (heap() - before) / 100
+      -- (each rests once timeouts.rest has passed with no new request;
+      -- both sides counted: the client's conn is about 250 B)
+      local per
+      for _ = 1, 100 do
+        task.sleep(0.05)
+        per = (heap() - before) / 100
+        if per < 1000 then break end
+      end
       assert.is_true(per < 1000, ("%.0f bytes per conn"):format(per))
       for i = 1, 180 do idle[i]:close() end
       -- pipelined: both already buffered, answered in order
@@ -364,6 +370,53 @@ describe("http server keep-alive", function()
       assert.same({"/c\n", "/d\n"}, all)
       c:close()
       srv:close()
+    end)
+  end)
+
+  it("timeouts.rest: a conn that came back keeps its task that long " ..
+    "for its next request, then rests", function()
+    run_task(function()
+      local cos = {}
+      local srv = assert(http.listen{port = 0, timeouts = {rest = 30},
+        handler = function(req, res)
+          cos[req.path] = coroutine.running()
+          res:send(req.path .. "\n")
+        end})
+      local _, port = srv:sockname()
+      local function heap()
+        collectgarbage()
+        collectgarbage()
+        return collectgarbage("count") * 1024
+      end
+      -- a first request: the conn rests at once (a conn's first round
+      -- does not wait), before its answer is even read here
+      local conns = {}
+      for i = 1, 21 do
+        conns[i] = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        get(conns[i], "/first")
+      end
+      local before = heap()
+      -- a second request: a new round, and its task waits for a third
+      -- (twenty tasks waiting in a read: a coroutine is over 1 KB)
+      for i = 2, 21 do get(conns[i], "/" .. i) end
+      local per = (heap() - before) / 20
+      assert.is_true(per > 1000, ("%.0f bytes per conn"):format(per))
+      -- the third request on a conn is served by the task that waited
+      assert.same({"HTTP/1.1 200 OK\r", "/again\n"},
+        {get(conns[5], "/again")})
+      assert.equal(cos["/5"], cos["/again"])
+      for i = 1, 21 do conns[i]:close() end
+      srv:close()
+      -- 0 rests at once; a negative value is refused
+      local ok = pcall(http.listen, {port = 0, timeouts = {rest = 0},
+        handler = function() end})
+      assert.is_true(ok)
+      local bad, err = pcall(http.listen, {port = 0, timeouts = {rest = -1},
+        handler = function() end})
+      assert.is_false(bad)
+      assert.matches("timeouts.rest: non%-negative number expected", err)
+      assert.is_false((pcall(http.listen, {port = 0,
+        timeouts = {idle = 0}, handler = function() end})))
     end)
   end)
 

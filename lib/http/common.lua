@@ -24,6 +24,9 @@ M.defaults = {
   },
   timeouts = {
     idle = 30,    -- keep-alive connection with no request
+    rest = 0.05,  -- server: after a response, the wait for the next
+                  -- request in a plain read (task kept), before the
+                  -- connection rests with no task (0: at once)
     head = 10,    -- first byte of a head to its end (408)
     body = 30,    -- req:body(): whole body, from the head (408);
                   -- req:chunks(math.huge): between two reads
@@ -55,6 +58,7 @@ M.REASON = {
 }
 
 -- Merge user options over defaults (unknown names raise).
+local ZERO_OK = {rest = true} -- (timeouts.rest = 0: rest at once)
 function M.merge(defaults, given, what, fname)
   local out = {}
   for k, v in pairs(defaults) do out[k] = v end
@@ -68,9 +72,11 @@ function M.merge(defaults, given, what, fname)
         error(("bad argument #1 to '%s' (unknown %s '%s')")
           :format(fname, what, tostring(k)), 3)
       end
-      if type(v) ~= "number" or v ~= v or v <= 0 then
-        error(("bad argument #1 to '%s' (%s.%s: positive number expected)")
-          :format(fname, what, tostring(k)), 3)
+      if type(v) ~= "number" or v ~= v or v < 0 or
+         (v == 0 and not ZERO_OK[k]) then
+        error(("bad argument #1 to '%s' (%s.%s: %s number expected)")
+          :format(fname, what, tostring(k),
+            ZERO_OK[k] and "non-negative" or "positive"), 3)
       end
       out[k] = v
     end

@@ -36,7 +36,8 @@ local buffered, rest, recv = Conn.buffered, Conn.rest, Conn.recv
 -- (the C methods called once a request, without the look-up through the
 -- conn's metatable)
 local conn_write, settimeout = Conn.write, Conn.settimeout
-local is_closed = select(2, ...).require("net.core").server_methods.is_closed
+local net_core = select(2, ...).require("net.core")
+local is_closed, rested = net_core.server_methods.is_closed, net_core.rested
 
 local M = {}
 
@@ -727,6 +728,7 @@ local function serve_conn(srv, conn)
     timeout = false},
     common.Reader)
   local handler, T = srv.handler, srv.timeouts
+  local warm -- (has the conn rested before? asked once a round)
   while true do
     local h, status, why = read_head(srv, r)
     if h == false then return end -- resting (net's conn:rest)
@@ -798,8 +800,29 @@ local function serve_conn(srv, conn)
     end
     -- a closed server keeps no connection for a next request
     if is_closed(srv._net) then return end
-    -- nothing more to read: the conn rests at once (as read_head would)
-    if r.pos > #r.buf and buffered(conn) == 0 and rest(conn) then return end
+    -- nothing more to read: the conn rests (as read_head would), for
+    -- what is left of timeouts.idle after a wait of timeouts.rest in a
+    -- plain read when it rested before: a client that came back on a
+    -- kept-alive conn often asks again at once, and this round serves
+    -- that with no rest and no new round (a conn's first round does not
+    -- wait: most one-request conns would hold a task for nothing)
+    if r.pos > #r.buf and buffered(conn) == 0 then
+      local idle, wait = T.idle, T.rest
+      if idle < wait then wait = idle end
+      if warm == nil then warm = rested(conn) end
+      if not warm then wait = 0 end
+      if wait > 0 then
+        settimeout(conn, wait)
+        r.timeout = wait
+        local data, err = recv(conn)
+        if data then
+          r.buf, r.pos = data, 1
+        elseif err ~= "timeout" or is_closed(srv._net) then
+          return
+        end
+      end
+      if r.pos > #r.buf and rest(conn, idle - wait) then return end
+    end
   end
 end
 
