@@ -814,10 +814,10 @@ local function serve_conn(srv, conn)
       if wait > 0 then
         settimeout(conn, wait)
         r.timeout = wait
-        local data, err = recv(conn)
+        local data, rerr = recv(conn)
         if data then
           r.buf, r.pos = data, 1
-        elseif err ~= "timeout" or is_closed(srv._net) then
+        elseif rerr ~= "timeout" or is_closed(srv._net) then
           return
         end
       end
