@@ -405,12 +405,20 @@ describe("http server keep-alive", function()
       assert.same({"HTTP/1.1 200 OK\r", "/again\n"},
         {get(conns[5], "/again")})
       assert.equal(cos["/5"], cos["/again"])
-      for i = 1, 21 do conns[i]:close() end
+      -- server:close() closes the conns in their wait at once, as the
+      -- resting ones
       srv:close()
+      local t0 = task.now()
+      for i = 1, 21 do
+        assert.same({nil, "closed"}, {conns[i]:read()})
+        conns[i]:close()
+      end
+      assert.is_true(task.now() - t0 < 5, tostring(task.now() - t0))
       -- 0 rests at once; a negative value is refused
-      local ok = pcall(http.listen, {port = 0, timeouts = {rest = 0},
+      local ok, zero = pcall(http.listen, {port = 0, timeouts = {rest = 0},
         handler = function() end})
       assert.is_true(ok)
+      zero:close()
       local bad, err = pcall(http.listen, {port = 0, timeouts = {rest = -1},
         handler = function() end})
       assert.is_false(bad)

@@ -814,7 +814,10 @@ local function serve_conn(srv, conn)
       if wait > 0 then
         settimeout(conn, wait)
         r.timeout = wait
+        local waiting = srv.waiting
+        waiting[conn] = true
         local data, rerr = recv(conn)
+        waiting[conn] = nil
         if data then
           r.buf, r.pos = data, 1
         elseif rerr ~= "timeout" or is_closed(srv._net) then
@@ -837,6 +840,8 @@ Server.__name = "http.server"
 function Server:close()
   local r = self._net:close()
   self._net:close_idle()
+  -- (each one's read returns "closed" and its round ends)
+  for conn in pairs(self.waiting) do conn:close() end
   return r
 end
 function Server:sockname() return self._net:sockname() end
@@ -919,6 +924,7 @@ function M.listen(opts)
     trusted = trusted, proxy_protocol = opts.proxy_protocol,
     limits = common.merge(d.limits, opts.limits, "limits", "listen"),
     timeouts = common.merge(d.timeouts, opts.timeouts, "timeouts", "listen"),
+    waiting = {}, -- conns in their timeouts.rest wait (close closes them)
     }, Server)
   -- net.listen checks the rest: its argument errors are raised again
   -- here, so that they point at the caller's line, not at this one
