@@ -72,7 +72,9 @@ enum {
   K_CLOSE,
   K_HBUF,     /* _hbuf */
   K_HB,       /* _hb */
-  NKEYS = K_HB
+  V_HTTP11,   /* "HTTP/1.1", the value of version (not a key) */
+  V_HTTP10,   /* "HTTP/1.0" */
+  NKEYS = V_HTTP10
 };
 static const char *const key_names[NKEYS] = {
   "method",
@@ -94,6 +96,8 @@ static const char *const key_names[NKEYS] = {
   "close",
   "_hbuf",
   "_hb",
+  "HTTP/1.1",
+  "HTTP/1.0",
 };
 #define KEY(k) lua_upvalueindex(k)
 /* t[key] = the value `push` pushes, t at -1 */
@@ -105,6 +109,7 @@ static const char *const key_names[NKEYS] = {
 
 typedef struct head {
   int request;         /* parsing a request (else a response) */
+  int server;          /* a request for http.server (server_request) */
   int version;         /* 10 or 11 */
   int nte, ncl, nhost; /* how many of these fields */
   int conn_close, conn_keepalive;
@@ -420,7 +425,8 @@ static int framing(lua_State *L, head *h, const char **why,
     SETKV(L, K_UNTIL_CLOSE, lua_pushboolean(L, 1));
     return 0;
   }
-  SETKV(L, K_LENGTH, lua_pushinteger(L, len));
+  /* (http.server's request keeps it as _length: server_request) */
+  if (!h->server) SETKV(L, K_LENGTH, lua_pushinteger(L, len));
   *blen = len;
   return 0;
 }
@@ -443,7 +449,8 @@ static int complete(const char *p, const char *from, const char *end) {
 /*
 ** http.server's request (parse_request given its two metatables, at 7
 ** and 8): the head table at -1 gets the request's, and the state of its
-** body: has_body, and for a length _left, _length and (none) _done. Its
+** body: for none only _done (true); else has_body (true), and for a
+** length _left and _length (a server request has no `length`). Its
 ** headers table and fields list are not made: _hbuf (the string parsed)
 ** and _hb (where its field lines start) let head_headers and head_fields
 ** make them when they are read (req.headers gets the headers metatable
@@ -452,13 +459,14 @@ static int complete(const char *p, const char *from, const char *end) {
 static void server_request(lua_State *L, lua_Integer blen) {
   lua_pushvalue(L, 7);
   lua_setmetatable(L, -2);
-  SETKV(L, K_HAS_BODY, lua_pushboolean(L, blen != 0));
-  if (blen >= 0) {
+  if (blen == 0) { /* most requests: nothing more to set */
+    SETKV(L, KP_DONE, lua_pushboolean(L, 1));
+    return;
+  }
+  SETKV(L, K_HAS_BODY, lua_pushboolean(L, 1));
+  if (blen > 0) {
     SETKV(L, KP_LEFT, lua_pushinteger(L, blen));
     SETKV(L, KP_LENGTH, lua_pushinteger(L, blen));
-    if (blen == 0) {
-      SETKV(L, KP_DONE, lua_pushboolean(L, 1));
-    }
   }
 }
 
@@ -519,6 +527,7 @@ static int parse(lua_State *L, int request) {
   }
   memset(&h, 0, sizeof h);
   h.request = request;
+  h.server = server;
   lf = eol(line, end); /* complete() found one */
   {
     const char *le = trim_cr(line, lf), *q;
@@ -590,7 +599,7 @@ static int parse(lua_State *L, int request) {
   st = framing(L, &h, &why, &blen);
   if (st) return bad(L, st, why);
   SETKV(L, K_VERSION,
-        lua_pushstring(L, h.version == 11 ? "HTTP/1.1" : "HTTP/1.0"));
+        lua_pushvalue(L, KEY(h.version == 11 ? V_HTTP11 : V_HTTP10)));
   /* persistence (RFC 9112 9.3) */
   SETKV(L, K_CLOSE, lua_pushboolean(L, h.conn_close ||
                                       (h.version == 10 &&

@@ -264,13 +264,17 @@ describe("parse_request for the server", function()
     -- head_headers; the server gives it the headers metatable then)
     assert.is_nil(rawget(t, "headers"))
     assert.are.same({host = "a"}, core.head_headers(t._hbuf, t._hb))
-    assert.are.equal(false, t.has_body)
-    assert.are.equal(0, t._left)
-    assert.are.equal(0, t._length)
+    -- (no body: _done alone, and no length field of any kind)
+    assert.is_nil(rawget(t, "has_body"))
+    assert.is_nil(rawget(t, "_left"))
+    assert.is_nil(rawget(t, "_length"))
+    assert.is_nil(rawget(t, "length"))
     assert.is_true(t._done)
     t = parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n")
     assert.is_true(t.has_body)
     assert.are.equal(5, t._left)
+    assert.are.equal(5, t._length)
+    assert.is_nil(rawget(t, "length"))
     assert.is_nil(t._done)
     assert.are.same({"Host", "a", "Content-Length", "5"},
       core.head_fields(t._hbuf, t._hb))
@@ -321,8 +325,11 @@ describe("parse_request for the server", function()
         assert.is_nil(rawget(a2, "headers"))
         assert.are.same(a1.headers, core.head_headers(a2._hbuf, a2._hb),
           ("%q"):format(s))
-        assert.are.equal(a1.length ~= nil and a1.length ~= 0 or
-          a1.chunked == true, a2.has_body)
+        local body = a1.length ~= nil and a1.length ~= 0 or
+          a1.chunked == true
+        assert.are.equal(body, a2.has_body == true)
+        assert.are.equal(not body, a2._done == true)
+        assert.are.equal(a1.version, a2.version)
       else
         assert.are.equal(c1, c2)
       end

@@ -674,7 +674,8 @@ local function forwarded_for(srv, h, peer_ip)
 end
 
 -- h came from parse_request with the request's metatables: its path,
--- query_string and body state (has_body, _left, _length, _done) are set.
+-- query_string and body state (_done alone for none; else has_body, and
+-- _left, _length for a length) are set.
 local function new_request(srv, r, req)
   req._reader = r
   -- (the time taken goes in the log module's access line, when it is on)
@@ -745,7 +746,7 @@ local function serve_conn(srv, conn)
     -- (new_request only for a request with a body or behind trusted
     -- proxies: most have neither)
     local req = h
-    if srv.trusted or h.has_body then
+    if srv.trusted or not h._done then
       new_request(srv, r, h)
     else
       h._reader = r
