@@ -351,4 +351,56 @@ describe("uv crash cases", function()
     q:close()
     assert_clean()
   end)
+
+  it("fs_poll: a stop and a start at once, again and again (a stat on " ..
+    "the thread pool): no abort, the poll sees a change, closes", function()
+    -- (libuv aborted in fs-poll.c's timer_cb when the first poll's stat
+    -- came back after the second start; uv fuzzer, seed 33972)
+    local out = run_case([=[
+      local uv = require "uv"
+      local f = os.tmpname()
+      local p = uv.new_fs_poll()
+      local events = 0
+      local function cb() events = events + 1 end
+      for _ = 1, 20 do
+        assert(p:start(f, 3, cb) == 0)
+        uv.run("nowait")
+        assert(p:stop() == 0)
+        assert(p:start(f, 5, cb) == 0)
+      end
+      local t = uv.new_timer()
+      t:start(100, 0, function()
+        local h = assert(io.open(f, "w"))
+        h:write("changed")
+        h:close()
+      end)
+      local t2 = uv.new_timer()
+      t2:start(600, 0, function()
+        p:close()
+        t:close()
+        t2:close()
+      end)
+      uv.run()
+      local open = 0
+      uv.walk(function() open = open + 1 end)
+      print("events", events > 0, "open", open)
+      -- a start that waits, then a close; and one left to the host's
+      -- shutdown (under ASan: nothing leaks)
+      local q = uv.new_fs_poll()
+      q:start(f, 3, cb)
+      uv.run("nowait")
+      q:stop()
+      q:start(f, 3, cb)
+      q:close()
+      local r = uv.new_fs_poll()
+      r:start(f, 3, cb)
+      uv.run("nowait")
+      r:stop()
+      r:start(f, 3, cb)
+      r:unref()
+      os.remove(f)
+      print("done")
+    ]=])
+    assert.truthy(out:find("events\ttrue\topen\t0\n"), out)
+  end)
 end)
