@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include "net_core.h"
 
@@ -346,11 +347,32 @@ void net_wake_writer(lua_State *L, conn *c) {
   if (c->x == x && x->wco == NULL) net_unanchor(L, x->wref);
 }
 
+/*
+** The last step of a graceful close: input nobody read is read and
+** dropped first. A socket closed with unread input sends a reset, not a
+** FIN, and a reset throws away what the peer has not read yet of our
+** last bytes: a TLS client that never reads (the server's session
+** tickets wait in its socket) lost the end of its output that way, and
+** a server that answers before reading a whole request (a 413) would
+** lose its answer. TCP only (a pipe's input may be another reader's).
+** Bounded: what is there now, 1 MiB at most.
+*/
+void net_close_stream(conn *c) {
+  uv_os_fd_t fd;
+  if (c->h->uv->type == UV_TCP && !uv_is_closing(c->h->uv) &&
+      uv_fileno(c->h->uv, &fd) == 0) {
+    char sink[4096];
+    int i;
+    for (i = 0; i < 256 && read(fd, sink, sizeof(sink)) > 0; i++) {}
+  }
+  lh_handle_close(c->h);
+}
+
 static void shutdown_close_cb(uv_shutdown_t *req, int status) {
   conn *c = (conn *)req->data;
   (void)status;
   free(req);
-  if (c != NULL && c->h != NULL) lh_handle_close(c->h);
+  if (c != NULL && c->h != NULL) net_close_stream(c);
 }
 
 /* LINGER_MS after a close with output queued: close now. */
@@ -408,7 +430,8 @@ void net_conn_close(lua_State *L, conn *c) {
       return;
     }
   }
-  lh_handle_close(c->h);
+  if (c->kind == K_STREAM && !abortive(c)) net_close_stream(c);
+  else lh_handle_close(c->h);
 }
 
 /* The reader's deadline. Lazy: the entry may be older than the wait

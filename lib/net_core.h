@@ -394,6 +394,9 @@ int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
                     lua_KFunction k, const char *what);
 int net_park_writer(lua_State *L, conn *c, int flush, lua_KFunction k,
                     const char *what);
+/* Close a stream conn whose output is out: unread input dropped first
+** (a close with unread input is a reset; net_conn.c). */
+void net_close_stream(conn *c);
 /* Put a conn that starts resting at the end of K's list. */
 void net_rest_link(conn *c);
 /* Take a conn off K's list (it no longer rests). */

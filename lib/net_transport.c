@@ -93,7 +93,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
   if (status < 0 && status != UV_ECANCELED && !c->werr) c->werr = status;
   /* closed by Lua while this shutdown waited for the queue (see
   ** net_conn_close): the output is out, the handle may close */
-  if (c->closed && c->h != NULL) lh_handle_close(c->h);
+  if (c->closed && c->h != NULL) net_close_stream(c);
 }
 
 int net_shutdown(conn *c) {
