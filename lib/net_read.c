@@ -331,9 +331,12 @@ static int conn_lines(lua_State *L) {
 /* {====================================================== recv */
 
 static int recv_k(lua_State *L, int status, lua_KContext kc);
+static int recv_wait_k(lua_State *L, int status, lua_KContext kc);
 
-/* recv's work on c (conn at 1, nothing above it), max bytes at most. */
-static int recv_do(lua_State *L, conn *c, size_t max) {
+/* recv's work on c (conn at 1, nothing above it), max bytes at most;
+** a wait is for ms (recv: the conn's timeout), then k(kc). */
+static int recv_do(lua_State *L, conn *c, size_t max, int ms,
+                   lua_KFunction k, lua_KContext kc) {
   if (c == NULL || c->closed) return net_fail_str(L, "closed");
   if (c->rlen > 0) {
     size_t n = c->rlen < max ? c->rlen : max;
@@ -349,8 +352,7 @@ static int recv_do(lua_State *L, conn *c, size_t max) {
   net_rstart(c);
   if (c->rerr) return net_fail_str(L, net_conn_errname(c, c->rerr));
   shrink(c);
-  return net_park_reader(L, c, c->timeout, (lua_KContext)max, recv_k,
-                         "recv");
+  return net_park_reader(L, c, ms, kc, k, "recv");
 }
 
 static int recv_k(lua_State *L, int status, lua_KContext kc) {
@@ -361,7 +363,18 @@ static int recv_k(lua_State *L, int status, lua_KContext kc) {
     net_drop_waits(L, c);
     return net_cancel_exit(L, how);
   }
-  return recv_do(L, c, (size_t)kc);
+  return recv_do(L, c, (size_t)kc, c->timeout, recv_k, kc);
+}
+
+static int recv_wait_k(lua_State *L, int status, lua_KContext kc) {
+  conn *c = *(conn **)lua_touserdata(L, 1);
+  (void)status;
+  int how = net_was_cancelled(L, 1);
+  if (how) {
+    net_drop_waits(L, c);
+    return net_cancel_exit(L, how);
+  }
+  return recv_do(L, c, RBUF_SIZE, (int)kc, recv_wait_k, kc);
 }
 
 /* buffered(): bytes received and not yet read, without any I/O: a
@@ -381,7 +394,19 @@ static int conn_recv(lua_State *L) {
   conn *c = net_to_conn(L, 1, K_STREAM);
   luaL_argcheck(L, max > 0, 2, "positive size expected");
   if (n != 1) lua_settop(L, 1); /* (as recv_k wants it) */
-  return recv_do(L, c, (size_t)max);
+  return recv_do(L, c, (size_t)max, c->timeout, recv_k, (lua_KContext)max);
+}
+
+/* recv_wait(conn, ms): recv, waiting ms at most (not the conn's timeout,
+** which stays as it is): http's wait for a next request on a kept-alive
+** conn, with no settimeout before and after. */
+static int core_recv_wait(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_STREAM);
+  lua_Integer ms = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, ms >= 0, 2, "non-negative milliseconds expected");
+  if (ms > INT_MAX) ms = INT_MAX;
+  lua_settop(L, 1);
+  return recv_do(L, c, RBUF_SIZE, (int)ms, recv_wait_k, (lua_KContext)ms);
 }
 
 /* }====================================================== */
@@ -461,6 +486,7 @@ static int core_rest(lua_State *L) {
 }
 
 static const luaL_Reg rest_functions[] = {
+  {"recv_wait", core_recv_wait},
   {"rest", core_rest},
   {NULL, NULL}
 };

@@ -38,6 +38,7 @@ local buffered, rest, recv = Conn.buffered, Conn.rest, Conn.recv
 local conn_write, settimeout = Conn.write, Conn.settimeout
 local net_core = select(2, ...).require("net.core")
 local is_closed, rested = net_core.server_methods.is_closed, net_core.rested
+local recv_wait, ceil = net_core.recv_wait, math.ceil
 
 local M = {}
 
@@ -760,11 +761,15 @@ local function serve_conn(srv, conn)
       _headers = {nil, nil, nil, nil, nil, nil}, -- luacheck: ignore
       _sent = 0, _length = false, _close = false, head_sent = false,
       finished = false}, Response)
-    -- (the reads of the head set the conn's timeout to T.idle: often
-    -- the same)
-    if r.timeout ~= T.write then settimeout(conn, T.write) end
+    -- (r.timeout: the conn's timeout as the reader last set it; the
+    -- handler's reads of the body set theirs through r too, and the wait
+    -- for a next request (recv_wait) does not change it: so the second
+    -- request of a round sets nothing)
+    if r.timeout ~= T.write then
+      settimeout(conn, T.write)
+      r.timeout = T.write
+    end
     local ok, err = xpcall(handler, traceback, req, res)
-    r.timeout = nil -- (the handler may have set another)
     if ok and res.upgraded then return end -- the connection is theirs
     if not ok then
       if is_error(err) then
@@ -813,11 +818,9 @@ local function serve_conn(srv, conn)
       if warm == nil then warm = rested(conn) end
       if not warm then wait = 0 end
       if wait > 0 then
-        settimeout(conn, wait)
-        r.timeout = wait
         local waiting = srv.waiting
         waiting[conn] = true
-        local data, rerr = recv(conn)
+        local data, rerr = recv_wait(conn, ceil(wait * 1000))
         waiting[conn] = nil
         if data then
           r.buf, r.pos = data, 1
