@@ -15,6 +15,7 @@ int luaopen_http_core(lua_State *L) {
   add(L, http_head_funcs);
   http_head_open(L);
   add(L, http_resp_funcs);
+  http_resp_open(L);
   add(L, http_chunked_funcs);
   add(L, http_ws_funcs);
   add(L, http_gzip_funcs);

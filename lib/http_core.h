@@ -24,6 +24,8 @@ extern const luaL_Reg http_gzip_funcs[];
 
 /* parse_request and parse_response, into the module table at -1. */
 void http_head_open(lua_State *L);
+/* build_head, a closure of the field names it uses, into the table at -1 */
+void http_resp_open(lua_State *L);
 /* The chunked decoder's metatable (created by luaopen_http_core). */
 void http_chunked_open(lua_State *L);
 /* The gzip stream metatable. */

@@ -122,6 +122,26 @@ static char *add_int(char *p, lua_Integer x) {
 ** may be sent (not HEAD, a status with a body) and is at most 16 KiB;
 ** body_apart is true when a body that may be sent is not in data.
 */
+/* The field names build_head reads and sets, interned once: upvalues
+** (lua_gettable with one of them costs no look-up of a C string). */
+enum { RK_STATUS = 1, RK_CLOSE, RK_VERSION, RK_RCLOSE, RK_METHOD,
+       RK_HEADERS, RK_LENGTH, RK_CHUNKED, RK_HEAD_SENT, RK_N = RK_HEAD_SENT };
+static const char *const rk_names[RK_N] = {
+  "_status", "_close", "version", "close", "method", "_headers", "_length",
+  "_chunked", "head_sent"
+};
+/* push t[key] (metamethods as lua_getfield); returns its type */
+static int rget(lua_State *L, int t, int k) {
+  lua_pushvalue(L, lua_upvalueindex(k));
+  return lua_gettable(L, t);
+}
+/* t[key] = the value at the top, popped */
+static void rset(lua_State *L, int t, int k) {
+  lua_pushvalue(L, lua_upvalueindex(k));
+  lua_insert(L, -2);
+  lua_settable(L, t);
+}
+
 static int resp_build_head(lua_State *L) {
   lua_Integer status, length = 0, cl = 0, n, i;
   int has_length, has_cl = 0, has_date = 0, close, first_conn = -1;
@@ -138,26 +158,26 @@ static int resp_build_head(lua_State *L) {
   reason = luaL_optlstring(L, 4, "Unknown", &rl);
   body = luaL_optlstring(L, 5, NULL, &bl);
   lua_settop(L, 5);
-  lua_getfield(L, 1, "_status");                    /* 6 */
+  rget(L, 1, RK_STATUS);                            /* 6 */
   status = lua_tointeger(L, 6);
   luaL_argcheck(L, status >= 100 && status <= 999, 1, "bad _status");
-  lua_getfield(L, 1, "_close");                     /* 7 */
+  rget(L, 1, RK_CLOSE);                             /* 7 */
   close = lua_toboolean(L, 7);
-  lua_getfield(L, 3, "version");                    /* 8 */
+  rget(L, 3, RK_VERSION);                           /* 8 */
   {
     size_t vl;
     const char *v = lua_tolstring(L, 8, &vl);
     v11 = v != NULL && vl == 8 && memcmp(v, "HTTP/1.1", 8) == 0;
   }
-  lua_getfield(L, 3, "close");                      /* 9 */
+  rget(L, 3, RK_RCLOSE);                            /* 9 */
   req_close = lua_toboolean(L, 9);
-  lua_getfield(L, 3, "method");                     /* 10 */
+  rget(L, 3, RK_METHOD);                            /* 10 */
   {
     size_t ml;
     const char *m = lua_tolstring(L, 10, &ml);
     head_req = m != NULL && ml == 4 && memcmp(m, "HEAD", 4) == 0;
   }
-  if (lua_getfield(L, 1, "_headers") != LUA_TTABLE) /* 11 */
+  if (rget(L, 1, RK_HEADERS) != LUA_TTABLE)         /* 11 */
     return luaL_argerror(L, 1, "no header list");
   list = 11;
   n = (lua_Integer)lua_rawlen(L, list);
@@ -219,13 +239,13 @@ static int resp_build_head(lua_State *L) {
   } else if (v11) {
     ADDLIT(p, "Transfer-Encoding: chunked\r\n");
     lua_pushboolean(L, 1);
-    lua_setfield(L, 1, "_chunked");
+    rset(L, 1, RK_CHUNKED);
     lua_pushnil(L);
   } else {
     close = 1; /* the end of the body is the end of the connection */
     lua_pushnil(L);
   }
-  if (!lua_isnil(L, -1)) lua_setfield(L, 1, "_length");
+  if (!lua_isnil(L, -1)) rset(L, 1, RK_LENGTH);
   else lua_pop(L, 1);
   if (req_close || close) {
     close = 1;
@@ -237,10 +257,10 @@ static int resp_build_head(lua_State *L) {
   if (allowed && bl <= MAX_INLINE) ADD(p, body, bl);
   if (close) {
     lua_pushboolean(L, 1);
-    lua_setfield(L, 1, "_close");
+    rset(L, 1, RK_CLOSE);
   }
   lua_pushboolean(L, 1);
-  lua_setfield(L, 1, "head_sent");
+  rset(L, 1, RK_HEAD_SENT);
   luaL_pushresultsize(&b, (size_t)(p - start));
   lua_pushboolean(L, allowed && bl > MAX_INLINE);
   return 2;
@@ -355,8 +375,14 @@ static int resp_header_method(lua_State *L) {
   return 1;
 }
 
+void http_resp_open(lua_State *L) {
+  int i;
+  for (i = 0; i < RK_N; i++) lua_pushstring(L, rk_names[i]);
+  lua_pushcclosure(L, resp_build_head, RK_N);
+  lua_setfield(L, -2, "build_head");
+}
+
 const luaL_Reg http_resp_funcs[] = {
-  {"build_head", resp_build_head},
   {"header_set", resp_header_set},
   {"header_method", resp_header_method},
   {NULL, NULL}
