@@ -333,8 +333,10 @@ static int conn_lines(lua_State *L) {
 static int recv_k(lua_State *L, int status, lua_KContext kc);
 static int recv_wait_k(lua_State *L, int status, lua_KContext kc);
 
+#define CONN_TIMEOUT INT_MIN /* recv_do's ms: the conn's own timeout */
+
 /* recv's work on c (conn at 1, nothing above it), max bytes at most;
-** a wait is for ms (recv: the conn's timeout), then k(kc). */
+** a wait is for ms (CONN_TIMEOUT: the conn's timeout), then k(kc). */
 static int recv_do(lua_State *L, conn *c, size_t max, int ms,
                    lua_KFunction k, lua_KContext kc) {
   if (c == NULL || c->closed) return net_fail_str(L, "closed");
@@ -352,29 +354,31 @@ static int recv_do(lua_State *L, conn *c, size_t max, int ms,
   net_rstart(c);
   if (c->rerr) return net_fail_str(L, net_conn_errname(c, c->rerr));
   shrink(c);
+  if (ms == CONN_TIMEOUT) ms = c->timeout;
   return net_park_reader(L, c, ms, kc, k, "recv");
 }
 
-static int recv_k(lua_State *L, int status, lua_KContext kc) {
+/* A parked recv or recv_wait goes on: its task was cancelled, or it
+** reads again. */
+static int recv_again(lua_State *L, size_t max, int ms, lua_KFunction k,
+                      lua_KContext kc) {
   conn *c = *(conn **)lua_touserdata(L, 1);
-  (void)status;
   int how = net_was_cancelled(L, 1);
   if (how) {
     net_drop_waits(L, c);
     return net_cancel_exit(L, how);
   }
-  return recv_do(L, c, (size_t)kc, c->timeout, recv_k, kc);
+  return recv_do(L, c, max, ms, k, kc);
+}
+
+static int recv_k(lua_State *L, int status, lua_KContext kc) {
+  (void)status;
+  return recv_again(L, (size_t)kc, CONN_TIMEOUT, recv_k, kc);
 }
 
 static int recv_wait_k(lua_State *L, int status, lua_KContext kc) {
-  conn *c = *(conn **)lua_touserdata(L, 1);
   (void)status;
-  int how = net_was_cancelled(L, 1);
-  if (how) {
-    net_drop_waits(L, c);
-    return net_cancel_exit(L, how);
-  }
-  return recv_do(L, c, RBUF_SIZE, (int)kc, recv_wait_k, kc);
+  return recv_again(L, RBUF_SIZE, (int)kc, recv_wait_k, kc);
 }
 
 /* buffered(): bytes received and not yet read, without any I/O: a
@@ -394,7 +398,8 @@ static int conn_recv(lua_State *L) {
   conn *c = net_to_conn(L, 1, K_STREAM);
   luaL_argcheck(L, max > 0, 2, "positive size expected");
   if (n != 1) lua_settop(L, 1); /* (as recv_k wants it) */
-  return recv_do(L, c, (size_t)max, c->timeout, recv_k, (lua_KContext)max);
+  return recv_do(L, c, (size_t)max, CONN_TIMEOUT, recv_k,
+                 (lua_KContext)max);
 }
 
 /* recv_wait(conn, ms): recv, waiting ms at most (not the conn's timeout,

@@ -319,6 +319,13 @@ describe("http server keep-alive", function()
     return head[1], c:read(n)
   end
 
+  -- Lua memory in use, after full collections
+  local function heap()
+    collectgarbage()
+    collectgarbage()
+    return collectgarbage("count") * 1024
+  end
+
   it("between requests an idle conn has no task (Lua memory per conn)",
     function()
     run_task(function()
@@ -335,11 +342,6 @@ describe("http server keep-alive", function()
       assert.equal(2, #cos)
       -- 100 idle keep-alive conns: no task, no coroutine each (a parked
       -- coroutine alone is over 1 KB of Lua memory)
-      local function heap()
-        collectgarbage()
-        collectgarbage()
-        return collectgarbage("count") * 1024
-      end
       local idle = {}
       local function open(i)
         idle[i] = assert(net.connect("127.0.0.1", port, {timeout = 5}))
@@ -383,11 +385,6 @@ describe("http server keep-alive", function()
           res:send(req.path .. "\n")
         end})
       local _, port = srv:sockname()
-      local function heap()
-        collectgarbage()
-        collectgarbage()
-        return collectgarbage("count") * 1024
-      end
       -- a first request: the conn rests at once (a conn's first round
       -- does not wait), before its answer is even read here
       local conns = {}
