@@ -274,6 +274,10 @@ static int proxy_k(lua_State *L, int status, lua_KContext kc) {
     c->rp += r; /* the header goes; what follows stays unread */
     c->rlen -= (size_t)r;
     c->rtimed = 0;
+    /* The header is the balancer's, sent as it connects; the client's
+    ** first bytes may still be on their way. A drain that took the conn
+    ** for fed would close it as idle, with its request in flight. */
+    c->fed = c->rlen > 0;
     lua_pushboolean(L, 1);
     return 1;
   }

@@ -925,6 +925,42 @@ describe("net", function()
       assert.is_true(secs < 8, ("exited after %.1f s"):format(secs))
     end)
 
+    it("a drain gives the same second to a new connection that has " ..
+       "sent its PROXY header alone", function()
+      -- (HAProxy in TCP mode sends the header as it connects, the
+      -- client's request when it comes: the header is not a request)
+      local pidfile = tmpname()
+      local out, err, code = run_host({"--pidfile", pidfile, "-e", [[
+        local net, task = require "net", require "task"
+        local pid = io.open("/proc/self/stat"):read("n")
+        local s = assert(net.listen{idle_timeout = 60,
+          proxy_protocol = true})
+        local _, port = s:sockname()
+        local rested = 0
+        task.spawn(function()
+          local a = assert(net.connect("127.0.0.1", port))
+          a:write("PROXY TCP4 127.0.0.9 127.0.0.1 1111 2222\r\n")
+          while rested < 1 do task.sleep(0.01) end -- a rests, header read
+          io.popen("kill -TERM " .. pid):close()
+          while not task.exiting() do task.sleep(0.01) end
+          a:write("late\n")
+          print("a", a:read())
+          print("a closed", a:read() == nil)
+        end)
+        print("serve", s:serve(function(c)
+          if c:buffered() == 0 then
+            rested = rested + 1
+            if c:rest() then return end
+          end
+          local l = c:read()
+          if l then c:write(l, " from ", (c:peername()), "\n") end
+        end))]]})
+      assert.equal("", err)
+      assert.equal(0, code)
+      assert.equal("serve\ttrue\na\tlate from 127.0.0.9\n" ..
+        "a closed\ttrue\n", out)
+    end)
+
     it("a drain serves the clients queued behind a full server " ..
        "(max_connections), not resetting them", function()
       local pidfile = tmpname()
