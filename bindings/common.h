@@ -195,6 +195,9 @@ typedef struct lh_handle {
   int closed;             /* close_cb ran while pinned: the last unpin frees */
   struct lh_bind *bind;   /* a bind a worker deferred (groupbind.c) */
   int bind_err;           /* that bind failed when it was made at last */
+  int detached;           /* closed for the script, finished by the host
+                             (net's lingering close): uv.walk does not
+                             show it, loop_close does not count it */
 } lh_handle;
 
 #define LH_STREAM_MASK ((1 << UV_TCP) | (1 << UV_NAMED_PIPE) | (1 << UV_TTY))

@@ -77,11 +77,11 @@ static int loop_backend_timeout(lua_State *L) {
 
 /* Collect first, call after: a callback may close handles, and libuv's
 ** walk must not see its queue change under it. Host-internal handles
-** are not shown. */
+** and detached ones (the host finishes them) are not shown. */
 static void collect_cb(uv_handle_t *uvh, void *arg) {
   lua_State *L = (lua_State *)arg;
   lh_handle *h = (lh_handle *)uvh->data;
-  if (lh_is_internal(uvh) ||
+  if (lh_is_internal(uvh) || h->detached ||
       (h->ref == LUA_NOREF && (h->box != NULL || uv_is_closing(uvh))))
     return; /* (a collected box: its handle is closing) */
   lh_handle_push_box(L, h); /* (made now for a handle without one) */
@@ -139,7 +139,9 @@ static int loop_metrics_idle_time(lua_State *L) {
 ** handles and requests, and 0 when none is left, closing nothing else.
 */
 static void count_open_cb(uv_handle_t *uvh, void *arg) {
-  if (!lh_is_internal(uvh) && !uv_is_closing(uvh)) (*(int *)arg)++;
+  if (!lh_is_internal(uvh) && !uv_is_closing(uvh) &&
+      !((lh_handle *)uvh->data)->detached)
+    (*(int *)arg)++;
 }
 
 static int loop_close(lua_State *L) {

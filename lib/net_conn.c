@@ -4,10 +4,12 @@
 ** options, addresses.
 ** See Copyright Notice in README.md
 */
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "net_core.h"
@@ -64,6 +66,7 @@ static void conn_free(lh_handle *h) {
     net_wake_writer(L, c);
   }
   if (c->resting) net_rest_unlink(c); /* (shutting down: nobody told) */
+  if (h->detached) c->K->nlinger--;
   h->extra = NULL;
   if (c->tp->free) c->tp->free(c);
   net_tmo_del(c->K, &c->rt);
@@ -347,26 +350,94 @@ void net_wake_writer(lua_State *L, conn *c) {
   if (c->x == x && x->wco == NULL) net_unanchor(L, x->wref);
 }
 
+/* {====================================================== lingering close */
+
 /*
-** The last step of a graceful close: input nobody read is read and
-** dropped first. A socket closed with unread input sends a reset, not a
-** FIN, and a reset throws away what the peer has not read yet of our
-** last bytes: a TLS client that never reads (the server's session
-** tickets wait in its socket) lost the end of its output that way, and
-** a server that answers before reading a whole request (a 413) would
-** lose its answer. TCP only (a pipe's input may be another reader's).
-** Bounded: what is there now, 1 MiB at most.
+** A socket closed with unread input sends a reset, not a FIN, and a
+** reset throws away what the peer has not read yet of our last bytes: a
+** TLS client that never reads (the server's session tickets wait in its
+** socket) lost the end of its output that way, and a server that answers
+** before reading a whole request (http's 413 to an upload) lost its
+** answer: a client that sends its whole body before it reads (python's
+** http.client) got "broken pipe" instead of the 413. So the last step of
+** a graceful TCP close reads and drops the input that is there; when the
+** peer has not ended, more may come (what a server read ahead or parsed
+** tells nothing of what is still on its way): the conn lingers, as
+** Apache's lingering close, its FIN sent, dropping what comes, until the
+** peer ends (most do at once, on our FIN), LINGER_READ_MS pass with
+** nothing, or LINGER_MS in all. Lingering, the handle is unreferenced:
+** it never holds the loop (a stop or a drain closes it). TCP only (a
+** pipe's input may be another reader's).
 */
+
+/* Close the lingering conn c now. */
+static void linger_end(conn *c) {
+  net_tmo_del(c->K, &c->rt);
+  if (!uv_is_closing(c->h->uv)) lh_handle_close(c->h);
+}
+
+/* Silence or the whole time is over (c->rdue: its last input, c->rsince:
+** when it began); lazy, as net_rd_fire: early, it is queued again. */
+static void linger_fire(core *K, tmo *t) {
+  conn *c = container_of(t, conn, rt);
+  uint64_t now = net_now(K), due = c->rdue + LINGER_READ_MS;
+  if (due > c->rsince + LINGER_MS) due = c->rsince + LINGER_MS;
+  if (due > now) net_tmo_add_at(K, &c->rt, linger_fire, due);
+  else linger_end(c);
+}
+
+static void linger_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  conn *c = (conn *)((lh_handle *)s->data)->extra;
+  if (lh_readbuf_owned(c->K->ctx, b)) free(b->base);
+  if (n < 0) linger_end(c); /* the peer ended (or failed): done */
+  else if (n > 0) c->rdue = net_now(c->K);
+}
+
+static void linger_alloc(uv_handle_t *uvh, size_t hint, uv_buf_t *b) {
+  conn *c = (conn *)((lh_handle *)uvh->data)->extra;
+  (void)hint;
+  lh_readbuf_alloc(c->K->ctx, b);
+}
+
+/* Start c's lingering (fd: its socket): 0 when it cannot (close now). */
+static int linger_start(conn *c, uv_os_fd_t fd) {
+  uint64_t now = net_now(c->K);
+  if (c->K->nlinger >= LINGER_MAX) return 0;
+  if (c->reading) uv_read_stop(STREAM(c));
+  c->reading = 0;
+  shutdown(fd, SHUT_WR); /* (our output is out: its FIN, if not sent yet) */
+  if (uv_read_start(STREAM(c), linger_alloc, linger_read) != 0) return 0;
+  c->rdue = c->rsince = now;
+  net_tmo_del(c->K, &c->rt);
+  if (net_tmo_add(c->K, &c->rt, linger_fire, LINGER_READ_MS) != 0) {
+    uv_read_stop(STREAM(c));
+    return 0;
+  }
+  uv_unref(c->h->uv);
+  c->h->detached = 1; /* (closed for Lua already: no uv.walk shows it) */
+  c->K->nlinger++;     /* (conn_free counts it out) */
+  return 1;
+}
+
+/* The last step of a graceful close (see above). */
 void net_close_stream(conn *c) {
   uv_os_fd_t fd;
   if (c->h->uv->type == UV_TCP && !uv_is_closing(c->h->uv) &&
       uv_fileno(c->h->uv, &fd) == 0) {
     char sink[4096];
-    int i;
-    for (i = 0; i < 256 && read(fd, sink, sizeof(sink)) > 0; i++) {}
+    int i, ended = 0;
+    for (i = 0; i < 256; i++) { /* 1 MiB at most */
+      ssize_t n = read(fd, sink, sizeof(sink));
+      if (n > 0 || (n < 0 && errno == EINTR)) continue;
+      ended = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+      break;
+    }
+    if (!ended && linger_start(c, fd)) return;
   }
   lh_handle_close(c->h);
 }
+
+/* }====================================================== */
 
 static void shutdown_close_cb(uv_shutdown_t *req, int status) {
   conn *c = (conn *)req->data;
@@ -376,7 +447,7 @@ static void shutdown_close_cb(uv_shutdown_t *req, int status) {
 }
 
 /* LINGER_MS after a close with output queued: close now. */
-static void linger_fire(core *K, tmo *t) {
+static void output_linger_fire(core *K, tmo *t) {
   (void)K;
   lh_handle_close(container_of(t, conn_x, wt)->c->h);
 }
@@ -426,7 +497,7 @@ void net_conn_close(lua_State *L, conn *c) {
     ** handle (net_transport.c's shutdown_cb); closing now would drop
     ** them. */
     if (r == 0 || (r == UV_ENOTCONN && x != NULL)) {
-      net_tmo_add(c->K, &x->wt, linger_fire, LINGER_MS);
+      net_tmo_add(c->K, &x->wt, output_linger_fire, LINGER_MS);
       return;
     }
   }

@@ -44,7 +44,11 @@
                                   least; recv's default size */
 #define RHWM (256 * 1024)      /* stop reading when this much is unread */
 #define UDP_QMAX 64            /* datagrams queued while nobody reads */
-#define LINGER_MS 10000        /* close(): time left to send queued data */
+#define LINGER_MS 10000        /* close(): time left to send queued data;
+                                  a lingering close: its whole time */
+#define LINGER_READ_MS 2000    /* a lingering close: silence that ends it */
+#define LINGER_MAX 1024        /* lingering closes at once; more close at
+                                  once (each holds a descriptor) */
 #define FRESH_MS 1000          /* a drain: time a new conn that has sent
                                   nothing yet gets to send (net_conn.c) */
 #define MAX_FORMATS 200
@@ -121,6 +125,7 @@ struct core {
   int parked_ref;       /* parked coroutine -> its sleeper (core.park) */
   conn *rest_head, *rest_tail; /* resting conns, oldest first (rest) */
   int ngroups;          /* servers made: each its group number */
+  int nlinger;          /* conns in a lingering close (net_conn.c) */
   size_t maxline, hwm;  /* defaults, set by net.lua */
   lua_Integer nsends;   /* net_send calls, for core.stats */
   uint64_t nofile, nofile_at; /* RLIMIT_NOFILE's soft limit (0: not read

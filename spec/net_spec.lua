@@ -961,6 +961,54 @@ describe("net", function()
         "a closed\ttrue\n", out)
     end)
 
+    it("a close with input still coming lingers: the peer reads our " ..
+       "last bytes, the socket closes after its silence", function()
+      -- (closed at once, the unread upload made the kernel send a reset,
+      -- which threw away "bye" before the client read it)
+      local out, err, code = run_host({"-e", [[
+        local net, task, uv = require "net", require "task", require "uv"
+        local function fds()
+          local p = io.popen("ls /proc/" .. uv.os_getpid() .. "/fd")
+          local n = 0
+          for _ in p:lines() do n = n + 1 end
+          p:close()
+          return n
+        end
+        local s = assert(net.listen{})
+        local _, port = s:sockname()
+        task.spawn(function()
+          s:serve(function(c)
+            c:read()
+            c:write("bye\n")
+          end) -- (the round closes the conn, the upload still coming)
+        end)
+        task.spawn(function()
+          local n0 = fds()
+          local c = assert(net.connect("127.0.0.1", port))
+          c:write("hi\n")
+          local chunk = ("x"):rep(65536)
+          for _ = 1, 64 do assert(c:write(chunk)) end -- 4 MiB unread
+          print("read", c:read())
+          print("eof", c:read())
+          print("open", fds() - n0) -- ours and the lingering one
+          local t0 = task.now()
+          while fds() - n0 > 1 and task.now() - t0 < 10 do
+            task.sleep(0.05)
+          end
+          local t = task.now() - t0
+          print("after its silence", fds() - n0, t > 1, t < 6)
+          local seen = 0
+          uv.walk(function(h) seen = seen + 1 end)
+          print("walk", seen) -- (s and c: a lingering conn is not shown)
+          c:close()
+          s:close()
+        end)]]})
+      assert.equal("", err)
+      assert.equal(0, code)
+      assert.equal("read\tbye\neof\tnil\tclosed\nopen\t2\n" ..
+        "after its silence\t1\ttrue\ttrue\nwalk\t2\n", out)
+    end)
+
     it("a drain serves the clients queued behind a full server " ..
        "(max_connections), not resetting them", function()
       local pidfile = tmpname()
