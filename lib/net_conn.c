@@ -66,7 +66,7 @@ static void conn_free(lh_handle *h) {
     net_wake_writer(L, c);
   }
   if (c->resting) net_rest_unlink(c); /* (shutting down: nobody told) */
-  if (h->detached) c->K->nlinger--;
+  if (c->lingering) c->K->nlinger--;
   h->extra = NULL;
   if (c->tp->free) c->tp->free(c);
   net_tmo_del(c->K, &c->rt);
@@ -415,6 +415,7 @@ static int linger_start(conn *c, uv_os_fd_t fd) {
   }
   uv_unref(c->h->uv);
   c->h->detached = 1; /* (closed for Lua already: no uv.walk shows it) */
+  c->lingering = 1;
   c->K->nlinger++;     /* (conn_free counts it out) */
   return 1;
 }
@@ -497,6 +498,7 @@ void net_conn_close(lua_State *L, conn *c) {
     ** handle (net_transport.c's shutdown_cb); closing now would drop
     ** them. */
     if (r == 0 || (r == UV_ENOTCONN && x != NULL)) {
+      c->h->detached = 1; /* the host's now: no uv.walk shows it */
       net_tmo_add(c->K, &x->wt, output_linger_fire, LINGER_MS);
       return;
     }

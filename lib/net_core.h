@@ -343,6 +343,7 @@ struct conn {
                             conn that came back: http waits for its next
                             request before it rests again) */
   unsigned char vbuf;    /* VBUF_NO (default), VBUF_FULL, VBUF_LINE */
+  unsigned char lingering; /* in a lingering close (net_conn.c) */
 };
 
 enum { VBUF_NO, VBUF_FULL, VBUF_LINE };

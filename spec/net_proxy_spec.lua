@@ -166,7 +166,17 @@ try:
     for b in b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n":
         s.sendall(bytes([b]))
         time.sleep(0.2)
-    print("sent all", s.recv(10))
+        # the server's close: its FIN (it lingers, dropping the rest)
+        s.setblocking(False)
+        try:
+            if s.recv(10) == b"":
+                print("closed after", round(time.monotonic() - t0))
+                break
+        except BlockingIOError:
+            pass
+        s.setblocking(True)
+    else:
+        print("sent all")
 except OSError:
     print("closed after", round(time.monotonic() - t0))
 ]]), port))
