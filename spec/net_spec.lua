@@ -1277,6 +1277,52 @@ describe("net", function()
     end)
   end)
 
+  describe("recv_wait (net.core: http's wait for a next request)",
+    function()
+    it("waits its own ms, leaves the conn's timeout as it was, and " ..
+       "checks its arguments", function()
+      run_task(function()
+        local core = require "net.core"
+        local s = assert(net.listen{port = 0})
+        local _, port = s:sockname()
+        local a = assert(net.connect("127.0.0.1", port))
+        local b = assert(s:accept(5))
+        b:settimeout(0.4)
+        local t0 = task.now()
+        assert.same({nil, "timeout"}, {core.recv_wait(b, 50)})
+        local t = task.now() - t0
+        assert.is_true(t >= 0.04 and t < 0.35, tostring(t))
+        -- data in time: returned as recv returns it
+        task.spawn(function()
+          task.sleep(0.02)
+          a:write("hello")
+        end)
+        assert.equal("hello", core.recv_wait(b, 5000))
+        -- buffered input: at once, even with 0 ms
+        a:write("more")
+        assert.equal("more", b:read(2) .. core.recv_wait(b, 0))
+        -- the conn's own timeout is untouched: 0.4 s, not 50 ms
+        t0 = task.now()
+        assert.same({nil, "timeout"}, {b:read()})
+        t = task.now() - t0
+        assert.is_true(t >= 0.35, tostring(t))
+        -- arguments
+        assert.has_error(function() core.recv_wait(b, -1) end,
+          "bad argument #2 to 'recv_wait' (non-negative milliseconds " ..
+          "expected)")
+        assert.has_error(function() core.recv_wait(b) end)
+        assert.has_error(function() core.recv_wait("x", 1) end)
+        assert.has_error(function() core.recv_wait(s, 1) end)
+        -- closed: "closed"; the peer's end: nil, "closed" too
+        a:close()
+        assert.same({nil, "closed"}, {core.recv_wait(b, 1000)})
+        b:close()
+        assert.same({nil, "closed"}, {core.recv_wait(b, 10)})
+        s:close()
+      end)
+    end)
+  end)
+
   describe("udp", function()
     it("sendto / recvfrom on loopback, with a timeout", function()
       run_task(function()
