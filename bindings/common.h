@@ -200,6 +200,9 @@ typedef struct lh_handle {
                              show it, loop_close does not count it */
 } lh_handle;
 
+/* Is h an fs_poll whose start waits (fs_poll.c)? It counts as active. */
+int lh_fs_poll_pending(const lh_handle *h);
+
 #define LH_STREAM_MASK ((1 << UV_TCP) | (1 << UV_NAMED_PIPE) | (1 << UV_TTY))
 #define LH_SOCKET_MASK ((1 << UV_TCP) | (1 << UV_NAMED_PIPE) | (1 << UV_UDP))
 #define LH_ANY_MASK (~0)

@@ -118,6 +118,10 @@ static int defer_start(lua_State *L, lh_handle *h, const char *path,
   return 0;
 }
 
+int lh_fs_poll_pending(const lh_handle *h) {
+  return h->uv->type == UV_FS_POLL && h->extra != NULL;
+}
+
 /* start(path, interval, cb): interval in milliseconds. */
 static int fs_poll_start(lua_State *L) {
   lh_handle *h = lh_check_handle(L, 1, 1 << UV_FS_POLL);
@@ -140,12 +144,18 @@ static int fs_poll_stop(lua_State *L) {
   return lh_result(L, uv_fs_poll_stop(lh_uv(h, uv_fs_poll_t)));
 }
 
-/* getpath(): the watched path, or fail (EINVAL when not started). */
+/* getpath(): the watched path, or fail (EINVAL when not started); a
+** start that waits has its path already. */
 static int fs_poll_getpath(lua_State *L) {
   lh_handle *h = lh_check_handle(L, 1, 1 << UV_FS_POLL);
   char small[512], *buf = small;
   size_t size = sizeof(small);
-  int rc = uv_fs_poll_getpath(lh_uv(h, uv_fs_poll_t), buf, &size);
+  int rc;
+  if (h->extra != NULL) {
+    lua_pushstring(L, ((pending_start *)h->extra)->path);
+    return 1;
+  }
+  rc = uv_fs_poll_getpath(lh_uv(h, uv_fs_poll_t), buf, &size);
   if (rc == UV_ENOBUFS) { /* size is now what it takes */
     buf = (char *)lua_newuserdatauv(L, size, 0);
     rc = uv_fs_poll_getpath(lh_uv(h, uv_fs_poll_t), buf, &size);

@@ -8,7 +8,8 @@
 
 static int handle_is_active(lua_State *L) {
   lh_handle *h = lh_check_handle_any(L, 1, LH_ANY_MASK);
-  lua_pushboolean(L, h != NULL && uv_is_active(h->uv));
+  lua_pushboolean(L, h != NULL &&
+                        (uv_is_active(h->uv) || lh_fs_poll_pending(h)));
   return 1;
 }
 
