@@ -306,3 +306,20 @@ describe("http.core websocket helpers", function()
     assert.has_error(function() core.mask("x", "abc") end)
   end)
 end)
+
+describe("http.decode_query", function()
+  local http = require "http"
+  it("decodes a query string; the last of a repeated name wins", function()
+    assert.same({a = "1", b = "x y", c = "", ["k&"] = "v=w"},
+      http.decode_query("a=0&a=1&b=x%20y&&c&k%26=v=w"))
+    assert.same({}, http.decode_query(""))
+    assert.same({}, http.decode_query(nil))
+  end)
+  it("raises, naming itself, on anything but a string", function()
+    for _, v in ipairs{true, 1, {}, print} do
+      assert.has_error(function() http.decode_query(v) end,
+        "bad argument #1 to 'decode_query' (string expected, got " ..
+        type(v) .. ")")
+    end
+  end)
+end)

@@ -56,7 +56,11 @@ M.unescape = unescape
 --- repeated name wins; a name without "=" maps to "").
 function M.decode_query(q)
   local t = {}
-  if not q then return t end
+  if q == nil then return t end
+  if type(q) ~= "string" then
+    error("bad argument #1 to 'decode_query' (string expected, got " ..
+      type(q) .. ")", 2)
+  end
   for pair in q:gmatch("[^&]+") do
     local k, v = pair:match("^([^=]*)=?(.*)$")
     t[unescape(k)] = unescape(v)
