@@ -90,7 +90,15 @@ end
 local function is_ip(s)
   return s:match("^%d+%.%d+%.%d+%.%d+$") ~= nil or s:find(":", 1, true) ~= nil
 end
-net.is_ip = is_ip
+--- is_ip(s) -> boolean: s is an IP address (v4 dotted, or v6: has a
+--- ':'), not a name to look up.
+function net.is_ip(s)
+  if type(s) ~= "string" then
+    error("bad argument #1 to 'is_ip' (string expected, got " .. type(s) ..
+      ")", 2)
+  end
+  return is_ip(s)
+end
 
 --- assert(v, err, msg, ...): assert for net's failures (nil, err, msg:
 --- err the code to compare, msg the message naming the operation and the

@@ -1502,6 +1502,7 @@ describe("argument errors", function()
       function() net.connect("127.0.0.1", 1, {tls = {verfy = 1}}) end,
       function() net.connect("127.0.0.1", 1, {tls = 1}) end,
       function() net.lookup("x", {family = "z"}) end,
+      function() net.is_ip(1) end,
       function() net.udp{port = "x"} end,
       function() task.spawn(3) end,
       function() task.sleep(-1) end,
@@ -1515,6 +1516,7 @@ describe("argument errors", function()
       function() http.listen{port = 0, handler = print, backlog = 0} end,
       function() http.listen{port = 0, handler = print, tls = 3} end,
       function() http.listen{port = 0} end,
+      function() http.decode_query(1) end,
     }
     run_task(function()
       for i, f in ipairs(cases) do
