@@ -1517,6 +1517,8 @@ describe("argument errors", function()
       function() http.listen{port = 0, handler = print, tls = 3} end,
       function() http.listen{port = 0} end,
       function() http.decode_query(1) end,
+      function() http.router()(1, {}) end,
+      function() http.router()({}, "x") end,
     }
     run_task(function()
       for i, f in ipairs(cases) do

@@ -192,6 +192,11 @@ local function dispatch(self, req, res)
 end
 
 function Router:__call(req, res)
+  if type(req) ~= "table" or type(res) ~= "table" then
+    error(("bad argument #%d to 'router' (http request and response " ..
+      "expected, got %s)"):format(type(req) ~= "table" and 1 or 2,
+      type(req) ~= "table" and type(req) or type(res)), 2)
+  end
   local mw, i = self.middleware, 0
   if #mw == 0 then return dispatch(self, req, res) end
   local function nxt()
