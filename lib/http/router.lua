@@ -191,14 +191,9 @@ local function dispatch(self, req, res)
   return res:send(404, "404 Not Found\n")
 end
 
-function Router:__call(req, res)
-  if type(req) ~= "table" or type(res) ~= "table" then
-    error(("bad argument #%d to 'router' (http request and response " ..
-      "expected, got %s)"):format(type(req) ~= "table" and 1 or 2,
-      type(req) ~= "table" and type(req) or type(res)), 2)
-  end
+-- The middleware chain, then the routes.
+local function run_chain(self, req, res)
   local mw, i = self.middleware, 0
-  if #mw == 0 then return dispatch(self, req, res) end
   local function nxt()
     i = i + 1
     local f = mw[i]
@@ -206,6 +201,27 @@ function Router:__call(req, res)
     return dispatch(self, req, res)
   end
   return nxt()
+end
+
+function Router:__call(req, res)
+  if type(req) ~= "table" or type(res) ~= "table" then
+    error(("bad argument #%d to 'router' (http request and response " ..
+      "expected, got %s)"):format(type(req) ~= "table" and 1 or 2,
+      type(req) ~= "table" and type(req) or type(res)), 2)
+  end
+  if #self.middleware == 0 then return dispatch(self, req, res) end
+  return run_chain(self, req, res)
+end
+
+-- The router as a plain function, for http.listen (the server passes
+-- its own request and response: no argument check, no __call; checking
+-- cost ~750 instructions a request, 2.5 % of a GET /hello).
+function Router:__handler()
+  local mw = self.middleware
+  return function(req, res)
+    if #mw == 0 then return dispatch(self, req, res) end
+    return run_chain(self, req, res)
+  end
 end
 
 --- router() -> a router (callable as a handler)

@@ -899,6 +899,11 @@ function M.listen(opts)
     error("bad argument #1 to 'listen' (handler: function expected, got " ..
       type(handler) .. ")", 2)
   end
+  -- (a router: called through its plain function, see router.lua)
+  if type(handler) == "table" and type(rawget(mt, "__handler")) == "function"
+  then
+    handler = mt.__handler(handler)
+  end
   local gzip = opts.gzip
   if gzip == true then gzip = {} end
   if gzip then
