@@ -382,7 +382,32 @@ void http_resp_open(lua_State *L) {
   lua_setfield(L, -2, "build_head");
 }
 
+/*
+** send_args(status, body) -> status, body | false, typename: res:send's
+** two forms ([status,] [body]) told apart in C: two type() calls in Lua
+** cost ~700 instructions a response (type() pushes its name through the
+** string cache). false when body is neither nil nor a string (the Lua
+** side raises, naming the caller's line).
+*/
+static int resp_send_args(lua_State *L) {
+  int ts = lua_type(L, 1), tb = lua_type(L, 2);
+  if (tb == LUA_TNIL || tb == LUA_TNONE) {
+    if (ts == LUA_TSTRING) { /* send(body) */
+      lua_pushnil(L);
+      lua_pushvalue(L, 1);
+      return 2;
+    }
+  } else if (tb != LUA_TSTRING) {
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, luaL_typename(L, 2));
+    return 2;
+  }
+  lua_settop(L, 2);
+  return 2;
+}
+
 const luaL_Reg http_resp_funcs[] = {
+  {"send_args", resp_send_args},
   {"header_set", resp_header_set},
   {"header_method", resp_header_method},
   {NULL, NULL}

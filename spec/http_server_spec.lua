@@ -293,6 +293,8 @@ describe("http server API", function()
         try("te", function() res:header("Transfer-Encoding", "chunked") end)
         try("write", function() res:write({}) end)
         try("send", function() res:send(200, {}) end)
+        try("send_status", function() res:send("x", "body") end)
+        try("send_status2", function() res:send(true) end)
         try("chunks", function() req:chunks("x") end)
         res:send("fine\n")
         try("after", function() res:header("X", "late") end)
@@ -313,6 +315,18 @@ describe("http server API", function()
         assert.is_string(errors[name], name)
       end
       assert.matches("bad argument #1 to 'status'", errors.status)
+      -- each names the method called, at the caller's line (not lib/'s)
+      for _, name in ipairs{"status", "send", "send_status", "send_status2"}
+      do
+        assert.matches("^spec/http_server_spec%.lua:%d+: bad argument",
+          errors[name], 1, false, name)
+      end
+      assert.matches("#2 to 'send' %(string expected, got table%)",
+        errors.send)
+      assert.matches("#1 to 'send' %(integer in 100..999 expected, got x%)",
+        errors.send_status)
+      assert.matches("#1 to 'send' %(integer in 100..999 expected, got " ..
+        "true%)", errors.send_status2)
       assert.matches("'header'.*CR, LF, NUL", errors.header_value)
       assert.matches("bad argument #1 to 'write'", errors.write)
       assert.matches("already sent", errors.after)

@@ -253,13 +253,19 @@ Response.__name = "http.response"
 local RESERVED = {["transfer-encoding"] = true}
 
 --- res:status(code) -> res
-function Response:status(code)
+-- (fname: the method the caller called, status or send: the error names
+-- it and points at the caller's line)
+local function set_status(self, code, fname)
   if math.type(code) ~= "integer" or code < 100 or code > 999 then
-    error("bad argument #1 to 'status' (integer in 100..999 expected, got "
-      .. tostring(code) .. ")", 2)
+    error(("bad argument #1 to '%s' (integer in 100..999 expected, got %s)")
+      :format(fname, tostring(code)), 3)
   end
-  if self.head_sent then error("status: the head is already sent", 2) end
+  if self.head_sent then error(fname .. ": the head is already sent", 3) end
   self._status = code
+end
+
+function Response:status(code)
+  set_status(self, code, "status")
   return self
 end
 
@@ -336,7 +342,7 @@ end
 -- (HTTP/1.0); sets _length, _chunked, _close, head_sent. With body: the
 -- body follows the head in the string when it may be sent and is small
 -- (the second result is true when it may be sent and is not in it).
-local c_build_head = core.build_head
+local c_build_head, send_args = core.build_head, core.send_args
 local function build_head(self, length, body)
   local req = self._req
   -- (a closed server, a drain: this is the connection's last response)
@@ -491,14 +497,14 @@ end
 --- res:send([status,] [body]) -> res: the whole response at once (or the
 --- last of it, after writes).
 function Response:send(status, body)
-  if type(status) == "string" and body == nil then
-    status, body = nil, status
+  local st, b = send_args(status, body)
+  if st == false then -- (a status error first, as it comes first)
+    if status ~= nil then set_status(self, status, "send") end
+    error("bad argument #2 to 'send' (string expected, got " .. b .. ")",
+      2)
   end
-  if status ~= nil then self:status(status) end
-  if body ~= nil and type(body) ~= "string" then
-    error("bad argument #2 to 'send' (string expected, got " ..
-      type(body) .. ")", 2)
-  end
+  status, body = st, b
+  if status ~= nil then set_status(self, status, "send") end
   if self.head_sent then
     if body then self:write(body) end
     return self:finish()
