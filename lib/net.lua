@@ -472,6 +472,9 @@ local ANY = {["*"] = "0.0.0.0", ["0.0.0.0"] = "0.0.0.0", ["::"] = "::"}
 -- logged = {what -> time of its last log line}, name = "ip:port",
 -- server =, handler =}
 local servers = setmetatable({}, {__mode = "k"})
+-- (http reads a server's state, its `closed` above all: a field read
+-- where is_closed() would be a C call a request)
+private.net_servers = servers
 
 --- listen{host=, port= | path= | fd=, backlog=, reuseport=, v6only=,
 ---   max_connections=, max_per_address=, max_line=, idle_timeout=,

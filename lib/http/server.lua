@@ -37,7 +37,10 @@ local buffered, rest, recv = Conn.buffered, Conn.rest, Conn.recv
 -- conn's metatable)
 local conn_write, settimeout = Conn.write, Conn.settimeout
 local net_core = select(2, ...).require("net.core")
-local is_closed, rested = net_core.server_methods.is_closed, net_core.rested
+local rested = net_core.rested
+-- net's state of each server: its `closed` is true once the server is
+-- closed (server:close, a drain), what net's is_closed() would say
+local net_servers = select(2, ...).net_servers
 local recv_wait, ceil = net_core.recv_wait, math.ceil
 
 local M = {}
@@ -346,7 +349,7 @@ local c_build_head, send_args = core.build_head, core.send_args
 local function build_head(self, length, body)
   local req = self._req
   -- (a closed server, a drain: this is the connection's last response)
-  if req._server._net:is_closed() then self._close = true end
+  if req._server._st.closed then self._close = true end
   return c_build_head(self, length, req, REASON[self._status], body)
 end
 
@@ -522,7 +525,7 @@ function Response:send(status, body)
     z:close()
   end
   -- (build_head and send_raw inlined: the common response's path)
-  if is_closed(srv._net) then self._close = true end -- (drain)
+  if srv._st.closed then self._close = true end -- (drain)
   local data, apart = c_build_head(self, #body, req, REASON[self._status],
     body)
   local ok, err
@@ -815,7 +818,7 @@ local function serve_conn(srv, conn)
       return
     end
     -- a closed server keeps no connection for a next request
-    if is_closed(srv._net) then return end
+    if srv._st.closed then return end
     -- nothing more to read: the conn rests (as read_head would), for
     -- what is left of timeouts.idle after a wait of timeouts.rest in a
     -- plain read when it rested before: a client that came back on a
@@ -834,7 +837,7 @@ local function serve_conn(srv, conn)
         waiting[conn] = nil
         if data then
           r.buf, r.pos = data, 1
-        elseif rerr ~= "timeout" or is_closed(srv._net) then
+        elseif rerr ~= "timeout" or srv._st.closed then
           return
         end
       end
@@ -959,6 +962,7 @@ function M.listen(opts)
   end
   if not s then return nil, err, msg end
   srv._net = s
+  srv._st = assert(net_servers[s], "net server state")
   task.spawn(function()
     s:serve(function(conn) return serve_conn(srv, conn) end)
   end)
