@@ -690,11 +690,10 @@ end
 -- h came from parse_request with the request's metatables: its path,
 -- query_string and body state (_done alone for none; else has_body, and
 -- _left, _length for a length) are set.
-local function new_request(srv, r, req)
+local function new_request(srv, r, req, info)
   req._reader = r
   -- (the time taken goes in the log module's access line, when it is on)
-  local log_module = srv.log_module
-  if log_module and log_module.enabled("info") then req._t0 = now() end
+  if info then req._t0 = now() end
   -- (proxy_ip: __index asks the conn when wanted, also when the PROXY
   -- protocol came with the socket: --listen ADDR,proxy, a systemd socket
   -- named "...,proxy")
@@ -760,12 +759,15 @@ local function serve_conn(srv, conn)
     -- (new_request only for a request with a body or behind trusted
     -- proxies: most have neither)
     local req = h
+    -- (the log module's level, asked once a request: info is true when
+    -- its access line is on; nil with no log module)
+    local log_module = srv.log_module
+    local info = log_module and log_module.enabled("info")
     if srv.trusted or not h._done then
-      new_request(srv, r, h)
+      new_request(srv, r, h, info)
     else
       h._reader = r
-      local log_module = srv.log_module
-      if log_module and log_module.enabled("info") then h._t0 = now() end
+      if info then h._t0 = now() end
     end
     -- (every field a plain response sets, so that its table is made
     -- once at its size; the header list has room for two fields: the
@@ -809,9 +811,7 @@ local function serve_conn(srv, conn)
       ok = pcall(res.finish, res)
       if not ok then return end
     end
-    -- (the log module's level asked here: no call when it is off)
-    local log_module = srv.log_module
-    if srv.log and not (log_module and not log_module.enabled("info")) then
+    if srv.log and (info or not log_module) then
       access_log(srv, req, res)
     end
     if res._close or req.close or not (req._done or drain(req)) then
@@ -825,7 +825,9 @@ local function serve_conn(srv, conn)
     -- kept-alive conn often asks again at once, and this round serves
     -- that with no rest and no new round (a conn's first round does not
     -- wait: most one-request conns would hold a task for nothing)
-    if r.pos > #r.buf and buffered(conn) == 0 then
+    -- (input buffered already: recv_wait returns it at once, rest
+    -- declines and read_head takes it)
+    if r.pos > #r.buf then
       local idle, wait = T.idle, T.rest
       if idle < wait then wait = idle end
       if warm == nil then warm = rested(conn) end
