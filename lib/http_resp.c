@@ -348,9 +348,12 @@ static int resp_header_call(lua_State *L) {
   int add = lua_toboolean(L, lua_upvalueindex(2));
   lua_settop(L, 3);
   if (lua_type(L, 1) == LUA_TTABLE) {
-    lua_getfield(L, 1, "head_sent"); /* 4 (a default in the metatable) */
+    /* (the keys are upvalues 4 and 5: no C string to intern a call) */
+    lua_pushvalue(L, lua_upvalueindex(4));
+    lua_gettable(L, 1); /* 4: head_sent (a default in the metatable) */
     if (!lua_toboolean(L, 4) &&
-        lua_getfield(L, 1, "_headers") == LUA_TTABLE && /* 5 */
+        (lua_pushvalue(L, lua_upvalueindex(5)),
+         lua_gettable(L, 1) == LUA_TTABLE) && /* 5: _headers */
         list_set(L, 5, 2, 3, add)) {
       lua_settop(L, 1);
       return 1;
@@ -371,7 +374,9 @@ static int resp_header_method(lua_State *L) {
   lua_settop(L, 3);
   lua_pushboolean(L, lua_toboolean(L, 2));
   lua_replace(L, 2);
-  lua_pushcclosure(L, resp_header_call, 3);
+  lua_pushliteral(L, "head_sent");
+  lua_pushliteral(L, "_headers");
+  lua_pushcclosure(L, resp_header_call, 5);
   return 1;
 }
 
