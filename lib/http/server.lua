@@ -785,7 +785,10 @@ local function serve_conn(srv, conn)
       r.timeout = T.write
     end
     local ok, err = xpcall(handler, traceback, req, res)
-    if ok and res.upgraded then return end -- the connection is theirs
+    -- (the connection is theirs: websocket.accept marks the response
+    -- finished "upgraded"; upgraded itself is not a field of every
+    -- response, and its read would miss through the metatable)
+    if ok and res.finished == "upgraded" then return end
     if not ok then
       if is_error(err) then
         if err.status and not res.head_sent then
@@ -944,8 +947,10 @@ function M.listen(opts)
   local d = common.defaults
   local log, log_module = make_log(opts.log)
   local srv = setmetatable({handler = handler, log = log,
-    log_module = log_module, gzip = gzip or nil,
-    trusted = trusted, proxy_protocol = opts.proxy_protocol,
+    -- (false, not nil, for what is off: a field read once a request
+    -- finds it in the table, not through the metatable)
+    log_module = log_module, gzip = gzip or false,
+    trusted = trusted or false, proxy_protocol = opts.proxy_protocol,
     limits = common.merge(d.limits, opts.limits, "limits", "listen"),
     timeouts = common.merge(d.timeouts, opts.timeouts, "timeouts", "listen"),
     waiting = {}, -- conns in their timeouts.rest wait (close closes them)
