@@ -36,6 +36,14 @@ local function stop(s)
   task.yield()
 end
 
+-- A script the host runs with --pidfile, so that SIGTERM drains it,
+-- with net, task and its own pid (to signal itself) defined.
+local function run_drainable(body)
+  return run_host({"--pidfile", tmpname(), "-e",
+    'local net, task = require "net", require "task"\n' ..
+    'local pid = io.open("/proc/self/stat"):read("n")\n' .. body})
+end
+
 describe("net", function()
   after_each(assert_clean)
 
@@ -822,10 +830,7 @@ describe("net", function()
 
     it("a drain (SIGTERM with --pidfile) closes servers: serve returns",
       function()
-      local pidfile = tmpname()
-      local out, err, code = run_host({"--pidfile", pidfile, "-e", [[
-        local net, task = require "net", require "task"
-        local pid = io.open("/proc/self/stat"):read("n")
+      local out, err, code = run_drainable([[
         local s = assert(net.listen{})
         local _, port = s:sockname()
         task.spawn(function()
@@ -834,7 +839,7 @@ describe("net", function()
           print("echo", c:read())
           io.popen("kill -TERM " .. pid):close()
         end)
-        print("serve", s:serve(function(c) c:write(c:read(), "\n") end))]]})
+        print("serve", s:serve(function(c) c:write(c:read(), "\n") end))]])
       assert.equal("echo\tx\nserve\ttrue\n", out)
       assert.equal("", err)
       assert.equal(0, code)
@@ -842,11 +847,8 @@ describe("net", function()
 
     it("a drain closes resting connections at once; a round that ends " ..
        "during it closes its conn instead of resting", function()
-      local pidfile = tmpname()
       local t0 = uv.hrtime()
-      local out, err, code = run_host({"--pidfile", pidfile, "-e", [[
-        local net, task = require "net", require "task"
-        local pid = io.open("/proc/self/stat"):read("n")
+      local out, err, code = run_drainable([[
         local s = assert(net.listen{idle_timeout = 60})
         local _, port = s:sockname()
         local busy = false
@@ -875,7 +877,7 @@ describe("net", function()
           c:write(l, "\n")
           local rested = c:rest()
           if l == "slow" then print("rest", rested) end
-        end))]]})
+        end))]])
       local secs = (uv.hrtime() - t0) / 1e9
       assert.equal("", err)
       assert.equal(0, code)
@@ -888,11 +890,8 @@ describe("net", function()
        "second for its first request, then closes it", function()
       -- (a balancer connects, then sends: at a drain, that request may be
       -- in flight; closing the connection as idle would lose it)
-      local pidfile = tmpname()
       local t0 = uv.hrtime()
-      local out, err, code = run_host({"--pidfile", pidfile, "-e", [[
-        local net, task = require "net", require "task"
-        local pid = io.open("/proc/self/stat"):read("n")
+      local out, err, code = run_drainable([[
         local s = assert(net.listen{idle_timeout = 60})
         local _, port = s:sockname()
         local rested = 0
@@ -916,7 +915,7 @@ describe("net", function()
           end
           local l = c:read()
           if l then c:write(l, "\n") end
-        end))]]})
+        end))]])
       local secs = (uv.hrtime() - t0) / 1e9
       assert.equal("", err)
       assert.equal(0, code)
@@ -929,10 +928,7 @@ describe("net", function()
        "sent its PROXY header alone", function()
       -- (HAProxy in TCP mode sends the header as it connects, the
       -- client's request when it comes: the header is not a request)
-      local pidfile = tmpname()
-      local out, err, code = run_host({"--pidfile", pidfile, "-e", [[
-        local net, task = require "net", require "task"
-        local pid = io.open("/proc/self/stat"):read("n")
+      local out, err, code = run_drainable([[
         local s = assert(net.listen{idle_timeout = 60,
           proxy_protocol = true})
         local _, port = s:sockname()
@@ -954,7 +950,7 @@ describe("net", function()
           end
           local l = c:read()
           if l then c:write(l, " from ", (c:peername()), "\n") end
-        end))]]})
+        end))]])
       assert.equal("", err)
       assert.equal(0, code)
       assert.equal("serve\ttrue\na\tlate from 127.0.0.9\n" ..
@@ -1009,12 +1005,34 @@ describe("net", function()
         "after its silence\t1\ttrue\ttrue\nwalk\t2\n", out)
     end)
 
+    it("a lingering close does not hold the host's exit", function()
+      local t0 = uv.hrtime()
+      local out, err, code = run_host({"-e", [[
+        local net, task = require "net", require "task"
+        local s = assert(net.listen{})
+        local _, port = s:sockname()
+        task.spawn(function()
+          local c = s:accept()
+          c:read()
+          c:close() -- the upload still coming: it lingers
+          s:close()
+        end)
+        local c = assert(net.connect("127.0.0.1", port))
+        c:write("hi\n")
+        c:write(("x"):rep(1 << 20)) -- 1 MiB, never read
+        print("eof", c:read()) -- the server's FIN; c stays open
+        -- the script ends here, with the server's side lingering (2 s
+        -- of silence would end it) and c open: the host exits now]]})
+      local secs = (uv.hrtime() - t0) / 1e9
+      assert.equal("", err)
+      assert.equal(0, code)
+      assert.equal("eof\tnil\tclosed\n", out)
+      assert.is_true(secs < 1.8, ("exited after %.1f s"):format(secs))
+    end)
+
     it("a drain serves the clients queued behind a full server " ..
        "(max_connections), not resetting them", function()
-      local pidfile = tmpname()
-      local out, err, code = run_host({"--pidfile", pidfile, "-e", [[
-        local net, task = require "net", require "task"
-        local pid = io.open("/proc/self/stat"):read("n")
+      local out, err, code = run_drainable([[
         local s = assert(net.listen{max_connections = 1})
         local _, port = s:sockname()
         local busy = false
@@ -1044,7 +1062,7 @@ describe("net", function()
             end
           end
           c:write("re ", l, "\n")
-        end))]]})
+        end))]])
       assert.equal(0, code)
       assert.matches("^net: 127.0.0.1:%d+: max_connections %(1%) reached " ..
         "and none idle: new clients wait in the backlog\n$", err)
