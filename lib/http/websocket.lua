@@ -306,7 +306,7 @@ function M.accept(req, res, opts)
     end
   end
   local conn = res._conn
-  res.head_sent, res.finished, res.upgraded = true, "upgraded", true
+  res.head_sent, res.finished = true, "upgraded"
   res._status = 101
   local ok, err = conn:write("HTTP/1.1 101 Switching Protocols\r\n",
     "Upgrade: websocket\r\nConnection: Upgrade\r\n",
