@@ -74,7 +74,10 @@ enum {
   K_HB,       /* _hb */
   V_HTTP11,   /* "HTTP/1.1", the value of version (not a key) */
   V_HTTP10,   /* "HTTP/1.0" */
-  NKEYS = V_HTTP10
+  V_GET,      /* the common methods, as values */
+  V_HEAD,
+  V_POST,
+  NKEYS = V_POST
 };
 static const char *const key_names[NKEYS] = {
   "method",
@@ -98,6 +101,9 @@ static const char *const key_names[NKEYS] = {
   "_hb",
   "HTTP/1.1",
   "HTTP/1.0",
+  "GET",
+  "HEAD",
+  "POST",
 };
 #define KEY(k) lua_upvalueindex(k)
 /* t[key] = the value `push` pushes, t at -1 */
@@ -319,14 +325,27 @@ static void target_parts(lua_State *L, const char *t, const char *e) {
       while (ps < pe && *ps != '/') ps++;
     }
   }
+  /* (the table at -2, the target's string at -1) */
   lua_pushvalue(L, KEY(K_PATH));
-  if (ps == pe && ps != t) lua_pushliteral(L, "/");
+  if (ps == t && pe == e) lua_pushvalue(L, -2); /* the target itself */
+  else if (ps == pe && ps != t) lua_pushliteral(L, "/");
   else lua_pushlstring(L, ps, (size_t)(pe - ps));
-  lua_rawset(L, -3);
+  lua_rawset(L, -4);
   lua_pushvalue(L, KEY(K_QUERY_STRING));
   if (q) lua_pushlstring(L, q + 1, (size_t)(e - q - 1));
   else lua_pushliteral(L, "");
-  lua_rawset(L, -3);
+  lua_rawset(L, -4);
+}
+
+/* The method [s, s+n): an interned upvalue for the common ones (no
+** string made and looked up a request). */
+static void push_method(lua_State *L, const char *s, size_t n) {
+  if (n == 3 && memcmp(s, "GET", 3) == 0) lua_pushvalue(L, KEY(V_GET));
+  else if (n == 4 && memcmp(s, "HEAD", 4) == 0)
+    lua_pushvalue(L, KEY(V_HEAD));
+  else if (n == 4 && memcmp(s, "POST", 4) == 0)
+    lua_pushvalue(L, KEY(V_POST));
+  else lua_pushlstring(L, s, n);
 }
 
 /* The request line [s, e): method, target (and its path and
@@ -339,12 +358,17 @@ static int request_line(lua_State *L, head *h, const char *s, const char *e,
   ** case (A-Z, '-', '_'): "get" is refused rather than guessed at. */
   while (p < e && ((*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_')) p++;
   if (p == s || p == e || *p != ' ') { *why = "bad method"; return 400; }
-  SETKV(L, K_METHOD, lua_pushlstring(L, s, (size_t)(p - s)));
+  SETKV(L, K_METHOD, push_method(L, s, (size_t)(p - s)));
   t = ++p;
   while (p < e && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f) p++;
   if (p == t || p == e || *p != ' ') { *why = "bad target"; return 400; }
-  SETKV(L, K_TARGET, lua_pushlstring(L, t, (size_t)(p - t)));
+  /* the target's string, kept for the path (most targets are one) */
+  lua_pushlstring(L, t, (size_t)(p - t));
+  lua_pushvalue(L, KEY(K_TARGET));
+  lua_pushvalue(L, -2);
+  lua_rawset(L, -4);
   target_parts(L, t, p);
+  lua_pop(L, 1);
   p++;
   if (e - p != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' ||
       p[5] < '0' || p[5] > '9' || p[7] < '0' || p[7] > '9') {

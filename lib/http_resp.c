@@ -142,44 +142,41 @@ static void rset(lua_State *L, int t, int k) {
   lua_settable(L, t);
 }
 
-static int resp_build_head(lua_State *L) {
-  lua_Integer status, length = 0, cl = 0, n, i;
-  int has_length, has_cl = 0, has_date = 0, close, first_conn = -1;
+/* The head of the response at res (its request at req), as build_head
+** describes: pushes data and body_apart (and leaves temporaries below
+** them). reason: the status's phrase; body: NULL for none. */
+static void build(lua_State *L, int res, int has_length, lua_Integer length,
+                  int req, const char *reason, size_t rl, const char *body,
+                  size_t bl) {
+  lua_Integer status, cl = 0, n, i;
+  int has_cl = 0, has_date = 0, close, first_conn = -1;
   int v11, req_close, head_req, allowed;
-  size_t rl, bl = 0, total, dl = 0;
-  const char *reason, *body, *date = NULL;
+  size_t total, dl = 0;
+  const char *date = NULL;
   char *p, *start;
   luaL_Buffer b;
-  int list;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  has_length = !lua_isnoneornil(L, 2);
-  if (has_length) length = luaL_checkinteger(L, 2);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  reason = luaL_optlstring(L, 4, "Unknown", &rl);
-  body = luaL_optlstring(L, 5, NULL, &bl);
-  lua_settop(L, 5);
-  rget(L, 1, RK_STATUS);                            /* 6 */
-  status = lua_tointeger(L, 6);
+  int base = lua_gettop(L), list = base + 6;
+  rget(L, res, RK_STATUS);                          /* base + 1 */
+  status = lua_tointeger(L, base + 1);
   luaL_argcheck(L, status >= 100 && status <= 999, 1, "bad _status");
-  rget(L, 1, RK_CLOSE);                             /* 7 */
-  close = lua_toboolean(L, 7);
-  rget(L, 3, RK_VERSION);                           /* 8 */
+  rget(L, res, RK_CLOSE);                           /* base + 2 */
+  close = lua_toboolean(L, base + 2);
+  rget(L, req, RK_VERSION);                         /* base + 3 */
   {
     size_t vl;
-    const char *v = lua_tolstring(L, 8, &vl);
+    const char *v = lua_tolstring(L, base + 3, &vl);
     v11 = v != NULL && vl == 8 && memcmp(v, "HTTP/1.1", 8) == 0;
   }
-  rget(L, 3, RK_RCLOSE);                            /* 9 */
-  req_close = lua_toboolean(L, 9);
-  rget(L, 3, RK_METHOD);                            /* 10 */
+  rget(L, req, RK_RCLOSE);                          /* base + 4 */
+  req_close = lua_toboolean(L, base + 4);
+  rget(L, req, RK_METHOD);                          /* base + 5 */
   {
     size_t ml;
-    const char *m = lua_tolstring(L, 10, &ml);
+    const char *m = lua_tolstring(L, base + 5, &ml);
     head_req = m != NULL && ml == 4 && memcmp(m, "HEAD", 4) == 0;
   }
-  if (rget(L, 1, RK_HEADERS) != LUA_TTABLE)         /* 11 */
-    return luaL_argerror(L, 1, "no header list");
-  list = 11;
+  if (rget(L, res, RK_HEADERS) != LUA_TTABLE)       /* base + 6: list */
+    luaL_argerror(L, 1, "no header list");
   n = (lua_Integer)lua_rawlen(L, list);
   /* pass 1: what the fields decide, and the size */
   total = 9 + 3 + 1 + rl + 2 + 2;
@@ -239,13 +236,13 @@ static int resp_build_head(lua_State *L) {
   } else if (v11) {
     ADDLIT(p, "Transfer-Encoding: chunked\r\n");
     lua_pushboolean(L, 1);
-    rset(L, 1, RK_CHUNKED);
+    rset(L, res, RK_CHUNKED);
     lua_pushnil(L);
   } else {
     close = 1; /* the end of the body is the end of the connection */
     lua_pushnil(L);
   }
-  if (!lua_isnil(L, -1)) rset(L, 1, RK_LENGTH);
+  if (!lua_isnil(L, -1)) rset(L, res, RK_LENGTH);
   else lua_pop(L, 1);
   if (req_close || close) {
     close = 1;
@@ -257,13 +254,140 @@ static int resp_build_head(lua_State *L) {
   if (allowed && bl <= MAX_INLINE) ADD(p, body, bl);
   if (close) {
     lua_pushboolean(L, 1);
-    rset(L, 1, RK_CLOSE);
+    rset(L, res, RK_CLOSE);
   }
   lua_pushboolean(L, 1);
-  rset(L, 1, RK_HEAD_SENT);
+  rset(L, res, RK_HEAD_SENT);
   luaL_pushresultsize(&b, (size_t)(p - start));
   lua_pushboolean(L, allowed && bl > MAX_INLINE);
+}
+
+static int resp_build_head(lua_State *L) {
+  lua_Integer length = 0;
+  int has_length;
+  size_t rl, bl = 0;
+  const char *reason, *body;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  has_length = !lua_isnoneornil(L, 2);
+  if (has_length) length = luaL_checkinteger(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  reason = luaL_optlstring(L, 4, "Unknown", &rl);
+  body = luaL_optlstring(L, 5, NULL, &bl);
+  lua_settop(L, 5);
+  build(L, 1, has_length, length, 3, reason, rl, body, bl);
   return 2;
+}
+
+/*
+** send_fast(res, status, body) -> true | false: res:send's common case
+** (the head not sent, no gzip on the server, a valid status or none, a
+** string body or none) whole in C: the status set, the head built with
+** the body, written (a write that must wait for the peer yields, as
+** conn:write does), res finished. False, res untouched, for any other
+** case: res:send's Lua does it, and raises its errors. A failed write is
+** send_failed(res, err), which raises.
+*/
+enum { SK_REQ = RK_N + 1, SK_READER, SK_SRV, SK_GZIP, SK_ST, SK_CLOSED,
+       SK_SENT, SK_FINISHED, SK_CONN, SK_REASON, SK_WRITE, SK_FAILED };
+static const char *const sk_names[] = {
+  "_req", "_reader", "srv", "gzip", "_st", "closed", "_sent", "finished",
+  "_conn"
+};
+#define SK_NNAMES ((int)(sizeof sk_names / sizeof sk_names[0]))
+
+/* after the write (at once, or resumed after waiting): results at -2,
+** -1 */
+static int send_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  if (!lua_toboolean(L, -2)) {
+    int err = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(SK_FAILED));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, err);
+    lua_call(L, 2, 0); /* raises */
+  }
+  lua_pushboolean(L, 1);
+  rset(L, 1, SK_FINISHED);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int resp_send_fast(lua_State *L) {
+  int ts, tb, bi, req, srv;
+  lua_Integer st = 0;
+  size_t bl = 0, rl = 7;
+  const char *body = "", *reason = "Unknown";
+  lua_settop(L, 3);
+  if (lua_type(L, 1) != LUA_TTABLE) goto decline;
+  ts = lua_type(L, 2);
+  tb = lua_type(L, 3);
+  if (tb == LUA_TNIL && ts == LUA_TSTRING) { /* send(body) */
+    bi = 2;
+    ts = LUA_TNIL;
+  } else if (tb == LUA_TNIL || tb == LUA_TSTRING) {
+    bi = tb == LUA_TSTRING ? 3 : 0;
+  } else {
+    goto decline;
+  }
+  if (ts != LUA_TNIL) {
+    if (!lua_isinteger(L, 2)) goto decline;
+    st = lua_tointeger(L, 2);
+    if (st < 100 || st > 999) goto decline;
+  }
+  if (rget(L, 1, RK_HEAD_SENT) != LUA_TBOOLEAN || lua_toboolean(L, -1) ||
+      rget(L, 1, SK_REQ) != LUA_TTABLE)
+    goto decline;
+  req = lua_gettop(L);
+  if (rget(L, req, SK_READER) != LUA_TTABLE ||
+      rget(L, req + 1, SK_SRV) != LUA_TTABLE)
+    goto decline;
+  srv = req + 2;
+  rget(L, srv, SK_GZIP);
+  if (lua_toboolean(L, -1)) goto decline;
+  /* the response is this function's from here */
+  if (bi) body = lua_tolstring(L, bi, &bl);
+  if (ts != LUA_TNIL) {
+    lua_pushinteger(L, st);
+    rset(L, 1, RK_STATUS);
+  } else {
+    rget(L, 1, RK_STATUS);
+    st = lua_tointeger(L, -1);
+  }
+  lua_pushinteger(L, (lua_Integer)bl);
+  rset(L, 1, SK_SENT);
+  /* a closed server (a drain): this is the connection's last response */
+  if (rget(L, srv, SK_ST) == LUA_TTABLE &&
+      (rget(L, lua_gettop(L), SK_CLOSED), lua_toboolean(L, -1))) {
+    lua_pushboolean(L, 1);
+    rset(L, 1, RK_CLOSE);
+  }
+  if (lua_rawgeti(L, lua_upvalueindex(SK_REASON), st) == LUA_TSTRING)
+    reason = lua_tolstring(L, -1, &rl); /* (anchored by the table) */
+  build(L, 1, 1, (lua_Integer)bl, req, reason, rl, body, bl);
+  {
+    int apart = lua_toboolean(L, -1), data = lua_gettop(L) - 1;
+    lua_pushvalue(L, lua_upvalueindex(SK_WRITE));
+    rget(L, 1, SK_CONN);
+    lua_pushvalue(L, data);
+    if (apart) lua_pushvalue(L, bi);
+    lua_callk(L, apart ? 3 : 2, 2, 0, send_k);
+  }
+  return send_k(L, LUA_OK, 0);
+decline:
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+static int resp_send_method(lua_State *L) {
+  int i;
+  luaL_checktype(L, 1, LUA_TTABLE);    /* the reason phrases */
+  luaL_checktype(L, 2, LUA_TFUNCTION); /* conn:write */
+  luaL_checktype(L, 3, LUA_TFUNCTION); /* send_failed */
+  for (i = 0; i < RK_N; i++) lua_pushstring(L, rk_names[i]);
+  for (i = 0; i < SK_NNAMES; i++) lua_pushstring(L, sk_names[i]);
+  for (i = 1; i <= 3; i++) lua_pushvalue(L, i);
+  lua_pushcclosure(L, resp_send_fast, SK_FAILED);
+  return 1;
 }
 
 /*
@@ -413,6 +537,7 @@ static int resp_send_args(lua_State *L) {
 
 const luaL_Reg http_resp_funcs[] = {
   {"send_args", resp_send_args},
+  {"send_fast", resp_send_method},
   {"header_set", resp_header_set},
   {"header_method", resp_header_method},
   {NULL, NULL}

@@ -430,3 +430,98 @@ describe("http.router plain paths", function()
     assert.are.equal("a b", (call(app, "GET", "/c/a%20b")))
   end)
 end)
+
+-- res:send's common case runs whole in C (http_resp.c send_fast); a
+-- server with gzip on takes res:send's Lua for every response (the C
+-- path declines it), so the same handler on both servers must answer
+-- byte for byte alike (the Date field aside), errors included.
+describe("res:send in C", function()
+  local net = require "net"
+  local big = ("0123456789abcdef"):rep(1250) -- 20,000 B: sent apart
+  local FORMS = {
+    function(_, res) res:send("plain") end,
+    function(_, res) res:send(201) end,
+    function(_, res) res:send(204, "dropped: no body") end,
+    function(_, res) res:send(404, "nf") end,
+    function(_, res) res:send() end,
+    function(_, res) res:status(202):send("after status") end,
+    function(_, res) res:send(200, big) end,
+    function(_, res) res:header("Content-Length", "3"):send("abc") end,
+    function(_, res) res:header("Connection", "close"):send("c") end,
+    function(_, res) res:write("w1"); res:send("w2") end,
+    function(_, res)
+      local ok, err = pcall(res.send, res, 200.5, "x")
+      res:send(tostring(ok) .. " " .. err)
+    end,
+    function(_, res)
+      local ok, err = pcall(res.send, res, 200, {})
+      res:send(tostring(ok) .. " " .. err)
+    end,
+    function(_, res)
+      local ok, err = pcall(res.send, res, 9999)
+      res:send(tostring(ok) .. " " .. err)
+    end,
+    function(_, res)
+      res:send("once")
+      local ok = pcall(res.send, res, 500, "twice")
+      assert(not ok, "a second send must raise")
+    end,
+  }
+  local function handler(req, res)
+    return FORMS[tonumber(req.path:sub(2))](req, res)
+  end
+  local function fetch(port, head)
+    local c = assert(net.connect("127.0.0.1", port))
+    c:write(head)
+    local parts = {}
+    while true do
+      local d = c:recv()
+      if not d then break end
+      parts[#parts + 1] = d
+    end
+    c:close()
+    return (table.concat(parts):gsub("Date: [^\r]*\r\n", "Date: -\r\n"))
+  end
+
+  it("answers every form of res:send as res:send's Lua does", function()
+    local fast = assert(http.listen{host = "127.0.0.1", port = 0,
+      handler = handler})
+    local slow = assert(http.listen{host = "127.0.0.1", port = 0,
+      handler = handler, gzip = true})
+    local _, fp = fast:sockname()
+    local _, sp = slow:sockname()
+    run_task(function()
+      for i = 1, #FORMS do
+        for _, form in ipairs{
+          "GET /%d HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+          "HEAD /%d HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+          "GET /%d HTTP/1.0\r\n\r\n"} do
+          local head = form:format(i)
+          local a, b = fetch(fp, head), fetch(sp, head)
+          assert.are.equal(b, a, ("form %d: %q"):format(i, head))
+          assert.matches("^HTTP/1.1 %d%d%d ", a)
+        end
+      end
+    end, 30)
+    fast:close()
+    slow:close()
+  end)
+
+  it("keeps a kept-alive connection's answers in order", function()
+    local srv = assert(http.listen{host = "127.0.0.1", port = 0,
+      handler = handler})
+    local _, port = srv:sockname()
+    local got
+    run_task(function()
+      got = fetch(port, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n" ..
+        "GET /4 HTTP/1.1\r\nHost: a\r\n\r\n" ..
+        "GET /5 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    end, 30)
+    srv:close()
+    local _, n = got:gsub("HTTP/1.1 ", "")
+    assert.are.equal(3, n)
+    assert.matches("^HTTP/1.1 200 OK\r\n.-\r\n\r\nplain" ..
+      "HTTP/1.1 404 Not Found\r\n.-\r\n\r\nnf" ..
+      "HTTP/1.1 200 OK\r\n.-Content%-Length: 0\r\n.-\r\n\r\n$", got)
+  end)
+end)

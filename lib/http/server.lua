@@ -499,7 +499,10 @@ end
 
 --- res:send([status,] [body]) -> res: the whole response at once (or the
 --- last of it, after writes).
+-- (send_fast: the common case, whole in C; false when it is not that)
+local send_fast = core.send_fast(REASON, conn_write, send_failed)
 function Response:send(status, body)
+  if send_fast(self, status, body) then return self end
   local st, b = send_args(status, body)
   if st == false then -- (a status error first, as it comes first)
     if status ~= nil then set_status(self, status, "send") end
