@@ -502,28 +502,42 @@ static void server_request(lua_State *L, lua_Integer blen) {
 **   t, next                       t = the head, next = first body byte;
 **   false, status, reason         a bad head (answer status and close).
 */
-static int parse(lua_State *L, int request) {
+/* The upvalues of a server's parser (request_parser), after the keys:
+** its limits and the request metatable. */
+enum { B_LINE = NKEYS + 1, B_HEAD, B_FIELDS, B_REQ_MT, B_N = B_REQ_MT };
+
+static int parse(lua_State *L, int request, int bound) {
   size_t len;
   const char *buf = luaL_checklstring(L, 1, &len);
   lua_Integer init = luaL_optinteger(L, 2, 1);
   lua_Integer from = luaL_optinteger(L, 3, init);
-  lua_Integer max_line = luaL_optinteger(L, 4, 8192);
-  lua_Integer max_head = luaL_optinteger(L, 5, 16384);
-  lua_Integer max_fields = luaL_optinteger(L, 6, 100);
-  int server = request && !lua_isnoneornil(L, 7);
-  lua_Integer blen = 0;
+  lua_Integer max_line, max_head, max_fields, blen = 0;
+  int server;
   const char *p, *end = buf + len, *lf, *line, *hb;
   const char *why = NULL;
   head h;
   int n = 0, st, hidx, fidx;
+  if (bound) { /* (checked when the parser was made) */
+    max_line = lua_tointeger(L, lua_upvalueindex(B_LINE));
+    max_head = lua_tointeger(L, lua_upvalueindex(B_HEAD));
+    max_fields = lua_tointeger(L, lua_upvalueindex(B_FIELDS));
+    server = 1;
+    lua_settop(L, 6);
+    lua_pushvalue(L, lua_upvalueindex(B_REQ_MT)); /* 7, as given */
+  } else {
+    max_line = luaL_optinteger(L, 4, 8192);
+    max_head = luaL_optinteger(L, 5, 16384);
+    max_fields = luaL_optinteger(L, 6, 100);
+    server = request && !lua_isnoneornil(L, 7);
+    luaL_argcheck(L, max_line > 0 && max_head > 0 && max_fields > 0, 4,
+                  "limits must be positive");
+    if (server) {
+      luaL_checktype(L, 7, LUA_TTABLE);
+      luaL_checktype(L, 8, LUA_TTABLE);
+    }
+  }
   luaL_argcheck(L, init >= 1 && (size_t)init <= len + 1, 2, "out of range");
   luaL_argcheck(L, from >= 1, 3, "out of range");
-  luaL_argcheck(L, max_line > 0 && max_head > 0 && max_fields > 0, 4,
-                "limits must be positive");
-  if (server) {
-    luaL_checktype(L, 7, LUA_TTABLE);
-    luaL_checktype(L, 8, LUA_TTABLE);
-  }
   lua_settop(L, 8); /* the head table goes at 9 */
   p = buf + init - 1;
   /* RFC 9112 2.2: empty lines before a request line are ignored */
@@ -633,8 +647,26 @@ static int parse(lua_State *L, int request) {
   return 2;
 }
 
-static int head_parse_request(lua_State *L) { return parse(L, 1); }
-static int head_parse_response(lua_State *L) { return parse(L, 0); }
+static int head_parse_request(lua_State *L) { return parse(L, 1, 0); }
+static int head_parse_response(lua_State *L) { return parse(L, 0, 0); }
+static int head_parse_bound(lua_State *L) { return parse(L, 1, 1); }
+
+/*
+** request_parser(max_line, max_head, max_fields, req_mt) -> parse(buf
+** [, init [, from]]): parse_request with a server's limits and request
+** metatable bound once (a request passes three arguments, not eight).
+*/
+static int head_request_parser(lua_State *L) {
+  int i;
+  for (i = 1; i <= 3; i++)
+    luaL_argcheck(L, luaL_checkinteger(L, i) > 0, i, "must be positive");
+  luaL_checktype(L, 4, LUA_TTABLE);
+  lua_settop(L, 4);
+  for (i = 0; i < NKEYS; i++) lua_pushstring(L, key_names[i]);
+  for (i = 1; i <= 4; i++) lua_pushvalue(L, i);
+  lua_pushcclosure(L, head_parse_bound, B_N);
+  return 1;
+}
 
 /*
 ** check_field(name, value): raises unless name is a token and value holds
@@ -765,6 +797,7 @@ const luaL_Reg http_head_funcs[] = {
   {"field_ok", head_field_ok},
   {"head_fields", head_fields},
   {"head_headers", head_headers},
+  {"request_parser", head_request_parser},
   {NULL, NULL}
 };
 

@@ -143,39 +143,37 @@ static void rset(lua_State *L, int t, int k) {
 }
 
 /* The head of the response at res (its request at req), as build_head
-** describes: pushes data and body_apart (and leaves temporaries below
-** them). reason: the status's phrase; body: NULL for none. */
-static void build(lua_State *L, int res, int has_length, lua_Integer length,
-                  int req, const char *reason, size_t rl, const char *body,
-                  size_t bl) {
-  lua_Integer status, cl = 0, n, i;
+** describes, for status (100..999): pushes data and body_apart (and
+** leaves temporaries below them). reason: the status's phrase; body: NULL
+** for none. */
+static void build(lua_State *L, int res, lua_Integer status, int has_length,
+                  lua_Integer length, int req, const char *reason, size_t rl,
+                  const char *body, size_t bl) {
+  lua_Integer cl = 0, n, i;
   int has_cl = 0, has_date = 0, close, first_conn = -1;
   int v11, req_close, head_req, allowed;
   size_t total, dl = 0;
   const char *date = NULL;
   char *p, *start;
   luaL_Buffer b;
-  int base = lua_gettop(L), list = base + 6;
-  rget(L, res, RK_STATUS);                          /* base + 1 */
-  status = lua_tointeger(L, base + 1);
-  luaL_argcheck(L, status >= 100 && status <= 999, 1, "bad _status");
-  rget(L, res, RK_CLOSE);                           /* base + 2 */
-  close = lua_toboolean(L, base + 2);
-  rget(L, req, RK_VERSION);                         /* base + 3 */
+  int base = lua_gettop(L), list = base + 5;
+  rget(L, res, RK_CLOSE);                           /* base + 1 */
+  close = lua_toboolean(L, base + 1);
+  rget(L, req, RK_VERSION);                         /* base + 2 */
   {
     size_t vl;
-    const char *v = lua_tolstring(L, base + 3, &vl);
+    const char *v = lua_tolstring(L, base + 2, &vl);
     v11 = v != NULL && vl == 8 && memcmp(v, "HTTP/1.1", 8) == 0;
   }
-  rget(L, req, RK_RCLOSE);                          /* base + 4 */
-  req_close = lua_toboolean(L, base + 4);
-  rget(L, req, RK_METHOD);                          /* base + 5 */
+  rget(L, req, RK_RCLOSE);                          /* base + 3 */
+  req_close = lua_toboolean(L, base + 3);
+  rget(L, req, RK_METHOD);                          /* base + 4 */
   {
     size_t ml;
-    const char *m = lua_tolstring(L, base + 5, &ml);
+    const char *m = lua_tolstring(L, base + 4, &ml);
     head_req = m != NULL && ml == 4 && memcmp(m, "HEAD", 4) == 0;
   }
-  if (rget(L, res, RK_HEADERS) != LUA_TTABLE)       /* base + 6: list */
+  if (rget(L, res, RK_HEADERS) != LUA_TTABLE)       /* base + 5: list */
     luaL_argerror(L, 1, "no header list");
   n = (lua_Integer)lua_rawlen(L, list);
   /* pass 1: what the fields decide, and the size */
@@ -274,24 +272,30 @@ static int resp_build_head(lua_State *L) {
   reason = luaL_optlstring(L, 4, "Unknown", &rl);
   body = luaL_optlstring(L, 5, NULL, &bl);
   lua_settop(L, 5);
-  build(L, 1, has_length, length, 3, reason, rl, body, bl);
+  {
+    lua_Integer status;
+    rget(L, 1, RK_STATUS);
+    status = lua_tointeger(L, 6);
+    luaL_argcheck(L, status >= 100 && status <= 999, 1, "bad _status");
+    build(L, 1, status, has_length, length, 3, reason, rl, body, bl);
+  }
   return 2;
 }
 
 /*
 ** send_fast(res, status, body) -> true | false: res:send's common case
-** (the head not sent, no gzip on the server, a valid status or none, a
-** string body or none) whole in C: the status set, the head built with
-** the body, written (a write that must wait for the peer yields, as
-** conn:write does), res finished. False, res untouched, for any other
-** case: res:send's Lua does it, and raises its errors. A failed write is
-** send_failed(res, err), which raises.
+** (the head not sent, a valid status or none, a string body or none) whole
+** in C: the status set, the head built with the body, written (a write
+** that must wait for the peer yields, as conn:write does), res finished.
+** False, res untouched, for any other case: res:send's Lua does it, and
+** raises its errors. A failed write is send_failed(res, err), which
+** raises. One per server without gzip (send_method): its net state's
+** `closed` (a drain) makes the response the connection's last.
 */
-enum { SK_REQ = RK_N + 1, SK_READER, SK_SRV, SK_GZIP, SK_ST, SK_CLOSED,
-       SK_SENT, SK_FINISHED, SK_CONN, SK_REASON, SK_WRITE, SK_FAILED };
+enum { SK_REQ = RK_N + 1, SK_CLOSED, SK_SENT, SK_FINISHED, SK_CONN,
+       SK_REASON, SK_WRITE, SK_FAILED, SK_ST };
 static const char *const sk_names[] = {
-  "_req", "_reader", "srv", "gzip", "_st", "closed", "_sent", "finished",
-  "_conn"
+  "_req", "closed", "_sent", "finished", "_conn"
 };
 #define SK_NNAMES ((int)(sizeof sk_names / sizeof sk_names[0]))
 
@@ -313,7 +317,7 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int resp_send_fast(lua_State *L) {
-  int ts, tb, bi, req, srv;
+  int ts, tb, bi, req;
   lua_Integer st = 0;
   size_t bl = 0, rl = 7;
   const char *body = "", *reason = "Unknown";
@@ -338,12 +342,6 @@ static int resp_send_fast(lua_State *L) {
       rget(L, 1, SK_REQ) != LUA_TTABLE)
     goto decline;
   req = lua_gettop(L);
-  if (rget(L, req, SK_READER) != LUA_TTABLE ||
-      rget(L, req + 1, SK_SRV) != LUA_TTABLE)
-    goto decline;
-  srv = req + 2;
-  rget(L, srv, SK_GZIP);
-  if (lua_toboolean(L, -1)) goto decline;
   /* the response is this function's from here */
   if (bi) body = lua_tolstring(L, bi, &bl);
   if (ts != LUA_TNIL) {
@@ -356,14 +354,14 @@ static int resp_send_fast(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)bl);
   rset(L, 1, SK_SENT);
   /* a closed server (a drain): this is the connection's last response */
-  if (rget(L, srv, SK_ST) == LUA_TTABLE &&
-      (rget(L, lua_gettop(L), SK_CLOSED), lua_toboolean(L, -1))) {
+  if (rget(L, lua_upvalueindex(SK_ST), SK_CLOSED) != LUA_TNIL &&
+      lua_toboolean(L, -1)) {
     lua_pushboolean(L, 1);
     rset(L, 1, RK_CLOSE);
   }
   if (lua_rawgeti(L, lua_upvalueindex(SK_REASON), st) == LUA_TSTRING)
     reason = lua_tolstring(L, -1, &rl); /* (anchored by the table) */
-  build(L, 1, 1, (lua_Integer)bl, req, reason, rl, body, bl);
+  build(L, 1, st, 1, (lua_Integer)bl, req, reason, rl, body, bl);
   {
     int apart = lua_toboolean(L, -1), data = lua_gettop(L) - 1;
     lua_pushvalue(L, lua_upvalueindex(SK_WRITE));
@@ -378,15 +376,19 @@ decline:
   return 1;
 }
 
+/* send_method(reasons, conn_write, send_failed, net_state) -> send_fast
+** for one server */
 static int resp_send_method(lua_State *L) {
   int i;
   luaL_checktype(L, 1, LUA_TTABLE);    /* the reason phrases */
   luaL_checktype(L, 2, LUA_TFUNCTION); /* conn:write */
   luaL_checktype(L, 3, LUA_TFUNCTION); /* send_failed */
+  luaL_checktype(L, 4, LUA_TTABLE);    /* net's state of the server */
+  lua_settop(L, 4);
   for (i = 0; i < RK_N; i++) lua_pushstring(L, rk_names[i]);
   for (i = 0; i < SK_NNAMES; i++) lua_pushstring(L, sk_names[i]);
-  for (i = 1; i <= 3; i++) lua_pushvalue(L, i);
-  lua_pushcclosure(L, resp_send_fast, SK_FAILED);
+  for (i = 1; i <= 4; i++) lua_pushvalue(L, i);
+  lua_pushcclosure(L, resp_send_fast, SK_ST);
   return 1;
 }
 
@@ -537,7 +539,7 @@ static int resp_send_args(lua_State *L) {
 
 const luaL_Reg http_resp_funcs[] = {
   {"send_args", resp_send_args},
-  {"send_fast", resp_send_method},
+  {"send_method", resp_send_method},
   {"header_set", resp_header_set},
   {"header_method", resp_header_method},
   {NULL, NULL}

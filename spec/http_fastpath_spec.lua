@@ -296,6 +296,8 @@ describe("parse_request for the server", function()
   it("gives the same verdict with and without them on mutated heads",
     function()
     math.randomseed(SEED + 3)
+    local bound = core.request_parser(8192, 16384, 100, Req)
+    local tight = core.request_parser(12, 40, 2, Req)
     local seeds = {"GET /p?q=1 HTTP/1.1\r\nHost: a\r\n\r\n",
       "POST http://h/x?y HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n",
       "PUT /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -314,6 +316,21 @@ describe("parse_request for the server", function()
       local a1, b1, c1 = core.parse_request(s)
       local a2, b2, c2 = core.parse_request(s, 1, 1, 8192, 16384, 100, Req,
         Hdr)
+      -- a server's parser, its limits bound: the same as a2, b2, c2
+      local a3, b3, c3 = bound(s, 1, 1)
+      assert.are.equal(type(a2), type(a3), ("%q"):format(s))
+      assert.are.equal(b2, b3, ("%q"):format(s))
+      assert.are.equal(c2, c3, ("%q"):format(s))
+      if a3 then
+        assert.are.equal(Req, getmetatable(a3))
+        assert.are.same(a2, a3, ("%q"):format(s))
+      end
+      -- small limits bound, against the same given
+      local a4, b4, c4 = tight(s)
+      local a5, b5, c5 = core.parse_request(s, 1, 1, 12, 40, 2, Req, Hdr)
+      assert.are.equal(type(a5), type(a4), ("%q"):format(s))
+      assert.are.equal(b5, b4, ("%q"):format(s))
+      assert.are.equal(c5, c4, ("%q"):format(s))
       assert.are.equal(type(a1), type(a2), ("%q case %d"):format(s, n))
       assert.are.equal(b1, b2, ("%q"):format(s))
       if a1 then
@@ -334,6 +351,49 @@ describe("parse_request for the server", function()
         assert.are.equal(c1, c2)
       end
     end
+  end)
+end)
+
+describe("request_parser", function()
+  it("refuses limits that are not positive integers, naming them",
+    function()
+    local Req = {}
+    assert.has_error(function() core.request_parser(0, 1, 1, Req) end,
+      "bad argument #1 to 'request_parser' (must be positive)")
+    assert.has_error(function() core.request_parser(1, 1.5, 1, Req) end)
+    assert.has_error(function() core.request_parser(1, 1, -1, Req) end,
+      "bad argument #3 to 'request_parser' (must be positive)")
+    assert.has_error(function() core.request_parser(1, 1, 1, "x") end)
+    local p = core.request_parser(1, 1, 1, Req)
+    assert.has_error(function() p() end)
+    assert.has_error(function() p("GET", 0) end)
+  end)
+
+  it("serves under limits given as any numbers (whole, huge)", function()
+    local net = require "net"
+    local srv = assert(http.listen{host = "127.0.0.1", port = 0,
+      limits = {line = 20.7, fields = math.huge},
+      handler = function(_, res) res:send("ok") end})
+    local _, port = srv:sockname()
+    local function ask(target)
+      local c = assert(net.connect("127.0.0.1", port))
+      c:write("GET " .. target .. " HTTP/1.1\r\nHost: a\r\n" ..
+        "Connection: close\r\n\r\n")
+      local parts = {}
+      while true do
+        local d = c:recv()
+        if not d then break end
+        parts[#parts + 1] = d
+      end
+      return table.concat(parts)
+    end
+    local short, long
+    run_task(function()
+      short, long = ask("/a"), ask("/" .. ("x"):rep(30))
+    end, 20)
+    srv:close()
+    assert.matches("^HTTP/1.1 200 ", short)
+    assert.matches("^HTTP/1.1 414 ", long)
   end)
 end)
 

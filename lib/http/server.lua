@@ -25,8 +25,7 @@ local core = require "http.core"
 local common = require "http.common"
 
 local REASON, raise, is_error = common.REASON, common.raise, common.is_error
-local parse_request, field_ok, head_fields = core.parse_request,
-  core.field_ok, core.head_fields
+local field_ok, head_fields = core.field_ok, core.head_fields
 local head_headers = core.head_headers
 local now, concat, lower, fmt, find =
   task.now, table.concat, string.lower, string.format, string.find
@@ -499,10 +498,7 @@ end
 
 --- res:send([status,] [body]) -> res: the whole response at once (or the
 --- last of it, after writes).
--- (send_fast: the common case, whole in C; false when it is not that)
-local send_fast = core.send_fast(REASON, conn_write, send_failed)
 function Response:send(status, body)
-  if send_fast(self, status, body) then return self end
   local st, b = send_args(status, body)
   if st == false then -- (a status error first, as it comes first)
     if status ~= nil then set_status(self, status, "send") end
@@ -537,6 +533,25 @@ function Response:send(status, body)
   if not ok then send_failed(self, err) end
   self.finished = true
   return self
+end
+
+-- The responses of one server: Response's fields and methods, with a
+-- send whose common case runs whole in C (core.send_method, bound to the
+-- server's net state), for a server without gzip; it returns false for
+-- any other case, which res:send's Lua above does.
+local function server_response(srv)
+  local R = {}
+  for k, v in pairs(Response) do R[k] = v end
+  R.__index = R
+  if not srv.gzip then
+    local fast = core.send_method(REASON, conn_write, send_failed, srv._st)
+    local send = Response.send
+    function R:send(status, body)
+      if fast(self, status, body) then return self end
+      return send(self, status, body)
+    end
+  end
+  return R
 end
 
 --- res:sendfile(path [, content_type]) -> true | nil, err: a whole file,
@@ -615,13 +630,12 @@ end
 -- no task and no buffer, and serve_conn runs again, in a new round,
 -- when the next request arrives).
 local function read_head(srv, r)
-  local L, T = srv.limits, srv.timeouts
+  local T, parse = srv.timeouts, srv.parse
   local from, deadline = r.pos, nil
   local conn = r.conn
   while true do
     if r.pos <= #r.buf then
-      local h, nxt, why = parse_request(r.buf, r.pos, from, L.line, L.head,
-        L.fields, Request, headers_mt)
+      local h, nxt, why = parse(r.buf, r.pos, from)
       if h then
         r.pos = nxt
         return h
@@ -778,7 +792,7 @@ local function serve_conn(srv, conn)
     local res = setmetatable({_conn = conn, _req = req,
       _headers = {nil, nil, nil, nil, nil, nil}, -- luacheck: ignore
       _sent = 0, _length = false, _close = false, head_sent = false,
-      finished = false}, Response)
+      finished = false}, srv.Response)
     -- (r.timeout: the conn's timeout as the reader last set it; the
     -- handler's reads of the body set theirs through r too, and the wait
     -- for a next request (recv_wait) does not change it: so the second
@@ -958,6 +972,12 @@ function M.listen(opts)
     timeouts = common.merge(d.timeouts, opts.timeouts, "timeouts", "listen"),
     waiting = {}, -- conns in their timeouts.rest wait (close closes them)
     }, Server)
+  -- (parse_request with this server's limits and metatable bound: whole
+  -- numbers, a huge one as 2^40, "no limit" in effect)
+  local L = srv.limits
+  local function whole(v) return math.floor(math.min(v, 1 << 40)) end
+  srv.parse = core.request_parser(whole(L.line), whole(L.head),
+    whole(L.fields), Request)
   -- net.listen checks the rest: its argument errors are raised again
   -- here, so that they point at the caller's line, not at this one
   local ok, s, err, msg = pcall(net.listen, {host = opts.host,
@@ -973,6 +993,8 @@ function M.listen(opts)
   if not s then return nil, err, msg end
   srv._net = s
   srv._st = assert(net_servers[s], "net server state")
+  srv.Response = server_response(srv)
+
   task.spawn(function()
     s:serve(function(conn) return serve_conn(srv, conn) end)
   end)
