@@ -134,7 +134,9 @@ local function exact_index(self)
   return exact
 end
 
-local function dispatch(self, req, res)
+-- (fresh: req comes straight from the server, no middleware or outer
+-- router before this one, so no params can be set on it yet)
+local function dispatch(self, req, res, fresh)
   local path, method = req.path, req.method
   local routes = self.routes
   local exact = self._exact
@@ -146,7 +148,9 @@ local function dispatch(self, req, res)
       local m = r.method
       if m == method or m == "*" or (method == "HEAD" and m == "GET") then
         -- (no captures: req.params made empty when first read)
-        if rawget(req, "params") ~= nil then req.params = {} end
+        if not fresh and rawget(req, "params") ~= nil then
+          req.params = {}
+        end
         return r.fn(req, res)
       end
     end
@@ -219,7 +223,7 @@ end
 function Router:__handler()
   local mw = self.middleware
   return function(req, res)
-    if #mw == 0 then return dispatch(self, req, res) end
+    if #mw == 0 then return dispatch(self, req, res, true) end
     return run_chain(self, req, res)
   end
 end

@@ -759,7 +759,9 @@ local function serve_conn(srv, conn)
     timeout = false},
     common.Reader)
   local handler, T = srv.handler, srv.timeouts
-  local warm -- (has the conn rested before? asked once a round)
+  -- (has the conn rested before? asked once a round; then how long it
+  -- waits for a next request before it rests)
+  local warm, wait, wait_ms
   while true do
     local h, status, why = read_head(srv, r)
     if h == false then return end -- resting (net's conn:rest)
@@ -848,14 +850,16 @@ local function serve_conn(srv, conn)
     -- (input buffered already: recv_wait returns it at once, rest
     -- declines and read_head takes it)
     if r.pos > #r.buf then
-      local idle, wait = T.idle, T.rest
-      if idle < wait then wait = idle end
-      if warm == nil then warm = rested(conn) end
-      if not warm then wait = 0 end
+      -- (the wait, its milliseconds: reckoned once a round)
+      if warm == nil then
+        warm = rested(conn)
+        wait = warm and math.min(T.idle, T.rest) or 0
+        wait_ms = ceil(wait * 1000)
+      end
       if wait > 0 then
         local waiting = srv.waiting
         waiting[conn] = true
-        local data, rerr = recv_wait(conn, ceil(wait * 1000))
+        local data, rerr = recv_wait(conn, wait_ms)
         waiting[conn] = nil
         if data then
           r.buf, r.pos = data, 1
@@ -863,7 +867,7 @@ local function serve_conn(srv, conn)
           return
         end
       end
-      if r.pos > #r.buf and rest(conn, idle - wait) then return end
+      if r.pos > #r.buf and rest(conn, T.idle - wait) then return end
     end
   end
 end
