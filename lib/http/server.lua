@@ -762,9 +762,21 @@ local function serve_conn(srv, conn)
   -- (has the conn rested before? asked once a round; then how long it
   -- waits for a next request before it rests)
   local warm, wait, wait_ms
+  local parse = srv.parse
   while true do
-    local h, status, why = read_head(srv, r)
-    if h == false then return end -- resting (net's conn:rest)
+    -- (a head whole in the buffer, the common case, parsed here; else
+    -- read_head reads, and rests the conn when nothing is buffered)
+    local h, status, why
+    local buf, pos = r.buf, r.pos
+    if pos <= #buf then h, status, why = parse(buf, pos, pos) end
+    if h then
+      r.pos = status
+    elseif h == nil then
+      h, status, why = read_head(srv, r)
+      if h == false then return end -- resting (net's conn:rest)
+    else
+      h = nil -- a bad head: answered below
+    end
     if not h then
       if status then
         reply_error(conn, status, why)
