@@ -497,7 +497,10 @@ static void server_request(lua_State *L, lua_Integer blen) {
 /*
 ** parse(buf, init, from, max_line, max_head, max_fields [, req_mt,
 ** headers_mt]), shared by both kinds (the metatables: a request for
-** http.server, see server_request). Returns:
+** http.server, see server_request; for a response, its metatable at 7
+** alone: the head gets it, and _hbuf and _hb instead of its headers
+** table and fields list, which head_headers and head_fields make when
+** the client's response is asked for them). Returns:
 **   nil                           the head is not complete yet;
 **   t, next                       t = the head, next = first body byte;
 **   false, status, reason         a bad head (answer status and close).
@@ -512,7 +515,7 @@ static int parse(lua_State *L, int request, int bound) {
   lua_Integer init = luaL_optinteger(L, 2, 1);
   lua_Integer from = luaL_optinteger(L, 3, init);
   lua_Integer max_line, max_head, max_fields, blen = 0;
-  int server;
+  int server, lazy; /* lazy: no headers table or fields list made */
   const char *p, *end = buf + len, *lf, *line, *hb;
   const char *why = NULL;
   head h;
@@ -521,19 +524,22 @@ static int parse(lua_State *L, int request, int bound) {
     max_line = lua_tointeger(L, lua_upvalueindex(B_LINE));
     max_head = lua_tointeger(L, lua_upvalueindex(B_HEAD));
     max_fields = lua_tointeger(L, lua_upvalueindex(B_FIELDS));
-    server = 1;
+    server = lazy = 1;
     lua_settop(L, 6);
     lua_pushvalue(L, lua_upvalueindex(B_REQ_MT)); /* 7, as given */
   } else {
     max_line = luaL_optinteger(L, 4, 8192);
     max_head = luaL_optinteger(L, 5, 16384);
     max_fields = luaL_optinteger(L, 6, 100);
-    server = request && !lua_isnoneornil(L, 7);
+    lazy = !lua_isnoneornil(L, 7);
+    server = request && lazy;
     luaL_argcheck(L, max_line > 0 && max_head > 0 && max_fields > 0, 4,
                   "limits must be positive");
     if (server) {
       luaL_checktype(L, 7, LUA_TTABLE);
       luaL_checktype(L, 8, LUA_TTABLE);
+    } else if (lazy) {
+      luaL_checktype(L, 7, LUA_TTABLE);
     }
   }
   luaL_argcheck(L, init >= 1 && (size_t)init <= len + 1, 2, "out of range");
@@ -593,7 +599,7 @@ static int parse(lua_State *L, int request, int bound) {
       q = ql + 1;
     }
     hidx = fidx = 0;
-    if (!server) {
+    if (!lazy) {
       lua_createtable(L, 0, nf);
       hidx = lua_gettop(L);
       lua_createtable(L, 2 * nf, 0);
@@ -642,7 +648,12 @@ static int parse(lua_State *L, int request, int bound) {
   SETKV(L, K_CLOSE, lua_pushboolean(L, h.conn_close ||
                                       (h.version == 10 &&
                                        !h.conn_keepalive)));
-  if (server) server_request(L, blen);
+  if (server) {
+    server_request(L, blen);
+  } else if (lazy) { /* a response with its metatable */
+    lua_pushvalue(L, 7);
+    lua_setmetatable(L, -2);
+  }
   lua_pushinteger(L, (lua_Integer)(lf + 1 - buf) + 1);
   return 2;
 }

@@ -18,6 +18,49 @@ end
 describe("http client", function()
   after_each(function() client.close_idle() end)
 
+  it("gives a response its headers and fields when read, as sent",
+    function()
+    run_task(function()
+      local base, srv = serve(function(_, res)
+        res:header("X-Twice", "a")
+        res:add_header("x-twice", "b")
+        res:header("Content-Type", "text/plain")
+        res:send("body")
+      end)
+      for _ = 1, 2 do -- (a new connection, then a pooled one)
+        local res = assert(http.request{url = base .. "/"})
+        -- made from the head's bytes on first read, once
+        assert.is_nil(rawget(res, "headers"))
+        assert.is_nil(rawget(res, "fields"))
+        assert.are.equal("a, b", res.headers["X-TWICE"])
+        assert.are.equal(res.headers, res.headers)
+        assert.are.equal("text/plain", res.headers["content-type"])
+        local f = res.fields
+        assert.are.same({"X-Twice", "a", "x-twice", "b", "Content-Type",
+          "text/plain"}, {f[1], f[2], f[3], f[4], f[5], f[6]})
+        assert.are.equal(0, #f % 2)
+        assert.are.equal("body", res:body())
+        assert.is_nil(res.error)
+        assert.are.equal("function", type(res.close))
+      end
+      srv:close()
+    end)
+  end)
+
+  it("parses the same URL once, and any number of them right", function()
+    run_task(function()
+      local base, srv = serve(function(req, res) res:send(req.target) end)
+      -- more URLs than the cache holds: each still goes where it says
+      for i = 1, 300 do
+        local url = base .. "/u" .. (i % 280)
+        local res = assert(http.get(url))
+        assert.are.equal("/u" .. (i % 280), res:body())
+        assert.are.equal(url, res.url)
+      end
+      srv:close()
+    end, 60)
+  end)
+
   it("gets, posts, and pools one connection per origin", function()
     run_task(function()
       local peers = {}

@@ -354,6 +354,49 @@ describe("parse_request for the server", function()
   end)
 end)
 
+describe("parse_response with a metatable", function()
+  it("gives the eager head's verdict, headers and fields, on mutated heads",
+    function()
+    math.randomseed(SEED + 4)
+    local Res = {__name = "test.res"}
+    local seeds = {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-A: 1\r\n" ..
+      "x-a: 2\r\n\r\nabc", "HTTP/1.0 404 Not Found\r\nServer: s\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"}
+    for n = 1, CASES do
+      local s = pick(seeds)
+      for _ = 1, random(0, 3) do
+        local i = random(1, #s + 1)
+        if random(2) == 1 then
+          s = s:sub(1, i - 1) .. char(random(0, 255)) .. s:sub(i + 1)
+        else
+          s = s:sub(1, i - 1) .. pick({":", " ", "\r\n", "0", ","}) ..
+            s:sub(i)
+        end
+      end
+      local a1, b1, c1 = core.parse_response(s)
+      local a2, b2, c2 = core.parse_response(s, 1, 1, 8192, 16384, 100, Res)
+      assert.are.equal(type(a1), type(a2), ("%q case %d"):format(s, n))
+      assert.are.equal(b1, b2, ("%q"):format(s))
+      assert.are.equal(c1, c2, ("%q"):format(s))
+      if a1 then
+        assert.are.equal(Res, getmetatable(a2))
+        assert.is_nil(rawget(a2, "headers"))
+        assert.are.same(a1.headers, core.head_headers(a2._hbuf, a2._hb),
+          ("%q"):format(s))
+        assert.are.same(a1.fields, core.head_fields(a2._hbuf, a2._hb),
+          ("%q"):format(s))
+        for _, k in ipairs{"status", "reason", "version", "close", "length",
+          "chunked", "until_close"} do
+          assert.are.equal(a1[k], rawget(a2, k), k)
+        end
+      end
+    end
+    assert.has_error(function()
+      core.parse_response("HTTP/1.1 200 OK\r\n\r\n", 1, 1, 1, 1, 1, 5)
+    end)
+  end)
+end)
+
 describe("request_parser", function()
   it("refuses limits that are not positive integers, naming them",
     function()

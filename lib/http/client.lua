@@ -65,6 +65,24 @@ function M.parse_url(url)
     authority = authority}
 end
 
+-- parse_url's answers for the URLs requests were made to, shared (a
+-- client asks the same few URLs again and again; parsing one costs more
+-- than the rest of a pooled request's Lua). Each is read only; at most
+-- URL_CACHE of them, the lot dropped when full.
+local URL_CACHE = 256
+local urls, nurls = {}, 0
+local function cached_url(url)
+  local u = urls[url]
+  if u then return u end
+  local err
+  u, err = M.parse_url(url)
+  if not u then return nil, err end
+  u.origin = u.scheme .. "://" .. u.host .. ":" .. u.port
+  if nurls >= URL_CACHE then urls, nurls = {}, 0 end
+  urls[url], nurls = u, nurls + 1
+  return u
+end
+
 -- The absolute URL of a Location header seen at base.
 local function resolve(base, location)
   if location:match("^%a[%w+.-]*://") then return location end
@@ -200,13 +218,34 @@ end
 -- {{{ responses
 
 local Response = {}
-Response.__index = Response
 Response.__name = "http.client_response"
+
+-- Methods, then the head's headers and fields: made from its bytes when
+-- first read (a client that reads neither makes neither). The state a
+-- response reads before it sets it is false in the response itself, so
+-- that those reads do not come here.
+local head_headers, head_fields = core.head_headers, core.head_fields
+function Response.__index(res, k)
+  local v = Response[k]
+  if v ~= nil then return v end
+  if k == "headers" or k == "fields" then
+    local hbuf, hb = rawget(res, "_hbuf"), rawget(res, "_hb")
+    if not hbuf then return nil end
+    if k == "headers" then
+      v = setmetatable(head_headers(hbuf, hb), common.headers_mt)
+    else
+      v = head_fields(hbuf, hb)
+    end
+    rawset(res, k, v)
+    return v
+  end
+  return nil
+end
 
 local function release(self)
   local conn = self._conn
   if not conn then return end
-  self._conn = nil
+  self._conn = false
   if self.keep then checkin(self._origin, conn, self._reader)
   else conn:close() end
 end
@@ -288,7 +327,7 @@ local function next_piece(self, max)
     local raw, err = next_raw(self, math.huge)
     if err then return nil, err end
     if not raw then
-      self._gunzip = nil
+      self._gunzip = false
       local done = z:done()
       z:close()
       if not done then return nil, "truncated gzip body" end
@@ -302,7 +341,7 @@ local function next_piece(self, max)
       self._done = true
       release(self)
       z:close()
-      self._gunzip = nil
+      self._gunzip = false
       return nil, zerr == "too large" and "body larger than " .. max or
         "bad gzip body: " .. zerr
     end
@@ -357,6 +396,10 @@ local REQUEST_OPTS = {method = true, url = true, headers = true,
   body = true, source = true, timeout = true, redirects = true,
   max_body = true, gzip = true, tls = true, proxy = true}
 
+-- (the common methods: no pattern to match)
+local METHODS = {GET = true, HEAD = true, POST = true, PUT = true,
+  DELETE = true, PATCH = true, OPTIONS = true}
+
 local function check_opts(opts)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'request' (table expected, got " ..
@@ -372,7 +415,8 @@ local function check_opts(opts)
     error("bad argument #1 to 'request' (url: string expected)", 3)
   end
   local method = opts.method or "GET"
-  if type(method) ~= "string" or not method:match("^[%u%-_]+$") then
+  if type(method) ~= "string" or not (METHODS[method] or
+    method:match("^[%u%-_]+$")) then
     error("bad argument #1 to 'request' (method: token expected)", 3)
   end
   if opts.body ~= nil and type(opts.body) ~= "string" then
@@ -520,7 +564,7 @@ end
 
 -- One exchange on one connection: res | nil, err, retryable.
 local function exchange(method, u, opts, body, timeout)
-  local origin = u.scheme .. "://" .. u.host .. ":" .. u.port
+  local origin = u.origin
   if u.scheme ~= "http" and u.scheme ~= "https" then
     return nil, u.scheme .. ":// is not supported by request"
   end
@@ -579,20 +623,24 @@ local function exchange(method, u, opts, body, timeout)
   local h
   local deadline = now() + timeout
   repeat -- interim 1xx answers are skipped
-    h, err = common.read_response_head(r, deadline)
+    h, err = common.read_response_head(r, deadline, Response)
     if not h then
       if r:buffered() > 0 then reused = false end
       return broken(err)
     end
   until h.status >= 200 or h.status == 101
-  local res = setmetatable(h, Response)
+  local res = h
   res._conn, res._reader, res._origin, res._timeout = conn, r, origin,
     timeout
-  res._got, res._max, res._decoded = 0, opts.max_body, 0
-  local ce = h.headers["content-encoding"]
-  if opts.gzip and ce and (lower(ce) == "gzip" or lower(ce) == "x-gzip") then
-    res._gunzip = core.gunzip()
-    res.gunzipped = true
+  res._got, res._max, res._decoded = 0, opts.max_body or false, 0
+  res._done, res._decoder, res._left, res._gunzip, res._body = false,
+    false, false, false, false
+  if opts.gzip then
+    local ce = h.headers["content-encoding"]
+    if ce and (lower(ce) == "gzip" or lower(ce) == "x-gzip") then
+      res._gunzip = core.gunzip()
+      res.gunzipped = true
+    end
   end
   res.keep = not h.close
   res.close = nil -- (the head's flag; res:close() is the method)
@@ -600,14 +648,14 @@ local function exchange(method, u, opts, body, timeout)
     h.status < 200 then
     res._done = true
     if h.status ~= 101 then release(res) end
-  elseif h.chunked then
-    res._decoder = core.chunked()
-  elseif h.length then
+  elseif h.length then -- (asked first: most have one)
     res._left = h.length
     if h.length == 0 then
       res._done = true
       release(res)
     end
+  elseif h.chunked then
+    res._decoder = core.chunked()
   else
     res.keep = false -- until_close
   end
@@ -625,15 +673,15 @@ function M.request(opts)
   local timeout = opts.timeout or 30
   local left = opts.redirects or 5
   while true do
-    local u, uerr = M.parse_url(url)
+    local u, uerr = cached_url(url)
     if not u then return nil, uerr end
     local res, err, retry = exchange(method, u, opts, body, timeout)
     if not res and retry and not opts.source then
       res, err = exchange(method, u, opts, body, timeout)
     end
     if not res then return nil, err end
-    local location = res.headers.location
-    if not (REDIRECT[res.status] and location and left > 0) then
+    local location = REDIRECT[res.status] and res.headers.location
+    if not (location and left > 0) then
       res.url = url
       return res
     end

@@ -253,16 +253,18 @@ end
 
 --- Read a response head through reader r: the head table (headers with
 --- headers_mt), or nil, err. `deadline` (task.now() based) bounds it.
-function M.read_response_head(r, deadline)
+--- With mt: the head has that metatable, and its headers and fields are
+--- not made (_hbuf and _hb are set for head_headers and head_fields).
+function M.read_response_head(r, deadline, mt)
   local L = M.defaults.limits
   local from = r.pos
   while true do
     if r.pos <= #r.buf then
       local h, nxt, why = core.parse_response(r.buf, r.pos, from, L.line,
-        L.head, L.fields)
+        L.head, L.fields, mt)
       if h then
         r.pos = nxt
-        setmetatable(h.headers, M.headers_mt)
+        if not mt then setmetatable(h.headers, M.headers_mt) end
         return h
       elseif h == false then
         return nil, "bad response: " .. why
