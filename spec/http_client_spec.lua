@@ -49,13 +49,27 @@ describe("http client", function()
 
   it("parses the same URL once, and any number of them right", function()
     run_task(function()
-      local base, srv = serve(function(req, res) res:send(req.target) end)
+      local base, srv = serve(function(req, res)
+        res:header("X-Method", req.method)
+        res:header("X-Seen", req.headers["x-a"] or "-")
+        res:send(req.target)
+      end)
       -- more URLs than the cache holds: each still goes where it says
       for i = 1, 300 do
         local url = base .. "/u" .. (i % 280)
         local res = assert(http.get(url))
         assert.are.equal("/u" .. (i % 280), res:body())
         assert.are.equal(url, res.url)
+      end
+      -- one URL, its plain head made once per method: each request still
+      -- says its own method, and one with headers sends them
+      for i = 1, 6 do
+        local method = ({"GET", "HEAD", "DELETE"})[i % 3 + 1]
+        local res = assert(http.request{url = base .. "/m", method = method,
+          headers = i > 3 and {["X-A"] = "h" .. i} or nil})
+        assert.are.equal(method, res.headers["x-method"])
+        assert.are.equal(i > 3 and "h" .. i or "-", res.headers["x-seen"])
+        assert.are.equal(method == "HEAD" and "" or "/m", res:body())
       end
       srv:close()
     end, 60)

@@ -78,6 +78,7 @@ local function cached_url(url)
   u, err = M.parse_url(url)
   if not u then return nil, err end
   u.origin = u.scheme .. "://" .. u.host .. ":" .. u.port
+  u.plain_heads = {} -- method -> head (head_bytes)
   if nurls >= URL_CACHE then urls, nurls = {}, 0 end
   urls[url], nurls = u, nurls + 1
   return u
@@ -170,36 +171,44 @@ end
 
 -- {{{ pool
 
-local pools = {} -- origin -> list of {conn =, reader =, t =}
+-- origin -> list of idle connections' readers (reader.conn the conn,
+-- reader.idle_since when it came back), the most recent last
+local pools = {}
 
 local function checkout(origin)
   local list = pools[origin]
-  while list and #list > 0 do
-    local e = table.remove(list)
-    if now() - e.t < common.defaults.timeouts.pool and
-      not e.conn:is_closed() and e.reader:buffered() == 0 and
-      e.conn:buffered() == 0 then
-      return e.conn, e.reader
+  local n = list and #list or 0
+  while n > 0 do
+    local r = list[n]
+    list[n], n = nil, n - 1
+    local conn = r.conn
+    if now() - r.idle_since < common.defaults.timeouts.pool and
+      not conn:is_closed() and r.pos > #r.buf and conn:buffered() == 0 then
+      return conn, r
     end
-    e.conn:close()
+    conn:close()
   end
   return nil
 end
 
 local function checkin(origin, conn, reader)
-  local list = pools[origin] or {}
-  pools[origin] = list
+  local list = pools[origin]
+  if not list then
+    list = {}
+    pools[origin] = list
+  end
   if #list >= common.defaults.limits.pool or conn:is_closed() then
     conn:close()
     return
   end
-  list[#list + 1] = {conn = conn, reader = reader, t = now()}
+  reader.idle_since = now()
+  list[#list + 1] = reader
 end
 
 --- close_idle(): close every pooled connection.
 function M.close_idle()
   for origin, list in pairs(pools) do
-    for _, e in ipairs(list) do e.conn:close() end
+    for _, r in ipairs(list) do r.conn:close() end
     pools[origin] = nil
   end
 end
@@ -368,9 +377,19 @@ end
 function Response:body(max)
   if self._body then return self._body end
   max = max or self._max or common.defaults.limits.body
-  local parts = {}
+  -- (a body of one piece, most small ones, is that piece: no list)
+  local first, err = next_piece(self, max)
+  if err then return nil, err end
+  local p
+  if first then p, err = next_piece(self, max) end
+  if err then return nil, err end
+  if not p then
+    self._body = first or ""
+    return self._body
+  end
+  local parts = {first, p}
   while true do
-    local p, err = next_piece(self, max)
+    p, err = next_piece(self, max)
     if err then return nil, err end
     if not p then break end
     parts[#parts + 1] = p
@@ -469,6 +488,11 @@ local function check_opts(opts)
 end
 
 local function head_bytes(method, u, headers, body, source, gzip, proxy)
+  -- a plain request (no headers, body, gzip or proxy) to a cached URL
+  -- with a common method: its head made once
+  local plain = not (headers or body or source or gzip or proxy) and
+    METHODS[method] and u.plain_heads
+  if plain and plain[method] then return plain[method] end
   local target = u.target
   if proxy and u.scheme == "http" then -- absolute form (RFC 9112 3.2.2)
     target = "http://" .. u.authority .. target
@@ -497,7 +521,9 @@ local function head_bytes(method, u, headers, body, source, gzip, proxy)
     out[#out + 1] = "Content-Length: " .. #body .. "\r\n"
   end
   out[#out + 1] = "\r\n"
-  return concat(out)
+  local head = concat(out)
+  if plain then plain[method] = head end
+  return head
 end
 
 -- The pool key of a tls setting: equal option tables written anew for
