@@ -989,9 +989,11 @@ function M.listen(opts)
     waiting = {}, -- conns in their timeouts.rest wait (close closes them)
     }, Server)
   -- (parse_request with this server's limits and metatable bound: whole
-  -- numbers, a huge one as 2^40, "no limit" in effect)
+  -- numbers, at least 1, a huge one as 2^40, "no limit" in effect)
   local L = srv.limits
-  local function whole(v) return math.floor(math.min(v, 1 << 40)) end
+  local function whole(v)
+    return math.max(1, math.floor(math.min(v, 1 << 40)))
+  end
   srv.parse = core.request_parser(whole(L.line), whole(L.head),
     whole(L.fields), Request)
   -- net.listen checks the rest: its argument errors are raised again
@@ -1010,7 +1012,6 @@ function M.listen(opts)
   srv._net = s
   srv._st = assert(net_servers[s], "net server state")
   srv.Response = server_response(srv)
-
   task.spawn(function()
     s:serve(function(conn) return serve_conn(srv, conn) end)
   end)
