@@ -644,10 +644,12 @@ static int parse(lua_State *L, int request, int bound) {
   if (st) return bad(L, st, why);
   SETKV(L, K_VERSION,
         lua_pushvalue(L, KEY(h.version == 11 ? V_HTTP11 : V_HTTP10)));
-  /* persistence (RFC 9112 9.3) */
-  SETKV(L, K_CLOSE, lua_pushboolean(L, h.conn_close ||
-                                      (h.version == 10 &&
-                                       !h.conn_keepalive)));
+  /* persistence (RFC 9112 9.3); a server's request has it only when
+  ** true (false is its metatable's default: one key less a request) */
+  {
+    int close = h.conn_close || (h.version == 10 && !h.conn_keepalive);
+    if (close || !server) SETKV(L, K_CLOSE, lua_pushboolean(L, close));
+  }
   if (server) {
     server_request(L, blen);
   } else if (lazy) { /* a response with its metatable */

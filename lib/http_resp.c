@@ -165,7 +165,10 @@ static void build(lua_State *L, int res, lua_Integer status, int has_length,
     const char *v = lua_tolstring(L, base + 2, &vl);
     v11 = v != NULL && vl == 8 && memcmp(v, "HTTP/1.1", 8) == 0;
   }
-  rget(L, req, RK_RCLOSE);                          /* base + 3 */
+  /* (raw: a server's request has close only when true, and a read
+  ** that misses would call its __index) */
+  lua_pushvalue(L, lua_upvalueindex(RK_RCLOSE));    /* base + 3 */
+  lua_rawget(L, req);
   req_close = lua_toboolean(L, base + 3);
   rget(L, req, RK_METHOD);                          /* base + 4 */
   {

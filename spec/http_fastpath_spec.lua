@@ -283,6 +283,16 @@ describe("parse_request for the server", function()
     assert.is_true(t.has_body)
     assert.is_true(t.chunked)
     assert.is_nil(t._left)
+    -- close: set only when true (false is the server's default)
+    assert.is_nil(rawget(parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+      "close"))
+    assert.is_true(parse("GET / HTTP/1.1\r\nHost: a\r\n" ..
+      "Connection: close\r\n\r\n").close)
+    assert.is_true(parse("GET / HTTP/1.0\r\n\r\n").close)
+    assert.is_nil(rawget(parse("GET / HTTP/1.0\r\n" ..
+      "Connection: keep-alive\r\n\r\n"), "close"))
+    assert.is_false(core.parse_request("GET / HTTP/1.1\r\nHost: a\r\n" ..
+      "\r\n").close)
     -- without them, the head as before: no metatable, no body state
     t = core.parse_request("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     assert.is_nil(getmetatable(t))
@@ -608,6 +618,20 @@ describe("res:send in C", function()
     end, 30)
     fast:close()
     slow:close()
+  end)
+
+  it("tells the handler req.close, true or false", function()
+    local srv = assert(http.listen{host = "127.0.0.1", port = 0,
+      handler = function(req, res) res:send(tostring(req.close)) end})
+    local _, port = srv:sockname()
+    local got
+    run_task(function()
+      got = fetch(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n" ..
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    end, 30)
+    srv:close()
+    assert.matches("\r\n\r\nfalseHTTP/1.1 200 OK\r\n.-" ..
+      "Connection: close\r\n\r\ntrue$", got)
   end)
 
   it("keeps a kept-alive connection's answers in order", function()

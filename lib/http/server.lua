@@ -75,9 +75,9 @@ end
 -- {{{ requests
 
 local Request = {__name = "http.request"}
--- Defaults of the private state: a request that never reads its body
--- writes none of it.
-local REQ_DEFAULTS = {_got = 0, _framing = 0}
+-- Defaults of the private state (a request that never reads its body
+-- writes none of it) and of close (parse_request sets it only when true).
+local REQ_DEFAULTS = {_got = 0, _framing = 0, close = false}
 
 -- The peer of the request's conn: ip, "ip:port" ("[ip]:port" for IPv6),
 -- asked of the socket only when someone wants it.
@@ -848,7 +848,8 @@ local function serve_conn(srv, conn)
     if srv.log and (info or not log_module) then
       access_log(srv, req, res)
     end
-    if res._close or req.close or not (req._done or drain(req)) then
+    -- (req.close is in res._close: the head said so)
+    if res._close or not (req._done or drain(req)) then
       return
     end
     -- a closed server keeps no connection for a next request
