@@ -620,6 +620,87 @@ describe("res:send in C", function()
     slow:close()
   end)
 
+  it("waits for a slow reader in the middle of a send (the write parks)",
+    function()
+    -- (more than loopback socket buffers hold, send and receive together)
+    local big = ("x"):rep(16 * 1024 * 1024)
+    local after
+    local srv = assert(http.listen{host = "127.0.0.1", port = 0,
+      handler = function(req, res)
+        if req.path == "/big" then
+          res:send(big)
+          after = res.finished -- (set once the write came back)
+        else
+          res:send("small")
+        end
+      end})
+    local _, port = srv:sockname()
+    local got, other
+    run_task(function()
+      local c = assert(net.connect("127.0.0.1", port))
+      c:write("GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+      require("task").sleep(0.3) -- the send waits on a full socket
+      -- another connection is served while that handler waits
+      other = fetch(port, "GET / HTTP/1.1\r\nHost: a\r\n" ..
+        "Connection: close\r\n\r\n")
+      assert.is_nil(after)
+      local n, parts = 0, {}
+      for _ = 1, 100000 do
+        local d = c:recv()
+        if not d then break end
+        n = n + #d
+        if #parts < 1 then parts[1] = d end
+      end
+      c:close()
+      got = {n = n, head = parts[1]}
+    end, 60)
+    srv:close()
+    assert.matches("small$", other)
+    assert.matches("^HTTP/1.1 200 OK\r\n.-Content%-Length: 16777216\r\n",
+      got.head)
+    local head_len = #got.head:match("^(.-\r\n\r\n)")
+    assert.are.equal(16 * 1024 * 1024 + head_len, got.n)
+    assert.is_true(after)
+  end)
+
+  it("raises a write error when the peer leaves in the middle of a send",
+    function()
+    local big = ("y"):rep(16 * 1024 * 1024)
+    local failed
+    local srv = assert(http.listen{host = "127.0.0.1", port = 0,
+      handler = function(req, res)
+        if req.path == "/big" then
+          local ok, err = pcall(res.send, res, big)
+          failed = {ok = ok, message = type(err) == "table" and err.message,
+            close = res._close}
+        else
+          res:send("still here")
+        end
+      end})
+    local _, port = srv:sockname()
+    local other
+    run_task(function()
+      local c = assert(net.connect("127.0.0.1", port))
+      c:write("GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+      assert(c:recv())
+      -- (a reset, not net's lingering close, which would read the rest)
+      c:setopt("linger", {true, 0})
+      c:close()
+      for _ = 1, 500 do
+        if failed then break end
+        require("task").sleep(0.01)
+      end
+      other = fetch(port, "GET / HTTP/1.1\r\nHost: a\r\n" ..
+        "Connection: close\r\n\r\n")
+    end, 30)
+    srv:close()
+    assert.is_table(failed, "the send never came back")
+    assert.is_false(failed.ok)
+    assert.matches("^write: ", failed.message)
+    assert.is_true(failed.close)
+    assert.matches("still here$", other)
+  end)
+
   it("tells the handler req.close, true or false", function()
     local srv = assert(http.listen{host = "127.0.0.1", port = 0,
       handler = function(req, res) res:send(tostring(req.close)) end})
