@@ -623,12 +623,12 @@ describe("res:send in C", function()
   it("waits for a slow reader in the middle of a send (the write parks)",
     function()
     -- (more than loopback socket buffers hold, send and receive together)
-    local big = ("x"):rep(16 * 1024 * 1024)
+    local huge = ("x"):rep(16 * 1024 * 1024)
     local after
     local srv = assert(http.listen{host = "127.0.0.1", port = 0,
       handler = function(req, res)
         if req.path == "/big" then
-          res:send(big)
+          res:send(huge)
           after = res.finished -- (set once the write came back)
         else
           res:send("small")
@@ -665,12 +665,12 @@ describe("res:send in C", function()
 
   it("raises a write error when the peer leaves in the middle of a send",
     function()
-    local big = ("y"):rep(16 * 1024 * 1024)
+    local huge = ("y"):rep(16 * 1024 * 1024)
     local failed
     local srv = assert(http.listen{host = "127.0.0.1", port = 0,
       handler = function(req, res)
         if req.path == "/big" then
-          local ok, err = pcall(res.send, res, big)
+          local ok, err = pcall(res.send, res, huge)
           failed = {ok = ok, message = type(err) == "table" and err.message,
             close = res._close}
         else
