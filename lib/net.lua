@@ -188,6 +188,10 @@ Conn.receive = Conn.read
 --- splice(a, b [, opts]): see lib/net_pipe.c and docs/net.md
 net.splice = core.splice
 
+--- buffer(size): bytes that conn:recv_into fills and conn:write sends,
+--- with no string made for them (lib/net_buffer.c, docs/net.md)
+net.buffer = core.buffer
+
 local CONNECT_OPTS = {timeout = true, bind = true, nodelay = true,
   family = true, path = true, host = true, port = true, max_line = true,
   write_hwm = true, tls = true}

@@ -324,6 +324,7 @@ void net_wake_reader(lua_State *L, conn *c) {
     return;
   }
   c->rco = NULL;
+  c->into = 0;
   c->rdue = 0; /* its deadline entry, if any, is now stale (net_rd_fire) */
   uv_unref(c->h->uv);
   /* The slot keeps co alive during the resume; cleared after unless the
@@ -528,8 +529,8 @@ static void wr_fire(core *K, tmo *t) {
 }
 
 /* Park the running task in c's reader slot; k continues it. */
-int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
-                    lua_KFunction k, const char *what) {
+static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
+                       lua_KFunction k, const char *what, net_buffer *nb) {
   if (L != c->task) { /* checked once per task and connection */
     net_need_task(L, c->K, what);
     c->task = L;
@@ -553,6 +554,10 @@ int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
   }
   c->rco = L;
   c->rtimed = 0;
+  /* (every park says whether its reader takes the next read in place:
+  ** a stale mark never outlives the wait it was made for) */
+  c->into = nb != NULL;
+  if (nb != NULL) c->rp = nb->data; /* (rlen is 0: nothing is unread) */
   uv_ref(c->h->uv); /* a task waits on it: keep the host alive */
   /* The slot holds L already when L was just woken from it. */
   if (c->K->anch_c != c || c->K->anch_co != L) {
@@ -561,6 +566,16 @@ int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
     c->K->anch_co = L;
   }
   return lua_yieldk(L, 0, kc, k);
+}
+
+int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
+                    lua_KFunction k, const char *what) {
+  return park_reader(L, c, ms, kc, k, what, NULL);
+}
+
+int net_park_reader_into(lua_State *L, conn *c, int ms, lua_KContext kc,
+                         lua_KFunction k, net_buffer *nb) {
+  return park_reader(L, c, ms, kc, k, "recv_into", nb);
 }
 
 int net_park_writer(lua_State *L, conn *c, int flush, lua_KFunction k,
@@ -586,6 +601,7 @@ void net_drop_waits(lua_State *L, conn *c) {
   if (c == NULL) return;
   if (c->rco == L) {
     c->rco = NULL;
+    c->into = 0;
     c->rdue = 0;
     uv_unref(c->h->uv);
     net_rslot_forget(c);

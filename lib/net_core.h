@@ -72,6 +72,17 @@ typedef struct net_proxied {
   int local;
 } net_proxied;
 #define NET_PROXY_BAD (-1)
+
+/* net.buffer (net_buffer.c): bytes conn:recv_into fills and conn:write
+** sends, with no Lua string made for them. One userdata: len bytes of
+** data are the buffer's content, cap its size. */
+typedef struct net_buffer {
+  size_t len, cap;
+  char data[1];
+} net_buffer;
+/* The net.buffer at idx, or NULL. */
+net_buffer *net_tobuffer(lua_State *L, core *K, int idx);
+void net_buffer_open(lua_State *L);
 /* Parse a header at p (n > 0 bytes): its length, 0 while incomplete,
 ** NET_PROXY_BAD when p cannot start a valid one. */
 int net_proxy_parse(const unsigned char *p, size_t n, net_proxied *out);
@@ -128,12 +139,17 @@ struct core {
   int nlinger;          /* conns in a lingering close (net_conn.c) */
   size_t maxline, hwm;  /* defaults, set by net.lua */
   lua_Integer nsends;   /* net_send calls, for core.stats */
+  lua_Integer ninto;    /* reads that landed in a net.buffer (core.stats) */
   uint64_t nofile, nofile_at; /* RLIMIT_NOFILE's soft limit (0: not read
                            yet) and when it was read (loop ms): accept's
                            reserve check (net_listen.c) */
   const void *mt[3];    /* the metatables of the kinds (net_to_conn) */
   conn *anch_c;         /* anch_c's reader slot (rref) holds anch_co: a */
   lua_State *anch_co;   /* task that parks there again skips anchoring */
+  const void *bufmt;    /* net.buffer's metatable (net_tobuffer) */
+  const void *lastbuf;  /* the net.buffer net_tobuffer found last */
+  const char *given;    /* the net.buffer alloc_cb gave libuv for the read
+                           under way, or NULL (net_read.c) */
 };
 
 /* Anything that writes c's reader slot but net_park_reader says so. */
@@ -344,6 +360,9 @@ struct conn {
                             request before it rests again) */
   unsigned char vbuf;    /* VBUF_NO (default), VBUF_FULL, VBUF_LINE */
   unsigned char lingering; /* in a lingering close (net_conn.c) */
+  unsigned char into;    /* the parked reader is a recv_into: rp is its
+                            net.buffer's bytes, where a plain conn's next
+                            read lands (net_read.c) */
 };
 
 enum { VBUF_NO, VBUF_FULL, VBUF_LINE };
@@ -398,6 +417,9 @@ void net_wake_writer(lua_State *L, conn *c);
 ** empty queue rather than for room under hwm. */
 int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
                     lua_KFunction k, const char *what);
+/* The same for recv_into: the conn's next read may land in nb. */
+int net_park_reader_into(lua_State *L, conn *c, int ms, lua_KContext kc,
+                         lua_KFunction k, net_buffer *nb);
 int net_park_writer(lua_State *L, conn *c, int flush, lua_KFunction k,
                     const char *what);
 /* Close a stream conn whose output is out: unread input dropped first

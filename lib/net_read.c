@@ -4,6 +4,7 @@
 ** See Copyright Notice in README.md
 */
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,20 @@
 static void alloc_cb(uv_handle_t *uvh, size_t hint, uv_buf_t *b) {
   conn *c = (conn *)((lh_handle *)uvh->data)->extra;
   (void)hint;
+  /* A recv_into waits, nothing is unread, the bytes are the socket's own
+  ** (plain, no pipe): the read lands in its net.buffer, and net_deliver
+  ** lends it that as it lends the read buffer: no copy at all. */
+  if (c->into && c->rco != NULL && c->rlen == 0 && c->tp == &net_plain &&
+      X_PIPE(c) == NULL) {
+    net_buffer *nb = (net_buffer *)(void *)((char *)c->rp -
+                                            offsetof(net_buffer, data));
+    b->base = nb->data;
+    b->len = nb->cap;
+    c->K->given = nb->data;
+    c->K->ninto++;
+    return;
+  }
+  c->K->given = NULL;
   lh_readbuf_alloc(c->K->ctx, b);
 }
 
@@ -98,7 +113,9 @@ int net_deliver(conn *c, const char *p, size_t n) {
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
   conn *c = (conn *)((lh_handle *)s->data)->extra;
   core *K = c->K;
-  int r = 0, owned = lh_readbuf_owned(K->ctx, b);
+  /* (a net.buffer is its owner's; only a spare read buffer is freed) */
+  int r = 0, owned = b->base != K->given && lh_readbuf_owned(K->ctx, b);
+  K->given = NULL;
   if (nread > 0 && !c->closed) /* (a closed conn drops input) */
     r = c->tp->on_data(c, b->base, (size_t)nread);
   else if (nread < 0)
@@ -381,6 +398,52 @@ static int recv_wait_k(lua_State *L, int status, lua_KContext kc) {
   return recv_again(L, RBUF_SIZE, (int)kc, recv_wait_k, kc);
 }
 
+/* recv_into's work on c (conn at 1, its net.buffer nb at 2). */
+static int recv_into_k(lua_State *L, int status, lua_KContext kc);
+
+static int recv_into_do(lua_State *L, conn *c, net_buffer *nb) {
+  if (c == NULL || c->closed) return net_fail_str(L, "closed");
+  if (c->rlen > 0) {
+    size_t n = c->rlen < nb->cap ? c->rlen : nb->cap;
+    /* (in place when the read landed in nb: alloc_cb) */
+    if (c->rp != nb->data) memmove(nb->data, c->rp, n);
+    nb->len = n;
+    consume(c, n);
+    lua_pushinteger(L, (lua_Integer)n);
+    return 1;
+  }
+  if (c->rerr) return net_fail_str(L, net_conn_errname(c, c->rerr));
+  if (c->rtimed) {
+    c->rtimed = 0;
+    return net_fail_str(L, "timeout");
+  }
+  net_rstart(c);
+  if (c->rerr) return net_fail_str(L, net_conn_errname(c, c->rerr));
+  shrink(c);
+  return net_park_reader_into(L, c, c->timeout, 0, recv_into_k, nb);
+}
+
+static int recv_into_k(lua_State *L, int status, lua_KContext kc) {
+  conn *c = *(conn **)lua_touserdata(L, 1);
+  int how = net_was_cancelled(L, 2);
+  (void)status; (void)kc;
+  if (how) {
+    net_drop_waits(L, c);
+    return net_cancel_exit(L, how);
+  }
+  return recv_into_do(L, c, (net_buffer *)lua_touserdata(L, 2));
+}
+
+/* recv_into(buf): recv's next chunk (at most buf's capacity) into buf,
+** whose length it becomes: its length, or nil, err (buf unchanged). */
+static int conn_recv_into(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_STREAM);
+  net_buffer *nb = net_tobuffer(L, net_getcore(L), 2);
+  if (nb == NULL) return luaL_typeerror(L, 2, "net.buffer");
+  luaL_argcheck(L, lua_gettop(L) <= 2, 3, "no value expected");
+  return recv_into_do(L, c, nb);
+}
+
 /* buffered(): bytes received and not yet read, without any I/O: a
 ** pipelining server reads requests while this is above 0, then writes
 ** its replies at once. (Input arrives only while the conn is reading,
@@ -505,6 +568,7 @@ static const luaL_Reg read_methods[] = {
   {"lines", conn_lines},
   {"read", conn_read},
   {"recv", conn_recv},
+  {"recv_into", conn_recv_into},
   {NULL, NULL}
 };
 

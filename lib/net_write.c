@@ -140,15 +140,28 @@ static int write_k(lua_State *L, int status, lua_KContext kc) {
   return 1; /* the conn: calls chain */
 }
 
-/* write(...): strings and numbers. Sends at once what the kernel takes
-** and queues the rest; blocks while more than hwm bytes are queued. */
+/* Raises: the argument at i is no string, number or net.buffer. */
+static void bad_data(lua_State *L, int i) {
+  luaL_typeerror(L, i, "string or net.buffer");
+}
+
+/* write(...): strings, numbers and net.buffers. Sends at once what the
+** kernel takes and queues a copy of the rest (a buffer is free again at
+** once); blocks while more than hwm bytes are queued. */
 static int conn_write(lua_State *L) {
   conn *c = net_to_conn(L, 1, K_STREAM);
   int n = lua_gettop(L), i, nb = 1, r; /* bufs[0] is for the batch */
   uv_buf_t bufs[17]; /* [0]: setvbuf's batch, when it goes too */
   size_t total = 0;
   if (n - 1 > 16) {
-    for (i = 2; i <= n; i++) luaL_checklstring(L, i, NULL);
+    for (i = 2; i <= n; i++) { /* (a buffer's bytes, as a string here) */
+      net_buffer *xb = net_tobuffer(L, net_getcore(L), i);
+      if (xb != NULL) {
+        lua_pushlstring(L, xb->data, xb->len);
+        lua_replace(L, i);
+      }
+      if (lua_tolstring(L, i, NULL) == NULL) bad_data(L, i);
+    }
     if (!LIVE(c)) return net_fail_str(L, "closed");
     if (c->werr) return net_fail_str(L, net_conn_errname(c, c->werr));
     lua_concat(L, n - 1);
@@ -157,7 +170,12 @@ static int conn_write(lua_State *L) {
   for (i = 2; i <= n; i++) { /* (one pass: check and gather) */
     size_t l;
     const char *s = lua_tolstring(L, i, &l); /* (a number becomes one) */
-    if (s == NULL) luaL_checklstring(L, i, NULL); /* raises */
+    if (s == NULL) { /* a net.buffer: its bytes (sent or copied now) */
+      net_buffer *xb = net_tobuffer(L, net_getcore(L), i);
+      if (xb == NULL) bad_data(L, i); /* raises */
+      s = xb->data;
+      l = xb->len;
+    }
     if (l == 0) continue;
     bufs[nb].base = (char *)s;
     bufs[nb].len = l;

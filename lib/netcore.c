@@ -39,11 +39,13 @@ static int core_init(lua_State *L) {
 /* Numbers about the core, for specs and benchmarks. */
 static int core_stats(lua_State *L) {
   core *K = net_getcore(L);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
   lua_pushinteger(L, K->n);
   lua_setfield(L, -2, "deadlines");
   lua_pushinteger(L, K->nsends);
   lua_setfield(L, -2, "sends"); /* writes handed to the socket */
+  lua_pushinteger(L, K->ninto);
+  lua_setfield(L, -2, "reads_in_place"); /* landed in a net.buffer */
   lua_pushinteger(L, (lua_Integer)sizeof(conn));
   lua_setfield(L, -2, "conn_size");
   return 1;
@@ -121,6 +123,7 @@ int luaopen_net_core(lua_State *L) {
   net_proxy_open(L);
   net_tls_open(L);
   net_pipe_open(L);
+  net_buffer_open(L);
   lua_pop(L, 1);             /* the core */
   lua_pushinteger(L, FRESH_MS); /* (net.lua's drain of a new conn) */
   lua_setfield(L, -2, "FRESH_MS");

@@ -32,17 +32,21 @@ if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end -- IPv6
 print(("listening on %s:%d"):format(ip, bound))
 io.stdout:flush()
 
+-- The bytes pass through a buffer, never a string: recv_into fills it
+-- with whatever arrived (up to its size; binary data and partial lines are
+-- echoed at once) and write sends from it. One buffer serves every
+-- connection: each handler writes what it received before it waits again.
+local buf = net.buffer(65536)
+
 server:serve(function(conn)
   local t0, bytes = task.now(), 0
   local why
   while true do
-    -- recv returns whatever arrived (up to the buffer size), so binary data
-    -- and partial lines are echoed at once.
-    local data, err = conn:recv()
-    if not data then why = err break end -- "closed", "timeout", ...
-    local ok, werr = conn:write(data) -- blocks while the peer is slow
+    local n, err = conn:recv_into(buf)
+    if not n then why = err break end -- "closed", "timeout", ...
+    local ok, werr = conn:write(buf) -- blocks while the peer is slow
     if not ok then why = werr break end
-    bytes = bytes + #data
+    bytes = bytes + n
   end
   if log.enabled("info") then
     log.info("connection ended", {peer = (conn:peername()), bytes = bytes,
