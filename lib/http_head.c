@@ -642,8 +642,11 @@ static int parse(lua_State *L, int request, int bound) {
     return bad(L, 400, h.nhost ? "repeated Host" : "missing Host");
   st = framing(L, &h, &why, &blen);
   if (st) return bad(L, st, why);
-  SETKV(L, K_VERSION,
-        lua_pushvalue(L, KEY(h.version == 11 ? V_HTTP11 : V_HTTP10)));
+  /* a server's request has version only when it is not HTTP/1.1 (the
+  ** request metatable's default: one key less most requests) */
+  if (!server || h.version != 11)
+    SETKV(L, K_VERSION,
+          lua_pushvalue(L, KEY(h.version == 11 ? V_HTTP11 : V_HTTP10)));
   /* persistence (RFC 9112 9.3); a server's request has it only when
   ** true (false is its metatable's default: one key less a request) */
   {

@@ -159,8 +159,12 @@ static void build(lua_State *L, int res, lua_Integer status, int has_length,
   int base = lua_gettop(L), list = base + 5;
   rget(L, res, RK_CLOSE);                           /* base + 1 */
   close = lua_toboolean(L, base + 1);
-  rget(L, req, RK_VERSION);                         /* base + 2 */
-  {
+  /* (raw: a server's request has version only when it is not HTTP/1.1,
+  ** the default of its metatable, whose __index a miss would call) */
+  lua_pushvalue(L, lua_upvalueindex(RK_VERSION));   /* base + 2 */
+  if (lua_rawget(L, req) == LUA_TNIL) {
+    v11 = 1;
+  } else {
     size_t vl;
     const char *v = lua_tolstring(L, base + 2, &vl);
     v11 = v != NULL && vl == 8 && memcmp(v, "HTTP/1.1", 8) == 0;

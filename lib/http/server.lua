@@ -76,8 +76,10 @@ end
 
 local Request = {__name = "http.request"}
 -- Defaults of the private state (a request that never reads its body
--- writes none of it) and of close (parse_request sets it only when true).
-local REQ_DEFAULTS = {_got = 0, _framing = 0, close = false}
+-- writes none of it), of close (parse_request sets it only when true) and
+-- of version (set only when it is not HTTP/1.1).
+local REQ_DEFAULTS = {_got = 0, _framing = 0, close = false,
+  version = "HTTP/1.1"}
 
 -- The peer of the request's conn: ip, "ip:port" ("[ip]:port" for IPv6),
 -- asked of the socket only when someone wants it.
