@@ -328,6 +328,65 @@ describe("net.buffer", function()
     end)
   end)
 
+  it("keeps the stream whole under mixed reads, timeouts and cancels",
+    function()
+    run_task(function()
+      local srv, client = pair()
+      math.randomseed(20261205)
+      local bufs = {net.buffer(1), net.buffer(7), net.buffer(4096)}
+      local sent, got = {}, {}
+      local nsent, ngot = 0, 0
+      for step = 1, 400 do
+        local op = math.random(6)
+        if op <= 2 or ngot == nsent then -- more input
+          local s = random_bytes(math.random(1, 3000), step)
+          client:write(s)
+          sent[#sent + 1] = s
+          nsent = nsent + #s
+        elseif op == 3 then
+          local b = bufs[math.random(#bufs)]
+          local n = assert(srv:recv_into(b))
+          assert.equal(n, #b)
+          got[#got + 1] = b:tostring()
+          ngot = ngot + n
+        elseif op == 4 then
+          local d = assert(srv:recv(math.random(1, 500)))
+          got[#got + 1] = d
+          ngot = ngot + #d
+        elseif op == 5 then
+          local k = math.random(1, nsent - ngot)
+          local d = assert(srv:read(k))
+          got[#got + 1] = d
+          ngot = ngot + #d
+        elseif srv:buffered() == 0 then
+          -- a recv_into in another task, cancelled (or served first, when
+          -- bytes still on their way arrive: they are its own)
+          local b = bufs[math.random(#bufs)]
+          local t = task.spawn(function()
+            local n = srv:recv_into(b)
+            if n then
+              got[#got + 1] = b:tostring()
+              ngot = ngot + n
+            end
+          end)
+          task.yield()
+          t:cancel()
+          task.yield()
+        end
+      end
+      while ngot < nsent do
+        local b = bufs[3]
+        ngot = ngot + assert(srv:recv_into(b))
+        got[#got + 1] = b:tostring()
+      end
+      assert.equal(table.concat(sent), table.concat(got))
+      srv:settimeout(0.01)
+      assert.same({nil, "timeout"}, {srv:recv_into(bufs[2])})
+      srv:close()
+      client:close()
+    end, 60)
+  end)
+
   it("write of another userdata raises after the last buffer is collected",
     function()
     run_task(function()
