@@ -324,7 +324,7 @@ void net_wake_reader(lua_State *L, conn *c) {
     return;
   }
   c->rco = NULL;
-  c->into = 0;
+  c->into = c->next = 0;
   c->rdue = 0; /* its deadline entry, if any, is now stale (net_rd_fire) */
   uv_unref(c->h->uv);
   /* The slot keeps co alive during the resume; cleared after unless the
@@ -530,7 +530,8 @@ static void wr_fire(core *K, tmo *t) {
 
 /* Park the running task in c's reader slot; k continues it. */
 static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
-                       lua_KFunction k, const char *what, net_buffer *nb) {
+                       lua_KFunction k, const char *what, net_buffer *nb,
+                       int next) {
   if (L != c->task) { /* checked once per task and connection */
     net_need_task(L, c->K, what);
     c->task = L;
@@ -558,6 +559,7 @@ static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
   ** a stale mark never outlives the wait it was made for) */
   c->into = nb != NULL;
   if (nb != NULL) c->rp = nb->data; /* (rlen is 0: nothing is unread) */
+  c->next = (unsigned char)next;
   uv_ref(c->h->uv); /* a task waits on it: keep the host alive */
   /* The slot holds L already when L was just woken from it. */
   if (c->K->anch_c != c || c->K->anch_co != L) {
@@ -570,12 +572,17 @@ static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
 
 int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
                     lua_KFunction k, const char *what) {
-  return park_reader(L, c, ms, kc, k, what, NULL);
+  return park_reader(L, c, ms, kc, k, what, NULL, 0);
 }
 
 int net_park_reader_into(lua_State *L, conn *c, int ms, lua_KContext kc,
                          lua_KFunction k, net_buffer *nb) {
-  return park_reader(L, c, ms, kc, k, "recv_into", nb);
+  return park_reader(L, c, ms, kc, k, "recv_into", nb, 0);
+}
+
+int net_park_reader_next(lua_State *L, conn *c, int ms, lua_KContext kc,
+                         lua_KFunction k) {
+  return park_reader(L, c, ms, kc, k, "recv_wait", NULL, 1);
 }
 
 int net_park_writer(lua_State *L, conn *c, int flush, lua_KFunction k,
@@ -601,7 +608,7 @@ void net_drop_waits(lua_State *L, conn *c) {
   if (c == NULL) return;
   if (c->rco == L) {
     c->rco = NULL;
-    c->into = 0;
+    c->into = c->next = 0;
     c->rdue = 0;
     uv_unref(c->h->uv);
     net_rslot_forget(c);

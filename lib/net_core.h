@@ -363,6 +363,8 @@ struct conn {
   unsigned char into;    /* the parked reader is a recv_into: rp is its
                             net.buffer's bytes, where a plain conn's next
                             read lands (net_read.c) */
+  unsigned char next;    /* the parked reader is a recv_wait: http's wait
+                            for a next request (core.waits_next) */
 };
 
 enum { VBUF_NO, VBUF_FULL, VBUF_LINE };
@@ -420,6 +422,9 @@ int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
 /* The same for recv_into: the conn's next read may land in nb. */
 int net_park_reader_into(lua_State *L, conn *c, int ms, lua_KContext kc,
                          lua_KFunction k, net_buffer *nb);
+/* The same for recv_wait: the reader waits for a next request. */
+int net_park_reader_next(lua_State *L, conn *c, int ms, lua_KContext kc,
+                         lua_KFunction k);
 int net_park_writer(lua_State *L, conn *c, int flush, lua_KFunction k,
                     const char *what);
 /* Close a stream conn whose output is out: unread input dropped first

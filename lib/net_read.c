@@ -372,6 +372,7 @@ static int recv_do(lua_State *L, conn *c, size_t max, int ms,
   if (c->rerr) return net_fail_str(L, net_conn_errname(c, c->rerr));
   shrink(c);
   if (ms == CONN_TIMEOUT) ms = c->timeout;
+  if (k == recv_wait_k) return net_park_reader_next(L, c, ms, kc, k);
   return net_park_reader(L, c, ms, kc, k, "recv");
 }
 
@@ -442,6 +443,14 @@ static int conn_recv_into(lua_State *L) {
   if (nb == NULL) return luaL_typeerror(L, 2, "net.buffer");
   luaL_argcheck(L, lua_gettop(L) <= 2, 3, "no value expected");
   return recv_into_do(L, c, nb);
+}
+
+/* waits_next(conn): is a task waiting in conn's recv_wait (http's wait
+** for a next request)? http.server's close closes those conns. */
+static int core_waits_next(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_STREAM);
+  lua_pushboolean(L, LIVE(c) && c->rco != NULL && c->next);
+  return 1;
 }
 
 /* buffered(): bytes received and not yet read, without any I/O: a
@@ -555,6 +564,7 @@ static int core_rest(lua_State *L) {
 
 static const luaL_Reg rest_functions[] = {
   {"recv_wait", core_recv_wait},
+  {"waits_next", core_waits_next},
   {"rest", core_rest},
   {NULL, NULL}
 };

@@ -40,7 +40,8 @@ local rested = net_core.rested
 -- net's state of each server: its `closed` is true once the server is
 -- closed (server:close, a drain), what net's is_closed() would say
 local net_servers = select(2, ...).net_servers
-local recv_wait, ceil = net_core.recv_wait, math.ceil
+local recv_wait, waits_next, ceil = net_core.recv_wait, net_core.waits_next,
+  math.ceil
 
 local M = {}
 
@@ -870,12 +871,12 @@ local function serve_conn(srv, conn)
         warm = rested(conn)
         wait = warm and math.min(T.idle, T.rest) or 0
         wait_ms = ceil(wait * 1000)
+        -- (close closes the conns of the list that wait in recv_wait at
+        -- that moment: a conn is listed once, weakly, not once a wait)
+        if wait > 0 then srv.waiting[conn] = true end
       end
       if wait > 0 then
-        local waiting = srv.waiting
-        waiting[conn] = true
         local data, rerr = recv_wait(conn, wait_ms)
-        waiting[conn] = nil
         if data then
           r.buf, r.pos = data, 1
         elseif rerr ~= "timeout" or srv._st.closed then
@@ -898,8 +899,13 @@ Server.__name = "http.server"
 function Server:close()
   local r = self._net:close()
   self._net:close_idle()
-  -- (each one's read returns "closed" and its round ends)
-  for conn in pairs(self.waiting) do conn:close() end
+  -- (each one's read returns "closed" and its round ends; listed first:
+  -- a round that ends may list or drop others)
+  local list = {}
+  for conn in pairs(self.waiting) do
+    if waits_next(conn) then list[#list + 1] = conn end
+  end
+  for i = 1, #list do list[i]:close() end
   return r
 end
 function Server:sockname() return self._net:sockname() end
@@ -989,7 +995,9 @@ function M.listen(opts)
     trusted = trusted or false, proxy_protocol = opts.proxy_protocol,
     limits = common.merge(d.limits, opts.limits, "limits", "listen"),
     timeouts = common.merge(d.timeouts, opts.timeouts, "timeouts", "listen"),
-    waiting = {}, -- conns in their timeouts.rest wait (close closes them)
+    -- conns whose rounds wait timeouts.rest for a next request (weak:
+    -- listed once a round; close closes those that wait at the time)
+    waiting = setmetatable({}, {__mode = "k"}),
     }, Server)
   -- (parse_request with this server's limits and metatable bound: whole
   -- numbers, at least 1, a huge one as 2^40, "no limit" in effect)
