@@ -26,9 +26,16 @@ static const char buffer_name[] = "net.buffer";
 #define NARGS(L, n) \
   luaL_argcheck((L), lua_gettop(L) <= (n), (n) + 1, "no value expected")
 
+static net_buffer *check_buffer(lua_State *L, int idx) {
+  return (net_buffer *)luaL_checkudata(L, idx, buffer_name);
+}
+
 /* (K->lastbuf: the buffer found last, whose metatable need not be looked
 ** at again: the echo of every connection passes the same one; a buffer's
-** __gc forgets it before its address can be another userdata's) */
+** __gc forgets it before its address can be another userdata's, and
+** marks it so that it is not remembered again: a finalizer that runs
+** after its own (another object's) may still pass it, and its block is
+** freed at the next cycle, for a userdata of any type to take) */
 net_buffer *net_tobuffer(lua_State *L, core *K, int idx) {
   net_buffer *nb;
   const void *mt;
@@ -39,18 +46,17 @@ net_buffer *net_tobuffer(lua_State *L, core *K, int idx) {
   mt = lua_topointer(L, -1);
   lua_pop(L, 1);
   if (mt != K->bufmt) return NULL;
-  K->lastbuf = nb;
+  if (!nb->finalized) K->lastbuf = nb;
   return nb;
 }
 
+/* (check_buffer: getmetatable(buf).__gc can be called with anything) */
 static int buffer_gc(lua_State *L) {
   core *K = net_getcore(L);
-  if (K->lastbuf == lua_touserdata(L, 1)) K->lastbuf = NULL;
+  net_buffer *nb = check_buffer(L, 1);
+  if (K->lastbuf == nb) K->lastbuf = NULL;
+  nb->finalized = 1;
   return 0;
-}
-
-static net_buffer *check_buffer(lua_State *L, int idx) {
-  return (net_buffer *)luaL_checkudata(L, idx, buffer_name);
 }
 
 /* net.buffer(size): an empty buffer of size bytes (1 .. 2^30). */
@@ -62,6 +68,7 @@ static int core_buffer(lua_State *L) {
       L, offsetof(net_buffer, data) + (size_t)size, 0);
   nb->len = 0;
   nb->cap = (size_t)size;
+  nb->finalized = 0;
   luaL_setmetatable(L, buffer_name);
   return 1;
 }

@@ -78,6 +78,7 @@ typedef struct net_proxied {
 ** data are the buffer's content, cap its size. */
 typedef struct net_buffer {
   size_t len, cap;
+  int finalized; /* its __gc ran: never net_tobuffer's cached one again */
   char data[1];
 } net_buffer;
 /* The net.buffer at idx, or NULL. */

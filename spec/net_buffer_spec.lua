@@ -405,4 +405,41 @@ describe("net.buffer", function()
       client:close()
     end)
   end)
+
+  it("is not taken for another userdata that reuses its block after a " ..
+    "finalizer passed it to write once its own __gc had run", function()
+    run_task(function()
+      local hcore = require "http.core"
+      local srv, client = pair()
+      local wrote = {}
+      for _ = 1, 20 do
+        -- (finalizers run in the reverse order of their objects' marks:
+        -- the buffer's __gc first, then the holder's, which writes it)
+        (function()
+          local b
+          setmetatable({}, {__gc = function()
+            wrote[#wrote + 1] = (pcall(srv.write, srv, b))
+          end})
+          b = net.buffer(32) -- (a userdata of an http.chunked's size)
+          b:clear()
+        end)()
+        collectgarbage()
+        collectgarbage() -- (the buffer's block is freed)
+        -- (the allocator gives a freed block to one of the next of its
+        -- size, among the blocks the collection freed)
+        local keep = {}
+        for i = 1, 1000 do keep[i] = hcore.chunked() end
+        for i = 1, 1000 do
+          local ok, err = pcall(srv.write, srv, keep[i])
+          assert.is_false(ok)
+          assert.matches("string or net%.buffer expected, got http%.chunked",
+            err)
+        end
+      end
+      assert.equal(20, #wrote)
+      for i = 1, 20 do assert.is_true(wrote[i]) end
+      srv:close()
+      client:close()
+    end)
+  end)
 end)
