@@ -612,9 +612,11 @@ void lh_push_handle(lua_State *L, lh_handle *h) {
 
 /* __gc: an unanchored box whose handle is still open cannot happen while
 ** the state lives (the anchor keeps it); at lua_close the host has already
-** closed every handle. So only a never-closed box is left to close here. */
+** closed every handle. So only a never-closed box is left to close here.
+** (check_box: getmetatable(h).__gc can be called by hand, with anything;
+** on a live handle it closes it, and its anchor stays taken) */
 static int handle_gc(lua_State *L) {
-  lh_handle **box = (lh_handle **)lua_touserdata(L, 1);
+  lh_handle **box = check_box(L, 1);
   lh_handle *h = *box;
   if (h != NULL) {
     *box = NULL;

@@ -136,9 +136,10 @@ static int fs_closedir(lua_State *L) {
 }
 
 /* A stream dropped open is closed synchronously (it is never busy here:
-** a read in flight anchors it). */
+** a read in flight anchors it). (Checked: getmetatable(dir).__gc can be
+** called by hand, with anything.) */
 static int dir_gc(lua_State *L) {
-  lh_fsdir *d = (lh_fsdir *)lua_touserdata(L, 1);
+  lh_fsdir *d = (lh_fsdir *)luaL_checkudata(L, 1, DIR_MT);
   if (d->dir != NULL && !d->busy) {
     uv_fs_t req;
     uv_fs_closedir(lh_getctx(L)->loop, &req, d->dir, NULL);

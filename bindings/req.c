@@ -26,9 +26,10 @@ lh_reqbox *lh_check_reqbox(lua_State *L, int idx) {
   return (lh_reqbox *)luaL_checkudata(L, idx, REQ_MT);
 }
 
-/* A kept request (fs_scandir's listing) is freed with its box. */
+/* A kept request (fs_scandir's listing) is freed with its box.
+** (checked: getmetatable(req).__gc can be called by hand, with anything) */
 static int req_gc(lua_State *L) {
-  lh_reqbox *b = (lh_reqbox *)lua_touserdata(L, 1);
+  lh_reqbox *b = lh_check_reqbox(L, 1);
   lh_req *r = b->req;
   if (r == NULL) return 0;
   b->req = NULL;

@@ -156,6 +156,28 @@ int net_conn_init_done(lua_State *L, conn *c, int r) {
 ** a conn argument (every method call) is then a pointer comparison when
 ** the caller has the core as upvalue 1 (every function net registers:
 ** net_setfuncs, net_add_methods), a registry look-up otherwise. */
+/* The box of a socket of any kind at idx (its conn may be NULL: closed and
+** collected), or a type error naming "socket": the methods every kind
+** shares, and the metamethods, which getmetatable lets a script call with
+** anything. */
+conn **net_check_socket(lua_State *L, int idx) {
+  conn **ud = (conn **)lua_touserdata(L, idx);
+  if (ud != NULL && lua_getmetatable(L, idx)) {
+    int kind;
+    for (kind = 0; kind < 3; kind++) {
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &net_tnames[kind]);
+      if (lua_rawequal(L, -1, -2)) {
+        lua_pop(L, 2);
+        return ud;
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  luaL_typeerror(L, idx, "socket");
+  return NULL;
+}
+
 conn *net_to_conn(lua_State *L, int idx, int kind) {
   conn **ud = (conn **)lua_touserdata(L, idx);
   if (ud != NULL && lua_getmetatable(L, idx)) {
@@ -622,17 +644,14 @@ void net_drop_waits(lua_State *L, conn *c) {
 }
 
 static int conn_close_m(lua_State *L) {
-  conn **ud = (conn **)lua_touserdata(L, 1);
-  luaL_argexpected(L, ud != NULL && (luaL_testudata(L, 1, net_tnames[0]) ||
-                   luaL_testudata(L, 1, net_tnames[1]) ||
-                   luaL_testudata(L, 1, net_tnames[2])), 1, "socket");
+  conn **ud = net_check_socket(L, 1);
   if (*ud != NULL) net_conn_close(L, *ud);
   lua_pushboolean(L, 1);
   return 1;
 }
 
 static int conn_gc(lua_State *L) {
-  conn **ud = (conn **)lua_touserdata(L, 1);
+  conn **ud = net_check_socket(L, 1);
   conn *c = *ud;
   if (c != NULL) {
     *ud = NULL;
@@ -643,7 +662,7 @@ static int conn_gc(lua_State *L) {
 }
 
 static int conn_tostring(lua_State *L) {
-  conn **ud = (conn **)lua_touserdata(L, 1);
+  conn **ud = net_check_socket(L, 1);
   const char *tname = "net socket";
   int i;
   for (i = 0; i < 3; i++)
@@ -657,8 +676,7 @@ static int conn_tostring(lua_State *L) {
 }
 
 static int is_closed_m(lua_State *L) {
-  conn **ud = (conn **)lua_touserdata(L, 1);
-  luaL_argexpected(L, ud != NULL, 1, "socket");
+  conn **ud = net_check_socket(L, 1);
   lua_pushboolean(L, !LIVE(*ud));
   return 1;
 }
@@ -674,9 +692,8 @@ int net_secs_to_ms(double s) {
 
 /* settimeout(seconds | nil): nil or negative means none. */
 static int conn_settimeout(lua_State *L) {
-  conn **ud = (conn **)lua_touserdata(L, 1);
+  conn **ud = net_check_socket(L, 1);
   conn *c;
-  luaL_argexpected(L, ud != NULL, 1, "socket");
   c = *ud;
   if (lua_isnoneornil(L, 2)) {
     if (c) c->timeout = -1;
@@ -690,8 +707,7 @@ static int conn_settimeout(lua_State *L) {
 }
 
 static int conn_gettimeout(lua_State *L) {
-  conn **ud = (conn **)lua_touserdata(L, 1);
-  luaL_argexpected(L, ud != NULL, 1, "socket");
+  conn **ud = net_check_socket(L, 1);
   if (*ud == NULL || (*ud)->timeout < 0)
     lua_pushnil(L);
   else
@@ -711,11 +727,10 @@ int net_push_sockaddr(lua_State *L, const struct sockaddr *sa) {
 }
 
 static int get_name(lua_State *L, int peer) {
-  conn **ud = (conn **)lua_touserdata(L, 1);
+  conn **ud = net_check_socket(L, 1);
   conn *c;
   struct sockaddr_storage ss;
   int len = sizeof(ss), r;
-  luaL_argexpected(L, ud != NULL, 1, "socket");
   c = *ud;
   if (!LIVE(c)) return net_fail_str(L, "closed");
   if (c->h->uv->type == UV_NAMED_PIPE) {
@@ -748,8 +763,7 @@ static int conn_peername(lua_State *L) { return get_name(L, 1); }
 static int conn_sockname(lua_State *L) { return get_name(L, 0); }
 
 static int conn_fd(lua_State *L, uv_os_fd_t *fd) {
-  conn **ud = (conn **)lua_touserdata(L, 1);
-  luaL_argexpected(L, ud != NULL, 1, "socket");
+  conn **ud = net_check_socket(L, 1);
   luaL_checkstring(L, 2);
   if (!LIVE(*ud)) return UV_EBADF;
   return uv_fileno((*ud)->h->uv, fd);
@@ -786,9 +800,8 @@ static int conn_getopt(lua_State *L) {
 }
 
 static int conn_getfd(lua_State *L) {
-  conn **ud = (conn **)lua_touserdata(L, 1);
+  conn **ud = net_check_socket(L, 1);
   uv_os_fd_t fd;
-  luaL_argexpected(L, ud != NULL, 1, "socket");
   if (!LIVE(*ud) || uv_fileno((*ud)->h->uv, &fd) < 0) return net_fail_str(L,
                                                                 "closed");
   lua_pushinteger(L, fd);
@@ -801,9 +814,8 @@ static int conn_getfd(lua_State *L) {
 
 /* configure(sock, maxline, hwm, idle_ms): limits (nil keeps a value). */
 static int core_configure(lua_State *L) {
-  conn **ud = (conn **)lua_touserdata(L, 1);
+  conn **ud = net_check_socket(L, 1);
   conn *c;
-  luaL_argexpected(L, ud != NULL, 1, "socket");
   c = *ud;
   if (c == NULL) return 0;
   if (!lua_isnoneornil(L, 2))
