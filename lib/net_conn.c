@@ -554,7 +554,11 @@ static void wr_fire(core *K, tmo *t) {
 static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
                        lua_KFunction k, const char *what, net_buffer *nb,
                        int next) {
-  if (L != c->task) { /* checked once per task and connection */
+  /* (that L is a task: checked once per task and connection; that it can
+  ** yield, every time: a finalizer or a metamethod that a task runs can
+  ** call this, and a park whose yield then fails would leave L in the
+  ** reader slot, resumed by this conn's next read wherever it waits) */
+  if (L != c->task || !lua_isyieldable(L)) {
     net_need_task(L, c->K, what);
     c->task = L;
   }

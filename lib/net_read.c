@@ -67,6 +67,16 @@ static void consume(conn *c, size_t n) {
   c->rlen -= n;
 }
 
+/* Push len of the next bytes as a string and consume take (>= len) of
+** them. Consumed first: a push can run a collection step, whose
+** finalizers may call recv on this very conn; the bytes are copied into
+** the string before any step. */
+static void push_take(lua_State *L, conn *c, size_t len, size_t take) {
+  const char *p = c->rp;
+  consume(c, take);
+  lua_pushlstring(L, p, len);
+}
+
 static const char *find_nl(const conn *c) {
   return c->rlen ? (const char *)memchr(c->rp, '\n', c->rlen) : NULL;
 }
@@ -141,12 +151,14 @@ void net_rstart(conn *c) {
 }
 
 /* An empty owned buffer is freed before parking: idle connections then
-** hold no input memory at all. */
+** hold no input memory at all. (rp stays when a recv_into waits: it is
+** where that task's net.buffer is, which alloc_cb reads; another task's
+** read that is refused as a second reader comes through here first.) */
 static void shrink(conn *c) {
   if (c->rlen == 0 && c->buf != NULL && c->rp != c->K->lent) {
     free(c->buf);
     c->buf = NULL;
-    c->rp = NULL;
+    if (!c->into) c->rp = NULL;
     c->cap = 0;
   }
 }
@@ -191,14 +203,12 @@ static int read_one(lua_State *L, conn *c, int fidx) {
   if (lua_type(L, fidx) == LUA_TNUMBER) {
     size_t n = (size_t)lua_tointeger(L, fidx);
     if (c->rlen >= n && (n > 0 || c->rlen > 0 || !c->rerr)) {
-      lua_pushlstring(L, c->rp, n);
-      consume(c, n);
+      push_take(L, c, n, n);
       return 1;
     }
     if (!c->rerr) return 0;
     if (c->rlen == 0) return push_fail_input(L, c);
-    lua_pushlstring(L, c->rp, c->rlen); /* the rest, as io.read */
-    consume(c, c->rlen);
+    push_take(L, c, c->rlen, c->rlen); /* the rest, as io.read */
     return 1;
   }
   const char *f = lua_tostring(L, fidx); /* (one look at the format) */
@@ -225,8 +235,7 @@ static int read_one(lua_State *L, conn *c, int fidx) {
           lua_pushliteral(L, "line too long");
           return -1;
         }
-        lua_pushlstring(L, c->rp, n + (size_t)keep);
-        consume(c, n + 1);
+        push_take(L, c, n + (size_t)keep, n + 1);
         return 1;
       }
       if (c->rlen > c->maxline) { /* drop it: memory stays bounded */
@@ -238,14 +247,12 @@ static int read_one(lua_State *L, conn *c, int fidx) {
       }
       if (!c->rerr) return 0;
       if (c->rlen == 0) return push_fail_input(L, c);
-      lua_pushlstring(L, c->rp, c->rlen); /* last line, no newline */
-      consume(c, c->rlen);
+      push_take(L, c, c->rlen, c->rlen); /* last line, no newline */
       return 1;
     }
     case 'a':
       if (!c->rerr) return 0;
-      lua_pushlstring(L, c->rp, c->rlen);
-      consume(c, c->rlen);
+      push_take(L, c, c->rlen, c->rlen);
       return 1;
     default: /* 'n' */
       return read_number(L, c);
@@ -359,8 +366,7 @@ static int recv_do(lua_State *L, conn *c, size_t max, int ms,
   if (c == NULL || c->closed) return net_fail_str(L, "closed");
   if (c->rlen > 0) {
     size_t n = c->rlen < max ? c->rlen : max;
-    lua_pushlstring(L, c->rp, n);
-    consume(c, n);
+    push_take(L, c, n, n);
     return 1;
   }
   if (c->rerr) return net_fail_str(L, net_conn_errname(c, c->rerr));

@@ -213,10 +213,25 @@ function task.on_error(fn)
 end
 
 --- Run fn(...) as a new task; returns the task. fn runs at once until its
---- first wait.
+--- first wait (from a finalizer, __gc: at the loop's next turn).
 function task.spawn(fn, ...)
   fn = check_callable(fn, "spawn")
-  local co = coroutine.create(fn)
+  local co
+  if collectgarbage("isrunning") then
+    co = coroutine.create(fn)
+  else
+    -- In a finalizer (the collector does not run while one does; or the
+    -- script stopped it): not at once. A finalizer runs inside whatever
+    -- allocated, net's own C code included, and a task that started
+    -- there and waited on a socket left net's state broken (a crash
+    -- under load, spec/finalizers_spec.lua). It first yields to the
+    -- ready queue, which the loop runs from a clean stack.
+    local f = fn
+    co = coroutine.create(function(...)
+      core.sleep(0, true)
+      return f(...)
+    end)
+  end
   local t = new_record(co, false)
   private.start(co, ...)
   return t
