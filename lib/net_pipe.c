@@ -499,7 +499,8 @@ static int run(lua_State *L, conn *a, conn *b, int nd, const char *fname) {
   core *K = a->K;
   int eof = check_opts(L, 3), i;
   net_pipe *P, **box;
-  if (L != a->task) {
+  /* (whether L can yield: every time, see park_reader in net_conn.c) */
+  if (L != a->task || !lua_isyieldable(L)) {
     net_need_task(L, K, fname);
     a->task = L;
   }

@@ -51,6 +51,29 @@ describe("finalizers", function()
     end)
   end)
 
+  it("cannot splice either, in a task that spliced before", function()
+    run_task(function()
+      local a, a2 = pair()
+      local b, b2 = pair()
+      task.spawn(function()
+        a2:write("x")
+        a2:close()
+        b2:close()
+      end)
+      net.splice(a, b) -- (this task has spliced a now)
+      local c, c2 = pair()
+      local err
+      setmetatable({}, {__gc = function()
+        local ok, e = pcall(net.splice, a, c)
+        err = ok and "no error" or e
+      end})
+      collectgarbage()
+      collectgarbage()
+      assert.matches("splice cannot wait here", err)
+      for _, s in ipairs({a, b, c, c2}) do s:close() end
+    end)
+  end)
+
   it("start a task at the loop's next turn, not inside the finalizer",
     function()
     run_task(function()
