@@ -151,11 +151,6 @@ int net_conn_init_done(lua_State *L, conn *c, int r) {
   return r;
 }
 
-/* The metatables of the kinds are also kept under light userdata keys
-** (&net_tnames[kind]), and their addresses in the core (K->mt): checking
-** a conn argument (every method call) is then a pointer comparison when
-** the caller has the core as upvalue 1 (every function net registers:
-** net_setfuncs, net_add_methods), a registry look-up otherwise. */
 /* The box of a socket of any kind at idx (its conn may be NULL: closed and
 ** collected), or a type error naming "socket": the methods every kind
 ** shares, and the metamethods, which getmetatable lets a script call with
@@ -178,6 +173,11 @@ conn **net_check_socket(lua_State *L, int idx) {
   return NULL;
 }
 
+/* The metatables of the kinds are also kept under light userdata keys
+** (&net_tnames[kind]), and their addresses in the core (K->mt): checking
+** a conn argument (every method call) is then a pointer comparison when
+** the caller has the core as upvalue 1 (every function net registers:
+** net_setfuncs, net_add_methods), a registry look-up otherwise. */
 conn *net_to_conn(lua_State *L, int idx, int kind) {
   conn **ud = (conn **)lua_touserdata(L, idx);
   if (ud != NULL && lua_getmetatable(L, idx)) {

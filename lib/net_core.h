@@ -408,6 +408,7 @@ int net_conn_init_done(lua_State *L, conn *c, int r);
 ** Called from functions whose upvalue 1 is the core, or that have no
 ** upvalues (never another userdata there). */
 conn *net_to_conn(lua_State *L, int idx, int kind);
+/* The box of a socket of any of the three kinds at idx, or a type error. */
 conn **net_check_socket(lua_State *L, int idx);
 void net_conn_close(lua_State *L, conn *c);
 /* Resume the task parked in the reader (reader, acceptor, connect) or
