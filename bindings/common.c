@@ -462,6 +462,13 @@ static void new_box(lua_State *L, lh_handle *h) {
 #define EXTRA_AT(type) (((sizeof(lh_handle) + uv_handle_size(type)) + 7) & \
                         ~(size_t)7)
 
+/* Raise unless the loop can take something new: the finalizers that
+** lua_close runs at exit come after the loop was closed. */
+void lh_check_loop(lua_State *L) {
+  if (lh_getctx(L)->shutting_down >= 3)
+    luaL_error(L, "the event loop is closed (the host is exiting)");
+}
+
 lh_handle *lh_handle_new_ex(lua_State *L, uv_handle_type type, size_t extra,
                             int boxed) {
   size_t size = extra ? EXTRA_AT(type) + extra
@@ -469,6 +476,7 @@ lh_handle *lh_handle_new_ex(lua_State *L, uv_handle_type type, size_t extra,
   lh_handle **box = NULL;
   lh_handle *h;
   int i;
+  lh_check_loop(L);
   /* The box exists, closed, before the memory: an allocation error then
   ** leaves nothing half-made (liolib's newprefile). */
   if (boxed) {
@@ -713,7 +721,9 @@ void lh_new_metatable(lua_State *L, const char *tname, const luaL_Reg *own,
 /* {====================================================== requests */
 
 lh_req *lh_req_new(lua_State *L, size_t size, int cbidx) {
-  lh_req *r = (lh_req *)malloc(sizeof(lh_req) + size);
+  lh_req *r;
+  lh_check_loop(L);
+  r = (lh_req *)malloc(sizeof(lh_req) + size);
   if (r == NULL) luaL_error(L, "not enough memory");
   memset(r, 0, sizeof(lh_req) + size);
   r->ctx = lh_getctx(L);

@@ -32,7 +32,9 @@ typedef struct lh_ctx {
   int exit_code;         /* process exit status once the loop stops */
   int fatal;             /* an uncaught error asked the host to stop */
   int exit_requested;    /* os.exit(code, true) asked for an orderly stop */
-  int shutting_down;     /* host is closing everything: no new Lua calls */
+  int shutting_down;     /* host is closing everything: no new Lua calls;
+                            3: the loop is closed (lua_close's finalizers
+                            run): nothing new may use it */
   int callback_errors_fatal; /* policy: 1 = report and exit 1 (default) */
   int in_run;            /* uv_run is on the C stack: do not re-enter */
   int run_mode;          /* its uv_run_mode while in_run (uv.loop_mode) */
@@ -217,6 +219,8 @@ lh_handle *lh_handle_new(lua_State *L, uv_handle_type type);
 ** does; 0: no box and nothing pushed (a handle that only its owner shows
 ** to Lua, such as net's connections: no userdata and no registry slot of
 ** its own); lh_handle_push_box makes one when it is asked for. */
+/* Raises once the loop is closed (lua_close's finalizers at exit). */
+void lh_check_loop(lua_State *L);
 lh_handle *lh_handle_new_ex(lua_State *L, uv_handle_type type, size_t extra,
                             int boxed);
 /* Push h's box, made (and anchored) now for an open handle made without

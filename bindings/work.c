@@ -221,6 +221,7 @@ static int work_queue(lua_State *L) {
   int n = lua_gettop(L) - 1, rc;
   lh_buf args;
   wjob *j;
+  lh_check_loop(L);
   if (w->code == NULL) return luaL_argerror(L, 1, "work has no code");
   if (n > LH_XFER_MAXARGS) n = LH_XFER_MAXARGS; /* luv drops the rest */
   lh_xfer_put(L, 2, n, LH_XFER_ARGS, &args);

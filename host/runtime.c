@@ -257,6 +257,7 @@ int host_shutdown(lh_ctx *ctx, lua_State *L) {
   }
   if (uv_loop_close(ctx->loop) != 0)
     lh_report("warning: the loop still had live handles at exit");
+  ctx->shutting_down = 3; /* (lua_close's finalizers: lh_check_loop) */
   lh_state_close(L);
   return ctx->exit_code;
 }

@@ -97,6 +97,33 @@ describe("finalizers", function()
     end)
   end)
 
+  it("that run at exit, once the loop is closed, cannot make a handle or " ..
+    "a request: they raise", function()
+    local script = tmpfile([[
+local uv = require "uv"
+local net = require "net"
+KEEP = setmetatable({}, {__gc = function()
+  for _, f in ipairs({
+    function() return uv.new_timer() end,
+    function() return uv.fs_stat(".", function() end) end,
+    function() return net.listen{host = "127.0.0.1", port = 0} end,
+  }) do
+    local ok, e = pcall(f)
+    io.stdout:write("at exit: ", tostring(ok), " ", tostring(e), "\n")
+  end
+end})
+]], ".lua")
+    local out, err, code = run_host({script})
+    assert.equal(0, code, err)
+    assert.equal("", sanitizer_lines(err))
+    local n = 0
+    for line in out:gmatch("[^\n]+") do
+      n = n + 1
+      assert.matches("^at exit: false .*the event loop is closed", line)
+    end
+    assert.equal(3, n)
+  end)
+
   local seed0 = tonumber(os.getenv("LUAHOST_FUZZ_SEED") or 1)
   for seed = seed0, seed0 + 2 do
     it("working on live sockets under load leave net whole (seed " ..
