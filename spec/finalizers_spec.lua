@@ -138,4 +138,17 @@ end})
       assert.is_true(tonumber(done) > 0)
     end)
   end
+
+  for seed = seed0, seed0 + 1 do
+    it("working on live uv handles from callbacks, and at exit, leave the " ..
+      "host whole (seed " .. seed .. ")", function()
+      local out, err, code = run_host(
+        "spec/support/uv_finalizer_chaos.lua", nil, "SEED=" .. seed)
+      assert(out:match("done %d+"), "seed " .. seed .. ": the chaos run " ..
+        "did not finish (exit " .. tostring(code) .. "): " ..
+        err:sub(1, 600))
+      assert.equal(0, code)
+      assert.equal("", sanitizer_lines(err))
+    end)
+  end
 end)
