@@ -5,15 +5,6 @@
 local net = require "net"
 local task = require "task"
 
-local function sanitizer_lines(err)
-  local t = {}
-  for line in err:gmatch("[^\n]+") do
-    if line:find("runtime error", 1, true) or line:find("Sanitizer", 1, true)
-    then t[#t + 1] = line end
-  end
-  return table.concat(t, "\n")
-end
-
 -- A connected pair: the accepted side and the client.
 local function pair()
   local s = assert(net.listen{host = "127.0.0.1", port = 0})

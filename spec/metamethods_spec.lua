@@ -5,15 +5,6 @@
 local net = require "net"
 local uv = require "uv"
 
-local function sanitizer_lines(err)
-  local t = {}
-  for line in err:gmatch("[^\n]+") do
-    if line:find("runtime error", 1, true) or line:find("Sanitizer", 1, true)
-    then t[#t + 1] = line end
-  end
-  return table.concat(t, "\n")
-end
-
 describe("metamethods called by hand", function()
   after_each(assert_clean)
 

@@ -216,6 +216,17 @@ function tmpfile(text, suffix)
 end
 
 
+-- The lines of a child's stderr that a sanitizer wrote (ASan, UBSan's
+-- "runtime error"), joined; "" when there are none.
+function sanitizer_lines(err)
+  local t = {}
+  for line in err:gmatch("[^\n]+") do
+    if line:find("runtime error", 1, true) or line:find("Sanitizer", 1, true)
+    then t[#t + 1] = line end
+  end
+  return table.concat(t, "\n")
+end
+
 -- Run luahost with args (a string of shell words, or a list of words).
 function run_host(args, input, env)
   if type(args) == "table" then
