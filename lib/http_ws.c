@@ -111,6 +111,13 @@ static int ws_b64decode(lua_State *L) {
                (k == 3 || s[i + 3] == '=')) v[k] = -1;
       else { lua_pushnil(L); return 1; }
     }
+    /* canonical: the bits the padding leaves over are zero (else two
+    ** strings would decode to the same bytes) */
+    if ((v[3] < 0 && v[2] >= 0 && (v[2] & 3)) ||
+        (v[2] < 0 && (v[1] & 15))) {
+      lua_pushnil(L);
+      return 1;
+    }
     out[o++] = (char)(v[0] << 2 | v[1] >> 4);
     if (v[2] >= 0) out[o++] = (char)((v[1] & 15) << 4 | v[2] >> 2);
     if (v[3] >= 0) out[o++] = (char)((v[2] & 3) << 6 | v[3]);

@@ -204,8 +204,13 @@ function WS:receive()
       key = read_exact(self, 4)
       if not key then return fail(self, 1002, "closed in a frame") end
     end
-    local payload = len > 0 and read_exact(self, len) or ""
-    if not payload then return fail(self, 1002, "closed in a frame") end
+    -- (not `len > 0 and read_exact(...) or ""`: a payload cut short by
+    -- the end of the stream would read as an empty one)
+    local payload = ""
+    if len > 0 then
+      payload = read_exact(self, len)
+      if not payload then return fail(self, 1002, "closed in a frame") end
+    end
     if key then payload = mask(payload, key) end
     if op == 8 then -- close
       local code, reason = 1005, ""
