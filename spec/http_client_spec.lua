@@ -124,6 +124,48 @@ describe("http client", function()
     end)
   end)
 
+  it("sends it again on a new connection, not on another pooled one",
+    function()
+    run_task(function()
+      -- a server that answers one request a connection and drops the
+      -- connection at the next one, unanswered (an idle timeout that
+      -- races the request)
+      local ls = assert(net.listen{host = "127.0.0.1", port = 0})
+      local accepted = 0
+      task.spawn(function()
+        while true do
+          local c = ls:accept()
+          if not c then return end
+          accepted = accepted + 1
+          task.spawn(function()
+            c:settimeout(5)
+            for i = 1, 2 do
+              repeat
+                local line = c:read("l")
+              until not line or line == "" or line == "\r"
+              if i == 2 then break end
+              c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            end
+            c:close()
+          end)
+        end
+      end)
+      local base = "http://127.0.0.1:" .. select(2, ls:sockname())
+      -- two at once: two connections in the pool
+      local a, b = task.spawn(http.request, {url = base}),
+        task.spawn(http.request, {url = base})
+      local ra, rb = assert(a:join()), assert(b:join())
+      assert.are.equal("ok", ra:body())
+      assert.are.equal("ok", rb:body())
+      assert.are.equal(2, client.pool_size())
+      -- a pooled one is dropped at the request: sent again, on a third
+      local res = assert(http.request{url = base})
+      assert.are.equal("ok", res:body())
+      assert.are.equal(3, accepted)
+      ls:close()
+    end)
+  end)
+
   it("sends chunked (source) and reads chunked and close-delimited bodies",
     function()
     run_task(function()

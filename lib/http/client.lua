@@ -588,8 +588,9 @@ tunnel = function(u, proxy, tls, timeout)
   return conn, common.reader(conn)
 end
 
--- One exchange on one connection: res | nil, err, retryable.
-local function exchange(method, u, opts, body, timeout)
+-- One exchange on one connection (a new one when fresh, else a pooled one
+-- if there is): res | nil, err, retryable.
+local function exchange(method, u, opts, body, timeout, fresh)
   local origin = u.origin
   if u.scheme ~= "http" and u.scheme ~= "https" then
     return nil, u.scheme .. ":// is not supported by request"
@@ -605,7 +606,8 @@ local function exchange(method, u, opts, body, timeout)
       tostring(proxy.auth)
     origin = (u.scheme == "http" and "http-proxy" or origin) .. via
   end
-  local conn, r = checkout(origin)
+  local conn, r
+  if not fresh then conn, r = checkout(origin) end
   local reused = conn ~= nil
   if not conn then
     local err
@@ -703,7 +705,8 @@ function M.request(opts)
     if not u then return nil, uerr end
     local res, err, retry = exchange(method, u, opts, body, timeout)
     if not res and retry and not opts.source then
-      res, err = exchange(method, u, opts, body, timeout)
+      -- (on a new connection: the pool's others may be as stale)
+      res, err = exchange(method, u, opts, body, timeout, true)
     end
     if not res then return nil, err end
     local location = REDIRECT[res.status] and res.headers.location
