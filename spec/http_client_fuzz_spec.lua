@@ -15,7 +15,7 @@ local SEED = tonumber(os.getenv("HTTP_CLIENT_FUZZ_SEED")) or 20261205
 local CASES = tonumber(os.getenv("HTTP_CLIENT_FUZZ_CASES")) or 600
 
 local random = math.random
-local char, concat = string.char, table.concat
+local char = string.char
 
 local function gz(data)
   local z = core.gzip()
