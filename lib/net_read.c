@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 #include "net_core.h"
@@ -174,23 +175,80 @@ static int push_fail_input(lua_State *L, conn *c) {
   return -1;
 }
 
-/* A number ("n"): the longest numeral prefix, as io.read does. */
-static int read_number(lua_State *L, conn *c) {
-  size_t i = 0, j;
-  char tmp[201];
-  while (i < c->rlen && strchr(" \t\r\n\f\v", c->rp[i]) && c->rp[i]) i++;
-  for (j = i; j < c->rlen && j - i < 200; j++)
-    if (!strchr("0123456789+-.xXaAbBcCdDeEfFpP", c->rp[j]) || !c->rp[j])
-      break;
-  if (j == c->rlen && j - i < 200 && !c->rerr) {
-    consume(c, i); /* skipped blanks go: a flood of them stays bounded */
-    return 0;      /* need more */
+/* A number ("n"): the numeral io.read("n") would read, by the same
+** scanner (liolib.c's read_number: blanks, a sign, "0x", digits, a
+** point, digits, an exponent; at most 200 characters), run over the
+** buffered input. The look-ahead character that ends it stays unread, as
+** io.read leaves it; what the scanner took goes even when it is not a
+** number. */
+#define NUM_MAX 200 /* liolib.c's L_MAXLENNUM */
+typedef struct numscan {
+  const char *p;  /* the buffered input */
+  size_t len, i;  /* its length; the scanner's position */
+  int eof;        /* nothing comes after it */
+  int need;       /* the scanner looked past it before the end */
+  size_t n;       /* the numeral's length so far */
+  char buf[NUM_MAX + 1];
+} numscan;
+
+static int ns_cur(numscan *s) {
+  if (s->i < s->len) return (unsigned char)s->p[s->i];
+  if (!s->eof) s->need = 1;
+  return -1;
+}
+
+static int ns_next(numscan *s) { /* take the current character */
+  if (s->n >= NUM_MAX) { /* too long: not a number */
+    s->buf[0] = '\0';
+    return 0;
   }
-  if (j > i) memcpy(tmp, c->rp + i, j - i); /* rp may be NULL when empty */
-  tmp[j - i] = '\0';
-  consume(c, j);
-  if (j > i && lua_stringtonumber(L, tmp) != 0) return 1;
-  if (j == i && c->rerr && c->rlen == 0) return push_fail_input(L, c);
+  s->buf[s->n++] = s->p[s->i++];
+  return 1;
+}
+
+static int ns_test2(numscan *s, const char *set) {
+  int ch = ns_cur(s);
+  return (ch == set[0] || ch == set[1]) && ch != -1 ? ns_next(s) : 0;
+}
+
+static int ns_digits(numscan *s, int hex) {
+  int count = 0, ch;
+  while ((ch = ns_cur(s)) != -1 && (hex ? isxdigit(ch) : isdigit(ch)) &&
+         ns_next(s))
+    count++;
+  return count;
+}
+
+static int read_number(lua_State *L, conn *c) {
+  numscan s;
+  int count = 0, hex = 0;
+  size_t blanks = 0;
+  while (blanks < c->rlen && strchr(" \t\r\n\f\v", c->rp[blanks]) &&
+         c->rp[blanks])
+    blanks++;
+  consume(c, blanks); /* skipped blanks go: a flood of them stays bounded */
+  s.p = c->rp;
+  s.len = c->rlen;
+  s.i = s.n = 0;
+  s.eof = c->rerr != 0;
+  s.need = 0;
+  ns_test2(&s, "-+");
+  if (ns_test2(&s, "00")) {
+    if (ns_test2(&s, "xX")) hex = 1;
+    else count = 1;
+  }
+  count += ns_digits(&s, hex);
+  if (ns_test2(&s, ".."))
+    count += ns_digits(&s, hex);
+  if (count > 0 && ns_test2(&s, hex ? "pP" : "eE")) {
+    ns_test2(&s, "-+");
+    ns_digits(&s, 0);
+  }
+  if (s.need) return 0; /* the next byte decides: need more */
+  s.buf[s.n] = '\0'; /* (after an overflow buf[0] is '\0' already) */
+  if (s.i == 0 && s.eof && c->rlen == 0) return push_fail_input(L, c);
+  consume(c, s.i);
+  if (lua_stringtonumber(L, s.buf) != 0) return 1;
   lua_pushnil(L);
   lua_pushliteral(L, "not a number");
   return -1;
@@ -202,7 +260,9 @@ static int read_one(lua_State *L, conn *c, int fidx) {
   if (c == NULL || c->closed) return push_fail_input(L, c);
   if (lua_type(L, fidx) == LUA_TNUMBER) {
     size_t n = (size_t)lua_tointeger(L, fidx);
-    if (c->rlen >= n && (n > 0 || c->rlen > 0 || !c->rerr)) {
+    /* (0, as io.read: "" once a byte is there, fail at the end: so it
+    ** waits for one or the other) */
+    if (c->rlen >= n && (n > 0 || c->rlen > 0)) {
       push_take(L, c, n, n);
       return 1;
     }
