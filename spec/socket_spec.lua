@@ -47,8 +47,9 @@ describe("socket (LuaSocket on tasks)", function()
       c:settimeout(5)
       assert.equal("one", c:receive())
       assert.equal("two", c:receive("*l"))
-      assert.equal(">three", c:receive(5, ">"))
-      assert.equal("!tail", c:receive("*a"))
+      -- (the count includes the prefix, as in LuaSocket)
+      assert.equal(">thre", c:receive(5, ">"))
+      assert.equal("e!tail", c:receive("*a"))
       local data, err, partial = c:receive(1)
       assert.is_nil(data)
       assert.equal("closed", err)
@@ -255,5 +256,81 @@ describe("socket (LuaSocket on tasks)", function()
       "LUAHOST_SYSTEM_SOCKET=1")
     assert.equal(0, code, err)
     assert.matches("^LuaSocket [%d.]+\n$", out) -- not "(luahost)"
+  end)
+end)
+
+describe("socket receive against LuaSocket itself", function()
+  -- The same receive calls on the same bytes (arriving in the same small
+  -- pieces) by lua5.4 with Debian's LuaSocket and by luahost: every
+  -- result equal (patterns "*l", "*a", counts with 0, prefixes; partial
+  -- results at the end of input).
+  it("gives LuaSocket's results for 300 random cases", function()
+    math.randomseed(20261205)
+    local random = math.random
+    local pieces = {"a", "b", "\n", "\r\n", "\r", "xyz", "12", " ", "\0"}
+    local prefixes = {"", "pre", "\r", "0123456789abcdef"}
+    local cases, hex = {"return {"}, {}
+    for n = 1, 300 do
+      local t = {}
+      for i = 1, random(0, 30) do t[i] = pieces[random(#pieces)] end
+      local calls = {}
+      for i = 1, random(1, 6) do
+        local r = random(1, 10)
+        local pattern = r <= 5 and '"*l"' or r <= 6 and '"*a"' or
+          tostring(random(0, 12))
+        local prefix = random(4) == 1 and
+          ("%q"):format(prefixes[random(#prefixes)]) or "nil"
+        calls[i] = ("{%s, %s}"):format(pattern, prefix)
+      end
+      local data = table.concat(t)
+      cases[#cases + 1] = ("{calls = {%s}},"):format(table.concat(calls,
+        ", "))
+      hex[n] = data:gsub(".", function(ch)
+        return ("%02x"):format(ch:byte())
+      end)
+    end
+    cases[#cases + 1] = "}"
+    local cases_file, data_file = tmpfile(table.concat(cases, "\n")),
+      tmpfile(table.concat(hex, "\n") .. "\n")
+    local function run(client)
+      local port_file = tmpname()
+      os.remove(port_file)
+      local pid_file = tmpname()
+      assert(os.execute(("/usr/bin/python3 spec/support/" ..
+        "socket_receive_server.py %s %s & echo $! > %s"):format(
+        shell_quote(port_file), shell_quote(data_file),
+        shell_quote(pid_file))))
+      local pid = assert(io.open(pid_file)):read("a"):match("%d+")
+      local port
+      for _ = 1, 400 do -- (20 s at most)
+        local f = io.open(port_file)
+        port = f and f:read("a"):match("^%d+$")
+        if f then f:close() end
+        if port then break end
+        os.execute("sleep 0.05")
+      end
+      assert(port, "the receive server did not start")
+      local h = assert(io.popen(client .. " spec/support/" ..
+        "socket_receive_client.lua " .. shell_quote(cases_file) .. " " ..
+        port .. " 2>&1"))
+      local out = h:read("a")
+      h:close()
+      os.execute("kill " .. pid .. " 2>/dev/null")
+      os.remove(port_file)
+      return out
+    end
+    -- (lua5.4 with the system's paths, not this suite's)
+    local ref = run("env -u LUA_PATH -u LUA_PATH_5_4 -u LUA_CPATH " ..
+      "-u LUA_CPATH_5_4 timeout -s KILL 120 lua5.4")
+    local ours = run("timeout -s KILL 120 " .. shell_quote(LUAHOST))
+    assert.matches("^LuaSocket 3", ref)
+    assert.matches("^LuaSocket [^\n]*luahost", ours)
+    local rl, ol = {}, {}
+    for line in ref:gmatch("[^\n]+") do rl[#rl + 1] = line end
+    for line in ours:gmatch("[^\n]+") do ol[#ol + 1] = line end
+    assert.equal(301, #rl, ref)
+    for i = 2, #rl do
+      assert.equal(rl[i], ol[i], "case " .. (i - 1))
+    end
   end)
 end)

@@ -352,7 +352,8 @@ local function receive_line(s, c, pre)
 end
 
 local function receive_count(s, c, pre, n)
-  if #pre >= n then
+  -- (0 with nothing pending waits for a byte or the end, as LuaSocket)
+  if #pre >= n and (n > 0 or #pre > 0) then
     s.pending = pre:sub(n + 1)
     return pre:sub(1, n)
   end
@@ -366,14 +367,23 @@ local function receive_count(s, c, pre, n)
   return data
 end
 
+-- (as LuaSocket: "*a" that gets no byte at all is "closed")
 local function receive_all(s, c, pre)
-  if s.eof then return pre end
+  if s.eof then
+    if pre == "" then return nil, "closed", "" end
+    return pre
+  end
   local data, err = c:read("a")
   if not data then
-    if err == "closed" then return pre end
+    if err == "closed" then
+      if pre == "" then return nil, "closed", "" end
+      return pre
+    end
     return nil, lserr(err), pre .. drain_buffered(c)
   end
-  return pre .. data
+  data = pre .. data
+  if data == "" then return nil, "closed", "" end
+  return data
 end
 
 function tcp.receive(s, pattern, prefix)
@@ -389,8 +399,16 @@ function tcp.receive(s, pattern, prefix)
   local pre = take_pending(s)
   local data, err, partial
   if type(pattern) == "number" then
-    local n = math.tointeger(pattern)
+    -- (a fraction is cut, as LuaSocket's size_t cast does)
+    local n = math.tointeger(pattern) or (pattern >= 0 and pattern < 2^53 and
+      math.tointeger(math.floor(pattern)))
     if not n or n < 0 then argerror(2, "receive", "invalid receive pattern") end
+    -- (as LuaSocket: the count includes the prefix, so that
+    -- receive(n, partial) completes an earlier partial read)
+    if prefix and prefix ~= "" then
+      if #prefix >= n then return prefix, nil, nil end
+      n = n - #prefix
+    end
     data, err, partial = receive_count(s, c, pre, n)
   elseif pattern == "*l" or pattern == "l" then
     data, err, partial = receive_line(s, c, pre)
@@ -409,7 +427,7 @@ function tcp.receive(s, pattern, prefix)
       partial = prefix .. (partial or "")
     end
   end
-  if data then return data end
+  if data then return data, nil, nil end -- (three values, as LuaSocket)
   return nil, err, partial
 end
 
