@@ -226,6 +226,45 @@ describe("http client", function()
     end)
   end)
 
+  it("keeps credentials from a redirect to another origin", function()
+    run_task(function()
+      local seen = {}
+      local other, osrv = serve(function(req, res)
+        seen[#seen + 1] = {auth = req.headers.authorization,
+          cookie = req.headers.cookie, keep = req.headers["x-keep"]}
+        res:send("there")
+      end)
+      local base, srv = serve(function(req, res)
+        if req.path == "/away" then
+          res:header("Location", other .. "/landed")
+          res:send(302, "")
+        elseif req.path == "/near" then
+          res:header("Location", "/here")
+          res:send(307, "")
+        else
+          seen[#seen + 1] = {auth = req.headers.authorization,
+            cookie = req.headers.cookie, keep = req.headers["x-keep"]}
+          res:send("here")
+        end
+      end)
+      local headers = {Authorization = "Bearer secret", Cookie = "s=1",
+        ["X-Keep"] = "yes"}
+      -- same origin: all of them
+      local res = assert(http.request{url = base .. "/near",
+        headers = headers})
+      assert.equal("here", res:body())
+      assert.same({auth = "Bearer secret", cookie = "s=1", keep = "yes"},
+        seen[1])
+      -- another origin (another port): not the credentials
+      res = assert(http.request{url = base .. "/away", headers = headers})
+      assert.equal("there", res:body())
+      assert.same({keep = "yes"}, seen[2])
+      assert.equal("Bearer secret", headers.Authorization) -- (untouched)
+      srv:close()
+      osrv:close()
+    end)
+  end)
+
   it("times out, and refuses bad answers and bad URLs", function()
     run_task(function()
       local finished = task.event()
@@ -258,6 +297,12 @@ describe("http client", function()
       assert.matches("not a URL", select(2, http.get("nope")))
       assert.matches("unsupported scheme", select(2, http.get("ftp://x/")))
       assert.matches("user info", select(2, http.get("http://u@h/")))
+      -- (a URL in a message has its control bytes escaped: logs)
+      assert.equal("bad host in URL: http://h\\013\\010X: y/",
+        select(2, http.get("http://h\r\nX: y/")))
+      -- an empty port is the default one, and the Host header says so
+      local u = client.parse_url("http://h:/p")
+      assert.same({"h", 80, "h"}, {u.host, u.port, u.authority})
       res, err = http.get("http://nothing.invalid/", {timeout = 5})
       assert.is_nil(res)
       assert.is_string(err)

@@ -40,25 +40,39 @@ local DEFAULT_PORT = {http = 80, https = 443, ws = 80, wss = 443}
 local tunnel -- (below)
 
 --- parse_url(url) -> {scheme, host, port, target, authority} | nil, err
+-- A URL in an error message: control bytes escaped (a message goes to
+-- logs), 200 bytes at most.
+local function shown(url)
+  if #url > 200 then url = url:sub(1, 200) .. "..." end
+  return (url:gsub("[%z\1-\31\127]", function(c)
+    return ("\\%03d"):format(c:byte())
+  end))
+end
+
 function M.parse_url(url)
   if type(url) ~= "string" then return nil, "URL expected" end
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
-  if not scheme then return nil, "not a URL: " .. url end
+  if not scheme then return nil, "not a URL: " .. shown(url) end
   scheme = lower(scheme)
   if not DEFAULT_PORT[scheme] then
-    return nil, "unsupported scheme: " .. scheme
+    return nil, "unsupported scheme: " .. shown(scheme)
   end
   local authority, target = rest:match("^([^/?#]*)([^#]*)")
   if target == "" or target:sub(1, 1) == "?" then target = "/" .. target end
   if target:find("[%z\1-\32\127]") then
-    return nil, "bad character in URL: " .. url
+    return nil, "bad character in URL: " .. shown(url)
   end
   if authority:find("@", 1, true) then
     return nil, "user info in URLs is not supported"
   end
   local host, port = authority:match("^%[([%x:.]+)%]:?(%d*)$")
   if not host then host, port = authority:match("^([%w.-]+):?(%d*)$") end
-  if not host or host == "" then return nil, "bad host in URL: " .. url end
+  if not host or host == "" then
+    return nil, "bad host in URL: " .. shown(url)
+  end
+  if port == "" and authority:sub(-1) == ":" then
+    authority = authority:sub(1, -2) -- (an empty port is the default)
+  end
   port = port ~= "" and tonumber(port) or DEFAULT_PORT[scheme]
   if port < 1 or port > 65535 then return nil, "bad port in URL" end
   return {scheme = scheme, host = host, port = port, target = target,
@@ -692,6 +706,8 @@ end
 
 local REDIRECT = {[301] = true, [302] = true, [303] = true, [307] = true,
   [308] = true}
+local CREDENTIALS = {authorization = true, cookie = true,
+  ["proxy-authorization"] = true}
 
 --- request{method=, url=, headers=, body= | source=, timeout=,
 --- redirects=, max_body=} -> res | nil, err
@@ -717,7 +733,21 @@ function M.request(opts)
     -- follow: drop the body (bounded) and go again
     if not res:body(common.defaults.limits.drain) then res:close() end
     left = left - 1
+    local from = cached_url(url)
     url = resolve(url, location)
+    -- credentials stay with their origin (as curl and python's requests
+    -- do): another scheme, host or port gets the headers without them
+    local to = cached_url(url)
+    if to and to.origin ~= from.origin and opts.headers then
+      local kept, dropped = {}, false
+      for name, value in pairs(opts.headers) do
+        if CREDENTIALS[lower(name)] then dropped = true
+        else kept[name] = value end
+      end
+      if dropped then
+        opts = setmetatable({headers = kept}, {__index = opts})
+      end
+    end
     if res.status == 303 or ((res.status == 301 or res.status == 302) and
       method == "POST") then
       method, body = method == "HEAD" and "HEAD" or "GET", nil
