@@ -106,6 +106,37 @@ describe("http.files", function()
     end)
   end)
 
+  it("reads HTTP-dates in all three formats, and no impossible one",
+    function()
+    local common = require "http.common"
+    math.randomseed(20261205)
+    local this_year = tonumber(os.date("!%Y"))
+    for _ = 1, 2000 do
+      local t = math.random(0, 4102444800) -- 1970 to 2100
+      assert.equal(t, common.parse_date(common.date(t)))
+      assert.equal(t, common.parse_date(os.date("!%a, %d %b %Y %H:%M:%S GMT",
+        t)))
+      assert.equal(t, common.parse_date(os.date("!%a %b %e %H:%M:%S %Y", t)))
+      -- RFC 850's two-digit year: within 50 years from now, else a
+      -- century earlier
+      local y = tonumber(os.date("!%Y", t))
+      local rfc850 = common.parse_date(os.date("!%A, %d-%b-%y %H:%M:%S GMT",
+        t))
+      if y >= this_year - 49 and y <= this_year + 50 then
+        assert.equal(t, rfc850)
+      end
+    end
+    for _, bad in ipairs{"Fri, 29 Feb 2019 00:00:00 GMT",
+      "Sun, 31 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 24:00:00 GMT",
+      "Sun, 06 Nov 1994 08:60:00 GMT", "Sun, 06 Nov 1994 08:49:37 UTC",
+      "Xyz, 06 Nov 1994 08:49:37 GMT", "Sun, 00 Nov 1994 08:49:37 GMT",
+      "Sun, 06 Nov 1994 08:49:37 GMT ", "Sunday, 06-Nov-1994 08:49:37 GMT",
+      "Sun Nov 6 08:49:37 1994", "", "1994"} do
+      assert.is_nil(common.parse_date(bad), bad)
+    end
+    assert.equal(951782400, common.parse_date("Tue, 29 Feb 2000 00:00:00 GMT"))
+  end)
+
   it("answers ranges with 206, 416, and ignores a stale If-Range",
     function()
     with_server(nil, function(port)

@@ -98,21 +98,53 @@ end
 local MONTHS = {Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12}
 
--- Seconds since the epoch of an IMF-fixdate, or nil (counted by hand:
--- os.time would read the fields as local time).
+-- Seconds since the epoch of an HTTP-date, or nil for anything else or
+-- an impossible date (counted by hand: os.time would read the fields as
+-- local time). RFC 9110 5.6.7: a recipient accepts all three formats,
+-- IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), the obsolete RFC 850
+-- one ("Sunday, 06-Nov-94 08:49:37 GMT": a two-digit year more than 50
+-- years ahead is in the past century) and asctime's ("Sun Nov  6
+-- 08:49:37 1994").
+local WEEKDAYS = {Mon = "Monday", Tue = "Tuesday", Wed = "Wednesday",
+  Thu = "Thursday", Fri = "Friday", Sat = "Saturday", Sun = "Sunday"}
+local LONG_DAYS = {}
+for short, long in pairs(WEEKDAYS) do LONG_DAYS[long] = short end
+local MONTH_DAYS = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
+
 function M.parse_date(s)
-  local d, mon, y, hh, mm, ss = (s or ""):match(
-    "^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  s = s or ""
+  local wd, d, mon, y, hh, mm, ss = s:match(
+    "^(%a%a%a), (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if not wd then
+    local long
+    long, d, mon, y, hh, mm, ss = s:match(
+      "^(%a+), (%d%d)%-(%a%a%a)%-(%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+    wd = LONG_DAYS[long]
+    if wd then
+      y = 1900 + tonumber(y)
+      local this_year = tonumber(os.date("!%Y"))
+      while y < this_year - 49 do y = y + 100 end
+    end
+  end
+  if not wd then
+    wd, mon, d, hh, mm, ss, y = s:match(
+      "^(%a%a%a) (%a%a%a) ([ %d]%d) (%d%d):(%d%d):(%d%d) (%d%d%d%d)$")
+  end
   local m = MONTHS[mon]
-  if not m then return nil end
-  y, d = tonumber(y), tonumber(d)
+  if not m or not WEEKDAYS[wd] then return nil end
+  y, d, hh, mm, ss = tonumber(y), tonumber(d), tonumber(hh), tonumber(mm),
+    tonumber(ss)
+  if d < 1 or d > MONTH_DAYS[m] or hh > 23 or mm > 59 or ss > 60 or
+    (m == 2 and d == 29 and not (y % 4 == 0 and
+      (y % 100 ~= 0 or y % 400 == 0))) then
+    return nil
+  end
   if m <= 2 then y = y - 1 end
   local era = y // 400
   local yoe = y - era * 400
   local doy = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
   local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  return (era * 146097 + doe - 719468) * 86400 + tonumber(hh) * 3600 +
-    tonumber(mm) * 60 + tonumber(ss)
+  return (era * 146097 + doe - 719468) * 86400 + hh * 3600 + mm * 60 + ss
 end
 
 -- Header tables: lower-case keys; a lookup with any case works.
