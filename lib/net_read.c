@@ -175,6 +175,21 @@ static int push_fail_input(lua_State *L, conn *c) {
   return -1;
 }
 
+/* After a "line too long" that was dropped before its newline came, the
+** rest of that line goes first, whatever reads next (docs/net.md: "the
+** next read starts after it"): skipline stays set while more of it may
+** come. */
+static void skip_long_line(conn *c) {
+  const char *nl = find_nl(c);
+  if (nl == NULL) {
+    consume(c, c->rlen);
+    if (c->rerr) c->skipline = 0; /* (it ran to the end of input) */
+    return;
+  }
+  consume(c, (size_t)(nl - c->rp) + 1);
+  c->skipline = 0;
+}
+
 /* A number ("n"): the numeral io.read("n") would read, by the same
 ** scanner (liolib.c's read_number: blanks, a sign, "0x", digits, a
 ** point, digits, an exponent; at most 200 characters), run over the
@@ -258,6 +273,10 @@ static int read_number(lua_State *L, conn *c) {
 ** pushed, 0 = need more input, -1 = nil, err pushed. */
 static int read_one(lua_State *L, conn *c, int fidx) {
   if (c == NULL || c->closed) return push_fail_input(L, c);
+  if (c->skipline) {
+    skip_long_line(c);
+    if (c->skipline) return 0;
+  }
   if (lua_type(L, fidx) == LUA_TNUMBER) {
     size_t n = (size_t)lua_tointeger(L, fidx);
     /* (0, as io.read: "" once a byte is there, fail at the end: so it
@@ -275,18 +294,7 @@ static int read_one(lua_State *L, conn *c, int fidx) {
   switch (f[0] == '*' ? f[1] : f[0]) {
     case 'l': case 'L': {
       int keep = (f[0] == '*' ? f[1] : f[0]) == 'L';
-      const char *nl;
-      while (c->skipline) { /* the rest of an over-long line */
-        nl = find_nl(c);
-        if (nl == NULL) {
-          consume(c, c->rlen);
-          if (!c->rerr) return 0;
-          break;
-        }
-        consume(c, (size_t)(nl - c->rp) + 1);
-        c->skipline = 0;
-      }
-      nl = find_nl(c);
+      const char *nl = find_nl(c);
       if (nl != NULL) {
         size_t n = (size_t)(nl - c->rp);
         if (n > c->maxline) {
@@ -424,6 +432,7 @@ static int recv_wait_k(lua_State *L, int status, lua_KContext kc);
 static int recv_do(lua_State *L, conn *c, size_t max, int ms,
                    lua_KFunction k, lua_KContext kc) {
   if (c == NULL || c->closed) return net_fail_str(L, "closed");
+  if (c->skipline) skip_long_line(c);
   if (c->rlen > 0) {
     size_t n = c->rlen < max ? c->rlen : max;
     push_take(L, c, n, n);
@@ -470,6 +479,7 @@ static int recv_into_k(lua_State *L, int status, lua_KContext kc);
 
 static int recv_into_do(lua_State *L, conn *c, net_buffer *nb) {
   if (c == NULL || c->closed) return net_fail_str(L, "closed");
+  if (c->skipline) skip_long_line(c);
   if (c->rlen > 0) {
     size_t n = c->rlen < nb->cap ? c->rlen : nb->cap;
     /* (in place when the read landed in nb: alloc_cb) */
