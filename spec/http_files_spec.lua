@@ -160,6 +160,11 @@ describe("http.files", function()
         "Range: bytes=0-1\r\nIf-Range: \"stale\"\r\n")
       assert.are.equal(200, st)
       assert.are.equal(data, body)
+      -- the unit in any case, blanks around the range (RFC 9110 14.1)
+      st, _, body = ask(port, "GET", "/static/f.txt",
+        "Range: Bytes= 10-11\r\n")
+      assert.are.equal(206, st)
+      assert.are.equal("01", body)
       -- malformed or multiple ranges: the whole file
       assert.are.equal(200, (ask(port, "GET", "/static/f.txt",
         "Range: bytes=5-1\r\n")))

@@ -110,7 +110,10 @@ end
 -- One byte range of a file of `size` bytes: first, last; false when it
 -- cannot be satisfied (416); nil when there is none to honour (200).
 local function parse_range(h, size)
-  local a, b = (h or ""):match("^bytes=(%d*)%-(%d*)$")
+  -- (the unit is case-insensitive, and a list element may have blanks
+  -- around it: RFC 9110 14.1, 5.6.1)
+  local a, b = (h or ""):match(
+    "^[Bb][Yy][Tt][Ee][Ss]=[ \t]*(%d*)%-(%d*)[ \t]*$")
   if not a or (a == "" and b == "") or #a > 15 or #b > 15 then return nil end
   if a == "" then -- the last b bytes
     local n = tonumber(b)
