@@ -106,6 +106,37 @@ describe("http.files", function()
     end)
   end)
 
+  it("answers If-Match and If-Unmodified-Since with 412, in RFC 9110's " ..
+    "order", function()
+    with_server(nil, function(port)
+      local function status(hdrs)
+        return (ask(port, "GET", "/static/f.txt", hdrs))
+      end
+      local _, head = ask(port, "GET", "/static/f.txt")
+      local etag = head:match("ETag: ([^\r]+)")
+      local lm = head:match("Last%-Modified: ([^\r]+)")
+      assert.equal(200, status("If-Match: *\r\n"))
+      assert.equal(412, status('If-Match: "other"\r\n'))
+      -- (strong comparison: a weak tag never matches, even its own)
+      assert.equal(412, status("If-Match: " .. etag .. "\r\n"))
+      assert.equal(200, status("If-Unmodified-Since: " .. lm .. "\r\n"))
+      assert.equal(412, status("If-Unmodified-Since: Mon, 01 Jan 1990 " ..
+        "00:00:00 GMT\r\n"))
+      -- not a date: ignored
+      assert.equal(200, status("If-Unmodified-Since: yesterday\r\n"))
+      -- If-Match decides before If-None-Match, which decides before the
+      -- dates
+      assert.equal(412, status('If-Match: "other"\r\nIf-None-Match: *\r\n'))
+      assert.equal(304, status("If-None-Match: *\r\nIf-Unmodified-Since: " ..
+        "Mon, 01 Jan 1990 00:00:00 GMT\r\nIf-Match: *\r\n"))
+      assert.equal(304, status("If-None-Match: " .. etag ..
+        "\r\nIf-Modified-Since: Mon, 01 Jan 1990 00:00:00 GMT\r\n"))
+      -- a date in the future is no date
+      assert.equal(200, status("If-Modified-Since: Fri, 01 Jan 2100 " ..
+        "00:00:00 GMT\r\n"))
+    end)
+  end)
+
   it("reads HTTP-dates in all three formats, and no impossible one",
     function()
     local common = require "http.common"

@@ -11,7 +11,8 @@ opts: index (a file name served for a directory; default none), listing
 built-in ones).
 
 GET and HEAD (else 405); Content-Type by extension, ETag and
-Last-Modified, 304 for If-None-Match / If-Modified-Since, one byte Range
+Last-Modified, 304 for If-None-Match / If-Modified-Since, 412 for
+If-Match / If-Unmodified-Since, one byte Range
 (206; 416 when it cannot be satisfied; If-Range honoured). A path never
 leaves the directory: a ".." segment (in any spelling) is 403, an encoded
 "/" or NUL or a bad %-escape is 400, and symbolic links are followed only
@@ -137,6 +138,27 @@ local function send_file(res, req, real, attr, opts)
     res:header("Cache-Control", "max-age=" .. math.floor(opts.max_age))
   end
   local h = req.headers
+  -- preconditions in RFC 9110 13.2.2's order: If-Match (strong
+  -- comparison: this server's weak tags match only "*") or else
+  -- If-Unmodified-Since, then If-None-Match (weak) or else
+  -- If-Modified-Since (a date in the future is no date), then If-Range
+  local im = h["if-match"]
+  if im then
+    local any = false
+    for tag in im:gmatch("[^,%s][^,]*") do
+      tag = tag:match("^(.-)%s*$")
+      if tag == "*" or (tag == etag and etag:sub(1, 2) ~= "W/") then
+        any = true
+        break
+      end
+    end
+    if not any then return res:send(412, "412 Precondition Failed\n") end
+  else
+    local before = common.parse_date(h["if-unmodified-since"])
+    if before and mtime > before then
+      return res:send(412, "412 Precondition Failed\n")
+    end
+  end
   local inm = h["if-none-match"]
   if inm then
     for tag in inm:gmatch("[^,%s][^,]*") do
@@ -148,7 +170,9 @@ local function send_file(res, req, real, attr, opts)
     end
   else
     local since = common.parse_date(h["if-modified-since"])
-    if since and mtime <= since then return res:send(304) end
+    if since and since <= os.time() and mtime <= since then
+      return res:send(304)
+    end
   end
   local ext = real:match("%.([^./]+)$")
   ext = ext and ext:lower()
