@@ -18,6 +18,7 @@
 ** (an empty line) is searched for only in the bytes added since the last
 ** call (argument `from`), so a head trickled in byte by byte stays linear.
 */
+#include <ctype.h>
 #include <string.h>
 
 #include "http_core.h"
@@ -124,6 +125,7 @@ typedef struct head {
   int te_chunked;      /* TE list ends in chunked */
   int te_other;        /* TE list has another coding */
   int te_bad;          /* a chunked not last, twice, or a non-token */
+  int host_bad;        /* a Host value that is not host[:port] */
 } head;
 
 /* Result of a failed parse: false, status, reason; returns 3. */
@@ -198,12 +200,48 @@ static void te_elem(head *h, const char *s, size_t n, int last) {
   }
 }
 
+/* A Host value (RFC 9110 7.2): uri-host [":" port], or empty. uri-host
+** is an IP literal in brackets, or a reg-name / IPv4 address (unreserved
+** characters, %-escapes, sub-delims): no blank, no "@" (user info), no
+** "/" that would make the authority something else to someone else. */
+static int host_ok(const char *v, size_t n) {
+  size_t i = 0;
+  if (n > 0 && v[0] == '[') {
+    for (i = 1; i < n && v[i] != ']'; i++)
+      if (!isxdigit((unsigned char)v[i]) && v[i] != ':' && v[i] != '.')
+        return 0;
+    if (i == n || i == 1) return 0;
+    i++;
+  } else {
+    for (; i < n && v[i] != ':'; i++) {
+      unsigned char c = (unsigned char)v[i];
+      if (c == '%') {
+        if (i + 2 >= n || !isxdigit((unsigned char)v[i + 1]) ||
+            !isxdigit((unsigned char)v[i + 2]))
+          return 0;
+        i += 2;
+      } else if (!isalnum(c) && !strchr("-._~!$&'()*+,;=", c)) {
+        return 0;
+      }
+    }
+  }
+  if (i < n) { /* ":" port */
+    if (v[i] != ':') return 0;
+    for (i++; i < n; i++)
+      if (v[i] < '0' || v[i] > '9') return 0;
+  }
+  return 1;
+}
+
 /* The fields named in the framing decision, seen while they are read. */
 static void note_field(head *h, const char *name, size_t nl, const char *v,
                        size_t vl) {
   switch (nl) {
     case 4:
-      if (ieq(name, nl, "host")) h->nhost++;
+      if (ieq(name, nl, "host")) {
+        h->nhost++;
+        if (h->request && !host_ok(v, vl)) h->host_bad = 1;
+      }
       break;
     case 10:
       if (ieq(name, nl, "connection")) each_elem(h, v, vl, conn_elem);
@@ -360,7 +398,10 @@ static int request_line(lua_State *L, head *h, const char *s, const char *e,
   if (p == s || p == e || *p != ' ') { *why = "bad method"; return 400; }
   SETKV(L, K_METHOD, push_method(L, s, (size_t)(p - s)));
   t = ++p;
-  while (p < e && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f) p++;
+  /* (visible ASCII; no "#": a fragment is never part of a target) */
+  while (p < e && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f &&
+         *p != '#')
+    p++;
   if (p == t || p == e || *p != ' ') { *why = "bad target"; return 400; }
   /* the target's string, kept for the path (most targets are one) */
   lua_pushlstring(L, t, (size_t)(p - t));
@@ -375,11 +416,19 @@ static int request_line(lua_State *L, head *h, const char *s, const char *e,
     *why = "bad version";
     return 400;
   }
-  if (p[5] != '1' || (p[7] != '0' && p[7] != '1')) {
+  if (p[5] != '1') {
     *why = "version not supported";
     return 505;
   }
-  h->version = p[7] == '1' ? 11 : 10;
+  /* HTTP/1.2 and up: read as the highest 1.x this server speaks (RFC
+  ** 9110 2.5), 1.1 */
+  h->version = p[7] == '0' ? 10 : 11;
+  /* the asterisk-form is OPTIONS's alone (RFC 9112 3.2.4) */
+  if (t[0] == '*' && t[1] == ' ' && !(t - s == 8 &&
+                                      memcmp(s, "OPTIONS", 7) == 0)) {
+    *why = "\"*\" is a target for OPTIONS only";
+    return 400;
+  }
   return 0;
 }
 
@@ -640,6 +689,7 @@ static int parse(lua_State *L, int request, int bound) {
   }
   if (request && (h.version == 11 ? h.nhost != 1 : h.nhost > 1))
     return bad(L, 400, h.nhost ? "repeated Host" : "missing Host");
+  if (h.host_bad) return bad(L, 400, "bad Host");
   st = framing(L, &h, &why, &blen);
   if (st) return bad(L, st, why);
   /* a server's request has version only when it is not HTTP/1.1 (the

@@ -123,7 +123,30 @@ describe("http.core.parse_request", function()
     refused("GET / HTTP/1.x\r\nHost: a\r\n\r\n")
     refused("GET / http/1.1\r\nHost: a\r\n\r\n")
     refused("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505)
-    refused("GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505)
+    refused("GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505)
+    refused("GET / HTTP/1.10\r\nHost: a\r\n\r\n")
+    -- a higher 1.x is read as 1.1 (RFC 9110 2.5)
+    assert.equal("HTTP/1.1", (core.parse_request(
+      "GET / HTTP/1.2\r\nHost: a\r\n\r\n")).version)
+    -- the asterisk-form is for OPTIONS only; no fragment in a target
+    refused("GET * HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert.equal("*", (core.parse_request(
+      "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")).target)
+    refused("GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n")
+  end)
+
+  it("checks the Host value: host[:port], or empty", function()
+    for _, ok in ipairs{"a", "a:80", "a:", "127.0.0.1:8080", "[::1]",
+      "[::1]:80", "xn--bcher-kva.example", "a%41b", "a_b~c!$&'()*+,;=", ""} do
+      local t = core.parse_request("GET / HTTP/1.1\r\nHost: " .. ok ..
+        "\r\n\r\n")
+      assert.is_table(t, ok)
+    end
+    for _, bad in ipairs{"a b", "a@b", "a/b", "a:b", "a:80:80", "[::1",
+      "[]", "[::g]", "a%4", "a%zz", "a\"b", "a{b}", "a\\b"} do
+      refused("GET / HTTP/1.1\r\nHost: " .. bad .. "\r\n\r\n")
+      refused("GET / HTTP/1.0\r\nHost: " .. bad .. "\r\n\r\n")
+    end
   end)
 
   it("answers limits with 414 and 431, also before the head is complete",
