@@ -423,11 +423,24 @@ static int request_line(lua_State *L, head *h, const char *s, const char *e,
   /* HTTP/1.2 and up: read as the highest 1.x this server speaks (RFC
   ** 9110 2.5), 1.1 */
   h->version = p[7] == '0' ? 10 : 11;
-  /* the asterisk-form is OPTIONS's alone (RFC 9112 3.2.4) */
-  if (t[0] == '*' && t[1] == ' ' && !(t - s == 8 &&
-                                      memcmp(s, "OPTIONS", 7) == 0)) {
-    *why = "\"*\" is a target for OPTIONS only";
-    return 400;
+  /* the four forms of RFC 9112 3.2: origin ("/..."), absolute
+  ** ("scheme://..."), asterisk ("*", OPTIONS's alone) and authority
+  ** ("host:port", CONNECT's alone); anything else is no target */
+  if (t[0] == '*' && t[1] == ' ') {
+    if (!(t - s == 8 && memcmp(s, "OPTIONS", 7) == 0)) {
+      *why = "\"*\" is a target for OPTIONS only";
+      return 400;
+    }
+  } else if (t[0] != '/') {
+    const char *c = t;
+    while (is_alpha(*c) || (c > t && ((*c >= '0' && *c <= '9') ||
+                                      *c == '+' || *c == '.' || *c == '-')))
+      c++;
+    if (!(c > t && c[0] == ':' && c[1] == '/' && c[2] == '/') &&
+        !(t - s == 8 && memcmp(s, "CONNECT", 7) == 0)) {
+      *why = "bad target";
+      return 400;
+    }
   }
   return 0;
 }

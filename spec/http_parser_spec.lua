@@ -133,6 +133,14 @@ describe("http.core.parse_request", function()
     assert.equal("*", (core.parse_request(
       "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")).target)
     refused("GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n")
+    -- a target of none of RFC 9112 3.2's forms; authority-form for
+    -- CONNECT only
+    refused("GET a/b HTTP/1.1\r\nHost: a\r\n\r\n")
+    refused("GET a:443 HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert.equal("a:443", (core.parse_request(
+      "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n")).target)
+    assert.equal("/x", (core.parse_request(
+      "GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n")).path)
   end)
 
   it("checks the Host value: host[:port], or empty", function()
