@@ -72,10 +72,11 @@ end
 -- The server: /first/N answers cases[N].wire (then closes, when the case
 -- says so, or reads on: a client may reuse the connection); anything
 -- else answers "second". Each read waits at most 2 s.
-local function serve(ls, cases)
+local function serve(ls, cases, live)
   while true do
     local c = ls:accept()
     if not c then return end
+    live.n = live.n + 1
     task.spawn(function()
       c:settimeout(2)
       for _ = 1, 50 do
@@ -93,6 +94,7 @@ local function serve(ls, cases)
         end
       end
       c:close()
+      live.n = live.n - 1
     end)
   end
 end
@@ -117,7 +119,8 @@ describe("http client fuzz (seed " .. SEED .. ")", function()
     run_task(function()
       local ls = assert(net.listen{host = "127.0.0.1", port = 0})
       local _, port = ls:sockname()
-      task.spawn(serve, ls, cases)
+      local live = {n = 0}
+      task.spawn(serve, ls, cases, live)
       local base = ("http://127.0.0.1:%d"):format(port)
       local function request(path, c)
         return http.request{url = base .. path, timeout = 0.25,
@@ -153,6 +156,11 @@ describe("http client fuzz (seed " .. SEED .. ")", function()
         assert.equal("second", (assert(res2:body())))
       end
       ls:close()
+      -- (the pool's connections go, and with them the server's tasks)
+      require("http.client").close_idle()
+      local t0 = task.now()
+      while live.n > 0 and task.now() - t0 < 10 do task.sleep(0.01) end
+      assert.equal(0, live.n)
     end, 600)
     -- every kind of outcome was reached
     assert(counts.ok > 0 and counts.err > 0 and counts.body_err > 0,
