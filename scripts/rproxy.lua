@@ -10,8 +10,8 @@ streamed both ways.
          curl -v http://127.0.0.1:8081/hello
 
 It prints "proxying http://HOST:PORT/ to UPSTREAM" once it is ready.
-Hop-by-hop fields (Connection, Keep-Alive, TE, Upgrade, ...) are not
-passed on; X-Forwarded-For and X-Forwarded-Host are added. An upstream
+Hop-by-hop fields (Connection, Keep-Alive, TE, Upgrade, ..., and those a
+Connection header names) are not passed on, either way; X-Forwarded-For and X-Forwarded-Host are added. An upstream
 that cannot be reached gets 502, one that is too slow 504.
 ]]
 local http = require "http"
@@ -30,10 +30,19 @@ local HOP = {connection = true, ["keep-alive"] = true, te = true,
   ["proxy-connection"] = true, ["proxy-authenticate"] = true,
   ["proxy-authorization"] = true, host = true, ["content-length"] = true}
 
+-- The fields a Connection header names are hop-by-hop too (RFC 9110
+-- 7.6.1): the set for one message.
+local function hop_set(connection)
+  if not connection then return HOP end
+  local set = setmetatable({}, {__index = HOP})
+  for name in connection:gmatch("[^,%s]+") do set[name:lower()] = true end
+  return set
+end
+
 local function handler(req, res)
-  local headers = {}
+  local headers, hop = {}, hop_set(req.headers.connection)
   for name, value in pairs(req.headers) do
-    if not HOP[name] then headers[name] = value end
+    if not hop[name] then headers[name] = value end
   end
   headers["X-Forwarded-For"] = req.peer_ip
   headers["X-Forwarded-Host"] = req.headers.host
@@ -42,8 +51,11 @@ local function handler(req, res)
     local pieces = req:chunks(math.huge)
     source = function() return pieces() end
   end
+  -- (path and query: an absolute-form target names no other host here)
+  local q = req.query_string
   local up, err = http.request{method = req.method, url = upstream ..
-    req.target, headers = headers, source = source, redirects = 0,
+    req.path .. (q ~= "" and "?" .. q or ""), headers = headers,
+    source = source, redirects = 0,
     timeout = 30, proxy = false} -- (the upstream is named: never via
                                    -- the machine's http_proxy)
   if not up then
@@ -51,9 +63,9 @@ local function handler(req, res)
     return res:send(status, status .. " upstream: " .. err .. "\n")
   end
   res:status(up.status)
-  local f = up.fields
+  local f, uphop = up.fields, hop_set(up.headers.connection)
   for i = 1, #f, 2 do
-    if not HOP[f[i]:lower()] or f[i]:lower() == "content-length" then
+    if not uphop[f[i]:lower()] or f[i]:lower() == "content-length" then
       res:add_header(f[i], f[i + 1])
     end
   end

@@ -515,6 +515,21 @@ describe("scripts/rproxy.lua", function()
     assert.are.equal(sum, out:match("%x+"))
     assert.are.equal("line 1\nline 2\nline 3\n",
       sh(("curl -s %s/stream"):format(base)))
+    -- hop-by-hop fields, those a Connection header names too, stay
+    -- on their hop, both ways; an absolute-form target goes to the
+    -- upstream's path
+    out = sh(("curl -s -i -H 'Connection: keep-alive, X-Secret' " ..
+      "-H 'X-Secret: s' -H 'X-Kept: k' -H 'TE: trailers' %s/seen")
+      :format(base))
+    local names = out:match("\r\n\r\n([^\n]*)\n$")
+    assert.matches(" x%-kept ", " " .. names .. " ")
+    assert.not_matches("x%-secret", names)
+    assert.not_matches("connection", names)
+    assert.not_matches(" te ", " " .. names .. " ")
+    assert.not_matches("X%-Private", out)
+    out = sh(("curl -s -i --request-target http://elsewhere.invalid/hello " ..
+      "%s/"):format(base))
+    assert.matches("^HTTP/1.1 200 OK\r\n.*hello world\n$", out)
     assert.matches("^HTTP/1.1 404 ", sh(("curl -s -i %s/nope"):format(base)))
     assert.matches("^HTTP/1.1 500 ", sh(("curl -s -i %s/error"):format(base)))
     -- the upstream gone: 502

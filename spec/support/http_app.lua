@@ -38,6 +38,14 @@ app:get("/headers", function(req, res)
     "^(127%.0%.0%.1):%d+$") .. "\n")
 end)
 app:get("/peer", function(req, res) res:send(req.peer .. "\n") end)
+app:get("/seen", function(req, res) -- the request's field names, sorted
+  local names = {}
+  for name in pairs(req.headers) do names[#names + 1] = name end
+  table.sort(names)
+  res:header("Connection", "X-Private")
+  res:header("X-Private", "upstream only")
+  res:send(table.concat(names, " ") .. "\n")
+end)
 app:get("/ws", function(req, res)
   local ws, err = http.websocket.accept(req, res, {max_message = 100000})
   if not ws then return err end
