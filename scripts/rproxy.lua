@@ -11,8 +11,9 @@ streamed both ways.
 
 It prints "proxying http://HOST:PORT/ to UPSTREAM" once it is ready.
 Hop-by-hop fields (Connection, Keep-Alive, TE, Upgrade, ..., and those a
-Connection header names) are not passed on, either way; X-Forwarded-For and X-Forwarded-Host are added. An upstream
-that cannot be reached gets 502, one that is too slow 504.
+Connection header names) are not passed on, either way; X-Forwarded-For
+and X-Forwarded-Host are added. An upstream that cannot be reached gets
+502, one that is too slow 504.
 ]]
 local http = require "http"
 
