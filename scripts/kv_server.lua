@@ -162,10 +162,22 @@ local function glob(pattern)
   end
 end
 
+-- An integer as Redis reads one (string2ll): optional "-", no "+", no
+-- blanks, no leading zeros, no exponent, within 64 bits; else nil.
+local function strict_int(v)
+  if not (v == "0" or v:match("^%-?[1-9]%d*$")) or #v > 20 then
+    return nil
+  end
+  local n = math.tointeger(tonumber(v))
+  -- (past 64 bits tonumber gives a float: tointeger refuses it)
+  if n and tostring(n) ~= v then return nil end
+  return n
+end
+
 local function incr_by(key, delta)
   local v = get(key) or "0"
-  local n = v:match("^%-?%d+$") and math.tointeger(tonumber(v))
-  if not n or #v > 20 then return NOT_INT end
+  local n = strict_int(v)
+  if not n then return NOT_INT end
   if (delta > 0 and n > math.maxinteger - delta) or
      (delta < 0 and n < math.mininteger - delta) then
     return err("ERR increment or decrement would overflow")
@@ -195,23 +207,26 @@ commands.get = {2, function(a) return bulk(get(a[2])) end}
 
 commands.set = {-3, function(a)
   local key, value = a[2], a[3]
-  local ttl, nx, xx
+  local ttl, unit, given, nx, xx
   local i = 4
+  -- (as Redis: EX or PX again replaces the value, the last one is read
+  -- once all options are; EX with PX is a syntax error)
   while i <= #a do
     local opt = a[i]:upper()
-    if (opt == "EX" or opt == "PX") and a[i + 1] and not ttl then
-      local n = math.tointeger(tonumber(a[i + 1]))
-      if not n or n <= 0 then
-        return err("ERR invalid expire time in 'set' command")
-      end
-      ttl = opt == "EX" and n or n / 1000
-      if ttl > MAX_TTL then
-        return err("ERR invalid expire time in 'set' command")
-      end
-      i = i + 2
+    if (opt == "EX" or opt == "PX") and a[i + 1] and
+      (unit == nil or unit == opt) then
+      unit, given, i = opt, a[i + 1], i + 2
     elseif opt == "NX" and not xx then nx, i = true, i + 1
     elseif opt == "XX" and not nx then xx, i = true, i + 1
     else return SYNTAX end
+  end
+  if given then
+    local n = strict_int(given)
+    if not n then return NOT_INT end
+    ttl = unit == "EX" and n or n / 1000
+    if n <= 0 or ttl > MAX_TTL then
+      return err("ERR invalid expire time in 'set' command")
+    end
   end
   local exists = get(key) ~= nil
   if (nx and exists) or (xx and not exists) then return bulk(nil) end
@@ -243,12 +258,14 @@ commands.incr = {2, function(a) return incr_by(a[2], 1) end}
 commands.decr = {2, function(a) return incr_by(a[2], -1) end}
 
 commands.expire = {3, function(a)
-  local n = math.tointeger(tonumber(a[3]))
+  local n = strict_int(a[3])
   if not n then return NOT_INT end
-  if get(a[2]) == nil then return int(0) end
-  if n > MAX_TTL then -- (now + n must stay a float that counts seconds)
+  -- (as Redis: a time that cannot be is refused before the key is
+  -- looked at; now + n must stay a float that counts seconds)
+  if n > MAX_TTL then
     return err("ERR invalid expire time in 'expire' command")
   end
+  if get(a[2]) == nil then return int(0) end
   if n <= 0 then
     data[a[2]], expires[a[2]] = nil, nil
   else
