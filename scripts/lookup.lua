@@ -45,6 +45,10 @@ elseif opt == "-s" and a1 then
   -- alias too ("www" -> "http 80/tcp").
   local proto = a2 or "tcp"
   local port = tonumber(a1)
+  if port and not (math.tointeger(port) and port >= 0 and port <= 65535)
+  then
+    fail(a1, "not a port (0..65535)")
+  end
   if not port then
     local err
     port, err = net.service(a1, proto)
@@ -56,6 +60,10 @@ elseif opt == "-s" and a1 then
 
 elseif opt == "-p" and a1 then
   local number = tonumber(a1)
+  if number and not (math.tointeger(number) and number >= 0 and
+    number <= 255) then
+    fail(a1, "not a protocol number (0..255)")
+  end
   if not number then
     local err
     number, err = net.protocol(a1)

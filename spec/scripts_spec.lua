@@ -1227,6 +1227,14 @@ describe("scripts/lookup.lua", function()
     local _, err, code = run_script("scripts/lookup.lua", {"-s", "nosuchsvc"})
     assert.equal(1, code)
     assert.matches("nosuchsvc", err)
+    -- a number out of range: a message, not a traceback
+    for _, args in ipairs{{"-s", "65536"}, {"-s", "-1"}, {"-s", "1.5"},
+      {"-p", "300"}} do
+      _, err, code = run_script("scripts/lookup.lua", args)
+      assert.equal(1, code)
+      assert.matches("^lookup: [^\n]+: not a ", err)
+      assert.not_matches("traceback", err)
+    end
   end)
 
   it("prints the hostname and the interfaces", function()
