@@ -75,27 +75,68 @@ void host_log_set_worker(int id) { log_worker = id; }
 typedef struct line {
   char b[LINE_MAX_BYTES];
   size_t n;
-  int cut;
+  int cut;    /* it did not fit: what follows is dropped */
+  int in_msg; /* (JSON) the cut came inside the msg string */
 } line;
 
+/* Room kept for what ends a cut line: ..." ,"cut":true} and the LF. */
+#define LINE_TAIL 20
+
+/* Text takes as much of s as fits; JSON takes all of it or nothing (a
+** piece is an escape, a character or a field's syntax: a part of one
+** would be no JSON). */
 static void put(line *l, const char *s, size_t n) {
-  if (l->n + n > sizeof(l->b) - 5) { /* room for "...}\n" */
-    n = sizeof(l->b) - 5 > l->n ? sizeof(l->b) - 5 - l->n : 0;
+  if (l->cut) return;
+  if (l->n + n > sizeof(l->b) - LINE_TAIL) {
     l->cut = 1;
+    if (log_format == HOST_LOG_JSON) return;
+    n = sizeof(l->b) - LINE_TAIL > l->n ? sizeof(l->b) - LINE_TAIL - l->n
+                                        : 0;
   }
   memcpy(l->b + l->n, s, n);
   l->n += n;
 }
 
+/* The length of the well-formed UTF-8 character at s (RFC 3629: no
+** overlong form, no surrogate, nothing past U+10FFFF), or 0. */
+static size_t utf8_char(const unsigned char *s, size_t n) {
+  size_t len, i;
+  unsigned long cp, min;
+  if (s[0] < 0xC2) return 0;
+  if (s[0] < 0xE0) len = 2, cp = s[0] & 0x1F, min = 0x80;
+  else if (s[0] < 0xF0) len = 3, cp = s[0] & 0x0F, min = 0x800;
+  else if (s[0] < 0xF5) len = 4, cp = s[0] & 0x07, min = 0x10000;
+  else return 0;
+  if (n < len) return 0;
+  for (i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    cp = cp << 6 | (s[i] & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return len;
+}
+
 static void puts_(line *l, const char *s) { put(l, s, strlen(s)); }
 
 /* s as the inside of a JSON string: quotes, backslashes and control
-** bytes escaped (other bytes as they are: UTF-8 passes through). */
+** bytes escaped; UTF-8 passes through, and a byte that is not part of a
+** well-formed character becomes U+FFFD (RFC 8259 8.1: JSON text is
+** UTF-8; a log shipper drops a line that is not). */
 static void put_json(line *l, const char *s, size_t n) {
   size_t i;
   char esc[8];
   for (i = 0; i < n && !l->cut; i++) {
     unsigned char c = (unsigned char)s[i];
+    if (c >= 0x80) {
+      size_t k = utf8_char((const unsigned char *)s + i, n - i);
+      if (k == 0) {
+        put(l, "\\ufffd", 6);
+      } else {
+        put(l, s + i, k);
+        i += k - 1;
+      }
+      continue;
+    }
     if (c == '"' || c == '\\') {
       esc[0] = '\\';
       esc[1] = (char)c;
@@ -146,7 +187,7 @@ static void begin(line *l, int level, const char *msg, size_t n) {
            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
            tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
   l->n = 0;
-  l->cut = 0;
+  l->cut = l->in_msg = 0;
   if (log_format == HOST_LOG_JSON) {
     puts_(l, "{\"time\":\"");
     puts_(l, t);
@@ -159,8 +200,10 @@ static void begin(line *l, int level, const char *msg, size_t n) {
       puts_(l, who);
     }
     puts_(l, ",\"msg\":\"");
+    l->in_msg = 1;
     put_json(l, msg, n);
     puts_(l, "\"");
+    if (!l->cut) l->in_msg = 0;
   } else {
     puts_(l, t);
     puts_(l, " ");
@@ -178,12 +221,14 @@ static void begin(line *l, int level, const char *msg, size_t n) {
 static void field(line *l, const char *k, size_t kn, const char *v,
                   size_t vn, int quoted) {
   if (log_format == HOST_LOG_JSON) {
+    size_t start = l->n;
     puts_(l, ",\"");
     put_json(l, k, kn);
     puts_(l, "\":");
     if (quoted) puts_(l, "\"");
     put_json(l, v, vn);
     if (quoted) puts_(l, "\"");
+    if (l->cut) l->n = start; /* a field whole, or none of it */
   } else {
     puts_(l, " ");
     put(l, k, kn);
@@ -196,10 +241,14 @@ static void field(line *l, const char *k, size_t kn, const char *v,
 static void finish(line *l) {
   ssize_t w;
   size_t off = 0;
-  if (l->cut) {
+  if (l->cut && log_format == HOST_LOG_JSON) {
+    /* a cut msg ends in "..."; either way the line says it was cut */
+    const char *end = l->in_msg ? "...\",\"cut\":true" : ",\"cut\":true";
+    memcpy(l->b + l->n, end, strlen(end));
+    l->n += strlen(end);
+  } else if (l->cut) {
     memcpy(l->b + l->n, "...", 3);
     l->n += 3;
-    if (log_format == HOST_LOG_JSON) l->b[l->n++] = '"';
   }
   if (log_format == HOST_LOG_JSON) l->b[l->n++] = '}';
   l->b[l->n++] = '\n';

@@ -4,6 +4,7 @@
 -- luahost as a separate process and reads what it wrote.
 local cjson = require "cjson"
 local proc = require "process_helper"
+local sh = require("common").sh
 
 local function lines(s)
   local t = {}
@@ -83,6 +84,62 @@ describe("log", function()
     -- the raw text: control bytes as \u escapes, the NUL too
     assert.truthy(l[1]:find("bell \\u0007", 1, true), l[1])
     assert.truthy(l[2]:find('"s":"x\\u0000y"', 1, true), l[2])
+  end)
+
+  it("JSON lines stay JSON: bytes that are not UTF-8, lines cut at 8 KiB",
+     function()
+    -- random messages and fields (invalid UTF-8, escapes, multi-byte
+    -- characters, sizes around the 8 KiB line) checked by python3's json,
+    -- which refuses a line that is not UTF-8; what is valid UTF-8 comes
+    -- back as it was
+    local script = tmpfile([[
+      local log = require "log"
+      math.randomseed(20261205)
+      local P = {"a", "\"", "\\", "\n", "\1", "\127", "é", "€",
+        "\u{10FFFF}", "\xff", "\xc3", "\xed\xa0\x80", "\xc0\xaf",
+        "\xf4\x90\x80\x80", "\u{2028}"}
+      local function s(max)
+        local t = {}
+        for i = 1, math.random(0, max) do t[i] = P[math.random(#P)] end
+        return table.concat(t)
+      end
+      local sent = io.open(arg[1], "wb")
+      for i = 1, 300 do
+        local msg = s(i % 3 == 0 and 3000 or 20)
+        local fields = {}
+        for j = 1, math.random(0, 4) do
+          fields["f" .. j] = math.random(4) == 1 and j or
+            s(i % 5 == 0 and 1500 or 10)
+        end
+        log.warn(msg, fields)
+        sent:write(utf8.len(msg) and #msg < 4000 and
+          (msg:gsub("[%c\\]", "")) or "-", "\n")
+      end
+      sent:close()
+    ]], ".lua")
+    local sent = tmpname()
+    local _, err, code = run_host({"--log-format", "json", script, sent})
+    assert.equal(0, code, err)
+    local logged = tmpfile(err)
+    local check = tmpfile([[
+import json, sys
+lines = open(sys.argv[1], "rb").read().split(b"\x0a")[:-1]
+sent = open(sys.argv[2], "rb").read().split(b"\x0a")[:-1]
+assert len(lines) == 300, len(lines)
+cut = 0
+for line, want in zip(lines, sent):
+    assert len(line) < 8192, len(line)
+    o = json.loads(line.decode("utf-8"))  # strict: UTF-8 or it raises
+    cut += o.get("cut", False)
+    if want != b"-" and not o.get("cut"):
+        got = "".join(c for c in o["msg"] if c >= " " and c not in "\\\x7f")
+        assert got == want.decode("utf-8"), (got, want)
+print("ok", cut)
+]], ".py")
+    local out = sh("/usr/bin/python3 " .. shell_quote(check) .. " " ..
+      shell_quote(logged) .. " " .. shell_quote(sent) .. " 2>&1")
+    assert.matches("^ok %d+\n$", out)
+    assert.not_equal("ok 0\n", out) -- some lines were cut
   end)
 
   it("with JSON lines, a failed task's report is an error line too",
