@@ -156,6 +156,22 @@ static void put_json(line *l, const char *s, size_t n) {
   }
 }
 
+/* A text message: as it is, but for its control bytes, escaped as JSON
+** escapes them (a message that holds a line end or a terminal's escape
+** sequence cannot forge a line or repaint the screen). */
+static void put_text_msg(line *l, const char *s, size_t n) {
+  size_t i, from = 0;
+  for (i = 0; i < n && !l->cut; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c == 0x7f) {
+      put(l, s + from, i - from);
+      put_json(l, s + i, 1);
+      from = i + 1;
+    }
+  }
+  put(l, s + from, n - from);
+}
+
 /* A text value: as it is when it has no blank, quote or control byte,
 ** else quoted with those escaped (so k=v pairs stay parseable). */
 static void put_text_value(line *l, const char *s, size_t n) {
@@ -214,7 +230,7 @@ static void begin(line *l, int level, const char *msg, size_t n) {
     else
       snprintf(who, sizeof(who), " luahost[%ld]: ", (long)getpid());
     puts_(l, who);
-    put(l, msg, n);
+    put_text_msg(l, msg, n);
   }
 }
 

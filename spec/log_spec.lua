@@ -36,7 +36,7 @@ describe("log", function()
         q = 'say "hi"\n'})
       log.debug("not shown")
       log.warn("careful")
-      log.error("bad")
+      log.error("bad\nFAKE error luahost[1]: forged\27[31m")
       print(log.level(), log.format(), log.enabled("debug"),
         log.enabled("warn"))]]})
     assert.equal(0, code, err)
@@ -51,8 +51,10 @@ describe("log", function()
       l[1]:sub(#stamp + 1))
     assert.matches("^" .. TIME .. " warn luahost%[" .. pid .. "%]: " ..
       "careful$", l[2])
-    assert.matches("^" .. TIME .. " error luahost%[" .. pid .. "%]: bad$",
-      l[3])
+    -- (a message's control bytes escaped: no forged line, no terminal
+    -- escape)
+    assert.matches("^" .. TIME .. " error luahost%[" .. pid .. "%]: " ..
+      "bad\\nFAKE error luahost%[1%]: forged\\u001b%[31m$", l[3])
   end)
 
   it("JSON lines (--log-format json): every line parses, strings escaped",
