@@ -18,37 +18,37 @@
 ** (an empty line) is searched for only in the bytes added since the last
 ** call (argument `from`), so a head trickled in byte by byte stays linear.
 */
-#include <ctype.h>
 #include <string.h>
 
 #include "http_core.h"
 
 /* Bit 1: tchar (RFC 9110 5.6.2). Bit 2: allowed inside a field value
-** (VCHAR, obs-text, SP, HTAB). */
+** (VCHAR, obs-text, SP, HTAB). Bit 4: a reg-name character but "%"
+** (RFC 3986 unreserved and sub-delims). Bit 8: a hex digit. */
 const unsigned char http_tchar[256] = {
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0,     /* HTAB */
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+   0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0,  /* HTAB */
+   0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
   /* SP ! " # $ % & ' ( ) * + , - . / */
-  2, 3, 2, 3, 3, 3, 3, 3, 2, 2, 3, 3, 2, 3, 3, 2,
+   2,  7,  2,  3,  7,  3,  7,  7,  6,  6,  7,  7,  6,  7,  7,  2,
   /* 0-9 : ; < = > ? */
-  3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2,
+  15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  2,  6,  2,  6,  2,  2,
   /* @ A-O */
-  2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+   2, 15, 15, 15, 15, 15, 15,  7,  7,  7,  7,  7,  7,  7,  7,  7,
   /* P-Z [ \ ] ^ _ */
-  3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 3, 3,
+   7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  2,  2,  2,  3,  7,
   /* ` a-o */
-  3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+   3, 15, 15, 15, 15, 15, 15,  7,  7,  7,  7,  7,  7,  7,  7,  7,
   /* p-z { | } ~ DEL */
-  3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 3, 2, 3, 0,
+   7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  2,  3,  2,  7,  0,
   /* obs-text 0x80-0xFF: values only */
-  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+   2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+   2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+   2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+   2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+   2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+   2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+   2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+   2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
 };
 
 /* The field names of a head table, interned once: upvalues of the parse
@@ -204,25 +204,22 @@ static void te_elem(head *h, const char *s, size_t n, int last) {
 ** is an IP literal in brackets, or a reg-name / IPv4 address (unreserved
 ** characters, %-escapes, sub-delims): no blank, no "@" (user info), no
 ** "/" that would make the authority something else to someone else. */
+#define HOSTCHAR(c) (http_tchar[(unsigned char)(c)] & 4)
+#define HEXDIGIT(c) (http_tchar[(unsigned char)(c)] & 8)
 static int host_ok(const char *v, size_t n) {
   size_t i = 0;
   if (n > 0 && v[0] == '[') {
     for (i = 1; i < n && v[i] != ']'; i++)
-      if (!isxdigit((unsigned char)v[i]) && v[i] != ':' && v[i] != '.')
-        return 0;
+      if (!HEXDIGIT(v[i]) && v[i] != ':' && v[i] != '.') return 0;
     if (i == n || i == 1) return 0;
     i++;
   } else {
     for (; i < n && v[i] != ':'; i++) {
-      unsigned char c = (unsigned char)v[i];
-      if (c == '%') {
-        if (i + 2 >= n || !isxdigit((unsigned char)v[i + 1]) ||
-            !isxdigit((unsigned char)v[i + 2]))
-          return 0;
-        i += 2;
-      } else if (!isalnum(c) && !strchr("-._~!$&'()*+,;=", c)) {
+      if (HOSTCHAR(v[i])) continue;
+      if (v[i] != '%' || i + 2 >= n || !HEXDIGIT(v[i + 1]) ||
+          !HEXDIGIT(v[i + 2]))
         return 0;
-      }
+      i += 2;
     }
   }
   if (i < n) { /* ":" port */
