@@ -611,13 +611,24 @@ int net_park_reader_next(lua_State *L, conn *c, int ms, lua_KContext kc,
   return park_reader(L, c, ms, kc, k, "recv_wait", NULL, 1);
 }
 
+/* Raise unless L could park as c's writer: a task that can yield, and no
+** other writer parked. */
+int net_writer_can_wait(lua_State *L, conn *c) {
+  return net_can_wait(L, c->K) &&
+         !(X_WCO(c) != NULL && lua_status(c->x->wco) == LUA_YIELD);
+}
+
+void net_check_writer(lua_State *L, conn *c, const char *what) {
+  net_need_task(L, c->K, what);
+  if (X_WCO(c) != NULL && lua_status(c->x->wco) == LUA_YIELD)
+    luaL_error(L, "%s: another task is already writing to this socket",
+               what);
+}
+
 int net_park_writer(lua_State *L, conn *c, int flush, lua_KFunction k,
                     const char *what) {
   conn_x *x;
-  net_need_task(L, c->K, what);
-  if (X_WCO(c) != NULL && lua_status(c->x->wco) == LUA_YIELD)
-    return luaL_error(L, "%s: another task is already writing to this "
-                      "socket", what);
+  net_check_writer(L, c, what);
   x = net_conn_x(c);
   if (x == NULL || (c->timeout >= 0 &&
       net_tmo_add(c->K, &x->wt, wr_fire, (uint64_t)c->timeout) < 0))

@@ -178,6 +178,7 @@ void net_anchor(lua_State *L, int *ref);
 void net_unanchor(lua_State *L, int ref);
 /* Raise unless L is a task that can yield; what names the caller. */
 void net_need_task(lua_State *L, core *K, const char *what);
+int net_can_wait(lua_State *L, core *K);
 /* Resume values beyond base: 1 for the cancel marker, 2 for the drop
 ** marker, 0 for nothing; the stack is cut back to base. */
 int net_was_cancelled(lua_State *L, int base);
@@ -428,6 +429,10 @@ int net_park_reader_into(lua_State *L, conn *c, int ms, lua_KContext kc,
 /* The same for recv_wait: the reader waits for a next request. */
 int net_park_reader_next(lua_State *L, conn *c, int ms, lua_KContext kc,
                          lua_KFunction k);
+/* Raises unless L can park as c's writer (a yieldable task, no other
+** writer parked); net_writer_can_wait tells without raising. */
+void net_check_writer(lua_State *L, conn *c, const char *what);
+int net_writer_can_wait(lua_State *L, conn *c);
 int net_park_writer(lua_State *L, conn *c, int flush, lua_KFunction k,
                     const char *what);
 /* Close a stream conn whose output is out: unread input dropped first

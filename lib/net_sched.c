@@ -273,8 +273,7 @@ int net_cancel_exit(lua_State *L, int how) {
 /* The one check that a call may wait (net_need_task from C, need_task
 ** from task.lua): L is a task that can yield. Raises with the position
 ** of the function at level (1: the caller of the C function). */
-static void need_task_at(lua_State *L, core *K, const char *what,
-                         int level) {
+static int is_task(lua_State *L, core *K) {
   int task = 0;
   if (K != NULL && K->tasks_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, K->tasks_ref);
@@ -282,6 +281,17 @@ static void need_task_at(lua_State *L, core *K, const char *what,
     task = lua_rawget(L, -2) != LUA_TNIL;
     lua_pop(L, 2);
   }
+  return task;
+}
+
+/* May L wait (a task that can yield)? need_task's test, not raising. */
+int net_can_wait(lua_State *L, core *K) {
+  return lua_isyieldable(L) && is_task(L, K);
+}
+
+static void need_task_at(lua_State *L, core *K, const char *what,
+                         int level) {
+  int task = is_task(L, K);
   if (task && lua_isyieldable(L)) return;
   luaL_where(L, level);
   if (!task)

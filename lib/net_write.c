@@ -188,6 +188,13 @@ static int conn_write(lua_State *L) {
     lua_pushvalue(L, 1);
     return 1;
   }
+  /* A writer that cannot wait (not a task, inside a C call, another
+  ** writer parked) is refused while the queue is above write_hwm, with
+  ** nothing written; below it, its write is taken whole and it goes on
+  ** without waiting (the queue may pass write_hwm by that one write).
+  ** Never queued and then refused: a retry would send the bytes twice. */
+  if ((c->nwreq > 0 || c->tp->held != NULL) && net_queued(c) > c->hwm)
+    net_check_writer(L, c, "write");
   if (c->vbuf != VBUF_NO && batch(c, bufs + 1, nb - 1, total, &r)) {
     /* kept for later (or flushed at a newline) */
   } else if (X_OLEN(c) > 0) { /* the batch and the new data, in order */
@@ -204,7 +211,8 @@ static int conn_write(lua_State *L) {
   }
   /* (Nothing is queued when everything went at once; a TLS conn holds
   ** what is written before its handshake ended: counted too.) */
-  if ((c->nwreq > 0 || c->tp->held != NULL) && net_queued(c) > c->hwm) {
+  if ((c->nwreq > 0 || c->tp->held != NULL) && net_queued(c) > c->hwm &&
+      net_writer_can_wait(L, c)) {
     lua_settop(L, 1);
     return park(L, c, 0);
   }

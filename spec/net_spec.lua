@@ -602,6 +602,41 @@ describe("net", function()
       end)
     end)
 
+    it("a write that cannot wait is taken whole or refused whole",
+      function()
+      run_task(function()
+        local go = task.event()
+        local got
+        local s, port = echo_server(function(c)
+          go:wait(30) -- (not reading until the writer is done)
+          got = #assert(c:read("a"))
+        end)
+        local c = assert(net.connect("127.0.0.1", port))
+        local chunk = string.rep("w", 65536)
+        local taken, err = 0, nil
+        -- inside string.gsub's callback the task cannot yield: writes go
+        -- on without waiting until the queue is past write_hwm, then one
+        -- is refused before anything of it is written
+        string.gsub("x", "x", function()
+          for _ = 1, 10000 do
+            local ok, e = pcall(c.write, c, chunk)
+            if not ok then err = e break end
+            taken = taken + #chunk
+          end
+        end)
+        assert.matches("write cannot wait here", err)
+        assert.is_true(taken > 0)
+        go:set()
+        assert(c:flush())
+        c:close()
+        local t0 = task.now()
+        while not got and task.now() - t0 < 30 do task.sleep(0.01) end
+        -- every byte of the writes that returned, none of the refused one
+        assert.equal(taken, got)
+        stop(s)
+      end, 60)
+    end)
+
     it("write timeout while the peer does not read", function()
       run_task(function()
         local release = false
