@@ -68,6 +68,30 @@ asyncio.run(main())
     assert.matches("big 1009", out, 1, true)
   end)
 
+  it("closes with 1000 when the handler returns, 1011 when it raises",
+    function()
+    local out = python([[
+import asyncio, sys, websockets
+async def main():
+    url = "ws://127.0.0.1:%s/ws_once" % sys.argv[1]
+    async with websockets.connect(url) as ws:
+        await ws.send("once")
+        print("got", await ws.recv())
+        try:
+            await asyncio.wait_for(ws.recv(), 10)
+        except websockets.ConnectionClosed as e:
+            print("closed", e.rcvd and e.rcvd.code)
+    async with websockets.connect(url) as ws:
+        await ws.send("boom")
+        try:
+            await asyncio.wait_for(ws.recv(), 10)
+        except websockets.ConnectionClosed as e:
+            print("closed", e.rcvd and e.rcvd.code)
+asyncio.run(main())
+]], port)
+    assert.equal("got once\nclosed 1000\nclosed 1011\n", out)
+  end)
+
   it("answers a plain GET on the WebSocket route with 400", function()
     local out = sh(("curl -s -o /dev/null -w '%%{http_code}' " ..
       "http://127.0.0.1:%d/ws"):format(port))

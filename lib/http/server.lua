@@ -822,7 +822,13 @@ local function serve_conn(srv, conn)
     -- (the connection is theirs: websocket.accept marks the response
     -- finished "upgraded"; upgraded itself is not a field of every
     -- response, and its read would miss through the metatable)
-    if ok and res.finished == "upgraded" then return end
+    if res.finished == "upgraded" then
+      -- (a WebSocket its handler left open ends with a close frame:
+      -- 1000, or 1011 when the handler raised)
+      local ws = res._websocket
+      if ws then ws:_ended(ok and 1000 or 1011) end
+      if ok then return end
+    end
     if not ok then
       if is_error(err) then
         if err.status and not res.head_sent then

@@ -134,6 +134,16 @@ local function fail(self, code, why)
   return nil, why, code
 end
 
+-- The handler that accepted the WebSocket returned (1000) or raised
+-- (1011) with it still open: a close frame, then the TCP connection goes
+-- (http.server calls this; no wait for the peer's answer).
+function WS:_ended(code)
+  if self.closed then return end
+  pcall(send_close, self, code, "")
+  self.conn:close()
+  self.closed = true
+end
+
 --- ws:close([code [, reason]]) -> true: starts (or completes) the closing
 --- handshake and waits (bounded) for the peer's close frame.
 function WS:close(code, reason)
@@ -323,7 +333,9 @@ function M.accept(req, res, opts)
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
   o.protocol = chosen
-  return new(conn, req._reader, false, o)
+  local ws = new(conn, req._reader, false, o)
+  res._websocket = ws
+  return ws
 end
 
 --- connect(url [, opts]) -> ws | nil, err (ws:// URLs)

@@ -46,6 +46,12 @@ app:get("/seen", function(req, res) -- the request's field names, sorted
   res:header("X-Private", "upstream only")
   res:send(table.concat(names, " ") .. "\n")
 end)
+app:get("/ws_once", function(req, res) -- one echo, then the handler ends
+  local ws = assert(http.websocket.accept(req, res))
+  local msg = ws:receive()
+  if msg == "boom" then error("handler fails with its socket open") end
+  ws:send(msg)
+end)
 app:get("/ws", function(req, res)
   local ws, err = http.websocket.accept(req, res, {max_message = 100000})
   if not ws then return err end
