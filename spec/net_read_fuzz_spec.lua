@@ -102,11 +102,13 @@ describe("net read fuzz (seed " .. SEED .. ")", function()
         max_line = 8})
       local unix = assert(net.listen{path = sock})
       local listeners = {tcp, tcp, short, unix}
+      local writers = 0 -- (waited for at the end: no socket left open)
       for n = 1, CASES do
         local data, calls = input(), {}
         for i = 1, random(1, 8) do calls[i] = call() end
         local ls = listeners[random(#listeners)]
         local max = ls == short and 8 or 65536
+        writers = writers + 1
         task.spawn(function()
           local c
           if ls == unix then c = assert(net.connect{path = sock})
@@ -125,6 +127,7 @@ describe("net read fuzz (seed " .. SEED .. ")", function()
           c:shutdown()
           c:read("a") -- (until the reader closes)
           c:close()
+          writers = writers - 1
         end)
         local s = assert(ls:accept())
         s:settimeout(10)
@@ -162,6 +165,9 @@ describe("net read fuzz (seed " .. SEED .. ")", function()
       tcp:close()
       short:close()
       unix:close()
+      local t0 = task.now()
+      while writers > 0 and task.now() - t0 < 30 do task.sleep(0.01) end
+      assert.equal(0, writers)
     end, 300)
     os.remove(path)
     os.remove(sock)
