@@ -611,8 +611,8 @@ int net_park_reader_next(lua_State *L, conn *c, int ms, lua_KContext kc,
   return park_reader(L, c, ms, kc, k, "recv_wait", NULL, 1);
 }
 
-/* Raise unless L could park as c's writer: a task that can yield, and no
-** other writer parked. */
+/* May L park as c's writer (a task that can yield, and no other writer
+** parked)? net_check_writer raises, naming why, when it may not. */
 int net_writer_can_wait(lua_State *L, conn *c) {
   return net_can_wait(L, c->K) &&
          !(X_WCO(c) != NULL && lua_status(c->x->wco) == LUA_YIELD);

@@ -270,9 +270,7 @@ int net_cancel_exit(lua_State *L, int how) {
 
 /* {====================================================== tasks */
 
-/* The one check that a call may wait (net_need_task from C, need_task
-** from task.lua): L is a task that can yield. Raises with the position
-** of the function at level (1: the caller of the C function). */
+/* Is L one of the tasks (the registry's table of them)? */
 static int is_task(lua_State *L, core *K) {
   int task = 0;
   if (K != NULL && K->tasks_ref != LUA_NOREF) {
@@ -289,6 +287,9 @@ int net_can_wait(lua_State *L, core *K) {
   return lua_isyieldable(L) && is_task(L, K);
 }
 
+/* The one check that a call may wait (net_need_task from C, need_task
+** from task.lua): L is a task that can yield. Raises with the position
+** of the function at level (1: the caller of the C function). */
 static void need_task_at(lua_State *L, core *K, const char *what,
                          int level) {
   int task = is_task(L, K);
