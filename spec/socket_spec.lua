@@ -98,9 +98,10 @@ describe("socket (LuaSocket on tasks)", function()
       local ok, err = c:connect("127.0.0.1", 1)
       assert.is_nil(ok)
       assert.equal("connection refused", err)
+      -- (LuaSocket 3.0 resolves with getaddrinfo and says so)
       local ok2, err2 = socket.connect("nowhere.invalid", 80)
       assert.is_nil(ok2)
-      assert.equal("host not found", err2)
+      assert.equal("host or service not provided, or not known", err2)
     end)
   end)
 
@@ -160,6 +161,22 @@ describe("socket (LuaSocket on tasks)", function()
       assert.equal("localhost", info.name)
       assert.equal(net.hostname(), socket.dns.gethostname())
       assert.is_nil((socket.dns.toip("nowhere.invalid")))
+      -- LuaSocket 3.0's answers (lua5.4 with Debian's LuaSocket gives
+      -- the same): getaddrinfo's message for connect and getaddrinfo,
+      -- gethostbyaddr's name for an address, {} for no host, a name
+      -- given to udp:sendto is a failure, not an argument error
+      assert.same({nil, "host or service not provided, or not known"},
+        {socket.dns.getaddrinfo("nowhere.invalid")})
+      assert.same({nil, "host or service not provided, or not known"},
+        {socket.connect("nowhere.invalid", 80)})
+      assert.same({nil, "host not found"}, {socket.dns.toip("")})
+      assert.equal(net.reverse("127.0.0.1"),
+        select(2, socket.dns.toip("127.0.0.1")).name)
+      assert.same({{}, "http"}, {socket.dns.getnameinfo(nil, 80)})
+      local u = socket.udp()
+      assert.same({nil, "Name or service not known"},
+        {u:sendto("x", "localhost", 9)})
+      u:close()
       assert.is_true(math.abs(socket.gettime() - os.time()) < 2)
       local t0 = task.now()
       socket.sleep(0.05)

@@ -42,6 +42,17 @@ local function lserr(err)
   return messages[name] or messages[err] or err
 end
 
+-- The same for a name that connect, bind, setpeername and getaddrinfo
+-- could not resolve: LuaSocket 3.0 says it with its getaddrinfo message
+-- there (toip and tohostname keep "host not found").
+local function gaierr(err)
+  local name = tostring(err):match("^(E[%u_]+)")
+  if name == "ENOTFOUND" or name == "EAI_NONAME" then
+    return "host or service not provided, or not known"
+  end
+  return lserr(err)
+end
+
 local function argerror(n, fname, msg)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
 end
@@ -240,7 +251,7 @@ function tcp.listen(s, backlog)
   local server, err = net.listen{host = s.bind_host or "127.0.0.1",
     port = s.bind_port or 0, backlog = backlog or 32,
     reuseport = s.options.reuseport or nil}
-  if not server then return nil, lserr(err) end
+  if not server then return nil, gaierr(err) end
   s.server, s.kind = server, "server"
   return 1
 end
@@ -256,7 +267,7 @@ function tcp.connect(s, host, port)
   if s.bind_host then opts.bind = {host = s.bind_host, port = s.bind_port} end
   if s.family == "inet6" then opts.family = "inet6" end
   local c, err = net.connect(host, math.tointeger(port) or port, opts)
-  if not c then return nil, lserr(err) end
+  if not c then return nil, gaierr(err) end
   c:settimeout(nil)
   for opt, v in pairs(s.options) do
     if opt ~= "reuseaddr" and opt ~= "reuseport" and opt ~= "nodelay" then
@@ -528,7 +539,7 @@ function udp.setpeername(s, host, port)
   local ip = host
   if not host:match("^[%d%.]+$") and not host:find(":", 1, true) then
     local addrs, lerr = net.lookup(host, {family = s.family})
-    if not addrs then return nil, lserr(lerr) end
+    if not addrs then return nil, gaierr(lerr) end
     ip = addrs[1]
   end
   local ok, cerr = u:connect(ip, math.tointeger(tonumber(port)))
@@ -542,6 +553,11 @@ function udp.sendto(s, data, ip, port)
   if type(data) ~= "string" then argerror(2, "sendto", "string expected") end
   local u, err = udp_handle(s)
   if not u then return nil, err end
+  -- (an address, not a name, as in LuaSocket: a name is its
+  -- getaddrinfo's failure, not an argument error)
+  if type(ip) ~= "string" or not net.is_ip(ip) then
+    return nil, "Name or service not known"
+  end
   local ok, serr = u:sendto(data, ip, math.tointeger(tonumber(port)))
   if not ok then return nil, lserr(serr) end
   return #data
@@ -727,15 +743,19 @@ end
 
 function dns.toip(name)
   if type(name) ~= "string" then argerror(1, "toip", "string expected") end
+  if name == "" then return nil, "host not found" end
   local addrs, err = net.lookup(name, {family = "inet"})
   if not addrs then return nil, lserr(err) end
-  return addrs[1], {name = name, alias = {}, ip = addrs}
+  -- (an address's info names its host, as LuaSocket's gethostbyaddr)
+  local canonical = is_ip(name) and net.reverse(name) or name
+  return addrs[1], {name = canonical, alias = {}, ip = addrs}
 end
 
 function dns.tohostname(addr)
   if type(addr) ~= "string" then
     argerror(1, "tohostname", "string expected")
   end
+  if addr == "" then return nil, "host not found" end
   local ip = addr
   if not is_ip(addr) then
     local addrs, err = net.lookup(addr)
@@ -751,8 +771,11 @@ function dns.getaddrinfo(host)
   if type(host) ~= "string" then
     argerror(1, "getaddrinfo", "string expected")
   end
+  if host == "" then
+    return nil, "host or service not provided, or not known"
+  end
   local addrs, err = net.lookup(host)
-  if not addrs then return nil, lserr(err) end
+  if not addrs then return nil, gaierr(err) end
   local out = {}
   for i, a in ipairs(addrs) do
     out[i] = {family = a:find(":", 1, true) and "inet6" or "inet", addr = a}
@@ -770,7 +793,7 @@ function dns.getnameinfo(host, serv)
   end
   local service
   if serv then service = net.service(tonumber(serv) or serv) end
-  return name and {name} or nil, service
+  return name and {name} or {}, service -- ({}: no host asked, as LuaSocket)
 end
 
 -- }======================================================
