@@ -89,6 +89,8 @@ static fld list_str(lua_State *L, int list, lua_Integer i) {
   return f;
 }
 
+/* No body: 1xx, 204 and 304, which say nothing of one; and 205, which
+** must say it has none (RFC 9110 15.3.6: Content-Length: 0). */
 static int no_body_status(lua_Integer s) {
   return s < 200 || s == 204 || s == 304;
 }
@@ -211,7 +213,8 @@ static void build(lua_State *L, int res, lua_Integer status, int has_length,
     total += dl;
   }
   total += 128; /* the framing and Connection fields */
-  allowed = body != NULL && bl > 0 && !head_req && !no_body_status(status);
+  allowed = body != NULL && bl > 0 && !head_req && !no_body_status(status) &&
+            status != 205;
   if (allowed && bl <= MAX_INLINE) total += bl;
   start = p = luaL_buffinitsize(L, &b, total);
   ADDLIT(p, "HTTP/1.1 ");
@@ -230,6 +233,9 @@ static void build(lua_State *L, int res, lua_Integer status, int has_length,
   }
   if (date) ADD(p, date, dl);
   if (no_body_status(status)) {
+    lua_pushinteger(L, 0);
+  } else if (status == 205) {
+    ADDLIT(p, "Content-Length: 0\r\n");
     lua_pushinteger(L, 0);
   } else if (has_cl) {
     lua_pushinteger(L, cl);
@@ -343,7 +349,7 @@ static int resp_send_fast(lua_State *L) {
   if (ts != LUA_TNIL) {
     if (!lua_isinteger(L, 2)) goto decline;
     st = lua_tointeger(L, 2);
-    if (st < 100 || st > 999) goto decline;
+    if (st < 200 || st > 599) goto decline; /* (Lua raises) */
   }
   if (rget(L, 1, RK_HEAD_SENT) != LUA_TBOOLEAN || lua_toboolean(L, -1) ||
       rget(L, 1, SK_REQ) != LUA_TTABLE)

@@ -275,6 +275,41 @@ describe("http server API", function()
     assert.has_error(function() http.listen{handler = print, tls = {}} end)
   end)
 
+  it("frames the statuses without content: 204, 304 none; 205 " ..
+    "Content-Length: 0, whatever the handler sends", function()
+    run_task(function()
+      local srv = assert(http.listen{port = 0, handler = function(req, res)
+        local st = tonumber(req.path:sub(2))
+        if req.query_string == "write" then
+          res:status(st)
+          res:write("some content")
+          res:finish()
+        else
+          res:send(st, "some content")
+        end
+      end})
+      local _, port = srv:sockname()
+      for _, target in ipairs{"/204", "/304", "/205", "/205?write"} do
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 10}))
+        c:write("GET ", target, " HTTP/1.1\r\nHost: a\r\n",
+          "Connection: close\r\n\r\n")
+        local all = assert(c:read("a"))
+        c:close()
+        local head, body = all:match("^(.-\r\n)\r\n(.*)$")
+        assert.equal("", body, target)
+        local code = target:sub(2, 4)
+        assert.matches("^HTTP/1%.1 " .. code .. " ", head)
+        if code == "205" then
+          assert.matches("\r\nContent%-Length: 0\r\n", head)
+          assert.matches("^HTTP/1%.1 205 Reset Content\r\n", head)
+        else
+          assert.not_matches("Content%-Length", head)
+        end
+      end
+      srv:close()
+    end)
+  end)
+
   it("raises in the handler on misuse of req and res; the error is its own",
     function()
     run_task(function()
@@ -295,6 +330,9 @@ describe("http server API", function()
         try("send", function() res:send(200, {}) end)
         try("send_status", function() res:send("x", "body") end)
         try("send_status2", function() res:send(true) end)
+        -- (1xx are interim answers; 600 and up no HTTP status at all)
+        try("send_1xx", function() res:send(100, "") end)
+        try("status_999", function() res:status(999) end)
         try("chunks", function() req:chunks("x") end)
         res:send("fine\n")
         try("after", function() res:header("X", "late") end)
@@ -323,10 +361,14 @@ describe("http server API", function()
       end
       assert.matches("#2 to 'send' %(string expected, got table%)",
         errors.send)
-      assert.matches("#1 to 'send' %(integer in 100..999 expected, got x%)",
-        errors.send_status)
-      assert.matches("#1 to 'send' %(integer in 100..999 expected, got " ..
-        "true%)", errors.send_status2)
+      assert.matches("#1 to 'send' %(a final status, integer in 200..599 " ..
+        "expected, got x%)", errors.send_status)
+      assert.matches("#1 to 'send' %(a final status, integer in 200..599 " ..
+        "expected, got true%)", errors.send_status2)
+      assert.matches("#1 to 'send' %(a final status, integer in 200..599 " ..
+        "expected, got 100%)", errors.send_1xx)
+      assert.matches("#1 to 'status' %(a final status, integer in 200..599 " ..
+        "expected, got 999%)", errors.status_999)
       assert.matches("'header'.*CR, LF, NUL", errors.header_value)
       assert.matches("bad argument #1 to 'write'", errors.write)
       assert.matches("already sent", errors.after)

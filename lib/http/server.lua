@@ -261,9 +261,11 @@ local RESERVED = {["transfer-encoding"] = true}
 -- (fname: the method the caller called, status or send: the error names
 -- it and points at the caller's line)
 local function set_status(self, code, fname)
-  if math.type(code) ~= "integer" or code < 100 or code > 999 then
-    error(("bad argument #1 to '%s' (integer in 100..999 expected, got %s)")
-      :format(fname, tostring(code)), 3)
+  -- (a final status: 1xx are interim answers, and 600 and up are no HTTP
+  -- status at all, RFC 9110 15)
+  if math.type(code) ~= "integer" or code < 200 or code > 599 then
+    error(("bad argument #1 to '%s' (a final status, integer in 200..599 " ..
+      "expected, got %s)"):format(fname, tostring(code)), 3)
   end
   if self.head_sent then error(fname .. ": the head is already sent", 3) end
   self._status = code
@@ -338,8 +340,9 @@ function Response:get_header(name)
   return nil
 end
 
+-- (205 has no body either, but says so with Content-Length: 0)
 local function no_body_status(s)
-  return s < 200 or s == 204 or s == 304
+  return s < 200 or s == 204 or s == 205 or s == 304
 end
 
 -- The head, as a string (http_resp.c); decides the framing: length
