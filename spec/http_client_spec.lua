@@ -226,6 +226,34 @@ describe("http client", function()
     end)
   end)
 
+  it("resolves a Location as RFC 3986 5.2 does (its 5.4 examples)",
+    function()
+    local base = "http://a/b/c/d;p?q"
+    local examples = {
+      g = "http://a/b/c/g", ["./g"] = "http://a/b/c/g",
+      ["g/"] = "http://a/b/c/g/", ["/g"] = "http://a/g",
+      ["//g"] = "http://g", ["?y"] = "http://a/b/c/d;p?y",
+      ["g?y"] = "http://a/b/c/g?y", ["#s"] = "http://a/b/c/d;p?q",
+      ["g#s"] = "http://a/b/c/g", [";x"] = "http://a/b/c/;x",
+      ["g;x?y#s"] = "http://a/b/c/g;x?y", [""] = "http://a/b/c/d;p?q",
+      ["."] = "http://a/b/c/", ["./"] = "http://a/b/c/",
+      [".."] = "http://a/b/", ["../g"] = "http://a/b/g",
+      ["../.."] = "http://a/", ["../../g"] = "http://a/g",
+      ["../../../../g"] = "http://a/g", ["/./g"] = "http://a/g",
+      ["/../g"] = "http://a/g", ["g."] = "http://a/b/c/g.",
+      ["..g"] = "http://a/b/c/..g", ["./../g"] = "http://a/b/g",
+      ["./g/."] = "http://a/b/c/g/", ["g/./h"] = "http://a/b/c/g/h",
+      ["g/../h"] = "http://a/b/c/h", ["g;x=1/../y"] = "http://a/b/c/y",
+      ["g?y/../x"] = "http://a/b/c/g?y/../x",
+      ["http://o/p/../q"] = "http://o/q",
+    }
+    for ref, want in pairs(examples) do
+      assert.equal(want, client.resolve(base, ref), ref)
+    end
+    assert.equal("http://h/", client.resolve("http://h", "/"))
+    assert.equal("http://h/g", client.resolve("http://h", "g"))
+  end)
+
   it("keeps credentials from a redirect to another origin", function()
     run_task(function()
       local seen = {}

@@ -98,16 +98,69 @@ local function cached_url(url)
   return u
 end
 
--- The absolute URL of a Location header seen at base.
-local function resolve(base, location)
-  if location:match("^%a[%w+.-]*://") then return location end
-  local origin = base:match("^(%a[%w+.-]*://[^/?#]*)")
-  if location:sub(1, 2) == "//" then
-    return base:match("^(%a[%w+.-]*:)") .. location
+-- A URI reference in its five parts (RFC 3986 appendix B); absent parts
+-- are nil, present empty ones "".
+local function split_ref(s)
+  local scheme, rest = s:match("^(%a[%w+.-]*):(.*)$")
+  rest = rest or s
+  local authority
+  if rest:sub(1, 2) == "//" then
+    authority, rest = rest:match("^//([^/?#]*)(.*)$")
   end
-  if location:sub(1, 1) == "/" then return origin .. location end
-  local dir = base:match("^%a[%w+.-]*://[^/?#]*(/[^?#]*/)") or "/"
-  return origin .. dir .. location
+  local path, tail = rest:match("^([^?#]*)(.*)$")
+  local query, fragment
+  if tail:sub(1, 1) == "?" then query, tail = tail:match("^%?([^#]*)(.*)$") end
+  if tail:sub(1, 1) == "#" then fragment = tail:sub(2) end
+  return scheme, authority, path, query, fragment
+end
+
+-- RFC 3986 5.2.4: "." and ".." segments out of a path.
+local function remove_dots(path)
+  local out, i = {}, 1
+  while i <= #path do
+    if path:sub(i, i + 2) == "../" then i = i + 3
+    elseif path:sub(i, i + 1) == "./" then i = i + 2
+    elseif path:sub(i, i + 2) == "/./" then i = i + 2
+    elseif path:sub(i) == "/." then path, i = path:sub(1, i - 1) .. "/", i
+    elseif path:sub(i, i + 3) == "/../" then
+      i = i + 3
+      out[#out] = nil
+    elseif path:sub(i) == "/.." then
+      path, i = path:sub(1, i - 1) .. "/", i
+      out[#out] = nil
+    elseif path:sub(i) == "." or path:sub(i) == ".." then i = #path + 1
+    else
+      local seg = path:match("^/?[^/]*", i)
+      out[#out + 1] = seg
+      i = i + #seg
+    end
+  end
+  return table.concat(out)
+end
+
+-- The absolute URL of a Location header seen at base: RFC 3986 5.2.2's
+-- resolution (the fragment left off: it is never sent).
+local function resolve(base, location)
+  local rs, ra, rp, rq = split_ref(location)
+  local bs, ba, bp, bq = split_ref(base)
+  local s, a, p, q = bs, ba -- (p, q: each branch sets them)
+  if rs then
+    s, a, p, q = rs, ra, remove_dots(rp), rq
+  elseif ra then
+    a, p, q = ra, remove_dots(rp), rq
+  elseif rp == "" then
+    p, q = bp, rq or bq
+  else
+    if rp:sub(1, 1) == "/" then
+      p = remove_dots(rp)
+    elseif ba and bp == "" then
+      p = remove_dots("/" .. rp)
+    else
+      p = remove_dots((bp:match("^(.*/)") or "") .. rp)
+    end
+    q = rq
+  end
+  return s .. ":" .. (a and "//" .. a or "") .. p .. (q and "?" .. q or "")
 end
 M.resolve = resolve
 
