@@ -152,7 +152,8 @@ static void build(lua_State *L, int res, lua_Integer status, int has_length,
                   lua_Integer length, int req, const char *reason, size_t rl,
                   const char *body, size_t bl) {
   lua_Integer cl = 0, n, i;
-  int has_cl = 0, has_date = 0, close, first_conn = -1;
+  int has_cl = 0, any_cl = 0, skip_cl, has_date = 0, close,
+      first_conn = -1;
   int v11, req_close, head_req, allowed;
   size_t total, dl = 0;
   const char *date = NULL;
@@ -197,6 +198,7 @@ static void build(lua_State *L, int res, lua_Integer status, int has_length,
       /* tointeger(tonumber(v)), as in Lua: the last one counts */
       int isint = 0;
       has_cl = 0;
+      any_cl = 1;
       if (lua_stringtonumber(L, value.s) != 0) {
         lua_Integer x = lua_tointegerx(L, -1, &isint);
         if (isint) { cl = x; has_cl = 1; }
@@ -208,6 +210,13 @@ static void build(lua_State *L, int res, lua_Integer status, int has_length,
       if (first_conn < 0) first_conn = c;
     }
   }
+  /* A whole body and a Content-Length of the handler's that disagree:
+  ** one of them would break the framing (a client waiting for bytes that
+  ** never come, or taking the rest for the next response) */
+  if (has_cl && has_length && cl != length && !head_req &&
+      !no_body_status(status) && status != 205)
+    luaL_error(L, "send: Content-Length is %I but the body has %I bytes",
+               (LUAI_UACINT)cl, (LUAI_UACINT)length);
   if (!has_date) {
     date = date_line(&dl);
     total += dl;
@@ -224,8 +233,15 @@ static void build(lua_State *L, int res, lua_Integer status, int has_length,
   *p++ = ' ';
   ADD(p, reason, rl);
   ADDLIT(p, "\r\n");
+  /* 1xx and 204 send no Content-Length, and 205 its own 0 (RFC 9110
+  ** 8.6, 15.3.6): a handler's goes (rare: only then is the key read) */
+  skip_cl = any_cl && (status < 200 || status == 204 || status == 205);
   for (i = 1; i + 2 <= n; i += 3) {
     fld name = list_str(L, list, i), value = list_str(L, list, i + 1);
+    if (skip_cl) {
+      fld key = list_str(L, list, i + 2);
+      if (key.n == 14 && memcmp(key.s, "content-length", 14) == 0) continue;
+    }
     ADD(p, name.s, name.n);
     ADDLIT(p, ": ");
     ADD(p, value.s, value.n);

@@ -310,6 +310,31 @@ describe("http server API", function()
     end)
   end)
 
+  it("a Content-Length that is not the body's length is an error (500), " ..
+    "never a broken framing", function()
+    run_task(function()
+      local errors = {}
+      local srv = assert(http.listen{port = 0, handler = function(req, res)
+        res:header("Content-Length", 5)
+        local ok, err = pcall(res.send, res, 200,
+          req.path == "/long" and "1234567" or "")
+        errors[req.path] = err
+        if not ok then error(err, 0) end
+      end})
+      local _, port = srv:sockname()
+      for _, path in ipairs{"/short", "/long"} do
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 10}))
+        c:write("GET ", path, " HTTP/1.1\r\nHost: a\r\n\r\n")
+        local all = assert(c:read("a")) -- (closed after the 500)
+        c:close()
+        assert.matches("^HTTP/1%.1 500 ", all)
+        assert.matches("Content%-Length is 5 but the body has " ..
+          (path == "/long" and 7 or 0) .. " bytes", errors[path])
+      end
+      srv:close()
+    end)
+  end)
+
   it("raises in the handler on misuse of req and res; the error is its own",
     function()
     run_task(function()
