@@ -89,8 +89,9 @@ static fld list_str(lua_State *L, int list, lua_Integer i) {
   return f;
 }
 
-/* No body: 1xx, 204 and 304, which say nothing of one; and 205, which
-** must say it has none (RFC 9110 15.3.6: Content-Length: 0). */
+/* No body, and no framing field for one: 1xx, 204 and 304. (205 has no
+** body either but must say so, Content-Length: 0, RFC 9110 15.3.6: build
+** treats it apart.) */
 static int no_body_status(lua_Integer s) {
   return s < 200 || s == 204 || s == 304;
 }
