@@ -10,7 +10,7 @@ opts: index (a file name served for a directory; default none), listing
 (seconds: Cache-Control), types (extension -> Content-Type, added to the
 built-in ones).
 
-GET and HEAD (else 405); Content-Type by extension, ETag and
+GET and HEAD (else 405); Content-Type by extension, a strong ETag and
 Last-Modified, 304 for If-None-Match / If-Modified-Since, 412 for
 If-Match / If-Unmodified-Since, one byte Range
 (206; 416 when it cannot be satisfied; If-Range honoured). A path never
@@ -129,7 +129,11 @@ end
 
 local function send_file(res, req, real, attr, opts)
   local size, mtime = attr.size, attr.mtime.sec
-  local etag = ('W/"%x-%x"'):format(size, mtime)
+  -- (strong: the file, its size and its time to the nanosecond change
+  -- with any write or replacement a client could see; If-Match and
+  -- If-Range compare strongly, RFC 9110 8.8.3)
+  local etag = ('"%x-%x-%x-%x"'):format(attr.ino or 0, size, mtime,
+    attr.mtime.nsec or 0)
   local lastmod = common.date(mtime)
   res:header("Last-Modified", lastmod)
   res:header("ETag", etag)
@@ -139,15 +143,15 @@ local function send_file(res, req, real, attr, opts)
   end
   local h = req.headers
   -- preconditions in RFC 9110 13.2.2's order: If-Match (strong
-  -- comparison: this server's weak tags match only "*") or else
-  -- If-Unmodified-Since, then If-None-Match (weak) or else
-  -- If-Modified-Since (a date in the future is no date), then If-Range
+  -- comparison: a weak tag never matches) or else If-Unmodified-Since,
+  -- then If-None-Match (weak comparison) or else If-Modified-Since (a
+  -- date in the future is no date), then If-Range (strong)
   local im = h["if-match"]
   if im then
     local any = false
     for tag in im:gmatch("[^,%s][^,]*") do
       tag = tag:match("^(.-)%s*$")
-      if tag == "*" or (tag == etag and etag:sub(1, 2) ~= "W/") then
+      if tag == "*" or tag == etag then
         any = true
         break
       end
@@ -163,8 +167,7 @@ local function send_file(res, req, real, attr, opts)
   if inm then
     for tag in inm:gmatch("[^,%s][^,]*") do
       tag = tag:match("^(.-)%s*$")
-      if tag == "*" or tag == etag or "W/" .. tag == etag or
-        tag == etag:sub(3) then
+      if tag == "*" or tag == etag or tag == "W/" .. etag then
         return res:send(304)
       end
     end
