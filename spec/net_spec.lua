@@ -637,6 +637,47 @@ describe("net", function()
       end, 60)
     end)
 
+    it("a second writer, while the first waits, is refused whole",
+      function()
+      run_task(function()
+        local go = task.event()
+        local got
+        local s, port = echo_server(function(c)
+          go:wait(30)
+          got = #assert(c:read("a"))
+        end)
+        local c = assert(net.connect("127.0.0.1", port))
+        local chunk = string.rep("w", 65536)
+        local sent = 0
+        -- the first writer fills the kernel and the queue, then waits
+        local first = task.spawn(function()
+          for _ = 1, 400 do -- (25 MiB: more than the kernel holds)
+            assert(c:write(chunk))
+            sent = sent + #chunk
+          end
+        end)
+        local t0 = task.now()
+        -- (wait until it is parked: its count stops moving)
+        local last = -1
+        while sent ~= last and task.now() - t0 < 30 do
+          last = sent
+          task.sleep(0.05)
+        end
+        local ok, err = pcall(c.write, c, "second")
+        assert.is_false(ok)
+        assert.matches("another task is already writing", err)
+        assert.is_true(sent < 400 * #chunk)
+        go:set()
+        first:join()
+        assert(c:flush())
+        c:close()
+        while not got and task.now() - t0 < 30 do task.sleep(0.01) end
+        -- the first writer's bytes, none of "second"
+        assert.equal(400 * #chunk, got)
+        stop(s)
+      end, 60)
+    end)
+
     it("write timeout while the peer does not read", function()
       run_task(function()
         local release = false
