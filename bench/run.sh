@@ -220,24 +220,49 @@ start_echo() {
   esac
 }
 
-http_servers=$(only "nginx lh_http lh_http_w2 node_http" nginx)
+http_servers=$(only "nginx lh_http lh_http_w2 ngx_lua node_http" nginx)
 lb_nginx="nginx $(nginx -v 2>&1 | sed 's|.*nginx/||') (floor)"
 lb_lh_http="luahost scripts/http_server.lua"
 # Every HTTP server answers GET /hello with the same 12 bytes.
 HTTP_PATH=/hello
 HTTP_BODY="hello world"
 lb_lh_http_w2="luahost http_server.lua, --workers 2 (cores 0,1)"
+lb_ngx_lua="nginx + Lua handler (lua-nginx-module $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua 2>/dev/null | sed 's/^1://; s/-.*//'), LuaJIT)"
 lb_node_http="node http"
 
+# start_nginx [NAME]: nginx (the floor: "return 200") or, as ngx_lua,
+# nginx running a Lua handler (lua-nginx-module on LuaJIT: OpenResty's
+# model, the peer whose job is the one luahost's HTTP server does)
 start_nginx() {
+  n=${1:-nginx}
   if ! command -v nginx >/dev/null; then
-    set_state nginx "na nginx not installed"; return
+    set_state "$n" "na nginx not installed"; return
+  fi
+  mods=/usr/lib/nginx/modules
+  if [ "$n" = ngx_lua ] && [ ! -f "$mods/ngx_http_lua_module.so" ]; then
+    set_state "$n" "na libnginx-mod-http-lua not installed"; return
   fi
   p=$(free_port)
-  d=$tmp/nginx
+  d=$tmp/$n
   mkdir -p "$d"
+  if [ "$n" = ngx_lua ]; then
+    load="load_module $mods/ndk_http_module.so;
+load_module $mods/ngx_http_lua_module.so;"
+    # the same answer as http_server.lua's /hello route: a type and a
+    # length set by the handler, then the body
+    loc='location = /hello { content_by_lua_block {
+      local body = "hello world\n"
+      ngx.header["Content-Type"] = "text/plain"
+      ngx.header["Content-Length"] = #body
+      ngx.print(body)
+    } }'
+  else
+    load=""
+    loc='location / { default_type text/plain; return 200 "hello world\n"; }'
+  fi
   # One process (no master), so that /proc/PID/stat is the worker's CPU.
   cat >"$d/nginx.conf" <<EOF
+$load
 worker_processes 1;
 master_process off;
 daemon off;
@@ -254,16 +279,17 @@ http {
   keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$p;
-    location / { default_type text/plain; return 200 "hello world\n"; }
+    $loc
   }
 }
 EOF
-  start nginx http "$p" nginx -e "$d/error.log" -p "$d" -c "$d/nginx.conf"
+  start "$n" http "$p" nginx -e "$d/error.log" -p "$d" -c "$d/nginx.conf"
 }
 
 start_http() {
   case $1 in
   nginx) start_nginx ;;
+  ngx_lua) start_nginx ngx_lua ;;
   lh_http)
     if [ -f "$top/scripts/http_server.lua" ]; then
       start lh_http http print "$LUAHOST" --log-level warn \
@@ -320,10 +346,10 @@ if [ -n "$ONLY" ] &&
   http_on=1; idle_on=1; hidle_on=1; hclient_on=1
 fi
 if [ -n "$ONLY" ] &&
-   [ -z "$(only "lh_uv lh_net lh_net_w2 luv node lh_http lh_http_w2 node_http")" ]
+   [ -z "$(only "lh_uv lh_net lh_net_w2 luv node lh_http lh_http_w2 ngx_lua node_http")" ]
 then                                                       # cases only
   echo_servers="c lh_uv lh_net lh_net_w2 luv node"
-  http_servers="nginx lh_http lh_http_w2 node_http"
+  http_servers="nginx lh_http lh_http_w2 ngx_lua node_http"
 fi
 [ -n "$http_on$hidle_on" ] || http_servers=""
 [ -n "$cases$idle_on" ] || echo_servers=""
