@@ -19,7 +19,11 @@ local net = require "net"
 local task = require "task"
 
 local host = arg[1] or "127.0.0.1"
-local port = tonumber(arg[2] or 7001)
+local port = math.tointeger(tonumber(arg[2] or 7001))
+if not port or port < 0 or port > 65535 then
+  io.stderr:write("usage: chat.lua [host] [port] (port: 0..65535)\n")
+  os.exit(2)
+end
 
 local MAX_PENDING = 1024 * 1024 -- bytes queued for one client, then it goes
 local MAX_NICK = 32

@@ -25,8 +25,14 @@ local http = require "http"
 local net = require "net"
 local redis = require "redis"
 
-local port = tonumber(arg[1] or 8080)
-local rport = tonumber(arg[2] or 6379)
+local port = math.tointeger(tonumber(arg[1] or 8080))
+local rport = math.tointeger(tonumber(arg[2] or 6379))
+if not (port and rport and port >= 0 and port <= 65535 and rport > 0 and
+  rport <= 65535) then
+  io.stderr:write("usage: counter_api.lua [port] [redis_port] [name] " ..
+    "[proxy] (ports: 0..65535)\n")
+  os.exit(2)
+end
 local name = arg[3] or net.hostname()
 local proxy = arg[4] == "proxy"
 local LIMIT = tonumber(os.getenv("RATE_LIMIT") or 100)

@@ -14,7 +14,11 @@ local net = require "net"
 local task = require "task"
 
 local host = arg[1] or "127.0.0.1"
-local port = tonumber(arg[2] or 1313)
+local port = math.tointeger(tonumber(arg[2] or 1313))
+if not port or port < 0 or port > 65535 then
+  io.stderr:write("usage: daytime.lua [host] [port] (port: 0..65535)\n")
+  os.exit(2)
+end
 
 -- RFC 867 leaves the format free; this is RFC 822's, as many daemons do.
 local function daytime()

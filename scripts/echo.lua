@@ -18,7 +18,11 @@ local task = require "task"
 local log = require "log"
 
 local host = arg[1] or "127.0.0.1"
-local port = tonumber(arg[2] or 7000)
+local port = math.tointeger(tonumber(arg[2] or 7000))
+if not port or port < 0 or port > 65535 then
+  io.stderr:write("usage: echo.lua [host] [port] (port: 0..65535)\n")
+  os.exit(2)
+end
 
 -- idle_timeout: a client silent for a minute is dropped (each read or
 -- write waits at most that long).

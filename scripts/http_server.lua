@@ -30,7 +30,12 @@ local http = require "http"
 local log = require "log"
 
 local host = arg[1] or "127.0.0.1"
-local port = tonumber(arg[2] or 8080)
+local port = math.tointeger(tonumber(arg[2] or 8080))
+if not port or port < 0 or port > 65535 then
+  io.stderr:write("usage: http_server.lua [host] [port] [root] " ..
+    "(port: 0..65535)\n")
+  os.exit(2)
+end
 local root = arg[3] or "."
 
 local ok, files = pcall(http.files, root, {index = "index.html",

@@ -28,7 +28,11 @@ local net = require "net"
 local task = require "task"
 
 local host = arg[1] or "127.0.0.1"
-local port = tonumber(arg[2] or 6379)
+local port = math.tointeger(tonumber(arg[2] or 6379))
+if not port or port < 0 or port > 65535 then
+  io.stderr:write("usage: kv_server.lua [host] [port] (port: 0..65535)\n")
+  os.exit(2)
+end
 
 local MAX_ARGS = 1024 * 1024        -- elements in one request
 local MAX_BULK = 1024 * 1024        -- bytes in one argument

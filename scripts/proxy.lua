@@ -19,10 +19,12 @@ either way close both connections.
 ]]
 local net = require "net"
 
-local up_host, up_port = arg[1], tonumber(arg[2])
+local up_host, up_port = arg[1], math.tointeger(tonumber(arg[2]))
 local host = arg[3] or "127.0.0.1"
-local port = tonumber(arg[4] or 8000)
-if not up_host or not up_port then
+local port = math.tointeger(tonumber(arg[4] or 8000))
+local function is_port(n) return n and n >= 0 and n <= 65535 end
+if not up_host or not is_port(up_port) or up_port == 0 or
+  not is_port(port) then
   io.stderr:write("usage: proxy.lua upstream-host upstream-port " ..
     "[host] [port]\n")
   os.exit(2)

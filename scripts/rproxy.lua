@@ -18,9 +18,10 @@ and X-Forwarded-Host are added. An upstream that cannot be reached gets
 local http = require "http"
 
 local host = arg[1] or "127.0.0.1"
-local port = tonumber(arg[2] or 8081)
+local port = math.tointeger(tonumber(arg[2] or 8081))
 local upstream = arg[3]
-if not upstream or not upstream:match("^http://[^/]+$") then
+if not upstream or not upstream:match("^http://[^/]+$") or not port or
+  port < 0 or port > 65535 then
   io.stderr:write("usage: rproxy.lua [host] [port] http://UPSTREAM:PORT\n")
   os.exit(2)
 end

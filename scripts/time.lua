@@ -15,7 +15,11 @@ local net = require "net"
 local task = require "task"
 
 local host = arg[1] or "127.0.0.1"
-local port = tonumber(arg[2] or 3737)
+local port = math.tointeger(tonumber(arg[2] or 3737))
+if not port or port < 0 or port > 65535 then
+  io.stderr:write("usage: time.lua [host] [port] (port: 0..65535)\n")
+  os.exit(2)
+end
 
 local EPOCH_1900 = 2208988800 -- seconds from 1900 to 1970
 

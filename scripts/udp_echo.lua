@@ -11,7 +11,11 @@ one task serves every client, one datagram at a time.
 local net = require "net"
 
 local host = arg[1] or "127.0.0.1"
-local port = tonumber(arg[2] or 7000)
+local port = math.tointeger(tonumber(arg[2] or 7000))
+if not port or port < 0 or port > 65535 then
+  io.stderr:write("usage: udp_echo.lua [host] [port] (port: 0..65535)\n")
+  os.exit(2)
+end
 
 local sock = net.assert(net.udp{host = host, port = port})
 local ip, bound = sock:sockname()

@@ -17,7 +17,11 @@ local http = require "http"
 local task = require "task"
 
 local host = arg[1] or "127.0.0.1"
-local port = tonumber(arg[2] or 8090)
+local port = math.tointeger(tonumber(arg[2] or 8090))
+if not port or port < 0 or port > 65535 then
+  io.stderr:write("usage: ws_chat.lua [host] [port] (port: 0..65535)\n")
+  os.exit(2)
+end
 
 local PAGE = [[<!DOCTYPE html>
 <title>chat</title>

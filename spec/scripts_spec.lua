@@ -1291,7 +1291,22 @@ describe("script arguments", function()
       {"scripts/lookup.lua", {}, 2, "usage: lookup.lua"},
       {"scripts/http_server.lua", {"127.0.0.1", "0", "/no/such/dir"}, 1,
        "not a directory"},
+      -- a port that is no port is refused (it used to be read as nil:
+      -- port 0, a free port picked without a word)
+      {"scripts/proxy.lua", {"127.0.0.1", "99999"}, 2, "usage: proxy.lua"},
+      {"scripts/proxy.lua", {"127.0.0.1", "7", "127.0.0.1", "x"}, 2,
+       "usage: proxy.lua"},
+      {"scripts/rproxy.lua", {"127.0.0.1", "x", "http://127.0.0.1:1"}, 2,
+       "usage: rproxy.lua"},
+      {"scripts/counter_api.lua", {"8o8o"}, 2, "usage: counter_api.lua"},
     }
+    for _, name in ipairs({"echo", "chat", "daytime", "time", "kv_server",
+      "udp_echo", "http_server", "ws_chat"}) do
+      for _, bad in ipairs({"abc", "99999", "-1", "80.5"}) do
+        cases[#cases + 1] = {"scripts/" .. name .. ".lua",
+          {"127.0.0.1", bad}, 2, "usage: " .. name .. ".lua"}
+      end
+    end
     for _, c in ipairs(cases) do
       local _, err, code = run_script(c[1], c[2])
       assert.equal(c[3], code, c[1] .. ": " .. err)
