@@ -351,6 +351,20 @@ describe("http client", function()
       http.request{url = "http://x/", body = "a", source = print}
     end)
     assert.has_error(function() http.get(42) end)
+    -- methods are case-sensitive: the message says what is wanted, and
+    -- shows what came (escaped)
+    assert.has_error(function()
+      http.request{url = "http://x/", method = "get"}
+    end, "bad argument #1 to 'request' (method: an upper-case token such " ..
+      "as GET expected, got \"get\")")
+    assert.has_error(function()
+      http.request{url = "http://x/", method = "A\nB"}
+    end, "bad argument #1 to 'request' (method: an upper-case token such " ..
+      "as GET expected, got \"A\\nB\")")
+    assert.has_error(function()
+      http.request{url = "http://x/", method = true}
+    end, "bad argument #1 to 'request' (method: an upper-case token such " ..
+      "as GET expected, got boolean)")
   end)
 end)
 

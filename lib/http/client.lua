@@ -503,7 +503,11 @@ local function check_opts(opts)
   local method = opts.method or "GET"
   if type(method) ~= "string" or not (METHODS[method] or
     method:match("^[%u%-_]+$")) then
-    error("bad argument #1 to 'request' (method: token expected)", 3)
+    -- (methods are case-sensitive: "get" is not GET, and a server
+    -- refuses it, as http.listen does)
+    error(("bad argument #1 to 'request' (method: an upper-case token " ..
+      "such as GET expected, got %s)"):format(type(method) == "string" and
+      ("%q"):format(method):gsub("\\\n", "\\n") or type(method)), 3)
   end
   if opts.body ~= nil and type(opts.body) ~= "string" then
     error("bad argument #1 to 'request' (body: string expected)", 3)
