@@ -1,0 +1,38 @@
+-- http.listen reads requests as h11 (python3-h11, a strict RFC 9112
+-- parser) does: the same seeded random requests, valid ones and near
+-- misses, with a second one pipelined after some, to luahost's server and
+-- to h11; every request either read alike (method, target, version, each
+-- field, the body, and where the next request starts) or refused by both,
+-- except where a rule the RFCs allow a server explains it
+-- (spec/support/h11_diff.py lists them: luahost refuses what h11 lets
+-- through, such as a Host that is no host, obs-fold, repeated
+-- Content-Length; it reads "chunked," and BWS before a chunk extension,
+-- which h11 refuses).
+local proc = require "process_helper"
+
+local have_h11 = os.execute("/usr/bin/python3 -c 'import h11' " ..
+  ">/dev/null 2>&1") == true
+local describe_if = have_h11 and describe or pending
+
+describe_if("http server against h11", function()
+  it("reads 2 x 2,000 random requests as h11 does, or says why not",
+    function()
+    local srv = proc.start({"spec/support/h11_echo_server.lua"})
+    finally(function() srv:stop() end)
+    local port = srv:wait_for("^(%d+)", 20)
+    for seed = 1, 2 do
+      local h = assert(io.popen(("timeout -s KILL 600 /usr/bin/python3 " ..
+        "spec/support/h11_diff.py %s %d 2000 2>&1"):format(port, seed)))
+      local out = h:read("a")
+      h:close()
+      local checked, same, read, differ = out:match(
+        "checked (%d+), same (%d+) %(read alike (%d+)%), differ (%d+)\n$")
+      assert.truthy(checked, out)
+      assert.equal("0", differ, out)
+      assert.equal(2000, tonumber(checked))
+      -- most requests are read alike, and many of those accepted
+      assert.truthy(tonumber(same) > 1600, out)
+      assert.truthy(tonumber(read) > 600, out)
+    end
+  end)
+end)
