@@ -489,13 +489,18 @@ static int framing(lua_State *L, head *h, const char **why,
       *blen = -1;
       return 0;
     }
-    if (h->request) {
+    /* a final chunked after other codings ("gzip, chunked") is framed
+    ** by its chunks (RFC 9112 6.3), whose data is still coded: a
+    ** response too is refused then, not read until the close (which
+    ** would hand over the chunks' framing as the body) */
+    if (h->request || (h->te_chunked && !h->te_bad)) {
       int unknown = h->te_chunked && !h->te_bad;
       *why = unknown ? "transfer coding not implemented"
                      : "final transfer coding is not chunked";
       return unknown ? 501 : 400;
     }
-    /* a response: read until the server closes */
+    /* a response whose final coding is not chunked: read until the
+    ** server closes */
     SETKV(L, K_UNTIL_CLOSE, lua_pushboolean(L, 1));
     return 0;
   }

@@ -1,13 +1,15 @@
--- http.listen reads requests as h11 (python3-h11, a strict RFC 9112
--- parser) does: the same seeded random requests, valid ones and near
--- misses, with a second one pipelined after some, to luahost's server and
--- to h11; every request either read alike (method, target, version, each
--- field, the body, and where the next request starts) or refused by both,
--- except where a rule the RFCs allow a server explains it
--- (spec/support/h11_diff.py lists them: luahost refuses what h11 lets
--- through, such as a Host that is no host, obs-fold, repeated
--- Content-Length; it reads "chunked," and BWS before a chunk extension,
--- which h11 refuses).
+-- http.listen reads requests, and http.request responses, as h11
+-- (python3-h11, a strict RFC 9112 parser) does. Server: the same seeded
+-- random requests, valid ones and near misses, with a second one
+-- pipelined after some, to luahost's server and to h11; every request
+-- either read alike (method, target, version, each field, the body, and
+-- where the next request starts) or refused by both, except where a rule
+-- the RFCs allow explains it (spec/support/h11_diff.py lists them:
+-- luahost refuses what h11 lets through, such as a Host that is no host,
+-- obs-fold, repeated Content-Length; it reads "chunked," and BWS before a
+-- chunk extension, which h11 refuses). Client: seeded random responses
+-- (1xx first, HEAD, 204/304, length, chunks or the close) read by
+-- http.request and by h11 as a client (spec/support/h11_client_diff.py).
 local proc = require "process_helper"
 
 local have_h11 = os.execute("/usr/bin/python3 -c 'import h11' " ..
@@ -33,6 +35,32 @@ describe_if("http server against h11", function()
       -- most requests are read alike, and many of those accepted
       assert.truthy(tonumber(same) > 1600, out)
       assert.truthy(tonumber(read) > 600, out)
+    end
+  end)
+
+  it("reads 2 x 2,000 random responses as h11 does, or says why not",
+    function()
+    for seed = 1, 2 do
+      local cases, results = tmpname(), tmpname()
+      assert(os.execute(("/usr/bin/python3 spec/support/h11_client_diff.py " ..
+        "gen %d 2000 %s"):format(seed, shell_quote(cases))))
+      assert(os.execute(("timeout -s KILL 300 %s " ..
+        "spec/support/h11_client_run.lua %s >%s"):format(
+        shell_quote(LUAHOST), shell_quote(cases), shell_quote(results))))
+      local h = assert(io.popen(("/usr/bin/python3 " ..
+        "spec/support/h11_client_diff.py compare %s %s 2>&1"):format(
+        shell_quote(cases), shell_quote(results))))
+      local out = h:read("a")
+      h:close()
+      os.remove(cases)
+      os.remove(results)
+      local checked, same, read, differ = out:match(
+        "checked (%d+), same (%d+) %(read alike (%d+)%), differ (%d+)\n$")
+      assert.truthy(checked, out)
+      assert.equal("0", differ, out)
+      assert.equal(2000, tonumber(checked))
+      assert.truthy(tonumber(same) > 1600, out)
+      assert.truthy(tonumber(read) > 1000, out)
     end
   end)
 end)

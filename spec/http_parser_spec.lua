@@ -206,6 +206,15 @@ describe("http.core.parse_response", function()
     t = core.parse_response("HTTP/1.1 200 OK\r\n" ..
       "Transfer-Encoding: gzip\r\n\r\n")
     assert.is_true(t.until_close)
+    -- chunked last frames the body (RFC 9112 6.3) but its data is still
+    -- gzip: refused, not read to the close with the chunks' framing in it
+    local ok, status, why = core.parse_response("HTTP/1.1 200 OK\r\n" ..
+      "Transfer-Encoding: gzip, chunked\r\n\r\n")
+    assert.are.same({false, 501, "transfer coding not implemented"},
+      {ok, status, why})
+    t = core.parse_response("HTTP/1.1 200 OK\r\n" ..
+      "Transfer-Encoding: chunked, gzip\r\n\r\n")
+    assert.is_true(t.until_close)
     assert.are.equal(false, core.parse_response("HTTP/1.1 20 OK\r\n\r\n"))
     assert.are.equal(false, core.parse_response("HTTP/1.1 200 OK\r\n" ..
       "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"))
