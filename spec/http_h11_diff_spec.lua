@@ -10,6 +10,10 @@
 -- chunk extension, which h11 refuses). Client: seeded random responses
 -- (1xx first, HEAD, 204/304, length, chunks or the close) read by
 -- http.request and by h11 as a client (spec/support/h11_client_diff.py).
+-- Server responses: h11 as a client reads what the server sends for
+-- every way a handler frames an answer (spec/support/h11_response_diff.py,
+-- spec/support/h11_recipe_server.lua), pipelined, to GET, HEAD, POST,
+-- HTTP/1.0 and 1.1.
 local proc = require "process_helper"
 
 local have_h11 = os.execute("/usr/bin/python3 -c 'import h11' " ..
@@ -62,5 +66,27 @@ describe_if("http server against h11", function()
       assert.truthy(tonumber(same) > 1600, out)
       assert.truthy(tonumber(read) > 1000, out)
     end
+  end)
+
+  it("sends responses h11 reads, as each handler framed them (2 x 800 " ..
+    "connections)", function()
+    local dir = tmpname()
+    os.remove(dir)
+    assert(require("lfs").mkdir(dir))
+    local srv = proc.start({"spec/support/h11_recipe_server.lua", dir})
+    finally(function()
+      srv:stop()
+      os.execute("rm -rf " .. shell_quote(dir))
+    end)
+    local port = srv:wait_for("^(%d+)", 20)
+    for seed = 1, 2 do
+      local h = assert(io.popen(("timeout -s KILL 600 /usr/bin/python3 " ..
+        "spec/support/h11_response_diff.py %s %d 800 2>&1"):format(port,
+        seed)))
+      local out = h:read("a")
+      h:close()
+      assert.matches("checked 800, bad 0\n$", out)
+    end
+    assert.is_nil(srv:err():find("handler error", 1, true), srv:err())
   end)
 end)
