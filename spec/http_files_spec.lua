@@ -230,7 +230,42 @@ describe("http.files", function()
       assert.matches("Location: /static/dir/\r\n", head)
       assert.are.equal("index\n", select(3, ask(port, "GET",
         "/static/dir/")))
+      -- "." segments go (RFC 3986 5.2.4): "/dir/." is "/dir/", not a
+      -- directory "." to redirect to "/dir/./"; "/./f.txt" is "/f.txt"
+      assert.are.equal("index\n", select(3, ask(port, "GET",
+        "/static/dir/.")))
+      assert.are.equal("index\n", select(3, ask(port, "GET",
+        "/static/dir/%2e")))
+      assert.are.equal(data, select(3, ask(port, "GET",
+        "/static/./././f.txt")))
+      st, head = ask(port, "GET", "/static/./dir")
+      assert.are.equal(301, st)
+      assert.matches("Location: /static/dir/\r\n", head)
     end)
+  end)
+
+  it("serves what nginx serves from the same tree, and never more " ..
+    "(2 x 1,500 random targets)", function()
+    if os.execute("command -v nginx >/dev/null 2>&1") ~= true then
+      pending("nginx is not installed")
+      return
+    end
+    for seed = 1, 2 do
+      local work = tmpname()
+      os.remove(work)
+      assert(lfs.mkdir(work))
+      local h = assert(io.popen(("timeout -s KILL 600 /usr/bin/python3 " ..
+        "spec/support/files_nginx_diff.py %s %s %d 1500 2>&1"):format(
+        q(LUAHOST), q(work), seed)))
+      local out = h:read("a")
+      h:close()
+      os.execute("rm -rf " .. q(work))
+      local alike, differ = out:match(
+        "checked %d+, served alike (%d+), differ (%d+)\n$")
+      assert.truthy(alike, out)
+      assert.equal("0", differ, out)
+      assert.truthy(tonumber(alike) > 250, out)
+    end
   end)
 
   it("never leaves its directory", function()

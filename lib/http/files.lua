@@ -75,6 +75,17 @@ local function decode_path(path)
   for seg in dec:gmatch("[^/]+") do
     if seg == ".." then return nil, 403 end
   end
+  -- "." segments go (RFC 3986 5.2.4: "/a/./b" is "/a/b", "/a/." is
+  -- "/a/"), so that "/." is the root, not a directory "." to redirect to
+  -- "/./"
+  if dec:find("/%./") or dec:find("/%.$") then
+    local segs = {}
+    for seg in dec:gmatch("[^/]+") do
+      if seg ~= "." then segs[#segs + 1] = seg end
+    end
+    local trail = #segs > 0 and (dec:find("/%.?$")) and "/" or ""
+    dec = "/" .. table.concat(segs, "/") .. trail
+  end
   return dec
 end
 
