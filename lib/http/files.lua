@@ -16,7 +16,8 @@ If-Match / If-Unmodified-Since, one byte Range
 (206; 416 when it cannot be satisfied; If-Range honoured). A path never
 leaves the directory: a ".." segment (in any spelling) is 403, an encoded
 "/" or NUL or a bad %-escape is 400, and symbolic links are followed only
-while they stay inside (403 when one points out).
+while they stay inside (403 when one points out); a "." segment is
+dropped.
 
 Files are stat'ed, resolved (fs_realpath), listed and read (64 KiB at a
 time) with the uv fs functions on libuv's thread pool: the loop and the
