@@ -184,6 +184,30 @@ except OSError:
   end)
 end)
 
+describe("PROXY protocol against nginx", function()
+  it("names the client nginx names, and refuses no more than the " ..
+    "protocol's rules (2 x 1,500 random headers)", function()
+    if os.execute("command -v nginx >/dev/null 2>&1") ~= true then
+      pending("nginx is not installed")
+      return
+    end
+    for seed = 1, 2 do
+      local work = tmpname()
+      os.remove(work)
+      assert(os.execute("mkdir " .. q(work)))
+      local out = sh(("timeout -s KILL 600 /usr/bin/python3 " ..
+        "spec/support/proxy_nginx_diff.py %s %s %d 1500 2>&1"):format(
+        q(LUAHOST), q(work), seed), 700)
+      os.execute("rm -rf " .. q(work))
+      local alike, differ = out:match(
+        "checked %d+, accepted alike (%d+), differ (%d+)\n$")
+      assert.truthy(alike, out)
+      assert.equal("0", differ, out)
+      assert.truthy(tonumber(alike) > 600, out)
+    end
+  end)
+end)
+
 describe("PROXY protocol trusted senders", function()
   it("refuses a header from a peer outside trusted", function()
     local s = proc.start({"spec/support/proxy_app.lua"},
