@@ -4,6 +4,9 @@
 ** See Copyright Notice in README.md
 */
 #include <limits.h>
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <ctype.h>
@@ -638,7 +641,42 @@ static int core_rest(lua_State *L) {
   return 1;
 }
 
+/* fd_readable(fd) -> boolean: would a read of the socket fd (or an
+** accept) not wait, as far as the kernel knows: input, a connection to
+** accept, the end or an error (poll, no wait). For the socket layer's
+** select with a timeout of 0, as LuaSocket's: net reads a socket only
+** while a task waits on it, so what the kernel holds is not yet in net's
+** buffers. */
+static int core_fd_readable(lua_State *L) {
+  struct pollfd p;
+  p.fd = (int)lh_check_range(L, 1, 0, INT_MAX);
+  p.events = POLLIN;
+  p.revents = 0;
+  lua_pushboolean(L, poll(&p, 1, 0) > 0 &&
+                     (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0);
+  return 1;
+}
+
+/* fd_shutdown(fd, how) -> true | nil, err: shutdown(2) of the socket fd
+** now, how "read" or "write", for the socket layer's shutdown: LuaSocket's
+** is the kernel's, at once, where libuv has no call for the read side and
+** makes its write side's in a later turn of the loop. */
+static int core_fd_shutdown(lua_State *L) {
+  static const char *const hows[] = {"read", "write", NULL};
+  int fd = (int)lh_check_range(L, 1, 0, INT_MAX);
+  int how = luaL_checkoption(L, 2, NULL, hows) == 0 ? SHUT_RD : SHUT_WR;
+  if (shutdown(fd, how) < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, uv_err_name(uv_translate_sys_error(errno)));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg rest_functions[] = {
+  {"fd_readable", core_fd_readable},
+  {"fd_shutdown", core_fd_shutdown},
   {"recv_wait", core_recv_wait},
   {"waits_next", core_waits_next},
   {"rest", core_rest},

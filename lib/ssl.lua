@@ -120,9 +120,10 @@ function M.wrap(sock, ctx)
 end
 
 local function timeout_of(s)
-  local b, t = s.sock:gettimeout()
-  if b and t then return math.min(b, t) end
-  return b or t
+  local b, t = s.sock:gettimeout() -- (-1: none)
+  if b < 0 then return t >= 0 and t or nil end
+  if t < 0 then return b end
+  return math.min(b, t)
 end
 
 --- dohandshake() -> true | nil, err

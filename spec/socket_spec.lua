@@ -102,6 +102,24 @@ describe("socket (LuaSocket on tasks)", function()
       local ok2, err2 = socket.connect("nowhere.invalid", 80)
       assert.is_nil(ok2)
       assert.equal("host or service not provided, or not known", err2)
+      -- a local address that is no address is bind's failure, returned
+      -- (it raised from inside net.connect: socket.connect(host, port,
+      -- family) passes the family as the local address)
+      local srv = assert(socket.bind("127.0.0.1", 0))
+      local _, port = srv:getsockname()
+      for _, laddr in ipairs{"inet", "nowhere.invalid"} do
+        local c3, err3 = socket.connect("127.0.0.1", port, laddr)
+        assert.is_nil(c3)
+        assert.equal("host or service not provided, or not known", err3)
+      end
+      local m = socket.tcp()
+      assert.same({nil, "host or service not provided, or not known"},
+        {m:bind("nowhere.invalid", 0)})
+      local c4 = assert(socket.connect("127.0.0.1", port, "localhost"))
+      assert.equal("127.0.0.1", (c4:getsockname()))
+      c4:close()
+      m:close()
+      srv:close()
     end)
   end)
 
@@ -348,6 +366,33 @@ describe("socket receive against LuaSocket itself", function()
     assert.equal(301, #rl, ref)
     for i = 2, #rl do
       assert.equal(rl[i], ol[i], "case " .. (i - 1))
+    end
+  end)
+
+  it("select, send, receive, shutdown: LuaSocket's results for 3 x 300 " ..
+    "random steps", function()
+    -- (spec/support/socket_select_cases.lua: one process, a server, its
+    -- clients and the connections it accepted, two udp sockets; select
+    -- with a timeout of 0 sees what the kernel holds, a udp datagram
+    -- too, and its results are as LuaSocket makes them)
+    for seed = 1, 3 do
+      local function run(cmd)
+        local h = assert(io.popen(("%s spec/support/" ..
+          "socket_select_cases.lua %d 300 2>&1"):format(cmd, seed)))
+        local out = h:read("a")
+        h:close()
+        return out
+      end
+      local ref = run("env -u LUA_PATH -u LUA_PATH_5_4 -u LUA_CPATH " ..
+        "-u LUA_CPATH_5_4 timeout -s KILL 120 lua5.4")
+      local ours = run("timeout -s KILL 120 " .. shell_quote(LUAHOST))
+      local rl, ol = {}, {}
+      for line in ref:gmatch("[^\n]+") do rl[#rl + 1] = line end
+      for line in ours:gmatch("[^\n]+") do ol[#ol + 1] = line end
+      assert.equal(300, #rl, ref)
+      for i = 1, #rl do
+        assert.equal(rl[i], ol[i], ("seed %d, step %d"):format(seed, i))
+      end
     end
   end)
 end)

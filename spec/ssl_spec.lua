@@ -137,4 +137,35 @@ describe("ssl (LuaSec's API)", function()
     assert.equal("GET /luasec HTTP/1.1", served)
     run_task(function() t:join() end)
   end)
+
+  it("socket.select waits on an ssl connection as on its socket",
+    function()
+    -- (LuaSec's connections have getfd and dirty: select takes them; an
+    -- item that is no socket at all is an error naming select)
+    local srv, port = T.s_server(("-cert %s -key %s -www"):format(
+      q(c.server), q(c.server_key)))
+    finally(function() srv:stop() end)
+    run_task(function()
+      local socket, ssl = require "socket", require "ssl"
+      local s = socket.tcp()
+      s:settimeout(5)
+      assert(s:connect("127.0.0.1", port))
+      local conn = assert(ssl.wrap(s, {mode = "client", cafile = c.ca,
+        verify = "peer"}))
+      conn:sni("localhost")
+      assert(conn:dohandshake())
+      local r, _, err = socket.select({conn}, nil, 0.1)
+      assert.same({}, r)
+      assert.equal("timeout", err)
+      assert(conn:send("GET / HTTP/1.0\r\n\r\n"))
+      r = socket.select({conn}, nil, 5)
+      assert.equal(conn, r[1])
+      assert.equal(1.0, r[conn])
+      assert.matches("^HTTP/1%.0 200", conn:receive("*l"))
+      conn:close()
+      assert.has_error(function() socket.select({conn, 7}, nil, 0) end,
+        "bad argument #1 to 'select' (socket expected at index 2, got " ..
+        "number)")
+    end)
+  end)
 end)

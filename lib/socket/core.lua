@@ -14,6 +14,9 @@ LUAHOST_SYSTEM_SOCKET=1 in the environment keeps the system LuaSocket.
 local net = require "net"
 local task = require "task"
 local uv = require "uv"
+local net_core = select(2, ...).require("net.core")
+local fd_readable, fd_shutdown = net_core.fd_readable,
+  net_core.fd_shutdown
 
 local M = {
   _VERSION = "LuaSocket 3.1.0 (luahost)",
@@ -131,10 +134,13 @@ local function settimeout(s, value, mode)
   else
     argerror(2, "settimeout", "invalid timeout mode")
   end
-  return 1
+  return 1.0
 end
 
-local function gettimeout(s) return s.tm_block, s.tm_total end
+-- (as LuaSocket: -1 for none, and floats, as all its numbers but ports)
+local function gettimeout(s)
+  return (s.tm_block or -1) + 0.0, (s.tm_total or -1) + 0.0
+end
 
 -- }======================================================
 
@@ -183,11 +189,11 @@ function tcp.dirty(s)
     (s.conn and not s.conn:is_closed() and s.conn:buffered() > 0) or false
 end
 function tcp.getstats(s)
-  return s.stats[1], s.stats[2], task.now() - s.stats[3]
+  return s.stats[1] + 0.0, s.stats[2] + 0.0, task.now() - s.stats[3]
 end
 function tcp.setstats(s, received, sent, age)
   s.stats = {received, sent, task.now() - age}
-  return 1
+  return 1.0
 end
 
 local option_names = {
@@ -220,7 +226,7 @@ function tcp.setoption(s, name, value)
   else
     s.options[opt] = value -- applied at bind/connect
   end
-  return 1
+  return 1.0
 end
 
 function tcp.getoption(s, name)
@@ -240,9 +246,18 @@ end
 function tcp.bind(s, host, port)
   check_tcp(s, "bind", "master")
   if s.kind ~= "master" then return nil, "already bound" end
+  if type(host) == "number" then host = tostring(host) end -- (as Lua's)
+  if type(host) ~= "string" then argerror(1, "bind", "string expected") end
   if host == "*" then host = s.family == "inet6" and "::" or "0.0.0.0" end
+  -- (a name is resolved now, as LuaSocket's bind does: one that does not
+  -- resolve is its getaddrinfo failure here, not at connect or listen)
+  if not net.is_ip(host) then
+    local addrs, err = net.lookup(host, {family = s.family})
+    if not addrs then return nil, gaierr(err) end
+    host = addrs[1]
+  end
   s.bind_host, s.bind_port = host, tonumber(port) or 0
-  return 1
+  return 1.0
 end
 
 function tcp.listen(s, backlog)
@@ -253,7 +268,7 @@ function tcp.listen(s, backlog)
     reuseport = s.options.reuseport or nil}
   if not server then return nil, gaierr(err) end
   s.server, s.kind = server, "server"
-  return 1
+  return 1.0
 end
 
 function tcp.connect(s, host, port)
@@ -275,7 +290,7 @@ function tcp.connect(s, host, port)
     end
   end
   s.conn, s.kind = c, "client"
-  return 1
+  return 1.0
 end
 
 local function from_conn(c, family)
@@ -309,14 +324,16 @@ function tcp.getpeername(s)
   if not s.conn then return nil, "not connected" end
   local ip, port, family = s.conn:peername()
   if not ip then return nil, lserr(port) end
-  return ip, tostring(port), family
+  -- (as LuaSocket 3.1: getpeername's port is a number, getsockname's a
+  -- string)
+  return ip, port, family
 end
 
 function tcp.close(s)
   if s.conn then s.conn:close() end
   if s.server then s.server:close() end
   s.kind = "closed"
-  return 1
+  return 1.0
 end
 tcp.__close = tcp.close
 tcp.__gc = tcp.close
@@ -324,9 +341,19 @@ tcp.__gc = tcp.close
 function tcp.shutdown(s, how)
   if not s.conn then return nil, "not connected" end
   how = how or "both"
-  if how == "send" or how == "both" then s.conn:shutdown() end
-  if how == "receive" or how == "both" then s.rd_shut = true end
-  return 1
+  -- (the kernel's shutdown, at once, as LuaSocket's: the peer sees the
+  -- end now, and reads here see what came before, then the end; net's
+  -- own shutdown of the write side follows, so that a later send fails,
+  -- and is harmless: a send returns once net has handed everything over)
+  local fd = s.conn:getfd()
+  if how == "send" or how == "both" then
+    if fd then fd_shutdown(fd, "write") end
+    s.conn:shutdown()
+  end
+  if (how == "receive" or how == "both") and fd then
+    fd_shutdown(fd, "read")
+  end
+  return 1.0
 end
 
 -- Bytes a select watcher took off the connection come first.
@@ -405,7 +432,7 @@ function tcp.receive(s, pattern, prefix)
   end
   pattern = pattern or "*l"
   local c = s.conn
-  if c:is_closed() or s.rd_shut then return nil, "closed" end
+  if c:is_closed() then return nil, "closed" end
   apply_timeout(s, c)
   local pre = take_pending(s)
   local data, err, partial
@@ -446,7 +473,9 @@ function tcp.send(s, data, i, j)
   check_tcp(s, "send", "client")
   if type(data) == "number" then data = tostring(data) end
   if type(data) ~= "string" then argerror(2, "send", "string expected") end
-  if s.kind ~= "client" or s.conn:is_closed() then return nil, "closed", 0 end
+  if s.kind ~= "client" or s.conn:is_closed() then
+    return nil, "closed", 0.0
+  end
   local len = #data
   i = i or 1
   j = j or len
@@ -459,9 +488,15 @@ function tcp.send(s, data, i, j)
   local ok, err = s.conn:write(chunk)
   if ok then ok, err = s.conn:flush() end
   s.conn:settimeout(nil)
-  if not ok then return nil, lserr(err), i - 1 end
+  -- (after shutdown("send") net says ENOTCONN where the kernel's send
+  -- says EPIPE: "closed" to LuaSocket)
+  if not ok then
+    return nil, tostring(err):match("^ENOTCONN") and "closed" or lserr(err),
+      i - 1.0
+  end
   s.stats[2] = s.stats[2] + #chunk
-  return math.max(j, i - 1)
+  -- (three values and a float, as LuaSocket)
+  return math.max(j, i - 1) + 0.0, nil, nil
 end
 
 function M.tcp() return new_tcp("inet") end
@@ -470,7 +505,10 @@ function M.tcp6() return new_tcp("inet6") end
 
 function M.connect(address, port, laddress, lport, family)
   local s = new_tcp(family == "inet6" and "inet6" or "inet")
-  if laddress then s:bind(laddress, lport or 0) end
+  if laddress then
+    local ok, err = s:bind(laddress, lport or 0)
+    if not ok then return nil, err end
+  end
   local ok, err = s:connect(address, port)
   if not ok then return nil, err end
   return s
@@ -524,7 +562,7 @@ function udp.setsockname(s, host, port)
   local u, err = net.udp(opts)
   if not u then return nil, lserr(err) end
   s.u = u
-  return 1
+  return 1.0
 end
 
 function udp.setpeername(s, host, port)
@@ -534,7 +572,7 @@ function udp.setpeername(s, host, port)
   if host == "*" then
     u:connect()
     s.peer = nil
-    return 1
+    return 1.0
   end
   local ip = host
   if not host:match("^[%d%.]+$") and not host:find(":", 1, true) then
@@ -545,7 +583,7 @@ function udp.setpeername(s, host, port)
   local ok, cerr = u:connect(ip, math.tointeger(tonumber(port)))
   if not ok then return nil, lserr(cerr) end
   s.peer = true
-  return 1
+  return 1.0
 end
 
 function udp.sendto(s, data, ip, port)
@@ -560,7 +598,7 @@ function udp.sendto(s, data, ip, port)
   end
   local ok, serr = u:sendto(data, ip, math.tointeger(tonumber(port)))
   if not ok then return nil, lserr(serr) end
-  return #data
+  return #data + 0.0
 end
 
 function udp.send(s, data)
@@ -569,7 +607,7 @@ function udp.send(s, data)
   if not s.peer then return nil, "not connected" end
   local ok, err = s.u:send(data)
   if not ok then return nil, lserr(err) end
-  return #data
+  return #data + 0.0
 end
 
 local function cut(data, size)
@@ -577,10 +615,19 @@ local function cut(data, size)
   return data
 end
 
+-- A datagram select took (readable_now, watch), or nil.
+local function kept(s)
+  local d = s.dgram
+  if d then s.dgram = nil end
+  return d
+end
+
 function udp.receivefrom(s, size)
   check_udp(s, "receivefrom")
   local u, err = udp_handle(s)
   if not u then return nil, err end
+  local d = kept(s)
+  if d then return cut(d[1], size), d[2], d[3] end
   local data, ip, port = u:recvfrom(call_timeout(s) or -1)
   if not data then return nil, lserr(ip) end
   return cut(data, size), ip, port
@@ -590,6 +637,8 @@ function udp.receive(s, size)
   check_udp(s, "receive")
   local u, err = udp_handle(s)
   if not u then return nil, err end
+  local d = kept(s)
+  if d then return cut(d[1], size) end
   local data, rerr
   if s.peer then
     data, rerr = u:recv(call_timeout(s) or -1)
@@ -603,7 +652,7 @@ end
 function udp.getsockname(s)
   if not s.u then return nil, "not bound" end
   local ip, port, family = s.u:sockname()
-  return ip, port, family
+  return ip, port and tostring(port), family
 end
 
 function udp.getpeername(s)
@@ -622,7 +671,7 @@ function udp.setoption(s, name, value)
   else
     s.options[opt] = value
   end
-  return 1
+  return 1.0
 end
 
 function udp.getoption(s, name)
@@ -635,8 +684,9 @@ end
 
 function udp.close(s)
   if s.u then s.u:close() end
+  s.dgram = nil
   s.closed = true
-  return 1
+  return 1.0
 end
 udp.__close = udp.close
 udp.__gc = udp.close
@@ -654,15 +704,62 @@ function M.udp6() return new_udp("inet6") end
 
 -- {====================================================== select
 
+-- The socket of a select list's item: a tcp or udp object itself, or the
+-- one a wrapper keeps as its `sock` (ssl.wrap's connections); nil for an
+-- item select cannot wait on (LuaSocket skips a table or a string with no
+-- usable getfd too). A number, boolean or function is an error, as in
+-- LuaSocket (which fails to index it).
+local function with_fd(s)
+  local fd = s:getfd()
+  -- (a socket with no descriptor, closed or not made yet, is skipped, as
+  -- LuaSocket skips an invalid one)
+  if math.type(fd) == "integer" and fd >= 0 then return s end
+  return nil
+end
+
+local function sock_of(x, n, i)
+  local mt = getmetatable(x)
+  if mt == tcp or mt == udp then return with_fd(x) end
+  local tx = type(x)
+  if tx == "table" then
+    local inner = rawget(x, "sock")
+    if getmetatable(inner) == tcp then return with_fd(inner) end
+    return nil
+  end
+  if tx ~= "string" and tx ~= "userdata" then
+    -- (level 3: select's caller)
+    error(("bad argument #%d to 'select' (socket expected at index %d, " ..
+      "got %s)"):format(n, i, tx), 3)
+  end
+  return nil
+end
+
 -- Ready at once: data already here (or the end of input), a connection
--- already accepted, or a datagram waiting.
+-- already accepted, or a datagram waiting (taken now, kept for the next
+-- receive).
+local function kernel_readable(obj)
+  local fd = obj:getfd()
+  return fd and fd_readable(fd)
+end
+
 local function readable_now(s)
-  if getmetatable(s) == tcp then
+  local mt = getmetatable(s)
+  if mt == tcp then
     if s.kind == "client" then
       return s.eof or (s.pending and #s.pending > 0) or s.conn:is_closed() or
-        s.conn:buffered() > 0
+        s.conn:buffered() > 0 or kernel_readable(s.conn)
     elseif s.kind == "server" then
+      if s.ready_conn or kernel_readable(s.server) then return true end
+      -- (one libuv took off the kernel's queue, not yet accepted)
+      s.ready_conn = s.server:accept(0)
       return s.ready_conn ~= nil
+    end
+  elseif mt == udp and s.u and not s.closed then
+    if s.dgram or kernel_readable(s.u) then return true end
+    local data, ip, port = s.u:recvfrom(0)
+    if data then
+      s.dgram = {data, ip, port}
+      return true
     end
   end
   return false
@@ -672,13 +769,18 @@ end
 -- what it took for the next receive/accept, and sets ev.
 local function watch(s, ev)
   return task.spawn(function()
-    if getmetatable(s) == tcp and s.kind == "client" then
+    local mt = getmetatable(s)
+    if mt == tcp and s.kind == "client" then
       s.conn:settimeout(nil)
       local data = s.conn:recv()
       if data then s.pending = (s.pending or "") .. data else s.eof = true end
-    elseif getmetatable(s) == tcp and s.kind == "server" then
+    elseif mt == tcp and s.kind == "server" then
       local c = s.server:accept(-1)
       if c then s.ready_conn = c end
+    elseif mt == udp and s.u and not s.closed then
+      local data, ip, port = s.u:recvfrom(-1)
+      if not data then return end
+      s.dgram = {data, ip, port}
     else
       return
     end
@@ -692,31 +794,61 @@ local function list(t, n, fname)
   return t
 end
 
+-- The result tables, as LuaSocket makes them: the ready items in an
+-- array (for reading, first those with input already buffered, in the
+-- order given, then the others in the order of their descriptors, as
+-- select(2) reports them), each also a key whose value is its place, a
+-- float. found: a list of {item, socket, buffered}.
+local function result(found)
+  local first, rest = {}, {}
+  for _, e in ipairs(found) do
+    if e[3] then first[#first + 1] = e[1]
+    else rest[#rest + 1] = {e[1], e[2]:getfd()} end
+  end
+  table.sort(rest, function(a, b) return a[2] < b[2] end)
+  for _, e in ipairs(rest) do first[#first + 1] = e[1] end
+  for i, x in ipairs(first) do first[x] = i + 0.0 end
+  return first
+end
+
 function M.select(recvt, sendt, timeout)
   recvt, sendt = list(recvt, 1, "select"), list(sendt, 2, "select")
   if timeout ~= nil and type(timeout) ~= "number" then
     argerror(3, "select", "number expected")
   end
   if timeout and timeout < 0 then timeout = nil end
-  local r, w = {}, {}
-  local function collect()
-    for _, s in ipairs(recvt) do
-      if readable_now(s) and not r[s] then r[#r + 1] = s; r[s] = true end
+  local reads, seen = {}, {} -- {item, its socket}
+  for i, x in ipairs(recvt) do
+    local s = sock_of(x, 1, i)
+    if s and not seen[x] then
+      seen[x] = true
+      reads[#reads + 1] = {x, s}
     end
   end
-  -- every connected or listening luahost socket can take a write now;
-  -- write blocks the task, not the loop, when the peer is slow
-  for _, s in ipairs(sendt) do
-    if (getmetatable(s) == tcp and s.kind == "client") or
-       getmetatable(s) == udp then
-      w[#w + 1] = s; w[s] = true
+  local rf, wf = {}, {}
+  local function collect()
+    for _, e in ipairs(reads) do
+      local s = e[2]
+      local dirty = getmetatable(s) == tcp and tcp.dirty(s)
+      if dirty or readable_now(s) then rf[#rf + 1] = {e[1], s, dirty} end
+    end
+  end
+  -- every connected luahost socket and every udp one can take a write
+  -- now; write blocks the task, not the loop, when the peer is slow
+  seen = {}
+  for i, x in ipairs(sendt) do
+    local s = sock_of(x, 2, i)
+    if s and not seen[x] and ((getmetatable(s) == tcp and s.kind == "client")
+      or getmetatable(s) == udp) then
+      seen[x] = true
+      wf[#wf + 1] = {x, s, false}
     end
   end
   collect()
-  if #r == 0 and #w == 0 and (timeout == nil or timeout > 0) then
+  if #rf == 0 and #wf == 0 and (timeout == nil or timeout > 0) then
     local ev = task.event()
     local watchers = {}
-    for _, s in ipairs(recvt) do watchers[#watchers + 1] = watch(s, ev) end
+    for _, e in ipairs(reads) do watchers[#watchers + 1] = watch(e[2], ev) end
     if #watchers == 0 and timeout == nil then
       error("select: nothing to wait for and no timeout", 2)
     end
@@ -724,6 +856,7 @@ function M.select(recvt, sendt, timeout)
     for _, t in ipairs(watchers) do t:cancel() end
     collect()
   end
+  local r, w = result(rf), result(wf)
   if #r == 0 and #w == 0 then return r, w, "timeout" end
   return r, w
 end
