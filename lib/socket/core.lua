@@ -24,19 +24,22 @@ local M = {
   _SOCKETINVALID = -1,
 }
 
--- net's error names → LuaSocket's messages (its io.c / inet.c strings).
+-- net's error names → LuaSocket's messages: its pierror.h strings (a
+-- reset or an abort is "closed", as the end is), else the C library's
+-- strerror, which its socket_strerror falls back to.
 local messages = {
   ECONNREFUSED = "connection refused",
-  ECONNRESET = "connection reset by peer",
-  ECONNABORTED = "connection aborted",
+  ECONNRESET = "closed",
+  ECONNABORTED = "closed",
   EADDRINUSE = "address already in use",
-  EADDRNOTAVAIL = "address not available",
+  EADDRNOTAVAIL = "Cannot assign requested address",
   EACCES = "permission denied",
+  EISCONN = "already connected",
   EPIPE = "closed",
   ENOTFOUND = "host not found",
   EAI_NONAME = "host not found",
-  ENETUNREACH = "network is unreachable",
-  EHOSTUNREACH = "host is unreachable",
+  ENETUNREACH = "Network is unreachable",
+  EHOSTUNREACH = "No route to host",
   ETIMEDOUT = "timeout",
 }
 local function lserr(err)
