@@ -168,4 +168,65 @@ describe("ssl (LuaSec's API)", function()
         "number)")
     end)
   end)
+
+  it("shutdown('send') sends close_notify before the end", function()
+    -- (the socket layer's shutdown is the kernel's at once for a plain
+    -- socket; under TLS the close_notify must go first: python's ssl,
+    -- with ragged EOFs not suppressed, tells the two apart)
+    local script = tmpfile(([[
+import socket, ssl
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(%q, %q)
+# (python ignores an end without close_notify by default)
+ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+print(s.getsockname()[1], flush=True)
+s.settimeout(20)
+c, _ = s.accept()
+t = ctx.wrap_socket(c, server_side=True, suppress_ragged_eofs=False)
+data = b""
+try:
+    while True:
+        d = t.recv(100)
+        if not d:
+            print("close_notify", data.decode(), flush=True)
+            break
+        data += d
+except ssl.SSLError:
+    print("no close_notify", data.decode(), flush=True)
+]]):format(c.server, c.server_key), ".py")
+    local out = tmpname()
+    assert(os.execute(("timeout -s KILL 30 /usr/bin/python3 %s > %s &")
+      :format(q(script), q(out))))
+    run_task(function()
+      local port
+      for _ = 1, 400 do
+        local f = io.open(out)
+        port = f and f:read("l")
+        if f then f:close() end
+        if port then break end
+        task.sleep(0.05)
+      end
+      local socket, ssl = require "socket", require "ssl"
+      local s = socket.tcp()
+      s:settimeout(5)
+      assert(s:connect("127.0.0.1", tonumber(port)))
+      local conn = assert(ssl.wrap(s, {mode = "client", cafile = c.ca,
+        verify = "peer"}))
+      conn:sni("localhost")
+      assert(conn:dohandshake())
+      assert(conn:send("hello"))
+      assert.equal(1.0, conn:shutdown("send"))
+      local said
+      for _ = 1, 400 do
+        local f = io.open(out)
+        said = f and f:read("a"):match("\n(.-)\n$")
+        if f then f:close() end
+        if said then break end
+        task.sleep(0.05)
+      end
+      conn:close()
+      assert.equal("close_notify hello", said)
+    end)
+  end)
 end)

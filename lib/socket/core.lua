@@ -347,10 +347,11 @@ function tcp.shutdown(s, how)
   -- (the kernel's shutdown, at once, as LuaSocket's: the peer sees the
   -- end now, and reads here see what came before, then the end; net's
   -- own shutdown of the write side follows, so that a later send fails,
-  -- and is harmless: a send returns once net has handed everything over)
+  -- and is harmless: a send returns once net has handed everything over.
+  -- Not under TLS: its close_notify goes first, through net's.)
   local fd = s.conn:getfd()
   if how == "send" or how == "both" then
-    if fd then fd_shutdown(fd, "write") end
+    if fd and not s.conn:tlsinfo() then fd_shutdown(fd, "write") end
     s.conn:shutdown()
   end
   if (how == "receive" or how == "both") and fd then
@@ -806,7 +807,7 @@ local function result(found)
   local first, rest = {}, {}
   for _, e in ipairs(found) do
     if e[3] then first[#first + 1] = e[1]
-    else rest[#rest + 1] = {e[1], e[2]:getfd()} end
+    else rest[#rest + 1] = {e[1], e[2]:getfd() or -1} end
   end
   table.sort(rest, function(a, b) return a[2] < b[2] end)
   for _, e in ipairs(rest) do first[#first + 1] = e[1] end
