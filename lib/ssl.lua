@@ -12,6 +12,7 @@ default is no verification and it never checks the host name.
 ]]
 local net = require "net"
 local tls = require "tls"
+local x509 = require "ssl.x509"
 local socket = require "socket"
 
 local M = {_VERSION = "1.3.2 (luahost)"}
@@ -187,26 +188,27 @@ function methods.getsniname(c)
   return i and i.servername
 end
 
--- A small stand-in for LuaSec's x509 object.
-local Cert = {}
-Cert.__index = Cert
-Cert.__name = "X509 certificate"
-function Cert.subject(x) return x.p.subject end
-function Cert.issuer(x) return x.p.issuer end
-function Cert.notafter(x) return x.p.not_after end
-function Cert.digest(x, alg)
-  if alg ~= nil and alg ~= "sha256" then
-    error("digest: only sha256 is available", 2)
-  end
-  return (x.p.fingerprint:gsub(":", ""):lower())
-end
-function Cert.__tostring(x) return "X509 certificate: " .. x.p.subject end
-
---- getpeercertificate() -> cert | nil
-function methods.getpeercertificate(c)
+--- getpeercertificate([n]) -> cert | nil: the peer's certificate (n = 1,
+--- the default) or the n-th of the chain it sent, as LuaSec's x509
+--- objects (lib/ssl/x509.lua)
+function methods.getpeercertificate(c, n)
   local i = info(c)
   if not i or not i.peer then return nil end
-  return setmetatable({p = i.peer}, Cert)
+  n = n or 1
+  if math.type(n) ~= "integer" or n < 1 then
+    argerror(1, "getpeercertificate", "positive integer expected")
+  end
+  local pem = n == 1 and i.peer.pem or (i.peer.chain[n] or {}).pem
+  return pem and x509.load(pem) or nil
+end
+
+--- getpeerchain() -> {cert...} | nil: the chain the peer sent, leaf first
+function methods.getpeerchain(c)
+  local i = info(c)
+  if not i or not i.peer then return nil end
+  local t = {}
+  for k, e in ipairs(i.peer.chain) do t[k] = x509.load(e.pem) end
+  return t
 end
 
 --- getpeerverification() -> true | false, {error}
@@ -221,7 +223,7 @@ function methods.want() return "nothing" end
 
 -- }======================================================
 
-M.loadcertificate = nil -- (not offered: certificates are files here)
+M.loadcertificate = x509.load -- (LuaSec's: a PEM certificate)
 M.socket = socket
 M.net = net
 

@@ -727,8 +727,11 @@ static const luaL_Reg ctx_methods[] = {
   {NULL, NULL}
 };
 
+int lh_tls_x509(lua_State *L); /* tls_x509.c */
+
 static const luaL_Reg tls_functions[] = {
   {"_has_cert", tls_has_cert},
+  {"x509", lh_tls_x509},
   {"context", tls_context},
   {"is_context", tls_is_context},
   {NULL, NULL}

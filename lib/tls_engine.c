@@ -24,6 +24,7 @@
 
 #include <lauxlib.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "tls.h"
@@ -478,18 +479,32 @@ static void push_time(lua_State *L, const ASN1_TIME *at) {
   lua_pushstring(L, buf);
 }
 
-/* The chain the peer sent, leaf first: {{subject=, issuer=}...}. */
+/* x in PEM (ssl.lua makes LuaSec's x509 objects of it, tls_x509.c). */
+static void push_pem(lua_State *L, X509 *x) {
+  BIO *b = BIO_new(BIO_s_mem());
+  char *p = NULL;
+  long len = 0;
+  if (b != NULL && PEM_write_bio_X509(b, x) == 1)
+    len = BIO_get_mem_data(b, &p);
+  if (len > 0) lua_pushlstring(L, p, (size_t)len);
+  else lua_pushnil(L);
+  BIO_free(b);
+}
+
+/* The chain the peer sent, leaf first: {{subject=, issuer=, pem=}...}. */
 static void push_chain(lua_State *L, tlse *e) {
   STACK_OF(X509) *sk = SSL_get_peer_cert_chain(e->ssl);
   int i, n = sk ? sk_X509_num(sk) : 0;
   lua_createtable(L, n, 0);
   for (i = 0; i < n; i++) {
     X509 *x = sk_X509_value(sk, i);
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
     push_name(L, X509_get_subject_name(x));
     lua_setfield(L, -2, "subject");
     push_name(L, X509_get_issuer_name(x));
     lua_setfield(L, -2, "issuer");
+    push_pem(L, x);
+    lua_setfield(L, -2, "pem");
     lua_rawseti(L, -2, i + 1);
   }
 }
@@ -524,6 +539,8 @@ static void push_peer(lua_State *L, tlse *e) {
     lua_pushstring(L, hex);
     lua_setfield(L, -2, "fingerprint");
   }
+  push_pem(L, x);
+  lua_setfield(L, -2, "pem");
   X509_free(x);
   push_chain(L, e);
   lua_setfield(L, -2, "chain");

@@ -34,8 +34,13 @@ describe("ssl (LuaSec's API)", function()
       assert.matches("</HTML>", rest)
       assert.equal("TLSv1.2", conn:info().protocol)
       assert.equal("TLSv1.2", conn:info("protocol"))
-      assert.equal("CN=localhost", conn:getpeercertificate():subject())
+      -- (LuaSec's x509 objects: names as lists of {oid, name, value})
+      assert.same({{oid = "2.5.4.3", name = "commonName",
+        value = "localhost"}}, conn:getpeercertificate():subject())
       assert.matches("^%x+$", conn:getpeercertificate():digest("sha256"))
+      local chain = conn:getpeerchain()
+      assert.equal(conn:getpeercertificate():pem(), chain[1]:pem())
+      assert.is_nil(conn:getpeercertificate(#chain + 1))
       assert.is_true(conn:getpeerverification())
       conn:close()
     end)
@@ -228,5 +233,57 @@ except ssl.SSLError:
       conn:close()
       assert.equal("close_notify hello", said)
     end)
+  end)
+
+  it("certificate objects read as LuaSec's (ssl.x509, loadcertificate)",
+    function()
+    -- (three certificates made now: EC with every kind of alternative
+    -- name, RSA with a many-part subject, a UTF-8 subject; every method
+    -- through Debian's LuaSec in lua5.4 and through luahost, compared)
+    if os.execute("env -u LUA_PATH -u LUA_CPATH lua5.4 -e " ..
+      "'require \"ssl.x509\"' >/dev/null 2>&1") ~= true then
+      pending("lua5.4 with lua-sec is not installed")
+      return
+    end
+    local dir = tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. q(dir)))
+    finally(function() os.execute("rm -rf " .. q(dir)) end)
+    local function req(args)
+      assert(os.execute(("cd %s && openssl req -x509 -nodes -keyout k " ..
+        "%s >/dev/null 2>&1"):format(q(dir), args)))
+    end
+    req("-newkey ec -pkeyopt ec_paramgen_curve:P-256 -out ec.pem -days " ..
+      "30 -subj /CN=localhost -addext 'subjectAltName=DNS:localhost," ..
+      "IP:127.0.0.1,IP:::1,email:a@b.example,URI:https://h.example/x'")
+    req("-newkey rsa:2048 -out rsa.pem -days 1 -subj " ..
+      "'/C=DE/ST=Berlin/O=Example Org/OU=Unit One/OU=Unit Two/" ..
+      "CN=www.example.com/emailAddress=x@example.com'")
+    req("-newkey ec -pkeyopt ec_paramgen_curve:P-384 -out utf8.pem " ..
+      "-days 2 -utf8 -subj '/CN=Gr\195\188\195\159e/O=\195\150l' " ..
+      "-addext 'issuerAltName=DNS:issuer.example'")
+    local files = ("%s/ec.pem %s/rsa.pem %s/utf8.pem"):format(q(dir),
+      q(dir), q(dir))
+    local function run(cmd)
+      local h = assert(io.popen(cmd .. " spec/support/x509_dump.lua " ..
+        files .. " 2>&1"))
+      local out = h:read("a")
+      h:close()
+      return out
+    end
+    local ref = run("env -u LUA_PATH -u LUA_PATH_5_4 -u LUA_CPATH " ..
+      "-u LUA_CPATH_5_4 lua5.4")
+    local ours = run(q(LUAHOST))
+    assert.matches("subject\t{1={name=\"commonName\"", ref)
+    assert.equal(ref, ours)
+    -- loadcertificate is LuaSec's x509.load; a bad PEM is nil, err
+    local ssl = require "ssl"
+    local f = assert(io.open(dir .. "/ec.pem"))
+    local pem = f:read("a")
+    f:close()
+    assert.equal(pem, assert(ssl.loadcertificate(pem)):pem())
+    local none, err = ssl.loadcertificate("not a certificate")
+    assert.is_nil(none)
+    assert.equal("not a PEM certificate", err)
   end)
 end)
