@@ -153,6 +153,7 @@ describe("ssl (LuaSec's API)", function()
     run_task(function()
       local socket, ssl = require "socket", require "ssl"
       local s = socket.tcp()
+      finally(function() s:close() end)
       s:settimeout(5)
       assert(s:connect("127.0.0.1", port))
       local conn = assert(ssl.wrap(s, {mode = "client", cafile = c.ca,
@@ -212,8 +213,10 @@ except ssl.SSLError:
         if port then break end
         task.sleep(0.05)
       end
+      assert(port, "the python TLS server did not start in 20 s")
       local socket, ssl = require "socket", require "ssl"
       local s = socket.tcp()
+      finally(function() s:close() end)
       s:settimeout(5)
       assert(s:connect("127.0.0.1", tonumber(port)))
       local conn = assert(ssl.wrap(s, {mode = "client", cafile = c.ca,
