@@ -19,11 +19,10 @@ import os
 import random
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
+
+import peers
 
 luahost, work, seed, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
     int(sys.argv[4])
@@ -54,76 +53,19 @@ os.symlink("../outside", os.path.join(root, "link_outdir"))
 os.symlink("../../outside/secret.txt", os.path.join(root, "sub/up"))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-nport = free_port()
-conf = os.path.join(work, "nginx.conf")
-with open(conf, "w") as f:
-    f.write("""daemon off;
-worker_processes 1;
-pid %(w)s/nginx.pid;
-error_log %(w)s/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %(w)s/body;
-  proxy_temp_path %(w)s/proxy;
-  fastcgi_temp_path %(w)s/fastcgi;
-  uwsgi_temp_path %(w)s/uwsgi;
-  scgi_temp_path %(w)s/scgi;
-  server {
-    listen 127.0.0.1:%(p)d;
-    root %(r)s;
-  }
-}
-""" % {"w": work, "p": nport, "r": root})
-procs = []
-
-
-def stop_all():
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
-nginx = subprocess.Popen(["nginx", "-e", os.path.join(work, "error.log"),
-                          "-p", work, "-c", conf], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-procs.append(nginx)
+nginx, nport = peers.start_nginx(work, """\
+    listen 127.0.0.1:%%(port)d;
+    root %s;""" % root)
+procs = [nginx]
 lh = subprocess.Popen([luahost, "spec/support/files_server.lua", root],
                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 procs.append(lh)
 try:
     lport = int(lh.stdout.readline())
-    for _ in range(200):  # until nginx listens
-        try:
-            socket.create_connection(("127.0.0.1", nport), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
 
     def ask(port, target):
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: h.example\r\n"
-                  b"Connection: close\r\n\r\n")
-        got = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            got += b
-        s.close()
+        got = peers.exchange(port, b"GET " + target + b" HTTP/1.1\r\n"
+                             b"Host: h.example\r\nConnection: close\r\n\r\n")
         head, _, body = got.partition(b"\r\n\r\n")
         m = re.match(rb"HTTP/1\.1 (\d{3})", head)
         return (int(m.group(1)) if m else 0), body
@@ -191,6 +133,6 @@ try:
             alike += 1
     print("checked %d, served alike %d, differ %d" % (checked, alike, differ))
 finally:
-    stop_all()
+    peers.stop(procs)
     shutil.rmtree(root, ignore_errors=True)
     shutil.rmtree(outside, ignore_errors=True)

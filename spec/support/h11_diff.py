@@ -16,10 +16,11 @@ luahost: ...". Then how many each rule explained, and "checked N, same
 S (read alike R), differ D"."""
 import random
 import re
-import socket
 import sys
 
 import h11
+
+import peers
 
 port, seed, count = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rng = random.Random(seed)
@@ -188,21 +189,7 @@ def parse_echo(text):
 
 def luahost_view(data):
     """The same list, from the answers luahost sent on one connection."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    try:
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-        got = b""
-        while True:
-            try:
-                b = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not b:
-                break
-            got += b
-    finally:
-        s.close()
+    got = peers.exchange(port, data)
     out = []
     while got:
         head, sep, rest = got.partition(b"\r\n\r\n")

@@ -16,10 +16,11 @@ follows one that ends the connection. A line a failure ("BAD ..."), then
 "checked N, bad B"."""
 import gzip
 import random
-import socket
 import sys
 
 import h11
+
+import peers
 
 port, seed, count = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rng = random.Random(seed)
@@ -97,22 +98,7 @@ def expected(r):
 
 
 def exchange(reqs):
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    try:
-        s.sendall(b"".join(r["raw"] for r in reqs))
-        s.shutdown(socket.SHUT_WR)
-        got = b""
-        while True:
-            try:
-                b = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not b:
-                break
-            got += b
-    finally:
-        s.close()
-    return got
+    return peers.exchange(port, b"".join(r["raw"] for r in reqs))
 
 
 def check(reqs, got):

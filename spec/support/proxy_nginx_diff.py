@@ -16,51 +16,21 @@ import ipaddress
 import os
 import random
 import re
-import signal
-import socket
 import struct
 import subprocess
 import sys
-import time
+
+import peers
 
 luahost, work, seed, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
     int(sys.argv[4])
 rng = random.Random(seed)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-nport = free_port()
-conf = os.path.join(work, "nginx.conf")
-with open(conf, "w") as f:
-    f.write("""daemon off;
-worker_processes 1;
-pid %(w)s/nginx.pid;
-error_log %(w)s/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %(w)s/body;
-  proxy_temp_path %(w)s/proxy;
-  fastcgi_temp_path %(w)s/fastcgi;
-  uwsgi_temp_path %(w)s/uwsgi;
-  scgi_temp_path %(w)s/scgi;
-  server {
-    listen 127.0.0.1:%(p)d proxy_protocol;
-    location / { return 200 "peer $proxy_protocol_addr $proxy_protocol_port\\n"; }
-  }
-}
-""" % {"w": work, "p": nport})
-procs = [subprocess.Popen(["nginx", "-e", os.path.join(work, "error.log"),
-                           "-p", work, "-c", conf],
-                          stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)]
+nginx, nport = peers.start_nginx(work, """\
+    listen 127.0.0.1:%(port)d proxy_protocol;
+    location / { return 200 "peer $proxy_protocol_addr $proxy_protocol_port\\n"; }""")
+procs = [nginx]
 env = dict(os.environ, PROXY_TIMEOUT="2")
 lh = subprocess.Popen([luahost, "spec/support/proxy_app.lua"], env=env,
                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -70,21 +40,8 @@ procs.append(lh)
 def ask(port, data):
     """The client the server names: ("addr", ip, port), ("local",) when
     it names none, ("refused",) when it closes without an answer."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    try:
-        s.sendall(data + b"GET / HTTP/1.0\r\n\r\n")
-        s.shutdown(socket.SHUT_WR)  # (a header cut short ends at once)
-        got = b""
-        while True:
-            try:
-                b = s.recv(65536)
-            except (ConnectionResetError, socket.timeout):
-                break
-            if not b:
-                break
-            got += b
-    finally:
-        s.close()
+    # (half-closed after the request: a header cut short ends at once)
+    got = peers.exchange(port, data + b"GET / HTTP/1.0\r\n\r\n")
     m = re.search(rb"\r\n\r\npeer (\S*) (\S*)", got)
     if not m:
         return ("refused",)
@@ -219,12 +176,6 @@ def lenient(data):
 
 try:
     lport = int(lh.stdout.readline().split()[1])
-    for _ in range(200):  # until nginx listens
-        try:
-            socket.create_connection(("127.0.0.1", nport), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
     checked = alike = differ = 0
     for _ in range(count):
         data = v1_header() if rng.random() < 0.5 else v2_header()
@@ -240,11 +191,4 @@ try:
     print("checked %d, accepted alike %d, differ %d" % (checked, alike,
                                                         differ))
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+    peers.stop(procs)
