@@ -42,7 +42,15 @@ local function start_bg(cmd, errfile)
     return pid ~= nil
   end, 5, "pid of " .. cmd)
   os.remove(pidf)
+  -- (pid is `timeout`'s when cmd runs under it: its child goes first, by
+  -- its PID; a KILL to timeout alone left nginx running, its parent 1)
   return {pid = pid, stop = function()
+    local kids = slurp(("/proc/%d/task/%d/children"):format(pid, pid))
+    for child in kids:gmatch("%d+") do
+      os.execute("kill -KILL " .. child .. " 2>/dev/null")
+      proc.wait(function() return not proc.alive(tonumber(child)) end, 5,
+        "kill " .. child)
+    end
     os.execute("kill -KILL " .. pid .. " 2>/dev/null")
     proc.wait(function() return not proc.alive(pid) end, 5, "kill")
   end}
