@@ -168,12 +168,22 @@ local function info(c)
   return conn and not conn:is_closed() and conn:tlsinfo() or nil
 end
 
---- info([field]) -> {protocol =, cipher =, ...} | value
+--- info([field]) -> {protocol =, cipher =, ...} | value: LuaSec's fields
+--- (read from OpenSSL's description of the cipher, as LuaSec reads them),
+--- and alpn and resumed
 function methods.info(c, field)
   local i = info(c)
   if not i then return nil end
   local t = {protocol = i.version, cipher = i.cipher, alpn = i.alpn,
     resumed = i.resumed}
+  local d = i.cipher_description
+  if d then
+    local _, _, key, au, enc, mac = d:match(
+      "^(%S+)%s+(%S+)%s+Kx=(%S+)%s+Au=(%S+)%s+Enc=(%S+)%s+Mac=(%S+)")
+    t.key, t.authentication, t.encryption, t.mac = key, au, enc, mac
+    t.export = d:match("%sexport%s*$") ~= nil
+    t.bits, t.algbits = i.cipher_bits + 0.0, i.cipher_algbits + 0.0
+  end
   if field then return t[field] end
   return t
 end

@@ -555,6 +555,21 @@ void tlse_push_info(lua_State *L, tlse *e) {
   lua_setfield(L, -2, "version");
   lua_pushstring(L, SSL_get_cipher_name(e->ssl));
   lua_setfield(L, -2, "cipher");
+  {
+    /* (OpenSSL's one-line description and sizes: ssl.lua's info() reads
+    ** LuaSec's fields from them, as LuaSec does) */
+    const SSL_CIPHER *c = SSL_get_current_cipher(e->ssl);
+    char desc[256];
+    int algbits = 0;
+    if (c != NULL && SSL_CIPHER_description(c, desc, (int)sizeof desc)) {
+      lua_pushstring(L, desc);
+      lua_setfield(L, -2, "cipher_description");
+      lua_pushinteger(L, SSL_CIPHER_get_bits(c, &algbits));
+      lua_setfield(L, -2, "cipher_bits");
+      lua_pushinteger(L, algbits);
+      lua_setfield(L, -2, "cipher_algbits");
+    }
+  }
   SSL_get0_alpn_selected(e->ssl, &alpn, &alen);
   if (alen > 0) {
     lua_pushlstring(L, (const char *)alpn, alen);

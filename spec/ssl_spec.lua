@@ -289,4 +289,28 @@ except ssl.SSLError:
     assert.is_nil(none)
     assert.equal("not a PEM certificate", err)
   end)
+
+  it("info() gives LuaSec's fields (TLS 1.2 and 1.3, against " ..
+    "openssl s_server)", function()
+    if os.execute("env -u LUA_PATH -u LUA_CPATH lua5.4 -e " ..
+      "'require \"ssl\"' >/dev/null 2>&1") ~= true then
+      pending("lua5.4 with lua-sec is not installed")
+      return
+    end
+    local srv, port = T.s_server(("-cert %s -key %s -www"):format(
+      q(c.server), q(c.server_key)))
+    finally(function() srv:stop() end)
+    for _, protocol in ipairs{"tlsv1_2", "any"} do
+      local function run(cmd)
+        local out = T.run(("%s spec/support/ssl_info_client.lua %d %s")
+          :format(cmd, port, protocol))
+        return out
+      end
+      local ref = run("env -u LUA_PATH -u LUA_PATH_5_4 -u LUA_CPATH " ..
+        "-u LUA_CPATH_5_4 lua5.4")
+      local ours = run(q(LUAHOST))
+      assert.matches("\nencryption\t", ref)
+      assert.equal(ref, ours)
+    end
+  end)
 end)
