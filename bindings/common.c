@@ -469,13 +469,26 @@ void lh_check_loop(lua_State *L) {
     luaL_error(L, "the event loop is closed (the host is exiting)");
 }
 
-lh_handle *lh_handle_new_ex(lua_State *L, uv_handle_type type, size_t extra,
-                            int boxed) {
+lh_handle *lh_handle_alloc(lh_ctx *ctx, uv_handle_type type, size_t extra) {
   size_t size = extra ? EXTRA_AT(type) + extra
                       : sizeof(lh_handle) + uv_handle_size(type);
+  lh_handle *h = (lh_handle *)malloc(size);
+  int i;
+  if (h == NULL) return NULL;
+  memset(h, 0, size);
+  h->ctx = ctx;
+  h->uv = (uv_handle_t *)(h + 1);
+  h->ref = LUA_NOREF;
+  for (i = 0; i < LH_NCB; i++) h->cb[i] = LUA_NOREF;
+  if (extra) h->extra = (char *)h + EXTRA_AT(type);
+  h->uv->data = h;
+  return h;
+}
+
+lh_handle *lh_handle_new_ex(lua_State *L, uv_handle_type type, size_t extra,
+                            int boxed) {
   lh_handle **box = NULL;
   lh_handle *h;
-  int i;
   lh_check_loop(L);
   /* The box exists, closed, before the memory: an allocation error then
   ** leaves nothing half-made (liolib's newprefile). */
@@ -486,15 +499,8 @@ lh_handle *lh_handle_new_ex(lua_State *L, uv_handle_type type, size_t extra,
     *box = NULL;
     luaL_setmetatable(L, tname);
   }
-  h = (lh_handle *)malloc(size);
+  h = lh_handle_alloc(lh_getctx(L), type, extra);
   if (h == NULL) luaL_error(L, "not enough memory");
-  memset(h, 0, size);
-  h->ctx = lh_getctx(L);
-  h->uv = (uv_handle_t *)(h + 1);
-  h->ref = LUA_NOREF;
-  for (i = 0; i < LH_NCB; i++) h->cb[i] = LUA_NOREF;
-  if (extra) h->extra = (char *)h + EXTRA_AT(type);
-  h->uv->data = h;
   if (boxed) {
     h->box = box;
     lua_pushvalue(L, -1);

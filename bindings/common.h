@@ -223,6 +223,9 @@ lh_handle *lh_handle_new(lua_State *L, uv_handle_type type);
 void lh_check_loop(lua_State *L);
 lh_handle *lh_handle_new_ex(lua_State *L, uv_handle_type type, size_t extra,
                             int boxed);
+/* The block of lh_handle_new_ex alone (no box, no loop check): for C
+** that remakes a handle outside any Lua call; NULL when out of memory. */
+lh_handle *lh_handle_alloc(lh_ctx *ctx, uv_handle_type type, size_t extra);
 /* Push h's box, made (and anchored) now for an open handle made without
 ** one. */
 void lh_handle_push_box(lua_State *L, lh_handle *h);

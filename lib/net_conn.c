@@ -50,7 +50,7 @@ const char *net_conn_errname(conn *c, int status) {
 
 /* {====================================================== lifetime */
 
-static void conn_free(lh_handle *h) {
+void net_conn_free(lh_handle *h) {
   conn *c = (conn *)h->extra;
   lua_State *L = h->ctx->L;
   if (X_PIPE(c) != NULL) { /* closed under a pipe (uv.walk, the end) */
@@ -132,7 +132,7 @@ conn *net_conn_new(lua_State *L, core *K, uv_handle_type type, int kind) {
     c->idle = -1;
   }
   h->extra = c;
-  h->free_extra = conn_free;
+  h->free_extra = net_conn_free;
   *ud = c;
   return c;
 }
@@ -209,10 +209,12 @@ void net_rest_link(conn *c) {
   c->rsprev = K->rest_tail;
   if (K->rest_tail) K->rest_tail->rsnext = c; else K->rest_head = c;
   K->rest_tail = c;
+  if (K->shelf_next == NULL) K->shelf_next = c;
 }
 
 void net_rest_unlink(conn *c) {
   core *K = c->K;
+  if (K->shelf_next == c) K->shelf_next = c->rsnext;
   if (c->rsprev) c->rsprev->rsnext = c->rsnext; else K->rest_head = c->rsnext;
   if (c->rsnext) c->rsnext->rsprev = c->rsprev; else K->rest_tail = c->rsprev;
   c->rsnext = c->rsprev = NULL;
@@ -325,9 +327,11 @@ static int core_close_resting(lua_State *L) {
                          (all && !c->fed)))
       c = c->rsnext;
     if (c == NULL) break;
+    n++;
+    if (c->h == NULL && (c = net_unshelve(c)) == NULL) continue; /* (gone:
+                                                             told) */
     net_conn_close(L, c);
     if (c->resting) net_rest_unlink(c); /* (not told: shutting down) */
-    n++;
   }
   lua_pushinteger(L, n);
   return 1;
@@ -539,6 +543,7 @@ void net_rd_fire(core *K, tmo *t) {
     net_tmo_add_at(K, &c->rt, net_rd_fire, c->rdue);
     return;
   }
+  if (c->h == NULL && (c = net_unshelve(c)) == NULL) return; /* (told) */
   /* (the deadline of a task closed by force: nobody to time out) */
   c->rtimed = c->resting || lua_status(c->rco) == LUA_YIELD;
   net_wake_reader(K->ctx->L, c);

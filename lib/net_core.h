@@ -29,6 +29,8 @@
 **   net_proxy.c     - the PROXY protocol header (v1, v2) of an accepted
 **                     conn, read before any transport handshake;
 **   net_pipe.c      - conn:pipe, net.splice: bytes from conn to conn in C;
+**   net_shelf.c     - a conn resting for SHELF_MS gives its uv handle back
+**                     (the socket watched in an epoll set of the core's).
 */
 #ifndef NET_CORE_H
 #define NET_CORE_H
@@ -49,6 +51,8 @@
 #define LINGER_READ_MS 2000    /* a lingering close: silence that ends it */
 #define LINGER_MAX 1024        /* lingering closes at once; more close at
                                   once (each holds a descriptor) */
+#define SHELF_MS 100           /* a conn resting this long goes on the shelf
+                                  (net_shelf.c) */
 #define FRESH_MS 1000          /* a drain: time a new conn that has sent
                                   nothing yet gets to send (net_conn.c) */
 #define MAX_FORMATS 200
@@ -136,6 +140,12 @@ struct core {
   sleeper *free_sleepers, *all_sleepers;
   int parked_ref;       /* parked coroutine -> its sleeper (core.park) */
   conn *rest_head, *rest_tail; /* resting conns, oldest first (rest) */
+  conn *shelf_next;     /* the first resting conn the shelf has not looked
+                           at yet (net_shelf.c) */
+  uv_timer_t shelf_timer; /* when shelf_next has rested SHELF_MS */
+  uv_poll_t shelf_poll; /* shelf_fd's readiness */
+  int shelf_fd;         /* the epoll set of the shelved sockets, or -1 */
+  int nshelved;
   int ngroups;          /* servers made: each its group number */
   int nlinger;          /* conns in a lingering close (net_conn.c) */
   size_t maxline, hwm;  /* defaults, set by net.lua */
@@ -312,7 +322,8 @@ typedef struct dgram {
 } dgram;
 
 struct conn {
-  lh_handle *h;          /* the uv handle; freed with this struct */
+  lh_handle *h;          /* the uv handle; freed with this struct; NULL
+                            while shelved (a resting conn: net_shelf.c) */
   struct conn **ud;      /* the Lua userdata, NULL once collected */
   core *K;
   const lh_transport *tp; /* streams: the byte transport (see above) */
@@ -350,6 +361,7 @@ struct conn {
   };
   unsigned nwreq;        /* queued writes */
   int qlen;              /* udp: datagrams queued */
+  int fd;                /* shelved (h NULL): its socket (net_shelf.c) */
   unsigned char kind, reading, closed, rtimed, wtimed, wflush, pending;
   unsigned char skipline;
   unsigned char fed;     /* input has arrived (net_deliver): one that has
@@ -445,6 +457,18 @@ void net_rest_unlink(conn *c);
 /* The reader's deadline (lazy: see net_park_reader), also a resting
 ** conn's. */
 void net_rd_fire(core *K, tmo *t);
+/* The close of a conn's handle (its free_extra). */
+void net_conn_free(lh_handle *h);
+
+/* net_shelf.c. A conn started resting (core.rest): the shelf looks at it
+** once it has rested SHELF_MS. */
+void net_shelf_rested(core *K);
+/* Take the shelved conn s off the shelf: a resting conn with a uv handle
+** again, reading; NULL when that failed (then s is gone: closed, its
+** callback told "closed", which runs Lua). */
+conn *net_unshelve(conn *s);
+void net_shelf_init(core *K);
+void net_shelf_free(core *K);   /* at the core's __gc */
 /* Cancel cleanup: take L out of whichever slot of c it waits in. */
 void net_drop_waits(lua_State *L, conn *c);
 /* Seconds (not NaN) to ms for a wait: -1 when negative, clamped. */

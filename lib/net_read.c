@@ -633,6 +633,7 @@ static int core_rest(lua_State *L) {
   c->rested |= c->fed; /* (after input: between two requests) */
   c->group = s->group;
   net_rest_link(c);
+  net_shelf_rested(c->K);
   c->task = NULL;
   *c->ud = NULL; /* the userdata lets go: C alone holds the conn */
   c->ud = NULL;

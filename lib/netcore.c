@@ -16,7 +16,9 @@ void net_setfuncs(lua_State *L, const luaL_Reg *l) {
 }
 
 static int core_gc(lua_State *L) {
-  net_sched_free((core *)lua_touserdata(L, 1));
+  core *K = (core *)lua_touserdata(L, 1);
+  net_shelf_free(K);
+  net_sched_free(K);
   return 0;
 }
 
@@ -39,7 +41,7 @@ static int core_init(lua_State *L) {
 /* Numbers about the core, for specs and benchmarks. */
 static int core_stats(lua_State *L) {
   core *K = net_getcore(L);
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   lua_pushinteger(L, K->n);
   lua_setfield(L, -2, "deadlines");
   lua_pushinteger(L, K->nsends);
@@ -48,6 +50,8 @@ static int core_stats(lua_State *L) {
   lua_setfield(L, -2, "reads_in_place"); /* landed in a net.buffer */
   lua_pushinteger(L, (lua_Integer)sizeof(conn));
   lua_setfield(L, -2, "conn_size");
+  lua_pushinteger(L, K->nshelved);
+  lua_setfield(L, -2, "shelved"); /* resting conns on the shelf */
   return 1;
 }
 
@@ -87,6 +91,7 @@ static core *new_core(lua_State *L, lh_ctx *ctx) {
   lh_readbuf(L, RBUF_SIZE); /* the read buffer uv's handles use too */
   net_sched_init(L, K);
   net_write_init(K);
+  net_shelf_init(K);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, core_gc);
   lua_setfield(L, -2, "__gc");

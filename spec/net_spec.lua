@@ -1380,6 +1380,176 @@ describe("net", function()
     end)
   end)
 
+  describe("shelf (a conn resting past SHELF_MS gives its uv handle back)",
+    function()
+    local core = require "net.core"
+    local function shelved() return core.stats().shelved end
+    -- wait (bounded) until n conns are on the shelf
+    local function until_shelved(n)
+      for _ = 1, 500 do
+        if shelved() == n then return end
+        task.sleep(0.01)
+      end
+      assert.equal(n, shelved())
+    end
+    local function rest_server(opts, rounds)
+      return echo_server(function(c)
+        rounds[#rounds + 1] = true
+        while true do
+          local l, err = c:read()
+          if not l then return err end
+          c:write(l, " ", (c:peername()), "\n")
+          if c:rest() then return end
+        end
+      end, opts)
+    end
+
+    it("a shelved conn wakes on input, as often as it rests, and is no " ..
+       "uv handle meanwhile", function()
+      run_task(function()
+        local rounds = {}
+        local s, port = rest_server({}, rounds)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        for i = 1, 3 do
+          c:write("line " .. i .. "\n")
+          assert.equal("line " .. i .. " 127.0.0.1", c:read())
+          until_shelved(1)
+          assert.equal(1, (core.resting(s))) -- still resting, for the server
+          assert.equal(1, s:active())
+        end
+        -- pipelined lines after a wake: one round answers both
+        c:write("a\nb\n")
+        assert.equal("a 127.0.0.1", c:read())
+        assert.equal("b 127.0.0.1", c:read())
+        assert.equal(4, #rounds)
+        -- a handle a script holds (uv.walk gave it a uv object) is not
+        -- shelved: it rests as before, and wakes
+        local seen = 0
+        uv.walk(function(h)
+          if h:is_closing() then return end
+          seen = seen + 1
+        end)
+        assert.is_true(seen >= 2, tostring(seen))
+        task.sleep(0.3) -- (three times SHELF_MS: nothing to wait for)
+        assert.equal(0, shelved())
+        assert.equal(1, (core.resting(s)))
+        c:write("z\n")
+        assert.equal("z 127.0.0.1", c:read())
+        c:close()
+        stop(s)
+        assert.equal(0, shelved())
+      end)
+    end)
+
+    it("peer close, idle_timeout, close_idle and the server's close end " ..
+       "a shelved conn", function()
+      run_task(function()
+        local rounds = {}
+        local s, port = rest_server({idle_timeout = 0.4}, rounds)
+        local function rested_client()
+          local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+          c:write("x\n")
+          assert.equal("x 127.0.0.1", c:read())
+          return c
+        end
+        local function until_inactive()
+          for _ = 1, 300 do
+            if s:active() == 0 then break end
+            task.sleep(0.01)
+          end
+          assert.equal(0, s:active())
+        end
+        -- the peer closes it: its slot goes
+        local d = rested_client()
+        until_shelved(1)
+        d:close()
+        until_inactive()
+        assert.equal(0, shelved())
+        -- silent past idle_timeout: closed by the server, slot given back
+        local c = rested_client()
+        until_shelved(1)
+        assert.same({nil, "closed"}, {c:read()})
+        c:close()
+        until_inactive()
+        assert.equal(0, shelved())
+        -- close_idle
+        local e = rested_client()
+        until_shelved(1)
+        assert.equal(1, s:close_idle())
+        assert.same({nil, "closed"}, {e:read()})
+        e:close()
+        until_inactive()
+        -- the server's close
+        local f = rested_client()
+        until_shelved(1)
+        s:close()
+        assert.same({nil, "closed"}, {f:read()})
+        f:close()
+        until_inactive()
+        assert.equal(0, shelved())
+        assert.equal(4, #rounds) -- no handler ran for an end
+      end)
+    end)
+
+    it("a unix socket conn is shelved and woken", function()
+      run_task(function()
+        local path = tmpname()
+        os.remove(path)
+        local rounds = {}
+        local s = assert(net.listen{path = path})
+        task.spawn(s.serve, s, function(c)
+          rounds[#rounds + 1] = true
+          while true do
+            local l = c:read()
+            if not l then return end
+            c:write(l, "\n")
+            if c:rest() then return end
+          end
+        end)
+        local c = assert(net.connect{path = path, timeout = 5})
+        c:write("u\n")
+        assert.equal("u", c:read())
+        until_shelved(1)
+        c:write("v\n")
+        assert.equal("v", c:read())
+        assert.equal(2, #rounds)
+        c:close()
+        stop(s)
+        os.remove(path)
+        assert.equal(0, shelved())
+      end)
+    end)
+
+    it("the host exits with conns on the shelf (nothing leaks: asan)",
+      function()
+      local out, err, code = run_host({"-e", [[
+        local net, task = require "net", require "task"
+        local core = debug.getregistry()["luahost.private"].require(
+          "net.core")
+        local s = assert(net.listen{port = 0})
+        local _, port = s:sockname()
+        task.spawn(s.serve, s, function(c)
+          c:write(c:read(), "\n")
+          c:rest()
+        end)
+        local cs = {}
+        for i = 1, 3 do
+          cs[i] = assert(net.connect("127.0.0.1", port))
+          cs[i]:write("x\n")
+          assert(cs[i]:read() == "x")
+        end
+        for _ = 1, 500 do
+          if core.stats().shelved == 3 then break end
+          task.sleep(0.01)
+        end
+        print("shelved", core.stats().shelved)
+        os.exit(0, true)]]})
+      assert.equal("", err)
+      assert.equal(0, code)
+      assert.equal("shelved\t3\n", out)
+    end)
+  end)
+
   describe("recv_wait (net.core: http's wait for a next request)",
     function()
     it("waits its own ms, leaves the conn's timeout as it was, and " ..

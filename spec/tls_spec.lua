@@ -44,6 +44,51 @@ describe("tls over net", function()
   setup(function() c = T.certs() end)
   after_each(assert_clean)
 
+  it("a resting TLS conn stays off the shelf (its state is in the " ..
+     "engine) and wakes", function()
+    local core = require "net.core"
+    local rounds = 0
+    local s, port = tls_server(server_opts(), function(conn)
+      rounds = rounds + 1
+      while true do
+        local l = conn:read()
+        if not l then return end
+        conn:write(l:upper(), "\n")
+        if conn:rest() then return end
+      end
+    end)
+    run_task(function()
+      local conn = assert(net.connect("localhost", port,
+        {tls = {ca = c.ca}, timeout = 5}))
+      conn:write("one\n")
+      assert.equal("ONE", conn:read())
+      -- a plain conn resting beside it goes on the shelf; the TLS one not
+      local p = assert(net.listen{port = 0})
+      local _, pport = p:sockname()
+      task.spawn(p.serve, p, function(pc)
+        pc:write(pc:read(), "\n")
+        pc:rest()
+      end)
+      local plain = assert(net.connect("127.0.0.1", pport, {timeout = 5}))
+      plain:write("x\n")
+      assert.equal("x", plain:read())
+      for _ = 1, 500 do
+        if core.stats().shelved == 1 then break end
+        task.sleep(0.01)
+      end
+      assert.equal(1, core.stats().shelved)
+      assert.equal(1, (core.resting(s)))
+      conn:write("two\n")
+      assert.equal("TWO", conn:read())
+      assert.equal(2, rounds)
+      conn:close()
+      plain:close()
+      p:close()
+      s:close()
+      task.sleep(0.05)
+    end)
+  end)
+
   it("serves and connects: plaintext both ways, tlsinfo, ALPN", function()
     local s, port = tls_server(server_opts{alpn = {"h2", "http/1.1"}})
     run_task(function()
