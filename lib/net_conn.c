@@ -264,16 +264,30 @@ static void rest_wake(lua_State *L, conn *c) {
 static int core_resting(lua_State *L) {
   conn *s = net_to_conn(L, 1, K_SERVER);
   conn *c, *oldest = NULL;
+  shelved *sh;
   lua_Integer n = 0;
+  uint64_t since;
   int group = s ? s->group : 0;
-  for (c = s ? s->K->rest_head : NULL; c != NULL; c = c->rsnext)
+  if (s == NULL) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  for (c = s->K->rest_head; c != NULL; c = c->rsnext)
     if (c->group == group) {
       if (oldest == NULL) oldest = c;
       n++;
     }
+  /* (the shelved conns rested longer than all but the conns the shelf
+  ** passed over, which are older still: either list's first can be the
+  ** oldest) */
+  sh = net_shelf_first(s->K, group, 0);
+  n += net_shelf_count(s->K, group);
   lua_pushinteger(L, n);
-  if (oldest == NULL) return 1;
-  lua_pushnumber(L, (double)(net_now(s->K) - oldest->rsince) / 1000);
+  if (oldest == NULL && sh == NULL) return 1;
+  since = oldest == NULL ? sh->rsince
+        : sh == NULL ? oldest->rsince
+        : sh->rsince < oldest->rsince ? sh->rsince : oldest->rsince;
+  lua_pushnumber(L, (double)(net_now(s->K) - since) / 1000);
   return 2;
 }
 
@@ -319,17 +333,20 @@ static int core_close_resting(lua_State *L) {
     if (c->rt.idx < 0 && net_tmo_add_at(c->K, &c->rt, net_rd_fire, due) < 0)
       c->fed = 1; /* (out of memory: closed below, as before) */
   }
+  if (all) net_shelf_fresh(s->K, group, net_now(s->K) + FRESH_MS);
   /* From the head each time: a callback may rest or close other conns.
   ** Each pass closes one (it leaves the list), so at most max passes. */
   while (n < max) {
+    shelved *sh = net_shelf_first(s->K, group, all);
     c = s->K->rest_head;
     while (c != NULL && (c->group != group || c->closed ||
                          (all && !c->fed)))
       c = c->rsnext;
-    if (c == NULL) break;
+    if (c == NULL && sh == NULL) break;
     n++;
-    if (c->h == NULL && (c = net_unshelve(c)) == NULL) continue; /* (gone:
-                                                             told) */
+    if (sh != NULL && (c == NULL || sh->rsince <= c->rsince) &&
+        (c = net_unshelve(sh)) == NULL)
+      continue; /* (gone: told) */
     net_conn_close(L, c);
     if (c->resting) net_rest_unlink(c); /* (not told: shutting down) */
   }
@@ -543,7 +560,6 @@ void net_rd_fire(core *K, tmo *t) {
     net_tmo_add_at(K, &c->rt, net_rd_fire, c->rdue);
     return;
   }
-  if (c->h == NULL && (c = net_unshelve(c)) == NULL) return; /* (told) */
   /* (the deadline of a task closed by force: nobody to time out) */
   c->rtimed = c->resting || lua_status(c->rco) == LUA_YIELD;
   net_wake_reader(K->ctx->L, c);

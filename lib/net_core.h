@@ -142,6 +142,8 @@ struct core {
   conn *rest_head, *rest_tail; /* resting conns, oldest first (rest) */
   conn *shelf_next;     /* the first resting conn the shelf has not looked
                            at yet (net_shelf.c) */
+  struct shelved *shelf_head, *shelf_tail; /* shelved conns, oldest
+                                              first */
   uv_timer_t shelf_timer; /* when shelf_next has rested SHELF_MS */
   uv_poll_t shelf_poll; /* shelf_fd's readiness */
   int shelf_fd;         /* the epoll set of the shelved sockets, or -1 */
@@ -322,8 +324,7 @@ typedef struct dgram {
 } dgram;
 
 struct conn {
-  lh_handle *h;          /* the uv handle; freed with this struct; NULL
-                            while shelved (a resting conn: net_shelf.c) */
+  lh_handle *h;          /* the uv handle; freed with this struct */
   struct conn **ud;      /* the Lua userdata, NULL once collected */
   core *K;
   const lh_transport *tp; /* streams: the byte transport (see above) */
@@ -361,7 +362,6 @@ struct conn {
   };
   unsigned nwreq;        /* queued writes */
   int qlen;              /* udp: datagrams queued */
-  int fd;                /* shelved (h NULL): its socket (net_shelf.c) */
   unsigned char kind, reading, closed, rtimed, wtimed, wflush, pending;
   unsigned char skipline;
   unsigned char fed;     /* input has arrived (net_deliver): one that has
@@ -460,13 +460,38 @@ void net_rd_fire(core *K, tmo *t);
 /* The close of a conn's handle (its free_extra). */
 void net_conn_free(lh_handle *h);
 
-/* net_shelf.c. A conn started resting (core.rest): the shelf looks at it
-** once it has rested SHELF_MS. */
+/*
+** net_shelf.c. A resting conn on the shelf: what makes it again, in a
+** block of its own (the uv handle closed, the socket in the core's epoll
+** set): 120 bytes where a resting conn's block is 552.
+*/
+typedef struct shelved {
+  struct shelved *next, *prev; /* K's shelf, oldest first */
+  core *K;
+  conn_x *x;             /* the conn's (a PROXY header's address), or NULL */
+  tmo rt;                /* its deadline (shelf_fire), when it has one */
+  uint64_t rdue, rsince; /* as the conn's */
+  size_t maxline, hwm;
+  int fd;                /* the socket (a duplicate of libuv's) */
+  int iref, rref;        /* the rest callback and tag (core.rest) */
+  int group, timeout;
+  unsigned char fed, rested, vbuf, skipline;
+} shelved;
+
+/* A conn started resting (core.rest): the shelf looks at it once it has
+** rested SHELF_MS. */
 void net_shelf_rested(core *K);
-/* Take the shelved conn s off the shelf: a resting conn with a uv handle
-** again, reading; NULL when that failed (then s is gone: closed, its
-** callback told "closed", which runs Lua). */
-conn *net_unshelve(conn *s);
+/* Take s off the shelf: a resting conn with a uv handle again, reading,
+** at the head of the rest list; NULL when that failed (then s is gone:
+** closed, its callback told "closed", which runs Lua). */
+conn *net_unshelve(shelved *s);
+/* The oldest shelved conn of group (with input once, when fed), or NULL;
+** how many of group's are shelved. */
+shelved *net_shelf_first(core *K, int group, int fed);
+lua_Integer net_shelf_count(core *K, int group);
+/* close_resting's deadline for group's shelved conns that have sent
+** nothing yet: due at the latest. */
+void net_shelf_fresh(core *K, int group, uint64_t due);
 void net_shelf_init(core *K);
 void net_shelf_free(core *K);   /* at the core's __gc */
 /* Cancel cleanup: take L out of whichever slot of c it waits in. */

@@ -2,11 +2,11 @@
 ** net_shelf.c: resting conns put away. A conn that has rested (core.rest,
 ** net_read.c) for SHELF_MS goes on the shelf: its uv handle is closed, a
 ** duplicate of its socket is watched in an epoll set of the core's, and
-** of its C block (the lh_handle header, the uv_tcp_t and the conn, 552
-** bytes) only the conn is left, in a block of its own, still on the
-** core's list of resting conns, its deadline and registry slots as they
-** were. An idle keep-alive connection then costs what an nginx one does
-** (bench/README.md, "Bytes per idle connection").
+** its C block (the lh_handle header, the uv_tcp_t and the conn, 552
+** bytes) gives way to a `shelved` (net_core.h) of 120 bytes: what makes
+** the conn again (its deadline, registry slots, settings, PROXY
+** address), on the core's shelf, oldest first (bench/README.md, "Bytes
+** per idle connection").
 **
 ** Whatever would touch the handle takes the conn off the shelf first
 ** (net_unshelve): input, the end or an error on the socket (the epoll set
@@ -41,23 +41,57 @@
 
 #define SHELF_BATCH 64 /* events taken from the epoll set at a time */
 
-/* The resting conn o now lives at n (a copy): everything that points at
-** it is told. */
-static void moved(conn *o, conn *n) {
-  core *K = n->K;
-  if (n->rsprev) n->rsprev->rsnext = n; else K->rest_head = n;
-  if (n->rsnext) n->rsnext->rsprev = n; else K->rest_tail = n;
-  if (K->shelf_next == o) K->shelf_next = n;
-  if (n->rt.idx >= 0) K->heap[n->rt.idx] = &n->rt;
-  if (n->x != NULL) n->x->c = n;
-  if (K->anch_c == o) K->anch_c = NULL;
-}
-
 void net_shelf_init(core *K) {
   K->shelf_fd = -1;
   uv_timer_init(K->ctx->loop, &K->shelf_timer);
   uv_unref((uv_handle_t *)&K->shelf_timer);
   K->shelf_timer.data = K; /* (K starts with its lh_internal) */
+}
+
+static void shelf_unlink(shelved *s) {
+  core *K = s->K;
+  if (s->prev) s->prev->next = s->next; else K->shelf_head = s->next;
+  if (s->next) s->next->prev = s->prev; else K->shelf_tail = s->prev;
+  s->next = s->prev = NULL;
+}
+
+shelved *net_shelf_first(core *K, int group, int fed) {
+  shelved *s;
+  for (s = K->shelf_head; s != NULL; s = s->next)
+    if (s->group == group && (s->fed || !fed)) return s;
+  return NULL;
+}
+
+lua_Integer net_shelf_count(core *K, int group) {
+  lua_Integer n = 0;
+  shelved *s;
+  for (s = K->shelf_head; s != NULL; s = s->next)
+    if (s->group == group) n++;
+  return n;
+}
+
+static void shelf_fire(core *K, tmo *t);
+
+void net_shelf_fresh(core *K, int group, uint64_t due) {
+  shelved *s;
+  for (s = K->shelf_head; s != NULL; s = s->next) {
+    if (s->group != group || s->fed) continue;
+    if (s->rdue != 0 && s->rdue <= due) continue;
+    s->rdue = due;
+    if (s->rt.idx >= 0 && s->rt.due > due) net_tmo_del(K, &s->rt);
+    if (s->rt.idx < 0 && net_tmo_add_at(K, &s->rt, shelf_fire, due) < 0)
+      s->fed = 1; /* (out of memory: close_resting closes it at once) */
+  }
+}
+
+/* Free what s holds but its registry slots. */
+static void free_shelved(shelved *s) {
+  close(s->fd);
+  if (s->x != NULL) {
+    free(s->x->px);
+    free(s->x);
+  }
+  free(s);
 }
 
 #if HAVE_SHELF
@@ -66,11 +100,13 @@ static int can_shelve(conn *c) {
   lh_handle *h = c->h;
   conn_x *x = c->x;
   int i;
-  if (h == NULL || !c->resting || c->closed || c->tp != &net_plain ||
-      c->tpdata != NULL || c->rlen > 0 || c->rerr || c->werr ||
-      c->nwreq > 0 || c->lingering || c->buf != NULL || c->rco != NULL ||
-      h->box != NULL || h->ref != LUA_NOREF || h->pins > 0 ||
-      h->bind != NULL || h->detached || uv_is_closing(h->uv))
+  if (!c->resting || c->closed || c->tp != &net_plain ||
+      c->tpdata != NULL || c->rlen > 0 || c->into ||
+      c->buf != NULL || c->rerr || c->werr || c->nwreq > 0 ||
+      c->cstatus != 0 || c->lingering || c->rco != NULL ||
+      c->kind != K_STREAM || h->box != NULL || h->ref != LUA_NOREF ||
+      h->pins > 0 || h->bind != NULL || h->detached ||
+      uv_is_closing(h->uv))
     return 0;
   if (h->uv->type != UV_TCP &&
       (h->uv->type != UV_NAMED_PIPE || ((uv_pipe_t *)h->uv)->ipc))
@@ -105,27 +141,54 @@ static int open_set(core *K) {
 static void shelve(core *K, conn *c) {
   struct epoll_event ev;
   uv_os_fd_t ofd;
-  conn *s;
+  shelved *s;
   int fd;
   if (open_set(K) < 0 || uv_fileno(c->h->uv, &ofd) < 0) return;
   fd = fcntl(ofd, F_DUPFD_CLOEXEC, 3);
   if (fd < 0) return;
-  s = (conn *)malloc(sizeof(conn));
+  s = (shelved *)calloc(1, sizeof(shelved));
   memset(&ev, 0, sizeof(ev));
   ev.events = EPOLLIN | EPOLLRDHUP;
   ev.data.ptr = s;
-  if (s == NULL || epoll_ctl(K->shelf_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+  if (s == NULL) {
+    close(fd);
+    return;
+  }
+  s->K = K;
+  s->rt.idx = -1;
+  if ((c->rt.idx >= 0 &&
+       net_tmo_add_at(K, &s->rt, shelf_fire, c->rt.due) < 0) ||
+      epoll_ctl(K->shelf_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    net_tmo_del(K, &s->rt);
     free(s);
     close(fd);
     return;
   }
-  memcpy(s, c, sizeof(conn));
-  s->h = NULL;
+  net_tmo_del(K, &c->rt);
   s->fd = fd;
-  s->reading = 0;
-  moved(c, s);
-  /* The handle goes with the old block (c in it), the socket stays open
-  ** through fd: closing one of two descriptors sends nothing. */
+  s->x = c->x;
+  c->x = NULL;
+  s->rdue = c->rdue;
+  s->rsince = c->rsince;
+  s->maxline = c->maxline;
+  s->hwm = c->hwm;
+  s->iref = c->iref;
+  s->rref = c->rref;
+  c->iref = c->rref = LUA_NOREF;
+  s->group = c->group;
+  s->timeout = c->timeout;
+  s->fed = c->fed;
+  s->rested = c->rested;
+  s->vbuf = c->vbuf;
+  s->skipline = c->skipline;
+  s->prev = K->shelf_tail;
+  if (K->shelf_tail) K->shelf_tail->next = s; else K->shelf_head = s;
+  K->shelf_tail = s;
+  net_rest_unlink(c);
+  net_rslot_forget(c);
+  /* The handle goes (c in its block, nothing of it left to free), the
+  ** socket stays open through fd: closing one of two descriptors sends
+  ** nothing. */
   c->h->extra = NULL;
   c->h->free_extra = NULL;
   lh_handle_close(c->h);
@@ -152,8 +215,10 @@ void net_shelf_rested(core *K) {
     uv_timer_start(&K->shelf_timer, sweep_cb, SHELF_MS, 0);
 }
 
-/* A uv handle for s again (s freed), or NULL with s as it was. */
-static conn *reopen(conn *s) {
+/* The conn of s again (s freed), at the head of the rest list (older
+** than most resting conns: the shelf passed them), or NULL with s as it
+** was. */
+static conn *reopen(shelved *s) {
   core *K = s->K;
   uv_loop_t *loop = K->ctx->loop;
   uv_handle_type type = uv_guess_handle(s->fd);
@@ -163,27 +228,51 @@ static conn *reopen(conn *s) {
   if (type != UV_TCP && type != UV_NAMED_PIPE) return NULL;
   h = lh_handle_alloc(K->ctx, type, sizeof(conn));
   if (h == NULL) return NULL;
-  if (type == UV_TCP) {
-    uv_tcp_init(loop, (uv_tcp_t *)h->uv);
-    r = uv_tcp_open((uv_tcp_t *)h->uv, s->fd);
-  } else {
-    uv_pipe_init(loop, (uv_pipe_t *)h->uv, 0);
-    r = uv_pipe_open((uv_pipe_t *)h->uv, s->fd);
-  }
+  c = (conn *)h->extra; /* (zeroed: what a resting conn has not) */
+  c->rt.idx = -1;
+  if (type == UV_TCP) uv_tcp_init(loop, (uv_tcp_t *)h->uv);
+  else uv_pipe_init(loop, (uv_pipe_t *)h->uv, 0);
+  /* (its deadline first: once open, the handle owns the socket) */
+  r = s->rt.idx >= 0 ? net_tmo_add_at(K, &c->rt, net_rd_fire, s->rt.due) : 0;
+  if (r == 0)
+    r = type == UV_TCP ? uv_tcp_open((uv_tcp_t *)h->uv, s->fd)
+                       : uv_pipe_open((uv_pipe_t *)h->uv, s->fd);
   if (r < 0) {
+    net_tmo_del(K, &c->rt);
     h->extra = NULL;
-    lh_handle_close(h); /* (fd is not its own yet: open failed) */
+    lh_handle_close(h); /* (s->fd is not its own: not opened) */
     return NULL;
   }
-  epoll_ctl(K->shelf_fd, EPOLL_CTL_DEL, s->fd, NULL);
-  c = (conn *)h->extra;
-  memcpy(c, s, sizeof(conn));
   c->h = h;
-  c->fd = -1;
+  c->K = K;
+  c->tp = &net_plain;
+  c->kind = K_STREAM;
+  net_tmo_del(K, &s->rt);
+  epoll_ctl(K->shelf_fd, EPOLL_CTL_DEL, s->fd, NULL);
+  c->x = s->x;
+  if (c->x != NULL) c->x->c = c;
+  c->rdue = s->rdue;
+  c->rsince = s->rsince;
+  c->maxline = s->maxline;
+  c->hwm = s->hwm;
+  c->iref = s->iref;
+  c->rref = s->rref;
+  c->group = s->group;
+  c->timeout = s->timeout;
+  c->fed = s->fed;
+  c->rested = s->rested;
+  c->vbuf = s->vbuf;
+  c->skipline = s->skipline;
+  c->resting = 1;
+  c->rsprev = NULL;
+  c->rsnext = K->rest_head;
+  if (K->rest_head) K->rest_head->rsprev = c; else K->rest_tail = c;
+  K->rest_head = c;
   h->free_extra = net_conn_free;
-  moved(s, c);
-  free(s);
-  /* (a resting conn keeps the host alive, as core.rest's uv_ref) */
+  shelf_unlink(s);
+  free(s); /* (s->fd is c's now) */
+  /* (a resting conn keeps the host alive, as core.rest's uv_ref: a new
+  ** handle is ref'd) */
   if (--K->nshelved == 0) uv_unref((uv_handle_t *)&K->shelf_poll);
   net_rstart(c);
   return c;
@@ -191,8 +280,8 @@ static conn *reopen(conn *s) {
 
 /* Readiness on shelved sockets: each goes back to libuv, which reads it
 ** in this loop's next turn. No Lua runs here (a callback could free
-** another conn of this batch). One that cannot go back yet (out of
-** memory) leaves the set and times out now, where net_unshelve tells
+** another shelved conn of this batch). One that cannot go back yet (out
+** of memory) leaves the set and times out now, where net_unshelve tells
 ** its callback. */
 static void poll_cb(uv_poll_t *p, int status, int events) {
   core *K = container_of(p, core, shelf_poll);
@@ -202,11 +291,11 @@ static void poll_cb(uv_poll_t *p, int status, int events) {
   (void)events;
   n = epoll_wait(K->shelf_fd, ev, SHELF_BATCH, 0);
   for (i = 0; i < n; i++) {
-    conn *s = (conn *)ev[i].data.ptr;
+    shelved *s = (shelved *)ev[i].data.ptr;
     if (reopen(s) != NULL) continue;
     epoll_ctl(K->shelf_fd, EPOLL_CTL_DEL, s->fd, NULL);
     s->rdue = net_now(K);
-    net_tmo_add_at(K, &s->rt, net_rd_fire, s->rdue);
+    net_tmo_add_at(K, &s->rt, shelf_fire, s->rdue);
   }
 }
 
@@ -214,21 +303,26 @@ static void poll_cb(uv_poll_t *p, int status, int events) {
 
 void net_shelf_rested(core *K) { (void)K; }
 
-static conn *reopen(conn *s) { (void)s; return NULL; }
+static conn *reopen(shelved *s) { (void)s; return NULL; }
 
 #endif
 
-/* Free what s holds but its registry slots. */
-static void free_shelved(conn *s) {
-  close(s->fd);
-  if (s->x != NULL) {
-    free(s->x->px);
-    free(s->x);
+/* Its deadline (lazy, as net_rd_fire's): the conn again, timed out. */
+static void shelf_fire(core *K, tmo *t) {
+  shelved *s = container_of(t, shelved, rt);
+  conn *c;
+  if (s->rdue == 0) return; /* stale */
+  if (s->rdue > uv_now(K->ctx->loop)) { /* early: queue it again */
+    net_tmo_add_at(K, &s->rt, shelf_fire, s->rdue);
+    return;
   }
-  free(s);
+  c = net_unshelve(s);
+  if (c == NULL) return; /* (told) */
+  c->rtimed = 1;
+  net_wake_reader(K->ctx->L, c);
 }
 
-conn *net_unshelve(conn *s) {
+conn *net_unshelve(shelved *s) {
   core *K = s->K;
   lh_ctx *ctx = K->ctx;
   lua_State *L = ctx->L;
@@ -238,10 +332,10 @@ conn *net_unshelve(conn *s) {
   if (c != NULL) return c;
   /* Gone: its callback hears "closed", with a conn that reads closed. */
 #if HAVE_SHELF
-  if (K->shelf_fd >= 0) epoll_ctl(K->shelf_fd, EPOLL_CTL_DEL, s->fd, NULL);
+  epoll_ctl(K->shelf_fd, EPOLL_CTL_DEL, s->fd, NULL);
 #endif
   if (--K->nshelved == 0) uv_unref((uv_handle_t *)&K->shelf_poll);
-  net_rest_unlink(s);
+  shelf_unlink(s);
   net_tmo_del(K, &s->rt);
   if (ctx->shutting_down > 1) {
     free_shelved(s);
@@ -265,15 +359,12 @@ conn *net_unshelve(conn *s) {
 ** sockets and memory. Nobody is told, as a resting conn closed by the
 ** exit's walk is not (net_conn_free). */
 void net_shelf_free(core *K) {
-  conn *c = K->rest_head;
-  while (c != NULL) {
-    conn *next = c->rsnext;
-    if (c->h == NULL) {
-      net_rest_unlink(c);
-      free_shelved(c);
-    }
-    c = next;
+  while (K->shelf_head != NULL) {
+    shelved *s = K->shelf_head;
+    shelf_unlink(s);
+    free_shelved(s);
   }
+  K->nshelved = 0;
   if (K->shelf_fd >= 0) close(K->shelf_fd);
   K->shelf_fd = -1;
 }

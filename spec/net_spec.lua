@@ -1520,6 +1520,23 @@ describe("net", function()
       end)
     end)
 
+    it("a PROXY header's client is still the peer after the shelf",
+      function()
+      run_task(function()
+        local rounds = {}
+        local s, port = rest_server({proxy_protocol = true}, rounds)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        c:write("PROXY TCP4 192.0.2.44 127.0.0.1 999 80\r\nx\n")
+        assert.equal("x 192.0.2.44", c:read())
+        until_shelved(1)
+        c:write("y\n")
+        assert.equal("y 192.0.2.44", c:read())
+        assert.equal(2, #rounds)
+        c:close()
+        stop(s)
+      end)
+    end)
+
     it("the host exits with conns on the shelf (nothing leaks: asan)",
       function()
       local out, err, code = run_host({"-e", [[
