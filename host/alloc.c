@@ -28,7 +28,7 @@
 /* The lists keep at most as many bytes as the state has in use (what a
 ** collection cycle frees at the default pause of 200 %), and at least
 ** POOL_MIN: beyond, a block goes back to free. */
-#define POOL_MIN (256 * 1024)
+#define POOL_MIN (64 * 1024)
 
 #if defined(__GNUC__)
 #define NOINLINE __attribute__((noinline))
@@ -58,7 +58,7 @@ static void *pool_get(pool *p, size_t n) {
 
 static void pool_put(pool *p, void *b, size_t n) {
   int k = CLASS_OF(n);
-  if (p->cached > p->inuse && p->cached > POOL_MIN) {
+  if (p->cached > p->inuse / 2 && p->cached > POOL_MIN) {
     free(b);
     return;
   }
@@ -122,7 +122,7 @@ static void *pool_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       }
     }
   } else if (nsize == 0 && osize <= POOL_MAX &&
-             (p->cached <= p->inuse || p->cached <= POOL_MIN)) {
+             (p->cached <= p->inuse / 2 || p->cached <= POOL_MIN)) {
     int k = CLASS_OF(osize);
     *(void **)ptr = p->head[k];
     p->head[k] = ptr;
