@@ -25,9 +25,11 @@
 */
 #define POOL_MAX 2056 /* largest pooled request: class 128 */
 #define POOL_CLASSES 129
-/* The lists keep at most as many bytes as the state has in use (what a
-** collection cycle frees at the default pause of 200 %), and at least
-** POOL_MIN: beyond, a block goes back to free. */
+/* The lists keep at most half as many bytes as the state has in use (a
+** minor collection of the generational mode frees about a fifth), and at
+** least POOL_MIN: beyond, a block goes back to free, where the host's C
+** blocks (a conn's, a shelved conn's) can use it: blocks kept here are
+** Lua's alone (bench/README.md, "Bytes per idle connection"). */
 #define POOL_MIN (64 * 1024)
 
 #if defined(__GNUC__)
