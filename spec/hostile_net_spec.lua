@@ -138,6 +138,94 @@ describe("hostile peers (inline net servers)", function()
     assert(ok, ("seed %d: %s"):format(seed, tostring(err)))
   end)
 
+  it("peers of resting conns on the shelf: split lines, resets, " ..
+     "half-closes, floods, silence; others unharmed", function()
+    local seed = H.seed(20261206)
+    local core = debug.getregistry()["luahost.private"].require("net.core")
+    local ok, err = pcall(run_task, function()
+      local g = H.prng(seed)
+      local s = assert(net.listen{port = 0, max_line = 200,
+                                  idle_timeout = 4})
+      local _, port = s:sockname()
+      -- a line server whose conns rest between lines (then the shelf
+      -- takes them)
+      task.spawn(s.serve, s, function(c)
+        while true do
+          local line, e = c:read("l")
+          if line then
+            if not c:write(#line, ":", line, "\n") then return end
+          elseif e == "line too long" then
+            c:write("E:line too long\n")
+            return
+          else
+            return
+          end
+          if c:rest() then return end
+        end
+      end)
+      local n = 40
+      local cs = {}
+      for i = 1, n do
+        cs[i] = assert(H.connect(port))
+        assert(cs[i]:write("first ", i, "\n"))
+        assert.equal(#("first " .. i) .. ":first " .. i, cs[i]:read("l"))
+      end
+      for _ = 1, 500 do -- (bounded: all of them on the shelf)
+        if core.stats().shelved == n then break end
+        task.sleep(0.01)
+      end
+      assert.equal(n, core.stats().shelved)
+      local peers = {}
+      for i = 1, n do
+        local sub, c = H.prng(g:next()), cs[i]
+        peers[i] = task.spawn(function()
+          local r = sub:int(1, 7)
+          if r == 1 then -- a line in pieces: the first wakes it
+            local msg = "split " .. i
+            for k = 1, #msg do
+              assert(c:write(msg:sub(k, k)))
+              if sub:chance(0.3) then task.sleep(0.01) end
+            end
+            assert(c:write("\n"))
+            assert.equal(#msg .. ":" .. msg, c:read("l"))
+          elseif r == 2 then H.reset(c)
+          elseif r == 3 then c:close()
+          elseif r == 4 then -- half-close with a line: answered, then closed
+            assert(c:write("half ", i, "\n"))
+            c:shutdown()
+            c:settimeout(5)
+            assert.equal(#("half " .. i) .. ":half " .. i .. "\n",
+              c:read("a"))
+          elseif r == 5 then -- past max_line
+            assert(c:write((H.garbage(sub, 300):gsub("\n", "x"))))
+            c:settimeout(5)
+            local l = c:read("l")
+            assert.is_true(l == nil or l == "E:line too long", tostring(l))
+          elseif r == 6 then -- silent past idle_timeout: closed
+            c:settimeout(5)
+            assert.same({nil, "closed"}, {c:read("l")})
+          else -- lines pipelined in one write
+            local k = sub:int(2, 20)
+            local out = {}
+            for j = 1, k do out[j] = "p" .. j .. "\n" end
+            assert(c:write(table.concat(out)))
+            for j = 1, k do
+              assert.equal(#("p" .. j) .. ":p" .. j, c:read("l"))
+            end
+          end
+          c:close()
+        end)
+      end
+      for _, t in ipairs(peers) do
+        assert.same({}, {t:join()})
+      end
+      assert.is_true(normal_client(port)) -- (its conn never rests long)
+      stop(s)
+      assert.equal(0, core.stats().shelved)
+    end, 30)
+    assert(ok, ("seed %d: %s"):format(seed, tostring(err)))
+  end)
+
   it("closes a silent peer after the idle timeout", function()
     run_task(function()
       local s, port = line_server{idle_timeout = 0.2}
