@@ -476,6 +476,7 @@ typedef struct shelved {
   int iref, rref;        /* the rest callback and tag (core.rest) */
   int group, timeout;
   unsigned char fed, rested, vbuf, skipline;
+  unsigned char pipe;    /* a unix socket (uv_pipe_t), else TCP */
 } shelved;
 
 /* A conn started resting (core.rest): the shelf looks at it once it has

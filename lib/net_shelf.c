@@ -181,6 +181,7 @@ static void shelve(core *K, conn *c) {
   s->rested = c->rested;
   s->vbuf = c->vbuf;
   s->skipline = c->skipline;
+  s->pipe = c->h->uv->type == UV_NAMED_PIPE;
   s->prev = K->shelf_tail;
   if (K->shelf_tail) K->shelf_tail->next = s; else K->shelf_head = s;
   K->shelf_tail = s;
@@ -221,11 +222,10 @@ void net_shelf_rested(core *K) {
 static conn *reopen(shelved *s) {
   core *K = s->K;
   uv_loop_t *loop = K->ctx->loop;
-  uv_handle_type type = uv_guess_handle(s->fd);
+  uv_handle_type type = s->pipe ? UV_NAMED_PIPE : UV_TCP;
   lh_handle *h;
   conn *c;
   int r;
-  if (type != UV_TCP && type != UV_NAMED_PIPE) return NULL;
   h = lh_handle_alloc(K->ctx, type, sizeof(conn));
   if (h == NULL) return NULL;
   c = (conn *)h->extra; /* (zeroed: what a resting conn has not) */
