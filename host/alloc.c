@@ -235,6 +235,24 @@ lua_State *lh_state_new(void) {
   return L;
 }
 
+void lh_state_trim(lua_State *L, unsigned den) {
+  void *ud;
+  lua_Alloc f = lua_getallocf(L, &ud);
+  pool *p = (pool *)ud;
+  size_t keep;
+  int k;
+  if (f != pool_alloc || den == 0) return;
+  keep = p->inuse / den;
+  for (k = POOL_CLASSES - 1; k > 0 && p->cached > keep; k--) {
+    while (p->head[k] != NULL && p->cached > keep) {
+      void *b = p->head[k];
+      p->head[k] = *(void **)b;
+      p->cached -= CLASS_SIZE(k);
+      free(b);
+    }
+  }
+}
+
 void lh_state_close(lua_State *L) {
   void *ud;
   lua_Alloc f = lua_getallocf(L, &ud);

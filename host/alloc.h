@@ -12,6 +12,10 @@
 ** LUAHOST_MALLOC=libc in the environment) and the collector in
 ** generational mode. NULL if out of memory. */
 lua_State *lh_state_new(void);
+/* Give the pool's blocks back to malloc until it keeps at most a
+** fraction 1/den of the bytes the state has in use: for a server gone
+** quiet, where the host's C blocks can use them (no-op unpooled). */
+void lh_state_trim(lua_State *L, unsigned den);
 /* lua_close, then free the state's pool. */
 void lh_state_close(lua_State *L);
 

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "net_core.h"
 
 #if defined(__linux__)
@@ -200,12 +201,16 @@ static void sweep_cb(uv_timer_t *t) {
   core *K = container_of(t, core, shelf_timer);
   uint64_t now = net_now(K);
   conn *c = K->shelf_next;
+  int n = K->nshelved;
   while (c != NULL && now - c->rsince >= SHELF_MS) {
     conn *next = c->rsnext;
     if (can_shelve(c)) shelve(K, c);
     c = next;
   }
   K->shelf_next = c;
+  /* Conns gone quiet: the Lua pool's spare blocks can serve their
+  ** records and the next conns' blocks (alloc.c) */
+  if (K->nshelved > n) lh_state_trim(K->ctx->L, 8);
   if (c != NULL)
     uv_timer_start(t, sweep_cb, c->rsince + SHELF_MS - now, 0);
 }
