@@ -168,6 +168,7 @@ static void shelve(core *K, conn *c) {
   net_tmo_del(K, &c->rt);
   s->fd = fd;
   s->x = c->x;
+  if (s->x != NULL) s->x->c = NULL; /* (until the conn is made again) */
   c->x = NULL;
   s->rdue = c->rdue;
   s->rsince = c->rsince;
@@ -355,6 +356,7 @@ conn *net_unshelve(shelved *s) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->rref);
   luaL_unref(L, LUA_REGISTRYINDEX, s->iref);
   luaL_unref(L, LUA_REGISTRYINDEX, s->rref);
+  if (s->x != NULL) luaL_unref(L, LUA_REGISTRYINDEX, s->x->wref);
   free_shelved(s);
   lh_call(ctx, 3);
   return NULL;

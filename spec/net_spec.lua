@@ -1537,6 +1537,49 @@ describe("net", function()
       end)
     end)
 
+    it("a shelved socket closed behind the host's back: the conn's " ..
+       "callback hears 'closed' at its deadline, its place given back",
+      function()
+      run_task(function()
+        -- the descriptors of sockets, from /proc (a shelved conn's is a
+        -- duplicate made when it went on the shelf)
+        local function sockets()
+          local t = {}
+          for fd = 3, 4095 do
+            local l = uv.fs_readlink("/proc/self/fd/" .. fd)
+            if l and l:match("^socket:") then t[fd] = true end
+          end
+          return t
+        end
+        local rounds = {}
+        local s, port = rest_server({idle_timeout = 0.5}, rounds)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+        c:write("x\n")
+        assert.equal("x 127.0.0.1", c:read())
+        local before = sockets()
+        until_shelved(1)
+        local new = {}
+        for fd in pairs(sockets()) do
+          if not before[fd] then new[#new + 1] = fd end
+        end
+        assert.equal(1, #new) -- the duplicate (the handle's went)
+        assert(uv.fs_close(new[1]))
+        -- nothing tells the shelf (a closed descriptor leaves the epoll
+        -- set silently) but the deadline: the socket is gone, so the
+        -- conn cannot be made again and its callback hears "closed"
+        for _ = 1, 300 do
+          if s:active() == 0 then break end
+          task.sleep(0.01)
+        end
+        assert.equal(0, s:active())
+        assert.equal(0, shelved())
+        assert.same({nil, "closed"}, {c:read()}) -- (the peer's FIN)
+        assert.equal(1, #rounds)
+        c:close()
+        stop(s)
+      end)
+    end)
+
     it("the host exits with conns on the shelf (nothing leaks: asan)",
       function()
       local out, err, code = run_host({"-e", [[
