@@ -1392,6 +1392,15 @@ describe("net", function()
       end
       assert.equal(n, shelved())
     end
+    -- c sends first[1] and reads first[2], waits until its server's conn
+    -- is on the shelf, then the same with second
+    local function across_shelf(c, first, second)
+      c:write(first[1])
+      assert.equal(first[2], c:read())
+      until_shelved(1)
+      c:write(second[1])
+      assert.equal(second[2], c:read())
+    end
     local function rest_server(opts, rounds)
       return echo_server(function(c)
         rounds[#rounds + 1] = true
@@ -1507,11 +1516,7 @@ describe("net", function()
           end
         end)
         local c = assert(net.connect{path = path, timeout = 5})
-        c:write("u\n")
-        assert.equal("u", c:read())
-        until_shelved(1)
-        c:write("v\n")
-        assert.equal("v", c:read())
+        across_shelf(c, {"u\n", "u"}, {"v\n", "v"})
         assert.equal(2, #rounds)
         c:close()
         stop(s)
@@ -1526,11 +1531,9 @@ describe("net", function()
         local rounds = {}
         local s, port = rest_server({proxy_protocol = true}, rounds)
         local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
-        c:write("PROXY TCP4 192.0.2.44 127.0.0.1 999 80\r\nx\n")
-        assert.equal("x 192.0.2.44", c:read())
-        until_shelved(1)
-        c:write("y\n")
-        assert.equal("y 192.0.2.44", c:read())
+        across_shelf(c,
+          {"PROXY TCP4 192.0.2.44 127.0.0.1 999 80\r\nx\n", "x 192.0.2.44"},
+          {"y\n", "y 192.0.2.44"})
         assert.equal(2, #rounds)
         c:close()
         stop(s)
