@@ -280,8 +280,7 @@ static int core_resting(lua_State *L) {
   /* (the shelved conns rested longer than all but the conns the shelf
   ** passed over, which are older still: either list's first can be the
   ** oldest) */
-  sh = net_shelf_first(s->K, group, 0);
-  n += net_shelf_count(s->K, group);
+  n += net_shelf_count(s->K, group, &sh);
   lua_pushinteger(L, n);
   if (oldest == NULL && sh == NULL) return 1;
   since = oldest == NULL ? sh->rsince

@@ -486,10 +486,10 @@ void net_shelf_rested(core *K);
 ** at the head of the rest list; NULL when that failed (then s is gone:
 ** closed, its callback told "closed", which runs Lua). */
 conn *net_unshelve(shelved *s);
-/* The oldest shelved conn of group (with input once, when fed), or NULL;
-** how many of group's are shelved. */
+/* The oldest shelved conn of group (with input once, when fed), or NULL.
+** How many of group's are shelved, and the oldest of them (or NULL). */
 shelved *net_shelf_first(core *K, int group, int fed);
-lua_Integer net_shelf_count(core *K, int group);
+lua_Integer net_shelf_count(core *K, int group, shelved **oldest);
 /* close_resting's deadline for group's shelved conns that have sent
 ** nothing yet: due at the latest. */
 void net_shelf_fresh(core *K, int group, uint64_t due);

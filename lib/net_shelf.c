@@ -63,11 +63,12 @@ shelved *net_shelf_first(core *K, int group, int fed) {
   return NULL;
 }
 
-lua_Integer net_shelf_count(core *K, int group) {
+lua_Integer net_shelf_count(core *K, int group, shelved **oldest) {
   lua_Integer n = 0;
   shelved *s;
+  *oldest = NULL;
   for (s = K->shelf_head; s != NULL; s = s->next)
-    if (s->group == group) n++;
+    if (s->group == group && n++ == 0) *oldest = s;
   return n;
 }
 

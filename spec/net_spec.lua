@@ -1401,16 +1401,22 @@ describe("net", function()
       c:write(second[1])
       assert.equal(second[2], c:read())
     end
-    local function rest_server(opts, rounds)
-      return echo_server(function(c)
+    -- a handler answering each line (with the peer's address after it,
+    -- when with_peer) and resting between lines; rounds[] counts rounds
+    local function rest_handler(rounds, with_peer)
+      return function(c)
         rounds[#rounds + 1] = true
         while true do
           local l, err = c:read()
           if not l then return err end
-          c:write(l, " ", (c:peername()), "\n")
+          if with_peer then c:write(l, " ", (c:peername()), "\n")
+          else c:write(l, "\n") end
           if c:rest() then return end
         end
-      end, opts)
+      end
+    end
+    local function rest_server(opts, rounds)
+      return echo_server(rest_handler(rounds, true), opts)
     end
 
     it("a shelved conn wakes on input, as often as it rests, and is no " ..
@@ -1506,15 +1512,7 @@ describe("net", function()
         os.remove(path)
         local rounds = {}
         local s = assert(net.listen{path = path})
-        task.spawn(s.serve, s, function(c)
-          rounds[#rounds + 1] = true
-          while true do
-            local l = c:read()
-            if not l then return end
-            c:write(l, "\n")
-            if c:rest() then return end
-          end
-        end)
+        task.spawn(s.serve, s, rest_handler(rounds))
         local c = assert(net.connect{path = path, timeout = 5})
         across_shelf(c, {"u\n", "u"}, {"v\n", "v"})
         assert.equal(2, #rounds)
