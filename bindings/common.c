@@ -21,6 +21,7 @@
 #include <sys/epoll.h>
 #endif
 
+#include "blocks.h"
 #include "common.h"
 #include "sock.h"
 
@@ -472,7 +473,9 @@ void lh_check_loop(lua_State *L) {
 lh_handle *lh_handle_alloc(lh_ctx *ctx, uv_handle_type type, size_t extra) {
   size_t size = extra ? EXTRA_AT(type) + extra
                       : sizeof(lh_handle) + uv_handle_size(type);
-  lh_handle *h = (lh_handle *)malloc(size);
+  /* (net's conns, the blocks with extra: in chunks of their own) */
+  lh_handle *h = (lh_handle *)(extra ? lh_block_alloc(ctx, size)
+                                     : malloc(size));
   int i;
   if (h == NULL) return NULL;
   memset(h, 0, size);
@@ -526,7 +529,7 @@ void lh_handle_abort(lua_State *L, lh_handle *h) {
   if (h->box != NULL) *h->box = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
   unref_all(L, h);
-  free(h);
+  lh_block_free(h->ctx, h);
 }
 
 static lh_handle **check_box(lua_State *L, int idx) {
@@ -583,13 +586,13 @@ static void handle_close_cb(uv_handle_t *uvh) {
   if (h->pins > 0)
     h->closed = 1; /* a request still points here: lh_handle_unpin frees */
   else
-    free(h);
+    lh_block_free(ctx, h);
 }
 
 void lh_handle_pin(lh_handle *h) { h->pins++; }
 
 void lh_handle_unpin(lh_handle *h) {
-  if (--h->pins == 0 && h->closed) free(h);
+  if (--h->pins == 0 && h->closed) lh_block_free(h->ctx, h);
 }
 
 void lh_handle_close_cb(uv_handle_t *uvh) { handle_close_cb(uvh); }

@@ -24,6 +24,7 @@
 /* {====================================================== context */
 
 struct lh_sub;
+struct lh_blocks;
 
 typedef struct lh_ctx {
   uv_loop_t *loop;
@@ -43,6 +44,7 @@ typedef struct lh_ctx {
   int script_ran_loop;   /* the script called uv.run itself (luv style) */
   int main_done;         /* the main task has finished */
   char *readbuf;         /* shared receive buffer (lh_readbuf), or NULL */
+  struct lh_blocks *blocks; /* net's handle blocks (blocks.c), or NULL */
   size_t readbuf_size;
   int readbuf_lent;      /* net lends it to a reader running Lua */
   int libuv_fds[4];      /* fd + 1 of each fd libuv made for itself

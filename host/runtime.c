@@ -12,6 +12,7 @@
 
 #include "runtime.h"
 #include "alloc.h"
+#include "blocks.h"
 #include "http_core.h"
 #include "netcore.h"
 #include "xfer.h"
@@ -259,6 +260,7 @@ int host_shutdown(lh_ctx *ctx, lua_State *L) {
     lh_report("warning: the loop still had live handles at exit");
   ctx->shutting_down = 3; /* (lua_close's finalizers: lh_check_loop) */
   lh_state_close(L);
+  lh_blocks_close(ctx);
   return ctx->exit_code;
 }
 

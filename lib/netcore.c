@@ -6,6 +6,7 @@
 */
 #include <string.h>
 
+#include "blocks.h"
 #include "net_core.h"
 
 void net_setfuncs(lua_State *L, const luaL_Reg *l) {
@@ -41,7 +42,7 @@ static int core_init(lua_State *L) {
 /* Numbers about the core, for specs and benchmarks. */
 static int core_stats(lua_State *L) {
   core *K = net_getcore(L);
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 7);
   lua_pushinteger(L, K->n);
   lua_setfield(L, -2, "deadlines");
   lua_pushinteger(L, K->nsends);
@@ -52,6 +53,14 @@ static int core_stats(lua_State *L) {
   lua_setfield(L, -2, "conn_size");
   lua_pushinteger(L, K->nshelved);
   lua_setfield(L, -2, "shelved"); /* resting conns on the shelf */
+  {
+    size_t chunks, used;
+    lh_blocks_stats(K->ctx, &chunks, &used);
+    lua_pushinteger(L, (lua_Integer)chunks);
+    lua_setfield(L, -2, "block_chunks"); /* mapped (blocks.c) */
+    lua_pushinteger(L, (lua_Integer)used);
+    lua_setfield(L, -2, "blocks"); /* handle blocks in use */
+  }
   return 1;
 }
 

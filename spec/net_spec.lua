@@ -1581,6 +1581,97 @@ describe("net", function()
       end)
     end)
 
+    it("a burst's handle blocks go back to the kernel once its conns are " ..
+       "shelved, and come again when they wake", function()
+      -- (the clients are uv handles, whose blocks are malloc's: the
+      -- chunks hold the server's conns alone)
+      local out, err, code = run_host({"-e", [[
+        local net, task, uv = require "net", require "task", require "uv"
+        local core = debug.getregistry()["luahost.private"].require(
+          "net.core")
+        local N = 300
+        local s = assert(net.listen{port = 0, backlog = 512,
+          max_per_address = 1000})
+        local _, port = s:sockname()
+        local lines = 0
+        task.spawn(s.serve, s, function(c)
+          while true do
+            local l = c:read()
+            if not l then return end
+            lines = lines + 1
+            -- "r": rest (the shelf takes the conn 100 ms later)
+            if l == "r" then
+              if c:rest() then return end
+            end
+          end
+        end)
+        local function until_(what, cond)
+          for _ = 1, 1000 do
+            if cond() then return end
+            task.sleep(0.01)
+          end
+          error("timed out waiting for " .. what)
+        end
+        local function say(st)
+          print(("%s blocks=%d chunks=%d shelved=%d"):format(st,
+            core.stats().blocks, core.stats().block_chunks,
+            core.stats().shelved))
+        end
+        local cs, up = {}, 0
+        for i = 1, N do
+          local t = uv.new_tcp()
+          cs[i] = t
+          t:connect("127.0.0.1", port, function(e)
+            assert(not e, e)
+            up = up + 1
+            t:write("x\n")
+          end)
+        end
+        local function all(msg, want)
+          local before = lines
+          for i = 1, N do cs[i]:write(msg) end
+          until_(msg, function() return lines == before + want end)
+        end
+        until_("connects", function() return up == N and lines == N end)
+        say("awake")
+        all("r\n", N)
+        until_("the shelf", function() return core.stats().shelved == N end)
+        say("shelved")
+        all("y\n", N) -- each wakes: its block made again
+        say("woken")
+        for i = 1, N do cs[i]:close() end
+        until_("the closes", function() return core.stats().blocks == 1 end)
+        say("closed")
+        s:close()
+        os.exit(0, true)]]})
+      assert.equal("", err)
+      assert.equal(0, code)
+      local function at(st)
+        local b, c, sh = out:match(st .. " blocks=(%d+) chunks=(%d+) " ..
+          "shelved=(%d+)")
+        assert(b, "no line " .. st .. " in: " .. out)
+        return tonumber(b), tonumber(c), tonumber(sh)
+      end
+      -- 301 blocks of ~550 bytes: three chunks of 64 KiB at least
+      local b, c = at("awake")
+      assert.equal(301, b)
+      assert.is_true(c >= 3, out)
+      -- on the shelf, the conns hold no block: one chunk for the
+      -- listener's, one empty kept; the rest unmapped
+      local sh
+      b, c, sh = at("shelved")
+      assert.equal(300, sh)
+      assert.equal(1, b)
+      assert.is_true(c <= 2, out)
+      b, c, sh = at("woken")
+      assert.equal(0, sh)
+      assert.equal(301, b)
+      assert.is_true(c >= 3, out)
+      b, c = at("closed")
+      assert.equal(1, b)
+      assert.is_true(c <= 2, out)
+    end)
+
     it("the host exits with conns on the shelf (nothing leaks: asan)",
       function()
       local out, err, code = run_host({"-e", [[
