@@ -35,14 +35,25 @@
 #define HAVE_CHUNKS 0
 #endif
 
+/* Under ASan: a free block is wiped (no stale pointer in it keeps a
+** leak alive) and poisoned; a chunk is one of LeakSanitizer's roots,
+** which it scans as it scans malloc's blocks (what a live conn points
+** at, its conn_x or TLS state, is not a leak). */
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#include <sanitizer/lsan_interface.h>
+#define POISON(p, n) (memset((p), 0, (n)), ASAN_POISON_MEMORY_REGION((p), (n)))
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define ROOT(p, n) __lsan_register_root_region((p), (n))
+#define UNROOT(p, n) __lsan_unregister_root_region((p), (n))
+#define ASAN_POISON_FRESH(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define UNDER_ASAN 1
 #else
+#define ASAN_POISON_FRESH(p, n) ((void)(p), (void)(n))
 #define POISON(p, n) ((void)(p), (void)(n))
 #define UNPOISON(p, n) ((void)(p), (void)(n))
+#define ROOT(p, n) ((void)(p), (void)(n))
+#define UNROOT(p, n) ((void)(p), (void)(n))
 #define UNDER_ASAN 0
 #endif
 
@@ -141,7 +152,8 @@ static chunk *chunk_new(lh_blocks *b, bclass *k) {
   c->next = c->prev = NULL;
   c->nused = c->nfresh = c->nfree = 0;
   c->blocks = base + header_size(k->cap);
-  POISON(c->blocks, k->cap * k->size);
+  ASAN_POISON_FRESH(c->blocks, k->cap * k->size);
+  ROOT(base, CHUNK_SIZE);
   i = find(b, base);
   memmove(b->chunks + i + 1, b->chunks + i,
           (b->nchunks - i) * sizeof(chunk *));
@@ -156,6 +168,7 @@ static void chunk_drop(lh_blocks *b, chunk *c) {
           (b->nchunks - i - 1) * sizeof(chunk *));
   b->nchunks--;
   UNPOISON(c->blocks, c->cls->cap * c->cls->size);
+  UNROOT(c, CHUNK_SIZE);
   munmap(c, CHUNK_SIZE);
 }
 
