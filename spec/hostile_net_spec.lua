@@ -226,6 +226,67 @@ describe("hostile peers (inline net servers)", function()
     assert(ok, ("seed %d: %s"):format(seed, tostring(err)))
   end)
 
+  it("conns made, closed, shelved and woken in a random order: every " ..
+     "handle block comes back (bindings/blocks.c)", function()
+    local seed = H.seed(20261207)
+    local core = debug.getregistry()["luahost.private"].require("net.core")
+    local stats = core.stats
+    local ok, err = pcall(run_task, function()
+      local g = H.prng(seed)
+      local blocks0, chunks0 = stats().blocks, stats().block_chunks
+      local s = assert(net.listen{port = 0, max_per_address = 1000,
+                                  backlog = 512})
+      local _, port = s:sockname()
+      -- each line answered; after "r" the conn rests (the shelf takes it
+      -- 100 ms later, and the next line wakes it)
+      task.spawn(s.serve, s, function(c)
+        while true do
+          local l = c:read("l")
+          if not l or not c:write(l, "\n") then return end
+          if l == "r" and c:rest() then return end
+        end
+      end)
+      local open = {}
+      local function ask(c, l)
+        assert(c:write(l, "\n"))
+        assert.equal(l, c:read("l"))
+      end
+      -- (conns mostly made in the first half, mostly closed in the
+      -- second: the count crosses chunks both ways)
+      for step = 1, 600 do
+        local r, up = g:int(1, 10), step <= 300
+        if #open < 250 and r <= (up and 6 or 1) then
+          local c = assert(H.connect(port))
+          ask(c, "x")
+          open[#open + 1] = c
+        elseif #open > 0 and r <= 7 then -- (whatever its state)
+          local i = g:int(1, #open)
+          open[i]:close()
+          open[i] = open[#open]
+          open[#open] = nil
+        elseif #open > 0 then
+          ask(open[g:int(1, #open)], g:chance(0.5) and "r" or "y")
+        end
+        -- now and then long enough for the shelf to take the rested
+        if g:chance(0.02) then task.sleep(0.12) end
+      end
+      for _, c in ipairs(open) do ask(c, "z") end
+      for _, c in ipairs(open) do c:close() end
+      stop(s)
+      -- (a block goes with its handle's close, a turn of the loop later)
+      for _ = 1, 500 do
+        if stats().blocks == blocks0 then break end
+        task.sleep(0.01)
+      end
+      assert.equal(blocks0, stats().blocks)
+      assert.equal(0, stats().shelved)
+      -- the emptied chunks went back, but for one kept
+      assert.is_true(stats().block_chunks <= chunks0 + 1,
+        ("%d chunks, %d before"):format(stats().block_chunks, chunks0))
+    end, 60)
+    assert(ok, ("seed %d: %s"):format(seed, tostring(err)))
+  end)
+
   it("closes a silent peer after the idle timeout", function()
     run_task(function()
       local s, port = line_server{idle_timeout = 0.2}
