@@ -66,12 +66,14 @@ typedef struct bclass bclass;
 typedef struct chunk {
   bclass *cls;
   struct chunk *next, *prev; /* the class's chunks with a free block */
-  unsigned nused;            /* blocks handed out */
   unsigned nfresh;           /* blocks never handed out: [nfresh, cap) */
   unsigned nfree;            /* entries of free[] */
   unsigned char *blocks;     /* the first block */
   uint16_t free[1];          /* indices of freed blocks (cap of them) */
 } chunk;
+
+/* blocks handed out: those ever handed out less those freed since */
+#define USED(c) ((c)->nfresh - (c)->nfree)
 
 struct bclass {
   size_t size;               /* of a block, a multiple of 8 */
@@ -161,7 +163,7 @@ static chunk *chunk_new(lh_blocks *b, bclass *k) {
   c = (chunk *)base;
   c->cls = k;
   c->next = c->prev = NULL;
-  c->nused = c->nfresh = c->nfree = 0;
+  c->nfresh = c->nfree = 0;
   c->blocks = base + header_size(k->cap);
   ASAN_POISON_FRESH(c->blocks, k->cap * k->size);
   ROOT(base, CHUNK_SIZE);
@@ -221,7 +223,7 @@ void *lh_block_alloc(lh_ctx *ctx, size_t size) {
   }
   if (c->nfree > 0) p = c->blocks + (size_t)c->free[--c->nfree] * size;
   else p = c->blocks + (size_t)c->nfresh++ * size;
-  if (++c->nused == k->cap) avail_unlink(c);
+  if (USED(c) == k->cap) avail_unlink(c);
   UNPOISON(p, size);
   return p;
 }
@@ -237,11 +239,11 @@ void lh_block_free(lh_ctx *ctx, void *p) {
     return;
   }
   k = c->cls;
-  if (c->nused == k->cap) avail_push(c); /* it was full */
+  if (USED(c) == k->cap) avail_push(c); /* it was full */
   c->free[c->nfree++] =
       (uint16_t)((size_t)((unsigned char *)p - c->blocks) / k->size);
   POISON(p, k->size);
-  if (--c->nused > 0) return;
+  if (USED(c) > 0) return;
   /* empty: kept as the class's spare (a server of few connections makes
   ** and frees a block each: no map and unmap each time), else unmapped */
   avail_unlink(c);
@@ -258,7 +260,7 @@ void lh_blocks_stats(lh_ctx *ctx, size_t *chunks, size_t *used) {
   *chunks = *used = 0;
   if (b == NULL) return;
   *chunks = b->nchunks;
-  for (i = 0; i < b->nchunks; i++) *used += b->chunks[i]->nused;
+  for (i = 0; i < b->nchunks; i++) *used += USED(b->chunks[i]);
 }
 
 void lh_blocks_close(lh_ctx *ctx) {
@@ -267,7 +269,7 @@ void lh_blocks_close(lh_ctx *ctx) {
   if (b == NULL) return;
   while (b->nchunks > 0) {
     chunk *c = b->chunks[b->nchunks - 1];
-    used += c->nused;
+    used += USED(c);
     chunk_drop(b, c);
   }
   free(b->chunks);
