@@ -9,8 +9,9 @@ local uv = require "uv"
 local H = require "hostile_helper"
 
 -- A line server: answers every line with "<n>:<line>\n" (n = its length),
--- a too-long line with "E:line too long", recv-based echo on "/raw".
-local function line_server(opts)
+-- a too-long line with "E:line too long" (the rest of it dropped).
+-- resting: its conns rest after each answer (then the shelf takes them).
+local function line_server(opts, resting)
   opts = opts or {}
   opts.port = 0
   local s = assert(net.listen(opts))
@@ -25,6 +26,7 @@ local function line_server(opts)
       else
         return
       end
+      if resting and c:rest() then return end
     end
   end)
   return s, port
@@ -144,25 +146,7 @@ describe("hostile peers (inline net servers)", function()
     local core = debug.getregistry()["luahost.private"].require("net.core")
     local ok, err = pcall(run_task, function()
       local g = H.prng(seed)
-      local s = assert(net.listen{port = 0, max_line = 200,
-                                  idle_timeout = 4})
-      local _, port = s:sockname()
-      -- a line server whose conns rest between lines (then the shelf
-      -- takes them)
-      task.spawn(s.serve, s, function(c)
-        while true do
-          local line, e = c:read("l")
-          if line then
-            if not c:write(#line, ":", line, "\n") then return end
-          elseif e == "line too long" then
-            c:write("E:line too long\n")
-            return
-          else
-            return
-          end
-          if c:rest() then return end
-        end
-      end)
+      local s, port = line_server({max_line = 200, idle_timeout = 4}, true)
       local n = 40
       local cs = {}
       for i = 1, n do
