@@ -270,6 +270,12 @@ end
 -- lazy, wait for the handshake (secs: its deadline, nil for the
 -- context's handshake_timeout). c, or nil, err (c is closed then).
 local function tls_start(c, ctx, server, host, port, secs, lazy)
+  -- (a server's context, checked at listen, may have been released since
+  -- by <close>: its next conns end, the server goes on)
+  if not tls_mod.is_context(ctx) then
+    c:close()
+    return nil, "tls: the context is released"
+  end
   local ok, err = core.tls_attach(c, ctx, server, host, port)
   if ok and not lazy then ok, err = c:handshake(secs) end
   if not ok then

@@ -120,6 +120,16 @@ static int buffer_clear(lua_State *L) {
   return 1;
 }
 
+/* __close: the buffer is emptied and the bytes it held are zeroed (its
+** memory is the collector's to free): a buffer that carried a secret
+** leaves no copy of it behind its scope. */
+static int buffer_close(lua_State *L) {
+  net_buffer *nb = check_buffer(L, 1);
+  memset(nb->data, 0, nb->len);
+  nb->len = 0;
+  return 0;
+}
+
 static int buffer_name_m(lua_State *L) {
   net_buffer *nb = check_buffer(L, 1);
   lua_pushfstring(L, "net.buffer (%I of %I bytes): %p", (lua_Integer)nb->len,
@@ -148,6 +158,8 @@ void net_buffer_open(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, buffer_len);
   lua_setfield(L, -2, "__len");
+  lua_pushcfunction(L, buffer_close);
+  lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, buffer_name_m);
   lua_setfield(L, -2, "__tostring");
   luaL_newlib(L, buffer_methods);

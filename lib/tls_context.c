@@ -741,6 +741,10 @@ int luaopen_tls(lua_State *L) {
   if (luaL_newmetatable(L, TLS_CTX_TNAME)) {
     lua_pushcfunction(L, ctx_gc);
     lua_setfield(L, -2, "__gc");
+    /* (<close> releases it as the collector would: conns that run on it
+    ** keep it until they end, a new conn on it raises "released") */
+    lua_pushcfunction(L, ctx_gc);
+    lua_setfield(L, -2, "__close");
     lua_pushcfunction(L, ctx_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushliteral(L, TLS_CTX_TNAME);

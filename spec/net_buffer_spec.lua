@@ -442,4 +442,24 @@ describe("net.buffer", function()
       client:close()
     end)
   end)
+
+  it("<close> empties a buffer (and zeroes the bytes it held)", function()
+    local seen
+    run_task(function()
+      local srv, client = pair()
+      do
+        local b <close> = net.buffer(8)
+        seen = b
+        client:write("secret")
+        assert.equal(6, srv:recv_into(b))
+        assert.equal("secret", b:tostring())
+      end
+      srv:close()
+      client:close()
+    end)
+    assert.equal(0, #seen)
+    assert.equal("", seen:tostring())
+    assert.equal(8, seen:capacity())
+    assert.matches("^net%.buffer %(0 of 8 bytes%)", tostring(seen))
+  end)
 end)

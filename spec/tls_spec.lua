@@ -947,4 +947,35 @@ describe("the TLS scripts", function()
       "failed: unable to get local issuer certificate %(localhost%)", out)
     assert.matches("0 s:CN=localhost", out)
   end)
+
+  it("a context closed by <close> serves no new conn; one on it goes on",
+    function()
+    local s, port, held, kept
+    do
+      local ctx <close> = assert(tls.context(server_opts()))
+      kept = ctx
+      s, port = tls_server(ctx)
+      run_task(function()
+        held = assert(net.connect("localhost", port,
+          {tls = {ca = c.ca}, timeout = 5}))
+        held:write("one\n")
+        assert.equal("ONE", held:read())
+      end)
+    end
+    assert.equal("tls.context (released)", tostring(kept))
+    assert.is_false(tls.is_context(kept))
+    run_task(function()
+      -- (the conn made before goes on: OpenSSL holds the context for it)
+      held:write("two\n")
+      assert.equal("TWO", held:read())
+      held:close()
+      -- a new one is refused (the server cannot start TLS on a released
+      -- context: that conn alone ends), and the server itself goes on
+      local late = net.connect("localhost", port,
+        {tls = {ca = c.ca}, timeout = 5})
+      assert.is_nil(late)
+      assert.is_false(s:is_closed())
+    end)
+    s:close()
+  end)
 end)
