@@ -24,6 +24,7 @@ net.defaults = {
   max_per_address = 256,    -- per server and client IP address; more are
                             -- closed at once
   max_line = 64 * 1024,     -- longest line read("l"/"L") returns (bytes)
+  max_read = 1024 * 1024,   -- most read("a") or read(n) returns (bytes)
   idle_timeout = 60,        -- seconds a served connection may wait idle
   write_hwm = 64 * 1024,    -- write blocks while more is queued (bytes)
 }
@@ -68,11 +69,17 @@ local function check_seconds(v, n, fname, what, level)
   return v
 end
 
-local function check_size(v, n, fname, what)
+-- (max_line and max_read: 32-bit in a conn, lib/net_core.h)
+local LIMIT_MAX = 0xffffffff
+local function check_size(v, n, fname, what, max)
   if v == nil then return nil end
   if math.type(v) ~= "integer" or v < 1 then
     error(("bad argument #%d to '%s' (%s: positive integer expected, " ..
       "got %s)"):format(n, fname, what, tostring(v)), 3)
+  end
+  if max and v > max then
+    error(("bad argument #%d to '%s' (%s: at most %d)"):format(n, fname,
+      what, max), 3)
   end
   return v
 end
@@ -194,7 +201,7 @@ net.buffer = core.buffer
 
 local CONNECT_OPTS = {timeout = true, bind = true, nodelay = true,
   family = true, path = true, host = true, port = true, max_line = true,
-  write_hwm = true, tls = true}
+  max_read = true, write_hwm = true, tls = true}
 
 -- {{{ tls: the glue is C (lib/tls_conn.c); here, options to contexts
 
@@ -315,7 +322,7 @@ end
 local function configure(sock, opts)
   local d = net.defaults
   core.configure(sock, opts.max_line or d.max_line,
-    opts.write_hwm or d.write_hwm)
+    opts.write_hwm or d.write_hwm, nil, opts.max_read or d.max_read)
 end
 
 --- connect(host, port [, opts]) or connect{host=, port= | path=, ...}
@@ -329,7 +336,8 @@ function net.connect(host, port, opts)
   check_type(opts, "table", 3, "connect")
   check_options(opts, CONNECT_OPTS, "connect", 3)
   local timeout = check_seconds(opts.timeout, 3, "connect", "timeout")
-  check_size(opts.max_line, 3, "connect", "max_line")
+  check_size(opts.max_line, 3, "connect", "max_line", LIMIT_MAX)
+  check_size(opts.max_read, 3, "connect", "max_read", LIMIT_MAX)
   check_size(opts.write_hwm, 3, "connect", "write_hwm")
   local path = opts.path
   local ctx, cerr
@@ -420,7 +428,7 @@ end
 local LISTEN_OPTS = {host = true, port = true, path = true, fd = true,
   backlog = true,
   reuseport = true, v6only = true, max_connections = true, max_line = true,
-  idle_timeout = true, write_hwm = true, max_per_address = true,
+  max_read = true, idle_timeout = true, write_hwm = true, max_per_address = true,
   tls = true, proxy_protocol = true}
 
 -- proxy_protocol = true | {trusted = {cidr...}, timeout = seconds}:
@@ -487,8 +495,8 @@ local servers = setmetatable({}, {__mode = "k"})
 private.net_servers = servers
 
 --- listen{host=, port= | path= | fd=, backlog=, reuseport=, v6only=,
----   max_connections=, max_per_address=, max_line=, idle_timeout=,
----   write_hwm=} -> server
+---   max_connections=, max_per_address=, max_line=, max_read=,
+---   idle_timeout=, write_hwm=} -> server
 function net.listen(opts)
   check_type(opts, "table", 1, "listen")
   check_options(opts, LISTEN_OPTS, "listen")
@@ -499,7 +507,8 @@ function net.listen(opts)
     "max_connections") or d.max_connections
   local per_addr = check_size(opts.max_per_address, 1, "listen",
     "max_per_address") or d.max_per_address
-  check_size(opts.max_line, 1, "listen", "max_line")
+  check_size(opts.max_line, 1, "listen", "max_line", LIMIT_MAX)
+  check_size(opts.max_read, 1, "listen", "max_read", LIMIT_MAX)
   check_size(opts.write_hwm, 1, "listen", "write_hwm")
   local idle = check_seconds(opts.idle_timeout, 1, "listen", "idle_timeout")
   if opts.idle_timeout == nil then idle = d.idle_timeout end
@@ -555,7 +564,8 @@ function net.listen(opts)
     proxy = inherited_proxy(server)
   end
   core.configure(server, opts.max_line or d.max_line,
-    opts.write_hwm or d.write_hwm, idle and ms(idle) or -1)
+    opts.write_hwm or d.write_hwm, idle and ms(idle) or -1,
+    opts.max_read or d.max_read)
   local ip, bound = server:sockname()
   servers[server] = {max = maxc, active = 0, per_addr = per_addr,
     addrs = {}, logged = {}, tls = ctx, proxy = proxy,

@@ -126,6 +126,7 @@ conn *net_conn_new(lua_State *L, core *K, uv_handle_type type, int kind) {
   c->rt.idx = -1;
   c->timeout = -1;
   c->maxline = K->maxline;
+  c->maxread = K->maxread;
   c->hwm = K->hwm;
   if (kind == K_SERVER) {
     c->group = ++K->ngroups;
@@ -847,18 +848,21 @@ static int conn_getfd(lua_State *L) {
 
 /* {====================================================== opener */
 
-/* configure(sock, maxline, hwm, idle_ms): limits (nil keeps a value). */
+/* configure(sock, maxline, hwm, idle_ms, maxread): limits (nil keeps a
+** value). */
 static int core_configure(lua_State *L) {
   conn **ud = net_check_socket(L, 1);
   conn *c;
   c = *ud;
   if (c == NULL) return 0;
   if (!lua_isnoneornil(L, 2))
-    c->maxline = (size_t)lh_check_range(L, 2, 1, (lua_Integer)1 << 40);
+    c->maxline = (uint32_t)lh_check_range(L, 2, 1, NET_LIMIT_MAX);
   if (!lua_isnoneornil(L, 3))
     c->hwm = (size_t)lh_check_range(L, 3, 1, (lua_Integer)1 << 40);
   if (!lua_isnoneornil(L, 4) && c->kind == K_SERVER)
     c->idle = (int)lh_check_range(L, 4, -1, (lua_Integer)1 << 30);
+  if (!lua_isnoneornil(L, 5))
+    c->maxread = (uint32_t)lh_check_range(L, 5, 1, NET_LIMIT_MAX);
   return 0;
 }
 

@@ -150,7 +150,10 @@ struct core {
   int nshelved;
   int ngroups;          /* servers made: each its group number */
   int nlinger;          /* conns in a lingering close (net_conn.c) */
-  size_t maxline, hwm;  /* defaults, set by net.lua */
+  /* defaults, set by net.lua (limits are 32-bit: a conn's fit beside
+  ** hwm in the 8 bytes that maxline alone took) */
+  uint32_t maxline, maxread;
+  size_t hwm;
   lua_Integer nsends;   /* net_send calls, for core.stats */
   lua_Integer ninto;    /* reads that landed in a net.buffer (core.stats) */
   uint64_t nofile, nofile_at; /* RLIMIT_NOFILE's soft limit (0: not read
@@ -297,6 +300,9 @@ extern const lh_transport net_plain;
 int net_send(conn *c, const uv_buf_t *bufs, int nb);
 /* uv_shutdown of the socket (after queued output); 0 or an error. */
 int net_shutdown(conn *c);
+/* The largest max_line or max_read (they are 32-bit in a conn). */
+#define NET_LIMIT_MAX ((lua_Integer)UINT32_MAX)
+
 /* Output not yet sent: what the transport holds plus libuv's queue. */
 size_t net_held(conn *c);
 size_t net_queued(conn *c);
@@ -339,7 +345,9 @@ struct conn {
   tmo rt;                /* the reader's deadline (also a resting conn's) */
   uint64_t rdue;         /* deadline of the parked reader, 0 = none */
   uint64_t rsince;       /* when the reader parked (net_now, ms) */
-  size_t maxline, hwm;
+  uint32_t maxline;      /* longest line read("l") returns */
+  uint32_t maxread;      /* most read("a") or read(n) buffers */
+  size_t hwm;
   union {               /* one list at a time (anonymous: GNU C, C11) */
     struct { struct conn *bnext, *bprev; }; /* on K->batched while obuf
                                                holds data */
@@ -471,7 +479,8 @@ typedef struct shelved {
   conn_x *x;             /* the conn's (a PROXY header's address), or NULL */
   tmo rt;                /* its deadline (shelf_fire), when it has one */
   uint64_t rdue, rsince; /* as the conn's */
-  size_t maxline, hwm;
+  uint32_t maxline, maxread;
+  size_t hwm;
   int fd;                /* the socket (a duplicate of libuv's) */
   int iref, rref;        /* the rest callback and tag (core.rest) */
   int group, timeout;

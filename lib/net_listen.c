@@ -210,6 +210,7 @@ static int accept_k(lua_State *L, int status, lua_KContext kc) {
     }
     if (t == UV_TCP) uv_tcp_nodelay((uv_tcp_t *)nc->h->uv, 1);
     nc->maxline = c->maxline;
+    nc->maxread = c->maxread;
     nc->hwm = c->hwm;
     nc->timeout = c->idle;
     return 1;

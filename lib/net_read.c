@@ -272,6 +272,13 @@ static int read_number(lua_State *L, conn *c) {
   return -1;
 }
 
+/* read("a") or read(n) would hold more than max_read: nil, "too long". */
+static int push_too_long(lua_State *L) {
+  lua_pushnil(L);
+  lua_pushliteral(L, "too long");
+  return -1;
+}
+
 /* Try to satisfy the format at fidx from buffered input: 1 = one value
 ** pushed, 0 = need more input, -1 = nil, err pushed. */
 static int read_one(lua_State *L, conn *c, int fidx) {
@@ -282,6 +289,7 @@ static int read_one(lua_State *L, conn *c, int fidx) {
   }
   if (lua_type(L, fidx) == LUA_TNUMBER) {
     size_t n = (size_t)lua_tointeger(L, fidx);
+    if (n > c->maxread) return push_too_long(L);
     /* (0, as io.read: "" once a byte is there, fail at the end: so it
     ** waits for one or the other) */
     if (c->rlen >= n && (n > 0 || c->rlen > 0)) {
@@ -322,6 +330,10 @@ static int read_one(lua_State *L, conn *c, int fidx) {
       return 1;
     }
     case 'a':
+      /* More than max_read before the end: refused, with nothing
+      ** consumed (recv or read(n) take the bytes in pieces); the socket
+      ** stops reading meanwhile (read_cb): memory stays bounded. */
+      if (c->rlen > c->maxread) return push_too_long(L);
       if (!c->rerr) return 0;
       push_take(L, c, c->rlen, c->rlen);
       return 1;

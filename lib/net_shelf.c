@@ -174,6 +174,7 @@ static void shelve(core *K, conn *c) {
   s->rdue = c->rdue;
   s->rsince = c->rsince;
   s->maxline = c->maxline;
+  s->maxread = c->maxread;
   s->hwm = c->hwm;
   s->iref = c->iref;
   s->rref = c->rref;
@@ -261,6 +262,7 @@ static conn *reopen(shelved *s) {
   c->rdue = s->rdue;
   c->rsince = s->rsince;
   c->maxline = s->maxline;
+  c->maxread = s->maxread;
   c->hwm = s->hwm;
   c->iref = s->iref;
   c->rref = s->rref;

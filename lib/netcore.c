@@ -33,7 +33,7 @@ static int core_init(lua_State *L) {
     K->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   if (!lua_isnoneornil(L, 2))
-    K->maxline = (size_t)lh_check_range(L, 2, 1, (lua_Integer)1 << 40);
+    K->maxline = (uint32_t)lh_check_range(L, 2, 1, NET_LIMIT_MAX);
   if (!lua_isnoneornil(L, 3))
     K->hwm = (size_t)lh_check_range(L, 3, 1, (lua_Integer)1 << 40);
   return 0;
@@ -96,6 +96,7 @@ static core *new_core(lua_State *L, lh_ctx *ctx) {
   K->ctx = ctx;
   K->tasks_ref = LUA_NOREF;
   K->maxline = 65536;
+  K->maxread = 1 << 20;
   K->hwm = 65536;
   lh_readbuf(L, RBUF_SIZE); /* the read buffer uv's handles use too */
   net_sched_init(L, K);

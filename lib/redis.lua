@@ -165,6 +165,12 @@ function StringSource:bytes(n)
   return s
 end
 
+-- The conn's max_read: a bulk string is read whole (read(n)), with its
+-- CRLF; net's limit is 32-bit.
+local function max_read(lim)
+  return math.min(lim.max_bulk + 2, 0xffffffff)
+end
+
 local function limits(opts, fname, n)
   local d = redis.defaults
   local lim = {}
@@ -296,7 +302,7 @@ function redis.connect(host, port, opts)
       argerror(1, "connect", "path: string expected")
     end
     conn, err = net.connect{path = opts.path, timeout = timeout,
-      max_line = lim.max_line + 1}
+      max_line = lim.max_line + 1, max_read = max_read(lim)}
   else
     host = host or "127.0.0.1"
     port = port or 6379
@@ -305,7 +311,7 @@ function redis.connect(host, port, opts)
       argerror(2, "connect", "integer expected")
     end
     conn, err = net.connect(host, port, {timeout = timeout,
-      max_line = lim.max_line + 1})
+      max_line = lim.max_line + 1, max_read = max_read(lim)})
   end
   if not conn then return nil, err end
   local self = setmetatable({conn = conn, lim = lim, subscribed = 0,

@@ -42,6 +42,7 @@ describe("net limits", function()
   it("has named defaults", function()
     local d = net.defaults
     assert.equal(64 * 1024, d.max_line)
+    assert.equal(1024 * 1024, d.max_read)
     assert.equal(60, d.idle_timeout)
     assert.equal(64 * 1024, d.write_hwm)
     assert.is_true(d.max_connections > 0)
@@ -200,6 +201,70 @@ describe("net limits", function()
       -- the chunk itself is 1 MB; the server kept at most ~max_line
       assert_rss(grown, 8 * 1024)
     end)
+  end)
+
+  it("refuses read('a') past max_read (1 MiB by default) with 'too " ..
+     "long', memory bounded and nothing lost", function()
+    run_task(function()
+      local why, again, total, small
+      local s = assert(net.listen{})
+      local _, port = s:sockname()
+      task.spawn(s.serve, s, function(c)
+        local a, err = c:read("a")
+        assert.is_nil(a)
+        why = err
+        -- (refused again, at once: the bytes are still there)
+        again = select(2, c:read("a"))
+        -- and recv takes them all, in pieces, to the end
+        total = 0
+        while true do
+          local d = c:recv()
+          if not d then break end
+          total = total + #d
+        end
+        c:write("done\n")
+      end)
+      local rss0 = rss_kb()
+      local c = assert(net.connect("127.0.0.1", port))
+      local chunk = string.rep("x", 1024 * 1024)
+      for _ = 1, 10 do assert(c:write(chunk)) end
+      c:shutdown()
+      assert.equal("done", c:read())
+      assert.equal("too long", why)
+      assert.equal("too long", again)
+      assert.equal(10 * 1024 * 1024, total)
+      local grown = rss_kb() - rss0
+      c:close()
+      stop(s)
+      -- (the chunk itself is 1 MB; the server kept about max_read)
+      assert_rss(grown, 8 * 1024)
+      -- under the limit, read("a") reads to the end as before; read(n)
+      -- past it is refused at once, nothing taken
+      s = assert(net.listen{max_read = 100})
+      _, port = s:sockname()
+      task.spawn(s.serve, s, function(sc)
+        local n, err = sc:read(101)
+        small = {n, err, sc:read(100), sc:read("a")}
+      end)
+      c = assert(net.connect("127.0.0.1", port))
+      c:write(string.rep("y", 150))
+      c:shutdown()
+      c:read("a")
+      c:close()
+      stop(s)
+      assert.same({nil, "too long", string.rep("y", 100),
+        string.rep("y", 50)}, small)
+    end)
+  end)
+
+  it("max_read is a positive integer of at most 32 bits", function()
+    for _, v in ipairs({0, -1, 1.5, "10", 2 ^ 32, 0x100000000}) do
+      assert.error_matches(function() net.listen{max_read = v} end,
+        "bad argument #1 to 'listen' %(max_read: ", nil, "v=" .. tostring(v))
+      assert.error_matches(function()
+        net.connect("127.0.0.1", 1, {max_read = v})
+      end, "bad argument #3 to 'connect' %(max_read: ", nil, "v=" .. tostring(v))
+    end
   end)
 
   it("a flood with nobody reading stops reading (bounded buffer)",

@@ -263,12 +263,17 @@ function tcp.bind(s, host, port)
   return 1.0
 end
 
+-- receive("*a") and receive(n) read as much as LuaSocket's do: net's
+-- max_read at its largest (code written for LuaSocket bounds its own
+-- reads, or reads in pieces)
+local NO_READ_LIMIT = 0xffffffff
+
 function tcp.listen(s, backlog)
   check_tcp(s, "listen", "master")
   if s.kind ~= "master" then return nil, "not a master socket" end
   local server, err = net.listen{host = s.bind_host or "127.0.0.1",
     port = s.bind_port or 0, backlog = backlog or 32,
-    reuseport = s.options.reuseport or nil}
+    reuseport = s.options.reuseport or nil, max_read = NO_READ_LIMIT}
   if not server then return nil, gaierr(err) end
   s.server, s.kind = server, "server"
   return 1.0
@@ -281,7 +286,8 @@ function tcp.connect(s, host, port)
   port = tonumber(port)
   if not port then argerror(3, "connect", "number expected") end
   local opts = {timeout = call_timeout(s),
-    nodelay = s.options.nodelay ~= nil and s.options.nodelay or false}
+    nodelay = s.options.nodelay ~= nil and s.options.nodelay or false,
+    max_read = NO_READ_LIMIT}
   if s.bind_host then opts.bind = {host = s.bind_host, port = s.bind_port} end
   if s.family == "inet6" then opts.family = "inet6" end
   local c, err = net.connect(host, math.tointeger(port) or port, opts)

@@ -44,6 +44,7 @@ function M.close_after_shutdown(listen_opts, host, connect_opts)
   local task = require "task"
   local size, closed, got = 8 * 1024 * 1024, false, nil
   listen_opts.port = 0
+  listen_opts.max_read = 2 * size -- (read whole below)
   connect_opts.write_hwm = 4 * size -- (the write queues, never waits)
   local s = assert(net.listen(listen_opts))
   local _, port = s:sockname()
