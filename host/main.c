@@ -191,7 +191,28 @@ static int load_failed(lua_State *L, int status) {
   return 0;
 }
 
-/* Turn -e and -l (in order) into steps; 0 when a chunk does not compile. */
+/* A chunk that did not compile, as a step: lua runs the -e and -l chunks
+** before it, then reports its error and exits with 1; so do we. */
+static int load_error_step(lua_State *L) {
+  lua_settop(L, 1);
+  host_report(L, LUA_ERRSYNTAX);
+  lh_fatal(lh_getctx(L), 1);
+  return 0;
+}
+
+/* A load that failed (its message on top): at once when no step comes
+** before it (0: nothing runs); else a step that reports it after those
+** (-1: no step is added after it). */
+static int load_failed_at(lua_State *L, int steps, int status) {
+  if (lua_rawlen(L, steps) == 0) return load_failed(L, status);
+  lua_pushcfunction(L, load_error_step);
+  lua_insert(L, -2);
+  add_step(L, steps, 2);
+  return -1;
+}
+
+/* Turn -e and -l (in order) into steps: 1, or as load_failed_at when a
+** chunk does not compile. */
 static int collect_steps(lua_State *L, int steps, char **argv, int n) {
   int i;
   for (i = 1; i < n; i++) {
@@ -211,7 +232,7 @@ static int collect_steps(lua_State *L, int steps, char **argv, int n) {
     if (*extra == '\0') extra = argv[++i];
     if (option == 'e') {
       int st = luaL_loadbuffer(L, extra, strlen(extra), "=(command line)");
-      if (st != LUA_OK) return load_failed(L, st);
+      if (st != LUA_OK) return load_failed_at(L, steps, st);
       add_step(L, steps, 1);
     } else {
       const char *eq = strchr(extra, '=');
@@ -232,7 +253,8 @@ static int collect_steps(lua_State *L, int steps, char **argv, int n) {
   return 1;
 }
 
-/* The script and its arguments as a step; 0 when it cannot be loaded. */
+/* The script and its arguments as a step: 1, or as load_failed_at when
+** it cannot be loaded. */
 static int script_step(lua_State *L, int steps, char **argv, int argc,
                        int script) {
   const char *fname = argv[script];
@@ -240,7 +262,7 @@ static int script_step(lua_State *L, int steps, char **argv, int argc,
   if (strcmp(fname, "-") == 0 && strcmp(argv[script - 1], "--") != 0)
     fname = NULL; /* stdin */
   st = luaL_loadfile(L, fname);
-  if (st != LUA_OK) return load_failed(L, st);
+  if (st != LUA_OK) return load_failed_at(L, steps, st);
   luaL_checkstack(L, n + 1, "too many arguments to script");
   for (i = 1; i <= n; i++) lua_pushstring(L, argv[script + i]);
   add_step(L, steps, n + 1);
@@ -278,7 +300,7 @@ static int pmain(lua_State *L) {
   char **argv = (char **)lua_touserdata(L, 2);
   int args = (int)lua_tointeger(L, 3);   /* collectargs, run by main */
   int script = (int)lua_tointeger(L, 4);
-  int steps;
+  int steps, ok;
   luaL_checkversion(L);
   if (args == has_error) {
     if (script < argc && argv[script][0] == '-' && argv[script][1] != '-')
@@ -307,11 +329,14 @@ static int pmain(lua_State *L) {
   if (!(args & has_E) && handle_luainit(L) != LUA_OK) return 0;
   lua_newtable(L);
   steps = lua_gettop(L);
-  if (!collect_steps(L, steps, argv, script)) return 0;
-  if (script < argc) {
-    if (!script_step(L, steps, argv, argc, script)) return 0;
-  }
-  if (args & has_i) {
+  ok = collect_steps(L, steps, argv, script);
+  if (ok == 0) return 0;
+  if (ok > 0 && script < argc) ok = script_step(L, steps, argv, argc, script);
+  if (ok == 0) return 0;
+  if (ok < 0) {
+    /* (the steps before a chunk that did not compile run, then its error
+    ** ends the host) */
+  } else if (args & has_i) {
     lua_pushcfunction(L, repl_step);
     add_step(L, steps, 1);
   } else if (script == argc && !(args & (has_e | has_v))) {

@@ -158,6 +158,31 @@ describe("luahost CLI", function()
     assert.equal(1, code)
   end)
 
+  it("runs the chunks before one that does not compile, as lua does",
+    function()
+    -- (lua compiles each chunk when its turn comes: what comes before a
+    -- syntax error runs, nothing after it does)
+    local out, err, code = run_host({"-e", "print('a')", "-e", "x =",
+      "-e", "print('b')"})
+    assert.equal("a\n", out)
+    assert.equal("luahost: (command line):1: unexpected symbol near <eof>\n",
+      err)
+    assert.equal(1, code)
+    local bad = tmpfile("x =\n")
+    out, err, code = run_host({"-e", "print('a')", bad, "arg"})
+    assert.equal("a\n", out)
+    assert.matches("^luahost: [^\n]*:2: unexpected symbol near <eof>\n$",
+      err)
+    assert.equal(1, code)
+    -- -l first: its failure is the one reported
+    out, err, code = run_host({"-l", "nosuchmod", "-e", "x ="})
+    assert.equal("", out)
+    assert.matches("module 'nosuchmod' not found", err)
+    assert.not_matches("unexpected symbol", err)
+    assert.equal(1, code)
+    os.remove(bad)
+  end)
+
   it("reports an error in the main chunk with script:line and traceback",
      function()
     local script = tmpfile("local function inner()\n" ..
