@@ -19,7 +19,11 @@
 **            at once                                     exit 128+15
 **   SIGHUP   default; with         ignored (the          reopen the log,
 **            --daemon --log:       supervisor            reload (a new
-**            reopen the log        reloads)              generation)
+**            reopen the log; a     reloads)              generation)
+**            script that made a
+**            TLS context from
+**            files: reload it
+**            (tls_context.c)
 **
 ** The script's own watchers (uv signals, task.on_signal) come on top: a
 ** SIGTERM watcher keeps a draining loop alive until it is closed.

@@ -18,6 +18,8 @@
 ** Sections: options, callbacks (SNI, ALPN, new sessions), userdata.
 */
 #include <errno.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -450,6 +452,116 @@ static void check_types(lua_State *L, int idx) {
 
 /* }====================================================== */
 
+/* {====================================================== SIGHUP */
+
+/*
+** A lone process that made a context from certificate files reloads them
+** all on SIGHUP (ctx:reload() each), as nginx does: a renewed certificate
+** is served without a restart, and `kill -HUP` no longer ends the server.
+** Under --workers the supervisor reloads (a new generation) and workers
+** ignore the signal: no watcher there. The watcher is host-internal
+** (uv.walk does not show it, it keeps no loop alive, the host closes it
+** at the end), one per Lua state, made with the first such context; the
+** contexts are a weak set in the registry.
+*/
+int host_is_worker(void); /* host/worker.c */
+static const char hup_key = 'h'; /* registry: the weak set of contexts */
+
+typedef struct hup_watch {
+  uv_signal_t sig;
+  lh_internal in;
+  lh_ctx *ctx;
+} hup_watch;
+
+static int ctx_reload(lua_State *L);
+
+/* Reload every context of the set (run protected): a line on stderr
+** says how many, and one names each failure (its context unchanged). */
+static int hup_reload_all(lua_State *L) {
+  int done = 0, failed = 0;
+  lua_settop(L, 0);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &hup_key) != LUA_TTABLE) return 0;
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    tls_ctx **ud;
+    lua_pop(L, 1); /* the key stays, a strong reference meanwhile */
+    ud = (tls_ctx **)luaL_testudata(L, 2, TLS_CTX_TNAME);
+    if (ud == NULL || *ud == NULL || (*ud)->cert_src == NULL) continue;
+    lua_pushcfunction(L, ctx_reload);
+    lua_pushvalue(L, 2);
+    /* (ctx, or nil, err; an error raised: its message, under a nil) */
+    if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
+      lua_pushnil(L);
+      lua_insert(L, -2);
+    }
+    if (lua_isnil(L, -2)) {
+      const char *err = lua_tostring(L, -1);
+      lua_pushfstring(L, "SIGHUP: %s (that certificate stays)",
+                      err != NULL ? err : "?");
+      lh_report(lua_tostring(L, -1));
+      failed++;
+    } else {
+      done++;
+    }
+    lua_settop(L, 2);
+  }
+  lua_pushfstring(L, "SIGHUP: %d of %d TLS certificate(s) reloaded", done,
+                  done + failed);
+  lh_report(lua_tostring(L, -1));
+  return 0;
+}
+
+static void hup_cb(uv_signal_t *sig, int signum) {
+  hup_watch *w = (hup_watch *)(void *)sig;
+  lua_State *L = w->ctx->L;
+  int top = lua_gettop(L);
+  (void)signum;
+  lua_pushcfunction(L, hup_reload_all);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK)
+    lh_report(lua_tostring(L, -1) ? lua_tostring(L, -1) : "SIGHUP: error");
+  lua_settop(L, top);
+}
+
+static void hup_closed(uv_handle_t *h) { free(h); }
+
+/* The context at idx (made from files) goes in the set; the first one
+** of the state starts the watcher. */
+static void hup_register(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &hup_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &hup_key);
+    if (!host_is_worker()) {
+      hup_watch *w = (hup_watch *)calloc(1, sizeof(hup_watch));
+      lh_ctx *ctx = lh_getctx(L);
+      if (w != NULL) {
+        w->ctx = ctx;
+        w->in.tag = &lh_internal_tag;
+        w->in.close_cb = hup_closed;
+        if (uv_signal_init(ctx->loop, &w->sig) != 0) {
+          free(w);
+        } else {
+          w->sig.data = &w->in;
+          uv_signal_start(&w->sig, hup_cb, SIGHUP);
+          uv_unref((uv_handle_t *)&w->sig);
+        }
+      }
+    }
+  }
+  lua_pushvalue(L, idx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+/* }====================================================== */
+
 /* {====================================================== userdata */
 
 tls_ctx *tls_test_ctx(lua_State *L, int idx) {
@@ -645,6 +757,8 @@ int tls_context_new(lua_State *L, int idx) {
     lua_pop(L, 1);
   }
   ERR_clear_error();
+  /* (made from files: SIGHUP reloads it; the userdata is on top) */
+  if (t->cert_src != NULL && !is_pem(t->cert_src)) hup_register(L, -1);
   return 1;
 }
 

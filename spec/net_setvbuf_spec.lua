@@ -10,7 +10,10 @@ local function sends() return core.stats().sends end
 local function pair()
   local s = assert(net.listen{port = 0})
   local _, port = s:sockname()
-  local client = assert(net.connect("127.0.0.1", port, {timeout = 10}))
+  -- (a client reads whole what the writes sent: megabytes, past the
+  -- default max_read)
+  local client = assert(net.connect("127.0.0.1", port, {timeout = 10,
+    max_read = 64 * 1024 * 1024}))
   local srv = assert(s:accept(10))
   s:close()
   client:settimeout(10)

@@ -726,6 +726,57 @@ http {
     end)
   end)
 
+  it("a lone server reloads its certificate files on SIGHUP and goes " ..
+     "on serving (a bad file: reported, the old certificate stays)",
+    function()
+    local proc = require "process_helper"
+    local dir = tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. q(dir)))
+    finally(function() os.execute("rm -rf " .. q(dir)) end)
+    local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
+    proc.write(cert, T.read(c.server))
+    proc.write(key, T.read(c.server_key))
+    local script = dir .. "/server.lua"
+    proc.write(script, ([[
+local net = require "net"
+local s = assert(net.listen{host = "127.0.0.1", port = 0,
+  tls = {cert = %q, key = %q}})
+print("port", (select(2, s:sockname())))
+io.stdout:flush()
+s:serve(function(c) c:write("hi\n") end)
+]]):format(cert, key))
+    local p = proc.start({script})
+    finally(function() p:stop() end)
+    p:wait_for("port%s+%d+")
+    local port = tonumber(p:out():match("port%s+(%d+)"))
+    local function subject(name)
+      local sub
+      run_task(function()
+        local conn = assert(net.connect("127.0.0.1", port, {tls = {ca = c.ca,
+          servername = name}, timeout = 5}))
+        assert.equal("hi", conn:read())
+        sub = conn:tlsinfo().peer.subject
+        conn:close()
+      end)
+      return sub
+    end
+    assert.equal("CN=localhost", subject("localhost"))
+    proc.write(cert, T.read(c.other))
+    proc.write(key, T.read(c.other_key))
+    p:signal("HUP")
+    p:wait_for("SIGHUP: 1 of 1 TLS certificate%(s%) reloaded", nil, "err")
+    assert.equal("CN=other.test", subject("other.test"))
+    -- a key that does not match: said so, and the certificate stays
+    proc.write(key, T.read(c.server_key))
+    p:signal("HUP")
+    p:wait_for("SIGHUP: 0 of 1 TLS certificate%(s%) reloaded", nil, "err")
+    assert.matches("SIGHUP: tls: [^\n]*key[^\n]*%(that certificate stays%)",
+      p:err())
+    assert.equal("CN=other.test", subject("other.test"))
+    assert.is_true(proc.alive(p.pid))
+  end)
+
   it("sni = function(name): picks the certificate per name; an error " ..
      "in it is reported and the default certificate serves", function()
     -- in a luahost of its own, so that the report of the failing SNI

@@ -210,7 +210,9 @@ end
 -- ===================================================================
 
 function H.connect(port, timeout)
-  return net.connect("127.0.0.1", port, {timeout = timeout or 5})
+  -- (the specs read whole replies of up to 64 MiB: past net's max_read)
+  return net.connect("127.0.0.1", port, {timeout = timeout or 5,
+    max_read = 128 * 1024 * 1024})
 end
 
 -- (at once, even with output queued: net.core drops it on a linger-0 close)
