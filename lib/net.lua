@@ -1031,6 +1031,10 @@ local UDP_OPTS = {host = true, port = true, family = true, reuseaddr = true,
   broadcast = true, ttl = true, multicast_ttl = true, multicast_loop = true,
   multicast_interface = true, join = true, timeout = true}
 
+-- the options net.udp sets with setopt (each needs the socket)
+local SOCKET_OPTS = {"broadcast", "ttl", "multicast_ttl", "multicast_loop",
+  "multicast_interface", "join"}
+
 --- udp{host=, port=, family=, reuseaddr=, broadcast=, ttl=, join=,
 ---   multicast_ttl=, multicast_loop=, multicast_interface=, timeout=}
 --- -> udp socket (bound when host or port is given) | nil, err
@@ -1047,6 +1051,23 @@ function net.udp(opts)
   end
   if host == nil and port ~= nil then
     host = family == "inet6" and "::1" or "127.0.0.1"
+  end
+  -- With no address, libuv makes the socket at the first send or connect,
+  -- in that address's family. An option needs a socket now: make it in
+  -- family, else the family of a join or multicast_interface address,
+  -- else inet (broadcast is IPv4's; ttl and the multicast options are per
+  -- family, IP_TTL or IPV6_UNICAST_HOPS: one family must be chosen, and
+  -- IPv4 is the one an address-less UDP socket most often means).
+  if host == nil and family == nil then
+    for _, name in ipairs(SOCKET_OPTS) do
+      if opts[name] ~= nil then family = "inet" end
+    end
+    local j, i = opts.join, opts.multicast_interface
+    if type(j) == "table" then j = j[1] end
+    if type(j) == "string" and j:find(":", 1, true) or
+      type(i) == "string" and i:find(":", 1, true) then
+      family = "inet6"
+    end
   end
   if host ~= nil then
     host = ANY[host] or host
@@ -1071,13 +1092,13 @@ function net.udp(opts)
   if not u then
     return fail("udp", host and where(host, port or 0) or "socket", err)
   end
-  for _, name in ipairs({"broadcast", "ttl", "multicast_ttl",
-    "multicast_loop", "multicast_interface", "join"}) do
+  for _, name in ipairs(SOCKET_OPTS) do
     if opts[name] ~= nil then
       local ok, e = u:setopt(name, opts[name])
       if not ok then
         u:close()
-        return nil, e
+        return fail("udp", (host and where(host, port or 0) or "socket") ..
+          " " .. name, e)
       end
     end
   end

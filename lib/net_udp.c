@@ -106,6 +106,19 @@ static int core_udp_fd(lua_State *L) {
   return 1;
 }
 
+/* A socket for a udp handle that has none (net.udp{}: libuv makes it at
+** the first send or connect, bound to the wildcard address of that
+** address's family, port 0). An option needs it before: bind now as libuv
+** would then, in family (inet unless the option's address says inet6):
+** the socket is the same as after a first sendto, and sockname works. */
+int net_udp_socket(conn *c, int family) {
+  struct sockaddr_storage ss;
+  uv_os_fd_t fd;
+  if (uv_fileno(c->h->uv, &fd) == 0) return 0;
+  lh_parse_ip(family == AF_INET6 ? "::" : "0.0.0.0", 0, &ss);
+  return uv_udp_bind((uv_udp_t *)c->h->uv, (struct sockaddr *)&ss, 0);
+}
+
 typedef struct sreq {
   uv_udp_send_t req;
   char data[1];
@@ -261,7 +274,10 @@ static int udp_setopt(lua_State *L) {
     case 0: /* (C would see only what precedes a NUL byte) */
       luaL_checkstring(L, 3);
       if (lh_has_nul(L, 3)) return luaL_argerror(L, 3, "invalid IP address");
-      r = uv_udp_set_multicast_interface(u, lua_tostring(L, 3));
+      r = net_udp_socket(c, strchr(lua_tostring(L, 3), ':') ? AF_INET6
+                                                             : AF_INET);
+      if (r == 0)
+        r = uv_udp_set_multicast_interface(u, lua_tostring(L, 3));
       break;
     default: { /* join/leave: group [, interface] */
       const char *group, *iface = NULL;

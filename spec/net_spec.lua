@@ -1819,6 +1819,40 @@ describe("net", function()
       end)
     end)
 
+    it("options on a socket with no address take effect", function()
+      run_task(function()
+        local r = assert(net.udp{port = 0})
+        local _, port = r:sockname()
+        -- libuv makes the socket at the first send: an option makes it now
+        for name, value in pairs({broadcast = true, ttl = 5,
+          multicast_ttl = 5, multicast_loop = false}) do
+          local v = assert(net.udp{[name] = value})
+          assert.equal(value, v:getopt(name))
+          assert.equal("inet", v:getopt("family"))
+          assert.is_true(v:sendto(name, "127.0.0.1", port))
+          assert.equal(name, (r:recvfrom(5)))
+          v:close()
+        end
+        -- setopt and getopt on net.udp{}: the socket is made (inet)
+        local v = assert(net.udp{})
+        assert.equal(v, v:setopt("ttl", 7))
+        assert.equal(7, v:getopt("ttl"))
+        local w = assert(net.udp{})
+        assert.equal("integer", math.type(w:getopt("ttl"))) -- the default
+        assert.equal("inet", w:getopt("family"))
+        assert.is_true(v:sendto("seven", "127.0.0.1", port))
+        assert.equal("seven", (r:recvfrom(5)))
+        -- a mistake raises, making no socket; a closed socket says so
+        assert.has_error(function() w:setopt("ttl", 0) end)
+        w:close()
+        assert.same({nil, "closed"}, {w:getopt("ttl")})
+        -- a failing option: the three values of every net.udp failure
+        assert.same({nil, "EINVAL", "udp socket join: EINVAL (invalid " ..
+          "argument)"}, {net.udp{join = "127.0.0.1"}})
+        v:close(); r:close()
+      end)
+    end)
+
     it("cancel of a task in recvfrom leaks nothing", function()
       run_task(function()
         local t = task.spawn(function()
