@@ -1108,6 +1108,34 @@ function net.udp(opts)
   return own(u)
 end
 
+-- udp's sendto(data, host, port) and connect(host, port) given a name,
+-- not an address (lib/net_udp.c sends an address at once, with no call
+-- here): look it up (the task waits, the loop does not), bounded by the
+-- socket's timeout, in the family of the socket when it has one, else
+-- preferring an IPv4 address (the socket is made in the family of the
+-- first address it sends to: inet, as for net.udp's options). A name that
+-- does not resolve: nil, err, message, as net.connect.
+local udp_sendto, udp_connect = core.udp_methods.sendto,
+  core.udp_methods.connect
+core.udp_resolver(function(op, family, u, a, b, c)
+  local host, port = a, b
+  if op == "sendto" then host, port = b, c end
+  local addrs, err = net.lookup(host, {family = family,
+    timeout = u:gettimeout()})
+  if not addrs then return fail(op, where(host, port), err) end
+  local ip = addrs[1]
+  if family == nil then
+    for i = 1, #addrs do
+      if not addrs[i]:find(":", 1, true) then
+        ip = addrs[i]
+        break
+      end
+    end
+  end
+  if op == "sendto" then return udp_sendto(u, a, ip, port) end
+  return udp_connect(u, ip, port)
+end)
+
 -- }}}
 
 -- {{{ host facts (none of these waits on the network)
