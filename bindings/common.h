@@ -325,6 +325,9 @@ extern const luaL_Reg lh_sockopt_methods[];
 ** returns lh_result-style counts; get pushes the typed value (or fail). */
 int lh_sockopt_set(lua_State *L, uv_os_fd_t fd, int nameidx, int validx);
 int lh_sockopt_get(lua_State *L, uv_os_fd_t fd, int nameidx);
+/* Raise as set (validx > 0) or get (validx 0) would on a wrong name or
+** value, with no socket: a check before one is made for the option. */
+void lh_sockopt_check(lua_State *L, int nameidx, int validx);
 
 /* }====================================================== */
 

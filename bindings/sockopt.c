@@ -280,6 +280,12 @@ int lh_sockopt_get(lua_State *L, uv_os_fd_t fd, int nameidx) {
   return get_raw(L, fd, check_name(L, nameidx));
 }
 
+void lh_sockopt_check(lua_State *L, int nameidx, int validx) {
+  const sockopt *o = check_name(L, nameidx);
+  optval v;
+  if (validx > 0) (void)check_value(L, o, nameidx, validx, &v);
+}
+
 /* }====================================================== */
 
 /* {====================================================== methods */

@@ -1047,6 +1047,10 @@ local UDP_OPTS = {host = true, port = true, family = true, reuseaddr = true,
   broadcast = true, ttl = true, multicast_ttl = true, multicast_loop = true,
   multicast_interface = true, join = true, timeout = true}
 
+-- the options net.udp sets with setopt (each needs the socket)
+local SOCKET_OPTS = {"broadcast", "ttl", "multicast_ttl", "multicast_loop",
+  "multicast_interface", "join"}
+
 --- udp{host=, port=, family=, reuseaddr=, broadcast=, ttl=, join=,
 ---   multicast_ttl=, multicast_loop=, multicast_interface=, timeout=}
 --- -> udp socket (bound when host or port is given) | nil, err
@@ -1063,6 +1067,23 @@ function net.udp(opts)
   end
   if host == nil and port ~= nil then
     host = family == "inet6" and "::1" or "127.0.0.1"
+  end
+  -- With no address, libuv makes the socket at the first send or connect,
+  -- in that address's family. An option needs a socket now: make it in
+  -- family, else the family of a join or multicast_interface address,
+  -- else inet (broadcast is IPv4's; ttl and the multicast options are per
+  -- family, IP_TTL or IPV6_UNICAST_HOPS: one family must be chosen, and
+  -- IPv4 is the one an address-less UDP socket most often means).
+  if host == nil and family == nil then
+    for _, name in ipairs(SOCKET_OPTS) do
+      if opts[name] ~= nil then family = "inet" end
+    end
+    local j, i = opts.join, opts.multicast_interface
+    if type(j) == "table" then j = j[1] end
+    if type(j) == "string" and j:find(":", 1, true) or
+      type(i) == "string" and i:find(":", 1, true) then
+      family = "inet6"
+    end
   end
   if host ~= nil then
     host = ANY[host] or host
@@ -1087,13 +1108,13 @@ function net.udp(opts)
   if not u then
     return fail("udp", host and where(host, port or 0) or "socket", err)
   end
-  for _, name in ipairs({"broadcast", "ttl", "multicast_ttl",
-    "multicast_loop", "multicast_interface", "join"}) do
+  for _, name in ipairs(SOCKET_OPTS) do
     if opts[name] ~= nil then
       local ok, e = u:setopt(name, opts[name])
       if not ok then
         u:close()
-        return nil, e
+        return fail("udp", (host and where(host, port or 0) or "socket") ..
+          " " .. name, e)
       end
     end
   end
@@ -1102,6 +1123,34 @@ function net.udp(opts)
   end
   return own(u)
 end
+
+-- udp's sendto(data, host, port) and connect(host, port) given a name,
+-- not an address (lib/net_udp.c sends an address at once, with no call
+-- here): look it up (the task waits, the loop does not), bounded by the
+-- socket's timeout, in the family of the socket when it has one, else
+-- preferring an IPv4 address (the socket is made in the family of the
+-- first address it sends to: inet, as for net.udp's options). A name that
+-- does not resolve: nil, err, message, as net.connect.
+local udp_sendto, udp_connect = core.udp_methods.sendto,
+  core.udp_methods.connect
+core.udp_resolver(function(op, family, u, a, b, c)
+  local host, port = a, b
+  if op == "sendto" then host, port = b, c end
+  local addrs, err = net.lookup(host, {family = family,
+    timeout = u:gettimeout()})
+  if not addrs then return fail(op, where(host, port), err) end
+  local ip = addrs[1]
+  if family == nil then
+    for i = 1, #addrs do
+      if not addrs[i]:find(":", 1, true) then
+        ip = addrs[i]
+        break
+      end
+    end
+  end
+  if op == "sendto" then return udp_sendto(u, a, ip, port) end
+  return udp_connect(u, ip, port)
+end)
 
 -- }}}
 

@@ -798,11 +798,16 @@ static int get_name(lua_State *L, int peer) {
 static int conn_peername(lua_State *L) { return get_name(L, 1); }
 static int conn_sockname(lua_State *L) { return get_name(L, 0); }
 
-static int conn_fd(lua_State *L, uv_os_fd_t *fd) {
-  conn **ud = net_check_socket(L, 1);
-  luaL_checkstring(L, 2);
-  if (!LIVE(*ud)) return UV_EBADF;
-  return uv_fileno((*ud)->h->uv, fd);
+/* The socket of a live conn (0), or a status. A udp socket made with no
+** address and no family (net.udp{}) has none yet: libuv makes it at the
+** first send or connect; an option needs it now (net_udp_socket). */
+static int conn_fd(conn *c, uv_os_fd_t *fd) {
+  int r = uv_fileno(c->h->uv, fd);
+  if (r == UV_EBADF && c->kind == K_UDP) {
+    r = net_udp_socket(c, AF_INET);
+    if (r == 0) r = uv_fileno(c->h->uv, fd);
+  }
+  return r;
 }
 
 /* lh_sockopt_* answer luv-style (nil, "ENAME: msg", "ENAME"): keep the
@@ -820,26 +825,36 @@ static int sockopt_result(lua_State *L, int r, int chain) {
 }
 
 int net_conn_setopt(lua_State *L) {
+  conn **ud = net_check_socket(L, 1);
   uv_os_fd_t fd;
-  int r = conn_fd(L, &fd);
-  if (r < 0) return net_fail_str(L, r == UV_EBADF ? "closed" : net_errname(r));
+  int r;
   luaL_checkany(L, 3);
+  lh_sockopt_check(L, 2, 3); /* (a mistake makes no socket) */
+  if (!LIVE(*ud)) return net_fail_str(L, "closed");
+  if ((r = conn_fd(*ud, &fd)) < 0)
+    return net_fail_str(L, r == UV_EBADF ? "closed" : net_errname(r));
   r = lh_sockopt_set(L, fd, 2, 3);
   return sockopt_result(L, r, 1);
 }
 
 static int conn_getopt(lua_State *L) {
+  conn **ud = net_check_socket(L, 1);
   uv_os_fd_t fd;
-  int r = conn_fd(L, &fd);
-  if (r < 0) return net_fail_str(L, r == UV_EBADF ? "closed" : net_errname(r));
+  int r;
+  lh_sockopt_check(L, 2, 0);
+  if (!LIVE(*ud)) return net_fail_str(L, "closed");
+  if ((r = conn_fd(*ud, &fd)) < 0)
+    return net_fail_str(L, r == UV_EBADF ? "closed" : net_errname(r));
   return sockopt_result(L, lh_sockopt_get(L, fd, 2), 0);
 }
 
 static int conn_getfd(lua_State *L) {
   conn **ud = net_check_socket(L, 1);
   uv_os_fd_t fd;
-  if (!LIVE(*ud) || uv_fileno((*ud)->h->uv, &fd) < 0) return net_fail_str(L,
-                                                                "closed");
+  int r;
+  if (!LIVE(*ud)) return net_fail_str(L, "closed");
+  if ((r = conn_fd(*ud, &fd)) < 0)
+    return net_fail_str(L, r == UV_EBADF ? "closed" : net_errname(r));
   lua_pushinteger(L, fd);
   return 1;
 }

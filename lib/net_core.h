@@ -570,6 +570,9 @@ void net_write_open(lua_State *L);
 void net_listen_open(lua_State *L);
 void net_dns_open(lua_State *L);
 void net_udp_open(lua_State *L);
+/* The socket of a udp conn made with none (net.udp{}), made now: 0 or a
+** status (net_udp.c). */
+int net_udp_socket(conn *c, int family);
 void net_proxy_open(lua_State *L);
 void net_tls_open(lua_State *L);     /* tls_conn.c */
 void net_pipe_open(lua_State *L);

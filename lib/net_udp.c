@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "net_core.h"
 
@@ -106,6 +107,19 @@ static int core_udp_fd(lua_State *L) {
   return 1;
 }
 
+/* A socket for a udp handle that has none (net.udp{}: libuv makes it at
+** the first send or connect, bound to the wildcard address of that
+** address's family, port 0). An option needs it before: bind now as libuv
+** would then, in family (inet unless the option's address says inet6):
+** the socket is the same as after a first sendto, and sockname works. */
+int net_udp_socket(conn *c, int family) {
+  struct sockaddr_storage ss;
+  uv_os_fd_t fd;
+  if (uv_fileno(c->h->uv, &fd) == 0) return 0;
+  lh_parse_ip(family == AF_INET6 ? "::" : "0.0.0.0", 0, &ss);
+  return uv_udp_bind((uv_udp_t *)c->h->uv, (struct sockaddr *)&ss, 0);
+}
+
 typedef struct sreq {
   uv_udp_send_t req;
   char data[1];
@@ -139,17 +153,93 @@ static int udp_send_to(lua_State *L, conn *c, int didx,
   return 1;
 }
 
-/* sendto(data, ip, port) */
+/* net.lua's resolver of names (core.udp_resolver), in the registry. */
+static const char resolver_key = 'r';
+
+/* udp_resolver(fn): fn(op, family, udp, args...) looks the name in the
+** args up and calls the method op again with an address. */
+static int core_udp_resolver(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &resolver_key);
+  return 0;
+}
+
+/* net.lua's is_ip: four dotted runs of digits, or a ':' (v6). */
+static int looks_like_ip(const char *s) {
+  int dots = 0, digits = 0;
+  if (strchr(s, ':') != NULL) return 1;
+  for (; *s; s++) {
+    if (*s >= '0' && *s <= '9') {
+      digits++;
+    } else if (*s == '.' && digits > 0 && dots < 3) {
+      dots++;
+      digits = 0;
+    } else {
+      return 0;
+    }
+  }
+  return dots == 3 && digits > 0;
+}
+
+/* The host at hidx: 1 when an IP address (into ss: no resolver call), 0
+** when a name. An address that does not parse raises, and so does a NUL
+** byte (C would see only what precedes it). */
+static int udp_addr(lua_State *L, int hidx, int port,
+                    struct sockaddr_storage *ss) {
+  const char *host = luaL_checkstring(L, hidx);
+  if (lh_has_nul(L, hidx)) return luaL_argerror(L, hidx, "invalid IP address");
+  if (lh_parse_ip(host, port, ss) == 0) return 1;
+  if (looks_like_ip(host))
+    return luaL_argerror(L, hidx, "invalid IP address");
+  return 0;
+}
+
+static int udp_by_name_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L);
+}
+
+/* A name: net.lua's resolver looks it up (the task waits, not the loop;
+** in the socket's family when it has a socket) and calls op again with
+** an address. Only a task can wait: elsewhere this raises, as
+** net.connect does for a name. */
+static int udp_by_name(lua_State *L, conn *c, const char *op, int nargs) {
+  uv_os_fd_t fd;
+  int family = 0;
+  socklen_t len = sizeof(family);
+  lua_settop(L, nargs);
+  net_need_task(L, c->K, lua_pushfstring(L, "%s to a name", op));
+  lua_pop(L, 1);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &resolver_key) != LUA_TFUNCTION)
+    return luaL_error(L, "net: no resolver for udp names");
+  lua_insert(L, 1);
+  lua_pushstring(L, op);
+  lua_insert(L, 2);
+  if (uv_fileno(c->h->uv, &fd) == 0 &&
+      getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) == 0 &&
+      (family == AF_INET || family == AF_INET6))
+    lua_pushstring(L, family == AF_INET ? "inet" : "inet6");
+  else
+    lua_pushnil(L);
+  lua_insert(L, 3);
+  lua_callk(L, nargs + 2, LUA_MULTRET, 0, udp_by_name_k);
+  return udp_by_name_k(L, LUA_OK, 0);
+}
+
+/* sendto(data, host, port): host an address, or a name to look up */
 static int udp_sendto(lua_State *L) {
   conn *c = net_to_conn(L, 1, K_UDP);
   struct sockaddr_storage ss;
-  const char *ip;
   int port;
   luaL_checkstring(L, 2);
-  ip = luaL_checkstring(L, 3);
+  luaL_checkstring(L, 3);
   port = (int)lh_check_range(L, 4, 0, 65535);
-  if (lh_has_nul(L, 3) || lh_parse_ip(ip, port, &ss) < 0)
-    return luaL_argerror(L, 3, "invalid IP address");
+  if (!udp_addr(L, 3, port, &ss)) {
+    if (!LIVE(c)) return net_fail_str(L, "closed");
+    return udp_by_name(L, c, "sendto", 4);
+  }
   return udp_send_to(L, c, 2, (struct sockaddr *)&ss);
 }
 
@@ -159,7 +249,7 @@ static int udp_send(lua_State *L) {
   return udp_send_to(L, c, 2, NULL);
 }
 
-/* connect(ip, port) / connect(): set or clear the default peer */
+/* connect(host, port) / connect(): set or clear the default peer */
 static int udp_connect(lua_State *L) {
   conn *c = net_to_conn(L, 1, K_UDP);
   struct sockaddr_storage ss;
@@ -168,10 +258,13 @@ static int udp_connect(lua_State *L) {
     if (!LIVE(c)) return net_fail_str(L, "closed");
     r = uv_udp_connect((uv_udp_t *)c->h->uv, NULL);
   } else {
-    const char *ip = luaL_checkstring(L, 2);
-    int port = (int)lh_check_range(L, 3, 0, 65535);
-    if (lh_has_nul(L, 2) || lh_parse_ip(ip, port, &ss) < 0)
-      return luaL_argerror(L, 2, "invalid IP address");
+    int port;
+    luaL_checkstring(L, 2);
+    port = (int)lh_check_range(L, 3, 0, 65535);
+    if (!udp_addr(L, 2, port, &ss)) {
+      if (!LIVE(c)) return net_fail_str(L, "closed");
+      return udp_by_name(L, c, "connect", 3);
+    }
     if (!LIVE(c)) return net_fail_str(L, "closed");
     r = uv_udp_connect((uv_udp_t *)c->h->uv, (struct sockaddr *)&ss);
   }
@@ -261,7 +354,10 @@ static int udp_setopt(lua_State *L) {
     case 0: /* (C would see only what precedes a NUL byte) */
       luaL_checkstring(L, 3);
       if (lh_has_nul(L, 3)) return luaL_argerror(L, 3, "invalid IP address");
-      r = uv_udp_set_multicast_interface(u, lua_tostring(L, 3));
+      r = net_udp_socket(c, strchr(lua_tostring(L, 3), ':') ? AF_INET6
+                                                             : AF_INET);
+      if (r == 0)
+        r = uv_udp_set_multicast_interface(u, lua_tostring(L, 3));
       break;
     default: { /* join/leave: group [, interface] */
       const char *group, *iface = NULL;
@@ -294,6 +390,7 @@ static int udp_setopt(lua_State *L) {
 static const luaL_Reg udp_functions[] = {
   {"udp", core_udp},
   {"udp_fd", core_udp_fd},
+  {"udp_resolver", core_udp_resolver},
   {NULL, NULL}
 };
 

@@ -1805,7 +1805,11 @@ describe("net", function()
         local ok, err = a:setopt("join", "239.1.2.3")
         assert.is_true(ok == a or type(err) == "string")
         assert.has_error(function() a:setopt("ttl", 0) end)
-        assert.has_error(function() a:sendto("x", "nonsense", 1) end)
+        -- (a name is looked up; an address that does not parse raises)
+        assert.has_error(function() a:sendto("x", "1.2.3.999", 1) end,
+          "bad argument #2 to 'sendto' (invalid IP address)")
+        assert.has_error(function() b:connect("::zz", 1) end,
+          "bad argument #1 to 'connect' (invalid IP address)")
         -- a NUL byte would cut the address short for C: not 127.0.0.1
         assert.has_error(function()
           a:setopt("multicast_interface", "127.0.0.1\0junk")
@@ -1817,6 +1821,101 @@ describe("net", function()
         end, "bad argument #2 to 'setopt' (invalid IP address)")
         a:close(); b:close()
       end)
+    end)
+
+    it("options on a socket with no address take effect", function()
+      run_task(function()
+        local r = assert(net.udp{port = 0})
+        local _, port = r:sockname()
+        -- libuv makes the socket at the first send: an option makes it now
+        for name, value in pairs({broadcast = true, ttl = 5,
+          multicast_ttl = 5, multicast_loop = false}) do
+          local v = assert(net.udp{[name] = value})
+          assert.equal(value, v:getopt(name))
+          assert.equal("inet", v:getopt("family"))
+          assert.is_true(v:sendto(name, "127.0.0.1", port))
+          assert.equal(name, (r:recvfrom(5)))
+          v:close()
+        end
+        -- setopt and getopt on net.udp{}: the socket is made (inet)
+        local v = assert(net.udp{})
+        assert.equal(v, v:setopt("ttl", 7))
+        assert.equal(7, v:getopt("ttl"))
+        local w = assert(net.udp{})
+        assert.equal("integer", math.type(w:getopt("ttl"))) -- the default
+        assert.equal("inet", w:getopt("family"))
+        assert.is_true(v:sendto("seven", "127.0.0.1", port))
+        assert.equal("seven", (r:recvfrom(5)))
+        -- a mistake raises, making no socket; a closed socket says so
+        assert.has_error(function() w:setopt("ttl", 0) end)
+        w:close()
+        assert.same({nil, "closed"}, {w:getopt("ttl")})
+        -- a failing option: the three values of every net.udp failure
+        assert.same({nil, "EINVAL", "udp socket join: EINVAL (invalid " ..
+          "argument)"}, {net.udp{join = "127.0.0.1"}})
+        v:close(); r:close()
+      end)
+    end)
+
+    it("sendto and connect take a host name", function()
+      run_task(function()
+        local r = assert(net.udp{host = "127.0.0.1", port = 0})
+        local _, port = r:sockname()
+        local v = assert(net.udp{})
+        assert.is_true(v:sendto("by name", "localhost", port))
+        local data, from = r:recvfrom(5)
+        assert.equal("by name", data)
+        assert.equal("127.0.0.1", from)
+        local w = assert(net.udp{})
+        assert.equal(w, w:connect("localhost", port))
+        assert.equal("127.0.0.1", (w:peername()))
+        assert.is_true(w:send("connected"))
+        assert.equal("connected", (r:recvfrom(5)))
+        assert.has_error(function() v:sendto("x", "localhost", -1) end,
+          "bad argument #3 to 'sendto' (out of range [0, 65535])")
+        v:close(); w:close()
+        assert.same({nil, "closed"}, {v:sendto("x", "localhost", port)})
+        r:close()
+      end)
+    end)
+
+    it("sendto and connect to a name that does not resolve", function()
+      run_task(function()
+        local r = assert(net.udp{host = "127.0.0.1", port = 0})
+        local _, port = r:sockname()
+        local v = assert(net.udp{})
+        -- nil, err, message, as net.connect
+        assert.same({nil, "ENOTFOUND", "sendto nowhere.invalid:" .. port ..
+          ": ENOTFOUND (name does not resolve)"},
+          {v:sendto("x", "nowhere.invalid", port)})
+        assert.same({nil, "ENOTFOUND", "connect nowhere.invalid:9: " ..
+          "ENOTFOUND (name does not resolve)"},
+          {v:connect("nowhere.invalid", 9)})
+        -- still usable
+        assert.is_true(v:sendto("again", "localhost", port))
+        assert.equal("again", (r:recvfrom(5)))
+        v:close(); r:close()
+      end)
+      -- a name needs a task to wait in (an address does not)
+      local v = assert(net.udp{})
+      local errs = {}
+      local timer = uv.new_timer()
+      timer:start(0, 0, function()
+        timer:close()
+        errs[1] = select(2, pcall(function()
+          v:sendto("x", "localhost", 9)
+        end))
+        errs[2] = select(2, pcall(function() v:connect("localhost", 9) end))
+        errs[3] = select(2, pcall(v.sendto, v, "x", "127.0.0.1", 9))
+      end)
+      run_loop(function() return errs[3] ~= nil end)
+      -- (at the caller's line)
+      assert.matches("^spec/net_spec.lua:%d+: sendto to a name must be " ..
+        "called from a task", errs[1])
+      assert.matches("^spec/net_spec.lua:%d+: connect to a name must be " ..
+        "called from a task", errs[2])
+      assert.is_true(errs[3])
+      v:close()
     end)
 
     it("cancel of a task in recvfrom leaks nothing", function()
