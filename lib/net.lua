@@ -428,8 +428,8 @@ end
 local LISTEN_OPTS = {host = true, port = true, path = true, fd = true,
   backlog = true,
   reuseport = true, v6only = true, max_connections = true, max_line = true,
-  max_read = true, idle_timeout = true, write_hwm = true, max_per_address = true,
-  tls = true, proxy_protocol = true}
+  max_read = true, idle_timeout = true, write_hwm = true,
+  max_per_address = true, tls = true, proxy_protocol = true}
 
 -- proxy_protocol = true | {trusted = {cidr...}, timeout = seconds}:
 -- {ms = header deadline, trusted = cidr list or nil}, or nil when off.
