@@ -37,6 +37,10 @@ local cancelled = private.task.cancelled
 local share = private.share
 
 local Conn, Server = core.conn_methods, core.server_methods
+-- need_task(what, level): raises unless the running coroutine is a task
+-- that can wait, at the position of the function at level (2: the
+-- caller of the function that asks).
+local need_task = core.need_task
 
 local function argerror(n, fname, msg, level)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg),
@@ -169,6 +173,7 @@ function net.lookup(name, opts)
     end
   end
   if is_ip(name) then return {name} end
+  need_task("net.lookup", 2) -- (at the caller's line, not this one's)
   return core.getaddrinfo(name, family, ms(timeout))
 end
 
@@ -176,6 +181,7 @@ end
 function net.reverse(addr)
   check_type(addr, "string", 1, "reverse")
   if not is_ip(addr) then argerror(1, "reverse", "IP address expected") end
+  need_task("net.reverse", 2)
   return core.getnameinfo(addr)
 end
 
@@ -287,6 +293,9 @@ end
 --- the first of the TLS stream: nothing is lost.
 --- -> conn | nil, err (the conn is closed on failure)
 function Conn:starttls(opts, how)
+  if core.tls_running(self) then
+    error("starttls: the connection runs TLS already", 2)
+  end
   local r = roles[self] or {}
   if opts == nil then opts = true end
   check_type(how, "table", 2, "starttls", true)
@@ -334,6 +343,9 @@ function net.connect(host, port, opts)
         nil), cerr)
     end
   end
+  -- (a callback cannot wait: raised here, at the caller's line, not
+  -- where core.connect or net.lookup would find it)
+  need_task("net.connect", 2)
   local t0 = task.now()
   -- the handshake's deadline: what the connect timeout leaves, if any
   local function hs_left()
