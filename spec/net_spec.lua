@@ -2006,6 +2006,18 @@ describe("argument errors", function()
         function() task.yield() end},
       {"accept must be called from a task", true,
         function() srv:accept() end},
+      {"http.request must be called from a task", true,
+        function() http.request{url = "http://127.0.0.1:1/"} end},
+      {"http.get must be called from a task", true,
+        function() http.get("http://127.0.0.1:1/") end},
+      {"http.websocket.connect must be called from a task", true,
+        function() http.websocket.connect("ws://127.0.0.1:1/") end},
+      {"redis.connect must be called from a task", true,
+        function() require("redis").connect("127.0.0.1", 1) end},
+      {"pool:call must be called from a task", true,
+        function() require("redis").pool{port = 1}:call("GET", "x") end},
+      {"bad argument #2 to 'get' (unknown option 'bogus')", false,
+        function() http.get("http://127.0.0.1:1/", {bogus = 1}) end},
     }
     local got = {}
     for i, case in ipairs(cases) do

@@ -24,6 +24,8 @@ local net = require "net"
 local task = require "task"
 local core = require "http.core"
 local common = require "http.common"
+-- (raises unless a task that can wait runs: at the caller's line)
+local need_task = select(2, ...).require("net.core").need_task
 
 local M = {}
 
@@ -408,6 +410,7 @@ function M.connect(url, opts)
       type(url) .. ")", 2)
   end
   opts = check_opts(opts, CONNECT_OPTS, 2, "connect")
+  need_task("http.websocket.connect", 2) -- (at the caller's line)
   local client = require "http.client"
   local u, uerr = client.parse_url(url, {ws = 80})
   if not u then return nil, uerr end
