@@ -233,12 +233,15 @@ do
 end
 
 -- The context for a tls = option: a context, true (clients: the
--- defaults) or an options table; nil, err when it cannot be made.
-local function tls_context(v, n, fname, server)
+-- defaults) or an options table; nil, err when it cannot be made. A
+-- wrong one raises naming the function at level (default 3: the caller
+-- of the function that asks).
+local function tls_context(v, n, fname, server, level)
+  level = level or 3
   tls_mod = tls_mod or require "tls"
   if tls_mod.is_context(v) then
     if server and not tls_mod._has_cert(v) then
-      argerror(n, fname, "tls: a server context needs cert and key", 3)
+      argerror(n, fname, "tls: a server context needs cert and key", level)
     end
     return v
   end
@@ -253,21 +256,21 @@ local function tls_context(v, n, fname, server)
   if type(v) ~= "table" then
     argerror(n, fname, "tls: true, an options table or a tls.context " ..
       "expected, got " .. (v == true and "true (a server needs cert and " ..
-      "key)" or type(v)), 3)
+      "key)" or type(v)), level)
   end
   local ctx = ctx_of_opts[v]
   if not ctx then
     local ok, c, err = pcall(tls_mod.context, v)
     if not ok then
       argerror(n, fname, "tls: " .. (tostring(c):match("%((.*)%)$") or
-        tostring(c)), 3)
+        tostring(c)), level)
     end
     if not c then return nil, err end
     ctx = c
     ctx_of_opts[v] = ctx
   end
   if server and not tls_mod._has_cert(ctx) then
-    argerror(n, fname, "tls: a server needs cert and key", 3)
+    argerror(n, fname, "tls: a server needs cert and key", level)
   end
   return ctx
 end
@@ -491,6 +494,9 @@ local servers = setmetatable({}, {__mode = "k"})
 -- (http reads a server's state, its `closed` above all: a field read
 -- where is_closed() would be a C call a request)
 private.net_servers = servers
+-- (http.request and http.websocket.connect check their tls option with it,
+-- naming themselves; the context made is the one their connect gets)
+private.net_tls_context = tls_context
 
 --- listen{host=, port= | path= | fd=, backlog=, reuseport=, v6only=,
 ---   max_connections=, max_per_address=, max_line=, idle_timeout=,

@@ -250,8 +250,10 @@ describe("websocket options", function()
         function() ws.connect(url, {headers = {["X-A"] = "a\r\nb"}}) end},
       {"header Host is set by the handshake",
         function() ws.connect(url, {headers = {Host = "x"}}) end},
-      {"tls: true, options or a tls.context expected, got number",
+      {"tls: true, an options table or a tls.context expected, got number",
         function() ws.connect(url, {tls = 1}) end},
+      {"tls: unknown option 'bogus'",
+        function() ws.connect(url, {tls = {bogus = 1}}) end},
       {"unknown option 'bogus'",
         function() ws.connect(url, {bogus = 1}) end},
       {"table expected, got number",
@@ -275,7 +277,7 @@ describe("websocket options", function()
         local ok, err = pcall(f)
         assert.is_false(ok, "case " .. i .. " raised nothing")
         local line = debug.getinfo(f, "S").linedefined
-        local fname = i <= 13 and "#2 to 'connect'" or
+        local fname = i <= 14 and "#2 to 'connect'" or
           "#3 to 'accept'"
         assert.are.equal(("spec/http_websocket_spec.lua:%d: bad argument " ..
           "%s (%s)"):format(line, fname, want), err, "case " .. i)

@@ -30,6 +30,7 @@ local net = require "net"
 local task = require "task"
 -- (raises unless a task that can wait runs: at the caller's line)
 local need_task = select(2, ...).require("net.core").need_task
+local tls_context = select(2, ...).net_tls_context
 local core = require "http.core"
 local common = require "http.common"
 
@@ -444,6 +445,10 @@ end
 --- res:body([max]) -> the whole body | nil, err (max: default
 --- limits.body; math.huge for none)
 function Response:body(max)
+  if max ~= nil and not (type(max) == "number" and max >= 0) then
+    error("bad argument #1 to 'body' (non-negative number expected, got " ..
+      tostring(max) .. ")", 2)
+  end
   if self._body then return self._body end
   max = max or self._max or common.defaults.limits.body
   -- (a body of one piece, most small ones, is that piece: no list)
@@ -560,6 +565,21 @@ local function check_opts(opts, fname)
     redirects < 0) then
     error(bad .. "(redirects: integer >= 0 " ..
       "expected)", 3)
+  end
+  if opts.gzip ~= nil and type(opts.gzip) ~= "boolean" then
+    error(bad .. "(gzip: boolean expected, got " .. type(opts.gzip) .. ")",
+      3)
+  end
+  local max = opts.max_body
+  if max ~= nil and not (type(max) == "number" and max >= 0) then
+    error(bad .. "(max_body: non-negative number expected, got " ..
+      tostring(max) .. ")", 3)
+  end
+  local tls = opts.tls
+  if tls ~= nil and tls ~= true and tls ~= false then
+    -- (its options checked now, naming us; the context made is the one
+    -- the connection gets, net.connect keeps it per options table)
+    tls_context(tls, fname == "get" and 2 or 1, fname, false, 4)
   end
   return method
 end

@@ -26,6 +26,7 @@ local core = require "http.core"
 local common = require "http.common"
 -- (raises unless a task that can wait runs: at the caller's line)
 local need_task = select(2, ...).require("net.core").need_task
+local tls_context = select(2, ...).net_tls_context
 
 local M = {}
 
@@ -125,9 +126,10 @@ local function check_opts(opts, known, n, fname)
     end
   end
   local tls = opts.tls
-  if tls ~= nil and type(tls) ~= "boolean" and type(tls) ~= "table" and
-    type(tls) ~= "userdata" then
-    bad("tls: true, options or a tls.context expected, got %s", type(tls))
+  if tls ~= nil and tls ~= true and tls ~= false then
+    -- (its options checked now, naming us; the context made is the one
+    -- the connection gets, net.connect keeps it per options table)
+    tls_context(tls, n, fname, false, 4)
   end
   return opts
 end
