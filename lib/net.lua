@@ -782,6 +782,11 @@ local FRESH_MS = core.FRESH_MS
 --- False, doing nothing, when input is buffered already (read it) or the
 --- conn is not a served one.
 function Conn:rest(timeout)
+  -- (the type only: http.server passes what its idle timeout leaves)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
+    error(("bad argument #1 to 'rest' (number of seconds expected, " ..
+      "got %s)"):format(tostring(timeout)), 2)
+  end
   local slot = roles[self]
   local st = slot and slot[3] -- (a role that is not a slot has none)
   if not st or slot[1] ~= self then return false end

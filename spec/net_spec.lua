@@ -2016,6 +2016,8 @@ describe("argument errors", function()
         function() require("redis").connect("127.0.0.1", 1) end},
       {"pool:call must be called from a task", true,
         function() require("redis").pool{port = 1}:call("GET", "x") end},
+      {"bad argument #1 to 'rest' (number of seconds expected, got x)", false,
+        function() c:rest("x") end},
       {"bad argument #2 to 'get' (unknown option 'bogus')", false,
         function() http.get("http://127.0.0.1:1/", {bogus = 1}) end},
     }
