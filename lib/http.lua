@@ -53,7 +53,17 @@ function http.health(path)
     return res:send(200, "ok\n")
   end})
 end
-http.date = common.date
+--- date([t]) -> an HTTP date (IMF-fixdate) for t (integer seconds since
+--- the epoch, up to year 9999), default now.
+local date = common.date
+function http.date(t)
+  if t ~= nil and (type(t) ~= "number" or math.tointeger(t) == nil or
+    t < 0 or t > 253402300799) then
+    error("bad argument #1 to 'date' (seconds since the epoch expected, " ..
+      "got " .. (type(t) == "number" and tostring(t) or type(t)) .. ")", 2)
+  end
+  return date(t)
+end
 http.HttpError = common.HttpError
 
 -- The client, WebSocket and files load on first use.

@@ -38,6 +38,10 @@ local cancelled = private.task.cancelled
 local share = private.share
 
 local Conn, Server = core.conn_methods, core.server_methods
+-- need_task(what, level): raises unless the running coroutine is a task
+-- that can wait, at the position of the function at level (2: the
+-- caller of the function that asks).
+local need_task = core.need_task
 
 local function argerror(n, fname, msg, level)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg),
@@ -176,6 +180,7 @@ function net.lookup(name, opts)
     end
   end
   if is_ip(name) then return {name} end
+  need_task("net.lookup", 2) -- (at the caller's line, not this one's)
   return core.getaddrinfo(name, family, ms(timeout))
 end
 
@@ -183,6 +188,7 @@ end
 function net.reverse(addr)
   check_type(addr, "string", 1, "reverse")
   if not is_ip(addr) then argerror(1, "reverse", "IP address expected") end
+  need_task("net.reverse", 2)
   return core.getnameinfo(addr)
 end
 
@@ -234,12 +240,15 @@ do
 end
 
 -- The context for a tls = option: a context, true (clients: the
--- defaults) or an options table; nil, err when it cannot be made.
-local function tls_context(v, n, fname, server)
+-- defaults) or an options table; nil, err when it cannot be made. A
+-- wrong one raises naming the function at level (default 3: the caller
+-- of the function that asks).
+local function tls_context(v, n, fname, server, level)
+  level = level or 3
   tls_mod = tls_mod or require "tls"
   if tls_mod.is_context(v) then
     if server and not tls_mod._has_cert(v) then
-      argerror(n, fname, "tls: a server context needs cert and key", 3)
+      argerror(n, fname, "tls: a server context needs cert and key", level)
     end
     return v
   end
@@ -254,21 +263,21 @@ local function tls_context(v, n, fname, server)
   if type(v) ~= "table" then
     argerror(n, fname, "tls: true, an options table or a tls.context " ..
       "expected, got " .. (v == true and "true (a server needs cert and " ..
-      "key)" or type(v)), 3)
+      "key)" or type(v)), level)
   end
   local ctx = ctx_of_opts[v]
   if not ctx then
     local ok, c, err = pcall(tls_mod.context, v)
     if not ok then
       argerror(n, fname, "tls: " .. (tostring(c):match("%((.*)%)$") or
-        tostring(c)), 3)
+        tostring(c)), level)
     end
     if not c then return nil, err end
     ctx = c
     ctx_of_opts[v] = ctx
   end
   if server and not tls_mod._has_cert(ctx) then
-    argerror(n, fname, "tls: a server needs cert and key", 3)
+    argerror(n, fname, "tls: a server needs cert and key", level)
   end
   return ctx
 end
@@ -300,6 +309,9 @@ end
 --- the first of the TLS stream: nothing is lost.
 --- -> conn | nil, err (the conn is closed on failure)
 function Conn:starttls(opts, how)
+  if core.tls_running(self) then
+    error("starttls: the connection runs TLS already", 2)
+  end
   local r = roles[self] or {}
   if opts == nil then opts = true end
   check_type(how, "table", 2, "starttls", true)
@@ -348,6 +360,9 @@ function net.connect(host, port, opts)
         nil), cerr)
     end
   end
+  -- (a callback cannot wait: raised here, at the caller's line, not
+  -- where core.connect or net.lookup would find it)
+  need_task("net.connect", 2)
   local t0 = task.now()
   -- the handshake's deadline: what the connect timeout leaves, if any
   local function hs_left()
@@ -493,6 +508,9 @@ local servers = setmetatable({}, {__mode = "k"})
 -- (http reads a server's state, its `closed` above all: a field read
 -- where is_closed() would be a C call a request)
 private.net_servers = servers
+-- (http.request and http.websocket.connect check their tls option with it,
+-- naming themselves; the context made is the one their connect gets)
+private.net_tls_context = tls_context
 
 --- listen{host=, port= | path= | fd=, backlog=, reuseport=, v6only=,
 ---   max_connections=, max_per_address=, max_line=, max_read=,
@@ -780,6 +798,11 @@ local FRESH_MS = core.FRESH_MS
 --- False, doing nothing, when input is buffered already (read it) or the
 --- conn is not a served one.
 function Conn:rest(timeout)
+  -- (the type only: http.server passes what its idle timeout leaves)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
+    error(("bad argument #1 to 'rest' (number of seconds expected, " ..
+      "got %s)"):format(tostring(timeout)), 2)
+  end
   local slot = roles[self]
   local st = slot and slot[3] -- (a role that is not a slot has none)
   if not st or slot[1] ~= self then return false end

@@ -574,18 +574,22 @@ static void wr_fire(core *K, tmo *t) {
 /* Park the running task in c's reader slot; k continues it. */
 static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
                        lua_KFunction k, const char *what, net_buffer *nb,
-                       int next) {
+                       int next, int level) {
   /* (that L is a task: checked once per task and connection; that it can
   ** yield, every time: a finalizer or a metamethod that a task runs can
   ** call this, and a park whose yield then fails would leave L in the
   ** reader slot, resumed by this conn's next read wherever it waits) */
   if (L != c->task || !lua_isyieldable(L)) {
-    net_need_task(L, c->K, what);
+    net_need_task_at(L, c->K, what, level);
     c->task = L;
   }
-  if (c->rco != NULL && lua_status(c->rco) == LUA_YIELD)
-    return luaL_error(L, "%s: another task is already waiting on this "
-                      "socket", what);
+  if (c->rco != NULL && lua_status(c->rco) == LUA_YIELD) {
+    luaL_where(L, level);
+    lua_pushfstring(L, "%s: another task is already waiting on this "
+                    "socket", what);
+    lua_concat(L, 2);
+    return lua_error(L);
+  }
   /* A read that would wait first sends what setvbuf batched: the peer
   ** may be waiting for it before it answers. */
   if (X_OLEN(c) > 0) net_flush_out(c);
@@ -619,17 +623,22 @@ static int park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
 
 int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
                     lua_KFunction k, const char *what) {
-  return park_reader(L, c, ms, kc, k, what, NULL, 0);
+  return park_reader(L, c, ms, kc, k, what, NULL, 0, 1);
+}
+
+int net_park_reader_at(lua_State *L, conn *c, int ms, lua_KContext kc,
+                       lua_KFunction k, const char *what, int level) {
+  return park_reader(L, c, ms, kc, k, what, NULL, 0, level);
 }
 
 int net_park_reader_into(lua_State *L, conn *c, int ms, lua_KContext kc,
                          lua_KFunction k, net_buffer *nb) {
-  return park_reader(L, c, ms, kc, k, "recv_into", nb, 0);
+  return park_reader(L, c, ms, kc, k, "recv_into", nb, 0, 1);
 }
 
 int net_park_reader_next(lua_State *L, conn *c, int ms, lua_KContext kc,
                          lua_KFunction k) {
-  return park_reader(L, c, ms, kc, k, "recv_wait", NULL, 1);
+  return park_reader(L, c, ms, kc, k, "recv_wait", NULL, 1, 1);
 }
 
 /* May L park as c's writer (a task that can yield, and no other writer

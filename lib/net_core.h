@@ -191,8 +191,12 @@ void net_resume(core *K, lua_State *co);
 ** unanchor clears the slot, keeping it for reuse. */
 void net_anchor(lua_State *L, int *ref);
 void net_unanchor(lua_State *L, int ref);
-/* Raise unless L is a task that can yield; what names the caller. */
+/* Raise unless L is a task that can yield; what names the caller. The
+** error names the position of the function at level (luaL_where's; 1,
+** net_need_task's: the caller of the C function; 2 for one called
+** through a Lua function of net.lua, to name that one's caller). */
 void net_need_task(lua_State *L, core *K, const char *what);
+void net_need_task_at(lua_State *L, core *K, const char *what, int level);
 int net_can_wait(lua_State *L, core *K);
 /* Resume values beyond base: 1 for the cancel marker, 2 for the drop
 ** marker, 0 for nothing; the stack is cut back to base. */
@@ -443,6 +447,10 @@ void net_wake_writer(lua_State *L, conn *c);
 ** empty queue rather than for room under hwm. */
 int net_park_reader(lua_State *L, conn *c, int ms, lua_KContext kc,
                     lua_KFunction k, const char *what);
+/* The same, a misuse (no task, another reader waiting) raised at level
+** (see net_need_task_at). */
+int net_park_reader_at(lua_State *L, conn *c, int ms, lua_KContext kc,
+                       lua_KFunction k, const char *what, int level);
 /* The same for recv_into: the conn's next read may land in nb. */
 int net_park_reader_into(lua_State *L, conn *c, int ms, lua_KContext kc,
                          lua_KFunction k, net_buffer *nb);

@@ -224,7 +224,9 @@ static int accept_k(lua_State *L, int status, lua_KContext kc) {
     c->rtimed = 0;
     return net_fail_str(L, "timeout");
   }
-  return net_park_reader(L, c, ms, kc, accept_k, "accept");
+  /* (users reach this through net.lua's Server:accept: a misuse names
+  ** its caller's line) */
+  return net_park_reader_at(L, c, ms, kc, accept_k, "accept", 2);
 }
 
 /* accept([timeout]): the next connection. */

@@ -310,6 +310,10 @@ void net_need_task(lua_State *L, core *K, const char *what) {
   need_task_at(L, K, what, 1);
 }
 
+void net_need_task_at(lua_State *L, core *K, const char *what, int level) {
+  need_task_at(L, K, what, level);
+}
+
 void lh_need_task(lua_State *L, const char *what) {
   core *K;
   lua_getfield(L, LUA_REGISTRYINDEX, "net.core"); /* (see new_core) */
@@ -383,7 +387,9 @@ static int core_sleep(lua_State *L) {
   core *K = net_getcore(L);
   uint64_t ms = sleep_ms(luaL_checknumber(L, 1));
   sleeper *s;
-  net_need_task(L, K, lua_toboolean(L, 2) ? "task.yield" : "task.sleep");
+  /* (called through task.lua's task.sleep and task.yield: level 2 names
+  ** their caller's line) */
+  need_task_at(L, K, lua_toboolean(L, 2) ? "task.yield" : "task.sleep", 2);
   s = new_sleeper(L, K);
   if (ms == 0) { /* yield: the ready queue, run after the next poll */
     s->next = NULL;

@@ -25,6 +25,8 @@ See docs/redis.md.
 ]]
 local net = require "net"
 local task = require "task"
+-- (raises unless a task that can wait runs: at the caller's line)
+local need_task = select(2, ...).require("net.core").need_task
 
 local redis = {}
 
@@ -294,6 +296,7 @@ function redis.connect(host, port, opts)
     opts = check_opts(opts, "connect", 3)
   end
   local lim = limits(opts, "connect", 3)
+  need_task("redis.connect", 2) -- (at the caller's line, not net's)
   local timeout = opts.timeout
   if timeout == nil then timeout = redis.defaults.timeout end
   local conn, err
@@ -632,6 +635,7 @@ end
 --- busy for `wait` seconds, "closed" once the pool is closed)
 function Pool:get()
   check_pool(self, "get")
+  need_task("pool:get", 2)
   local due = task.now() + self.wait
   while true do
     if self.closed then return nil, "closed" end
@@ -686,6 +690,7 @@ end
 --- half way through a reply), its slot freed, and the error raised again.
 function Pool:with(fn)
   check_pool(self, "with")
+  need_task("pool:with", 2)
   if type(fn) ~= "function" then argerror(2, "with", "function expected") end
   local c, err = self:get()
   if not c then return nil, err end
@@ -699,6 +704,7 @@ local RETRY = {closed = true, reset = true, EPIPE = true, ECONNRESET = true}
 --- meanwhile is sent again (on the next idle one, at worst a new one).
 function Pool:call(...)
   check_pool(self, "call")
+  need_task("pool:call", 2)
   for _ = 1, self.size + 1 do
     local c, reused = self:get()
     if not c then return nil, reused end

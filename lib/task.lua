@@ -190,12 +190,12 @@ function hooks.finish(co, ok, ...)
   end
 end
 
-local function check_callable(fn, fname)
+local function check_callable(fn, fname, n)
   if type(fn) == "function" then return fn end
   local mt = getmetatable(fn)
   if not (mt and mt.__call) then
-    error("bad argument #1 to '" .. fname .. "' (function expected, got " ..
-      type(fn) .. ")", 3)
+    error("bad argument #" .. (n or 1) .. " to '" .. fname ..
+      "' (function expected, got " .. type(fn) .. ")", 3)
   end
   return function(...) return fn(...) end
 end
@@ -361,7 +361,7 @@ end
 --- arrives; returns a function that stops it. The watcher does not keep
 --- the host alive by itself.
 function task.on_signal(name, fn)
-  fn = check_callable(fn, "on_signal")
+  fn = check_callable(fn, "on_signal", 2)
   if type(name) ~= "string" and math.type(name) ~= "integer" then
     error("bad argument #1 to 'on_signal' (signal name expected, got " ..
       type(name) .. ")", 2)

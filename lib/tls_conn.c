@@ -348,8 +348,17 @@ static int conn_tlsinfo(lua_State *L) {
   return 1;
 }
 
+/* tls_running(conn) -> boolean: conn runs TLS (net.lua's starttls asks
+** first, to raise at its caller's line). */
+static int core_tls_running(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_STREAM);
+  lua_pushboolean(L, LIVE(c) && c->tp != &net_plain);
+  return 1;
+}
+
 static const luaL_Reg tls_functions[] = {
   {"tls_attach", core_tls_attach},
+  {"tls_running", core_tls_running},
   {NULL, NULL}
 };
 

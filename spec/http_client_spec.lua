@@ -366,6 +366,49 @@ describe("http client", function()
     end, "bad argument #1 to 'request' (method: an upper-case token such " ..
       "as GET expected, got boolean)")
   end)
+
+  -- Each case on its own line: the error must name that line of this file
+  -- (the caller's), never a line inside lib/, and the function called.
+  it("checks every option at once, at the caller's line", function()
+    local u = "https://127.0.0.1:1/"
+    local cases = {
+      {"#1 to 'request' (tls: unknown option 'bogus')",
+        function() http.request{url = u, tls = {bogus = 1}} end},
+      {"#1 to 'request' (tls: true, an options table or a tls.context " ..
+        "expected, got number)",
+        function() http.request{url = u, tls = 5} end},
+      {"#2 to 'get' (tls: unknown option 'bogus')",
+        function() http.get(u, {tls = {bogus = 1}}) end},
+      {"#1 to 'request' (gzip: boolean expected, got number)",
+        function() http.request{url = u, gzip = 5} end},
+      {"#1 to 'request' (max_body: non-negative number expected, got x)",
+        function() http.request{url = u, max_body = "x"} end},
+      {"#2 to 'get' (max_body: non-negative number expected, got x)",
+        function() http.get(u, {max_body = "x"}) end},
+      {"#2 to 'get' (unknown option 'bogus')",
+        function() http.get(u, {bogus = 1}) end},
+      {"#2 to 'get' (table expected, got number)",
+        function() http.get(u, 5) end},
+    }
+    run_task(function()
+      for i, c in ipairs(cases) do
+        local ok, err = pcall(c[2])
+        assert.is_false(ok, "case " .. i .. " raised nothing")
+        local line = debug.getinfo(c[2], "S").linedefined
+        assert.are.equal(("spec/http_client_spec.lua:%d: bad argument %s")
+          :format(line, c[1]), err, "case " .. i)
+      end
+      local url, srv = serve(function(_, res) res:send("hello\n") end)
+      local res = assert(http.request{url = url})
+      local f = function() local _ = res:body("x") end
+      local ok, err = pcall(f)
+      local line = debug.getinfo(f, "S").linedefined
+      srv:close()
+      assert.is_false(ok)
+      assert.are.equal(("spec/http_client_spec.lua:%d: bad argument #1 " ..
+        "to 'body' (non-negative number expected, got x)"):format(line), err)
+    end)
+  end)
 end)
 
 describe("http client against nginx", function()

@@ -295,4 +295,53 @@ describe("http.files", function()
     assert.has_error(function() http.files(root, {bogus = 1}) end)
     assert.has_error(function() http.files(42) end)
   end)
+
+  it("adds types (extensions in any case) and Cache-Control", function()
+    with_server({types = {TXT = "text/x-mine", html = "text/x-page"},
+      max_age = 60.5}, function(port)
+      local st, head = ask(port, "GET", "/static/f.txt")
+      assert.are.equal(200, st)
+      assert.matches("Content%-Type: text/x%-mine\r\n", head)
+      assert.matches("Cache%-Control: max%-age=60\r\n", head)
+      st, head = ask(port, "GET", "/static/page.html")
+      assert.are.equal(200, st)
+      assert.matches("Content%-Type: text/x%-page\r\n", head)
+    end)
+  end)
+
+  -- Each case on its own line: the error must name that line of this file
+  -- (the caller's), never a line inside lib/; and at http.files() time,
+  -- not as a 500 on every request.
+  it("checks its options' types at once, at the caller's line", function()
+    local cases = {
+      {"max_age: non-negative number expected, got x",
+        function() http.files(root, {max_age = "x"}) end},
+      {"max_age: non-negative number expected, got -1",
+        function() http.files(root, {max_age = -1}) end},
+      {"types: table expected, got number",
+        function() http.files(root, {types = 5}) end},
+      {"types: extension = Content-Type strings expected",
+        function() http.files(root, {types = {txt = 5}}) end},
+      {"types.txt: CR, LF, NUL or control byte in value",
+        function() http.files(root, {types = {txt = "a\nb"}}) end},
+      {"index: a file name expected, got number",
+        function() http.files(root, {index = 5}) end},
+      {'index: a file name expected, got "../x"',
+        function() http.files(root, {index = "../x"}) end},
+      {"listing: boolean expected, got string",
+        function() http.files(root, {listing = "yes"}) end},
+      {"unknown option 'bogus'",
+        function() http.files(root, {bogus = 1}) end},
+      {"table expected, got number",
+        function() http.files(root, 5) end},
+    }
+    for i, c in ipairs(cases) do
+      local want, f = c[1], c[2]
+      local ok, err = pcall(f)
+      assert.is_false(ok, "case " .. i .. " raised nothing")
+      local line = debug.getinfo(f, "S").linedefined
+      assert.are.equal(("spec/http_files_spec.lua:%d: bad argument #2 " ..
+        "to 'files' (%s)"):format(line, want), err, "case " .. i)
+    end
+  end)
 end)

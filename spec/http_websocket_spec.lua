@@ -222,6 +222,96 @@ asyncio.run(main())
   end)
 end)
 
+describe("websocket options", function()
+  -- Each case on its own line: the error must name that line of this file
+  -- (the caller's), never a line inside lib/.
+  it("are checked at once, the error at the caller's line", function()
+    local ws = http.websocket
+    local url = "ws://127.0.0.1:1/"
+    local req, res = {headers = {}}, {_conn = {}}
+    local cases = {
+      {"max_message: positive number expected, got x",
+        function() ws.connect(url, {max_message = "x"}) end},
+      {"max_message: positive number expected, got 0",
+        function() ws.connect(url, {max_message = 0}) end},
+      {"timeout: non-negative number expected, got x",
+        function() ws.connect(url, {timeout = "x"}) end},
+      {"protocols: a list of strings expected, got string",
+        function() ws.connect(url, {protocols = "chat"}) end},
+      {"protocols[2]: a token string expected, got number",
+        function() ws.connect(url, {protocols = {"a", 5}}) end},
+      {'protocols[1]: a token string expected, got "a b"',
+        function() ws.connect(url, {protocols = {"a b"}}) end},
+      {"headers: table expected, got number",
+        function() ws.connect(url, {headers = 5}) end},
+      {"headers: name = value strings expected",
+        function() ws.connect(url, {headers = {true}}) end},
+      {"header X-A: CR, LF, NUL or control byte in value",
+        function() ws.connect(url, {headers = {["X-A"] = "a\r\nb"}}) end},
+      {"header Host is set by the handshake",
+        function() ws.connect(url, {headers = {Host = "x"}}) end},
+      {"tls: true, an options table or a tls.context expected, got number",
+        function() ws.connect(url, {tls = 1}) end},
+      {"tls: unknown option 'bogus'",
+        function() ws.connect(url, {tls = {bogus = 1}}) end},
+      {"unknown option 'bogus'",
+        function() ws.connect(url, {bogus = 1}) end},
+      {"table expected, got number",
+        function() ws.connect(url, 5) end},
+      {"max_message: positive number expected, got x",
+        function() ws.accept(req, res, {max_message = "x"}) end},
+      {"timeout: non-negative number expected, got x",
+        function() ws.accept(req, res, {timeout = "x"}) end},
+      {"protocols: a list of strings expected, got string",
+        function() ws.accept(req, res, {protocols = "chat"}) end},
+      {"unknown option 'headers'",
+        function() ws.accept(req, res, {headers = {}}) end},
+      {"unknown option 'bogus'",
+        function() ws.accept(req, res, {bogus = 1}) end},
+      {"table expected, got string",
+        function() ws.accept(req, res, "x") end},
+    }
+    run_task(function()
+      for i, c in ipairs(cases) do
+        local want, f = c[1], c[2]
+        local ok, err = pcall(f)
+        assert.is_false(ok, "case " .. i .. " raised nothing")
+        local line = debug.getinfo(f, "S").linedefined
+        local fname = i <= 14 and "#2 to 'connect'" or
+          "#3 to 'accept'"
+        assert.are.equal(("spec/http_websocket_spec.lua:%d: bad argument " ..
+          "%s (%s)"):format(line, fname, want), err, "case " .. i)
+      end
+    end)
+  end)
+
+  it("offers and picks protocols, sends extra headers", function()
+    run_task(function()
+      local seen
+      local srv = assert(http.listen{port = 0, handler = function(req, res)
+        seen = req.headers["x-token"]
+        local ws = assert(http.websocket.accept(req, res,
+          {protocols = {"v2", "chat"}, timeout = 5, max_message = 1e6}))
+        ws:send(ws.protocol or "none")
+        ws:receive()
+      end})
+      local _, port = srv:sockname()
+      local url = "ws://127.0.0.1:" .. port .. "/"
+      local ws = assert(http.websocket.connect(url, {protocols = {"chat"},
+        headers = {["X-Token"] = "t1"}, timeout = 5}))
+      assert.are.equal("chat", ws.protocol)
+      assert.are.equal("chat", (ws:receive()))
+      assert.are.equal("t1", seen)
+      ws:close()
+      ws = assert(http.websocket.connect(url, {protocols = {}}))
+      assert.is_nil(ws.protocol)
+      assert.are.equal("none", (ws:receive()))
+      ws:close()
+      srv:close()
+    end, 20)
+  end)
+end)
+
 describe("scripts/ws_chat.lua", function()
   it("relays messages to everyone in the room, python3 and luahost alike",
     function()

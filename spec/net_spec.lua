@@ -2058,4 +2058,88 @@ describe("argument errors", function()
       end
     end)
   end)
+
+  -- Misuse found in C, under a function of lib/: the error still names
+  -- the caller's line (each case's own), and the right argument.
+  it("of misuse point at the caller's line too", function()
+    local http = require "http"
+    local srv, srv2, c
+    run_task(function()
+      srv, srv2 = assert(net.listen{port = 0}), assert(net.listen{port = 0})
+      task.spawn(function() srv:accept(5) end) -- (waits on srv)
+      c = assert(net.connect("127.0.0.1", (select(2, srv2:sockname()))))
+      -- (the handshake waits: no TLS server answers; c runs TLS)
+      task.spawn(function() c:starttls(true, {timeout = 5}) end)
+    end)
+    finally(function()
+      c:close()
+      srv:close()
+      srv2:close()
+      run_loop(function() return true end) -- (the closes run)
+    end)
+    -- {message, in a raw uv callback?, the case}
+    local cases = {
+      {"accept: another task is already waiting on this socket", false,
+        function() srv:accept() end},
+      {"starttls: the connection runs TLS already", false,
+        function() c:starttls(true) end},
+      {"bad argument #2 to 'on_signal' (function expected, got nil)", false,
+        function() task.on_signal("SIGHUP") end},
+      {"bad argument #1 to 'date' (seconds since the epoch expected, " ..
+        "got string)", false,
+        function() http.date("x") end},
+      {"bad argument #1 to 'date' (seconds since the epoch expected, " ..
+        "got 1.5)", false,
+        function() http.date(1.5) end},
+      {"net.connect must be called from a task", true,
+        function() net.connect("127.0.0.1", 1) end},
+      {"net.connect must be called from a task", true,
+        function() net.connect("localhost", 1) end},
+      {"net.lookup must be called from a task", true,
+        function() net.lookup("localhost") end},
+      {"net.reverse must be called from a task", true,
+        function() net.reverse("127.0.0.1") end},
+      {"task.sleep must be called from a task", true,
+        function() task.sleep(1) end},
+      {"task.yield must be called from a task", true,
+        function() task.yield() end},
+      {"accept must be called from a task", true,
+        function() srv:accept() end},
+      {"http.request must be called from a task", true,
+        function() http.request{url = "http://127.0.0.1:1/"} end},
+      {"http.get must be called from a task", true,
+        function() http.get("http://127.0.0.1:1/") end},
+      {"http.websocket.connect must be called from a task", true,
+        function() http.websocket.connect("ws://127.0.0.1:1/") end},
+      {"redis.connect must be called from a task", true,
+        function() require("redis").connect("127.0.0.1", 1) end},
+      {"pool:call must be called from a task", true,
+        function() require("redis").pool{port = 1}:call("GET", "x") end},
+      {"bad argument #1 to 'rest' (number of seconds expected, got x)", false,
+        function() c:rest("x") end},
+      {"bad argument #2 to 'get' (unknown option 'bogus')", false,
+        function() http.get("http://127.0.0.1:1/", {bogus = 1}) end},
+    }
+    local got = {}
+    for i, case in ipairs(cases) do
+      if case[2] then
+        local timer = uv.new_timer()
+        timer:start(0, 0, function()
+          timer:close()
+          got[i] = {pcall(case[3])}
+        end)
+        run_loop(function() return got[i] ~= nil end)
+      else
+        run_task(function() got[i] = {pcall(case[3])} end)
+      end
+    end
+    for i, case in ipairs(cases) do
+      local ok, err = got[i][1], got[i][2]
+      assert.is_false(ok, "case " .. i .. " raised nothing")
+      local line = debug.getinfo(case[3], "S").linedefined
+      assert.are.equal(("spec/net_spec.lua:%d: %s"):format(line, case[1]),
+        err:sub(1, #("spec/net_spec.lua:" .. line .. ": " .. case[1])),
+        "case " .. i)
+    end
+  end)
 end)

@@ -28,6 +28,9 @@ a `CONNECT` tunnel, TLS end to end with the origin's name verified.
 ]]
 local net = require "net"
 local task = require "task"
+-- (raises unless a task that can wait runs: at the caller's line)
+local need_task = select(2, ...).require("net.core").need_task
+local tls_context = select(2, ...).net_tls_context
 local core = require "http.core"
 local common = require "http.common"
 
@@ -442,6 +445,10 @@ end
 --- res:body([max]) -> the whole body | nil, err (max: default
 --- limits.body; math.huge for none)
 function Response:body(max)
+  if max ~= nil and not (type(max) == "number" and max >= 0) then
+    error("bad argument #1 to 'body' (non-negative number expected, got " ..
+      tostring(max) .. ")", 2)
+  end
   if self._body then return self._body end
   max = max or self._max or common.defaults.limits.body
   -- (a body of one piece, most small ones, is that piece: no list)
@@ -486,74 +493,93 @@ local REQUEST_OPTS = {method = true, url = true, headers = true,
 local METHODS = {GET = true, HEAD = true, POST = true, PUT = true,
   DELETE = true, PATCH = true, OPTIONS = true}
 
-local function check_opts(opts)
+-- (fname: the function the options came to, request's #1 or get's #2;
+-- errors name the caller of that function)
+local BAD = {request = "bad argument #1 to 'request' ",
+  get = "bad argument #2 to 'get' "}
+local function check_opts(opts, fname)
+  local bad = BAD[fname]
   if type(opts) ~= "table" then
-    error("bad argument #1 to 'request' (table expected, got " ..
+    error(bad .. "(table expected, got " ..
       type(opts) .. ")", 3)
   end
   for k in pairs(opts) do
     if not REQUEST_OPTS[k] then
-      error(("bad argument #1 to 'request' (unknown option '%s')")
-        :format(tostring(k)), 3)
+      error(bad .. ("(unknown option '%s')"):format(tostring(k)), 3)
     end
   end
   if type(opts.url) ~= "string" then
-    error("bad argument #1 to 'request' (url: string expected)", 3)
+    error(bad .. "(url: string expected)", 3)
   end
   local method = opts.method or "GET"
   if type(method) ~= "string" or not (METHODS[method] or
     method:match("^[%u%-_]+$")) then
     -- (methods are case-sensitive: "get" is not GET, and a server
     -- refuses it, as http.listen does)
-    error(("bad argument #1 to 'request' (method: an upper-case token " ..
+    error(bad .. ("(method: an upper-case token " ..
       "such as GET expected, got %s)"):format(type(method) == "string" and
       ("%q"):format(method):gsub("\\\n", "\\n") or type(method)), 3)
   end
   if opts.body ~= nil and type(opts.body) ~= "string" then
-    error("bad argument #1 to 'request' (body: string expected)", 3)
+    error(bad .. "(body: string expected)", 3)
   end
   if opts.source ~= nil and type(opts.source) ~= "function" then
-    error("bad argument #1 to 'request' (source: function expected)", 3)
+    error(bad .. "(source: function expected)", 3)
   end
   if opts.body ~= nil and opts.source ~= nil then
-    error("bad argument #1 to 'request' (body and source both given)", 3)
+    error(bad .. "(body and source both given)", 3)
   end
   if opts.headers ~= nil and type(opts.headers) ~= "table" then
-    error("bad argument #1 to 'request' (headers: table expected)", 3)
+    error(bad .. "(headers: table expected)", 3)
   end
   for name, value in pairs(opts.headers or {}) do
     if type(name) ~= "string" or (type(value) ~= "string" and
       type(value) ~= "number") then
-      error("bad argument #1 to 'request' (headers: name = value " ..
+      error(bad .. "(headers: name = value " ..
         "strings expected)", 3)
     end
     local ok, err = pcall(core.check_field, name, tostring(value))
     if not ok then
-      error("bad argument #1 to 'request' (header " .. name .. ": " ..
+      error(bad .. "(header " .. name .. ": " ..
         (err:match("%((.-)%)$") or err) .. ")", 3)
     end
     local l = lower(name)
     if l == "content-length" or l == "transfer-encoding" or l == "host"
       or l == "connection" then
-      error("bad argument #1 to 'request' (header " .. name ..
+      error(bad .. "(header " .. name ..
         " is set by the client)", 3)
     end
   end
   if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or
     opts.timeout ~= opts.timeout or opts.timeout <= 0) then
-    error("bad argument #1 to 'request' (timeout: positive number " ..
+    error(bad .. "(timeout: positive number " ..
       "expected)", 3)
   end
   if opts.proxy ~= nil and opts.proxy ~= false and
     type(opts.proxy) ~= "string" then
-    error("bad argument #1 to 'request' (proxy: URL string or false " ..
+    error(bad .. "(proxy: URL string or false " ..
       "expected)", 3)
   end
   local redirects = opts.redirects
   if redirects ~= nil and (math.type(redirects) ~= "integer" or
     redirects < 0) then
-    error("bad argument #1 to 'request' (redirects: integer >= 0 " ..
+    error(bad .. "(redirects: integer >= 0 " ..
       "expected)", 3)
+  end
+  if opts.gzip ~= nil and type(opts.gzip) ~= "boolean" then
+    error(bad .. "(gzip: boolean expected, got " .. type(opts.gzip) .. ")",
+      3)
+  end
+  local max = opts.max_body
+  if max ~= nil and not (type(max) == "number" and max >= 0) then
+    error(bad .. "(max_body: non-negative number expected, got " ..
+      tostring(max) .. ")", 3)
+  end
+  local tls = opts.tls
+  if tls ~= nil and tls ~= true and tls ~= false then
+    -- (its options checked now, naming us; the context made is the one
+    -- the connection gets, net.connect keeps it per options table)
+    tls_context(tls, fname == "get" and 2 or 1, fname, false, 4)
   end
   return method
 end
@@ -768,8 +794,14 @@ local CREDENTIALS = {authorization = true, cookie = true,
 
 --- request{method=, url=, headers=, body= | source=, timeout=,
 --- redirects=, max_body=} -> res | nil, err
+local request
 function M.request(opts)
-  local method = check_opts(opts)
+  local method = check_opts(opts, "request")
+  need_task("http.request", 2)
+  return request(opts, method)
+end
+
+request = function(opts, method)
   local url, body = opts.url, opts.body
   local timeout = opts.timeout or 30
   local left = opts.redirects or 5
@@ -820,9 +852,16 @@ function M.get(url, opts)
     error("bad argument #1 to 'get' (string expected, got " .. type(url) ..
       ")", 2)
   end
-  local o = {url = url}
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'get' (table expected, got " .. type(opts) ..
+      ")", 2)
+  end
+  local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
-  local res, err = M.request(o)
+  o.url = url
+  local method = check_opts(o, "get")
+  need_task("http.get", 2)
+  local res, err = request(o, method)
   if not res then return nil, err end
   local ok, berr = res:body(o.max_body)
   if not ok then return nil, berr end

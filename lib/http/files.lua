@@ -24,6 +24,7 @@ time) with the uv fs functions on libuv's thread pool: the loop and the
 other connections never wait for the disk.
 ]]
 local common = require "http.common"
+local core = require "http.core"
 local uv = require "uv"
 
 local fs = common.fs
@@ -230,6 +231,51 @@ local function send_file(res, req, real, attr, opts)
   return res:finish()
 end
 
+-- The options, checked (and copied) when http.files is called: a wrong
+-- type raises at the caller's line, not as a 500 on every request.
+local OPTS = {index = true, listing = true, max_age = true, types = true}
+local function check_opts(opts)
+  local function bad(msg, ...)
+    error(("bad argument #2 to 'files' (" .. msg .. ")"):format(...), 4)
+  end
+  for k in pairs(opts) do
+    if not OPTS[k] then bad("unknown option '%s'", tostring(k)) end
+  end
+  local o = {listing = opts.listing, max_age = opts.max_age}
+  local index = opts.index
+  if index ~= nil and (type(index) ~= "string" or index == "" or
+    index:find("/", 1, true) or index == "." or index == "..") then
+    bad("index: a file name expected, got %s", type(index) == "string" and
+      ("%q"):format(index) or type(index))
+  end
+  o.index = index
+  if o.listing ~= nil and type(o.listing) ~= "boolean" then
+    bad("listing: boolean expected, got %s", type(o.listing))
+  end
+  local age = o.max_age
+  if age ~= nil and not (type(age) == "number" and age >= 0 and
+    age < math.huge) then
+    bad("max_age: non-negative number expected, got %s", tostring(age))
+  end
+  local types = opts.types
+  if types ~= nil then
+    if type(types) ~= "table" then
+      bad("types: table expected, got %s", type(types))
+    end
+    -- (extensions are looked up in lower case)
+    o.types = {}
+    for ext, ctype in pairs(types) do
+      if type(ext) ~= "string" or type(ctype) ~= "string" then
+        bad("types: extension = Content-Type strings expected")
+      end
+      local ok, why = core.field_ok("Content-Type", ctype)
+      if not ok then bad("types.%s: %s", ext, why) end
+      o.types[ext:lower()] = ctype
+    end
+  end
+  return o
+end
+
 --- files(dir [, opts]) -> handler(req, res)
 function M.new(dir, opts)
   if type(dir) ~= "string" then
@@ -240,14 +286,7 @@ function M.new(dir, opts)
     error("bad argument #2 to 'files' (table expected, got " ..
       type(opts) .. ")", 2)
   end
-  opts = opts or {}
-  for k in pairs(opts) do
-    if k ~= "index" and k ~= "listing" and k ~= "max_age" and k ~= "types"
-    then
-      error(("bad argument #2 to 'files' (unknown option '%s')")
-        :format(tostring(k)), 2)
-    end
-  end
+  opts = check_opts(opts or {})
   -- (once, synchronously: this may run outside a task)
   local root = uv.fs_realpath(dir)
   local st = root and uv.fs_stat(root)

@@ -11,7 +11,8 @@ http.websocket: RFC 6455 over an http.listen request or a net connection.
 opts: max_message (bytes, default http.defaults.limits.ws_message; a
 bigger message closes with 1009), timeout (seconds a receive may wait),
 protocols (a list; accept picks the first the client offers; connect
-offers them), headers (connect: extra request headers).
+offers them), headers (connect: extra request headers), tls (connect:
+wss://). Unknown names and wrong types raise at the caller.
 
 Enforced: client frames masked and server frames not (1002), no reserved
 bits (no extension is negotiated), control frames short and unfragmented,
@@ -23,6 +24,9 @@ local net = require "net"
 local task = require "task"
 local core = require "http.core"
 local common = require "http.common"
+-- (raises unless a task that can wait runs: at the caller's line)
+local need_task = select(2, ...).require("net.core").need_task
+local tls_context = select(2, ...).net_tls_context
 
 local M = {}
 
@@ -64,8 +68,73 @@ local function valid_code(c)
     (c >= 3000 and c <= 4999)
 end
 
+-- Options, checked when accept or connect is called: a wrong type or an
+-- unknown name raises at the caller's line (not later, as a failed
+-- receive or a handler's error inside this file).
+local ACCEPT_OPTS = {max_message = true, timeout = true, protocols = true}
+local CONNECT_OPTS = {max_message = true, timeout = true, protocols = true,
+  headers = true, tls = true}
+-- (fields the handshake writes itself: not in opts.headers)
+local HANDSHAKE_FIELDS = {host = true, upgrade = true, connection = true,
+  ["sec-websocket-key"] = true, ["sec-websocket-version"] = true,
+  ["sec-websocket-protocol"] = true, ["sec-websocket-extensions"] = true}
+
+local function check_opts(opts, known, n, fname)
+  if opts == nil then return {} end
+  local function bad(msg, ...)
+    error(("bad argument #%d to '%s' (" .. msg .. ")"):format(n, fname, ...),
+      4) -- (bad, check_opts, accept/connect, their caller)
+  end
+  if type(opts) ~= "table" then bad("table expected, got %s", type(opts)) end
+  for k in pairs(opts) do
+    if not known[k] then bad("unknown option '%s'", tostring(k)) end
+  end
+  local max, timeout = opts.max_message, opts.timeout
+  if max ~= nil and not (type(max) == "number" and max > 0) then
+    bad("max_message: positive number expected, got %s", tostring(max))
+  end
+  if timeout ~= nil and not (type(timeout) == "number" and timeout >= 0) then
+    bad("timeout: non-negative number expected, got %s", tostring(timeout))
+  end
+  local protocols = opts.protocols
+  if protocols ~= nil then
+    if type(protocols) ~= "table" then
+      bad("protocols: a list of strings expected, got %s", type(protocols))
+    end
+    for i, p in ipairs(protocols) do
+      if type(p) ~= "string" or not p:match("^[%w!#$%%&'*+%-.^_`|~]+$") then
+        bad("protocols[%d]: a token string expected, got %s", i,
+          type(p) == "string" and ("%q"):format(p) or type(p))
+      end
+    end
+  end
+  local headers = opts.headers
+  if headers ~= nil then
+    if type(headers) ~= "table" then
+      bad("headers: table expected, got %s", type(headers))
+    end
+    for name, value in pairs(headers) do
+      if type(name) ~= "string" or (type(value) ~= "string" and
+        type(value) ~= "number") then
+        bad("headers: name = value strings expected")
+      end
+      local ok, why = core.field_ok(name, tostring(value))
+      if not ok then bad("header %s: %s", name, why) end
+      if HANDSHAKE_FIELDS[name:lower()] then
+        bad("header %s is set by the handshake", name)
+      end
+    end
+  end
+  local tls = opts.tls
+  if tls ~= nil and tls ~= true and tls ~= false then
+    -- (its options checked now, naming us; the context made is the one
+    -- the connection gets, net.connect keeps it per options table)
+    tls_context(tls, n, fname, false, 4)
+  end
+  return opts
+end
+
 local function new(conn, reader, client, opts)
-  opts = opts or {}
   return setmetatable({conn = conn, r = reader, client = client,
     max = opts.max_message or common.defaults.limits.ws_message,
     timeout = opts.timeout, protocol = opts.protocol}, WS)
@@ -293,9 +362,7 @@ function M.accept(req, res, opts)
   if type(req) ~= "table" or type(res) ~= "table" or not res._conn then
     error("bad argument #1 to 'accept' (http request, response expected)", 2)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #3 to 'accept' (table expected)", 2)
-  end
+  opts = check_opts(opts, ACCEPT_OPTS, 3, "accept")
   local h = req.headers
   local key = h["sec-websocket-key"]
   local raw = key and core.b64decode(key)
@@ -312,7 +379,7 @@ function M.accept(req, res, opts)
     return nil, "unsupported websocket version"
   end
   local chosen
-  if opts and opts.protocols and h["sec-websocket-protocol"] then
+  if opts.protocols and h["sec-websocket-protocol"] then
     for offered in h["sec-websocket-protocol"]:gmatch("[^,%s]+") do
       for _, p in ipairs(opts.protocols) do
         if p == offered then chosen = p break end
@@ -331,7 +398,7 @@ function M.accept(req, res, opts)
   if not ok then return nil, err end
   conn:settimeout(nil)
   local o = {}
-  for k, v in pairs(opts or {}) do o[k] = v end
+  for k, v in pairs(opts) do o[k] = v end
   o.protocol = chosen
   local ws = new(conn, req._reader, false, o)
   res._websocket = ws
@@ -344,10 +411,8 @@ function M.connect(url, opts)
     error("bad argument #1 to 'connect' (string expected, got " ..
       type(url) .. ")", 2)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'connect' (table expected)", 2)
-  end
-  opts = opts or {}
+  opts = check_opts(opts, CONNECT_OPTS, 2, "connect")
+  need_task("http.websocket.connect", 2) -- (at the caller's line)
   local client = require "http.client"
   local u, uerr = client.parse_url(url, {ws = 80})
   if not u then return nil, uerr end
@@ -362,12 +427,11 @@ function M.connect(url, opts)
   local lines = {"GET ", u.target, " HTTP/1.1\r\nHost: ", u.authority,
     "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
     "Sec-WebSocket-Key: ", key, "\r\nSec-WebSocket-Version: 13\r\n"}
-  if opts.protocols then
+  if opts.protocols and #opts.protocols > 0 then
     lines[#lines + 1] = "Sec-WebSocket-Protocol: " ..
       table.concat(opts.protocols, ", ") .. "\r\n"
   end
   for name, value in pairs(opts.headers or {}) do
-    common.check_field(name, value)
     lines[#lines + 1] = name .. ": " .. value .. "\r\n"
   end
   lines[#lines + 1] = "\r\n"
