@@ -280,9 +280,22 @@ function task.current()
   return record(coroutine_running())
 end
 
+-- t:join() and t:cancel() take the task alone: a value more (t:join(5),
+-- meant as a timeout, say) is a mistake to name, not to ignore.
+local function check_self(self, fname, ...)
+  if getmetatable(self) ~= Task then
+    error(("bad argument #1 to '%s' (task expected, got %s)"):format(fname,
+      type(self)), 3)
+  end
+  if select("#", ...) > 0 then
+    error(("bad argument #2 to '%s' (no value expected)"):format(fname), 3)
+  end
+end
+
 --- Wait for the task to finish: its results, or nil, err ("cancelled"
 --- for a cancelled task, the error value for a failed one).
-function Task:join()
+function Task:join(...)
+  check_self(self, "join", ...)
   local me, co = current("join")
   if me == self then error("a task cannot join itself", 2) end
   while self.status == "running" do
@@ -306,7 +319,8 @@ end
 
 --- Stop the task at its current wait. Returns true if it was running.
 --- Cancelling the running task itself unwinds it at once.
-function Task:cancel()
+function Task:cancel(...)
+  check_self(self, "cancel", ...)
   if self.status ~= "running" then return false end
   local co = self.co
   self.cancelled = true

@@ -38,6 +38,26 @@ describe("task", function()
     assert.equal(0, code)
   end)
 
+  it("join and cancel take the task alone: an extra value or another " ..
+     "self raises, at the caller's line", function()
+    run_task(function()
+      local t = task.spawn(function() task.sleep(0.01) return "r" end)
+      -- (pcall: error_matches strips the position this checks)
+      local _, e = pcall(function() t:join(5) end)
+      assert.matches("^spec/task_spec%.lua:%d+: bad argument #2 to 'join' " ..
+        "%(no value expected%)", e)
+      _, e = pcall(function() t:cancel(true) end)
+      assert.matches("^spec/task_spec%.lua:%d+: bad argument #2 to " ..
+        "'cancel'", e)
+      assert.error_matches(function() t.join(5) end,
+        "bad argument #1 to 'join' %(task expected, got number%)")
+      assert.error_matches(function() t.cancel({}) end,
+        "bad argument #1 to 'cancel' %(task expected, got table%)")
+      -- (the task itself was not touched)
+      assert.equal("r", t:join())
+    end)
+  end)
+
   it("sleep waits about the time asked", function()
     run_task(function()
       local t0 = task.now()
