@@ -38,6 +38,22 @@ local cancelled = private.task.cancelled
 local share = private.share
 
 local Conn, Server = core.conn_methods, core.server_methods
+
+-- This file may run again over the same net.core (busted's insulation
+-- reloads it for every spec file; a script may reload it): a method it
+-- wraps is wrapped from the C original, kept at the first run, never
+-- from the last run's wrapper (a chain of them grew with every run).
+local originals = core.c_originals or {}
+core.c_originals = originals
+local function original(methods, kind, name)
+  local key = kind .. "." .. name
+  local f = originals[key]
+  if f == nil then
+    f = methods[name]
+    originals[key] = f
+  end
+  return f
+end
 -- need_task(what, level): raises unless the running coroutine is a task
 -- that can wait, at the position of the function at level (2: the
 -- caller of the function that asks).
@@ -227,7 +243,8 @@ local SERVER_ROLE = {server = true}
 -- with them until a cycle ran).
 local disown = private.task.disown
 do
-  local core_close = Conn.close -- (conn_close_m, for every kind)
+  -- (conn_close_m, for every kind)
+  local core_close = original(Conn, "conn", "close")
   local function close(self)
     -- (protected: a bad self is the caller's error, at its line)
     local ok, err = pcall(core_close, self)
@@ -593,7 +610,7 @@ function net.listen(opts)
   return own(server)
 end
 
-local core_accept = Server.accept
+local core_accept = original(Server, "server", "accept")
 
 -- A line on stderr about a server, at most one per 10 s for each `what`
 -- (an attack must not flood the log): with the count of the events it
@@ -986,7 +1003,7 @@ end
 
 --- close(): stop accepting; serve returns (also when it was waiting for a
 --- free connection slot). Connections being served go on.
-local core_close = Server.close
+local core_close = original(Server, "server", "close")
 function Server:close()
   private.task.disown(self)
   local r = core_close(self)
@@ -1154,8 +1171,8 @@ end
 -- preferring an IPv4 address (the socket is made in the family of the
 -- first address it sends to: inet, as for net.udp's options). A name that
 -- does not resolve: nil, err, message, as net.connect.
-local udp_sendto, udp_connect = core.udp_methods.sendto,
-  core.udp_methods.connect
+local udp_sendto = original(core.udp_methods, "udp", "sendto")
+local udp_connect = original(core.udp_methods, "udp", "connect")
 core.udp_resolver(function(op, family, u, a, b, c)
   local host, port = a, b
   if op == "sendto" then host, port = b, c end

@@ -2145,3 +2145,27 @@ describe("argument errors", function()
     end
   end)
 end)
+
+describe("net loaded again", function()
+  after_each(assert_clean)
+
+  it("wraps its C methods once, not over the last load's wrappers",
+    function()
+    -- (busted reloads net for every spec file: accept went through one
+    -- more Lua wrapper a load, and its misuse named a line in lib/)
+    for _ = 1, 3 do
+      package.loaded.net = nil
+      require "net"
+    end
+    local again = require "net"
+    run_task(function()
+      local srv = assert(again.listen{port = 0})
+      task.spawn(function() srv:accept(120) end)
+      task.yield()
+      local _, e = pcall(function() srv:accept() end)
+      assert.matches("^spec/net_spec%.lua:%d+: accept: another task is " ..
+        "already waiting", e)
+      assert.is_true(srv:close())
+    end)
+  end)
+end)
