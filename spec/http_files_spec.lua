@@ -43,7 +43,10 @@ describe("http.files", function()
   end)
   teardown(function() os.execute("rm -rf " .. q(base)) end)
 
-  local function with_server(opts, fn)
+  -- (lopts: gzip = the server's gzip option; direct = http.files is the
+  -- whole handler, not mounted at /static)
+  local function with_server(opts, fn, lopts)
+    lopts = lopts or {}
     run_task(function()
       local app = http.router()
       app:get("/api", function(_, res) res:send("api\n") end)
@@ -55,7 +58,8 @@ describe("http.files", function()
         res:send(404, tostring(ok) .. " " .. err)
       end)
       app:mount("/static", http.files(root, opts))
-      local srv = assert(http.listen{port = 0, handler = app})
+      local srv = assert(http.listen{port = 0, gzip = lopts.gzip,
+        handler = lopts.direct and http.files(root, opts) or app})
       local _, port = srv:sockname()
       local ok, err = pcall(fn, port)
       srv:close()
@@ -288,6 +292,38 @@ describe("http.files", function()
       end
       assert.are.equal(405, (ask(port, "POST", "/static/f.txt")))
     end)
+  end)
+
+  it("serves an index only when it stays inside too", function()
+    assert(lfs.mkdir(root .. "/esc"))
+    assert(lfs.link("../../secret", root .. "/esc/index.html", true))
+    assert(lfs.mkdir(root .. "/inl"))
+    assert(lfs.link("../f.txt", root .. "/inl/index.html", true))
+    for _, direct in ipairs({false, true}) do
+      local pre = direct and "" or "/static"
+      for _, listing in ipairs({false, true}) do
+        with_server({index = "index.html", listing = listing},
+          function(port)
+          for _, target in ipairs({"/esc/", "/esc/index.html", "/esc/.",
+            "//esc/", "/inl/../esc/"}) do
+            local st, _, body = ask(port, "GET", pre .. target)
+            assert.are.equal(403, st, target)
+            assert.is_nil(body:find("outside", 1, true), target)
+            st, _, body = ask(port, "HEAD", pre .. target)
+            assert.are.equal(403, st, target)
+          end
+          -- (a link that stays inside is served, as by name)
+          assert.are.equal(data, select(3, ask(port, "GET",
+            pre .. "/inl/")))
+          assert.are.equal(data, select(3, ask(port, "GET",
+            pre .. "/inl/index.html")))
+        end, {direct = direct})
+      end
+    end
+    os.remove(root .. "/esc/index.html")
+    os.remove(root .. "/inl/index.html")
+    lfs.rmdir(root .. "/esc")
+    lfs.rmdir(root .. "/inl")
   end)
 
   it("raises on a bad directory or options", function()

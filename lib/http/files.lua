@@ -17,7 +17,8 @@ If-Match / If-Unmodified-Since, one byte Range
 leaves the directory: a ".." segment (in any spelling) is 403, an encoded
 "/" or NUL or a bad %-escape is 400, and symbolic links are followed only
 while they stay inside (403 when one points out); a "." segment is
-dropped.
+dropped. The index file is checked as any other (a link named
+index.html pointing out is 403 too).
 
 Files are stat'ed, resolved (fs_realpath), listed and read (64 KiB at a
 time) with the uv fs functions on libuv's thread pool: the loop and the
@@ -294,6 +295,11 @@ function M.new(dir, opts)
     error("bad argument #1 to 'files' (not a directory: " .. dir .. ")", 2)
   end
   local inside = root == "/" and "/" or root .. "/"
+  -- every file served, the index too, passes this: its real path is the
+  -- root or under it
+  local function contained(p)
+    return p == root or p:sub(1, #inside) == inside
+  end
   return function(req, res)
     if req.method ~= "GET" and req.method ~= "HEAD" then
       res:header("Allow", "GET, HEAD")
@@ -305,7 +311,7 @@ function M.new(dir, opts)
     end
     local real = realpath(root .. path)
     if not real then return res:send(404, "404 Not Found\n") end
-    if real ~= root and real:sub(1, #inside) ~= inside then
+    if not contained(real) then
       return res:send(403, "403 Forbidden\n") -- a link pointing out
     end
     local attr = fs("stat", real)
@@ -318,7 +324,12 @@ function M.new(dir, opts)
         res:header("Location", encode_path((req.mount or "") .. path .. "/"))
         return res:send(301, "301 Moved Permanently\n")
       end
-      local index = opts.index and real .. "/" .. opts.index
+      -- (the index is resolved and checked as any file: a link named
+      -- index.html pointing out is 403 here as it is when asked by name)
+      local index = opts.index and realpath(real .. "/" .. opts.index)
+      if index and not contained(index) then
+        return res:send(403, "403 Forbidden\n")
+      end
       local iattr = index and fs("stat", index)
       if iattr and iattr.type == "file" then
         real, attr = index, iattr
