@@ -326,6 +326,40 @@ describe("http.files", function()
     lfs.rmdir(root .. "/inl")
   end)
 
+  it("never redirects to a protocol-relative //host/ Location",
+    function()
+    -- (directly as the handler: no mount prefix before the path)
+    with_server({index = "index.html"}, function(port)
+      for target, want in pairs({
+        ["//dir"] = "/dir/",
+        ["///dir"] = "/dir/",
+        ["//./dir"] = "/dir/",
+        ["/.//dir"] = "/dir/",
+        ["//%2e/dir"] = "/dir/",
+      }) do
+        local st, head = ask(port, "GET", target)
+        assert.are.equal(301, st, target)
+        assert.are.equal(want, head:match("\r\nLocation: ([^\r]*)"),
+          target)
+      end
+      -- runs of "/" are one (as nginx's merge_slashes): the same files
+      assert.are.equal("index\n", select(3, ask(port, "GET", "//dir/")))
+      assert.are.equal("index\n", select(3, ask(port, "GET",
+        "//dir//index.html")))
+      assert.are.equal(data, select(3, ask(port, "GET", "//f.txt")))
+    end, {direct = true})
+    with_server({index = "index.html", listing = true}, function(port)
+      local st, head = ask(port, "GET", "//dir")
+      assert.are.equal(301, st)
+      assert.matches("\r\nLocation: /dir/\r\n", head)
+    end, {direct = true})
+    with_server({listing = true}, function(port)
+      local st, head = ask(port, "GET", "/static//dir")
+      assert.are.equal(301, st)
+      assert.matches("\r\nLocation: /static/dir/\r\n", head)
+    end)
+  end)
+
   it("raises on a bad directory or options", function()
     assert.has_error(function() http.files(base .. "/nope") end)
     assert.has_error(function() http.files(root, {bogus = 1}) end)

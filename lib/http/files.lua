@@ -75,6 +75,12 @@ local function decode_path(path)
     return c
   end)
   if bad or dec:find("\0", 1, true) then return nil, 400 end
+  -- Runs of "/" are one, as nginx's merge_slashes (on by default) and
+  -- Apache make them: "//dir" is "/dir", so that the redirect to the
+  -- slash-terminated directory is "/dir/", never "//dir/" (a
+  -- protocol-relative URL: host "dir", an open redirect). (Not a 404:
+  -- the file is the same, and nginx serves it.)
+  dec = dec:gsub("//+", "/")
   for seg in dec:gmatch("[^/]+") do
     if seg == ".." then return nil, 403 end
   end
@@ -321,7 +327,9 @@ function M.new(dir, opts)
         return res:send(404, "404 Not Found\n")
       end
       if path:sub(-1) ~= "/" then -- relative links need the slash
-        res:header("Location", encode_path((req.mount or "") .. path .. "/"))
+        -- (and a mount prefix cannot make one: "/" .. "/dir" would)
+        local loc = ((req.mount or "") .. path .. "/"):gsub("^//+", "/")
+        res:header("Location", encode_path(loc))
         return res:send(301, "301 Moved Permanently\n")
       end
       -- (the index is resolved and checked as any file: a link named
