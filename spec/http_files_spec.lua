@@ -360,6 +360,108 @@ describe("http.files", function()
     end)
   end)
 
+  -- RFC 9110: a distinct strong tag per representation (8.8.3), the 304
+  -- with the 200's Vary (15.4.5), HEAD with GET's fields (9.3.2).
+  it("gives the gzip representation its own ETag, Vary on 304, and HEAD " ..
+    "GET's head", function()
+    local text = {}
+    for i = 1, 500 do text[i] = ("line %d of a text\n"):format(i) end
+    text = table.concat(text)
+    write(root .. "/big.txt", text)
+    write(root .. "/img.png", text)
+    local GZ = "Accept-Encoding: gzip\r\n"
+    -- the head without its Date
+    local function fields(head)
+      return (head:gsub("\r\nDate: [^\r]*", ""))
+    end
+    with_server(nil, function(port)
+      local st, head = ask(port, "GET", "/big.txt", GZ)
+      assert.are.equal(200, st)
+      assert.matches("\r\nContent%-Encoding: gzip\r\n", head)
+      assert.matches("\r\nVary: Accept%-Encoding\r\n", head)
+      local egz = head:match("\r\nETag: ([^\r]*)")
+      st, head = ask(port, "GET", "/big.txt")
+      assert.are.equal(200, st)
+      assert.not_matches("Content%-Encoding", head)
+      assert.matches("\r\nVary: Accept%-Encoding\r\n", head)
+      assert.matches("\r\nContent%-Length: " .. #text .. "\r\n", head)
+      local eid = head:match("\r\nETag: ([^\r]*)")
+      assert.matches('^"%x+%-%x+%-%x+"$', eid)
+      assert.are.equal(eid:sub(1, -2) .. '-gzip"', egz)
+      -- each tag validates its own representation only
+      for _, c in ipairs({{GZ, egz, 304}, {GZ, eid, 200}, {"", eid, 304},
+        {"", egz, 200}, {GZ, "W/" .. egz, 304}, {GZ, '"x", ' .. egz, 304}})
+        do
+        st, head = ask(port, "GET", "/big.txt", c[1] .. "If-None-Match: " ..
+          c[2] .. "\r\n")
+        assert.are.equal(c[3], st, c[1] .. c[2])
+        assert.matches("\r\nVary: Accept%-Encoding\r\n", head)
+        assert.are.equal(c[1] == "" and eid or egz,
+          head:match("\r\nETag: ([^\r]*)"))
+      end
+      -- (a 304 from If-Modified-Since carries the Vary as well)
+      local lm = head:match("\r\nLast%-Modified: ([^\r]*)")
+      st, head = ask(port, "GET", "/big.txt", GZ .. "If-Modified-Since: " ..
+        lm .. "\r\n")
+      assert.are.equal(304, st)
+      assert.matches("\r\nVary: Accept%-Encoding\r\n", head)
+      assert.are.equal(egz, head:match("\r\nETag: ([^\r]*)"))
+      assert.are.equal(412, (ask(port, "GET", "/big.txt", GZ ..
+        "If-Match: " .. eid .. "\r\n")))
+      assert.are.equal(200, (ask(port, "GET", "/big.txt", GZ ..
+        "If-Match: " .. egz .. "\r\n")))
+      -- a range is of the identity bytes, with the identity tag; If-Range
+      -- with the gzip tag gets the whole (gzipped) 200
+      local body
+      st, head, body = ask(port, "GET", "/big.txt", GZ ..
+        "Range: bytes=0-9\r\n")
+      assert.are.equal(206, st)
+      assert.are.equal(text:sub(1, 10), body)
+      assert.are.equal(eid, head:match("\r\nETag: ([^\r]*)"))
+      st, _, body = ask(port, "GET", "/big.txt", GZ ..
+        "Range: bytes=0-9\r\nIf-Range: " .. eid .. "\r\n")
+      assert.are.equal(206, st)
+      assert.are.equal(text:sub(1, 10), body)
+      st, head = ask(port, "GET", "/big.txt", GZ ..
+        "Range: bytes=0-9\r\nIf-Range: " .. egz .. "\r\n")
+      assert.are.equal(200, st)
+      assert.matches("\r\nContent%-Encoding: gzip\r\n", head)
+      -- HEAD: GET's fields, gzip or not
+      for _, ae in ipairs({GZ, "", "Accept-Encoding: gzip;q=0\r\n"}) do
+        local _, ghead = ask(port, "GET", "/big.txt", ae)
+        st, head, body = ask(port, "HEAD", "/big.txt", ae)
+        assert.are.equal(200, st)
+        assert.are.equal("", body)
+        assert.are.equal(fields(ghead), fields(head), ae)
+      end
+      st, head = ask(port, "HEAD", "/big.txt", GZ)
+      assert.matches("\r\nContent%-Encoding: gzip\r\n", head)
+      assert.not_matches("Content%-Length", head)
+      -- an image is one representation: no Vary, one tag
+      local _, h1 = ask(port, "GET", "/img.png", GZ)
+      local _, h2 = ask(port, "HEAD", "/img.png", GZ)
+      assert.not_matches("Vary", h1)
+      assert.not_matches("Content%-Encoding", h1)
+      assert.are.equal(fields(h1), fields(h2))
+      assert.matches('\r\nETag: "%x+%-%x+%-%x+"\r\n', h1)
+      st, head = ask(port, "GET", "/img.png", GZ .. "If-None-Match: " ..
+        h1:match("\r\nETag: ([^\r]*)") .. "\r\n")
+      assert.are.equal(304, st)
+      assert.not_matches("Vary", head)
+    end, {direct = true, gzip = true})
+    -- without gzip on the server: one representation, as before
+    with_server(nil, function(port)
+      local _, head = ask(port, "GET", "/big.txt", GZ)
+      assert.not_matches("Vary", head)
+      assert.not_matches("Content%-Encoding", head)
+      assert.not_matches("%-gzip", head)
+      local _, h2 = ask(port, "HEAD", "/big.txt", GZ)
+      assert.are.equal(fields(head), fields(h2))
+    end, {direct = true})
+    os.remove(root .. "/big.txt")
+    os.remove(root .. "/img.png")
+  end)
+
   it("raises on a bad directory or options", function()
     assert.has_error(function() http.files(base .. "/nope") end)
     assert.has_error(function() http.files(root, {bogus = 1}) end)
