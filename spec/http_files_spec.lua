@@ -43,7 +43,10 @@ describe("http.files", function()
   end)
   teardown(function() os.execute("rm -rf " .. q(base)) end)
 
-  local function with_server(opts, fn)
+  -- (lopts: gzip = the server's gzip option; direct = http.files is the
+  -- whole handler, not mounted at /static)
+  local function with_server(opts, fn, lopts)
+    lopts = lopts or {}
     run_task(function()
       local app = http.router()
       app:get("/api", function(_, res) res:send("api\n") end)
@@ -55,7 +58,8 @@ describe("http.files", function()
         res:send(404, tostring(ok) .. " " .. err)
       end)
       app:mount("/static", http.files(root, opts))
-      local srv = assert(http.listen{port = 0, handler = app})
+      local srv = assert(http.listen{port = 0, gzip = lopts.gzip,
+        handler = lopts.direct and http.files(root, opts) or app})
       local _, port = srv:sockname()
       local ok, err = pcall(fn, port)
       srv:close()
@@ -288,6 +292,174 @@ describe("http.files", function()
       end
       assert.are.equal(405, (ask(port, "POST", "/static/f.txt")))
     end)
+  end)
+
+  it("serves an index only when it stays inside too", function()
+    assert(lfs.mkdir(root .. "/esc"))
+    assert(lfs.link("../../secret", root .. "/esc/index.html", true))
+    assert(lfs.mkdir(root .. "/inl"))
+    assert(lfs.link("../f.txt", root .. "/inl/index.html", true))
+    for _, direct in ipairs({false, true}) do
+      local pre = direct and "" or "/static"
+      for _, listing in ipairs({false, true}) do
+        with_server({index = "index.html", listing = listing},
+          function(port)
+          for _, target in ipairs({"/esc/", "/esc/index.html", "/esc/.",
+            "//esc/", "/inl/../esc/"}) do
+            local st, _, body = ask(port, "GET", pre .. target)
+            assert.are.equal(403, st, target)
+            assert.is_nil(body:find("outside", 1, true), target)
+            st, _, body = ask(port, "HEAD", pre .. target)
+            assert.are.equal(403, st, target)
+          end
+          -- (a link that stays inside is served, as by name)
+          assert.are.equal(data, select(3, ask(port, "GET",
+            pre .. "/inl/")))
+          assert.are.equal(data, select(3, ask(port, "GET",
+            pre .. "/inl/index.html")))
+        end, {direct = direct})
+      end
+    end
+    os.remove(root .. "/esc/index.html")
+    os.remove(root .. "/inl/index.html")
+    lfs.rmdir(root .. "/esc")
+    lfs.rmdir(root .. "/inl")
+  end)
+
+  it("never redirects to a protocol-relative //host/ Location",
+    function()
+    -- (directly as the handler: no mount prefix before the path)
+    with_server({index = "index.html"}, function(port)
+      for target, want in pairs({
+        ["//dir"] = "/dir/",
+        ["///dir"] = "/dir/",
+        ["//./dir"] = "/dir/",
+        ["/.//dir"] = "/dir/",
+        ["//%2e/dir"] = "/dir/",
+      }) do
+        local st, head = ask(port, "GET", target)
+        assert.are.equal(301, st, target)
+        assert.are.equal(want, head:match("\r\nLocation: ([^\r]*)"),
+          target)
+      end
+      -- runs of "/" are one (as nginx's merge_slashes): the same files
+      assert.are.equal("index\n", select(3, ask(port, "GET", "//dir/")))
+      assert.are.equal("index\n", select(3, ask(port, "GET",
+        "//dir//index.html")))
+      assert.are.equal(data, select(3, ask(port, "GET", "//f.txt")))
+    end, {direct = true})
+    with_server({index = "index.html", listing = true}, function(port)
+      local st, head = ask(port, "GET", "//dir")
+      assert.are.equal(301, st)
+      assert.matches("\r\nLocation: /dir/\r\n", head)
+    end, {direct = true})
+    with_server({listing = true}, function(port)
+      local st, head = ask(port, "GET", "/static//dir")
+      assert.are.equal(301, st)
+      assert.matches("\r\nLocation: /static/dir/\r\n", head)
+    end)
+  end)
+
+  -- RFC 9110: a distinct strong tag per representation (8.8.3), the 304
+  -- with the 200's Vary (15.4.5), HEAD with GET's fields (9.3.2).
+  it("gives the gzip representation its own ETag, Vary on 304, and HEAD " ..
+    "GET's head", function()
+    local text = {}
+    for i = 1, 500 do text[i] = ("line %d of a text\n"):format(i) end
+    text = table.concat(text)
+    write(root .. "/big.txt", text)
+    write(root .. "/img.png", text)
+    local GZ = "Accept-Encoding: gzip\r\n"
+    -- the head without its Date
+    local function fields(head)
+      return (head:gsub("\r\nDate: [^\r]*", ""))
+    end
+    with_server(nil, function(port)
+      local st, head = ask(port, "GET", "/big.txt", GZ)
+      assert.are.equal(200, st)
+      assert.matches("\r\nContent%-Encoding: gzip\r\n", head)
+      assert.matches("\r\nVary: Accept%-Encoding\r\n", head)
+      local egz = head:match("\r\nETag: ([^\r]*)")
+      st, head = ask(port, "GET", "/big.txt")
+      assert.are.equal(200, st)
+      assert.not_matches("Content%-Encoding", head)
+      assert.matches("\r\nVary: Accept%-Encoding\r\n", head)
+      assert.matches("\r\nContent%-Length: " .. #text .. "\r\n", head)
+      local eid = head:match("\r\nETag: ([^\r]*)")
+      assert.matches('^"%x+%-%x+%-%x+"$', eid)
+      assert.are.equal(eid:sub(1, -2) .. '-gzip"', egz)
+      -- each tag validates its own representation only
+      for _, c in ipairs({{GZ, egz, 304}, {GZ, eid, 200}, {"", eid, 304},
+        {"", egz, 200}, {GZ, "W/" .. egz, 304}, {GZ, '"x", ' .. egz, 304}})
+        do
+        st, head = ask(port, "GET", "/big.txt", c[1] .. "If-None-Match: " ..
+          c[2] .. "\r\n")
+        assert.are.equal(c[3], st, c[1] .. c[2])
+        assert.matches("\r\nVary: Accept%-Encoding\r\n", head)
+        assert.are.equal(c[1] == "" and eid or egz,
+          head:match("\r\nETag: ([^\r]*)"))
+      end
+      -- (a 304 from If-Modified-Since carries the Vary as well)
+      local lm = head:match("\r\nLast%-Modified: ([^\r]*)")
+      st, head = ask(port, "GET", "/big.txt", GZ .. "If-Modified-Since: " ..
+        lm .. "\r\n")
+      assert.are.equal(304, st)
+      assert.matches("\r\nVary: Accept%-Encoding\r\n", head)
+      assert.are.equal(egz, head:match("\r\nETag: ([^\r]*)"))
+      assert.are.equal(412, (ask(port, "GET", "/big.txt", GZ ..
+        "If-Match: " .. eid .. "\r\n")))
+      assert.are.equal(200, (ask(port, "GET", "/big.txt", GZ ..
+        "If-Match: " .. egz .. "\r\n")))
+      -- a range is of the identity bytes, with the identity tag; If-Range
+      -- with the gzip tag gets the whole (gzipped) 200
+      local body
+      st, head, body = ask(port, "GET", "/big.txt", GZ ..
+        "Range: bytes=0-9\r\n")
+      assert.are.equal(206, st)
+      assert.are.equal(text:sub(1, 10), body)
+      assert.are.equal(eid, head:match("\r\nETag: ([^\r]*)"))
+      st, _, body = ask(port, "GET", "/big.txt", GZ ..
+        "Range: bytes=0-9\r\nIf-Range: " .. eid .. "\r\n")
+      assert.are.equal(206, st)
+      assert.are.equal(text:sub(1, 10), body)
+      st, head = ask(port, "GET", "/big.txt", GZ ..
+        "Range: bytes=0-9\r\nIf-Range: " .. egz .. "\r\n")
+      assert.are.equal(200, st)
+      assert.matches("\r\nContent%-Encoding: gzip\r\n", head)
+      -- HEAD: GET's fields, gzip or not
+      for _, ae in ipairs({GZ, "", "Accept-Encoding: gzip;q=0\r\n"}) do
+        local _, ghead = ask(port, "GET", "/big.txt", ae)
+        st, head, body = ask(port, "HEAD", "/big.txt", ae)
+        assert.are.equal(200, st)
+        assert.are.equal("", body)
+        assert.are.equal(fields(ghead), fields(head), ae)
+      end
+      st, head = ask(port, "HEAD", "/big.txt", GZ)
+      assert.matches("\r\nContent%-Encoding: gzip\r\n", head)
+      assert.not_matches("Content%-Length", head)
+      -- an image is one representation: no Vary, one tag
+      local _, h1 = ask(port, "GET", "/img.png", GZ)
+      local _, h2 = ask(port, "HEAD", "/img.png", GZ)
+      assert.not_matches("Vary", h1)
+      assert.not_matches("Content%-Encoding", h1)
+      assert.are.equal(fields(h1), fields(h2))
+      assert.matches('\r\nETag: "%x+%-%x+%-%x+"\r\n', h1)
+      st, head = ask(port, "GET", "/img.png", GZ .. "If-None-Match: " ..
+        h1:match("\r\nETag: ([^\r]*)") .. "\r\n")
+      assert.are.equal(304, st)
+      assert.not_matches("Vary", head)
+    end, {direct = true, gzip = true})
+    -- without gzip on the server: one representation, as before
+    with_server(nil, function(port)
+      local _, head = ask(port, "GET", "/big.txt", GZ)
+      assert.not_matches("Vary", head)
+      assert.not_matches("Content%-Encoding", head)
+      assert.not_matches("%-gzip", head)
+      local _, h2 = ask(port, "HEAD", "/big.txt", GZ)
+      assert.are.equal(fields(head), fields(h2))
+    end, {direct = true})
+    os.remove(root .. "/big.txt")
+    os.remove(root .. "/img.png")
   end)
 
   it("raises on a bad directory or options", function()

@@ -13,11 +13,15 @@ built-in ones).
 GET and HEAD (else 405); Content-Type by extension, a strong ETag and
 Last-Modified, 304 for If-None-Match / If-Modified-Since, 412 for
 If-Match / If-Unmodified-Since, one byte Range
-(206; 416 when it cannot be satisfied; If-Range honoured). A path never
+(206; 416 when it cannot be satisfied; If-Range honoured). With the
+server's gzip, a text file's gzipped representation has its own ETag
+("...-gzip"), every response of it says Vary: Accept-Encoding (the 304
+too), and HEAD has GET's head. A path never
 leaves the directory: a ".." segment (in any spelling) is 403, an encoded
 "/" or NUL or a bad %-escape is 400, and symbolic links are followed only
 while they stay inside (403 when one points out); a "." segment is
-dropped.
+dropped. The index file is checked as any other (a link named
+index.html pointing out is 403 too).
 
 Files are stat'ed, resolved (fs_realpath), listed and read (64 KiB at a
 time) with the uv fs functions on libuv's thread pool: the loop and the
@@ -25,6 +29,7 @@ other connections never wait for the disk.
 ]]
 local common = require "http.common"
 local core = require "http.core"
+local server = require "http.server"
 local uv = require "uv"
 
 local fs = common.fs
@@ -74,6 +79,12 @@ local function decode_path(path)
     return c
   end)
   if bad or dec:find("\0", 1, true) then return nil, 400 end
+  -- Runs of "/" are one, as nginx's merge_slashes (on by default) and
+  -- Apache make them: "//dir" is "/dir", so that the redirect to the
+  -- slash-terminated directory is "/dir/", never "//dir/" (a
+  -- protocol-relative URL: host "dir", an open redirect). (Not a 404:
+  -- the file is the same, and nginx serves it.)
+  dec = dec:gsub("//+", "/")
   for seg in dec:gmatch("[^/]+") do
     if seg == ".." then return nil, 403 end
   end
@@ -142,11 +153,26 @@ end
 
 local function send_file(res, req, real, attr, opts)
   local size, mtime = attr.size, attr.mtime.sec
+  local ext = real:match("%.([^./]+)$")
+  ext = ext and ext:lower()
+  local ctype = (opts.types and opts.types[ext]) or TYPES[ext] or
+    "application/octet-stream"
   -- (strong: size and modification time to the nanosecond change with
   -- any write a client could see; If-Match and If-Range compare
   -- strongly, RFC 9110 8.8.3. No inode: copies of a tree on several
   -- machines, their times kept, give the same tags, as nginx's do.)
-  local etag = ('"%x-%x-%x"'):format(size, mtime, attr.mtime.nsec or 0)
+  local tag = ('"%x-%x-%x"'):format(size, mtime, attr.mtime.nsec or 0)
+  -- With http.listen{gzip = true} a text file has two representations,
+  -- and RFC 9110 8.8.3 wants a different strong tag for each: the gzip
+  -- one is "...-gzip" (as Apache's mod_deflate). The preconditions
+  -- compare with the tag of the representation this request selects; a
+  -- range is always of the identity bytes (the server never gzips a 206).
+  local varies, gz = server.gzip_for(req, ctype)
+  gz = gz and size > 0 -- (an empty body goes out as it is)
+  local etag = gz and tag:sub(1, -2) .. '-gzip"' or tag
+  -- (every response of such a file, the 304 too, says that it varies:
+  -- RFC 9110 15.4.5)
+  if varies then res:header("Vary", "Accept-Encoding") end
   local lastmod = common.date(mtime)
   res:header("Last-Modified", lastmod)
   res:header("ETag", etag)
@@ -162,9 +188,9 @@ local function send_file(res, req, real, attr, opts)
   local im = h["if-match"]
   if im then
     local any = false
-    for tag in im:gmatch("[^,%s][^,]*") do
-      tag = tag:match("^(.-)%s*$")
-      if tag == "*" or tag == etag then
+    for t in im:gmatch("[^,%s][^,]*") do
+      t = t:match("^(.-)%s*$")
+      if t == "*" or t == etag then
         any = true
         break
       end
@@ -178,9 +204,9 @@ local function send_file(res, req, real, attr, opts)
   end
   local inm = h["if-none-match"]
   if inm then
-    for tag in inm:gmatch("[^,%s][^,]*") do
-      tag = tag:match("^(.-)%s*$")
-      if tag == "*" or tag == etag or tag == "W/" .. etag then
+    for t in inm:gmatch("[^,%s][^,]*") do
+      t = t:match("^(.-)%s*$")
+      if t == "*" or t == etag or t == "W/" .. etag then
         return res:send(304)
       end
     end
@@ -190,28 +216,32 @@ local function send_file(res, req, real, attr, opts)
       return res:send(304)
     end
   end
-  local ext = real:match("%.([^./]+)$")
-  ext = ext and ext:lower()
-  res:header("Content-Type", (opts.types and opts.types[ext]) or
-    TYPES[ext] or "application/octet-stream")
+  res:header("Content-Type", ctype)
   local first, last = 0, size - 1
   local range = h.range
   local ifr = h["if-range"]
-  if range and ifr and ifr ~= etag and ifr ~= lastmod then range = nil end
+  -- (the identity tag: a client holding the gzip representation may not
+  -- patch it with identity bytes, so "...-gzip" gets the whole 200)
+  if range and ifr and ifr ~= tag and ifr ~= lastmod then range = nil end
   if range then
     local f, l = parse_range(range, size)
     if f == false then
+      res:header("ETag", tag)
       res:header("Content-Range", "bytes */" .. size)
       return res:send(416, "416 Range Not Satisfiable\n")
     elseif f then
       first, last = f, l
+      res:header("ETag", tag) -- (the identity bytes)
       res:status(206)
       res:header("Content-Range", ("bytes %d-%d/%d"):format(f, l, size))
     end
   end
   local length = last - first + 1
   res:header("Content-Length", length)
-  if req.method == "HEAD" or length == 0 then return res:finish() end
+  if length == 0 then return res:finish() end
+  -- HEAD has GET's head (RFC 9110 9.3.2): through res:write as GET's, so
+  -- that a gzipped one says Content-Encoding and no identity length
+  if req.method == "HEAD" then return res:write(""):finish() end
   local fd = fs("open", real, "r", 0)
   if not fd then
     res:header("Content-Length", nil)
@@ -294,6 +324,11 @@ function M.new(dir, opts)
     error("bad argument #1 to 'files' (not a directory: " .. dir .. ")", 2)
   end
   local inside = root == "/" and "/" or root .. "/"
+  -- every file served, the index too, passes this: its real path is the
+  -- root or under it
+  local function contained(p)
+    return p == root or p:sub(1, #inside) == inside
+  end
   return function(req, res)
     if req.method ~= "GET" and req.method ~= "HEAD" then
       res:header("Allow", "GET, HEAD")
@@ -305,7 +340,7 @@ function M.new(dir, opts)
     end
     local real = realpath(root .. path)
     if not real then return res:send(404, "404 Not Found\n") end
-    if real ~= root and real:sub(1, #inside) ~= inside then
+    if not contained(real) then
       return res:send(403, "403 Forbidden\n") -- a link pointing out
     end
     local attr = fs("stat", real)
@@ -315,10 +350,17 @@ function M.new(dir, opts)
         return res:send(404, "404 Not Found\n")
       end
       if path:sub(-1) ~= "/" then -- relative links need the slash
-        res:header("Location", encode_path((req.mount or "") .. path .. "/"))
+        -- (and a mount prefix cannot make one: "/" .. "/dir" would)
+        local loc = ((req.mount or "") .. path .. "/"):gsub("^//+", "/")
+        res:header("Location", encode_path(loc))
         return res:send(301, "301 Moved Permanently\n")
       end
-      local index = opts.index and real .. "/" .. opts.index
+      -- (the index is resolved and checked as any file: a link named
+      -- index.html pointing out is 403 here as it is when asked by name)
+      local index = opts.index and realpath(real .. "/" .. opts.index)
+      if index and not contained(index) then
+        return res:send(403, "403 Forbidden\n")
+      end
       local iattr = index and fs("stat", index)
       if iattr and iattr.type == "file" then
         real, attr = index, iattr

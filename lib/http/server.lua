@@ -422,6 +422,19 @@ local function plan_gzip(self)
   return accepts_gzip(self._req.headers["accept-encoding"])
 end
 
+-- For a handler that must know before its head what the server will do
+-- (http.files: its ETag and its 304 depend on it): with this Content-Type
+-- does a 200 body vary with Accept-Encoding, and does this request get it
+-- gzipped? -> varies, gzipped
+function M.gzip_for(req, ctype)
+  local rd = req._reader
+  local gz = rd and rd.srv and rd.srv.gzip
+  if not gz or not ctype or not compressible(ctype) then
+    return false, false
+  end
+  return true, accepts_gzip(req.headers["accept-encoding"])
+end
+
 -- The body goes out gzipped: its length is no longer the handler's.
 local function start_gzip(self)
   local list = self._headers
