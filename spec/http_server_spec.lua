@@ -335,6 +335,96 @@ describe("http server API", function()
     end)
   end)
 
+  it("a handler's Content-Length is one decimal integer, raised at its " ..
+    "line otherwise; the head has one, never with chunked", function()
+    run_task(function()
+      local errors = {}
+      local function try(name, f)
+        local ok, err = pcall(f)
+        errors[name] = not ok and tostring(err) or false
+      end
+      local srv = assert(http.listen{port = 0, handler = function(req, res)
+        local p = req.path
+        if p == "/bad" then
+          try("abc", function() res:header("Content-Length", "abc") end)
+          try("hex", function() res:header("Content-Length", "0x5") end)
+          try("exp", function() res:header("Content-Length", "5e0") end)
+          try("blank", function() res:header("Content-Length", " 5") end)
+          try("neg", function() res:header("Content-Length", -1) end)
+          try("frac", function() res:header("Content-Length", 5.5) end)
+          try("huge", function()
+            res:header("Content-Length", "99999999999999999999")
+          end)
+          try("add", function() res:add_header("Content-Length", "5") end)
+          try("add2", function() res:add_header("content-length", "5") end)
+          res:send("hello")
+        elseif p == "/two" then
+          res:header("Content-Length", "3")
+          res:header("Content-Length", 5) -- (replaces)
+          res:send("hello")
+        elseif p == "/write" then -- framed by it, not chunked
+          res:header("Content-Length", "10")
+          res:write("hello")
+          res:write("world")
+          res:finish()
+        elseif p == "/over" then -- more than it: an error, answered 500
+          res:header("Content-Length", "3")
+          local ok, err = pcall(res.write, res, "hello")
+          errors.over = err
+          if not ok then error(err, 0) end
+        elseif p == "/removed" then
+          res:header("Content-Length", "3")
+          res:header("Content-Length", nil)
+          res:write("hello")
+          res:finish()
+        end
+      end})
+      local _, port = srv:sockname()
+      local function get(path)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 10}))
+        c:write("GET ", path, " HTTP/1.1\r\nHost: a\r\n",
+          "Connection: close\r\n\r\n")
+        local all = assert(c:read("a"))
+        c:close()
+        local _, ncl = all:gsub("\r\n[Cc]ontent%-[Ll]ength:", "")
+        return all, ncl
+      end
+      local all, ncl = get("/bad")
+      assert.matches("^HTTP/1%.1 200 OK\r\n.*\r\n\r\nhello$", all)
+      assert.equal(1, ncl)
+      assert.matches("\r\nContent%-Length: 5\r\n", all)
+      for _, name in ipairs{"abc", "hex", "exp", "blank", "neg", "frac",
+        "huge"} do
+        assert.matches("^spec/http_server_spec%.lua:%d+: bad argument #2 " ..
+          "to 'header' %(Content%-Length: a decimal integer >= 0 expected",
+          errors[name], 1, false, name)
+      end
+      assert.matches('got "abc"%)', errors.abc)
+      assert.matches("got 5%.5%)", errors.frac)
+      for _, name in ipairs{"add", "add2"} do
+        assert.matches("^spec/http_server_spec%.lua:%d+: bad argument #1 " ..
+          "to 'add_header' %(.*only one, set by res:header%)", errors[name],
+          1, false, name)
+      end
+      all, ncl = get("/two")
+      assert.equal(1, ncl)
+      assert.matches("\r\nContent%-Length: 5\r\n.*\r\n\r\nhello$", all)
+      all, ncl = get("/write")
+      assert.equal(1, ncl)
+      assert.not_matches("Transfer%-Encoding", all)
+      assert.matches("\r\nContent%-Length: 10\r\n.*\r\n\r\nhelloworld$",
+        all)
+      all = get("/over")
+      assert.matches("^HTTP/1%.1 500 ", all)
+      assert.not_matches("Content%-Length: 3\r\n", all)
+      assert.matches("more bytes than the Content%-Length", errors.over)
+      all, ncl = get("/removed")
+      assert.equal(0, ncl)
+      assert.matches("\r\nTransfer%-Encoding: chunked\r\n", all)
+      srv:close()
+    end)
+  end)
+
   it("raises in the handler on misuse of req and res; the error is its own",
     function()
     run_task(function()

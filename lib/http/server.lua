@@ -297,6 +297,25 @@ local function remove_header(list, key)
   end
 end
 
+-- A Content-Length of the handler's, as the head will say it: a decimal
+-- integer (digits, or a non-negative integer number), else an error at
+-- the handler's line (a value a peer could read otherwise, "0x5", "5e0",
+-- " 5", would frame the message as the server does not)
+local function content_length(v, fname)
+  local n
+  if type(v) == "string" then
+    if find(v, "^%d+$") then n = math.tointeger(tonumber(v)) end
+  elseif type(v) == "number" then
+    n = math.tointeger(v)
+  end
+  if not n or n < 0 then
+    error(("bad argument #2 to '%s' (Content-Length: a decimal integer " ..
+      ">= 0 expected, got %s)"):format(fname, type(v) == "string" and
+      fmt("%q", v) or tostring(v)), 4) -- (the caller of res:header)
+  end
+  return tostring(n)
+end
+
 local function set_header(self, name, value, add, fname)
   if type(name) ~= "string" then
     error(("bad argument #1 to '%s' (string expected, got %s)")
@@ -307,6 +326,14 @@ local function set_header(self, name, value, add, fname)
   if RESERVED[key] then
     error(("bad argument #1 to '%s' (%s is set by the server)")
       :format(fname, name), 3)
+  end
+  if key == "content-length" then
+    -- (one only: a second, even equal, is no framing the server makes)
+    if add then
+      error(("bad argument #1 to '%s' (%s: only one, set by res:header)")
+        :format(fname, name), 3)
+    end
+    if value ~= nil then value = content_length(value, fname) end
   end
   local list = self._headers
   if not add and list[1] ~= nil then remove_header(list, key) end
@@ -455,6 +482,14 @@ function Response:write(...)
   end
   self._sent = self._sent + #data
   if self._length and self._sent > self._length and body_allowed(self) then
+    self._sent = self._sent - #data
+    if head then
+      -- nothing is sent yet: the head is undone, and the error answered
+      -- (500) as any other the handler lets through
+      self.head_sent, self._length, self._chunked = false, false, nil
+    else
+      self._close = true -- short of its Content-Length: the peer knows
+    end
     error("write: more bytes than the Content-Length set", 2)
   end
   if self._gz and body_allowed(self) and #data > 0 then
