@@ -101,6 +101,10 @@ asyncio.run(main())
       "-H 'Sec-WebSocket-Version: 8' http://127.0.0.1:%d/ws"):format(port))
     assert.matches("^HTTP/1.1 426 ", out)
     assert.matches("Sec%-WebSocket%-Version: 13", out)
+    -- (a 426 names what to upgrade to, RFC 9110 15.5.22; and Connection
+    -- lists Upgrade, 7.8)
+    assert.matches("\r\nUpgrade: websocket\r\n", out)
+    assert.matches("\r\nConnection: Upgrade\r\n", out)
   end)
 
   -- A raw client: handshake, then frames exactly as given.

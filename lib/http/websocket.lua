@@ -374,6 +374,10 @@ function M.accept(req, res, opts)
     return nil, "not a websocket handshake"
   end
   if h["sec-websocket-version"] ~= "13" then
+    -- (a 426 names the protocol to upgrade to, RFC 9110 15.5.22, and a
+    -- sender of Upgrade lists it in Connection, 7.8)
+    res:header("Upgrade", "websocket")
+    res:header("Connection", "Upgrade")
     res:header("Sec-WebSocket-Version", "13")
     res:send(426, "WebSocket version 13 only\n")
     return nil, "unsupported websocket version"
