@@ -654,6 +654,15 @@ local function access_log(srv, req, res)
   log(line)
 end
 
+-- websocket.accept's upgrade (101) is logged when it happens, not when
+-- the handler returns (a WebSocket may stay open for hours); once.
+function Response:_log_upgrade()
+  local req = self._req
+  local srv = req._reader.srv
+  self._logged = true
+  access_log(srv, req, self)
+end
+
 -- A response to a request that could not be read: status, then close.
 local function reply_error(conn, status, why)
   local body = status .. " " .. (REASON[status] or "Error") .. "\n"
@@ -885,7 +894,7 @@ local function serve_conn(srv, conn)
           pcall(res.send, res, 500, "500 Internal Server Error\n")
         end
       end
-      access_log(srv, req, res)
+      if not res._logged then access_log(srv, req, res) end -- (101: was)
       return
     end
     if not res.finished then

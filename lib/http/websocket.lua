@@ -399,6 +399,9 @@ function M.accept(req, res, opts)
     "Sec-WebSocket-Accept: ", accept_key(key), "\r\n",
     chosen and "Sec-WebSocket-Protocol: " .. chosen .. "\r\n" or "",
     "\r\n")
+  -- (the access log's line for the request, its status 101: now)
+  local log_upgrade = res._log_upgrade
+  if log_upgrade then log_upgrade(res) end
   if not ok then return nil, err end
   conn:settimeout(nil)
   local o = {}
