@@ -210,6 +210,27 @@ for i in range(1, 6):
       "-H 'x-test: y' %s/headers"):format(base)))
   end)
 
+  it("says Connection: close when it will not read the rest of a body",
+    function()
+    -- (the head alone: a 405 before the body, which is never read)
+    for _, extra in ipairs{"Content-Length: 500000\r\n",
+      "Content-Length: 10\r\nExpect: 100-continue\r\n"} do
+      local out = raw(port, "POST /users/1 HTTP/1.1\r\nHost: a\r\n" ..
+        extra .. "\r\n")
+      assert.matches("^HTTP/1.1 405 ", out, 1, false, extra)
+      local head = out:match("^(.-\r\n)\r\n") or ""
+      assert.matches("\r\nConnection: close\r\n", head, 1, true, extra)
+      assert.not_matches("100 Continue", out)
+    end
+    -- a body it skips (within limits.drain): the connection goes on
+    local out = raw(port, "POST /users/1 HTTP/1.1\r\nHost: a\r\n" ..
+      "Content-Length: 5\r\n\r\nhello" ..
+      "GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert.matches("^HTTP/1.1 405 ", out)
+    assert.matches("hello world\n$", out)
+    assert.equal(1, select(2, out:gsub("Connection: close", "")))
+  end)
+
   it("writes an access log line per request (common log format)", function()
     sh(("curl -s %s/users/42"):format(base))
     assert.matches('127%.0%.0%.1 %- %- %[%d%d/%a%a%a/%d%d%d%d:%d%d:%d%d:%d%d ' ..
@@ -422,6 +443,50 @@ describe("http server API", function()
       assert.equal(0, ncl)
       assert.matches("\r\nTransfer%-Encoding: chunked\r\n", all)
       srv:close()
+    end)
+  end)
+
+  it("a response before a body it will not read says Connection: close, " ..
+    "by any path (send in C, in Lua, write)", function()
+    run_task(function()
+      local function handler(req, res)
+        if req.path == "/write" then
+          res:write("w")
+          res:finish()
+        elseif req.path == "/read" then -- (read: the conn goes on)
+          res:send(#req:body() .. "")
+        else
+          res:header("Content-Type", "text/plain"):send("s")
+        end
+      end
+      for _, gzip in ipairs{false, true} do
+        local srv = assert(http.listen{port = 0, handler = handler,
+          gzip = gzip, limits = {drain = 100}})
+        local _, port = srv:sockname()
+        for _, case in ipairs{{"/send", "Content-Length: 101"},
+          {"/write", "Content-Length: 101"},
+          {"/send", "Content-Length: 5\r\nExpect: 100-continue"},
+          {"/read", "Content-Length: 101", true}} do
+          local c = assert(net.connect("127.0.0.1", port, {timeout = 10}))
+          c:write("POST ", case[1], " HTTP/1.1\r\nHost: a\r\n", case[2],
+            "\r\n\r\n", case[3] and ("x"):rep(101) or "")
+          local head = {}
+          repeat
+            local l = assert(c:read("l"))
+            head[#head + 1] = l
+          until l == "\r"
+          c:close()
+          head = table.concat(head, "\n")
+          local what = case[1] .. " " .. case[2] .. " gzip " ..
+            tostring(gzip)
+          if case[3] then
+            assert.not_matches("Connection: close", head, 1, true, what)
+          else
+            assert.matches("\nConnection: close\r", head, 1, true, what)
+          end
+        end
+        srv:close()
+      end
     end)
   end)
 

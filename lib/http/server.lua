@@ -132,6 +132,18 @@ function Request.__index(req, k)
   return nil
 end
 
+-- Will the connection close after the response because what is left of
+-- the body will not be read (drain)? Known before the head for a body not
+-- yet asked for (Expect: 100-continue never answered: it is not coming)
+-- or left larger than limits.drain: the head then says Connection: close
+-- (RFC 9112 9.6).
+local function undrainable(req)
+  if req._done then return false end
+  if req._expect then return true end
+  local length = req._length
+  return length and length - req._got > req._server.limits.drain or false
+end
+
 local function send_continue(req)
   if req._expect then
     req._expect = false
@@ -380,8 +392,9 @@ end
 local c_build_head, send_args = core.build_head, core.send_args
 local function build_head(self, length, body)
   local req = self._req
-  -- (a closed server, a drain: this is the connection's last response)
-  if req._server._st.closed then self._close = true end
+  -- (a closed server, a drain: this is the connection's last response;
+  -- so it is when the rest of the body will not be read)
+  if req._server._st.closed or undrainable(req) then self._close = true end
   return c_build_head(self, length, req, REASON[self._status], body)
 end
 
@@ -580,6 +593,9 @@ end
 -- send whose common case runs whole in C (core.send_method, bound to the
 -- server's net state), for a server without gzip; it returns false for
 -- any other case, which res:send's Lua above does.
+-- A second kind, for the responses to requests with a body (the few),
+-- whose send first asks whether the connection will close for want of
+-- reading the rest of it: the head then says so.
 local function server_response(srv)
   local R = {}
   for k, v in pairs(Response) do R[k] = v end
@@ -592,7 +608,17 @@ local function server_response(srv)
       return send(self, status, body)
     end
   end
-  return R
+  local B = {}
+  for k, v in pairs(R) do B[k] = v end
+  B.__index = B
+  local send = R.send
+  function B:send(status, body)
+    if not self.head_sent and undrainable(self._req) then
+      self._close = true
+    end
+    return send(self, status, body)
+  end
+  return R, B
 end
 
 --- res:sendfile(path [, content_type]) -> true | nil, err: a whole file,
@@ -786,10 +812,8 @@ end
 -- the connection cannot go on.
 local function drain(req)
   if req._done then return true end
-  if req._expect then return false end -- never asked for: not coming
-  if req._length and req._length - req._got > req._server.limits.drain then
-    return false
-  end
+  -- (a 100-continue never sent: not coming; or too large to skip)
+  if undrainable(req) then return false end
   local ok = pcall(function()
     for _ in req:chunks(req._got + req._server.limits.drain) do end
   end)
@@ -839,13 +863,15 @@ local function serve_conn(srv, conn)
     end
     -- (new_request only for a request with a body or behind trusted
     -- proxies: most have neither)
-    local req = h
+    local req, mt = h, srv.Response
     -- (the log module's level, asked once a request: info is true when
     -- its access line is on; nil with no log module)
     local log_module = srv.log_module
     local info = log_module and log_module.enabled("info")
     if srv.trusted or not h._done then
       new_request(srv, r, h, info)
+      -- (its send asks first whether the rest of the body will be read)
+      if not h._done then mt = srv.BodyResponse end
     else
       h._reader = r
       if info then h._t0 = now() end
@@ -856,7 +882,7 @@ local function serve_conn(srv, conn)
     local res = setmetatable({_conn = conn, _req = req,
       _headers = {nil, nil, nil, nil, nil, nil}, -- luacheck: ignore
       _sent = 0, _length = false, _close = false, head_sent = false,
-      finished = false}, srv.Response)
+      finished = false}, mt)
     -- (r.timeout: the conn's timeout as the reader last set it; the
     -- handler's reads of the body set theirs through r too, and the wait
     -- for a next request (recv_wait) does not change it: so the second
@@ -1075,7 +1101,7 @@ function M.listen(opts)
   if not s then return nil, err, msg end
   srv._net = s
   srv._st = assert(net_servers[s], "net server state")
-  srv.Response = server_response(srv)
+  srv.Response, srv.BodyResponse = server_response(srv)
   task.spawn(function()
     s:serve(function(conn) return serve_conn(srv, conn) end)
   end)
