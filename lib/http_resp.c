@@ -112,6 +112,20 @@ static char *add_int(char *p, lua_Integer x) {
   return p + (sizeof num - (size_t)k);
 }
 
+/* A Content-Length value: 1*DIGIT that fits a lua_Integer. */
+static int parse_length(const char *s, size_t n, lua_Integer *out) {
+  lua_Integer x = 0;
+  size_t i;
+  if (n == 0) return 0;
+  for (i = 0; i < n; i++) {
+    int d = s[i] - '0';
+    if (d < 0 || d > 9 || x > (LUA_MAXINTEGER - d) / 10) return 0;
+    x = x * 10 + d;
+  }
+  *out = x;
+  return 1;
+}
+
 #define ADD(p, s, n) (memcpy((p), (s), (n)), (p) += (n))
 #define ADDLIT(p, lit) ADD(p, lit, sizeof(lit) - 1)
 
@@ -196,15 +210,12 @@ static void build(lua_State *L, int res, lua_Integer status, int has_length,
     if (key.n == 4 && memcmp(key.s, "date", 4) == 0) {
       has_date = 1;
     } else if (key.n == 14 && memcmp(key.s, "content-length", 14) == 0) {
-      /* tointeger(tonumber(v)), as in Lua: the last one counts */
-      int isint = 0;
-      has_cl = 0;
-      any_cl = 1;
-      if (lua_stringtonumber(L, value.s) != 0) {
-        lua_Integer x = lua_tointegerx(L, -1, &isint);
-        if (isint) { cl = x; has_cl = 1; }
-        lua_pop(L, 1);
-      }
+      /* res:header lets only one, of digits, through (a second, or
+      ** one the peer could read otherwise, would break the framing) */
+      if (any_cl || !parse_length(value.s, value.n, &cl))
+        luaL_error(L, "build_head: %s Content-Length",
+                   any_cl ? "a second" : "a bad");
+      any_cl = has_cl = 1;
     } else if (key.n == 10 && memcmp(key.s, "connection", 10) == 0) {
       int c = has_close(value.s, value.n);
       if (c) close = 1;
@@ -449,7 +460,10 @@ static int list_set(lua_State *L, int list, int ni, int vi, int add) {
     if (!HTTP_TCHAR(c)) return 0;
     key[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
   }
-  if (nl == 17 && memcmp(key, "transfer-encoding", 17) == 0) return 0;
+  /* (reserved; and a Content-Length is checked in Lua: digits only) */
+  if ((nl == 17 && memcmp(key, "transfer-encoding", 17) == 0) ||
+      (nl == 14 && memcmp(key, "content-length", 14) == 0))
+    return 0;
   for (i = 0; value != NULL && i < vl; i++)
     if (!HTTP_VCHAR(value[i])) return 0;
   n = (lua_Integer)lua_rawlen(L, list);

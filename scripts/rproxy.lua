@@ -67,7 +67,10 @@ local function handler(req, res)
   res:status(up.status)
   local f, uphop = up.fields, hop_set(up.headers.connection)
   for i = 1, #f, 2 do
-    if not uphop[f[i]:lower()] or f[i]:lower() == "content-length" then
+    local name = f[i]:lower()
+    if name == "content-length" then -- (one only: res:header)
+      res:header(f[i], f[i + 1])
+    elseif not uphop[name] then
       res:add_header(f[i], f[i + 1])
     end
   end

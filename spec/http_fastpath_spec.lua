@@ -35,7 +35,14 @@ local function ref_head(res, length, req, reason)
   for i = 1, #list, 3 do
     local key = list[i + 2]
     if key == "date" then has_date = true
-    elseif key == "content-length" then cl = tointeger(tonumber(list[i + 1]))
+    elseif key == "content-length" then
+      -- (one, of digits: res:header lets no other through)
+      local v = list[i + 1]
+      if cl or not v:find("^%d+$") or not tointeger(tonumber(v)) then
+        error("build_head: " .. (cl and "a second" or "a bad") ..
+          " Content-Length")
+      end
+      cl = tointeger(tonumber(v))
     elseif key == "connection" and common.has_token(list[i + 1], "close")
     then
       res._close = true
@@ -78,7 +85,9 @@ end
 
 local function ref_set(list, name, value, add)
   local key = lower(name)
-  if key == "transfer-encoding" or not core.field_ok(name, value or "") then
+  -- (Content-Length: Lua checks it, digits only)
+  if key == "transfer-encoding" or key == "content-length" or
+    not core.field_ok(name, value or "") then
     return false
   end
   if not add then
@@ -162,7 +171,8 @@ describe("http_resp.c build_head", function()
       local gok, got, apart = pcall(core.build_head, r2, length, req, reason)
       assert.are.equal(wok, gok, "case " .. n)
       if not wok then -- (the same error, both)
-        assert.matches(want:match("send: .*$"), got, 1, true)
+        assert.matches(want:match("send: .*$") or
+          want:match("build_head: .*$"), got, 1, true)
         goto next_case
       end
       assert.are.equal(dateless(want), dateless(got), "case " .. n)
@@ -224,6 +234,18 @@ describe("http_resp.c build_head", function()
       core.build_head({_status = 200}, 0, req)
     end)
     assert.has_error(function() core.build_head() end)
+    -- (a Content-Length: one, of digits, or the framing is not the
+    -- server's; res:header lets no other through)
+    local CL = "Content-Length"
+    for _, l in ipairs{{CL, "3", "content-length", CL, "3", "content-length"},
+      {CL, "0x3", "content-length"}, {CL, "3e0", "content-length"},
+      {CL, "", "content-length"}, {CL, "-3", "content-length"},
+      {CL, "99999999999999999999", "content-length"}} do
+      assert.has_error(function()
+        core.build_head({_status = 200, _headers = l}, 3, req, "OK", "abc")
+      end, #l > 3 and "build_head: a second Content-Length" or
+        "build_head: a bad Content-Length")
+    end
   end)
 end)
 

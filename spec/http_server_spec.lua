@@ -210,6 +210,27 @@ for i in range(1, 6):
       "-H 'x-test: y' %s/headers"):format(base)))
   end)
 
+  it("says Connection: close when it will not read the rest of a body",
+    function()
+    -- (the head alone: a 405 before the body, which is never read)
+    for _, extra in ipairs{"Content-Length: 500000\r\n",
+      "Content-Length: 10\r\nExpect: 100-continue\r\n"} do
+      local out = raw(port, "POST /users/1 HTTP/1.1\r\nHost: a\r\n" ..
+        extra .. "\r\n")
+      assert.matches("^HTTP/1.1 405 ", out, 1, false, extra)
+      local head = out:match("^(.-\r\n)\r\n") or ""
+      assert.matches("\r\nConnection: close\r\n", head, 1, true, extra)
+      assert.not_matches("100 Continue", out)
+    end
+    -- a body it skips (within limits.drain): the connection goes on
+    local out = raw(port, "POST /users/1 HTTP/1.1\r\nHost: a\r\n" ..
+      "Content-Length: 5\r\n\r\nhello" ..
+      "GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert.matches("^HTTP/1.1 405 ", out)
+    assert.matches("hello world\n$", out)
+    assert.equal(1, select(2, out:gsub("Connection: close", "")))
+  end)
+
   it("writes an access log line per request (common log format)", function()
     sh(("curl -s %s/users/42"):format(base))
     assert.matches('127%.0%.0%.1 %- %- %[%d%d/%a%a%a/%d%d%d%d:%d%d:%d%d:%d%d ' ..
@@ -332,6 +353,140 @@ describe("http server API", function()
           (path == "/long" and 7 or 0) .. " bytes", errors[path])
       end
       srv:close()
+    end)
+  end)
+
+  it("a handler's Content-Length is one decimal integer, raised at its " ..
+    "line otherwise; the head has one, never with chunked", function()
+    run_task(function()
+      local errors = {}
+      local function try(name, f)
+        local ok, err = pcall(f)
+        errors[name] = not ok and tostring(err) or false
+      end
+      local srv = assert(http.listen{port = 0, handler = function(req, res)
+        local p = req.path
+        if p == "/bad" then
+          try("abc", function() res:header("Content-Length", "abc") end)
+          try("hex", function() res:header("Content-Length", "0x5") end)
+          try("exp", function() res:header("Content-Length", "5e0") end)
+          try("blank", function() res:header("Content-Length", " 5") end)
+          try("neg", function() res:header("Content-Length", -1) end)
+          try("frac", function() res:header("Content-Length", 5.5) end)
+          try("huge", function()
+            res:header("Content-Length", "99999999999999999999")
+          end)
+          try("add", function() res:add_header("Content-Length", "5") end)
+          try("add2", function() res:add_header("content-length", "5") end)
+          res:send("hello")
+        elseif p == "/two" then
+          res:header("Content-Length", "3")
+          res:header("Content-Length", 5) -- (replaces)
+          res:send("hello")
+        elseif p == "/write" then -- framed by it, not chunked
+          res:header("Content-Length", "10")
+          res:write("hello")
+          res:write("world")
+          res:finish()
+        elseif p == "/over" then -- more than it: an error, answered 500
+          res:header("Content-Length", "3")
+          local ok, err = pcall(res.write, res, "hello")
+          errors.over = err
+          if not ok then error(err, 0) end
+        elseif p == "/removed" then
+          res:header("Content-Length", "3")
+          res:header("Content-Length", nil)
+          res:write("hello")
+          res:finish()
+        end
+      end})
+      local _, port = srv:sockname()
+      local function get(path)
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 10}))
+        c:write("GET ", path, " HTTP/1.1\r\nHost: a\r\n",
+          "Connection: close\r\n\r\n")
+        local all = assert(c:read("a"))
+        c:close()
+        local _, ncl = all:gsub("\r\n[Cc]ontent%-[Ll]ength:", "")
+        return all, ncl
+      end
+      local all, ncl = get("/bad")
+      assert.matches("^HTTP/1%.1 200 OK\r\n.*\r\n\r\nhello$", all)
+      assert.equal(1, ncl)
+      assert.matches("\r\nContent%-Length: 5\r\n", all)
+      for _, name in ipairs{"abc", "hex", "exp", "blank", "neg", "frac",
+        "huge"} do
+        assert.matches("^spec/http_server_spec%.lua:%d+: bad argument #2 " ..
+          "to 'header' %(Content%-Length: a decimal integer >= 0 expected",
+          errors[name], 1, false, name)
+      end
+      assert.matches('got "abc"%)', errors.abc)
+      assert.matches("got 5%.5%)", errors.frac)
+      for _, name in ipairs{"add", "add2"} do
+        assert.matches("^spec/http_server_spec%.lua:%d+: bad argument #1 " ..
+          "to 'add_header' %(.*only one, set by res:header%)", errors[name],
+          1, false, name)
+      end
+      all, ncl = get("/two")
+      assert.equal(1, ncl)
+      assert.matches("\r\nContent%-Length: 5\r\n.*\r\n\r\nhello$", all)
+      all, ncl = get("/write")
+      assert.equal(1, ncl)
+      assert.not_matches("Transfer%-Encoding", all)
+      assert.matches("\r\nContent%-Length: 10\r\n.*\r\n\r\nhelloworld$",
+        all)
+      all = get("/over")
+      assert.matches("^HTTP/1%.1 500 ", all)
+      assert.not_matches("Content%-Length: 3\r\n", all)
+      assert.matches("more bytes than the Content%-Length", errors.over)
+      all, ncl = get("/removed")
+      assert.equal(0, ncl)
+      assert.matches("\r\nTransfer%-Encoding: chunked\r\n", all)
+      srv:close()
+    end)
+  end)
+
+  it("a response before a body it will not read says Connection: close, " ..
+    "by any path (send in C, in Lua, write)", function()
+    run_task(function()
+      local function handler(req, res)
+        if req.path == "/write" then
+          res:write("w")
+          res:finish()
+        elseif req.path == "/read" then -- (read: the conn goes on)
+          res:send(#req:body() .. "")
+        else
+          res:header("Content-Type", "text/plain"):send("s")
+        end
+      end
+      for _, gzip in ipairs{false, true} do
+        local srv = assert(http.listen{port = 0, handler = handler,
+          gzip = gzip, limits = {drain = 100}})
+        local _, port = srv:sockname()
+        for _, case in ipairs{{"/send", "Content-Length: 101"},
+          {"/write", "Content-Length: 101"},
+          {"/send", "Content-Length: 5\r\nExpect: 100-continue"},
+          {"/read", "Content-Length: 101", true}} do
+          local c = assert(net.connect("127.0.0.1", port, {timeout = 10}))
+          c:write("POST ", case[1], " HTTP/1.1\r\nHost: a\r\n", case[2],
+            "\r\n\r\n", case[3] and ("x"):rep(101) or "")
+          local head = {}
+          repeat
+            local l = assert(c:read("l"))
+            head[#head + 1] = l
+          until l == "\r"
+          c:close()
+          head = table.concat(head, "\n")
+          local what = case[1] .. " " .. case[2] .. " gzip " ..
+            tostring(gzip)
+          if case[3] then
+            assert.not_matches("Connection: close", head, 1, true, what)
+          else
+            assert.matches("\nConnection: close\r", head, 1, true, what)
+          end
+        end
+        srv:close()
+      end
     end)
   end)
 

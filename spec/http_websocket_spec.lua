@@ -101,6 +101,30 @@ asyncio.run(main())
       "-H 'Sec-WebSocket-Version: 8' http://127.0.0.1:%d/ws"):format(port))
     assert.matches("^HTTP/1.1 426 ", out)
     assert.matches("Sec%-WebSocket%-Version: 13", out)
+    -- (a 426 names what to upgrade to, RFC 9110 15.5.22; and Connection
+    -- lists Upgrade, 7.8)
+    assert.matches("\r\nUpgrade: websocket\r\n", out)
+    assert.matches("\r\nConnection: Upgrade\r\n", out)
+  end)
+
+  it("logs the upgrade (101) when it happens, once", function()
+    local target = "/ws?logged=" .. math.random(1e9)
+    local line = '"GET ' .. target:gsub("%p", "%%%0") .. ' HTTP/1%.1" 101 %-\n'
+    local c = run_task(function()
+      local c = assert(net.connect("127.0.0.1", port, {timeout = 5}))
+      c:write("GET ", target, " HTTP/1.1\r\nHost: x\r\n",
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n",
+        "Sec-WebSocket-Version: 13\r\n",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+      assert.matches("^HTTP/1.1 101 ", c:read("l"))
+      return c
+    end, 20)
+    -- (logged while the WebSocket is open)
+    proc.wait(function() return server:err():find(line) end, 10,
+      "no access line for the upgrade")
+    run_task(function() c:close() end, 10)
+    local _, n = server:err():gsub(line, "")
+    assert.equal(1, n)
   end)
 
   -- A raw client: handshake, then frames exactly as given.

@@ -132,6 +132,18 @@ function Request.__index(req, k)
   return nil
 end
 
+-- Will the connection close after the response because what is left of
+-- the body will not be read (drain)? Known before the head for a body not
+-- yet asked for (Expect: 100-continue never answered: it is not coming)
+-- or left larger than limits.drain: the head then says Connection: close
+-- (RFC 9112 9.6).
+local function undrainable(req)
+  if req._done then return false end
+  if req._expect then return true end
+  local length = req._length
+  return length and length - req._got > req._server.limits.drain or false
+end
+
 local function send_continue(req)
   if req._expect then
     req._expect = false
@@ -297,6 +309,25 @@ local function remove_header(list, key)
   end
 end
 
+-- A Content-Length of the handler's, as the head will say it: a decimal
+-- integer (digits, or a non-negative integer number), else an error at
+-- the handler's line (a value a peer could read otherwise, "0x5", "5e0",
+-- " 5", would frame the message as the server does not)
+local function content_length(v, fname)
+  local n
+  if type(v) == "string" then
+    if find(v, "^%d+$") then n = math.tointeger(tonumber(v)) end
+  elseif type(v) == "number" then
+    n = math.tointeger(v)
+  end
+  if not n or n < 0 then
+    error(("bad argument #2 to '%s' (Content-Length: a decimal integer " ..
+      ">= 0 expected, got %s)"):format(fname, type(v) == "string" and
+      fmt("%q", v) or tostring(v)), 4) -- (the caller of res:header)
+  end
+  return tostring(n)
+end
+
 local function set_header(self, name, value, add, fname)
   if type(name) ~= "string" then
     error(("bad argument #1 to '%s' (string expected, got %s)")
@@ -307,6 +338,14 @@ local function set_header(self, name, value, add, fname)
   if RESERVED[key] then
     error(("bad argument #1 to '%s' (%s is set by the server)")
       :format(fname, name), 3)
+  end
+  if key == "content-length" then
+    -- (one only: a second, even equal, is no framing the server makes)
+    if add then
+      error(("bad argument #1 to '%s' (%s: only one, set by res:header)")
+        :format(fname, name), 3)
+    end
+    if value ~= nil then value = content_length(value, fname) end
   end
   local list = self._headers
   if not add and list[1] ~= nil then remove_header(list, key) end
@@ -353,8 +392,9 @@ end
 local c_build_head, send_args = core.build_head, core.send_args
 local function build_head(self, length, body)
   local req = self._req
-  -- (a closed server, a drain: this is the connection's last response)
-  if req._server._st.closed then self._close = true end
+  -- (a closed server, a drain: this is the connection's last response;
+  -- so it is when the rest of the body will not be read)
+  if req._server._st.closed or undrainable(req) then self._close = true end
   return c_build_head(self, length, req, REASON[self._status], body)
 end
 
@@ -468,6 +508,14 @@ function Response:write(...)
   end
   self._sent = self._sent + #data
   if self._length and self._sent > self._length and body_allowed(self) then
+    self._sent = self._sent - #data
+    if head then
+      -- nothing is sent yet: the head is undone, and the error answered
+      -- (500) as any other the handler lets through
+      self.head_sent, self._length, self._chunked = false, false, nil
+    else
+      self._close = true -- short of its Content-Length: the peer knows
+    end
     error("write: more bytes than the Content-Length set", 2)
   end
   if self._gz and body_allowed(self) and #data > 0 then
@@ -558,6 +606,9 @@ end
 -- send whose common case runs whole in C (core.send_method, bound to the
 -- server's net state), for a server without gzip; it returns false for
 -- any other case, which res:send's Lua above does.
+-- A second kind, for the responses to requests with a body (the few),
+-- whose send first asks whether the connection will close for want of
+-- reading the rest of it: the head then says so.
 local function server_response(srv)
   local R = {}
   for k, v in pairs(Response) do R[k] = v end
@@ -570,7 +621,17 @@ local function server_response(srv)
       return send(self, status, body)
     end
   end
-  return R
+  local B = {}
+  for k, v in pairs(R) do B[k] = v end
+  B.__index = B
+  local send = R.send
+  function B:send(status, body)
+    if not self.head_sent and undrainable(self._req) then
+      self._close = true
+    end
+    return send(self, status, body)
+  end
+  return R, B
 end
 
 --- res:sendfile(path [, content_type]) -> true | nil, err: a whole file,
@@ -630,6 +691,15 @@ local function access_log(srv, req, res)
     os.date("!%d/%b/%Y:%H:%M:%S +0000"), req.method, req.target,
     req.version, res._status, res._sent > 0 and res._sent or "-")
   log(line)
+end
+
+-- websocket.accept's upgrade (101) is logged when it happens, not when
+-- the handler returns (a WebSocket may stay open for hours); once.
+function Response:_log_upgrade()
+  local req = self._req
+  local srv = req._reader.srv
+  self._logged = true
+  access_log(srv, req, self)
 end
 
 -- A response to a request that could not be read: status, then close.
@@ -755,10 +825,8 @@ end
 -- the connection cannot go on.
 local function drain(req)
   if req._done then return true end
-  if req._expect then return false end -- never asked for: not coming
-  if req._length and req._length - req._got > req._server.limits.drain then
-    return false
-  end
+  -- (a 100-continue never sent: not coming; or too large to skip)
+  if undrainable(req) then return false end
   local ok = pcall(function()
     for _ in req:chunks(req._got + req._server.limits.drain) do end
   end)
@@ -808,13 +876,15 @@ local function serve_conn(srv, conn)
     end
     -- (new_request only for a request with a body or behind trusted
     -- proxies: most have neither)
-    local req = h
+    local req, mt = h, srv.Response
     -- (the log module's level, asked once a request: info is true when
     -- its access line is on; nil with no log module)
     local log_module = srv.log_module
     local info = log_module and log_module.enabled("info")
     if srv.trusted or not h._done then
       new_request(srv, r, h, info)
+      -- (its send asks first whether the rest of the body will be read)
+      if not h._done then mt = srv.BodyResponse end
     else
       h._reader = r
       if info then h._t0 = now() end
@@ -825,7 +895,7 @@ local function serve_conn(srv, conn)
     local res = setmetatable({_conn = conn, _req = req,
       _headers = {nil, nil, nil, nil, nil, nil}, -- luacheck: ignore
       _sent = 0, _length = false, _close = false, head_sent = false,
-      finished = false}, srv.Response)
+      finished = false}, mt)
     -- (r.timeout: the conn's timeout as the reader last set it; the
     -- handler's reads of the body set theirs through r too, and the wait
     -- for a next request (recv_wait) does not change it: so the second
@@ -863,7 +933,7 @@ local function serve_conn(srv, conn)
           pcall(res.send, res, 500, "500 Internal Server Error\n")
         end
       end
-      access_log(srv, req, res)
+      if not res._logged then access_log(srv, req, res) end -- (101: was)
       return
     end
     if not res.finished then
@@ -1044,7 +1114,7 @@ function M.listen(opts)
   if not s then return nil, err, msg end
   srv._net = s
   srv._st = assert(net_servers[s], "net server state")
-  srv.Response = server_response(srv)
+  srv.Response, srv.BodyResponse = server_response(srv)
   task.spawn(function()
     s:serve(function(conn) return serve_conn(srv, conn) end)
   end)

@@ -374,6 +374,10 @@ function M.accept(req, res, opts)
     return nil, "not a websocket handshake"
   end
   if h["sec-websocket-version"] ~= "13" then
+    -- (a 426 names the protocol to upgrade to, RFC 9110 15.5.22, and a
+    -- sender of Upgrade lists it in Connection, 7.8)
+    res:header("Upgrade", "websocket")
+    res:header("Connection", "Upgrade")
     res:header("Sec-WebSocket-Version", "13")
     res:send(426, "WebSocket version 13 only\n")
     return nil, "unsupported websocket version"
@@ -395,6 +399,9 @@ function M.accept(req, res, opts)
     "Sec-WebSocket-Accept: ", accept_key(key), "\r\n",
     chosen and "Sec-WebSocket-Protocol: " .. chosen .. "\r\n" or "",
     "\r\n")
+  -- (the access log's line for the request, its status 101: now)
+  local log_upgrade = res._log_upgrade
+  if log_upgrade then log_upgrade(res) end
   if not ok then return nil, err end
   conn:settimeout(nil)
   local o = {}
