@@ -39,18 +39,33 @@ document.getElementById("f").onsubmit = e => {
 </script>
 ]]
 
-local room, last = {}, 0 -- queue -> number
+local room, last = {}, 0 -- queue -> {me =, reader =, writer =}
 
--- Queue a message for everyone; a full queue means a stuck client.
+-- Queue a message for everyone. A full queue means a stuck client: it
+-- leaves the room at once, its tasks are cancelled (its writer may wait
+-- on it; the server closes the connection of a cancelled handler) and
+-- the room is told.
 local function broadcast(text)
-  for q in pairs(room) do
+  local dropped = {}
+  for q, who in pairs(room) do
     if q:len() >= 64 then
       room[q] = nil
       q:close()
+      dropped[#dropped + 1] = who
     else
       q:put(text)
     end
   end
+  local myself = false
+  for _, who in ipairs(dropped) do
+    who.writer:cancel()
+    if who.reader == task.current() then myself = true
+    else who.reader:cancel() end
+    broadcast(who.me .. " dropped (too slow)")
+  end
+  -- (a stuck client that talks drops itself, last: the cancel of the
+  -- running task unwinds it at once)
+  if myself then task.current():cancel() end
 end
 
 local app = http.router()
@@ -63,17 +78,22 @@ app:get("/ws", function(req, res)
   if not ws then return end
   last = last + 1
   local me, q = last, task.queue()
-  room[q] = me
   -- the writer: this client's messages, in order, at its own pace
   local writer = task.spawn(function()
     for text in function() return q:get() end do
       if not ws:send(text) then break end
     end
   end)
+  room[q] = {me = me, reader = task.current(), writer = writer}
   broadcast(me .. " joined")
   for msg, kind in ws:messages() do
+    if not room[q] then return end -- dropped
     if kind == "text" then broadcast(me .. ": " .. msg) end
+    -- (the writers run before this client's next message, which may be
+    -- buffered already: a fast talker is not a stuck reader)
+    task.yield()
   end
+  if not room[q] then return end
   room[q] = nil
   q:close()
   writer:join()

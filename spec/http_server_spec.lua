@@ -705,6 +705,40 @@ describe("http server keep-alive", function()
   end)
 end)
 
+describe("a cancelled handler", function()
+  it("is no handler error: its connection goes, nothing logged", function()
+    -- (task:cancel() from another task: a chat drops a stuck client so)
+    local out, err, code = run_host({"-e", [[
+local http = require "http"
+local task = require "task"
+local handler
+local srv = assert(http.listen{host = "127.0.0.1", port = 0,
+  handler = function(req, res)
+    if req.path ~= "/ws" then return res:send("ok") end
+    handler = task.current()
+    local ws = assert(http.websocket.accept(req, res))
+    for msg in ws:messages() do print("got " .. msg) end
+    print("not reached")
+  end})
+local _, port = srv:sockname()
+local c = assert(http.websocket.connect("ws://127.0.0.1:" .. port .. "/ws"))
+c:send("a")
+while not handler do task.sleep(0.01) end
+task.sleep(0.05)
+print("cancel", handler:cancel())
+print("client", c:receive())
+-- a plain request is served as before
+local res = assert(http.request{url = "http://127.0.0.1:" .. port .. "/"})
+print("after", res.status)
+srv:close()
+]]})
+    assert.equal(0, code, err)
+    assert.equal("got a\ncancel\ttrue\nclient\tnil\tclosed\n" ..
+      "after\t200\n", out)
+    assert.equal("", err)
+  end)
+end)
+
 describe("scripts/rproxy.lua", function()
   it("passes requests and bodies both ways over a pooled upstream",
     function()

@@ -2,6 +2,7 @@
 -- ways, and protocol violations sent as raw frames.
 local proc = require "process_helper"
 local http = require "http"
+local task = require "task"
 local net = require "net"
 
 local function q(s) return shell_quote(s) end
@@ -370,5 +371,52 @@ async def main():
 asyncio.run(main())
 ]], port)
     assert.matches("^3 joined\n3: hi from python\n$", out)
+  end)
+
+  it("drops a client that does not read, at once, and goes on", function()
+    local p = proc.start({"scripts/ws_chat.lua", "127.0.0.1", "0"})
+    finally(function() p:stop() end)
+    local port = p:wait_for("chat on http://127%.0%.0%.1:(%d+)/", 20)
+    local url = "ws://127.0.0.1:" .. port .. "/ws"
+    run_task(function()
+      local a = assert(http.websocket.connect(url))
+      assert.are.equal("1 joined", (a:receive()))
+      -- (never reads: once its socket buffers are full, its messages queue)
+      local stuck = assert(http.websocket.connect(url))
+      assert.are.equal("2 joined", (a:receive()))
+      local seen, mine = {}, 0
+      local reader = task.spawn(function()
+        for msg in a:messages() do
+          if msg:sub(1, 3) == "1: " then mine = mine + 1
+          else seen[#seen + 1] = msg end
+        end
+      end)
+      local line = ("x"):rep(4000)
+      for _ = 1, 5000 do -- (20 MB at most: past any socket buffer)
+        if seen[1] then break end
+        assert(a:send(line))
+        task.yield()
+      end
+      assert.same({"2 dropped (too slow)"}, seen)
+      -- the stuck client's connection is gone: what it has not read yet,
+      -- then the end
+      local n, err = 0, nil
+      for _ = 1, 10000 do
+        local m, e = stuck:receive()
+        if not m then err = e break end
+        n = n + 1
+      end
+      assert.is_truthy(err)
+      -- the room goes on for the others
+      local before = mine
+      assert(a:send("still here"))
+      for _ = 1, 500 do
+        if mine > before then break end
+        task.sleep(0.01)
+      end
+      assert.is_true(mine > before)
+      reader:cancel() -- (it waits in a:receive; close receives too)
+      a:close()
+    end, 60)
   end)
 end)

@@ -833,8 +833,10 @@ local function drain(req)
   return ok and req._done
 end
 
+-- (task:cancel()'s marker: the task is being cancelled, not failing)
+local CANCEL = net_core.CANCEL
 local function traceback(e)
-  if is_error(e) then return e end
+  if is_error(e) or e == CANCEL then return e end
   return debug.traceback(tostring(e), 2)
 end
 
@@ -905,6 +907,14 @@ local function serve_conn(srv, conn)
       r.timeout = T.write
     end
     local ok, err = xpcall(handler, traceback, req, res)
+    if not ok and err == CANCEL then
+      -- the task was cancelled (task:cancel() from another task): no
+      -- handler error to log nor answer; the connection goes at once (a
+      -- close frame or a response could wait on the very peer that made
+      -- someone cancel it) and the cancel goes on
+      conn:close()
+      error(CANCEL, 0)
+    end
     -- (the connection is theirs: websocket.accept marks the response
     -- finished "upgraded"; upgraded itself is not a field of every
     -- response, and its read would miss through the metatable)
