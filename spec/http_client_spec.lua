@@ -409,6 +409,83 @@ describe("http client", function()
         "to 'body' (non-negative number expected, got x)"):format(line), err)
     end)
   end)
+
+  it("takes a new connection for a pooled one the server closed, even " ..
+    "for a source body", function()
+    run_task(function()
+      local n = 0
+      local srv = assert(http.listen{port = 0, timeouts = {idle = 0.2},
+        handler = function(req, res)
+          n = n + 1
+          res:send(req.method .. " " .. n .. " " .. req:body())
+        end})
+      local base = "http://127.0.0.1:" .. select(2, srv:sockname())
+      local function once(s)
+        local done = false
+        return function()
+          if done then return nil end
+          done = true
+          return s
+        end
+      end
+      local res = assert(http.request{method = "POST", url = base,
+        source = once("a")})
+      assert.are.equal("POST 1 a", res:body())
+      assert.are.equal(1, client.pool_size())
+      task.sleep(0.6) -- the server drops the idle connection
+      res = assert(http.request{method = "POST", url = base,
+        source = once("b")})
+      assert.are.equal("POST 2 b", res:body())
+      srv:close()
+    end)
+  end)
+
+  it("sends an idempotent request again when a reused connection drops " ..
+    "it unanswered, a POST never", function()
+    run_task(function()
+      -- a server that answers one request a connection, then reads the
+      -- next one whole and drops the connection unanswered
+      local ls = assert(net.listen{host = "127.0.0.1", port = 0})
+      local seen = {}
+      task.spawn(function()
+        while true do
+          local c = ls:accept()
+          if not c then return end
+          task.spawn(function()
+            c:settimeout(5)
+            for i = 1, 2 do
+              local first = c:read("l")
+              if not first then break end
+              local len = 0
+              repeat
+                local line = c:read("l")
+                local l = line and line:match("^[Cc]ontent%-[Ll]ength: (%d+)")
+                if l then len = tonumber(l) end
+              until not line or line == "" or line == "\r"
+              if len > 0 then c:read(len) end
+              seen[#seen + 1] = first:match("^%u+")
+              if i == 2 then break end
+              c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            end
+            c:close()
+          end)
+        end
+      end)
+      local base = "http://127.0.0.1:" .. select(2, ls:sockname())
+      assert.are.equal("ok", assert(http.get(base)):body())
+      -- PUT (idempotent, a string body): sent again on a new connection
+      local res = assert(http.request{method = "PUT", url = base,
+        body = "x"})
+      assert.are.equal("ok", res:body())
+      assert.are.same({"GET", "PUT", "PUT"}, seen)
+      -- POST: the server may have acted on it; the caller is told
+      local r, err = http.request{method = "POST", url = base, body = "x"}
+      assert.is_nil(r)
+      assert.is_string(err)
+      assert.are.same({"GET", "PUT", "PUT", "POST"}, seen)
+      ls:close()
+    end)
+  end)
 end)
 
 describe("http client against nginx", function()

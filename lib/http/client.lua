@@ -14,9 +14,11 @@ origin.
 the end), sent chunked. A connection goes back to the pool when its
 response body has been read to the end; the pool keeps at most
 limits.pool idle connections per origin, each for at most
-timeouts.pool seconds. A request that fails on a reused connection
-before any response byte (the server closed it meanwhile) is sent once
-more on a new one when it can be (its body is a string).
+timeouts.pool seconds. A pooled connection the server closed meanwhile
+is dropped when taken; a request that fails on a reused connection
+before any response byte is sent once more on a new one when it can be
+(its body not a source that was read; not sent whole, or an idempotent
+method).
 
 Proxies: `proxy = "http://[user:pass@]host:port"` (or false for none);
 by default the environment's `http_proxy` for http:// URLs and
@@ -29,7 +31,11 @@ a `CONNECT` tunnel, TLS end to end with the origin's name verified.
 local net = require "net"
 local task = require "task"
 -- (raises unless a task that can wait runs: at the caller's line)
-local need_task = select(2, ...).require("net.core").need_task
+local net_core = select(2, ...).require("net.core")
+local need_task = net_core.need_task
+-- (would a read of the socket not wait: input, the end or an error, as
+-- the kernel knows it, with no wait)
+local fd_readable = net_core.fd_readable
 local tls_context = select(2, ...).net_tls_context
 local core = require "http.core"
 local common = require "http.common"
@@ -245,18 +251,29 @@ end
 -- reader.idle_since when it came back), the most recent last
 local pools = {}
 
+-- Is an idle connection still good to send on: not expired, nothing
+-- unread, and nothing waiting on its socket (an idle connection has no
+-- answer due: what is there is the peer's end, an error, or junk; a
+-- server that closed it on its keep-alive timeout makes it readable)?
+local function usable(r, t)
+  local conn = r.conn
+  if t - r.idle_since >= common.defaults.timeouts.pool or
+    conn:is_closed() or r.pos <= #r.buf or conn:buffered() ~= 0 then
+    return false
+  end
+  local fd = conn:getfd()
+  return not (fd and fd >= 0 and fd_readable(fd))
+end
+
 local function checkout(origin)
   local list = pools[origin]
   local n = list and #list or 0
+  local t = now()
   while n > 0 do
     local r = list[n]
     list[n], n = nil, n - 1
-    local conn = r.conn
-    if now() - r.idle_since < common.defaults.timeouts.pool and
-      not conn:is_closed() and r.pos > #r.buf and conn:buffered() == 0 then
-      return conn, r
-    end
-    conn:close()
+    if usable(r, t) then return r.conn, r end
+    r.conn:close()
   end
   return nil
 end
@@ -685,8 +702,16 @@ tunnel = function(u, proxy, tls, timeout)
   return conn, common.reader(conn)
 end
 
+-- RFC 9110 9.2.2: requests that may be sent again automatically
+local IDEMPOTENT = {GET = true, HEAD = true, OPTIONS = true, TRACE = true,
+  PUT = true, DELETE = true}
+
 -- One exchange on one connection (a new one when fresh, else a pooled one
--- if there is): res | nil, err, retryable.
+-- if there is): res | nil, err, retryable. Retryable: the connection was
+-- a reused one, it failed before any byte of the answer, the request can
+-- be sent as it was (its source not read yet), and either it was not
+-- sent whole (a write failed: nothing can have been processed) or its
+-- method is idempotent.
 local function exchange(method, u, opts, body, timeout, fresh)
   local origin = u.origin
   if u.scheme ~= "http" and u.scheme ~= "https" then
@@ -718,17 +743,19 @@ local function exchange(method, u, opts, body, timeout, fresh)
     if not conn then return nil, err end
   end
   conn:settimeout(timeout)
-  local function broken(err)
+  local function broken(err, retryable)
     conn:close()
-    return nil, err, reused
+    return nil, err, reused and retryable
   end
   local ok, err = conn:write(head_bytes(method, u, opts.headers, body,
     opts.source, opts.gzip, proxy))
-  if not ok then return broken(err) end
+  if not ok then return broken(err, true) end
+  local replayable = true
   if body and body ~= "" then
     ok, err = conn:write(body)
-    if not ok then return broken(err) end
+    if not ok then return broken(err, true) end
   elseif opts.source then
+    replayable = false -- (a source read cannot be read again)
     for _ = 1, math.maxinteger do
       local piece = opts.source()
       if piece == nil then break end
@@ -743,16 +770,17 @@ local function exchange(method, u, opts, body, timeout, fresh)
     end
     ok, err = conn:write("0\r\n\r\n")
     if not ok then conn:close() return nil, err end
-    reused = false -- a source cannot be replayed
   end
   local h
   local deadline = now() + timeout
+  local answered = false -- (an interim 1xx read is an answer begun)
   repeat -- interim 1xx answers are skipped
     h, err = common.read_response_head(r, deadline, Response)
-    if not h then
-      if r:buffered() > 0 then reused = false end
-      return broken(err)
+    if not h then -- (a timeout is a slow server, not a stale connection)
+      return broken(err, replayable and IDEMPOTENT[method] and
+        not answered and err ~= "timeout" and r:buffered() == 0)
     end
+    answered = true
   until h.status >= 200 or h.status == 101
   local res = h
   res._conn, res._reader, res._origin, res._timeout = conn, r, origin,
@@ -809,7 +837,7 @@ request = function(opts, method)
     local u, uerr = cached_url(url)
     if not u then return nil, uerr end
     local res, err, retry = exchange(method, u, opts, body, timeout)
-    if not res and retry and not opts.source then
+    if not res and retry then
       -- (on a new connection: the pool's others may be as stale)
       res, err = exchange(method, u, opts, body, timeout, true)
     end
