@@ -486,6 +486,40 @@ describe("http client", function()
       ls:close()
     end)
   end)
+
+  it("returns a 307/308 to a source body, follows it with a string body",
+    function()
+    run_task(function()
+      local seen = {}
+      local base, srv = serve(function(req, res)
+        local body = req:body()
+        seen[#seen + 1] = req.method .. " " .. req.path .. " " .. body
+        if req.path == "/a" or req.path == "/p" then
+          res:header("Location", "/b")
+          return res:send(req.path == "/a" and 307 or 308, "moved")
+        end
+        res:send(req.method .. " " .. body)
+      end)
+      for _, path in ipairs{"/a", "/p"} do
+        seen = {}
+        local parts, i = {"hello ", "world"}, 0
+        local res = assert(http.request{method = "POST", url = base .. path,
+          source = function() i = i + 1 return parts[i] end})
+        assert.are.equal(path == "/a" and 307 or 308, res.status)
+        assert.are.equal("/b", res.headers.location)
+        assert.are.equal("moved", res:body())
+        assert.are.same({"POST " .. path .. " hello world"}, seen)
+        seen = {}
+        res = assert(http.request{method = "POST", url = base .. path,
+          body = "hello world"})
+        assert.are.equal(200, res.status)
+        assert.are.equal("POST hello world", res:body())
+        assert.are.same({"POST " .. path .. " hello world",
+          "POST /b hello world"}, seen)
+      end
+      srv:close()
+    end)
+  end)
 end)
 
 describe("http client against nginx", function()

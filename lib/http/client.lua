@@ -843,6 +843,12 @@ request = function(opts, method)
     end
     if not res then return nil, err end
     local location = REDIRECT[res.status] and res.headers.location
+    -- a redirect that keeps the method keeps the body (307 and 308, and
+    -- 301/302 but for a POST): a source, read, cannot be sent again, so
+    -- the caller gets that answer rather than a request without its body
+    local keeps_body = res.status == 307 or res.status == 308 or
+      ((res.status == 301 or res.status == 302) and method ~= "POST")
+    if opts.source and keeps_body then location = nil end
     if not (location and left > 0) then
       res.url = url
       return res
