@@ -520,6 +520,50 @@ describe("http client", function()
       srv:close()
     end)
   end)
+
+  it("closes idle pooled connections when timeouts.pool passes", function()
+    local common = require "http.common"
+    local old = common.defaults.timeouts.pool
+    finally(function() common.defaults.timeouts.pool = old end)
+    common.defaults.timeouts.pool = 0.3
+    run_task(function()
+      local ended = task.event()
+      local ls = assert(net.listen{host = "127.0.0.1", port = 0})
+      task.spawn(function()
+        local c = ls:accept()
+        c:settimeout(10)
+        repeat local l = c:read("l") until not l or l == "\r"
+        c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        local more, err = c:read("l") -- the client's close: the end
+        if not more and err == "closed" then ended:set() end
+        c:close()
+      end)
+      local base = "http://127.0.0.1:" .. select(2, ls:sockname())
+      local t0 = task.now()
+      assert.are.equal("ok", assert(http.get(base)):body())
+      assert.are.equal(1, client.pool_size())
+      assert.is_true(ended:wait(5))
+      assert.is_true(task.now() - t0 >= 0.25)
+      assert.are.equal(0, client.pool_size())
+      ls:close()
+    end)
+    -- a pooled connection does not keep a finished script alive
+    local script = tmpfile([[
+local http, task = require "http", require "task"
+task.spawn(function()
+  local srv = assert(http.listen{port = 0, handler = function(_, res)
+    res:send("ok") end})
+  local url = "http://127.0.0.1:" .. select(2, srv:sockname())
+  print(assert(http.get(url)):body(), require("http.client").pool_size())
+  srv:close()
+end)
+]], ".lua")
+    local t0 = os.time()
+    local out, err, code = run_host({script})
+    assert.are.equal("ok\t1\n", out, err)
+    assert.are.equal(0, code)
+    assert.is_true(os.time() - t0 < 10)
+  end)
 end)
 
 describe("http client against nginx", function()

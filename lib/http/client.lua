@@ -30,6 +30,7 @@ a `CONNECT` tunnel, TLS end to end with the origin's name verified.
 ]]
 local net = require "net"
 local task = require "task"
+local uv = require "uv"
 -- (raises unless a task that can wait runs: at the caller's line)
 local net_core = select(2, ...).require("net.core")
 local need_task = net_core.need_task
@@ -278,6 +279,49 @@ local function checkout(origin)
   return nil
 end
 
+-- The pool's timer: it closes the idle connections whose timeouts.pool
+-- has passed, when it has (not at the next checkout only: a connection
+-- idle for good would stay open). One uv timer for every origin, armed
+-- for the earliest expiry, unreferenced: the pool keeps no script alive.
+local sweeper, sweep_due -- (the timer, made at the first checkin; when)
+local sweep -- (below)
+
+local function arm(due, t)
+  if sweep_due and sweep_due <= due then return end
+  if not sweeper then
+    sweeper = uv.new_timer()
+    sweeper:unref()
+  end
+  sweep_due = due
+  -- (a millisecond late: at due, the connection has expired)
+  sweeper:start(math.max(1, math.ceil((due - t) * 1000) + 1), 0, sweep)
+end
+
+-- sweep(): close the pooled connections idle for timeouts.pool or more
+-- (the pool's timer calls it).
+sweep = function()
+  sweep_due = nil
+  local t, ttl = now(), common.defaults.timeouts.pool
+  local earliest
+  for origin, list in pairs(pools) do
+    local kept = 0
+    for i = 1, #list do
+      local r = list[i]
+      list[i] = nil
+      if t - r.idle_since >= ttl or r.conn:is_closed() then
+        r.conn:close()
+      else
+        kept = kept + 1
+        list[kept] = r
+        local due = r.idle_since + ttl
+        if not earliest or due < earliest then earliest = due end
+      end
+    end
+    if kept == 0 then pools[origin] = nil end
+  end
+  if earliest then arm(earliest, t) end
+end
+
 local function checkin(origin, conn, reader)
   local list = pools[origin]
   if not list then
@@ -288,8 +332,10 @@ local function checkin(origin, conn, reader)
     conn:close()
     return
   end
-  reader.idle_since = now()
+  local t = now()
+  reader.idle_since = t
   list[#list + 1] = reader
+  arm(t + common.defaults.timeouts.pool, t)
 end
 
 --- close_idle(): close every pooled connection.
@@ -297,6 +343,10 @@ function M.close_idle()
   for origin, list in pairs(pools) do
     for _, r in ipairs(list) do r.conn:close() end
     pools[origin] = nil
+  end
+  if sweep_due then
+    sweeper:stop()
+    sweep_due = nil
   end
 end
 
