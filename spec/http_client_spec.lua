@@ -564,6 +564,26 @@ end)
     assert.are.equal(0, code)
     assert.is_true(os.time() - t0 < 10)
   end)
+
+  it("reads no body of a HEAD response, gzip or not", function()
+    run_task(function()
+      local base, srv = serve(function(_, res)
+        res:header("Content-Encoding", "gzip")
+        res:send("\31\139 not really gzip")
+      end)
+      local res = assert(http.request{method = "HEAD", url = base,
+        gzip = true})
+      assert.are.equal(200, res.status)
+      assert.are.equal("", res:body())
+      assert.is_nil(res.error)
+      res = assert(http.request{method = "HEAD", url = base, gzip = true})
+      local n = 0
+      for _ in res:chunks() do n = n + 1 end
+      assert.are.equal(0, n)
+      assert.is_nil(res.error)
+      srv:close()
+    end)
+  end)
 end)
 
 describe("http client against nginx", function()

@@ -838,7 +838,11 @@ local function exchange(method, u, opts, body, timeout, fresh)
   res._got, res._max, res._decoded = 0, opts.max_body or false, 0
   res._done, res._decoder, res._left, res._gunzip, res._body = false,
     false, false, false, false
-  if opts.gzip then
+  -- (no body at all: a HEAD's answer, 1xx, 204, 304 says the encoding
+  -- a GET's body would have; nothing to gunzip)
+  local bodiless = method == "HEAD" or h.status == 204 or
+    h.status == 304 or h.status < 200
+  if opts.gzip and not bodiless then
     local ce = h.headers["content-encoding"]
     if ce and (lower(ce) == "gzip" or lower(ce) == "x-gzip") then
       res._gunzip = core.gunzip()
@@ -847,8 +851,7 @@ local function exchange(method, u, opts, body, timeout, fresh)
   end
   res.keep = not h.close
   res.close = nil -- (the head's flag; res:close() is the method)
-  if method == "HEAD" or h.status == 204 or h.status == 304 or
-    h.status < 200 then
+  if bodiless then
     res._done = true
     if h.status ~= 101 then release(res) end
   elseif h.length then -- (asked first: most have one)
