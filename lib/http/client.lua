@@ -252,41 +252,23 @@ end
 -- reader.idle_since when it came back), the most recent last
 local pools = {}
 
--- Is an idle connection still good to send on: not expired, nothing
--- unread, and nothing waiting on its socket (an idle connection has no
--- answer due: what is there is the peer's end, an error, or junk; a
--- server that closed it on its keep-alive timeout makes it readable)?
-local function usable(r, t)
-  local conn = r.conn
-  if t - r.idle_since >= common.defaults.timeouts.pool or
-    conn:is_closed() or r.pos <= #r.buf or conn:buffered() ~= 0 then
-    return false
-  end
-  local fd = conn:getfd()
-  return not (fd and fd >= 0 and fd_readable(fd))
-end
-
-local function checkout(origin)
-  local list = pools[origin]
-  local n = list and #list or 0
-  local t = now()
-  while n > 0 do
-    local r = list[n]
-    list[n], n = nil, n - 1
-    if usable(r, t) then return r.conn, r end
-    r.conn:close()
-  end
-  return nil
-end
-
 -- The pool's timer: it closes the idle connections whose timeouts.pool
 -- has passed, when it has (not at the next checkout only: a connection
 -- idle for good would stay open). One uv timer for every origin, armed
 -- for the earliest expiry, unreferenced: the pool keeps no script alive.
-local sweeper, sweep_due -- (the timer, made at the first checkin; when)
+-- It exists only while the pool holds a connection: an empty pool leaves
+-- no handle open (uv.walk shows none).
+local sweeper, sweep_due -- (the timer; when it fires)
 local sweep -- (below)
+local pooled = 0 -- (connections in the pool, every origin's)
+
+local function disarm()
+  if sweeper and not sweeper:is_closing() then sweeper:close() end
+  sweeper, sweep_due = nil, nil
+end
 
 local function arm(due, t)
+  if sweeper and sweeper:is_closing() then disarm() end -- (closed by hand)
   if sweep_due and sweep_due <= due then return end
   if not sweeper then
     sweeper = uv.new_timer()
@@ -310,6 +292,7 @@ sweep = function()
       list[i] = nil
       if t - r.idle_since >= ttl or r.conn:is_closed() then
         r.conn:close()
+        pooled = pooled - 1
       else
         kept = kept + 1
         list[kept] = r
@@ -319,7 +302,35 @@ sweep = function()
     end
     if kept == 0 then pools[origin] = nil end
   end
-  if earliest then arm(earliest, t) end
+  if earliest then arm(earliest, t) else disarm() end
+end
+
+-- Is an idle connection still good to send on: not expired, nothing
+-- unread, and nothing waiting on its socket (an idle connection has no
+-- answer due: what is there is the peer's end, an error, or junk; a
+-- server that closed it on its keep-alive timeout makes it readable)?
+local function usable(r, t)
+  local conn = r.conn
+  if t - r.idle_since >= common.defaults.timeouts.pool or
+    conn:is_closed() or r.pos <= #r.buf or conn:buffered() ~= 0 then
+    return false
+  end
+  local fd = conn:getfd()
+  return not (fd and fd >= 0 and fd_readable(fd))
+end
+
+local function checkout(origin)
+  local list = pools[origin]
+  local n = list and #list or 0
+  local t = now()
+  while n > 0 do
+    local r = list[n]
+    list[n], n, pooled = nil, n - 1, pooled - 1
+    if pooled == 0 then disarm() end
+    if usable(r, t) then return r.conn, r end
+    r.conn:close()
+  end
+  return nil
 end
 
 local function checkin(origin, conn, reader)
@@ -335,6 +346,7 @@ local function checkin(origin, conn, reader)
   local t = now()
   reader.idle_since = t
   list[#list + 1] = reader
+  pooled = pooled + 1
   arm(t + common.defaults.timeouts.pool, t)
 end
 
@@ -344,10 +356,8 @@ function M.close_idle()
     for _, r in ipairs(list) do r.conn:close() end
     pools[origin] = nil
   end
-  if sweep_due then
-    sweeper:stop()
-    sweep_due = nil
-  end
+  pooled = 0
+  disarm()
 end
 
 --- pool_size([origin]) -> idle pooled connections (for one origin or all)
