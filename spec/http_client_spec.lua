@@ -409,6 +409,181 @@ describe("http client", function()
         "to 'body' (non-negative number expected, got x)"):format(line), err)
     end)
   end)
+
+  it("takes a new connection for a pooled one the server closed, even " ..
+    "for a source body", function()
+    run_task(function()
+      local n = 0
+      local srv = assert(http.listen{port = 0, timeouts = {idle = 0.2},
+        handler = function(req, res)
+          n = n + 1
+          res:send(req.method .. " " .. n .. " " .. req:body())
+        end})
+      local base = "http://127.0.0.1:" .. select(2, srv:sockname())
+      local function once(s)
+        local done = false
+        return function()
+          if done then return nil end
+          done = true
+          return s
+        end
+      end
+      local res = assert(http.request{method = "POST", url = base,
+        source = once("a")})
+      assert.are.equal("POST 1 a", res:body())
+      assert.are.equal(1, client.pool_size())
+      task.sleep(0.6) -- the server drops the idle connection
+      res = assert(http.request{method = "POST", url = base,
+        source = once("b")})
+      assert.are.equal("POST 2 b", res:body())
+      srv:close()
+    end)
+  end)
+
+  it("sends an idempotent request again when a reused connection drops " ..
+    "it unanswered, a POST never", function()
+    run_task(function()
+      -- a server that answers one request a connection, then reads the
+      -- next one whole and drops the connection unanswered
+      local ls = assert(net.listen{host = "127.0.0.1", port = 0})
+      local seen = {}
+      task.spawn(function()
+        while true do
+          local c = ls:accept()
+          if not c then return end
+          task.spawn(function()
+            c:settimeout(5)
+            for i = 1, 2 do
+              local first = c:read("l")
+              if not first then break end
+              local len = 0
+              repeat
+                local line = c:read("l")
+                local l = line and line:match("^[Cc]ontent%-[Ll]ength: (%d+)")
+                if l then len = tonumber(l) end
+              until not line or line == "" or line == "\r"
+              if len > 0 then c:read(len) end
+              seen[#seen + 1] = first:match("^%u+")
+              if i == 2 then break end
+              c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            end
+            c:close()
+          end)
+        end
+      end)
+      local base = "http://127.0.0.1:" .. select(2, ls:sockname())
+      assert.are.equal("ok", assert(http.get(base)):body())
+      -- PUT (idempotent, a string body): sent again on a new connection
+      local res = assert(http.request{method = "PUT", url = base,
+        body = "x"})
+      assert.are.equal("ok", res:body())
+      assert.are.same({"GET", "PUT", "PUT"}, seen)
+      -- POST: the server may have acted on it; the caller is told
+      local r, err = http.request{method = "POST", url = base, body = "x"}
+      assert.is_nil(r)
+      assert.is_string(err)
+      assert.are.same({"GET", "PUT", "PUT", "POST"}, seen)
+      ls:close()
+    end)
+  end)
+
+  it("returns a 307/308 to a source body, follows it with a string body",
+    function()
+    run_task(function()
+      local seen = {}
+      local base, srv = serve(function(req, res)
+        local body = req:body()
+        seen[#seen + 1] = req.method .. " " .. req.path .. " " .. body
+        if req.path == "/a" or req.path == "/p" then
+          res:header("Location", "/b")
+          return res:send(req.path == "/a" and 307 or 308, "moved")
+        end
+        res:send(req.method .. " " .. body)
+      end)
+      for _, path in ipairs{"/a", "/p"} do
+        seen = {}
+        local parts, i = {"hello ", "world"}, 0
+        local res = assert(http.request{method = "POST", url = base .. path,
+          source = function() i = i + 1 return parts[i] end})
+        assert.are.equal(path == "/a" and 307 or 308, res.status)
+        assert.are.equal("/b", res.headers.location)
+        assert.are.equal("moved", res:body())
+        assert.are.same({"POST " .. path .. " hello world"}, seen)
+        seen = {}
+        res = assert(http.request{method = "POST", url = base .. path,
+          body = "hello world"})
+        assert.are.equal(200, res.status)
+        assert.are.equal("POST hello world", res:body())
+        assert.are.same({"POST " .. path .. " hello world",
+          "POST /b hello world"}, seen)
+      end
+      srv:close()
+    end)
+  end)
+
+  it("closes idle pooled connections when timeouts.pool passes", function()
+    local common = require "http.common"
+    local old = common.defaults.timeouts.pool
+    finally(function() common.defaults.timeouts.pool = old end)
+    common.defaults.timeouts.pool = 0.3
+    run_task(function()
+      local ended = task.event()
+      local ls = assert(net.listen{host = "127.0.0.1", port = 0})
+      task.spawn(function()
+        local c = ls:accept()
+        c:settimeout(10)
+        repeat local l = c:read("l") until not l or l == "\r"
+        c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        local more, err = c:read("l") -- the client's close: the end
+        if not more and err == "closed" then ended:set() end
+        c:close()
+      end)
+      local base = "http://127.0.0.1:" .. select(2, ls:sockname())
+      local t0 = task.now()
+      assert.are.equal("ok", assert(http.get(base)):body())
+      assert.are.equal(1, client.pool_size())
+      assert.is_true(ended:wait(5))
+      assert.is_true(task.now() - t0 >= 0.25)
+      assert.are.equal(0, client.pool_size())
+      ls:close()
+    end)
+    -- a pooled connection does not keep a finished script alive
+    local script = tmpfile([[
+local http, task = require "http", require "task"
+task.spawn(function()
+  local srv = assert(http.listen{port = 0, handler = function(_, res)
+    res:send("ok") end})
+  local url = "http://127.0.0.1:" .. select(2, srv:sockname())
+  print(assert(http.get(url)):body(), require("http.client").pool_size())
+  srv:close()
+end)
+]], ".lua")
+    local t0 = os.time()
+    local out, err, code = run_host({script})
+    assert.are.equal("ok\t1\n", out, err)
+    assert.are.equal(0, code)
+    assert.is_true(os.time() - t0 < 10)
+  end)
+
+  it("reads no body of a HEAD response, gzip or not", function()
+    run_task(function()
+      local base, srv = serve(function(_, res)
+        res:header("Content-Encoding", "gzip")
+        res:send("\31\139 not really gzip")
+      end)
+      local res = assert(http.request{method = "HEAD", url = base,
+        gzip = true})
+      assert.are.equal(200, res.status)
+      assert.are.equal("", res:body())
+      assert.is_nil(res.error)
+      res = assert(http.request{method = "HEAD", url = base, gzip = true})
+      local n = 0
+      for _ in res:chunks() do n = n + 1 end
+      assert.are.equal(0, n)
+      assert.is_nil(res.error)
+      srv:close()
+    end)
+  end)
 end)
 
 describe("http client against nginx", function()

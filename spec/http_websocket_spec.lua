@@ -4,6 +4,7 @@ local proc = require "process_helper"
 local http = require "http"
 local task = require "task"
 local net = require "net"
+local task = require "task"
 
 local function q(s) return shell_quote(s) end
 
@@ -244,6 +245,65 @@ asyncio.run(main())
       assert.matches("handshake refused: 200", err)
       srv:close()
     end)
+  end)
+  it("fails a 101 with an extension or a protocol it did not offer",
+    function()
+    run_task(function()
+      -- a server that answers every handshake with a good 101 plus the
+      -- header lines its path names (the offer it got is echoed first)
+      local ls = assert(net.listen{host = "127.0.0.1", port = 0})
+      local extra = {
+        ["/plain"] = "",
+        ["/ext"] = "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+        ["/ext2"] = "Sec-WebSocket-Extensions: x-custom; a=1\r\n",
+        ["/proto"] = "Sec-WebSocket-Protocol: notoffered\r\n",
+        ["/chat"] = "Sec-WebSocket-Protocol: chat\r\n",
+        ["/super"] = "Sec-WebSocket-Protocol: superchat\r\n",
+        ["/two"] = "Sec-WebSocket-Protocol: chat, superchat\r\n",
+      }
+      task.spawn(function()
+        while true do
+          local c = ls:accept()
+          if not c then return end
+          task.spawn(function()
+            c:settimeout(5)
+            local path = c:read("l"):match("^GET (%S+)")
+            local key
+            repeat
+              local line = c:read("l")
+              key = key or line:match("^[Ss]ec%-[Ww]eb[Ss]ocket%-[Kk]ey: " ..
+                "(%S+)")
+            until not line or line == "\r"
+            c:write("HTTP/1.1 101 Switching Protocols\r\n" ..
+              "Upgrade: websocket\r\nConnection: Upgrade\r\n" ..
+              "Sec-WebSocket-Accept: " .. http.websocket.accept_key(key) ..
+              "\r\n" .. extra[path] .. "\r\n")
+            c:read("a") -- until the client closes
+            c:close()
+          end)
+        end
+      end)
+      local base = "ws://127.0.0.1:" .. select(2, ls:sockname())
+      local function try(path, protocols)
+        return http.websocket.connect(base .. path, {protocols = protocols,
+          timeout = 5})
+      end
+      local ws = assert(try("/plain"))
+      assert.is_nil(ws.protocol)
+      ws:close()
+      ws = assert(try("/super", {"chat", "superchat"}))
+      assert.are.equal("superchat", ws.protocol)
+      ws:close()
+      for _, case in ipairs{
+        {"/ext"}, {"/ext", {"chat"}}, {"/ext2"},
+        {"/proto", {"chat"}}, {"/chat"}, {"/two", {"chat", "superchat"}},
+      } do
+        local w, err = try(case[1], case[2])
+        assert.is_nil(w, case[1])
+        assert.matches("^bad handshake answer: ", err)
+      end
+      ls:close()
+    end, 30)
   end)
 end)
 

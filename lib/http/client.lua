@@ -14,9 +14,11 @@ origin.
 the end), sent chunked. A connection goes back to the pool when its
 response body has been read to the end; the pool keeps at most
 limits.pool idle connections per origin, each for at most
-timeouts.pool seconds. A request that fails on a reused connection
-before any response byte (the server closed it meanwhile) is sent once
-more on a new one when it can be (its body is a string).
+timeouts.pool seconds. A pooled connection the server closed meanwhile
+is dropped when taken; a request that fails on a reused connection
+before any response byte is sent once more on a new one when it can be
+(its body not a source that was read; not sent whole, or an idempotent
+method).
 
 Proxies: `proxy = "http://[user:pass@]host:port"` (or false for none);
 by default the environment's `http_proxy` for http:// URLs and
@@ -28,8 +30,13 @@ a `CONNECT` tunnel, TLS end to end with the origin's name verified.
 ]]
 local net = require "net"
 local task = require "task"
+local uv = require "uv"
 -- (raises unless a task that can wait runs: at the caller's line)
-local need_task = select(2, ...).require("net.core").need_task
+local net_core = select(2, ...).require("net.core")
+local need_task = net_core.need_task
+-- (would a read of the socket not wait: input, the end or an error, as
+-- the kernel knows it, with no wait)
+local fd_readable = net_core.fd_readable
 local tls_context = select(2, ...).net_tls_context
 local core = require "http.core"
 local common = require "http.common"
@@ -245,18 +252,83 @@ end
 -- reader.idle_since when it came back), the most recent last
 local pools = {}
 
+-- The pool's timer: it closes the idle connections whose timeouts.pool
+-- has passed, when it has (not at the next checkout only: a connection
+-- idle for good would stay open). One uv timer for every origin, armed
+-- for the earliest expiry, unreferenced: the pool keeps no script alive.
+-- It exists only while the pool holds a connection: an empty pool leaves
+-- no handle open (uv.walk shows none).
+local sweeper, sweep_due -- (the timer; when it fires)
+local sweep -- (below)
+local pooled = 0 -- (connections in the pool, every origin's)
+
+local function disarm()
+  if sweeper and not sweeper:is_closing() then sweeper:close() end
+  sweeper, sweep_due = nil, nil
+end
+
+local function arm(due, t)
+  if sweeper and sweeper:is_closing() then disarm() end -- (closed by hand)
+  if sweep_due and sweep_due <= due then return end
+  if not sweeper then
+    sweeper = uv.new_timer()
+    sweeper:unref()
+  end
+  sweep_due = due
+  -- (a millisecond late: at due, the connection has expired)
+  sweeper:start(math.max(1, math.ceil((due - t) * 1000) + 1), 0, sweep)
+end
+
+-- sweep(): close the pooled connections idle for timeouts.pool or more
+-- (the pool's timer calls it).
+sweep = function()
+  sweep_due = nil
+  local t, ttl = now(), common.defaults.timeouts.pool
+  local earliest
+  for origin, list in pairs(pools) do
+    local kept = 0
+    for i = 1, #list do
+      local r = list[i]
+      list[i] = nil
+      if t - r.idle_since >= ttl or r.conn:is_closed() then
+        r.conn:close()
+        pooled = pooled - 1
+      else
+        kept = kept + 1
+        list[kept] = r
+        local due = r.idle_since + ttl
+        if not earliest or due < earliest then earliest = due end
+      end
+    end
+    if kept == 0 then pools[origin] = nil end
+  end
+  if earliest then arm(earliest, t) else disarm() end
+end
+
+-- Is an idle connection still good to send on: not expired, nothing
+-- unread, and nothing waiting on its socket (an idle connection has no
+-- answer due: what is there is the peer's end, an error, or junk; a
+-- server that closed it on its keep-alive timeout makes it readable)?
+local function usable(r, t)
+  local conn = r.conn
+  if t - r.idle_since >= common.defaults.timeouts.pool or
+    conn:is_closed() or r.pos <= #r.buf or conn:buffered() ~= 0 then
+    return false
+  end
+  local fd = conn:getfd()
+  return not (fd and fd >= 0 and fd_readable(fd))
+end
+
 local function checkout(origin)
   local list = pools[origin]
   local n = list and #list or 0
+  local t = now()
   while n > 0 do
     local r = list[n]
-    list[n], n = nil, n - 1
-    local conn = r.conn
-    if now() - r.idle_since < common.defaults.timeouts.pool and
-      not conn:is_closed() and r.pos > #r.buf and conn:buffered() == 0 then
-      return conn, r
-    end
-    conn:close()
+    list[n], n, pooled = nil, n - 1, pooled - 1
+    if pooled == 0 then disarm() end
+    if usable(r, t) then return r.conn, r end
+    r.conn:close()
   end
   return nil
 end
@@ -271,8 +343,11 @@ local function checkin(origin, conn, reader)
     conn:close()
     return
   end
-  reader.idle_since = now()
+  local t = now()
+  reader.idle_since = t
   list[#list + 1] = reader
+  pooled = pooled + 1
+  arm(t + common.defaults.timeouts.pool, t)
 end
 
 --- close_idle(): close every pooled connection.
@@ -281,6 +356,8 @@ function M.close_idle()
     for _, r in ipairs(list) do r.conn:close() end
     pools[origin] = nil
   end
+  pooled = 0
+  disarm()
 end
 
 --- pool_size([origin]) -> idle pooled connections (for one origin or all)
@@ -685,8 +762,16 @@ tunnel = function(u, proxy, tls, timeout)
   return conn, common.reader(conn)
 end
 
+-- RFC 9110 9.2.2: requests that may be sent again automatically
+local IDEMPOTENT = {GET = true, HEAD = true, OPTIONS = true, TRACE = true,
+  PUT = true, DELETE = true}
+
 -- One exchange on one connection (a new one when fresh, else a pooled one
--- if there is): res | nil, err, retryable.
+-- if there is): res | nil, err, retryable. Retryable: the connection was
+-- a reused one, it failed before any byte of the answer, the request can
+-- be sent as it was (its source not read yet), and either it was not
+-- sent whole (a write failed: nothing can have been processed) or its
+-- method is idempotent.
 local function exchange(method, u, opts, body, timeout, fresh)
   local origin = u.origin
   if u.scheme ~= "http" and u.scheme ~= "https" then
@@ -718,17 +803,19 @@ local function exchange(method, u, opts, body, timeout, fresh)
     if not conn then return nil, err end
   end
   conn:settimeout(timeout)
-  local function broken(err)
+  local function broken(err, retryable)
     conn:close()
-    return nil, err, reused
+    return nil, err, reused and retryable
   end
   local ok, err = conn:write(head_bytes(method, u, opts.headers, body,
     opts.source, opts.gzip, proxy))
-  if not ok then return broken(err) end
+  if not ok then return broken(err, true) end
+  local replayable = true
   if body and body ~= "" then
     ok, err = conn:write(body)
-    if not ok then return broken(err) end
+    if not ok then return broken(err, true) end
   elseif opts.source then
+    replayable = false -- (a source read cannot be read again)
     for _ = 1, math.maxinteger do
       local piece = opts.source()
       if piece == nil then break end
@@ -743,16 +830,17 @@ local function exchange(method, u, opts, body, timeout, fresh)
     end
     ok, err = conn:write("0\r\n\r\n")
     if not ok then conn:close() return nil, err end
-    reused = false -- a source cannot be replayed
   end
   local h
   local deadline = now() + timeout
+  local answered = false -- (an interim 1xx read is an answer begun)
   repeat -- interim 1xx answers are skipped
     h, err = common.read_response_head(r, deadline, Response)
-    if not h then
-      if r:buffered() > 0 then reused = false end
-      return broken(err)
+    if not h then -- (a timeout is a slow server, not a stale connection)
+      return broken(err, replayable and IDEMPOTENT[method] and
+        not answered and err ~= "timeout" and r:buffered() == 0)
     end
+    answered = true
   until h.status >= 200 or h.status == 101
   local res = h
   res._conn, res._reader, res._origin, res._timeout = conn, r, origin,
@@ -760,7 +848,11 @@ local function exchange(method, u, opts, body, timeout, fresh)
   res._got, res._max, res._decoded = 0, opts.max_body or false, 0
   res._done, res._decoder, res._left, res._gunzip, res._body = false,
     false, false, false, false
-  if opts.gzip then
+  -- (no body at all: a HEAD's answer, 1xx, 204, 304 says the encoding
+  -- a GET's body would have; nothing to gunzip)
+  local bodiless = method == "HEAD" or h.status == 204 or
+    h.status == 304 or h.status < 200
+  if opts.gzip and not bodiless then
     local ce = h.headers["content-encoding"]
     if ce and (lower(ce) == "gzip" or lower(ce) == "x-gzip") then
       res._gunzip = core.gunzip()
@@ -769,8 +861,7 @@ local function exchange(method, u, opts, body, timeout, fresh)
   end
   res.keep = not h.close
   res.close = nil -- (the head's flag; res:close() is the method)
-  if method == "HEAD" or h.status == 204 or h.status == 304 or
-    h.status < 200 then
+  if bodiless then
     res._done = true
     if h.status ~= 101 then release(res) end
   elseif h.length then -- (asked first: most have one)
@@ -809,12 +900,18 @@ request = function(opts, method)
     local u, uerr = cached_url(url)
     if not u then return nil, uerr end
     local res, err, retry = exchange(method, u, opts, body, timeout)
-    if not res and retry and not opts.source then
+    if not res and retry then
       -- (on a new connection: the pool's others may be as stale)
       res, err = exchange(method, u, opts, body, timeout, true)
     end
     if not res then return nil, err end
     local location = REDIRECT[res.status] and res.headers.location
+    -- a redirect that keeps the method keeps the body (307 and 308, and
+    -- 301/302 but for a POST): a source, read, cannot be sent again, so
+    -- the caller gets that answer rather than a request without its body
+    local keeps_body = res.status == 307 or res.status == 308 or
+      ((res.status == 301 or res.status == 302) and method ~= "POST")
+    if opts.source and keeps_body then location = nil end
     if not (location and left > 0) then
       res.url = url
       return res

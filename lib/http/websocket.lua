@@ -457,10 +457,31 @@ function M.connect(url, opts)
     conn:close()
     return nil, "bad handshake answer"
   end
+  -- RFC 6455 4.1: the client fails the connection when the answer names
+  -- an extension it did not offer (it offers none) or a subprotocol that
+  -- is not one of its offer (or any when it offered none)
+  local ext = h.headers["sec-websocket-extensions"]
+  if ext and ext:find("[^%s,]") then
+    conn:close()
+    return nil, "bad handshake answer: extension not offered: " ..
+      ext:sub(1, 100)
+  end
+  local chosen = h.headers["sec-websocket-protocol"]
+  if chosen then
+    local offered = false
+    for _, p in ipairs(opts.protocols or {}) do
+      if p == chosen then offered = true break end
+    end
+    if not offered then
+      conn:close()
+      return nil, "bad handshake answer: subprotocol not offered: " ..
+        chosen:sub(1, 100)
+    end
+  end
   conn:settimeout(nil)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
-  o.protocol = h.headers["sec-websocket-protocol"]
+  o.protocol = chosen
   return new(conn, r, true, o)
 end
 
