@@ -2,7 +2,6 @@
 -- ways, and protocol violations sent as raw frames.
 local proc = require "process_helper"
 local http = require "http"
-local task = require "task"
 local net = require "net"
 local task = require "task"
 
