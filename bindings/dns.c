@@ -235,9 +235,10 @@ static int dns_getaddrinfo(lua_State *L) {
 /* {====================================================== getnameinfo */
 
 /* The address table {ip=, port=, family=} at idx, as luv: ip defaults to
-** the family's any-address, family to the ip's. */
-static void check_nameinfo_addr(lua_State *L, int idx,
-                                struct sockaddr_storage *ss) {
+** the family's any-address, family to the ip's; neither: UV_EINVAL (luv's
+** answer: no address at all), else 0. */
+static int check_nameinfo_addr(lua_State *L, int idx,
+                               struct sockaddr_storage *ss) {
   const char *ip = NULL;
   int port = 0, family = AF_UNSPEC, t;
   luaL_checktype(L, idx, LUA_TTABLE);
@@ -268,11 +269,13 @@ static void check_nameinfo_addr(lua_State *L, int idx,
   if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)
     luaL_argerror(L, idx, "field 'family' must be 'inet' or 'inet6'");
   lua_pop(L, 1);
+  if (ip == NULL && family == AF_UNSPEC) return UV_EINVAL;
   if (ip == NULL) ip = family == AF_INET6 ? "::" : "0.0.0.0";
   if (lh_parse_ip(ip, port, ss) == 0 &&
       (family == AF_UNSPEC || ss->ss_family == family))
-    return;
-  luaL_argerror(L, idx, lua_pushfstring(L, "invalid IP address '%s'", ip));
+    return 0;
+  return luaL_argerror(L, idx, lua_pushfstring(L, "invalid IP address '%s'",
+                                               ip));
 }
 
 static void getnameinfo_cb(uv_getnameinfo_t *req, int status,
@@ -295,8 +298,9 @@ static int dns_getnameinfo(lua_State *L) {
   struct sockaddr_storage ss;
   int hascb, st;
   lua_settop(L, 2); /* the address check leaves its ip above */
-  check_nameinfo_addr(L, 1, &ss);
+  st = check_nameinfo_addr(L, 1, &ss);
   hascb = lh_opt_callable(L, 2);
+  if (st < 0) return lh_fail(L, st);
   if (!hascb) {
     uv_getnameinfo_t req;
     st = uv_getnameinfo(ctx->loop, &req, NULL, (struct sockaddr *)&ss, 0);

@@ -187,8 +187,12 @@ static int process_spawn(lua_State *L) {
   return 2;
 }
 
+/* The signal of kill: SIGTERM by default; 0 too (no signal: is the
+** process there, and may we signal it? as kill(2) and luv). */
 static int opt_signal(lua_State *L, int idx) {
-  return lua_isnoneornil(L, idx) ? SIGTERM : lh_check_signal(L, idx);
+  if (lua_isnoneornil(L, idx)) return SIGTERM;
+  if (lua_isinteger(L, idx) && lua_tointeger(L, idx) == 0) return 0;
+  return lh_check_signal(L, idx);
 }
 
 static int process_kill(lua_State *L) {

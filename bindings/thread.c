@@ -120,8 +120,14 @@ static void reap(lh_sub *s) {
   }
 }
 
+/* A thread runs a whole Lua state: it needs this much stack whatever it
+** was asked (with less, 1 to 128 KiB, starting it or a deep pcall chain
+** crashed the process; at 256 KiB Lua's own C-call limit, "C stack
+** overflow", comes first). */
+#define THREAD_STACK_MIN (256 * 1024)
+
 /* new_thread([options,] entry, ...) -> thread. options.stack_size: bytes
-** (0 or nil: libuv's default). */
+** (0 or nil: libuv's default; at least THREAD_STACK_MIN). */
 static int thread_new(lua_State *L) {
   int first = 1, n, rc;
   uv_thread_options_t opts;
@@ -138,6 +144,7 @@ static int thread_new(lua_State *L) {
       if (!isint || size < 0)
         return luaL_argerror(L, 1,
                              "stack_size must be a non-negative integer");
+      if (size > 0 && size < THREAD_STACK_MIN) size = THREAD_STACK_MIN;
       opts.flags |= UV_THREAD_HAS_STACK_SIZE;
       opts.stack_size = (size_t)size;
     }

@@ -157,6 +157,11 @@ end)
 describe("uv.getnameinfo", function()
   after_each(assert_clean)
 
+  it("with no ip and no family fails EINVAL, as luv", function()
+    assert.same({nil, "EINVAL: invalid argument", "EINVAL"},
+      {uv.getnameinfo({})})
+  end)
+
   it("names 127.0.0.1 and a port, sync and async", function()
     local host, service = uv.getnameinfo({ip = "127.0.0.1", port = 80})
     assert.is_string(host)

@@ -54,6 +54,10 @@ describe("uv process", function()
     local ok, _, name = uv.kill(pid, "sigterm") -- reaped: no such process
     assert.is_nil(ok)
     assert.equal("ESRCH", name)
+    -- signal 0, as kill(2) and luv: is it there (no signal sent)?
+    assert.equal(0, uv.kill(uv.os_getpid(), 0))
+    assert.same({nil, "ESRCH: no such process", "ESRCH"},
+      {uv.kill(pid, 0)})
   end)
 
   it("passes args, env and cwd", function()

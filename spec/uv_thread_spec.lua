@@ -67,6 +67,26 @@ describe("uv threads", function()
     assert.equal(1, got)
   end)
 
+  it("runs a thread given a small stack_size (at least 256 KiB is used)",
+    function()
+    -- (1 to 128 KiB crashed the process: starting a Lua state, or a deep
+    -- pcall chain, needs more; luv takes any size)
+    local got
+    local a
+    a = uv.new_async(expect(function(v) got = v; a:close() end))
+    local t = uv.new_thread({stack_size = 16384}, function(async)
+      local function f(n)
+        if n == 0 then return 0 end
+        return select(2, pcall(f, n - 1))
+      end
+      local _, r = pcall(f, 250) -- (Lua's C-call limit, not the stack's)
+      async:send(r)
+    end, a)
+    t:join()
+    run_loop(function() return got ~= nil end)
+    assert.equal("C stack overflow", got)
+  end)
+
   it("thread_self, thread_equal, __eq, equal and tostring", function()
     local me, me2 = uv.thread_self(), uv.thread_self()
     assert.is_true(uv.thread_equal(me, me2))
