@@ -28,8 +28,14 @@ end
 
 -- socat echoing what it gets (PIPE), on an ephemeral port; -t: after the
 -- client's end, time left for the echo to finish.
+-- (-b 4096: socat echoes through one pipe of its own, and a blocking
+-- write of its default 8 KiB blocks for good on a pipe select called
+-- writable with less room (the pipe's reader is socat itself): seen
+-- under load, 2 runs in 8, nc left waiting with half the bytes; a write
+-- of at most PIPE_BUF never blocks after select)
 local function socat_echo()
-  local p = T.start("socat -d -d -t 30 TCP-LISTEN:0,bind=127.0.0.1,fork PIPE")
+  local p = T.start("socat -d -d -b 4096 -t 30 " ..
+    "TCP-LISTEN:0,bind=127.0.0.1,fork PIPE")
   local port = p:wait_for("listening on AF=2 127%.0%.0%.1:(%d+)", nil, "err")
   return p, tonumber(port)
 end
