@@ -59,6 +59,53 @@ local function gaierr(err)
   return lserr(err)
 end
 
+-- An address net takes for one (dotted v4, or with a ':') that is no
+-- address (256.1.1.1, ::g): net raises on it, LuaSocket's getaddrinfo
+-- fails, returned ("host or service not provided, or not known"). The
+-- rules of libuv's inet_pton, which net parses with.
+local function v4_ok(a)
+  local n = 0
+  for part in (a .. "."):gmatch("([^.]*)%.") do
+    n = n + 1
+    if not part:match("^%d%d?%d?$") or tonumber(part) > 255 or
+      (#part > 1 and part:sub(1, 1) == "0") then
+      return false
+    end
+  end
+  return n == 4
+end
+
+local function v6_groups(p, v4_last)
+  if p == "" then return 0 end
+  local parts = {}
+  for g in (p .. ":"):gmatch("([^:]*):") do parts[#parts + 1] = g end
+  local n = 0
+  for i, g in ipairs(parts) do
+    if v4_last and i == #parts and g:find(".", 1, true) then
+      if not v4_ok(g) then return nil end
+      n = n + 2
+    elseif g:match("^%x%x?%x?%x?$") then
+      n = n + 1
+    else
+      return nil
+    end
+  end
+  return n
+end
+
+local function bad_ip(s)
+  if not net.is_ip(s) then return false end -- (a name: looked up)
+  if not s:find(":", 1, true) then return not v4_ok(s) end
+  local a = s:match("^([^%%]*)%%") or s -- (a zone: fe80::1%eth0)
+  local head, tail = a:match("^(.-)::(.*)$")
+  if head then
+    if tail:find("::", 1, true) then return true end
+    local h, t = v6_groups(head, false), v6_groups(tail, true)
+    return not (h and t and h + t <= 7)
+  end
+  return v6_groups(a, true) ~= 8
+end
+
 local function argerror(n, fname, msg)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
 end
@@ -252,6 +299,9 @@ function tcp.bind(s, host, port)
   if type(host) == "number" then host = tostring(host) end -- (as Lua's)
   if type(host) ~= "string" then argerror(1, "bind", "string expected") end
   if host == "*" then host = s.family == "inet6" and "::" or "0.0.0.0" end
+  if bad_ip(host) then
+    return nil, "host or service not provided, or not known"
+  end
   -- (a name is resolved now, as LuaSocket's bind does: one that does not
   -- resolve is its getaddrinfo failure here, not at connect or listen)
   if not net.is_ip(host) then
@@ -285,6 +335,9 @@ function tcp.connect(s, host, port)
   if type(host) ~= "string" then argerror(2, "connect", "string expected") end
   port = tonumber(port)
   if not port then argerror(3, "connect", "number expected") end
+  if bad_ip(host) then
+    return nil, "host or service not provided, or not known"
+  end
   local opts = {timeout = call_timeout(s),
     nodelay = s.options.nodelay ~= nil and s.options.nodelay or false,
     max_read = NO_READ_LIMIT}
@@ -567,6 +620,9 @@ function udp.setsockname(s, host, port)
   check_udp(s, "setsockname")
   if s.u then return nil, "already bound" end
   if host == "*" then host = s.family == "inet6" and "::" or "0.0.0.0" end
+  if type(host) == "string" and bad_ip(host) then
+    return nil, "host or service not provided, or not known"
+  end
   local opts = {host = host, port = tonumber(port) or 0, family = s.family}
   for k, v in pairs(s.options) do opts[k] = v end
   local u, err = net.udp(opts)
@@ -583,6 +639,9 @@ function udp.setpeername(s, host, port)
     u:connect()
     s.peer = nil
     return 1.0
+  end
+  if type(host) == "string" and bad_ip(host) then
+    return nil, "host or service not provided, or not known"
   end
   local ip = host
   if not host:match("^[%d%.]+$") and not host:find(":", 1, true) then
@@ -603,7 +662,7 @@ function udp.sendto(s, data, ip, port)
   if not u then return nil, err end
   -- (an address, not a name, as in LuaSocket: a name is its
   -- getaddrinfo's failure, not an argument error)
-  if type(ip) ~= "string" or not net.is_ip(ip) then
+  if type(ip) ~= "string" or not net.is_ip(ip) or bad_ip(ip) then
     return nil, "Name or service not known"
   end
   local ok, serr = u:sendto(data, ip, math.tointeger(tonumber(port)))
