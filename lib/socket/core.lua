@@ -17,6 +17,8 @@ local uv = require "uv"
 local net_core = select(2, ...).require("net.core")
 local fd_readable, fd_shutdown = net_core.fd_readable,
   net_core.fd_shutdown
+local bind_fd, fd_sockname, fd_close = net_core.bind_fd,
+  net_core.fd_sockname, net_core.fd_close
 
 local M = {
   _VERSION = "LuaSocket 3.1.0 (luahost)",
@@ -229,6 +231,7 @@ end
 tcp.gettimeout = gettimeout
 function tcp.getfamily(s) return s.family end
 function tcp.getfd(s)
+  if s.fd then return s.fd end
   local obj = s.conn or s.server
   if obj and obj.getfd then return obj:getfd() end
   return M._SOCKETINVALID
@@ -309,7 +312,17 @@ function tcp.bind(s, host, port)
     if not addrs then return nil, gaierr(err) end
     host = addrs[1]
   end
-  s.bind_host, s.bind_port = host, tonumber(port) or 0
+  if s.fd then return nil, "Invalid argument" end -- (bound: as the kernel)
+  -- Bound now, as LuaSocket's bind: getsockname answers with the port
+  -- (bind port 0, read it, then listen) and a taken port fails here. A
+  -- socket of our own (net_core.bind_fd), not a net server listening at
+  -- once: LuaSocket listens only at listen, with its backlog, and a bound
+  -- socket may connect instead. listen hands it to net (listen's fd);
+  -- connect closes it and binds the same address and port in net.connect.
+  local fd, err = bind_fd(host, math.tointeger(tonumber(port)) or 0,
+    s.options.reuseaddr, s.options.reuseport, s.options.v6only)
+  if not fd then return nil, lserr(err) end
+  s.fd = fd
   return 1.0
 end
 
@@ -321,9 +334,17 @@ local NO_READ_LIMIT = 0xffffffff
 function tcp.listen(s, backlog)
   check_tcp(s, "listen", "master")
   if s.kind ~= "master" then return nil, "not a master socket" end
-  local server, err = net.listen{host = s.bind_host or "127.0.0.1",
-    port = s.bind_port or 0, backlog = backlog or 32,
-    reuseport = s.options.reuseport or nil, max_read = NO_READ_LIMIT}
+  local server, err
+  if s.fd then
+    -- (net owns the descriptor now, or closed it failing)
+    server, err = net.listen{fd = s.fd, backlog = backlog or 32,
+      max_read = NO_READ_LIMIT}
+    s.fd = nil
+  else
+    server, err = net.listen{host = "127.0.0.1", port = 0,
+      backlog = backlog or 32, reuseport = s.options.reuseport or nil,
+      max_read = NO_READ_LIMIT}
+  end
   if not server then return nil, gaierr(err) end
   s.server, s.kind = server, "server"
   return 1.0
@@ -341,7 +362,12 @@ function tcp.connect(s, host, port)
   local opts = {timeout = call_timeout(s),
     nodelay = s.options.nodelay ~= nil and s.options.nodelay or false,
     max_read = NO_READ_LIMIT}
-  if s.bind_host then opts.bind = {host = s.bind_host, port = s.bind_port} end
+  if s.fd then
+    local ip, bport = fd_sockname(s.fd)
+    fd_close(s.fd)
+    s.fd = nil
+    if ip then opts.bind = {host = ip, port = bport} end
+  end
   if s.family == "inet6" then opts.family = "inet6" end
   local c, err = net.connect(host, math.tointeger(port) or port, opts)
   if not c then return nil, gaierr(err) end
@@ -376,6 +402,11 @@ function tcp.accept(s)
 end
 
 function tcp.getsockname(s)
+  if s.fd then
+    local ip, port, family = fd_sockname(s.fd)
+    if not ip then return nil, lserr(port) end
+    return ip, tostring(port), family
+  end
   local obj = s.conn or s.server
   if not obj then return nil, "not bound" end
   local ip, port, family = obj:sockname()
@@ -392,6 +423,10 @@ function tcp.getpeername(s)
 end
 
 function tcp.close(s)
+  if s.fd then
+    fd_close(s.fd)
+    s.fd = nil
+  end
   if s.conn then s.conn:close() end
   if s.server then s.server:close() end
   s.kind = "closed"
