@@ -181,6 +181,45 @@ describe("socket (LuaSocket on tasks)", function()
     end)
   end)
 
+  it("receive and send coerce their arguments as LuaSocket's", function()
+    -- (LuaSocket's results and messages, from lua5.4; "3" was an invalid
+    -- pattern, 5 a prefix that was no string, and send("x", "a") leaked
+    -- "attempt to compare string with number")
+    run_task(function()
+      local srv = assert(socket.bind("127.0.0.1", 0))
+      local _, port = srv:getsockname()
+      local c = assert(socket.connect("127.0.0.1", tonumber(port)))
+      local a = assert(srv:accept())
+      c:settimeout(5)
+      a:settimeout(5)
+      assert.equal(13.0, c:send("hello world\r\n"))
+      assert.equal("he", a:receive(2))
+      assert.same({"llo", nil, nil}, {a:receive("3")})
+      assert.same({"5 world", nil, nil}, {a:receive("*l", 5)})
+      assert.same({"1.5", nil, nil}, {a:receive(" 2 ", 1.5)})
+      local function err(f)
+        local ok, e = pcall(f)
+        assert.is_false(ok)
+        return (e:gsub("^[^:]*:%d+: ", ""))
+      end
+      assert.equal("bad argument #2 to 'send' (number expected, got string)",
+        err(function() local r = c:send("x", "a"); return r end))
+      assert.equal("bad argument #3 to 'send' (number expected, got string)",
+        err(function() local r = c:send("x", 1, "b"); return r end))
+      assert.equal("bad argument #1 to 'send' (string expected, got table)",
+        err(function() local r = c:send({}); return r end))
+      assert.equal("bad argument #1 to 'receive' (invalid receive pattern)",
+        err(function() local r = a:receive("2x"); return r end))
+      assert.equal("bad argument #2 to 'receive' (string expected, got " ..
+        "boolean)", err(function() local r = a:receive(1, true); return r end))
+      -- (numeric strings are numbers, fractions cut toward 0)
+      assert.same({3.0, nil, nil}, {c:send("abcdef", "0x2", " 3 ")})
+      assert.same({6.0, nil, nil}, {c:send("abcdef", 2.7, -1.5)})
+      assert.equal("bcbcdef", a:receive(7))
+      a:close(); c:close(); srv:close()
+    end)
+  end)
+
   it("a reset reads as LuaSocket's \"closed\"", function()
     run_task(function()
       local srv = assert(net.listen{host = "127.0.0.1", port = 0})

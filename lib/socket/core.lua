@@ -525,10 +525,15 @@ end
 function tcp.receive(s, pattern, prefix)
   check_tcp(s, "receive", "client")
   if s.kind ~= "client" then return nil, "closed" end
+  -- (as LuaSocket's luaL_optlstring and lua_isnumber: a number prefix is
+  -- its string, a numeric string pattern is a count; the argument numbers
+  -- are those its method calls name, self not counted)
+  if type(prefix) == "number" then prefix = tostring(prefix) end
   if prefix ~= nil and type(prefix) ~= "string" then
-    argerror(3, "receive", "string expected")
+    argerror(2, "receive", "string expected, got " .. type(prefix))
   end
   pattern = pattern or "*l"
+  if type(pattern) == "string" then pattern = tonumber(pattern) or pattern end
   local c = s.conn
   if c:is_closed() then return nil, "closed" end
   apply_timeout(s, c)
@@ -538,7 +543,7 @@ function tcp.receive(s, pattern, prefix)
     -- (a fraction is cut, as LuaSocket's size_t cast does)
     local n = math.tointeger(pattern) or (pattern >= 0 and pattern < 2^53 and
       math.tointeger(math.floor(pattern)))
-    if not n or n < 0 then argerror(2, "receive", "invalid receive pattern") end
+    if not n or n < 0 then argerror(1, "receive", "invalid receive pattern") end
     -- (as LuaSocket: the count includes the prefix, so that
     -- receive(n, partial) completes an earlier partial read)
     if prefix and prefix ~= "" then
@@ -551,7 +556,7 @@ function tcp.receive(s, pattern, prefix)
   elseif pattern == "*a" or pattern == "a" then
     data, err, partial = receive_all(s, c, pre)
   else
-    argerror(2, "receive", "invalid receive pattern")
+    argerror(1, "receive", "invalid receive pattern")
   end
   c:settimeout(nil)
   local got = #(data or partial or "")
@@ -567,16 +572,33 @@ function tcp.receive(s, pattern, prefix)
   return nil, err, partial
 end
 
+-- send's i or j as LuaSocket's (long) luaL_optnumber: a numeric string is
+-- its number, a fraction is cut toward 0; nil if it is no number.
+local function send_index(v, default)
+  if v == nil then return default end
+  local x = tonumber(v)
+  if not x then return nil end
+  if x ~= x then return 0 end
+  x = x < 0 and math.ceil(x) or math.floor(x)
+  return math.tointeger(x) or (x < 0 and math.mininteger or math.maxinteger)
+end
+
 function tcp.send(s, data, i, j)
   check_tcp(s, "send", "client")
   if type(data) == "number" then data = tostring(data) end
-  if type(data) ~= "string" then argerror(2, "send", "string expected") end
+  if type(data) ~= "string" then
+    argerror(1, "send", "string expected, got " .. type(data))
+  end
+  -- (the argument numbers are those LuaSocket's method calls name, self
+  -- not counted)
+  local ni, nj = send_index(i, 1), send_index(j, #data)
+  if not ni then argerror(2, "send", "number expected, got " .. type(i)) end
+  if not nj then argerror(3, "send", "number expected, got " .. type(j)) end
+  i, j = ni, nj
   if s.kind ~= "client" or s.conn:is_closed() then
     return nil, "closed", 0.0
   end
   local len = #data
-  i = i or 1
-  j = j or len
   if i < 0 then i = math.max(len + i + 1, 1) end
   if j < 0 then j = len + j + 1 end
   if i < 1 then i = 1 end
