@@ -137,6 +137,63 @@ static int core_listen_fd(lua_State *L) {
   return 1;
 }
 
+/* bind_fd(ip, port, reuseaddr, reuseport, v6only) -> fd | nil, err: a TCP
+** socket bound and not listening, for socket.core's bind (LuaSocket binds
+** at bind and listens at listen: getsockname answers in between, and a
+** taken port fails at bind); listen_fd takes it over, fd_close drops it. */
+static int core_bind_fd(lua_State *L) {
+  const char *ip = luaL_checkstring(L, 1);
+  int port = (int)lh_check_range(L, 2, 0, 65535);
+  int flags[3], names[3] = {SO_REUSEADDR, SO_REUSEPORT, IPV6_V6ONLY};
+  struct sockaddr_storage ss;
+  int fd, i, e;
+  if (lh_has_nul(L, 1) || lh_parse_ip(ip, port, &ss) < 0)
+    return luaL_argerror(L, 1, "invalid IP address");
+  for (i = 0; i < 3; i++) flags[i] = lua_toboolean(L, 3 + i);
+  fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return net_fail_st(L, uv_translate_sys_error(errno));
+  for (i = 0; i < 3; i++) {
+    int on = 1;
+    if (!flags[i] || (i == 2 && ss.ss_family != AF_INET6)) continue;
+    if (setsockopt(fd, i == 2 ? IPPROTO_IPV6 : SOL_SOCKET, names[i], &on,
+                   sizeof(on)) < 0)
+      goto fail;
+  }
+  if (bind(fd, (struct sockaddr *)&ss,
+           ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                    : sizeof(struct sockaddr_in)) < 0)
+    goto fail;
+  lua_pushinteger(L, fd);
+  return 1;
+fail:
+  e = errno;
+  close(fd);
+  return net_fail_st(L, uv_translate_sys_error(e));
+}
+
+/* fd_sockname(fd) -> ip, port, family | nil, err (of bind_fd's socket) */
+static int core_fd_sockname(lua_State *L) {
+  int fd = (int)lh_check_range(L, 1, 0, 1 << 30);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  char ip[INET6_ADDRSTRLEN];
+  int port;
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+    return net_fail_st(L, uv_translate_sys_error(errno));
+  if (lh_sockaddr_ip((struct sockaddr *)&ss, ip, &port) < 0)
+    return net_fail_st(L, UV_EAFNOSUPPORT);
+  lua_pushstring(L, ip);
+  lua_pushinteger(L, port);
+  lua_pushstring(L, ss.ss_family == AF_INET6 ? "inet6" : "inet");
+  return 3;
+}
+
+/* fd_close(fd): closes bind_fd's socket (one listen_fd did not take). */
+static int core_fd_close(lua_State *L) {
+  close((int)lh_check_range(L, 1, 0, 1 << 30));
+  return 0;
+}
+
 /* Descriptors kept free for what the handlers open (files, upstream
 ** connections): with fewer left, serve stops accepting (see accept_k). */
 static int fd_reserve(rlim_t limit) {
@@ -343,6 +400,9 @@ static const luaL_Reg listen_functions[] = {
   {"connect", core_connect},
   {"listen", core_listen},
   {"listen_fd", core_listen_fd},
+  {"bind_fd", core_bind_fd},
+  {"fd_sockname", core_fd_sockname},
+  {"fd_close", core_fd_close},
   {"on_pending", core_on_pending},
   {NULL, NULL}
 };

@@ -123,6 +123,103 @@ describe("socket (LuaSocket on tasks)", function()
     end)
   end)
 
+  it("a malformed numeric address is LuaSocket's getaddrinfo failure, " ..
+    "returned", function()
+    -- (lua5.4 with Debian's LuaSocket gives these; net raised "invalid IP
+    -- address" from under each)
+    run_task(function()
+      local gai = "host or service not provided, or not known"
+      assert.same({nil, gai}, {socket.bind("256.0.0.1", 0)})
+      assert.same({nil, gai}, {socket.connect("256.1.1.1", 80)})
+      assert.same({nil, gai}, {socket.tcp():connect("256.1.1.1", 80)})
+      assert.same({nil, gai}, {socket.tcp():bind("256.1.1.1", 0)})
+      assert.same({nil, gai}, {socket.tcp6():bind("::g", 0)})
+      assert.same({nil, gai}, {socket.tcp6():bind("1::2::3", 0)})
+      assert.same({nil, gai}, {socket.udp():setsockname("256.1.1.1", 0)})
+      assert.same({nil, gai}, {socket.udp():setpeername("256.1.1.1", 80)})
+      assert.same({nil, "Name or service not known"},
+        {socket.udp():sendto("x", "256.1.1.1", 80)})
+      local t = socket.tcp6()
+      assert.equal(1.0, t:bind("::1", 0))
+      t:close()
+    end)
+  end)
+
+  it("bind binds: getsockname answers before listen, a taken port fails " ..
+    "at bind", function()
+    -- (LuaSocket's results; bind only noted the address, so getsockname
+    -- said nil, "not bound" and a taken port failed at listen)
+    run_task(function()
+      local s = socket.tcp()
+      assert.equal(1.0, s:bind("127.0.0.1", 0))
+      local ip, port, family = s:getsockname()
+      assert.same({"127.0.0.1", "inet"}, {ip, family})
+      assert.matches("^%d+$", port)
+      assert.is_true(s:getfd() >= 0)
+      assert.same({nil, "Invalid argument"}, {s:bind("127.0.0.1", 0)})
+      local taken = socket.tcp()
+      assert.same({nil, "address already in use"},
+        {taken:bind("127.0.0.1", port)})
+      taken:close()
+      assert.equal(1.0, s:listen())
+      assert.same({"127.0.0.1", port, "inet"}, {s:getsockname()})
+      -- bound, then connected: from the bound port
+      local c = socket.tcp()
+      assert.equal(1.0, c:bind("127.0.0.1", 0))
+      local _, cport = c:getsockname()
+      assert.equal(1.0, c:connect("127.0.0.1", tonumber(port)))
+      assert.equal(cport, select(2, c:getsockname()))
+      local a = assert(s:accept())
+      assert.equal(tonumber(cport), select(2, a:getpeername()))
+      a:close(); c:close(); s:close()
+      local s6 = socket.tcp6()
+      assert.equal(1.0, s6:bind("::1", 0))
+      local ip6, _, family6 = s6:getsockname()
+      assert.same({"::1", "inet6"}, {ip6, family6})
+      s6:close()
+      assert.same({nil, "not bound"}, {s6:getsockname()})
+    end)
+  end)
+
+  it("receive and send coerce their arguments as LuaSocket's", function()
+    -- (LuaSocket's results and messages, from lua5.4; "3" was an invalid
+    -- pattern, 5 a prefix that was no string, and send("x", "a") leaked
+    -- "attempt to compare string with number")
+    run_task(function()
+      local srv = assert(socket.bind("127.0.0.1", 0))
+      local _, port = srv:getsockname()
+      local c = assert(socket.connect("127.0.0.1", tonumber(port)))
+      local a = assert(srv:accept())
+      c:settimeout(5)
+      a:settimeout(5)
+      assert.equal(13.0, c:send("hello world\r\n"))
+      assert.equal("he", a:receive(2))
+      assert.same({"llo", nil, nil}, {a:receive("3")})
+      assert.same({"5 world", nil, nil}, {a:receive("*l", 5)})
+      assert.same({"1.5", nil, nil}, {a:receive(" 2 ", 1.5)})
+      local function err(f)
+        local ok, e = pcall(f)
+        assert.is_false(ok)
+        return (e:gsub("^[^:]*:%d+: ", ""))
+      end
+      assert.equal("bad argument #2 to 'send' (number expected, got string)",
+        err(function() local r = c:send("x", "a"); return r end))
+      assert.equal("bad argument #3 to 'send' (number expected, got string)",
+        err(function() local r = c:send("x", 1, "b"); return r end))
+      assert.equal("bad argument #1 to 'send' (string expected, got table)",
+        err(function() local r = c:send({}); return r end))
+      assert.equal("bad argument #1 to 'receive' (invalid receive pattern)",
+        err(function() local r = a:receive("2x"); return r end))
+      assert.equal("bad argument #2 to 'receive' (string expected, got " ..
+        "boolean)", err(function() local r = a:receive(1, true); return r end))
+      -- (numeric strings are numbers, fractions cut toward 0)
+      assert.same({3.0, nil, nil}, {c:send("abcdef", "0x2", " 3 ")})
+      assert.same({6.0, nil, nil}, {c:send("abcdef", 2.7, -1.5)})
+      assert.equal("bcbcdef", a:receive(7))
+      a:close(); c:close(); srv:close()
+    end)
+  end)
+
   it("a reset reads as LuaSocket's \"closed\"", function()
     run_task(function()
       local srv = assert(net.listen{host = "127.0.0.1", port = 0})

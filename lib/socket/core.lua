@@ -17,6 +17,8 @@ local uv = require "uv"
 local net_core = select(2, ...).require("net.core")
 local fd_readable, fd_shutdown = net_core.fd_readable,
   net_core.fd_shutdown
+local bind_fd, fd_sockname, fd_close = net_core.bind_fd,
+  net_core.fd_sockname, net_core.fd_close
 
 local M = {
   _VERSION = "LuaSocket 3.1.0 (luahost)",
@@ -57,6 +59,53 @@ local function gaierr(err)
     return "host or service not provided, or not known"
   end
   return lserr(err)
+end
+
+-- An address net takes for one (dotted v4, or with a ':') that is no
+-- address (256.1.1.1, ::g): net raises on it, LuaSocket's getaddrinfo
+-- fails, returned ("host or service not provided, or not known"). The
+-- rules of libuv's inet_pton, which net parses with.
+local function v4_ok(a)
+  local n = 0
+  for part in (a .. "."):gmatch("([^.]*)%.") do
+    n = n + 1
+    if not part:match("^%d%d?%d?$") or tonumber(part) > 255 or
+      (#part > 1 and part:sub(1, 1) == "0") then
+      return false
+    end
+  end
+  return n == 4
+end
+
+local function v6_groups(p, v4_last)
+  if p == "" then return 0 end
+  local parts = {}
+  for g in (p .. ":"):gmatch("([^:]*):") do parts[#parts + 1] = g end
+  local n = 0
+  for i, g in ipairs(parts) do
+    if v4_last and i == #parts and g:find(".", 1, true) then
+      if not v4_ok(g) then return nil end
+      n = n + 2
+    elseif g:match("^%x%x?%x?%x?$") then
+      n = n + 1
+    else
+      return nil
+    end
+  end
+  return n
+end
+
+local function bad_ip(s)
+  if not net.is_ip(s) then return false end -- (a name: looked up)
+  if not s:find(":", 1, true) then return not v4_ok(s) end
+  local a = s:match("^([^%%]*)%%") or s -- (a zone: fe80::1%eth0)
+  local head, tail = a:match("^(.-)::(.*)$")
+  if head then
+    if tail:find("::", 1, true) then return true end
+    local h, t = v6_groups(head, false), v6_groups(tail, true)
+    return not (h and t and h + t <= 7)
+  end
+  return v6_groups(a, true) ~= 8
 end
 
 local function argerror(n, fname, msg)
@@ -182,6 +231,7 @@ end
 tcp.gettimeout = gettimeout
 function tcp.getfamily(s) return s.family end
 function tcp.getfd(s)
+  if s.fd then return s.fd end
   local obj = s.conn or s.server
   if obj and obj.getfd then return obj:getfd() end
   return M._SOCKETINVALID
@@ -252,6 +302,9 @@ function tcp.bind(s, host, port)
   if type(host) == "number" then host = tostring(host) end -- (as Lua's)
   if type(host) ~= "string" then argerror(1, "bind", "string expected") end
   if host == "*" then host = s.family == "inet6" and "::" or "0.0.0.0" end
+  if bad_ip(host) then
+    return nil, "host or service not provided, or not known"
+  end
   -- (a name is resolved now, as LuaSocket's bind does: one that does not
   -- resolve is its getaddrinfo failure here, not at connect or listen)
   if not net.is_ip(host) then
@@ -259,7 +312,17 @@ function tcp.bind(s, host, port)
     if not addrs then return nil, gaierr(err) end
     host = addrs[1]
   end
-  s.bind_host, s.bind_port = host, tonumber(port) or 0
+  if s.fd then return nil, "Invalid argument" end -- (bound: as the kernel)
+  -- Bound now, as LuaSocket's bind: getsockname answers with the port
+  -- (bind port 0, read it, then listen) and a taken port fails here. A
+  -- socket of our own (net_core.bind_fd), not a net server listening at
+  -- once: LuaSocket listens only at listen, with its backlog, and a bound
+  -- socket may connect instead. listen hands it to net (listen's fd);
+  -- connect closes it and binds the same address and port in net.connect.
+  local fd, err = bind_fd(host, math.tointeger(tonumber(port)) or 0,
+    s.options.reuseaddr, s.options.reuseport, s.options.v6only)
+  if not fd then return nil, lserr(err) end
+  s.fd = fd
   return 1.0
 end
 
@@ -271,9 +334,17 @@ local NO_READ_LIMIT = 0xffffffff
 function tcp.listen(s, backlog)
   check_tcp(s, "listen", "master")
   if s.kind ~= "master" then return nil, "not a master socket" end
-  local server, err = net.listen{host = s.bind_host or "127.0.0.1",
-    port = s.bind_port or 0, backlog = backlog or 32,
-    reuseport = s.options.reuseport or nil, max_read = NO_READ_LIMIT}
+  local server, err
+  if s.fd then
+    -- (net owns the descriptor now, or closed it failing)
+    server, err = net.listen{fd = s.fd, backlog = backlog or 32,
+      max_read = NO_READ_LIMIT}
+    s.fd = nil
+  else
+    server, err = net.listen{host = "127.0.0.1", port = 0,
+      backlog = backlog or 32, reuseport = s.options.reuseport or nil,
+      max_read = NO_READ_LIMIT}
+  end
   if not server then return nil, gaierr(err) end
   s.server, s.kind = server, "server"
   return 1.0
@@ -285,10 +356,18 @@ function tcp.connect(s, host, port)
   if type(host) ~= "string" then argerror(2, "connect", "string expected") end
   port = tonumber(port)
   if not port then argerror(3, "connect", "number expected") end
+  if bad_ip(host) then
+    return nil, "host or service not provided, or not known"
+  end
   local opts = {timeout = call_timeout(s),
     nodelay = s.options.nodelay ~= nil and s.options.nodelay or false,
     max_read = NO_READ_LIMIT}
-  if s.bind_host then opts.bind = {host = s.bind_host, port = s.bind_port} end
+  if s.fd then
+    local ip, bport = fd_sockname(s.fd)
+    fd_close(s.fd)
+    s.fd = nil
+    if ip then opts.bind = {host = ip, port = bport} end
+  end
   if s.family == "inet6" then opts.family = "inet6" end
   local c, err = net.connect(host, math.tointeger(port) or port, opts)
   if not c then return nil, gaierr(err) end
@@ -323,6 +402,11 @@ function tcp.accept(s)
 end
 
 function tcp.getsockname(s)
+  if s.fd then
+    local ip, port, family = fd_sockname(s.fd)
+    if not ip then return nil, lserr(port) end
+    return ip, tostring(port), family
+  end
   local obj = s.conn or s.server
   if not obj then return nil, "not bound" end
   local ip, port, family = obj:sockname()
@@ -339,6 +423,10 @@ function tcp.getpeername(s)
 end
 
 function tcp.close(s)
+  if s.fd then
+    fd_close(s.fd)
+    s.fd = nil
+  end
   if s.conn then s.conn:close() end
   if s.server then s.server:close() end
   s.kind = "closed"
@@ -437,10 +525,15 @@ end
 function tcp.receive(s, pattern, prefix)
   check_tcp(s, "receive", "client")
   if s.kind ~= "client" then return nil, "closed" end
+  -- (as LuaSocket's luaL_optlstring and lua_isnumber: a number prefix is
+  -- its string, a numeric string pattern is a count; the argument numbers
+  -- are those its method calls name, self not counted)
+  if type(prefix) == "number" then prefix = tostring(prefix) end
   if prefix ~= nil and type(prefix) ~= "string" then
-    argerror(3, "receive", "string expected")
+    argerror(2, "receive", "string expected, got " .. type(prefix))
   end
   pattern = pattern or "*l"
+  if type(pattern) == "string" then pattern = tonumber(pattern) or pattern end
   local c = s.conn
   if c:is_closed() then return nil, "closed" end
   apply_timeout(s, c)
@@ -450,7 +543,7 @@ function tcp.receive(s, pattern, prefix)
     -- (a fraction is cut, as LuaSocket's size_t cast does)
     local n = math.tointeger(pattern) or (pattern >= 0 and pattern < 2^53 and
       math.tointeger(math.floor(pattern)))
-    if not n or n < 0 then argerror(2, "receive", "invalid receive pattern") end
+    if not n or n < 0 then argerror(1, "receive", "invalid receive pattern") end
     -- (as LuaSocket: the count includes the prefix, so that
     -- receive(n, partial) completes an earlier partial read)
     if prefix and prefix ~= "" then
@@ -463,7 +556,7 @@ function tcp.receive(s, pattern, prefix)
   elseif pattern == "*a" or pattern == "a" then
     data, err, partial = receive_all(s, c, pre)
   else
-    argerror(2, "receive", "invalid receive pattern")
+    argerror(1, "receive", "invalid receive pattern")
   end
   c:settimeout(nil)
   local got = #(data or partial or "")
@@ -479,16 +572,33 @@ function tcp.receive(s, pattern, prefix)
   return nil, err, partial
 end
 
+-- send's i or j as LuaSocket's (long) luaL_optnumber: a numeric string is
+-- its number, a fraction is cut toward 0; nil if it is no number.
+local function send_index(v, default)
+  if v == nil then return default end
+  local x = tonumber(v)
+  if not x then return nil end
+  if x ~= x then return 0 end
+  x = x < 0 and math.ceil(x) or math.floor(x)
+  return math.tointeger(x) or (x < 0 and math.mininteger or math.maxinteger)
+end
+
 function tcp.send(s, data, i, j)
   check_tcp(s, "send", "client")
   if type(data) == "number" then data = tostring(data) end
-  if type(data) ~= "string" then argerror(2, "send", "string expected") end
+  if type(data) ~= "string" then
+    argerror(1, "send", "string expected, got " .. type(data))
+  end
+  -- (the argument numbers are those LuaSocket's method calls name, self
+  -- not counted)
+  local ni, nj = send_index(i, 1), send_index(j, #data)
+  if not ni then argerror(2, "send", "number expected, got " .. type(i)) end
+  if not nj then argerror(3, "send", "number expected, got " .. type(j)) end
+  i, j = ni, nj
   if s.kind ~= "client" or s.conn:is_closed() then
     return nil, "closed", 0.0
   end
   local len = #data
-  i = i or 1
-  j = j or len
   if i < 0 then i = math.max(len + i + 1, 1) end
   if j < 0 then j = len + j + 1 end
   if i < 1 then i = 1 end
@@ -567,6 +677,9 @@ function udp.setsockname(s, host, port)
   check_udp(s, "setsockname")
   if s.u then return nil, "already bound" end
   if host == "*" then host = s.family == "inet6" and "::" or "0.0.0.0" end
+  if type(host) == "string" and bad_ip(host) then
+    return nil, "host or service not provided, or not known"
+  end
   local opts = {host = host, port = tonumber(port) or 0, family = s.family}
   for k, v in pairs(s.options) do opts[k] = v end
   local u, err = net.udp(opts)
@@ -583,6 +696,9 @@ function udp.setpeername(s, host, port)
     u:connect()
     s.peer = nil
     return 1.0
+  end
+  if type(host) == "string" and bad_ip(host) then
+    return nil, "host or service not provided, or not known"
   end
   local ip = host
   if not host:match("^[%d%.]+$") and not host:find(":", 1, true) then
@@ -603,7 +719,7 @@ function udp.sendto(s, data, ip, port)
   if not u then return nil, err end
   -- (an address, not a name, as in LuaSocket: a name is its
   -- getaddrinfo's failure, not an argument error)
-  if type(ip) ~= "string" or not net.is_ip(ip) then
+  if type(ip) ~= "string" or not net.is_ip(ip) or bad_ip(ip) then
     return nil, "Name or service not known"
   end
   local ok, serr = u:sendto(data, ip, math.tointeger(tonumber(port)))
