@@ -670,6 +670,30 @@ static int core_fd_readable(lua_State *L) {
   return 1;
 }
 
+/* idle_ok(conn) -> boolean: may a conn that waits for nothing (an http
+** client's pooled connection: no answer is due) be sent on? Not when
+** closed, nor when input, the peer's end or an error came. A conn that
+** reads needs no system call for it: the loop watches its socket, and an
+** end it saw is in rerr; only one that stopped reading is polled. */
+static int core_idle_ok(lua_State *L) {
+  conn *c = net_to_conn(L, 1, K_STREAM);
+  int ok = LIVE(c) && c->rlen == 0 && c->rerr == 0;
+  if (ok && !c->reading) {
+    uv_os_fd_t fd;
+    struct pollfd p;
+    if (uv_fileno(c->h->uv, &fd) != 0) {
+      ok = 0;
+    } else {
+      p.fd = fd;
+      p.events = POLLIN;
+      p.revents = 0;
+      ok = poll(&p, 1, 0) == 0;
+    }
+  }
+  lua_pushboolean(L, ok);
+  return 1;
+}
+
 /* fd_shutdown(fd, how) -> true | nil, err: shutdown(2) of the socket fd
 ** now, how "read" or "write", for the socket layer's shutdown: LuaSocket's
 ** is the kernel's, at once, where libuv has no call for the read side and
@@ -689,6 +713,7 @@ static int core_fd_shutdown(lua_State *L) {
 
 static const luaL_Reg rest_functions[] = {
   {"fd_readable", core_fd_readable},
+  {"idle_ok", core_idle_ok},
   {"fd_shutdown", core_fd_shutdown},
   {"recv_wait", core_recv_wait},
   {"waits_next", core_waits_next},
