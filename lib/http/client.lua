@@ -261,7 +261,6 @@ local pools = {}
 -- no handle open (uv.walk shows none).
 local sweeper, sweep_due -- (the timer; when it fires)
 local sweep -- (below)
-local pooled = 0 -- (connections in the pool, every origin's)
 
 local function disarm()
   if sweeper and not sweeper:is_closing() then sweeper:close() end
@@ -293,7 +292,6 @@ sweep = function()
       list[i] = nil
       if t - r.idle_since >= ttl or r.conn:is_closed() then
         r.conn:close()
-        pooled = pooled - 1
       else
         kept = kept + 1
         list[kept] = r
@@ -324,7 +322,7 @@ local function checkout(origin)
     -- (an emptied pool keeps its timer until it fires: closed here and
     -- made again at the checkin, a timer a request cost ~5,000
     -- instructions; the sweep closes it when the pool is still empty)
-    list[n], n, pooled = nil, n - 1, pooled - 1
+    list[n], n = nil, n - 1
     if usable(r, t) then return r.conn, r end
     r.conn:close()
   end
@@ -344,7 +342,6 @@ local function checkin(origin, conn, reader)
   local t = now()
   reader.idle_since = t
   list[#list + 1] = reader
-  pooled = pooled + 1
   arm(t + common.defaults.timeouts.pool, t)
 end
 
@@ -354,7 +351,6 @@ function M.close_idle()
     for _, r in ipairs(list) do r.conn:close() end
     pools[origin] = nil
   end
-  pooled = 0
   disarm()
 end
 
