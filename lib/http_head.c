@@ -114,19 +114,7 @@ static const char *const key_names[NKEYS] = {
 #define MAX_NAME 256  /* longest field name kept (longer: 431) */
 #define MAX_SKIP 256  /* empty lines tolerated before a request line */
 
-typedef struct head {
-  int request;         /* parsing a request (else a response) */
-  int server;          /* a request for http.server (server_request) */
-  int version;         /* 10 or 11 */
-  int nte, ncl, nhost; /* how many of these fields */
-  int conn_close, conn_keepalive;
-  const char *te, *cl; /* the (last) value of each, with its length */
-  size_t tel, cll;
-  int te_chunked;      /* TE list ends in chunked */
-  int te_other;        /* TE list has another coding */
-  int te_bad;          /* a chunked not last, twice, or a non-token */
-  int host_bad;        /* a Host value that is not host[:port] */
-} head;
+typedef http_seen head;
 
 /* Result of a failed parse: false, status, reason; returns 3. */
 static int bad(lua_State *L, int status, const char *why) {
@@ -264,16 +252,12 @@ static void note_field(head *h, const char *name, size_t nl, const char *v,
 }
 
 /*
-** One header line [s, e) (without its line end): validate it, store it in
-** the headers table (at hidx, lower-case name, repeated fields joined by
-** ", " as RFC 9110 5.3 allows) and in the fields list (at fidx: name as
-** sent, value, name, value...). Returns 0 or the error status.
+** One header line [s, e) (without its line end): validate it and note
+** what the framing decision needs. Returns 0 or the error status.
 */
-static int field(lua_State *L, head *h, const char *s, const char *e,
-                 int hidx, int fidx, int n, const char **why) {
+static int field(head *h, const char *s, const char *e, const char **why) {
   const char *p = s, *v, *ve;
-  char lname[MAX_NAME];
-  size_t nl, i;
+  size_t nl;
   if (*s == ' ' || *s == '\t') { *why = "obs-fold"; return 400; }
   while (p < e && HTTP_TCHAR(*p)) p++;
   if (p == e || *p != ':' || p == s) {
@@ -292,32 +276,6 @@ static int field(lua_State *L, head *h, const char *s, const char *e,
       return 400;
     }
   note_field(h, s, nl, v, (size_t)(ve - v));
-  if (!hidx) return 0; /* (the server's request: req.headers made later) */
-  for (i = 0; i < nl; i++) {
-    char c = s[i];
-    lname[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-  }
-  if (fidx) { /* (0: the server's request makes its list when used) */
-    lua_pushlstring(L, s, nl);
-    lua_rawseti(L, fidx, 2 * n - 1);
-  }
-  lua_pushlstring(L, v, (size_t)(ve - v)); /* value (made once) */
-  if (fidx) {
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, fidx, 2 * n);
-  }
-  lua_pushlstring(L, lname, nl);           /* value key */
-  lua_pushvalue(L, -1);
-  if (lua_rawget(L, hidx) == LUA_TSTRING) { /* value key old */
-    lua_pushliteral(L, ", ");
-    lua_pushvalue(L, -4);
-    lua_concat(L, 3);                       /* value key "old, new" */
-  } else {
-    lua_pop(L, 1);
-    lua_pushvalue(L, -2);                   /* value key value */
-  }
-  lua_rawset(L, hidx);
-  lua_pop(L, 1);
   return 0;
 }
 
@@ -342,12 +300,13 @@ static int is_alpha(char c) {
 }
 
 /*
-** The target [t, e) as path (up to a '?', not decoded) and query_string
-** (after it, or ""), into the table at -1. An absolute-form target
-** ("http://host/p", RFC 9112 3.2.2) gives the path after the authority
-** ("/" when there is none).
+** The path of the target [t, e) (up to a '?', not decoded) into sc: the
+** target itself, "/" (an absolute-form target without a path), or the
+** span [ps, pe); and the query string after a '?'. An absolute-form
+** target ("http://host/p", RFC 9112 3.2.2) gives the path after the
+** authority.
 */
-static void target_parts(lua_State *L, const char *t, const char *e) {
+static void target_parts(http_scan *sc, const char *t, const char *e) {
   const char *q = (const char *)memchr(t, '?', (size_t)(e - t));
   const char *pe = q ? q : e, *ps = t;
   if (pe > t && *t != '/' && is_alpha(*t)) { /* scheme "://" ? */
@@ -360,16 +319,14 @@ static void target_parts(lua_State *L, const char *t, const char *e) {
       while (ps < pe && *ps != '/') ps++;
     }
   }
-  /* (the table at -2, the target's string at -1) */
-  lua_pushvalue(L, KEY(K_PATH));
-  if (ps == t && pe == e) lua_pushvalue(L, -2); /* the target itself */
-  else if (ps == pe && ps != t) lua_pushliteral(L, "/");
-  else lua_pushlstring(L, ps, (size_t)(pe - ps));
-  lua_rawset(L, -4);
-  lua_pushvalue(L, KEY(K_QUERY_STRING));
-  if (q) lua_pushlstring(L, q + 1, (size_t)(e - q - 1));
-  else lua_pushliteral(L, "");
-  lua_rawset(L, -4);
+  sc->q = q;
+  if (ps == pe && ps != t) { /* no path: "/" */
+    sc->ps = "/";
+    sc->pe = sc->ps + 1;
+  } else {
+    sc->ps = ps;
+    sc->pe = pe;
+  }
 }
 
 /* The method [s, s+n): an interned upvalue for the common ones (no
@@ -383,30 +340,26 @@ static void push_method(lua_State *L, const char *s, size_t n) {
   else lua_pushlstring(L, s, n);
 }
 
-/* The request line [s, e): method, target (and its path and
-** query_string), version into the table at -1. Returns 0 or an error
-** status. */
-static int request_line(lua_State *L, head *h, const char *s, const char *e,
+/* The request line [s, e): method, target (and its path and query) and
+** version into sc. Returns 0 or an error status. */
+static int request_line(http_scan *sc, const char *s, const char *e,
                         const char **why) {
   const char *p = s, *t;
   /* Methods are case-sensitive tokens, and every registered one is upper
   ** case (A-Z, '-', '_'): "get" is refused rather than guessed at. */
   while (p < e && ((*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_')) p++;
   if (p == s || p == e || *p != ' ') { *why = "bad method"; return 400; }
-  SETKV(L, K_METHOD, push_method(L, s, (size_t)(p - s)));
+  sc->m = s;
+  sc->ml = (size_t)(p - s);
   t = ++p;
   /* (visible ASCII; no "#": a fragment is never part of a target) */
   while (p < e && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f &&
          *p != '#')
     p++;
   if (p == t || p == e || *p != ' ') { *why = "bad target"; return 400; }
-  /* the target's string, kept for the path (most targets are one) */
-  lua_pushlstring(L, t, (size_t)(p - t));
-  lua_pushvalue(L, KEY(K_TARGET));
-  lua_pushvalue(L, -2);
-  lua_rawset(L, -4);
-  target_parts(L, t, p);
-  lua_pop(L, 1);
+  sc->t = t;
+  sc->te = p;
+  target_parts(sc, t, p);
   p++;
   if (e - p != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' ||
       p[5] < '0' || p[5] > '9' || p[7] < '0' || p[7] > '9') {
@@ -419,7 +372,7 @@ static int request_line(lua_State *L, head *h, const char *s, const char *e,
   }
   /* HTTP/1.2 and up: read as the highest 1.x this server speaks (RFC
   ** 9110 2.5), 1.1 */
-  h->version = p[7] == '0' ? 10 : 11;
+  sc->h.version = p[7] == '0' ? 10 : 11;
   /* the four forms of RFC 9112 3.2: origin ("/..."), absolute
   ** ("scheme://..."), asterisk ("*", OPTIONS's alone) and authority
   ** ("host:port", CONNECT's alone); anything else is no target */
@@ -442,8 +395,8 @@ static int request_line(lua_State *L, head *h, const char *s, const char *e,
   return 0;
 }
 
-/* The status line [s, e): status and reason into the table at -1. */
-static int status_line(lua_State *L, head *h, const char *s, const char *e,
+/* The status line [s, e): status and reason into sc. */
+static int status_line(http_scan *sc, const char *s, const char *e,
                        const char **why) {
   const char *p = s + 12;
   if (e - s < 12 || memcmp(s, "HTTP/1.", 7) != 0 ||
@@ -453,27 +406,27 @@ static int status_line(lua_State *L, head *h, const char *s, const char *e,
     *why = "bad status line";
     return 400;
   }
-  h->version = s[7] == '1' ? 11 : 10;
-  SETKV(L, K_STATUS, lua_pushinteger(L, (s[9] - '0') * 100 +
-                                        (s[10] - '0') * 10 + s[11] - '0'));
+  sc->h.version = s[7] == '1' ? 11 : 10;
+  sc->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + s[11] - '0';
   if (p < e) p++;
   {
     const char *q;
     for (q = p; q < e; q++)
       if (!HTTP_VCHAR(*q)) { *why = "bad reason phrase"; return 400; }
   }
-  SETKV(L, K_REASON, lua_pushlstring(L, p, (size_t)(e - p)));
+  sc->rs = p;
+  sc->re = e;
   return 0;
 }
 
 /*
-** The body's framing, RFC 9112 6.3, into the table at -1: `length` (bytes
-** that follow), `chunked` (true), or for a response `until_close` (true).
-** A response to HEAD, 1xx, 204 and 304 have no body whatever the fields
-** say: Lua decides that, it knows the request.
+** The body's framing, RFC 9112 6.3, into sc: its length (bytes that
+** follow), chunked, or for a response until_close. A response to HEAD,
+** 1xx, 204 and 304 have no body whatever the fields say: Lua decides
+** that, it knows the request.
 */
-static int framing(lua_State *L, head *h, const char **why,
-                   lua_Integer *blen) {
+static int framing(http_scan *sc, const char **why) {
+  head *h = &sc->h;
   lua_Integer len = 0;
   if (h->nte > 0) {
     if (h->ncl > 0) {
@@ -485,8 +438,8 @@ static int framing(lua_State *L, head *h, const char **why,
       return 400;
     }
     if (h->te_chunked && !h->te_other && !h->te_bad) {
-      SETKV(L, K_CHUNKED, lua_pushboolean(L, 1));
-      *blen = -1;
+      sc->chunked = 1;
+      sc->blen = -1;
       return 0;
     }
     /* a final chunked after other codings ("gzip, chunked") is framed
@@ -501,7 +454,7 @@ static int framing(lua_State *L, head *h, const char **why,
     }
     /* a response whose final coding is not chunked: read until the
     ** server closes */
-    SETKV(L, K_UNTIL_CLOSE, lua_pushboolean(L, 1));
+    sc->until_close = 1;
     return 0;
   }
   if (h->ncl > 1) { *why = "repeated Content-Length"; return 400; }
@@ -510,12 +463,10 @@ static int framing(lua_State *L, head *h, const char **why,
     return 400;
   }
   if (h->ncl == 0 && !h->request) {
-    SETKV(L, K_UNTIL_CLOSE, lua_pushboolean(L, 1));
+    sc->until_close = 1;
     return 0;
   }
-  /* (http.server's request keeps it as _length: server_request) */
-  if (!h->server) SETKV(L, K_LENGTH, lua_pushinteger(L, len));
-  *blen = len;
+  sc->blen = len;
   return 0;
 }
 
@@ -532,6 +483,93 @@ static int complete(const char *p, const char *from, const char *end) {
     from = lf + 1;
   }
   return 0;
+}
+
+/* A failed scan: the status and why in sc; returns -1. */
+static int fail(http_scan *sc, int status, const char *why) {
+  sc->st = status;
+  sc->why = why;
+  return -1;
+}
+
+/*
+** http_scan_head: one head from [buf + init, buf + len), no Lua (see
+** http_core.h). Every check parse_request and parse_response make, in
+** the same order, so both read every head alike. from: where the search
+** for the head's end starts (earlier bytes were searched before).
+*/
+int http_scan_head(http_scan *sc, const char *buf, size_t len, size_t init,
+                   size_t from, const http_limits *lim, int request) {
+  const char *p, *end = buf + len, *lf, *line, *hb;
+  const char *why = NULL;
+  int n = 0, st;
+  memset(sc, 0, sizeof *sc);
+  sc->h.request = request;
+  p = buf + init;
+  /* RFC 9112 2.2: empty lines before a request line are ignored */
+  line = p;
+  while (request && line < end && (*line == '\r' || *line == '\n')) {
+    if (*line == '\r' && line + 1 < end && line[1] != '\n')
+      return fail(sc, 400, "bare CR");
+    line++;
+    if (line - p > MAX_SKIP) return fail(sc, 400, "too many empty lines");
+  }
+  if (from > len) from = len;
+  if (line == end || !complete(line, buf + from, end)) {
+    /* not complete: only the limits can be judged */
+    lf = eol(line, end);
+    if (lf == NULL) {
+      if (end - line > lim->line + 1)
+        return fail(sc, request ? 414 : 400, "start line too long");
+    } else if (lf - line > lim->line + 1) {
+      return fail(sc, request ? 414 : 400, "start line too long");
+    } else if (end - (lf + 1) > lim->head + 2) {
+      return fail(sc, request ? 431 : 400, "header block too large");
+    }
+    return 0;
+  }
+  lf = eol(line, end); /* complete() found one */
+  {
+    const char *le = trim_cr(line, lf), *q;
+    if (le - line > lim->line)
+      return fail(sc, request ? 414 : 400, "start line too long");
+    for (q = line; q < le; q++)
+      if (*q == '\r' || *q == '\0')
+        return fail(sc, 400, *q ? "bare CR" : "NUL in start line");
+    st = request ? request_line(sc, line, le, &why)
+                 : status_line(sc, line, le, &why);
+    if (st) return fail(sc, st, why);
+  }
+  sc->hb = hb = lf + 1;
+  for (p = hb;;) {
+    const char *le;
+    lf = eol(p, end);
+    if (lf == NULL) return 0; /* (complete() says it cannot be) */
+    if (lf + 1 - hb > lim->head + 2)
+      return fail(sc, request ? 431 : 400, "header block too large");
+    le = trim_cr(p, lf);
+    if (le == p) break; /* the empty line */
+    if (le - p > lim->line)
+      return fail(sc, request ? 431 : 400, "header line too long");
+    if (memchr(p, '\r', (size_t)(le - p)) != NULL)
+      return fail(sc, 400, "bare CR");
+    if (++n > lim->fields)
+      return fail(sc, request ? 431 : 400, "too many header fields");
+    st = field(&sc->h, p, le, &why);
+    if (st) return fail(sc, request ? st : 400, why);
+    p = lf + 1;
+  }
+  sc->nfields = n;
+  if (request && (sc->h.version == 11 ? sc->h.nhost != 1 : sc->h.nhost > 1))
+    return fail(sc, 400, sc->h.nhost ? "repeated Host" : "missing Host");
+  if (sc->h.host_bad) return fail(sc, 400, "bad Host");
+  st = framing(sc, &why);
+  if (st) return fail(sc, st, why);
+  /* persistence (RFC 9112 9.3) */
+  sc->close = sc->h.conn_close ||
+              (sc->h.version == 10 && !sc->h.conn_keepalive);
+  sc->next = lf + 1;
+  return 1;
 }
 
 /*
@@ -558,6 +596,9 @@ static void server_request(lua_State *L, lua_Integer blen) {
   }
 }
 
+static int push_fields(lua_State *L, const char *p, const char *end);
+static int push_headers(lua_State *L, const char *p, const char *end);
+
 /*
 ** parse(buf, init, from, max_line, max_head, max_fields [, req_mt,
 ** headers_mt]), shared by both kinds (the metatables: a request for
@@ -578,26 +619,23 @@ static int parse(lua_State *L, int request, int bound) {
   const char *buf = luaL_checklstring(L, 1, &len);
   lua_Integer init = luaL_optinteger(L, 2, 1);
   lua_Integer from = luaL_optinteger(L, 3, init);
-  lua_Integer max_line, max_head, max_fields, blen = 0;
-  int server, lazy; /* lazy: no headers table or fields list made */
-  const char *p, *end = buf + len, *lf, *line, *hb;
-  const char *why = NULL;
-  head h;
-  int n = 0, st, hidx, fidx;
+  http_limits lim;
+  int server, lazy, r; /* lazy: no headers table or fields list made */
+  http_scan sc;
   if (bound) { /* (checked when the parser was made) */
-    max_line = lua_tointeger(L, lua_upvalueindex(B_LINE));
-    max_head = lua_tointeger(L, lua_upvalueindex(B_HEAD));
-    max_fields = lua_tointeger(L, lua_upvalueindex(B_FIELDS));
+    lim.line = lua_tointeger(L, lua_upvalueindex(B_LINE));
+    lim.head = lua_tointeger(L, lua_upvalueindex(B_HEAD));
+    lim.fields = lua_tointeger(L, lua_upvalueindex(B_FIELDS));
     server = lazy = 1;
     lua_settop(L, 6);
     lua_pushvalue(L, lua_upvalueindex(B_REQ_MT)); /* 7, as given */
   } else {
-    max_line = luaL_optinteger(L, 4, 8192);
-    max_head = luaL_optinteger(L, 5, 16384);
-    max_fields = luaL_optinteger(L, 6, 100);
+    lim.line = luaL_optinteger(L, 4, 8192);
+    lim.head = luaL_optinteger(L, 5, 16384);
+    lim.fields = luaL_optinteger(L, 6, 100);
     lazy = !lua_isnoneornil(L, 7);
     server = request && lazy;
-    luaL_argcheck(L, max_line > 0 && max_head > 0 && max_fields > 0, 4,
+    luaL_argcheck(L, lim.line > 0 && lim.head > 0 && lim.fields > 0, 4,
                   "limits must be positive");
     if (server) {
       luaL_checktype(L, 7, LUA_TTABLE);
@@ -609,122 +647,66 @@ static int parse(lua_State *L, int request, int bound) {
   luaL_argcheck(L, init >= 1 && (size_t)init <= len + 1, 2, "out of range");
   luaL_argcheck(L, from >= 1, 3, "out of range");
   lua_settop(L, 8); /* the head table goes at 9 */
-  p = buf + init - 1;
-  /* RFC 9112 2.2: empty lines before a request line are ignored */
-  line = p;
-  while (request && line < end && (*line == '\r' || *line == '\n')) {
-    if (*line == '\r' && line + 1 < end && line[1] != '\n')
-      return bad(L, 400, "bare CR");
-    line++;
-    if (line - p > MAX_SKIP) return bad(L, 400, "too many empty lines");
-  }
-  if (from > (lua_Integer)len + 1) from = (lua_Integer)len + 1;
-  if (line == end || !complete(line, buf + from - 1, end)) {
-    /* not complete: only the limits can be judged */
-    lf = eol(line, end);
-    if (lf == NULL) {
-      if (end - line > max_line + 1)
-        return bad(L, request ? 414 : 400, "start line too long");
-    } else if (lf - line > max_line + 1) {
-      return bad(L, request ? 414 : 400, "start line too long");
-    } else if (end - (lf + 1) > max_head + 2) {
-      return bad(L, request ? 431 : 400, "header block too large");
-    }
+  r = http_scan_head(&sc, buf, len, (size_t)init - 1,
+                     from > (lua_Integer)len + 1 ? len : (size_t)from - 1,
+                     &lim, request);
+  if (r < 0) return bad(L, sc.st, sc.why);
+  if (r == 0) {
     lua_pushnil(L);
     return 1;
   }
-  memset(&h, 0, sizeof h);
-  h.request = request;
-  h.server = server;
-  lf = eol(line, end); /* complete() found one */
-  {
-    const char *le = trim_cr(line, lf), *q;
-    if (le - line > max_line)
-      return bad(L, request ? 414 : 400, "start line too long");
-    for (q = line; q < le; q++)
-      if (*q == '\r' || *q == '\0')
-        return bad(L, 400, *q ? "bare CR" : "NUL in start line");
-    /* a request gets room for what http.server adds (path, query_string,
-    ** _reader, has_body, _left, _length, _done): no rehash */
-    lua_createtable(L, 0, request ? 16 : 8);
-    st = request ? request_line(L, &h, line, le, &why)
-                 : status_line(L, &h, line, le, &why);
-    if (st) return bad(L, st, why);
+  /* a request gets room for what http.server adds (path, query_string,
+  ** _reader, has_body, _left, _length, _done): no rehash */
+  lua_createtable(L, 0, request ? 16 : 8);
+  if (request) {
+    SETKV(L, K_METHOD, push_method(L, sc.m, sc.ml));
+    /* the target's string, kept for the path (most targets are one) */
+    lua_pushlstring(L, sc.t, (size_t)(sc.te - sc.t));
+    lua_pushvalue(L, KEY(K_TARGET));
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+    lua_pushvalue(L, KEY(K_PATH));
+    if (sc.ps == sc.t && sc.pe == sc.te) lua_pushvalue(L, -2);
+    else lua_pushlstring(L, sc.ps, (size_t)(sc.pe - sc.ps));
+    lua_rawset(L, -4);
+    lua_pushvalue(L, KEY(K_QUERY_STRING));
+    if (sc.q) lua_pushlstring(L, sc.q + 1, (size_t)(sc.te - sc.q - 1));
+    else lua_pushliteral(L, "");
+    lua_rawset(L, -4);
+    lua_pop(L, 1);
+  } else {
+    SETKV(L, K_STATUS, lua_pushinteger(L, sc.status));
+    SETKV(L, K_REASON, lua_pushlstring(L, sc.rs, (size_t)(sc.re - sc.rs)));
   }
-  hb = lf + 1;
-  {
-    /* the tables sized for the fields there are (counted up to the empty
-    ** line, max_fields at most): no rehash, no empty room */
-    int nf = 0;
-    const char *q = hb, *ql;
-    while (nf <= max_fields && (ql = eol(q, end)) != NULL &&
-           trim_cr(q, ql) != q) {
-      nf++;
-      q = ql + 1;
-    }
-    hidx = fidx = 0;
-    if (!lazy) {
-      lua_createtable(L, 0, nf);
-      hidx = lua_gettop(L);
-      lua_createtable(L, 2 * nf, 0);
-      fidx = lua_gettop(L);
-    }
-  }
-  for (p = hb;;) {
-    const char *le;
-    lf = eol(p, end);
-    if (lf == NULL) { lua_settop(L, 0); lua_pushnil(L); return 1; }
-    if (lf + 1 - hb > max_head + 2)
-      return bad(L, request ? 431 : 400, "header block too large");
-    le = trim_cr(p, lf);
-    if (le == p) break; /* the empty line */
-    if (le - p > max_line)
-      return bad(L, request ? 431 : 400, "header line too long");
-    if (memchr(p, '\r', (size_t)(le - p)) != NULL)
-      return bad(L, 400, "bare CR");
-    if (++n > max_fields)
-      return bad(L, request ? 431 : 400, "too many header fields");
-    st = field(L, &h, p, le, hidx, fidx, n, &why);
-    if (st) return bad(L, request ? st : 400, why);
-    p = lf + 1;
-  }
-  if (fidx) {
-    lua_pushvalue(L, KEY(K_FIELDS));
-    lua_pushvalue(L, fidx);
-    lua_rawset(L, hidx - 1);
-    lua_pushvalue(L, KEY(K_HEADERS));
-    lua_pushvalue(L, hidx);
-    lua_rawset(L, hidx - 1);
-    lua_settop(L, hidx - 1); /* the head table */
+  if (!lazy) {
+    const char *hend = sc.next;
+    SETKV(L, K_FIELDS, push_fields(L, sc.hb, hend));
+    SETKV(L, K_HEADERS, push_headers(L, sc.hb, hend));
   } else {
     /* the head's bytes, for head_fields and head_headers when req.fields
     ** or req.headers is read */
     SETKV(L, K_HBUF, lua_pushvalue(L, 1));
-    SETKV(L, K_HB, lua_pushinteger(L, (lua_Integer)(hb - buf) + 1));
+    SETKV(L, K_HB, lua_pushinteger(L, (lua_Integer)(sc.hb - buf) + 1));
   }
-  if (request && (h.version == 11 ? h.nhost != 1 : h.nhost > 1))
-    return bad(L, 400, h.nhost ? "repeated Host" : "missing Host");
-  if (h.host_bad) return bad(L, 400, "bad Host");
-  st = framing(L, &h, &why, &blen);
-  if (st) return bad(L, st, why);
+  if (sc.chunked) SETKV(L, K_CHUNKED, lua_pushboolean(L, 1));
+  else if (sc.until_close) SETKV(L, K_UNTIL_CLOSE, lua_pushboolean(L, 1));
+  /* (http.server's request keeps it as _length: server_request) */
+  else if (!server) SETKV(L, K_LENGTH, lua_pushinteger(L, sc.blen));
   /* a server's request has version only when it is not HTTP/1.1 (the
   ** request metatable's default: one key less most requests) */
-  if (!server || h.version != 11)
+  if (!server || sc.h.version != 11)
     SETKV(L, K_VERSION,
-          lua_pushvalue(L, KEY(h.version == 11 ? V_HTTP11 : V_HTTP10)));
-  /* persistence (RFC 9112 9.3); a server's request has it only when
-  ** true (false is its metatable's default: one key less a request) */
-  {
-    int close = h.conn_close || (h.version == 10 && !h.conn_keepalive);
-    if (close || !server) SETKV(L, K_CLOSE, lua_pushboolean(L, close));
-  }
+          lua_pushvalue(L, KEY(sc.h.version == 11 ? V_HTTP11 : V_HTTP10)));
+  /* a server's request has close only when true (false is its
+  ** metatable's default: one key less a request) */
+  if (sc.close || !server) SETKV(L, K_CLOSE, lua_pushboolean(L, sc.close));
   if (server) {
-    server_request(L, blen);
+    server_request(L, sc.blen);
   } else if (lazy) { /* a response with its metatable */
     lua_pushvalue(L, 7);
     lua_setmetatable(L, -2);
   }
-  lua_pushinteger(L, (lua_Integer)(lf + 1 - buf) + 1);
+  lua_pushinteger(L, (lua_Integer)(sc.next - buf) + 1);
   return 2;
 }
 
@@ -802,11 +784,16 @@ static int head_fields(lua_State *L) {
   size_t len;
   const char *buf = luaL_checklstring(L, 1, &len);
   lua_Integer init = luaL_checkinteger(L, 2);
-  const char *p, *end = buf + len;
-  int n = 0;
   luaL_argcheck(L, init >= 1 && (size_t)init <= len + 1, 2, "out of range");
+  return push_fields(L, buf + init - 1, buf + len);
+}
+
+/* The fields list of the field lines at [p, end), up to the empty line
+** (a line with no ':' ends it); pushes it, returns 1. */
+static int push_fields(lua_State *L, const char *p, const char *end) {
+  int n = 0;
   lua_newtable(L);
-  for (p = buf + init - 1; p < end;) {
+  while (p < end) {
     const char *lf = eol(p, end), *le, *c, *v, *ve;
     if (lf == NULL) lf = end;
     le = trim_cr(p, lf);
@@ -836,11 +823,16 @@ static int head_headers(lua_State *L) {
   size_t len;
   const char *buf = luaL_checklstring(L, 1, &len);
   lua_Integer init = luaL_checkinteger(L, 2);
-  const char *p, *end = buf + len;
-  char lname[MAX_NAME];
   luaL_argcheck(L, init >= 1 && (size_t)init <= len + 1, 2, "out of range");
+  return push_headers(L, buf + init - 1, buf + len);
+}
+
+/* The headers table of the field lines at [p, end) (see head_headers);
+** pushes it, returns 1. */
+static int push_headers(lua_State *L, const char *p, const char *end) {
+  char lname[MAX_NAME];
   lua_newtable(L);
-  for (p = buf + init - 1; p < end;) {
+  while (p < end) {
     const char *lf = eol(p, end), *le, *c, *v, *ve;
     size_t nl, i;
     if (lf == NULL) lf = end;

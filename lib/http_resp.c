@@ -52,7 +52,7 @@ static _Thread_local time_t date_t = (time_t)-1;
 static _Thread_local char date_buf[48];
 static _Thread_local size_t date_len;
 
-static const char *date_line(size_t *len) {
+const char *http_date_line(size_t *len) {
   static const char wd[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri",
                                 "Sat"};
   static const char mo[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -230,7 +230,7 @@ static void build(lua_State *L, int res, lua_Integer status, int has_length,
     luaL_error(L, "send: Content-Length is %I but the body has %I bytes",
                (LUAI_UACINT)cl, (LUAI_UACINT)length);
   if (!has_date) {
-    date = date_line(&dl);
+    date = http_date_line(&dl);
     total += dl;
   }
   total += 128; /* the framing and Connection fields */

@@ -67,6 +67,11 @@ void net_conn_free(lh_handle *h) {
   }
   if (c->resting) net_rest_unlink(c); /* (shutting down: nobody told) */
   if (c->lingering) c->K->nlinger--;
+  if (c->ans != NULL) {
+    if (c->kind == K_SERVER) c->ans->closed = 1;
+    net_answer_unref(c->ans);
+    c->ans = NULL;
+  }
   h->extra = NULL;
   if (c->tp->free) c->tp->free(c);
   net_tmo_del(c->K, &c->rt);
@@ -514,6 +519,9 @@ static int abortive(conn *c) {
 void net_conn_close(lua_State *L, conn *c) {
   if (c->closed) return;
   c->closed = 1;
+  /* (its conns answer nothing more in C: a closed server's response is
+  ** the connection's last, which http's Lua says) */
+  if (c->kind == K_SERVER && c->ans != NULL) c->ans->closed = 1;
   if (c->reading) {
     if (c->kind == K_UDP)
       uv_udp_recv_stop((uv_udp_t *)c->h->uv);

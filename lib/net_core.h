@@ -318,6 +318,9 @@ void net_written(conn *c);
 int net_set_transport(conn *c, const lh_transport *tp, void *data);
 /* Plaintext for the reader (see on_data above); 0 or UV_ENOMEM. */
 int net_deliver(conn *c, const char *p, size_t n);
+/* What c's answer (c->ans, netcore.h) used of n bytes at p that arrived
+** with nothing unread before them (net_answer.c). */
+size_t net_answer_run(conn *c, const char *p, size_t n);
 
 /* }====================================================== */
 
@@ -346,6 +349,7 @@ struct conn {
   lua_State *rco;        /* parked reader (or acceptor) */
   lua_State *task;       /* last thread known to be a task (need_task) */
   struct conn_x *x;      /* what only some conns use, NULL until then */
+  net_answer *ans;       /* its server's answers in C, or NULL (netcore.h) */
   tmo rt;                /* the reader's deadline (also a resting conn's) */
   uint64_t rdue;         /* deadline of the parked reader, 0 = none */
   uint64_t rsince;       /* when the reader parked (net_now, ms) */
@@ -485,6 +489,7 @@ typedef struct shelved {
   struct shelved *next, *prev; /* K's shelf, oldest first */
   core *K;
   conn_x *x;             /* the conn's (a PROXY header's address), or NULL */
+  net_answer *ans;       /* as the conn's */
   tmo rt;                /* its deadline (shelf_fire), when it has one */
   uint64_t rdue, rsince; /* as the conn's */
   uint32_t maxline, maxread;

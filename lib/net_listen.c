@@ -270,6 +270,10 @@ static int accept_k(lua_State *L, int status, lua_KContext kc) {
     nc->maxread = c->maxread;
     nc->hwm = c->hwm;
     nc->timeout = c->idle;
+    if (c->ans != NULL && !c->ans->closed) {
+      nc->ans = c->ans;
+      net_answer_ref(nc->ans);
+    }
     return 1;
   }
   if (c->rerr) {

@@ -89,6 +89,7 @@ void net_shelf_fresh(core *K, int group, uint64_t due) {
 /* Free what s holds but its registry slots. */
 static void free_shelved(shelved *s) {
   close(s->fd);
+  if (s->ans != NULL) net_answer_unref(s->ans);
   if (s->x != NULL) {
     free(s->x->px);
     free(s->x);
@@ -171,6 +172,8 @@ static void shelve(core *K, conn *c) {
   s->x = c->x;
   if (s->x != NULL) s->x->c = NULL; /* (until the conn is made again) */
   c->x = NULL;
+  s->ans = c->ans;
+  c->ans = NULL;
   s->rdue = c->rdue;
   s->rsince = c->rsince;
   s->maxline = c->maxline;
@@ -259,6 +262,7 @@ static conn *reopen(shelved *s) {
   epoll_ctl(K->shelf_fd, EPOLL_CTL_DEL, s->fd, NULL);
   c->x = s->x;
   if (c->x != NULL) c->x->c = c;
+  c->ans = s->ans;
   c->rdue = s->rdue;
   c->rsince = s->rsince;
   c->maxline = s->maxline;

@@ -33,4 +33,40 @@ void lh_need_task(lua_State *L, const char *what);
 
 /* }====================================================== */
 
+/* {====================================================== answers */
+
+/*
+** A protocol's answers given in C, with no Lua: http's fixed responses
+** (http.fixed, lib/http_fixed.c). An answer is attached to a server
+** (net_answer_attach); every conn it accepts shares it. When plaintext
+** arrives for such a conn while it waits for its next request (resting,
+** net's conn:rest, or in recv_wait), with nothing unread before it and no
+** output queued, answer(a, c, p, n) may answer requests from the start of
+** p itself, writing with net_answer_send; it returns how many bytes it
+** used (0: none). What it leaves goes to the conn's reader as before, in
+** order. It must use only whole requests it would answer exactly as the
+** Lua behind the conn would, and decline (stop) at anything else.
+** refs: one per holder (the creator's, the server, each conn); closed:
+** the server closed (net sets it): answer nothing more.
+*/
+struct conn;
+typedef struct net_answer net_answer;
+struct net_answer {
+  size_t (*answer)(net_answer *a, struct conn *c, const char *p, size_t n);
+  void (*free)(net_answer *a);
+  int refs;
+  int closed;
+};
+void net_answer_ref(net_answer *a);
+void net_answer_unref(net_answer *a); /* free at the last reference */
+/* Attach a to the net server at idx (a net.listen server); an earlier
+** answer of it is let go. Raises when idx is not a live server. */
+void net_answer_attach(lua_State *L, int idx, net_answer *a);
+/* Send nb buffers on c (through its transport): 0 when all went at once,
+** 1 when some is queued (answer no more), < 0 an error (now c's write
+** error). */
+int net_answer_send(struct conn *c, const uv_buf_t *bufs, int nb);
+
+/* }====================================================== */
+
 #endif
