@@ -220,13 +220,14 @@ start_echo() {
   esac
 }
 
-http_servers=$(only "nginx lh_http lh_http_w2 ngx_lua node_http" nginx)
+http_servers=$(only "nginx lh_http lh_http_w2 lh_http_lua ngx_lua node_http" nginx)
 lb_nginx="nginx $(nginx -v 2>&1 | sed 's|.*nginx/||') (floor)"
 lb_lh_http="luahost scripts/http_server.lua"
 # Every HTTP server answers GET /hello with the same 12 bytes.
 HTTP_PATH=/hello
 HTTP_BODY="hello world"
 lb_lh_http_w2="luahost http_server.lua, --workers 2 (cores 0,1)"
+lb_lh_http_lua="luahost, /hello a Lua handler (bench/http_lua.lua)"
 lb_ngx_lua="nginx + Lua handler (lua-nginx-module $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua 2>/dev/null | sed 's/^1://; s/-.*//'), LuaJIT)"
 lb_node_http="node http"
 
@@ -310,6 +311,9 @@ start_http() {
         127.0.0.1 "$p" \
         "$top/scripts"
     fi ;;
+  lh_http_lua)
+    start lh_http_lua http print "$LUAHOST" --log-level warn \
+      "$here/http_lua.lua" 127.0.0.1 0 ;;
   node_http)
     if command -v node >/dev/null; then
       start node_http http print node "$here/node_http.js"
@@ -346,10 +350,10 @@ if [ -n "$ONLY" ] &&
   http_on=1; idle_on=1; hidle_on=1; hclient_on=1
 fi
 if [ -n "$ONLY" ] &&
-   [ -z "$(only "lh_uv lh_net lh_net_w2 luv node lh_http lh_http_w2 ngx_lua node_http")" ]
+   [ -z "$(only "lh_uv lh_net lh_net_w2 luv node lh_http lh_http_w2 lh_http_lua ngx_lua node_http")" ]
 then                                                       # cases only
   echo_servers="c lh_uv lh_net lh_net_w2 luv node"
-  http_servers="nginx lh_http lh_http_w2 ngx_lua node_http"
+  http_servers="nginx lh_http lh_http_w2 lh_http_lua ngx_lua node_http"
 fi
 [ -n "$http_on$hidle_on" ] || http_servers=""
 [ -n "$cases$idle_on" ] || echo_servers=""
@@ -713,6 +717,8 @@ http_table() {
     rc=$(ratio "$c" "$nc")
     t=""
     [ "$s" = lh_http ] && t="$(target "$rc" ≤ 1.05) CPU"
+    [ "$s" = lh_http_lua ] &&
+      t="$(ratio "$c" "$(med $h ngx_lua cpu_us_per_msg)") × nginx + Lua"
     echo "| $hl | $(label "$s") | $(fmt "$m" %.0f) | $(ratio "$m" "$nm") | $(fmt "$(med $h "$s" p50_us)" %.1f) | $(fmt "$(med $h "$s" p99_us)" %.1f) | $(fmt "$(med $h "$s" cli_cpu_pct)" %.0f) | $(fmt "$(med $h "$s" srv_cpu_pct)" %.0f) | $(fmt "$(med $h "$s" other_cpu_pct)" %.0f) | $(fmt "$c" %.3f)$(spread $h "$s" cpu_us_per_msg) | $rc | $t |"
   done
   done

@@ -70,6 +70,8 @@ int host_log_set_level(const char *name) {
 
 void host_log_set_worker(int id) { log_worker = id; }
 
+int host_log_enabled(int level) { return level >= log_level; }
+
 /* {====================================================== a line */
 
 typedef struct line {

@@ -15,6 +15,8 @@ enum { HOST_LOG_TEXT, HOST_LOG_JSON };
 /* --log-format / --log-level: 0, or -1 for a bad name (printed). */
 int host_log_set_format(const char *name);
 int host_log_set_level(const char *name);
+/* Would a line at level be written? (the log module's enabled, in C) */
+int host_log_enabled(int level);
 /* This process is worker id of its group (0: not a worker). */
 void host_log_set_worker(int id);
 /* A line at level (dropped below the level set), printf-style. */

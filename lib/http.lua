@@ -23,6 +23,7 @@ http.listen = server.listen
 http.assert = require("net").assert
 http.router = router.new
 http.decode_query = server.decode_query
+http.fixed = server.fixed
 
 --- health([path]) -> middleware: answers GET/HEAD path (default
 --- "/health") with 200 "ok", and 503 "draining" once the process

@@ -11,6 +11,7 @@ static void add(lua_State *L, const luaL_Reg *l) {
 int luaopen_http_core(lua_State *L) {
   http_chunked_open(L);
   http_gzip_open(L);
+  http_fixed_open(L);
   lua_newtable(L);
   add(L, http_head_funcs);
   http_head_open(L);
@@ -19,5 +20,6 @@ int luaopen_http_core(lua_State *L) {
   add(L, http_chunked_funcs);
   add(L, http_ws_funcs);
   add(L, http_gzip_funcs);
+  add(L, http_fixed_funcs);
   return 1;
 }

@@ -9,6 +9,7 @@
 **   http_chunked.c - the chunked transfer coding, decoded incrementally
 **   http_ws.c      - WebSocket helpers: SHA-1, base64, masking
 **   http_gzip.c    - gzip streams (zlib) for Content-Encoding
+**   http_fixed.c   - fixed responses (http.fixed) answered in C
 */
 #ifndef HTTP_CORE_H
 #define HTTP_CORE_H
@@ -21,6 +22,7 @@ extern const luaL_Reg http_resp_funcs[];
 extern const luaL_Reg http_chunked_funcs[];
 extern const luaL_Reg http_ws_funcs[];
 extern const luaL_Reg http_gzip_funcs[];
+extern const luaL_Reg http_fixed_funcs[];
 
 /* parse_request and parse_response, into the module table at -1. */
 void http_head_open(lua_State *L);
@@ -30,6 +32,8 @@ void http_resp_open(lua_State *L);
 void http_chunked_open(lua_State *L);
 /* The gzip stream metatable. */
 void http_gzip_open(lua_State *L);
+/* The answers' metatable (http_fixed.c). */
+void http_fixed_open(lua_State *L);
 
 /* Character classes of RFC 9110 (5.6.2 token, 5.5 field values). */
 extern const unsigned char http_tchar[256];

@@ -67,6 +67,15 @@ local function check_fn(fn, fname)
 end
 
 --- router:route(method, pattern, fn) -> router ("*" = any method)
+-- Servers that answer some of this router's routes in C (http.fixed)
+-- are told when its routes or middleware change (http.server's sync).
+local function changed(self)
+  local w = rawget(self, "_watch")
+  if w then
+    for srv, sync in pairs(w) do sync(srv) end
+  end
+end
+
 function Router:route(method, pattern, fn)
   if type(method) ~= "string" or not method:match("^[%u*]+$") then
     error("bad argument #1 to 'route' (method expected, got " ..
@@ -76,6 +85,7 @@ function Router:route(method, pattern, fn)
   check_fn(fn, "route")
   self.routes[#self.routes + 1] = {method = method, lpat = lpat,
     names = names, fn = fn, literal = literal}
+  changed(self)
   return self
 end
 
@@ -87,6 +97,7 @@ for _, m in ipairs({"get", "post", "put", "delete", "patch", "head",
     check_fn(fn, m)
     self.routes[#self.routes + 1] = {method = method, lpat = lpat,
       names = names, fn = fn, literal = literal}
+    changed(self)
     return self
   end
 end
@@ -100,6 +111,7 @@ function Router:use(fn)
       type(fn) .. ")", 2)
   end
   self.middleware[#self.middleware + 1] = fn
+  changed(self)
   return self
 end
 
@@ -112,6 +124,7 @@ function Router:mount(prefix, fn)
   check_fn(fn, "mount")
   prefix = prefix:gsub("/+$", "")
   self.mounts[#self.mounts + 1] = {prefix = prefix, fn = fn}
+  changed(self)
   return self
 end
 
@@ -227,6 +240,42 @@ function Router:__handler()
     return run_chain(self, req, res)
   end
 end
+
+-- What dispatch calls first for GET and for HEAD of each path of its
+-- exact index (the literal routes before the first with a capture), with
+-- no middleware (none: every request goes through it): {path, get_fn,
+-- head_fn, ...}, false for a method that is not answered there. For
+-- http.server, which answers the fixed ones (http.fixed) in C.
+function M.exact_routes(self)
+  local out = {}
+  if #self.middleware > 0 then return out end
+  local seen, order = {}, {}
+  local routes = self.routes
+  for i = 1, #routes do
+    local r = routes[i]
+    if not r.literal then break end
+    local p = r.literal
+    local s = seen[p]
+    if not s then
+      s = {}
+      seen[p] = s
+      order[#order + 1] = p
+    end
+    local m = r.method
+    if s.get == nil and (m == "GET" or m == "*") then s.get = r.fn end
+    if s.head == nil and (m == "HEAD" or m == "*" or m == "GET") then
+      s.head = r.fn
+    end
+  end
+  for _, p in ipairs(order) do
+    out[#out + 1] = p
+    out[#out + 1] = seen[p].get or false
+    out[#out + 1] = seen[p].head or false
+  end
+  return out
+end
+
+M.Router = Router
 
 --- router() -> a router (callable as a handler)
 function M.new()

@@ -415,6 +415,109 @@ local function body_allowed(self)
   return self._req.method ~= "HEAD" and not no_body_status(self._status)
 end
 
+-- {{{ fixed responses (http.fixed): the same bytes from Lua or from C
+
+local Fixed = {__name = "http.fixed"}
+Fixed.__index = Fixed
+
+-- (the server frames a fixed response itself; and a Connection: close of
+-- its own would end the connection, which C does not)
+local FIXED_RESERVED = {["transfer-encoding"] = true,
+  ["content-length"] = true, connection = true}
+
+-- The bytes of a fixed response to method, from build_head as res:send
+-- makes them, without the Date line; where that goes (-1: none, the
+-- fields have their own Date); where the head's last CRLF is (an
+-- HTTP/1.0 keep-alive's field goes there).
+local function fixed_bytes(self, method)
+  local f, status = self._fields, self.status
+  local reason = REASON[status]
+  local data, apart = c_build_head({_status = status, _headers = f},
+    #self.body, {method = method}, reason, self.body)
+  if apart then data = data .. self.body end
+  local at = #"HTTP/1.1 000 \r\n" + #(reason or "Unknown")
+  for i = 1, #f, 3 do at = at + #f[i] + #f[i + 1] + 4 end
+  local date = -1
+  if data:sub(at + 1, at + 6) == "Date: " then
+    local e = assert(data:find("\r\n", at + 1, true))
+    data, date = data:sub(1, at) .. data:sub(e + 2), at
+  end
+  return {data, date, assert(data:find("\r\n\r\n", 1, true)) + 1}
+end
+
+local function fixed_arg(n, what, got)
+  error(("bad argument #%d to 'fixed' (%s expected, got %s)")
+    :format(n, what, got), 3)
+end
+
+--- fixed(status, body [, headers]) -> handler: the same response to every
+--- request (nginx's `return`); answered in C when it can be (see
+--- docs/http.md, "Fixed responses").
+function M.fixed(status, body, headers)
+  if math.type(status) ~= "integer" or status < 200 or status > 599 then
+    fixed_arg(1, "a final status, integer in 200..599", tostring(status))
+  end
+  if type(body) ~= "string" then fixed_arg(2, "string", type(body)) end
+  if headers ~= nil and type(headers) ~= "table" then
+    fixed_arg(3, "table of fields", type(headers))
+  end
+  local names, seen, fields = {}, {}, {}
+  for k in pairs(headers or {}) do
+    if type(k) ~= "string" then
+      fixed_arg(3, "field names as keys", type(k) .. " key")
+    end
+    names[#names + 1] = k
+  end
+  table.sort(names) -- (the fields in one order, whatever pairs says)
+  for _, name in ipairs(names) do
+    local key = lower(name)
+    if FIXED_RESERVED[key] then
+      error(("bad argument #3 to 'fixed' (%s is set by the server)")
+        :format(name), 2)
+    end
+    if seen[key] then
+      error(("bad argument #3 to 'fixed' (%s given twice)"):format(name), 2)
+    end
+    seen[key] = true
+    local v = headers[name]
+    local list = type(v) == "table" and v or {v}
+    if #list == 0 then fixed_arg(3, "a value for " .. name, "none") end
+    for _, x in ipairs(list) do
+      if math.type(x) == "integer" then x = tostring(x) end
+      if type(x) ~= "string" then
+        fixed_arg(3, "string value for " .. name, type(x))
+      end
+      local ok, why = field_ok(name, x)
+      if not ok then
+        error(("bad argument #3 to 'fixed' (%s: %s)"):format(name, why), 2)
+      end
+      fields[#fields + 1], fields[#fields + 2], fields[#fields + 3] =
+        name, x, key
+    end
+  end
+  local self = setmetatable({status = status, body = body, _fields = fields},
+    Fixed)
+  self._get = fixed_bytes(self, "GET")
+  self._head = fixed_bytes(self, "HEAD")
+  return self
+end
+
+-- As a Lua handler (any method, behind middleware, a router's capture
+-- route): the fields, then res:send.
+function Fixed:__call(req, res)
+  local f = self._fields
+  for i = 1, #f, 3 do
+    if i > 1 and f[i + 2] == f[i - 1] then res:add_header(f[i], f[i + 1])
+    else res:header(f[i], f[i + 1]) end
+  end
+  local _ = req
+  return res:send(self.status, self.body)
+end
+
+M.is_fixed = function(v) return getmetatable(v) == Fixed end
+
+-- }}}
+
 -- {{{ gzip (http.listen{gzip = true}): text-like types, when asked
 
 local function compressible(ctype)
@@ -1018,6 +1121,7 @@ local LISTEN_OPTS = {host = true, port = true, path = true, fd = true,
   gzip = true, proxy_protocol = true, trusted_proxies = true,
   backlog = true, reuseport = true}
 
+local attach_answers
 local function make_log(log)
   if log == nil or log == false then return nil end
   if type(log) == "table" and log == package.loaded.log then
@@ -1034,6 +1138,55 @@ local function make_log(log)
   if type(log) == "function" then return log end
   error("bad argument #1 to 'listen' (log: true, a file name, a " ..
     "function or the log module expected)", 3)
+end
+
+-- A server whose handler is a fixed response, or a router with fixed
+-- routes, answers them in C (http_fixed.c): its answers hold their
+-- bytes, made again when the router changes. Not with gzip (the Lua
+-- decides per request) nor an access log of another kind than the log
+-- module's (whose level C reads).
+local Router = require("http.router")
+local function sync_answers(srv)
+  local h, list, all = srv._fixed_src, {}, nil
+  if getmetatable(h) == Fixed then
+    all = table.move(h._head, 1, 3, 4, table.move(h._get, 1, 3, 1, {}))
+  else
+    local ex = Router.exact_routes(h)
+    for i = 1, #ex, 3 do
+      local get, head = ex[i + 1], ex[i + 2]
+      get = getmetatable(get) == Fixed and get._get
+      head = getmetatable(head) == Fixed and head._head
+      if get or head then
+        local n = #list
+        list[n + 1] = ex[i]
+        for k = 1, 3 do
+          list[n + 1 + k] = get and get[k]
+          list[n + 4 + k] = head and head[k]
+        end
+      end
+    end
+  end
+  srv._answers:set(list, all)
+end
+
+attach_answers = function(srv, handler, log, log_module, whole)
+  if srv.gzip or (log and not log_module) then return end
+  local is_router = getmetatable(handler) == Router.Router
+  if not is_router and getmetatable(handler) ~= Fixed then return end
+  local L = srv.limits
+  srv._fixed_src = handler
+  srv._answers = core.answers(whole(L.line), whole(L.head),
+    whole(L.fields), log_module and 1 or 0)
+  sync_answers(srv)
+  srv._answers:attach(srv._net)
+  if is_router then
+    local w = rawget(handler, "_watch")
+    if not w then
+      w = setmetatable({}, {__mode = "k"})
+      rawset(handler, "_watch", w)
+    end
+    w[srv] = sync_answers
+  end
 end
 
 --- listen{host=, port= | path= | fd=, handler=, limits=, timeouts=,
@@ -1124,6 +1277,7 @@ function M.listen(opts)
   if not s then return nil, err, msg end
   srv._net = s
   srv._st = assert(net_servers[s], "net server state")
+  attach_answers(srv, opts.handler, log, log_module, whole)
   srv.Response, srv.BodyResponse = server_response(srv)
   task.spawn(function()
     s:serve(function(conn) return serve_conn(srv, conn) end)
