@@ -3,6 +3,7 @@ http: an HTTP/1.1 server and client, with WebSocket, on net.
 
   http.listen{...} -> server        (http.server)
   http.router() -> router           (http.router)
+  http.fixed(status, body [, headers]) -> handler (answered in C)
   http.request{...} -> res, http.get(url) (http.client)
   http.websocket.accept / connect   (http.websocket)
   http.files(dir) -> handler        (http.files)

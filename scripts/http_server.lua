@@ -13,7 +13,8 @@ status, bytes, milliseconds; --log-format json for JSON lines,
 TLS_CERT=cert.pem TLS_KEY=key.pem in the environment it serves HTTPS
 (https://HOST:PORT/; try curl --cacert ca.pem).
 
-  GET|HEAD /hello     "hello world\n" (a fixed small answer, for benchmarks)
+  GET|HEAD /hello     "hello world\n" (http.fixed: answered in C on a
+                      kept-alive connection while the access log is off)
   POST /echo          the request body, sent back
   GET|HEAD /path      the file ROOT/path (http.files: ETag, 304, Range); a
                       directory gives its index.html or a listing
