@@ -308,6 +308,7 @@ describe("http.fixed", function()
         assert.are.equal("text/plain", res.headers["content-type"])
       end
       assert.is_true(answered(srv) >= 3, "answered " .. answered(srv))
+      require("http.client").close_idle()
       srv:close()
     end, 30)
   end)
