@@ -17,5 +17,5 @@ end)
 local server = http.assert(http.listen{host = arg[1] or "127.0.0.1",
   port = math.tointeger(tonumber(arg[2] or 0)), handler = app, log = log})
 local ip, port = server:sockname()
-print(("serving on http://%s:%d/"):format(ip, port))
+print(("listening on %s:%d"):format(ip, port))
 io.stdout:flush()

@@ -81,10 +81,14 @@ typedef struct http_scan {
   int close;                /* the connection ends after it (RFC 9112 9.3) */
 } http_scan;
 
-/* One head from buf[init..len), read as parse_request (request) or
-** parse_response read it, with every check of theirs in the same order,
-** no Lua: 1 a whole head (sc), 0 not complete yet, -1 a bad one (sc->st,
-** sc->why). The search for the head's end starts at buf[from]. */
+/* One head from buf[init..len), read as parse_request (request 1) or
+** parse_response (0) read it, with every check of theirs in the same
+** order, no Lua: 1 a whole head (sc), 0 not complete yet, -1 a bad one
+** (sc->st, sc->why). The search for the head's end starts at buf[from].
+** request | HTTP_SCAN_WHOLE: for a caller that takes a whole valid head
+** or nothing (1, or anything else): the same heads are 1, with less
+** work, but a bad head may be 0 or -1 with another why. */
+#define HTTP_SCAN_WHOLE 2
 int http_scan_head(http_scan *sc, const char *buf, size_t len, size_t init,
                    size_t from, const http_limits *lim, int request);
 

@@ -150,7 +150,8 @@ static size_t fixed_answer(net_answer *na, struct conn *c, const char *p,
     const fixed_resp *r;
     const fixed_route *rt;
     int head;
-    if (http_scan_head(&sc, p, n, used, used, &a->lim, 1) != 1 ||
+    if (http_scan_head(&sc, p, n, used, used, &a->lim,
+                       1 | HTTP_SCAN_WHOLE) != 1 ||
         sc.close || sc.blen != 0)
       break;
     if (sc.ml == 3 && memcmp(sc.m, "GET", 3) == 0) head = 0;

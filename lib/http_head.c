@@ -502,7 +502,8 @@ int http_scan_head(http_scan *sc, const char *buf, size_t len, size_t init,
                    size_t from, const http_limits *lim, int request) {
   const char *p, *end = buf + len, *lf, *line, *hb;
   const char *why = NULL;
-  int n = 0, st;
+  int n = 0, st, whole = request & HTTP_SCAN_WHOLE;
+  request &= 1;
   memset(sc, 0, sizeof *sc);
   sc->h.request = request;
   p = buf + init;
@@ -515,7 +516,11 @@ int http_scan_head(http_scan *sc, const char *buf, size_t len, size_t init,
     if (line - p > MAX_SKIP) return fail(sc, 400, "too many empty lines");
   }
   if (from > len) from = len;
-  if (line == end || !complete(line, buf + from, end)) {
+  if (whole) {
+    /* (its caller takes a whole valid head or nothing: no search for its
+    ** end first, the lines below find it or return 0) */
+    if (line == end || eol(line, end) == NULL) return 0;
+  } else if (line == end || !complete(line, buf + from, end)) {
     /* not complete: only the limits can be judged */
     lf = eol(line, end);
     if (lf == NULL) {
@@ -551,7 +556,9 @@ int http_scan_head(http_scan *sc, const char *buf, size_t len, size_t init,
     if (le == p) break; /* the empty line */
     if (le - p > lim->line)
       return fail(sc, request ? 431 : 400, "header line too long");
-    if (memchr(p, '\r', (size_t)(le - p)) != NULL)
+    /* (field() refuses a CR too: this says why as it should; a caller
+    ** that takes whole valid heads only does not need to know) */
+    if (!whole && memchr(p, '\r', (size_t)(le - p)) != NULL)
       return fail(sc, 400, "bare CR");
     if (++n > lim->fields)
       return fail(sc, request ? 431 : 400, "too many header fields");
