@@ -293,6 +293,18 @@ void host_log(int level, const char *fmt, ...) {
   finish(&l);
 }
 
+void host_log_fields(int level, const char *msg, size_t n, int nf,
+                     const char *const *keys, const char *const *vals,
+                     const size_t *vlens, const int *quoted) {
+  line l;
+  int i;
+  if (level < log_level) return;
+  begin(&l, level, msg, n);
+  for (i = 0; i < nf; i++)
+    field(&l, keys[i], strlen(keys[i]), vals[i], vlens[i], quoted[i]);
+  finish(&l);
+}
+
 /* }====================================================== */
 
 /* {====================================================== private.log */

@@ -17,6 +17,12 @@ int host_log_set_format(const char *name);
 int host_log_set_level(const char *name);
 /* Would a line at level be written? (the log module's enabled, in C) */
 int host_log_enabled(int level);
+/* A line at level with fields (keys in the order given: sorted, as the
+** log module writes them), as the log module's log.info(msg, fields):
+** vals[i] is the string of a number when quoted[i] is 0. */
+void host_log_fields(int level, const char *msg, size_t n, int nf,
+                     const char *const *keys, const char *const *vals,
+                     const size_t *vlens, const int *quoted);
 /* This process is worker id of its group (0: not a worker). */
 void host_log_set_worker(int id);
 /* A line at level (dropped below the level set), printf-style. */

@@ -37,6 +37,8 @@ typedef struct fixed_resp {
   size_t hend; /* where the head's last CRLF is (in data): an HTTP/1.0
                   keep-alive request's "Connection: keep-alive" goes
                   there */
+  size_t blen; /* the body's length (the access line's bytes) */
+  int status;
 } fixed_resp;
 
 /* A path and the response of each method (none: the Lua answers it). */
@@ -50,7 +52,7 @@ typedef struct answers {
   net_answer base;   /* first: net's view */
   http_limits lim;   /* the server's: a head it refuses is the Lua's */
   int log;           /* its access log: 0 none, 1 the log module's (on at
-                        info), 2 another (always on: answer nothing) */
+                        info: its line written here) */
   int nroutes;
   fixed_route *routes; /* hashed by path, open addressing, a power of 2 */
   int cap;
@@ -136,6 +138,36 @@ static void add_resp(uv_buf_t *b, int *nb, const fixed_resp *r,
                                             (unsigned)(r->len - at));
 }
 
+/* The access line of a request answered here: the log module's, as
+** http.server's access_log writes it (msg "METHOD target"; bytes, the
+** body's length; ms, the time taken, none here; peer; status; version),
+** fields in key order. */
+static void access_line(const http_scan *sc, const fixed_resp *r,
+                        const char *peer, size_t pl) {
+  static const char *const keys[5] = {"bytes", "ms", "peer", "status",
+                                      "version"};
+  static const int quoted[5] = {0, 0, 1, 0, 1};
+  char msg[512], bytes[24], status[8];
+  const char *vals[5];
+  size_t vl[5], tl = (size_t)(sc->te - sc->t), ml;
+  if (sc->ml + 1 + tl > sizeof msg) tl = sizeof msg - sc->ml - 1;
+  memcpy(msg, sc->m, sc->ml);
+  msg[sc->ml] = ' ';
+  memcpy(msg + sc->ml + 1, sc->t, tl);
+  ml = sc->ml + 1 + tl;
+  vals[0] = bytes;
+  vl[0] = (size_t)snprintf(bytes, sizeof bytes, "%zu", r->blen);
+  vals[1] = "0.0";
+  vl[1] = 3;
+  vals[2] = peer;
+  vl[2] = pl;
+  vals[3] = status;
+  vl[3] = (size_t)snprintf(status, sizeof status, "%d", r->status);
+  vals[4] = sc->h.version == 10 ? "HTTP/1.0" : "HTTP/1.1";
+  vl[4] = 8;
+  host_log_fields(HOST_LOG_INFO, msg, ml, 5, keys, vals, vl, quoted);
+}
+
 static size_t fixed_answer(net_answer *na, struct conn *c, const char *p,
                            size_t n) {
   answers *a = (answers *)na;
@@ -143,8 +175,11 @@ static size_t fixed_answer(net_answer *na, struct conn *c, const char *p,
   const char *d = NULL;
   uv_buf_t b[MAX_BUFS];
   int nb = 0;
-  if (a->log == 2 || (a->log == 1 && host_log_enabled(HOST_LOG_INFO)))
-    return 0;
+  int logging = a->log == 1 && host_log_enabled(HOST_LOG_INFO);
+  char peer[256];
+  int pl = 0;
+  if (logging && (pl = net_answer_peer(c, peer, sizeof peer)) < 0)
+    return 0; /* (the Lua's peer: a PROXY header's) */
   while (used < n) {
     http_scan sc;
     const fixed_resp *r;
@@ -171,6 +206,7 @@ static size_t fixed_answer(net_answer *na, struct conn *c, const char *p,
     add_resp(b, &nb, r, d, dl, sc.h.version == 10);
     used = (size_t)(sc.next - p);
     a->answered++;
+    if (logging) access_line(&sc, r, peer, (size_t)pl);
   }
   if (nb > 0) net_answer_send(c, b, nb);
   return used;
@@ -210,25 +246,28 @@ static int fixed_new(lua_State *L) {
 }
 
 /* A response from the values at i (bytes, or false for none), i + 1
-** (the Date line's position, or -1) and i + 2 (the head's last CRLF). */
+** (the Date line's position, or -1), i + 2 (the head's last CRLF), i + 3
+** (the body's length) and i + 4 (the status). */
+#define RESP_N 5
 static int take_resp(lua_State *L, int t, int i, fixed_resp *r) {
   size_t len;
   const char *s;
-  lua_Integer date, hend;
+  lua_Integer v[RESP_N - 1];
+  int k;
   r->data = NULL;
   if (lua_rawgeti(L, t, i) != LUA_TSTRING) { /* (false: none) */
     lua_pop(L, 1);
     return 1;
   }
   s = lua_tolstring(L, -1, &len);
-  lua_rawgeti(L, t, i + 1);
-  lua_rawgeti(L, t, i + 2);
-  date = lua_tointeger(L, -2);
-  hend = lua_tointeger(L, -1);
-  lua_pop(L, 2);
-  if (len == 0 || len > 0x7fffffff || date < -1 ||
-      date > (lua_Integer)len || hend < 0 || hend > (lua_Integer)len ||
-      (date >= 0 && hend < date)) {
+  for (k = 0; k < RESP_N - 1; k++) {
+    lua_rawgeti(L, t, i + 1 + k);
+    v[k] = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  if (len == 0 || len > 0x7fffffff || v[0] < -1 ||
+      v[0] > (lua_Integer)len || v[1] < 0 || v[1] > (lua_Integer)len ||
+      (v[0] >= 0 && v[1] < v[0]) || v[2] < 0 || v[3] < 200 || v[3] > 599) {
     lua_pop(L, 1);
     return 0;
   }
@@ -239,18 +278,20 @@ static int take_resp(lua_State *L, int t, int i, fixed_resp *r) {
   }
   memcpy(r->data, s, len);
   r->len = len;
-  r->date = (long)date;
-  r->hend = (size_t)hend;
+  r->date = (long)v[0];
+  r->hend = (size_t)v[1];
+  r->blen = (size_t)v[2];
+  r->status = (int)v[3];
   lua_pop(L, 1);
   return 1;
 }
 
 /*
 ** answers:set(list [, all]): the fixed routes, replacing those before:
-** list = {path, get, get_date, get_hend, head, head_date, head_hend,
-** path, ...} (see take_resp; a response false for a method the Lua
-** answers); all = {get, get_date, get_hend, head, head_date, head_hend}:
-** the response to every path (the handler is fixed).
+** list = {path, <GET's response>, <HEAD's response>, path, ...}, each
+** response RESP_N values (see take_resp; false and RESP_N - 1 more for a
+** method the Lua answers); all = {<GET's>, <HEAD's>}: the response to
+** every path (the handler is fixed).
 */
 static int fixed_set(lua_State *L) {
   answers *a = check_answers(L);
@@ -259,7 +300,7 @@ static int fixed_set(lua_State *L) {
   fixed_route *routes = NULL;
   luaL_checktype(L, 2, LUA_TTABLE);
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-  n = (lua_Integer)lua_rawlen(L, 2) / 7;
+  n = (lua_Integer)lua_rawlen(L, 2) / (1 + 2 * RESP_N);
   routes_free(a);
   if (n > 0) {
     cap = 8;
@@ -273,7 +314,7 @@ static int fixed_set(lua_State *L) {
     size_t pl;
     const char *p;
     fixed_route *r;
-    lua_rawgeti(L, 2, i * 7 + 1);
+    lua_rawgeti(L, 2, (int)(i * (1 + 2 * RESP_N) + 1));
     p = lua_tolstring(L, -1, &pl);
     if (p == NULL) {
       lua_pop(L, 1);
@@ -294,15 +335,17 @@ static int fixed_set(lua_State *L) {
         memcpy(r->path, p, pl + 1);
         r->plen = pl;
         a->nroutes++;
-        ok = take_resp(L, 2, (int)(i * 7 + 2), &r->get) &&
-             take_resp(L, 2, (int)(i * 7 + 5), &r->head);
+        int at = (int)(i * (1 + 2 * RESP_N) + 2);
+        ok = take_resp(L, 2, at, &r->get) &&
+             take_resp(L, 2, at + RESP_N, &r->head);
       }
     }
     lua_pop(L, 1);
   }
   if (ok && lua_istable(L, 3)) {
     a->has_all = 1;
-    ok = take_resp(L, 3, 1, &a->all.get) && take_resp(L, 3, 4, &a->all.head);
+    ok = take_resp(L, 3, 1, &a->all.get) &&
+         take_resp(L, 3, 1 + RESP_N, &a->all.head);
   }
   if (!ok) {
     routes_free(a);

@@ -4,6 +4,8 @@
 ** arrives for a conn waiting for its next request (net_deliver).
 ** See Copyright Notice in README.md
 */
+#include <string.h>
+
 #include "net_core.h"
 
 void net_answer_ref(net_answer *a) { a->refs++; }
@@ -27,6 +29,28 @@ int net_answer_send(conn *c, const uv_buf_t *bufs, int nb) {
     return r;
   }
   return net_queued(c) > 0;
+}
+
+int net_answer_peer(conn *c, char *buf, size_t n) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss), port;
+  char ip[INET6_ADDRSTRLEN];
+  size_t il;
+  if (c->x != NULL && c->x->px != NULL) return -1;
+  if (c->h->uv->type == UV_NAMED_PIPE) {
+    size_t pn = n;
+    if (uv_pipe_getpeername((uv_pipe_t *)c->h->uv, buf, &pn) < 0) return -1;
+    return (int)pn;
+  }
+  if (c->h->uv->type != UV_TCP ||
+      uv_tcp_getpeername((uv_tcp_t *)c->h->uv, (struct sockaddr *)&ss,
+                         &len) < 0 ||
+      lh_sockaddr_ip((struct sockaddr *)&ss, ip, &port) < 0)
+    return -1;
+  il = strlen(ip);
+  if (il >= n) return -1;
+  memcpy(buf, ip, il);
+  return (int)il;
 }
 
 /*

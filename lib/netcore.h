@@ -66,6 +66,11 @@ void net_answer_attach(lua_State *L, int idx, net_answer *a);
 ** 1 when some is queued (answer no more), < 0 an error (now c's write
 ** error). */
 int net_answer_send(struct conn *c, const uv_buf_t *bufs, int nb);
+/* c's peer as conn:peername() says it first (an IP address, or a unix
+** socket's path) into buf (n bytes): its length, or -1 when there is none
+** to give or it came in a PROXY header (the caller leaves such a conn
+** to its Lua). */
+int net_answer_peer(struct conn *c, char *buf, size_t n);
 
 /* }====================================================== */
 

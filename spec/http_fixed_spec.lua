@@ -258,21 +258,42 @@ describe("http.fixed", function()
     end, 30)
   end)
 
-  it("leaves to the Lua a server with an access log on, gzip, or a " ..
-    "closed server", function()
+  it("writes the log module's access line the Lua writes, in text and " ..
+    "JSON; leaves to the Lua a server with gzip or closed", function()
+    local function lines(path)
+      local t = {}
+      for l in io.lines(path) do
+        -- (the time, the process and the milliseconds differ)
+        l = l:gsub("^%S+ ", ""):gsub("luahost%[%d+%]", "luahost[-]")
+          :gsub('"time":"[^"]*"', ""):gsub('"pid":%d+', "")
+          :gsub("ms=[%d.]+", "ms=-"):gsub('"ms":[%d.]+', '"ms":-')
+        t[#t + 1] = l
+      end
+      return t
+    end
     run_task(function()
-      local old = log.level()
-      log.setup{level = "info"}
-      local srv, port = listen(app(false), {log = log})
-      exchange(port, GET, GET .. GET)
-      assert.are.equal(0, answered(srv)) -- the log's line is the Lua's
-      log.setup{level = "warn"}
-      exchange(port, GET, GET .. GET)
-      -- (the first too, when it comes after the accept: the new conn
-      -- rests until its first bytes)
-      assert.is_true(answered(srv) >= 2)
-      log.setup{level = old}
-      srv:close()
+      local prev = log.setup{level = "info"}
+      local a, pa = listen(app(false), {log = log})
+      local b, pb = listen(app(true), {log = log})
+      local rest = GET .. "HEAD /hello?q=%22 HTTP/1.1\r\nHost: a\r\n\r\n" ..
+        "GET /gone HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+      for _, format in ipairs{"text", "json"} do
+        local fa, fb = tmpname(), tmpname()
+        log.setup{format = format, file = fa}
+        exchange(pa, GET, rest)
+        log.setup{file = fb}
+        exchange(pb, GET, rest)
+        log.setup{file = false}
+        local la, lb = lines(fa), lines(fb)
+        assert.are.equal(5, #lb)
+        assert.are.same(lb, la)
+      end
+      assert.is_true(answered(a) >= 6, "in C: " .. answered(a))
+      assert.are.equal(0, answered(b))
+      log.setup{level = prev.level, format = prev.format,
+        file = prev.file or false}
+      a:close()
+      b:close()
       local gz = listen(app(false), {gzip = true})
       assert.is_nil(gz._answers)
       gz:close()

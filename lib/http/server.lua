@@ -442,7 +442,8 @@ local function fixed_bytes(self, method)
     local e = assert(data:find("\r\n", at + 1, true))
     data, date = data:sub(1, at) .. data:sub(e + 2), at
   end
-  return {data, date, assert(data:find("\r\n\r\n", 1, true)) + 1}
+  return {data, date, assert(data:find("\r\n\r\n", 1, true)) + 1,
+    #self.body, status}
 end
 
 local function fixed_arg(n, what, got)
@@ -1148,8 +1149,14 @@ end
 local Router = require("http.router")
 local function sync_answers(srv)
   local h, list, all = srv._fixed_src, {}, nil
+  local N = 5 -- (the values of a response: see fixed_bytes)
+  local function put(t, at, resp)
+    for k = 1, N do t[at + k] = resp and resp[k] or false end
+  end
   if getmetatable(h) == Fixed then
-    all = table.move(h._head, 1, 3, 4, table.move(h._get, 1, 3, 1, {}))
+    all = {}
+    put(all, 0, h._get)
+    put(all, N, h._head)
   else
     local ex = Router.exact_routes(h)
     for i = 1, #ex, 3 do
@@ -1159,10 +1166,8 @@ local function sync_answers(srv)
       if get or head then
         local n = #list
         list[n + 1] = ex[i]
-        for k = 1, 3 do
-          list[n + 1 + k] = get and get[k]
-          list[n + 4 + k] = head and head[k]
-        end
+        put(list, n + 1, get)
+        put(list, n + 1 + N, head)
       end
     end
   end
