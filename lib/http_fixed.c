@@ -138,6 +138,10 @@ static void add_resp(uv_buf_t *b, int *nb, const fixed_resp *r,
                                             (unsigned)(r->len - at));
 }
 
+/* The longest "METHOD target" whose access line C writes (a longer one
+** is the Lua's, whose log cuts a line as the module does). */
+#define MSG_MAX 1024
+
 /* The access line of a request answered here: the log module's, as
 ** http.server's access_log writes it (msg "METHOD target"; bytes, the
 ** body's length; ms, the time taken, none here; peer; status; version),
@@ -147,10 +151,9 @@ static void access_line(const http_scan *sc, const fixed_resp *r,
   static const char *const keys[5] = {"bytes", "ms", "peer", "status",
                                       "version"};
   static const int quoted[5] = {0, 0, 1, 0, 1};
-  char msg[512], bytes[24], status[8];
+  char msg[MSG_MAX], bytes[24], status[8];
   const char *vals[5];
   size_t vl[5], tl = (size_t)(sc->te - sc->t), ml;
-  if (sc->ml + 1 + tl > sizeof msg) tl = sizeof msg - sc->ml - 1;
   memcpy(msg, sc->m, sc->ml);
   msg[sc->ml] = ' ';
   memcpy(msg + sc->ml + 1, sc->t, tl);
@@ -196,7 +199,9 @@ static size_t fixed_answer(net_answer *na, struct conn *c, const char *p,
                     : find_route(a, sc.ps, (size_t)(sc.pe - sc.ps));
     if (rt == NULL) break;
     r = head ? &rt->head : &rt->get;
-    if (r->data == NULL) break;
+    if (r->data == NULL ||
+        (logging && sc.ml + 1 + (size_t)(sc.te - sc.t) > MSG_MAX))
+      break;
     if (nb > MAX_BUFS - 5) { /* full: out first */
       int st = net_answer_send(c, b, nb);
       nb = 0;

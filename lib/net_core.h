@@ -29,6 +29,8 @@
 **   net_proxy.c     - the PROXY protocol header (v1, v2) of an accepted
 **                     conn, read before any transport handshake;
 **   net_pipe.c      - conn:pipe, net.splice: bytes from conn to conn in C;
+**   net_answer.c    - a server's answers in C (netcore.h), asked first
+**                     when input arrives for a conn between two requests;
 **   net_shelf.c     - a conn resting for SHELF_MS gives its uv handle back
 **                     (the socket watched in an epoll set of the core's).
 */
