@@ -308,11 +308,11 @@ describe("http.fixed", function()
       local n2 = answered(s2)
       s2:close()
       c:write(GET)
-      local rest = c:read("a") or ""
+      local after = c:read("a") or ""
       c:close()
       -- (closed with the server, or answered by the Lua as the last)
-      assert.is_true(rest == "" or rest:find("Connection: close", 1, true)
-        ~= nil, rest)
+      assert.is_true(after == "" or after:find("Connection: close", 1,
+        true) ~= nil, after)
       assert.are.equal(n2, answered(s2))
     end, 30)
   end)
