@@ -59,6 +59,21 @@ local function normal(s)
   return (s:gsub("Date: [^\r\n]*\r\n", "Date: -\r\n"))
 end
 
+-- Write req on c and read its whole response (a Content-Length body,
+-- none for HEAD).
+local function round_trip(c, req)
+  assert(c:write(req))
+  local head = {}
+  repeat
+    local line = assert(c:read("L"))
+    head[#head + 1] = line
+  until line == "\r\n"
+  head = concat(head)
+  local len = tonumber(head:match("Content%-Length: (%d+)")) or 0
+  if len > 0 and not req:find("^HEAD") then return head .. c:read(len) end
+  return head
+end
+
 -- One connection: first (a whole request) and its response, then rest
 -- in one write with a last request that closes; everything the server
 -- sent, Date lines made equal.
@@ -66,18 +81,7 @@ local function exchange(port, first, rest)
   local c = assert(net.connect("127.0.0.1", port, {timeout = 10,
     max_read = 1 << 24}))
   local out = {}
-  if first then
-    assert(c:write(first))
-    local head = {}
-    repeat
-      local line = assert(c:read("L"))
-      head[#head + 1] = line
-    until line == "\r\n"
-    head = concat(head)
-    out[1] = head
-    local len = tonumber(head:match("Content%-Length: (%d+)")) or 0
-    if len > 0 and not first:find("^HEAD") then out[2] = c:read(len) end
-  end
+  if first then out[1] = round_trip(c, first) end
   c:write(rest, "GET /lua?last HTTP/1.1\r\nHost: a\r\n",
     "Connection: close\r\n\r\n")
   out[#out + 1] = c:read("a") or ""
@@ -147,15 +151,7 @@ describe("http.fixed", function()
       local a, pa = listen(app(false))
       local c = assert(net.connect("127.0.0.1", pa, {timeout = 10}))
       local function one(req, want)
-        assert(c:write(req))
-        local got = {}
-        repeat
-          local line = assert(c:read("L"))
-          got[#got + 1] = line
-        until line == "\r\n"
-        local len = tonumber(concat(got):match("Content%-Length: (%d+)"))
-        got[#got + 1] = c:read(len)
-        assert.matches(want, concat(got))
+        assert.matches(want, round_trip(c, req))
       end
       one(GET, "hello world\n$")         -- Lua: the conn's first round
       one("GET /lua HTTP/1.1\r\nHost: a\r\n\r\n", "GET /lua\n$") -- rests
@@ -302,9 +298,7 @@ describe("http.fixed", function()
       -- a closed server: the conns it keeps answer in Lua (and close)
       local s2, p2 = listen(app(false))
       local c = assert(net.connect("127.0.0.1", p2, {timeout = 10}))
-      c:write(GET)
-      repeat local line = assert(c:read("L")) until line == "\r\n"
-      assert.are.equal("hello world\n", c:read(12))
+      assert.matches("\r\n\r\nhello world\n$", round_trip(c, GET))
       local n2 = answered(s2)
       s2:close()
       c:write(GET)
