@@ -369,6 +369,39 @@ describe("websocket options", function()
     end)
   end)
 
+  it("a receive timeout before a message leaves the WebSocket open; a " ..
+    "stall within one closes it", function()
+    run_task(function()
+      local got = {}
+      local srv = assert(http.listen{port = 0, handler = function(req, res)
+        local ws = assert(http.websocket.accept(req, res, {timeout = 0.2}))
+        local m, err = ws:receive()
+        got[1] = tostring(m) .. " " .. tostring(err) .. " " ..
+          tostring(ws.closed)
+        ws:send("still here") -- (after the timeout)
+        got[2] = (ws:receive())
+        -- a frame's first byte, then nothing: closed
+        m, err = ws:receive()
+        got[3] = tostring(m) .. " " .. tostring(err) .. " " ..
+          tostring(ws.closed)
+      end})
+      local _, port = srv:sockname()
+      local ws = assert(http.websocket.connect("ws://127.0.0.1:" .. port ..
+        "/", {timeout = 5}))
+      assert.are.equal("still here", (ws:receive()))
+      assert(ws:send("hello"))
+      -- one byte of a frame (FIN, text), then silence on the raw conn
+      assert(ws.conn:write("\x81"))
+      local m, err = ws:receive()
+      assert.is_nil(m)
+      assert.is_string(err)
+      assert.are.equal("nil timeout nil", got[1]) -- (closed: nil, open)
+      assert.are.equal("hello", got[2])
+      assert.matches("^nil .* true$", got[3])
+      srv:close()
+    end, 20)
+  end)
+
   it("offers and picks protocols, sends extra headers", function()
     run_task(function()
       local seen

@@ -9,7 +9,9 @@ http.websocket: RFC 6455 over an http.listen request or a net connection.
   ws:ping([data]), ws:close([code [, reason]])
 
 opts: max_message (bytes, default http.defaults.limits.ws_message; a
-bigger message closes with 1009), timeout (seconds a receive may wait),
+bigger message closes with 1009), timeout (seconds a receive waits for a
+message to begin: then nil, "timeout", the WebSocket open; a stall within
+a message closes it),
 protocols (a list; accept picks the first the client offers; connect
 offers them), headers (connect: extra request headers), tls (connect:
 wss://). Unknown names and wrong types raise at the caller.
@@ -247,6 +249,14 @@ function WS:receive()
   if self.closed then return nil, "closed", self.close_code end
   local parts, size, first_op = nil, 0, nil
   while true do
+    -- nothing of a message yet: a wait past the timeout is no failure,
+    -- the WebSocket stays open (the caller may ping, send or close);
+    -- within a message it is one (the peer stalled mid-message)
+    local r = self.r
+    if parts == nil and r.pos > #r.buf and self.timeout then
+      local ok, ferr = r:fill(self.timeout)
+      if not ok and ferr == "timeout" then return nil, "timeout" end
+    end
     local h, err = read_exact(self, 2)
     if not h then
       self.conn:close()
