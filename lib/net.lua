@@ -1084,14 +1084,14 @@ end
 -- {{{ udp
 
 local UDP_OPTS = {host = true, port = true, family = true, reuseaddr = true,
-  broadcast = true, ttl = true, multicast_ttl = true, multicast_loop = true,
+  v6only = true, broadcast = true, ttl = true, multicast_ttl = true, multicast_loop = true,
   multicast_interface = true, join = true, timeout = true}
 
 -- the options net.udp sets with setopt (each needs the socket)
 local SOCKET_OPTS = {"broadcast", "ttl", "multicast_ttl", "multicast_loop",
   "multicast_interface", "join"}
 
---- udp{host=, port=, family=, reuseaddr=, broadcast=, ttl=, join=,
+--- udp{host=, port=, family=, reuseaddr=, v6only=, broadcast=, ttl=, join=,
 ---   multicast_ttl=, multicast_loop=, multicast_interface=, timeout=}
 --- -> udp socket (bound when host or port is given) | nil, err
 function net.udp(opts)
@@ -1138,12 +1138,12 @@ function net.udp(opts)
   -- worker), unless reuseaddr asks for one per process (multicast: each
   -- gets a copy).
   if host ~= nil and not opts.reuseaddr then
-    fd, err = share("udp", host, port or 0)
+    fd, err = share("udp", host, port or 0, nil, opts.v6only)
   end
   if fd then
     u, err = core.udp_fd(fd)
   elseif fd == false then
-    u, err = core.udp(host, port or 0, opts.reuseaddr, family)
+    u, err = core.udp(host, port or 0, opts.reuseaddr, family, opts.v6only)
   end
   if not u then
     return fail("udp", host and where(host, port or 0) or "socket", err)

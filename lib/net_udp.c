@@ -57,13 +57,15 @@ static void udp_take(conn *c, ssize_t nread, const uv_buf_t *b,
   net_wake_reader(c->K->ctx->L, c);
 }
 
-/* udp(ip|nil, port, reuseaddr, family): a udp socket, bound if ip given */
+/* udp(ip|nil, port, reuseaddr, family, v6only): a udp socket, bound if
+** ip given (an IPv6 one to IPv6 alone with v6only) */
 static int core_udp(lua_State *L) {
   core *K = net_getcore(L);
   const char *ip = luaL_optstring(L, 1, NULL);
   int port = (int)lh_opt_range(L, 2, 0, 0, 65535);
   int reuse = lua_toboolean(L, 3);
   const char *fam = luaL_optstring(L, 4, NULL);
+  int v6only = lua_toboolean(L, 5);
   struct sockaddr_storage ss;
   unsigned family = AF_UNSPEC;
   conn *c;
@@ -78,7 +80,8 @@ static int core_udp(lua_State *L) {
   if (net_conn_init_done(L, c, r) < 0) return net_fail_st(L, r);
   if (ip != NULL) {
     r = uv_udp_bind((uv_udp_t *)c->h->uv, (struct sockaddr *)&ss,
-                    reuse ? UV_UDP_REUSEADDR : 0);
+                    (reuse ? UV_UDP_REUSEADDR : 0) |
+                    (v6only ? UV_UDP_IPV6ONLY : 0));
     if (r < 0) {
       net_conn_close(L, c);
       return net_fail_st(L, r);

@@ -202,9 +202,12 @@ local tcp = {}
 tcp.__index = tcp
 tcp.__name = "tcp"
 
+-- (an IPv6 socket is IPv6 alone, as LuaSocket's tcp6 and udp6 make it:
+-- "ipv6-v6only" false before bind makes it take IPv4 too)
 local function new_tcp(family)
   return setmetatable({kind = "master", family = family or "inet",
-    stats = {0, 0, task.now()}, options = {}}, tcp)
+    stats = {0, 0, task.now()},
+    options = {v6only = family == "inet6" or nil}}, tcp)
 end
 
 function tcp.__tostring(s)
@@ -643,7 +646,8 @@ udp.__index = udp
 udp.__name = "udp"
 
 local function new_udp(family)
-  return setmetatable({family = family or "inet", options = {}}, udp)
+  return setmetatable({family = family or "inet",
+    options = {v6only = family == "inet6" or nil}}, udp)
 end
 
 function udp.__tostring(s)
