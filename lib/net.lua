@@ -1084,8 +1084,9 @@ end
 -- {{{ udp
 
 local UDP_OPTS = {host = true, port = true, family = true, reuseaddr = true,
-  v6only = true, broadcast = true, ttl = true, multicast_ttl = true, multicast_loop = true,
-  multicast_interface = true, join = true, timeout = true}
+  v6only = true, broadcast = true, ttl = true, multicast_ttl = true,
+  multicast_loop = true, multicast_interface = true, join = true,
+  timeout = true}
 
 -- the options net.udp sets with setopt (each needs the socket)
 local SOCKET_OPTS = {"broadcast", "ttl", "multicast_ttl", "multicast_loop",
