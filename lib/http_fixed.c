@@ -16,10 +16,11 @@
 ** way with nothing else to do: a valid head (http_scan_head, the parser
 ** the Lua path uses, with the server's limits), GET or HEAD, no
 ** body, no Connection: close (HTTP/1.0: a keep-alive), a path with a
-** fixed response for its
-** method, the server open and its access log off. Anything else, and
-** everything after it in the input, goes to the Lua path as before, so
-** responses stay in order.
+** fixed response for its method (one that is the same for every request:
+** not a body gzip compresses for some), the server open; the log
+** module's access line, when it is on, is written here. Anything else,
+** and everything after it in the input, goes to the Lua path as before,
+** so responses stay in order.
 */
 #include <stdlib.h>
 #include <string.h>

@@ -429,8 +429,8 @@ local FIXED_RESERVED = {["transfer-encoding"] = true,
 -- makes them, without the Date line; where that goes (-1: none, the
 -- fields have their own Date); where the head's last CRLF is (an
 -- HTTP/1.0 keep-alive's field goes there).
-local function fixed_bytes(self, method)
-  local f, status = self._fields, self.status
+local function fixed_bytes(self, method, fields)
+  local f, status = fields or self._fields, self.status
   local reason = REASON[status]
   local data, apart = c_build_head({_status = status, _headers = f},
     #self.body, {method = method}, reason, self.body)
@@ -1147,6 +1147,39 @@ end
 -- decides per request) nor an access log of another kind than the log
 -- module's (whose level C reads).
 local Router = require("http.router")
+-- A fixed response's bytes as this server sends them to method, or nil
+-- when they depend on the request. With gzip on, res:send's plan_gzip
+-- decides: a type it may compress gets "Vary: Accept-Encoding" whatever
+-- the request, and a body of min_size or more is compressed for a client
+-- that takes gzip (the Lua's, then); any other response is as without
+-- gzip.
+local function fixed_for(srv, fx, method)
+  local plain = method == "GET" and fx._get or fx._head
+  local gz = srv.gzip
+  if not gz then return plain end
+  local f, first = fx._fields, {}
+  for i = 1, #f, 3 do
+    if first[f[i + 2]] == nil then first[f[i + 2]] = f[i + 1] end
+  end
+  local st, ctype = fx.status, first["content-type"]
+  if no_body_status(st) or st == 206 or first["content-encoding"] or
+    first["content-range"] or not ctype or not compressible(ctype) then
+    return plain
+  end
+  if #fx.body >= gz.min_size then return nil end
+  local key = "_vary_" .. method
+  if not fx[key] then
+    local fields = table.move(f, 1, #f, 1, {})
+    if not common.has_token(first.vary, "accept-encoding") then
+      local n = #fields
+      fields[n + 1], fields[n + 2], fields[n + 3] = "Vary",
+        "Accept-Encoding", "vary"
+    end
+    fx[key] = fixed_bytes(fx, method, fields)
+  end
+  return fx[key]
+end
+
 local function sync_answers(srv)
   local h, list, all = srv._fixed_src, {}, nil
   local N = 5 -- (the values of a response: see fixed_bytes)
@@ -1155,14 +1188,14 @@ local function sync_answers(srv)
   end
   if getmetatable(h) == Fixed then
     all = {}
-    put(all, 0, h._get)
-    put(all, N, h._head)
+    put(all, 0, fixed_for(srv, h, "GET"))
+    put(all, N, fixed_for(srv, h, "HEAD"))
   else
     local ex = Router.exact_routes(h)
     for i = 1, #ex, 3 do
       local get, head = ex[i + 1], ex[i + 2]
-      get = getmetatable(get) == Fixed and get._get
-      head = getmetatable(head) == Fixed and head._head
+      get = getmetatable(get) == Fixed and fixed_for(srv, get, "GET")
+      head = getmetatable(head) == Fixed and fixed_for(srv, head, "HEAD")
       if get or head then
         local n = #list
         list[n + 1] = ex[i]
@@ -1175,7 +1208,7 @@ local function sync_answers(srv)
 end
 
 attach_answers = function(srv, handler, log, log_module, whole)
-  if srv.gzip or (log and not log_module) then return end
+  if log and not log_module then return end
   local is_router = getmetatable(handler) == Router.Router
   if not is_router and getmetatable(handler) ~= Fixed then return end
   local L = srv.limits
