@@ -433,6 +433,8 @@ void lh_fs_event_open(lua_State *L);
 void lh_fs_poll_open(lua_State *L);
 void lh_thread_open(lua_State *L);
 void lh_work_open(lua_State *L);
+/* Ask the work items running Lua now to stop (os.exit without close). */
+void lh_work_cancel_running(lua_State *L);
 
 int luaopen_uv(lua_State *L);
 

@@ -279,6 +279,10 @@ static const luaL_Reg work_functions[] = {
   {NULL, NULL}
 };
 
+void lh_work_cancel_running(lua_State *L) {
+  lh_subs_cancel(L, job_on_exit);
+}
+
 void lh_work_open(lua_State *L) {
   luaL_setfuncs(L, work_functions, 0);
   luaL_newmetatable(L, WORK_MT);

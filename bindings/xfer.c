@@ -380,6 +380,17 @@ static void subs_closed(uv_handle_t *h) {
   free(reg);
 }
 
+void lh_subs_cancel(lua_State *L, void (*only)(lh_sub *s)) {
+  lh_subs *reg;
+  lh_sub *s;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &subs_key);
+  reg = (lh_subs *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (reg == NULL) return;
+  for (s = reg->list; s; s = s->next)
+    if (s->on_exit == only) lh_sub_cancel(s);
+}
+
 void lh_sub_track(lua_State *L, lh_sub *s) {
   lh_ctx *ctx = lh_getctx(L);
   lh_subs *reg;

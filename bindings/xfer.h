@@ -91,6 +91,9 @@ int lh_sub_cancelled(lh_sub *s);
 ** unlisted (reg becomes NULL). */
 void lh_sub_track(lua_State *L, lh_sub *s);
 void lh_sub_untrack(lh_sub *s);
+/* Ask every listed substate of L's host whose on_exit is `only` to stop
+** now (os.exit without close: see host/runtime.c). */
+void lh_subs_cancel(lua_State *L, void (*only)(lh_sub *s));
 
 /* host/runtime.c: open a substate for s (NULL when memory runs out) and
 ** close it (closes its handles, runs their close callbacks, closes its

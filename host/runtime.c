@@ -68,6 +68,13 @@ static int host_os_exit(lua_State *L) {
   else
     status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
   if (!lua_toboolean(L, 2)) {
+    /* libuv joins its pool's threads at exit: a work item spinning in Lua
+    ** would keep the process from ending. Those of this host are asked to
+    ** stop first (they raise "cancelled" at their next check, and end). */
+    if (ctx->sub == NULL) {
+      lh_work_cancel_running(L);
+      host_thread_cancel_all(L);
+    }
     fflush(NULL);
     exit(status);
   }

@@ -35,6 +35,8 @@ lua_State *host_newstate(lh_ctx *ctx);
 #define HOST_PRIVATE "luahost.private"
 void host_private_lib(lua_State *L);
 int luaopen_luahost_thread(lua_State *L); /* thread.c */
+/* Ask task.thread's running jobs to stop (os.exit without close). */
+void host_thread_cancel_all(lua_State *L);
 /* Push private.task[name] (requiring "task" first); raises on failure. */
 void host_push_task_hook(lua_State *L, const char *name);
 /* Run the function under nargs args synchronously with a traceback

@@ -103,6 +103,17 @@ static void pool_closed(uv_handle_t *h) {
   free(p);
 }
 
+void host_thread_cancel_all(lua_State *L) {
+  pool *p;
+  job *j;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
+  p = (pool *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (p == NULL) return;
+  for (j = p->jobs; j; j = j->next)
+    __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
+}
+
 static pool *get_pool(lua_State *L, lh_ctx *ctx) {
   pool *p;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);

@@ -165,6 +165,33 @@ describe("uv work", function()
     assert.equal(1, code)
   end)
 
+  it("os.exit(code) without close ends the host while items spin in Lua",
+    function()
+    -- (libuv joins its pool's threads at exit: the running items are
+    -- asked to stop first, as for os.exit(code, true); it waited for
+    -- ever)
+    local out, _, code = host_script([[
+      local uv = require "uv"
+      local work = uv.new_work(function() while true do end end,
+                               function() print("after ran") end)
+      for _ = 1, 6 do work:queue() end
+      local t = uv.new_timer()
+      t:start(100, 0, function() print("exiting") os.exit(3) end)
+    ]])
+    assert.equal("exiting\n", out)
+    assert.equal(3, code)
+    -- task.thread's jobs too
+    out, _, code = host_script([[
+      local task = require "task"
+      task.spawn(function()
+        task.spawn(function() task.sleep(0.1) print("exiting") os.exit(4) end)
+        task.thread(function() while true do end end)
+      end)
+    ]])
+    assert.equal("exiting\n", out)
+    assert.equal(4, code)
+  end)
+
   it("host exit cancels queued items and stops running ones", function()
     local out, err, code = host_script([[
       local uv = require "uv"
