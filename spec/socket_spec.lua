@@ -150,6 +150,8 @@ describe("socket (LuaSocket on tasks)", function()
     -- (LuaSocket's results; bind only noted the address, so getsockname
     -- said nil, "not bound" and a taken port failed at listen)
     run_task(function()
+      -- (never bound: LuaSocket has no socket to listen on)
+      assert.same({nil, "Bad file descriptor"}, {socket.tcp():listen()})
       local s = socket.tcp()
       assert.equal(1.0, s:bind("127.0.0.1", 0))
       local ip, port, family = s:getsockname()

@@ -337,17 +337,12 @@ local NO_READ_LIMIT = 0xffffffff
 function tcp.listen(s, backlog)
   check_tcp(s, "listen", "master")
   if s.kind ~= "master" then return nil, "not a master socket" end
-  local server, err
-  if s.fd then
-    -- (net owns the descriptor now, or closed it failing)
-    server, err = net.listen{fd = s.fd, backlog = backlog or 32,
-      max_read = NO_READ_LIMIT}
-    s.fd = nil
-  else
-    server, err = net.listen{host = "127.0.0.1", port = 0,
-      backlog = backlog or 32, reuseport = s.options.reuseport or nil,
-      max_read = NO_READ_LIMIT}
-  end
+  -- (LuaSocket makes its socket at bind: one never bound has none)
+  if not s.fd then return nil, "Bad file descriptor" end
+  -- (net owns the descriptor now, or closed it failing)
+  local server, err = net.listen{fd = s.fd, backlog = backlog or 32,
+    max_read = NO_READ_LIMIT}
+  s.fd = nil
   if not server then return nil, gaierr(err) end
   s.server, s.kind = server, "server"
   return 1.0
