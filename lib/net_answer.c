@@ -63,7 +63,8 @@ int net_answer_peer(conn *c, char *buf, size_t n) {
 size_t net_answer_run(conn *c, const char *p, size_t n) {
   net_answer *a = c->ans;
   size_t used;
-  if (a->closed || c->closed || c->werr || c->into || X_OLEN(c) > 0 ||
+  if (a->closed || c->closed || c->werr || c->into || c->skipline ||
+      X_OLEN(c) > 0 ||
       !(c->resting || (c->rco != NULL && c->next)) || net_queued(c) > 0)
     return 0;
   used = a->answer(a, c, p, n);
