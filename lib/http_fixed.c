@@ -172,6 +172,22 @@ static void access_line(const http_scan *sc, const fixed_resp *r,
   host_log_fields(HOST_LOG_INFO, msg, ml, 5, keys, vals, vl, quoted);
 }
 
+/* May the request at [p, end) be one answered here, by its request line
+** alone? 0 only when it surely is not (not GET or HEAD, or an
+** origin-form path with no fixed response): a request for the Lua costs
+** a look at its first line, not a whole scan of its head. */
+static int may_answer(answers *a, const char *p, const char *end) {
+  const char *t, *q;
+  if (end - p >= 4 && memcmp(p, "GET ", 4) == 0) t = p + 4;
+  else if (end - p >= 5 && memcmp(p, "HEAD ", 5) == 0) t = p + 5;
+  else return *p == '\r' || *p == '\n'; /* (empty lines first: scan) */
+  if (a->has_all || t == end || *t != '/') return 1; /* (the scan says) */
+  for (q = t; q < end && *q != ' ' && *q != '?' && *q != '\r' &&
+              *q != '\n'; q++) {
+  }
+  return q == end || find_route(a, t, (size_t)(q - t)) != NULL;
+}
+
 static size_t fixed_answer(net_answer *na, struct conn *c, const char *p,
                            size_t n) {
   answers *a = (answers *)na;
@@ -179,17 +195,17 @@ static size_t fixed_answer(net_answer *na, struct conn *c, const char *p,
   const char *d = NULL;
   uv_buf_t b[MAX_BUFS];
   int nb = 0;
-  int logging = a->log == 1 && host_log_enabled(HOST_LOG_INFO);
+  int logging = -1; /* (asked at the first request answered here) */
   char peer[256];
   int pl = 0;
-  if (logging && (pl = net_answer_peer(c, peer, sizeof peer)) < 0)
-    return 0; /* (the Lua's peer: a PROXY header's) */
+  if (a->nroutes == 0 && !a->has_all) return 0; /* (a router's, none yet) */
   while (used < n) {
     http_scan sc;
     const fixed_resp *r;
     const fixed_route *rt;
     int head;
-    if (http_scan_head(&sc, p, n, used, used, &a->lim,
+    if (!may_answer(a, p + used, p + n) ||
+        http_scan_head(&sc, p, n, used, used, &a->lim,
                        1 | HTTP_SCAN_WHOLE) != 1 ||
         sc.close || sc.blen != 0)
       break;
@@ -200,9 +216,13 @@ static size_t fixed_answer(net_answer *na, struct conn *c, const char *p,
                     : find_route(a, sc.ps, (size_t)(sc.pe - sc.ps));
     if (rt == NULL) break;
     r = head ? &rt->head : &rt->get;
-    if (r->data == NULL ||
-        (logging && sc.ml + 1 + (size_t)(sc.te - sc.t) > MSG_MAX))
-      break;
+    if (r->data == NULL) break;
+    if (logging < 0) {
+      logging = a->log == 1 && host_log_enabled(HOST_LOG_INFO);
+      if (logging && (pl = net_answer_peer(c, peer, sizeof peer)) < 0)
+        break; /* (the Lua's peer: a PROXY header's) */
+    }
+    if (logging && sc.ml + 1 + (size_t)(sc.te - sc.t) > MSG_MAX) break;
     if (nb > MAX_BUFS - 5) { /* full: out first */
       int st = net_answer_send(c, b, nb);
       nb = 0;
