@@ -353,6 +353,28 @@ describe("http.fixed", function()
     end, 30)
   end)
 
+  it("a peer that resets while its requests are answered in C harms no " ..
+    "one else", function()
+    run_task(function()
+      local srv, port = listen(app(false))
+      for _ = 1, 20 do
+        local c = assert(net.connect("127.0.0.1", port, {timeout = 10}))
+        assert.matches("hello world\n$", round_trip(c, GET))
+        -- a flood of requests, then a reset (SO_LINGER 0) unread: C's
+        -- writes meet a closed peer
+        assert(c:setopt("linger", {on = true, seconds = 0}))
+        c:write((GET):rep(500))
+        c:close()
+      end
+      local before = answered(srv)
+      local x = exchange(port, GET, GET .. GET)
+      -- (the first, two from C, the last from the Lua)
+      assert.are.equal(4, select(2, x:gsub("HTTP/1%.1 200 OK", "")))
+      assert.is_true(answered(srv) >= before + 2)
+      srv:close()
+    end, 60)
+  end)
+
   it("raises on bad arguments, naming them", function()
     assert.has_error(function() http.fixed("200", "x") end,
       "bad argument #1 to 'fixed' (a final status, integer in 200..599 " ..
