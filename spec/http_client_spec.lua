@@ -7,6 +7,7 @@ local client = require "http.client"
 local proc = require "process_helper"
 
 local function q(s) return shell_quote(s) end
+local raw_server = require("common").raw_server
 
 -- A server in this process: returns its base URL and the server.
 local function serve(handler)
@@ -130,27 +131,19 @@ describe("http client", function()
       -- a server that answers one request a connection and drops the
       -- connection at the next one, unanswered (an idle timeout that
       -- races the request)
-      local ls = assert(net.listen{host = "127.0.0.1", port = 0})
       local accepted = 0
-      task.spawn(function()
-        while true do
-          local c = ls:accept()
-          if not c then return end
-          accepted = accepted + 1
-          task.spawn(function()
-            c:settimeout(5)
-            for i = 1, 2 do
-              repeat
-                local line = c:read("l")
-              until not line or line == "" or line == "\r"
-              if i == 2 then break end
-              c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            end
-            c:close()
-          end)
+      local ls, port = raw_server(function(c)
+        accepted = accepted + 1
+        for i = 1, 2 do
+          repeat
+            local line = c:read("l")
+          until not line or line == "" or line == "\r"
+          if i == 2 then break end
+          c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         end
+        c:close()
       end)
-      local base = "http://127.0.0.1:" .. select(2, ls:sockname())
+      local base = "http://127.0.0.1:" .. port
       -- two at once: two connections in the pool
       local a, b = task.spawn(http.request, {url = base}),
         task.spawn(http.request, {url = base})
@@ -445,33 +438,25 @@ describe("http client", function()
     run_task(function()
       -- a server that answers one request a connection, then reads the
       -- next one whole and drops the connection unanswered
-      local ls = assert(net.listen{host = "127.0.0.1", port = 0})
       local seen = {}
-      task.spawn(function()
-        while true do
-          local c = ls:accept()
-          if not c then return end
-          task.spawn(function()
-            c:settimeout(5)
-            for i = 1, 2 do
-              local first = c:read("l")
-              if not first then break end
-              local len = 0
-              repeat
-                local line = c:read("l")
-                local l = line and line:match("^[Cc]ontent%-[Ll]ength: (%d+)")
-                if l then len = tonumber(l) end
-              until not line or line == "" or line == "\r"
-              if len > 0 then c:read(len) end
-              seen[#seen + 1] = first:match("^%u+")
-              if i == 2 then break end
-              c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            end
-            c:close()
-          end)
+      local ls, port = raw_server(function(c)
+        for i = 1, 2 do
+          local first = c:read("l")
+          if not first then break end
+          local len = 0
+          repeat
+            local line = c:read("l")
+            local l = line and line:match("^[Cc]ontent%-[Ll]ength: (%d+)")
+            if l then len = tonumber(l) end
+          until not line or line == "" or line == "\r"
+          if len > 0 then c:read(len) end
+          seen[#seen + 1] = first:match("^%u+")
+          if i == 2 then break end
+          c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         end
+        c:close()
       end)
-      local base = "http://127.0.0.1:" .. select(2, ls:sockname())
+      local base = "http://127.0.0.1:" .. port
       assert.are.equal("ok", assert(http.get(base)):body())
       -- PUT (idempotent, a string body): sent again on a new connection
       local res = assert(http.request{method = "PUT", url = base,

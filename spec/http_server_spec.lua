@@ -6,6 +6,14 @@ local function q(s) return shell_quote(s) end
 
 local sh = require("common").sh
 
+-- try(name, f): errors[name] = f's error as a string, or false
+local function recorder(errors)
+  return function(name, f)
+    local ok, err = pcall(f)
+    errors[name] = not ok and tostring(err) or false
+  end
+end
+
 -- Send raw bytes, read until the server closes (bounded): python3 as a
 -- plain socket client, so that bytes go out exactly as written.
 local function raw(port, bytes, secs)
@@ -360,10 +368,7 @@ describe("http server API", function()
     "line otherwise; the head has one, never with chunked", function()
     run_task(function()
       local errors = {}
-      local function try(name, f)
-        local ok, err = pcall(f)
-        errors[name] = not ok and tostring(err) or false
-      end
+      local try = recorder(errors)
       local srv = assert(http.listen{port = 0, handler = function(req, res)
         local p = req.path
         if p == "/bad" then
@@ -494,10 +499,7 @@ describe("http server API", function()
     function()
     run_task(function()
       local errors = {}
-      local function try(name, f)
-        local ok, err = pcall(f)
-        errors[name] = not ok and tostring(err) or false
-      end
+      local try = recorder(errors)
       local srv = assert(http.listen{port = 0, handler = function(req, res)
         try("status", function() res:status(99) end)
         try("status_s", function() res:status("200") end)

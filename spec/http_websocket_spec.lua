@@ -250,7 +250,6 @@ asyncio.run(main())
     run_task(function()
       -- a server that answers every handshake with a good 101 plus the
       -- header lines its path names (the offer it got is echoed first)
-      local ls = assert(net.listen{host = "127.0.0.1", port = 0})
       local extra = {
         ["/plain"] = "",
         ["/ext"] = "Sec-WebSocket-Extensions: permessage-deflate\r\n",
@@ -260,29 +259,22 @@ asyncio.run(main())
         ["/super"] = "Sec-WebSocket-Protocol: superchat\r\n",
         ["/two"] = "Sec-WebSocket-Protocol: chat, superchat\r\n",
       }
-      task.spawn(function()
-        while true do
-          local c = ls:accept()
-          if not c then return end
-          task.spawn(function()
-            c:settimeout(5)
-            local path = c:read("l"):match("^GET (%S+)")
-            local key
-            repeat
-              local line = c:read("l")
-              key = key or line:match("^[Ss]ec%-[Ww]eb[Ss]ocket%-[Kk]ey: " ..
-                "(%S+)")
-            until not line or line == "\r"
-            c:write("HTTP/1.1 101 Switching Protocols\r\n" ..
-              "Upgrade: websocket\r\nConnection: Upgrade\r\n" ..
-              "Sec-WebSocket-Accept: " .. http.websocket.accept_key(key) ..
-              "\r\n" .. extra[path] .. "\r\n")
-            c:read("a") -- until the client closes
-            c:close()
-          end)
-        end
+      local ls, port = require("common").raw_server(function(c)
+        local path = c:read("l"):match("^GET (%S+)")
+        local key
+        repeat
+          local line = c:read("l")
+          key = key or line:match("^[Ss]ec%-[Ww]eb[Ss]ocket%-[Kk]ey: " ..
+            "(%S+)")
+        until not line or line == "\r"
+        c:write("HTTP/1.1 101 Switching Protocols\r\n" ..
+          "Upgrade: websocket\r\nConnection: Upgrade\r\n" ..
+          "Sec-WebSocket-Accept: " .. http.websocket.accept_key(key) ..
+          "\r\n" .. extra[path] .. "\r\n")
+        c:read("a") -- until the client closes
+        c:close()
       end)
-      local base = "ws://127.0.0.1:" .. select(2, ls:sockname())
+      local base = "ws://127.0.0.1:" .. port
       local function try(path, protocols)
         return http.websocket.connect(base .. path, {protocols = protocols,
           timeout = 5})

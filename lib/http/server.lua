@@ -505,13 +505,12 @@ end
 
 -- As a Lua handler (any method, behind middleware, a router's capture
 -- route): the fields, then res:send.
-function Fixed:__call(req, res)
+function Fixed:__call(_, res)
   local f = self._fields
   for i = 1, #f, 3 do
     if i > 1 and f[i + 2] == f[i - 1] then res:add_header(f[i], f[i + 1])
     else res:header(f[i], f[i + 1]) end
   end
-  local _ = req
   return res:send(self.status, self.body)
 end
 

@@ -64,4 +64,23 @@ function M.close_after_shutdown(listen_opts, host, connect_opts)
   return size, got
 end
 
+-- A raw TCP test server on loopback: each accepted conn gets 5 s reads
+-- and runs fn(c) in a task of its own (call inside a task). Returns the
+-- server and its port; ls:close() ends it.
+function M.raw_server(fn)
+  local task = require "task"
+  local ls = assert(net.listen{host = "127.0.0.1", port = 0})
+  task.spawn(function()
+    while true do
+      local c = ls:accept()
+      if not c then return end
+      task.spawn(function()
+        c:settimeout(5)
+        fn(c)
+      end)
+    end
+  end)
+  return ls, select(2, ls:sockname())
+end
+
 return M
